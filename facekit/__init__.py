@@ -1,0 +1,1 @@
+"""facekit: photos and videos in, aligned faces and an alignments file out."""

@@ -1,0 +1,17 @@
+"""Errors a user can act on: the CLI prints them as one line, never a traceback."""
+
+
+class FacekitError(Exception):
+    """A problem with the user's input, configuration or environment."""
+
+
+class ConfigError(FacekitError):
+    """A configuration value is wrong; the message lists the valid choices."""
+
+
+class ModelError(FacekitError):
+    """Weights are missing, corrupt or could not be downloaded."""
+
+
+class StageError(FacekitError):
+    """A plugin failed inside the pipeline; the message names the plugin and the frame."""
