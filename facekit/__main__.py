@@ -1,0 +1,4 @@
+"""``python -m facekit`` is the ``facekit`` command."""
+from facekit.cli import main
+
+main()

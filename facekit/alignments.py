@@ -1,0 +1,306 @@
+"""The alignments file: one JSON document holding every frame's faces, written without O(n²) saves.
+
+Layout::
+
+    {"format": "facekit-alignments", "version": 1, "meta": {...},
+     "frames": {name: {"source", "index", "width", "height",
+                       "faces": [{"box", "score", "points5", "landmarks", "crop", "crop_sha256",
+                                  optional "keep", "reason"}]}}}
+
+Rewriting that JSON every N frames costs O(frames²) over a long video, so ``AlignmentsWriter``
+appends each finished frame to a JSON Lines journal (``<file>.journal``) and folds journal and
+any earlier file into the JSON once, atomically, at ``close``. A rerun reads both to resume.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from os import PathLike
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from facekit.errors import FacekitError
+from facekit.types import Detection, Face, Frame, FrameRecord
+
+FORMAT = "facekit-alignments"
+VERSION = 1
+JOURNAL_SUFFIX = ".journal"
+#: Landmarks, boxes and 5 points are source pixels: 0.01 px is finer than any aligner.
+PIXEL_DECIMALS = 2
+SCORE_DECIMALS = 4
+
+
+# --- records <-> JSON ------------------------------------------------------------------------
+
+def rounded(values: Any, decimals: int = PIXEL_DECIMALS) -> list:
+    """Points or a box as nested lists of rounded floats (short JSON, no NumPy types)."""
+    return np.round(np.asarray(values, dtype=np.float64), decimals).tolist()
+
+
+def face_to_dict(face: Face) -> dict[str, Any]:
+    """One face's alignments entry; "keep"/"reason" only once a filter has judged the face."""
+    detection = face.detection
+    entry: dict[str, Any] = {
+        "box": rounded(detection.box),
+        "score": round(float(detection.score), SCORE_DECIMALS),
+        "points5": None if detection.points5 is None else rounded(detection.points5),
+        "landmarks": None if face.landmarks is None else rounded(face.landmarks),
+        "crop": face.crop_file,
+        "crop_sha256": face.crop_sha256,
+    }
+    if not face.keep or face.reason is not None:
+        entry.update(keep=face.keep, reason=face.reason)
+    return entry
+
+
+def face_from_dict(entry: dict[str, Any]) -> Face:
+    """A Face from its alignments entry (no image data: crops live in their own files)."""
+    points5, landmarks = entry.get("points5"), entry.get("landmarks")
+    detection = Detection(box=tuple(float(v) for v in entry["box"]), score=float(entry["score"]),
+                          points5=None if points5 is None else np.asarray(points5, dtype=np.float32))
+    return Face(detection=detection,
+                landmarks=None if landmarks is None else np.asarray(landmarks, dtype=np.float32),
+                crop_file=entry.get("crop"), crop_sha256=entry.get("crop_sha256"),
+                keep=bool(entry.get("keep", True)), reason=entry.get("reason"))
+
+
+def record_to_dict(record: FrameRecord) -> dict[str, Any]:
+    """A frame's entry in ``frames`` (its name is the key, so it is not repeated inside)."""
+    frame = record.frame
+    return {"source": frame.source, "index": int(frame.index), "width": int(record.width),
+            "height": int(record.height), "faces": [face_to_dict(face) for face in record.faces]}
+
+
+def record_from_dict(name: str, entry: dict[str, Any]) -> FrameRecord:
+    """A FrameRecord back from ``frames[name]``, without the image."""
+    frame = Frame(name=name, source=entry["source"], index=int(entry["index"]))
+    return FrameRecord(frame=frame, width=int(entry["width"]), height=int(entry["height"]),
+                       faces=[face_from_dict(face) for face in entry["faces"]])
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+def load_alignments(path: str | PathLike) -> dict[str, Any]:
+    """The whole alignments document, its format and version checked."""
+    path = Path(path)
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FacekitError(f"no alignments file at {path}") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise FacekitError(f"{path} is not a facekit alignments file: it is not valid JSON ({exc})") from None
+    _check_header(document, path)
+    if not isinstance(document.get("frames"), dict):
+        raise FacekitError(f"{path} is damaged: it has no \"frames\" object")
+    return document
+
+
+def journal_path(path: str | PathLike) -> Path:
+    """Where the journal of the alignments file at ``path`` lives."""
+    path = Path(path)
+    return path.with_name(path.name + JOURNAL_SUFFIX)
+
+
+def _check_header(document: Any, where: Path) -> None:
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise FacekitError(f"{where} is not a facekit alignments file (no \"format\": \"{FORMAT}\")")
+    version = document.get("version")
+    if version != VERSION:
+        hint = "upgrade facekit to read it" if isinstance(version, int) and version > VERSION else \
+            "it is not one this facekit knows"
+        raise FacekitError(f"{where} has alignments format version {version!r}; this facekit reads "
+                           f"version {VERSION}: {hint}")
+
+
+def _journal_entries(path: Path) -> Iterator[tuple[int, int, dict[str, Any]]]:
+    """(start, end, object) for each complete JSON line, stopping at the first incomplete or
+    unreadable one: a crash mid-write leaves a torn last line, and whatever follows damage is
+    not trusted (those frames are simply done again)."""
+    with path.open("rb") as journal:
+        start = 0
+        for line in journal:
+            if not line.endswith(b"\n"):
+                return
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                return
+            if not isinstance(entry, dict):
+                return
+            yield start, start + len(line), entry
+            start += len(line)
+
+
+def _is_frame(entry: dict[str, Any]) -> bool:
+    """A journal line holding a frame (the first line holds the header instead)."""
+    return isinstance(entry.get("name"), str) and isinstance(entry.get("frame"), dict)
+
+
+def _json_line(value: Any) -> bytes:
+    return (json.dumps(value, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename or a new file in ``folder`` survive a power cut (POSIX only)."""
+    if os.name == "posix":
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+class AlignmentsWriter:
+    """Writes an alignments file frame by frame: O(1) per frame, atomic at the end, resumable.
+
+    ``meta["fingerprint"]`` holds the settings that decide what a frame's entry looks like
+    (detector, aligner, crop size, padding...); frames from a run with another fingerprint are
+    never mixed in. Use from one thread (the runner's writer stage).
+
+    >>> with AlignmentsWriter(out / "alignments.json", meta) as writer:
+    ...     todo = [f for f in frames if f.name not in writer.done_frames()]
+    ...     for record in process(todo):
+    ...         writer.write(record)
+    """
+
+    def __init__(self, path: str | PathLike, meta: dict[str, Any], sync_every: int = 100) -> None:
+        if sync_every < 1:
+            raise ValueError(f"sync_every must be at least 1, got {sync_every}")
+        self.path = Path(path)
+        self.journal_path = journal_path(self.path)
+        self.meta = json.loads(json.dumps(meta))  # as it will read back: tuples become lists
+        self.sync_every = sync_every
+        self._done: set[str] = set()
+        self._unsynced = 0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists():
+            document = load_alignments(self.path)
+            self._check_fingerprint(document.get("meta"), self.path)
+            self._done.update(document["frames"])
+        self._journal = self._open_journal()
+
+    def done_frames(self) -> set[str]:
+        """Names of the frames already written, by this run or an earlier one."""
+        return set(self._done)
+
+    def write(self, record: FrameRecord) -> None:
+        """Append one finished frame to the journal (flushed now, fsynced every ``sync_every``)."""
+        if self._journal is None:
+            raise ValueError(f"AlignmentsWriter for {self.path} is closed")
+        name = record.frame.name
+        self._journal.write(_json_line({"name": name, "frame": record_to_dict(record)}))
+        self._journal.flush()
+        self._done.add(name)
+        self._unsynced += 1
+        if self._unsynced >= self.sync_every:
+            self._sync()
+
+    def close(self) -> None:
+        """Fold the earlier file and the journal into the final JSON, atomically; then drop the
+        journal. If folding fails the journal stays, so nothing finished is lost."""
+        if self._journal is None:
+            return
+        self._sync()
+        self._journal.close()
+        self._journal = None
+        self._replace_final()
+        self.journal_path.unlink()  # only now that the final file holds every frame
+
+    def __enter__(self) -> AlignmentsWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()  # also after an error: every journaled frame is complete and worth keeping
+
+    # -- journal --
+
+    def _open_journal(self):
+        """Open the journal for appending, after taking in what an interrupted run left."""
+        good_end = 0
+        if self.journal_path.exists():
+            for _, end, entry in _journal_entries(self.journal_path):
+                if good_end == 0:
+                    _check_header(entry, self.journal_path)
+                    self._check_fingerprint(entry.get("meta"), self.journal_path)
+                elif _is_frame(entry):
+                    self._done.add(entry["name"])
+                good_end = end
+        journal = open(self.journal_path, "ab")
+        journal.truncate(good_end)  # drop a torn last line, so the next line starts clean
+        if good_end == 0:
+            journal.write(_json_line({"format": FORMAT, "version": VERSION, "meta": self.meta}))
+            journal.flush()
+            os.fsync(journal.fileno())
+            _fsync_dir(self.path.parent)
+        return journal
+
+    def _sync(self) -> None:
+        os.fsync(self._journal.fileno())
+        self._unsynced = 0
+
+    def _check_fingerprint(self, found_meta: Any, where: Path) -> None:
+        found = found_meta.get("fingerprint") if isinstance(found_meta, dict) else None
+        wanted = self.meta.get("fingerprint")
+        if found != wanted:
+            raise FacekitError(
+                f"{where} was written with other settings ({_difference(found, wanted)}); mixing "
+                f"its frames with this run's would give an inconsistent result. Choose another "
+                f"output folder, or delete {self.path.name} and {self.journal_path.name} there "
+                f"to start over.")
+
+    # -- the final file --
+
+    def _frames(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Every frame once: the earlier file's, then the journal's (a later entry wins).
+
+        The journal is read twice (names, then entries) so only offsets stay in memory.
+        """
+        latest = {entry["name"]: start for start, _, entry in _journal_entries(self.journal_path)
+                  if _is_frame(entry)}
+        if self.path.exists():
+            for name, frame in load_alignments(self.path)["frames"].items():
+                if name not in latest:
+                    yield name, frame
+        with self.journal_path.open("rb") as journal:
+            for name, start in latest.items():
+                journal.seek(start)
+                yield name, json.loads(journal.readline())["frame"]
+
+    def _replace_final(self) -> None:
+        """Write the final JSON to a temp file beside it, fsync, then os.replace: readers see
+        the old file or the new one, never half of one."""
+        fd, temp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                self._dump(out)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temp, self.path)
+            _fsync_dir(self.path.parent)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+
+    def _dump(self, out) -> None:
+        """The document, one frame a line: streamed, greppable, and diffs stay readable."""
+        out.write(f'{{"format": {json.dumps(FORMAT)}, "version": {VERSION}, '
+                  f'"meta": {json.dumps(self.meta, ensure_ascii=False)},\n"frames": {{')
+        separator = "\n"
+        for name, frame in self._frames():
+            out.write(f"{separator}{json.dumps(name, ensure_ascii=False)}: "
+                      f"{json.dumps(frame, ensure_ascii=False, separators=(',', ':'))}")
+            separator = ",\n"
+        out.write("\n}}\n")
+
+
+def _difference(found: Any, wanted: Any) -> str:
+    """What differs between two fingerprints, for the error message."""
+    if isinstance(found, dict) and isinstance(wanted, dict):
+        keys = sorted(k for k in found.keys() | wanted.keys() if found.get(k) != wanted.get(k))
+        return "; ".join(f"{k}: {found.get(k)!r} there, {wanted.get(k)!r} now" for k in keys)
+    return f"fingerprint {found!r} there, {wanted!r} now"

@@ -1,0 +1,92 @@
+"""The ``facekit`` command: Hydra composes the config, a task runs it, errors are one line."""
+from __future__ import annotations
+
+import re
+import signal
+import sys
+from importlib import resources
+from typing import Callable, Sequence
+
+import hydra
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig
+
+from facekit.errors import ConfigError, FacekitError
+from facekit.plugin import PLUGIN_KINDS
+from facekit.registry import PluginRegistry, default_registry
+
+_GROUP_CHOICE = re.compile(r"^(?:\+{1,2}|~)?(detector|aligner|identity|runner)=(.*)$")
+_SIMPLE_NAMES = re.compile(r"^[\w.\-]+(,[\w.\-]+)*$")
+
+
+def main() -> None:
+    """Console entry point."""
+    argv = [_expand_output_shorthand(a) for a in sys.argv[1:]]
+    try:
+        registry = default_registry()
+        check_group_choices(argv, registry)
+        register_plugin_configs(registry)
+    except FacekitError as exc:
+        _fail(exc)
+    sys.argv = [sys.argv[0], *argv]
+    _hydra_entry()
+
+
+@hydra.main(version_base="1.3", config_path="pkg://facekit.conf", config_name="config")
+def _hydra_entry(cfg: DictConfig) -> None:
+    from facekit.tasks import TASKS
+
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    try:
+        task: Callable[[DictConfig, PluginRegistry], None] | None = TASKS.get(cfg.task)
+        if task is None:
+            raise ConfigError(f"task={cfg.task!r}; choose one of: {', '.join(TASKS)}")
+        task(cfg, default_registry())
+    except FacekitError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        print("facekit: interrupted; finished frames are saved, rerun to resume", file=sys.stderr)
+        sys.exit(130)
+
+
+def _fail(exc: BaseException) -> None:
+    print(f"facekit: error: {exc}", file=sys.stderr)
+    sys.exit(2)
+
+
+def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _expand_output_shorthand(arg: str) -> str:
+    """``output=DIR`` means ``output.dir=DIR``: ``output`` itself is a node (size, debug, ...)."""
+    return "output.dir=" + arg[len("output="):] if arg.startswith("output=") else arg
+
+
+def check_group_choices(argv: Sequence[str], registry: PluginRegistry) -> None:
+    """Unknown plugin names fail here in one line that lists the choices, before Hydra runs."""
+    for arg in argv:
+        match = _GROUP_CHOICE.match(arg)
+        if not match or not _SIMPLE_NAMES.match(match.group(2)):
+            continue
+        group, values = match.groups()
+        valid = registry.names(group) if group in PLUGIN_KINDS else _packaged_options(group)
+        for value in values.split(","):
+            if value not in valid:
+                raise ConfigError(f"unknown {group} {value!r}; choose one of: {', '.join(valid) or '(none installed)'}")
+
+
+def register_plugin_configs(registry: PluginRegistry) -> None:
+    """Every plugin without a YAML file in conf/ becomes selectable through Hydra's ConfigStore,
+    so ``+detector=<third-party name>`` composes like a built-in."""
+    store = ConfigStore.instance()
+    for spec in registry.all():
+        if spec.name not in _packaged_options(spec.kind):
+            store.store(group=spec.kind, name=spec.name, node=registry.config_node(spec), provider=spec.name)
+
+
+def _packaged_options(group: str) -> list[str]:
+    folder = resources.files("facekit.conf") / group
+    if not folder.is_dir():
+        return []
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))

@@ -1,0 +1,210 @@
+"""Landmark geometry: a similarity fit to a 68-point mean face, and the aligned face crop.
+
+Crop convention: the mean face lives in a unit square; a crop of ``size`` pixels shows that
+square shrunk by ``padding`` (a fraction of ``size``) on every side, so a unit point ``u`` lands
+at ``size * (padding + (1 - 2 * padding) * u)`` in OpenCV pixel coordinates (pixel centres at
+integers, as ``cv2.warpAffine`` samples them).
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+#: Points 17-67 (brows, nose, eyes, mouth) move with the skull; the jaw line (0-16) slides with
+#: pose and expression, so fitting on it would tilt and shrink crops of turned or talking faces.
+INNER = slice(17, 68)
+
+#: Fraction of the crop left on each side of the unit square. The unit square already holds the
+#: 68 points (brows to chin, centred on the inner points); 0.15 adds room for the forehead above
+#: the brows (about half the brow-to-chin height), the hairline and the ears' roots, so the whole
+#: face fits; the 68 points take the middle 70% of the crop. faceswap's "face" crops are a little
+#: tighter (brow span 50% of the crop, here 45%) but shift the centre up by head pose to fit the
+#: forehead; this crop is not shifted, and at 0.10 the forehead of upright faces is cut off.
+DEFAULT_PADDING = 0.15
+
+# Derived by bench/derive_mean_face.py (rerun it to check or regenerate this table): generalised
+# Procrustes analysis of the 43 faces in dlib's PASCAL VOC landmark set (training and testing
+# *_with_face_landmarks.xml) and their mirror images (so the mean is left-right symmetric, free
+# of the set's head-turn bias), each face aligned to the mean on the inner points 17-67 exactly
+# as alignment_matrix aligns faces, so the jaw sits where aligned jaws land on average. The mean
+# is then turned upright (eye line horizontal), centred on the inner points' bounding box and
+# scaled so all 68 points just fit the unit square. Order: iBUG-300W (jaw 0-16 from the image's
+# left, brows 17-26, nose 27-35, eyes 36-47, mouth 48-67); x right, y down.
+MEAN_FACE_68 = np.array([
+    # MEAN_FACE_68 BEGIN
+    [0.093548, 0.363874],  # 0
+    [0.097688, 0.471053],  # 1
+    [0.107512, 0.575681],  # 2
+    [0.128373, 0.679697],  # 3
+    [0.170197, 0.775886],  # 4
+    [0.236015, 0.857561],  # 5
+    [0.315282, 0.927436],  # 6
+    [0.402694, 0.984138],  # 7
+    [0.500000, 1.000000],  # 8
+    [0.597306, 0.984138],  # 9
+    [0.684718, 0.927436],  # 10
+    [0.763985, 0.857561],  # 11
+    [0.829803, 0.775886],  # 12
+    [0.871627, 0.679697],  # 13
+    [0.892488, 0.575681],  # 14
+    [0.902312, 0.471053],  # 15
+    [0.906452, 0.363874],  # 16
+    [0.181748, 0.268801],  # 17
+    [0.227149, 0.222105],  # 18
+    [0.292685, 0.203697],  # 19
+    [0.362171, 0.209403],  # 20
+    [0.428617, 0.235458],  # 21
+    [0.571383, 0.235458],  # 22
+    [0.637829, 0.209403],  # 23
+    [0.707315, 0.203697],  # 24
+    [0.772851, 0.222105],  # 25
+    [0.818252, 0.268801],  # 26
+    [0.500000, 0.324814],  # 27
+    [0.500000, 0.390207],  # 28
+    [0.500000, 0.454997],  # 29
+    [0.500000, 0.523828],  # 30
+    [0.419095, 0.569291],  # 31
+    [0.457969, 0.584934],  # 32
+    [0.500000, 0.597981],  # 33
+    [0.542031, 0.584934],  # 34
+    [0.580905, 0.569291],  # 35
+    [0.263411, 0.343850],  # 36
+    [0.305566, 0.321891],  # 37
+    [0.353037, 0.321274],  # 38
+    [0.394466, 0.347049],  # 39
+    [0.351702, 0.354587],  # 40
+    [0.303861, 0.354686],  # 41
+    [0.605534, 0.347049],  # 42
+    [0.646963, 0.321274],  # 43
+    [0.694434, 0.321891],  # 44
+    [0.736589, 0.343850],  # 45
+    [0.696139, 0.354686],  # 46
+    [0.648298, 0.354587],  # 47
+    [0.333838, 0.700161],  # 48
+    [0.391107, 0.669433],  # 49
+    [0.455380, 0.660203],  # 50
+    [0.500000, 0.666955],  # 51
+    [0.544620, 0.660203],  # 52
+    [0.608893, 0.669433],  # 53
+    [0.666162, 0.700161],  # 54
+    [0.612373, 0.766887],  # 55
+    [0.548660, 0.792258],  # 56
+    [0.500000, 0.796303],  # 57
+    [0.451340, 0.792258],  # 58
+    [0.387627, 0.766887],  # 59
+    [0.357433, 0.703642],  # 60
+    [0.454811, 0.687448],  # 61
+    [0.500000, 0.692407],  # 62
+    [0.545189, 0.687448],  # 63
+    [0.642567, 0.703642],  # 64
+    [0.547050, 0.745048],  # 65
+    [0.500000, 0.751057],  # 66
+    [0.452950, 0.745048],  # 67
+    # MEAN_FACE_68 END
+], dtype=np.float64)
+
+
+def umeyama(src: np.ndarray, dst: np.ndarray, estimate_scale: bool = True) -> np.ndarray:
+    """The least-squares similarity (rotation, optional uniform scale, translation) taking
+    ``src`` points onto ``dst`` (Umeyama 1991), as a homogeneous (d+1, d+1) matrix.
+
+    Written out rather than taken from scikit-image so the core needs only NumPy and OpenCV;
+    unlike ``cv2.estimateAffinePartial2D`` it never reflects and has no RANSAC randomness.
+    """
+    src = np.asarray(src, dtype=np.float64)
+    dst = np.asarray(dst, dtype=np.float64)
+    if src.shape != dst.shape or src.ndim != 2 or len(src) < 2:
+        raise ValueError(f"umeyama needs two equal (n>=2, d) point arrays, got {src.shape} and {dst.shape}")
+    dim = src.shape[1]
+    src_mean, dst_mean = src.mean(axis=0), dst.mean(axis=0)
+    src_c, dst_c = src - src_mean, dst - dst_mean
+    src_var = (src_c ** 2).sum() / len(src)
+    if src_var == 0:
+        raise ValueError("umeyama: all source points coincide")
+    u, s, vt = np.linalg.svd(dst_c.T @ src_c / len(src))
+    signs = np.ones(dim)
+    signs[-1] = np.linalg.det(u) * np.linalg.det(vt)  # +-1: flip the last axis back, never mirror
+    rotation = u @ np.diag(signs) @ vt
+    scale = (s @ signs) / src_var if estimate_scale else 1.0
+    matrix = np.eye(dim + 1)
+    matrix[:dim, :dim] = scale * rotation
+    matrix[:dim, dim] = dst_mean - scale * rotation @ src_mean
+    return matrix
+
+
+def alignment_matrix(landmarks68: np.ndarray, size: int, padding: float = DEFAULT_PADDING) -> np.ndarray:
+    """The (2, 3) similarity from source pixels to an aligned crop of ``size`` pixels.
+
+    The fit uses the inner points only (see ``INNER``); ``padding`` is the fraction of the crop
+    left around the mean face's unit square on each side (see the module docstring).
+    """
+    points = np.asarray(landmarks68, dtype=np.float64)
+    if points.shape != (68, 2):
+        raise ValueError(f"alignment_matrix needs (68, 2) landmarks, got {points.shape}")
+    if not 0 <= padding < 0.5:
+        raise ValueError(f"padding is a fraction of the crop per side, 0 <= padding < 0.5, got {padding}")
+    to_unit = umeyama(points[INNER], MEAN_FACE_68[INNER])
+    unit_to_crop = np.array([[size * (1 - 2 * padding), 0, size * padding],
+                             [0, size * (1 - 2 * padding), size * padding],
+                             [0, 0, 1]])
+    return (unit_to_crop @ to_unit)[:2]
+
+
+def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """``points`` (n, 2) mapped by a (2, 3) or (3, 3) affine matrix."""
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    matrix = np.asarray(matrix, dtype=np.float64)
+    return points @ matrix[:2, :2].T + matrix[:2, 2]
+
+
+def matrix_scale(matrix: np.ndarray) -> float:
+    """The uniform scale of a similarity matrix (crop pixels per source pixel)."""
+    return float(np.sqrt(abs(np.linalg.det(np.asarray(matrix, dtype=np.float64)[:2, :2]))))
+
+
+def warp_face(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    """The aligned crop: ``image`` warped by ``matrix`` (source -> crop) to ``size`` x ``size``.
+
+    Shrinking: ``cv2.warpAffine`` silently treats INTER_AREA as INTER_LINEAR, which aliases when
+    a large face is shrunk (a fine checkerboard at 1/4 comes out flat black). So the region the
+    crop sees is low-passed first (a Gaussian sized to the shrink) and then warped once with
+    INTER_LINEAR; shrinking the region with ``cv2.resize(INTER_AREA)`` first also stops the
+    aliasing but resamples twice, and measured blurrier. Enlarging uses INTER_CUBIC.
+    Outside the frame the crop is black (BORDER_CONSTANT): replicated edge pixels would smear
+    fake texture into crops that people look at and that identity models and trainers learn
+    from; black is plainly "no data".
+    """
+    matrix = np.asarray(matrix, dtype=np.float64)[:2]
+    scale = matrix_scale(matrix)
+    if scale < 1:
+        image, matrix = _antialiased_region(image, matrix, size, scale)
+    flags = cv2.INTER_CUBIC if scale > 1 else cv2.INTER_LINEAR
+    return cv2.warpAffine(image, matrix, (size, size), flags=flags, borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=0)
+
+
+def _antialiased_region(image: np.ndarray, matrix: np.ndarray, size: int,
+                        scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """The part of ``image`` the crop sees, blurred for a shrink by ``scale``, and the matrix
+    from it. Only that region is blurred, so the cost follows the face, not the frame.
+
+    sigma = 0.35 * sqrt(1/scale² - 1): the blur the shrink needs beyond what bilinear sampling
+    already gives; 0.35 came closest to Pillow's antialiased Lanczos resize on the PASCAL photos
+    in shared/data/landmarks at scales 0.15-0.8 (0.3-0.5 tried).
+    """
+    sigma = 0.35 * np.sqrt(1 / scale ** 2 - 1)
+    if sigma < 0.25:  # a slight shrink: bilinear's own smoothing is enough
+        return image, matrix
+    height, width = image.shape[:2]
+    corners = np.array([[0, 0], [size, 0], [0, size], [size, size]], dtype=np.float64)
+    seen = transform_points(corners, cv2.invertAffineTransform(matrix))
+    margin = 3 * sigma + 2  # the blur and the interpolation reach this far
+    x0, y0 = np.maximum(np.floor(seen.min(axis=0) - margin), 0).astype(int)
+    x1 = int(min(np.ceil(seen[:, 0].max() + margin), width))
+    y1 = int(min(np.ceil(seen[:, 1].max() + margin), height))
+    if x1 - x0 < 2 or y1 - y0 < 2:  # the crop lies outside the frame
+        return image, matrix
+    region = cv2.GaussianBlur(image[y0:y1, x0:x1], (0, 0), sigma)
+    shifted = matrix.copy()
+    shifted[:, 2] += matrix[:, :2] @ [x0, y0]  # region pixel r is source pixel r + (x0, y0)
+    return region, shifted

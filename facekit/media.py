@@ -1,0 +1,141 @@
+"""Reads the input: one image, a folder of images, or a video, as a stream of named frames."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from facekit.errors import FacekitError
+from facekit.types import Frame
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".jp2", ".pgm", ".ppm"})
+VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"})
+
+
+@dataclass
+class FrameSource:
+    """A re-readable input: serial runs read it once per pass."""
+
+    path: Path
+    kind: str  # "image" | "folder" | "video"
+    files: list[Path] = field(default_factory=list)
+    frame_count: int = 0
+    skipped: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return self.frame_count
+
+    def frames(self, skip: frozenset[str] | set[str] = frozenset()) -> Iterator[Frame]:
+        """Decoded frames in order; frames named in ``skip`` are passed over without decoding
+        where the format allows, and unreadable ones are warned about and left out."""
+        if self.kind == "video":
+            yield from self._video_frames(skip)
+        else:
+            yield from self._image_frames(skip)
+
+    def _image_frames(self, skip: frozenset[str] | set[str]) -> Iterator[Frame]:
+        for index, (path, name) in enumerate(zip(self.files, frame_names(self.files))):
+            if name in skip:
+                continue
+            image = read_image(path)
+            if image is None:
+                self._skip(str(path), "not a readable image")
+                continue
+            yield Frame(name=name, source=str(path), index=index, image=image)
+
+    def _video_frames(self, skip: frozenset[str] | set[str]) -> Iterator[Frame]:
+        import cv2
+
+        capture = cv2.VideoCapture(str(self.path))
+        try:
+            number = 0
+            while True:
+                number += 1
+                name = f"{self.path.stem}_{number:06d}"
+                if name in skip:
+                    if not capture.grab():
+                        break
+                    continue
+                ok, image = capture.read()
+                if not ok:
+                    break
+                yield Frame(name=name, source=str(self.path), index=number, image=image)
+        finally:
+            capture.release()
+
+    def _skip(self, what: str, why: str) -> None:
+        if what not in self.skipped:  # serial runs read the source once per pass
+            log.warning("skipped %s: %s", what, why)
+            self.skipped.append(what)
+
+
+def read_image(path: Path) -> np.ndarray | None:
+    """A BGR uint8 image as a viewer shows it (EXIF rotation applied), or None if unreadable.
+
+    ``imdecode`` on bytes read by Python handles non-ASCII paths on every platform.
+    """
+    import cv2
+
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)
+    except OSError:
+        return None
+    if data.size == 0:
+        return None
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    return image if image is not None and image.size else None
+
+
+def frame_names(files: list[Path]) -> list[str]:
+    """Each file's stem, made unique when two files share one (``a.jpg``, ``a.png``)."""
+    stems = [p.stem for p in files]
+    repeated = {s for s in stems if stems.count(s) > 1}
+    return [f"{p.stem}_{p.suffix.lstrip('.').lower()}" if p.stem in repeated else p.stem for p in files]
+
+
+def open_input(path: str | Path, exclude: Path | None = None) -> FrameSource:
+    """The input as a frame source; ``exclude`` (the output folder) is never read back as input."""
+    source = Path(path).expanduser()
+    if not source.exists():
+        raise FacekitError(f"input {str(source)!r} does not exist")
+    if source.is_dir():
+        files = _image_files(source, exclude)
+        if not files:
+            raise FacekitError(f"input folder {str(source)!r} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        return FrameSource(source, "folder", files, len(files))
+    suffix = source.suffix.lower()
+    if suffix in VIDEO_SUFFIXES:
+        return FrameSource(source, "video", [source], _video_frame_count(source))
+    if suffix in IMAGE_SUFFIXES:
+        return FrameSource(source, "image", [source], 1)
+    raise FacekitError(
+        f"input {str(source)!r} is neither an image nor a video (by its suffix {suffix or '(none)'!r})"
+    )
+
+
+def _image_files(folder: Path, exclude: Path | None) -> list[Path]:
+    excluded = exclude.resolve() if exclude is not None else None
+    files = []
+    for path in sorted(folder.iterdir()):
+        if excluded is not None and path.resolve() == excluded:
+            continue
+        if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
+            files.append(path)
+    return files
+
+
+def _video_frame_count(path: Path) -> int:
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    try:
+        if not capture.isOpened():
+            raise FacekitError(f"input {str(path)!r} cannot be opened as a video")
+        return max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT)))
+    finally:
+        capture.release()

@@ -1,0 +1,21 @@
+"""``task=plugins``: every registered plugin, its models and whether their weights are here."""
+from __future__ import annotations
+
+from omegaconf import DictConfig
+from rich.console import Console
+from rich.table import Table
+
+from facekit.models.store import ModelStore
+from facekit.registry import PluginRegistry
+
+
+def run_plugins(cfg: DictConfig, registry: PluginRegistry) -> None:
+    store = ModelStore(registry.models, cache_dir=cfg.models.cache_dir)  # state() never downloads
+    table = Table(title="facekit plugins")
+    for column in ("kind", "name", "models", "GPU MB", "weights", "description"):
+        table.add_column(column)
+    for spec in registry.all():
+        states = [store.state(m) if m in registry.models else "unknown id" for m in spec.model_ids]
+        table.add_row(spec.kind, spec.name, "\n".join(spec.model_ids) or "-", str(spec.gpu_memory_mb),
+                      "\n".join(states) or "-", spec.description)
+    Console(width=160).print(table)

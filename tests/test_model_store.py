@@ -1,0 +1,332 @@
+"""The model store against a real loopback HTTP server: resume, retry, checksums, locks, offline."""
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from facekit.errors import ModelError
+from facekit.models.checksum import read_sidecar
+from facekit.models.download import RetryPolicy, download
+from facekit.models.spec import ModelFile, ModelSpec
+from facekit.models.store import ModelStore, default_cache_dir
+
+FAST = RetryPolicy(attempts=3, backoff=0.001, max_delay=0.01, timeout=5.0)
+DATA = os.urandom(200_000)
+SHA = hashlib.sha256(DATA).hexdigest()
+NAME = "weights.bin"
+
+
+@dataclass
+class Served:
+    """What the loopback server holds and how it misbehaves; it records every request."""
+
+    files: dict[str, bytes] = field(default_factory=dict)
+    cut_after: int | None = None  # the next GET sends this many body bytes, then hangs up
+    ignore_range: bool = False  # always answer 200 with the whole file
+    fail_first: int = 0  # the first N requests get 503
+    chunk_delay: float = 0.0  # seconds between 16 KB chunks, to make downloads overlap
+    requests: list[tuple[str, str | None]] = field(default_factory=list)  # (path, Range header)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    port: int = 0
+
+    def url(self, path: str = f"/{NAME}") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: ThreadingHTTPServer
+
+    def do_GET(self) -> None:
+        served: Served = self.server.served  # type: ignore[attr-defined]
+        with served.lock:
+            served.requests.append((self.path, self.headers.get("Range")))
+            failing = len(served.requests) <= served.fail_first
+            cut, served.cut_after = served.cut_after, None
+        body = served.files.get(self.path)
+        if failing or body is None:
+            self.send_error(503 if failing else 404)
+            return
+        start = self._range_start(served)
+        self.send_response(206 if start else 200)
+        if start:
+            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+        self.send_header("Content-Length", str(len(body) - start))
+        self.end_headers()
+        self._send(body[start:], cut, served.chunk_delay)
+
+    def _range_start(self, served: Served) -> int:
+        header = self.headers.get("Range")
+        if not header or served.ignore_range:
+            return 0
+        return int(header.removeprefix("bytes=").split("-")[0])
+
+    def _send(self, payload: bytes, cut: int | None, delay: float) -> None:
+        payload = payload if cut is None else payload[:cut]
+        for i in range(0, len(payload), 16_384):
+            self.wfile.write(payload[i:i + 16_384])
+            time.sleep(delay)
+        if cut is not None:  # hang up mid-file: the client sees EOF before Content-Length
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+            self.close_connection = True
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def served() -> Iterator[Served]:
+    served = Served(files={f"/{NAME}": DATA})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.served = served  # type: ignore[attr-defined]
+    served.port = httpd.server_address[1]
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
+    thread.start()
+    yield served
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture(autouse=True)
+def online(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FACEKIT_OFFLINE", raising=False)
+
+
+def spec_for(url: str | None, sha256: str | None = SHA, size: int | None = len(DATA),
+             **kwargs: str) -> dict[str, ModelSpec]:
+    return {"m": ModelSpec(id="m", files=(ModelFile(NAME, sha256, size, url),), **kwargs)}
+
+
+def store_for(specs: dict[str, ModelSpec], **kwargs: object) -> ModelStore:
+    return ModelStore(specs, quiet=True, retry=FAST, **kwargs)  # type: ignore[arg-type]
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Files in a cache folder, less the empty lock files that stay by design."""
+    return sorted(n for n in os.listdir(folder) if not n.endswith(".lock")) if folder.exists() else []
+
+
+# -- downloads -----------------------------------------------------------------------------------
+
+def test_download_verifies_and_lands_in_the_cache(served: Served, isolated_cache: Path) -> None:
+    store = store_for(spec_for(served.url()))
+    assert store.state("m") == "downloadable"
+    path = store.path("m")
+    assert path == isolated_cache / "models" / "m" / NAME
+    assert path.read_bytes() == DATA
+    assert leftovers(path.parent) == [NAME]
+    assert store.state("m") == "present"
+
+
+def test_resume_after_the_server_hangs_up_mid_file(served: Served) -> None:
+    served.cut_after = 70_000
+    path = store_for(spec_for(served.url())).path("m")
+    assert [r[1] for r in served.requests] == [None, "bytes=70000-"]
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == SHA
+
+
+def test_server_that_ignores_range_restarts_cleanly(served: Served) -> None:
+    served.cut_after, served.ignore_range = 70_000, True
+    path = store_for(spec_for(served.url())).path("m")
+    assert [r[1] for r in served.requests] == [None, "bytes=70000-"]  # asked to resume, got 200
+    assert path.read_bytes() == DATA  # rewritten from byte 0, not appended
+
+
+def test_partial_file_from_an_earlier_run_is_resumed(served: Served) -> None:
+    store = store_for(spec_for(served.url()))
+    store.folder("m").mkdir(parents=True)
+    (store.folder("m") / f"{NAME}.part").write_bytes(DATA[:123_456])
+    assert store.path("m").read_bytes() == DATA
+    assert served.requests == [(f"/{NAME}", "bytes=123456-")]
+
+
+def test_partial_file_longer_than_the_file_is_discarded(served: Served) -> None:
+    store = store_for(spec_for(served.url()))
+    store.folder("m").mkdir(parents=True)
+    (store.folder("m") / f"{NAME}.part").write_bytes(DATA + b"junk")
+    assert store.path("m").read_bytes() == DATA
+    assert served.requests == [(f"/{NAME}", None)]
+
+
+def test_retries_server_errors_with_backoff(served: Served) -> None:
+    served.fail_first = 2
+    assert store_for(spec_for(served.url())).path("m").read_bytes() == DATA
+    assert len(served.requests) == 3
+
+
+def test_gives_up_after_the_retry_budget(served: Served) -> None:
+    served.fail_first = 99
+    store = store_for(spec_for(served.url()))
+    with pytest.raises(ModelError, match=r"HTTP 503 .*after 3 tries") as error:
+        store.path("m")
+    assert served.url() in str(error.value) and str(store.folder("m")) in str(error.value)
+    assert len(served.requests) == FAST.attempts
+
+
+def test_corrupt_download_is_a_checksum_error_and_leaves_nothing(served: Served) -> None:
+    served.files[f"/{NAME}"] = bytes([DATA[0] ^ 0xFF]) + DATA[1:]
+    store = store_for(spec_for(served.url()))
+    with pytest.raises(ModelError, match="checksum") as error:
+        store.path("m")
+    assert served.url() in str(error.value)
+    assert leftovers(store.folder("m")) == []
+
+
+def test_404_names_the_url_and_the_folder_and_is_not_retried(served: Served) -> None:
+    url = served.url("/nowhere/weights.bin")
+    store = store_for(spec_for(url))
+    with pytest.raises(ModelError, match="HTTP 404") as error:
+        store.path("m")
+    message = str(error.value)
+    assert url in message and str(store.folder("m")) in message and "\n" not in message
+    assert len(served.requests) == 1
+    assert leftovers(store.folder("m")) == []
+
+
+def test_cache_hit_makes_no_request(served: Served) -> None:
+    specs = spec_for(served.url())
+    first = store_for(specs).ensure("m")
+    assert store_for(specs).ensure("m") == first == {NAME: first[NAME]}
+    assert len(served.requests) == 1
+
+
+def test_unknown_checksum_is_recorded_on_first_download_and_checked_after(served: Served) -> None:
+    specs = spec_for(served.url(), sha256=None, size=None)
+    path = store_for(specs).path("m")
+    assert read_sidecar(path) == SHA
+    path.write_bytes(b"x" + DATA[1:])  # same size, different content
+    with pytest.raises(ModelError, match="checksum"):
+        store_for(specs).path("m")
+
+
+def test_concurrent_downloads_of_one_file_make_one_request(served: Served) -> None:
+    served.chunk_delay = 0.01  # ~0.13 s a download, so the two overlap
+    specs = spec_for(served.url())
+    start = threading.Barrier(2)
+    results: list[Path | BaseException] = []
+
+    def fetch() -> None:
+        start.wait()
+        try:
+            results.append(store_for(specs).path("m"))
+        except BaseException as e:  # noqa: BLE001 - reported by the assertion below
+            results.append(e)
+
+    threads = [threading.Thread(target=fetch) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+    assert len(results) == 2 and results[0] == results[1], results
+    assert isinstance(results[0], Path) and results[0].read_bytes() == DATA
+    assert len(served.requests) == 1  # the second waited on the lock and found the file
+    assert leftovers(results[0].parent) == [NAME]
+
+
+def test_download_with_a_progress_bar(served: Served, tmp_path: Path) -> None:
+    download(served.url(), tmp_path / NAME, sha256=SHA, retry=FAST)
+    assert (tmp_path / NAME).read_bytes() == DATA
+
+
+# -- offline -------------------------------------------------------------------------------------
+
+@pytest.fixture
+def no_sockets(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("offline mode opened a connection")
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_offline_never_touches_the_network(served: Served, no_sockets: None, how: str,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    if how == "env":
+        monkeypatch.setenv("FACEKIT_OFFLINE", "1")
+    store = store_for(spec_for(served.url()), offline=how == "flag")
+    assert store.state("m") == "missing"
+    with pytest.raises(ModelError, match="offline") as error:
+        store.ensure("m")
+    assert served.url() in str(error.value) and str(store.folder("m")) in str(error.value)
+    assert served.requests == []
+
+
+def test_offline_uses_the_cache(served: Served, no_sockets: None) -> None:
+    store = store_for(spec_for(served.url()), offline=True)
+    store.folder("m").mkdir(parents=True)
+    (store.folder("m") / NAME).write_bytes(DATA)
+    assert store.path("m").read_bytes() == DATA
+    assert store.state("m") == "present"
+
+
+# -- the cache and packages ----------------------------------------------------------------------
+
+def test_facekit_home_is_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, served: Served) -> None:
+    monkeypatch.setenv("FACEKIT_HOME", str(tmp_path / "home"))
+    assert default_cache_dir() == tmp_path / "home"
+    assert store_for(spec_for(served.url())).path("m") == tmp_path / "home" / "models" / "m" / NAME
+
+
+def test_corrupt_file_in_the_cache_is_reported_not_replaced(served: Served) -> None:
+    store = store_for(spec_for(served.url()))
+    store.folder("m").mkdir(parents=True)
+    (store.folder("m") / NAME).write_bytes(DATA[:-1] + b"!")
+    assert store.state("m") == "missing"
+    with pytest.raises(ModelError, match="checksum.*delete it"):
+        store.path("m")
+    assert served.requests == []
+
+
+@pytest.fixture
+def weights_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A throwaway installed package that ships the weights in ``models/``."""
+    package = tmp_path / "site" / "facekit_test_weights"
+    (package / "models").mkdir(parents=True)
+    (package / "__init__.py").write_text("raise ImportError('the store must not import me')\n")
+    (package / "models" / NAME).write_bytes(DATA)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    return package
+
+
+def test_package_resource_is_found_without_a_download(weights_package: Path, served: Served) -> None:
+    store = store_for(spec_for(served.url(), package="facekit_test_weights", package_dir="models"))
+    assert store.state("m") == "present"
+    assert store.path("m") == weights_package / "models" / NAME
+    assert served.requests == []
+
+
+def test_cache_comes_before_the_package(weights_package: Path) -> None:
+    store = store_for(spec_for(None, package="facekit_test_weights", package_dir="models"))
+    store.folder("m").mkdir(parents=True)
+    (store.folder("m") / NAME).write_bytes(DATA)
+    assert store.path("m") == store.folder("m") / NAME
+
+
+def test_package_resource_is_verified(weights_package: Path) -> None:
+    (weights_package / "models" / NAME).write_bytes(DATA[:1000])
+    store = store_for(spec_for(None, package="facekit_test_weights", package_dir="models"))
+    with pytest.raises(ModelError, match="size is 1000 bytes.*reinstall"):
+        store.path("m")
+
+
+def test_no_source_says_where_to_put_the_file() -> None:
+    store = store_for(spec_for(None, package="facekit_no_such_package"))
+    assert store.state("m") == "missing"
+    with pytest.raises(ModelError, match=f"{NAME} not found; put it in .*facekit_no_such_package"):
+        store.path("m")
+
+
+def test_unknown_ids_and_files_are_model_errors() -> None:
+    store = store_for(spec_for(None))
+    with pytest.raises(ModelError, match="unknown model id 'x'"):
+        store.path("x")
+    with pytest.raises(ModelError, match="has no file 'other.bin'"):
+        store.path("m", "other.bin")

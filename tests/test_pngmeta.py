@@ -1,0 +1,88 @@
+"""PNG text chunks: written after cv2.imencode, read back by facekit and by Pillow."""
+from __future__ import annotations
+
+import io
+import json
+import zlib
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image, PngImagePlugin
+
+from facekit.pngmeta import (FACE_KEY, FRAME_KEY, LANDMARKS_KEY, SOURCE_KEY, encode_png, face_text,
+                             read_png_text)
+
+TEXT = {"facekit:frame": "clip_000042", "facekit:face": "1", "note": "Zoë — 顔 🙂"}
+
+
+@pytest.fixture
+def image() -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+
+
+def test_round_trip_with_non_ascii_values(image, tmp_path):
+    data = encode_png(image, TEXT)
+    assert read_png_text(data) == TEXT
+    path = tmp_path / "face.png"
+    path.write_bytes(data)
+    assert read_png_text(path) == read_png_text(str(path)) == TEXT
+
+
+def test_pixels_are_untouched(image):
+    decoded = cv2.imdecode(np.frombuffer(encode_png(image, TEXT), np.uint8), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(decoded, image)
+
+
+def test_pillow_reads_the_chunks(image):
+    with Image.open(io.BytesIO(encode_png(image, TEXT))) as png:
+        png.load()  # verifies every chunk's CRC on the way
+        assert png.text == TEXT
+        np.testing.assert_array_equal(np.asarray(png)[..., ::-1], image)
+
+
+def test_reads_text_that_pillow_writes(image):
+    info = PngImagePlugin.PngInfo()
+    info.add_text("plain", "tEXt value")
+    info.add_text("squeezed", "zTXt value " * 20, zip=True)
+    info.add_itxt("wide", "iTXt ✓", zip=True)
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG", pnginfo=info)
+    assert read_png_text(buffer.getvalue()) == {"plain": "tEXt value", "squeezed": "zTXt value " * 20,
+                                                "wide": "iTXt ✓"}
+
+
+def test_no_text_and_grayscale(image):
+    gray = image[..., 0]
+    data = encode_png(gray, {})
+    assert read_png_text(data) == {}
+    np.testing.assert_array_equal(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED), gray)
+
+
+@pytest.mark.parametrize("key", ["", "k" * 80, "nul\0key", "ключ"])
+def test_bad_keys_are_refused(image, key):
+    with pytest.raises(ValueError):
+        encode_png(image, {key: "value"})
+
+
+def test_corrupt_files_are_refused(image):
+    data = bytearray(encode_png(image, TEXT))
+    with pytest.raises(ValueError, match="signature"):
+        read_png_text(b"GIF89a" + bytes(data[6:]))
+    data[-20] ^= 0xFF  # inside the last text chunk
+    with pytest.raises(ValueError, match="CRC"):
+        read_png_text(bytes(data))
+
+
+def test_chunks_sit_before_iend_with_valid_crcs(image):
+    data = encode_png(image, {"k": "v"})
+    assert data.endswith(b"\0\0\0\0IEND" + zlib.crc32(b"IEND").to_bytes(4, "big"))
+    assert data.index(b"iTXt") < data.index(b"IEND")
+
+
+def test_face_text_carries_frame_face_and_landmarks(image):
+    landmarks = np.random.default_rng(1).uniform(0, 500, (68, 2))
+    text = face_text("clip_000042", 2, landmarks, source="vidéo.mp4")
+    back = read_png_text(encode_png(image, text))
+    assert back[FRAME_KEY] == "clip_000042" and back[FACE_KEY] == "2" and back[SOURCE_KEY] == "vidéo.mp4"
+    np.testing.assert_allclose(json.loads(back[LANDMARKS_KEY]), landmarks, atol=0.005)
