@@ -1,1 +1,21 @@
-"""facekit: photos and videos in, aligned faces and an alignments file out."""
+"""facekit: photos and videos in, aligned face crops and an alignments file out.
+
+``facekit.Extractor`` is the library entry point; ``facekit.hookimpl`` marks a plugin's hooks.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from facekit.hookspecs import hookimpl
+
+__version__ = "0.1.0"
+__all__ = ["Extractor", "hookimpl", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use so that "import facekit" in a plugin module stays cheap.
+    if name == "Extractor":
+        from facekit.pipeline import Extractor
+
+        return Extractor
+    raise AttributeError(f"module 'facekit' has no attribute {name!r}")

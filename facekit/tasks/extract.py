@@ -4,13 +4,16 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from filelock import FileLock, Timeout
 
 from omegaconf import DictConfig, OmegaConf
 
 from facekit import geometry
 from facekit.alignments import AlignmentsWriter
-from facekit.errors import ConfigError
+from facekit.errors import ConfigError, FacekitError
 from facekit.gpu import MODES, choose_mode, free_gpu_memory_mb
 from facekit.media import open_input
 from facekit.models.store import ModelStore
@@ -41,7 +44,8 @@ def run_extract(cfg: DictConfig, registry: PluginRegistry) -> None:
 
     writer = FaceWriter(output, debug=bool(cfg.output.debug))
     meta = _meta(cfg, detector, aligner)
-    with AlignmentsWriter(output / ALIGNMENTS_FILE, meta, sync_every=cfg.output.save_every) as alignments:
+    with _exclusive(output), \
+            AlignmentsWriter(output / ALIGNMENTS_FILE, meta, sync_every=cfg.output.save_every) as alignments:
         done = frozenset(alignments.done_frames())
         if done:
             log.info("resuming: %d frame(s) already done", len(done))
@@ -63,8 +67,8 @@ def check_settings(cfg: DictConfig) -> None:
         raise ConfigError("input is required: facekit input=<image, folder or video> output=<folder>")
     if not isinstance(cfg.output.size, int) or cfg.output.size <= 0:
         raise ConfigError(f"output.size must be a positive whole number of pixels, got {cfg.output.size!r}")
-    if cfg.output.padding is not None and not 0 <= float(cfg.output.padding) < 1:
-        raise ConfigError(f"output.padding must be in [0, 1), got {cfg.output.padding!r}")
+    if cfg.output.padding is not None and not 0 <= float(cfg.output.padding) < 0.5:
+        raise ConfigError(f"output.padding is a fraction of the crop per side, in [0, 0.5); got {cfg.output.padding!r}")
     if not isinstance(cfg.output.save_every, int) or cfg.output.save_every <= 0:
         raise ConfigError(f"output.save_every must be a positive whole number, got {cfg.output.save_every!r}")
     if cfg.runner.mode not in MODES:
@@ -86,6 +90,7 @@ def _meta(cfg: DictConfig, detector: LoadedPlugin, aligner: LoadedPlugin) -> dic
     """What produced the file. ``fingerprint`` holds what must match for a rerun to resume."""
     from dataclasses import asdict
 
+    padding = geometry.DEFAULT_PADDING if cfg.output.padding is None else float(cfg.output.padding)
     plugins = {
         "detector": {"name": detector.spec.name, "config": asdict(detector.config)},
         "aligner": {"name": aligner.spec.name, "config": asdict(aligner.config)},
@@ -93,10 +98,24 @@ def _meta(cfg: DictConfig, detector: LoadedPlugin, aligner: LoadedPlugin) -> dic
     return {
         "input": str(cfg.input),
         "plugins": plugins,
-        "output": {"size": cfg.output.size, "padding": cfg.output.padding or geometry.DEFAULT_PADDING},
+        "output": {"size": cfg.output.size, "padding": padding},
         "fingerprint": {"input": str(Path(cfg.input).resolve()), "plugins": plugins,
-                        "size": cfg.output.size, "padding": cfg.output.padding},
+                        "size": cfg.output.size, "padding": padding},
     }
+
+
+@contextmanager
+def _exclusive(output: Path) -> Iterator[None]:
+    """One run per output folder: two writers would interleave one journal."""
+    lock = FileLock(output / ".facekit.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise FacekitError(f"another facekit run is writing to {output}; wait for it or choose another output") from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _path_or_none(value: Any) -> Path | None:
