@@ -5,7 +5,7 @@ Layout::
     {"format": "facekit-alignments", "version": 1, "meta": {...},
      "frames": {name: {"source", "index", "width", "height",
                        "faces": [{"box", "score", "points5", "landmarks", "crop", "crop_sha256",
-                                  optional "keep", "reason"}]}}}
+                                  optional "embedding", "keep", "reason", "distance"}]}}}
 
 Rewriting that JSON every N frames costs O(frames²) over a long video, so ``AlignmentsWriter``
 appends each finished frame to a JSON Lines journal (``<file>.journal``) and folds journal and
@@ -31,6 +31,8 @@ JOURNAL_SUFFIX = ".journal"
 #: Landmarks, boxes and 5 points are source pixels: 0.01 px is finer than any aligner.
 PIXEL_DECIMALS = 2
 SCORE_DECIMALS = 4
+#: Identity vectors are unit length; 5 decimals keep distances exact to about 1e-5.
+EMBEDDING_DECIMALS = 5
 
 
 # --- records <-> JSON ------------------------------------------------------------------------
@@ -51,7 +53,11 @@ def face_to_dict(face: Face) -> dict[str, Any]:
         "crop": face.crop_file,
         "crop_sha256": face.crop_sha256,
     }
-    if not face.keep or face.reason is not None:
+    if face.embedding is not None:
+        entry["embedding"] = rounded(face.embedding, EMBEDDING_DECIMALS)
+    if face.distance is not None:
+        entry.update(keep=face.keep, reason=face.reason, distance=round(float(face.distance), SCORE_DECIMALS))
+    elif not face.keep or face.reason is not None:
         entry.update(keep=face.keep, reason=face.reason)
     return entry
 
@@ -61,10 +67,13 @@ def face_from_dict(entry: dict[str, Any]) -> Face:
     points5, landmarks = entry.get("points5"), entry.get("landmarks")
     detection = Detection(box=tuple(float(v) for v in entry["box"]), score=float(entry["score"]),
                           points5=None if points5 is None else np.asarray(points5, dtype=np.float32))
+    embedding, distance = entry.get("embedding"), entry.get("distance")
     return Face(detection=detection,
                 landmarks=None if landmarks is None else np.asarray(landmarks, dtype=np.float32),
                 crop_file=entry.get("crop"), crop_sha256=entry.get("crop_sha256"),
-                keep=bool(entry.get("keep", True)), reason=entry.get("reason"))
+                embedding=None if embedding is None else np.asarray(embedding, dtype=np.float32),
+                keep=bool(entry.get("keep", True)), reason=entry.get("reason"),
+                distance=None if distance is None else float(distance))
 
 
 def record_to_dict(record: FrameRecord) -> dict[str, Any]:

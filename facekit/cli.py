@@ -26,6 +26,7 @@ def main() -> None:
         registry = default_registry()
         check_group_choices(argv, registry)
         register_plugin_configs(registry)
+        check_composes(argv)
     except FacekitError as exc:
         _fail(exc)
     sys.argv = [sys.argv[0], *argv]
@@ -74,6 +75,29 @@ def check_group_choices(argv: Sequence[str], registry: PluginRegistry) -> None:
         for value in values.split(","):
             if value not in valid:
                 raise ConfigError(f"unknown {group} {value!r}; choose one of: {', '.join(valid) or '(none installed)'}")
+
+
+def check_composes(argv: Sequence[str]) -> None:
+    """Compose a plain run's config once up front, so Hydra's multi-line composition errors (an
+    unknown key, a bad value) reach the user as one line. Flags (--help, -m, ...) go straight
+    to Hydra: sweeps hold values that only a launcher can expand."""
+    if any(arg.startswith("-") for arg in argv):
+        return
+    from hydra import compose, initialize_config_module
+
+    try:
+        with initialize_config_module(config_module="facekit.conf", version_base="1.3"):
+            compose(config_name="config", overrides=list(argv))
+    except Exception as exc:  # Hydra and OmegaConf raise many types; all mean a bad override
+        cause = f"\n{exc.__cause__}" if exc.__cause__ is not None else ""
+        raise ConfigError(one_line(f"{exc}{cause}")) from None
+
+
+def one_line(message: str) -> str:
+    """Hydra's multi-line messages folded into one line, minus OmegaConf's debugging context."""
+    noise = ("full_key:", "object_type", "reference_type", "To append to your")
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    return " ".join(line for line in lines if not line.startswith(noise))
 
 
 def register_plugin_configs(registry: PluginRegistry) -> None:

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass
+import dataclasses
+from functools import cached_property
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -15,32 +16,49 @@ from facekit.registry import PluginRegistry, default_registry
 from facekit.types import Face, Frame, FrameRecord
 
 
-@dataclass
 class LoadedPlugin:
-    """A plugin's declaration next to the model built from it."""
+    """A plugin's declaration and config; the model is built on first use, so a run that finds
+    everything in the analysis cache never loads a model at all."""
 
-    spec: PluginSpec
-    config: Any
-    model: Any
+    def __init__(self, spec: PluginSpec, config: Any, store: ModelStore) -> None:
+        self.spec, self.config, self._store = spec, config, store
+
+    @cached_property
+    def model(self) -> Any:
+        return self.spec.factory(self.config, self._store)
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What decides this plugin's output: name, config, and its models' versions and files."""
+        models = [self._store.spec(m) for m in self.spec.model_ids if m in self._store.specs]
+        return {"name": self.spec.name, "config": dataclasses.asdict(self.config),
+                "models": {m.id: [m.version, *(f.sha256 for f in m.files)] for m in models}}
 
 
 def load_plugin(registry: PluginRegistry, store: ModelStore, kind: PluginKind, name: str,
                 options: Mapping[str, Any] | None = None) -> LoadedPlugin:
-    """Build a plugin from its name and config values; runs in whichever process needs it."""
+    """A plugin from its name and config values; runs in whichever process needs it."""
     spec = registry.get(kind, name)
-    config = registry.build_config(spec, options)
-    return LoadedPlugin(spec, config, spec.factory(config, store))
+    return LoadedPlugin(spec, registry.build_config(spec, options), store)
 
 
 class FaceStages:
-    """Detect, align and normalise, each as a method the runner can put on its own thread."""
+    """Detect, align, normalise and embed, each a method the runner can put on its own thread."""
 
-    def __init__(self, detector: LoadedPlugin, aligner: LoadedPlugin, size: int = 256,
-                 padding: float | None = None) -> None:
+    def __init__(self, detector: LoadedPlugin, aligner: LoadedPlugin, identity: LoadedPlugin | None = None,
+                 size: int = 256, padding: float | None = None) -> None:
         self.detector = detector
         self.aligner = aligner
+        self.identity = identity
         self.size = size
         self.padding = geometry.DEFAULT_PADDING if padding is None else padding
+
+    def plugins(self) -> list[LoadedPlugin]:
+        return [p for p in (self.detector, self.aligner, self.identity) if p is not None]
+
+    def load_models(self) -> None:
+        """Build every model now, so a missing weights file fails before the first frame."""
+        for plugin in self.plugins():
+            plugin.model  # noqa: B018 - cached_property builds it
 
     def detect(self, records: Sequence[FrameRecord]) -> None:
         """Adds a Face per detection to each record (a batch, for detectors that batch)."""
@@ -52,15 +70,28 @@ class FaceStages:
             record.faces = [Face(detection=d) for d in detections]
 
     def align(self, record: FrameRecord) -> None:
-        """Adds 68 landmarks, the alignment matrix and the aligned crop to each face."""
-        if not record.faces:
-            return
-        with _stage_errors(self.aligner.spec, [record]):
-            points = self.aligner.model.align(record.frame.image, [f.detection for f in record.faces])
-        for face, landmarks in zip(record.faces, points):
-            face.landmarks = np.asarray(landmarks, dtype=np.float32).reshape(68, 2)
+        """Adds 68 landmarks to each face, then normalises it."""
+        if record.faces:
+            with _stage_errors(self.aligner.spec, [record]):
+                points = self.aligner.model.align(record.frame.image, [f.detection for f in record.faces])
+            for face, landmarks in zip(record.faces, points):
+                face.landmarks = np.asarray(landmarks, dtype=np.float32).reshape(68, 2)
+        self.normalise(record)
+
+    def normalise(self, record: FrameRecord) -> None:
+        """Adds the alignment matrix and the aligned crop (Umeyama to the mean face)."""
+        for face in record.faces:
             face.matrix = geometry.alignment_matrix(face.landmarks, self.size, padding=self.padding)
             face.crop = geometry.warp_face(record.frame.image, face.matrix, self.size)
+
+    def embed(self, record: FrameRecord) -> None:
+        """Adds each face's identity vector (only when an identity plugin is set)."""
+        if self.identity is None or not record.faces:
+            return
+        with _stage_errors(self.identity.spec, [record]):
+            vectors = self.identity.model.embed(record.frame.image, [f.landmarks for f in record.faces])
+        for face, vector in zip(record.faces, np.asarray(vectors, dtype=np.float32)):
+            face.embedding = vector
 
 
 @contextmanager
@@ -96,6 +127,7 @@ class Extractor:
             load_plugin(registry, store, "aligner", aligner, aligner_options),
             size=size,
         )
+        self.stages.load_models()
 
     def extract(self, image: np.ndarray) -> list[Face]:
         """Every face in one BGR image, with box, score, 68 landmarks and aligned crop."""

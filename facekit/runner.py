@@ -34,12 +34,41 @@ class RunSummary:
                 f"{self.resumed} already done, {self.skipped} skipped")
 
 
-class Runner:
-    """Drives one extraction: reads ``source``, runs the stages, hands each record to ``sink``."""
+@dataclass
+class Pass:
+    """One read of the input through some stages; a run is one or more passes."""
 
-    def __init__(self, stages: FaceStages, mode: RunMode, queue_size: int = 16, progress: bool = True) -> None:
-        self.stages = stages
-        self.mode = mode
+    name: str
+    stages: list[Stage]
+
+
+def plan_passes(stages: FaceStages, mode: RunMode) -> list[Pass]:
+    """Parallel: every stage on its own thread in one pass. Serial: detect every frame first, then
+    align (and embed) every frame, so only one model needs GPU memory at a time."""
+    detect = Stage("detect", stages.detect, batch_size=max(1, stages.detector.spec.batch_size))
+    later = [_per_record("align", stages.align)]
+    if stages.identity is not None:
+        later.append(_per_record("embed", stages.embed))
+    if mode == "parallel":
+        return [Pass(" + ".join(["detect", *(s.name for s in later)]), [detect, *later])]
+    return [Pass("detect", [detect]), Pass(" + ".join(s.name for s in later), later)]
+
+
+def _per_record(name: str, work: Callable[[FrameRecord], None]) -> Stage:
+    def run(batch: list[FrameRecord]) -> None:
+        for record in batch:
+            work(record)
+
+    return Stage(name, run)
+
+
+class Runner:
+    """Drives one extraction: reads ``source`` once per pass and hands each finished record to
+    ``sink``. Between passes records keep their faces but drop their pixels; the next pass decodes
+    the frames again rather than holding a whole video in memory."""
+
+    def __init__(self, passes: list[Pass], queue_size: int = 16, progress: bool = True) -> None:
+        self.passes = passes
         self.queue_size = queue_size
         self.progress = progress
 
@@ -47,41 +76,27 @@ class Runner:
             done: frozenset[str] = frozenset()) -> RunSummary:
         summary = RunSummary(resumed=len(done))
         started = time.perf_counter()
-        total = max(0, len(source) - len(done))
 
-        def count(record: FrameRecord) -> None:
+        def finish(record: FrameRecord) -> None:
             sink(record)
             summary.frames += 1
             summary.faces += len(record.faces)
 
         with self._progress() as bars:
-            if self.mode == "parallel":
-                self._parallel(source, done, count, bars, total)
-            else:
-                self._serial(source, done, count, bars, total)
+            previous: dict[str, FrameRecord] = {}
+            for number, step in enumerate(self.passes, start=1):
+                if number == 1:
+                    feed, total = _records(source, done), max(0, len(source) - len(done))
+                else:
+                    feed, total = _redecoded(source, done, previous), len(previous)
+                current: dict[str, FrameRecord] = {}
+                target = finish if number == len(self.passes) else _carry(current)
+                bar = bars.add_task(f"pass {number} of {len(self.passes)}: {step.name}", total=total or None)
+                self._run(step.stages, feed, _advancing(target, bars, bar))
+                previous = current
         summary.skipped = len(source.skipped)
         summary.seconds = time.perf_counter() - started
         return summary
-
-    def _parallel(self, source: FrameSource, done: frozenset[str], sink: Callable[[FrameRecord], None],
-                  bars: Progress, total: int) -> None:
-        bar = bars.add_task("pass 1 of 1: detect + align", total=total or None)
-        self._run([self._detect_stage(), self._align_stage()], _records(source, done), _advancing(sink, bars, bar))
-
-    def _serial(self, source: FrameSource, done: frozenset[str], sink: Callable[[FrameRecord], None],
-                bars: Progress, total: int) -> None:
-        """Detect every frame, then align every frame: only one model's memory is in use at a time.
-        Pass 2 decodes the frames again rather than holding them all."""
-        detected: dict[str, FrameRecord] = {}
-
-        def keep(record: FrameRecord) -> None:
-            record.frame.image = None
-            detected[record.frame.name] = record
-
-        bar = bars.add_task("pass 1 of 2: detect", total=total or None)
-        self._run([self._detect_stage()], _records(source, done), _advancing(keep, bars, bar))
-        bar = bars.add_task("pass 2 of 2: align", total=len(detected) or None)
-        self._run([self._align_stage()], _redecoded(source, done, detected), _advancing(sink, bars, bar))
 
     def _run(self, stages: list[Stage], records: Iterator[FrameRecord], sink: Callable[[FrameRecord], None]) -> None:
         try:
@@ -92,22 +107,20 @@ class Runner:
                 raise cause from None
             raise StageError(f"stage failed: {type(cause).__name__}: {cause}") from cause
 
-    def _detect_stage(self) -> Stage:
-        return Stage("detect", self.stages.detect, batch_size=max(1, self.stages.detector.spec.batch_size))
-
-    def _align_stage(self) -> Stage:
-        def align(batch: list[FrameRecord]) -> None:
-            for record in batch:
-                self.stages.align(record)
-
-        return Stage("align", align)
-
     @contextmanager
     def _progress(self) -> Iterator[Progress]:
         bars = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeRemainingColumn(), console=STDERR, disable=not self.progress)
         with bars:
             yield bars
+
+
+def _carry(into: dict[str, FrameRecord]) -> Callable[[FrameRecord], None]:
+    def keep(record: FrameRecord) -> None:
+        record.frame.image = None
+        into[record.frame.name] = record
+
+    return keep
 
 
 def _records(source: FrameSource, done: frozenset[str]) -> Iterator[FrameRecord]:

@@ -37,9 +37,10 @@ class Face:
     crop: np.ndarray | None = None  # aligned face image (BGR, output.size square)
     crop_file: str | None = None
     crop_sha256: str | None = None
-    embedding: np.ndarray | None = None
+    embedding: np.ndarray | None = None  # identity vector, only when a filter is set
     keep: bool = True
-    reason: str | None = None
+    reason: str | None = None  # why the filter rejected it
+    distance: float | None = None  # the number the filter's threshold was applied to
 
 
 @dataclass

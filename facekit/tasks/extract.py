@@ -21,7 +21,7 @@ from facekit.output import FaceWriter
 from facekit.pipeline import FaceStages, LoadedPlugin, load_plugin
 from facekit.plugin import PluginKind
 from facekit.registry import PluginRegistry
-from facekit.runner import Runner
+from facekit.runner import Runner, plan_passes
 
 log = logging.getLogger("facekit")
 
@@ -54,7 +54,8 @@ def run_extract(cfg: DictConfig, registry: PluginRegistry) -> None:
             writer.write(record)
             alignments.write(record)
 
-        runner = Runner(stages, mode, queue_size=cfg.runner.queue_size, progress=bool(cfg.runner.progress))
+        runner = Runner(plan_passes(stages, mode), queue_size=cfg.runner.queue_size,
+                        progress=bool(cfg.runner.progress))
         summary = runner.run(source, sink, done)
     log.info("done: %s; alignments in %s", summary.line(), output / ALIGNMENTS_FILE)
     if summary.skipped:

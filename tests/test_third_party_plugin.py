@@ -1,0 +1,221 @@
+"""A third-party plugin, installed the way pip would leave it, runs end to end through the CLI.
+
+The test writes a throwaway package into a temporary site folder: a module that declares a
+detector backed by OpenCV's Haar cascade (real weights, shipped inside opencv-python-headless)
+and a ``*.dist-info`` whose ``entry_points.txt`` registers it in the ``facekit`` group. Putting
+that folder on PYTHONPATH is all it takes for ``importlib.metadata`` to find it, exactly as for
+an installed package; nothing in facekit knows about it.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import textwrap
+from pathlib import Path
+
+import cv2
+import pytest
+
+from cli_helpers import load_json, run_facekit
+from conftest import SCENES, require_data
+
+CASCADE = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
+BUILT_IN_DETECTORS = ("blazeface", "mtcnn", "yunet")
+
+# The module a third party would publish. {sha256} and {size} are filled in from the cascade
+# file that this machine's OpenCV ships, so the model store really verifies what it loads.
+PLUGIN_MODULE = '''\
+"""A toy third-party facekit plugin: OpenCV's Haar cascade as a face detector."""
+from dataclasses import dataclass
+
+import facekit.hookspecs
+from facekit.models.spec import ModelFile, ModelSpec
+from facekit.plugin import PluginSpec
+from facekit.types import Detection
+
+MODEL_ID = "toy-haar-frontalface"
+MODEL_FILE = "haarcascade_frontalface_default.xml"
+
+
+@dataclass
+class HaarConfig:
+    scale_factor: float = 1.1
+    min_neighbors: int = 5
+    min_size: int = 30
+
+
+class HaarDetector:
+    def __init__(self, config: HaarConfig, model_path: str) -> None:
+        import cv2
+
+        self.config = config
+        self.cascade = cv2.CascadeClassifier(model_path)
+        if self.cascade.empty():
+            raise RuntimeError(f"cannot load a cascade from {{model_path}}")
+
+    def detect(self, images):
+        import cv2
+
+        found = []
+        for image in images:
+            gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+            boxes = self.cascade.detectMultiScale(
+                gray, scaleFactor=self.config.scale_factor, minNeighbors=self.config.min_neighbors,
+                minSize=(self.config.min_size, self.config.min_size))
+            found.append([Detection((float(x), float(y), float(x + w), float(y + h)), 1.0)
+                          for x, y, w, h in boxes])
+        return found
+
+
+def _build(config: HaarConfig, store) -> HaarDetector:
+    return HaarDetector(config, str(store.path(MODEL_ID, MODEL_FILE)))
+
+
+@facekit.hookspecs.hookimpl
+def facekit_detectors():
+    return [PluginSpec(name="haar", kind="detector", factory=_build, config_class=HaarConfig,
+                       model_ids=(MODEL_ID,), gpu_memory_mb=0,
+                       description="toy: OpenCV Haar cascade, frontal faces")]
+
+
+@facekit.hookspecs.hookimpl
+def facekit_models():
+    return [ModelSpec(id=MODEL_ID, package="cv2", package_dir="data",
+                      files=(ModelFile(MODEL_FILE, "{sha256}", {size}),),
+                      description="OpenCV frontal face Haar cascade")]
+'''
+
+
+def _install(site: Path, module: str, source: str, entry_point: str) -> None:
+    """What ``pip install`` leaves behind for a one-module distribution with one entry point."""
+    (site / f"{module}.py").write_text(source, encoding="utf-8")
+    dist_info = site / f"{module}-0.1.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: {module.replace('_', '-')}\nVersion: 0.1\n", encoding="utf-8")
+    (dist_info / "entry_points.txt").write_text(f"[facekit]\n{entry_point} = {module}\n", encoding="utf-8")
+
+
+def _env(site: Path, home: Path) -> dict[str, str]:
+    path = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p)
+    return {"PYTHONPATH": path, "FACEKIT_HOME": str(home)}
+
+
+@pytest.fixture(scope="module")
+def haar_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    site = tmp_path_factory.mktemp("site")
+    data = CASCADE.read_bytes()
+    _install(site, "toy_haar_facekit",
+             PLUGIN_MODULE.format(sha256=hashlib.sha256(data).hexdigest(), size=len(data)), "haar")
+    return _env(site, tmp_path_factory.mktemp("facekit_home"))
+
+
+def _one_line_error(result) -> str:
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("facekit: error:"), result.stderr
+    return lines[0]
+
+
+def test_third_party_detector_runs_end_to_end(tmp_path: Path, haar_env: dict[str, str]) -> None:
+    require_data()
+    out = tmp_path / "faces"
+    result = run_facekit("+detector=haar", f"input={SCENES / 'obama.jpg'}", f"output={out}",
+                         "runner.progress=false", cwd=tmp_path, env=haar_env)
+    assert result.returncode == 0, result.stderr
+    alignments = load_json(out / "alignments.json")
+    detector = alignments["meta"]["plugins"]["detector"]
+    assert detector == {"name": "haar", "config": {"scale_factor": 1.1, "min_neighbors": 5, "min_size": 30}}
+    assert alignments["meta"]["plugins"]["aligner"]["name"] == "facemesh"
+    faces = alignments["frames"]["obama"]["faces"]
+    assert len(faces) == 1
+    face = faces[0]
+    assert face["score"] == 1.0 and face["points5"] is None  # what the Haar plugin reports
+    x1, y1, x2, y2 = face["box"]
+    assert 0 <= x1 < x2 <= 910 and 0 <= y1 < y2 <= 1137
+    assert len(face["landmarks"]) == 68
+    # the aligner worked from the Haar box: the landmarks' centre lies inside it
+    cx = sum(p[0] for p in face["landmarks"]) / 68
+    cy = sum(p[1] for p in face["landmarks"]) / 68
+    assert x1 < cx < x2 and y1 < cy < y2
+    crop = cv2.imread(str(out / face["crop"]))
+    assert crop is not None and crop.shape == (256, 256, 3)
+
+
+def test_third_party_options_reach_the_plugin_config(tmp_path: Path, haar_env: dict[str, str]) -> None:
+    require_data()
+    out = tmp_path / "faces"
+    # min_neighbors=1 keeps weak cascade hits that the default (5) merges away: more faces
+    result = run_facekit("+detector=haar", "detector.min_neighbors=1", "detector.scale_factor=1.1",
+                         f"input={SCENES / 'obama.jpg'}", f"output={out}", "runner.progress=false",
+                         cwd=tmp_path, env=haar_env)
+    assert result.returncode == 0, result.stderr
+    alignments = load_json(out / "alignments.json")
+    assert alignments["meta"]["plugins"]["detector"]["config"]["min_neighbors"] == 1
+    assert len(alignments["frames"]["obama"]["faces"]) > 1
+
+
+def test_task_plugins_lists_the_third_party_plugin(tmp_path: Path, haar_env: dict[str, str]) -> None:
+    result = run_facekit("task=plugins", cwd=tmp_path, env=haar_env)
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if re.search(r"\bhaar\b", line)]
+    assert len(rows) == 1, result.stdout
+    assert "detector" in rows[0] and "toy-haar-frontalface" in rows[0] and "present" in rows[0]
+    for name in BUILT_IN_DETECTORS:
+        assert re.search(rf"\b{name}\b", result.stdout), name
+
+
+def test_help_lists_the_third_party_plugin_under_detector(tmp_path: Path, haar_env: dict[str, str]) -> None:
+    result = run_facekit("--help", cwd=tmp_path, env=haar_env)
+    assert result.returncode == 0, result.stderr
+    groups = dict(line.split(": ", 1) for line in result.stdout.splitlines()
+                  if re.match(r"^(detector|aligner): ", line))
+    assert set(groups["detector"].split(", ")) == {"haar", *BUILT_IN_DETECTORS}
+    assert "haar" not in groups["aligner"]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["+detector=haar", "+detector.no_such=1"], "no_such"),
+        (["+detector=haar", "detector.min_neighbors=many"], "haar"),
+        (["+detector=nosuch"], "choose one of: blazeface, haar, mtcnn, yunet"),
+        (["+detector=haar", "detector.no_such=1"], "no_such"),
+    ],
+    ids=["unknown-option-appended", "bad-value", "unknown-plugin", "unknown-option"],
+)
+def test_wrong_third_party_options_give_one_line_errors(tmp_path: Path, haar_env: dict[str, str],
+                                                        args: list[str], expected: str) -> None:
+    (tmp_path / "x.jpg").write_bytes(b"\xff\xd8")  # exists: the input check is not what fails
+    result = run_facekit(*args, f"input={tmp_path / 'x.jpg'}", f"output={tmp_path / 'out'}",
+                         "runner.progress=false", cwd=tmp_path, env=haar_env)
+    assert expected in _one_line_error(result)
+
+
+def test_a_third_party_module_that_fails_to_import_is_skipped(tmp_path: Path,
+                                                             tmp_path_factory: pytest.TempPathFactory) -> None:
+    require_data()
+    site = tmp_path / "site"
+    site.mkdir()
+    _install(site, "toy_broken_facekit", 'raise RuntimeError("toy plugin broken on purpose")\n', "broken")
+    env = _env(site, tmp_path_factory.mktemp("facekit_home"))
+
+    listed = run_facekit("task=plugins", cwd=tmp_path, env=env)
+    assert listed.returncode == 0, listed.stderr
+    warnings = [line for line in listed.stderr.splitlines() if "'broken'" in line]
+    assert len(warnings) == 1, listed.stderr
+    assert "toy_broken_facekit" in warnings[0] and "broken on purpose" in warnings[0]
+    assert "Traceback" not in listed.stderr
+    for name in (*BUILT_IN_DETECTORS, "facemesh"):
+        assert re.search(rf"\b{name}\b", listed.stdout), name
+
+    out = tmp_path / "faces"
+    result = run_facekit(f"input={SCENES / 'obama.jpg'}", f"output={out}", "runner.progress=false",
+                         cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "'broken'" in result.stderr
+    alignments = load_json(out / "alignments.json")
+    assert alignments["meta"]["plugins"]["detector"]["name"] == "yunet"
+    assert len(alignments["frames"]["obama"]["faces"]) == 1

@@ -1,0 +1,167 @@
+"""A real video through the CLI: frame naming, serial vs parallel, progress, resume after a stop."""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import pytest
+
+from cli_helpers import load_json, run_facekit
+from conftest import DATA, require_data
+
+VIDEO = DATA / "video" / "faceswap_test.mp4"
+
+
+def _decoded_frame_count() -> int:
+    """Ground truth from OpenCV itself, not from the container's header."""
+    capture = cv2.VideoCapture(str(VIDEO))
+    count = 0
+    while capture.grab():
+        count += 1
+    capture.release()
+    return count
+
+
+def _face_files(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob("*.png"))}
+
+
+def _text(stderr: str) -> str:
+    """stderr with rich's line wrapping undone."""
+    return " ".join(stderr.split())
+
+
+class Run:
+    def __init__(self, out: Path, result: subprocess.CompletedProcess[str]) -> None:
+        self.out, self.result = out, result
+        assert result.returncode == 0, result.stderr
+        self.alignments = load_json(out / "alignments.json")
+        self.files = _face_files(out)
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    return {"FACEKIT_HOME": str(tmp_path_factory.mktemp("facekit_home"))}
+
+
+@pytest.fixture(scope="module")
+def serial(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str]) -> Run:
+    """Serial passes with the progress bars on (the default)."""
+    require_data()
+    work = tmp_path_factory.mktemp("serial")
+    out = work / "faces"
+    return Run(out, run_facekit(f"input={VIDEO}", f"output={out}", "runner.mode=serial", cwd=work, env=env))
+
+
+@pytest.fixture(scope="module")
+def parallel(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str]) -> Run:
+    require_data()
+    work = tmp_path_factory.mktemp("parallel")
+    out = work / "faces"
+    return Run(out, run_facekit(f"input={VIDEO}", f"output={out}", "runner.mode=parallel",
+                                "runner.progress=false", cwd=work, env=env))
+
+
+def test_every_frame_is_named_and_recorded(serial: Run) -> None:
+    count = _decoded_frame_count()
+    assert count == 91
+    frames = serial.alignments["frames"]
+    assert list(frames) == [f"faceswap_test_{n:06d}" for n in range(1, count + 1)]
+    for number, (name, frame) in enumerate(frames.items(), start=1):
+        assert frame["index"] == number, name
+        assert (frame["width"], frame["height"]) == (426, 240), name
+        assert Path(frame["source"]).name == VIDEO.name
+        for i, face in enumerate(frame["faces"]):
+            assert face["crop"] == f"{name}_{i}.png"
+            assert len(face["landmarks"]) == 68
+    # one talking head throughout: a face in (nearly) every frame, never two
+    faces = [len(f["faces"]) for f in frames.values()]
+    assert max(faces) == 1 and sum(faces) >= 0.9 * count
+    crops = {face["crop"] for f in frames.values() for face in f["faces"]}
+    assert crops == set(serial.files)
+    assert not (serial.out / "alignments.json.journal").exists()
+
+
+def test_serial_and_parallel_give_identical_results(serial: Run, parallel: Run) -> None:
+    assert parallel.alignments["frames"] == serial.alignments["frames"]  # boxes, landmarks, crop hashes
+    assert parallel.files == serial.files  # the face files, byte for byte
+    assert "serial passes" in _text(serial.result.stderr)
+    assert "parallel passes" in _text(parallel.result.stderr)
+
+
+def test_summary_names_frames_and_faces(serial: Run, parallel: Run) -> None:
+    faces = sum(len(f["faces"]) for f in serial.alignments["frames"].values())
+    for run in (serial, parallel):
+        match = re.search(r"done: (\d+) frames, (\d+) faces", _text(run.result.stderr))
+        assert match, run.result.stderr
+        assert (int(match[1]), int(match[2])) == (91, faces)
+
+
+def test_progress_bars_name_each_pass(serial: Run, parallel: Run) -> None:
+    text = _text(serial.result.stderr)
+    assert "pass 1 of 2: detect" in text and "pass 2 of 2: align" in text
+    assert text.index("pass 1 of 2: detect") < text.index("pass 2 of 2: align")
+    assert "91/91" in text
+    assert "pass 1 of" not in _text(parallel.result.stderr)  # runner.progress=false: no bars
+
+
+def test_rerun_into_the_same_folder_resumes(serial: Run, env: dict[str, str]) -> None:
+    result = run_facekit(f"input={VIDEO}", f"output={serial.out}", "runner.mode=serial",
+                         "runner.progress=false", cwd=serial.out.parent, env=env)
+    assert result.returncode == 0, result.stderr
+    text = _text(result.stderr)
+    assert "resuming: 91 frame(s) already done" in text
+    assert "done: 0 frames, 0 faces" in text and "91 already done" in text
+    assert load_json(serial.out / "alignments.json") == serial.alignments
+    assert _face_files(serial.out) == serial.files
+
+
+def test_interrupted_run_keeps_finished_frames_and_resumes(tmp_path: Path, parallel: Run,
+                                                          env: dict[str, str]) -> None:
+    """Ctrl-C after a few frames are journaled; the rerun does only the rest and ends with the
+    same result as an uninterrupted run."""
+    out = tmp_path / "faces"
+    journal = out / "alignments.json.journal"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "facekit", f"input={VIDEO}", f"output={out}", "runner.mode=parallel",
+         "runner.progress=false", "runner.queue_size=1"],
+        cwd=tmp_path, env={**os.environ, "FACEKIT_OFFLINE": "1", **env},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and process.poll() is None:
+            # the header line plus at least 3 whole frames
+            if journal.is_file() and journal.read_bytes().count(b"\n") >= 4:
+                process.send_signal(signal.SIGINT)
+                break
+            time.sleep(0.002)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130, f"the run was not interrupted (exit {process.returncode}): {stderr}"
+    assert "interrupted" in stderr and "Traceback" not in stderr
+
+    partial = load_json(out / "alignments.json")  # the journal was folded into the file on the way out
+    done = len(partial["frames"])
+    assert 3 <= done < 91
+    assert not journal.exists()
+    for name, frame in partial["frames"].items():
+        assert frame == parallel.alignments["frames"][name], name
+
+    result = run_facekit(f"input={VIDEO}", f"output={out}", "runner.mode=parallel", "runner.progress=false",
+                         cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    text = _text(result.stderr)
+    assert f"resuming: {done} frame(s) already done" in text
+    assert f"done: {91 - done} frames" in text
+    assert load_json(out / "alignments.json")["frames"] == parallel.alignments["frames"]
+    assert _face_files(out) == parallel.files
