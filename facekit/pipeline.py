@@ -9,6 +9,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 
 from facekit import geometry
+from facekit.alignments import EMBEDDING_DECIMALS, PIXEL_DECIMALS
 from facekit.errors import StageError
 from facekit.models.store import ModelStore
 from facekit.plugin import PluginKind, PluginSpec
@@ -75,7 +76,7 @@ class FaceStages:
             with _stage_errors(self.aligner.spec, [record]):
                 points = self.aligner.model.align(record.frame.image, [f.detection for f in record.faces])
             for face, landmarks in zip(record.faces, points):
-                face.landmarks = np.asarray(landmarks, dtype=np.float32).reshape(68, 2)
+                face.landmarks = _as_stored(landmarks, PIXEL_DECIMALS).reshape(68, 2)
         self.normalise(record)
 
     def normalise(self, record: FrameRecord) -> None:
@@ -90,8 +91,14 @@ class FaceStages:
             return
         with _stage_errors(self.identity.spec, [record]):
             vectors = self.identity.model.embed(record.frame.image, [f.landmarks for f in record.faces])
-        for face, vector in zip(record.faces, np.asarray(vectors, dtype=np.float32)):
-            face.embedding = vector
+        for face, vector in zip(record.faces, vectors):
+            face.embedding = _as_stored(vector, EMBEDDING_DECIMALS)
+
+
+def _as_stored(values: Any, decimals: int) -> np.ndarray:
+    """Rounded as the alignments file and the analysis cache store them, so a face restored from
+    either gives the very same crop and distances as the run that computed it."""
+    return np.round(np.asarray(values, dtype=np.float64), decimals).astype(np.float32)
 
 
 @contextmanager

@@ -97,9 +97,9 @@ def _install(site: Path, module: str, source: str, entry_point: str) -> None:
     (dist_info / "entry_points.txt").write_text(f"[facekit]\n{entry_point} = {module}\n", encoding="utf-8")
 
 
-def _env(site: Path, home: Path) -> dict[str, str]:
-    path = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p)
-    return {"PYTHONPATH": path, "FACEKIT_HOME": str(home)}
+def _env(site: Path) -> dict[str, str]:
+    """The site folder on the path; FACEKIT_HOME stays each test's own (conftest)."""
+    return {"PYTHONPATH": os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p)}
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +108,7 @@ def haar_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     data = CASCADE.read_bytes()
     _install(site, "toy_haar_facekit",
              PLUGIN_MODULE.format(sha256=hashlib.sha256(data).hexdigest(), size=len(data)), "haar")
-    return _env(site, tmp_path_factory.mktemp("facekit_home"))
+    return _env(site)
 
 
 def _one_line_error(result) -> str:
@@ -194,13 +194,12 @@ def test_wrong_third_party_options_give_one_line_errors(tmp_path: Path, haar_env
     assert expected in _one_line_error(result)
 
 
-def test_a_third_party_module_that_fails_to_import_is_skipped(tmp_path: Path,
-                                                             tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_a_third_party_module_that_fails_to_import_is_skipped(tmp_path: Path) -> None:
     require_data()
     site = tmp_path / "site"
     site.mkdir()
     _install(site, "toy_broken_facekit", 'raise RuntimeError("toy plugin broken on purpose")\n', "broken")
-    env = _env(site, tmp_path_factory.mktemp("facekit_home"))
+    env = _env(site)
 
     listed = run_facekit("task=plugins", cwd=tmp_path, env=env)
     assert listed.returncode == 0, listed.stderr

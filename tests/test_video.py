@@ -46,27 +46,29 @@ class Run:
         self.files = _face_files(out)
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    return {"FACEKIT_HOME": str(tmp_path_factory.mktemp("facekit_home"))}
+def _own_home(work: Path) -> dict[str, str]:
+    """A model and analysis cache of the run's own: a run must never be served another's results
+    (the point here is to compare what serial and parallel passes compute)."""
+    return {"FACEKIT_HOME": str(work / "facekit_home")}
 
 
 @pytest.fixture(scope="module")
-def serial(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str]) -> Run:
+def serial(tmp_path_factory: pytest.TempPathFactory) -> Run:
     """Serial passes with the progress bars on (the default)."""
     require_data()
     work = tmp_path_factory.mktemp("serial")
     out = work / "faces"
-    return Run(out, run_facekit(f"input={VIDEO}", f"output={out}", "runner.mode=serial", cwd=work, env=env))
+    return Run(out, run_facekit(f"input={VIDEO}", f"output={out}", "runner.mode=serial", cwd=work,
+                                env=_own_home(work)))
 
 
 @pytest.fixture(scope="module")
-def parallel(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str]) -> Run:
+def parallel(tmp_path_factory: pytest.TempPathFactory) -> Run:
     require_data()
     work = tmp_path_factory.mktemp("parallel")
     out = work / "faces"
     return Run(out, run_facekit(f"input={VIDEO}", f"output={out}", "runner.mode=parallel",
-                                "runner.progress=false", cwd=work, env=env))
+                                "runner.progress=false", cwd=work, env=_own_home(work)))
 
 
 def test_every_frame_is_named_and_recorded(serial: Run) -> None:
@@ -112,9 +114,10 @@ def test_progress_bars_name_each_pass(serial: Run, parallel: Run) -> None:
     assert "pass 1 of" not in _text(parallel.result.stderr)  # runner.progress=false: no bars
 
 
-def test_rerun_into_the_same_folder_resumes(serial: Run, env: dict[str, str]) -> None:
+def test_rerun_into_the_same_folder_resumes(serial: Run) -> None:
+    # FACEKIT_HOME is this test's own (conftest): what resumes is the output folder, not a cache
     result = run_facekit(f"input={VIDEO}", f"output={serial.out}", "runner.mode=serial",
-                         "runner.progress=false", cwd=serial.out.parent, env=env)
+                         "runner.progress=false", cwd=serial.out.parent)
     assert result.returncode == 0, result.stderr
     text = _text(result.stderr)
     assert "resuming: 91 frame(s) already done" in text
@@ -123,8 +126,7 @@ def test_rerun_into_the_same_folder_resumes(serial: Run, env: dict[str, str]) ->
     assert _face_files(serial.out) == serial.files
 
 
-def test_interrupted_run_keeps_finished_frames_and_resumes(tmp_path: Path, parallel: Run,
-                                                          env: dict[str, str]) -> None:
+def test_interrupted_run_keeps_finished_frames_and_resumes(tmp_path: Path, parallel: Run) -> None:
     """Ctrl-C after a few frames are journaled; the rerun does only the rest and ends with the
     same result as an uninterrupted run."""
     out = tmp_path / "faces"
@@ -132,7 +134,7 @@ def test_interrupted_run_keeps_finished_frames_and_resumes(tmp_path: Path, paral
     process = subprocess.Popen(
         [sys.executable, "-m", "facekit", f"input={VIDEO}", f"output={out}", "runner.mode=parallel",
          "runner.progress=false", "runner.queue_size=1"],
-        cwd=tmp_path, env={**os.environ, "FACEKIT_OFFLINE": "1", **env},
+        cwd=tmp_path, env={**os.environ, "FACEKIT_OFFLINE": "1"},  # FACEKIT_HOME: this test's own
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
@@ -158,7 +160,7 @@ def test_interrupted_run_keeps_finished_frames_and_resumes(tmp_path: Path, paral
         assert frame == parallel.alignments["frames"][name], name
 
     result = run_facekit(f"input={VIDEO}", f"output={out}", "runner.mode=parallel", "runner.progress=false",
-                         cwd=tmp_path, env=env)
+                         cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     text = _text(result.stderr)
     assert f"resuming: {done} frame(s) already done" in text

@@ -3,25 +3,31 @@ from __future__ import annotations
 
 import logging
 import os
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from filelock import FileLock, Timeout
-
 from omegaconf import DictConfig, OmegaConf
 
 from facekit import geometry
 from facekit.alignments import AlignmentsWriter
+from facekit.analysis_cache import AnalysisCache, ReferenceCache, content_key, restore_faces
 from facekit.errors import ConfigError, FacekitError
 from facekit.gpu import MODES, choose_mode, free_gpu_memory_mb
 from facekit.media import open_input
-from facekit.models.store import ModelStore
+from facekit.models.store import ModelStore, default_cache_dir
 from facekit.output import FaceWriter
 from facekit.pipeline import FaceStages, LoadedPlugin, load_plugin
 from facekit.plugin import PluginKind
+from facekit.references import reference_embeddings
 from facekit.registry import PluginRegistry
-from facekit.runner import Runner, plan_passes
+from facekit.runner import Pass, Runner, plan_passes
+from facekit.threads import Stage
+from facekit.types import FrameRecord
+
+if TYPE_CHECKING:
+    from facekit.identity import IdentityFilter
 
 log = logging.getLogger("facekit")
 
@@ -30,33 +36,58 @@ ALIGNMENTS_FILE = "alignments.json"
 
 def run_extract(cfg: DictConfig, registry: PluginRegistry) -> None:
     check_settings(cfg)
-    output = Path(cfg.output.dir).expanduser()
+    output = job_output_dir(cfg)
     source = open_input(cfg.input, exclude=output)
-    store = ModelStore(registry.models, cache_dir=_path_or_none(cfg.models.cache_dir),
+    cache_root = Path(cfg.models.cache_dir).expanduser() if cfg.models.cache_dir else default_cache_dir()
+    store = ModelStore(registry.models, cache_dir=cache_root,
                        offline=bool(cfg.models.offline) or os.environ.get("FACEKIT_OFFLINE") == "1")
-    detector = _load(cfg, registry, store, "detector")
-    aligner = _load(cfg, registry, store, "aligner")
-    stages = FaceStages(detector, aligner, size=cfg.output.size, padding=cfg.output.padding)
-    mode = choose_mode(cfg.runner.mode, [detector.spec, aligner.spec], free_gpu_memory_mb(),
-                       cfg.runner.gpu_margin_mb)
-    log.info("%s: %d frame(s); detector %s, aligner %s, %s passes",
-             source.path, len(source), detector.spec.name, aligner.spec.name, mode)
+    stages = FaceStages(
+        _load(cfg, registry, store, "detector"), _load(cfg, registry, store, "aligner"),
+        _load(cfg, registry, store, "identity") if filter_is_set(cfg) else None,
+        size=cfg.output.size, padding=cfg.output.padding,
+    )
+    fingerprint = [p.fingerprint() for p in stages.plugins()]
+    analysis_folder = cache_root / "analysis"
 
-    writer = FaceWriter(output, debug=bool(cfg.output.debug))
-    meta = _meta(cfg, detector, aligner)
-    with _exclusive(output), \
-            AlignmentsWriter(output / ALIGNMENTS_FILE, meta, sync_every=cfg.output.save_every) as alignments:
+    with ExitStack() as stack:
+        cache = None
+        if cache_is_on(cfg):
+            cache = stack.enter_context(
+                AnalysisCache(analysis_folder, content_key(source.files, fingerprint)).locked())
+        face_filter = _identity_filter(cfg, stages, ReferenceCache(analysis_folder) if cache else None, fingerprint)
+        cached = cache.load() if cache is not None else None
+        if cached is None:
+            stages.load_models()
+            mode = choose_mode(cfg.runner.mode, [p.spec for p in stages.plugins()], free_gpu_memory_mb(),
+                               cfg.runner.gpu_margin_mb)
+            passes = plan_passes(stages, mode)
+        else:
+            mode = "cached"
+            passes = [Pass("from the analysis cache", [_restore_stage(stages, cached)])]
+        log.info("%s: %d frame(s); %s; %s", source.path, len(source),
+                 ", ".join(f"{p.spec.kind} {p.spec.name}" for p in stages.plugins()), f"{mode} passes")
+
+        writer = FaceWriter(output, debug=bool(cfg.output.debug), save_rejected=bool(cfg.filter.save_rejected))
+        stack.enter_context(_exclusive(output))
+        alignments = stack.enter_context(
+            AlignmentsWriter(output / ALIGNMENTS_FILE, _meta(cfg, stages, face_filter), sync_every=cfg.output.save_every))
         done = frozenset(alignments.done_frames())
         if done:
             log.info("resuming: %d frame(s) already done", len(done))
+        analysis = stack.enter_context(cache.writing()) if cache is not None and cached is None and not done else None
 
-        def sink(record) -> None:
+        def sink(record: FrameRecord) -> None:
+            if analysis is not None:
+                analysis.add(record)
+            if face_filter is not None:
+                _judge(record, face_filter)
             writer.write(record)
             alignments.write(record)
 
-        runner = Runner(plan_passes(stages, mode), queue_size=cfg.runner.queue_size,
-                        progress=bool(cfg.runner.progress))
+        runner = Runner(passes, queue_size=cfg.runner.queue_size, progress=bool(cfg.runner.progress))
         summary = runner.run(source, sink, done)
+        if analysis is not None:
+            analysis.commit()
     log.info("done: %s; alignments in %s", summary.line(), output / ALIGNMENTS_FILE)
     if summary.skipped:
         log.warning("%d file(s) skipped: %s", summary.skipped, ", ".join(source.skipped[:10]))
@@ -76,39 +107,108 @@ def check_settings(cfg: DictConfig) -> None:
         raise ConfigError(f"runner.mode={cfg.runner.mode!r}; choose one of: {', '.join(MODES)}")
     if not isinstance(cfg.runner.queue_size, int) or cfg.runner.queue_size <= 0:
         raise ConfigError(f"runner.queue_size must be a positive whole number, got {cfg.runner.queue_size!r}")
+    for key in ("refs", "nrefs"):
+        if not OmegaConf.is_list(cfg.filter[key]):
+            raise ConfigError(f"filter.{key} must be a list of photos, e.g. 'filter.{key}=[a.jpg,b.jpg]'")
+
+
+def filter_is_set(cfg: DictConfig) -> bool:
+    return bool(cfg.filter.refs) or bool(cfg.filter.nrefs)
+
+
+def job_output_dir(cfg: DictConfig) -> Path:
+    """A single run writes to ``output.dir``; each job of a sweep to its own Hydra folder."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if _in_sweep():
+        return Path(HydraConfig.get().runtime.output_dir)
+    return Path(cfg.output.dir).expanduser()
+
+
+def cache_is_on(cfg: DictConfig) -> bool:
+    """``auto`` caches in sweeps only: a single run gains nothing from it but disk use."""
+    value = cfg.cache.enabled
+    if value == "auto":
+        return _in_sweep()
+    if isinstance(value, bool):
+        return value
+    raise ConfigError(f"cache.enabled={value!r}; choose one of: auto, true, false")
+
+
+def _in_sweep() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def _identity_filter(cfg: DictConfig, stages: FaceStages, refs_cache: ReferenceCache | None,
+                     fingerprint: Any) -> IdentityFilter | None:
+    if stages.identity is None:
+        return None
+    from facekit.identity import IdentityFilter
+
+    spec = stages.identity.spec
+    threshold = spec.default_threshold if cfg.filter.threshold is None else float(cfg.filter.threshold)
+    if threshold is None:
+        raise ConfigError(f"identity {spec.name} declares no default threshold; set filter.threshold")
+    refs = reference_embeddings(list(cfg.filter.refs), stages, refs_cache, fingerprint)
+    nrefs = reference_embeddings(list(cfg.filter.nrefs), stages, refs_cache, fingerprint)
+    return IdentityFilter(refs, nrefs, threshold, spec.metric or "cosine")
+
+
+def _judge(record: FrameRecord, face_filter: IdentityFilter) -> None:
+    for index, face in enumerate(record.faces):
+        decision = face_filter.decide(face.embedding)
+        face.keep, face.reason, face.distance = decision.keep, decision.reason, decision.distance
+        if not decision.keep:
+            log.info("rejected %s face %d: %s", record.frame.name, index, decision.reason)
+
+
+def _restore_stage(stages: FaceStages, cached: dict[str, dict[str, Any]]) -> Stage:
+    """Faces from the analysis cache, re-cropped at this job's size: no model runs."""
+    def restore(batch: list[FrameRecord]) -> None:
+        for record in batch:
+            entry = cached.get(record.frame.name)
+            if entry is None:
+                raise FacekitError(f"the analysis cache has no frame {record.frame.name}; "
+                                   "set cache.enabled=false or delete the cache entry")
+            record.height, record.width = record.frame.image.shape[:2]
+            record.faces = restore_faces(entry)
+            stages.normalise(record)
+
+    return Stage("restore", restore)
 
 
 def _load(cfg: DictConfig, registry: PluginRegistry, store: ModelStore, kind: PluginKind) -> LoadedPlugin:
     node = cfg.get(kind)
     if node is None:
-        name = cfg.default_plugins[kind]
-        return load_plugin(registry, store, kind, name, None)
+        return load_plugin(registry, store, kind, cfg.default_plugins[kind], None)
     options = OmegaConf.to_container(node, resolve=True)
     return load_plugin(registry, store, kind, options.pop("name"), options)
 
 
-def _meta(cfg: DictConfig, detector: LoadedPlugin, aligner: LoadedPlugin) -> dict[str, Any]:
+def _meta(cfg: DictConfig, stages: FaceStages, face_filter: IdentityFilter | None) -> dict[str, Any]:
     """What produced the file. ``fingerprint`` holds what must match for a rerun to resume."""
-    from dataclasses import asdict
-
     padding = geometry.DEFAULT_PADDING if cfg.output.padding is None else float(cfg.output.padding)
-    plugins = {
-        "detector": {"name": detector.spec.name, "config": asdict(detector.config)},
-        "aligner": {"name": aligner.spec.name, "config": asdict(aligner.config)},
-    }
-    return {
+    plugins = {p.spec.kind: {"name": p.spec.name, "config": p.fingerprint()["config"]} for p in stages.plugins()}
+    meta: dict[str, Any] = {
         "input": str(cfg.input),
         "plugins": plugins,
         "output": {"size": cfg.output.size, "padding": padding},
-        "fingerprint": {"input": str(Path(cfg.input).resolve()), "plugins": plugins,
-                        "size": cfg.output.size, "padding": padding},
     }
+    if face_filter is not None:
+        meta["filter"] = {"refs": list(cfg.filter.refs), "nrefs": list(cfg.filter.nrefs),
+                          "threshold": face_filter.threshold, "metric": face_filter.metric}
+    meta["fingerprint"] = {"input": str(Path(cfg.input).resolve()), "plugins": plugins,
+                           "size": cfg.output.size, "padding": padding, "filter": meta.get("filter")}
+    return meta
 
 
 @contextmanager
 def _exclusive(output: Path) -> Iterator[None]:
     """One run per output folder: two writers would interleave one journal."""
-    lock = FileLock(output / ".facekit.lock")
+    lock = FileLock(str(output / ".facekit.lock"))
     try:
         lock.acquire(timeout=0)
     except Timeout:
@@ -117,7 +217,3 @@ def _exclusive(output: Path) -> Iterator[None]:
         yield
     finally:
         lock.release()
-
-
-def _path_or_none(value: Any) -> Path | None:
-    return Path(value).expanduser() if value else None

@@ -1,0 +1,138 @@
+"""The library surface: ``facekit.Extractor`` on numpy frames, without Hydra, files or a CLI."""
+from __future__ import annotations
+
+from typing import Iterator
+
+import cv2
+import numpy as np
+import pytest
+
+import facekit
+from conftest import DATA, SCENES, require_data
+from facekit.errors import ConfigError
+from facekit.registry import default_registry
+
+VIDEO = DATA / "video" / "faceswap_test.mp4"
+
+
+@pytest.fixture(scope="module")
+def extractor() -> facekit.Extractor:
+    return facekit.Extractor(detector="yunet", aligner="facemesh")
+
+
+def _read(name: str) -> np.ndarray:
+    require_data()
+    image = cv2.imread(str(SCENES / name))
+    assert image is not None, name
+    return image
+
+
+def _video_frames(limit: int, pulled: list[int]) -> Iterator[np.ndarray]:
+    """The first ``limit`` frames, read one at a time as asked for; each read is counted."""
+    require_data()
+    capture = cv2.VideoCapture(str(VIDEO))
+    try:
+        while len(pulled) < limit and (frame := capture.read()[1]) is not None:
+            pulled.append(1)
+            yield frame
+    finally:
+        capture.release()
+
+
+def _check_face(face, image: np.ndarray, size: int = 256) -> None:
+    height, width = image.shape[:2]
+    x1, y1, x2, y2 = face.detection.box
+    assert 0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height
+    assert 0.5 < face.detection.score <= 1.0
+    assert face.detection.points5 is not None and face.detection.points5.shape == (5, 2)
+    assert face.landmarks.shape == (68, 2) and np.isfinite(face.landmarks).all()
+    margin_x, margin_y = 0.2 * (x2 - x1), 0.2 * (y2 - y1)
+    assert (face.landmarks[:, 0] > x1 - margin_x).all() and (face.landmarks[:, 0] < x2 + margin_x).all()
+    assert (face.landmarks[:, 1] > y1 - margin_y).all() and (face.landmarks[:, 1] < y2 + margin_y).all()
+    assert face.crop.shape == (size, size, 3) and face.crop.dtype == np.uint8
+    assert face.matrix.shape == (2, 3)
+    # the matrix maps the face onto the crop upright: eyes in the upper half, mouth in the lower
+    in_crop = face.landmarks @ face.matrix[:, :2].T + face.matrix[:, 2]
+    assert ((in_crop > 0) & (in_crop < size)).all()
+    left_eye, right_eye = in_crop[36:42].mean(axis=0), in_crop[42:48].mean(axis=0)
+    mouth = in_crop[48:68].mean(axis=0)
+    assert left_eye[0] < right_eye[0]
+    assert max(left_eye[1], right_eye[1]) < size / 2 < mouth[1]
+    assert abs(left_eye[1] - right_eye[1]) < 0.05 * size  # rotated level
+
+
+def test_extractor_is_exported_at_the_top_level() -> None:
+    from facekit.pipeline import Extractor
+
+    assert facekit.Extractor is Extractor
+    assert "Extractor" in facekit.__all__
+
+
+def test_two_people_give_two_faces(extractor: facekit.Extractor) -> None:
+    image = _read("two_people.jpg")
+    before = image.copy()
+    faces = extractor.extract(image)
+    assert len(faces) == 2
+    for face in faces:
+        _check_face(face, image)
+    centres = sorted((f.detection.box[0] + f.detection.box[2]) / 2 for f in faces)
+    assert centres[0] < image.shape[1] / 2 < centres[1]  # one person on each side
+    assert np.array_equal(image, before)  # the caller's frame is not written to
+
+
+def test_crop_size_is_the_callers_choice() -> None:
+    image = _read("obama_small.jpg")
+    faces = facekit.Extractor(size=128).extract(image)
+    assert len(faces) == 1
+    _check_face(faces[0], image, size=128)
+
+
+def test_detector_options_reach_the_plugin() -> None:
+    image = _read("obama_small.jpg")
+    strict = facekit.Extractor(detector="yunet", detector_options={"score_threshold": 0.999})
+    assert strict.extract(image) == []
+
+
+def test_extract_many_is_lazy_and_matches_extract(extractor: facekit.Extractor) -> None:
+    pulled: list[int] = []
+    results = extractor.extract_many(_video_frames(10, pulled))
+    assert len(pulled) == 0  # nothing is read before the first result is asked for
+    first = next(results)
+    assert len(pulled) == 1
+    rest = list(results)
+    assert len(pulled) == 10 and len(rest) == 9
+
+    frames = list(_video_frames(10, []))
+    for faces, frame in zip([first, *rest], frames, strict=True):
+        assert len(faces) == 1  # one talking head
+        _check_face(faces[0], frame)
+        again = extractor.extract(frame)  # frame by frame or as a stream: the same answer
+        np.testing.assert_array_equal(again[0].landmarks, faces[0].landmarks)
+        np.testing.assert_array_equal(again[0].crop, faces[0].crop)
+
+
+def test_grayscale_frames_are_refused(extractor: facekit.Extractor) -> None:
+    gray = cv2.cvtColor(_read("obama_small.jpg"), cv2.COLOR_BGR2GRAY)
+    assert gray.ndim == 2
+    with pytest.raises(ValueError, match=r"\(height, width, 3\)"):
+        extractor.extract(gray)
+    # in a stream the good frames before the bad one still come out
+    results = extractor.extract_many([_read("obama_small.jpg"), gray])
+    assert len(next(results)) == 1
+    with pytest.raises(ValueError):
+        next(results)
+
+
+@pytest.mark.parametrize("kind", ["detector", "aligner"])
+def test_unknown_plugin_names_the_choices(kind: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        facekit.Extractor(**{kind: "nosuch"})
+    message = str(error.value)
+    assert "nosuch" in message and "choose one of" in message
+    choices = default_registry().names(kind)
+    assert choices and all(name in message for name in choices)
+
+
+def test_unknown_plugin_option_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="no_such_option"):
+        facekit.Extractor(detector="yunet", detector_options={"no_such_option": 1})
