@@ -1,6 +1,7 @@
 """The ``facekit`` command: Hydra composes the config, a task runs it, errors are one line."""
 from __future__ import annotations
 
+import dataclasses
 import re
 import signal
 import sys
@@ -16,6 +17,7 @@ from facekit.plugin import PLUGIN_KINDS
 from facekit.registry import PluginRegistry, default_registry
 
 _GROUP_CHOICE = re.compile(r"^(?:\+{1,2}|~)?(detector|aligner|identity|runner)=(.*)$")
+_PLUGIN_OPTION = re.compile(r"^\+{0,2}(detector|aligner|identity)\.(\w+)=")
 _SIMPLE_NAMES = re.compile(r"^[\w.\-]+(,[\w.\-]+)*$")
 
 
@@ -26,7 +28,7 @@ def main() -> None:
         registry = default_registry()
         check_group_choices(argv, registry)
         register_plugin_configs(registry)
-        check_composes(argv)
+        check_composes(argv, registry)
     except FacekitError as exc:
         _fail(exc)
     sys.argv = [sys.argv[0], *argv]
@@ -77,7 +79,7 @@ def check_group_choices(argv: Sequence[str], registry: PluginRegistry) -> None:
                 raise ConfigError(f"unknown {group} {value!r}; choose one of: {', '.join(valid) or '(none installed)'}")
 
 
-def check_composes(argv: Sequence[str]) -> None:
+def check_composes(argv: Sequence[str], registry: PluginRegistry) -> None:
     """Compose a plain run's config once up front, so Hydra's multi-line composition errors (an
     unknown key, a bad value) reach the user as one line. Flags (--help, -m, ...) go straight
     to Hydra: sweeps hold values that only a launcher can expand."""
@@ -90,7 +92,24 @@ def check_composes(argv: Sequence[str]) -> None:
             compose(config_name="config", overrides=list(argv))
     except Exception as exc:  # Hydra and OmegaConf raise many types; all mean a bad override
         cause = f"\n{exc.__cause__}" if exc.__cause__ is not None else ""
-        raise ConfigError(one_line(f"{exc}{cause}")) from None
+        raise ConfigError(one_line(f"{exc}{cause}") + _plugin_option_hint(argv, registry)) from None
+
+
+def _plugin_option_hint(argv: Sequence[str], registry: PluginRegistry) -> str:
+    """For a bad ``detector.key=`` override: the chosen plugin's valid options, or how to choose one."""
+    chosen = {m.group(1): m.group(2) for a in argv if (m := _GROUP_CHOICE.match(a))}
+    for arg in argv:
+        match = _PLUGIN_OPTION.match(arg)
+        if match is None:
+            continue
+        kind, key = match.groups()
+        if kind not in chosen:
+            return f" (name the plugin first: +{kind}=NAME {kind}.{key}=...)"
+        spec = registry.plugins[kind].get(chosen[kind])
+        fields = [f.name for f in dataclasses.fields(spec.config_class)] if spec else []
+        if key not in fields:
+            return f" ({kind} {spec.name} takes: {', '.join(fields) or 'no options'})" if spec else ""
+    return ""
 
 
 def one_line(message: str) -> str:

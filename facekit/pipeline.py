@@ -143,7 +143,7 @@ class Extractor:
     def extract_many(self, images: Iterable[np.ndarray]) -> Iterator[list[Face]]:
         """Faces frame by frame, lazily, so a long video never sits in memory."""
         for index, image in enumerate(images):
-            if image is None or image.ndim != 3 or image.shape[2] != 3:
+            if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
                 raise ValueError("Extractor takes BGR uint8 images of shape (height, width, 3)")
             record = FrameRecord(Frame(name=f"frame_{index:06d}", source="<array>", index=index, image=image))
             self.stages.detect([record])

@@ -64,7 +64,8 @@ class PluginRegistry:
         try:
             merged = OmegaConf.merge(schema, values)
         except Exception as exc:  # omegaconf raises several types; all mean a bad value
-            raise ConfigError(f"{spec.kind} {spec.name}: {_first_line(exc)}") from None
+            fields = ", ".join(f.name for f in dataclasses.fields(spec.config_class)) or "no options"
+            raise ConfigError(f"{spec.kind} {spec.name}: {_first_line(exc)} (it takes: {fields})") from None
         return OmegaConf.to_object(merged)
 
     def config_node(self, spec: PluginSpec) -> dict[str, Any]:

@@ -123,6 +123,14 @@ def test_grayscale_frames_are_refused(extractor: facekit.Extractor) -> None:
         next(results)
 
 
+@pytest.mark.parametrize("convert", [lambda im: im.astype(np.float32) / 255, lambda im: im.astype(np.float32),
+                                     lambda im: im.tolist()], ids=["float-0-1", "float-0-255", "list"])
+def test_frames_that_are_not_uint8_arrays_are_refused(extractor: facekit.Extractor, convert) -> None:
+    """A float frame in [0, 1] would otherwise find no face at all, silently."""
+    with pytest.raises(ValueError, match="uint8"):
+        extractor.extract(convert(_read("obama_small.jpg")))
+
+
 @pytest.mark.parametrize("kind", ["detector", "aligner"])
 def test_unknown_plugin_names_the_choices(kind: str) -> None:
     with pytest.raises(ConfigError) as error:
