@@ -20,19 +20,11 @@ from filelock import FileLock
 
 from facekit.alignments import face_from_dict, record_to_dict
 from facekit.fileio import atomic_write_bytes
+from facekit.models.checksum import file_sha256
 from facekit.types import Face, FrameRecord
 
 FORMAT = "facekit-analysis"
 VERSION = 1
-_CHUNK = 1 << 20
-
-
-def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def content_key(files: Iterable[Path], fingerprint: Any) -> str:
@@ -40,7 +32,7 @@ def content_key(files: Iterable[Path], fingerprint: Any) -> str:
     digest = hashlib.sha256(f"{FORMAT}/{VERSION}".encode())
     for path in files:
         digest.update(path.name.encode("utf-8", "surrogateescape"))
-        digest.update(file_digest(path).encode())
+        digest.update(file_sha256(path).encode())
     digest.update(json.dumps(fingerprint, sort_keys=True, default=str).encode())
     return digest.hexdigest()
 

@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import socket
 import threading
-import time
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import zipfile
 from pathlib import Path
 from typing import Iterator
 
@@ -18,6 +17,7 @@ from facekit.models.checksum import read_sidecar
 from facekit.models.download import RetryPolicy, download
 from facekit.models.spec import ModelFile, ModelSpec
 from facekit.models.store import ModelStore, default_cache_dir
+from loopback_server import Served, serving
 
 FAST = RetryPolicy(attempts=3, backoff=0.001, max_delay=0.01, timeout=5.0)
 DATA = os.urandom(200_000)
@@ -25,75 +25,10 @@ SHA = hashlib.sha256(DATA).hexdigest()
 NAME = "weights.bin"
 
 
-@dataclass
-class Served:
-    """What the loopback server holds and how it misbehaves; it records every request."""
-
-    files: dict[str, bytes] = field(default_factory=dict)
-    cut_after: int | None = None  # the next GET sends this many body bytes, then hangs up
-    ignore_range: bool = False  # always answer 200 with the whole file
-    fail_first: int = 0  # the first N requests get 503
-    chunk_delay: float = 0.0  # seconds between 16 KB chunks, to make downloads overlap
-    requests: list[tuple[str, str | None]] = field(default_factory=list)  # (path, Range header)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    port: int = 0
-
-    def url(self, path: str = f"/{NAME}") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-
-class Handler(BaseHTTPRequestHandler):
-    server: ThreadingHTTPServer
-
-    def do_GET(self) -> None:
-        served: Served = self.server.served  # type: ignore[attr-defined]
-        with served.lock:
-            served.requests.append((self.path, self.headers.get("Range")))
-            failing = len(served.requests) <= served.fail_first
-            cut, served.cut_after = served.cut_after, None
-        body = served.files.get(self.path)
-        if failing or body is None:
-            self.send_error(503 if failing else 404)
-            return
-        start = self._range_start(served)
-        self.send_response(206 if start else 200)
-        if start:
-            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-        self.send_header("Content-Length", str(len(body) - start))
-        self.end_headers()
-        self._send(body[start:], cut, served.chunk_delay)
-
-    def _range_start(self, served: Served) -> int:
-        header = self.headers.get("Range")
-        if not header or served.ignore_range:
-            return 0
-        return int(header.removeprefix("bytes=").split("-")[0])
-
-    def _send(self, payload: bytes, cut: int | None, delay: float) -> None:
-        payload = payload if cut is None else payload[:cut]
-        for i in range(0, len(payload), 16_384):
-            self.wfile.write(payload[i:i + 16_384])
-            time.sleep(delay)
-        if cut is not None:  # hang up mid-file: the client sees EOF before Content-Length
-            self.wfile.flush()
-            self.connection.shutdown(socket.SHUT_RDWR)
-            self.close_connection = True
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def served() -> Iterator[Served]:
-    served = Served(files={f"/{NAME}": DATA})
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.served = served  # type: ignore[attr-defined]
-    served.port = httpd.server_address[1]
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
-    thread.start()
-    yield served
-    httpd.shutdown()
-    httpd.server_close()
+    with serving({f"/{NAME}": DATA}) as server:
+        yield server
 
 
 @pytest.fixture(autouse=True)
@@ -118,7 +53,7 @@ def leftovers(folder: Path) -> list[str]:
 # -- downloads -----------------------------------------------------------------------------------
 
 def test_download_verifies_and_lands_in_the_cache(served: Served, isolated_cache: Path) -> None:
-    store = store_for(spec_for(served.url()))
+    store = store_for(spec_for(served.url(f"/{NAME}")))
     assert store.state("m") == "downloadable"
     path = store.path("m")
     assert path == isolated_cache / "models" / "m" / NAME
@@ -129,20 +64,20 @@ def test_download_verifies_and_lands_in_the_cache(served: Served, isolated_cache
 
 def test_resume_after_the_server_hangs_up_mid_file(served: Served) -> None:
     served.cut_after = 70_000
-    path = store_for(spec_for(served.url())).path("m")
+    path = store_for(spec_for(served.url(f"/{NAME}"))).path("m")
     assert [r[1] for r in served.requests] == [None, "bytes=70000-"]
     assert hashlib.sha256(path.read_bytes()).hexdigest() == SHA
 
 
 def test_server_that_ignores_range_restarts_cleanly(served: Served) -> None:
     served.cut_after, served.ignore_range = 70_000, True
-    path = store_for(spec_for(served.url())).path("m")
+    path = store_for(spec_for(served.url(f"/{NAME}"))).path("m")
     assert [r[1] for r in served.requests] == [None, "bytes=70000-"]  # asked to resume, got 200
     assert path.read_bytes() == DATA  # rewritten from byte 0, not appended
 
 
 def test_partial_file_from_an_earlier_run_is_resumed(served: Served) -> None:
-    store = store_for(spec_for(served.url()))
+    store = store_for(spec_for(served.url(f"/{NAME}")))
     store.folder("m").mkdir(parents=True)
     (store.folder("m") / f"{NAME}.part").write_bytes(DATA[:123_456])
     assert store.path("m").read_bytes() == DATA
@@ -150,7 +85,7 @@ def test_partial_file_from_an_earlier_run_is_resumed(served: Served) -> None:
 
 
 def test_partial_file_longer_than_the_file_is_discarded(served: Served) -> None:
-    store = store_for(spec_for(served.url()))
+    store = store_for(spec_for(served.url(f"/{NAME}")))
     store.folder("m").mkdir(parents=True)
     (store.folder("m") / f"{NAME}.part").write_bytes(DATA + b"junk")
     assert store.path("m").read_bytes() == DATA
@@ -159,25 +94,25 @@ def test_partial_file_longer_than_the_file_is_discarded(served: Served) -> None:
 
 def test_retries_server_errors_with_backoff(served: Served) -> None:
     served.fail_first = 2
-    assert store_for(spec_for(served.url())).path("m").read_bytes() == DATA
+    assert store_for(spec_for(served.url(f"/{NAME}"))).path("m").read_bytes() == DATA
     assert len(served.requests) == 3
 
 
 def test_gives_up_after_the_retry_budget(served: Served) -> None:
     served.fail_first = 99
-    store = store_for(spec_for(served.url()))
+    store = store_for(spec_for(served.url(f"/{NAME}")))
     with pytest.raises(ModelError, match=r"HTTP 503 .*after 3 tries") as error:
         store.path("m")
-    assert served.url() in str(error.value) and str(store.folder("m")) in str(error.value)
+    assert served.url(f"/{NAME}") in str(error.value) and str(store.folder("m")) in str(error.value)
     assert len(served.requests) == FAST.attempts
 
 
 def test_corrupt_download_is_a_checksum_error_and_leaves_nothing(served: Served) -> None:
     served.files[f"/{NAME}"] = bytes([DATA[0] ^ 0xFF]) + DATA[1:]
-    store = store_for(spec_for(served.url()))
+    store = store_for(spec_for(served.url(f"/{NAME}")))
     with pytest.raises(ModelError, match="checksum") as error:
         store.path("m")
-    assert served.url() in str(error.value)
+    assert served.url(f"/{NAME}") in str(error.value)
     assert leftovers(store.folder("m")) == []
 
 
@@ -193,14 +128,14 @@ def test_404_names_the_url_and_the_folder_and_is_not_retried(served: Served) -> 
 
 
 def test_cache_hit_makes_no_request(served: Served) -> None:
-    specs = spec_for(served.url())
+    specs = spec_for(served.url(f"/{NAME}"))
     first = store_for(specs).ensure("m")
     assert store_for(specs).ensure("m") == first == {NAME: first[NAME]}
     assert len(served.requests) == 1
 
 
 def test_unknown_checksum_is_recorded_on_first_download_and_checked_after(served: Served) -> None:
-    specs = spec_for(served.url(), sha256=None, size=None)
+    specs = spec_for(served.url(f"/{NAME}"), sha256=None, size=None)
     path = store_for(specs).path("m")
     assert read_sidecar(path) == SHA
     path.write_bytes(b"x" + DATA[1:])  # same size, different content
@@ -210,7 +145,7 @@ def test_unknown_checksum_is_recorded_on_first_download_and_checked_after(served
 
 def test_concurrent_downloads_of_one_file_make_one_request(served: Served) -> None:
     served.chunk_delay = 0.01  # ~0.13 s a download, so the two overlap
-    specs = spec_for(served.url())
+    specs = spec_for(served.url(f"/{NAME}"))
     start = threading.Barrier(2)
     results: list[Path | BaseException] = []
 
@@ -233,7 +168,7 @@ def test_concurrent_downloads_of_one_file_make_one_request(served: Served) -> No
 
 
 def test_download_with_a_progress_bar(served: Served, tmp_path: Path) -> None:
-    download(served.url(), tmp_path / NAME, sha256=SHA, retry=FAST)
+    download(served.url(f"/{NAME}"), tmp_path / NAME, sha256=SHA, retry=FAST)
     assert (tmp_path / NAME).read_bytes() == DATA
 
 
@@ -251,16 +186,16 @@ def test_offline_never_touches_the_network(served: Served, no_sockets: None, how
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     if how == "env":
         monkeypatch.setenv("FACEKIT_OFFLINE", "1")
-    store = store_for(spec_for(served.url()), offline=how == "flag")
+    store = store_for(spec_for(served.url(f"/{NAME}")), offline=how == "flag")
     assert store.state("m") == "missing"
     with pytest.raises(ModelError, match="offline") as error:
         store.ensure("m")
-    assert served.url() in str(error.value) and str(store.folder("m")) in str(error.value)
+    assert served.url(f"/{NAME}") in str(error.value) and str(store.folder("m")) in str(error.value)
     assert served.requests == []
 
 
 def test_offline_uses_the_cache(served: Served, no_sockets: None) -> None:
-    store = store_for(spec_for(served.url()), offline=True)
+    store = store_for(spec_for(served.url(f"/{NAME}")), offline=True)
     store.folder("m").mkdir(parents=True)
     (store.folder("m") / NAME).write_bytes(DATA)
     assert store.path("m").read_bytes() == DATA
@@ -272,11 +207,11 @@ def test_offline_uses_the_cache(served: Served, no_sockets: None) -> None:
 def test_facekit_home_is_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, served: Served) -> None:
     monkeypatch.setenv("FACEKIT_HOME", str(tmp_path / "home"))
     assert default_cache_dir() == tmp_path / "home"
-    assert store_for(spec_for(served.url())).path("m") == tmp_path / "home" / "models" / "m" / NAME
+    assert store_for(spec_for(served.url(f"/{NAME}"))).path("m") == tmp_path / "home" / "models" / "m" / NAME
 
 
 def test_corrupt_file_in_the_cache_is_reported_not_replaced(served: Served) -> None:
-    store = store_for(spec_for(served.url()))
+    store = store_for(spec_for(served.url(f"/{NAME}")))
     store.folder("m").mkdir(parents=True)
     (store.folder("m") / NAME).write_bytes(DATA[:-1] + b"!")
     assert store.state("m") == "missing"
@@ -297,7 +232,7 @@ def weights_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_package_resource_is_found_without_a_download(weights_package: Path, served: Served) -> None:
-    store = store_for(spec_for(served.url(), package="facekit_test_weights", package_dir="models"))
+    store = store_for(spec_for(served.url(f"/{NAME}"), package="facekit_test_weights", package_dir="models"))
     assert store.state("m") == "present"
     assert store.path("m") == weights_package / "models" / NAME
     assert served.requests == []
@@ -330,3 +265,43 @@ def test_unknown_ids_and_files_are_model_errors() -> None:
         store.path("x")
     with pytest.raises(ModelError, match="has no file 'other.bin'"):
         store.path("m", "other.bin")
+
+
+# -- zip archives (faceswap's model releases) ----------------------------------------------------
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zipped:
+        for name, body in members.items():
+            zipped.writestr(name, body)
+    return buffer.getvalue()
+
+
+def test_files_inside_a_zip_are_extracted_once_and_verified(served: Served) -> None:
+    prototxt = b"name: 'net'\n"
+    served.files["/model.zip"] = _zip({"model/weights.bin": DATA, "model/deploy.prototxt": prototxt})
+    files = (ModelFile(NAME, SHA, len(DATA), served.url("/model.zip"), archive=True),
+             ModelFile("deploy.prototxt", None, None, served.url("/model.zip"), archive=True))
+    store = store_for({"m": ModelSpec(id="m", files=files)})
+    paths = store.ensure("m")
+    assert paths[NAME].read_bytes() == DATA and paths["deploy.prototxt"].read_bytes() == prototxt
+    assert len(served.requests) == 1  # one download serves both members
+    assert read_sidecar(paths["deploy.prototxt"]) == hashlib.sha256(prototxt).hexdigest()
+    assert leftovers(store.folder("m")) == ["deploy.prototxt", "deploy.prototxt.sha256", NAME]
+
+
+def test_a_zip_member_with_the_wrong_checksum_leaves_nothing(served: Served) -> None:
+    served.files["/model.zip"] = _zip({NAME: DATA[:-1] + b"x"})
+    store = store_for({"m": ModelSpec(id="m", files=(ModelFile(NAME, SHA, len(DATA), served.url("/model.zip"),
+                                                               archive=True),))})
+    with pytest.raises(ModelError, match="checksum"):
+        store.path("m")
+    assert leftovers(store.folder("m")) == []
+
+
+def test_a_zip_without_the_member_names_what_it_holds(served: Served) -> None:
+    served.files["/model.zip"] = _zip({"other.bin": DATA})
+    store = store_for({"m": ModelSpec(id="m", files=(ModelFile(NAME, None, None, served.url("/model.zip"),
+                                                               archive=True),))})
+    with pytest.raises(ModelError, match="holds no weights.bin.*other.bin"):
+        store.path("m")

