@@ -1,0 +1,1 @@
+"""Placeholder: the cv2_dnn plugin is being written (issue 4)."""

@@ -1,0 +1,1 @@
+"""Placeholder: the fan plugin is being written (issue 4)."""

@@ -1,0 +1,1 @@
+"""Placeholder: the s3fd plugin is being written (issue 4)."""

@@ -1,0 +1,1 @@
+"""Placeholder: the vgg_face plugin is being written (issue 4)."""

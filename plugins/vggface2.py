@@ -1,0 +1,1 @@
+"""Placeholder: the vggface2 plugin is being written (issue 4)."""
