@@ -1,0 +1,1 @@
+"""Placeholder: the sface identity plugin is being written (issue 3)."""
