@@ -89,10 +89,14 @@ def check_composes(argv: Sequence[str], registry: PluginRegistry) -> None:
 
     try:
         with initialize_config_module(config_module="facekit.conf", version_base="1.3"):
-            compose(config_name="config", overrides=list(argv))
+            cfg = compose(config_name="config", overrides=list(argv))
     except Exception as exc:  # Hydra and OmegaConf raise many types; all mean a bad override
         cause = f"\n{exc.__cause__}" if exc.__cause__ is not None else ""
         raise ConfigError(one_line(f"{exc}{cause}") + _plugin_option_hint(argv, registry)) from None
+    if cfg.task == "extract":  # before Hydra creates the output folder or anything loads
+        from facekit.tasks.extract import check_settings
+
+        check_settings(cfg)
 
 
 def _plugin_option_hint(argv: Sequence[str], registry: PluginRegistry) -> str:

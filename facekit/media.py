@@ -67,6 +67,12 @@ class FrameSource:
                 yield Frame(name=name, source=str(self.path), index=number, image=image)
         finally:
             capture.release()
+        decoded = number - 1
+        if decoded == 0:
+            self._skip(str(self.path), "the video holds no decodable frame")
+        elif decoded < self.frame_count:
+            log.warning("%s ended after %d of %d frames: the file is truncated or damaged",
+                        self.path, decoded, self.frame_count)
 
     def _skip(self, what: str, why: str) -> None:
         if what not in self.skipped:  # serial runs read the source once per pass
@@ -104,10 +110,13 @@ def open_input(path: str | Path, exclude: Path | None = None) -> FrameSource:
     if not source.exists():
         raise FacekitError(f"input {str(source)!r} does not exist")
     if source.is_dir():
-        files = _image_files(source, exclude)
+        files, odd = _image_files(source, exclude)
         if not files:
             raise FacekitError(f"input folder {str(source)!r} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-        return FrameSource(source, "folder", files, len(files))
+        folder = FrameSource(source, "folder", files, len(files))
+        for path in odd:
+            folder._skip(str(path), "a folder, not an image")
+        return folder
     suffix = source.suffix.lower()
     if suffix in VIDEO_SUFFIXES:
         return FrameSource(source, "video", [source], _video_frame_count(source))
@@ -118,15 +127,15 @@ def open_input(path: str | Path, exclude: Path | None = None) -> FrameSource:
     )
 
 
-def _image_files(folder: Path, exclude: Path | None) -> list[Path]:
+def _image_files(folder: Path, exclude: Path | None) -> tuple[list[Path], list[Path]]:
+    """Image files directly in ``folder`` (not the output folder), and folders with image names."""
     excluded = exclude.resolve() if exclude is not None else None
-    files = []
+    files, odd = [], []
     for path in sorted(folder.iterdir()):
-        if excluded is not None and path.resolve() == excluded:
+        if path.suffix.lower() not in IMAGE_SUFFIXES or (excluded is not None and path.resolve() == excluded):
             continue
-        if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
-            files.append(path)
-    return files
+        (files if path.is_file() else odd).append(path)
+    return files, odd
 
 
 def _video_frame_count(path: Path) -> int:
@@ -135,7 +144,7 @@ def _video_frame_count(path: Path) -> int:
     capture = cv2.VideoCapture(str(path))
     try:
         if not capture.isOpened():
-            raise FacekitError(f"input {str(path)!r} cannot be opened as a video")
+            raise FacekitError(f"input {str(path)!r} cannot be opened as a video (truncated, damaged, or a codec OpenCV lacks)")
         return max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT)))
     finally:
         capture.release()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
@@ -110,6 +111,20 @@ def check_settings(cfg: DictConfig) -> None:
     for key in ("refs", "nrefs"):
         if not OmegaConf.is_list(cfg.filter[key]):
             raise ConfigError(f"filter.{key} must be a list of photos, e.g. 'filter.{key}=[a.jpg,b.jpg]'")
+    check_output_folder(job_output_dir(cfg), Path(cfg.input).expanduser())
+
+
+def check_output_folder(output: Path, source: Path) -> None:
+    """The output folder must be writable and must not be the input folder itself (its face
+    files would be read back as input on the next run); a subfolder of the input is fine."""
+    if source.is_dir() and output.resolve() == source.resolve():
+        raise ConfigError(f"output {str(output)!r} is the input folder; choose another (a subfolder is fine)")
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=output):
+            pass
+    except OSError as exc:
+        raise FacekitError(f"output folder {str(output)!r} cannot be written: {exc.strerror or exc}") from None
 
 
 def filter_is_set(cfg: DictConfig) -> bool:

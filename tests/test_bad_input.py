@@ -1,0 +1,139 @@
+"""Messy input: bad files are warned about and skipped, odd formats decode, the run goes on."""
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from cli_helpers import load_json, run_facekit
+from conftest import DATA, SCENES, require_data
+
+
+def _rgb(image: np.ndarray) -> Image.Image:
+    return Image.fromarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+
+
+@pytest.fixture(scope="module")
+def messy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of good photos in awkward formats next to broken files."""
+    require_data()
+    folder = tmp_path_factory.mktemp("messy")
+    portrait = cv2.imread(str(SCENES / "obama.jpg"))
+    shutil.copy(SCENES / "obama.jpg", folder / "plain.jpg")
+    encoded = (SCENES / "obama.jpg").read_bytes()
+    (folder / "truncated.jpg").write_bytes(encoded[: len(encoded) // 2])
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "text.jpg").write_text("this is not a picture\n")
+    (folder / "folder.png").mkdir()
+    cv2.imwrite(str(folder / "gray.png"), cv2.cvtColor(portrait, cv2.COLOR_BGR2GRAY))
+    cv2.imwrite(str(folder / "rgba.png"), cv2.cvtColor(portrait, cv2.COLOR_BGR2BGRA))
+    cv2.imwrite(str(folder / "deep16.png"), portrait.astype(np.uint16) * 257)
+    _rgb(portrait).convert("CMYK").save(folder / "cmyk.jpg", "JPEG")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored turned a quarter left: a viewer turns it right
+    _rgb(portrait).transpose(Image.Transpose.ROTATE_90).save(folder / "exif.jpg", "JPEG", exif=exif.tobytes())
+    shutil.copy(SCENES / "obama.jpg", folder / "spaced ünïcode name.jpg")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def messy_run(messy: Path, tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("messy_out") / "faces"
+    result = run_facekit(f"input={messy}", f"output={out}", "runner.progress=false", cwd=messy)
+    return result, load_json(out / "alignments.json") if result.returncode == 0 else None
+
+
+def test_bad_files_are_warned_about_and_counted(messy_run) -> None:
+    result, alignments = messy_run
+    assert result.returncode == 0, result.stderr
+    log = " ".join(result.stderr.split())
+    for name in ("truncated.jpg", "empty.jpg", "text.jpg", "folder.png"):
+        assert name in log, f"no warning names {name}"
+    assert "4 skipped" in log
+    assert {"truncated", "empty", "text", "folder"}.isdisjoint(alignments["frames"])
+
+
+@pytest.mark.parametrize("frame", ["plain", "gray", "rgba", "deep16", "cmyk", "exif", "spaced ünïcode name"])
+def test_awkward_formats_decode_and_find_the_face(messy_run, frame: str) -> None:
+    _, alignments = messy_run
+    assert len(alignments["frames"][frame]["faces"]) == 1
+
+
+def test_exif_rotation_is_applied_before_detection(messy_run) -> None:
+    """Landmarks come in the coordinates of the image as a viewer shows it."""
+    _, alignments = messy_run
+    rotated, plain = (alignments["frames"][n] for n in ("exif", "plain"))
+    assert (rotated["width"], rotated["height"]) == (plain["width"], plain["height"])
+    offset = np.abs(np.array(rotated["faces"][0]["landmarks"]) - np.array(plain["faces"][0]["landmarks"]))
+    assert offset.mean() < 3.0  # same face, same place (JPEG re-encoding moves points a little)
+
+
+def test_huge_image_is_found(tmp_path: Path) -> None:
+    require_data()
+    portrait = cv2.imread(str(SCENES / "obama.jpg"))
+    canvas = cv2.resize(portrait, (8000, 8000), interpolation=cv2.INTER_LINEAR)
+    cv2.imwrite(str(tmp_path / "huge.jpg"), canvas, [cv2.IMWRITE_JPEG_QUALITY, 80])
+    result = run_facekit(f"input={tmp_path / 'huge.jpg'}", f"output={tmp_path / 'out'}", "runner.progress=false",
+                         cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert len(load_json(tmp_path / "out" / "alignments.json")["frames"]["huge"]["faces"]) == 1
+
+
+def test_truncated_video_keeps_the_frames_before_the_damage(tmp_path: Path) -> None:
+    require_data()
+    video = DATA / "video" / "faceswap_test.mp4"
+    clip = tmp_path / "cut.mp4"
+    data = video.read_bytes()
+    clip.write_bytes(data[: int(len(data) * 0.6)])
+    result = run_facekit(f"input={clip}", f"output={tmp_path / 'out'}", "runner.progress=false", cwd=tmp_path)
+    assert "Traceback" not in result.stderr
+    if result.returncode == 0:  # the index survived: frames up to the cut, and a warning
+        frames = load_json(tmp_path / "out" / "alignments.json")["frames"]
+        assert 0 < len(frames) < 91
+        assert "truncated or damaged" in " ".join(result.stderr.split())
+    else:  # the index was lost: nothing to decode, one line
+        assert result.returncode == 2
+        assert "cut.mp4" in result.stderr
+
+
+def test_video_with_no_frames_is_reported(tmp_path: Path) -> None:
+    clip = tmp_path / "none.mp4"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 5, (64, 64))
+    writer.release()
+    result = run_facekit(f"input={clip}", f"output={tmp_path / 'out'}", "runner.progress=false", cwd=tmp_path)
+    assert "Traceback" not in result.stderr
+    if result.returncode == 0:  # it opened: a warning names it and nothing is extracted
+        assert "no decodable frame" in " ".join(result.stderr.split())
+    else:
+        assert result.returncode == 2 and "none.mp4" in result.stderr
+
+
+def test_unwritable_output_fails_before_any_work(tmp_path: Path) -> None:
+    require_data()
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    result = run_facekit(f"input={SCENES / 'obama.jpg'}", f"output={blocker / 'faces'}", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "cannot be written" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_output_inside_the_input_folder_is_not_read_back(tmp_path: Path) -> None:
+    require_data()
+    shutil.copy(SCENES / "obama.jpg", tmp_path / "obama.jpg")
+    for _ in range(2):  # the second run would see the first run's faces if they were read back
+        result = run_facekit(f"input={tmp_path}", f"output={tmp_path / 'faces'}", "runner.progress=false",
+                             cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    assert list(load_json(tmp_path / "faces" / "alignments.json")["frames"]) == ["obama"]
+
+
+def test_output_equal_to_the_input_folder_is_refused(tmp_path: Path) -> None:
+    require_data()
+    shutil.copy(SCENES / "obama.jpg", tmp_path / "obama.jpg")
+    result = run_facekit(f"input={tmp_path}", f"output={tmp_path}", cwd=tmp_path)
+    assert result.returncode == 2 and "is the input folder" in result.stderr
