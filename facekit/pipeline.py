@@ -108,7 +108,7 @@ def _stage_errors(spec: PluginSpec, records: Sequence[FrameRecord]) -> Iterator[
         yield
     except StageError:
         raise
-    except Exception as exc:  # whatever a plugin raises, the user needs plugin and frame
+    except (Exception, SystemExit) as exc:  # whatever a plugin raises, the user needs plugin and frame
         frames = ", ".join(r.frame.name for r in records)
         raise StageError(f"{spec.kind} {spec.name!r} failed on frame {frames}: "
                          f"{type(exc).__name__}: {exc}") from exc

@@ -1,20 +1,26 @@
 """Stages on their own threads joined by bounded queues, so decode, detect, align and write overlap.
 
 The models release the GIL (OpenCV DNN, TFLite, TensorFlow), so threads give real overlap
-without copying frames between processes. A failure in any stage stops every stage promptly;
-nothing blocks forever, because every wait wakes up to check the stop flag.
+without copying frames between processes. Nothing blocks forever: every wait wakes up to check
+the stop flag.
+
+Stopping keeps finished work. When a stage fails, it ends the stream at its own position: the
+frames already past it drain through the later stages to the sink, and the earlier stages stop.
+On Ctrl-C the reader stops and the frames in flight drain for up to ``drain_s`` seconds; a
+second Ctrl-C, or a stage that never returns, ends the run at once.
 """
 from __future__ import annotations
 
 import queue
 import threading
+import time
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
 from facekit.types import FrameRecord
 
 _END = object()
-_POLL_S = 0.1
+_POLL_S = 0.05
 
 
 @dataclass
@@ -30,107 +36,133 @@ class StageFailure(Exception):
     """Raised in the caller's thread when a stage thread failed; wraps the original."""
 
 
+class _Link(queue.Queue):
+    """A bounded queue that knows when its consumer is gone, so producers stop waiting on it."""
+
+    def __init__(self, maxsize: int) -> None:
+        super().__init__(maxsize=maxsize)
+        self.abandoned = threading.Event()
+
+
 class _Pipeline:
-    def __init__(self, queue_size: int) -> None:
-        self.stop = threading.Event()
+    def __init__(self) -> None:
+        self.stop = threading.Event()  # everything ends now
+        self.closing = threading.Event()  # the reader takes no new frames; the rest drains
         self.failure: BaseException | None = None
-        self.queue_size = queue_size
 
     def fail(self, exc: BaseException) -> None:
         if self.failure is None:
             self.failure = exc
-        self.stop.set()
+        self.closing.set()
 
-    def put(self, q: queue.Queue, item: object) -> bool:
-        while not self.stop.is_set():
+    def put(self, link: _Link, item: object) -> bool:
+        while not (self.stop.is_set() or link.abandoned.is_set()):
             try:
-                q.put(item, timeout=_POLL_S)
+                link.put(item, timeout=_POLL_S)
                 return True
             except queue.Full:
                 continue
         return False
 
-    def get(self, q: queue.Queue) -> object | None:
+    def get(self, link: _Link) -> object | None:
         """The next item, or None once the pipeline is stopping."""
         while not self.stop.is_set():
             try:
-                return q.get(timeout=_POLL_S)
+                return link.get(timeout=_POLL_S)
             except queue.Empty:
                 continue
         return None
 
-    def produce(self, records: Iterable[FrameRecord], out: queue.Queue) -> None:
+    def produce(self, records: Iterable[FrameRecord], out: _Link) -> None:
         try:
             for record in records:
-                if not self.put(out, record):
-                    return
-            self.put(out, _END)
+                if self.closing.is_set() or not self.put(out, record):
+                    break
         except BaseException as exc:  # a reader error must reach the main thread
             self.fail(exc)
+        self.put(out, _END)
 
-    def run_stage(self, stage: Stage, inbox: queue.Queue, out: queue.Queue) -> None:
+    def run_stage(self, stage: Stage, inbox: _Link, out: _Link) -> None:
         try:
             while True:
                 item = self.get(inbox)
                 if item is None:
                     return
                 if item is _END:
-                    self.put(out, _END)
-                    return
-                batch, ended = self._fill_batch(item, inbox, stage.batch_size)
+                    break
+                batch, ended = _fill_batch(item, inbox, stage.batch_size)
                 stage.work(batch)
                 for record in batch:
                     if not self.put(out, record):
                         return
                 if ended:
-                    self.put(out, _END)
-                    return
-        except BaseException as exc:
+                    break
+        except BaseException as exc:  # SystemExit from a plugin too: the run must hear of it
             self.fail(exc)
+            inbox.abandoned.set()
+        self.put(out, _END)
 
-    @staticmethod
-    def _fill_batch(first: object, inbox: queue.Queue, size: int) -> tuple[list[FrameRecord], bool]:
-        """The first record plus whatever is already queued, up to ``size``; never waits."""
-        batch = [first]
-        while len(batch) < size:
-            try:
-                item = inbox.get_nowait()
-            except queue.Empty:
-                break
-            if item is _END:
-                return batch, True  # type: ignore[return-value]
-            batch.append(item)
-        return batch, False  # type: ignore[return-value]
+
+def _fill_batch(first: object, inbox: _Link, size: int) -> tuple[list[FrameRecord], bool]:
+    """The first record plus whatever is already queued, up to ``size``; never waits."""
+    batch = [first]
+    while len(batch) < size:
+        try:
+            item = inbox.get_nowait()
+        except queue.Empty:
+            break
+        if item is _END:
+            return batch, True  # type: ignore[return-value]
+        batch.append(item)
+    return batch, False  # type: ignore[return-value]
 
 
 def run_stages(records: Iterable[FrameRecord], stages: Sequence[Stage],
-               sink: Callable[[FrameRecord], None], queue_size: int = 16) -> None:
+               sink: Callable[[FrameRecord], None], queue_size: int = 16, drain_s: float = 1.0) -> None:
     """Feed ``records`` through ``stages`` on threads; ``sink`` runs on the calling thread.
 
-    Raises StageFailure (from the stage's exception) when a stage fails, and lets
-    KeyboardInterrupt through after stopping every thread.
+    Raises StageFailure (from the stage's exception) once the frames that passed the failing
+    stage are sunk; re-raises KeyboardInterrupt after draining for up to ``drain_s`` seconds.
     """
-    pipe = _Pipeline(queue_size)
-    queues = [queue.Queue(maxsize=queue_size) for _ in range(len(stages) + 1)]
-    threads = [threading.Thread(target=pipe.produce, args=(records, queues[0]), name="read", daemon=True)]
+    pipe = _Pipeline()
+    links = [_Link(queue_size) for _ in range(len(stages) + 1)]
+    threads = [threading.Thread(target=pipe.produce, args=(records, links[0]), name="read", daemon=True)]
     threads += [
-        threading.Thread(target=pipe.run_stage, args=(stage, queues[i], queues[i + 1]), name=stage.name, daemon=True)
+        threading.Thread(target=pipe.run_stage, args=(stage, links[i], links[i + 1]), name=stage.name, daemon=True)
         for i, stage in enumerate(stages)
     ]
     for thread in threads:
         thread.start()
     try:
-        while True:
-            item = pipe.get(queues[-1])
-            if item is None or item is _END:
-                break
-            sink(item)  # type: ignore[arg-type]
+        _sink_all(pipe, links[-1], sink, deadline=None)
+    except KeyboardInterrupt:
+        pipe.closing.set()
+        try:
+            _sink_all(pipe, links[-1], sink, deadline=time.monotonic() + drain_s)
+        finally:
+            _stop(pipe, threads)
+        raise
     except BaseException as exc:
         pipe.fail(exc)
         raise
     finally:
-        pipe.stop.set()
-        for thread in threads:
-            thread.join(timeout=2.0)
+        _stop(pipe, threads)
     if pipe.failure is not None:
         raise StageFailure(str(pipe.failure)) from pipe.failure
+
+
+def _sink_all(pipe: _Pipeline, link: _Link, sink: Callable[[FrameRecord], None], deadline: float | None) -> None:
+    while deadline is None or time.monotonic() < deadline:
+        try:
+            item = link.get(timeout=_POLL_S)
+        except queue.Empty:
+            continue
+        if item is _END:
+            return
+        sink(item)  # type: ignore[arg-type]
+
+
+def _stop(pipe: _Pipeline, threads: list[threading.Thread]) -> None:
+    pipe.stop.set()
+    for thread in threads:
+        thread.join(timeout=0.5)

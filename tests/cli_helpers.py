@@ -17,3 +17,19 @@ def run_facekit(*args: str, cwd: Path, env: dict[str, str] | None = None,
 
 def load_json(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def install_module(site: Path, module: str, source: str, entry_point: str) -> None:
+    """What ``pip install`` leaves behind for a one-module distribution with one ``facekit``
+    entry point: the module and a ``*.dist-info`` that ``importlib.metadata`` finds on the path."""
+    (site / f"{module}.py").write_text(source, encoding="utf-8")
+    dist_info = site / f"{module}-0.1.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: {module.replace('_', '-')}\nVersion: 0.1\n", encoding="utf-8")
+    (dist_info / "entry_points.txt").write_text(f"[facekit]\n{entry_point} = {module}\n", encoding="utf-8")
+
+
+def path_with(site: Path) -> dict[str, str]:
+    """Environment that puts ``site`` on the subprocess's import path."""
+    return {"PYTHONPATH": os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p)}

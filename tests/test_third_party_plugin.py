@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from cli_helpers import load_json, run_facekit
+from cli_helpers import install_module, load_json, path_with, run_facekit
 from conftest import SCENES, require_data
 
 CASCADE = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
@@ -87,28 +87,13 @@ def facekit_models():
 '''
 
 
-def _install(site: Path, module: str, source: str, entry_point: str) -> None:
-    """What ``pip install`` leaves behind for a one-module distribution with one entry point."""
-    (site / f"{module}.py").write_text(source, encoding="utf-8")
-    dist_info = site / f"{module}-0.1.dist-info"
-    dist_info.mkdir()
-    (dist_info / "METADATA").write_text(
-        f"Metadata-Version: 2.1\nName: {module.replace('_', '-')}\nVersion: 0.1\n", encoding="utf-8")
-    (dist_info / "entry_points.txt").write_text(f"[facekit]\n{entry_point} = {module}\n", encoding="utf-8")
-
-
-def _env(site: Path) -> dict[str, str]:
-    """The site folder on the path; FACEKIT_HOME stays each test's own (conftest)."""
-    return {"PYTHONPATH": os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p)}
-
-
 @pytest.fixture(scope="module")
 def haar_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     site = tmp_path_factory.mktemp("site")
     data = CASCADE.read_bytes()
-    _install(site, "toy_haar_facekit",
-             PLUGIN_MODULE.format(sha256=hashlib.sha256(data).hexdigest(), size=len(data)), "haar")
-    return _env(site)
+    install_module(site, "toy_haar_facekit",
+                   PLUGIN_MODULE.format(sha256=hashlib.sha256(data).hexdigest(), size=len(data)), "haar")
+    return path_with(site)
 
 
 def _one_line_error(result) -> str:
@@ -198,8 +183,8 @@ def test_a_third_party_module_that_fails_to_import_is_skipped(tmp_path: Path) ->
     require_data()
     site = tmp_path / "site"
     site.mkdir()
-    _install(site, "toy_broken_facekit", 'raise RuntimeError("toy plugin broken on purpose")\n', "broken")
-    env = _env(site)
+    install_module(site, "toy_broken_facekit", 'raise RuntimeError("toy plugin broken on purpose")\n', "broken")
+    env = path_with(site)
 
     listed = run_facekit("task=plugins", cwd=tmp_path, env=env)
     assert listed.returncode == 0, listed.stderr
