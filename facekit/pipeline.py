@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 import dataclasses
+import time
 from functools import cached_property
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
@@ -52,6 +53,7 @@ class FaceStages:
         self.identity = identity
         self.size = size
         self.padding = geometry.DEFAULT_PADDING if padding is None else padding
+        self.model_s: dict[str, float] = {}  # seconds inside each plugin's own calls: the bound
 
     def plugins(self) -> list[LoadedPlugin]:
         return [p for p in (self.detector, self.aligner, self.identity) if p is not None]
@@ -64,7 +66,7 @@ class FaceStages:
     def detect(self, records: Sequence[FrameRecord]) -> None:
         """Adds a Face per detection to each record (a batch, for detectors that batch)."""
         images = [r.frame.image for r in records]
-        with _stage_errors(self.detector.spec, records):
+        with self._calling(self.detector, records):
             found = self.detector.model.detect(images)
         for record, detections in zip(records, found):
             record.height, record.width = record.frame.image.shape[:2]
@@ -73,7 +75,7 @@ class FaceStages:
     def align(self, record: FrameRecord) -> None:
         """Adds 68 landmarks to each face, then normalises it."""
         if record.faces:
-            with _stage_errors(self.aligner.spec, [record]):
+            with self._calling(self.aligner, [record]):
                 points = self.aligner.model.align(record.frame.image, [f.detection for f in record.faces])
             for face, landmarks in zip(record.faces, points):
                 face.landmarks = _as_stored(landmarks, PIXEL_DECIMALS).reshape(68, 2)
@@ -85,14 +87,29 @@ class FaceStages:
             face.matrix = geometry.alignment_matrix(face.landmarks, self.size, padding=self.padding)
             face.crop = geometry.warp_face(record.frame.image, face.matrix, self.size)
 
+    @contextmanager
+    def _calling(self, plugin: LoadedPlugin, records: Sequence[FrameRecord]) -> Iterator[None]:
+        """Times a model call and names plugin and frame if it fails."""
+        with _stage_errors(plugin.spec, records), _timed(self.model_s, plugin.spec.kind):
+            yield
+
     def embed(self, record: FrameRecord) -> None:
         """Adds each face's identity vector (only when an identity plugin is set)."""
         if self.identity is None or not record.faces:
             return
-        with _stage_errors(self.identity.spec, [record]):
+        with self._calling(self.identity, [record]):
             vectors = self.identity.model.embed(record.frame.image, [f.landmarks for f in record.faces])
         for face, vector in zip(record.faces, vectors):
             face.embedding = _as_stored(vector, EMBEDDING_DECIMALS)
+
+
+@contextmanager
+def _timed(into: dict[str, float], key: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        into[key] = into.get(key, 0.0) + time.perf_counter() - started
 
 
 def _as_stored(values: Any, decimals: int) -> np.ndarray:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterator
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -27,6 +27,12 @@ class RunSummary:
     resumed: int = 0
     skipped: int = 0
     seconds: float = 0.0
+    stage_s: dict[str, float] = field(default_factory=dict)  # busy time of each stage's thread
+    sink_s: float = 0.0  # writing faces and alignments, on the calling thread
+
+    def as_dict(self) -> dict[str, object]:
+        rate = self.frames / self.seconds if self.seconds else 0.0
+        return {**asdict(self), "frames_per_s": round(rate, 2)}
 
     def line(self) -> str:
         rate = self.frames / self.seconds if self.seconds else 0.0
@@ -78,7 +84,9 @@ class Runner:
         started = time.perf_counter()
 
         def finish(record: FrameRecord) -> None:
+            begun = time.perf_counter()
             sink(record)
+            summary.sink_s += time.perf_counter() - begun
             summary.frames += 1
             summary.faces += len(record.faces)
 
@@ -92,7 +100,11 @@ class Runner:
                 current: dict[str, FrameRecord] = {}
                 target = finish if number == len(self.passes) else _carry(current)
                 bar = bars.add_task(f"pass {number} of {len(self.passes)}: {step.name}", total=total or None)
-                self._run(step.stages, feed, _advancing(target, bars, bar))
+                try:
+                    self._run(step.stages, feed, _advancing(target, bars, bar))
+                finally:
+                    for stage in step.stages:
+                        summary.stage_s[stage.name] = summary.stage_s.get(stage.name, 0.0) + stage.busy_s
                 previous = current
         summary.skipped = len(source.skipped)
         summary.seconds = time.perf_counter() - started

@@ -30,6 +30,7 @@ class Stage:
     name: str
     work: Callable[[list[FrameRecord]], None]
     batch_size: int = 1
+    busy_s: float = 0.0  # time spent in ``work``, for the run summary and bench/extract.py
 
 
 class StageFailure(Exception):
@@ -91,7 +92,9 @@ class _Pipeline:
                 if item is _END:
                     break
                 batch, ended = _fill_batch(item, inbox, stage.batch_size)
+                started = time.perf_counter()
                 stage.work(batch)
+                stage.busy_s += time.perf_counter() - started
                 for record in batch:
                     if not self.put(out, record):
                         return

@@ -1,6 +1,7 @@
 """``task=extract``: input in, aligned faces and an alignments file out; resumes a stopped run."""
 from __future__ import annotations
 
+import json
 import logging
 import os
 import tempfile
@@ -15,6 +16,7 @@ from facekit import geometry
 from facekit.alignments import AlignmentsWriter
 from facekit.analysis_cache import AnalysisCache, ReferenceCache, content_key, restore_faces
 from facekit.errors import ConfigError, FacekitError
+from facekit.fileio import atomic_write_bytes
 from facekit.gpu import MODES, choose_mode, free_gpu_memory_mb
 from facekit.media import open_input
 from facekit.models.store import ModelStore, default_cache_dir
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("facekit")
 
 ALIGNMENTS_FILE = "alignments.json"
+SUMMARY_FILE = "run_summary.json"  # counts and timings of the last run (bench/extract.py reads it)
 
 
 def run_extract(cfg: DictConfig, registry: PluginRegistry) -> None:
@@ -89,6 +92,8 @@ def run_extract(cfg: DictConfig, registry: PluginRegistry) -> None:
         summary = runner.run(source, sink, done)
         if analysis is not None:
             analysis.commit()
+    report = {**summary.as_dict(), "model_s": stages.model_s, "mode": mode}
+    atomic_write_bytes(output / SUMMARY_FILE, json.dumps(report, indent=2).encode())
     log.info("done: %s; alignments in %s", summary.line(), output / ALIGNMENTS_FILE)
     if summary.skipped:
         log.warning("%d file(s) skipped: %s", summary.skipped, ", ".join(source.skipped[:10]))
