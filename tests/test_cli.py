@@ -7,6 +7,7 @@ import cv2
 import pytest
 
 from cli_helpers import load_json, run_facekit
+from facekit.registry import default_registry
 from conftest import SCENES, require_data
 
 
@@ -72,16 +73,17 @@ def test_task_plugins_lists_every_plugin_with_weights_state(tmp_path: Path) -> N
 def test_help_lists_groups_and_options(tmp_path: Path) -> None:
     result = run_facekit("--help", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "detector: blazeface, mtcnn, yunet" in result.stdout
-    assert "aligner: facemesh" in result.stdout
+    registry = default_registry()
+    assert f"detector: {', '.join(registry.names('detector'))}" in result.stdout
+    assert f"aligner: {', '.join(registry.names('aligner'))}" in result.stdout
     assert "runner: default" in result.stdout
 
 
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["+detector=nosuch", "input=x.jpg"], "choose one of: blazeface, mtcnn, yunet"),
-        (["+aligner=nosuch", "input=x.jpg"], "choose one of: facemesh"),
+        (["+detector=nosuch", "input=x.jpg"], f"choose one of: {', '.join(default_registry().names('detector'))}"),
+        (["+aligner=nosuch", "input=x.jpg"], f"choose one of: {', '.join(default_registry().names('aligner'))}"),
         ([], "input is required"),
         (["input=x.jpg", "output.size=-5"], "output.size must be a positive"),
         (["input=/no/such/file.jpg"], "does not exist"),

@@ -17,11 +17,12 @@ from pathlib import Path
 import cv2
 import pytest
 
+from facekit.registry import default_registry
 from cli_helpers import install_module, load_json, path_with, run_facekit
 from conftest import SCENES, require_data
 
 CASCADE = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
-BUILT_IN_DETECTORS = ("blazeface", "mtcnn", "yunet")
+BUILT_IN_DETECTORS = tuple(default_registry().names("detector"))
 
 # The module a third party would publish. {sha256} and {size} are filled in from the cascade
 # file that this machine's OpenCV ships, so the model store really verifies what it loads.
@@ -166,7 +167,7 @@ def test_help_lists_the_third_party_plugin_under_detector(tmp_path: Path, haar_e
     [
         (["+detector=haar", "+detector.no_such=1"], "no_such"),
         (["+detector=haar", "detector.min_neighbors=many"], "haar"),
-        (["+detector=nosuch"], "choose one of: blazeface, haar, mtcnn, yunet"),
+        (["+detector=nosuch"], f"choose one of: {', '.join(sorted({'haar', *BUILT_IN_DETECTORS}))}"),
         (["+detector=haar", "detector.no_such=1"], "no_such"),
     ],
     ids=["unknown-option-appended", "bad-value", "unknown-plugin", "unknown-option"],
