@@ -1,0 +1,164 @@
+"""Extraction speed and memory, and facekit against face_recognition, measured in one run.
+
+    python bench/extract.py                      # everything, defaults from ../shared/data
+    python bench/extract.py --long-frames 0      # skip the 10,000-frame memory run
+
+Prints, for the default plugins on a video: end-to-end frames/s, each stage's busy time, the
+models' own inference time (the bound) and end-to-end time / bound; the peak memory of a short
+run against a long one made by looping the same clip (bounded memory means they match); and,
+when face_recognition is installed, both tools' time and recall on the portraits.
+Figures only: nothing here asserts a time.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+
+
+def run_cli(*args: str, cwd: Path) -> tuple[dict, float]:
+    """One ``facekit`` run in a child process: its run_summary.json and its peak RSS in MB."""
+    command = [sys.executable, "-m", "facekit", *args, "runner.progress=false"]
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "FACEKIT_OFFLINE": "1"})
+    _, status, usage = os.wait4(process.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"facekit failed: {process.stderr.read()[-2000:]}")
+    output = next(a.split("=", 1)[1] for a in args if a.startswith("output="))
+    return json.loads((Path(output) / "run_summary.json").read_text()), usage.ru_maxrss / 1024
+
+
+def speed(video: Path, repeats: int, work: Path) -> None:
+    runs = [run_cli(f"input={video}", f"output={work / f'speed{i}'}", cwd=work)[0] for i in range(repeats)]
+    best = min(runs, key=lambda r: r["seconds"])
+    bound = sum(best["model_s"].values())
+    print(f"\n== speed: {video.name}, default plugins, {best['mode']} passes, best of {repeats} ==")
+    print(f"frames {best['frames']}, faces {best['faces']}")
+    print(f"end to end      {best['seconds']:7.2f} s   {best['frames_per_s']:7.1f} frames/s "
+          f"(median of runs {statistics.median(r['frames_per_s'] for r in runs):.1f})")
+    for name, seconds in best["stage_s"].items():
+        print(f"stage {name:<9} {seconds:7.2f} s busy")
+    print(f"writing         {best['sink_s']:7.2f} s")
+    for kind, seconds in best["model_s"].items():
+        print(f"model {kind:<9} {seconds:7.2f} s   {1000 * seconds / max(best['frames'], 1):6.2f} ms/frame")
+    print(f"bound (models)  {bound:7.2f} s   end to end / bound = {best['seconds'] / bound:.2f} (target <= 1.5)")
+    print(f"target 60 frames/s: {'met' if best['frames_per_s'] >= 60 else 'missed'}")
+
+
+def looped_video(source: Path, frames: int, dest: Path) -> Path:
+    """``frames`` frames made by playing ``source`` again and again."""
+    capture = cv2.VideoCapture(str(source))
+    fps = capture.get(cv2.CAP_PROP_FPS) or 30
+    clip = []
+    while (frame := capture.read()[1]) is not None:
+        clip.append(frame)
+    height, width = clip[0].shape[:2]
+    writer = cv2.VideoWriter(str(dest), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    for index in range(frames):
+        writer.write(clip[index % len(clip)])
+    writer.release()
+    return dest
+
+
+def memory(video: Path, long_frames: int, work: Path) -> None:
+    print(f"\n== memory: peak RSS, {video.name} against {long_frames} frames of it looped ==")
+    started = time.perf_counter()
+    long_video = looped_video(video, long_frames, work / "looped.mp4")
+    print(f"(made {long_video.name} in {time.perf_counter() - started:.0f} s)")
+    short, short_mb = run_cli(f"input={video}", f"output={work / 'mem_short'}", cwd=work)
+    long, long_mb = run_cli(f"input={long_video}", f"output={work / 'mem_long'}", cwd=work)
+    print(f"{short['frames']:>6} frames: peak {short_mb:7.0f} MB")
+    print(f"{long['frames']:>6} frames: peak {long_mb:7.0f} MB   ({long['frames_per_s']:.1f} frames/s)")
+    print(f"growth {long_mb - short_mb:+.0f} MB for {long['frames'] - short['frames']} more frames "
+          "(bounded by runner.queue_size frames in flight per stage)")
+
+
+def portraits(people: Path) -> list[Path]:
+    return sorted(people.glob("p*/*.jpg"))
+
+
+def scaled(path: Path, side: int = 640):
+    image = cv2.imread(str(path))
+    factor = side / max(image.shape[:2])
+    return cv2.resize(image, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA) if factor < 1 else image
+
+
+def against_face_recognition(people: Path) -> None:
+    print("\n== against face_recognition: detection, 68 landmarks and encodings on the portraits ==")
+    try:
+        import face_recognition
+    except ImportError:
+        print("face_recognition is not installed (pip install face_recognition); skipped")
+        return
+    import facekit
+    from facekit.registry import default_registry
+
+    files = portraits(people)
+    images = [scaled(p) for p in files]
+    rgb = [cv2.cvtColor(i, cv2.COLOR_BGR2RGB) for i in images]
+    extractor = facekit.Extractor()
+    identity_name = "sface" if "sface" in default_registry().names("identity") else None
+    embedder = _identity(identity_name) if identity_name else None
+
+    started = time.perf_counter()
+    peer_found = 0
+    for image in rgb:
+        boxes = face_recognition.face_locations(image)
+        face_recognition.face_landmarks(image, boxes)
+        face_recognition.face_encodings(image, boxes)
+        peer_found += bool(boxes)
+    peer_s = time.perf_counter() - started
+
+    started = time.perf_counter()
+    ours_found = 0
+    for image in images:
+        faces = extractor.extract(image)
+        if embedder is not None and faces:
+            embedder.embed(image, [f.landmarks for f in faces])
+        ours_found += bool(faces)
+    ours_s = time.perf_counter() - started
+    n = len(files)
+    print(f"face_recognition (HOG): {peer_s:6.2f} s, recall {peer_found}/{n} = {peer_found / n:.3f}")
+    print(f"facekit (yunet + facemesh{' + ' + identity_name if identity_name else ''}): {ours_s:6.2f} s, "
+          f"recall {ours_found}/{n} = {ours_found / n:.3f}")
+    print(f"speed ratio: facekit is {peer_s / ours_s:.1f}x faster (target >= 4x at equal or better recall)")
+
+
+def _identity(name: str):
+    from facekit.models.store import ModelStore
+    from facekit.pipeline import load_plugin
+    from facekit.registry import default_registry
+
+    registry = default_registry()
+    return load_plugin(registry, ModelStore(registry.models), "identity", name).model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--video", type=Path, default=DATA / "video" / "short_hamilton_clip.mp4")
+    parser.add_argument("--people", type=Path, default=DATA / "images" / "people")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--long-frames", type=int, default=10_000, help="0 skips the memory run")
+    args = parser.parse_args()
+    print(f"facekit extraction bench: {os.cpu_count()} CPU cores, OpenCV {cv2.__version__}")
+    with tempfile.TemporaryDirectory(prefix="facekit-bench-") as tmp:
+        work = Path(tmp)
+        speed(args.video, args.repeats, work)
+        if args.long_frames:
+            memory(args.video, args.long_frames, work)
+        against_face_recognition(args.people)
+
+
+if __name__ == "__main__":
+    main()
