@@ -25,27 +25,33 @@ class FaceWriter:
             if path is not None:
                 path.mkdir(parents=True, exist_ok=True)
 
-    def write(self, record: FrameRecord) -> None:
-        """Writes the crops, fills in their file names and hashes, and frees the pixels. Faces the
-        filter rejected go to ``rejected/`` when asked, so a person can see what was dropped."""
+    def encode(self, record: FrameRecord) -> None:
+        """Encodes each crop (and the debug frame) into ``record.pending``, names and hashes it,
+        and frees the pixels. Runs on a stage thread: PNG encoding is the costliest part of
+        writing, and OpenCV releases the GIL while it works. Rejected faces go to ``rejected/``
+        when asked, so a person can see what was dropped."""
         for index, face in enumerate(record.faces):
-            folder = self.folder if face.keep else self.rejected_folder
-            if face.crop is None or folder is None:
-                face.crop = None
-                continue
-            name = f"{record.frame.name}_{index}.png"
-            text = face_text(record.frame.name, index, face.landmarks, source=record.frame.source)
-            data = encode_png(face.crop, text)
-            atomic_write_bytes(folder / name, data)
-            face.crop_file = name if face.keep else f"{REJECTED}/{name}"
-            face.crop_sha256 = hashlib.sha256(data).hexdigest()
+            keep_file = face.keep or self.rejected_folder is not None
+            if face.crop is not None and keep_file:
+                name = f"{record.frame.name}_{index}.png"
+                text = face_text(record.frame.name, index, face.landmarks, source=record.frame.source)
+                data = encode_png(face.crop, text)
+                face.crop_file = name if face.keep else f"{REJECTED}/{name}"
+                face.crop_sha256 = hashlib.sha256(data).hexdigest()
+                record.pending[face.crop_file] = data
             face.crop = None
         if self.debug_folder is not None and record.frame.image is not None:
-            self._write_debug(record)
+            record.pending[f"debug/{record.frame.name}.jpg"] = _jpeg(draw_debug(record.frame.image, record.faces))
 
-    def _write_debug(self, record: FrameRecord) -> None:
-        import cv2
+    def write(self, record: FrameRecord) -> None:
+        """Lands each encoded file by atomic rename."""
+        for relative, data in record.pending.items():
+            atomic_write_bytes(self.folder / relative, data)
+        record.pending.clear()
 
-        ok, data = cv2.imencode(".jpg", draw_debug(record.frame.image, record.faces))
-        if ok:
-            atomic_write_bytes(self.debug_folder / f"{record.frame.name}.jpg", data.tobytes())
+
+def _jpeg(image) -> bytes:
+    import cv2
+
+    ok, data = cv2.imencode(".jpg", image)
+    return data.tobytes() if ok else b""

@@ -27,10 +27,11 @@ SOURCE_KEY = "facekit:source"
 LANDMARKS_KEY = "facekit:landmarks"
 
 
-def encode_png(image: np.ndarray, text: dict[str, str], compression: int = 3) -> bytes:
+def encode_png(image: np.ndarray, text: dict[str, str], compression: int = 1) -> bytes:
     """``image`` as PNG bytes with each ``text`` item in an iTXt chunk.
 
-    ``compression`` is OpenCV's PNG level (0-9); 3 is its default, fast for many small crops.
+    ``compression`` is OpenCV's PNG level (0-9): 1 encodes a 256 px crop in about 70% of the
+    time of 3 for files a few percent larger; crops are written by the thousand.
     """
     ok, encoded = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, compression])
     if not ok:

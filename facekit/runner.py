@@ -5,7 +5,7 @@ import logging
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -48,19 +48,22 @@ class Pass:
     stages: list[Stage]
 
 
-def plan_passes(stages: FaceStages, mode: RunMode) -> list[Pass]:
+def plan_passes(stages: FaceStages, mode: RunMode, finish: Sequence[Stage] = ()) -> list[Pass]:
     """Parallel: every stage on its own thread in one pass. Serial: detect every frame first, then
-    align (and embed) every frame, so only one model needs GPU memory at a time."""
+    align (and embed) every frame, so only one model needs GPU memory at a time. ``finish``
+    stages (judge, encode) end the last pass."""
     detect = Stage("detect", stages.detect, batch_size=max(1, stages.detector.spec.batch_size))
-    later = [_per_record("align", stages.align)]
+    later = [per_record("align", stages.align)]
     if stages.identity is not None:
-        later.append(_per_record("embed", stages.embed))
+        later.append(per_record("embed", stages.embed))
+    later.extend(finish)
     if mode == "parallel":
         return [Pass(" + ".join(["detect", *(s.name for s in later)]), [detect, *later])]
     return [Pass("detect", [detect]), Pass(" + ".join(s.name for s in later), later)]
 
 
-def _per_record(name: str, work: Callable[[FrameRecord], None]) -> Stage:
+def per_record(name: str, work: Callable[[FrameRecord], None]) -> Stage:
+    """A stage that handles its batch one record at a time."""
     def run(batch: list[FrameRecord]) -> None:
         for record in batch:
             work(record)

@@ -61,3 +61,4 @@ class FrameRecord:
     width: int = 0
     height: int = 0
     faces: list[Face] = field(default_factory=list)
+    pending: dict[str, bytes] = field(default_factory=dict)  # encoded files (relative path) to write

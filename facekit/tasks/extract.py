@@ -7,7 +7,7 @@ import os
 import tempfile
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from filelock import FileLock, Timeout
 from omegaconf import DictConfig, OmegaConf
@@ -25,7 +25,7 @@ from facekit.pipeline import FaceStages, LoadedPlugin, load_plugin
 from facekit.plugin import PluginKind
 from facekit.references import reference_embeddings
 from facekit.registry import PluginRegistry
-from facekit.runner import Pass, Runner, plan_passes
+from facekit.runner import Pass, Runner, per_record, plan_passes
 from facekit.threads import Stage
 from facekit.types import FrameRecord
 
@@ -59,19 +59,20 @@ def run_extract(cfg: DictConfig, registry: PluginRegistry) -> None:
             cache = stack.enter_context(
                 AnalysisCache(analysis_folder, content_key(source.files, fingerprint)).locked())
         face_filter = _identity_filter(cfg, stages, ReferenceCache(analysis_folder) if cache else None, fingerprint)
+        writer = FaceWriter(output, debug=bool(cfg.output.debug), save_rejected=bool(cfg.filter.save_rejected))
+        finish = per_record("encode", _finisher(face_filter, writer))
         cached = cache.load() if cache is not None else None
         if cached is None:
             stages.load_models()
             mode = choose_mode(cfg.runner.mode, [p.spec for p in stages.plugins()], free_gpu_memory_mb(),
                                cfg.runner.gpu_margin_mb)
-            passes = plan_passes(stages, mode)
+            passes = plan_passes(stages, mode, finish=[finish])
         else:
             mode = "cached"
-            passes = [Pass("from the analysis cache", [_restore_stage(stages, cached)])]
+            passes = [Pass("from the analysis cache", [_restore_stage(stages, cached), finish])]
         log.info("%s: %d frame(s); %s; %s", source.path, len(source),
                  ", ".join(f"{p.spec.kind} {p.spec.name}" for p in stages.plugins()), f"{mode} passes")
 
-        writer = FaceWriter(output, debug=bool(cfg.output.debug), save_rejected=bool(cfg.filter.save_rejected))
         stack.enter_context(_exclusive(output))
         alignments = stack.enter_context(
             AlignmentsWriter(output / ALIGNMENTS_FILE, _meta(cfg, stages, face_filter), sync_every=cfg.output.save_every))
@@ -83,8 +84,6 @@ def run_extract(cfg: DictConfig, registry: PluginRegistry) -> None:
         def sink(record: FrameRecord) -> None:
             if analysis is not None:
                 analysis.add(record)
-            if face_filter is not None:
-                _judge(record, face_filter)
             writer.write(record)
             alignments.write(record)
 
@@ -175,6 +174,17 @@ def _identity_filter(cfg: DictConfig, stages: FaceStages, refs_cache: ReferenceC
     refs = reference_embeddings(list(cfg.filter.refs), stages, refs_cache, fingerprint)
     nrefs = reference_embeddings(list(cfg.filter.nrefs), stages, refs_cache, fingerprint)
     return IdentityFilter(refs, nrefs, threshold, spec.metric or "cosine")
+
+
+def _finisher(face_filter: IdentityFilter | None, writer: FaceWriter) -> Callable[[FrameRecord], None]:
+    """The last stage of a pass: judge each face, encode its file, drop the frame's pixels."""
+    def finish(record: FrameRecord) -> None:
+        if face_filter is not None:
+            _judge(record, face_filter)
+        writer.encode(record)
+        record.frame.image = None
+
+    return finish
 
 
 def _judge(record: FrameRecord, face_filter: IdentityFilter) -> None:
