@@ -27,8 +27,33 @@ from facekit.types import Face
 
 log = logging.getLogger(__name__)
 
-METRICS = ("cosine", "euclidean", "euclidean_l2")
 MAX_K = 5  # faceswap's cap on the vote: a few neighbours, so one odd reference cannot swing it
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.clip(1.0 - _unit(a) @ _unit(b).T, 0.0, 2.0)
+
+
+def _euclidean(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(a[:, None, :] - b[None, :, :], axis=-1)
+
+
+def _euclidean_l2(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return _euclidean(_unit(a), _unit(b))
+
+
+_METRICS = {"cosine": _cosine, "euclidean": _euclidean, "euclidean_l2": _euclidean_l2}
+METRICS = tuple(_METRICS)
+
+
+def check_metric(metric: str) -> None:
+    """Raise ConfigError naming the choices unless ``metric`` is one :func:`distances` knows."""
+    if metric not in _METRICS:
+        raise ConfigError(f"unknown distance metric {metric!r}; choose one of: {', '.join(METRICS)}")
 
 
 def distances(a: np.ndarray, b: np.ndarray, metric: str) -> np.ndarray:
@@ -36,24 +61,15 @@ def distances(a: np.ndarray, b: np.ndarray, metric: str) -> np.ndarray:
 
     ``cosine`` is 1 - cos (0 same direction, 2 opposite); ``euclidean`` the plain L2 distance;
     ``euclidean_l2`` the L2 distance of the unit vectors (sqrt(2 * cosine)), for models whose
-    threshold was published that way. Vectors are normalised here rather than trusted to be unit:
-    embeddings come back rounded from the alignments file and the analysis cache.
+    threshold was published that way. Those two normalise the vectors rather than trust them to
+    be unit: embeddings come back rounded from the alignments file and the analysis cache.
     """
+    check_metric(metric)
     a = np.atleast_2d(np.asarray(a, dtype=np.float64))
     b = np.atleast_2d(np.asarray(b, dtype=np.float64))
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"embeddings of different sizes: {a.shape[1]} and {b.shape[1]}")
-    if metric == "cosine":
-        return np.clip(1.0 - _unit(a) @ _unit(b).T, 0.0, 2.0)
-    if metric == "euclidean":
-        return np.linalg.norm(a[:, None, :] - b[None, :, :], axis=-1)
-    if metric == "euclidean_l2":
-        return np.linalg.norm(_unit(a)[:, None, :] - _unit(b)[None, :, :], axis=-1)
-    raise ConfigError(f"unknown distance metric {metric!r}; choose one of: {', '.join(METRICS)}")
-
-
-def _unit(vectors: np.ndarray) -> np.ndarray:
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    return _METRICS[metric](a, b)
 
 
 @dataclass(frozen=True)
@@ -79,11 +95,10 @@ class IdentityFilter:
         if not len(self.refs) and not len(self.nrefs):
             raise ConfigError("the identity filter needs at least one ref or nref photo")
         if len(self.refs) and len(self.nrefs) and self.refs.shape[1] != self.nrefs.shape[1]:
-            raise ConfigError(f"refs and nrefs embeddings differ in size: {self.refs.shape[1]} and {self.nrefs.shape[1]}")
-        if not isinstance(threshold, (int, float)) or not math.isfinite(threshold) or threshold < 0:
-            raise ConfigError(f"filter.threshold must be a distance (a number >= 0), got {threshold!r}")
-        distances(np.zeros((1, 1)), np.zeros((1, 1)), metric)  # unknown metric: fail now, not on a face
-        self.threshold = float(threshold)
+            raise ConfigError(f"refs and nrefs embeddings differ in size: "
+                              f"{self.refs.shape[1]} and {self.nrefs.shape[1]}")
+        check_metric(metric)  # now, not on the first face
+        self.threshold = _as_threshold(threshold)
         self.metric = metric
 
     @property
@@ -94,13 +109,11 @@ class IdentityFilter:
     def decide(self, embedding: np.ndarray) -> Decision:
         """Keep or reject one face, with the reason for a rejection."""
         vector = np.asarray(embedding, dtype=np.float64).reshape(1, -1)
-        to_refs = distances(vector, self.refs, self.metric)[0] if len(self.refs) else None
-        to_nrefs = distances(vector, self.nrefs, self.metric)[0] if len(self.nrefs) else None
-        if to_nrefs is None:
-            return self._refs_only(to_refs)
-        if to_refs is None:
-            return self._nrefs_only(to_nrefs)
-        return self._both(to_refs, to_nrefs)
+        if not len(self.nrefs):
+            return self._refs_only(distances(vector, self.refs, self.metric)[0])
+        if not len(self.refs):
+            return self._nrefs_only(distances(vector, self.nrefs, self.metric)[0])
+        return self._both(distances(vector, self.refs, self.metric)[0], distances(vector, self.nrefs, self.metric)[0])
 
     def _refs_only(self, to_refs: np.ndarray) -> Decision:
         mean = float(to_refs.mean())
@@ -134,6 +147,16 @@ def _ref_votes(to_refs: np.ndarray, to_nrefs: np.ndarray, k: int) -> int:
     pooled = np.concatenate([to_refs, to_nrefs])
     nearest = np.argsort(pooled, kind="stable")[:k]
     return int((nearest < len(to_refs)).sum())
+
+
+def _as_threshold(threshold: float) -> float:
+    try:
+        value = float(threshold)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise ConfigError(f"filter.threshold must be a distance (a number >= 0), got {threshold!r}")
+    return value
 
 
 def _as_matrix(embeddings: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:

@@ -1,7 +1,6 @@
 """Reference photos for the identity filter: each gives the embedding of its largest face."""
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -9,11 +8,10 @@ import numpy as np
 
 from facekit.analysis_cache import ReferenceCache, content_key
 from facekit.errors import FacekitError
+from facekit.identity import reference_face
 from facekit.media import read_image
 from facekit.pipeline import FaceStages
 from facekit.types import Frame, FrameRecord
-
-log = logging.getLogger(__name__)
 
 
 def reference_embeddings(files: Sequence[str], stages: FaceStages, cache: ReferenceCache | None = None,
@@ -32,7 +30,9 @@ def reference_embeddings(files: Sequence[str], stages: FaceStages, cache: Refere
             if cache is not None:
                 cache.put(key, cached)
         vectors.append(cached)
-    return np.asarray(vectors, dtype=np.float32).reshape(len(vectors), -1)
+    if not vectors:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.asarray(vectors, dtype=np.float32)
 
 
 def _embed_largest_face(path: Path, stages: FaceStages) -> np.ndarray:
@@ -41,11 +41,7 @@ def _embed_largest_face(path: Path, stages: FaceStages) -> np.ndarray:
         raise FacekitError(f"reference photo {str(path)!r} cannot be read as an image")
     record = FrameRecord(Frame(name=path.stem, source=str(path), index=0, image=image))
     stages.detect([record])
-    if not record.faces:
-        raise FacekitError(f"no face found in reference photo {str(path)!r}")
-    if len(record.faces) > 1:
-        log.warning("reference photo %s holds %d faces; using the largest", path, len(record.faces))
-        record.faces = [max(record.faces, key=lambda f: f.detection.width * f.detection.height)]
+    record.faces = [record.faces[reference_face(record.faces, str(path))]]
     stages.align(record)
     stages.embed(record)
     return record.faces[0].embedding

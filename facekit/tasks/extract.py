@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from facekit.identity import IdentityFilter
 
 log = logging.getLogger("facekit")
+decisions = logging.getLogger("facekit.decisions")  # goes to facekit.log only (conf/hydra/job_logging)
 
 ALIGNMENTS_FILE = "alignments.json"
 SUMMARY_FILE = "run_summary.json"  # counts and timings of the last run (bench/extract.py reads it)
@@ -81,11 +82,15 @@ def run_extract(cfg: DictConfig, registry: PluginRegistry) -> None:
             log.info("resuming: %d frame(s) already done", len(done))
         analysis = stack.enter_context(cache.writing()) if cache is not None and cached is None and not done else None
 
+        rejected = 0
+
         def sink(record: FrameRecord) -> None:
+            nonlocal rejected
             if analysis is not None:
                 analysis.add(record)
             writer.write(record)
             alignments.write(record)
+            rejected += sum(not face.keep for face in record.faces)
 
         runner = Runner(passes, queue_size=cfg.runner.queue_size, progress=bool(cfg.runner.progress))
         summary = runner.run(source, sink, done)
@@ -94,6 +99,9 @@ def run_extract(cfg: DictConfig, registry: PluginRegistry) -> None:
     report = {**summary.as_dict(), "model_s": stages.model_s, "mode": mode}
     atomic_write_bytes(output / SUMMARY_FILE, json.dumps(report, indent=2).encode())
     log.info("done: %s; alignments in %s", summary.line(), output / ALIGNMENTS_FILE)
+    if face_filter is not None:
+        log.info("filter: %d face(s) rejected (reasons in %s and the alignments file)",
+                 rejected, output / "facekit.log")
     if summary.skipped:
         log.warning("%d file(s) skipped: %s", summary.skipped, ", ".join(source.skipped[:10]))
 
@@ -192,7 +200,7 @@ def _judge(record: FrameRecord, face_filter: IdentityFilter) -> None:
         decision = face_filter.decide(face.embedding)
         face.keep, face.reason, face.distance = decision.keep, decision.reason, decision.distance
         if not decision.keep:
-            log.info("rejected %s face %d: %s", record.frame.name, index, decision.reason)
+            decisions.info("rejected %s face %d: %s", record.frame.name, index, decision.reason)
 
 
 def _restore_stage(stages: FaceStages, cached: dict[str, dict[str, Any]]) -> Stage:
