@@ -94,7 +94,7 @@ def check_composes(argv: Sequence[str], registry: PluginRegistry) -> None:
         cause = f"\n{exc.__cause__}" if exc.__cause__ is not None else ""
         raise ConfigError(one_line(f"{exc}{cause}") + _plugin_option_hint(argv, registry)) from None
     if cfg.task == "extract":  # before Hydra creates the output folder or anything loads
-        from facekit.tasks.extract import check_settings
+        from facekit.tasks.settings import check_settings
 
         check_settings(cfg)
 

@@ -1,7 +1,6 @@
 """Messy input: bad files are warned about and skipped, odd formats decode, the run goes on."""
 from __future__ import annotations
 
-import io
 import shutil
 from pathlib import Path
 

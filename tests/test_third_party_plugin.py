@@ -9,9 +9,7 @@ an installed package; nothing in facekit knows about it.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import textwrap
 from pathlib import Path
 
 import cv2
