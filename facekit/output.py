@@ -7,7 +7,7 @@ from pathlib import Path
 from facekit.debug import draw_debug
 from facekit.fileio import atomic_write_bytes
 from facekit.pngmeta import encode_png, face_text
-from facekit.types import FrameRecord
+from facekit.types import Face, FrameRecord
 
 
 REJECTED = "rejected"
@@ -25,14 +25,17 @@ class FaceWriter:
             if path is not None:
                 path.mkdir(parents=True, exist_ok=True)
 
+    def writes(self, face: Face) -> bool:
+        """Whether this face gets a file: kept faces always, rejected ones when asked."""
+        return face.keep or self.rejected_folder is not None
+
     def encode(self, record: FrameRecord) -> None:
         """Encodes each crop (and the debug frame) into ``record.pending``, names and hashes it,
         and frees the pixels. Runs on a stage thread: PNG encoding is the costliest part of
         writing, and OpenCV releases the GIL while it works. Rejected faces go to ``rejected/``
         when asked, so a person can see what was dropped."""
         for index, face in enumerate(record.faces):
-            keep_file = face.keep or self.rejected_folder is not None
-            if face.crop is not None and keep_file:
+            if face.crop is not None and self.writes(face):
                 name = f"{record.frame.name}_{index}.png"
                 text = face_text(record.frame.name, index, face.landmarks, source=record.frame.source)
                 data = encode_png(face.crop, text)

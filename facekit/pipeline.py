@@ -82,9 +82,14 @@ class FaceStages:
         self.normalise(record)
 
     def normalise(self, record: FrameRecord) -> None:
-        """Adds the alignment matrix and the aligned crop (Umeyama to the mean face)."""
+        """Adds the alignment matrix (Umeyama to the mean face); ``crop`` applies it."""
         for face in record.faces:
             face.matrix = geometry.alignment_matrix(face.landmarks, self.size, padding=self.padding)
+
+    def crop(self, record: FrameRecord, faces: Sequence[Face] | None = None) -> None:
+        """Adds the aligned crop to ``faces`` (all by default). Kept apart from ``normalise`` so
+        a run crops only the faces it writes: the filter's rejects usually are not."""
+        for face in record.faces if faces is None else faces:
             face.crop = geometry.warp_face(record.frame.image, face.matrix, self.size)
 
     @contextmanager
@@ -165,4 +170,5 @@ class Extractor:
             record = FrameRecord(Frame(name=f"frame_{index:06d}", source="<array>", index=index, image=image))
             self.stages.detect([record])
             self.stages.align(record)
+            self.stages.crop(record)
             yield record.faces

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import cv2
+import numpy as np
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
@@ -59,7 +60,8 @@ class JobResult:
 
 def write_report(sweep_dir: Path, cwd: Path) -> None:
     """Every part of the report for the jobs found under ``sweep_dir``."""
-    jobs = sorted((read_job(path.parent.parent) for path in sweep_dir.glob("**/.hydra/overrides.yaml")),
+    # job folders sit right under the sweep folder (hydra.sweep.subdir); "**" would walk every face file
+    jobs = sorted((read_job(path.parent.parent) for path in sweep_dir.glob("*/.hydra/overrides.yaml")),
                   key=lambda job: job.num)
     if not jobs:
         log.warning("sweep report: no job folders under %s", sweep_dir)
@@ -68,7 +70,7 @@ def write_report(sweep_dir: Path, cwd: Path) -> None:
     header, rows = table(jobs, varying)
     atomic_write_bytes(sweep_dir / REPORT_CSV, _csv(header, rows))
     _print_table(header, rows, sweep_dir)
-    filtered = [job for job in jobs if job.threshold is not None and job.kept is not None]
+    filtered = [job for job in jobs if job.threshold is not None]
     if filtered:
         atomic_write_bytes(sweep_dir / REPORT_PLOT, plot(filtered, varying))
         atomic_write_bytes(sweep_dir / CONTACT_SHEET, _png(contact_sheet.render(sheet_rows(filtered), cwd)))
@@ -174,7 +176,7 @@ def sheet_rows(jobs: Sequence[JobResult]) -> list[SheetRow]:
     return list(rows.values())
 
 
-def _png(image: Any) -> bytes:
+def _png(image: np.ndarray) -> bytes:
     ok, data = cv2.imencode(".png", image)
     if not ok:
         raise ValueError("the contact sheet could not be encoded as PNG")

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from facekit.errors import ConfigError
-from facekit.gpu import choose_mode
+from facekit.gpu import FAKE_FREE_ENV, choose_mode, free_gpu_memory_mb
 from facekit.plugin import PluginSpec
 from facekit.registry import default_registry
 
@@ -79,3 +79,16 @@ def test_choose_mode(requested: str, gpu: tuple[int, int], free_mb: int | None, 
 def test_choose_mode_rejects_unknown() -> None:
     with pytest.raises(ConfigError, match="auto, serial, parallel"):
         choose_mode("fast", [], None)
+
+
+@pytest.mark.parametrize(("free_mb", "expected"), [("4096", "serial"), ("24000", "parallel"), ("none", "parallel")])
+def test_s3fd_with_fan_runs_serially_on_a_small_gpu(monkeypatch: pytest.MonkeyPatch, free_mb: str,
+                                                    expected: str) -> None:
+    """The runner's choice from the memory the plugins report and a faked free-memory report."""
+    registry = default_registry()
+    if "s3fd" not in registry.names("detector"):
+        pytest.skip("the s3fd plugin is not registered")
+    plugins = [registry.get("detector", "s3fd"), registry.get("aligner", "fan")]
+    assert all(p.gpu_memory_mb > 1000 for p in plugins)  # published figures: ~4 GB and ~2.2 GB
+    monkeypatch.setenv(FAKE_FREE_ENV, free_mb)
+    assert choose_mode("auto", plugins, free_gpu_memory_mb()) == expected

@@ -59,7 +59,7 @@ def run_extract(cfg: DictConfig, registry: PluginRegistry) -> None:
                 AnalysisCache(analysis_folder, content_key(source.files, fingerprint)).locked())
         face_filter = _identity_filter(cfg, stages, ReferenceCache(analysis_folder) if cache else None, fingerprint)
         writer = FaceWriter(output, debug=bool(cfg.output.debug), save_rejected=bool(cfg.filter.save_rejected))
-        finish = per_record("encode", _finisher(face_filter, writer))
+        finish = per_record("encode", _finisher(stages, face_filter, writer))
         cached = cache.load() if cache is not None else None
         if cached is None:
             stages.load_models()
@@ -119,11 +119,14 @@ def _identity_filter(cfg: DictConfig, stages: FaceStages, refs_cache: ReferenceC
     return IdentityFilter(refs, nrefs, threshold, spec.metric or "cosine")
 
 
-def _finisher(face_filter: IdentityFilter | None, writer: FaceWriter) -> Callable[[FrameRecord], None]:
-    """The last stage of a pass: judge each face, encode its file, drop the frame's pixels."""
+def _finisher(stages: FaceStages, face_filter: IdentityFilter | None,
+              writer: FaceWriter) -> Callable[[FrameRecord], None]:
+    """The last stage of a pass: judge each face, crop and encode the ones that get a file, drop
+    the frame's pixels. Judging first spares the crops of rejected faces nobody will see."""
     def finish(record: FrameRecord) -> None:
         if face_filter is not None:
             _judge(record, face_filter)
+        stages.crop(record, [face for face in record.faces if writer.writes(face)])
         writer.encode(record)
         record.frame.image = None
 

@@ -1,0 +1,101 @@
+"""What a five-point threshold sweep costs against one filtered run (the target: at most 1.5x).
+
+    python bench/sweep.py                                   # the Hamilton clip, p01/img1.jpg as the ref
+    python bench/sweep.py --input DIR --refs a.jpg b.jpg --repeats 3
+    python bench/sweep.py --save-rejected                   # every job writes every face: PNG cost bound
+
+Both are timed as a user runs them: the ``facekit`` command in a child process, each with an
+empty FACEKIT_HOME, so the sweep's first job computes the analysis and the one run has no cache
+to lean on. The sweep runs on the basic launcher (jobs one after another, in one process) and
+includes its report. Beside the ratio it prints each job's own run time (run_summary.json) and
+what lies outside the jobs' runs (start-up, Hydra, references, the report), which is where a
+sweep that misses the target spends its time. Figures only: nothing here asserts a time.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+THRESHOLDS = "0.3,0.4,0.5,0.6,0.7"
+TARGET = 1.5
+
+
+def timed_cli(*args: str, home: Path, cwd: Path) -> float:
+    """Wall seconds of one ``facekit`` command with its own model and analysis cache."""
+    env = {**os.environ, "FACEKIT_OFFLINE": "1", "FACEKIT_HOME": str(home)}
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", "facekit", *args, "runner.progress=false"], cwd=cwd, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    seconds = time.perf_counter() - start
+    if result.returncode != 0:
+        raise SystemExit(f"facekit {' '.join(args)} failed:\n{result.stderr[-3000:]}")
+    return seconds
+
+
+def summary(folder: Path) -> dict:
+    return json.loads((folder / "run_summary.json").read_text(encoding="utf-8"))
+
+
+def kept(folder: Path) -> tuple[int, int]:
+    frames = json.loads((folder / "alignments.json").read_text(encoding="utf-8"))["frames"].values()
+    keeps = [face.get("keep", True) for frame in frames for face in frame["faces"]]
+    return sum(keeps), len(keeps)
+
+
+def measure(common: list[str], work: Path, repeat: int) -> tuple[float, float, Path, Path]:
+    """(one run's seconds, the sweep's seconds, the run's folder, the sweep's folder)."""
+    one, swept = work / f"one{repeat}", work / f"sweep{repeat}"
+    one_s = timed_cli(*common, f"output={one}", home=work / f"home_one{repeat}", cwd=work)
+    sweep_s = timed_cli("-m", *common, f"output={swept}", f"filter.threshold={THRESHOLDS}",
+                        home=work / f"home_sweep{repeat}", cwd=work)
+    (sweep_dir,) = swept.glob("sweep_*")
+    return one_s, sweep_s, one, sweep_dir
+
+
+def report(one_s: float, sweep_s: float, one: Path, sweep_dir: Path) -> None:
+    run = summary(one)
+    print(f"\none filtered run   {one_s:7.2f} s wall, {run['seconds']:6.2f} s in the run "
+          f"({run['frames']} frames, {run['faces']} faces, {run['mode']} passes; kept {kept(one)[0]})")
+    jobs = sorted((p for p in sweep_dir.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+    in_jobs = 0.0
+    for job in jobs:
+        job_run = summary(job)
+        in_jobs += job_run["seconds"]
+        threshold = json.loads((job / "alignments.json").read_text())["meta"]["filter"]["threshold"]
+        print(f"  sweep job {job.name} (threshold {threshold}): {job_run['seconds']:6.2f} s, "
+              f"{job_run['mode']} passes, kept {kept(job)[0]} of {kept(job)[1]}")
+    print(f"five-point sweep   {sweep_s:7.2f} s wall, {in_jobs:6.2f} s in the jobs' runs, "
+          f"{sweep_s - in_jobs:6.2f} s outside them (start-up, Hydra, references, report)")
+    ratio = sweep_s / one_s
+    print(f"sweep / one run    {ratio:7.2f}   (target <= {TARGET}: {'met' if ratio <= TARGET else 'missed'})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--input", type=Path, default=DATA / "video" / "short_hamilton_clip.mp4")
+    parser.add_argument("--refs", type=Path, nargs="+", default=[DATA / "images" / "people" / "p01" / "img1.jpg"])
+    parser.add_argument("--repeats", type=int, default=1, help="the fastest of each is reported")
+    parser.add_argument("--save-rejected", action="store_true", help="write rejected faces too (filter.save_rejected)")
+    args = parser.parse_args()
+    common = [f"input={args.input.resolve()}", f"filter.refs=[{','.join(str(r.resolve()) for r in args.refs)}]"]
+    if args.save_rejected:
+        common.append("filter.save_rejected=true")
+    print(f"facekit sweep bench: {os.cpu_count()} CPU cores; input {args.input.name}; "
+          f"refs {', '.join(r.name for r in args.refs)}; thresholds {THRESHOLDS}")
+    with tempfile.TemporaryDirectory(prefix="facekit-sweep-bench-") as tmp:
+        runs = [measure(common, Path(tmp), repeat) for repeat in range(args.repeats)]
+        one_s, _, one, _ = min(runs, key=lambda r: r[0])
+        _, sweep_s, _, sweep_dir = min(runs, key=lambda r: r[1])
+        report(one_s, sweep_s, one, sweep_dir)
+
+
+if __name__ == "__main__":
+    main()
