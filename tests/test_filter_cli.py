@@ -1,0 +1,89 @@
+"""The identity filter through the command line: references, decisions, reasons, rejected faces."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from cli_helpers import load_json, run_facekit
+from conftest import DATA, SCENES, require_data
+
+PEOPLE = DATA / "images" / "people"
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three photos of p01 and two of p04 in one flat folder."""
+    require_data()
+    folder = tmp_path_factory.mktemp("mixed")
+    for person, names in (("p01", ("img2.jpg", "img4.jpg", "img5.jpg")), ("p04", ("img14.jpg", "img15.jpg"))):
+        for name in names:
+            shutil.copy(PEOPLE / person / name, folder / f"{person}_{name}")
+    return folder
+
+
+def _faces(out: Path) -> dict[str, dict]:
+    frames = load_json(out / "alignments.json")["frames"]
+    return {name: frame["faces"][0] for name, frame in frames.items()}
+
+
+def test_refs_keep_the_person_and_record_reasons(mixed: Path, tmp_path: Path) -> None:
+    out = tmp_path / "faces"
+    result = run_facekit("+identity=sface", f"input={mixed}", f"output={out}", "filter.save_rejected=true",
+                         f"filter.refs=[{PEOPLE / 'p01' / 'img1.jpg'}]", "runner.progress=false", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    meta = load_json(out / "alignments.json")["meta"]
+    assert meta["plugins"]["identity"]["name"] == "sface" and meta["filter"]["metric"] == "cosine"
+    for name, face in _faces(out).items():
+        assert face["keep"] is name.startswith("p01"), (name, face["distance"])
+        assert len(face["embedding"]) == 128
+        if not face["keep"]:
+            assert "mean distance to refs" in face["reason"] and face["crop"].startswith("rejected/")
+        assert (out / face["crop"]).is_file()
+    assert "2 face(s) rejected" in " ".join(result.stderr.split())
+    assert "rejected p04_img14 face 0" in (out / "facekit.log").read_text()
+
+
+def test_nrefs_drop_the_person(mixed: Path, tmp_path: Path) -> None:
+    out = tmp_path / "faces"
+    result = run_facekit(f"input={mixed}", f"output={out}", f"filter.nrefs=[{PEOPLE / 'p04' / 'img13.jpg'}]",
+                         "runner.progress=false", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for name, face in _faces(out).items():
+        assert face["keep"] is name.startswith("p01")
+        assert (face["crop"] is None) is name.startswith("p04")  # rejects get no file by default
+
+
+def test_threshold_overrides_the_default(mixed: Path, tmp_path: Path) -> None:
+    out = tmp_path / "faces"
+    result = run_facekit(f"input={mixed}", f"output={out}", f"filter.refs=[{PEOPLE / 'p01' / 'img1.jpg'}]",
+                         "filter.threshold=0.01", "runner.progress=false", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert load_json(out / "alignments.json")["meta"]["filter"]["threshold"] == 0.01
+    assert not any(face["keep"] for face in _faces(out).values())
+
+
+def test_a_reference_with_two_faces_uses_the_largest_and_warns(mixed: Path, tmp_path: Path) -> None:
+    result = run_facekit(f"input={mixed}", f"output={tmp_path / 'faces'}", "runner.progress=false",
+                         f"filter.refs=[{SCENES / 'two_people.jpg'}]", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "two_people.jpg holds 2 faces; using the largest" in " ".join(result.stderr.split())
+
+
+@pytest.mark.parametrize("problem", ["missing", "unreadable", "faceless"])
+def test_a_bad_reference_stops_before_any_input(mixed: Path, tmp_path: Path, problem: str) -> None:
+    ref = tmp_path / f"{problem}.jpg"
+    if problem == "unreadable":
+        ref.write_text("not an image")
+    elif problem == "faceless":
+        import cv2
+        import numpy as np
+
+        cv2.imwrite(str(ref), np.full((200, 200, 3), 127, np.uint8))
+    out = tmp_path / "faces"
+    result = run_facekit(f"input={mixed}", f"output={out}", f"filter.refs=[{ref}]", "runner.progress=false",
+                         cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"{problem}.jpg" in result.stderr.splitlines()[-1]
+    assert not (out / "alignments.json").exists()  # no input was processed
