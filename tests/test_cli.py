@@ -68,6 +68,7 @@ def test_task_plugins_lists_every_plugin_with_weights_state(tmp_path: Path) -> N
     for column in ("kind", "models", "GPU MB", "weights"):
         assert column in result.stdout
     assert "present" in result.stdout
+    assert "cosine <= 0.637" in result.stdout  # sface's metric and default threshold
 
 
 def test_help_lists_groups_and_options(tmp_path: Path) -> None:
