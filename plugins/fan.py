@@ -65,6 +65,7 @@ from facekit.hookspecs import hookimpl
 from facekit.models.spec import ModelFile, ModelSpec
 from facekit.plugin import PluginSpec
 from facekit.types import Detection
+from facekit_plugins._keras_h5 import read_weights, tf_device
 
 MODEL_ID = "face-alignment-network-2d4-keras-v3"
 URL = ("https://github.com/deepfakes-models/faceswap-models/releases/download/v13.3/"
@@ -234,48 +235,6 @@ def build_network(epsilons: dict[str, float] | None = None) -> Any:
 
 # -- loading -------------------------------------------------------------------------------------
 
-def _attr_strings(group: Any, name: str) -> list[str]:
-    """A Keras string-list attribute; Keras splits one over 64 KB into ``name0``, ``name1``...
-    An empty list is stored as an empty float array."""
-    if name in group.attrs:
-        chunks = [group.attrs[name]]
-    else:
-        chunks, index = [], 0
-        while f"{name}{index}" in group.attrs:
-            chunks.append(group.attrs[f"{name}{index}"])
-            index += 1
-    return [v.decode("utf8") if isinstance(v, bytes) else v
-            for chunk in chunks for v in np.atleast_1d(chunk) if isinstance(v, (bytes, str))]
-
-
-def read_h5(path: str) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, dict[str, Any]]]:
-    """A Keras ``.h5`` (whole model or weights only, Keras 2 or 3): layer name -> {variable
-    (``kernel``, ``gamma``...) -> array} for every layer with weights, and layer name -> its
-    config from ``model_config`` (empty when the file has none)."""
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as file:
-            configs = _layer_configs(file.attrs.get("model_config"))
-            group = file["model_weights"] if "model_weights" in file else file
-            names = _attr_strings(group, "layer_names")
-            if not names:
-                raise ModelError(f"{path} is not a Keras model or weights file (no layer_names)")
-            weights: dict[str, dict[str, np.ndarray]] = {}
-            for layer in names:
-                values = {}
-                for weight in _attr_strings(group[layer], "weight_names"):
-                    variable = weight.rsplit("/", 1)[-1].split(":", 1)[0]
-                    values[variable] = np.asarray(group[layer][weight])
-                if values:
-                    weights[layer] = values
-            return weights, configs
-    except OSError as exc:
-        raise ModelError(f"{path} is not a readable HDF5 file ({exc}); delete it to download it again") from None
-    except KeyError as exc:
-        raise ModelError(f"{path} is not a complete Keras model file ({exc})") from None
-
-
 def _layer_configs(raw: Any) -> dict[str, dict[str, Any]]:
     if raw is None:
         return {}
@@ -296,7 +255,8 @@ def load_network(path: str) -> Any:
     """The 2D-FAN-4 network with the weights in ``path``: built here and filled by layer name
     when the file names its layers as this module does; otherwise the file's own model, when it
     is a whole Keras model with FAN's input and output shapes. Anything else is a ModelError."""
-    stored, configs = read_h5(path)
+    stored, raw_config = read_weights(path)
+    configs = _layer_configs(raw_config)
     missing: list[str] = [name for name in MARKER_LAYERS if name not in stored]
     total = "the"
     if len(missing) < len(MARKER_LAYERS):  # named as here: build the network and check every layer
@@ -362,7 +322,7 @@ class FanAligner:
                              "unset KERAS_BACKEND")
         self.config = config
         self._tf = tf
-        self.device = _device(config.device, tf)
+        self.device = tf_device(config.device, tf)
         with tf.device(self.device):
             network = load_network(weights_path)
             self.network = keras.Model(network.inputs, network.outputs[-1])
@@ -391,20 +351,6 @@ class FanAligner:
             chunks = [np.asarray(self._forward(preprocess(crops[i:i + step])), dtype=np.float32)
                       for i in range(0, len(crops), step)]
         return np.concatenate(chunks)
-
-
-def _device(name: str, tf: Any) -> str:
-    """The TensorFlow device to run on; on a GPU, memory grows as needed instead of TensorFlow
-    taking all of it, so ``gpu_memory_mb`` means something to the runner."""
-    gpus = tf.config.list_physical_devices("GPU")
-    for gpu in gpus:
-        try:
-            tf.config.experimental.set_memory_growth(gpu, True)
-        except RuntimeError:  # the GPU is already initialised (another plugin came first)
-            pass
-    if name != "auto":
-        return name
-    return "GPU:0" if gpus else "CPU:0"
 
 
 def _build(config: FanConfig, store: Any) -> FanAligner:

@@ -23,6 +23,7 @@ from facekit.hookspecs import hookimpl
 from facekit.models.spec import ModelFile, ModelSpec
 from facekit.plugin import PluginSpec
 from facekit.types import Detection
+from facekit_plugins._keras_h5 import read_weights, tf_device
 from facekit_plugins._points import clipped_detection
 
 MODEL_ID = "s3fd-keras-v2"
@@ -163,34 +164,18 @@ def build_network() -> Any:
     return keras.Model(inputs, outputs, name="s3fd")
 
 
-def read_h5_weights(path: Path) -> dict[str, list[np.ndarray]]:
-    """Layer name -> weights in stored order, from a Keras weights file or a whole-model file."""
-    import h5py
-
-    def texts(values: Any) -> list[str]:
-        return [v.decode("utf8") if isinstance(v, bytes) else str(v) for v in np.atleast_1d(values)]
-
-    try:
-        with h5py.File(path, "r") as handle:
-            root = handle["model_weights"] if "model_weights" in handle else handle
-            return {layer: [np.asarray(root[layer][w]) for w in texts(root[layer].attrs.get("weight_names", []))]
-                    for layer in texts(root.attrs["layer_names"])}
-    except (OSError, KeyError) as exc:
-        raise ModelError(f"{path} is not a Keras weights file: {exc}") from None
-
-
 def load_weights(model: Any, path: Path) -> None:
     """Copy the file's weights into ``model`` by layer name, every shape checked."""
-    stored = read_h5_weights(path)
+    stored, _ = read_weights(str(path))
     for layer in model.layers:
         if not layer.weights:
             continue
         if layer.name not in stored:
             raise ModelError(f"{path.name} has no layer {layer.name!r}: not the S3FD weights file")
-        values = stored[layer.name]
+        values = [stored[layer.name].get(v.name) for v in layer.weights]
         expected = [tuple(w.shape) for w in layer.weights]
-        if [v.shape for v in values] != expected:
-            raise ModelError(f"{path.name}: layer {layer.name!r} holds {[v.shape for v in values]}, "
+        if [None if v is None else v.shape for v in values] != expected:
+            raise ModelError(f"{path.name}: layer {layer.name!r} holds {list(stored[layer.name])}, "
                              f"S3FD needs {expected}")
         layer.set_weights(values)
 
@@ -200,9 +185,7 @@ class S3FDDetector:
         import tensorflow as tf
 
         self.config = config
-        device = "/GPU:0" if config.device == "auto" and tf.config.list_physical_devices("GPU") else (
-            "/CPU:0" if config.device == "auto" else config.device)
-        with tf.device(device):
+        with tf.device(tf_device(config.device, tf)):
             self._net = build_network()
             load_weights(self._net, weights)
 

@@ -64,6 +64,7 @@ from facekit.errors import ModelError
 from facekit.hookspecs import hookimpl
 from facekit.models.spec import ModelFile, ModelSpec
 from facekit.plugin import PluginSpec
+from facekit_plugins._keras_h5 import read_weights, tf_device
 
 MODEL_ID = "vggface2-resnet50-v2"
 URL = "https://github.com/deepfakes-models/faceswap-models/releases/download/v10.2/vggface2_resnet50_v2.zip"
@@ -134,52 +135,11 @@ def build_network() -> Any:
     return keras.Model(inputs, x, name="vggface2_resnet50")
 
 
-def _attr_strings(group: Any, name: str) -> list[str]:
-    """A Keras 2 string-list attribute; Keras splits one over 64 KB into ``name0``, ``name1``...
-    An empty list is stored as an empty float array."""
-    if name in group.attrs:
-        chunks = [group.attrs[name]]
-    else:
-        chunks, index = [], 0
-        while f"{name}{index}" in group.attrs:
-            chunks.append(group.attrs[f"{name}{index}"])
-            index += 1
-    return [v.decode("utf8") if isinstance(v, bytes) else str(v)
-            for chunk in chunks for v in np.atleast_1d(chunk) if isinstance(v, (bytes, str))]
-
-
-def read_keras2_weights(path: str) -> dict[str, dict[str, np.ndarray]]:
-    """Every layer's weights in a Keras 2 ``.h5`` (a whole model file, or a weights-only one):
-    layer name in Keras 3 spelling -> {variable name (``kernel``, ``gamma``...) -> array}, in the
-    file's order."""
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as file:
-            group = file["model_weights"] if "model_weights" in file else file
-            names = _attr_strings(group, "layer_names")
-            if not names:
-                raise ModelError(f"{path} is not a Keras 2 model or weights file (no layer_names)")
-            found: dict[str, dict[str, np.ndarray]] = {}
-            for layer in names:
-                weights = {}
-                for weight in _attr_strings(group[layer], "weight_names"):
-                    variable = weight.rsplit("/", 1)[-1].split(":", 1)[0]
-                    weights[variable] = np.asarray(group[layer][weight])
-                if weights:
-                    found[layer.replace("/", "_")] = weights
-            return found
-    except OSError as exc:
-        raise ModelError(f"{path} is not a readable HDF5 file ({exc}); delete it to download it again") from None
-    except KeyError as exc:
-        raise ModelError(f"{path} is not a complete Keras 2 model file ({exc})") from None
-
-
 def load_weights(model: Any, path: str) -> None:
     """Set every weighted layer of ``model`` from the Keras 2 file by layer name, checking each
     shape; a layer missing from the file, or of another shape, is an error (the file is not this
     model). Layers only the file has (a classifier head) are ignored."""
-    stored = read_keras2_weights(path)
+    stored = {layer.replace("/", "_"): values for layer, values in read_weights(path)[0].items()}
     missing = []
     for layer in model.layers:
         if not layer.weights:
@@ -224,7 +184,7 @@ class VggFace2Model:
                              "unset KERAS_BACKEND")
         self.config = config
         self._tf = tf
-        self.device = _device(config.device, tf)
+        self.device = tf_device(config.device, tf)
         with tf.device(self.device):
             self.network = build_network()
             load_weights(self.network, weights_path)
@@ -251,20 +211,6 @@ class VggFace2Model:
     def _run(self, crops: np.ndarray) -> np.ndarray:
         with self._tf.device(self.device):
             return np.asarray(self._forward(preprocess(crops)), dtype=np.float32)
-
-
-def _device(name: str, tf: Any) -> str:
-    """The TensorFlow device to run on; on a GPU, memory grows as needed instead of TensorFlow
-    taking all of it, so ``gpu_memory_mb`` means something to the runner."""
-    gpus = tf.config.list_physical_devices("GPU")
-    for gpu in gpus:
-        try:
-            tf.config.experimental.set_memory_growth(gpu, True)
-        except RuntimeError:  # the GPU is already initialised (another plugin came first)
-            pass
-    if name != "auto":
-        return name
-    return "GPU:0" if gpus else "CPU:0"
 
 
 def _build(config: VggFace2Config, store) -> VggFace2Model:

@@ -33,6 +33,7 @@ from facekit.models.checksum import read_sidecar
 from facekit.models.store import ModelStore
 from facekit.registry import default_registry
 from facekit_plugins import vggface2
+from facekit_plugins._keras_h5 import attr_strings, read_weights
 from loopback_server import serving
 
 SEED = 7
@@ -276,7 +277,7 @@ def test_a_file_that_is_not_this_model_is_a_model_error(tmp_path: Path) -> None:
     not_h5 = tmp_path / "not.h5"
     not_h5.write_bytes(b"PK\x03\x04 a zip, not HDF5")
     with pytest.raises(ModelError, match="not a readable HDF5"):
-        vggface2.read_keras2_weights(str(not_h5))
+        read_weights(str(not_h5))
 
 
 def test_name_lists_in_any_of_the_ways_keras_and_h5py_store_them() -> None:
@@ -287,5 +288,5 @@ def test_name_lists_in_any_of_the_ways_keras_and_h5py_store_them() -> None:
         file.attrs["layer_names0"] = np.array([b"conv1/7x7_s2", b"conv1/7x7_s2/bn"])
         file.attrs["layer_names1"] = [b"dim_proj"]
         file.attrs["weight_names"] = np.zeros(0)
-        assert vggface2._attr_strings(file, "layer_names") == ["conv1/7x7_s2", "conv1/7x7_s2/bn", "dim_proj"]
-        assert vggface2._attr_strings(file, "weight_names") == []
+        assert attr_strings(file, "layer_names") == ["conv1/7x7_s2", "conv1/7x7_s2/bn", "dim_proj"]
+        assert attr_strings(file, "weight_names") == []
