@@ -305,3 +305,22 @@ def test_a_zip_without_the_member_names_what_it_holds(served: Served) -> None:
                                                                archive=True),))})
     with pytest.raises(ModelError, match="holds no weights.bin.*other.bin"):
         store.path("m")
+
+
+def test_an_unreachable_zip_says_which_file_to_unpack_where(served: Served) -> None:
+    store = store_for({"m": ModelSpec(id="m", files=(ModelFile(NAME, None, None, served.url("/gone.zip"),
+                                                               archive=True),))})
+    with pytest.raises(ModelError) as error:
+        store.path("m")
+    message = str(error.value)
+    assert served.url("/gone.zip") in message and f"unzip it and put {NAME} in {store.folder('m')}/" in message
+    assert "\n" not in message
+
+
+def test_offline_with_a_zip_says_to_unzip_it(served: Served, no_sockets: None) -> None:
+    store = store_for({"m": ModelSpec(id="m", files=(ModelFile(NAME, None, None, served.url("/w.zip"),
+                                                               archive=True),))}, offline=True)
+    with pytest.raises(ModelError, match="offline") as error:
+        store.path("m")
+    assert f"download {served.url('/w.zip')}, unzip it and put {NAME} in {store.folder('m')}/" in str(error.value)
+    assert served.requests == []

@@ -78,9 +78,10 @@ def partial_path(dest: Path) -> Path:
 
 
 def download(url: str, dest: Path, *, sha256: str | None = None, size: int | None = None,
-             retry: RetryPolicy = RetryPolicy(), quiet: bool = False) -> Path:
-    """Fetch ``url`` to ``dest`` and return ``dest``; raise ModelError naming the URL and the
-    folder to fill by hand. ``sha256``/``size`` of None are not checked.
+             retry: RetryPolicy = RetryPolicy(), quiet: bool = False, by_hand: str | None = None) -> Path:
+    """Fetch ``url`` to ``dest`` and return ``dest``; raise ModelError naming the URL and what
+    to do by hand (``by_hand``, else "put <name> in <folder>/"). ``sha256``/``size`` of None are
+    not checked.
 
     If another process holds the lock and lands ``dest`` meanwhile, its file is returned as is.
     """
@@ -88,7 +89,7 @@ def download(url: str, dest: Path, *, sha256: str | None = None, size: int | Non
         dest.parent.mkdir(parents=True, exist_ok=True)
         with _locked(dest):
             if not dest.is_file():
-                _download_locked(url, dest, sha256, size, retry, quiet)
+                _download_locked(url, dest, sha256, size, retry, quiet, by_hand)
     except OSError as e:  # network errors were turned into ModelError: this is the local disk
         raise ModelError(f"cannot write {dest} ({e.strerror or e}); "
                          f"set FACEKIT_HOME to a writable folder with free space") from None
@@ -96,14 +97,14 @@ def download(url: str, dest: Path, *, sha256: str | None = None, size: int | Non
 
 
 def _download_locked(url: str, dest: Path, sha256: str | None, size: int | None,
-                     retry: RetryPolicy, quiet: bool) -> None:
+                     retry: RetryPolicy, quiet: bool, by_hand: str | None) -> None:
     part = partial_path(dest)
     try:
         with _progress_bar(dest.name, quiet) as bar:
             _fetch(url, part, size, retry, bar)
     except _Failure as failure:
         raise ModelError(f"could not download {url} ({failure}); "
-                         f"put {dest.name} in {dest.parent}/ by hand") from None
+                         f"{by_hand or f'put {dest.name} in {dest.parent}/'} by hand") from None
     problem = mismatch(part, sha256, size)
     if problem:
         part.unlink(missing_ok=True)

