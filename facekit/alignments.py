@@ -173,6 +173,11 @@ def _journal_lines(path: Path) -> Iterator[tuple[int, bytes]]:
             offset += len(line)
 
 
+def _fold_temp(path: Path, tag: str) -> Path:
+    """Where the final file is written before its atomic rename (``tag`` "*" globs them all)."""
+    return path.with_name(f".{path.name}.{tag}.tmp")
+
+
 def _fsync_dir(folder: Path) -> None:
     """Make a rename or a new file in ``folder`` survive a power cut (POSIX only)."""
     if os.name == "posix":
@@ -208,6 +213,8 @@ class AlignmentsWriter:
         self._done: set[str] = set()
         self._unsynced = 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        for stale in self.path.parent.glob(_fold_temp(self.path, "*").name):  # a fold that was killed
+            stale.unlink(missing_ok=True)
         if self.path.exists():
             document = load_alignments(self.path)
             self._check_fingerprint(document.get("meta"), self.path)
@@ -321,7 +328,7 @@ class AlignmentsWriter:
     def _replace_final(self) -> None:
         """Write the final JSON to a temp file beside it, fsync, then os.replace: readers see
         the old file or the new one, never half of one."""
-        temp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.tmp")
+        temp = _fold_temp(self.path, secrets.token_hex(4))
         try:  # open(..., "x"), not mkstemp: the file gets the umask's mode, not 0600
             with open(temp, "x", encoding="utf-8") as out:
                 self._dump(out)

@@ -251,3 +251,52 @@ def test_load_refuses_what_it_cannot_read(tmp_path, content, message):
 def test_load_a_missing_file(tmp_path):
     with pytest.raises(FacekitError, match="no alignments file"):
         load_alignments(tmp_path / "missing.json")
+
+
+# --- SIGKILL while the final file is written ---------------------------------------------------
+
+KILLED_WRITER = '''
+import sys
+sys.path.insert(0, sys.argv[2])
+from test_alignments import META, write_frames
+from facekit.alignments import AlignmentsWriter
+
+path, start, stop = sys.argv[1], int(sys.argv[3]), int(sys.argv[4])
+writer = AlignmentsWriter(path, META, sync_every=1000)
+write_frames(writer, range(start, stop))
+print("FOLDING", flush=True)
+writer.close()
+print("FOLDED", flush=True)
+'''
+
+
+@pytest.mark.parametrize("delay_ms", [0, 10, 30, 60, 100, 300])
+def test_sigkill_while_saving_never_leaves_a_truncated_file(tmp_path, delay_ms):
+    """A real child process is killed with SIGKILL at some moment of folding a large journal into
+    alignments.json: the file left is the old whole one or the new whole one, and a rerun finds
+    every frame the child wrote (from the file or from the journal)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    path = tmp_path / "alignments.json"
+    with AlignmentsWriter(path, META) as first:
+        write_frames(first, range(10))
+    child = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(path), str(Path(__file__).parent), "10", "6000"],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "FOLDING"
+        time.sleep(delay_ms / 1000)
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    frames = load_alignments(path)["frames"]  # whole JSON, whatever moment the kill came at
+    assert len(frames) in (10, 6000)
+    with AlignmentsWriter(path, META) as rerun:
+        assert rerun.done_frames() == {f"clip_{i:06d}" for i in range(6000)}
+        assert temp_files(tmp_path) == []  # a killed fold's temp file is cleared away
+    assert len(load_alignments(path)["frames"]) == 6000

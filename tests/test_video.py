@@ -126,9 +126,10 @@ def test_rerun_into_the_same_folder_resumes(serial: Run) -> None:
     assert _face_files(serial.out) == serial.files
 
 
-def test_interrupted_run_keeps_finished_frames_and_resumes(tmp_path: Path, parallel: Run) -> None:
-    """Ctrl-C after a few frames are journaled; the rerun does only the rest and ends with the
-    same result as an uninterrupted run."""
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupted_run_keeps_finished_frames_and_resumes(tmp_path: Path, parallel: Run, stop: int) -> None:
+    """Ctrl-C or SIGTERM after a few frames are journaled: the run ends within seconds, the rerun
+    does only the rest and ends with the same result as an uninterrupted run."""
     out = tmp_path / "faces"
     journal = out / "alignments.json.journal"
     process = subprocess.Popen(
@@ -141,16 +142,19 @@ def test_interrupted_run_keeps_finished_frames_and_resumes(tmp_path: Path, paral
         while time.monotonic() < deadline and process.poll() is None:
             # the header line plus at least 3 whole frames
             if journal.is_file() and journal.read_bytes().count(b"\n") >= 4:
-                process.send_signal(signal.SIGINT)
+                process.send_signal(stop)
                 break
             time.sleep(0.002)
+        sent = time.monotonic()
         _, stderr = process.communicate(timeout=30)
+        stopped_after_s = time.monotonic() - sent
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
     assert process.returncode == 130, f"the run was not interrupted (exit {process.returncode}): {stderr}"
     assert "interrupted" in stderr and "Traceback" not in stderr
+    assert stopped_after_s < 3, f"took {stopped_after_s:.1f} s to stop"  # a hang, not a speed figure
 
     partial = load_json(out / "alignments.json")  # the journal was folded into the file on the way out
     done = len(partial["frames"])
