@@ -19,6 +19,8 @@ from facekit.registry import PluginRegistry, default_registry
 _GROUP_CHOICE = re.compile(r"^(?:\+{1,2}|~)?(detector|aligner|identity|runner)=(.*)$")
 _PLUGIN_OPTION = re.compile(r"^\+{0,2}(detector|aligner|identity)\.(\w+)=")
 _SIMPLE_NAMES = re.compile(r"^[\w.\-]+(,[\w.\-]+)*$")
+#: A task that writes no files (task=plugins) gets no output folder and no .hydra/ in it.
+_NO_OUTPUT_FOLDER = ["hydra.run.dir=.", "hydra.output_subdir=null"]
 
 
 def main() -> None:
@@ -28,9 +30,11 @@ def main() -> None:
         registry = default_registry()
         check_group_choices(argv, registry)
         register_plugin_configs(registry)
-        check_composes(argv, registry)
+        cfg = check_composes(argv, registry)
     except FacekitError as exc:
         _fail(exc)
+    if cfg is not None and cfg.task != "extract":
+        argv += _NO_OUTPUT_FOLDER
     sys.argv = [sys.argv[0], *argv]
     _hydra_entry()
 
@@ -79,12 +83,12 @@ def check_group_choices(argv: Sequence[str], registry: PluginRegistry) -> None:
                 raise ConfigError(f"unknown {group} {value!r}; choose one of: {', '.join(valid) or '(none installed)'}")
 
 
-def check_composes(argv: Sequence[str], registry: PluginRegistry) -> None:
+def check_composes(argv: Sequence[str], registry: PluginRegistry) -> DictConfig | None:
     """Compose a plain run's config once up front, so Hydra's multi-line composition errors (an
-    unknown key, a bad value) reach the user as one line. Flags (--help, -m, ...) go straight
-    to Hydra: sweeps hold values that only a launcher can expand."""
+    unknown key, a bad value) reach the user as one line; returns it. Flags (--help, -m, ...)
+    go straight to Hydra (None): sweeps hold values that only a launcher can expand."""
     if any(arg.startswith("-") for arg in argv):
-        return
+        return None
     from hydra import compose, initialize_config_module
 
     try:
@@ -97,6 +101,7 @@ def check_composes(argv: Sequence[str], registry: PluginRegistry) -> None:
         from facekit.tasks.settings import check_settings
 
         check_settings(cfg)
+    return cfg
 
 
 def _plugin_option_hint(argv: Sequence[str], registry: PluginRegistry) -> str:

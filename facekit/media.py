@@ -104,11 +104,17 @@ def frame_names(files: list[Path]) -> list[str]:
     return [f"{p.stem}_{p.suffix.lstrip('.').lower()}" if p.stem in repeated else p.stem for p in files]
 
 
-def open_input(path: str | Path, exclude: Path | None = None) -> FrameSource:
-    """The input as a frame source; ``exclude`` (the output folder) is never read back as input."""
+def existing_input(path: str | Path) -> Path:
+    """The input's path, or a one-line error when nothing is there."""
     source = Path(path).expanduser()
     if not source.exists():
         raise FacekitError(f"input {str(source)!r} does not exist")
+    return source
+
+
+def open_input(path: str | Path, exclude: Path | None = None) -> FrameSource:
+    """The input as a frame source; ``exclude`` (the output folder) is never read back as input."""
+    source = existing_input(path)
     if source.is_dir():
         files, odd = _image_files(source, exclude)
         if not files:

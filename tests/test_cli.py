@@ -69,6 +69,7 @@ def test_task_plugins_lists_every_plugin_with_weights_state(tmp_path: Path) -> N
         assert column in result.stdout
     assert "present" in result.stdout
     assert "cosine <= 0.637" in result.stdout  # sface's metric and default threshold
+    assert list(tmp_path.iterdir()) == []  # it writes nothing: no output folder, no .hydra/
 
 
 def test_help_lists_groups_and_options(tmp_path: Path) -> None:
@@ -96,3 +97,4 @@ def test_wrong_values_give_one_line_errors(tmp_path: Path, args: list[str], expe
     (tmp_path / "x.jpg").write_bytes(b"")
     line = _one_line_error(run_facekit(*args, f"output={tmp_path / 'out'}", cwd=tmp_path))
     assert expected in line
+    assert not (tmp_path / "out").exists()  # a refused run leaves no folder behind

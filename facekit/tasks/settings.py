@@ -8,10 +8,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from facekit.errors import ConfigError, FacekitError
 from facekit.gpu import MODES
+from facekit.media import existing_input
 
 
 def check_settings(cfg: DictConfig) -> None:
-    """Catch the common mistakes with one line each, before any model loads."""
+    """Catch the common mistakes with one line each, before any model loads; the output folder
+    is made last, so a run refused here leaves nothing behind."""
     if not cfg.input:
         raise ConfigError("input is required: facekit input=<image, folder or video> output=<folder>")
     if not isinstance(cfg.output.size, int) or cfg.output.size <= 0:
@@ -27,7 +29,7 @@ def check_settings(cfg: DictConfig) -> None:
     for key in ("refs", "nrefs"):
         if not OmegaConf.is_list(cfg.filter[key]):
             raise ConfigError(f"filter.{key} must be a list of photos, e.g. 'filter.{key}=[a.jpg,b.jpg]'")
-    check_output_folder(job_output_dir(cfg), Path(cfg.input).expanduser())
+    check_output_folder(job_output_dir(cfg), existing_input(cfg.input))
 
 
 def check_output_folder(output: Path, source: Path) -> None:
