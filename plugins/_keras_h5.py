@@ -2,7 +2,7 @@
 
 faceswap publishes S3FD, FAN and VGGFace2 as Keras 2/3 .h5 files built with custom layers that
 Keras 3 cannot always rebuild; the plugins build the same graphs themselves and copy the weights
-in by layer name. This is the one reader they share, plus the TensorFlow device choice.
+in by layer name. This is the one reader they share.
 """
 from __future__ import annotations
 
@@ -53,17 +53,3 @@ def read_weights(path: str) -> tuple[Weights, Any]:
         raise ModelError(f"{path} is not a readable HDF5 file ({exc}); delete it to download it again") from None
     except KeyError as exc:
         raise ModelError(f"{path} is not a complete Keras model file ({exc})") from None
-
-
-def tf_device(name: str, tf: Any) -> str:
-    """The TensorFlow device to run on; on a GPU, memory grows as needed instead of TensorFlow
-    taking all of it, so ``gpu_memory_mb`` means something to the runner."""
-    gpus = tf.config.list_physical_devices("GPU")
-    for gpu in gpus:
-        try:
-            tf.config.experimental.set_memory_growth(gpu, True)
-        except RuntimeError:  # the GPU is already initialised (another plugin came first)
-            pass
-    if name != "auto":
-        return name
-    return "GPU:0" if gpus else "CPU:0"

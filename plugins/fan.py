@@ -65,7 +65,8 @@ from facekit.hookspecs import hookimpl
 from facekit.models.spec import ModelFile, ModelSpec
 from facekit.plugin import PluginSpec
 from facekit.types import Detection
-from facekit_plugins._keras_h5 import read_weights, tf_device
+from facekit_plugins._keras_h5 import read_weights
+from facekit_plugins._tensorflow import tensorflow, tf_device
 
 MODEL_ID = "face-alignment-network-2d4-keras-v3"
 URL = ("https://github.com/deepfakes-models/faceswap-models/releases/download/v13.3/"
@@ -314,15 +315,15 @@ class FanAligner:
     the last stack's heatmaps to source pixels."""
 
     def __init__(self, config: FanConfig, weights_path: str) -> None:
+        tf = tensorflow()
         import keras
-        import tensorflow as tf
 
         if keras.backend.backend() != "tensorflow":
             raise ModelError(f"fan runs on Keras' TensorFlow backend, not {keras.backend.backend()!r}; "
                              "unset KERAS_BACKEND")
         self.config = config
         self._tf = tf
-        self.device = tf_device(config.device, tf)
+        self.device = tf_device(config.device)
         with tf.device(self.device):
             network = load_network(weights_path)
             self.network = keras.Model(network.inputs, network.outputs[-1])

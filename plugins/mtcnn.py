@@ -11,6 +11,7 @@ from facekit.models.spec import ModelFile, ModelSpec
 from facekit.plugin import PluginSpec
 from facekit.types import Detection
 from facekit_plugins._points import clipped_detection, downscale
+from facekit_plugins._tensorflow import tf_device
 
 MODEL_ID = "mtcnn-1.0.0"
 _WEIGHTS = {
@@ -35,13 +36,14 @@ class MTCNNConfig:
 
 class MTCNNDetector:
     def __init__(self, config: MTCNNConfig, weights: dict[str, str]) -> None:
+        device = tf_device(config.device)  # starts TensorFlow quietly before mtcnn imports it
         from mtcnn import MTCNN
         from mtcnn.stages import StageONet, StagePNet, StageRNet
 
         self.config = config
         stages = [StagePNet(weights=weights["pnet.lz4"]), StageRNet(weights=weights["rnet.lz4"]),
                   StageONet(weights=weights["onet.lz4"])]
-        self._net = MTCNN(stages=stages, device=_device(config.device))
+        self._net = MTCNN(stages=stages, device=device)
 
     def detect(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:
         return [self._detect_one(image) for image in images]
@@ -67,14 +69,6 @@ class MTCNNDetector:
             if det is not None:
                 detections.append(det)
         return detections
-
-
-def _device(name: str) -> str:
-    if name != "auto":
-        return name
-    import tensorflow as tf
-
-    return "GPU:0" if tf.config.list_physical_devices("GPU") else "CPU:0"
 
 
 def _build(config: MTCNNConfig, store) -> MTCNNDetector:

@@ -23,7 +23,8 @@ from facekit.hookspecs import hookimpl
 from facekit.models.spec import ModelFile, ModelSpec
 from facekit.plugin import PluginSpec
 from facekit.types import Detection
-from facekit_plugins._keras_h5 import read_weights, tf_device
+from facekit_plugins._keras_h5 import read_weights
+from facekit_plugins._tensorflow import tensorflow, tf_device
 from facekit_plugins._points import clipped_detection
 
 MODEL_ID = "s3fd-keras-v2"
@@ -182,10 +183,10 @@ def load_weights(model: Any, path: Path) -> None:
 
 class S3FDDetector:
     def __init__(self, config: S3FDConfig, weights: Path) -> None:
-        import tensorflow as tf
+        tf = tensorflow()
 
         self.config = config
-        with tf.device(tf_device(config.device, tf)):
+        with tf.device(tf_device(config.device)):
             self._net = build_network()
             load_weights(self._net, weights)
 

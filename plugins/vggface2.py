@@ -64,7 +64,8 @@ from facekit.errors import ModelError
 from facekit.hookspecs import hookimpl
 from facekit.models.spec import ModelFile, ModelSpec
 from facekit.plugin import PluginSpec
-from facekit_plugins._keras_h5 import read_weights, tf_device
+from facekit_plugins._keras_h5 import read_weights
+from facekit_plugins._tensorflow import tensorflow, tf_device
 
 MODEL_ID = "vggface2-resnet50-v2"
 URL = "https://github.com/deepfakes-models/faceswap-models/releases/download/v10.2/vggface2_resnet50_v2.zip"
@@ -176,15 +177,15 @@ def preprocess(crops: np.ndarray) -> np.ndarray:
 
 class VggFace2Model:
     def __init__(self, config: VggFace2Config, weights_path: str) -> None:
+        tf = tensorflow()
         import keras
-        import tensorflow as tf
 
         if keras.backend.backend() != "tensorflow":
             raise ModelError(f"vggface2 runs on Keras' TensorFlow backend, not {keras.backend.backend()!r}; "
                              "unset KERAS_BACKEND")
         self.config = config
         self._tf = tf
-        self.device = tf_device(config.device, tf)
+        self.device = tf_device(config.device)
         with tf.device(self.device):
             self.network = build_network()
             load_weights(self.network, weights_path)

@@ -98,3 +98,17 @@ def test_wrong_values_give_one_line_errors(tmp_path: Path, args: list[str], expe
     line = _one_line_error(run_facekit(*args, f"output={tmp_path / 'out'}", cwd=tmp_path))
     assert expected in line
     assert not (tmp_path / "out").exists()  # a refused run leaves no folder behind
+
+
+@pytest.mark.parametrize("detector", ["yunet", "mtcnn"])
+def test_a_run_prints_no_native_start_up_chatter(tmp_path: Path, detector: str) -> None:
+    """TensorFlow's and TFLite's C++ start-up lines ("I0000 ... oneDNN", "E0000 ... cuInit",
+    "Created TensorFlow Lite XNNPACK delegate") are not facekit's output; a CPU run that worked
+    must not print an "error" line."""
+    require_data()
+    result = run_facekit(f"+detector={detector}", f"input={SCENES / 'obama.jpg'}", f"output={tmp_path / 'faces'}",
+                         "runner.progress=false", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for chatter in ("I0000", "E0000", "W0000", "XNNPACK", "absl::InitializeLog"):
+        assert chatter not in result.stderr, result.stderr
+    assert "done: 1 frames, 1 faces" in " ".join(result.stderr.split())
