@@ -3,6 +3,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -275,12 +280,6 @@ def test_sigkill_while_saving_never_leaves_a_truncated_file(tmp_path, delay_ms):
     """A real child process is killed with SIGKILL at some moment of folding a large journal into
     alignments.json: the file left is the old whole one or the new whole one, and a rerun finds
     every frame the child wrote (from the file or from the journal)."""
-    import signal
-    import subprocess
-    import sys
-    import time
-    from pathlib import Path
-
     path = tmp_path / "alignments.json"
     with AlignmentsWriter(path, META) as first:
         write_frames(first, range(10))
