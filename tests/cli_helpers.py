@@ -15,6 +15,17 @@ def run_facekit(*args: str, cwd: Path, env: dict[str, str] | None = None,
                           capture_output=True, text=True, timeout=timeout)
 
 
+def peak_rss_mb(*args: str, cwd: Path) -> float:
+    """Run ``facekit`` like ``run_facekit`` (it must succeed); its peak resident memory in MB,
+    read by wait4 from the child itself."""
+    process = subprocess.Popen([sys.executable, "-m", "facekit", *args], cwd=cwd,
+                               env={**os.environ, "FACEKIT_OFFLINE": "1"},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(process.pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, process.stderr.read()[-2000:]
+    return usage.ru_maxrss / 1024
+
+
 def load_json(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 

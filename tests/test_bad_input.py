@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cli_helpers import load_json, run_facekit
+from cli_helpers import load_json, peak_rss_mb, run_facekit
 from conftest import DATA, SCENES, require_data
 
 
@@ -72,15 +72,21 @@ def test_exif_rotation_is_applied_before_detection(messy_run) -> None:
     assert offset.mean() < 3.0  # same face, same place (JPEG re-encoding moves points a little)
 
 
-def test_huge_image_is_found(tmp_path: Path) -> None:
+def test_huge_image_is_found_in_bounded_memory(tmp_path: Path) -> None:
+    """An 8000x8000 photo: the face is found, and the run needs the decoded frame (192 MB) plus
+    little more, because the detector works on a copy shrunk to its own input size."""
     require_data()
     portrait = cv2.imread(str(SCENES / "obama.jpg"))
     canvas = cv2.resize(portrait, (8000, 8000), interpolation=cv2.INTER_LINEAR)
     cv2.imwrite(str(tmp_path / "huge.jpg"), canvas, [cv2.IMWRITE_JPEG_QUALITY, 80])
-    result = run_facekit(f"input={tmp_path / 'huge.jpg'}", f"output={tmp_path / 'out'}", "runner.progress=false",
-                         cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+    frame_mb = canvas.nbytes / 2**20
+    del canvas
+    small_mb = peak_rss_mb(f"input={SCENES / 'obama.jpg'}", f"output={tmp_path / 'small'}", "runner.progress=false",
+                           cwd=tmp_path)
+    huge_mb = peak_rss_mb(f"input={tmp_path / 'huge.jpg'}", f"output={tmp_path / 'out'}", "runner.progress=false",
+                          cwd=tmp_path)
     assert len(load_json(tmp_path / "out" / "alignments.json")["frames"]["huge"]["faces"]) == 1
+    assert huge_mb - small_mb < 1.5 * frame_mb, f"peak {huge_mb:.0f} MB against {small_mb:.0f} MB for a small photo"
 
 
 def test_truncated_video_keeps_the_frames_before_the_damage(tmp_path: Path) -> None:

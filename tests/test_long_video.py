@@ -1,15 +1,12 @@
 """A 10,000-frame video: peak memory is set by the queues, not by the length of the input."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import pytest
 
-from cli_helpers import load_json
+from cli_helpers import load_json, peak_rss_mb
 from conftest import DATA, require_data
 
 CLIP = DATA / "video" / "faceswap_test.mp4"
@@ -34,24 +31,18 @@ def looped(source: Path, frames: int, dest: Path) -> Path:
     return dest
 
 
-def peak_rss_mb(video: Path, out: Path) -> float:
-    """One real facekit run in a child process; its peak resident memory, read by wait4."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "facekit", f"input={video}", f"output={out}", "runner.progress=false",
-         "runner.mode=parallel", "output.size=64"],  # small crops: the test is about memory, not PNG time
-        cwd=out.parent, env={**os.environ, "FACEKIT_OFFLINE": "1"},
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(process.pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, process.stderr.read()[-2000:]
-    return usage.ru_maxrss / 1024
+def run_peak_mb(video: Path, out: Path) -> float:
+    return peak_rss_mb(f"input={video}", f"output={out}", "runner.progress=false", "runner.mode=parallel",
+                       "output.size=64",  # small crops: the test is about memory, not PNG time
+                       cwd=out.parent)
 
 
 def test_peak_memory_does_not_grow_with_the_length_of_the_video(tmp_path: Path) -> None:
     require_data()
     short = looped(CLIP, SHORT_FRAMES, tmp_path / "short.mp4")
     long = looped(CLIP, LONG_FRAMES, tmp_path / "long.mp4")
-    short_mb = peak_rss_mb(short, tmp_path / "short_faces")
-    long_mb = peak_rss_mb(long, tmp_path / "long_faces")
+    short_mb = run_peak_mb(short, tmp_path / "short_faces")
+    long_mb = run_peak_mb(long, tmp_path / "long_faces")
     print(f"peak RSS: {short_mb:.0f} MB for {SHORT_FRAMES} frames, {long_mb:.0f} MB for {LONG_FRAMES}")
     frames = load_json(tmp_path / "long_faces" / "alignments.json")["frames"]
     assert len(frames) == LONG_FRAMES
