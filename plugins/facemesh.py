@@ -21,7 +21,7 @@ from facekit.models.spec import ModelFile, ModelSpec
 from facekit.plugin import PluginSpec
 from facekit.types import Detection
 from facekit_plugins.facemesh_68 import to_ibug68
-from facekit_plugins._tensorflow import quiet_native_start
+from facekit_plugins._tensorflow import litert_interpreter
 
 MODEL_ID = "facemesh-468"
 MODEL_FILE = "face_landmark.tflite"
@@ -145,13 +145,8 @@ class FaceMeshAligner:
     """Runs FaceMesh on CPU with LiteRT, one face per invoke."""
 
     def __init__(self, config: FaceMeshConfig, model_path: str | Path) -> None:
-        from ai_edge_litert.interpreter import Interpreter
-
         self.config = config
-        self._interpreter = Interpreter(model_path=str(model_path),
-                                        num_threads=max(1, config.num_threads))
-        with quiet_native_start():  # TFLite's "Created XNNPACK delegate" line
-            self._interpreter.allocate_tensors()
+        self._interpreter = litert_interpreter(model_path, config.num_threads)
         self._input = self._interpreter.get_input_details()[0]["index"]
         outputs = self._interpreter.get_output_details()
         self._mesh = next(o["index"] for o in outputs if o["shape"][-1] == NUM_VERTICES * 3)
