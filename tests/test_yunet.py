@@ -1,0 +1,60 @@
+"""YuNet's two backends on real photos and video frames: ONNX Runtime (the default, on weights
+dequantised at load) must find exactly the faces OpenCV's FaceDetectorYN finds, in the same
+order, with boxes, points and scores equal to float precision."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import DATA, SCENES, require_data
+from facekit.media import read_image
+from facekit.models.store import ModelStore
+from facekit.registry import default_registry
+from facekit_plugins import yunet
+
+
+@pytest.fixture(scope="module")
+def model_path() -> str:
+    return str(ModelStore(default_registry().models, offline=True).path(yunet.MODEL_ID, yunet.MODEL_FILE))
+
+
+def _images() -> list[tuple[str, np.ndarray]]:
+    require_data()
+    images = [(p.name, read_image(p)) for p in sorted(SCENES.iterdir())]
+    capture = cv2.VideoCapture(str(DATA / "video" / "short_hamilton_clip.mp4"))
+    for index in range(0, 275, 9):  # every scene of the clip
+        capture.set(cv2.CAP_PROP_POS_FRAMES, index)
+        ok, frame = capture.read()
+        assert ok, index
+        images.append((f"hamilton frame {index}", frame))
+    return [(name, image) for name, image in images if image is not None]
+
+
+@pytest.mark.parametrize("threshold", [0.6, 0.3])
+def test_onnxruntime_finds_what_opencv_finds(model_path: str, threshold: float) -> None:
+    reference = yunet.YuNetDetector(yunet.YuNetConfig(backend="opencv", score_threshold=threshold), model_path)
+    default = yunet.YuNetDetector(yunet.YuNetConfig(score_threshold=threshold), model_path)
+    assert default.config.backend == "onnxruntime"
+    faces = 0
+    for name, image in _images():
+        expected, got = reference.detect([image])[0], default.detect([image])[0]
+        assert len(got) == len(expected), name
+        for a, b in zip(expected, got):
+            np.testing.assert_allclose(b.box, a.box, atol=0.01, err_msg=name)
+            np.testing.assert_allclose(b.points5, a.points5, atol=0.01, err_msg=name)
+            assert b.score == pytest.approx(a.score, abs=1e-4), name
+        faces += len(got)
+    assert faces > 50  # the comparison saw real faces, not a run of empty frames
+
+
+@pytest.mark.parametrize("shape", [(17, 23, 3), (32, 32, 3), (301, 97, 3)])
+def test_odd_sizes_and_empty_images(model_path: str, shape: tuple[int, int, int]) -> None:
+    """Sizes that are not multiples of the largest stride are padded, as OpenCV pads them."""
+    detector = yunet.YuNetDetector(yunet.YuNetConfig(), model_path)
+    assert detector.detect([np.zeros(shape, np.uint8)]) == [[]]
+
+
+def test_an_unknown_backend_is_refused(model_path: str) -> None:
+    with pytest.raises(ValueError, match="onnxruntime, opencv"):
+        yunet.YuNetDetector(yunet.YuNetConfig(backend="tensorrt"), model_path)
