@@ -1,4 +1,5 @@
-"""PNG text chunks: written after cv2.imencode, read back by facekit and by Pillow."""
+"""facekit's PNG writer: pixels that OpenCV and Pillow decode unchanged, text chunks read back by
+facekit and by Pillow."""
 from __future__ import annotations
 
 import io
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image, PngImagePlugin
 
+from conftest import SCENES
 from facekit.pngmeta import (FACE_KEY, FRAME_KEY, LANDMARKS_KEY, SOURCE_KEY, encode_png, face_text,
                              read_png_text)
 
@@ -69,7 +71,7 @@ def test_corrupt_files_are_refused(image):
     data = bytearray(encode_png(image, TEXT))
     with pytest.raises(ValueError, match="signature"):
         read_png_text(b"GIF89a" + bytes(data[6:]))
-    data[-20] ^= 0xFF  # inside the last text chunk
+    data[data.index(b"clip_000042")] ^= 0xFF  # inside a text chunk
     with pytest.raises(ValueError, match="CRC"):
         read_png_text(bytes(data))
 
@@ -77,7 +79,29 @@ def test_corrupt_files_are_refused(image):
 def test_chunks_sit_before_iend_with_valid_crcs(image):
     data = encode_png(image, {"k": "v"})
     assert data.endswith(b"\0\0\0\0IEND" + zlib.crc32(b"IEND").to_bytes(4, "big"))
-    assert data.index(b"iTXt") < data.index(b"IEND")
+    assert data.index(b"IHDR") < data.index(b"iTXt") < data.index(b"IDAT") < data.index(b"IEND")
+
+
+def test_alpha_and_a_real_face_round_trip(image):
+    """BGRA keeps its alpha; a smooth real photo (where the "up" filter matters) decodes exactly,
+    in OpenCV and in Pillow, and compresses to well under the raw pixels."""
+    bgra = np.dstack([image, image[..., 1]])
+    decoded = cv2.imdecode(np.frombuffer(encode_png(bgra, {}), np.uint8), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(decoded, bgra)
+    photo = cv2.imread(str(SCENES / "obama.jpg"))
+    if photo is None:
+        pytest.skip("shared test data not found")
+    data = encode_png(photo, TEXT)
+    np.testing.assert_array_equal(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), photo)
+    with Image.open(io.BytesIO(data)) as png:
+        np.testing.assert_array_equal(np.asarray(png)[..., ::-1], photo)
+    assert len(data) < photo.size * 0.8
+
+
+@pytest.mark.parametrize("bad", [np.zeros((4, 4, 3), np.uint16), np.zeros((4, 4, 2), np.uint8)])
+def test_other_pixel_formats_are_refused(bad):
+    with pytest.raises(ValueError, match="8-bit"):
+        encode_png(bad, {})
 
 
 def test_face_text_carries_frame_face_and_landmarks(image):
