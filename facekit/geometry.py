@@ -7,6 +7,8 @@ integers, as ``cv2.warpAffine`` samples them).
 """
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
@@ -169,7 +171,10 @@ def warp_face(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
     a large face is shrunk (a fine checkerboard at 1/4 comes out flat black). So the region the
     crop sees is low-passed first (a Gaussian sized to the shrink) and then warped once with
     INTER_LINEAR; shrinking the region with ``cv2.resize(INTER_AREA)`` first also stops the
-    aliasing but resamples twice, and measured blurrier. Enlarging uses INTER_CUBIC.
+    aliasing but resamples twice, and measured blurrier.
+    Enlarging: bicubic quality, at a third of the cost of ``warpAffine(INTER_CUBIC)`` (whose
+    cubic path is not vectorised: 1.6 ms a 256 px face here): the region is enlarged with
+    ``cv2.resize(INTER_CUBIC)`` and the rest of the warp is bilinear (see ``_enlarged_region``).
     Outside the frame the crop is black (BORDER_CONSTANT): replicated edge pixels would smear
     fake texture into crops that people look at and that identity models and trainers learn
     from; black is plainly "no data".
@@ -178,9 +183,32 @@ def warp_face(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
     scale = matrix_scale(matrix)
     if scale < 1:
         image, matrix = _antialiased_region(image, matrix, size, scale)
-    flags = cv2.INTER_CUBIC if scale > 1 else cv2.INTER_LINEAR
-    return cv2.warpAffine(image, matrix, (size, size), flags=flags, borderMode=cv2.BORDER_CONSTANT,
+    elif scale > 1:
+        image, matrix = _enlarged_region(image, matrix, size, scale)
+    return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                           borderValue=0)
+
+
+def _seen_region(image: np.ndarray, matrix: np.ndarray, size: int,
+                 margin: float) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1): the part of ``image`` a ``size`` crop samples, ``margin`` pixels wider
+    on each side and clipped to the image; None when the crop lies outside the frame."""
+    height, width = image.shape[:2]
+    corners = np.array([[0, 0], [size, 0], [0, size], [size, size]], dtype=np.float64)
+    seen = transform_points(corners, cv2.invertAffineTransform(matrix))
+    x0, y0 = np.maximum(np.floor(seen.min(axis=0) - margin), 0).astype(int)
+    x1 = int(min(np.ceil(seen[:, 0].max() + margin), width))
+    y1 = int(min(np.ceil(seen[:, 1].max() + margin), height))
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return None
+    return int(x0), int(y0), x1, y1
+
+
+def _from_region(matrix: np.ndarray, x0: int, y0: int, sx: float = 1.0, sy: float = 1.0) -> np.ndarray:
+    """``matrix`` re-based onto the region whose pixel (0, 0) is source pixel (x0, y0), resized
+    by (sx, sy) (``cv2.resize`` scales pixel edges: centre i lands on (i + 0.5) * s - 0.5)."""
+    to_region = np.array([[sx, 0, (0.5 - x0) * sx - 0.5], [0, sy, (0.5 - y0) * sy - 0.5], [0, 0, 1]])
+    return (np.vstack([matrix, [0, 0, 1]]) @ np.linalg.inv(to_region))[:2]
 
 
 def _antialiased_region(image: np.ndarray, matrix: np.ndarray, size: int,
@@ -195,16 +223,27 @@ def _antialiased_region(image: np.ndarray, matrix: np.ndarray, size: int,
     sigma = 0.35 * np.sqrt(1 / scale ** 2 - 1)
     if sigma < 0.25:  # a slight shrink: bilinear's own smoothing is enough
         return image, matrix
-    height, width = image.shape[:2]
-    corners = np.array([[0, 0], [size, 0], [0, size], [size, size]], dtype=np.float64)
-    seen = transform_points(corners, cv2.invertAffineTransform(matrix))
-    margin = 3 * sigma + 2  # the blur and the interpolation reach this far
-    x0, y0 = np.maximum(np.floor(seen.min(axis=0) - margin), 0).astype(int)
-    x1 = int(min(np.ceil(seen[:, 0].max() + margin), width))
-    y1 = int(min(np.ceil(seen[:, 1].max() + margin), height))
-    if x1 - x0 < 2 or y1 - y0 < 2:  # the crop lies outside the frame
+    bounds = _seen_region(image, matrix, size, margin=3 * sigma + 2)  # the blur and the interpolation reach this far
+    if bounds is None:
         return image, matrix
-    region = cv2.GaussianBlur(image[y0:y1, x0:x1], (0, 0), sigma)
-    shifted = matrix.copy()
-    shifted[:, 2] += matrix[:, :2] @ [x0, y0]  # region pixel r is source pixel r + (x0, y0)
-    return region, shifted
+    x0, y0, x1, y1 = bounds
+    return cv2.GaussianBlur(image[y0:y1, x0:x1], (0, 0), sigma), _from_region(matrix, x0, y0)
+
+
+def _enlarged_region(image: np.ndarray, matrix: np.ndarray, size: int,
+                     scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """The part of ``image`` the crop sees, enlarged bicubically by a whole factor of at least 2
+    and ``scale``, and the matrix from it: the rotation and what is left of the scale (a shrink
+    of at most 2x, so nothing is enlarged bilinearly) go to a bilinear warp. Whole factors keep
+    the bicubic phases the same on every row (fractional ones measured up to 0.4 dB worse).
+    Against faces cut from the 27 portraits at full size, crops enlarged 1.5x to 3x from shrunk
+    copies came within 0.1 dB PSNR of a direct bicubic warp and 0.9-1.0 dB above bilinear.
+    """
+    bounds = _seen_region(image, matrix, size, margin=3)  # bicubic reads 2 pixels past its point
+    if bounds is None:
+        return image, matrix
+    x0, y0, x1, y1 = bounds
+    factor = max(2, math.ceil(scale))
+    width, height = max(1, round((x1 - x0) * factor)), max(1, round((y1 - y0) * factor))
+    enlarged = cv2.resize(image[y0:y1, x0:x1], (width, height), interpolation=cv2.INTER_CUBIC)
+    return enlarged, _from_region(matrix, x0, y0, width / (x1 - x0), height / (y1 - y0))

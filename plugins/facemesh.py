@@ -165,8 +165,12 @@ class FaceMeshAligner:
     def _run(self, image: np.ndarray, roi: Roi) -> np.ndarray:
         """One model pass: the mesh in image pixels. The face-presence output is not read: an
         aligner answers for every detection it is given, and filtering belongs to the detector."""
-        face = crop(image, roi, INPUT_SIZE)
-        tensor = face[None, :, :, ::-1].astype(np.float32) * (1.0 / 255.0)
+        import cv2
+
+        # RGB in [0, 1]; cvtColor and an in-place scale take 0.04 ms, a reversed-stride
+        # astype took 0.44 ms (a fifth of the model's own time)
+        tensor = cv2.cvtColor(crop(image, roi, INPUT_SIZE), cv2.COLOR_BGR2RGB).astype(np.float32)[None]
+        tensor *= np.float32(1.0 / 255.0)
         self._interpreter.set_tensor(self._input, tensor)
         self._interpreter.invoke()
         vertices = self._interpreter.get_tensor(self._mesh).reshape(NUM_VERTICES, 3)[:, :2]
