@@ -87,15 +87,17 @@ class _OnnxRuntimeYuNet:
         self._session = session(dequantized_model(model_path, dynamic_input=True), config.num_threads)
         self._input = self._session.get_inputs()[0].name
         self._outputs = [f"{kind}_{stride}" for kind in ("cls", "obj", "bbox", "kps") for stride in STRIDES]
+        self._blob = np.zeros((1, 3, 0, 0), np.float32)  # kept between frames of one size: its padding stays 0
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         import cv2
 
         height, width = image.shape[:2]
         pad_h, pad_w = -(-height // STRIDES[-1]) * STRIDES[-1], -(-width // STRIDES[-1]) * STRIDES[-1]
-        blob = np.zeros((1, 3, pad_h, pad_w), np.float32)
-        blob[0, :, :height, :width] = image.transpose(2, 0, 1)
-        outputs = dict(zip(self._outputs, self._session.run(self._outputs, {self._input: blob})))
+        if self._blob.shape[2:] != (pad_h, pad_w):
+            self._blob = np.zeros((1, 3, pad_h, pad_w), np.float32)
+        self._blob[0, :, :height, :width] = image.transpose(2, 0, 1)
+        outputs = dict(zip(self._outputs, self._session.run(self._outputs, {self._input: self._blob})))
         rows = np.concatenate([self._decode(outputs, stride, pad_w // stride) for stride in STRIDES])
         if len(rows) == 0:
             return rows
