@@ -12,6 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
+from facekit.errors import ConfigError
 from facekit.hookspecs import hookimpl
 from facekit.models.spec import ModelFile, ModelSpec
 from facekit.plugin import PluginSpec
@@ -39,7 +40,7 @@ class YuNetConfig:
 class YuNetDetector:
     def __init__(self, config: YuNetConfig, model_path: str) -> None:
         if config.backend not in BACKENDS:
-            raise ValueError(f"yunet backend must be one of {', '.join(BACKENDS)}, not {config.backend!r}")
+            raise ConfigError(f"detector yunet: backend {config.backend!r} is not one of: {', '.join(BACKENDS)}")
         self.config = config
         self._rows = (_OnnxRuntimeYuNet if config.backend == "onnxruntime" else _OpenCvYuNet)(config, model_path)
 

@@ -3,11 +3,15 @@ dequantised at load) must find exactly the faces OpenCV's FaceDetectorYN finds, 
 order, with boxes, points and scores equal to float precision."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
 
+from cli_helpers import run_facekit
 from conftest import DATA, SCENES, require_data
+from facekit.errors import ConfigError
 from facekit.media import read_image
 from facekit.models.store import ModelStore
 from facekit.registry import default_registry
@@ -55,6 +59,12 @@ def test_odd_sizes_and_empty_images(model_path: str, shape: tuple[int, int, int]
     assert detector.detect([np.zeros(shape, np.uint8)]) == [[]]
 
 
-def test_an_unknown_backend_is_refused(model_path: str) -> None:
-    with pytest.raises(ValueError, match="onnxruntime, opencv"):
+def test_an_unknown_backend_is_refused_in_one_line(model_path: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="onnxruntime, opencv"):
         yunet.YuNetDetector(yunet.YuNetConfig(backend="tensorrt"), model_path)
+    require_data()
+    result = run_facekit("+detector=yunet", "detector.backend=tensorrt", f"input={SCENES / 'obama.jpg'}",
+                         "output=faces", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "facekit: error: detector yunet: backend 'tensorrt' is not one of: onnxruntime, opencv"]
