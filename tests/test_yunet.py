@@ -68,3 +68,34 @@ def test_an_unknown_backend_is_refused_in_one_line(model_path: str, tmp_path: Pa
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [
         "facekit: error: detector yunet: backend 'tensorrt' is not one of: onnxruntime, opencv"]
+
+
+@pytest.mark.parametrize("axis, block_size, scale_shape", [
+    (0, 0, ()),          # per tensor
+    (0, 0, (6,)),        # per output channel
+    (1, 0, (4,)),        # per input channel
+    (1, 2, (6, 2, 3, 3)),  # blocks of 2 input channels, the int8bq layout
+    (1, 3, (6, 2, 3, 3)),  # a last block cut short (4 channels, blocks of 3)
+])
+def test_dequantize_matches_onnx_reference(axis: int, block_size: int, scale_shape: tuple[int, ...]) -> None:
+    """The load-time fold gives exactly what ONNX's own reference DequantizeLinear gives."""
+    from onnx import TensorProto, helper
+    from onnx.reference import ReferenceEvaluator
+
+    from facekit_plugins._onnxruntime import _dequantize
+
+    rng = np.random.default_rng(7)
+    quantized = rng.integers(-128, 128, (6, 4, 3, 3), dtype=np.int8)
+    scale = rng.uniform(0.001, 0.1, scale_shape).astype(np.float32)
+    zero = rng.integers(-5, 6, scale_shape, dtype=np.int8)
+    node = helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"], axis=axis, block_size=block_size)
+    graph = helper.make_graph(
+        [node], "dq",
+        [helper.make_tensor_value_info("q", TensorProto.INT8, quantized.shape),
+         helper.make_tensor_value_info("s", TensorProto.FLOAT, scale.shape),
+         helper.make_tensor_value_info("z", TensorProto.INT8, zero.shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    (expected,) = ReferenceEvaluator(model).run(None, {"q": quantized, "s": scale, "z": zero})
+    got = _dequantize(quantized, scale, zero, axis=axis, block_size=block_size)
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
