@@ -2,7 +2,7 @@
 session that uses the threads it is given and no more.
 
 OpenCV's zoo ships models "int8 block-quantised": each weight is int8 with a DequantizeLinear
-node in front, and the arithmetic is float. ONNX Runtime (1.31) refuses some of those nodes at
+node in front, and the arithmetic is float. ONNX Runtime (1.32) refuses some of those nodes at
 run time (a per-tensor bias carrying a block size), so the weights are dequantised once, at load,
 into float initialisers. That is what OpenCV computes anyway, so the detections do not change.
 """
@@ -55,12 +55,10 @@ def _dequantize(quantized: np.ndarray, scale: np.ndarray, zero_point: np.ndarray
     zero = np.zeros_like(scale) if zero_point is None else zero_point
     scale, zero = np.asarray(scale, np.float32), np.asarray(zero, np.float32)
     axis = axis % quantized.ndim
-    if scale.ndim == 0 or scale.size == 1:
-        pass
-    elif block_size:
+    if scale.size > 1 and block_size:  # each scale covers block_size entries along axis
         scale = np.repeat(scale, block_size, axis=axis).take(range(quantized.shape[axis]), axis=axis)
         zero = np.repeat(zero, block_size, axis=axis).take(range(quantized.shape[axis]), axis=axis)
-    else:
+    elif scale.size > 1:  # one scale per entry along axis
         shape = [1] * quantized.ndim
         shape[axis] = -1
         scale, zero = scale.reshape(shape), zero.reshape(shape)
