@@ -49,21 +49,18 @@ def detector_alone_ms(video: Path, most_frames: int = 300, **options: object) ->
     the video's first ``most_frames`` frames (held in memory, so a long video stays cheap).
     ``options`` configure the detector (``backend="opencv"``: the yardstick of earlier sessions)."""
     import facekit
+    from facekit.runner import opencv_threads
 
     capture = cv2.VideoCapture(str(video))
     frames = []
     while len(frames) < most_frames and (frame := capture.read()[1]) is not None:
         frames.append(frame)
-    threads = cv2.getNumThreads()
-    cv2.setNumThreads(1)
-    try:
+    with opencv_threads(1):
         detector = facekit.Extractor(detector_options=options).stages.detector.model
         started = time.perf_counter()
         for frame in frames:
             detector.detect([frame])
         return 1000 * (time.perf_counter() - started) / len(frames)
-    finally:
-        cv2.setNumThreads(threads)
 
 
 def in_child(function, *args, **kwargs):

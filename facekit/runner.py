@@ -115,7 +115,7 @@ class Runner:
 
     def _run(self, stages: list[Stage], records: Iterator[FrameRecord], sink: Callable[[FrameRecord], None]) -> None:
         try:
-            with _opencv_threads(1 if len(stages) > 1 else None):
+            with opencv_threads(1 if len(stages) > 1 else None):
                 run_stages(records, stages, sink, self.queue_size)
         except StageFailure as failure:
             cause = failure.__cause__
@@ -132,7 +132,7 @@ class Runner:
 
 
 @contextmanager
-def _opencv_threads(count: int | None) -> Iterator[None]:
+def opencv_threads(count: int | None) -> Iterator[None]:
     """While stages run side by side, each already keeps a core busy: OpenCV's own thread pool
     (one thread a core by default) would only make them take turns. On the 2-core machine one
     OpenCV thread a stage used 5% less CPU and ran 3% faster on the Hamilton clip. ``None``
