@@ -7,7 +7,9 @@ Prints, for the default plugins on a video: end-to-end frames/s, each stage's bu
 models' own inference time (the bound) and end-to-end time / bound, and the default detector's
 own speed on one core measured in the same run (a yardstick: shared CPUs here have varied by
 1.5x within an hour, so compare frames/s only against it); the peak memory of a short
-run against a long one made by looping the same clip (bounded memory means they match); and,
+run against a long one made by looping the same clip, facekit and its worker processes together
+(bounded memory means they match); the same clip on threads in one process (runner.workers=0),
+interleaved with the default runs so both meet the same machine; and,
 when face_recognition is installed, both tools' time and recall on the portraits.
 Figures only: nothing here asserts a time.
 """
@@ -32,15 +34,46 @@ DATA = ROOT.parent / "shared" / "data"
 
 
 def run_cli(*args: str, cwd: Path) -> tuple[dict, float]:
-    """One ``facekit`` run in a child process: its run_summary.json and its peak RSS in MB."""
+    """One ``facekit`` run in a child process: its run_summary.json (plus ``wall_s``, the whole
+    command's time, start-up included) and the peak memory of it and its worker processes
+    together in MB (sampled proportional set sizes, so pages they share count once)."""
     command = [sys.executable, "-m", "facekit", *args, "runner.progress=false"]
+    started = time.perf_counter()
     process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                env={**os.environ, "FACEKIT_OFFLINE": "1"})
-    _, status, usage = os.wait4(process.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
+    peak = 0.0
+    while process.poll() is None:
+        peak = max(peak, tree_pss_mb(process.pid))
+        time.sleep(0.05)
+    wall = time.perf_counter() - started
+    if process.returncode != 0:
         raise SystemExit(f"facekit failed: {process.stderr.read()[-2000:]}")
     output = next(a.split("=", 1)[1] for a in args if a.startswith("output="))
-    return json.loads((Path(output) / "run_summary.json").read_text()), usage.ru_maxrss / 1024
+    return {**json.loads((Path(output) / "run_summary.json").read_text()), "wall_s": wall}, peak
+
+
+def tree_pss_mb(root: int) -> float:
+    """Proportional set size of ``root`` and its descendants, in MB (0 for what has just ended)."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    tree, grew = {root}, True
+    while grew:
+        more = {pid for pid, parent in parents.items() if parent in tree} - tree
+        tree |= more
+        grew = bool(more)
+    total_kb = 0
+    for pid in tree:
+        try:
+            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        except OSError:
+            continue
+        total_kb += next((int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:")), 0)
+    return total_kb / 1024
 
 
 def detector_alone_ms(video: Path, most_frames: int = 300, **options: object) -> float:
@@ -64,9 +97,8 @@ def detector_alone_ms(video: Path, most_frames: int = 300, **options: object) ->
 
 
 def in_child(function, *args, **kwargs):
-    """``function`` run in a fresh process: models loaded here would swell this process, and a
-    child forked from it reports the parent's size as its own peak (ru_maxrss counts the pages
-    it had before exec), which would spoil the memory figures."""
+    """``function`` run in a fresh process, so the models it loads leave with it and the runs
+    measured after it meet a machine with its memory back."""
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
         return pool.submit(function, *args, **kwargs).result()
 
@@ -74,13 +106,24 @@ def in_child(function, *args, **kwargs):
 def speed(video: Path, repeats: int, work: Path) -> None:
     alone_ms = in_child(detector_alone_ms, video)
     opencv_ms = in_child(detector_alone_ms, video, backend="opencv")
-    runs = [run_cli(f"input={video}", f"output={work / f'speed{i}'}", cwd=work)[0] for i in range(repeats)]
+    runs, threaded = [], []
+    for i in range(repeats):  # interleaved, so both meet the same machine
+        runs.append(run_cli(f"input={video}", f"output={work / f'speed{i}'}", cwd=work)[0])
+        threaded.append(run_cli(f"input={video}", f"output={work / f'threads{i}'}", "runner.workers=0", cwd=work)[0])
     best = min(runs, key=lambda r: r["seconds"])
     bound = sum(best["model_s"].values())
-    print(f"\n== speed: {video.name}, default plugins, {best['mode']} passes, best of {repeats} ==")
+    how = f"{best['workers']} worker processes" if best.get("workers") else "threads"
+    print(f"\n== speed: {video.name}, default plugins, {best['mode']} passes in {how}, best of {repeats} ==")
     print(f"frames {best['frames']}, faces {best['faces']}")
     print(f"end to end      {best['seconds']:7.2f} s   {best['frames_per_s']:7.1f} frames/s "
           f"(median of runs {statistics.median(r['frames_per_s'] for r in runs):.1f})")
+    print(f"whole command   {best['wall_s']:7.2f} s   (start-up included; workers took {best.get('start_s', 0):.2f} s "
+          "to start and build their models, before the end-to-end time)")
+    fastest_threads = max(r["frames_per_s"] for r in threaded)
+    print(f"same run on threads (runner.workers=0): best {fastest_threads:.1f} frames/s, median "
+          f"{statistics.median(r['frames_per_s'] for r in threaded):.1f}; whole command "
+          f"{min(r['wall_s'] for r in threaded):.2f} s; default / threads = "
+          f"{best['frames_per_s'] / fastest_threads:.2f} (best against best)")
     for name, seconds in best["stage_s"].items():
         print(f"stage {name:<9} {seconds:7.2f} s busy")
     print(f"writing         {best['sink_s']:7.2f} s")
@@ -112,7 +155,7 @@ def looped_video(source: Path, frames: int, dest: Path) -> Path:
 
 
 def memory(video: Path, long_frames: int, work: Path) -> None:
-    print(f"\n== memory: peak RSS, {video.name} against {long_frames} frames of it looped ==")
+    print(f"\n== memory: peak PSS of facekit and its workers, {video.name} against {long_frames} frames of it looped ==")
     started = time.perf_counter()
     long_video = looped_video(video, long_frames, work / "looped.mp4")
     print(f"(made {long_video.name} in {time.perf_counter() - started:.0f} s)")
@@ -121,7 +164,8 @@ def memory(video: Path, long_frames: int, work: Path) -> None:
     print(f"{short['frames']:>6} frames: peak {short_mb:7.0f} MB")
     print(f"{long['frames']:>6} frames: peak {long_mb:7.0f} MB   ({long['frames_per_s']:.1f} frames/s)")
     print(f"growth {long_mb - short_mb:+.0f} MB for {long['frames'] - short['frames']} more frames "
-          "(bounded by runner.queue_size frames in flight per stage)")
+          "(bounded by runner.queue_size frames in flight per stage); "
+          f"{long.get('workers') or 'no'} worker processes, counted in the peak")
 
 
 def portraits(people: Path) -> list[Path]:

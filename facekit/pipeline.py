@@ -29,6 +29,22 @@ class LoadedPlugin:
     def model(self) -> Any:
         return self.spec.factory(self.config, self._store)
 
+    @property
+    def label(self) -> str:
+        """How messages name it: ``detector 'yunet'``."""
+        return f"{self.spec.kind} {self.spec.name!r}"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """In a worker process the plugin is found again by name in that process's registry and
+        built from its config values: a spec's factory may be a lambda, which cannot be pickled,
+        and a built model (an interpreter, a session) cannot travel at all."""
+        return (_plugin_in_this_process, (self.spec.kind, self.spec.name, dataclasses.asdict(self.config), self._store))
+
+    def ensure_weights(self) -> None:
+        """Finds (or downloads) the weights without building the model."""
+        for model_id in self.spec.model_ids:
+            self._store.ensure(model_id)
+
     def fingerprint(self) -> dict[str, Any]:
         """What decides this plugin's output: name, config, and its models' versions and files."""
         models = [self._store.spec(m) for m in self.spec.model_ids if m in self._store.specs]
@@ -41,6 +57,10 @@ def load_plugin(registry: PluginRegistry, store: ModelStore, kind: PluginKind, n
     """A plugin from its name and config values; runs in whichever process needs it."""
     spec = registry.get(kind, name)
     return LoadedPlugin(spec, registry.build_config(spec, options), store)
+
+
+def _plugin_in_this_process(kind: PluginKind, name: str, options: dict[str, Any], store: ModelStore) -> LoadedPlugin:
+    return load_plugin(default_registry(), store, kind, name, options)
 
 
 class FaceStages:
@@ -62,6 +82,11 @@ class FaceStages:
         """Build every model now, so a missing weights file fails before the first frame."""
         for plugin in self.plugins():
             plugin.model  # noqa: B018 - cached_property builds it
+
+    def ensure_weights(self) -> None:
+        """Every plugin's weights present, for runs whose models are built elsewhere (workers)."""
+        for plugin in self.plugins():
+            plugin.ensure_weights()
 
     def detect(self, records: Sequence[FrameRecord]) -> None:
         """Adds a Face per detection to each record (a batch, for detectors that batch)."""

@@ -16,6 +16,7 @@ from facekit.media import FrameSource
 from facekit.pipeline import FaceStages
 from facekit.threads import Stage, StageFailure, run_stages
 from facekit.types import FrameRecord
+from facekit.workers import WorkerPlan, WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,7 @@ class RunSummary:
     resumed: int = 0
     skipped: int = 0
     seconds: float = 0.0
+    start_s: float = 0.0  # starting worker processes (building their models), before ``seconds``
     stage_s: dict[str, float] = field(default_factory=dict)  # busy time of each stage's thread
     sink_s: float = 0.0  # writing faces and alignments, on the calling thread
 
@@ -52,23 +54,32 @@ def plan_passes(stages: FaceStages, mode: RunMode, finish: Sequence[Stage] = ())
     """Parallel: every stage on its own thread in one pass. Serial: detect every frame first, then
     align (and embed) every frame, so only one model needs GPU memory at a time. ``finish``
     stages (judge, encode) end the last pass."""
-    detect = Stage("detect", stages.detect, batch_size=max(1, stages.detector.spec.batch_size))
-    later = [per_record("align", stages.align)]
+    detect = Stage("detect", stages.detect, batch_size=max(1, stages.detector.spec.batch_size),
+                   plugin=stages.detector.label)
+    later = [per_record("align", stages.align, plugin=stages.aligner.label)]
     if stages.identity is not None:
-        later.append(per_record("embed", stages.embed))
+        later.append(per_record("embed", stages.embed, plugin=stages.identity.label))
     later.extend(finish)
     if mode == "parallel":
         return [Pass(" + ".join(["detect", *(s.name for s in later)]), [detect, *later])]
     return [Pass("detect", [detect]), Pass(" + ".join(s.name for s in later), later)]
 
 
-def per_record(name: str, work: Callable[[FrameRecord], None]) -> Stage:
+def per_record(name: str, work: Callable[[FrameRecord], None], plugin: str = "") -> Stage:
     """A stage that handles its batch one record at a time."""
-    def run(batch: list[FrameRecord]) -> None:
-        for record in batch:
-            work(record)
+    return Stage(name, _OneByOne(work), plugin=plugin)
 
-    return Stage(name, run)
+
+@dataclass
+class _OneByOne:
+    """A batch handed to ``work`` record by record; a class, not a closure, so that a stage
+    travels to a worker process."""
+
+    work: Callable[[FrameRecord], None]
+
+    def __call__(self, batch: list[FrameRecord]) -> None:
+        for record in batch:
+            self.work(record)
 
 
 class Runner:
@@ -76,14 +87,19 @@ class Runner:
     ``sink``. Between passes records keep their faces but drop their pixels; the next pass decodes
     the frames again rather than holding a whole video in memory."""
 
-    def __init__(self, passes: list[Pass], queue_size: int = 16, progress: bool = True) -> None:
+    def __init__(self, passes: list[Pass], queue_size: int = 16, progress: bool = True,
+                 workers: WorkerPlan | None = None) -> None:
         self.passes = passes
         self.queue_size = queue_size
         self.progress = progress
+        self.workers = workers  # a one-pass run in worker processes rather than threads
 
     def run(self, source: FrameSource, sink: Callable[[FrameRecord], None],
             done: frozenset[str] = frozenset()) -> RunSummary:
         summary = RunSummary(resumed=len(done))
+        begun = time.perf_counter()
+        pool = self._worker_pool()
+        summary.start_s = time.perf_counter() - begun
         started = time.perf_counter()
 
         def finish(record: FrameRecord) -> None:
@@ -104,7 +120,10 @@ class Runner:
                 target = finish if number == len(self.passes) else _carry(current)
                 bar = bars.add_task(f"pass {number} of {len(self.passes)}: {step.name}", total=total or None)
                 try:
-                    self._run(step.stages, feed, _advancing(target, bars, bar))
+                    if pool is not None:
+                        pool.run(feed, _advancing(target, bars, bar))
+                    else:
+                        self._run(step.stages, feed, _advancing(target, bars, bar))
                 finally:
                     for stage in step.stages:
                         summary.stage_s[stage.name] = summary.stage_s.get(stage.name, 0.0) + stage.busy_s
@@ -112,6 +131,14 @@ class Runner:
         summary.skipped = len(source.skipped)
         summary.seconds = time.perf_counter() - started
         return summary
+
+    def _worker_pool(self) -> WorkerPool | None:
+        """Worker processes for a one-pass run that asked for them and whose stages can travel."""
+        if self.workers is None or len(self.passes) != 1:
+            return None
+        stages = self.passes[0].stages
+        payload = self.workers.payload(stages)
+        return WorkerPool(self.workers, stages, payload, self.queue_size) if payload is not None else None
 
     def _run(self, stages: list[Stage], records: Iterator[FrameRecord], sink: Callable[[FrameRecord], None]) -> None:
         try:

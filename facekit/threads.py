@@ -31,6 +31,7 @@ class Stage:
     work: Callable[[list[FrameRecord]], None]
     batch_size: int = 1
     busy_s: float = 0.0  # time spent in ``work``, for the run summary and bench/extract.py
+    plugin: str = ""  # the plugin ``work`` calls, e.g. "detector 'yunet'": named if a worker dies in it
 
 
 class StageFailure(Exception):

@@ -126,15 +126,18 @@ def test_rerun_into_the_same_folder_resumes(serial: Run) -> None:
     assert _face_files(serial.out) == serial.files
 
 
+@pytest.mark.parametrize("workers", ["0", "2"], ids=["threads", "workers"])
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_interrupted_run_keeps_finished_frames_and_resumes(tmp_path: Path, parallel: Run, stop: int) -> None:
+def test_interrupted_run_keeps_finished_frames_and_resumes(tmp_path: Path, parallel: Run, stop: int,
+                                                           workers: str) -> None:
     """Ctrl-C or SIGTERM after a few frames are journaled: the run ends within seconds, the rerun
-    does only the rest and ends with the same result as an uninterrupted run."""
+    does only the rest and ends with the same result as an uninterrupted run. With threads and
+    with worker processes (which ignore both signals and are told to stop)."""
     out = tmp_path / "faces"
     journal = out / "alignments.json.journal"
     process = subprocess.Popen(
         [sys.executable, "-m", "facekit", f"input={VIDEO}", f"output={out}", "runner.mode=parallel",
-         "runner.progress=false", "runner.queue_size=1"],
+         "runner.progress=false", "runner.queue_size=1", f"runner.workers={workers}"],
         cwd=tmp_path, env={**os.environ, "FACEKIT_OFFLINE": "1"},  # FACEKIT_HOME: this test's own
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -164,7 +167,7 @@ def test_interrupted_run_keeps_finished_frames_and_resumes(tmp_path: Path, paral
         assert frame == parallel.alignments["frames"][name], name
 
     result = run_facekit(f"input={VIDEO}", f"output={out}", "runner.mode=parallel", "runner.progress=false",
-                         cwd=tmp_path)
+                         f"runner.workers={workers}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     text = _text(result.stderr)
     assert f"resuming: {done} frame(s) already done" in text

@@ -4,8 +4,9 @@ from __future__ import annotations
 import json
 import logging
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from filelock import FileLock, Timeout
 from omegaconf import DictConfig, OmegaConf
@@ -27,6 +28,7 @@ from facekit.runner import Pass, Runner, per_record, plan_passes
 from facekit.tasks.settings import cache_is_on, check_settings, filter_is_set, job_output_dir
 from facekit.threads import Stage
 from facekit.types import FrameRecord
+from facekit.workers import WorkerPlan, choose_workers
 
 if TYPE_CHECKING:
     from facekit.identity import IdentityFilter
@@ -59,18 +61,24 @@ def run_extract(cfg: DictConfig, registry: PluginRegistry) -> None:
                 AnalysisCache(analysis_folder, content_key(source.files, fingerprint)).locked())
         face_filter = _identity_filter(cfg, stages, ReferenceCache(analysis_folder) if cache else None, fingerprint)
         writer = FaceWriter(output, debug=bool(cfg.output.debug), save_rejected=bool(cfg.filter.save_rejected))
-        finish = per_record("encode", _finisher(stages, face_filter, writer))
+        finish = per_record("encode", _Finisher(stages, face_filter, writer))
         cached = cache.load() if cache is not None else None
+        workers = None
         if cached is None:
-            stages.load_models()
-            mode = choose_mode(cfg.runner.mode, [p.spec for p in stages.plugins()], free_gpu_memory_mb(),
-                               cfg.runner.gpu_margin_mb)
+            specs = [p.spec for p in stages.plugins()]
+            mode = choose_mode(cfg.runner.mode, specs, free_gpu_memory_mb(), cfg.runner.gpu_margin_mb)
+            workers = choose_workers(cfg.runner.workers, specs, mode, len(source))
+            if workers is None:
+                stages.load_models()
+            else:
+                stages.ensure_weights()  # each worker builds its own models from them
             passes = plan_passes(stages, mode, finish=[finish])
         else:
             mode = "cached"
             passes = [Pass("from the analysis cache", [_restore_stage(stages, cached), finish])]
         log.info("%s: %d frame(s); %s; %s", source.path, len(source),
-                 ", ".join(f"{p.spec.kind} {p.spec.name}" for p in stages.plugins()), f"{mode} passes")
+                 ", ".join(f"{p.spec.kind} {p.spec.name}" for p in stages.plugins()),
+                 f"{mode} passes" + (f" in {workers} worker processes" if workers else ""))
 
         stack.enter_context(_exclusive(output))
         alignments = stack.enter_context(
@@ -90,11 +98,12 @@ def run_extract(cfg: DictConfig, registry: PluginRegistry) -> None:
             alignments.write(record)
             rejected += sum(not face.keep for face in record.faces)
 
-        runner = Runner(passes, queue_size=cfg.runner.queue_size, progress=bool(cfg.runner.progress))
+        plan = WorkerPlan(workers, counters=[stages.model_s], prepare=[stages.load_models]) if workers else None
+        runner = Runner(passes, queue_size=cfg.runner.queue_size, progress=bool(cfg.runner.progress), workers=plan)
         summary = runner.run(source, sink, done)
         if analysis is not None:
             analysis.commit()
-    report = {**summary.as_dict(), "model_s": stages.model_s, "mode": mode}
+    report = {**summary.as_dict(), "model_s": stages.model_s, "mode": mode, "workers": workers or 0}
     atomic_write_bytes(output / SUMMARY_FILE, json.dumps(report, indent=2).encode())
     log.info("done: %s; alignments in %s", summary.line(), output / ALIGNMENTS_FILE)
     if face_filter is not None:
@@ -119,18 +128,22 @@ def _identity_filter(cfg: DictConfig, stages: FaceStages, refs_cache: ReferenceC
     return IdentityFilter(refs, nrefs, threshold, spec.metric or "cosine")
 
 
-def _finisher(stages: FaceStages, face_filter: IdentityFilter | None,
-              writer: FaceWriter) -> Callable[[FrameRecord], None]:
+@dataclass
+class _Finisher:
     """The last stage of a pass: judge each face, crop and encode the ones that get a file, drop
-    the frame's pixels. Judging first spares the crops of rejected faces nobody will see."""
-    def finish(record: FrameRecord) -> None:
-        if face_filter is not None:
-            _judge(record, face_filter)
-        stages.crop(record, [face for face in record.faces if writer.writes(face)])
-        writer.encode(record)
-        record.frame.image = None
+    the frame's pixels. Judging first spares the crops of rejected faces nobody will see.
+    A class rather than a closure, so that it travels to worker processes."""
 
-    return finish
+    stages: FaceStages
+    face_filter: IdentityFilter | None
+    writer: FaceWriter
+
+    def __call__(self, record: FrameRecord) -> None:
+        if self.face_filter is not None:
+            _judge(record, self.face_filter)
+        self.stages.crop(record, [face for face in record.faces if self.writer.writes(face)])
+        self.writer.encode(record)
+        record.frame.image = None
 
 
 def _judge(record: FrameRecord, face_filter: IdentityFilter) -> None:

@@ -1,0 +1,158 @@
+"""Worker processes: the same faces as threads, and a plugin that fails, exits, dies or hangs in a
+worker ends the run promptly, naming plugin and frame and keeping the frames before it."""
+from __future__ import annotations
+
+import hashlib
+import pickle
+import time
+from subprocess import CompletedProcess
+from pathlib import Path
+
+import cv2
+import pytest
+
+from cli_helpers import load_json, run_facekit
+from conftest import DATA, require_data
+from flaky_plugin import ctrl_c_once_hanging, install_flaky
+from facekit.errors import ConfigError
+from facekit.models.store import ModelStore
+from facekit.pipeline import load_plugin
+from facekit.plugin import PluginSpec
+from facekit.registry import default_registry
+from facekit.workers import FRAMES_PER_WORKER, choose_workers
+
+VIDEO = DATA / "video" / "faceswap_test.mp4"
+MARKED_FRAME = 6  # the frame the flaky plugin misbehaves on (1-based, as frames are named)
+
+
+def _frame_sha1(number: int) -> str:
+    capture = cv2.VideoCapture(str(VIDEO))
+    for _ in range(number):
+        ok, image = capture.read()
+        assert ok
+    capture.release()
+    return hashlib.sha1(image.tobytes()).hexdigest()
+
+
+def _face_files(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob("*.png"))}
+
+
+def _names(first: int, last: int) -> list[str]:
+    return [f"faceswap_test_{n:06d}" for n in range(first, last + 1)]
+
+
+@pytest.fixture(scope="module")
+def flaky_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    return install_flaky(tmp_path_factory.mktemp("site"))
+
+
+def _flaky_run(tmp_path: Path, env: dict[str, str], how: str) -> tuple[CompletedProcess[str], Path]:
+    require_data()
+    out = tmp_path / "faces"
+    result = run_facekit("+detector=flaky", f"detector.how={how}", "detector.fail_on_call=0",
+                         f"detector.frame_sha1={_frame_sha1(MARKED_FRAME)}",
+                         f"input={VIDEO}", f"output={out}", "runner.progress=false", "runner.workers=2",
+                         cwd=tmp_path, env=env, timeout=120)
+    return result, out
+
+
+def test_workers_give_the_same_faces_as_threads(tmp_path: Path) -> None:
+    require_data()
+    runs = {}
+    for workers in ("0", "2"):
+        out = tmp_path / f"faces_{workers}"
+        result = run_facekit(f"input={VIDEO}", f"output={out}", "runner.mode=parallel", f"runner.workers={workers}",
+                             "runner.progress=false", cwd=tmp_path, env={"FACEKIT_HOME": str(tmp_path / "home")})
+        assert result.returncode == 0, result.stderr
+        runs[workers] = (result, load_json(out / "alignments.json")["frames"], _face_files(out))
+    assert "in 2 worker processes" in " ".join(runs["2"][0].stderr.split())
+    assert "worker processes" not in runs["0"][0].stderr
+    assert list(runs["2"][1]) == _names(1, 91)  # written in input order
+    assert runs["2"][1] == runs["0"][1]  # boxes, landmarks, crop hashes
+    assert runs["2"][2] == runs["0"][2] and len(runs["2"][2]) >= 80  # the face files, byte for byte
+    summary = load_json(tmp_path / "faces_2" / "run_summary.json")
+    assert summary["workers"] == 2 and set(summary["model_s"]) == {"detector", "aligner"}
+    assert all(seconds > 0 for seconds in summary["model_s"].values())  # the workers' timings came back
+
+
+@pytest.mark.parametrize("how", ["raise", "exit"])
+def test_a_plugin_failing_in_a_worker_names_plugin_and_frame(tmp_path: Path, flaky_env: dict[str, str],
+                                                            how: str) -> None:
+    started = time.monotonic()
+    result, out = _flaky_run(tmp_path, flaky_env, how)
+    assert time.monotonic() - started < 60
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("facekit: error:")]
+    assert len(errors) == 1, result.stderr
+    assert "'flaky'" in errors[0] and f"faceswap_test_{MARKED_FRAME:06d}" in errors[0], errors[0]
+    # every frame before the failing one is kept, none after it: a rerun resumes there
+    assert list(load_json(out / "alignments.json")["frames"]) == _names(1, MARKED_FRAME - 1)
+
+
+def test_a_worker_that_dies_ends_the_run_naming_plugin_and_frame(tmp_path: Path, flaky_env: dict[str, str]) -> None:
+    started = time.monotonic()
+    result, out = _flaky_run(tmp_path, flaky_env, "kill")
+    assert time.monotonic() - started < 60
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("facekit: error:")]
+    assert len(errors) == 1, result.stderr
+    assert "died (killed by SIGKILL)" in errors[0], errors[0]
+    assert f"faceswap_test_{MARKED_FRAME:06d}" in errors[0] and "detector 'flaky'" in errors[0], errors[0]
+    assert list(load_json(out / "alignments.json")["frames"]) == _names(1, MARKED_FRAME - 1)
+
+
+def test_a_hung_worker_still_stops_on_ctrl_c(tmp_path: Path, flaky_env: dict[str, str]) -> None:
+    require_data()
+    args = ["detector.fail_on_call=0", f"detector.frame_sha1={_frame_sha1(MARKED_FRAME)}", f"input={VIDEO}",
+            f"output={tmp_path / 'faces'}", "runner.progress=false", "runner.workers=2"]
+    # after half a second the other worker has finished what it holds
+    stopped_after_s, code = ctrl_c_once_hanging(args, tmp_path, flaky_env, settle_s=0.5)
+    assert stopped_after_s < 3 and code == 130
+    frames = list(load_json(tmp_path / "faces" / "alignments.json")["frames"])
+    # everything finished is kept (the other worker may have finished frames after the hung one)
+    assert _names(1, MARKED_FRAME - 1) == frames[:MARKED_FRAME - 1]
+    assert f"faceswap_test_{MARKED_FRAME:06d}" not in frames
+
+
+def _spec(name: str, gpu_memory_mb: int = 0) -> PluginSpec:
+    return PluginSpec(name=name, kind="detector", factory=lambda config, store: None, config_class=object,
+                      gpu_memory_mb=gpu_memory_mb)
+
+
+def test_auto_starts_a_worker_a_core_for_long_cpu_runs_only() -> None:
+    cpu, gpu = [_spec("a"), _spec("b")], [_spec("a"), _spec("b", gpu_memory_mb=500)]
+    long = 10 * FRAMES_PER_WORKER
+    assert choose_workers("auto", cpu, "parallel", long, cores=4) == 4
+    assert choose_workers("auto", cpu, "parallel", 3 * FRAMES_PER_WORKER, cores=4) == 3  # each worker repays its start
+    assert choose_workers("auto", cpu, "parallel", FRAMES_PER_WORKER, cores=4) is None  # one worker: threads
+    assert choose_workers("auto", cpu, "parallel", long, cores=1) is None
+    assert choose_workers("auto", gpu, "parallel", long, cores=4) is None  # a copy of the model per worker on the GPU
+    assert choose_workers("auto", cpu, "serial", long, cores=4) is None
+    assert choose_workers(3, cpu, "parallel", 5, cores=2) == 3  # asked for: as many as asked
+    assert choose_workers(1, cpu, "parallel", long, cores=4) is None
+    assert choose_workers(0, cpu, "parallel", long, cores=4) is None
+    assert choose_workers(2, cpu, "serial", long, cores=4) is None
+    for bad in (-1, "many", 2.5, True):
+        with pytest.raises(ConfigError, match="runner.workers"):
+            choose_workers(bad, cpu, "parallel", long, cores=4)
+
+
+def test_a_bad_workers_value_is_one_line_before_any_work(tmp_path: Path) -> None:
+    require_data()
+    result = run_facekit(f"input={VIDEO}", f"output={tmp_path / 'faces'}", "runner.workers=-2", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("facekit: error: runner.workers=-2")
+    assert not (tmp_path / "faces").exists()
+
+
+def test_a_plugin_travels_to_a_worker_by_name_and_config_without_its_model() -> None:
+    registry = default_registry()
+    store = ModelStore(registry.models)
+    plugin = load_plugin(registry, store, "detector", "yunet", {"score_threshold": 0.7})
+    plugin.model  # noqa: B018 - built here: a session that cannot be pickled
+    copy = pickle.loads(pickle.dumps(plugin))
+    assert copy.spec.name == "yunet" and copy.config == plugin.config and copy.config.score_threshold == 0.7
+    assert "model" not in copy.__dict__  # built on first use, in the worker
