@@ -8,10 +8,14 @@ into float initialisers. That is what OpenCV computes anyway, so the detections 
 """
 from __future__ import annotations
 
+import hashlib
 from os import PathLike
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from facekit.fileio import atomic_write_bytes
 
 
 def dequantized_model(path: str | PathLike, dynamic_input: bool = False) -> bytes:
@@ -47,6 +51,29 @@ def dequantized_model(path: str | PathLike, dynamic_input: bool = False) -> byte
         dims = graph.input[0].type.tensor_type.shape.dim
         dims[2].dim_param, dims[3].dim_param = "height", "width"
     return model.SerializeToString()
+
+
+#: Part of the cached file's name: raise it when ``dequantized_model``'s output changes.
+FOLD_VERSION = 1
+
+
+def dequantized_model_file(path: str | PathLike, cache_folder: Path, dynamic_input: bool = False) -> str | bytes:
+    """``dequantized_model`` kept in ``cache_folder``, named by the source's sha256, so only the
+    first run pays for it: importing ``onnx`` alone costs 1.1 s (its ml_dtypes extension), on
+    every run and in every worker process. Where the folder cannot be written, the model comes
+    back as bytes, made again each time."""
+    source = Path(path)
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+    cached = cache_folder / f"{source.stem}.float32{'-dynamic' if dynamic_input else ''}.v{FOLD_VERSION}.{digest}.onnx"
+    if cached.is_file():
+        return str(cached)
+    model = dequantized_model(source, dynamic_input)
+    try:
+        cache_folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(cached, model)
+    except OSError:
+        return model
+    return str(cached)
 
 
 def _dequantize(quantized: np.ndarray, scale: np.ndarray, zero_point: np.ndarray | None = None, *,

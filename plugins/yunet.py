@@ -8,6 +8,7 @@ OpenCV's own path; the two agree on the faces (tests/test_yunet.py).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -38,11 +39,17 @@ class YuNetConfig:
 
 
 class YuNetDetector:
-    def __init__(self, config: YuNetConfig, model_path: str) -> None:
+    """``derived_folder``: where the float model that ONNX Runtime runs is kept between runs
+    (None: made again at each load)."""
+
+    def __init__(self, config: YuNetConfig, model_path: str, derived_folder: Path | None = None) -> None:
         if config.backend not in BACKENDS:
             raise ConfigError(f"detector yunet: backend {config.backend!r} is not one of: {', '.join(BACKENDS)}")
         self.config = config
-        self._rows = (_OnnxRuntimeYuNet if config.backend == "onnxruntime" else _OpenCvYuNet)(config, model_path)
+        if config.backend == "onnxruntime":
+            self._rows: _OnnxRuntimeYuNet | _OpenCvYuNet = _OnnxRuntimeYuNet(config, model_path, derived_folder)
+        else:
+            self._rows = _OpenCvYuNet(config, model_path)
 
     def detect(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:
         return [self._detect_one(image) for image in images]
@@ -81,11 +88,15 @@ class _OnnxRuntimeYuNet:
     the image padded to a multiple of 32, per anchor score sqrt(cls * obj), box centre and points
     as offsets in strides from the anchor, box size exp(offset) strides, then NMS."""
 
-    def __init__(self, config: YuNetConfig, model_path: str) -> None:
-        from facekit_plugins._onnxruntime import dequantized_model, session
+    def __init__(self, config: YuNetConfig, model_path: str, derived_folder: Path | None) -> None:
+        from facekit_plugins._onnxruntime import dequantized_model, dequantized_model_file, session
 
         self.config = config
-        self._session = session(dequantized_model(model_path, dynamic_input=True), config.num_threads)
+        if derived_folder is None:
+            model: str | bytes = dequantized_model(model_path, dynamic_input=True)
+        else:
+            model = dequantized_model_file(model_path, derived_folder, dynamic_input=True)
+        self._session = session(model, config.num_threads)
         self._input = self._session.get_inputs()[0].name
         self._outputs = [f"{kind}_{stride}" for kind in ("cls", "obj", "bbox", "kps") for stride in STRIDES]
         self._blob = np.zeros((1, 3, 0, 0), np.float32)  # kept between frames of one size: its padding stays 0
@@ -120,7 +131,7 @@ class _OnnxRuntimeYuNet:
 
 
 def _build(config: YuNetConfig, store) -> YuNetDetector:
-    return YuNetDetector(config, str(store.path(MODEL_ID, MODEL_FILE)))
+    return YuNetDetector(config, str(store.path(MODEL_ID, MODEL_FILE)), derived_folder=store.cache_dir / "derived")
 
 
 @hookimpl

@@ -59,6 +59,39 @@ def test_odd_sizes_and_empty_images(model_path: str, shape: tuple[int, int, int]
     assert detector.detect([np.zeros(shape, np.uint8)]) == [[]]
 
 
+def test_the_float_model_is_made_once_and_kept(model_path: str, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first load writes the dequantised model to the derived folder; later loads (each
+    worker process, each run) use that file and never import onnx, and find the same faces."""
+    require_data()
+    from facekit_plugins import _onnxruntime
+
+    image = read_image(SCENES / "two_people.jpg")
+    expected = yunet.YuNetDetector(yunet.YuNetConfig(), model_path).detect([image])  # made in memory
+    first = yunet.YuNetDetector(yunet.YuNetConfig(), model_path, derived_folder=tmp_path / "derived")
+    kept = list((tmp_path / "derived").iterdir())
+    assert len(kept) == 1 and kept[0].suffix == ".onnx"
+
+    def no_fold(*args: object, **kwargs: object) -> bytes:
+        raise AssertionError("folded again although the folded model is kept")
+
+    monkeypatch.setattr(_onnxruntime, "dequantized_model", no_fold)
+    second = yunet.YuNetDetector(yunet.YuNetConfig(), model_path, derived_folder=tmp_path / "derived")
+    for detector in (first, second):
+        found = detector.detect([image])
+        assert len(found[0]) == len(expected[0]) == 2
+        for got, want in zip(found[0], expected[0]):
+            assert got.box == want.box and got.score == want.score
+    assert list((tmp_path / "derived").iterdir()) == kept
+
+
+def test_an_unwritable_derived_folder_still_loads(model_path: str, tmp_path: Path) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("a file where the folder would go")
+    detector = yunet.YuNetDetector(yunet.YuNetConfig(), model_path, derived_folder=blocked / "derived")
+    assert detector.detect([np.zeros((64, 64, 3), np.uint8)]) == [[]]
+
+
 def test_an_unknown_backend_is_refused_in_one_line(model_path: str, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="onnxruntime, opencv"):
         yunet.YuNetDetector(yunet.YuNetConfig(backend="tensorrt"), model_path)
