@@ -79,7 +79,9 @@ class _Worker:
     label: Any  # shared bytes: the stage and plugin the worker is in now
     in_flight: dict[int, FrameRecord] = field(default_factory=dict)
     room: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(_PER_WORKER))
-    stopping: bool = False
+    stopping: bool = False  # told to leave by stop(): its end is expected
+    farewell: bool = False  # its sender has sent the last frame and then None: it leaves when done
+    gone: bool = False  # ended, and everything it sent has been read
 
 
 class WorkerPool:
@@ -222,6 +224,7 @@ class WorkerPool:
         try:
             self._send_frames(worker)
         finally:
+            worker.farewell = True
             _say_goodbye(worker.conn)
 
     def _send_frames(self, worker: _Worker) -> None:
@@ -282,8 +285,9 @@ class WorkerPool:
         return self.total is not None and self.next_seq >= self.total
 
     def _receive(self, timeout: float) -> None:
-        by_handle = {w.conn: w for w in self.workers if not w.stopping}
-        by_sentinel = {w.process.sentinel: w for w in self.workers if not w.stopping}
+        listening = [w for w in self.workers if not (w.stopping or w.gone)]
+        by_handle = {w.conn: w for w in listening}
+        by_sentinel = {w.process.sentinel: w for w in listening}
         ready = wait([*by_handle, *by_sentinel], timeout=timeout)
         for handle in ready:  # results first: a worker may have sent some before it ended
             if handle in by_handle and not self._result(by_handle[handle]):
@@ -315,15 +319,21 @@ class WorkerPool:
         return True
 
     def _died(self, worker: _Worker) -> None:
-        if worker.stopping:
+        """Its pipe closed or its process ended: read what it sent before, then, unless it left
+        as told with nothing outstanding, fail the run at the first frame it held."""
+        if worker.stopping or worker.gone:
             return
         try:
             while worker.conn.poll() and self._result(worker):
                 pass  # what it sent before it ended
         except OSError:
             pass
-        worker.stopping = True
+        worker.gone = True
         worker.process.join(timeout=1.0)
+        with self.lock:
+            outstanding = bool(worker.in_flight)
+        if worker.farewell and worker.process.exitcode == 0 and not outstanding:
+            return
         how = f"worker process {worker.process.pid} died ({_how_it_ended(worker.process)})"
         with self.lock:
             lost = sorted(worker.in_flight)

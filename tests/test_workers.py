@@ -9,6 +9,7 @@ from subprocess import CompletedProcess
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 from cli_helpers import load_json, run_facekit
@@ -19,7 +20,10 @@ from facekit.models.store import ModelStore
 from facekit.pipeline import load_plugin
 from facekit.plugin import PluginSpec
 from facekit.registry import default_registry
-from facekit.workers import FRAMES_PER_WORKER, choose_workers
+from facekit.runner import _OneByOne
+from facekit.threads import Stage
+from facekit.types import Frame, FrameRecord
+from facekit.workers import FRAMES_PER_WORKER, WorkerPlan, WorkerPool, choose_workers
 
 VIDEO = DATA / "video" / "faceswap_test.mp4"
 MARKED_FRAME = 6  # the frame the flaky plugin misbehaves on (1-based, as frames are named)
@@ -156,3 +160,28 @@ def test_a_plugin_travels_to_a_worker_by_name_and_config_without_its_model() -> 
     copy = pickle.loads(pickle.dumps(plugin))
     assert copy.spec.name == "yunet" and copy.config == plugin.config and copy.config.score_threshold == 0.7
     assert "model" not in copy.__dict__  # built on first use, in the worker
+
+
+def _mark(record: FrameRecord) -> None:
+    """A stage for the pool test: what a worker writes into the record must come back."""
+    record.width = record.frame.index * 2
+    record.height = int(record.frame.image.sum())  # the pixels reached the worker whole
+    if record.frame.index == 39:
+        time.sleep(0.3)  # the last frame is slow: the other worker has left before it comes back
+
+
+def test_a_pool_returns_every_record_in_order_and_ends_cleanly() -> None:
+    """Workers leave as soon as they have sent their last result; a run that ends that way is not
+    a worker dying, however the exits and the last results interleave (run several times)."""
+    stages = [Stage("mark", _OneByOne(_mark))]
+    plan = WorkerPlan(2)
+    payload = plan.payload(stages)
+    assert payload is not None
+    for attempt in range(5):
+        records = [FrameRecord(Frame(name=f"f{i}", source="x", index=i, image=np.full((3, 5, 3), i % 7, np.uint8)))
+                   for i in range(40)]
+        sunk: list[FrameRecord] = []
+        WorkerPool(plan, stages, payload, queue_size=4).run(iter(records), sunk.append)
+        assert [r.frame.name for r in sunk] == [f"f{i}" for i in range(40)], attempt
+        assert [(r.width, r.height) for r in sunk] == [(2 * i, 45 * (i % 7)) for i in range(40)], attempt
+    assert stages[0].busy_s > 0  # the workers' timings came back
