@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -135,6 +136,9 @@ class Runner:
     def _worker_pool(self) -> WorkerPool | None:
         """Worker processes for a one-pass run that asked for them and whose stages can travel."""
         if self.workers is None or len(self.passes) != 1:
+            return None
+        if multiprocessing.current_process().daemon:  # e.g. a sweep job in a launcher's pool
+            log.info("this process may not start worker processes (it is a daemon); stages run on threads")
             return None
         stages = self.passes[0].stages
         payload = self.workers.payload(stages)

@@ -185,3 +185,18 @@ def test_a_pool_returns_every_record_in_order_and_ends_cleanly() -> None:
         assert [r.frame.name for r in sunk] == [f"f{i}" for i in range(40)], attempt
         assert [(r.width, r.height) for r in sunk] == [(2 * i, 45 * (i % 7)) for i in range(40)], attempt
     assert stages[0].busy_s > 0  # the workers' timings came back
+
+
+def _runs_on_threads_in_a_daemon() -> bool:
+    from facekit.runner import Pass, Runner
+
+    runner = Runner([Pass("mark", [Stage("mark", _OneByOne(_mark))])], workers=WorkerPlan(2))
+    return runner._worker_pool() is None
+
+
+def test_a_daemon_process_runs_the_stages_on_threads() -> None:
+    """A daemonic process may not have children (a sweep launcher's pool, say): no workers there."""
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        assert pool.apply(_runs_on_threads_in_a_daemon)
