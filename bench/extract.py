@@ -127,7 +127,7 @@ def speed(video: Path, repeats: int, work: Path) -> None:
           f"{min(r['wall_s'] for r in threaded):.2f} s; default / threads = "
           f"{best['frames_per_s'] / fastest_threads:.2f} (best against best)")
     for name, seconds in best["stage_s"].items():
-        print(f"stage {name:<9} {seconds:7.2f} s busy")
+        print(f"stage {name:<9} {seconds:7.2f} s busy{' (summed over the workers)' if best.get('workers') else ''}")
     print(f"writing         {best['sink_s']:7.2f} s")
     for kind, seconds in best["model_s"].items():
         print(f"model {kind:<9} {seconds:7.2f} s   {1000 * seconds / max(best['frames'], 1):6.2f} ms/frame")
