@@ -200,3 +200,34 @@ def test_a_daemon_process_runs_the_stages_on_threads() -> None:
 
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         assert pool.apply(_runs_on_threads_in_a_daemon)
+
+
+def _all_files(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.suffix in (".png", ".jpg")}
+
+
+def test_workers_filter_and_debug_like_threads(tmp_path: Path) -> None:
+    """The identity filter travels to the workers too (its plugin rebuilt there, its references
+    pickled): decisions, distances, kept, rejected and debug files all equal the threaded run's."""
+    require_data()
+    people = DATA / "images" / "people"
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for person, name in (("p01", "img2.jpg"), ("p01", "img4.jpg"), ("p04", "img14.jpg"), ("p04", "img15.jpg")):
+        (photos / f"{person}_{name}").symlink_to(people / person / name)
+    runs = {}
+    for workers in ("0", "2"):
+        out = tmp_path / f"faces_{workers}"
+        result = run_facekit(f"input={photos}", f"output={out}", f"runner.workers={workers}",
+                             f"filter.refs=[{people / 'p01' / 'img1.jpg'}]", "filter.save_rejected=true",
+                             "output.debug=true", "runner.progress=false", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert ("in 2 worker processes" in " ".join(result.stderr.split())) == (workers == "2")
+        runs[workers] = (load_json(out / "alignments.json")["frames"], _all_files(out))
+    frames, files = runs["2"]
+    assert frames == runs["0"][0] and files == runs["0"][1]
+    kept = {name: face["keep"] for name, frame in frames.items() for face in frame["faces"]}
+    assert kept == {"p01_img2": True, "p01_img4": True, "p04_img14": False, "p04_img15": False}
+    assert sum(name.startswith("rejected/") for name in files) == 2
+    assert sum(name.startswith("debug/") for name in files) == 4
