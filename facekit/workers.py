@@ -62,9 +62,9 @@ class WorkerPlan:
     prepare: list[Callable[[], None]] = field(default_factory=list)
 
     def payload(self, stages: Sequence[Stage]) -> bytes | None:
-        """The stages as a worker rebuilds them (plugins by name and config), or None when some
-        part cannot travel (a plugin registered at run time rather than installed): such a pass
-        stays on threads."""
+        """The stages as a worker rebuilds them (plugins by name and config, from the installed
+        packages), or None when some part cannot be pickled (a stage function defined inside
+        another, say): such a pass stays on threads."""
         try:
             return pickle.dumps((list(stages), self.counters, self.prepare))
         except Exception as exc:  # pickle raises several types; any means "cannot travel"
@@ -434,7 +434,9 @@ def stage_label(stage: Stage) -> str:
 
 
 def _message(exc: BaseException) -> str:
-    if isinstance(exc, StageError):
+    """One line for the user: facekit's own errors (a plugin and frame, missing weights) as they
+    are, anything else with its type."""
+    if isinstance(exc, FacekitError):
         return str(exc)
     return f"stage failed: {type(exc).__name__}: {exc}"
 
