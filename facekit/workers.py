@@ -27,6 +27,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
+from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
@@ -462,7 +463,35 @@ def choose_workers(requested: int | str, plugins: Sequence[PluginSpec], mode: st
 
 
 def usable_cores() -> int:
+    """Cores this process may use: its CPU affinity, capped by a cgroup CPU quota (a container
+    started with ``--cpus=2`` on a 64-core host sees 64 cores but may use two)."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    quota = _cgroup_cpu_quota()
+    return max(1, min(cores, quota)) if quota else cores
+
+
+#: Where cgroup v2 and v1 keep the CPU quota of this process's group.
+_CGROUP_V2 = Path("/sys/fs/cgroup/cpu.max")
+_CGROUP_V1 = (Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us"), Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us"))
+
+
+def _cgroup_cpu_quota() -> int | None:
+    """Whole CPUs the cgroup quota allows (rounded up), None when there is no quota."""
+    try:
+        if _CGROUP_V2.is_file():
+            return cpus_from_quota(*_CGROUP_V2.read_text().split()[:2])
+        if _CGROUP_V1[0].is_file():
+            return cpus_from_quota(*(p.read_text().strip() for p in _CGROUP_V1))
+    except (OSError, TypeError):
+        return None
+    return None
+
+
+def cpus_from_quota(quota: str, period: str) -> int | None:
+    """``cpu.max``'s "200000 100000" is 2 CPUs; "max" (v2) or "-1" (v1) is no quota."""
+    if quota in ("max", "-1") or not quota.lstrip("-").isdigit() or not period.isdigit() or int(period) <= 0:
+        return None
+    return max(1, -(-int(quota) // int(period)))

@@ -3,6 +3,7 @@ worker ends the run promptly, naming plugin and frame and keeping the frames bef
 from __future__ import annotations
 
 import hashlib
+import os
 import pickle
 import time
 from subprocess import CompletedProcess
@@ -231,3 +232,15 @@ def test_workers_filter_and_debug_like_threads(tmp_path: Path) -> None:
     assert kept == {"p01_img2": True, "p01_img4": True, "p04_img14": False, "p04_img15": False}
     assert sum(name.startswith("rejected/") for name in files) == 2
     assert sum(name.startswith("debug/") for name in files) == 4
+
+
+def test_a_cgroup_quota_caps_the_cores_auto_counts() -> None:
+    """A container limited to 2 CPUs on a big host must not start a worker for every host core."""
+    from facekit.workers import cpus_from_quota, usable_cores
+
+    assert cpus_from_quota("200000", "100000") == 2
+    assert cpus_from_quota("150000", "100000") == 2  # 1.5 CPUs: a second worker still has half a core
+    assert cpus_from_quota("50000", "100000") == 1
+    assert cpus_from_quota("max", "100000") is None  # cgroup v2: no quota
+    assert cpus_from_quota("-1", "100000") is None  # cgroup v1: no quota
+    assert 1 <= usable_cores() <= (os.cpu_count() or 1)
