@@ -29,6 +29,7 @@ class RunSummary:
     resumed: int = 0
     skipped: int = 0
     seconds: float = 0.0
+    workers: int = 0  # worker processes the stages ran in (0: threads in this process)
     start_s: float = 0.0  # starting worker processes (building their models), before ``seconds``
     stage_s: dict[str, float] = field(default_factory=dict)  # busy time of each stage's thread
     sink_s: float = 0.0  # writing faces and alignments, on the calling thread
@@ -101,6 +102,7 @@ class Runner:
         begun = time.perf_counter()
         pool = self._worker_pool()
         summary.start_s = time.perf_counter() - begun
+        summary.workers = len(pool.workers) if pool is not None else 0
         started = time.perf_counter()
 
         def finish(record: FrameRecord) -> None:
@@ -134,15 +136,20 @@ class Runner:
         return summary
 
     def _worker_pool(self) -> WorkerPool | None:
-        """Worker processes for a one-pass run that asked for them and whose stages can travel."""
-        if self.workers is None or len(self.passes) != 1:
+        """Worker processes for a one-pass run that asked for them and whose stages can travel.
+        A run that asked but cannot have them builds its models here and runs on threads."""
+        if self.workers is None:
             return None
+        payload = None
         if multiprocessing.current_process().daemon:  # e.g. a sweep job in a launcher's pool
             log.info("this process may not start worker processes (it is a daemon); stages run on threads")
+        elif len(self.passes) == 1:
+            payload = self.workers.payload(self.passes[0].stages)
+        if payload is None:
+            for step in self.workers.prepare:
+                step()
             return None
-        stages = self.passes[0].stages
-        payload = self.workers.payload(stages)
-        return WorkerPool(self.workers, stages, payload, self.queue_size) if payload is not None else None
+        return WorkerPool(self.workers, self.passes[0].stages, payload, self.queue_size)
 
     def _run(self, stages: list[Stage], records: Iterator[FrameRecord], sink: Callable[[FrameRecord], None]) -> None:
         try:

@@ -191,12 +191,15 @@ def test_a_pool_returns_every_record_in_order_and_ends_cleanly() -> None:
 def _runs_on_threads_in_a_daemon() -> bool:
     from facekit.runner import Pass, Runner
 
-    runner = Runner([Pass("mark", [Stage("mark", _OneByOne(_mark))])], workers=WorkerPlan(2))
-    return runner._worker_pool() is None
+    built = []
+    plan = WorkerPlan(2, prepare=[lambda: built.append("models")])
+    runner = Runner([Pass("mark", [Stage("mark", _OneByOne(_mark))])], workers=plan)
+    return runner._worker_pool() is None and built == ["models"]  # built here, for the threads
 
 
 def test_a_daemon_process_runs_the_stages_on_threads() -> None:
-    """A daemonic process may not have children (a sweep launcher's pool, say): no workers there."""
+    """A daemonic process may not have children (a sweep launcher's pool, say): no workers there,
+    and the models the workers would have built are built in the process itself."""
     import multiprocessing
 
     with multiprocessing.get_context("spawn").Pool(1) as pool:

@@ -103,7 +103,7 @@ def run_extract(cfg: DictConfig, registry: PluginRegistry) -> None:
         summary = runner.run(source, sink, done)
         if analysis is not None:
             analysis.commit()
-    report = {**summary.as_dict(), "model_s": stages.model_s, "mode": mode, "workers": workers or 0}
+    report = {**summary.as_dict(), "model_s": stages.model_s, "mode": mode}
     atomic_write_bytes(output / SUMMARY_FILE, json.dumps(report, indent=2).encode())
     log.info("done: %s; alignments in %s", summary.line(), output / ALIGNMENTS_FILE)
     if face_filter is not None:
