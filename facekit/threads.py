@@ -58,22 +58,11 @@ class _Pipeline:
         self.closing.set()
 
     def put(self, link: _Link, item: object) -> bool:
-        while not (self.stop.is_set() or link.abandoned.is_set()):
-            try:
-                link.put(item, timeout=_POLL_S)
-                return True
-            except queue.Full:
-                continue
-        return False
+        return put_unless(link, item, lambda: self.stop.is_set() or link.abandoned.is_set())
 
     def get(self, link: _Link) -> object | None:
         """The next item, or None once the pipeline is stopping."""
-        while not self.stop.is_set():
-            try:
-                return link.get(timeout=_POLL_S)
-            except queue.Empty:
-                continue
-        return None
+        return get_unless(link, self.stop.is_set)
 
     def produce(self, records: Iterable[FrameRecord], out: _Link) -> None:
         try:
@@ -105,6 +94,29 @@ class _Pipeline:
             self.fail(exc)
             inbox.abandoned.set()
         self.put(out, _END)
+
+
+def put_unless(link: queue.Queue, item: object, stopped: Callable[[], bool]) -> bool:
+    """Puts ``item`` on a bounded queue, asking ``stopped`` every ``_POLL_S`` while it is full,
+    so no producer waits forever; False when it stopped first."""
+    while not stopped():
+        try:
+            link.put(item, timeout=_POLL_S)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def get_unless(link: queue.Queue, stopped: Callable[[], bool]) -> object | None:
+    """The next item, asking ``stopped`` every ``_POLL_S`` while there is none; None when it
+    stopped first."""
+    while not stopped():
+        try:
+            return link.get(timeout=_POLL_S)
+        except queue.Empty:
+            continue
+    return None
 
 
 def _fill_batch(first: object, inbox: _Link, size: int) -> tuple[list[FrameRecord], bool]:

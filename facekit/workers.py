@@ -34,12 +34,13 @@ import numpy as np
 
 from facekit.errors import ConfigError, FacekitError, StageError
 from facekit.plugin import PluginSpec
-from facekit.threads import Stage
+from facekit.threads import Stage, get_unless, put_unless
 from facekit.types import Frame, FrameRecord
 
 log = logging.getLogger(__name__)
 
 _POLL_S = 0.05
+_END = object()  # after the last frame in ``todo``
 #: Frames a worker holds at once: the one it works on and the next, so it never waits for one.
 _PER_WORKER = 2
 _START_TIMEOUT_S = 300.0  # building models can be slow on a loaded machine, but not this slow
@@ -210,16 +211,10 @@ class WorkerPool:
             self.reader_error = exc
             self.closing.set()
         self.total = count
-        self._put(None)
+        self._put(_END)
 
     def _put(self, item: object) -> bool:
-        while not self.stopped.is_set():
-            try:
-                self.todo.put(item, timeout=_POLL_S)
-                return True
-            except queue.Full:
-                continue
-        return False
+        return put_unless(self.todo, item, self.stopped.is_set)
 
     def _send(self, worker: _Worker) -> None:
         try:
@@ -248,15 +243,12 @@ class WorkerPool:
                 return  # the worker is gone; the calling thread sees its sentinel
 
     def _take(self) -> tuple[int, FrameRecord] | None:
-        while not self.closing.is_set():
-            try:
-                item = self.todo.get(timeout=_POLL_S)
-            except queue.Empty:
-                continue
-            if item is None:
-                self.todo.put(None)  # the end, for the other senders too
-            return item  # type: ignore[return-value]
-        return None
+        """The next (seq, record), or None at the end of the input or once closing."""
+        item = get_unless(self.todo, self.closing.is_set)
+        if item is _END:
+            self.todo.put(_END)  # the end, for the other senders too
+            return None
+        return item  # type: ignore[return-value]
 
     # -- results ----------------------------------------------------------------------------
     def _collect(self, deadline: float | None) -> None:
@@ -332,12 +324,10 @@ class WorkerPool:
         worker.gone = True
         worker.process.join(timeout=1.0)
         with self.lock:
-            outstanding = bool(worker.in_flight)
-        if worker.farewell and worker.process.exitcode == 0 and not outstanding:
+            lost = sorted(worker.in_flight)
+        if worker.farewell and worker.process.exitcode == 0 and not lost:
             return
         how = f"worker process {worker.process.pid} died ({_how_it_ended(worker.process)})"
-        with self.lock:
-            lost = sorted(worker.in_flight)
         if lost:
             frame = worker.in_flight[lost[0]].frame.name
             where = worker.label.value.decode(errors="replace") or "between stages"
@@ -395,6 +385,7 @@ def _serve(conn: Connection, payload: bytes, label: Any) -> None:
         conn.send(("failed", -1, _message(exc)))
         return
     conn.send(("ready",))
+    labels = [_stage_label(stage).encode()[:_LABEL_BYTES - 1] for stage in stages]
     while True:
         try:
             header = conn.recv()
@@ -409,8 +400,8 @@ def _serve(conn: Connection, payload: bytes, label: Any) -> None:
         before = [dict(c) for c in counters]
         busy = []
         try:
-            for stage in stages:
-                label.value = stage_label(stage).encode()[:_LABEL_BYTES - 1]
+            for stage, name in zip(stages, labels):
+                label.value = name
                 started = time.perf_counter()
                 stage.work([record])
                 busy.append(time.perf_counter() - started)
@@ -430,7 +421,7 @@ def _serve(conn: Connection, payload: bytes, label: Any) -> None:
             return  # the calling process is gone
 
 
-def stage_label(stage: Stage) -> str:
+def _stage_label(stage: Stage) -> str:
     return f"stage {stage.name}" + (f" ({stage.plugin})" if stage.plugin else "")
 
 
@@ -492,6 +483,6 @@ def _cgroup_cpu_quota() -> int | None:
 
 def cpus_from_quota(quota: str, period: str) -> int | None:
     """``cpu.max``'s "200000 100000" is 2 CPUs; "max" (v2) or "-1" (v1) is no quota."""
-    if quota in ("max", "-1") or not quota.lstrip("-").isdigit() or not period.isdigit() or int(period) <= 0:
+    if not (quota.isdigit() and period.isdigit()) or int(period) == 0:
         return None
     return max(1, -(-int(quota) // int(period)))

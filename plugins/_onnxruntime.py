@@ -57,11 +57,14 @@ def dequantized_model(path: str | PathLike, dynamic_input: bool = False) -> byte
 FOLD_VERSION = 1
 
 
-def dequantized_model_file(path: str | PathLike, cache_folder: Path, dynamic_input: bool = False) -> str | bytes:
+def dequantized_model_file(path: str | PathLike, cache_folder: Path | None,
+                           dynamic_input: bool = False) -> str | bytes:
     """``dequantized_model`` kept in ``cache_folder``, named by the source's sha256, so only the
     first run pays for it: importing ``onnx`` alone costs 1.1 s (its ml_dtypes extension), on
-    every run and in every worker process. Where the folder cannot be written, the model comes
-    back as bytes, made again each time."""
+    every run and in every worker process. With no folder, or one that cannot be written, the
+    model comes back as bytes, made again each time."""
+    if cache_folder is None:
+        return dequantized_model(path, dynamic_input)
     source = Path(path)
     digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
     cached = cache_folder / f"{source.stem}.float32{'-dynamic' if dynamic_input else ''}.v{FOLD_VERSION}.{digest}.onnx"

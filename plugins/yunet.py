@@ -89,14 +89,11 @@ class _OnnxRuntimeYuNet:
     as offsets in strides from the anchor, box size exp(offset) strides, then NMS."""
 
     def __init__(self, config: YuNetConfig, model_path: str, derived_folder: Path | None) -> None:
-        from facekit_plugins._onnxruntime import dequantized_model, dequantized_model_file, session
+        from facekit_plugins._onnxruntime import dequantized_model_file, session
 
         self.config = config
-        if derived_folder is None:
-            model: str | bytes = dequantized_model(model_path, dynamic_input=True)
-        else:
-            model = dequantized_model_file(model_path, derived_folder, dynamic_input=True)
-        self._session = session(model, config.num_threads)
+        self._session = session(dequantized_model_file(model_path, derived_folder, dynamic_input=True),
+                                config.num_threads)
         self._input = self._session.get_inputs()[0].name
         self._outputs = [f"{kind}_{stride}" for kind in ("cls", "obj", "bbox", "kps") for stride in STRIDES]
         self._blob = np.zeros((1, 3, 0, 0), np.float32)  # kept between frames of one size: its padding stays 0
