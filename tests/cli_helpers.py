@@ -1,6 +1,7 @@
 """Running the installed ``facekit`` command the way a user does, in a subprocess."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -24,6 +25,13 @@ def peak_rss_mb(*args: str, cwd: Path) -> float:
     _, status, usage = os.wait4(process.pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0, process.stderr.read()[-2000:]
     return usage.ru_maxrss / 1024
+
+
+def file_hashes(folder: Path, *patterns: str) -> dict[str, str]:
+    """sha256 of every file under ``folder`` that matches one of ``patterns``, by relative path:
+    two runs wrote the same files when these are equal."""
+    paths = sorted({path for pattern in patterns for path in folder.glob(pattern)})
+    return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest() for path in paths}
 
 
 def load_json(path: Path) -> dict:

@@ -1,7 +1,6 @@
 """A real video through the CLI: frame naming, serial vs parallel, progress, resume after a stop."""
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import signal
@@ -13,7 +12,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from cli_helpers import load_json, run_facekit
+from cli_helpers import file_hashes, load_json, run_facekit
 from conftest import DATA, require_data
 
 VIDEO = DATA / "video" / "faceswap_test.mp4"
@@ -29,10 +28,6 @@ def _decoded_frame_count() -> int:
     return count
 
 
-def _face_files(folder: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob("*.png"))}
-
-
 def _text(stderr: str) -> str:
     """stderr with rich's line wrapping undone."""
     return " ".join(stderr.split())
@@ -43,7 +38,7 @@ class Run:
         self.out, self.result = out, result
         assert result.returncode == 0, result.stderr
         self.alignments = load_json(out / "alignments.json")
-        self.files = _face_files(out)
+        self.files = file_hashes(out, "*.png")
 
 
 def _own_home(work: Path) -> dict[str, str]:
@@ -123,7 +118,7 @@ def test_rerun_into_the_same_folder_resumes(serial: Run) -> None:
     assert "resuming: 91 frame(s) already done" in text
     assert "done: 0 frames, 0 faces" in text and "91 already done" in text
     assert load_json(serial.out / "alignments.json") == serial.alignments
-    assert _face_files(serial.out) == serial.files
+    assert file_hashes(serial.out, "*.png") == serial.files
 
 
 @pytest.mark.parametrize("workers", ["0", "2"], ids=["threads", "workers"])
@@ -173,4 +168,4 @@ def test_interrupted_run_keeps_finished_frames_and_resumes(tmp_path: Path, paral
     assert f"resuming: {done} frame(s) already done" in text
     assert f"done: {91 - done} frames" in text
     assert load_json(out / "alignments.json")["frames"] == parallel.alignments["frames"]
-    assert _face_files(out) == parallel.files
+    assert file_hashes(out, "*.png") == parallel.files

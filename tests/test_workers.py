@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from cli_helpers import load_json, run_facekit
+from cli_helpers import file_hashes, load_json, run_facekit
 from conftest import DATA, require_data
 from flaky_plugin import ctrl_c_once_hanging, install_flaky
 from facekit.errors import ConfigError
@@ -37,10 +37,6 @@ def _frame_sha1(number: int) -> str:
         assert ok
     capture.release()
     return hashlib.sha1(image.tobytes()).hexdigest()
-
-
-def _face_files(folder: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob("*.png"))}
 
 
 def _names(first: int, last: int) -> list[str]:
@@ -70,7 +66,7 @@ def test_workers_give_the_same_faces_as_threads(tmp_path: Path) -> None:
         result = run_facekit(f"input={VIDEO}", f"output={out}", "runner.mode=parallel", f"runner.workers={workers}",
                              "runner.progress=false", cwd=tmp_path, env={"FACEKIT_HOME": str(tmp_path / "home")})
         assert result.returncode == 0, result.stderr
-        runs[workers] = (result, load_json(out / "alignments.json")["frames"], _face_files(out))
+        runs[workers] = (result, load_json(out / "alignments.json")["frames"], file_hashes(out, "*.png"))
     assert "in 2 worker processes" in " ".join(runs["2"][0].stderr.split())
     assert "worker processes" not in runs["0"][0].stderr
     assert list(runs["2"][1]) == _names(1, 91)  # written in input order
@@ -206,11 +202,6 @@ def test_a_daemon_process_runs_the_stages_on_threads() -> None:
         assert pool.apply(_runs_on_threads_in_a_daemon)
 
 
-def _all_files(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.suffix in (".png", ".jpg")}
-
-
 def test_workers_filter_and_debug_like_threads(tmp_path: Path) -> None:
     """The identity filter travels to the workers too (its plugin rebuilt there, its references
     pickled): decisions, distances, kept, rejected and debug files all equal the threaded run's."""
@@ -228,7 +219,7 @@ def test_workers_filter_and_debug_like_threads(tmp_path: Path) -> None:
                              "output.debug=true", "runner.progress=false", cwd=tmp_path)
         assert result.returncode == 0, result.stderr
         assert ("in 2 worker processes" in " ".join(result.stderr.split())) == (workers == "2")
-        runs[workers] = (load_json(out / "alignments.json")["frames"], _all_files(out))
+        runs[workers] = (load_json(out / "alignments.json")["frames"], file_hashes(out, "**/*.png", "**/*.jpg"))
     frames, files = runs["2"]
     assert frames == runs["0"][0] and files == runs["0"][1]
     kept = {name: face["keep"] for name, frame in frames.items() for face in frame["faces"]}
