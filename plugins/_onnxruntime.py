@@ -47,6 +47,10 @@ def dequantized_model(path: str | PathLike, dynamic_input: bool = False) -> byte
     graph.node.extend(kept)
     del graph.initializer[:]
     graph.initializer.extend(initializers)
+    # weights listed as graph inputs that the folding replaced: ONNX Runtime would demand them
+    wanted = [i for i in graph.input if i.name in used]
+    del graph.input[:]
+    graph.input.extend(wanted)
     if dynamic_input:
         dims = graph.input[0].type.tensor_type.shape.dim
         dims[2].dim_param, dims[3].dim_param = "height", "width"

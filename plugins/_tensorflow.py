@@ -42,11 +42,13 @@ def tf_device(name: str) -> str:
     return "GPU:0" if gpus else "CPU:0"
 
 
-def litert_interpreter(model_path: str | PathLike, num_threads: int) -> Any:
-    """A LiteRT (TFLite) interpreter for ``model_path``, its tensors allocated, started quietly."""
+def litert_interpreter(model: str | PathLike | bytes, num_threads: int) -> Any:
+    """A LiteRT (TFLite) interpreter for a model file (or a model's bytes), its tensors allocated,
+    started quietly."""
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_path=str(model_path), num_threads=max(1, num_threads))
+    source = {"model_content": model} if isinstance(model, bytes) else {"model_path": str(model)}
+    interpreter = Interpreter(**source, num_threads=max(1, num_threads))
     with quiet_native_start():  # TFLite's "Created XNNPACK delegate" line
         interpreter.allocate_tensors()
     return interpreter

@@ -20,9 +20,21 @@ def data() -> Path:
     return require_data()
 
 
+@pytest.fixture(scope="session")
+def session_derived(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One ``derived/`` folder (models facekit rewrites from the packaged ones: YuNet folded to
+    float, SFace converted to LiteRT) for the whole session: SFace's conversion takes about 10 s,
+    and each test would otherwise pay it again. The tests of the conversion itself use folders of
+    their own."""
+    return tmp_path_factory.mktemp("derived")
+
+
 @pytest.fixture(autouse=True)
-def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test gets its own empty model cache, so nothing depends on a developer's machine."""
+def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch,
+                   session_derived: Path) -> Path:
+    """Every test gets its own empty model cache, so nothing depends on a developer's machine;
+    only the derived models are shared (``session_derived``)."""
     home = tmp_path_factory.mktemp("facekit_home")
+    (home / "derived").symlink_to(session_derived, target_is_directory=True)
     monkeypatch.setenv("FACEKIT_HOME", str(home))
     return home

@@ -83,11 +83,22 @@ def test_without_antialias_the_crop_is_opencvs_aligncrop(photos: PhotoSet, landm
     file = next(iter(photos.identities))
     image = cv2.imread(str(photos.folder / file))
     weights = ModelStore(default_registry().models, offline=True).path(sface.MODEL_ID)
-    model = sface.SFaceModel(sface.SFaceConfig(antialias=False), str(weights))
+    model = sface.SFaceModel(sface.SFaceConfig(antialias=False, backend="opencv"), str(weights))
     row = np.array([[0, 0, 1, 1, *sface.five_points(landmarks[file]).ravel(), 1]], dtype=np.float32)
-    theirs = model._recognizer.alignCrop(image, row).astype(int)
+    theirs = cv2.FaceRecognizerSF.create(str(weights), "").alignCrop(image, row).astype(int)
     ours = model.crop(image, landmarks[file]).astype(int)
     assert np.abs(theirs - ours).mean() < 0.05  # float32 versus float64 matrices: a few pixels off by 1-4
+
+
+def test_litert_embeddings_equal_opencvs(photos: PhotoSet, landmarks: dict[str, np.ndarray],
+                                         embeddings: dict[str, np.ndarray], plugin: LoadedPlugin) -> None:
+    """The default backend runs SFace converted to LiteRT; OpenCV's DNN runs the original graph.
+    Same crops in, the same vectors out, to float rounding, on every portrait."""
+    assert plugin.config.backend == "litert"
+    weights = ModelStore(default_registry().models, offline=True).path(sface.MODEL_ID)
+    opencv = embed_photos(photos, landmarks, sface.SFaceModel(sface.SFaceConfig(backend="opencv"), str(weights)))
+    similarity = [float(embeddings[file] @ opencv[file]) for file in landmarks]
+    assert len(similarity) == len(photos.identities) and min(similarity) > 0.99999, similarity
 
 
 def test_pair_accuracy_at_the_default_threshold(photos: PhotoSet, embeddings: dict[str, np.ndarray],

@@ -4,7 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import cv2
-import pytest
 
 from cli_helpers import load_json, peak_rss_mb
 from conftest import DATA, require_data
