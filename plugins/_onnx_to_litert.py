@@ -224,6 +224,8 @@ def litert_model_file(path: str | PathLike, cache_folder: Path | None) -> str | 
     if cache_folder is not None:
         digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
         cached = cache_folder / f"{source.stem}.litert.v{CONVERT_VERSION}.{digest}.tflite"
+        if cached.is_file():  # before any lock: a read-only cache that holds it is enough
+            return str(cached)
         try:
             cache_folder.mkdir(parents=True, exist_ok=True)
             with FileLock(str(cached) + ".lock"):
@@ -232,7 +234,8 @@ def litert_model_file(path: str | PathLike, cache_folder: Path | None) -> str | 
                     _convert_in_child(source, cached)
             return str(cached)
         except OSError:
-            pass
+            log.info("converting %s to LiteRT (about 10 s); %s cannot be written, so each run converts it",
+                     source.name, cache_folder)
     with tempfile.TemporaryDirectory(prefix="facekit-litert-") as scratch:
         target = Path(scratch) / "model.tflite"
         _convert_in_child(source, target)
