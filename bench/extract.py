@@ -9,9 +9,9 @@ own speed on one core measured in the same run (a yardstick: shared CPUs here ha
 1.5x within an hour, so compare frames/s only against it); the peak memory of a short
 run against a long one made by looping the same clip, facekit and its worker processes together
 (bounded memory means they match); the same clip on threads in one process (runner.workers=0),
-interleaved with the default runs so both meet the same machine; and,
-when face_recognition is installed, both tools' time and recall on the portraits, in interleaved
-rounds (best of --repeats each).
+interleaved with the default runs so both meet the same machine; SFace's time a face on one
+core on LiteRT (the default) and on OpenCV's DNN; and, when face_recognition is installed, both
+tools' time and recall on the portraits, in interleaved rounds (best of --repeats each).
 Figures only: nothing here asserts a time.
 """
 from __future__ import annotations
@@ -238,13 +238,40 @@ def timed(work) -> tuple[object, float]:
     return result, time.perf_counter() - started
 
 
-def _identity(name: str):
+def embedding_ms(people: Path, backend: str) -> float:
+    """SFace's time a face on one core with ``backend`` (litert: the default; opencv: OpenCV's
+    DNN, its backend before Dec 2026), crops and normalisation included, on the portraits."""
+    import facekit
+    from facekit.runner import opencv_threads
+
+    with opencv_threads(1):
+        extractor = facekit.Extractor()
+        faces = [(image, f.landmarks) for image in map(scaled, portraits(people))
+                 for f in extractor.extract(image)[:1]]
+        model = _identity("sface", backend=backend)
+        first_image, first_landmarks = faces[0]
+        model.embed(first_image, [first_landmarks])  # the first call allocates
+        started = time.perf_counter()
+        for image, landmarks in faces:
+            model.embed(image, [landmarks])
+        return 1000 * (time.perf_counter() - started) / len(faces)
+
+
+def identity_speed(people: Path) -> None:
+    if not portraits(people):
+        return
+    litert, opencv = (in_child(embedding_ms, people, backend) for backend in ("litert", "opencv"))
+    print(f"\n== identity: sface on one core, a face ==\nLiteRT (default) {litert:5.1f} ms, "
+          f"OpenCV DNN {opencv:5.1f} ms: {opencv / litert:.1f}x")
+
+
+def _identity(name: str, **options: object):
     from facekit.models.store import ModelStore
     from facekit.pipeline import load_plugin
     from facekit.registry import default_registry
 
     registry = default_registry()
-    return load_plugin(registry, ModelStore(registry.models), "identity", name).model
+    return load_plugin(registry, ModelStore(registry.models), "identity", name, options).model
 
 
 def main() -> None:
@@ -260,6 +287,7 @@ def main() -> None:
         speed(args.video, args.repeats, work)
         if args.long_frames:
             memory(args.video, args.long_frames, work)
+        identity_speed(args.people)
         against_face_recognition(args.people, args.repeats)
 
 
