@@ -76,6 +76,8 @@ def chain_layers(model_bytes: bytes) -> tuple[list[Layer], tuple[int, ...]]:
     if len(inputs) != 1 or len(graph.output) != 1:
         raise UnsupportedGraph(f"{len(inputs)} inputs and {len(graph.output)} outputs; one of each converts")
     shape = tuple(d.dim_value for d in inputs[0].type.tensor_type.shape.dim)
+    if len(shape) != 4 or shape[0] != 1 or not all(shape):
+        raise UnsupportedGraph(f"input shape {shape}: a fixed (1, channels, height, width) converts")
     current = inputs[0].name
     layers: list[Layer] = []
     for node in graph.node:
@@ -186,17 +188,16 @@ def _dense_weight(weight: np.ndarray, flattened_from: Any) -> np.ndarray:
 
 
 def checked_conversion(model_bytes: bytes) -> bytes:
-    """``to_litert`` of the model, refused unless it matches ONNX Runtime on a random input."""
-    from ai_edge_litert.interpreter import Interpreter
-
+    """``to_litert`` of the model, refused unless it matches ONNX Runtime on a random image-like
+    input (values 0-255)."""
     from facekit_plugins._onnxruntime import session
+    from facekit_plugins._tensorflow import litert_interpreter
 
     layers, shape = chain_layers(model_bytes)
     converted = to_litert(layers, shape)
     sample = np.random.default_rng(0).uniform(0, 255, size=shape).astype(np.float32)
     reference = session(model_bytes, 1).run(None, {_input_name(model_bytes): sample})[0]
-    interpreter = Interpreter(model_content=converted, num_threads=1)
-    interpreter.allocate_tensors()
+    interpreter = litert_interpreter(converted, 1)
     interpreter.set_tensor(interpreter.get_input_details()[0]["index"], sample.transpose(0, 2, 3, 1).copy())
     interpreter.invoke()
     output = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
