@@ -128,10 +128,7 @@ class WorkerPool:
             self._collect(deadline=None)
         except KeyboardInterrupt:
             self.closing.set()
-            try:
-                self._collect(deadline=time.monotonic() + drain_s)
-            finally:
-                self.stop()
+            self._collect(deadline=time.monotonic() + drain_s)
             raise
         finally:
             self.stop()
@@ -400,8 +397,8 @@ def _serve(conn: Connection, payload: bytes, label: Any) -> None:
         before = [dict(c) for c in counters]
         busy = []
         try:
-            for stage, name in zip(stages, labels):
-                label.value = name
+            for stage, stage_label in zip(stages, labels):
+                label.value = stage_label
                 started = time.perf_counter()
                 stage.work([record])
                 busy.append(time.perf_counter() - started)
@@ -442,15 +439,20 @@ def choose_workers(requested: int | str, plugins: Sequence[PluginSpec], mode: st
     frames for each of at least two workers, so that starting them pays for itself. A number
     asks for that many (0 or 1: threads); serial runs always stay on threads, since they exist
     to hold one model at a time."""
+    check_workers_setting(requested)
     if requested == "auto":
         if mode != "parallel" or any(p.gpu_memory_mb for p in plugins):
             return None
         count = min(cores or usable_cores(), frames // FRAMES_PER_WORKER)
-    elif isinstance(requested, int) and not isinstance(requested, bool) and requested >= 0:
-        count = requested if mode == "parallel" else 0
     else:
-        raise ConfigError(f"runner.workers={requested!r}; use auto, or a whole number of processes (0: threads)")
+        count = requested if mode == "parallel" else 0  # type: ignore[assignment]
     return count if count >= 2 else None
+
+
+def check_workers_setting(requested: object) -> None:
+    """``runner.workers`` is ``auto`` or a whole number of processes, else one line says so."""
+    if requested != "auto" and (not isinstance(requested, int) or isinstance(requested, bool) or requested < 0):
+        raise ConfigError(f"runner.workers={requested!r}; use auto, or a whole number of processes (0: threads)")
 
 
 def usable_cores() -> int:

@@ -64,8 +64,17 @@ class Layer:
     pads: tuple[int, int, int, int] = (0, 0, 0, 0)  # top, left, bottom, right
 
 
-def chain_layers(model_bytes: bytes) -> tuple[list[Layer], tuple[int, ...]]:
-    """The layers of a float ONNX model and its input shape (NCHW); BatchNormalization folded."""
+@dataclass
+class Chain:
+    """A float ONNX model as layers, with its one input's name and shape (NCHW)."""
+
+    layers: list[Layer]
+    input_name: str
+    input_shape: tuple[int, ...]
+
+
+def chain_layers(model_bytes: bytes) -> Chain:
+    """The layers of a float ONNX model, BatchNormalization folded, and its input."""
     import onnx
     from onnx import helper, numpy_helper
 
@@ -91,7 +100,7 @@ def chain_layers(model_bytes: bytes) -> tuple[list[Layer], tuple[int, ...]]:
         current = node.output[0]
     if current != graph.output[0].name:
         raise UnsupportedGraph("the chain does not end at the graph's output")
-    return layers, shape
+    return Chain(layers, inputs[0].name, shape)
 
 
 def _layers_of(op: str, attributes: dict[str, Any], constants: list[np.ndarray],
@@ -193,10 +202,10 @@ def checked_conversion(model_bytes: bytes) -> bytes:
     from facekit_plugins._onnxruntime import session
     from facekit_plugins._tensorflow import litert_interpreter
 
-    layers, shape = chain_layers(model_bytes)
-    converted = to_litert(layers, shape)
-    sample = np.random.default_rng(0).uniform(0, 255, size=shape).astype(np.float32)
-    reference = session(model_bytes, 1).run(None, {_input_name(model_bytes): sample})[0]
+    chain = chain_layers(model_bytes)
+    converted = to_litert(chain.layers, chain.input_shape)
+    sample = np.random.default_rng(0).uniform(0, 255, size=chain.input_shape).astype(np.float32)
+    reference = session(model_bytes, 1).run(None, {chain.input_name: sample})[0]
     interpreter = litert_interpreter(converted, 1)
     interpreter.set_tensor(interpreter.get_input_details()[0]["index"], sample.transpose(0, 2, 3, 1).copy())
     interpreter.invoke()
@@ -207,19 +216,12 @@ def checked_conversion(model_bytes: bytes) -> bytes:
     return converted
 
 
-def _input_name(model_bytes: bytes) -> str:
-    import onnx
-
-    graph = onnx.load_from_string(model_bytes).graph
-    initialised = {init.name for init in graph.initializer}
-    return next(i.name for i in graph.input if i.name not in initialised)
-
-
 def litert_model_file(path: str | PathLike, cache_folder: Path | None) -> str | bytes:
     """The LiteRT form of the ONNX model at ``path``: a file in ``cache_folder`` named by the
     source's sha256 (converted by the first run, under a lock so parallel workers convert once),
     or, with no folder or one that cannot be written, the model's bytes, converted each time.
-    Raises ``ConversionFailed`` or ``UnsupportedGraph`` (from the child) with a one-line reason."""
+    Raises ``ConversionFailed`` with the child's one-line reason (an ``UnsupportedGraph`` there
+    comes back as a ConversionFailed whose message starts "UnsupportedGraph:")."""
     from filelock import FileLock
 
     source = Path(path)

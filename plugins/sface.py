@@ -84,12 +84,9 @@ class SFaceModel:
             raise ConfigError(f"identity sface: backend {config.backend!r} is not one of: {', '.join(BACKENDS)}")
         self.config = config
         self._cv2 = cv2
-        self._features: Callable[[np.ndarray], np.ndarray] | None = None
-        if config.backend == "litert":
-            self._features = _litert_features(config, model_path, derived_folder)
-        if self._features is None:
-            recognizer = cv2.FaceRecognizerSF.create(model_path, "")
-            self._features = recognizer.feature
+        litert = _litert_features(config, model_path, derived_folder) if config.backend == "litert" else None
+        self._features: Callable[[np.ndarray], np.ndarray] = \
+            litert or cv2.FaceRecognizerSF.create(model_path, "").feature
 
     def crop(self, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
         """The 112 px ArcFace-aligned face the network sees (BGR uint8)."""
@@ -115,12 +112,12 @@ def _litert_features(config: SFaceConfig, model_path: str,
     when the model cannot be converted here."""
     import cv2
 
-    from facekit_plugins._onnx_to_litert import ConversionFailed, UnsupportedGraph, litert_model_file
+    from facekit_plugins._onnx_to_litert import ConversionFailed, litert_model_file
     from facekit_plugins._tensorflow import litert_interpreter
 
     try:
         interpreter = litert_interpreter(litert_model_file(model_path, derived_folder), config.num_threads)
-    except (ConversionFailed, UnsupportedGraph) as error:
+    except ConversionFailed as error:
         log.warning("identity sface: LiteRT conversion failed (%s); using OpenCV's DNN, about half the speed", error)
         return None
     source = interpreter.get_input_details()[0]["index"]

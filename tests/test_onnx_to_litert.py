@@ -7,15 +7,14 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
+from onnx import TensorProto, helper, numpy_helper
 
 from facekit_plugins import sface
 from facekit_plugins._onnx_to_litert import ConversionFailed, litert_model_file
 from facekit_plugins._onnxruntime import dequantized_model, session
 from facekit_plugins._tensorflow import litert_interpreter
-
-onnx = pytest.importorskip("onnx")
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 SHAPE = (1, 3, 16, 16)
 

@@ -9,6 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 from facekit.errors import ConfigError, FacekitError
 from facekit.gpu import MODES
 from facekit.media import existing_input
+from facekit.workers import check_workers_setting
 
 
 def check_settings(cfg: DictConfig) -> None:
@@ -26,9 +27,7 @@ def check_settings(cfg: DictConfig) -> None:
         raise ConfigError(f"runner.mode={cfg.runner.mode!r}; choose one of: {', '.join(MODES)}")
     if not isinstance(cfg.runner.queue_size, int) or cfg.runner.queue_size <= 0:
         raise ConfigError(f"runner.queue_size must be a positive whole number, got {cfg.runner.queue_size!r}")
-    workers = cfg.runner.workers
-    if workers != "auto" and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 0):
-        raise ConfigError(f"runner.workers={workers!r}; use auto, or a whole number of processes (0: threads)")
+    check_workers_setting(cfg.runner.workers)
     for key in ("refs", "nrefs"):
         if not OmegaConf.is_list(cfg.filter[key]):
             raise ConfigError(f"filter.{key} must be a list of photos, e.g. 'filter.{key}=[a.jpg,b.jpg]'")
