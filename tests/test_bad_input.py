@@ -106,6 +106,49 @@ def test_truncated_video_keeps_the_frames_before_the_damage(tmp_path: Path) -> N
         assert "cut.mp4" in result.stderr
 
 
+def _damaged_copy(tmp_path: Path) -> Path:
+    """The 91-frame test clip with 20 KB in its middle zeroed: the frames on either side decode."""
+    require_data()
+    data = bytearray((DATA / "video" / "faceswap_test.mp4").read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 20_000] = bytes(20_000)
+    clip = tmp_path / "damaged.mp4"
+    clip.write_bytes(bytes(data))
+    return clip
+
+
+def _frames_before_first_failure(clip: Path) -> int:
+    capture = cv2.VideoCapture(str(clip))
+    count = 0
+    while capture.read()[0]:
+        count += 1
+    capture.release()
+    return count
+
+
+def test_damage_in_the_middle_of_a_video_does_not_end_the_run(tmp_path: Path) -> None:
+    clip = _damaged_copy(tmp_path)
+    before_damage = _frames_before_first_failure(clip)
+    assert 0 < before_damage < 91  # the damage does stop a plain read loop
+    result = run_facekit(f"input={clip}", f"output={tmp_path / 'out'}", "runner.progress=false", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    frames = load_json(tmp_path / "out" / "alignments.json")["frames"]
+    assert before_damage + 20 < len(frames) < 91  # the frames after the damage, not the damaged ones
+    assert "damaged.mp4:1damagedstretch(es)passedover" in "".join(result.stderr.split())  # rich wraps lines
+    assert "[h264" not in result.stderr  # FFmpeg's own lines (dozens a packet) stay quiet
+
+
+def test_resuming_a_damaged_video_numbers_its_frames_the_same(tmp_path: Path) -> None:
+    from facekit.media import open_input
+
+    clip = _damaged_copy(tmp_path)
+    source = open_input(clip)
+    names = [frame.name for frame in source.frames()]
+    assert len(names) > _frames_before_first_failure(clip) + 20
+    done = frozenset(names[: len(names) // 3] + names[-5:])
+    assert [frame.name for frame in source.frames(skip=done)] == [n for n in names if n not in done]
+
+
 def test_video_with_no_frames_is_reported(tmp_path: Path) -> None:
     clip = tmp_path / "none.mp4"
     writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 5, (64, 64))
