@@ -17,12 +17,10 @@ result is kept in the model cache's ``derived/`` folder: importing TensorFlow co
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
@@ -31,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from facekit.fileio import atomic_write_bytes
+from facekit.models.derived import derived_model
 
 log = logging.getLogger(__name__)
 
@@ -217,33 +216,15 @@ def checked_conversion(model_bytes: bytes) -> bytes:
 
 
 def litert_model_file(path: str | PathLike, cache_folder: Path | None) -> str | bytes:
-    """The LiteRT form of the ONNX model at ``path``: a file in ``cache_folder`` named by the
-    source's sha256 (converted by the first run, under a lock so parallel workers convert once),
-    or, with no folder or one that cannot be written, the model's bytes, converted each time.
-    Raises ``ConversionFailed`` with the child's one-line reason (an ``UnsupportedGraph`` there
-    comes back as a ConversionFailed whose message starts "UnsupportedGraph:")."""
-    from filelock import FileLock
-
+    """The LiteRT form of the ONNX model at ``path``, converted by the first run and kept in
+    ``cache_folder`` (see ``facekit.models.derived``: one conversion even with parallel workers;
+    bytes, converted each run, when the folder cannot be written). Raises ``ConversionFailed``
+    with the child's one-line reason (an ``UnsupportedGraph`` there comes back as a
+    ConversionFailed whose message starts "UnsupportedGraph:")."""
     source = Path(path)
-    if cache_folder is not None:
-        digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
-        cached = cache_folder / f"{source.stem}.litert.v{CONVERT_VERSION}.{digest}.tflite"
-        if cached.is_file():  # before any lock: a read-only cache that holds it is enough
-            return str(cached)
-        try:
-            cache_folder.mkdir(parents=True, exist_ok=True)
-            with FileLock(str(cached) + ".lock"):
-                if not cached.is_file():
-                    log.info("converting %s to LiteRT, once (about 10 s); kept in %s", source.name, cache_folder)
-                    _convert_in_child(source, cached)
-            return str(cached)
-        except OSError:
-            log.info("converting %s to LiteRT (about 10 s); %s cannot be written, so each run converts it",
-                     source.name, cache_folder)
-    with tempfile.TemporaryDirectory(prefix="facekit-litert-") as scratch:
-        target = Path(scratch) / "model.tflite"
-        _convert_in_child(source, target)
-        return target.read_bytes()
+    return derived_model(source, cache_folder, f"litert.v{CONVERT_VERSION}", ".tflite",
+                         lambda target: _convert_in_child(source, target),
+                         f"converting {source.name} to LiteRT (about 10 s)")
 
 
 def _convert_in_child(source: Path, target: Path) -> None:

@@ -8,7 +8,6 @@ into float initialisers. That is what OpenCV computes anyway, so the detections 
 """
 from __future__ import annotations
 
-import hashlib
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from facekit.fileio import atomic_write_bytes
+from facekit.models.derived import derived_model
 
 
 def dequantized_model(path: str | PathLike, dynamic_input: bool = False) -> bytes:
@@ -63,24 +63,16 @@ FOLD_VERSION = 1
 
 def dequantized_model_file(path: str | PathLike, cache_folder: Path | None,
                            dynamic_input: bool = False) -> str | bytes:
-    """``dequantized_model`` kept in ``cache_folder``, named by the source's sha256, so only the
-    first run pays for it: importing ``onnx`` alone costs 1.1 s (its ml_dtypes extension), on
-    every run and in every worker process. With no folder, or one that cannot be written, the
-    model comes back as bytes, made again each time."""
-    if cache_folder is None:
-        return dequantized_model(path, dynamic_input)
+    """``dequantized_model`` kept in ``cache_folder`` (see ``facekit.models.derived``), so only
+    the first run pays for it: importing ``onnx`` alone costs 1.1 s (its ml_dtypes extension),
+    on every run and in every worker process."""
     source = Path(path)
-    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
-    cached = cache_folder / f"{source.stem}.float32{'-dynamic' if dynamic_input else ''}.v{FOLD_VERSION}.{digest}.onnx"
-    if cached.is_file():
-        return str(cached)
-    model = dequantized_model(source, dynamic_input)
-    try:
-        cache_folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(cached, model)
-    except OSError:
-        return model
-    return str(cached)
+
+    def fold(target: Path) -> None:
+        atomic_write_bytes(target, dequantized_model(source, dynamic_input))
+
+    tag = f"float32{'-dynamic' if dynamic_input else ''}.v{FOLD_VERSION}"
+    return derived_model(source, cache_folder, tag, ".onnx", fold, f"folding {source.name} to float")
 
 
 def _dequantize(quantized: np.ndarray, scale: np.ndarray, zero_point: np.ndarray | None = None, *,
