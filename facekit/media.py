@@ -27,6 +27,7 @@ class FrameSource:
     files: list[Path] = field(default_factory=list)
     frame_count: int = 0
     skipped: list[str] = field(default_factory=list)
+    _warned: set[str] = field(default_factory=set, repr=False)
 
     def __len__(self) -> int:
         return self.frame_count
@@ -72,22 +73,28 @@ class FrameSource:
                 if ok and image is not None:
                     yield Frame(name=name, source=str(self.path), index=number, image=image)
                 else:
-                    log.warning("%s: frame %d could not be converted; skipped", self.path, number)
+                    self._skip(f"{self.path} frame {number}", "decoded but could not be converted to BGR")
         finally:
             capture.release()
         if number == 0:
             self._skip(str(self.path), "the video holds no decodable frame")
         elif damaged:
-            log.warning("%s: %d damaged stretch(es) passed over; decoded %d of %d frames, numbered in "
-                        "decoding order", self.path, damaged, number, self.frame_count)
+            self._warn_once(f"{self.path}: {damaged} damaged stretch(es) passed over; decoded {number} of "
+                            f"{self.frame_count} frames, numbered in decoding order")
         elif number < self.frame_count:
-            log.warning("%s ended after %d of %d frames: the file is truncated or damaged",
-                        self.path, number, self.frame_count)
+            self._warn_once(f"{self.path} ended after {number} of {self.frame_count} frames: the file is "
+                            "truncated or damaged")
 
     def _skip(self, what: str, why: str) -> None:
         if what not in self.skipped:  # serial runs read the source once per pass
             log.warning("skipped %s: %s", what, why)
             self.skipped.append(what)
+
+    def _warn_once(self, message: str) -> None:
+        """Serial runs read the source once per pass; each warning is said once."""
+        if message not in self._warned:
+            log.warning("%s", message)
+            self._warned.add(message)
 
 
 def read_image(path: Path) -> np.ndarray | None:
