@@ -5,7 +5,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -79,8 +79,9 @@ class FrameSource:
         if number == 0:
             self._skip(str(self.path), "the video holds no decodable frame")
         elif damaged:
-            self._warn_once(f"{self.path}: {damaged} damaged stretch(es) passed over; decoded {number} of "
-                            f"{self.frame_count} frames, numbered in decoding order")
+            of = f" of {self.frame_count}" if self.frame_count else ""  # some containers give no count
+            self._warn_once(f"{self.path}: {damaged} damaged stretch(es) passed over; decoded {number}{of} "
+                            "frames, numbered in decoding order")
         elif number < self.frame_count:
             self._warn_once(f"{self.path} ended after {number} of {self.frame_count} frames: the file is "
                             "truncated or damaged")
@@ -167,7 +168,7 @@ def _image_files(folder: Path, exclude: Path | None) -> tuple[list[Path], list[P
 MAX_FAILED_GRABS = 1000
 
 
-def _video_capture(path: Path):
+def _video_capture(path: Path) -> Any:
     """``cv2.VideoCapture`` with FFmpeg's own decoder messages off (dozens of lines a damaged
     packet); facekit's warning says what was skipped. Setting ``OPENCV_FFMPEG_LOGLEVEL`` before
     the first video opens brings them back."""
