@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -111,8 +112,36 @@ def read_image(path: Path) -> np.ndarray | None:
         return None
     if data.size == 0:
         return None
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    image = cv2.imdecode(_without_png_color_profile(data), cv2.IMREAD_COLOR)
     return image if image is not None and image.size else None
+
+
+def _without_png_color_profile(data: np.ndarray) -> np.ndarray:
+    """A PNG file's bytes without its iCCP chunks (anything else unchanged). OpenCV never
+    applies colour profiles, but libpng checks them and prints a line to stderr for each one it
+    dislikes ("libpng warning: iCCP: known incorrect sRGB profile", common in PNGs from the
+    web), which buries facekit's own warnings in a folder of thousands. iCCP comes before the
+    first IDAT (PNG spec 5.6), so only the headers before the pixels are read."""
+    from facekit.pngmeta import SIGNATURE
+
+    if data.size < len(SIGNATURE) or data[:len(SIGNATURE)].tobytes() != SIGNATURE:
+        return data
+    profiles, offset = [], len(SIGNATURE)
+    while offset + 12 <= data.size:
+        length, kind = struct.unpack_from(">I4s", data, offset)
+        if kind in (b"IDAT", b"IEND"):
+            break
+        if kind == b"iCCP":
+            profiles.append((offset, offset + 12 + length))
+        offset += 12 + length
+    if not profiles:
+        return data
+    kept, start = [], 0
+    for begin, end in profiles:
+        kept.append(data[start:begin])
+        start = end
+    kept.append(data[start:])
+    return np.concatenate(kept)
 
 
 def frame_names(files: list[Path]) -> list[str]:

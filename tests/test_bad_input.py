@@ -37,7 +37,19 @@ def messy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     exif[0x0112] = 6  # stored turned a quarter left: a viewer turns it right
     _rgb(portrait).transpose(Image.Transpose.ROTATE_90).save(folder / "exif.jpg", "JPEG", exif=exif.tobytes())
     shutil.copy(SCENES / "obama.jpg", folder / "spaced ünïcode name.jpg")
+    (folder / "profile.png").write_bytes(_with_bad_color_profile(cv2.imencode(".png", portrait)[1].tobytes()))
     return folder
+
+
+def _with_bad_color_profile(png: bytes) -> bytes:
+    """``png`` with an iCCP chunk libpng complains about on stderr ("iCCP: too short")."""
+    import struct
+    import zlib
+
+    body = b"ICC Profile\0\0" + zlib.compress(b"x" * 200)
+    chunk = struct.pack(">I", len(body)) + b"iCCP" + body + struct.pack(">I", zlib.crc32(b"iCCP" + body))
+    after_header = 8 + 25  # the signature, then IHDR (13 bytes of body, 12 of framing)
+    return png[:after_header] + chunk + png[after_header:]
 
 
 @pytest.fixture(scope="module")
@@ -57,10 +69,25 @@ def test_bad_files_are_warned_about_and_counted(messy_run) -> None:
     assert {"truncated", "empty", "text", "folder"}.isdisjoint(alignments["frames"])
 
 
-@pytest.mark.parametrize("frame", ["plain", "gray", "rgba", "deep16", "cmyk", "exif", "spaced ünïcode name"])
+@pytest.mark.parametrize("frame", ["plain", "gray", "rgba", "deep16", "cmyk", "exif", "spaced ünïcode name",
+                                   "profile"])
 def test_awkward_formats_decode_and_find_the_face(messy_run, frame: str) -> None:
     _, alignments = messy_run
     assert len(alignments["frames"][frame]["faces"]) == 1
+
+
+def test_decoder_libraries_do_not_print_their_own_lines(messy_run) -> None:
+    """libpng prints a line for each colour profile it dislikes; facekit's warnings stay readable."""
+    result, _ = messy_run
+    assert "libpng" not in result.stderr
+
+
+def test_color_profiles_are_dropped_without_changing_pixels(messy: Path) -> None:
+    from facekit.media import read_image
+
+    with_profile = read_image(messy / "profile.png")
+    assert with_profile is not None
+    assert np.array_equal(with_profile, cv2.imread(str(SCENES / "obama.jpg")))
 
 
 def test_exif_rotation_is_applied_before_detection(messy_run) -> None:
