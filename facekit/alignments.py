@@ -22,7 +22,7 @@ from typing import Any, BinaryIO, Iterator, TextIO
 
 import numpy as np
 
-from facekit.errors import FacekitError
+from facekit.errors import FacekitError, OutputError
 from facekit.types import Detection, Face, Frame, FrameRecord
 
 FORMAT = "facekit-alignments"
@@ -242,10 +242,14 @@ class AlignmentsWriter:
         journal. If folding fails the journal stays, so nothing finished is lost."""
         if self._journal is None:
             return
-        self._sync()
-        self._journal.close()
-        self._journal = None
-        self._replace_final()
+        journal, self._journal = self._journal, None
+        try:
+            with journal:
+                os.fsync(journal.fileno())
+            self._replace_final()
+        except OSError as exc:
+            raise OutputError(f"cannot write {self.path} ({exc.strerror or exc}); its frames are kept in "
+                              f"{self.journal_path.name}, which the next run in this folder folds in") from exc
         self.journal_path.unlink()  # only now that the final file holds every frame
 
     def __enter__(self) -> AlignmentsWriter:

@@ -51,6 +51,8 @@ def _hydra_entry(cfg: DictConfig) -> None:
         task(cfg, default_registry())
     except FacekitError as exc:
         _fail(exc)
+    except OSError as exc:  # the environment, not facekit: a full disk, a folder gone read-only
+        _fail(exc)
     except KeyboardInterrupt:
         print("facekit: interrupted; finished frames are saved, rerun to resume", file=sys.stderr)
         sys.exit(130)

@@ -15,3 +15,7 @@ class ModelError(FacekitError):
 
 class StageError(FacekitError):
     """A plugin failed inside the pipeline; the message names the plugin and the frame."""
+
+
+class OutputError(FacekitError):
+    """The output folder stopped taking files mid-run (a full disk, say); finished frames are kept."""

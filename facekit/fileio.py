@@ -2,15 +2,18 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
 
 def atomic_write_bytes(path: Path, data: bytes, durable: bool = False) -> None:
-    """Replace ``path`` with ``data`` atomically; ``durable`` also fsyncs before the rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Replace ``path`` with ``data`` atomically; ``durable`` also fsyncs before the rename.
+    The temporary file is made with ``open(..., "xb")``, not ``mkstemp``: files get the mode
+    the umask gives (0644 usually), not mkstemp's 0600, which left face crops unreadable to
+    anyone but their writer."""
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
     try:
-        with os.fdopen(fd, "wb") as handle:
+        with open(tmp, "xb") as handle:
             handle.write(data)
             if durable:
                 handle.flush()

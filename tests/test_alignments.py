@@ -14,7 +14,7 @@ import pytest
 
 from facekit.alignments import (FORMAT, VERSION, AlignmentsWriter, face_from_dict, face_to_dict,
                                 journal_path, load_alignments, record_from_dict, record_to_dict)
-from facekit.errors import FacekitError
+from facekit.errors import FacekitError, OutputError
 from facekit.types import Detection, Face, Frame, FrameRecord
 
 META = {"fingerprint": {"detector": "yunet", "aligner": "facemesh", "size": 256, "padding": 0.15},
@@ -192,7 +192,7 @@ def test_the_final_file_goes_through_a_temp_file_and_os_replace(tmp_path, monkey
     writer = AlignmentsWriter(path, META)
     write_frames(writer, [2])
     monkeypatch.setattr(os, "replace", failing_replace)
-    with pytest.raises(OSError, match="disk gone"):
+    with pytest.raises(OutputError, match=r"\(disk gone\); its frames are kept in alignments.json.journal"):
         writer.close()
     (folder, name, complete), = replaced  # the temp file was complete before the replace
     assert folder == str(tmp_path) and name.endswith(".tmp") and len(complete["frames"]) == 3

@@ -1,7 +1,12 @@
 """Messy input: bad files are warned about and skipped, odd formats decode, the run goes on."""
 from __future__ import annotations
 
+import os
+import re
+import resource
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -9,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cli_helpers import load_json, peak_rss_mb, run_facekit
+from cli_helpers import file_hashes, load_json, peak_rss_mb, run_facekit
 from conftest import DATA, SCENES, require_data
 
 
@@ -197,6 +202,38 @@ def test_unwritable_output_fails_before_any_work(tmp_path: Path) -> None:
     result = run_facekit(f"input={SCENES / 'obama.jpg'}", f"output={blocker / 'faces'}", cwd=tmp_path)
     assert result.returncode == 2
     assert "cannot be written" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_output_that_fills_up_mid_run_ends_in_one_line_and_resumes(tmp_path: Path) -> None:
+    """A disk that fills up: a file-size limit (RLIMIT_FSIZE, inherited by the run) makes
+    writes past 24 KB fail as a full disk would, once the alignments journal grows past it
+    about halfway through the scenes. The run ends in one line, and with room again the same
+    command resumes and ends as a run that never failed."""
+    require_data()
+    args = [f"input={SCENES}", "output.size=64", "runner.progress=false", "cache.enabled=false"]
+    whole = run_facekit(*args, f"output={tmp_path / 'whole'}", cwd=tmp_path)  # also makes the derived models
+    assert whole.returncode == 0, whole.stderr
+
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (24_000, 24_000))
+
+    full = subprocess.run([sys.executable, "-m", "facekit", *args, f"output={tmp_path / 'out'}"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300, preexec_fn=small_files,
+                          env={**os.environ, "FACEKIT_OFFLINE": "1"})
+    assert full.returncode == 2, full.stderr
+    assert "Traceback" not in full.stderr
+    assert full.stderr.strip().splitlines()[-1].startswith("facekit: error: cannot write")
+    resumed = run_facekit(*args, f"output={tmp_path / 'out'}", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    done = int(re.search(r"resuming: (\d+) frame", " ".join(resumed.stderr.split())).group(1))
+    assert 0 < done < 15
+    frames = [load_json(tmp_path / run / "alignments.json")["frames"] for run in ("out", "whole")]
+    assert frames[0] == frames[1]
+    assert file_hashes(tmp_path / "out", "*.png") == file_hashes(tmp_path / "whole", "*.png")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert all((png.stat().st_mode & 0o777) == 0o666 & ~umask for png in (tmp_path / "out").glob("*.png")), \
+        "face crops should get the umask's mode (readable by others), not mkstemp's 0600"
 
 
 def test_output_inside_the_input_folder_is_not_read_back(tmp_path: Path) -> None:

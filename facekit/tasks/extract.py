@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from facekit import geometry
 from facekit.alignments import AlignmentsWriter
 from facekit.analysis_cache import AnalysisCache, ReferenceCache, content_key, restore_faces
-from facekit.errors import ConfigError, FacekitError
+from facekit.errors import ConfigError, FacekitError, OutputError
 from facekit.fileio import atomic_write_bytes
 from facekit.gpu import choose_mode, free_gpu_memory_mb
 from facekit.media import open_input
@@ -94,8 +94,13 @@ def run_extract(cfg: DictConfig, registry: PluginRegistry) -> None:
             nonlocal rejected
             if analysis is not None:
                 analysis.add(record)
-            writer.write(record)
-            alignments.write(record)
+            try:
+                writer.write(record)
+                alignments.write(record)
+            except OSError as exc:  # a full disk, a folder removed or made read-only mid-run
+                raise OutputError(f"cannot write {exc.filename or output}: {exc.strerror or exc}; the "
+                                  f"frames before {record.frame.name} are saved, so the same command "
+                                  "resumes once that is fixed") from exc
             rejected += sum(not face.keep for face in record.faces)
 
         plan = WorkerPlan(workers, counters=[stages.model_s], prepare=[stages.load_models]) if workers else None
