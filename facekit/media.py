@@ -47,9 +47,9 @@ class FrameSource:
                 continue
             image = read_image(path)
             if image is None:
-                self._skip(str(path), "not a readable image")
+                self._skip(path, "not a readable image")
                 continue
-            yield Frame(name=name, source=str(path), index=index, image=image)
+            yield Frame(name=name, source=utf8_text(path), index=index, image=image)
 
     def _video_frames(self, skip: frozenset[str] | set[str]) -> Iterator[Frame]:
         """Frames named by their number in decoding order. A damaged stretch in the middle of
@@ -67,18 +67,18 @@ class FrameSource:
                 if failed:
                     damaged, failed = damaged + 1, 0
                 number += 1
-                name = f"{self.path.stem}_{number:06d}"
+                name = f"{utf8_text(self.path.stem)}_{number:06d}"
                 if name in skip:
                     continue
                 ok, image = capture.retrieve()
                 if ok and image is not None:
-                    yield Frame(name=name, source=str(self.path), index=number, image=image)
+                    yield Frame(name=name, source=utf8_text(self.path), index=number, image=image)
                 else:
                     self._skip(f"{self.path} frame {number}", "decoded but could not be converted to BGR")
         finally:
             capture.release()
         if number == 0:
-            self._skip(str(self.path), "the video holds no decodable frame")
+            self._skip(self.path, "the video holds no decodable frame")
         elif damaged:
             of = f" of {self.frame_count}" if self.frame_count else ""  # some containers give no count
             self._warn_once(f"{self.path}: {damaged} damaged stretch(es) passed over; decoded {number}{of} "
@@ -87,13 +87,15 @@ class FrameSource:
             self._warn_once(f"{self.path} ended after {number} of {self.frame_count} frames: the file is "
                             "truncated or damaged")
 
-    def _skip(self, what: str, why: str) -> None:
+    def _skip(self, what: str | Path, why: str) -> None:
+        what = utf8_text(what)
         if what not in self.skipped:  # serial runs read the source once per pass
             log.warning("skipped %s: %s", what, why)
             self.skipped.append(what)
 
     def _warn_once(self, message: str) -> None:
         """Serial runs read the source once per pass; each warning is said once."""
+        message = utf8_text(message)
         if message not in self._warned:
             log.warning("%s", message)
             self._warned.add(message)
@@ -146,9 +148,23 @@ def _without_png_color_profile(data: np.ndarray) -> np.ndarray:
 
 def frame_names(files: list[Path]) -> list[str]:
     """Each file's stem, made unique when two files share one (``a.jpg``, ``a.png``)."""
-    stems = [p.stem for p in files]
+    stems = [utf8_text(p.stem) for p in files]
     repeated = {s for s in stems if stems.count(s) > 1}
-    return [f"{p.stem}_{p.suffix.lstrip('.').lower()}" if p.stem in repeated else p.stem for p in files]
+    return [f"{stem}_{utf8_text(p.suffix.lstrip('.').lower())}" if stem in repeated else stem
+            for stem, p in zip(stems, files)]
+
+
+def utf8_text(text: str | Path) -> str:
+    """A path or name as text that UTF-8 can hold, for frame names, logs, PNG text and JSON.
+    A file name that is not UTF-8 (Latin-1 names from old archives, on Linux) reaches Python
+    with each stray byte as a lone surrogate, which no UTF-8 writer takes: those become %XX
+    (the byte), other lone surrogates %uXXXX. Valid names come back unchanged; the file itself
+    is still opened by its real name."""
+    text = str(text)
+    if not any("\ud800" <= ch <= "\udfff" for ch in text):
+        return text
+    return "".join(f"%{ord(ch) - 0xDC00:02X}" if "\udc80" <= ch <= "\udcff" else
+                   f"%u{ord(ch):04X}" if "\ud800" <= ch <= "\udfff" else ch for ch in text)
 
 
 def existing_input(path: str | Path) -> Path:
@@ -168,7 +184,7 @@ def open_input(path: str | Path, exclude: Path | None = None) -> FrameSource:
             raise FacekitError(f"input folder {str(source)!r} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
         folder = FrameSource(source, "folder", files, len(files))
         for path in odd:
-            folder._skip(str(path), "a folder, not an image")
+            folder._skip(path, "a folder, not an image")
         return folder
     suffix = source.suffix.lower()
     if suffix in VIDEO_SUFFIXES:

@@ -42,6 +42,8 @@ def messy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     exif[0x0112] = 6  # stored turned a quarter left: a viewer turns it right
     _rgb(portrait).transpose(Image.Transpose.ROTATE_90).save(folder / "exif.jpg", "JPEG", exif=exif.tobytes())
     shutil.copy(SCENES / "obama.jpg", folder / "spaced ünïcode name.jpg")
+    # a Latin-1 name, as old archives hold them: not UTF-8, so Python sees a lone surrogate
+    shutil.copy(SCENES / "obama.jpg", os.fsencode(folder) + b"/latin-1 caf\xe9.jpg")
     (folder / "profile.png").write_bytes(_with_bad_color_profile(cv2.imencode(".png", portrait)[1].tobytes()))
     return folder
 
@@ -75,7 +77,7 @@ def test_bad_files_are_warned_about_and_counted(messy_run) -> None:
 
 
 @pytest.mark.parametrize("frame", ["plain", "gray", "rgba", "deep16", "cmyk", "exif", "spaced ünïcode name",
-                                   "profile"])
+                                   "profile", "latin-1 caf%E9"])
 def test_awkward_formats_decode_and_find_the_face(messy_run, frame: str) -> None:
     _, alignments = messy_run
     assert len(alignments["frames"][frame]["faces"]) == 1
