@@ -204,6 +204,9 @@ def test_unwritable_output_fails_before_any_work(tmp_path: Path) -> None:
     result = run_facekit(f"input={SCENES / 'obama.jpg'}", f"output={blocker / 'faces'}", cwd=tmp_path)
     assert result.returncode == 2
     assert "cannot be written" in result.stderr and "Traceback" not in result.stderr
+    result = run_facekit(f"input={SCENES / 'obama.jpg'}", f"output={blocker}", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"facekit: error: output {str(blocker)!r} is a file; give a folder for the faces"
 
 
 def test_an_output_that_fills_up_mid_run_ends_in_one_line_and_resumes(tmp_path: Path) -> None:

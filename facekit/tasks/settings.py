@@ -39,6 +39,8 @@ def check_output_folder(output: Path, source: Path) -> None:
     files would be read back as input on the next run); a subfolder of the input is fine."""
     if source.is_dir() and output.resolve() == source.resolve():
         raise ConfigError(f"output {str(output)!r} is the input folder; choose another (a subfolder is fine)")
+    if output.exists() and not output.is_dir():
+        raise ConfigError(f"output {str(output)!r} is a file; give a folder for the faces")
     try:
         output.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=output):
