@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import os
 import struct
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -179,9 +180,13 @@ def open_input(path: str | Path, exclude: Path | None = None) -> FrameSource:
     """The input as a frame source; ``exclude`` (the output folder) is never read back as input."""
     source = existing_input(path)
     if source.is_dir():
-        files, odd = _image_files(source, exclude)
+        files, odd, unread = _image_files(source, exclude)
+        others = _by_suffix(unread)
         if not files:
-            raise FacekitError(f"input folder {str(source)!r} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            raise FacekitError(f"input folder {str(source)!r} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})"
+                               + (f"; it holds {others}" if others else ""))
+        if others:  # HEIC photos from a phone, say: nobody should lose them without a word
+            log.info("%s: not read, as not images by their suffix: %s", utf8_text(source), others)
         folder = FrameSource(source, "folder", files, len(files))
         for path in odd:
             folder._skip(path, "a folder, not an image")
@@ -196,15 +201,26 @@ def open_input(path: str | Path, exclude: Path | None = None) -> FrameSource:
     )
 
 
-def _image_files(folder: Path, exclude: Path | None) -> tuple[list[Path], list[Path]]:
-    """Image files directly in ``folder`` (not the output folder), and folders with image names."""
+def _image_files(folder: Path, exclude: Path | None) -> tuple[list[Path], list[Path], list[Path]]:
+    """Image files directly in ``folder`` (not the output folder), folders with image names, and
+    the other files (hidden ones left out)."""
     excluded = exclude.resolve() if exclude is not None else None
-    files, odd = [], []
+    files, odd, unread = [], [], []
     for path in sorted(folder.iterdir()):
-        if path.suffix.lower() not in IMAGE_SUFFIXES or (excluded is not None and path.resolve() == excluded):
+        if excluded is not None and path.resolve() == excluded:
+            continue
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            if not path.name.startswith(".") and path.is_file():
+                unread.append(path)
             continue
         (files if path.is_file() else odd).append(path)
-    return files, odd
+    return files, odd, unread
+
+
+def _by_suffix(paths: list[Path]) -> str:
+    """'3 .heic, 1 .mp4': how many files of each suffix, most first."""
+    counts = Counter(path.suffix.lower() or "(no suffix)" for path in paths)
+    return ", ".join(f"{count} {suffix}" for suffix, count in counts.most_common())
 
 
 #: Failed grabs in a row after which a video is taken to have ended. Damage costs about one
