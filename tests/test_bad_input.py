@@ -38,6 +38,7 @@ def messy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cv2.imwrite(str(folder / "rgba.png"), cv2.cvtColor(portrait, cv2.COLOR_BGR2BGRA))
     cv2.imwrite(str(folder / "deep16.png"), portrait.astype(np.uint16) * 257)
     _rgb(portrait).convert("CMYK").save(folder / "cmyk.jpg", "JPEG")
+    _rgb(portrait).save(folder / "palette.gif")  # 256 colours, as GIFs hold them
     exif = Image.Exif()
     exif[0x0112] = 6  # stored turned a quarter left: a viewer turns it right
     _rgb(portrait).transpose(Image.Transpose.ROTATE_90).save(folder / "exif.jpg", "JPEG", exif=exif.tobytes())
@@ -77,7 +78,7 @@ def test_bad_files_are_warned_about_and_counted(messy_run) -> None:
 
 
 @pytest.mark.parametrize("frame", ["plain", "gray", "rgba", "deep16", "cmyk", "exif", "spaced ünïcode name",
-                                   "profile", "latin-1 caf%E9"])
+                                   "profile", "latin-1 caf%E9", "palette"])
 def test_awkward_formats_decode_and_find_the_face(messy_run, frame: str) -> None:
     _, alignments = messy_run
     assert len(alignments["frames"][frame]["faces"]) == 1
