@@ -292,7 +292,7 @@ def test_files_inside_a_zip_are_extracted_once_and_verified(served: Served) -> N
 
 
 def test_a_zip_member_with_the_wrong_checksum_leaves_nothing(served: Served) -> None:
-    served.files["/model.zip"] = _zip({NAME: DATA[:-1] + b"x"})
+    served.files["/model.zip"] = _zip({NAME: DATA[:-1] + bytes([DATA[-1] ^ 0xFF])})  # always differs
     store = store_for({"m": ModelSpec(id="m", files=(ModelFile(NAME, SHA, len(DATA), served.url("/model.zip"),
                                                                archive=True),))})
     with pytest.raises(ModelError, match="checksum"):
