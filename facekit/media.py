@@ -60,6 +60,7 @@ class FrameSource:
         must not end a long job. Grabbing (decoding) every frame, skipped or not, keeps the
         numbering the same on a rerun that resumes."""
         capture = _video_capture(self.path)
+        stem, source = utf8_text(self.path.stem), utf8_text(self.path)
         number = failed = damaged = 0
         try:
             while failed < MAX_FAILED_GRABS:
@@ -69,12 +70,12 @@ class FrameSource:
                 if failed:
                     damaged, failed = damaged + 1, 0
                 number += 1
-                name = f"{utf8_text(self.path.stem)}_{number:06d}"
+                name = f"{stem}_{number:06d}"
                 if name in skip:
                     continue
                 ok, image = capture.retrieve()
                 if ok and image is not None:
-                    yield Frame(name=name, source=utf8_text(self.path), index=number, image=image)
+                    yield Frame(name=name, source=source, index=number, image=image)
                 else:
                     self._skip(f"{self.path} frame {number}", "decoded but could not be converted to BGR")
         finally:
@@ -208,11 +209,11 @@ def _image_files(folder: Path, exclude: Path | None) -> tuple[list[Path], list[P
     excluded = exclude.resolve() if exclude is not None else None
     files, odd, unread = [], [], []
     for path in sorted(folder.iterdir()):
-        if excluded is not None and path.resolve() == excluded:
-            continue
         if path.suffix.lower() not in IMAGE_SUFFIXES:
             if not path.name.startswith(".") and path.is_file():
                 unread.append(path)
+            continue
+        if excluded is not None and path.resolve() == excluded:  # resolved only for image names
             continue
         (files if path.is_file() else odd).append(path)
     return files, odd, unread

@@ -17,7 +17,6 @@ result is kept in the model cache's ``derived/`` folder: importing TensorFlow co
 """
 from __future__ import annotations
 
-import logging
 import os
 import subprocess
 import sys
@@ -30,8 +29,6 @@ import numpy as np
 
 from facekit.fileio import atomic_write_bytes
 from facekit.models.derived import derived_model
-
-log = logging.getLogger(__name__)
 
 #: Part of the cached file's name: raise it when the conversion's output changes.
 CONVERT_VERSION = 1

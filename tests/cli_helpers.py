@@ -7,13 +7,15 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 
 
-def run_facekit(*args: str, cwd: Path, env: dict[str, str] | None = None,
-                timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def run_facekit(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300,
+                preexec: Callable[[], None] | None = None) -> subprocess.CompletedProcess[str]:
+    """``preexec`` runs in the child before facekit starts (a resource limit, say)."""
     full_env = {**os.environ, "FACEKIT_OFFLINE": "1", **(env or {})}
     return subprocess.run([sys.executable, "-m", "facekit", *args], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout, preexec_fn=preexec)
 
 
 def peak_rss_mb(*args: str, cwd: Path) -> float:

@@ -5,8 +5,6 @@ import os
 import re
 import resource
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -238,9 +236,7 @@ def test_an_output_that_fills_up_mid_run_ends_in_one_line_and_resumes(tmp_path: 
     def small_files() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (24_000, 24_000))
 
-    full = subprocess.run([sys.executable, "-m", "facekit", *args, f"output={tmp_path / 'out'}"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=300, preexec_fn=small_files,
-                          env={**os.environ, "FACEKIT_OFFLINE": "1"})
+    full = run_facekit(*args, f"output={tmp_path / 'out'}", cwd=tmp_path, preexec=small_files)
     assert full.returncode == 2, full.stderr
     assert "Traceback" not in full.stderr
     assert full.stderr.strip().splitlines()[-1].startswith("facekit: error: cannot write")
