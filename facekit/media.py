@@ -35,23 +35,31 @@ class FrameSource:
     def __len__(self) -> int:
         return self.frame_count
 
-    def frames(self, skip: frozenset[str] | set[str] = frozenset()) -> Iterator[Frame]:
+    def frames(self, skip: frozenset[str] | set[str] = frozenset(), decode: bool = True) -> Iterator[Frame]:
         """Decoded frames in order; frames named in ``skip`` are passed over without decoding
-        where the format allows, and unreadable ones are warned about and left out."""
+        where the format allows, and unreadable ones are warned about and left out.
+
+        ``decode=False``: image files come as frames holding only their ``path``, for worker
+        processes to decode (``load_pixels``); the one who finds a file unreadable reports it
+        with ``unreadable``. Video frames are always decoded here, in order."""
         if self.kind == "video":
             yield from self._video_frames(skip)
         else:
-            yield from self._image_frames(skip)
+            yield from self._image_frames(skip, decode)
 
-    def _image_frames(self, skip: frozenset[str] | set[str]) -> Iterator[Frame]:
+    def unreadable(self, path: str | Path) -> None:
+        """Warns about an image file that does not decode; the run's summary counts it."""
+        self._skip(path, "not a readable image")
+
+    def _image_frames(self, skip: frozenset[str] | set[str], decode: bool) -> Iterator[Frame]:
         for index, (path, name) in enumerate(zip(self.files, frame_names(self.files))):
             if name in skip:
                 continue
-            image = read_image(path)
-            if image is None:
-                self._skip(path, "not a readable image")
+            frame = Frame(name=name, source=utf8_text(path), index=index, path=str(path))
+            if decode and not load_pixels(frame):
+                self.unreadable(path)
                 continue
-            yield Frame(name=name, source=utf8_text(path), index=index, image=image)
+            yield frame
 
     def _video_frames(self, skip: frozenset[str] | set[str]) -> Iterator[Frame]:
         """Frames named by their number in decoding order. A damaged stretch in the middle of
@@ -102,6 +110,13 @@ class FrameSource:
         if message not in self._warned:
             log.warning("%s", message)
             self._warned.add(message)
+
+
+def load_pixels(frame: Frame) -> bool:
+    """Decodes the image file a frame came with; False when it is unreadable."""
+    if frame.image is None and frame.path is not None:
+        frame.image = read_image(Path(frame.path))
+    return frame.image is not None
 
 
 def read_image(path: Path) -> np.ndarray | None:

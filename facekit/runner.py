@@ -115,8 +115,8 @@ class Runner:
         with self._progress() as bars:
             previous: dict[str, FrameRecord] = {}
             for number, step in enumerate(self.passes, start=1):
-                if number == 1:
-                    feed, total = _records(source, done), max(0, len(source) - len(done))
+                if number == 1:  # worker processes decode image files themselves, side by side
+                    feed, total = _records(source, done, decode=pool is None), max(0, len(source) - len(done))
                 else:
                     feed, total = _redecoded(source, done, previous), len(previous)
                 current: dict[str, FrameRecord] = {}
@@ -124,7 +124,7 @@ class Runner:
                 bar = bars.add_task(f"pass {number} of {len(self.passes)}: {step.name}", total=total or None)
                 try:
                     if pool is not None:
-                        pool.run(feed, _advancing(target, bars, bar))
+                        pool.run(feed, _advancing(target, bars, bar), unreadable=source.unreadable)
                     else:
                         self._run(step.stages, feed, _advancing(target, bars, bar))
                 finally:
@@ -196,8 +196,8 @@ def _carry(into: dict[str, FrameRecord]) -> Callable[[FrameRecord], None]:
     return keep
 
 
-def _records(source: FrameSource, done: frozenset[str]) -> Iterator[FrameRecord]:
-    for frame in source.frames(skip=done):
+def _records(source: FrameSource, done: frozenset[str], decode: bool = True) -> Iterator[FrameRecord]:
+    for frame in source.frames(skip=done, decode=decode):
         yield FrameRecord(frame)
 
 

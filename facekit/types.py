@@ -51,6 +51,7 @@ class Frame:
     source: str
     index: int
     image: np.ndarray | None = None  # BGR uint8, dropped after the last stage that needs it
+    path: str | None = None  # an image file not decoded yet: a worker process decodes it (see media.load_pixels)
 
 
 @dataclass

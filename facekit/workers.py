@@ -33,6 +33,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from facekit.errors import ConfigError, FacekitError, StageError
+from facekit.media import load_pixels
 from facekit.plugin import PluginSpec
 from facekit.threads import Stage, get_unless, put_unless
 from facekit.types import Frame, FrameRecord
@@ -99,6 +100,7 @@ class WorkerPool:
     def __init__(self, plan: WorkerPlan, stages: Sequence[Stage], payload: bytes, queue_size: int = 16) -> None:
         self.stages, self.counters = stages, plan.counters
         self.sink: Callable[[FrameRecord], None] = lambda record: None
+        self.unreadable: Callable[[str], None] = lambda path: None
         self.workers: list[_Worker] = []
         self.todo: queue.Queue = queue.Queue(maxsize=max(1, queue_size))  # (seq, record), decoded ahead
         self.closing = threading.Event()  # no new frames go out; those in flight still come back
@@ -118,11 +120,15 @@ class WorkerPool:
             self.stop()
             raise
 
-    def run(self, records: Iterable[FrameRecord], sink: Callable[[FrameRecord], None], drain_s: float = 1.0) -> None:
+    def run(self, records: Iterable[FrameRecord], sink: Callable[[FrameRecord], None], drain_s: float = 1.0,
+            unreadable: Callable[[str], None] = lambda path: None) -> None:
         """Raises StageError when a plugin fails or a worker dies, once the frames before it are
         sunk (waiting at most ``_FAILURE_DRAIN_S`` for them); re-raises KeyboardInterrupt after
-        draining for up to ``drain_s`` seconds. The workers are stopped on the way out."""
-        self.sink = sink
+        draining for up to ``drain_s`` seconds. The workers are stopped on the way out.
+
+        Records whose frame holds only a file path are decoded by the worker; one it cannot
+        decode goes to ``unreadable`` (its path) instead of ``sink``, in input order."""
+        self.sink, self.unreadable = sink, unreadable
         try:
             self._feed(records)
             self._collect(deadline=None)
@@ -230,11 +236,14 @@ class WorkerPool:
             seq, record = item
             with self.lock:
                 worker.in_flight[seq] = record
-            image = np.ascontiguousarray(record.frame.image)
-            record.frame.image = None  # the worker has its own copy now
             frame = record.frame
             try:
-                worker.conn.send((seq, frame.name, frame.source, frame.index, image.shape, image.dtype.str))
+                if frame.image is None:  # an image file: the worker decodes it
+                    worker.conn.send((seq, frame.name, frame.source, frame.index, frame.path, None, None))
+                    continue
+                image = np.ascontiguousarray(frame.image)
+                frame.image = None  # the worker has its own copy now
+                worker.conn.send((seq, frame.name, frame.source, frame.index, frame.path, image.shape, image.dtype.str))
                 worker.conn.send_bytes(image.reshape(-1))
             except OSError:
                 return  # the worker is gone; the calling thread sees its sentinel
@@ -261,7 +270,7 @@ class WorkerPool:
             self._sink_in_order()
         if self.failed_seq is None and self.closing.is_set():
             for seq in sorted(self.finished):
-                self.sink(self.finished.pop(seq))
+                self._hand_over(self.finished.pop(seq))
 
     def _in_flight(self) -> bool:
         with self.lock:
@@ -294,9 +303,12 @@ class WorkerPool:
             return False
         kind, seq = message[0], message[1]
         with self.lock:
-            worker.in_flight.pop(seq, None)
+            sent = worker.in_flight.pop(seq, None)
         worker.room.release()
-        if kind == "done":
+        if kind == "unreadable":
+            frame = sent.frame if sent is not None else None
+            self.finished[seq] = _Unreadable(frame.path or frame.source if frame is not None else f"frame {seq}")
+        elif kind == "done":
             _, _, record, busy, counted = message
             for stage, seconds in zip(self.stages, busy):
                 stage.busy_s += seconds
@@ -342,8 +354,21 @@ class WorkerPool:
     def _sink_in_order(self) -> None:
         limit = self.failed_seq
         while self.next_seq in self.finished and (limit is None or self.next_seq < limit):
-            self.sink(self.finished.pop(self.next_seq))
+            self._hand_over(self.finished.pop(self.next_seq))
             self.next_seq += 1
+
+    def _hand_over(self, result: FrameRecord | _Unreadable) -> None:
+        if isinstance(result, _Unreadable):
+            self.unreadable(result.path)
+        else:
+            self.sink(result)
+
+
+@dataclass
+class _Unreadable:
+    """A frame whose image file its worker could not decode: reported in its place in the order."""
+
+    path: str
 
 
 def _say_goodbye(conn: Connection) -> None:
@@ -388,12 +413,18 @@ def _serve(conn: Connection, payload: bytes, label: Any) -> None:
             header = conn.recv()
             if header is None:
                 return
-            seq, name, source, index, shape, dtype = header
-            image = np.empty(shape, dtype=np.dtype(dtype))
-            conn.recv_bytes_into(image.reshape(-1))  # flat: recv_bytes_into sizes a buffer by its first axis
+            seq, name, source, index, path, shape, dtype = header
+            image = None
+            if shape is not None:
+                image = np.empty(shape, dtype=np.dtype(dtype))
+                conn.recv_bytes_into(image.reshape(-1))  # flat: recv_bytes_into sizes a buffer by its first axis
         except (EOFError, OSError):
             return  # the calling process is gone
-        record = FrameRecord(Frame(name=name, source=source, index=index, image=image))
+        record = FrameRecord(Frame(name=name, source=source, index=index, image=image, path=path))
+        if not load_pixels(record.frame):
+            if not _reply(conn, ("unreadable", seq)):
+                return
+            continue
         before = [dict(c) for c in counters]
         busy = []
         try:
@@ -409,13 +440,20 @@ def _serve(conn: Connection, payload: bytes, label: Any) -> None:
             reply = ("failed", seq, _message(exc))
         finally:
             label.value = b""
+        if not _reply(conn, reply):
+            return
+
+
+def _reply(conn: Connection, reply: tuple[Any, ...]) -> bool:
+    """Sends a frame's result; False when the calling process is gone."""
+    try:
         try:
-            try:
-                conn.send(reply)
-            except (pickle.PicklingError, TypeError, AttributeError) as exc:  # a plugin's output that cannot travel
-                conn.send(("failed", seq, _message(exc)))
-        except OSError:
-            return  # the calling process is gone
+            conn.send(reply)
+        except (pickle.PicklingError, TypeError, AttributeError) as exc:  # a plugin's output that cannot travel
+            conn.send(("failed", reply[1], _message(exc)))
+    except OSError:
+        return False
+    return True
 
 
 def _stage_label(stage: Stage) -> str:

@@ -1,8 +1,9 @@
-"""Shared helpers for built-in detectors: box clipping and 5-point ordering."""
+"""Shared helpers for built-in detectors: box clipping, 5-point ordering, shrinking big images."""
 from __future__ import annotations
 
 import numpy as np
 
+from facekit.resize import shrunk
 from facekit.types import Detection
 
 
@@ -31,12 +32,6 @@ def clipped_detection(x1: float, y1: float, x2: float, y2: float, score: float,
 def downscale(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     """The image shrunk so its longest side is at most ``max_side`` (memory stays bounded by the
     detector's input size), and the factor to map results back."""
-    import cv2
-
-    height, width = image.shape[:2]
-    longest = max(height, width)
-    if max_side <= 0 or longest <= max_side:
+    if max_side <= 0 or max(image.shape[:2]) <= max_side:
         return image, 1.0
-    scale = max_side / longest
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), scale
+    return shrunk(image, max_side)

@@ -75,6 +75,21 @@ def test_bad_files_are_warned_about_and_counted(messy_run) -> None:
     assert {"truncated", "empty", "text", "folder"}.isdisjoint(alignments["frames"])
 
 
+def test_worker_processes_decode_the_files_and_skip_the_bad_ones_alike(messy: Path, messy_run,
+                                                                         tmp_path: Path) -> None:
+    """With worker processes each worker decodes its own files: the same warnings, count and
+    faces as the run on threads."""
+    _, on_threads = messy_run
+    out = tmp_path / "faces"
+    result = run_facekit(f"input={messy}", f"output={out}", "runner.progress=false", "runner.workers=2", cwd=messy)
+    assert result.returncode == 0, result.stderr
+    log = " ".join(result.stderr.split())
+    assert "in 2 worker processes" in log and "4 skipped" in log
+    for name in ("truncated.jpg", "empty.jpg", "text.jpg", "folder.png"):
+        assert name in log, f"no warning names {name}"
+    assert load_json(out / "alignments.json")["frames"] == on_threads["frames"]
+
+
 @pytest.mark.parametrize("frame", ["plain", "gray", "rgba", "deep16", "cmyk", "exif", "spaced ünïcode name",
                                    "profile", "latin-1 caf%E9", "palette"])
 def test_awkward_formats_decode_and_find_the_face(messy_run, frame: str) -> None:

@@ -49,10 +49,10 @@ def aligner() -> Aligner:
 
 # -- geometry and table ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("side", [300.0, 900.0])  # 900: over 2x the crop, the shrink-first path
+@pytest.mark.parametrize("side", [300.0, 900.0, 2500.0])  # over 2x the crop: halved first
 def test_crop_and_its_inverse_agree(side: float) -> None:
     """A bright dot lands in the crop where the ROI's own crop->image map says it should."""
-    image = np.zeros((800, 1000, 3), np.uint8)
+    image = np.zeros((801, 1001, 3), np.uint8)  # odd sides: halving drops a row and a column
     image[296:305, 596:605] = 255  # centred on pixel (600, 300)
     roi = Roi(500.0, 400.0, side, 0.3)
     patch = crop(image, roi, 192)[:, :, 0].astype(np.float64)

@@ -184,6 +184,28 @@ def test_a_pool_returns_every_record_in_order_and_ends_cleanly() -> None:
     assert stages[0].busy_s > 0  # the workers' timings came back
 
 
+def test_workers_decode_image_files_and_report_unreadable_ones_in_order(tmp_path: Path) -> None:
+    """Frames of image files travel as paths and each worker decodes its own (a 12 MP photo is
+    36 MB of pixels to pipe); a file no worker can decode comes back in its place in the order."""
+    stages = [Stage("mark", _OneByOne(_mark))]
+    plan = WorkerPlan(2)
+    payload = plan.payload(stages)
+    assert payload is not None
+    records = []
+    for i in range(12):
+        path = tmp_path / f"f{i}.png"
+        if i in (3, 7):
+            path.write_bytes(b"not a picture")
+        else:
+            cv2.imwrite(str(path), np.full((4, 6, 3), i, np.uint8))
+        records.append(FrameRecord(Frame(name=f"f{i}", source=str(path), index=i, path=str(path))))
+    events: list[str] = []
+    WorkerPool(plan, stages, payload, queue_size=4).run(
+        iter(records), lambda record: events.append(f"{record.frame.name} {record.height}"),
+        unreadable=lambda path: events.append(f"unreadable {Path(path).name}"))
+    assert events == [f"unreadable f{i}.png" if i in (3, 7) else f"f{i} {4 * 6 * 3 * i}" for i in range(12)]
+
+
 def _runs_on_threads_in_a_daemon() -> bool:
     from facekit.runner import Pass, Runner
 
