@@ -4,12 +4,14 @@ from __future__ import annotations
 import os
 import re
 import signal
+import struct
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 from cli_helpers import file_hashes, load_json, run_facekit
@@ -84,6 +86,59 @@ def test_every_frame_is_named_and_recorded(serial: Run) -> None:
     crops = {face["crop"] for f in frames.values() for face in f["faces"]}
     assert crops == set(serial.files)
     assert not (serial.out / "alignments.json.journal").exists()
+
+
+def _sideways_phone_video(dest: Path) -> Path:
+    """VIDEO as a phone stores a portrait recording: the pixels turned a quarter left, and the
+    track header's display matrix (ISO 14496-12 tkhd) telling players to turn them a quarter right."""
+    capture = cv2.VideoCapture(str(VIDEO))
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    frames = []
+    while (frame := capture.read()[1]) is not None:
+        frames.append(cv2.rotate(frame, cv2.ROTATE_90_COUNTERCLOCKWISE))
+    capture.release()
+    height, width = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(dest), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    data = bytearray(dest.read_bytes())
+    (moov,) = [box for box in _boxes(data, 0, len(data)) if box[2] == b"moov"]
+    for start, size, kind in _boxes(data, moov[0] + 8, moov[0] + moov[1]):
+        if kind == b"trak":
+            (tkhd,) = [box for box in _boxes(data, start + 8, start + size) if box[2] == b"tkhd"]
+            version = data[tkhd[0] + 8]
+            matrix = tkhd[0] + 12 + (20 if version == 0 else 32) + 16  # past times, ids, layer, volume
+            struct.pack_into(">9i", data, matrix, 0, 1 << 16, 0, -(1 << 16), 0, 0, 0, 0, 1 << 30)
+    dest.write_bytes(data)
+    return dest
+
+
+def _boxes(data: bytearray, start: int, end: int) -> list[tuple[int, int, bytes]]:
+    """(offset, size, type) of the MP4 boxes between ``start`` and ``end``."""
+    found = []
+    while start + 8 <= end:
+        size, kind = struct.unpack_from(">I4s", data, start)
+        found.append((start, size, kind))
+        start += size
+    return found
+
+
+def test_a_phone_video_stored_sideways_is_read_upright(tmp_path: Path, parallel: Run) -> None:
+    """Phones store portrait video sideways with a rotation in the header; frames, faces and
+    landmarks are those of the video as players show it (sideways, YuNet finds a third fewer)."""
+    video = _sideways_phone_video(tmp_path / "phone.mp4")
+    out = tmp_path / "faces"
+    run = Run(out, run_facekit(f"input={video}", f"output={out}", "runner.progress=false", cwd=tmp_path))
+    frames = run.alignments["frames"]
+    assert len(frames) == 91 and all((f["width"], f["height"]) == (426, 240) for f in frames.values())
+    upright = parallel.alignments["frames"]
+    faces = sum(len(f["faces"]) for f in frames.values())
+    assert faces >= 0.95 * sum(len(f["faces"]) for f in upright.values())
+    for name, frame in frames.items():  # the same face where the upright video has it
+        theirs = upright[name.replace("phone", "faceswap_test")]["faces"]
+        if frame["faces"] and theirs:
+            np.testing.assert_allclose(frame["faces"][0]["box"], theirs[0]["box"], atol=8)
 
 
 def test_serial_and_parallel_give_identical_results(serial: Run, parallel: Run) -> None:
