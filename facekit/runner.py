@@ -90,9 +90,10 @@ class Runner:
     the frames again rather than holding a whole video in memory."""
 
     def __init__(self, passes: list[Pass], queue_size: int = 16, progress: bool = True,
-                 workers: WorkerPlan | None = None) -> None:
+                 workers: WorkerPlan | None = None, queue_mb: int | None = None) -> None:
         self.passes = passes
         self.queue_size = queue_size
+        self.queue_mb = queue_mb  # decoded frames in flight on threads, in MB (None: counts only)
         self.progress = progress
         self.workers = workers  # a one-pass run in worker processes rather than threads
 
@@ -154,7 +155,8 @@ class Runner:
     def _run(self, stages: list[Stage], records: Iterator[FrameRecord], sink: Callable[[FrameRecord], None]) -> None:
         try:
             with opencv_threads(1 if len(stages) > 1 else None):
-                run_stages(records, stages, sink, self.queue_size)
+                run_stages(records, stages, sink, self.queue_size,
+                           max_bytes=None if self.queue_mb is None else self.queue_mb * 2 ** 20)
         except StageFailure as failure:
             cause = failure.__cause__
             if isinstance(cause, StageError):

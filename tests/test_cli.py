@@ -91,6 +91,7 @@ def test_help_lists_groups_and_options(tmp_path: Path) -> None:
         (["input=/no/such/file.jpg"], "does not exist"),
         (["input=x.jpg", "task=nosuch"], "choose one of: extract, plugins"),
         (["input=x.jpg", "runner.mode=fast"], "choose one of: auto, serial, parallel"),
+        (["input=x.jpg", "runner.queue_mb=0"], "runner.queue_mb must be a positive"),
     ],
 )
 def test_wrong_values_give_one_line_errors(tmp_path: Path, args: list[str], expected: str) -> None:

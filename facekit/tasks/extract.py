@@ -104,7 +104,8 @@ def run_extract(cfg: DictConfig, registry: PluginRegistry) -> None:
             rejected += sum(not face.keep for face in record.faces)
 
         plan = WorkerPlan(workers, counters=[stages.model_s], prepare=[stages.load_models]) if workers else None
-        runner = Runner(passes, queue_size=cfg.runner.queue_size, progress=bool(cfg.runner.progress), workers=plan)
+        runner = Runner(passes, queue_size=cfg.runner.queue_size, progress=bool(cfg.runner.progress), workers=plan,
+                        queue_mb=cfg.runner.queue_mb)
         summary = runner.run(source, sink, done)
         if analysis is not None:
             analysis.commit()

@@ -27,6 +27,8 @@ def check_settings(cfg: DictConfig) -> None:
         raise ConfigError(f"runner.mode={cfg.runner.mode!r}; choose one of: {', '.join(MODES)}")
     if not isinstance(cfg.runner.queue_size, int) or cfg.runner.queue_size <= 0:
         raise ConfigError(f"runner.queue_size must be a positive whole number, got {cfg.runner.queue_size!r}")
+    if not isinstance(cfg.runner.queue_mb, int) or cfg.runner.queue_mb <= 0:
+        raise ConfigError(f"runner.queue_mb must be a positive whole number of MB, got {cfg.runner.queue_mb!r}")
     check_workers_setting(cfg.runner.workers)
     for key in ("refs", "nrefs"):
         if not OmegaConf.is_list(cfg.filter[key]):

@@ -1,0 +1,49 @@
+"""The threaded pipeline: records come out in order, and decoded frames in flight stay bounded."""
+from __future__ import annotations
+
+import time
+from typing import Iterator
+
+import numpy as np
+import pytest
+
+from facekit.threads import Stage, run_stages
+from facekit.types import Frame, FrameRecord
+
+FRAME_BYTES = 10 * 2 ** 20
+
+
+def _slowly(batch: list[FrameRecord]) -> None:
+    time.sleep(0.01)  # the stages are slower than the reader: frames would pile up ahead of them
+
+
+@pytest.mark.parametrize("max_bytes", [25 * 2 ** 20, None])
+def test_decoded_frames_in_flight_stay_under_the_byte_limit(max_bytes: int | None) -> None:
+    """With 10 MB frames and 25 MB allowed, the reader decodes a third frame only while two are
+    out, never a fourth; with no byte limit the queues' counts alone let many more pile up."""
+    sunk: list[str] = []
+    in_flight: list[int] = []
+
+    def frames() -> Iterator[FrameRecord]:
+        for index in range(30):
+            in_flight.append(index + 1 - len(sunk))  # this one included
+            yield FrameRecord(Frame(f"f{index}", "x", index, np.zeros(FRAME_BYTES, np.uint8)))
+
+    def sink(record: FrameRecord) -> None:
+        record.frame.image = None
+        sunk.append(record.frame.name)
+
+    stages = [Stage("a", _slowly), Stage("b", _slowly)]
+    run_stages(frames(), stages, sink, queue_size=16, max_bytes=max_bytes)
+    assert sunk == [f"f{i}" for i in range(30)]
+    if max_bytes is None:
+        assert max(in_flight) > 3  # the counts alone allow 16 a queue
+    else:
+        assert max(in_flight) == 3
+
+
+def test_a_frame_bigger_than_the_limit_still_goes_through() -> None:
+    sunk: list[str] = []
+    records = [FrameRecord(Frame(f"f{i}", "x", i, np.zeros(FRAME_BYTES, np.uint8))) for i in range(3)]
+    run_stages(iter(records), [Stage("a", _slowly)], lambda r: sunk.append(r.frame.name), max_bytes=1)
+    assert sunk == ["f0", "f1", "f2"]
