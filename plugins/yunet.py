@@ -96,15 +96,20 @@ class _OnnxRuntimeYuNet:
                                 config.num_threads)
         self._input = self._session.get_inputs()[0].name
         self._outputs = [f"{kind}_{stride}" for kind in ("cls", "obj", "bbox", "kps") for stride in STRIDES]
-        self._blob = np.zeros((1, 3, 0, 0), np.float32)  # kept between frames of one size: its padding stays 0
+        # Kept between frames of one size (a video's), whose padding stays 0. An image of another
+        # size gets a new one: one padded alike would see the last image's pixels in its padding,
+        # and its faces would depend on which image came before.
+        self._blob = np.zeros((1, 3, 0, 0), np.float32)
+        self._filled = (0, 0)
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         import cv2
 
         height, width = image.shape[:2]
         pad_h, pad_w = -(-height // STRIDES[-1]) * STRIDES[-1], -(-width // STRIDES[-1]) * STRIDES[-1]
-        if self._blob.shape[2:] != (pad_h, pad_w):
+        if self._filled != (height, width):
             self._blob = np.zeros((1, 3, pad_h, pad_w), np.float32)
+            self._filled = (height, width)
         self._blob[0, :, :height, :width] = image.transpose(2, 0, 1)
         outputs = dict(zip(self._outputs, self._session.run(self._outputs, {self._input: self._blob})))
         rows = np.concatenate([self._decode(outputs, stride, pad_w // stride) for stride in STRIDES])

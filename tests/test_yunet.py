@@ -52,6 +52,23 @@ def test_onnxruntime_finds_what_opencv_finds(model_path: str, threshold: float) 
     assert faces > 50  # the comparison saw real faces, not a run of empty frames
 
 
+def test_faces_do_not_depend_on_the_image_before(model_path: str) -> None:
+    """Images are padded to a multiple of 32. A photo cut off through its face, detected right
+    after the whole photo (same padded size), must not see the rest of the face in its padding:
+    a folder's results would then depend on the order a worker got its files."""
+    require_data()
+    photo = read_image(SCENES / "obama.jpg")
+    detector = yunet.YuNetDetector(yunet.YuNetConfig(), model_path)
+    (face,) = detector.detect([photo])[0]
+    cut = int((face.box[1] + face.box[3]) / 2) // 32 * 32 + 1  # through the face, a row past a multiple of 32
+    whole, cut_off = photo[:cut + 31], photo[:cut]
+    alone = yunet.YuNetDetector(yunet.YuNetConfig(), model_path).detect([cut_off])[0]
+    detector.detect([whole])
+    after_whole = detector.detect([cut_off])[0]
+    assert len(alone) == len(after_whole) == 1
+    assert after_whole[0].box == alone[0].box and after_whole[0].score == alone[0].score
+
+
 @pytest.mark.parametrize("shape", [(17, 23, 3), (32, 32, 3), (301, 97, 3)])
 def test_odd_sizes_and_empty_images(model_path: str, shape: tuple[int, int, int]) -> None:
     """Sizes that are not multiples of the largest stride are padded, as OpenCV pads them."""
