@@ -93,7 +93,7 @@ class Runner:
                  workers: WorkerPlan | None = None, queue_mb: int | None = None) -> None:
         self.passes = passes
         self.queue_size = queue_size
-        self.queue_mb = queue_mb  # decoded frames in flight on threads, in MB (None: counts only)
+        self.queue_mb = queue_mb  # decoded frames read ahead, in MB (None: the counts alone bound them)
         self.progress = progress
         self.workers = workers  # a one-pass run in worker processes rather than threads
 
@@ -150,18 +150,20 @@ class Runner:
             for step in self.workers.prepare:
                 step()
             return None
-        return WorkerPool(self.workers, self.passes[0].stages, payload, self.queue_size)
+        return WorkerPool(self.workers, self.passes[0].stages, payload, self.queue_size, self._max_bytes())
 
     def _run(self, stages: list[Stage], records: Iterator[FrameRecord], sink: Callable[[FrameRecord], None]) -> None:
         try:
             with opencv_threads(1 if len(stages) > 1 else None):
-                run_stages(records, stages, sink, self.queue_size,
-                           max_bytes=None if self.queue_mb is None else self.queue_mb * 2 ** 20)
+                run_stages(records, stages, sink, self.queue_size, max_bytes=self._max_bytes())
         except StageFailure as failure:
             cause = failure.__cause__
             if isinstance(cause, StageError):
                 raise cause from None
             raise StageError(f"stage failed: {type(cause).__name__}: {cause}") from cause
+
+    def _max_bytes(self) -> int | None:
+        return None if self.queue_mb is None else self.queue_mb * 2 ** 20
 
     @contextmanager
     def _progress(self) -> Iterator[Progress]:

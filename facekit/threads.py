@@ -46,11 +46,12 @@ class _Link(queue.Queue):
         self.abandoned = threading.Event()
 
 
-class _PixelsInFlight:
-    """The bytes of decoded frames between the reader and the sink, kept under ``limit``: frame
-    counts alone bound a video's 0.7 MB frames well, but 16 frames a queue of 8000x6000 photos
-    (144 MB each) held 1.7 GB. The reader waits before decoding the next frame while the frames
-    out there hold ``limit`` or more; one frame always may go, however big."""
+class PixelsInFlight:
+    """The bytes of decoded frames read and not yet done with (sunk, on threads; sent to a worker
+    process, in ``facekit.workers``), kept under ``limit``: frame counts alone bound a video's
+    0.7 MB frames well, but 16 frames a queue of 8000x6000 photos (144 MB each) held 1.7 GB. The
+    reader waits before decoding the next frame while those frames hold ``limit`` or more; one
+    frame always may go, however big."""
 
     def __init__(self, limit: int | None) -> None:
         self.limit = limit
@@ -84,7 +85,7 @@ class _Pipeline:
         self.stop = threading.Event()  # everything ends now
         self.closing = threading.Event()  # the reader takes no new frames; the rest drains
         self.failure: BaseException | None = None
-        self.pixels = _PixelsInFlight(max_bytes)
+        self.pixels = PixelsInFlight(max_bytes)
 
     def fail(self, exc: BaseException) -> None:
         if self.failure is None:

@@ -35,7 +35,7 @@ import numpy as np
 from facekit.errors import ConfigError, FacekitError, StageError
 from facekit.media import load_pixels
 from facekit.plugin import PluginSpec
-from facekit.threads import Stage, get_unless, put_unless
+from facekit.threads import PixelsInFlight, Stage, get_unless, put_unless
 from facekit.types import Frame, FrameRecord
 
 log = logging.getLogger(__name__)
@@ -97,8 +97,10 @@ class WorkerPool:
     the models ready.
     """
 
-    def __init__(self, plan: WorkerPlan, stages: Sequence[Stage], payload: bytes, queue_size: int = 16) -> None:
+    def __init__(self, plan: WorkerPlan, stages: Sequence[Stage], payload: bytes, queue_size: int = 16,
+                 max_bytes: int | None = None) -> None:
         self.stages, self.counters = stages, plan.counters
+        self.pixels = PixelsInFlight(max_bytes)  # decoded frames read ahead and not yet sent
         self.sink: Callable[[FrameRecord], None] = lambda record: None
         self.unreadable: Callable[[str], None] = lambda path: None
         self.workers: list[_Worker] = []
@@ -206,7 +208,12 @@ class WorkerPool:
     def _read(self, records: Iterable[FrameRecord]) -> None:
         count = 0
         try:
-            for record in records:
+            frames = iter(records)
+            while self.pixels.wait_for_room(lambda: self.closing.is_set() or self.stopped.is_set()):
+                record = next(frames, None)  # decodes a video frame; an image file is only named
+                if record is None:
+                    break
+                self.pixels.add(record)
                 if self.closing.is_set() or not self._put((count, record)):
                     break
                 count += 1
@@ -237,6 +244,7 @@ class WorkerPool:
             with self.lock:
                 worker.in_flight[seq] = record
             frame = record.frame
+            self.pixels.release(record)  # sent now, or never (the worker is gone)
             try:
                 if frame.image is None:  # an image file: the worker decodes it
                     worker.conn.send((seq, frame.name, frame.source, frame.index, frame.path, None, None))

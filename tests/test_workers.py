@@ -206,6 +206,35 @@ def test_workers_decode_image_files_and_report_unreadable_ones_in_order(tmp_path
     assert events == [f"unreadable f{i}.png" if i in (3, 7) else f"f{i} {4 * 6 * 3 * i}" for i in range(12)]
 
 
+def _slow(record: FrameRecord) -> None:
+    time.sleep(0.02)
+
+
+@pytest.mark.parametrize("max_bytes", [25 * 2 ** 20, None])
+def test_frames_read_ahead_for_workers_stay_under_the_byte_limit(max_bytes: int | None) -> None:
+    """Video frames are decoded in this process before a worker takes them: 10 MB frames under a
+    25 MB cap wait in at most 3, plus the 2 each worker holds; the counts alone allow 16."""
+    stages = [Stage("slow", _OneByOne(_slow))]
+    plan = WorkerPlan(2)
+    payload = plan.payload(stages)
+    assert payload is not None
+    sunk: list[str] = []
+    out: list[int] = []
+
+    def frames():
+        for i in range(40):
+            out.append(i + 1 - len(sunk))  # read and not yet back, this one included
+            yield FrameRecord(Frame(name=f"f{i}", source="x", index=i, image=np.zeros((10, 2 ** 20), np.uint8)))
+
+    WorkerPool(plan, stages, payload, queue_size=16, max_bytes=max_bytes).run(
+        frames(), lambda record: sunk.append(record.frame.name))
+    assert sunk == [f"f{i}" for i in range(40)]
+    if max_bytes is None:
+        assert max(out) > 3 + 2 * 2 + 1
+    else:
+        assert max(out) <= 3 + 2 * 2 + 1  # one more may be back and not yet sunk
+
+
 def _runs_on_threads_in_a_daemon() -> bool:
     from facekit.runner import Pass, Runner
 
