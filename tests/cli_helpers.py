@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,14 @@ def run_facekit(*args: str, cwd: Path, env: dict[str, str] | None = None, timeou
     full_env = {**os.environ, "FACEKIT_OFFLINE": "1", **(env or {})}
     return subprocess.run([sys.executable, "-m", "facekit", *args], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=timeout, preexec_fn=preexec)
+
+
+def ctrl_c_default() -> None:
+    """For ``preexec_fn`` of a child that a test sends Ctrl-C (SIGINT): a job started in the
+    background of a non-interactive shell (``pytest &``, some CI runners) has SIGINT ignored, its
+    children inherit that (POSIX), and Python then never raises KeyboardInterrupt. The test is of
+    facekit, not of how pytest was started."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def peak_rss_mb(*args: str, cwd: Path) -> float:

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from cli_helpers import install_module, path_with
+from cli_helpers import ctrl_c_default, install_module, path_with
 
 # A detector that finds one fixed box and misbehaves, in the way its config says, on its Nth
 # call (``fail_on_call``) or on the frame whose pixels hash to ``frame_sha1``: worker processes
@@ -70,7 +70,7 @@ def ctrl_c_once_hanging(args: list[str], cwd: Path, env: dict[str, str], settle_
     ``settle_s`` more), and returns how long it took to stop and its exit code."""
     command = [sys.executable, "-m", "facekit", "+detector=flaky", "detector.how=hang", *args]
     process = subprocess.Popen(command, cwd=cwd, env={**os.environ, **env, "FACEKIT_OFFLINE": "1"},
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=ctrl_c_default)
     try:
         assert process.stdout.readline().strip() == "HANGING"
         time.sleep(settle_s)

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from cli_helpers import file_hashes, load_json, run_facekit
+from cli_helpers import ctrl_c_default, file_hashes, load_json, run_facekit
 from conftest import DATA, require_data
 
 VIDEO = DATA / "video" / "faceswap_test.mp4"
@@ -189,7 +189,7 @@ def test_interrupted_run_keeps_finished_frames_and_resumes(tmp_path: Path, paral
         [sys.executable, "-m", "facekit", f"input={VIDEO}", f"output={out}", "runner.mode=parallel",
          "runner.progress=false", "runner.queue_size=1", f"runner.workers={workers}"],
         cwd=tmp_path, env={**os.environ, "FACEKIT_OFFLINE": "1"},  # FACEKIT_HOME: this test's own
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=ctrl_c_default)
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and process.poll() is None:
