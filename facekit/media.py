@@ -4,10 +4,12 @@ from __future__ import annotations
 import logging
 import os
 import struct
+import tempfile
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -47,9 +49,14 @@ class FrameSource:
         else:
             yield from self._image_frames(skip, decode)
 
-    def unreadable(self, path: str | Path) -> None:
-        """Warns about an image file that does not decode; the run's summary counts it."""
-        self._skip(path, "not a readable image")
+    def unreadable(self, path: str | Path, said: Sequence[str] = ()) -> None:
+        """Warns about an image file that does not decode (with what the decoder said, where
+        it was caught); the run's summary counts it."""
+        self._skip(path, "not a readable image" + (f" ({'; '.join(said)})" if said else ""))
+
+    def damaged(self, path: str | Path, said: Sequence[str]) -> None:
+        """Warns about an image file that decoded although its decoder reported damage."""
+        self._warn_once(f"{path}: decoded despite damage, some pixels may be wrong ({'; '.join(said)})")
 
     def _image_frames(self, skip: frozenset[str] | set[str], decode: bool) -> Iterator[Frame]:
         for index, (path, name) in enumerate(zip(self.files, frame_names(self.files))):
@@ -110,6 +117,38 @@ class FrameSource:
         if message not in self._warned:
             log.warning("%s", message)
             self._warned.add(message)
+
+
+class DecoderOutput:
+    """What native decoders (libjpeg: "Corrupt JPEG data: 75 extraneous bytes before marker")
+    print straight to the stderr descriptor while a file decodes, caught so that a warning can
+    name the file; uncaught, a long job's log shows such a line and no hint of which photo.
+
+    Only for a process where nothing else writes to stderr during a decode: a worker process,
+    whose one thread decodes. Not on threads, where the progress bar and the log write to stderr
+    from other threads and would be caught too."""
+
+    def __init__(self) -> None:
+        self._file = tempfile.TemporaryFile()
+
+    @contextmanager
+    def caught(self) -> Iterator[list[str]]:
+        """The lines written to stderr meanwhile, filled in on the way out."""
+        lines: list[str] = []
+        saved = os.dup(2)
+        os.dup2(self._file.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            size = os.fstat(self._file.fileno()).st_size
+            if size:
+                self._file.seek(0)
+                text = self._file.read(size).decode("utf-8", errors="replace")
+                self._file.seek(0)
+                self._file.truncate()
+                lines.extend(line.strip() for line in text.splitlines() if line.strip())
 
 
 def load_pixels(frame: Frame) -> bool:

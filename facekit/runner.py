@@ -125,7 +125,8 @@ class Runner:
                 bar = bars.add_task(f"pass {number} of {len(self.passes)}: {step.name}", total=total or None)
                 try:
                     if pool is not None:
-                        pool.run(feed, _advancing(target, bars, bar), unreadable=source.unreadable)
+                        pool.run(feed, _advancing(target, bars, bar), unreadable=source.unreadable,
+                                 damaged=source.damaged)
                     else:
                         self._run(step.stages, feed, _advancing(target, bars, bar))
                 finally:

@@ -33,7 +33,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from facekit.errors import ConfigError, FacekitError, StageError
-from facekit.media import load_pixels
+from facekit.media import DecoderOutput, load_pixels
 from facekit.plugin import PluginSpec
 from facekit.threads import PixelsInFlight, Stage, get_unless, put_unless
 from facekit.types import Frame, FrameRecord
@@ -102,7 +102,8 @@ class WorkerPool:
         self.stages, self.counters = stages, plan.counters
         self.pixels = PixelsInFlight(max_bytes)  # decoded frames read ahead and not yet sent
         self.sink: Callable[[FrameRecord], None] = lambda record: None
-        self.unreadable: Callable[[str], None] = lambda path: None
+        self.unreadable: Callable[[str, list[str]], None] = lambda path, said: None
+        self.damaged: Callable[[str, list[str]], None] = lambda path, said: None
         self.workers: list[_Worker] = []
         self.todo: queue.Queue = queue.Queue(maxsize=max(1, queue_size))  # (seq, record), decoded ahead
         self.closing = threading.Event()  # no new frames go out; those in flight still come back
@@ -123,14 +124,17 @@ class WorkerPool:
             raise
 
     def run(self, records: Iterable[FrameRecord], sink: Callable[[FrameRecord], None], drain_s: float = 1.0,
-            unreadable: Callable[[str], None] = lambda path: None) -> None:
+            unreadable: Callable[[str, list[str]], None] = lambda path, said: None,
+            damaged: Callable[[str, list[str]], None] = lambda path, said: None) -> None:
         """Raises StageError when a plugin fails or a worker dies, once the frames before it are
         sunk (waiting at most ``_FAILURE_DRAIN_S`` for them); re-raises KeyboardInterrupt after
         draining for up to ``drain_s`` seconds. The workers are stopped on the way out.
 
         Records whose frame holds only a file path are decoded by the worker; one it cannot
-        decode goes to ``unreadable`` (its path) instead of ``sink``, in input order."""
-        self.sink, self.unreadable = sink, unreadable
+        decode goes to ``unreadable`` (its path, and what the decoder printed) instead of
+        ``sink``, in input order; one that decoded while its decoder printed goes to ``damaged``
+        as well as to ``sink``."""
+        self.sink, self.unreadable, self.damaged = sink, unreadable, damaged
         try:
             self._feed(records)
             self._collect(deadline=None)
@@ -315,9 +319,12 @@ class WorkerPool:
         worker.room.release()
         if kind == "unreadable":
             frame = sent.frame if sent is not None else None
-            self.finished[seq] = _Unreadable(frame.path or frame.source if frame is not None else f"frame {seq}")
+            self.finished[seq] = _Unreadable(frame.path or frame.source if frame is not None else f"frame {seq}",
+                                             message[2])
         elif kind == "done":
-            _, _, record, busy, counted = message
+            _, _, record, busy, counted, said = message
+            if said:
+                self.damaged(record.frame.path or record.frame.source, said)
             for stage, seconds in zip(self.stages, busy):
                 stage.busy_s += seconds
             for mine, theirs in zip(self.counters, counted):
@@ -367,7 +374,7 @@ class WorkerPool:
 
     def _hand_over(self, result: FrameRecord | _Unreadable) -> None:
         if isinstance(result, _Unreadable):
-            self.unreadable(result.path)
+            self.unreadable(result.path, result.said)
         else:
             self.sink(result)
 
@@ -377,6 +384,7 @@ class _Unreadable:
     """A frame whose image file its worker could not decode: reported in its place in the order."""
 
     path: str
+    said: list[str]  # what its decoder printed
 
 
 def _say_goodbye(conn: Connection) -> None:
@@ -416,6 +424,7 @@ def _serve(conn: Connection, payload: bytes, label: Any) -> None:
         return
     conn.send(("ready",))
     labels = [_stage_label(stage).encode()[:_LABEL_BYTES - 1] for stage in stages]
+    decoder = DecoderOutput()
     while True:
         try:
             header = conn.recv()
@@ -429,10 +438,14 @@ def _serve(conn: Connection, payload: bytes, label: Any) -> None:
         except (EOFError, OSError):
             return  # the calling process is gone
         record = FrameRecord(Frame(name=name, source=source, index=index, image=image, path=path))
-        if not load_pixels(record.frame):
-            if not _reply(conn, ("unreadable", seq)):
-                return
-            continue
+        said: list[str] = []
+        if image is None:  # an image file, to decode here
+            with decoder.caught() as said:
+                readable = load_pixels(record.frame)
+            if not readable:
+                if not _reply(conn, ("unreadable", seq, said)):
+                    return
+                continue
         before = [dict(c) for c in counters]
         busy = []
         try:
@@ -443,7 +456,7 @@ def _serve(conn: Connection, payload: bytes, label: Any) -> None:
                 busy.append(time.perf_counter() - started)
             record.frame.image = None
             counted = [{k: v - b.get(k, 0.0) for k, v in c.items()} for c, b in zip(counters, before)]
-            reply: tuple[Any, ...] = ("done", seq, record, busy, counted)
+            reply: tuple[Any, ...] = ("done", seq, record, busy, counted, said)
         except BaseException as exc:  # noqa: BLE001 - SystemExit from a plugin too
             reply = ("failed", seq, _message(exc))
         finally:

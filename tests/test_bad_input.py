@@ -29,6 +29,9 @@ def messy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copy(SCENES / "obama.jpg", folder / "plain.jpg")
     encoded = (SCENES / "obama.jpg").read_bytes()
     (folder / "truncated.jpg").write_bytes(encoded[: len(encoded) // 2])
+    damaged = bytearray(encoded)
+    damaged[len(encoded) // 2:len(encoded) // 2 + 2000:50] = b"\xd0" * 40  # decodes, and libjpeg says so
+    (folder / "damaged.jpg").write_bytes(damaged)
     (folder / "empty.jpg").write_bytes(b"")
     (folder / "text.jpg").write_text("this is not a picture\n")
     (folder / "folder.png").mkdir()
@@ -78,7 +81,8 @@ def test_bad_files_are_warned_about_and_counted(messy_run) -> None:
 def test_worker_processes_decode_the_files_and_skip_the_bad_ones_alike(messy: Path, messy_run,
                                                                          tmp_path: Path) -> None:
     """With worker processes each worker decodes its own files: the same warnings, count and
-    faces as the run on threads."""
+    faces as the run on threads, and libjpeg's own line about a damaged file comes inside a
+    warning that names the file (on threads it comes bare)."""
     _, on_threads = messy_run
     out = tmp_path / "faces"
     result = run_facekit(f"input={messy}", f"output={out}", "runner.progress=false", "runner.workers=2", cwd=messy)
@@ -88,6 +92,8 @@ def test_worker_processes_decode_the_files_and_skip_the_bad_ones_alike(messy: Pa
     for name in ("truncated.jpg", "empty.jpg", "text.jpg", "folder.png"):
         assert name in log, f"no warning names {name}"
     assert load_json(out / "alignments.json")["frames"] == on_threads["frames"]
+    assert re.search(r"damaged\.jpg: decoded despite damage, .*\(Corrupt JPEG data: ", log), log
+    assert log.count("Corrupt JPEG data") == 1  # not printed bare as well
 
 
 @pytest.mark.parametrize("frame", ["plain", "gray", "rgba", "deep16", "cmyk", "exif", "spaced ünïcode name",
