@@ -5,9 +5,10 @@ With threads in one process (``facekit.threads``) the two CPU models overlap, bu
 Python between model calls waits on the one GIL: on the 2-core machine the pipeline kept 1.7 of
 2 cores busy and spent about 20% more CPU a frame than one thread doing the same work. Worker
 processes run the whole chain (detect, align, embed, judge, crop, encode) on one frame each;
-the calling process decodes, hands frames to whichever worker has room, and writes the results
-in input order. Each worker builds its plugins from their names and configs, as the design asks
-of any worker.
+the calling process decodes video frames (a worker decodes the image files it takes: a 12 MP
+photo is 36 MB to pipe), hands frames to whichever worker has room, and writes the results in
+input order. Each worker builds its plugins from their names and configs, as the design asks of
+any worker.
 
 Stopping keeps finished work, as with threads: a failing plugin ends the run after the frames
 before it are written; a worker that dies ends it with the plugin and frame it was on; Ctrl-C
