@@ -49,10 +49,10 @@ class FrameSource:
         else:
             yield from self._image_frames(skip, decode)
 
-    def unreadable(self, path: str | Path, said: Sequence[str] = ()) -> None:
-        """Warns about an image file that does not decode (with what the decoder said, where
-        it was caught); the run's summary counts it."""
-        self._skip(path, "not a readable image" + (f" ({'; '.join(said)})" if said else ""))
+    def unreadable(self, path: str | Path, why: str, said: Sequence[str] = ()) -> None:
+        """Warns about an image file that does not decode (why, and what the decoder printed,
+        where that was caught); the run's summary counts it."""
+        self._skip(path, why + (f" ({'; '.join(said)})" if said else ""))
 
     def damaged(self, path: str | Path, said: Sequence[str]) -> None:
         """Warns about an image file that decoded although its decoder reported damage."""
@@ -63,8 +63,9 @@ class FrameSource:
             if name in skip:
                 continue
             frame = Frame(name=name, source=utf8_text(path), index=index, path=str(path))
-            if decode and not load_pixels(frame):
-                self.unreadable(path)
+            why = load_pixels(frame) if decode else None
+            if why is not None:
+                self.unreadable(path, why)
                 continue
             yield frame
 
@@ -151,15 +152,24 @@ class DecoderOutput:
                 lines.extend(line.strip() for line in text.splitlines() if line.strip())
 
 
-def load_pixels(frame: Frame) -> bool:
-    """Decodes the image file a frame came with; False when it is unreadable."""
-    if frame.image is None and frame.path is not None:
-        frame.image = read_image(Path(frame.path))
-    return frame.image is not None
+def load_pixels(frame: Frame) -> str | None:
+    """Decodes the image file a frame came with: None when that worked (or there was nothing to
+    decode), else why it could not."""
+    if frame.image is not None or frame.path is None:
+        return None
+    frame.image, why = decoded_image(Path(frame.path))
+    return why
 
 
 def read_image(path: Path) -> np.ndarray | None:
-    """A BGR uint8 image as a viewer shows it (EXIF rotation applied), or None if unreadable.
+    """A BGR uint8 image as a viewer shows it (EXIF rotation applied), or None if unreadable."""
+    return decoded_image(path)[0]
+
+
+def decoded_image(path: Path) -> tuple[np.ndarray | None, str | None]:
+    """The image as ``read_image`` gives it, or None and why not. Nothing a file holds raises:
+    a PNG whose header claims 100000x100000 pixels (a decompression bomb, a few hundred bytes)
+    made OpenCV raise, and one such file ended a whole run.
 
     ``imdecode`` on bytes read by Python handles non-ASCII paths on every platform.
     """
@@ -167,12 +177,22 @@ def read_image(path: Path) -> np.ndarray | None:
 
     try:
         data = np.fromfile(str(path), dtype=np.uint8)
-    except OSError:
-        return None
+    except OSError as exc:
+        return None, f"cannot be read ({exc.strerror or exc})"
     if data.size == 0:
-        return None
-    image = cv2.imdecode(_without_png_color_profile(data), cv2.IMREAD_COLOR)
-    return image if image is not None and image.size else None
+        return None, "an empty file"
+    try:
+        image = cv2.imdecode(_without_png_color_profile(data), cv2.IMREAD_COLOR)
+    except cv2.error as exc:
+        if "CV_IO_MAX_IMAGE_PIXELS" in str(exc):
+            return None, ("more pixels than OpenCV decodes in one image (2^30; the environment variable "
+                          "OPENCV_IO_MAX_IMAGE_PIXELS raises that limit)")
+        return None, f"the decoder failed ({str(exc).strip().splitlines()[-1]})"
+    except MemoryError:
+        return None, "too large to decode in the memory there is"
+    if image is None or not image.size:
+        return None, "not a readable image"
+    return image, None
 
 
 def _without_png_color_profile(data: np.ndarray) -> np.ndarray:

@@ -103,7 +103,7 @@ class WorkerPool:
         self.stages, self.counters = stages, plan.counters
         self.pixels = PixelsInFlight(max_bytes)  # decoded frames read ahead and not yet sent
         self.sink: Callable[[FrameRecord], None] = lambda record: None
-        self.unreadable: Callable[[str, list[str]], None] = lambda path, said: None
+        self.unreadable: Callable[[str, str, list[str]], None] = lambda path, why, said: None
         self.damaged: Callable[[str, list[str]], None] = lambda path, said: None
         self.workers: list[_Worker] = []
         self.todo: queue.Queue = queue.Queue(maxsize=max(1, queue_size))  # (seq, record), decoded ahead
@@ -125,14 +125,14 @@ class WorkerPool:
             raise
 
     def run(self, records: Iterable[FrameRecord], sink: Callable[[FrameRecord], None], drain_s: float = 1.0,
-            unreadable: Callable[[str, list[str]], None] = lambda path, said: None,
+            unreadable: Callable[[str, str, list[str]], None] = lambda path, why, said: None,
             damaged: Callable[[str, list[str]], None] = lambda path, said: None) -> None:
         """Raises StageError when a plugin fails or a worker dies, once the frames before it are
         sunk (waiting at most ``_FAILURE_DRAIN_S`` for them); re-raises KeyboardInterrupt after
         draining for up to ``drain_s`` seconds. The workers are stopped on the way out.
 
         Records whose frame holds only a file path are decoded by the worker; one it cannot
-        decode goes to ``unreadable`` (its path, and what the decoder printed) instead of
+        decode goes to ``unreadable`` (its path, why, and what the decoder printed) instead of
         ``sink``, in input order; one that decoded while its decoder printed goes to ``damaged``
         as well as to ``sink``."""
         self.sink, self.unreadable, self.damaged = sink, unreadable, damaged
@@ -321,7 +321,7 @@ class WorkerPool:
         if kind == "unreadable":
             frame = sent.frame if sent is not None else None
             self.finished[seq] = _Unreadable(frame.path or frame.source if frame is not None else f"frame {seq}",
-                                             message[2])
+                                             message[2], message[3])
         elif kind == "done":
             _, _, record, busy, counted, said = message
             if said:
@@ -375,7 +375,7 @@ class WorkerPool:
 
     def _hand_over(self, result: FrameRecord | _Unreadable) -> None:
         if isinstance(result, _Unreadable):
-            self.unreadable(result.path, result.said)
+            self.unreadable(result.path, result.why, result.said)
         else:
             self.sink(result)
 
@@ -385,6 +385,7 @@ class _Unreadable:
     """A frame whose image file its worker could not decode: reported in its place in the order."""
 
     path: str
+    why: str
     said: list[str]  # what its decoder printed
 
 
@@ -442,9 +443,9 @@ def _serve(conn: Connection, payload: bytes, label: Any) -> None:
         said: list[str] = []
         if image is None:  # an image file, to decode here
             with decoder.caught() as said:
-                readable = load_pixels(record.frame)
-            if not readable:
-                if not _reply(conn, ("unreadable", seq, said)):
+                why = load_pixels(record.frame)
+            if why is not None:
+                if not _reply(conn, ("unreadable", seq, why, said)):
                     return
                 continue
         before = [dict(c) for c in counters]

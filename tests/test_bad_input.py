@@ -35,6 +35,7 @@ def messy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (folder / "empty.jpg").write_bytes(b"")
     (folder / "text.jpg").write_text("this is not a picture\n")
     (folder / "folder.png").mkdir()
+    (folder / "bomb.png").write_bytes(_png_claiming(100_000, 100_000))  # OpenCV raised on it, ending the run
     cv2.imwrite(str(folder / "gray.png"), cv2.cvtColor(portrait, cv2.COLOR_BGR2GRAY))
     cv2.imwrite(str(folder / "rgba.png"), cv2.cvtColor(portrait, cv2.COLOR_BGR2BGRA))
     cv2.imwrite(str(folder / "deep16.png"), portrait.astype(np.uint16) * 257)
@@ -48,6 +49,19 @@ def messy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copy(SCENES / "obama.jpg", os.fsencode(folder) + b"/latin-1 caf\xe9.jpg")
     (folder / "profile.png").write_bytes(_with_bad_color_profile(cv2.imencode(".png", portrait)[1].tobytes()))
     return folder
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A few hundred bytes of PNG whose header claims ``width`` x ``height`` RGB pixels."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(bytes(1000)))
+            + chunk(b"IEND", b""))
 
 
 def _with_bad_color_profile(png: bytes) -> bytes:
@@ -72,10 +86,11 @@ def test_bad_files_are_warned_about_and_counted(messy_run) -> None:
     result, alignments = messy_run
     assert result.returncode == 0, result.stderr
     log = " ".join(result.stderr.split())
-    for name in ("truncated.jpg", "empty.jpg", "text.jpg", "folder.png"):
+    for name in ("truncated.jpg", "empty.jpg", "text.jpg", "folder.png", "bomb.png"):
         assert name in log, f"no warning names {name}"
-    assert "4 skipped" in log
-    assert {"truncated", "empty", "text", "folder"}.isdisjoint(alignments["frames"])
+    assert "5 skipped" in log
+    assert "bomb.png: more pixels than OpenCV decodes" in log
+    assert {"truncated", "empty", "text", "folder", "bomb"}.isdisjoint(alignments["frames"])
 
 
 def test_worker_processes_decode_the_files_and_skip_the_bad_ones_alike(messy: Path, messy_run,
@@ -88,8 +103,8 @@ def test_worker_processes_decode_the_files_and_skip_the_bad_ones_alike(messy: Pa
     result = run_facekit(f"input={messy}", f"output={out}", "runner.progress=false", "runner.workers=2", cwd=messy)
     assert result.returncode == 0, result.stderr
     log = " ".join(result.stderr.split())
-    assert "in 2 worker processes" in log and "4 skipped" in log
-    for name in ("truncated.jpg", "empty.jpg", "text.jpg", "folder.png"):
+    assert "in 2 worker processes" in log and "5 skipped" in log and "bomb.png: more pixels than" in log
+    for name in ("truncated.jpg", "empty.jpg", "text.jpg", "folder.png", "bomb.png"):
         assert name in log, f"no warning names {name}"
     assert load_json(out / "alignments.json")["frames"] == on_threads["frames"]
     assert re.search(r"damaged\.jpg: decoded despite damage, .*\(Corrupt JPEG data: ", log), log

@@ -202,8 +202,9 @@ def test_workers_decode_image_files_and_report_unreadable_ones_in_order(tmp_path
     events: list[str] = []
     WorkerPool(plan, stages, payload, queue_size=4).run(
         iter(records), lambda record: events.append(f"{record.frame.name} {record.height}"),
-        unreadable=lambda path, said: events.append(f"unreadable {Path(path).name}"))
-    assert events == [f"unreadable f{i}.png" if i in (3, 7) else f"f{i} {4 * 6 * 3 * i}" for i in range(12)]
+        unreadable=lambda path, why, said: events.append(f"unreadable {Path(path).name}: {why}"))
+    assert events == [f"unreadable f{i}.png: not a readable image" if i in (3, 7) else f"f{i} {4 * 6 * 3 * i}"
+                      for i in range(12)]
 
 
 def _slow(record: FrameRecord) -> None:
