@@ -224,11 +224,24 @@ def _without_png_color_profile(data: np.ndarray) -> np.ndarray:
 
 
 def frame_names(files: list[Path]) -> list[str]:
-    """Each file's stem, made unique when two files share one (``a.jpg``, ``a.png``)."""
+    """Each file's stem, made unique: files that share a stem (``a.jpg``, ``a.png``) add their
+    suffix (``a_jpg``, ``a_png``), and a name that still repeats (``a.JPG`` beside ``a.jpg``, or
+    ``a_jpg.bmp`` beside both) gets a number (``a_jpg_2``): two frames of one name would write
+    one face file. Linear in the files (counting each stem's repeats per file took 15 s at
+    30,000 photos and grew with the square)."""
     stems = [utf8_text(p.stem) for p in files]
-    repeated = {s for s in stems if stems.count(s) > 1}
-    return [f"{stem}_{utf8_text(p.suffix.lstrip('.').lower())}" if stem in repeated else stem
-            for stem, p in zip(stems, files)]
+    repeats = Counter(stems)
+    names: list[str] = []
+    taken: set[str] = set()
+    for stem, path in zip(stems, files):
+        name = f"{stem}_{utf8_text(path.suffix.lstrip('.').lower())}" if repeats[stem] > 1 else stem
+        unique, number = name, 1
+        while unique in taken:
+            number += 1
+            unique = f"{name}_{number}"
+        taken.add(unique)
+        names.append(unique)
+    return names
 
 
 def utf8_text(text: str | Path) -> str:

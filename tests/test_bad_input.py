@@ -14,6 +14,7 @@ from PIL import Image
 
 from cli_helpers import file_hashes, load_json, peak_rss_mb, run_facekit
 from conftest import DATA, SCENES, require_data
+from facekit.media import frame_names
 
 
 def _rgb(image: np.ndarray) -> Image.Image:
@@ -230,6 +231,28 @@ def test_video_with_no_frames_is_reported(tmp_path: Path) -> None:
         assert "no decodable frame" in " ".join(result.stderr.split())
     else:
         assert result.returncode == 2 and "none.mp4" in result.stderr
+
+
+def test_every_file_gets_its_own_frame_name() -> None:
+    files = [Path(name) for name in sorted(["a.jpg", "a.png", "a_jpg.bmp", "a.JPG", "b.jpg", "A.jpg"])]
+    names = frame_names(files)
+    assert names == ["A", "a_jpg", "a_jpg_2", "a_png", "a_jpg_3", "b"]  # A.jpg, a.JPG, a.jpg, a.png, a_jpg.bmp, b.jpg
+    assert len(set(frame_names([Path(f"{i % 7}.{'jpg' if i < 7 else 'png'}") for i in range(14)]))) == 14
+
+
+def test_files_whose_names_meet_keep_their_own_faces(tmp_path: Path) -> None:
+    """a.jpg and a.png become a_jpg and a_png, which a_jpg.png would have met: three frames,
+    three face files, none written over."""
+    require_data()
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("a.jpg", "a.png", "a_jpg.png"):
+        cv2.imwrite(str(folder / name), cv2.imread(str(SCENES / "obama.jpg")))
+    out = tmp_path / "faces"
+    result = run_facekit(f"input={folder}", f"output={out}", "runner.progress=false", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert sorted(load_json(out / "alignments.json")["frames"]) == ["a_jpg", "a_jpg_2", "a_png"]
+    assert len(list(out.glob("*.png"))) == 3
 
 
 def test_files_a_folder_run_does_not_read_are_named_by_suffix(tmp_path: Path, caplog) -> None:
