@@ -33,6 +33,7 @@ class FrameSource:
     frame_count: int = 0
     skipped: list[str] = field(default_factory=list)
     _warned: set[str] = field(default_factory=set, repr=False)
+    _skipped_once: set[str] = field(default_factory=set, repr=False)  # ``skipped`` as a set: 10,000 bad files
 
     def __len__(self) -> int:
         return self.frame_count
@@ -108,9 +109,10 @@ class FrameSource:
 
     def _skip(self, what: str | Path, why: str) -> None:
         what = utf8_text(what)
-        if what not in self.skipped:  # serial runs read the source once per pass
+        if what not in self._skipped_once:  # serial runs read the source once per pass
             log.warning("skipped %s: %s", what, why)
             self.skipped.append(what)
+            self._skipped_once.add(what)
 
     def _warn_once(self, message: str) -> None:
         """Serial runs read the source once per pass; each warning is said once."""
