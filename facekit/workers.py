@@ -35,6 +35,7 @@ import numpy as np
 
 from facekit.errors import ConfigError, FacekitError, StageError
 from facekit.media import DecoderOutput, load_pixels
+from facekit.pixel_pipe import receive_pixels, send_pixels
 from facekit.plugin import PluginSpec
 from facekit.threads import PixelsInFlight, Stage, get_unless, put_unless
 from facekit.types import Frame, FrameRecord
@@ -257,7 +258,7 @@ class WorkerPool:
                 image = np.ascontiguousarray(frame.image)
                 frame.image = None  # the worker has its own copy now
                 worker.conn.send((seq, frame.name, frame.source, frame.index, frame.path, image.shape, image.dtype.str))
-                worker.conn.send_bytes(image.reshape(-1))
+                send_pixels(worker.conn, image)
             except OSError:
                 return  # the worker is gone; the calling thread sees its sentinel
 
@@ -436,7 +437,7 @@ def _serve(conn: Connection, payload: bytes, label: Any) -> None:
             image = None
             if shape is not None:
                 image = np.empty(shape, dtype=np.dtype(dtype))
-                conn.recv_bytes_into(image.reshape(-1))  # flat: recv_bytes_into sizes a buffer by its first axis
+                receive_pixels(conn, image)
         except (EOFError, OSError):
             return  # the calling process is gone
         record = FrameRecord(Frame(name=name, source=source, index=index, image=image, path=path))
