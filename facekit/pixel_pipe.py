@@ -20,7 +20,7 @@ _DIRECT = hasattr(os, "readv")
 
 def send_pixels(conn: Connection, image: np.ndarray) -> None:
     """Writes ``image`` (C-contiguous) after its header; raises OSError when the worker is gone."""
-    view = memoryview(image.reshape(-1)).cast("B")
+    view = _bytes_of(image)
     if not _DIRECT:
         conn.send_bytes(view)
         return
@@ -32,7 +32,7 @@ def send_pixels(conn: Connection, image: np.ndarray) -> None:
 def receive_pixels(conn: Connection, image: np.ndarray) -> None:
     """Fills ``image`` (C-contiguous, its shape and dtype from the header) with the bytes
     ``send_pixels`` wrote; raises EOFError when the sender is gone part-way."""
-    view = memoryview(image.reshape(-1)).cast("B")
+    view = _bytes_of(image)
     if not _DIRECT:
         conn.recv_bytes_into(view)
         return
@@ -42,3 +42,11 @@ def receive_pixels(conn: Connection, image: np.ndarray) -> None:
         if count == 0:
             raise EOFError("the calling process closed the pipe in the middle of a frame")
         got += count
+
+
+def _bytes_of(image: np.ndarray) -> memoryview:
+    """The array's memory as flat bytes. A view that is not contiguous is refused: ``reshape``
+    would quietly copy it, and the pixels received would fill the copy, not the array."""
+    if not image.flags.c_contiguous:
+        raise ValueError("pixels travel from and into C-contiguous arrays only")
+    return memoryview(image.reshape(-1)).cast("B")
