@@ -189,7 +189,7 @@ def warp_face(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
                           borderValue=0)
 
 
-def _seen_region(image: np.ndarray, matrix: np.ndarray, size: int,
+def seen_region(image: np.ndarray, matrix: np.ndarray, size: int,
                  margin: float) -> tuple[int, int, int, int] | None:
     """(x0, y0, x1, y1): the part of ``image`` a ``size`` crop samples, ``margin`` pixels wider
     on each side and clipped to the image; None when the crop lies outside the frame."""
@@ -204,7 +204,7 @@ def _seen_region(image: np.ndarray, matrix: np.ndarray, size: int,
     return int(x0), int(y0), x1, y1
 
 
-def _from_region(matrix: np.ndarray, x0: int, y0: int, sx: float = 1.0, sy: float = 1.0) -> np.ndarray:
+def rebased(matrix: np.ndarray, x0: int, y0: int, sx: float = 1.0, sy: float = 1.0) -> np.ndarray:
     """``matrix`` re-based onto the region whose pixel (0, 0) is source pixel (x0, y0), resized
     by (sx, sy) (``cv2.resize`` scales pixel edges: centre i lands on (i + 0.5) * s - 0.5)."""
     to_region = np.array([[sx, 0, (0.5 - x0) * sx - 0.5], [0, sy, (0.5 - y0) * sy - 0.5], [0, 0, 1]])
@@ -223,11 +223,11 @@ def _antialiased_region(image: np.ndarray, matrix: np.ndarray, size: int,
     sigma = 0.35 * np.sqrt(1 / scale ** 2 - 1)
     if sigma < 0.25:  # a slight shrink: bilinear's own smoothing is enough
         return image, matrix
-    bounds = _seen_region(image, matrix, size, margin=3 * sigma + 2)  # the blur and the interpolation reach this far
+    bounds = seen_region(image, matrix, size, margin=3 * sigma + 2)  # the blur and the interpolation reach this far
     if bounds is None:
         return image, matrix
     x0, y0, x1, y1 = bounds
-    return cv2.GaussianBlur(image[y0:y1, x0:x1], (0, 0), sigma), _from_region(matrix, x0, y0)
+    return cv2.GaussianBlur(image[y0:y1, x0:x1], (0, 0), sigma), rebased(matrix, x0, y0)
 
 
 def _enlarged_region(image: np.ndarray, matrix: np.ndarray, size: int,
@@ -239,11 +239,11 @@ def _enlarged_region(image: np.ndarray, matrix: np.ndarray, size: int,
     Against faces cut from the 27 portraits at full size, crops enlarged 1.5x to 3x from shrunk
     copies came within 0.1 dB PSNR of a direct bicubic warp and 0.9-1.0 dB above bilinear.
     """
-    bounds = _seen_region(image, matrix, size, margin=3)  # bicubic reads 2 pixels past its point
+    bounds = seen_region(image, matrix, size, margin=3)  # bicubic reads 2 pixels past its point
     if bounds is None:
         return image, matrix
     x0, y0, x1, y1 = bounds
     factor = max(2, math.ceil(scale))
     width, height = max(1, round((x1 - x0) * factor)), max(1, round((y1 - y0) * factor))
     enlarged = cv2.resize(image[y0:y1, x0:x1], (width, height), interpolation=cv2.INTER_CUBIC)
-    return enlarged, _from_region(matrix, x0, y0, width / (x1 - x0), height / (y1 - y0))
+    return enlarged, rebased(matrix, x0, y0, width / (x1 - x0), height / (y1 - y0))

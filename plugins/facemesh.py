@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from facekit.geometry import rebased, seen_region
 from facekit.hookspecs import hookimpl
 from facekit.models.spec import ModelFile, ModelSpec
 from facekit.plugin import PluginSpec
@@ -112,28 +113,14 @@ def crop(image: np.ndarray, roi: Roi, size: int) -> np.ndarray:
     to_crop = invert_affine(centre_to_image)
     times = halvings_for(size / roi.side)
     if times:
-        image, to_small = _halved_region(image, roi, size, times)
-        to_crop = _compose(to_crop, invert_affine(to_small))
+        # bilinear sampling of the halved region reads one of its pixels past each point
+        bounds = seen_region(image, to_crop, size, margin=2 ** times)
+        if bounds is not None:
+            x0, y0, x1, y1 = bounds
+            image, done = halved(image[y0:y1, x0:x1], times)
+            to_crop = rebased(to_crop, x0, y0, 0.5 ** done, 0.5 ** done)
     return cv2.warpAffine(image, to_crop, (size, size), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REPLICATE)
-
-
-def _halved_region(image: np.ndarray, roi: Roi, size: int, times: int) -> tuple[np.ndarray, np.ndarray]:
-    """The image's part under the ROI, halved ``times`` times, and the 2x3 affine from image
-    pixels to that small image."""
-    square = np.array([[0, 0], [size, 0], [size, size], [0, size]], dtype=np.float64)
-    corners = apply_affine(roi.crop_to_image(size), square)
-    height, width = image.shape[:2]
-    x0, y0 = np.clip(np.floor(corners.min(axis=0)).astype(int), 0, (width - 1, height - 1))
-    x1, y1 = np.clip(np.ceil(corners.max(axis=0)).astype(int) + 1, (x0 + 1, y0 + 1), (width, height))
-    small, done = halved(image[y0:y1, x0:x1], times)
-    scale = 0.5 ** done  # halving scales pixel edges: small centre i is (i + 0.5) / scale - 0.5
-    return small, np.array([[scale, 0, (0.5 - x0) * scale - 0.5], [0, scale, (0.5 - y0) * scale - 0.5]])
-
-
-def _compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
-    """The 2x3 affine applying ``inner`` then ``outer``."""
-    return np.hstack([outer[:, :2] @ inner[:, :2], outer[:, :2] @ inner[:, 2:] + outer[:, 2:]])
 
 
 class FaceMeshAligner:
