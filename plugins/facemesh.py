@@ -16,7 +16,6 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from facekit.geometry import rebased, seen_region
 from facekit.hookspecs import hookimpl
 from facekit.models.spec import ModelFile, ModelSpec
 from facekit.plugin import PluginSpec
@@ -106,6 +105,8 @@ def crop(image: np.ndarray, roi: Roi, size: int) -> np.ndarray:
     source pixels and aliases. Halving is OpenCV's fast box filter (see ``facekit.resize``).
     """
     import cv2
+
+    from facekit.geometry import rebased, seen_region  # here: importing a plugin must not load OpenCV
 
     # Crop pixel j covers crop coordinates j..j+1, so its centre j + 0.5 is what it samples.
     centre_to_image = roi.crop_to_image(size)
