@@ -14,12 +14,15 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from facekit.errors import FacekitError
+from facekit.heif import SUFFIXES as HEIF_SUFFIXES, decoded_heif, is_heif
 from facekit.types import Frame
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".jp2", ".pgm", ".ppm",
-                            ".gif"})  # a GIF gives its first frame (OpenCV 4.11+; older ones skip it with a warning)
+                            ".gif",  # a GIF gives its first frame (OpenCV 4.11+; older ones skip it with a warning)
+                            ".avif",  # OpenCV's wheels are built with libavif
+                            *HEIF_SUFFIXES})
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"})
 
 
@@ -183,6 +186,8 @@ def decoded_image(path: Path) -> tuple[np.ndarray | None, str | None]:
         return None, f"cannot be read ({exc.strerror or exc})"
     if data.size == 0:
         return None, "an empty file"
+    if is_heif(data):
+        return decoded_heif(data)
     try:
         image = cv2.imdecode(_without_png_color_profile(data), cv2.IMREAD_COLOR)
     except cv2.error as exc:
@@ -309,7 +314,7 @@ def _image_files(folder: Path, exclude: Path | None) -> tuple[list[Path], list[P
 
 
 def _by_suffix(paths: list[Path]) -> str:
-    """'3 .heic, 1 .mp4': how many files of each suffix, most first."""
+    """'3 .cr2, 1 .mp4': how many files of each suffix, most first."""
     counts = Counter(path.suffix.lower() or "(no suffix)" for path in paths)
     return ", ".join(f"{count} {suffix}" for suffix, count in counts.most_common())
 
