@@ -4,15 +4,14 @@ from __future__ import annotations
 import logging
 import os
 import struct
-import tempfile
 from collections import Counter
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from facekit.decoder_output import DecoderOutput
 from facekit.errors import FacekitError
 from facekit.heif import SUFFIXES as HEIF_SUFFIXES, decoded_heif, is_heif
 from facekit.types import Frame
@@ -37,6 +36,8 @@ class FrameSource:
     skipped: list[str] = field(default_factory=list)
     _warned: set[str] = field(default_factory=set, repr=False)
     _skipped_once: set[str] = field(default_factory=set, repr=False)  # ``skipped`` as a set: 10,000 bad files
+    #: Set while image files decode here on threads with fd 2 free to catch (see facekit.decoder_output)
+    decoder_output: DecoderOutput | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return self.frame_count
@@ -67,11 +68,22 @@ class FrameSource:
             if name in skip:
                 continue
             frame = Frame(name=name, source=utf8_text(path), index=index, path=str(path))
-            why = load_pixels(frame) if decode else None
-            if why is not None:
-                self.unreadable(path, why)
-                continue
+            if decode:
+                why, said = self._decoded(frame)
+                if why is not None:
+                    self.unreadable(path, why, said)
+                    continue
+                if said:
+                    self.damaged(path, said)
             yield frame
+
+    def _decoded(self, frame: Frame) -> tuple[str | None, list[str]]:
+        """``load_pixels``, and what the decoder printed when that can be caught."""
+        if self.decoder_output is None:
+            return load_pixels(frame), []
+        with self.decoder_output.caught() as said:
+            why = load_pixels(frame)
+        return why, said
 
     def _video_frames(self, skip: frozenset[str] | set[str]) -> Iterator[Frame]:
         """Frames named by their number in decoding order. A damaged stretch in the middle of
@@ -123,38 +135,6 @@ class FrameSource:
         if message not in self._warned:
             log.warning("%s", message)
             self._warned.add(message)
-
-
-class DecoderOutput:
-    """What native decoders (libjpeg: "Corrupt JPEG data: 75 extraneous bytes before marker")
-    print straight to the stderr descriptor while a file decodes, caught so that a warning can
-    name the file; uncaught, a long job's log shows such a line and no hint of which photo.
-
-    Only for a process where nothing else writes to stderr during a decode: a worker process,
-    whose one thread decodes. Not on threads, where the progress bar and the log write to stderr
-    from other threads and would be caught too."""
-
-    def __init__(self) -> None:
-        self._file = tempfile.TemporaryFile()
-
-    @contextmanager
-    def caught(self) -> Iterator[list[str]]:
-        """The lines written to stderr meanwhile, filled in on the way out."""
-        lines: list[str] = []
-        saved = os.dup(2)
-        os.dup2(self._file.fileno(), 2)
-        try:
-            yield lines
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            size = os.fstat(self._file.fileno()).st_size
-            if size:
-                self._file.seek(0)
-                text = self._file.read(size).decode("utf-8", errors="replace")
-                self._file.seek(0)
-                self._file.truncate()
-                lines.extend(line.strip() for line in text.splitlines() if line.strip())
 
 
 def load_pixels(frame: Frame) -> str | None:

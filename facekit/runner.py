@@ -11,6 +11,7 @@ from typing import Callable, Iterator, Sequence
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from facekit.console import STDERR
+from facekit.decoder_output import DecoderOutput, python_stderr_apart
 from facekit.errors import StageError
 from facekit.gpu import RunMode
 from facekit.media import FrameSource
@@ -113,7 +114,7 @@ class Runner:
             summary.frames += 1
             summary.faces += len(record.faces)
 
-        with self._progress() as bars:
+        with _decoders_caught(source, on_threads=pool is None), self._progress() as bars:
             previous: dict[str, FrameRecord] = {}
             for number, step in enumerate(self.passes, start=1):
                 if number == 1:  # worker processes decode image files themselves, side by side
@@ -172,6 +173,21 @@ class Runner:
                         TimeRemainingColumn(), console=STDERR, disable=not self.progress)
         with bars:
             yield bars
+
+
+@contextmanager
+def _decoders_caught(source: FrameSource, on_threads: bool) -> Iterator[None]:
+    """On threads, image files decode in this process: what their decoders print is caught, so
+    the warning names the file, as in worker processes (see ``facekit.decoder_output``)."""
+    if not on_threads or source.kind == "video":
+        yield
+        return
+    with python_stderr_apart() as apart:
+        source.decoder_output = DecoderOutput() if apart else None
+        try:
+            yield
+        finally:
+            source.decoder_output = None
 
 
 @contextmanager

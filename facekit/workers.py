@@ -34,7 +34,8 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from facekit.errors import ConfigError, FacekitError, StageError
-from facekit.media import DecoderOutput, load_pixels
+from facekit.decoder_output import DecoderOutput
+from facekit.media import load_pixels
 from facekit.pixel_pipe import receive_pixels, send_pixels
 from facekit.plugin import PluginSpec
 from facekit.threads import PixelsInFlight, Stage, get_unless, put_unless

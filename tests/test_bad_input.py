@@ -92,13 +92,16 @@ def test_bad_files_are_warned_about_and_counted(messy_run) -> None:
     assert "5 skipped" in log
     assert "bomb.png: more pixels than OpenCV decodes" in log
     assert {"truncated", "empty", "text", "folder", "bomb"}.isdisjoint(alignments["frames"])
+    # libjpeg's own line about a damaged file comes inside a warning naming the file, once
+    assert re.search(r"damaged\.jpg: decoded despite damage, .*\(Corrupt JPEG data: ", log), log
+    assert log.count("Corrupt JPEG data") == 1
 
 
 def test_worker_processes_decode_the_files_and_skip_the_bad_ones_alike(messy: Path, messy_run,
                                                                          tmp_path: Path) -> None:
     """With worker processes each worker decodes its own files: the same warnings, count and
     faces as the run on threads, and libjpeg's own line about a damaged file comes inside a
-    warning that names the file (on threads it comes bare)."""
+    warning that names the file."""
     _, on_threads = messy_run
     out = tmp_path / "faces"
     result = run_facekit(f"input={messy}", f"output={out}", "runner.progress=false", "runner.workers=2", cwd=messy)
