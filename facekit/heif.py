@@ -2,8 +2,11 @@
 save by default, and what OpenCV cannot decode. libheif decodes them, through pillow-heif.
 
 The file is recognised by its content (an ISO-BMFF ``ftyp`` box with a HEIF brand), not its
-suffix, so an iPhone photo renamed ``.jpg`` by some export tool is still read. AVIF, HEIF's
-AV1 sibling, is left to OpenCV, whose wheels decode it. Rotation follows
+suffix, so an iPhone photo renamed ``.jpg`` by some export tool is still read.
+
+AVIF, HEIF's AV1 sibling, is decoded by Pillow (libavif): OpenCV decodes it too but ignores its
+``irot``, so a rotated AVIF came out sideways. Pillow turns ``irot``/``imir`` into an EXIF
+orientation, which ``exif_transpose`` applies. Where Pillow has no AVIF support, OpenCV is used. Rotation follows
 the HEIF rule: the file's ``irot``/``imir`` transforms are applied (libheif does it) and an EXIF
 orientation is not, since it repeats them; applying both would turn the photo twice.
 """
@@ -23,12 +26,22 @@ _AVIF_BRANDS = frozenset({b"avif", b"avis"})
 def is_heif(data: np.ndarray | bytes) -> bool:
     """Whether the bytes start with an ``ftyp`` box naming a HEIF brand (major or compatible)
     and no AVIF brand."""
+    brands = _brands(data)
+    return bool(brands & _BRANDS) and not brands & _AVIF_BRANDS
+
+
+def is_avif(data: np.ndarray | bytes) -> bool:
+    """Whether the bytes start with an ``ftyp`` box naming an AVIF brand."""
+    return bool(_brands(data) & _AVIF_BRANDS)
+
+
+def _brands(data: np.ndarray | bytes) -> set[bytes]:
+    """The major and compatible brands of a leading ``ftyp`` box (none if there is none)."""
     head = bytes(data[:64])
     if len(head) < 16 or head[4:8] != b"ftyp":
-        return False
+        return set()
     size = min(int.from_bytes(head[:4], "big"), len(head))
-    brands = {head[8:12]} | {head[i:i + 4] for i in range(16, size - 3, 4)}
-    return bool(brands & _BRANDS) and not brands & _AVIF_BRANDS
+    return {head[8:12]} | {head[i:i + 4] for i in range(16, size - 3, 4)}
 
 
 def decoded_heif(data: np.ndarray | bytes) -> tuple[np.ndarray | None, str | None]:
@@ -47,6 +60,27 @@ def decoded_heif(data: np.ndarray | bytes) -> tuple[np.ndarray | None, str | Non
     except (ValueError, EOFError, SyntaxError, RuntimeError, OSError) as exc:  # pillow-heif's documented errors
         return None, f"the HEIF decoder failed ({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})"
     return _bgr(image, heif.mode), None
+
+
+def decoded_avif(data: np.ndarray | bytes) -> tuple[np.ndarray | None, str | None] | None:
+    """The image as 8-bit BGR, upright by its ``irot``/``imir``, or None and why not; None alone
+    when this Pillow cannot decode AVIF (OpenCV is then the fallback)."""
+    import io
+
+    import cv2
+    from PIL import Image, ImageOps, UnidentifiedImageError, features
+
+    if not features.check("avif"):
+        return None
+    try:
+        with Image.open(io.BytesIO(bytes(data)), formats=["AVIF"]) as opened:
+            upright = ImageOps.exif_transpose(opened)
+            image = np.asarray(upright.convert("RGBA" if "A" in upright.mode else "RGB"))
+    except MemoryError:
+        return None, "too large to decode in the memory there is"
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        return None, f"the AVIF decoder failed ({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})"
+    return cv2.cvtColor(image, cv2.COLOR_RGBA2BGR if image.shape[2] == 4 else cv2.COLOR_RGB2BGR), None
 
 
 def _bgr(image: np.ndarray, mode: str) -> np.ndarray:

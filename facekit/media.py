@@ -13,14 +13,14 @@ import numpy as np
 
 from facekit.decoder_output import DecoderOutput
 from facekit.errors import FacekitError
-from facekit.heif import SUFFIXES as HEIF_SUFFIXES, decoded_heif, is_heif
+from facekit.heif import SUFFIXES as HEIF_SUFFIXES, decoded_avif, decoded_heif, is_avif, is_heif
 from facekit.types import Frame
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".jp2", ".pgm", ".ppm",
                             ".gif",  # a GIF gives its first frame (OpenCV 4.11+; older ones skip it with a warning)
-                            ".avif",  # OpenCV's wheels are built with libavif
+                            ".avif",  # Pillow's and OpenCV's wheels are built with libavif (facekit.heif)
                             *HEIF_SUFFIXES})
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"})
 
@@ -168,6 +168,8 @@ def decoded_image(path: Path) -> tuple[np.ndarray | None, str | None]:
         return None, "an empty file"
     if is_heif(data):
         return decoded_heif(data)
+    if is_avif(data) and (avif := decoded_avif(data)) is not None:
+        return avif
     try:
         image = cv2.imdecode(_without_png_color_profile(data), cv2.IMREAD_COLOR)
     except cv2.error as exc:

@@ -12,7 +12,7 @@ from PIL import Image
 
 from cli_helpers import load_json, run_facekit
 from conftest import SCENES, require_data
-from facekit.heif import decoded_heif, is_heif
+from facekit.heif import decoded_heif, is_avif, is_heif
 from facekit.media import decoded_image
 
 pillow_heif = pytest.importorskip("pillow_heif")
@@ -82,17 +82,30 @@ def test_a_folder_with_heic_photos(photos: Path, tmp_path: Path, workers: str) -
     assert load_json(out / "run_summary.json")["skipped"] == 1
 
 
-def test_avif_is_left_to_opencv(tmp_path: Path) -> None:
-    """AVIF files list the generic HEIF brand too; OpenCV decodes them, this libheif cannot."""
+def test_avif_decodes_upright(tmp_path: Path) -> None:
+    """AVIF lists the generic HEIF brand too, but libheif here has no AV1 decoder: Pillow
+    decodes it and applies its irot (OpenCV, which also decodes AVIF, ignored it: sideways)."""
     from PIL import features
 
     if not features.check("avif"):
-        pytest.skip("this Pillow cannot write AVIF")
-    if "avif (ver" not in cv2.getBuildInformation():
-        pytest.skip("this OpenCV was built without libavif")
+        pytest.skip("this Pillow has no AVIF support")
     portrait = _portrait()
-    Image.fromarray(cv2.cvtColor(portrait, cv2.COLOR_BGR2RGB)).save(tmp_path / "photo.avif", quality=90)
-    data = (tmp_path / "photo.avif").read_bytes()
-    assert b"mif1" in data[:64] and not is_heif(data)
-    image, why = decoded_image(tmp_path / "photo.avif")
-    assert why is None and image.shape == portrait.shape and cv2.PSNR(image, portrait) > 33
+    rgb = Image.fromarray(cv2.cvtColor(portrait, cv2.COLOR_BGR2RGB))
+    rgb.save(tmp_path / "upright.avif", quality=90)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Pillow writes it as the file's irot
+    rgb.transpose(Image.Transpose.ROTATE_90).save(tmp_path / "turned.avif", quality=90, exif=exif.tobytes())
+    data = (tmp_path / "turned.avif").read_bytes()
+    assert b"mif1" in data[:64] and b"irot" in data and is_avif(data) and not is_heif(data)
+    for name in ("upright", "turned"):
+        image, why = decoded_image(tmp_path / f"{name}.avif")
+        assert why is None and image.shape == portrait.shape and cv2.PSNR(image, portrait) > 33, name
+    image, why = decoded_image(_cut(tmp_path / "turned.avif"))
+    assert image is None and why.startswith("the AVIF decoder failed (")
+
+
+def _cut(path: Path) -> Path:
+    cut = path.with_name(f"cut_{path.name}")
+    data = path.read_bytes()
+    cut.write_bytes(data[: len(data) // 3])
+    return cut
