@@ -2,13 +2,13 @@
 save by default, and what OpenCV cannot decode. libheif decodes them, through pillow-heif.
 
 The file is recognised by its content (an ISO-BMFF ``ftyp`` box with a HEIF brand), not its
-suffix, so an iPhone photo renamed ``.jpg`` by some export tool is still read.
+suffix, so an iPhone photo renamed ``.jpg`` by some export tool is still read. Rotation follows
+the HEIF rule: the file's ``irot``/``imir`` transforms are applied (libheif does it) and an EXIF
+orientation is not, since it repeats them; applying both would turn the photo twice.
 
 AVIF, HEIF's AV1 sibling, is decoded by Pillow (libavif): OpenCV decodes it too but ignores its
 ``irot``, so a rotated AVIF came out sideways. Pillow turns ``irot``/``imir`` into an EXIF
-orientation, which ``exif_transpose`` applies. Where Pillow has no AVIF support, OpenCV is used. Rotation follows
-the HEIF rule: the file's ``irot``/``imir`` transforms are applied (libheif does it) and an EXIF
-orientation is not, since it repeats them; applying both would turn the photo twice.
+orientation, which ``exif_transpose`` applies. Where Pillow has no AVIF support, OpenCV is used.
 """
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def decoded_heif(data: np.ndarray | bytes) -> tuple[np.ndarray | None, str | Non
     except MemoryError:
         return None, "too large to decode in the memory there is"
     except (ValueError, EOFError, SyntaxError, RuntimeError, OSError) as exc:  # pillow-heif's documented errors
-        return None, f"the HEIF decoder failed ({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})"
+        return None, f"the HEIF decoder failed ({_first_line(exc)})"
     return _bgr(image, heif.mode), None
 
 
@@ -78,9 +78,16 @@ def decoded_avif(data: np.ndarray | bytes) -> tuple[np.ndarray | None, str | Non
             image = np.asarray(upright.convert("RGBA" if "A" in upright.mode else "RGB"))
     except MemoryError:
         return None, "too large to decode in the memory there is"
+    except Image.DecompressionBombError as exc:
+        return None, f"more pixels than Pillow decodes in one image ({_first_line(exc)})"
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        return None, f"the AVIF decoder failed ({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})"
+        return None, f"the AVIF decoder failed ({_first_line(exc)})"
     return cv2.cvtColor(image, cv2.COLOR_RGBA2BGR if image.shape[2] == 4 else cv2.COLOR_RGB2BGR), None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _bgr(image: np.ndarray, mode: str) -> np.ndarray:
