@@ -15,7 +15,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 from facekit.types import FrameRecord
 
@@ -59,6 +59,17 @@ class PixelsInFlight:
         self.total = 0
         self.changed = threading.Condition()
 
+    def admitted(self, records: Iterable[FrameRecord], stopped: Callable[[], bool]) -> Iterator[FrameRecord]:
+        """``records``, each decoded (taken from the iterator) only once there is room for it and
+        counted from then on; ends early when ``stopped`` comes first."""
+        frames = iter(records)
+        while self.wait_for_room(stopped):
+            record = next(frames, None)  # decodes the frame
+            if record is None:
+                return
+            self.add(record)
+            yield record
+
     def wait_for_room(self, stopped: Callable[[], bool]) -> bool:
         """False when ``stopped`` came first."""
         with self.changed:
@@ -101,12 +112,7 @@ class _Pipeline:
 
     def produce(self, records: Iterable[FrameRecord], out: _Link) -> None:
         try:
-            frames = iter(records)
-            while self.pixels.wait_for_room(lambda: self.closing.is_set() or self.stop.is_set()):
-                record = next(frames, None)  # decodes the frame
-                if record is None:
-                    break
-                self.pixels.add(record)
+            for record in self.pixels.admitted(records, lambda: self.closing.is_set() or self.stop.is_set()):
                 if self.closing.is_set() or not self.put(out, record):
                     break
         except BaseException as exc:  # a reader error must reach the main thread

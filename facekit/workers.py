@@ -215,12 +215,8 @@ class WorkerPool:
     def _read(self, records: Iterable[FrameRecord]) -> None:
         count = 0
         try:
-            frames = iter(records)
-            while self.pixels.wait_for_room(lambda: self.closing.is_set() or self.stopped.is_set()):
-                record = next(frames, None)  # decodes a video frame; an image file is only named
-                if record is None:
-                    break
-                self.pixels.add(record)
+            # taking a record decodes a video frame; an image file is only named
+            for record in self.pixels.admitted(records, lambda: self.closing.is_set() or self.stopped.is_set()):
                 if self.closing.is_set() or not self._put((count, record)):
                     break
                 count += 1
