@@ -69,21 +69,13 @@ class FrameSource:
                 continue
             frame = Frame(name=name, source=utf8_text(path), index=index, path=str(path))
             if decode:
-                why, said = self._decoded(frame)
+                why, said = load_pixels_caught(frame, self.decoder_output)
                 if why is not None:
                     self.unreadable(path, why, said)
                     continue
                 if said:
                     self.damaged(path, said)
             yield frame
-
-    def _decoded(self, frame: Frame) -> tuple[str | None, list[str]]:
-        """``load_pixels``, and what the decoder printed when that can be caught."""
-        if self.decoder_output is None:
-            return load_pixels(frame), []
-        with self.decoder_output.caught() as said:
-            why = load_pixels(frame)
-        return why, said
 
     def _video_frames(self, skip: frozenset[str] | set[str]) -> Iterator[Frame]:
         """Frames named by their number in decoding order. A damaged stretch in the middle of
@@ -144,6 +136,15 @@ def load_pixels(frame: Frame) -> str | None:
         return None
     frame.image, why = decoded_image(Path(frame.path))
     return why
+
+
+def load_pixels_caught(frame: Frame, output: DecoderOutput | None) -> tuple[str | None, list[str]]:
+    """``load_pixels``, and what the decoder printed, when ``output`` is there to catch it."""
+    if output is None:
+        return load_pixels(frame), []
+    with output.caught() as said:
+        why = load_pixels(frame)
+    return why, said
 
 
 def read_image(path: Path) -> np.ndarray | None:

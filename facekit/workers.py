@@ -35,7 +35,7 @@ import numpy as np
 
 from facekit.errors import ConfigError, FacekitError, StageError
 from facekit.decoder_output import DecoderOutput
-from facekit.media import load_pixels
+from facekit.media import load_pixels_caught
 from facekit.pixel_pipe import receive_pixels, send_pixels
 from facekit.plugin import PluginSpec
 from facekit.threads import PixelsInFlight, Stage, get_unless, put_unless
@@ -440,8 +440,7 @@ def _serve(conn: Connection, payload: bytes, label: Any) -> None:
         record = FrameRecord(Frame(name=name, source=source, index=index, image=image, path=path))
         said: list[str] = []
         if image is None:  # an image file, to decode here
-            with decoder.caught() as said:
-                why = load_pixels(record.frame)
+            why, said = load_pixels_caught(record.frame, decoder)
             if why is not None:
                 if not _reply(conn, ("unreadable", seq, why, said)):
                     return
