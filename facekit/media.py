@@ -33,9 +33,8 @@ class FrameSource:
     kind: str  # "image" | "folder" | "video"
     files: list[Path] = field(default_factory=list)
     frame_count: int = 0
-    skipped: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # file -> why, in the order met
     _warned: set[str] = field(default_factory=set, repr=False)
-    _skipped_once: set[str] = field(default_factory=set, repr=False)  # ``skipped`` as a set: 10,000 bad files
     #: Set while image files decode here on threads with fd 2 free to catch (see facekit.decoder_output)
     decoder_output: DecoderOutput | None = field(default=None, repr=False)
 
@@ -116,10 +115,9 @@ class FrameSource:
 
     def _skip(self, what: str | Path, why: str) -> None:
         what = utf8_text(what)
-        if what not in self._skipped_once:  # serial runs read the source once per pass
+        if what not in self.skipped:  # serial runs read the source once per pass
             log.warning("skipped %s: %s", what, why)
-            self.skipped.append(what)
-            self._skipped_once.add(what)
+            self.skipped[what] = why
 
     def _warn_once(self, message: str) -> None:
         """Serial runs read the source once per pass; each warning is said once."""

@@ -5,6 +5,7 @@ import json
 import logging
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
@@ -116,7 +117,7 @@ def run_extract(cfg: DictConfig, registry: PluginRegistry) -> None:
         log.info("filter: %d face(s) rejected (reasons in %s and the alignments file)",
                  rejected, output / "facekit.log")
     if summary.skipped:
-        log.warning("%d file(s) skipped: %s", summary.skipped, ", ".join(source.skipped[:10]))
+        log.warning("%d file(s) skipped: %s", summary.skipped, ", ".join(islice(source.skipped, 10)))
 
 
 def _identity_filter(cfg: DictConfig, stages: FaceStages, refs_cache: ReferenceCache | None,
