@@ -13,6 +13,7 @@ import numpy as np
 
 from facekit.decoder_output import DecoderOutput
 from facekit.errors import FacekitError
+from facekit.float_tiff import display_bgr, is_float_tiff
 from facekit.heif import SUFFIXES as HEIF_SUFFIXES, decoded_avif, decoded_heif, is_avif, is_heif
 from facekit.types import Frame
 
@@ -169,8 +170,9 @@ def decoded_image(path: Path) -> tuple[np.ndarray | None, str | None]:
         return decoded_heif(data)
     if is_avif(data) and (avif := decoded_avif(data)) is not None:
         return avif
+    floats = is_float_tiff(data)
     try:
-        image = cv2.imdecode(_without_png_color_profile(data), cv2.IMREAD_COLOR)
+        image = cv2.imdecode(_without_png_color_profile(data), cv2.IMREAD_UNCHANGED if floats else cv2.IMREAD_COLOR)
     except cv2.error as exc:
         if "CV_IO_MAX_IMAGE_PIXELS" in str(exc):
             return None, ("more pixels than OpenCV decodes in one image (2^30; the environment variable "
@@ -180,7 +182,7 @@ def decoded_image(path: Path) -> tuple[np.ndarray | None, str | None]:
         return None, "too large to decode in the memory there is"
     if image is None or not image.size:
         return None, "not a readable image"
-    return image, None
+    return (display_bgr(image) if floats else image), None
 
 
 def _without_png_color_profile(data: np.ndarray) -> np.ndarray:
