@@ -265,7 +265,8 @@ def open_input(path: str | Path, exclude: Path | None = None) -> FrameSource:
             raise FacekitError(f"input folder {str(source)!r} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})"
                                + (f"; it holds {others}" if others else ""))
         if others:  # HEIC photos from a phone, say: nobody should lose them without a word
-            log.info("%s: not read, as not images by their suffix: %s", utf8_text(source), others)
+            log.info("%s: not read (not images by their suffix, or subfolders, which a folder run does not enter): %s",
+                     utf8_text(source), others)
         folder = FrameSource(source, "folder", files, len(files))
         for path in odd:
             folder._skip(path, "a folder, not an image")
@@ -282,24 +283,31 @@ def open_input(path: str | Path, exclude: Path | None = None) -> FrameSource:
 
 def _image_files(folder: Path, exclude: Path | None) -> tuple[list[Path], list[Path], list[Path]]:
     """Image files directly in ``folder`` (not the output folder), folders with image names, and
-    the other files (hidden ones left out)."""
+    what else is there, files and subfolders, which are not read (hidden ones left out)."""
     excluded = exclude.resolve() if exclude is not None else None
     files, odd, unread = [], [], []
     for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") and path.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        if path.is_dir() and excluded is not None and path.resolve() == excluded:
+            continue
         if path.suffix.lower() not in IMAGE_SUFFIXES:
-            if not path.name.startswith(".") and path.is_file():
+            if path.is_file() or path.is_dir():
                 unread.append(path)
-            continue
-        if excluded is not None and path.resolve() == excluded:  # resolved only for image names
-            continue
-        (files if path.is_file() else odd).append(path)
+        else:
+            (files if path.is_file() else odd).append(path)
     return files, odd, unread
 
 
 def _by_suffix(paths: list[Path]) -> str:
-    """'3 .cr2, 1 .mp4': how many files of each suffix, most first."""
-    counts = Counter(path.suffix.lower() or "(no suffix)" for path in paths)
-    return ", ".join(f"{count} {suffix}" for suffix, count in counts.most_common())
+    """'3 .cr2, 1 .mp4, 2 subfolders': how many files of each suffix, most first, then the
+    subfolders (a folder run does not go into them: one per person is a common layout)."""
+    folders = sum(path.is_dir() for path in paths)
+    counts = Counter(path.suffix.lower() or "(no suffix)" for path in paths if not path.is_dir())
+    named = [f"{count} {suffix}" for suffix, count in counts.most_common()]
+    if folders:
+        named.append(f"{folders} subfolder{'s' if folders > 1 else ''}")
+    return ", ".join(named)
 
 
 #: Failed grabs in a row after which a video is taken to have ended. Damage costs about one

@@ -259,18 +259,24 @@ def test_files_whose_names_meet_keep_their_own_faces(tmp_path: Path) -> None:
 
 
 def test_files_a_folder_run_does_not_read_are_named_by_suffix(tmp_path: Path, caplog) -> None:
-    """Camera RAW files, videos: a folder run reads images only, and says what it left."""
+    """Camera RAW files, videos, subfolders (one per person, say): a folder run reads the images
+    directly in it, and says what it left."""
     from facekit.errors import FacekitError
     from facekit.media import open_input
 
     for name in ("a.cr2", "b.CR2", "clip.mp4", ".hidden", "notes"):
         (tmp_path / name).write_bytes(b"")
-    with pytest.raises(FacekitError, match=r"holds no images .*; it holds 2 \.cr2, 1 \.mp4, 1 \(no suffix\)$"):
+    for name in ("p01", "p02.v2", ".cache"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "face.jpg").write_bytes(b"")
+    with pytest.raises(FacekitError,
+                       match=r"holds no images .*; it holds 2 \.cr2, 1 \.mp4, 1 \(no suffix\), 2 subfolders$"):
         open_input(tmp_path)
     (tmp_path / "photo.jpg").write_bytes(b"")
     with caplog.at_level("INFO", logger="facekit.media"):
-        assert open_input(tmp_path).files == [tmp_path / "photo.jpg"]
-    assert "not read, as not images by their suffix: 2 .cr2, 1 .mp4, 1 (no suffix)" in caplog.text
+        assert open_input(tmp_path, exclude=tmp_path / "p02.v2").files == [tmp_path / "photo.jpg"]
+    assert ("not read (not images by their suffix, or subfolders, which a folder run does not enter): "
+            "2 .cr2, 1 .mp4, 1 (no suffix), 1 subfolder") in caplog.text
 
 
 def test_unwritable_output_fails_before_any_work(tmp_path: Path) -> None:
