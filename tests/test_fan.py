@@ -328,7 +328,7 @@ def test_a_file_with_other_layer_names_loads_as_the_whole_model(installed: Insta
     assert not {"conv1", "l3"} & {layer.name for layer in loaded.layers}
     crop = np.random.default_rng(SEED).integers(0, 256, (1, 256, 256, 3), dtype=np.uint8)
     want = installed.aligner.heatmaps(crop)
-    got = np.asarray(loaded(fan.preprocess(crop), training=False))
+    got = np.asarray(loaded([fan.preprocess(crop)], training=False))  # as saved: a list of one input
     assert got.shape == want.shape == (1, 64, 64, 68)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
 
