@@ -269,7 +269,7 @@ def open_input(path: str | Path, exclude: Path | None = None) -> FrameSource:
                      utf8_text(source), others)
         folder = FrameSource(source, "folder", files, len(files))
         for path in odd:
-            folder._skip(path, "a folder, not an image")
+            folder._skip(path, _not_a_file(path))
         return folder
     suffix = source.suffix.lower()
     if suffix in VIDEO_SUFFIXES:
@@ -297,6 +297,15 @@ def _image_files(folder: Path, exclude: Path | None) -> tuple[list[Path], list[P
         else:
             (files if path.is_file() else odd).append(path)
     return files, odd, unread
+
+
+def _not_a_file(path: Path) -> str:
+    """Why a path with an image's name is passed over without being opened (a FIFO would block)."""
+    if path.is_dir():
+        return "a folder, not an image"
+    if path.is_symlink() and not path.exists():
+        return f"a broken link (to {utf8_text(os.readlink(path))!r})"
+    return "not a regular file (a pipe, socket or device)"
 
 
 def _by_suffix(paths: list[Path]) -> str:
