@@ -1,5 +1,6 @@
 """Decoded frames from the calling process to a worker: raw pixel bytes written straight into the
-array that receives them.
+array that receives them. Used where shared slots cannot be (``facekit.frame_slots``: no
+``memfd_create``, or a frame larger than its slot).
 
 ``Connection.recv_bytes_into`` gathers a message in a ``BytesIO`` of freshly allocated chunks
 before copying it to the array; on the 2-core machine that cost the receiving worker 29 ms of CPU

@@ -6,8 +6,8 @@ Python between model calls waits on the one GIL: on the 2-core machine the pipel
 2 cores busy and spent about 20% more CPU a frame than one thread doing the same work. Worker
 processes run the whole chain (detect, align, embed, judge, crop, encode) on one frame each;
 the calling process decodes video frames (a worker decodes the image files it takes: a 12 MP
-photo is 36 MB to pipe), hands frames to whichever worker has room, and writes the results in
-input order. Each worker builds its plugins from their names and configs, as the design asks of
+photo is 36 MB to pipe), hands frames to whichever worker has room, through memory they share
+(``facekit.frame_slots``; the pipe where that is missing), and writes the results in input order. Each worker builds its plugins from their names and configs, as the design asks of
 any worker.
 
 Stopping keeps finished work, as with threads: a failing plugin ends the run after the frames
@@ -35,6 +35,7 @@ import numpy as np
 
 from facekit.errors import ConfigError, FacekitError, StageError
 from facekit.decoder_output import DecoderOutput
+from facekit.frame_slots import SlotWriter, frame_in, receive_region
 from facekit.media import load_pixels_caught
 from facekit.pixel_pipe import receive_pixels, send_pixels
 from facekit.plugin import PluginSpec
@@ -88,6 +89,7 @@ class _Worker:
     stopping: bool = False  # told to leave by stop(): its end is expected
     farewell: bool = False  # its sender has sent the last frame and then None: it leaves when done
     gone: bool = False  # ended, and everything it sent has been read
+    slots: SlotWriter = field(default_factory=lambda: SlotWriter(_PER_WORKER))  # video frames' memory
 
 
 class WorkerPool:
@@ -200,6 +202,7 @@ class WorkerPool:
             thread.join(timeout=0.5)  # a send to a killed worker has failed by now
         for worker in self.workers:
             worker.conn.close()
+            worker.slots.close()
 
     # -- sending ----------------------------------------------------------------------------
     def _feed(self, records: Iterable[FrameRecord]) -> None:
@@ -250,12 +253,15 @@ class WorkerPool:
             self.pixels.release(record)  # sent now, or never (the worker is gone)
             try:
                 if frame.image is None:  # an image file: the worker decodes it
-                    worker.conn.send((seq, frame.name, frame.source, frame.index, frame.path, None, None))
+                    worker.conn.send((seq, frame.name, frame.source, frame.index, frame.path, None, None, None))
                     continue
                 image = np.ascontiguousarray(frame.image)
                 frame.image = None  # the worker has its own copy now
-                worker.conn.send((seq, frame.name, frame.source, frame.index, frame.path, image.shape, image.dtype.str))
-                send_pixels(worker.conn, image)
+                offset = worker.slots.place(worker.conn, seq, image)
+                worker.conn.send((seq, frame.name, frame.source, frame.index, frame.path, image.shape,
+                                  image.dtype.str, offset))
+                if offset is None:
+                    send_pixels(worker.conn, image)
             except OSError:
                 return  # the worker is gone; the calling thread sees its sentinel
 
@@ -315,6 +321,7 @@ class WorkerPool:
         kind, seq = message[0], message[1]
         with self.lock:
             sent = worker.in_flight.pop(seq, None)
+        worker.slots.release(seq)  # before the room: the sender may place the next frame at once
         worker.room.release()
         if kind == "unreadable":
             frame = sent.frame if sent is not None else None
@@ -425,14 +432,20 @@ def _serve(conn: Connection, payload: bytes, label: Any) -> None:
     conn.send(("ready",))
     labels = [_stage_label(stage).encode()[:_LABEL_BYTES - 1] for stage in stages]
     decoder = DecoderOutput()
+    region = None  # video frames' shared memory, once the calling process has sent it
     while True:
         try:
             header = conn.recv()
             if header is None:
                 return
-            seq, name, source, index, path, shape, dtype = header
+            if header[0] == "slots":
+                region = receive_region(conn, header[1])
+                continue
+            seq, name, source, index, path, shape, dtype, offset = header
             image = None
-            if shape is not None:
+            if offset is not None:
+                image = frame_in(region, offset, shape, dtype)
+            elif shape is not None:
                 image = np.empty(shape, dtype=np.dtype(dtype))
                 receive_pixels(conn, image)
         except (EOFError, OSError):

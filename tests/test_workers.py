@@ -184,6 +184,34 @@ def test_a_pool_returns_every_record_in_order_and_ends_cleanly() -> None:
     assert stages[0].busy_s > 0  # the workers' timings came back
 
 
+def _sum_slowly(record: FrameRecord) -> None:
+    record.height = int(record.frame.image.sum())
+    time.sleep(0.01)  # each worker holds both its frames most of the time: every slot is in use
+
+
+@pytest.mark.parametrize("slots", [True, False], ids=["shared-slots", "pipe-only"])
+def test_video_frames_reach_workers_whole_whatever_their_size(slots: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Decoded frames go to a worker through shared slots sized by the first frame; a larger one
+    goes on the pipe, a smaller one in a slot. Every frame's pixels must arrive as they were sent,
+    none overwritten by a later frame while its worker still held it."""
+    from facekit import frame_slots
+
+    monkeypatch.setattr(frame_slots, "AVAILABLE", frame_slots.AVAILABLE and slots)
+    stages = [Stage("sum", _OneByOne(_sum_slowly))]
+    plan = WorkerPlan(2)
+    payload = plan.payload(stages)
+    assert payload is not None
+    shapes = [(60, 80, 3)] * 20 + [(61, 80, 3)] * 5 + [(30, 40, 3)] * 15
+    records = [FrameRecord(Frame(name=f"f{i}", source="x", index=i,
+                                 image=np.random.default_rng(i).integers(0, 256, shape, dtype=np.uint8)))
+               for i, shape in enumerate(shapes)]
+    expected = [int(r.frame.image.sum()) for r in records]
+    sunk: list[FrameRecord] = []
+    WorkerPool(plan, stages, payload, queue_size=8).run(iter(records), sunk.append)
+    assert [r.frame.name for r in sunk] == [f"f{i}" for i in range(len(shapes))]
+    assert [r.height for r in sunk] == expected
+
+
 def test_workers_decode_image_files_and_report_unreadable_ones_in_order(tmp_path: Path) -> None:
     """Frames of image files travel as paths and each worker decodes its own (a 12 MP photo is
     36 MB of pixels to pipe); a file no worker can decode comes back in its place in the order."""
