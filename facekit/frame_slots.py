@@ -41,14 +41,8 @@ class SlotWriter:
         (so only the worker's sender thread may call this)."""
         if not AVAILABLE or self._unusable or image.nbytes == 0:
             return None
-        if self._region is None:
-            try:
-                self._open(conn, image.nbytes)
-            except OSError as exc:  # no memfd in this sandbox, say: the pipe carries every frame
-                if isinstance(exc, (BrokenPipeError, ConnectionResetError)):
-                    raise  # the worker is gone: the sender must hear it
-                self._unusable = True
-                return None
+        if self._region is None and not self._open(conn, image.nbytes):
+            return None
         with self._lock:
             if image.nbytes > self.slot_bytes or not self._free:
                 return None
@@ -74,20 +68,33 @@ class SlotWriter:
             except BufferError:  # a view still exported (a frame being copied): freed with it
                 pass
 
-    def _open(self, conn: Connection, frame_bytes: int) -> None:
+    def _open(self, conn: Connection, frame_bytes: int) -> bool:
+        """Creates and maps the region, all slots free, and sends its descriptor on ``conn``.
+        False when it cannot be made (no memfd in this sandbox, say): the pipe carries every
+        frame. A failure to send means the worker is gone, and is raised for the sender."""
         size = frame_bytes * self.count
-        fd = os.memfd_create("facekit-frames", os.MFD_CLOEXEC)
+        try:
+            fd = os.memfd_create("facekit-frames", os.MFD_CLOEXEC)
+        except OSError:
+            self._unusable = True
+            return False
         try:
             os.ftruncate(fd, size)
             self._region = mmap.mmap(fd, size)
+        except OSError:
+            os.close(fd)
+            self._unusable = True
+            return False
+        with self._lock:
+            self.slot_bytes = frame_bytes
+            self._free = list(range(self.count))
+        try:
             conn.send(("slots", size))
             with socket.fromfd(conn.fileno(), socket.AF_UNIX, socket.SOCK_STREAM) as sock:
                 socket.send_fds(sock, [b"F"], [fd])
         finally:
             os.close(fd)  # the mapping and the worker's copy of the descriptor keep it alive
-        with self._lock:
-            self.slot_bytes = frame_bytes
-            self._free = list(range(self.count))
+        return True
 
 
 def receive_region(conn: Connection, size: int) -> mmap.mmap:

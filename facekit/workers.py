@@ -7,8 +7,9 @@ Python between model calls waits on the one GIL: on the 2-core machine the pipel
 processes run the whole chain (detect, align, embed, judge, crop, encode) on one frame each;
 the calling process decodes video frames (a worker decodes the image files it takes: a 12 MP
 photo is 36 MB to pipe), hands frames to whichever worker has room, through memory they share
-(``facekit.frame_slots``; the pipe where that is missing), and writes the results in input order. Each worker builds its plugins from their names and configs, as the design asks of
-any worker.
+(``facekit.frame_slots``; the pipe where that is missing), and writes the results in input
+order. Each worker builds its plugins from their names and configs, as the design asks of any
+worker.
 
 Stopping keeps finished work, as with threads: a failing plugin ends the run after the frames
 before it are written; a worker that dies ends it with the plugin and frame it was on; Ctrl-C
