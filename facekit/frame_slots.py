@@ -49,7 +49,7 @@ class SlotWriter:
             slot = self._free.pop()
             self._held[seq] = slot
         offset = slot * self.slot_bytes
-        np.copyto(np.ndarray(image.shape, image.dtype, buffer=self._region, offset=offset), image)
+        np.copyto(frame_in(self._region, offset, image.shape, image.dtype.str), image)
         return offset
 
     def release(self, seq: int) -> None:
