@@ -28,9 +28,11 @@ def is_float_tiff(data: np.ndarray | bytes) -> bool:
     big = version == 43
     if version not in (42, 43):
         return False
-    # classic: 2-byte entry count, 12-byte entries with a 4-byte value; BigTIFF: 8, 20 and 8
-    count_format, entry_size, value_format = ("Q", 20, "Q") if big else ("H", 12, "I")
-    (ifd,) = struct.unpack_from(order + ("Q" if big else "I"), head, 8 if big else 4)
+    # classic: 2-byte entry count, 12-byte entries with a 4-byte value; BigTIFF: 8, 20 and 8.
+    # An entry is tag, type, count, then its values if they fit in the value field, else their offset.
+    count_format, entry_size, word = ("Q", 20, "Q") if big else ("H", 12, "I")
+    word_size = struct.calcsize(word)
+    (ifd,) = struct.unpack_from(order + word, head, 8 if big else 4)
     try:
         (entries,) = struct.unpack_from(order + count_format, data, ifd)
         first = ifd + struct.calcsize(count_format)
@@ -41,10 +43,9 @@ def is_float_tiff(data: np.ndarray | bytes) -> bool:
                 continue
             if kind != _SHORT:
                 return False
-            (values,) = struct.unpack_from(order + value_format, data, entry + 4)
-            inline = 2 * values <= struct.calcsize(value_format)
-            at = entry + 4 + struct.calcsize(value_format) if inline else struct.unpack_from(
-                order + value_format, data, entry + 4 + struct.calcsize(value_format))[0]
+            (values,) = struct.unpack_from(order + word, data, entry + 4)
+            field_at = entry + 4 + word_size
+            at = field_at if 2 * values <= word_size else struct.unpack_from(order + word, data, field_at)[0]
             (sample_format,) = struct.unpack_from(order + "H", data, at)
             return sample_format == _IEEE_FLOAT
     except struct.error:  # a directory past the end of a cut file: OpenCV will say what is wrong
