@@ -30,6 +30,20 @@ class LoadedPlugin:
         return self.spec.factory(self.config, self._store)
 
     @property
+    def batch_size(self) -> int:
+        """The batch the plugin's stage receives: its config's ``batch_size`` when it has one
+        (``detector.batch_size=8``), else the spec's."""
+        return max(1, int(getattr(self.config, "batch_size", self.spec.batch_size)))
+
+    @property
+    def gpu_memory_mb(self) -> int:
+        """GPU memory at the configured batch: the spec's figure is for its default batch."""
+        if self.spec.gpu_memory_mb == 0:
+            return 0
+        extra = self.spec.gpu_memory_per_item_mb * (self.batch_size - self.spec.batch_size)
+        return max(1, self.spec.gpu_memory_mb + extra)
+
+    @property
     def label(self) -> str:
         """How messages name it: ``detector 'yunet'``."""
         return f"{self.spec.kind} {self.spec.name!r}"

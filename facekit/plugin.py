@@ -53,8 +53,9 @@ class PluginSpec:
     factory: Callable[[Any, Any], Any]
     config_class: type
     model_ids: tuple[str, ...] = ()
-    gpu_memory_mb: int = 0
-    batch_size: int = 1
+    gpu_memory_mb: int = 0  # at ``batch_size``; 0 for a plugin that runs on the CPU
+    batch_size: int = 1  # the default; a config field ``batch_size`` overrides it (``LoadedPlugin``)
+    gpu_memory_per_item_mb: int = 0  # what each item of a batch adds, so memory follows the configured batch
     input_size: tuple[int, int] | None = None
     description: str = ""
     metric: str | None = None  # identity plugins: "cosine" | "euclidean" | ...

@@ -57,7 +57,7 @@ def plan_passes(stages: FaceStages, mode: RunMode, finish: Sequence[Stage] = ())
     """Parallel: every stage on its own thread in one pass. Serial: detect every frame first, then
     align (and embed) every frame, so only one model needs GPU memory at a time. ``finish``
     stages (judge, encode) end the last pass."""
-    detect = Stage("detect", stages.detect, batch_size=max(1, stages.detector.spec.batch_size),
+    detect = Stage("detect", stages.detect, batch_size=stages.detector.batch_size,
                    plugin=stages.detector.label)
     later = [per_record("align", stages.align, plugin=stages.aligner.label)]
     if stages.identity is not None:
