@@ -90,7 +90,14 @@ class FaceStages:
         self.model_s: dict[str, float] = {}  # seconds inside each plugin's own calls: the bound
 
     def plugins(self) -> list[LoadedPlugin]:
-        return [p for p in (self.detector, self.aligner, self.identity) if p is not None]
+        return [plugin for _, plugin in self.stage_plugins()]
+
+    def stage_plugins(self) -> list[tuple[str, LoadedPlugin]]:
+        """Each model stage by name with its plugin, in the order a frame goes through them."""
+        order = [("detect", self.detector), ("align", self.aligner)]
+        if self.identity is not None:
+            order.append(("embed", self.identity))
+        return order
 
     def load_models(self) -> None:
         """Build every model now, so a missing weights file fails before the first frame."""

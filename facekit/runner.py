@@ -13,7 +13,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from facekit.console import STDERR
 from facekit.decoder_output import DecoderOutput, python_stderr_apart
 from facekit.errors import StageError
-from facekit.gpu import RunMode
 from facekit.media import FrameSource
 from facekit.pipeline import FaceStages
 from facekit.threads import Stage, StageFailure, run_stages
@@ -53,19 +52,19 @@ class Pass:
     stages: list[Stage]
 
 
-def plan_passes(stages: FaceStages, mode: RunMode, finish: Sequence[Stage] = ()) -> list[Pass]:
-    """Parallel: every stage on its own thread in one pass. Serial: detect every frame first, then
-    align (and embed) every frame, so only one model needs GPU memory at a time. ``finish``
-    stages (judge, encode) end the last pass."""
-    detect = Stage("detect", stages.detect, batch_size=stages.detector.batch_size,
-                   plugin=stages.detector.label)
-    later = [per_record("align", stages.align, plugin=stages.aligner.label)]
+def plan_passes(stages: FaceStages, grouping: Sequence[Sequence[str]], finish: Sequence[Stage] = ()) -> list[Pass]:
+    """The stages grouped into passes as ``grouping`` names them (``[["detect"], ["align",
+    "embed"]]``, see ``gpu.plan_passes_for_gpu``); a pass runs each of its stages on its own
+    thread. ``finish`` stages (judge, encode) end the last pass."""
+    by_name = {
+        "detect": Stage("detect", stages.detect, batch_size=stages.detector.batch_size, plugin=stages.detector.label),
+        "align": per_record("align", stages.align, plugin=stages.aligner.label),
+    }
     if stages.identity is not None:
-        later.append(per_record("embed", stages.embed, plugin=stages.identity.label))
-    later.extend(finish)
-    if mode == "parallel":
-        return [Pass(" + ".join(["detect", *(s.name for s in later)]), [detect, *later])]
-    return [Pass("detect", [detect]), Pass(" + ".join(s.name for s in later), later)]
+        by_name["embed"] = per_record("embed", stages.embed, plugin=stages.identity.label)
+    passes = [[by_name[name] for name in group] for group in grouping]
+    passes[-1].extend(finish)
+    return [Pass(" + ".join(s.name for s in group), group) for group in passes]
 
 
 def per_record(name: str, work: Callable[[FrameRecord], None], plugin: str = "") -> Stage:

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from facekit.errors import ConfigError
-from facekit.gpu import FAKE_FREE_ENV, choose_mode, free_gpu_memory_mb
+from facekit.gpu import FAKE_FREE_ENV, StageNeed, free_gpu_memory_mb, plan_passes_for_gpu
 from facekit.plugin import PluginSpec
 from facekit.registry import default_registry
 
@@ -58,29 +58,6 @@ def test_unknown_plugin_lists_choices() -> None:
         default_registry().get("detector", "nosuch")
 
 
-@pytest.mark.parametrize(
-    ("requested", "gpu", "free_mb", "expected"),
-    [
-        ("auto", (0, 0), None, "parallel"),          # no GPU
-        ("auto", (4000, 2200), None, "parallel"),    # no GPU: both on the CPU side by side
-        ("auto", (4000, 0), 3000, "parallel"),       # one plugin needs no GPU memory
-        ("auto", (4000, 2200), 8000, "parallel"),    # room for both plus the margin
-        ("auto", (4000, 2200), 6000, "serial"),      # both fit, the margin does not
-        ("auto", (4000, 2200), 3000, "serial"),      # small GPU
-        ("serial", (0, 0), None, "serial"),
-        ("parallel", (4000, 2200), 1000, "parallel"),
-    ],
-)
-def test_choose_mode(requested: str, gpu: tuple[int, int], free_mb: int | None, expected: str) -> None:
-    plugins = [_spec("a", gpu[0]), _spec("b", gpu[1])]
-    assert choose_mode(requested, plugins, free_mb, margin_mb=1024) == expected
-
-
-def test_choose_mode_rejects_unknown() -> None:
-    with pytest.raises(ConfigError, match="auto, serial, parallel"):
-        choose_mode("fast", [], None)
-
-
 @pytest.mark.parametrize(("free_mb", "expected"), [("4096", "serial"), ("24000", "parallel"), ("none", "parallel")])
 def test_s3fd_with_fan_runs_serially_on_a_small_gpu(monkeypatch: pytest.MonkeyPatch, free_mb: str,
                                                     expected: str) -> None:
@@ -89,6 +66,7 @@ def test_s3fd_with_fan_runs_serially_on_a_small_gpu(monkeypatch: pytest.MonkeyPa
     if "s3fd" not in registry.names("detector"):
         pytest.skip("the s3fd plugin is not registered")
     plugins = [registry.get("detector", "s3fd"), registry.get("aligner", "fan")]
-    assert all(p.gpu_memory_mb > 1000 for p in plugins)  # published figures: ~4 GB and ~2.2 GB
+    assert all(p.gpu_memory_mb > 1000 for p in plugins)  # published figures: ~4.9 GB and ~3 GB
     monkeypatch.setenv(FAKE_FREE_ENV, free_mb)
-    assert choose_mode("auto", plugins, free_gpu_memory_mb()) == expected
+    needs = [StageNeed(stage, p.name, p.gpu_memory_mb) for stage, p in zip(("detect", "align"), plugins)]
+    assert plan_passes_for_gpu("auto", needs, free_gpu_memory_mb()).mode == expected

@@ -17,7 +17,7 @@ from facekit.alignments import AlignmentsWriter
 from facekit.analysis_cache import AnalysisCache, ReferenceCache, content_key, restore_faces
 from facekit.errors import ConfigError, FacekitError, OutputError
 from facekit.fileio import atomic_write_bytes
-from facekit.gpu import choose_mode, free_gpu_memory_mb
+from facekit.gpu import StageNeed, free_gpu_memory_mb, plan_passes_for_gpu
 from facekit.media import open_input
 from facekit.models.store import ModelStore, default_cache_dir
 from facekit.output import FaceWriter
@@ -65,15 +65,21 @@ def run_extract(cfg: DictConfig, registry: PluginRegistry) -> None:
         finish = per_record("encode", _Finisher(stages, face_filter, writer))
         cached = cache.load() if cache is not None else None
         workers = None
+        gpu_plan = None
         if cached is None:
             specs = [p.spec for p in stages.plugins()]
-            mode = choose_mode(cfg.runner.mode, specs, free_gpu_memory_mb(), cfg.runner.gpu_margin_mb)
+            needs = [StageNeed(name, p.spec.name, p.gpu_memory_mb) for name, p in stages.stage_plugins()]
+            gpu_plan = plan_passes_for_gpu(cfg.runner.mode, needs, free_gpu_memory_mb(), cfg.runner.gpu_margin_mb)
+            for warning in gpu_plan.warnings:
+                log.warning(warning)
+            log.info(gpu_plan.decision)
+            mode = gpu_plan.mode
             workers = choose_workers(cfg.runner.workers, specs, mode, len(source))
             if workers is None:
                 stages.load_models()
             else:
                 stages.ensure_weights()  # each worker builds its own models from them
-            passes = plan_passes(stages, mode, finish=[finish])
+            passes = plan_passes(stages, gpu_plan.passes, finish=[finish])
         else:
             mode = "cached"
             passes = [Pass("from the analysis cache", [_restore_stage(stages, cached), finish])]
@@ -110,7 +116,8 @@ def run_extract(cfg: DictConfig, registry: PluginRegistry) -> None:
         summary = runner.run(source, sink, done)
         if analysis is not None:
             analysis.commit()
-    report = {**summary.as_dict(), "model_s": stages.model_s, "mode": mode}
+    report = {**summary.as_dict(), "model_s": stages.model_s, "mode": mode,
+              "gpu": gpu_plan.as_dict() if gpu_plan is not None else None}
     atomic_write_bytes(output / SUMMARY_FILE, json.dumps(report, indent=2).encode())
     log.info("done: %s; alignments in %s", summary.line(), output / ALIGNMENTS_FILE)
     if face_filter is not None:
