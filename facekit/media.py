@@ -82,10 +82,18 @@ class FrameSource:
         a video makes a few grabs fail and decoding then goes on from the next good frame, so
         reading stops only after ``MAX_FAILED_GRABS`` failures in a row: a few damaged bytes
         must not end a long job. Grabbing (decoding) every frame, skipped or not, keeps the
-        numbering the same on a rerun that resumes."""
+        numbering the same on a rerun that resumes.
+
+        A file cut short fails a grab at the cut and then still gives the frames its decoder
+        held: failed grabs with no frame missing. The last frame's timestamp tells that apart
+        from a stretch passed over (``_frames_missing``), so a truncated file is reported as one."""
+        import cv2
+
         capture = _video_capture(self.path)
         stem, source = utf8_text(self.path.stem), utf8_text(self.path)
+        fps = capture.get(cv2.CAP_PROP_FPS)
         number = failed = damaged = 0
+        last_ms = 0.0
         try:
             while failed < MAX_FAILED_GRABS:
                 if not capture.grab():
@@ -94,6 +102,7 @@ class FrameSource:
                 if failed:
                     damaged, failed = damaged + 1, 0
                 number += 1
+                last_ms = capture.get(cv2.CAP_PROP_POS_MSEC)
                 name = f"{stem}_{number:06d}"
                 if name in skip:
                     continue
@@ -106,7 +115,7 @@ class FrameSource:
             capture.release()
         if number == 0:
             self._skip(self.path, "the video holds no decodable frame")
-        elif damaged:
+        elif damaged and _frames_missing(number, last_ms, fps) != 0:
             of = f" of {self.frame_count}" if self.frame_count else ""  # some containers give no count
             self._warn_once(f"{self.path}: {damaged} damaged stretch(es) passed over; decoded {number}{of} "
                             "frames, numbered in decoding order")
@@ -126,6 +135,15 @@ class FrameSource:
         if message not in self._warned:
             log.warning("%s", message)
             self._warned.add(message)
+
+
+def _frames_missing(decoded: int, last_ms: float, fps: float) -> int | None:
+    """How many frames before the last decoded one were never decoded: the frame at ``last_ms``
+    is frame ``last_ms * fps / 1000 + 1`` of the file. None where timestamps cannot tell (no
+    frame rate, or a last frame no later than the first)."""
+    if fps <= 0 or (decoded > 1 and last_ms <= 0):
+        return None
+    return round(last_ms * fps / 1000) + 1 - decoded
 
 
 def load_pixels(frame: Frame) -> str | None:

@@ -5,6 +5,7 @@ import os
 import re
 import resource
 import shutil
+import struct
 from pathlib import Path
 
 import cv2
@@ -162,21 +163,80 @@ def test_huge_image_is_found_in_bounded_memory(tmp_path: Path) -> None:
     assert huge_mb - small_mb < 1.5 * frame_mb, f"peak {huge_mb:.0f} MB against {small_mb:.0f} MB for a small photo"
 
 
+def _atoms(data: bytes | bytearray, start: int, end: int):
+    """(type, offset, header size, size) of each MP4 atom between ``start`` and ``end``."""
+    offset = start
+    while offset + 8 <= end:
+        size, kind = struct.unpack_from(">I4s", data, offset)
+        header = 8
+        if size == 1:  # a 64-bit size follows the type
+            (size,), header = struct.unpack_from(">Q", data, offset + 8), 16
+        elif size == 0:  # to the end of the file
+            size = end - offset
+        yield kind, offset, header, size
+        offset += size
+
+
+def _with_index_in_front(data: bytes) -> bytes:
+    """An MP4 whose index (moov) follows its media data (mdat), as cameras and OpenCV write it,
+    rewritten with the index first (what ``qt-faststart`` and ``ffmpeg -movflags +faststart``
+    do): every chunk offset in the index (stco/co64) moves on by the index's size. Cut short,
+    such a file still opens and its frames before the cut decode; with the index at the end a
+    cut loses the index and nothing opens."""
+    top = {kind: (offset, size) for kind, offset, _, size in _atoms(data, 0, len(data))}
+    (moov_at, moov_size), (mdat_at, _) = top[b"moov"], top[b"mdat"]
+    assert mdat_at < moov_at, "the index is already in front"
+    moov = bytearray(data[moov_at:moov_at + moov_size])
+
+    def shift(start: int, end: int) -> None:
+        for kind, offset, header, size in _atoms(moov, start, end):
+            if kind in (b"moov", b"trak", b"mdia", b"minf", b"stbl"):
+                shift(offset + header, offset + size)
+            elif kind in (b"stco", b"co64"):
+                form, width = (">I", 4) if kind == b"stco" else (">Q", 8)
+                (entries,) = struct.unpack_from(">I", moov, offset + header + 4)  # after version and flags
+                for at in range(offset + header + 8, offset + header + 8 + entries * width, width):
+                    struct.pack_into(form, moov, at, struct.unpack_from(form, moov, at)[0] + moov_size)
+
+    shift(0, moov_size)
+    return data[:mdat_at] + bytes(moov) + data[mdat_at:moov_at] + data[moov_at + moov_size:]
+
+
 def test_truncated_video_keeps_the_frames_before_the_damage(tmp_path: Path) -> None:
+    """A video cut short (a copy that stopped, a download that broke) whose index is in front:
+    it opens with its full frame count, the frames before the cut are read and kept, numbered as
+    in the whole file, and the run ends normally with a warning that the file is truncated, not
+    that a damaged stretch was passed over (no frame in between was lost)."""
     require_data()
-    video = DATA / "video" / "faceswap_test.mp4"
+    whole = _with_index_in_front((DATA / "video" / "faceswap_test.mp4").read_bytes())
+    (tmp_path / "whole.mp4").write_bytes(whole)
     clip = tmp_path / "cut.mp4"
-    data = video.read_bytes()
-    clip.write_bytes(data[: int(len(data) * 0.6)])
-    result = run_facekit(f"input={clip}", f"output={tmp_path / 'out'}", "runner.progress=false", cwd=tmp_path)
-    assert "Traceback" not in result.stderr
-    if result.returncode == 0:  # the index survived: frames up to the cut, and a warning
-        frames = load_json(tmp_path / "out" / "alignments.json")["frames"]
-        assert 0 < len(frames) < 91
-        assert "truncated or damaged" in " ".join(result.stderr.split())
-    else:  # the index was lost: nothing to decode, one line
-        assert result.returncode == 2
-        assert "cut.mp4" in result.stderr
+    clip.write_bytes(whole[: int(len(whole) * 0.6)])
+    capture = cv2.VideoCapture(str(clip))
+    assert capture.isOpened() and capture.get(cv2.CAP_PROP_FRAME_COUNT) == 91  # the index survived the cut
+    capture.release()
+    before_cut = _frames_before_first_failure(clip)
+    assert 20 < before_cut < 91
+
+    runs = {}
+    for name in ("whole", "cut"):
+        result = run_facekit(f"input={tmp_path / f'{name}.mp4'}", f"output={tmp_path / name}", "runner.progress=false",
+                             cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        # rich wraps lines, anywhere in a long path: the log is compared without white space
+        runs[name] = ("".join(result.stderr.split()), load_json(tmp_path / name / "alignments.json")["frames"])
+    log, frames = runs["cut"]
+    whole_log, whole_frames = runs["whole"]
+    assert len(whole_frames) == 91 and "istruncated" not in whole_log  # the rewritten index is sound
+    kept = len(frames)
+    assert before_cut <= kept < 91
+    assert list(frames) == [f"cut_{n:06d}" for n in range(1, kept + 1)]
+    for number in range(1, kept + 1):  # the same frames as in the whole file, and their faces kept
+        cut_faces, whole_faces = frames[f"cut_{number:06d}"]["faces"], whole_frames[f"whole_{number:06d}"]["faces"]
+        assert cut_faces and [f["landmarks"] for f in cut_faces] == [f["landmarks"] for f in whole_faces], number
+        assert all((tmp_path / "cut" / face["crop"]).is_file() for face in cut_faces)
+    assert f"cut.mp4endedafter{kept}of91frames:thefileistruncatedordamaged" in log, log
+    assert "damagedstretch" not in log
 
 
 def _damaged_copy(tmp_path: Path) -> Path:
@@ -224,16 +284,65 @@ def test_resuming_a_damaged_video_numbers_its_frames_the_same(tmp_path: Path) ->
     assert [frame.name for frame in source.frames(skip=done)] == [n for n in names if n not in done]
 
 
-def test_video_with_no_frames_is_reported(tmp_path: Path) -> None:
+def _mjpeg_avi_with_blank_frames(path: Path, frames: int = 10) -> None:
+    """An MJPG AVI of ``frames`` frames, then every frame's JPEG data overwritten with zeros in
+    place: the RIFF headers, chunk sizes and the idx1 index are untouched, so the file opens
+    and gives its frame count, but no frame decodes."""
+    size = (96, 64)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 5, size)
+    gradient = np.linspace(0, 255, size[0] * size[1] * 3).astype(np.uint8).reshape(size[1], size[0], 3)
+    for index in range(frames):
+        writer.write(np.roll(gradient, index * 7, axis=1))
+    writer.release()
+    data = bytearray(path.read_bytes())
+    assert data[:4] == b"RIFF" and data[8:12] == b"AVI "
+    blanked, offset = 0, 12
+    while offset + 8 <= len(data):
+        kind, length = struct.unpack_from("<4sI", data, offset)
+        if kind == b"LIST" and data[offset + 8:offset + 12] == b"movi":
+            inner = offset + 12
+            while inner + 8 <= offset + 8 + length:
+                chunk, chunk_length = struct.unpack_from("<4sI", data, inner)
+                if chunk[2:] in (b"dc", b"db"):  # a video frame's data
+                    data[inner + 8:inner + 8 + chunk_length] = bytes(chunk_length)
+                    blanked += 1
+                inner += 8 + chunk_length + (chunk_length & 1)  # chunks are padded to even sizes
+        offset += 8 + length + (length & 1)
+    assert blanked == frames
+    path.write_bytes(bytes(data))
+
+
+def test_video_that_opens_but_decodes_no_frame_is_skipped_with_a_warning(tmp_path: Path) -> None:
+    """A video that opens and gives a frame count, none of whose frames decode: one warning
+    names it, the summary counts it skipped, and no faces are written."""
+    clip = tmp_path / "blank.avi"
+    _mjpeg_avi_with_blank_frames(clip)
+    capture = cv2.VideoCapture(str(clip))
+    assert capture.isOpened() and capture.get(cv2.CAP_PROP_FRAME_COUNT) == 10
+    assert not capture.read()[0]
+    capture.release()
+    out = tmp_path / "out"
+    result = run_facekit(f"input={clip}", f"output={out}", "runner.progress=false", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    log = "".join(result.stderr.split())  # rich wraps lines, anywhere in a long path
+    assert log.count("blank.avi:thevideoholdsnodecodableframe") == 1, result.stderr
+    summary = load_json(out / "run_summary.json")
+    assert (summary["frames"], summary["faces"], summary["skipped"]) == (0, 0, 1)
+    assert load_json(out / "alignments.json")["frames"] == {}
+    assert not list(out.glob("*.png"))
+
+
+def test_video_that_does_not_open_is_a_one_line_error(tmp_path: Path) -> None:
+    """An MP4 that OpenCV's writer closed with no frame holds no index at all: nothing opens."""
     clip = tmp_path / "none.mp4"
     writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 5, (64, 64))
     writer.release()
+    assert not cv2.VideoCapture(str(clip)).isOpened()
     result = run_facekit(f"input={clip}", f"output={tmp_path / 'out'}", "runner.progress=false", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
-    if result.returncode == 0:  # it opened: a warning names it and nothing is extracted
-        assert "no decodable frame" in " ".join(result.stderr.split())
-    else:
-        assert result.returncode == 2 and "none.mp4" in result.stderr
+    assert "none.mp4'cannotbeopenedasavideo" in "".join(result.stderr.split()), result.stderr
 
 
 def test_every_file_gets_its_own_frame_name() -> None:
