@@ -2,16 +2,19 @@
 facekit and by Pillow."""
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import zlib
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 from PIL import Image, PngImagePlugin
 
-from conftest import SCENES
+from cli_helpers import load_json, run_facekit
+from conftest import DATA, SCENES, require_data
 from facekit.pngmeta import (FACE_KEY, FRAME_KEY, LANDMARKS_KEY, SOURCE_KEY, encode_png, face_text,
                              read_png_text)
 
@@ -110,3 +113,55 @@ def test_face_text_carries_frame_face_and_landmarks(image):
     back = read_png_text(encode_png(image, text))
     assert back[FRAME_KEY] == "clip_000042" and back[FACE_KEY] == "2" and back[SOURCE_KEY] == "vidéo.mp4"
     np.testing.assert_allclose(json.loads(back[LANDMARKS_KEY]), landmarks, atol=0.005)
+
+
+@pytest.fixture(scope="module")
+def short_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first 12 frames of the Hamilton clip (2-3 faces a frame), written again as a video."""
+    require_data()
+    capture = cv2.VideoCapture(str(DATA / "video" / "short_hamilton_clip.mp4"))
+    path = tmp_path_factory.mktemp("clip") / "hamilton_12.mp4"
+    writer = None
+    for _ in range(12):
+        ok, image = capture.read()
+        assert ok
+        if writer is None:
+            writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30, image.shape[1::-1])
+        writer.write(image)
+    writer.release()
+    capture.release()
+    return path
+
+
+@pytest.mark.parametrize("workers", [0, 2], ids=["threads", "worker_processes"])
+@pytest.mark.parametrize("kind", ["photos", "video"])
+def test_face_files_of_a_cli_run_carry_their_alignments_entry(kind: str, workers: int, short_clip: Path,
+                                                              tmp_path: Path) -> None:
+    """Every face file the CLI writes carries, in its PNG text, its frame, its face index, its
+    source and its 68 landmarks exactly as its alignments entry holds them (both rounded to the
+    same decimals), whether the faces were made on threads or in worker processes; every face
+    file has its entry and every kept face its file."""
+    source = SCENES if kind == "photos" else short_clip
+    out = tmp_path / "faces"
+    result = run_facekit(f"input={source}", f"output={out}", "runner.progress=false", "runner.mode=parallel",
+                         f"runner.workers={workers}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert load_json(out / "run_summary.json")["workers"] == workers  # worker processes did run (or did not)
+
+    entries = {}  # face file -> (frame, face index, source, landmarks, sha256)
+    for name, frame in load_json(out / "alignments.json")["frames"].items():
+        for index, face in enumerate(frame["faces"]):
+            assert face.get("keep", True) and face["crop"] == f"{name}_{index}.png", (name, index)
+            assert len(face["landmarks"]) == 68
+            entries[face["crop"]] = (name, str(index), frame["source"], face["landmarks"], face["crop_sha256"])
+    assert len(entries) >= 20  # 33 faces in the photos, 25 in the 12 frames
+    assert any(index != "0" for _, index, *_ in entries.values())  # frames with several faces
+    files = sorted(str(path.relative_to(out)) for path in out.rglob("*.png"))
+    assert files == sorted(entries)
+
+    for file, (frame, index, source_text, landmarks, sha256) in entries.items():
+        data = (out / file).read_bytes()
+        text = read_png_text(data)
+        assert (text[FRAME_KEY], text[FACE_KEY], text[SOURCE_KEY]) == (frame, index, source_text), file
+        assert json.loads(text[LANDMARKS_KEY]) == landmarks, file
+        assert hashlib.sha256(data).hexdigest() == sha256, file
