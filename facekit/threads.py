@@ -25,7 +25,9 @@ _POLL_S = 0.05
 
 @dataclass
 class Stage:
-    """``work`` processes a batch of records in place; batches form from what is queued."""
+    """``work`` processes a batch of records in place: ``batch_size`` of them, fewer only at the
+    end of the input, on a stop, or while the frames in flight hold the byte limit (the reader
+    then waits for frames to leave, so a stage that waited for more would wait for ever)."""
 
     name: str
     work: Callable[[list[FrameRecord]], None]
@@ -70,10 +72,14 @@ class PixelsInFlight:
             self.add(record)
             yield record
 
+    def full(self) -> bool:
+        """The frames held reach the limit: the reader waits for one to leave before the next."""
+        return self.limit is not None and bool(self.held) and self.total >= self.limit
+
     def wait_for_room(self, stopped: Callable[[], bool]) -> bool:
         """False when ``stopped`` came first."""
         with self.changed:
-            while self.limit is not None and self.held and self.total >= self.limit:
+            while self.full():
                 if stopped():
                     return False
                 self.changed.wait(_POLL_S)
@@ -127,7 +133,10 @@ class _Pipeline:
                     return
                 if item is _END:
                     break
-                batch, ended = _fill_batch(item, inbox, stage.batch_size)
+                filled = self.fill_batch(item, inbox, stage.batch_size)
+                if filled is None:
+                    return
+                batch, ended = filled
                 started = time.perf_counter()
                 stage.work(batch)
                 stage.busy_s += time.perf_counter() - started
@@ -140,6 +149,27 @@ class _Pipeline:
             self.fail(exc)
             inbox.abandoned.set()
         self.put(out, _END)
+
+    def fill_batch(self, first: object, inbox: _Link, size: int) -> tuple[list[FrameRecord], bool] | None:
+        """``first`` and the records after it up to ``size``, waiting for them as they come, so a
+        plugin gets the batch it was configured for; and whether the input ended with them. Fewer
+        at the end, and while the frames in flight hold the byte limit (the reader waits for some
+        to leave, so more would never come). None on a stop."""
+        batch = [first]
+        while len(batch) < size:
+            full = self.pixels.full()
+            try:
+                item = inbox.get_nowait() if full else inbox.get(timeout=_POLL_S)
+            except queue.Empty:
+                if self.stop.is_set():
+                    return None
+                if full:
+                    break
+                continue
+            if item is _END:
+                return batch, True  # type: ignore[return-value]
+            batch.append(item)
+        return batch, False  # type: ignore[return-value]
 
 
 def put_unless(link: queue.Queue, item: object, stopped: Callable[[], bool]) -> bool:
@@ -163,20 +193,6 @@ def get_unless(link: queue.Queue, stopped: Callable[[], bool]) -> object | None:
         except queue.Empty:
             continue
     return None
-
-
-def _fill_batch(first: object, inbox: _Link, size: int) -> tuple[list[FrameRecord], bool]:
-    """The first record plus whatever is already queued, up to ``size``; never waits."""
-    batch = [first]
-    while len(batch) < size:
-        try:
-            item = inbox.get_nowait()
-        except queue.Empty:
-            break
-        if item is _END:
-            return batch, True  # type: ignore[return-value]
-        batch.append(item)
-    return batch, False  # type: ignore[return-value]
 
 
 def run_stages(records: Iterable[FrameRecord], stages: Sequence[Stage],

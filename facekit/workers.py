@@ -4,7 +4,8 @@ one another's GIL.
 With threads in one process (``facekit.threads``) the two CPU models overlap, but every stage's
 Python between model calls waits on the one GIL: on the 2-core machine the pipeline kept 1.7 of
 2 cores busy and spent about 20% more CPU a frame than one thread doing the same work. Worker
-processes run the whole chain (detect, align, embed, judge, crop, encode) on one frame each;
+processes run the whole chain (detect, align, embed, judge, crop, encode) on one frame each
+(a batch of frames, when a stage batches: the detector gets the batch it is configured for);
 the calling process decodes video frames (a worker decodes the image files it takes: a 12 MP
 photo is 36 MB to pipe), hands frames to whichever worker has room, through memory they share
 (``facekit.frame_slots``; the pipe where that is missing), and writes the results in input
@@ -47,8 +48,9 @@ log = logging.getLogger(__name__)
 
 _POLL_S = 0.05
 _END = object()  # after the last frame in ``todo``
-#: Frames a worker holds at once: the one it works on and the next, so it never waits for one.
+#: Batches a worker holds at once: the one it works on and the next, so it never waits for one.
 _PER_WORKER = 2
+_RUN = ("run",)  # after a batch's frames: the worker runs them through its stages together
 _START_TIMEOUT_S = 300.0  # building models can be slow on a loaded machine, but not this slow
 _FAILURE_DRAIN_S = 5.0  # after a failure, how long the frames before it may take to come back
 _LABEL_BYTES = 200
@@ -106,6 +108,8 @@ class WorkerPool:
     def __init__(self, plan: WorkerPlan, stages: Sequence[Stage], payload: bytes, queue_size: int = 16,
                  max_bytes: int | None = None) -> None:
         self.stages, self.counters = stages, plan.counters
+        #: frames a worker runs together: a batching stage (detect) gets its configured batch
+        self.batch = max([1, *(stage.batch_size for stage in stages)])
         self.pixels = PixelsInFlight(max_bytes)  # decoded frames read ahead and not yet sent
         self.sink: Callable[[FrameRecord], None] = lambda record: None
         self.unreadable: Callable[[str, str, list[str]], None] = lambda path, why, said: None
@@ -170,7 +174,8 @@ class WorkerPool:
                                       name="facekit-worker")
             process.start()
             theirs.close()
-            self.workers.append(_Worker(process, ours, label))
+            held = _PER_WORKER * self.batch
+            self.workers.append(_Worker(process, ours, label, room=threading.Semaphore(held), slots=SlotWriter(held)))
         deadline = time.monotonic() + _START_TIMEOUT_S
         for worker in self.workers:
             while not worker.conn.poll(_POLL_S):
@@ -241,30 +246,47 @@ class WorkerPool:
             _say_goodbye(worker.conn)
 
     def _send_frames(self, worker: _Worker) -> None:
-        while not (self.closing.is_set() or worker.stopping):
-            if not worker.room.acquire(timeout=_POLL_S):
-                continue
-            item = self._take()
-            if item is None:
-                return
-            seq, record = item
-            with self.lock:
-                worker.in_flight[seq] = record
-            frame = record.frame
-            self.pixels.release(record)  # sent now, or never (the worker is gone)
-            try:
-                if frame.image is None:  # an image file: the worker decodes it
-                    worker.conn.send((seq, frame.name, frame.source, frame.index, frame.path, None, None, None))
+        """Hands the worker ``self.batch`` frames as they are read, then the word to run them:
+        fewer only at the end of the input, or once closing (those it has are still run)."""
+        ended = False
+        while not (ended or self.closing.is_set() or worker.stopping):
+            sent = 0
+            while sent < self.batch and not (self.closing.is_set() or worker.stopping):
+                if not worker.room.acquire(timeout=_POLL_S):
                     continue
-                image = np.ascontiguousarray(frame.image)
-                frame.image = None  # the worker has its own copy now
-                offset = worker.slots.place(worker.conn, seq, image)
-                worker.conn.send((seq, frame.name, frame.source, frame.index, frame.path, image.shape,
-                                  image.dtype.str, offset))
-                if offset is None:
-                    send_pixels(worker.conn, image)
-            except OSError:
-                return  # the worker is gone; the calling thread sees its sentinel
+                item = self._take()
+                if item is None:
+                    ended = True
+                    break
+                if not self._send_frame(worker, *item):
+                    return  # the worker is gone; the calling thread sees its sentinel
+                sent += 1
+            if sent:
+                try:
+                    worker.conn.send(_RUN)
+                except OSError:
+                    return
+
+    def _send_frame(self, worker: _Worker, seq: int, record: FrameRecord) -> bool:
+        """False when the worker is gone."""
+        with self.lock:
+            worker.in_flight[seq] = record
+        frame = record.frame
+        self.pixels.release(record)  # sent now, or never (the worker is gone)
+        try:
+            if frame.image is None:  # an image file: the worker decodes it
+                worker.conn.send((seq, frame.name, frame.source, frame.index, frame.path, None, None, None))
+                return True
+            image = np.ascontiguousarray(frame.image)
+            frame.image = None  # the worker has its own copy now
+            offset = worker.slots.place(worker.conn, seq, image)
+            worker.conn.send((seq, frame.name, frame.source, frame.index, frame.path, image.shape,
+                              image.dtype.str, offset))
+            if offset is None:
+                send_pixels(worker.conn, image)
+        except OSError:
+            return False
+        return True
 
     def _take(self) -> tuple[int, FrameRecord] | None:
         """The next (seq, record), or None at the end of the input or once closing."""
@@ -416,8 +438,8 @@ def _how_it_ended(process: Any) -> str:
 
 # -- the worker's side ------------------------------------------------------------------------
 def _serve(conn: Connection, payload: bytes, label: Any) -> None:
-    """A worker's life: build the stages, then one frame at a time until told to stop or the
-    calling process is gone (its end of the pipe closes)."""
+    """A worker's life: build the stages, then take frames and run each batch of them when told,
+    until told to stop or the calling process is gone (its end of the pipe closes)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
@@ -434,11 +456,17 @@ def _serve(conn: Connection, payload: bytes, label: Any) -> None:
     labels = [_stage_label(stage).encode()[:_LABEL_BYTES - 1] for stage in stages]
     decoder = DecoderOutput()
     region = None  # video frames' shared memory, once the calling process has sent it
+    batch: list[tuple[int, FrameRecord, list[str]]] = []  # frames taken, what their decoders printed
     while True:
         try:
             header = conn.recv()
             if header is None:
                 return
+            if header == _RUN:
+                if batch and not _run_batch(conn, batch, stages, labels, label, counters):
+                    return
+                batch = []
+                continue
             if header[0] == "slots":
                 region = receive_region(conn, header[1])
                 continue
@@ -459,23 +487,35 @@ def _serve(conn: Connection, payload: bytes, label: Any) -> None:
                 if not _reply(conn, ("unreadable", seq, why, said)):
                     return
                 continue
-        before = [dict(c) for c in counters]
-        busy = []
-        try:
-            for stage, stage_label in zip(stages, labels):
-                label.value = stage_label
-                started = time.perf_counter()
-                stage.work([record])
-                busy.append(time.perf_counter() - started)
+        batch.append((seq, record, said))
+
+
+def _run_batch(conn: Connection, batch: list[tuple[int, FrameRecord, list[str]]], stages: Sequence[Stage],
+               labels: list[bytes], label: Any, counters: list[dict[str, float]]) -> bool:
+    """Runs the batch's records through every stage, each stage taking them all at once, and
+    sends each frame's result; the batch's timings come with its first. A failure counts at the
+    batch's first frame (the plugin's message names every frame of the batch), so the run keeps
+    the frames before the batch. False when the calling process is gone."""
+    records = [record for _, record, _ in batch]
+    before = [dict(c) for c in counters]
+    busy = []
+    try:
+        for stage, stage_label in zip(stages, labels):
+            label.value = stage_label
+            started = time.perf_counter()
+            stage.work(records)
+            busy.append(time.perf_counter() - started)
+        counted = [{k: v - b.get(k, 0.0) for k, v in c.items()} for c, b in zip(counters, before)]
+        replies: list[tuple[Any, ...]] = []
+        for number, (seq, record, said) in enumerate(batch):
             record.frame.image = None
-            counted = [{k: v - b.get(k, 0.0) for k, v in c.items()} for c, b in zip(counters, before)]
-            reply: tuple[Any, ...] = ("done", seq, record, busy, counted, said)
-        except BaseException as exc:  # noqa: BLE001 - SystemExit from a plugin too
-            reply = ("failed", seq, _message(exc))
-        finally:
-            label.value = b""
-        if not _reply(conn, reply):
-            return
+            timings = (busy, counted) if number == 0 else ([0.0] * len(busy), [{} for _ in counted])
+            replies.append(("done", seq, record, *timings, said))
+    except BaseException as exc:  # noqa: BLE001 - SystemExit from a plugin too
+        replies = [("failed", batch[0][0], _message(exc))]
+    finally:
+        label.value = b""
+    return all(_reply(conn, reply) for reply in replies)
 
 
 def _reply(conn: Connection, reply: tuple[Any, ...]) -> bool:
