@@ -1,4 +1,4 @@
-"""Derive facekit.geometry.MEAN_FACE_68 from dlib's PASCAL VOC 68-point landmark files.
+"""Derive facekit.imaging.geometry.MEAN_FACE_68 from dlib's PASCAL VOC 68-point landmark files.
 
     python bench/derive_mean_face.py            # print the table and how far it is from geometry.py
     python bench/derive_mean_face.py --write    # replace the table in facekit/geometry.py
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facekit.geometry import INNER, MEAN_FACE_68, transform_points, umeyama
+from facekit.imaging.geometry import INNER, MEAN_FACE_68, transform_points, umeyama
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "landmarks"

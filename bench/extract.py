@@ -87,7 +87,7 @@ def detector_alone_ms(video: Path, most_frames: int = 300, **options: object) ->
     the video's first ``most_frames`` frames (held in memory, so a long video stays cheap).
     ``options`` configure the detector (``backend="opencv"``: the yardstick of earlier sessions)."""
     import facekit
-    from facekit.runner import opencv_threads
+    from facekit.engine.runner import opencv_threads
 
     capture = cv2.VideoCapture(str(video))
     frames = []
@@ -235,7 +235,7 @@ def against_face_recognition(people: Path, repeats: int) -> None:
         print("face_recognition is not installed (pip install face_recognition); skipped")
         return
     import facekit
-    from facekit.registry import default_registry
+    from facekit.plugin.registry import default_registry
 
     files = portraits(people)
     if not files:
@@ -288,7 +288,7 @@ def embedding_ms(people: Path, backend: str) -> float:
     """SFace's time a face on one core with ``backend`` (litert: the default; opencv: OpenCV's
     DNN, its backend before Dec 2026), crops and normalisation included, on the portraits."""
     import facekit
-    from facekit.runner import opencv_threads
+    from facekit.engine.runner import opencv_threads
 
     with opencv_threads(1):
         extractor = facekit.Extractor()
@@ -313,8 +313,8 @@ def identity_speed(people: Path) -> None:
 
 def _identity(name: str, **options: object):
     from facekit.models.store import ModelStore
-    from facekit.pipeline import load_plugin
-    from facekit.registry import default_registry
+    from facekit.plugin.loading import load_plugin
+    from facekit.plugin.registry import default_registry
 
     registry = default_registry()
     return load_plugin(registry, ModelStore(registry.models), "identity", name, options).model

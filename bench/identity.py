@@ -22,9 +22,9 @@ import numpy as np
 
 from facekit import Extractor
 from facekit.errors import FacekitError
-from facekit.evaluate import (PAIR_ACCURACY_BAR, Confusion, Embeddings, PhotoSet, embed_photos, face_landmarks,
+from facekit.faces.evaluate import (PAIR_ACCURACY_BAR, Confusion, Embeddings, PhotoSet, embed_photos, face_landmarks,
                               filter_confusion, load_identity, pair_confusion, pair_distances)
-from facekit.registry import default_registry
+from facekit.plugin.registry import default_registry
 
 ROOT = Path(__file__).resolve().parents[1]
 CURVE = (0.7, 0.8, 0.9, 0.95, 1.0, 1.05, 1.1, 1.2)  # thresholds shown, as multiples of the default

@@ -38,11 +38,11 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from facekit.media import read_image
+from facekit.media.sources import read_image
 from facekit.models.store import ModelStore
-from facekit.pipeline import LoadedPlugin, load_plugin
-from facekit.registry import PluginRegistry, default_registry
-from facekit.types import Detection
+from facekit.plugin.loading import LoadedPlugin, load_plugin
+from facekit.plugin.registry import PluginRegistry, default_registry
+from facekit.records import Detection
 
 ROOT = Path(__file__).resolve().parents[1]
 Box = tuple[float, float, float, float]  # x1, y1, x2, y2: facekit's convention, pixel edges

@@ -97,7 +97,7 @@ def first_frame_face(source: Path, dest: Path) -> Path:
     import cv2
 
     import facekit
-    from facekit.media import open_input
+    from facekit.media.sources import open_input
 
     frame = next(open_input(source).frames())
     faces = facekit.Extractor().extract(frame.image)

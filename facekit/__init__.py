@@ -6,16 +6,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from facekit.hookspecs import hookimpl
+from facekit import moved
+from facekit.plugin.hookspecs import hookimpl
 
-__version__ = "0.1.0"
+moved.install()  # old import paths (facekit.types, facekit.hookspecs, ...) work for one more release
+
+__version__ = "0.2.0"
 __all__ = ["Extractor", "hookimpl", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
     # Imported on first use so that "import facekit" in a plugin module stays cheap.
     if name == "Extractor":
-        from facekit.pipeline import Extractor
+        from facekit.faces.extractor import Extractor
 
         return Extractor
     raise AttributeError(f"module 'facekit' has no attribute {name!r}")

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from facekit.errors import ModelError
+from facekit.plugin import ModelError
 
 Weights = dict[str, dict[str, np.ndarray]]  # layer name -> variable name (kernel, gamma...) -> array
 

@@ -27,8 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from facekit.fileio import atomic_write_bytes
-from facekit.models.derived import derived_model
+from facekit.plugin import atomic_write_bytes, derived_model
 
 #: Part of the cached file's name: raise it when the conversion's output changes.
 CONVERT_VERSION = 1

@@ -14,8 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from facekit.fileio import atomic_write_bytes
-from facekit.models.derived import derived_model
+from facekit.plugin import atomic_write_bytes, derived_model
 
 
 def dequantized_model(path: str | PathLike, dynamic_input: bool = False) -> bytes:

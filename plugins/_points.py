@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from facekit.resize import shrunk
-from facekit.types import Detection
+from facekit.plugin import Detection, resize
 
 
 def order_points5(points: np.ndarray) -> np.ndarray:
@@ -34,4 +33,4 @@ def downscale(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     detector's input size), and the factor to map results back."""
     if max_side <= 0 or max(image.shape[:2]) <= max_side:
         return image, 1.0
-    return shrunk(image, max_side)
+    return resize.shrunk(image, max_side)

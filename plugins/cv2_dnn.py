@@ -19,10 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
-from facekit.hookspecs import hookimpl
-from facekit.models.spec import ModelFile, ModelSpec
-from facekit.plugin import PluginSpec
-from facekit.types import Detection
+from facekit.plugin import Detection, ModelFile, ModelSpec, PluginSpec, hookimpl
 from facekit_plugins._points import clipped_detection
 
 MODEL_ID = "resnet-ssd-v1"

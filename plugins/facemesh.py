@@ -16,11 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from facekit.hookspecs import hookimpl
-from facekit.models.spec import ModelFile, ModelSpec
-from facekit.plugin import PluginSpec
-from facekit.resize import halved, halvings_for
-from facekit.types import Detection
+from facekit.plugin import Detection, ModelFile, ModelSpec, PluginSpec, hookimpl, resize
 from facekit_plugins.facemesh_68 import to_ibug68
 from facekit_plugins._tensorflow import litert_interpreter
 
@@ -102,24 +98,24 @@ def crop(image: np.ndarray, roi: Roi, size: int) -> np.ndarray:
 
     When the ROI is over twice the crop size, its bounding region is first halved (2x2 box
     filters) until less than 2x is left: a bilinear warp that shrinks more than 2x samples few
-    source pixels and aliases. Halving is OpenCV's fast box filter (see ``facekit.resize``).
+    source pixels and aliases. Halving is OpenCV's fast box filter (see ``facekit.imaging.resize``).
     """
     import cv2
 
-    from facekit.geometry import rebased, seen_region  # here: importing a plugin must not load OpenCV
+    from facekit.plugin import geometry  # here: importing a plugin must not load OpenCV
 
     # Crop pixel j covers crop coordinates j..j+1, so its centre j + 0.5 is what it samples.
     centre_to_image = roi.crop_to_image(size)
     centre_to_image[:, 2] += centre_to_image[:, :2] @ (0.5, 0.5)
     to_crop = invert_affine(centre_to_image)
-    times = halvings_for(size / roi.side)
+    times = resize.halvings_for(size / roi.side)
     if times:
         # bilinear sampling of the halved region reads one of its pixels past each point
-        bounds = seen_region(image, to_crop, size, margin=2 ** times)
+        bounds = geometry.seen_region(image, to_crop, size, margin=2 ** times)
         if bounds is not None:
             x0, y0, x1, y1 = bounds
-            image, done = halved(image[y0:y1, x0:x1], times)
-            to_crop = rebased(to_crop, x0, y0, 0.5 ** done, 0.5 ** done)
+            image, done = resize.halved(image[y0:y1, x0:x1], times)
+            to_crop = geometry.rebased(to_crop, x0, y0, 0.5 ** done, 0.5 ** done)
     return cv2.warpAffine(image, to_crop, (size, size), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REPLICATE)
 

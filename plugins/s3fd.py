@@ -18,11 +18,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from facekit.errors import ModelError
-from facekit.hookspecs import hookimpl
-from facekit.models.spec import ModelFile, ModelSpec
-from facekit.plugin import PluginSpec
-from facekit.types import Detection
+from facekit.plugin import Detection, ModelError, ModelFile, ModelSpec, PluginSpec, hookimpl
 from facekit_plugins._keras_h5 import read_weights
 from facekit_plugins._tensorflow import tensorflow, tf_device
 from facekit_plugins._points import clipped_detection

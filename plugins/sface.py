@@ -38,10 +38,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from facekit.errors import ConfigError
-from facekit.hookspecs import hookimpl
-from facekit.models.spec import ModelFile, ModelSpec
-from facekit.plugin import PluginSpec
+from facekit.plugin import ConfigError, ModelFile, ModelSpec, PluginSpec, hookimpl
 
 MODEL_ID = "sface-2021dec-int8bq"
 MODEL_FILE = "face_recognition_sface_2021dec_int8bq.onnx"
@@ -74,7 +71,7 @@ def five_points(landmarks68: np.ndarray) -> np.ndarray:
 
 
 class SFaceModel:
-    """Implements facekit.plugin.IdentityModel; ``derived_folder`` keeps the LiteRT form of the
+    """Implements facekit.plugin.spec.IdentityModel; ``derived_folder`` keeps the LiteRT form of the
     model between runs (None: converted again at each load)."""
 
     def __init__(self, config: SFaceConfig, model_path: str, derived_folder: Path | None = None) -> None:
@@ -90,7 +87,7 @@ class SFaceModel:
 
     def crop(self, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
         """The 112 px ArcFace-aligned face the network sees (BGR uint8)."""
-        from facekit import geometry
+        from facekit.imaging import geometry
 
         matrix = geometry.umeyama(five_points(landmarks), ARCFACE_TEMPLATE)[:2]
         if self.config.antialias:

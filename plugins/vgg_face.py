@@ -30,10 +30,7 @@ from typing import Sequence
 
 import numpy as np
 
-from facekit import geometry
-from facekit.hookspecs import hookimpl
-from facekit.models.spec import ModelFile, ModelSpec
-from facekit.plugin import PluginSpec
+from facekit.plugin import ModelFile, ModelSpec, PluginSpec, geometry, hookimpl
 
 MODEL_ID = "vgg-face-v1"
 URL = "https://github.com/deepfakes-models/faceswap-models/releases/download/v7.1/vgg_face_v1.zip"

@@ -59,11 +59,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from facekit import geometry
-from facekit.errors import ModelError
-from facekit.hookspecs import hookimpl
-from facekit.models.spec import ModelFile, ModelSpec
-from facekit.plugin import PluginSpec
+from facekit.plugin import ModelError, ModelFile, ModelSpec, PluginSpec, geometry, hookimpl
 from facekit_plugins._keras_h5 import read_weights
 from facekit_plugins._tensorflow import tensorflow, tf_device
 

@@ -13,11 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from facekit.errors import ConfigError
-from facekit.hookspecs import hookimpl
-from facekit.models.spec import ModelFile, ModelSpec
-from facekit.plugin import PluginSpec
-from facekit.types import Detection
+from facekit.plugin import ConfigError, Detection, ModelFile, ModelSpec, PluginSpec, hookimpl
 from facekit_plugins._points import clipped_detection, downscale
 
 MODEL_ID = "yunet-2023mar-int8bq"

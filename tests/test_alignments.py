@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facekit.alignments import (FORMAT, VERSION, AlignmentsWriter, face_from_dict, face_to_dict,
+from facekit.output.alignments import (FORMAT, VERSION, AlignmentsWriter, face_from_dict, face_to_dict,
                                 journal_path, load_alignments, record_from_dict, record_to_dict)
 from facekit.errors import FacekitError, OutputError
-from facekit.types import Detection, Face, Frame, FrameRecord
+from facekit.records import Detection, Face, Frame, FrameRecord
 
 META = {"fingerprint": {"detector": "yunet", "aligner": "facemesh", "size": 256, "padding": 0.15},
         "facekit": "0.1.0"}
@@ -264,7 +264,7 @@ KILLED_WRITER = '''
 import sys
 sys.path.insert(0, sys.argv[2])
 from test_alignments import META, write_frames
-from facekit.alignments import AlignmentsWriter
+from facekit.output.alignments import AlignmentsWriter
 
 path, start, stop = sys.argv[1], int(sys.argv[3]), int(sys.argv[4])
 writer = AlignmentsWriter(path, META, sync_every=1000)

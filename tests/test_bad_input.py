@@ -15,7 +15,7 @@ from PIL import Image
 
 from cli_helpers import file_hashes, load_json, peak_rss_mb, run_facekit
 from conftest import DATA, SCENES, require_data
-from facekit.media import frame_names
+from facekit.media.sources import frame_names
 
 
 def _rgb(image: np.ndarray) -> Image.Image:
@@ -130,7 +130,7 @@ def test_decoder_libraries_do_not_print_their_own_lines(messy_run) -> None:
 
 
 def test_color_profiles_are_dropped_without_changing_pixels(messy: Path) -> None:
-    from facekit.media import read_image
+    from facekit.media.sources import read_image
 
     with_profile = read_image(messy / "profile.png")
     assert with_profile is not None
@@ -274,7 +274,7 @@ def test_damage_in_the_middle_of_a_video_does_not_end_the_run(tmp_path: Path, mo
 
 
 def test_resuming_a_damaged_video_numbers_its_frames_the_same(tmp_path: Path) -> None:
-    from facekit.media import open_input
+    from facekit.media.sources import open_input
 
     clip = _damaged_copy(tmp_path)
     source = open_input(clip)
@@ -371,7 +371,7 @@ def test_files_a_folder_run_does_not_read_are_named_by_suffix(tmp_path: Path, ca
     """Camera RAW files, videos, subfolders (one per person, say): a folder run reads the images
     directly in it, and says what it left."""
     from facekit.errors import FacekitError
-    from facekit.media import open_input
+    from facekit.media.sources import open_input
 
     for name in ("a.cr2", "b.CR2", "clip.mp4", ".hidden", "notes"):
         (tmp_path / name).write_bytes(b"")
@@ -382,7 +382,7 @@ def test_files_a_folder_run_does_not_read_are_named_by_suffix(tmp_path: Path, ca
                        match=r"holds no images .*; it holds 2 \.cr2, 1 \.mp4, 1 \(no suffix\), 2 subfolders$"):
         open_input(tmp_path)
     (tmp_path / "photo.jpg").write_bytes(b"")
-    with caplog.at_level("INFO", logger="facekit.media"):
+    with caplog.at_level("INFO", logger="facekit.media.sources"):
         assert open_input(tmp_path, exclude=tmp_path / "p02.v2").files == [tmp_path / "photo.jpg"]
     assert ("not read (not images by their suffix, or subfolders, which a folder run does not enter): "
             "2 .cr2, 1 .mp4, 1 (no suffix), 1 subfolder") in caplog.text
@@ -391,7 +391,7 @@ def test_files_a_folder_run_does_not_read_are_named_by_suffix(tmp_path: Path, ca
 def test_paths_with_image_names_that_are_not_files_are_skipped_unopened(tmp_path: Path) -> None:
     """A FIFO named like a photo would block the run forever if opened; a broken link and a
     folder are named for what they are."""
-    from facekit.media import open_input
+    from facekit.media.sources import open_input
 
     (tmp_path / "photo.jpg").write_bytes(b"")
     os.mkfifo(tmp_path / "pipe.jpg")

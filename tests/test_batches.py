@@ -15,14 +15,14 @@ import pytest
 from cli_helpers import install_module, load_json, path_with, run_facekit
 from conftest import SCENES, require_data
 from facekit.errors import StageError
-from facekit.gpu import FAKE_FREE_ENV
+from facekit.engine.gpu import FAKE_FREE_ENV
 from facekit.models.store import ModelStore
-from facekit.pipeline import LoadedPlugin, load_plugin
-from facekit.plugin import PluginSpec
-from facekit.registry import default_registry
-from facekit.threads import Stage, run_stages
-from facekit.types import Frame, FrameRecord
-from facekit.workers import WorkerPlan, WorkerPool
+from facekit.plugin.loading import LoadedPlugin, load_plugin
+from facekit.plugin.spec import PluginSpec
+from facekit.plugin.registry import default_registry
+from facekit.engine.threads import Stage, run_stages
+from facekit.records import Frame, FrameRecord
+from facekit.engine.workers import WorkerPlan, WorkerPool
 from facekit_plugins import s3fd
 from test_s3fd import LAYERS, write_published_file
 
@@ -39,8 +39,8 @@ import os
 from dataclasses import dataclass
 
 import facekit
-from facekit.plugin import PluginSpec
-from facekit.types import Detection
+from facekit.plugin.spec import PluginSpec
+from facekit.records import Detection
 
 
 @dataclass

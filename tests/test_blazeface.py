@@ -10,7 +10,7 @@ import pytest
 
 from facekit.errors import ConfigError
 from facekit.models.store import ModelStore
-from facekit.plugin import Detector
+from facekit.plugin.spec import Detector
 from facekit_plugins import blazeface
 from facekit_plugins.blazeface import (VARIANTS, BlazeFaceConfig, decode, letterbox, ssd_anchors,
                                        weighted_nms)

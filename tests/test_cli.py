@@ -7,7 +7,7 @@ import cv2
 import pytest
 
 from cli_helpers import load_json, run_facekit
-from facekit.registry import default_registry
+from facekit.plugin.registry import default_registry
 from conftest import SCENES, require_data
 
 

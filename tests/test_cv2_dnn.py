@@ -19,8 +19,8 @@ import caffe_files
 from conftest import SCENES
 from facekit.models.checksum import read_sidecar
 from facekit.models.store import ModelStore
-from facekit.registry import default_registry
-from facekit.types import Detection
+from facekit.plugin.registry import default_registry
+from facekit.records import Detection
 from facekit_plugins import cv2_dnn
 from loopback_server import serving
 

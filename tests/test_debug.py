@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from facekit.debug import draw_debug
-from facekit.geometry import MEAN_FACE_68
-from facekit.types import Detection, Face
+from facekit.output.debug_frames import draw_debug
+from facekit.imaging.geometry import MEAN_FACE_68
+from facekit.records import Detection, Face
 
 
 def make_face(keep: bool = True) -> Face:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from facekit.decoder_output import python_stderr_apart
+from facekit.media.decoder_output import python_stderr_apart
 
 SCRIPT = r"""
 import os, sys, threading
-from facekit.decoder_output import DecoderOutput, python_stderr_apart
+from facekit.media.decoder_output import DecoderOutput, python_stderr_apart
 
 with python_stderr_apart() as apart:
     assert apart

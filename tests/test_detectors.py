@@ -17,11 +17,12 @@ import numpy as np
 import pytest
 
 from conftest import SCENES, require_data
-from facekit.media import read_image
+from facekit.media.sources import read_image
 from facekit.models.store import ModelStore
-from facekit.pipeline import FaceStages, LoadedPlugin, load_plugin
-from facekit.registry import default_registry
-from facekit.types import Face, Frame, FrameRecord
+from facekit.faces.stages import FaceStages
+from facekit.plugin.loading import LoadedPlugin, load_plugin
+from facekit.plugin.registry import default_registry
+from facekit.records import Face, Frame, FrameRecord
 
 DETECTORS = default_registry().names("detector")
 ONE_FACE = ["obama.jpg", "obama2.jpg", "obama3.jpg", "obama_small.jpg", "obama-240p.jpg", "biden.jpg",

@@ -10,7 +10,7 @@ import pytest
 import facekit
 from conftest import DATA, SCENES, require_data
 from facekit.errors import ConfigError
-from facekit.registry import default_registry
+from facekit.plugin.registry import default_registry
 
 VIDEO = DATA / "video" / "faceswap_test.mp4"
 
@@ -62,7 +62,7 @@ def _check_face(face, image: np.ndarray, size: int = 256) -> None:
 
 
 def test_extractor_is_exported_at_the_top_level() -> None:
-    from facekit.pipeline import Extractor
+    from facekit.faces.extractor import Extractor
 
     assert facekit.Extractor is Extractor
     assert "Extractor" in facekit.__all__

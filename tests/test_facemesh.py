@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from facekit.models.store import ModelStore
-from facekit.plugin import Aligner, Detector
-from facekit.types import Detection
+from facekit.plugin.spec import Aligner, Detector
+from facekit.records import Detection
 from facekit_plugins import blazeface, facemesh
 from facekit_plugins.facemesh import Roi, crop
 from facekit_plugins.facemesh_68 import GROUPS, IBUG68_FROM_FACEMESH

@@ -29,8 +29,8 @@ from conftest import SCENES
 from facekit.errors import ModelError
 from facekit.models.checksum import read_sidecar
 from facekit.models.store import ModelStore
-from facekit.registry import default_registry
-from facekit.types import Detection
+from facekit.plugin.registry import default_registry
+from facekit.records import Detection
 from facekit_plugins import fan
 from loopback_server import serving
 

@@ -11,8 +11,8 @@ from PIL import Image
 
 from cli_helpers import load_json, run_facekit
 from conftest import SCENES, require_data
-from facekit.float_tiff import display_bgr, is_float_tiff
-from facekit.media import decoded_image
+from facekit.media.float_tiff import display_bgr, is_float_tiff
+from facekit.media.sources import decoded_image
 
 
 def _tiff(pixels: np.ndarray, order: str, big: bool) -> bytes:

@@ -7,8 +7,8 @@ import multiprocessing
 import numpy as np
 import pytest
 
-from facekit import frame_slots
-from facekit.frame_slots import SlotWriter, frame_in, receive_region
+from facekit.engine import frame_slots
+from facekit.engine.frame_slots import SlotWriter, frame_in, receive_region
 
 pytestmark = pytest.mark.skipif(not frame_slots.AVAILABLE, reason="no memfd_create here: frames go on the pipe")
 

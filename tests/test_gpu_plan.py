@@ -15,8 +15,8 @@ import pytest
 from cli_helpers import install_module, path_with, run_facekit
 from conftest import require_data
 from facekit.errors import ConfigError
-from facekit.gpu import FAKE_FREE_ENV, StageNeed, plan_passes_for_gpu
-from facekit.registry import default_registry
+from facekit.engine.gpu import FAKE_FREE_ENV, StageNeed, plan_passes_for_gpu
+from facekit.plugin.registry import default_registry
 
 S3FD_MB, FAN_MB = 4928, 3008  # the s3fd and fan plugins' published figures at their default batches
 VGGFACE2_MB = 2980

@@ -12,8 +12,8 @@ from PIL import Image
 
 from cli_helpers import load_json, run_facekit
 from conftest import SCENES, require_data
-from facekit.heif import decoded_heif, is_avif, is_heif
-from facekit.media import decoded_image
+from facekit.media.heif import decoded_heif, is_avif, is_heif
+from facekit.media.sources import decoded_image
 
 pillow_heif = pytest.importorskip("pillow_heif")
 

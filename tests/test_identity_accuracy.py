@@ -1,5 +1,5 @@
 """The identity acceptance bars on the shared portraits (images/people: 27 photos of 7 people),
-measured by facekit.evaluate exactly as bench/identity.py prints them: sface, the default identity
+measured by facekit.faces.evaluate exactly as bench/identity.py prints them: sface, the default identity
 plugin, at its default threshold, on faces from the default detector and aligner.
 
 Each photo is detected, aligned and embedded once for the module (about 8 s on 2 cores, most of it
@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 
 from conftest import DATA
-from facekit.evaluate import (PAIR_ACCURACY_BAR, PhotoSet, embed_photos, face_landmarks, filter_confusion,
+from facekit.faces.evaluate import (PAIR_ACCURACY_BAR, PhotoSet, embed_photos, face_landmarks, filter_confusion,
                               load_identity, pair_confusion)
 from facekit.models.store import ModelStore, package_dir
-from facekit.pipeline import LoadedPlugin
-from facekit.registry import default_registry
+from facekit.plugin.loading import LoadedPlugin
+from facekit.plugin.registry import default_registry
 from facekit_plugins import sface
 
 PEOPLE = DATA / "images" / "people"

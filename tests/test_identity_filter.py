@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from facekit.errors import ConfigError, FacekitError
-from facekit.identity import Decision, IdentityFilter, distances, reference_face
-from facekit.types import Detection, Face
+from facekit.faces.identity import Decision, IdentityFilter, distances, reference_face
+from facekit.records import Detection, Face
 
 FACE = np.array([0.0])
 

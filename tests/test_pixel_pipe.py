@@ -9,7 +9,7 @@ import threading
 import numpy as np
 import pytest
 
-from facekit.pixel_pipe import receive_pixels, send_pixels
+from facekit.engine.pixel_pipe import receive_pixels, send_pixels
 
 
 def _frames() -> list[np.ndarray]:

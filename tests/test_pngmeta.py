@@ -15,7 +15,7 @@ from PIL import Image, PngImagePlugin
 
 from cli_helpers import load_json, run_facekit
 from conftest import DATA, SCENES, require_data
-from facekit.pngmeta import (FACE_KEY, FRAME_KEY, LANDMARKS_KEY, SOURCE_KEY, encode_png, face_text,
+from facekit.output.pngmeta import (FACE_KEY, FRAME_KEY, LANDMARKS_KEY, SOURCE_KEY, encode_png, face_text,
                              read_png_text)
 
 TEXT = {"facekit:frame": "clip_000042", "facekit:face": "1", "note": "Zoë — 顔 🙂"}

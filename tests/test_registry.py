@@ -8,9 +8,9 @@ import pytest
 import yaml
 
 from facekit.errors import ConfigError
-from facekit.gpu import FAKE_FREE_ENV, StageNeed, free_gpu_memory_mb, plan_passes_for_gpu
-from facekit.plugin import PluginSpec
-from facekit.registry import default_registry
+from facekit.engine.gpu import FAKE_FREE_ENV, StageNeed, free_gpu_memory_mb, plan_passes_for_gpu
+from facekit.plugin.spec import PluginSpec
+from facekit.plugin.registry import default_registry
 
 
 def _spec(name: str, gpu_mb: int) -> PluginSpec:

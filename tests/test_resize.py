@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from facekit.resize import halved, halvings_for, shrunk
+from facekit.imaging.resize import halved, halvings_for, shrunk
 
 
 def _centroid(image: np.ndarray) -> np.ndarray:

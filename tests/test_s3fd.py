@@ -17,7 +17,7 @@ from cli_helpers import run_facekit
 from conftest import SCENES, require_data
 from facekit.models.checksum import read_sidecar
 from facekit.models.store import ModelStore
-from facekit.registry import default_registry
+from facekit.plugin.registry import default_registry
 from facekit_plugins import s3fd
 from loopback_server import serving
 

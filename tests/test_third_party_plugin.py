@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from facekit.registry import default_registry
+from facekit.plugin.registry import default_registry
 from cli_helpers import install_module, load_json, path_with, run_facekit
 from conftest import SCENES, require_data
 
@@ -28,10 +28,10 @@ PLUGIN_MODULE = '''\
 """A toy third-party facekit plugin: OpenCV's Haar cascade as a face detector."""
 from dataclasses import dataclass
 
-import facekit.hookspecs
+import facekit.plugin.hookspecs
 from facekit.models.spec import ModelFile, ModelSpec
-from facekit.plugin import PluginSpec
-from facekit.types import Detection
+from facekit.plugin.spec import PluginSpec
+from facekit.records import Detection
 
 MODEL_ID = "toy-haar-frontalface"
 MODEL_FILE = "haarcascade_frontalface_default.xml"
@@ -71,14 +71,14 @@ def _build(config: HaarConfig, store) -> HaarDetector:
     return HaarDetector(config, str(store.path(MODEL_ID, MODEL_FILE)))
 
 
-@facekit.hookspecs.hookimpl
+@facekit.plugin.hookspecs.hookimpl
 def facekit_detectors():
     return [PluginSpec(name="haar", kind="detector", factory=_build, config_class=HaarConfig,
                        model_ids=(MODEL_ID,), gpu_memory_mb=0,
                        description="toy: OpenCV Haar cascade, frontal faces")]
 
 
-@facekit.hookspecs.hookimpl
+@facekit.plugin.hookspecs.hookimpl
 def facekit_models():
     return [ModelSpec(id=MODEL_ID, package="cv2", package_dir="data",
                       files=(ModelFile(MODEL_FILE, "{sha256}", {size}),),

@@ -7,8 +7,8 @@ from typing import Iterator
 import numpy as np
 import pytest
 
-from facekit.threads import Stage, run_stages
-from facekit.types import Frame, FrameRecord
+from facekit.engine.threads import Stage, run_stages
+from facekit.records import Frame, FrameRecord
 
 FRAME_BYTES = 10 * 2 ** 20
 

@@ -24,10 +24,10 @@ import pytest
 
 import caffe_files
 from conftest import SCENES
-from facekit import geometry
+from facekit.imaging import geometry
 from facekit.models.checksum import read_sidecar
 from facekit.models.store import ModelStore
-from facekit.registry import default_registry
+from facekit.plugin.registry import default_registry
 from facekit_plugins import vgg_face
 from loopback_server import serving
 

@@ -27,11 +27,11 @@ import numpy as np
 import pytest
 
 from conftest import SCENES
-from facekit import geometry
+from facekit.imaging import geometry
 from facekit.errors import ModelError
 from facekit.models.checksum import read_sidecar
 from facekit.models.store import ModelStore
-from facekit.registry import default_registry
+from facekit.plugin.registry import default_registry
 from facekit_plugins import vggface2
 from facekit_plugins._keras_h5 import attr_strings, read_weights
 from loopback_server import serving

@@ -12,9 +12,9 @@ import pytest
 from cli_helpers import run_facekit
 from conftest import DATA, SCENES, require_data
 from facekit.errors import ConfigError
-from facekit.media import read_image
+from facekit.media.sources import read_image
 from facekit.models.store import ModelStore
-from facekit.registry import default_registry
+from facekit.plugin.registry import default_registry
 from facekit_plugins import yunet
 
 

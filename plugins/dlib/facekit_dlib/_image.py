@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from facekit.types import Detection
+from facekit.plugin import Detection
 
 
 def to_rgb(image: np.ndarray) -> np.ndarray:

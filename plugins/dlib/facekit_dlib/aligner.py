@@ -8,7 +8,7 @@ from typing import Sequence
 import dlib
 import numpy as np
 
-from facekit.types import Detection
+from facekit.plugin import Detection
 from facekit_dlib._image import box_to_rect, to_rgb
 from facekit_dlib.config import ShapeConfig
 
@@ -21,7 +21,7 @@ def shape_points(shape: "dlib.full_object_detection") -> np.ndarray:
 
 
 class ShapeAligner:
-    """Implements facekit.plugin.Aligner with ``dlib.shape_predictor``."""
+    """Implements facekit.plugin.spec.Aligner with ``dlib.shape_predictor``."""
 
     def __init__(self, config: ShapeConfig, model_path: str | Path) -> None:
         self.config = config

@@ -9,7 +9,7 @@ from typing import Sequence
 import dlib
 import numpy as np
 
-from facekit.types import Detection
+from facekit.plugin import Detection
 from facekit_dlib._image import clipped, rect_to_box, resize, shrink, to_rgb
 from facekit_dlib.config import CnnConfig, HogConfig
 

@@ -23,7 +23,7 @@ def full_object_detection(landmarks: np.ndarray) -> "dlib.full_object_detection"
 
 
 class ResNetEncoder:
-    """Implements facekit.plugin.IdentityModel with ``dlib.face_recognition_model_v1``."""
+    """Implements facekit.plugin.spec.IdentityModel with ``dlib.face_recognition_model_v1``."""
 
     def __init__(self, config: ResNetConfig, model_path: str | Path) -> None:
         self.config = config

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from facekit.hookspecs import hookimpl
-from facekit.models.spec import ModelFile, ModelSpec
-from facekit.plugin import PluginSpec
+from facekit.plugin import ModelFile, ModelSpec, PluginSpec, hookimpl
 
 from facekit_dlib.config import CnnConfig, HogConfig, ResNetConfig, ShapeConfig
 

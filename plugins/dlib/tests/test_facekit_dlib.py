@@ -25,12 +25,12 @@ import pytest
 
 pytest.importorskip("facekit_dlib", reason="facekit-dlib is not installed (pip install ./plugins/dlib)")
 
-from facekit.identity import distances  # noqa: E402
-from facekit.media import read_image  # noqa: E402
+from facekit.faces.identity import distances  # noqa: E402
+from facekit.media.sources import read_image  # noqa: E402
 from facekit.models.store import ModelStore, package_dir  # noqa: E402
-from facekit.pipeline import LoadedPlugin, load_plugin  # noqa: E402
-from facekit.registry import default_registry  # noqa: E402
-from facekit.types import Detection  # noqa: E402
+from facekit.plugin.loading import LoadedPlugin, load_plugin  # noqa: E402
+from facekit.plugin.registry import default_registry  # noqa: E402
+from facekit.records import Detection  # noqa: E402
 
 DATA = Path(os.environ.get("FACEKIT_TEST_DATA") or Path(__file__).resolve().parents[4] / "shared" / "data")
 SCENES = DATA / "images" / "scenes"

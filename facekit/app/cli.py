@@ -1,0 +1,146 @@
+"""The ``facekit`` command: Hydra composes the config, a task runs it, errors are one line."""
+from __future__ import annotations
+
+import dataclasses
+import re
+import signal
+import sys
+from importlib import resources
+from typing import Callable, Sequence
+
+import hydra
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig
+
+from facekit.errors import ConfigError, FacekitError
+from facekit.plugin.spec import PLUGIN_KINDS
+from facekit.plugin.registry import PluginRegistry, default_registry
+
+_GROUP_CHOICE = re.compile(r"^(?:\+{1,2}|~)?(detector|aligner|identity|runner)=(.*)$")
+_PLUGIN_OPTION = re.compile(r"^\+{0,2}(detector|aligner|identity)\.(\w+)=")
+_SIMPLE_NAMES = re.compile(r"^[\w.\-]+(,[\w.\-]+)*$")
+#: A task that writes no files (task=plugins) gets no output folder and no .hydra/ in it.
+_NO_OUTPUT_FOLDER = ["hydra.run.dir=.", "hydra.output_subdir=null"]
+
+
+def main() -> None:
+    """Console entry point."""
+    argv = [_expand_output_shorthand(a) for a in sys.argv[1:]]
+    try:
+        registry = default_registry()
+        check_group_choices(argv, registry)
+        register_plugin_configs(registry)
+        cfg = check_composes(argv, registry)
+    except FacekitError as exc:
+        _fail(exc)
+    if cfg is not None and cfg.task != "extract":
+        argv += _NO_OUTPUT_FOLDER
+    sys.argv = [sys.argv[0], *argv]
+    _hydra_entry()
+
+
+@hydra.main(version_base="1.3", config_path="pkg://facekit.conf", config_name="config")
+def _hydra_entry(cfg: DictConfig) -> None:
+    from facekit.app.tasks import TASKS
+
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    try:
+        task: Callable[[DictConfig, PluginRegistry], None] | None = TASKS.get(cfg.task)
+        if task is None:
+            raise ConfigError(f"task={cfg.task!r}; choose one of: {', '.join(TASKS)}")
+        task(cfg, default_registry())
+    except FacekitError as exc:
+        _fail(exc)
+    except OSError as exc:  # the environment, not facekit: a full disk, a folder gone read-only
+        _fail(exc)
+    except KeyboardInterrupt:
+        print("facekit: interrupted; finished frames are saved, rerun to resume", file=sys.stderr)
+        sys.exit(130)
+
+
+def _fail(exc: BaseException) -> None:
+    print(f"facekit: error: {exc}", file=sys.stderr)
+    sys.exit(2)
+
+
+def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _expand_output_shorthand(arg: str) -> str:
+    """``output=DIR`` means ``output.dir=DIR``: ``output`` itself is a node (size, debug, ...)."""
+    return "output.dir=" + arg[len("output="):] if arg.startswith("output=") else arg
+
+
+def check_group_choices(argv: Sequence[str], registry: PluginRegistry) -> None:
+    """Unknown plugin names fail here in one line that lists the choices, before Hydra runs."""
+    for arg in argv:
+        match = _GROUP_CHOICE.match(arg)
+        if not match or not _SIMPLE_NAMES.match(match.group(2)):
+            continue
+        group, values = match.groups()
+        valid = registry.names(group) if group in PLUGIN_KINDS else _packaged_options(group)
+        for value in values.split(","):
+            if value not in valid:
+                raise ConfigError(f"unknown {group} {value!r}; choose one of: {', '.join(valid) or '(none installed)'}")
+
+
+def check_composes(argv: Sequence[str], registry: PluginRegistry) -> DictConfig | None:
+    """Compose a plain run's config once up front, so Hydra's multi-line composition errors (an
+    unknown key, a bad value) reach the user as one line; returns it. Flags (--help, -m, ...)
+    go straight to Hydra (None): sweeps hold values that only a launcher can expand."""
+    if any(arg.startswith("-") for arg in argv):
+        return None
+    from hydra import compose, initialize_config_module
+
+    try:
+        with initialize_config_module(config_module="facekit.conf", version_base="1.3"):
+            cfg = compose(config_name="config", overrides=list(argv))
+    except Exception as exc:  # Hydra and OmegaConf raise many types; all mean a bad override
+        cause = f"\n{exc.__cause__}" if exc.__cause__ is not None else ""
+        raise ConfigError(one_line(f"{exc}{cause}") + _plugin_option_hint(argv, registry)) from None
+    if cfg.task == "extract":  # before Hydra creates the output folder or anything loads
+        from facekit.app.tasks.settings import check_settings
+
+        check_settings(cfg)
+    return cfg
+
+
+def _plugin_option_hint(argv: Sequence[str], registry: PluginRegistry) -> str:
+    """For a bad ``detector.key=`` override: the chosen plugin's valid options, or how to choose one."""
+    chosen = {m.group(1): m.group(2) for a in argv if (m := _GROUP_CHOICE.match(a))}
+    for arg in argv:
+        match = _PLUGIN_OPTION.match(arg)
+        if match is None:
+            continue
+        kind, key = match.groups()
+        if kind not in chosen:
+            return f" (name the plugin first: +{kind}=NAME {kind}.{key}=...)"
+        spec = registry.plugins[kind].get(chosen[kind])
+        fields = [f.name for f in dataclasses.fields(spec.config_class)] if spec else []
+        if key not in fields:
+            return f" ({kind} {spec.name} takes: {', '.join(fields) or 'no options'})" if spec else ""
+    return ""
+
+
+def one_line(message: str) -> str:
+    """Hydra's multi-line messages folded into one line, minus OmegaConf's debugging context."""
+    noise = ("full_key:", "object_type", "reference_type", "To append to your")
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    return " ".join(line for line in lines if not line.startswith(noise))
+
+
+def register_plugin_configs(registry: PluginRegistry) -> None:
+    """Every plugin without a YAML file in conf/ becomes selectable through Hydra's ConfigStore,
+    so ``+detector=<third-party name>`` composes like a built-in."""
+    store = ConfigStore.instance()
+    for spec in registry.all():
+        if spec.name not in _packaged_options(spec.kind):
+            store.store(group=spec.kind, name=spec.name, node=registry.config_node(spec), provider=spec.name)
+
+
+def _packaged_options(group: str) -> list[str]:
+    folder = resources.files("facekit.conf") / group
+    if not folder.is_dir():
+        return []
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))

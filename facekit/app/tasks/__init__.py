@@ -1,0 +1,5 @@
+"""What ``task=`` selects: each task takes the composed config and the plugin registry."""
+from facekit.app.tasks.extract import run_extract
+from facekit.app.tasks.plugins import run_plugins
+
+TASKS = {"extract": run_extract, "plugins": run_plugins}

@@ -1,0 +1,81 @@
+"""Checks and derived values of an extract run's settings, shared by the CLI's pre-check and the task."""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from facekit.errors import ConfigError, FacekitError
+from facekit.engine.gpu import MODES
+from facekit.media.sources import existing_input
+from facekit.engine.workers import check_workers_setting
+
+
+def check_settings(cfg: DictConfig) -> None:
+    """Catch the common mistakes with one line each, before any model loads; the output folder
+    is made last, so a run refused here leaves nothing behind."""
+    if not cfg.input:
+        raise ConfigError("input is required: facekit input=<image, folder or video> output=<folder>")
+    if not isinstance(cfg.output.size, int) or cfg.output.size <= 0:
+        raise ConfigError(f"output.size must be a positive whole number of pixels, got {cfg.output.size!r}")
+    if cfg.output.padding is not None and not 0 <= float(cfg.output.padding) < 0.5:
+        raise ConfigError(f"output.padding is a fraction of the crop per side, in [0, 0.5); got {cfg.output.padding!r}")
+    if not isinstance(cfg.output.save_every, int) or cfg.output.save_every <= 0:
+        raise ConfigError(f"output.save_every must be a positive whole number, got {cfg.output.save_every!r}")
+    if cfg.runner.mode not in MODES:
+        raise ConfigError(f"runner.mode={cfg.runner.mode!r}; choose one of: {', '.join(MODES)}")
+    if not isinstance(cfg.runner.queue_size, int) or cfg.runner.queue_size <= 0:
+        raise ConfigError(f"runner.queue_size must be a positive whole number, got {cfg.runner.queue_size!r}")
+    if not isinstance(cfg.runner.queue_mb, int) or cfg.runner.queue_mb <= 0:
+        raise ConfigError(f"runner.queue_mb must be a positive whole number of MB, got {cfg.runner.queue_mb!r}")
+    check_workers_setting(cfg.runner.workers)
+    for key in ("refs", "nrefs"):
+        if not OmegaConf.is_list(cfg.filter[key]):
+            raise ConfigError(f"filter.{key} must be a list of photos, e.g. 'filter.{key}=[a.jpg,b.jpg]'")
+    check_output_folder(job_output_dir(cfg), existing_input(cfg.input))
+
+
+def check_output_folder(output: Path, source: Path) -> None:
+    """The output folder must be writable and must not be the input folder itself (its face
+    files would be read back as input on the next run); a subfolder of the input is fine."""
+    if source.is_dir() and output.resolve() == source.resolve():
+        raise ConfigError(f"output {str(output)!r} is the input folder; choose another (a subfolder is fine)")
+    if output.exists() and not output.is_dir():
+        raise ConfigError(f"output {str(output)!r} is a file; give a folder for the faces")
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=output):
+            pass
+    except OSError as exc:
+        raise FacekitError(f"output folder {str(output)!r} cannot be written: {exc.strerror or exc}") from None
+
+
+def filter_is_set(cfg: DictConfig) -> bool:
+    return bool(cfg.filter.refs) or bool(cfg.filter.nrefs)
+
+
+def job_output_dir(cfg: DictConfig) -> Path:
+    """A single run writes to ``output.dir``; each job of a sweep to its own Hydra folder."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if _in_sweep():
+        return Path(HydraConfig.get().runtime.output_dir)
+    return Path(cfg.output.dir).expanduser()
+
+
+def cache_is_on(cfg: DictConfig) -> bool:
+    """``auto`` caches in sweeps only: a single run gains nothing from it but disk use."""
+    value = cfg.cache.enabled
+    if value == "auto":
+        return _in_sweep()
+    if isinstance(value, bool):
+        return value
+    raise ConfigError(f"cache.enabled={value!r}; choose one of: auto, true, false")
+
+
+def _in_sweep() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN

@@ -1,0 +1,602 @@
+"""A pass's stages run in worker processes, each taking whole frames, so the cores work free of
+one another's GIL.
+
+With threads in one process (``facekit.engine.threads``) the two CPU models overlap, but every stage's
+Python between model calls waits on the one GIL: on the 2-core machine the pipeline kept 1.7 of
+2 cores busy and spent about 20% more CPU a frame than one thread doing the same work. Worker
+processes run the whole chain (detect, align, embed, judge, crop, encode) on one frame each
+(a batch of frames, when a stage batches: the detector gets the batch it is configured for);
+the calling process decodes video frames (a worker decodes the image files it takes: a 12 MP
+photo is 36 MB to pipe), hands frames to whichever worker has room, through memory they share
+(``facekit.engine.frame_slots``; the pipe where that is missing), and writes the results in input
+order. Each worker builds its plugins from their names and configs, as the design asks of any
+worker.
+
+Stopping keeps finished work, as with threads: a failing plugin ends the run after the frames
+before it are written; a worker that dies ends it with the plugin and frame it was on; Ctrl-C
+(or SIGTERM, which the CLI turns into one) drains the frames in flight for up to ``drain_s``
+seconds. Workers ignore both signals (a terminal sends Ctrl-C to the whole process group) and
+leave when the calling process tells them to, or when it is gone.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import pickle
+import queue
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from facekit.errors import ConfigError, FacekitError, StageError
+from facekit.media.decoder_output import DecoderOutput
+from facekit.engine.frame_slots import SlotWriter, frame_in, receive_region
+from facekit.media.sources import load_pixels_caught
+from facekit.engine.pixel_pipe import receive_pixels, send_pixels
+from facekit.plugin.spec import PluginSpec
+from facekit.engine.threads import PixelsInFlight, Stage, get_unless, put_unless
+from facekit.records import Frame, FrameRecord
+
+log = logging.getLogger(__name__)
+
+_POLL_S = 0.05
+_END = object()  # after the last frame in ``todo``
+#: Batches a worker holds at once: the one it works on and the next, so it never waits for one.
+_PER_WORKER = 2
+_RUN = ("run",)  # after a batch's frames: the worker runs them through its stages together
+_START_TIMEOUT_S = 300.0  # building models can be slow on a loaded machine, but not this slow
+_FAILURE_DRAIN_S = 5.0  # after a failure, how long the frames before it may take to come back
+_LABEL_BYTES = 200
+#: Frames each worker must have before ``auto`` starts workers. Two workers take 0.5-0.75 s to
+#: start and build their models; on the 2-core machine the whole command took about as long
+#: either way at 200 frames of the Hamilton clip (5.04 s with workers against 5.11 s on threads,
+#: then 4.48 against 4.18) and 0.9-1.2 s less with workers at 400.
+FRAMES_PER_WORKER = 100
+
+
+@dataclass
+class WorkerPlan:
+    """How a pass runs in workers: how many, the dicts its stages add timings to (the
+    ``FaceStages.model_s`` of the bound), and what each worker calls once before its first frame
+    (building the models, so a missing weights file fails before any frame is read)."""
+
+    count: int
+    counters: list[dict[str, float]] = field(default_factory=list)
+    prepare: list[Callable[[], None]] = field(default_factory=list)
+
+    def payload(self, stages: Sequence[Stage]) -> bytes | None:
+        """The stages as a worker rebuilds them (plugins by name and config, from the installed
+        packages), or None when some part cannot be pickled (a stage function defined inside
+        another, say): such a pass stays on threads."""
+        try:
+            return pickle.dumps((list(stages), self.counters, self.prepare))
+        except Exception as exc:  # pickle raises several types; any means "cannot travel"
+            log.info("stages stay in this process: %s", exc)
+            return None
+
+
+@dataclass
+class _Worker:
+    process: Any
+    conn: Connection
+    label: Any  # shared bytes: the stage and plugin the worker is in now
+    in_flight: dict[int, FrameRecord] = field(default_factory=dict)
+    room: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(_PER_WORKER))
+    stopping: bool = False  # told to leave by stop(): its end is expected
+    farewell: bool = False  # its sender has sent the last frame and then None: it leaves when done
+    gone: bool = False  # ended, and everything it sent has been read
+    slots: SlotWriter = field(default_factory=lambda: SlotWriter(_PER_WORKER))  # video frames' memory
+
+
+class WorkerPool:
+    """Runs each record through every stage in one of ``plan.count`` processes; ``sink`` gets
+    them in input order on the calling thread. The stages' ``busy_s`` and ``plan.counters`` add
+    up what the workers measured. One pool serves one pass.
+
+    The workers start, and build their models, when the pool is made; ``run`` then feeds them,
+    so a run's timing (like the threaded runner's, whose models are built before it) starts with
+    the models ready.
+    """
+
+    def __init__(self, plan: WorkerPlan, stages: Sequence[Stage], payload: bytes, queue_size: int = 16,
+                 max_bytes: int | None = None) -> None:
+        self.stages, self.counters = stages, plan.counters
+        #: frames a worker runs together: a batching stage (detect) gets its configured batch
+        self.batch = max([1, *(stage.batch_size for stage in stages)])
+        self.pixels = PixelsInFlight(max_bytes)  # decoded frames read ahead and not yet sent
+        self.sink: Callable[[FrameRecord], None] = lambda record: None
+        self.unreadable: Callable[[str, str, list[str]], None] = lambda path, why, said: None
+        self.damaged: Callable[[str, list[str]], None] = lambda path, said: None
+        self.workers: list[_Worker] = []
+        self.todo: queue.Queue = queue.Queue(maxsize=max(1, queue_size))  # (seq, record), decoded ahead
+        self.closing = threading.Event()  # no new frames go out; those in flight still come back
+        self.stopped = threading.Event()
+        self.total: int | None = None  # frames read, once the reader is done
+        self.next_seq = 0  # the next frame to sink, in input order
+        self.finished: dict[int, FrameRecord] = {}
+        self.failure: StageError | None = None
+        self.failed_seq: int | None = None
+        self.give_up_at: float | None = None  # after a failure, stragglers get this long
+        self.reader_error: BaseException | None = None
+        self.threads: list[threading.Thread] = []
+        self.lock = threading.Lock()  # in_flight is shared by the sender threads and this one
+        try:
+            self._start(payload, plan.count)
+        except BaseException:
+            self.stop()
+            raise
+
+    def run(self, records: Iterable[FrameRecord], sink: Callable[[FrameRecord], None], drain_s: float = 1.0,
+            unreadable: Callable[[str, str, list[str]], None] = lambda path, why, said: None,
+            damaged: Callable[[str, list[str]], None] = lambda path, said: None) -> None:
+        """Raises StageError when a plugin fails or a worker dies, once the frames before it are
+        sunk (waiting at most ``_FAILURE_DRAIN_S`` for them); re-raises KeyboardInterrupt after
+        draining for up to ``drain_s`` seconds. The workers are stopped on the way out.
+
+        Records whose frame holds only a file path are decoded by the worker; one it cannot
+        decode goes to ``unreadable`` (its path, why, and what the decoder printed) instead of
+        ``sink``, in input order; one that decoded while its decoder printed goes to ``damaged``
+        as well as to ``sink``."""
+        self.sink, self.unreadable, self.damaged = sink, unreadable, damaged
+        try:
+            self._feed(records)
+            self._collect(deadline=None)
+        except KeyboardInterrupt:
+            self.closing.set()
+            self._collect(deadline=time.monotonic() + drain_s)
+            raise
+        finally:
+            self.stop()
+        if self.failure is not None:
+            raise self.failure
+        if self.reader_error is not None:
+            if isinstance(self.reader_error, FacekitError):
+                raise self.reader_error
+            raise StageError(f"reading frames failed: {type(self.reader_error).__name__}: "
+                             f"{self.reader_error}") from self.reader_error
+
+    # -- start and stop ---------------------------------------------------------------------
+    def _start(self, payload: bytes, count: int) -> None:
+        """Starts the workers and waits until each has built its models, so a missing weights
+        file fails here, before the first frame."""
+        context = multiprocessing.get_context("spawn")  # fork would copy this process's threads' locks
+        for _ in range(count):
+            ours, theirs = context.Pipe(duplex=True)
+            label = context.RawArray("c", _LABEL_BYTES)
+            process = context.Process(target=_serve, args=(theirs, payload, label), daemon=True,
+                                      name="facekit-worker")
+            process.start()
+            theirs.close()
+            held = _PER_WORKER * self.batch
+            self.workers.append(_Worker(process, ours, label, room=threading.Semaphore(held), slots=SlotWriter(held)))
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        for worker in self.workers:
+            while not worker.conn.poll(_POLL_S):
+                if not worker.process.is_alive() or time.monotonic() > deadline:
+                    raise StageError(f"a worker process could not start ({_how_it_ended(worker.process)})")
+            message = worker.conn.recv()
+            if message[0] != "ready":
+                raise StageError(message[2])
+
+    def stop(self) -> None:
+        """Tells every worker to leave, and kills those still there after half a second: what
+        they hold is unfinished, and a rerun does it again. Only a worker's sender thread writes
+        to its pipe (two writers would interleave), so the senders say goodbye as they leave."""
+        if self.stopped.is_set():
+            return
+        self.stopped.set()
+        self.closing.set()
+        if not self.threads:  # stopped before any frame: no sender to say it
+            for worker in self.workers:
+                _say_goodbye(worker.conn)
+        deadline = time.monotonic() + 0.5
+        for worker in self.workers:
+            worker.stopping = True
+            worker.process.join(timeout=max(0.0, deadline - time.monotonic()))
+        for worker in self.workers:
+            if worker.process.is_alive():
+                worker.process.kill()  # busy in a model call, or hung; it ignores SIGTERM (see _serve)
+                worker.process.join(timeout=1.0)
+        for thread in self.threads:
+            thread.join(timeout=0.5)  # a send to a killed worker has failed by now
+        for worker in self.workers:
+            worker.conn.close()
+            worker.slots.close()
+
+    # -- sending ----------------------------------------------------------------------------
+    def _feed(self, records: Iterable[FrameRecord]) -> None:
+        """A reader thread decodes ahead into a bounded queue; one sender thread a worker hands
+        the next frame to its worker whenever it has room. Sends block while a worker is busy,
+        so they happen off the calling thread, which must stay free to take results."""
+        self.threads.append(threading.Thread(target=self._read, args=(records,), name="read", daemon=True))
+        for worker in self.workers:
+            self.threads.append(threading.Thread(target=self._send, args=(worker,), name="send", daemon=True))
+        for thread in self.threads:
+            thread.start()
+
+    def _read(self, records: Iterable[FrameRecord]) -> None:
+        count = 0
+        try:
+            # taking a record decodes a video frame; an image file is only named
+            for record in self.pixels.admitted(records, lambda: self.closing.is_set() or self.stopped.is_set()):
+                if self.closing.is_set() or not self._put((count, record)):
+                    break
+                count += 1
+        except BaseException as exc:  # a reader error must reach the calling thread
+            self.reader_error = exc
+            self.closing.set()
+        self.total = count
+        self._put(_END)
+
+    def _put(self, item: object) -> bool:
+        return put_unless(self.todo, item, self.stopped.is_set)
+
+    def _send(self, worker: _Worker) -> None:
+        try:
+            self._send_frames(worker)
+        finally:
+            worker.farewell = True
+            _say_goodbye(worker.conn)
+
+    def _send_frames(self, worker: _Worker) -> None:
+        """Hands the worker ``self.batch`` frames as they are read, then the word to run them:
+        fewer only at the end of the input, or once closing (those it has are still run)."""
+        ended = False
+        while not (ended or self.closing.is_set() or worker.stopping):
+            sent = 0
+            while sent < self.batch and not (self.closing.is_set() or worker.stopping):
+                if not worker.room.acquire(timeout=_POLL_S):
+                    continue
+                item = self._take()
+                if item is None:
+                    ended = True
+                    break
+                if not self._send_frame(worker, *item):
+                    return  # the worker is gone; the calling thread sees its sentinel
+                sent += 1
+            if sent:
+                try:
+                    worker.conn.send(_RUN)
+                except OSError:
+                    return
+
+    def _send_frame(self, worker: _Worker, seq: int, record: FrameRecord) -> bool:
+        """False when the worker is gone."""
+        with self.lock:
+            worker.in_flight[seq] = record
+        frame = record.frame
+        self.pixels.release(record)  # sent now, or never (the worker is gone)
+        try:
+            if frame.image is None:  # an image file: the worker decodes it
+                worker.conn.send((seq, frame.name, frame.source, frame.index, frame.path, None, None, None))
+                return True
+            image = np.ascontiguousarray(frame.image)
+            frame.image = None  # the worker has its own copy now
+            offset = worker.slots.place(worker.conn, seq, image)
+            worker.conn.send((seq, frame.name, frame.source, frame.index, frame.path, image.shape,
+                              image.dtype.str, offset))
+            if offset is None:
+                send_pixels(worker.conn, image)
+        except OSError:
+            return False
+        return True
+
+    def _take(self) -> tuple[int, FrameRecord] | None:
+        """The next (seq, record), or None at the end of the input or once closing."""
+        item = get_unless(self.todo, self.closing.is_set)
+        if item is _END:
+            self.todo.put(_END)  # the end, for the other senders too
+            return None
+        return item  # type: ignore[return-value]
+
+    # -- results ----------------------------------------------------------------------------
+    def _collect(self, deadline: float | None) -> None:
+        """Takes results until every frame read is sunk, or a failure has sunk what came before
+        it, or ``deadline``. After a stop (Ctrl-C, a bad reader), whatever came back is sunk,
+        gaps and all: a rerun does the frames that did not."""
+        while not self._done():
+            limits = [t for t in (deadline, self.give_up_at) if t is not None]
+            left = min(limits) - time.monotonic() if limits else _POLL_S
+            if left <= 0:
+                break
+            self._receive(min(_POLL_S, left))
+            self._sink_in_order()
+        if self.failed_seq is None and self.closing.is_set():
+            for seq in sorted(self.finished):
+                self._hand_over(self.finished.pop(seq))
+
+    def _in_flight(self) -> bool:
+        with self.lock:
+            return any(w.in_flight for w in self.workers)
+
+    def _done(self) -> bool:
+        if self.failed_seq is not None:
+            return self.next_seq >= self.failed_seq
+        if self.closing.is_set():
+            return not self._in_flight()
+        return self.total is not None and self.next_seq >= self.total
+
+    def _receive(self, timeout: float) -> None:
+        listening = [w for w in self.workers if not (w.stopping or w.gone)]
+        by_handle = {w.conn: w for w in listening}
+        by_sentinel = {w.process.sentinel: w for w in listening}
+        ready = wait([*by_handle, *by_sentinel], timeout=timeout)
+        for handle in ready:  # results first: a worker may have sent some before it ended
+            if handle in by_handle and not self._result(by_handle[handle]):
+                self._died(by_handle[handle])
+        for handle in ready:
+            if handle in by_sentinel:
+                self._died(by_sentinel[handle])
+
+    def _result(self, worker: _Worker) -> bool:
+        """Takes one message from ``worker``; False when its pipe has closed."""
+        try:
+            message = worker.conn.recv()
+        except (EOFError, OSError):
+            return False
+        kind, seq = message[0], message[1]
+        with self.lock:
+            sent = worker.in_flight.pop(seq, None)
+        worker.slots.release(seq)  # before the room: the sender may place the next frame at once
+        worker.room.release()
+        if kind == "unreadable":
+            frame = sent.frame if sent is not None else None
+            self.finished[seq] = _Unreadable(frame.path or frame.source if frame is not None else f"frame {seq}",
+                                             message[2], message[3])
+        elif kind == "done":
+            _, _, record, busy, counted, said = message
+            if said:
+                self.damaged(record.frame.path or record.frame.source, said)
+            for stage, seconds in zip(self.stages, busy):
+                stage.busy_s += seconds
+            for mine, theirs in zip(self.counters, counted):
+                for key, seconds in theirs.items():
+                    mine[key] = mine.get(key, 0.0) + seconds
+            self.finished[seq] = record
+        else:
+            self._fail(seq, StageError(message[2]))
+        return True
+
+    def _died(self, worker: _Worker) -> None:
+        """Its pipe closed or its process ended: read what it sent before, then, unless it left
+        as told with nothing outstanding, fail the run at the first frame it held."""
+        if worker.stopping or worker.gone:
+            return
+        try:
+            while worker.conn.poll() and self._result(worker):
+                pass  # what it sent before it ended
+        except OSError:
+            pass
+        worker.gone = True
+        worker.process.join(timeout=1.0)
+        with self.lock:
+            lost = sorted(worker.in_flight)
+        if worker.farewell and worker.process.exitcode == 0 and not lost:
+            return
+        how = f"worker process {worker.process.pid} died ({_how_it_ended(worker.process)})"
+        if lost:
+            frame = worker.in_flight[lost[0]].frame.name
+            where = worker.label.value.decode(errors="replace") or "between stages"
+            self._fail(lost[0], StageError(f"{how} on frame {frame}, in {where}"))
+        else:
+            self._fail(self.next_seq, StageError(f"{how} between frames"))
+
+    def _fail(self, seq: int, error: StageError) -> None:
+        self.closing.set()
+        if self.give_up_at is None:
+            self.give_up_at = time.monotonic() + _FAILURE_DRAIN_S
+        if self.failed_seq is None or seq < self.failed_seq:
+            self.failed_seq, self.failure = seq, error
+
+    def _sink_in_order(self) -> None:
+        limit = self.failed_seq
+        while self.next_seq in self.finished and (limit is None or self.next_seq < limit):
+            self._hand_over(self.finished.pop(self.next_seq))
+            self.next_seq += 1
+
+    def _hand_over(self, result: FrameRecord | _Unreadable) -> None:
+        if isinstance(result, _Unreadable):
+            self.unreadable(result.path, result.why, result.said)
+        else:
+            self.sink(result)
+
+
+@dataclass
+class _Unreadable:
+    """A frame whose image file its worker could not decode: reported in its place in the order."""
+
+    path: str
+    why: str
+    said: list[str]  # what its decoder printed
+
+
+def _say_goodbye(conn: Connection) -> None:
+    try:
+        conn.send(None)
+    except OSError:
+        pass  # gone already
+
+
+def _how_it_ended(process: Any) -> str:
+    code = process.exitcode
+    if code is None:
+        return "still running"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+# -- the worker's side ------------------------------------------------------------------------
+def _serve(conn: Connection, payload: bytes, label: Any) -> None:
+    """A worker's life: build the stages, then take frames and run each batch of them when told,
+    until told to stop or the calling process is gone (its end of the pipe closes)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        import cv2
+
+        cv2.setNumThreads(1)  # the workers already keep every core busy
+        stages, counters, prepare = pickle.loads(payload)
+        for step in prepare:
+            step()
+    except BaseException as exc:  # noqa: BLE001 - the calling process must hear why
+        conn.send(("failed", -1, _message(exc)))
+        return
+    conn.send(("ready",))
+    labels = [_stage_label(stage).encode()[:_LABEL_BYTES - 1] for stage in stages]
+    decoder = DecoderOutput()
+    region = None  # video frames' shared memory, once the calling process has sent it
+    batch: list[tuple[int, FrameRecord, list[str]]] = []  # frames taken, what their decoders printed
+    while True:
+        try:
+            header = conn.recv()
+            if header is None:
+                return
+            if header == _RUN:
+                if batch and not _run_batch(conn, batch, stages, labels, label, counters):
+                    return
+                batch = []
+                continue
+            if header[0] == "slots":
+                region = receive_region(conn, header[1])
+                continue
+            seq, name, source, index, path, shape, dtype, offset = header
+            image = None
+            if offset is not None:
+                image = frame_in(region, offset, shape, dtype)
+            elif shape is not None:
+                image = np.empty(shape, dtype=np.dtype(dtype))
+                receive_pixels(conn, image)
+        except (EOFError, OSError):
+            return  # the calling process is gone
+        record = FrameRecord(Frame(name=name, source=source, index=index, image=image, path=path))
+        said: list[str] = []
+        if image is None:  # an image file, to decode here
+            why, said = load_pixels_caught(record.frame, decoder)
+            if why is not None:
+                if not _reply(conn, ("unreadable", seq, why, said)):
+                    return
+                continue
+        batch.append((seq, record, said))
+
+
+def _run_batch(conn: Connection, batch: list[tuple[int, FrameRecord, list[str]]], stages: Sequence[Stage],
+               labels: list[bytes], label: Any, counters: list[dict[str, float]]) -> bool:
+    """Runs the batch's records through every stage, each stage taking them all at once, and
+    sends each frame's result; the batch's timings come with its first. A failure counts at the
+    batch's first frame (the plugin's message names every frame of the batch), so the run keeps
+    the frames before the batch. False when the calling process is gone."""
+    records = [record for _, record, _ in batch]
+    before = [dict(c) for c in counters]
+    busy = []
+    try:
+        for stage, stage_label in zip(stages, labels):
+            label.value = stage_label
+            started = time.perf_counter()
+            stage.work(records)
+            busy.append(time.perf_counter() - started)
+        counted = [{k: v - b.get(k, 0.0) for k, v in c.items()} for c, b in zip(counters, before)]
+        replies: list[tuple[Any, ...]] = []
+        for number, (seq, record, said) in enumerate(batch):
+            record.frame.image = None
+            timings = (busy, counted) if number == 0 else ([0.0] * len(busy), [{} for _ in counted])
+            replies.append(("done", seq, record, *timings, said))
+    except BaseException as exc:  # noqa: BLE001 - SystemExit from a plugin too
+        replies = [("failed", batch[0][0], _message(exc))]
+    finally:
+        label.value = b""
+    return all(_reply(conn, reply) for reply in replies)
+
+
+def _reply(conn: Connection, reply: tuple[Any, ...]) -> bool:
+    """Sends a frame's result; False when the calling process is gone."""
+    try:
+        try:
+            conn.send(reply)
+        except (pickle.PicklingError, TypeError, AttributeError) as exc:  # a plugin's output that cannot travel
+            conn.send(("failed", reply[1], _message(exc)))
+    except OSError:
+        return False
+    return True
+
+
+def _stage_label(stage: Stage) -> str:
+    return f"stage {stage.name}" + (f" ({stage.plugin})" if stage.plugin else "")
+
+
+def _message(exc: BaseException) -> str:
+    """One line for the user: facekit's own errors (a plugin and frame, missing weights) as they
+    are, anything else with its type."""
+    if isinstance(exc, FacekitError):
+        return str(exc)
+    return f"stage failed: {type(exc).__name__}: {exc}"
+
+
+def choose_workers(requested: int | str, plugins: Sequence[PluginSpec], mode: str, frames: int,
+                   cores: int | None = None) -> int | None:
+    """How many worker processes a run gets; None runs the stages on threads in this process.
+
+    ``auto``: one a core, for parallel runs whose plugins all run on the CPU (on a GPU each
+    worker would hold its own copy of the models) and whose input has ``FRAMES_PER_WORKER``
+    frames for each of at least two workers, so that starting them pays for itself. A number
+    asks for that many (0 or 1: threads); serial runs always stay on threads, since they exist
+    to hold one model at a time."""
+    check_workers_setting(requested)
+    if requested == "auto":
+        if mode != "parallel" or any(p.gpu_memory_mb for p in plugins):
+            return None
+        count = min(cores or usable_cores(), frames // FRAMES_PER_WORKER)
+    else:
+        count = requested if mode == "parallel" else 0  # type: ignore[assignment]
+    return count if count >= 2 else None
+
+
+def check_workers_setting(requested: object) -> None:
+    """``runner.workers`` is ``auto`` or a whole number of processes, else one line says so."""
+    if requested != "auto" and (not isinstance(requested, int) or isinstance(requested, bool) or requested < 0):
+        raise ConfigError(f"runner.workers={requested!r}; use auto, or a whole number of processes (0: threads)")
+
+
+def usable_cores() -> int:
+    """Cores this process may use: its CPU affinity, capped by a cgroup CPU quota (a container
+    started with ``--cpus=2`` on a 64-core host sees 64 cores but may use two)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    quota = _cgroup_cpu_quota()
+    return max(1, min(cores, quota)) if quota else cores
+
+
+#: Where cgroup v2 and v1 keep the CPU quota of this process's group.
+_CGROUP_V2 = Path("/sys/fs/cgroup/cpu.max")
+_CGROUP_V1 = (Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us"), Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us"))
+
+
+def _cgroup_cpu_quota() -> int | None:
+    """Whole CPUs the cgroup quota allows (rounded up), None when there is no quota."""
+    try:
+        if _CGROUP_V2.is_file():
+            return cpus_from_quota(*_CGROUP_V2.read_text().split()[:2])
+        if _CGROUP_V1[0].is_file():
+            return cpus_from_quota(*(p.read_text().strip() for p in _CGROUP_V1))
+    except (OSError, TypeError):
+        return None
+    return None
+
+
+def cpus_from_quota(quota: str, period: str) -> int | None:
+    """``cpu.max``'s "200000 100000" is 2 CPUs; "max" (v2) or "-1" (v1) is no quota."""
+    if not (quota.isdigit() and period.isdigit()) or int(period) == 0:
+        return None
+    return max(1, -(-int(quota) // int(period)))

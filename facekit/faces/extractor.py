@@ -1,0 +1,50 @@
+"""``Extractor``: the library's plain surface over the stages, for numpy frames in memory."""
+from __future__ import annotations
+
+from typing import Any, Iterable, Iterator, Mapping
+
+import numpy as np
+
+from facekit.faces.stages import FaceStages
+from facekit.models.store import ModelStore
+from facekit.plugin.loading import load_plugin
+from facekit.plugin.registry import PluginRegistry, default_registry
+from facekit.records import Face, Frame, FrameRecord
+
+
+class Extractor:
+    """Faces from numpy frames, without Hydra or files: for converters that extract on the fly.
+
+    >>> extractor = Extractor(detector="yunet", aligner="facemesh")
+    >>> faces = extractor.extract(image)          # image: BGR uint8, as cv2.imread gives
+    >>> faces[0].landmarks.shape, faces[0].crop.shape
+    ((68, 2), (256, 256, 3))
+    """
+
+    def __init__(self, detector: str = "yunet", aligner: str = "facemesh", *, size: int = 256,
+                 detector_options: Mapping[str, Any] | None = None,
+                 aligner_options: Mapping[str, Any] | None = None,
+                 offline: bool = False, registry: PluginRegistry | None = None) -> None:
+        registry = registry or default_registry()
+        store = ModelStore(registry.models, offline=offline)
+        self.stages = FaceStages(
+            load_plugin(registry, store, "detector", detector, detector_options),
+            load_plugin(registry, store, "aligner", aligner, aligner_options),
+            size=size,
+        )
+        self.stages.load_models()
+
+    def extract(self, image: np.ndarray) -> list[Face]:
+        """Every face in one BGR image, with box, score, 68 landmarks and aligned crop."""
+        return next(self.extract_many([image]))
+
+    def extract_many(self, images: Iterable[np.ndarray]) -> Iterator[list[Face]]:
+        """Faces frame by frame, lazily, so a long video never sits in memory."""
+        for index, image in enumerate(images):
+            if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+                raise ValueError("Extractor takes BGR uint8 images of shape (height, width, 3)")
+            record = FrameRecord(Frame(name=f"frame_{index:06d}", source="<array>", index=index, image=image))
+            self.stages.detect([record])
+            self.stages.align(record)
+            self.stages.crop(record)
+            yield record.faces

@@ -1,0 +1,382 @@
+"""Reads the input: one image, a folder of images, or a video, as a stream of named frames."""
+from __future__ import annotations
+
+import logging
+import os
+import struct
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from facekit.media.decoder_output import DecoderOutput
+from facekit.errors import FacekitError
+from facekit.media.float_tiff import display_bgr, is_float_tiff
+from facekit.media.heif import SUFFIXES as HEIF_SUFFIXES, decoded_avif, decoded_heif, is_avif, is_heif
+from facekit.records import Frame
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".jp2", ".pgm", ".ppm",
+                            ".gif",  # a GIF gives its first frame (OpenCV 4.11+; older ones skip it with a warning)
+                            ".avif",  # Pillow's and OpenCV's wheels are built with libavif (facekit.media.heif)
+                            *HEIF_SUFFIXES})
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"  # PNG spec 5.2
+VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"})
+
+
+@dataclass
+class FrameSource:
+    """A re-readable input: serial runs read it once per pass."""
+
+    path: Path
+    kind: str  # "image" | "folder" | "video"
+    files: list[Path] = field(default_factory=list)
+    frame_count: int = 0
+    skipped: dict[str, str] = field(default_factory=dict)  # file -> why, in the order met
+    _warned: set[str] = field(default_factory=set, repr=False)
+    #: Set while image files decode here on threads with fd 2 free to catch (see facekit.media.decoder_output)
+    decoder_output: DecoderOutput | None = field(default=None, repr=False)
+
+    def __len__(self) -> int:
+        return self.frame_count
+
+    def frames(self, skip: frozenset[str] | set[str] = frozenset(), decode: bool = True) -> Iterator[Frame]:
+        """Decoded frames in order; frames named in ``skip`` are passed over without decoding
+        where the format allows, and unreadable ones are warned about and left out.
+
+        ``decode=False``: image files come as frames holding only their ``path``, for worker
+        processes to decode (``load_pixels``); the one who finds a file unreadable reports it
+        with ``unreadable``. Video frames are always decoded here, in order."""
+        if self.kind == "video":
+            yield from self._video_frames(skip)
+        else:
+            yield from self._image_frames(skip, decode)
+
+    def unreadable(self, path: str | Path, why: str, said: Sequence[str] = ()) -> None:
+        """Warns about an image file that does not decode (why, and what the decoder printed,
+        where that was caught); the run's summary counts it."""
+        self._skip(path, why + (f" ({'; '.join(said)})" if said else ""))
+
+    def damaged(self, path: str | Path, said: Sequence[str]) -> None:
+        """Warns about an image file that decoded although its decoder reported damage."""
+        self._warn_once(f"{path}: decoded despite damage, some pixels may be wrong ({'; '.join(said)})")
+
+    def _image_frames(self, skip: frozenset[str] | set[str], decode: bool) -> Iterator[Frame]:
+        for index, (path, name) in enumerate(zip(self.files, frame_names(self.files))):
+            if name in skip:
+                continue
+            frame = Frame(name=name, source=utf8_text(path), index=index, path=str(path))
+            if decode:
+                why, said = load_pixels_caught(frame, self.decoder_output)
+                if why is not None:
+                    self.unreadable(path, why, said)
+                    continue
+                if said:
+                    self.damaged(path, said)
+            yield frame
+
+    def _video_frames(self, skip: frozenset[str] | set[str]) -> Iterator[Frame]:
+        """Frames named by their number in decoding order. A damaged stretch in the middle of
+        a video makes a few grabs fail and decoding then goes on from the next good frame, so
+        reading stops only after ``MAX_FAILED_GRABS`` failures in a row: a few damaged bytes
+        must not end a long job. Grabbing (decoding) every frame, skipped or not, keeps the
+        numbering the same on a rerun that resumes.
+
+        A file cut short fails a grab at the cut and then still gives the frames its decoder
+        held: failed grabs with no frame missing. The last frame's timestamp tells that apart
+        from a stretch passed over (``_frames_missing``), so a truncated file is reported as one."""
+        import cv2
+
+        capture = _video_capture(self.path)
+        stem, source = utf8_text(self.path.stem), utf8_text(self.path)
+        fps = capture.get(cv2.CAP_PROP_FPS)
+        number = failed = damaged = 0
+        last_ms = 0.0
+        try:
+            while failed < MAX_FAILED_GRABS:
+                if not capture.grab():
+                    failed += 1
+                    continue
+                if failed:
+                    damaged, failed = damaged + 1, 0
+                number += 1
+                last_ms = capture.get(cv2.CAP_PROP_POS_MSEC)
+                name = f"{stem}_{number:06d}"
+                if name in skip:
+                    continue
+                ok, image = capture.retrieve()
+                if ok and image is not None:
+                    yield Frame(name=name, source=source, index=number, image=image)
+                else:
+                    self._skip(f"{self.path} frame {number}", "decoded but could not be converted to BGR")
+        finally:
+            capture.release()
+        if number == 0:
+            self._skip(self.path, "the video holds no decodable frame")
+        elif damaged and _frames_missing(number, last_ms, fps) != 0:
+            of = f" of {self.frame_count}" if self.frame_count else ""  # some containers give no count
+            self._warn_once(f"{self.path}: {damaged} damaged stretch(es) passed over; decoded {number}{of} "
+                            "frames, numbered in decoding order")
+        elif number < self.frame_count:
+            self._warn_once(f"{self.path} ended after {number} of {self.frame_count} frames: the file is "
+                            "truncated or damaged")
+
+    def _skip(self, what: str | Path, why: str) -> None:
+        what = utf8_text(what)
+        if what not in self.skipped:  # serial runs read the source once per pass
+            log.warning("skipped %s: %s", what, why)
+            self.skipped[what] = why
+
+    def _warn_once(self, message: str) -> None:
+        """Serial runs read the source once per pass; each warning is said once."""
+        message = utf8_text(message)
+        if message not in self._warned:
+            log.warning("%s", message)
+            self._warned.add(message)
+
+
+def _frames_missing(decoded: int, last_ms: float, fps: float) -> int | None:
+    """How many frames before the last decoded one were never decoded: the frame at ``last_ms``
+    is frame ``last_ms * fps / 1000 + 1`` of the file. None where timestamps cannot tell (no
+    frame rate, or a last frame no later than the first)."""
+    if fps <= 0 or (decoded > 1 and last_ms <= 0):
+        return None
+    return round(last_ms * fps / 1000) + 1 - decoded
+
+
+def load_pixels(frame: Frame) -> str | None:
+    """Decodes the image file a frame came with: None when that worked (or there was nothing to
+    decode), else why it could not."""
+    if frame.image is not None or frame.path is None:
+        return None
+    frame.image, why = decoded_image(Path(frame.path))
+    return why
+
+
+def load_pixels_caught(frame: Frame, output: DecoderOutput | None) -> tuple[str | None, list[str]]:
+    """``load_pixels``, and what the decoder printed, when ``output`` is there to catch it."""
+    if output is None:
+        return load_pixels(frame), []
+    with output.caught() as said:
+        why = load_pixels(frame)
+    return why, said
+
+
+def read_image(path: Path) -> np.ndarray | None:
+    """A BGR uint8 image as a viewer shows it (EXIF rotation applied), or None if unreadable."""
+    return decoded_image(path)[0]
+
+
+def decoded_image(path: Path) -> tuple[np.ndarray | None, str | None]:
+    """The image as ``read_image`` gives it, or None and why not. Nothing a file holds raises:
+    a PNG whose header claims 100000x100000 pixels (a decompression bomb, a few hundred bytes)
+    made OpenCV raise, and one such file ended a whole run.
+
+    ``imdecode`` on bytes read by Python handles non-ASCII paths on every platform.
+    """
+    import cv2
+
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)
+    except OSError as exc:
+        return None, f"cannot be read ({exc.strerror or exc})"
+    if data.size == 0:
+        return None, "an empty file"
+    if is_heif(data):
+        return decoded_heif(data)
+    if is_avif(data) and (avif := decoded_avif(data)) is not None:
+        return avif
+    floats = is_float_tiff(data)
+    try:
+        image = cv2.imdecode(_without_png_color_profile(data), cv2.IMREAD_UNCHANGED if floats else cv2.IMREAD_COLOR)
+    except cv2.error as exc:
+        if "CV_IO_MAX_IMAGE_PIXELS" in str(exc):
+            return None, ("more pixels than OpenCV decodes in one image (2^30; the environment variable "
+                          "OPENCV_IO_MAX_IMAGE_PIXELS raises that limit)")
+        return None, f"the decoder failed ({str(exc).strip().splitlines()[-1]})"
+    except MemoryError:
+        return None, "too large to decode in the memory there is"
+    if image is None or not image.size:
+        return None, "not a readable image"
+    return (display_bgr(image) if floats else image), None
+
+
+def _without_png_color_profile(data: np.ndarray) -> np.ndarray:
+    """A PNG file's bytes without its iCCP chunks (anything else unchanged). OpenCV never
+    applies colour profiles, but libpng checks them and prints a line to stderr for each one it
+    dislikes ("libpng warning: iCCP: known incorrect sRGB profile", common in PNGs from the
+    web), which buries facekit's own warnings in a folder of thousands. iCCP comes before the
+    first IDAT (PNG spec 5.6), so only the headers before the pixels are read."""
+    if data.size < len(PNG_SIGNATURE) or data[:len(PNG_SIGNATURE)].tobytes() != PNG_SIGNATURE:
+        return data
+    profiles, offset = [], len(PNG_SIGNATURE)
+    while offset + 12 <= data.size:
+        length, kind = struct.unpack_from(">I4s", data, offset)
+        if kind in (b"IDAT", b"IEND"):
+            break
+        if kind == b"iCCP":
+            profiles.append((offset, offset + 12 + length))
+        offset += 12 + length
+    if not profiles:
+        return data
+    kept, start = [], 0
+    for begin, end in profiles:
+        kept.append(data[start:begin])
+        start = end
+    kept.append(data[start:])
+    return np.concatenate(kept)
+
+
+def frame_names(files: list[Path]) -> list[str]:
+    """Each file's stem, made unique: files that share a stem (``a.jpg``, ``a.png``) add their
+    suffix (``a_jpg``, ``a_png``), and a name that still repeats (``a.JPG`` beside ``a.jpg``, or
+    ``a_jpg.bmp`` beside both) gets a number (``a_jpg_2``): two frames of one name would write
+    one face file. Linear in the files (counting each stem's repeats per file took 15 s at
+    30,000 photos and grew with the square)."""
+    stems = [utf8_text(p.stem) for p in files]
+    repeats = Counter(stems)
+    names: list[str] = []
+    taken: set[str] = set()
+    for stem, path in zip(stems, files):
+        name = f"{stem}_{utf8_text(path.suffix.lstrip('.').lower())}" if repeats[stem] > 1 else stem
+        unique, number = name, 1
+        while unique in taken:
+            number += 1
+            unique = f"{name}_{number}"
+        taken.add(unique)
+        names.append(unique)
+    return names
+
+
+def utf8_text(text: str | Path) -> str:
+    """A path or name as text that UTF-8 can hold, for frame names, logs, PNG text and JSON.
+    A file name that is not UTF-8 (Latin-1 names from old archives, on Linux) reaches Python
+    with each stray byte as a lone surrogate, which no UTF-8 writer takes: those become %XX
+    (the byte), other lone surrogates %uXXXX. Valid names come back unchanged; the file itself
+    is still opened by its real name."""
+    text = str(text)
+    if not any("\ud800" <= ch <= "\udfff" for ch in text):
+        return text
+    return "".join(f"%{ord(ch) - 0xDC00:02X}" if "\udc80" <= ch <= "\udcff" else
+                   f"%u{ord(ch):04X}" if "\ud800" <= ch <= "\udfff" else ch for ch in text)
+
+
+def existing_input(path: str | Path) -> Path:
+    """The input's path, or a one-line error when nothing is there."""
+    source = Path(path).expanduser()
+    if not source.exists():
+        raise FacekitError(f"input {str(source)!r} does not exist")
+    return source
+
+
+def open_input(path: str | Path, exclude: Path | None = None) -> FrameSource:
+    """The input as a frame source; ``exclude`` (the output folder) is never read back as input."""
+    source = existing_input(path)
+    if source.is_dir():
+        listing = _listing(source, exclude)
+        files, others = listing.images, listing.left()
+        if not files:
+            raise FacekitError(f"input folder {str(source)!r} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})"
+                               + (f"; it holds {others}" if others else ""))
+        if others:  # HEIC photos from a phone, say: nobody should lose them without a word
+            log.info("%s: not read (not images by their suffix, or subfolders, which a folder run does not enter): %s",
+                     utf8_text(source), others)
+        folder = FrameSource(source, "folder", files, len(files))
+        for path in listing.odd:
+            folder._skip(path, _not_a_file(path))
+        return folder
+    suffix = source.suffix.lower()
+    if suffix in VIDEO_SUFFIXES:
+        return FrameSource(source, "video", [source], _video_frame_count(source))
+    if suffix in IMAGE_SUFFIXES:
+        return FrameSource(source, "image", [source], 1)
+    raise FacekitError(
+        f"input {str(source)!r} is neither an image nor a video (by its suffix {suffix or '(none)'!r})"
+    )
+
+
+@dataclass
+class _Listing:
+    """What a folder run finds directly in its folder (hidden entries and the output folder left
+    out): image files; entries with an image's name that are not files; other files and
+    subfolders, which it does not read."""
+
+    images: list[Path] = field(default_factory=list)
+    odd: list[Path] = field(default_factory=list)
+    other_files: list[Path] = field(default_factory=list)
+    subfolders: list[Path] = field(default_factory=list)
+
+    def left(self) -> str:
+        """'3 .cr2, 1 .mp4, 2 subfolders': the files not read by suffix, most first, then the
+        subfolders (one per person is a common layout); empty when nothing was left."""
+        counts = Counter(path.suffix.lower() or "(no suffix)" for path in self.other_files)
+        named = [f"{count} {suffix}" for suffix, count in counts.most_common()]
+        if self.subfolders:
+            named.append(f"{len(self.subfolders)} subfolder{'s' if len(self.subfolders) > 1 else ''}")
+        return ", ".join(named)
+
+
+def _listing(folder: Path, exclude: Path | None) -> _Listing:
+    """One pass over the folder; ``os.scandir`` knows each entry's type without a stat call, which
+    counts in folders of a hundred thousand frames."""
+    excluded = exclude.resolve() if exclude is not None else None
+    listing = _Listing()
+    with os.scandir(folder) as entries:
+        for entry in sorted(entries, key=lambda e: e.name):
+            path, is_image = Path(entry.path), Path(entry.name).suffix.lower() in IMAGE_SUFFIXES
+            if entry.name.startswith(".") and not is_image:
+                continue
+            if entry.is_dir() and excluded is not None and path.resolve() == excluded:
+                continue
+            if is_image:
+                (listing.images if entry.is_file() else listing.odd).append(path)
+            elif entry.is_dir():
+                listing.subfolders.append(path)
+            elif entry.is_file():
+                listing.other_files.append(path)
+    return listing
+
+
+def _not_a_file(path: Path) -> str:
+    """Why a path with an image's name is passed over without being opened (a FIFO would block)."""
+    if path.is_dir():
+        return "a folder, not an image"
+    if path.is_symlink() and not path.exists():
+        return f"a broken link (to {utf8_text(os.readlink(path))!r})"
+    return "not a regular file (a pipe, socket or device)"
+
+
+#: Failed grabs in a row after which a video is taken to have ended. Damage costs about one
+#: failed grab per two damaged packets (a 200 KB random stretch in the 614 KB Hamilton clip: 91),
+#: and past the real end a failed grab takes about 10 us, so a generous limit is cheap.
+MAX_FAILED_GRABS = 1000
+
+
+def _video_capture(path: Path) -> Any:
+    """``cv2.VideoCapture`` with FFmpeg's own decoder messages off (dozens of lines a damaged
+    packet); facekit's warning says what was skipped. Setting ``OPENCV_FFMPEG_LOGLEVEL`` before
+    the first video opens brings them back.
+
+    Frames come turned as the header's display matrix says, as players show them: phones store
+    portrait video sideways with such a rotation, and YuNet finds a third fewer sideways faces."""
+    import cv2
+
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET; read once, at the first open
+    capture = cv2.VideoCapture(str(path))
+    capture.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)  # OpenCV's FFmpeg default too; said, not assumed
+    return capture
+
+
+def _video_frame_count(path: Path) -> int:
+    import cv2
+
+    capture = _video_capture(path)
+    try:
+        if not capture.isOpened():
+            raise FacekitError(f"input {str(path)!r} cannot be opened as a video (truncated, damaged, or a codec OpenCV lacks)")
+        return max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT)))
+    finally:
+        capture.release()

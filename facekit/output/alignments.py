@@ -1,0 +1,359 @@
+"""The alignments file: one JSON document holding every frame's faces, written without O(n²) saves.
+
+Layout::
+
+    {"format": "facekit-alignments", "version": 1, "meta": {...},
+     "frames": {name: {"source", "index", "width", "height",
+                       "faces": [{"box", "score", "points5", "landmarks", "crop", "crop_sha256",
+                                  optional "embedding", "keep", "reason", "distance"}]}}}
+
+Rewriting that JSON every N frames costs O(frames²) over a long video, so ``AlignmentsWriter``
+appends each finished frame to a JSON Lines journal (``<file>.journal``) and folds journal and
+any earlier file into the JSON once, atomically, at ``close``. A rerun reads both to resume.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from os import PathLike
+from pathlib import Path
+from typing import Any, BinaryIO, Iterator, TextIO
+
+import numpy as np
+
+from facekit.errors import FacekitError, OutputError
+from facekit.records import EMBEDDING_DECIMALS, PIXEL_DECIMALS, SCORE_DECIMALS, Detection, Face, Frame, FrameRecord
+
+ALIGNMENTS_FILE = "alignments.json"  # in each output folder
+FORMAT = "facekit-alignments"
+VERSION = 1
+JOURNAL_SUFFIX = ".journal"
+
+
+# --- records <-> JSON ------------------------------------------------------------------------
+
+def rounded(values: Any, decimals: int = PIXEL_DECIMALS) -> list:
+    """Points or a box as nested lists of rounded floats (short JSON, no NumPy types)."""
+    return np.round(np.asarray(values, dtype=np.float64), decimals).tolist()
+
+
+def face_to_dict(face: Face) -> dict[str, Any]:
+    """One face's alignments entry; "keep"/"reason" only once a filter has judged the face."""
+    detection = face.detection
+    entry: dict[str, Any] = {
+        "box": rounded(detection.box),
+        "score": round(float(detection.score), SCORE_DECIMALS),
+        "points5": None if detection.points5 is None else rounded(detection.points5),
+        "landmarks": None if face.landmarks is None else rounded(face.landmarks),
+        "crop": face.crop_file,
+        "crop_sha256": face.crop_sha256,
+    }
+    if face.embedding is not None:
+        entry["embedding"] = rounded(face.embedding, EMBEDDING_DECIMALS)
+    if face.distance is not None:
+        entry.update(keep=face.keep, reason=face.reason, distance=round(float(face.distance), SCORE_DECIMALS))
+    elif not face.keep or face.reason is not None:
+        entry.update(keep=face.keep, reason=face.reason)
+    return entry
+
+
+def face_from_dict(entry: dict[str, Any]) -> Face:
+    """A Face from its alignments entry (no image data: crops live in their own files)."""
+    points5, landmarks = entry.get("points5"), entry.get("landmarks")
+    detection = Detection(box=tuple(float(v) for v in entry["box"]), score=float(entry["score"]),
+                          points5=None if points5 is None else np.asarray(points5, dtype=np.float32))
+    embedding, distance = entry.get("embedding"), entry.get("distance")
+    return Face(detection=detection,
+                landmarks=None if landmarks is None else np.asarray(landmarks, dtype=np.float32),
+                crop_file=entry.get("crop"), crop_sha256=entry.get("crop_sha256"),
+                embedding=None if embedding is None else np.asarray(embedding, dtype=np.float32),
+                keep=bool(entry.get("keep", True)), reason=entry.get("reason"),
+                distance=None if distance is None else float(distance))
+
+
+def record_to_dict(record: FrameRecord) -> dict[str, Any]:
+    """A frame's entry in ``frames`` (its name is the key, so it is not repeated inside)."""
+    frame = record.frame
+    return {"source": frame.source, "index": int(frame.index), "width": int(record.width),
+            "height": int(record.height), "faces": [face_to_dict(face) for face in record.faces]}
+
+
+def record_from_dict(name: str, entry: dict[str, Any]) -> FrameRecord:
+    """A FrameRecord back from ``frames[name]``, without the image."""
+    frame = Frame(name=name, source=entry["source"], index=int(entry["index"]))
+    return FrameRecord(frame=frame, width=int(entry["width"]), height=int(entry["height"]),
+                       faces=[face_from_dict(face) for face in entry["faces"]])
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+def load_alignments(path: str | PathLike) -> dict[str, Any]:
+    """The whole alignments document, its format and version checked."""
+    path = Path(path)
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FacekitError(f"no alignments file at {path}") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise FacekitError(f"{path} is not a facekit alignments file: it is not valid JSON ({exc})") from None
+    _check_header(document, path)
+    if not isinstance(document.get("frames"), dict):
+        raise FacekitError(f"{path} is damaged: it has no \"frames\" object")
+    return document
+
+
+def journal_path(path: str | PathLike) -> Path:
+    """Where the journal of the alignments file at ``path`` lives."""
+    path = Path(path)
+    return path.with_name(path.name + JOURNAL_SUFFIX)
+
+
+def _check_header(document: Any, where: Path) -> None:
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise FacekitError(f"{where} is not a facekit alignments file (no \"format\": \"{FORMAT}\")")
+    version = document.get("version")
+    if version != VERSION:
+        hint = "upgrade facekit to read it" if isinstance(version, int) and version > VERSION else \
+            "it is not one this facekit knows"
+        raise FacekitError(f"{where} has alignments format version {version!r}; this facekit reads "
+                           f"version {VERSION}: {hint}")
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+_FRAME_HEAD, _FRAME_MIDDLE, _FRAME_TAIL = '{"name":', ',"frame":', "}\n"
+_DECODER = json.JSONDecoder()
+
+
+def _frame_line(name: str, frame: dict[str, Any]) -> bytes:
+    """A journal line: plain JSON, laid out so ``_split_frame_line`` can take it apart without
+    parsing the frame (folding a long journal then costs I/O, not a JSON parse per frame)."""
+    return f"{_FRAME_HEAD}{_compact(name)}{_FRAME_MIDDLE}{_compact(frame)}{_FRAME_TAIL}".encode("utf-8")
+
+
+def _split_frame_line(line: bytes) -> tuple[str, str] | None:
+    """(name, the frame's JSON text) of a line ``_frame_line`` wrote; None for anything else."""
+    try:
+        text = line.decode("utf-8")
+        if not (text.startswith(_FRAME_HEAD) and text.endswith(_FRAME_TAIL)):
+            return None
+        name, end = _DECODER.raw_decode(text, len(_FRAME_HEAD))
+    except ValueError:  # UnicodeDecodeError included
+        return None
+    if not isinstance(name, str) or not text.startswith(_FRAME_MIDDLE, end):
+        return None
+    return name, text[end + len(_FRAME_MIDDLE):-len(_FRAME_TAIL)]
+
+
+def _checked_frame_name(line: bytes) -> str | None:
+    """The frame's name if ``line`` is a whole, parseable frame entry, else None."""
+    split = _split_frame_line(line)
+    try:
+        return split[0] if split is not None and isinstance(json.loads(split[1]), dict) else None
+    except ValueError:
+        return None
+
+
+def _journal_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """(offset, line) for each complete line: a crash mid-write leaves a torn last line without
+    its newline, which is left out."""
+    with path.open("rb") as journal:
+        offset = 0
+        for line in journal:
+            if not line.endswith(b"\n"):
+                return
+            yield offset, line
+            offset += len(line)
+
+
+def _fold_temp(path: Path, tag: str) -> Path:
+    """Where the final file is written before its atomic rename (``tag`` "*" globs them all)."""
+    return path.with_name(f".{path.name}.{tag}.tmp")
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename or a new file in ``folder`` survive a power cut (POSIX only)."""
+    if os.name == "posix":
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+class AlignmentsWriter:
+    """Writes an alignments file frame by frame: O(1) per frame, atomic at the end, resumable.
+
+    ``meta["fingerprint"]`` holds the settings that decide what a frame's entry looks like
+    (detector, aligner, crop size, padding...); frames from a run with another fingerprint are
+    never mixed in. Use from one thread (the runner's writer stage).
+
+    >>> with AlignmentsWriter(out / "alignments.json", meta) as writer:
+    ...     todo = [f for f in frames if f.name not in writer.done_frames()]
+    ...     for record in process(todo):
+    ...         writer.write(record)
+    """
+
+    def __init__(self, path: str | PathLike, meta: dict[str, Any], sync_every: int = 100) -> None:
+        if sync_every < 1:
+            raise ValueError(f"sync_every must be at least 1, got {sync_every}")
+        self.path = Path(path)
+        self.journal_path = journal_path(self.path)
+        self.meta = json.loads(json.dumps(meta))  # as it will read back: tuples become lists
+        self.sync_every = sync_every
+        self._done: set[str] = set()
+        self._unsynced = 0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for stale in self.path.parent.glob(_fold_temp(self.path, "*").name):  # a fold that was killed
+            stale.unlink(missing_ok=True)
+        if self.path.exists():
+            document = load_alignments(self.path)
+            self._check_fingerprint(document.get("meta"), self.path)
+            self._done.update(document["frames"])
+        self._journal = self._open_journal()
+
+    def done_frames(self) -> set[str]:
+        """Names of the frames already written, by this run or an earlier one."""
+        return set(self._done)
+
+    def write(self, record: FrameRecord) -> None:
+        """Append one finished frame to the journal (flushed now, fsynced every ``sync_every``)."""
+        if self._journal is None:
+            raise ValueError(f"AlignmentsWriter for {self.path} is closed")
+        name = record.frame.name
+        self._journal.write(_frame_line(name, record_to_dict(record)))
+        self._journal.flush()
+        self._done.add(name)
+        self._unsynced += 1
+        if self._unsynced >= self.sync_every:
+            self._sync()
+
+    def close(self) -> None:
+        """Fold the earlier file and the journal into the final JSON, atomically; then drop the
+        journal. If folding fails the journal stays, so nothing finished is lost."""
+        if self._journal is None:
+            return
+        journal, self._journal = self._journal, None
+        try:
+            with journal:
+                os.fsync(journal.fileno())
+            self._replace_final()
+        except OSError as exc:
+            raise OutputError(f"cannot write {self.path} ({exc.strerror or exc}); its frames are kept in "
+                              f"{self.journal_path.name}, which the next run in this folder folds in") from exc
+        self.journal_path.unlink()  # only now that the final file holds every frame
+
+    def __enter__(self) -> AlignmentsWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()  # also after an error: every journaled frame is complete and worth keeping
+
+    # -- journal --
+
+    def _open_journal(self) -> BinaryIO:
+        """Open the journal for appending, after taking in what an interrupted run left.
+
+        Every line is checked here, once: at the first damaged one the journal is cut (its
+        frames are simply done again), so from then on it holds only whole entries.
+        """
+        good_end = 0
+        if self.journal_path.exists():
+            for offset, line in _journal_lines(self.journal_path):
+                if offset == 0:
+                    try:
+                        header = json.loads(line)
+                    except ValueError:
+                        break
+                    _check_header(header, self.journal_path)
+                    self._check_fingerprint(header.get("meta"), self.journal_path)
+                else:
+                    name = _checked_frame_name(line)
+                    if name is None:
+                        break
+                    self._done.add(name)
+                good_end = offset + len(line)
+        journal = open(self.journal_path, "ab")
+        journal.truncate(good_end)
+        if good_end == 0:
+            journal.write((_compact(self._header()) + "\n").encode("utf-8"))
+            journal.flush()
+            os.fsync(journal.fileno())
+            _fsync_dir(self.path.parent)
+        return journal
+
+    def _header(self) -> dict[str, Any]:
+        """What opens both the journal and the final file."""
+        return {"format": FORMAT, "version": VERSION, "meta": self.meta}
+
+    def _sync(self) -> None:
+        os.fsync(self._journal.fileno())
+        self._unsynced = 0
+
+    def _check_fingerprint(self, found_meta: Any, where: Path) -> None:
+        found = found_meta.get("fingerprint") if isinstance(found_meta, dict) else None
+        wanted = self.meta.get("fingerprint")
+        if found != wanted:
+            raise FacekitError(
+                f"{where} was written with other settings ({_difference(found, wanted)}); mixing "
+                f"its frames with this run's would give an inconsistent result. Choose another "
+                f"output folder, or delete {self.path.name} and {self.journal_path.name} there "
+                f"to start over.")
+
+    # -- the final file --
+
+    def _frames(self) -> Iterator[tuple[str, str]]:
+        """(name, frame JSON text) for every frame once: the earlier file's, then the journal's
+        (a later entry wins). Only journal offsets stay in memory, and journal frames are
+        copied as text, never parsed again."""
+        latest = {}
+        for offset, line in _journal_lines(self.journal_path):
+            split = _split_frame_line(line) if offset else None
+            if split is not None:
+                latest[split[0]] = offset
+        if self.path.exists():
+            for name, frame in load_alignments(self.path)["frames"].items():
+                if name not in latest:
+                    yield name, _compact(frame)
+        with self.journal_path.open("rb") as journal:
+            for offset in latest.values():
+                journal.seek(offset)
+                yield _split_frame_line(journal.readline())
+
+    def _replace_final(self) -> None:
+        """Write the final JSON to a temp file beside it, fsync, then os.replace: readers see
+        the old file or the new one, never half of one."""
+        temp = _fold_temp(self.path, secrets.token_hex(4))
+        try:  # open(..., "x"), not mkstemp: the file gets the umask's mode, not 0600
+            with open(temp, "x", encoding="utf-8") as out:
+                self._dump(out)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temp, self.path)
+            _fsync_dir(self.path.parent)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+
+    def _dump(self, out: TextIO) -> None:
+        """The document, one frame a line: streamed, greppable, and diffs stay readable."""
+        header = json.dumps(self._header(), ensure_ascii=False)
+        out.write(header[:-1] + ',\n"frames": {')  # the header object, left open for "frames"
+        separator = "\n"
+        for name, frame in self._frames():
+            out.write(f"{separator}{json.dumps(name, ensure_ascii=False)}: {frame}")
+            separator = ",\n"
+        out.write("\n}}\n")
+
+
+def _difference(found: Any, wanted: Any) -> str:
+    """What differs between two fingerprints, for the error message."""
+    if isinstance(found, dict) and isinstance(wanted, dict):
+        keys = sorted(k for k in found.keys() | wanted.keys() if found.get(k) != wanted.get(k))
+        return "; ".join(f"{k}: {found.get(k)!r} there, {wanted.get(k)!r} now" for k in keys)
+    return f"fingerprint {found!r} there, {wanted!r} now"

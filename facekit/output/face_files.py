@@ -1,0 +1,60 @@
+"""Writes each face crop (PNG carrying its own provenance) and, on request, a debug frame."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from facekit.output.debug_frames import draw_debug
+from facekit.fileio import atomic_write_bytes
+from facekit.output.pngmeta import encode_png, face_text
+from facekit.records import Face, FrameRecord
+
+
+REJECTED = "rejected"
+
+
+class FaceWriter:
+    """Face files are named ``<frame>_<face index>.png`` and carry source frame, face index and
+    landmarks in a PNG text chunk, so they stay traceable when moved or sorted."""
+
+    def __init__(self, folder: Path, debug: bool = False, save_rejected: bool = False) -> None:
+        self.folder = folder
+        self.debug_folder = folder / "debug" if debug else None
+        self.rejected_folder = folder / REJECTED if save_rejected else None
+        for path in (folder, self.debug_folder, self.rejected_folder):
+            if path is not None:
+                path.mkdir(parents=True, exist_ok=True)
+
+    def writes(self, face: Face) -> bool:
+        """Whether this face gets a file: kept faces always, rejected ones when asked."""
+        return face.keep or self.rejected_folder is not None
+
+    def encode(self, record: FrameRecord) -> None:
+        """Encodes each crop (and the debug frame) into ``record.pending``, names and hashes it,
+        and frees the pixels. Runs on a stage thread: PNG encoding is the costliest part of
+        writing, and OpenCV releases the GIL while it works. Rejected faces go to ``rejected/``
+        when asked, so a person can see what was dropped."""
+        for index, face in enumerate(record.faces):
+            if face.crop is not None and self.writes(face):
+                name = f"{record.frame.name}_{index}.png"
+                text = face_text(record.frame.name, index, face.landmarks, source=record.frame.source)
+                data = encode_png(face.crop, text)
+                face.crop_file = name if face.keep else f"{REJECTED}/{name}"
+                face.crop_sha256 = hashlib.sha256(data).hexdigest()
+                record.pending[face.crop_file] = data
+            face.crop = None
+        if self.debug_folder is not None and record.frame.image is not None:
+            record.pending[f"debug/{record.frame.name}.jpg"] = _jpeg(draw_debug(record.frame.image, record.faces))
+
+    def write(self, record: FrameRecord) -> None:
+        """Lands each encoded file by atomic rename."""
+        for relative, data in record.pending.items():
+            atomic_write_bytes(self.folder / relative, data)
+        record.pending.clear()
+
+
+def _jpeg(image) -> bytes:
+    import cv2
+
+    ok, data = cv2.imencode(".jpg", image)
+    return data.tobytes() if ok else b""

@@ -1,0 +1,34 @@
+"""Everything a plugin author uses, in one import::
+
+    from facekit.plugin import Detection, ModelFile, ModelSpec, PluginSpec, hookimpl
+
+The declaration (``PluginSpec`` and the model protocols), the hook marker, the records a model
+returns, model files and errors, and the helpers plugins share (``geometry``, ``resize``,
+``atomic_write_bytes``, ``derived_model``). ``geometry`` loads OpenCV, so it is imported on first
+use: importing a plugin module stays cheap.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from facekit.errors import ConfigError, FacekitError, ModelError
+from facekit.fileio import atomic_write_bytes
+from facekit.models.derived import derived_model
+from facekit.models.spec import ModelFile, ModelSpec
+from facekit.plugin.hookspecs import hookimpl
+from facekit.plugin.spec import PLUGIN_KINDS, Aligner, Detector, IdentityModel, PluginKind, PluginSpec
+from facekit.records import Detection, Face
+
+__all__ = [
+    "PLUGIN_KINDS", "Aligner", "ConfigError", "Detection", "Detector", "Face", "FacekitError", "IdentityModel",
+    "ModelError", "ModelFile", "ModelSpec", "PluginKind", "PluginSpec", "atomic_write_bytes", "derived_model",
+    "geometry", "hookimpl", "resize",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("geometry", "resize"):
+        import importlib
+
+        return importlib.import_module(f"facekit.imaging.{name}")
+    raise AttributeError(f"module 'facekit.plugin' has no attribute {name!r}")

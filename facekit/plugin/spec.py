@@ -1,0 +1,63 @@
+"""What a plugin declares, and the small interfaces each kind of model implements."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from facekit.records import Detection
+
+PluginKind = Literal["detector", "aligner", "identity"]
+PLUGIN_KINDS: tuple[PluginKind, ...] = ("detector", "aligner", "identity")
+
+
+@runtime_checkable
+class Detector(Protocol):
+    """Finds faces. Takes a batch so models that batch can; others loop."""
+
+    def detect(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:
+        """BGR uint8 images in, one list of detections per image out."""
+        ...
+
+
+@runtime_checkable
+class Aligner(Protocol):
+    """Places 68 iBUG-300W landmarks on each detected face."""
+
+    def align(self, image: np.ndarray, detections: Sequence[Detection]) -> list[np.ndarray]:
+        """One (68, 2) float array per detection, in the image's pixel coordinates."""
+        ...
+
+
+@runtime_checkable
+class IdentityModel(Protocol):
+    """Embeds a face so faces of one person lie near each other."""
+
+    def embed(self, image: np.ndarray, landmarks: Sequence[np.ndarray]) -> np.ndarray:
+        """(n, d) embeddings for the faces with these 68-point landmarks."""
+        ...
+
+
+@dataclass(frozen=True)
+class PluginSpec:
+    """A plugin's declaration, returned by a ``facekit_*`` hook.
+
+    ``factory(config, store)`` builds the model from its config dataclass instance and a
+    ``ModelStore`` (to resolve ``model_ids`` to files); it runs in whichever process runs the
+    stage, so it must not depend on state from the registry's process.
+    """
+
+    name: str
+    kind: PluginKind
+    factory: Callable[[Any, Any], Any]
+    config_class: type
+    model_ids: tuple[str, ...] = ()
+    gpu_memory_mb: int = 0  # at ``batch_size``; 0 for a plugin that runs on the CPU
+    batch_size: int = 1  # the default; a config field ``batch_size`` overrides it (``LoadedPlugin``)
+    gpu_memory_per_item_mb: int = 0  # what each item of a batch adds, so memory follows the configured batch
+    input_size: tuple[int, int] | None = None
+    description: str = ""
+    metric: str | None = None  # identity plugins: "cosine" | "euclidean" | ...
+    default_threshold: float | None = None  # identity plugins
+    extras: dict[str, Any] = field(default_factory=dict)

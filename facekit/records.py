@@ -1,0 +1,72 @@
+"""The records that flow through the pipeline: one per frame, faces added stage by stage."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+#: How finely records are stored (alignments file, analysis cache) and so computed: landmarks,
+#: boxes and 5 points are source pixels, and 0.01 px is finer than any aligner.
+PIXEL_DECIMALS = 2
+SCORE_DECIMALS = 4
+#: Identity vectors are unit length; 5 decimals keep distances exact to about 1e-5.
+EMBEDDING_DECIMALS = 5
+
+
+@dataclass
+class Detection:
+    """A detector's output for one face, in source-image pixels.
+
+    ``points5`` are (x, y) in the order: eye on the image's left, eye on the image's right,
+    nose tip, mouth corner on the image's left, mouth corner on the image's right.
+    """
+
+    box: tuple[float, float, float, float]  # x1, y1, x2, y2
+    score: float
+    points5: np.ndarray | None = None  # shape (5, 2)
+
+    @property
+    def width(self) -> float:
+        return self.box[2] - self.box[0]
+
+    @property
+    def height(self) -> float:
+        return self.box[3] - self.box[1]
+
+
+@dataclass
+class Face:
+    """One face as it moves through align, normalise, embed, filter and write."""
+
+    detection: Detection
+    landmarks: np.ndarray | None = None  # shape (68, 2), iBUG-300W order, source pixels
+    matrix: np.ndarray | None = None  # 2x3 similarity: source pixels -> aligned crop pixels
+    crop: np.ndarray | None = None  # aligned face image (BGR, output.size square)
+    crop_file: str | None = None
+    crop_sha256: str | None = None
+    embedding: np.ndarray | None = None  # identity vector, only when a filter is set
+    keep: bool = True
+    reason: str | None = None  # why the filter rejected it
+    distance: float | None = None  # the number the filter's threshold was applied to
+
+
+@dataclass
+class Frame:
+    """A decoded frame: ``name`` is unique within a run and names its face files."""
+
+    name: str
+    source: str
+    index: int
+    image: np.ndarray | None = None  # BGR uint8, dropped after the last stage that needs it
+    path: str | None = None  # an image file not decoded yet: a worker process decodes it (see media.load_pixels)
+
+
+@dataclass
+class FrameRecord:
+    """Everything known about one frame; the alignments file holds one per frame."""
+
+    frame: Frame
+    width: int = 0
+    height: int = 0
+    faces: list[Face] = field(default_factory=list)
+    pending: dict[str, bytes] = field(default_factory=dict)  # encoded files (relative path) to write

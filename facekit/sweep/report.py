@@ -1,0 +1,182 @@
+"""After a sweep, a report in the sweep folder to choose ``filter.threshold`` by: kept and rejected
+faces per job as a table (printed and ``sweep_report.csv``), those counts against the threshold
+(``sweep_report.png``) and the faces nearest each threshold (``sweep_contact_sheet.png``).
+
+Hydra calls ``on_multirun_end`` in the launching process once every job has finished, whichever
+launcher ran them, so the report reads what the jobs left in their folders (``alignments.json``
+and ``.hydra/``) rather than anything held in memory.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import cv2
+import numpy as np
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from facekit.sweep import contact_sheet
+from facekit.output.alignments import ALIGNMENTS_FILE, load_alignments
+from facekit.sweep.contact_sheet import SheetFace, SheetRow
+from facekit.fileio import atomic_write_bytes
+
+log = logging.getLogger(__name__)
+
+REPORT_CSV = "sweep_report.csv"
+REPORT_PLOT = "sweep_report.png"
+CONTACT_SHEET = "sweep_contact_sheet.png"
+THRESHOLD_KEY = "filter.threshold"   # its own column, read back from the job's alignments meta
+
+
+class SweepReport(Callback):
+    """Registered in conf/config.yaml under ``hydra.callbacks``."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            write_report(Path(config.hydra.sweep.dir), Path(config.hydra.runtime.cwd))
+        except Exception as exc:  # the report must never fail the sweep it describes
+            log.warning("sweep report not written: %s: %s", type(exc).__name__, exc)
+
+
+@dataclass
+class JobResult:
+    """What the report needs from one job folder; counts are None when it has no alignments."""
+
+    num: int
+    overrides: dict[str, str]
+    threshold: float | None = None
+    kept: int | None = None
+    rejected: int | None = None
+    sheet_key: str = ""  # jobs with equal keys would show equal contact-sheet rows
+    nearest: list[SheetFace] = field(default_factory=list)
+
+
+def write_report(sweep_dir: Path, cwd: Path) -> None:
+    """Every part of the report for the jobs found under ``sweep_dir``."""
+    # job folders sit right under the sweep folder (hydra.sweep.subdir); "**" would walk every face file
+    jobs = sorted((read_job(path.parent.parent) for path in sweep_dir.glob("*/.hydra/overrides.yaml")),
+                  key=lambda job: job.num)
+    if not jobs:
+        log.warning("sweep report: no job folders under %s", sweep_dir)
+        return
+    varying = varying_overrides(jobs)
+    header, rows = table(jobs, varying)
+    atomic_write_bytes(sweep_dir / REPORT_CSV, _csv(header, rows))
+    _print_table(header, rows, sweep_dir)
+    filtered = [job for job in jobs if job.threshold is not None]
+    if filtered:
+        atomic_write_bytes(sweep_dir / REPORT_PLOT, plot(filtered, varying))
+        atomic_write_bytes(sweep_dir / CONTACT_SHEET, _png(contact_sheet.render(sheet_rows(filtered), cwd)))
+    log.info("sweep report in %s", sweep_dir)
+
+
+def read_job(folder: Path) -> JobResult:
+    hydra_dir = folder / ".hydra"
+    overrides = dict(_split_override(o) for o in OmegaConf.load(hydra_dir / "overrides.yaml"))
+    job = JobResult(num=int(OmegaConf.load(hydra_dir / "hydra.yaml").hydra.job.num), overrides=overrides)
+    if not (folder / ALIGNMENTS_FILE).is_file():
+        return job
+    document = load_alignments(folder / ALIGNMENTS_FILE)
+    faces = [face for frame in document["frames"].values() for face in frame["faces"]]
+    job.kept = sum(bool(face.get("keep", True)) for face in faces)
+    job.rejected = len(faces) - job.kept
+    meta = document.get("meta", {})
+    if meta.get("filter"):
+        job.threshold = float(meta["filter"]["threshold"])
+        job.sheet_key = json.dumps([meta.get(k) for k in ("input", "plugins", "filter")], sort_keys=True)
+        job.nearest = contact_sheet.nearest_faces(document["frames"], job.threshold)
+    return job
+
+
+def _split_override(text: str) -> tuple[str, str]:
+    """``key=value`` as typed; a key never holds "=", so the first one splits it."""
+    key, _, value = str(text).partition("=")
+    return key, value
+
+
+def varying_overrides(jobs: Sequence[JobResult]) -> list[str]:
+    """Override keys whose value differs between jobs (the threshold has its own column)."""
+    keys = dict.fromkeys(key for job in jobs for key in job.overrides)
+    return [key for key in keys if key != THRESHOLD_KEY
+            and len({job.overrides.get(key) for job in jobs}) > 1]
+
+
+def table(jobs: Sequence[JobResult], varying: Sequence[str]) -> tuple[list[str], list[list[str]]]:
+    header = ["job", "threshold", *varying, "kept", "rejected", "faces"]
+    rows = [[str(job.num), _blank(job.threshold), *(job.overrides.get(key, "") for key in varying),
+             _blank(job.kept), _blank(job.rejected),
+             _blank(None if job.kept is None else job.kept + job.rejected)] for job in jobs]
+    return header, rows
+
+
+def _blank(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _csv(header: Sequence[str], rows: Sequence[Sequence[str]]) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return out.getvalue().encode("utf-8")
+
+
+def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]], sweep_dir: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    shown = Table(*header, title=f"sweep report: {sweep_dir}")
+    for row in rows:
+        shown.add_row(*row)
+    Console().print(shown)
+
+
+def plot(jobs: Sequence[JobResult], varying: Sequence[str]) -> bytes:
+    """Kept and rejected faces against the threshold as PNG bytes; one pair of lines for each
+    combination of the other overrides that vary. Agg draws without a display."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    groups: dict[str, list[JobResult]] = {}
+    for job in jobs:
+        name = ", ".join(f"{key}={job.overrides.get(key, '')}" for key in varying)
+        groups.setdefault(name, []).append(job)
+    figure = Figure(figsize=(7, 4.5), layout="tight")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots()
+    for name, group in groups.items():
+        group.sort(key=lambda job: job.threshold)
+        thresholds = [job.threshold for job in group]
+        suffix = f" ({name})" if name else ""
+        axes.plot(thresholds, [job.kept for job in group], "o-", color="tab:green", label=f"kept{suffix}")
+        axes.plot(thresholds, [job.rejected for job in group], "s--", color="tab:red", label=f"rejected{suffix}")
+    axes.set(xlabel="filter.threshold", ylabel="faces", title="Faces kept and rejected per threshold")
+    axes.set_ylim(bottom=0)
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize="small")
+    out = io.BytesIO()
+    figure.savefig(out, format="png", dpi=100)
+    return out.getvalue()
+
+
+def sheet_rows(jobs: Sequence[JobResult]) -> list[SheetRow]:
+    """One row per threshold (per distinct analysis and filter, when other overrides vary)."""
+    rows: dict[str, SheetRow] = {}
+    for job in sorted(jobs, key=lambda job: (job.threshold, job.num)):
+        rows.setdefault(job.sheet_key, SheetRow(f"t = {job.threshold:.3f}\njob {job.num}", job.nearest))
+    return list(rows.values())
+
+
+def _png(image: np.ndarray) -> bytes:
+    ok, data = cv2.imencode(".png", image)
+    if not ok:
+        raise ValueError("the contact sheet could not be encoded as PNG")
+    return data.tobytes()

@@ -1,5 +1,0 @@
-"""What ``task=`` selects: each task takes the composed config and the plugin registry."""
-from facekit.tasks.extract import run_extract
-from facekit.tasks.plugins import run_plugins
-
-TASKS = {"extract": run_extract, "plugins": run_plugins}
