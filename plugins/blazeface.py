@@ -240,11 +240,9 @@ def _build(config: BlazeFaceConfig, store: Any) -> BlazeFaceDetector:
 
 @hookimpl
 def facekit_detectors() -> list[PluginSpec]:
-    default = VARIANTS[BlazeFaceConfig.model]
     return [PluginSpec(
         name="blazeface", kind="detector", factory=_build, config_class=BlazeFaceConfig,
         model_ids=tuple(v.model_id for v in VARIANTS.values()), gpu_memory_mb=0, batch_size=1,
-        input_size=(default.input_size, default.input_size),
         description="MediaPipe BlazeFace (short/full/back range, TFLite via LiteRT, CPU)",
     )]
 

@@ -98,7 +98,7 @@ def _build(config: Cv2DnnConfig, store) -> Cv2DnnDetector:
 def facekit_detectors() -> list[PluginSpec]:
     return [PluginSpec(
         name="cv2-dnn", kind="detector", factory=_build, config_class=Cv2DnnConfig,
-        model_ids=(MODEL_ID,), gpu_memory_mb=0, batch_size=1, input_size=(INPUT_SIZE, INPUT_SIZE),
+        model_ids=(MODEL_ID,), gpu_memory_mb=0, batch_size=1,
         description="ResNet-10 SSD 300x300 (Caffe, OpenCV DNN, CPU); boxes only, no points",
     )]
 

@@ -164,7 +164,7 @@ def _build(config: FaceMeshConfig, store: Any) -> FaceMeshAligner:
 def facekit_aligners() -> list[PluginSpec]:
     return [PluginSpec(
         name="facemesh", kind="aligner", factory=_build, config_class=FaceMeshConfig,
-        model_ids=(MODEL_ID,), gpu_memory_mb=0, batch_size=1, input_size=(INPUT_SIZE, INPUT_SIZE),
+        model_ids=(MODEL_ID,), gpu_memory_mb=0, batch_size=1,
         description="MediaPipe FaceMesh 468 points mapped to iBUG-68 (TFLite via LiteRT, CPU)",
     )]
 

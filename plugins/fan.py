@@ -359,7 +359,6 @@ def facekit_aligners() -> list[PluginSpec]:
     return [PluginSpec(
         name="fan", kind="aligner", factory=_build, config_class=FanConfig,
         model_ids=(MODEL_ID,), gpu_memory_mb=GPU_MEMORY_MB, batch_size=DEFAULT_BATCH, gpu_memory_per_item_mb=64,
-        input_size=(INPUT_SIZE, INPUT_SIZE),
         description="FAN 2D-FAN-4 (4-stack hourglass, 68 points from heatmaps; Keras 3 on TensorFlow)",
     )]
 

@@ -76,7 +76,7 @@ def _build(config: MTCNNConfig, store) -> MTCNNDetector:
 def facekit_detectors() -> list[PluginSpec]:
     return [PluginSpec(
         name="mtcnn", kind="detector", factory=_build, config_class=MTCNNConfig,
-        model_ids=(MODEL_ID,), gpu_memory_mb=512, batch_size=1, input_size=None,
+        model_ids=(MODEL_ID,), gpu_memory_mb=512, batch_size=1,
         description="MTCNN cascade (TensorFlow)",
     )]
 

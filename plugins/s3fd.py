@@ -216,7 +216,7 @@ def facekit_detectors() -> list[PluginSpec]:
     return [PluginSpec(
         name="s3fd", kind="detector", factory=_build, config_class=S3FDConfig, model_ids=(MODEL_ID,),
         # faceswap publishes 1088 MB plus 960 MB per image in a batch at 640 px: 4928 MB at 4
-        gpu_memory_mb=4928, batch_size=4, gpu_memory_per_item_mb=960, input_size=(INPUT_SIZE, INPUT_SIZE),
+        gpu_memory_mb=4928, batch_size=4, gpu_memory_per_item_mb=960,
         description="S3FD 640 px (Keras 3 on TensorFlow), boxes only, no points",
     )]
 

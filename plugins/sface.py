@@ -136,7 +136,7 @@ def _build(config: SFaceConfig, store: Any) -> SFaceModel:
 def facekit_identities() -> list[PluginSpec]:
     return [PluginSpec(
         name="sface", kind="identity", factory=_build, config_class=SFaceConfig,
-        model_ids=(MODEL_ID,), gpu_memory_mb=0, batch_size=1, input_size=(INPUT_SIZE, INPUT_SIZE),
+        model_ids=(MODEL_ID,), gpu_memory_mb=0, batch_size=1,
         metric="cosine", default_threshold=DEFAULT_THRESHOLD,
         description="SFace 2021dec int8 (128-d, LiteRT or OpenCV DNN, CPU), cosine distance; the default",
     )]

@@ -91,7 +91,7 @@ def _build(config: VggFaceConfig, store) -> VggFaceModel:
 def facekit_identities() -> list[PluginSpec]:
     return [PluginSpec(
         name="vgg-face", kind="identity", factory=_build, config_class=VggFaceConfig,
-        model_ids=(MODEL_ID,), gpu_memory_mb=0, batch_size=1, input_size=(INPUT_SIZE, INPUT_SIZE),
+        model_ids=(MODEL_ID,), gpu_memory_mb=0, batch_size=1,
         metric="cosine", default_threshold=0.4,
         description="VGG-Face fc7 (4096-d, Caffe, OpenCV DNN, CPU), cosine distance",
     )]

@@ -219,8 +219,7 @@ def facekit_identities() -> list[PluginSpec]:
     return [PluginSpec(
         name="vggface2", kind="identity", factory=_build, config_class=VggFace2Config,
         model_ids=(MODEL_ID,), gpu_memory_mb=GPU_MEMORY_MB, batch_size=VggFace2Config.batch_size,
-        gpu_memory_per_item_mb=32,
-        input_size=(INPUT_SIZE, INPUT_SIZE), metric="cosine", default_threshold=DEFAULT_THRESHOLD,
+        gpu_memory_per_item_mb=32, metric="cosine", default_threshold=DEFAULT_THRESHOLD,
         description="VGGFace2 ResNet-50 dim_proj (512-d, Keras 3 on TensorFlow), cosine distance",
     )]
 

@@ -136,7 +136,7 @@ def _build(config: YuNetConfig, store) -> YuNetDetector:
 def facekit_detectors() -> list[PluginSpec]:
     return [PluginSpec(
         name="yunet", kind="detector", factory=_build, config_class=YuNetConfig,
-        model_ids=(MODEL_ID,), gpu_memory_mb=0, batch_size=1, input_size=(320, 320),
+        model_ids=(MODEL_ID,), gpu_memory_mb=0, batch_size=1,
         description="YuNet 2023mar int8 (ONNX Runtime or OpenCV DNN, CPU)",
     )]
 

@@ -349,5 +349,5 @@ def test_a_file_that_is_not_fan_names_what_it_holds(tmp_path: Path) -> None:
 
 def test_spec_declares_its_model_and_memory() -> None:
     spec = default_registry().get("aligner", "fan")
-    assert (spec.model_ids, spec.input_size, spec.batch_size) == ((fan.MODEL_ID,), (256, 256), 12)
+    assert (spec.model_ids, spec.batch_size) == ((fan.MODEL_ID,), 12)
     assert spec.gpu_memory_mb == 2240 + 64 * 12

@@ -70,3 +70,11 @@ def test_s3fd_with_fan_runs_serially_on_a_small_gpu(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv(FAKE_FREE_ENV, free_mb)
     needs = [StageNeed(stage, p.name, p.gpu_memory_mb) for stage, p in zip(("detect", "align"), plugins)]
     assert plan_passes_for_gpu("auto", needs, free_gpu_memory_mb()).mode == expected
+
+
+def test_the_unused_spec_fields_are_gone_but_old_plugins_still_declare_with_a_warning() -> None:
+    """input_size and extras were never read; a third party passing them keeps working this release."""
+    assert {"input_size", "extras"}.isdisjoint(f.name for f in dataclasses.fields(PluginSpec))
+    with pytest.warns(DeprecationWarning, match="input_size and extras"):
+        spec = PluginSpec(name="old", kind="detector", factory=lambda c, s: None, config_class=dict, input_size=(1, 1))
+    assert spec.name == "old"

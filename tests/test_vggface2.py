@@ -196,7 +196,7 @@ def test_the_plugin_declares_cosine_its_threshold_and_the_published_file() -> No
     registry = default_registry()
     spec = registry.get("identity", "vggface2")
     assert (spec.metric, spec.default_threshold, spec.model_ids) == ("cosine", 0.4, (vggface2.MODEL_ID,))
-    assert spec.input_size == (224, 224) and spec.batch_size == 16 and spec.gpu_memory_mb == 2468 + 32 * 16
+    assert spec.batch_size == 16 and spec.gpu_memory_mb == 2468 + 32 * 16
     files = registry.models[vggface2.MODEL_ID].files
     assert [(f.name, f.sha256, f.size, f.archive, f.url) for f in files] == [(
         "vggface2_resnet50_v2.h5", None, None, True,

@@ -40,8 +40,9 @@ def _embed_largest_face(path: Path, stages: FaceStages) -> np.ndarray:
     if image is None:
         raise FacekitError(f"reference photo {str(path)!r} cannot be read as an image")
     record = FrameRecord(Frame(name=path.stem, source=str(path), index=0, image=image))
-    stages.detect([record])
-    record.faces = [record.faces[reference_face(record.faces, str(path))]]
-    stages.align(record)
-    stages.embed(record)
+
+    def keep_largest(found: FrameRecord) -> None:
+        found.faces = [found.faces[reference_face(found.faces, str(path))]]
+
+    stages.analyse([record], narrow=keep_largest)
     return record.faces[0].embedding

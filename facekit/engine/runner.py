@@ -14,7 +14,7 @@ from facekit.console import STDERR
 from facekit.media.decoder_output import DecoderOutput, python_stderr_apart
 from facekit.errors import StageError
 from facekit.media.sources import FrameSource
-from facekit.faces.stages import FaceStages
+from facekit.faces.stages import FaceStages, OneByOne
 from facekit.engine.threads import Stage, StageFailure, run_stages
 from facekit.records import FrameRecord
 from facekit.engine.workers import WorkerPlan, WorkerPool
@@ -53,15 +53,12 @@ class Pass:
 
 
 def plan_passes(stages: FaceStages, grouping: Sequence[Sequence[str]], finish: Sequence[Stage] = ()) -> list[Pass]:
-    """The stages grouped into passes as ``grouping`` names them (``[["detect"], ["align",
-    "embed"]]``, see ``gpu.plan_passes_for_gpu``); a pass runs each of its stages on its own
-    thread. ``finish`` stages (judge, encode) end the last pass."""
-    by_name = {
-        "detect": Stage("detect", stages.detect, batch_size=stages.detector.batch_size, plugin=stages.detector.label),
-        "align": per_record("align", stages.align, plugin=stages.aligner.label),
-    }
-    if stages.identity is not None:
-        by_name["embed"] = per_record("embed", stages.embed, plugin=stages.identity.label)
+    """The model stages (``FaceStages.steps``, in their order) grouped into passes as
+    ``grouping`` names them (``[["detect"], ["align", "embed"]]``, see
+    ``gpu.plan_passes_for_gpu``); a pass runs each of its stages on its own thread. ``finish``
+    stages (judge, crop, encode) end the last pass."""
+    by_name = {step.name: Stage(step.name, step.work, batch_size=step.batch_size, plugin=step.plugin.label)
+               for step in stages.steps()}
     passes = [[by_name[name] for name in group] for group in grouping]
     passes[-1].extend(finish)
     return [Pass(" + ".join(s.name for s in group), group) for group in passes]
@@ -69,19 +66,10 @@ def plan_passes(stages: FaceStages, grouping: Sequence[Sequence[str]], finish: S
 
 def per_record(name: str, work: Callable[[FrameRecord], None], plugin: str = "") -> Stage:
     """A stage that handles its batch one record at a time."""
-    return Stage(name, _OneByOne(work), plugin=plugin)
+    return Stage(name, OneByOne(work), plugin=plugin)
 
 
-@dataclass
-class _OneByOne:
-    """A batch handed to ``work`` record by record; a class, not a closure, so that a stage
-    travels to a worker process."""
-
-    work: Callable[[FrameRecord], None]
-
-    def __call__(self, batch: list[FrameRecord]) -> None:
-        for record in batch:
-            self.work(record)
+_OneByOne = OneByOne  # its name before it moved to facekit.faces.stages
 
 
 class Runner:

@@ -44,7 +44,6 @@ class Extractor:
             if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
                 raise ValueError("Extractor takes BGR uint8 images of shape (height, width, 3)")
             record = FrameRecord(Frame(name=f"frame_{index:06d}", source="<array>", index=index, image=image))
-            self.stages.detect([record])
-            self.stages.align(record)
-            self.stages.crop(record)
+            self.stages.analyse([record])
+            self.stages.finish(record)
             yield record.faces

@@ -3,10 +3,11 @@
 worker processes, the analysis cache's replay, reference photos and ``Extractor``."""
 from __future__ import annotations
 
+import logging
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -16,9 +17,46 @@ from facekit.plugin.loading import LoadedPlugin
 from facekit.plugin.spec import PluginSpec
 from facekit.records import EMBEDDING_DECIMALS, PIXEL_DECIMALS, Face, FrameRecord
 
+if TYPE_CHECKING:
+    from facekit.faces.identity import IdentityFilter
+
+decisions = logging.getLogger("facekit.decisions")  # goes to facekit.log only (conf/hydra/job_logging)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One model stage: its name, its plugin, and its work on a batch of records."""
+
+    name: str
+    plugin: LoadedPlugin
+    work: Callable[[list[FrameRecord]], None]
+    batch_size: int = 1
+
+
+@dataclass
+class OneByOne:
+    """A batch handed to ``work`` record by record; a class, not a closure, so that a stage
+    travels to a worker process."""
+
+    work: Callable[[FrameRecord], None]
+
+    def __call__(self, batch: list[FrameRecord]) -> None:
+        for record in batch:
+            self.work(record)
+
+
+def judge(record: FrameRecord, face_filter: IdentityFilter) -> None:
+    """The identity filter's decision on each face, with its reason and distance."""
+    for index, face in enumerate(record.faces):
+        decision = face_filter.decide(face.embedding)
+        face.keep, face.reason, face.distance = decision.keep, decision.reason, decision.distance
+        if not decision.keep:
+            decisions.info("rejected %s face %d: %s", record.frame.name, index, decision.reason)
+
 
 class FaceStages:
-    """Detect, align, normalise and embed, each a method the runner can put on its own thread."""
+    """Detect, align, normalise and embed, each a method the runner can put on its own thread;
+    ``steps`` states their order."""
 
     def __init__(self, detector: LoadedPlugin, aligner: LoadedPlugin, identity: LoadedPlugin | None = None,
                  size: int = 256, padding: float | None = None) -> None:
@@ -29,15 +67,43 @@ class FaceStages:
         self.padding = geometry.DEFAULT_PADDING if padding is None else padding
         self.model_s: dict[str, float] = {}  # seconds inside each plugin's own calls: the bound
 
-    def plugins(self) -> list[LoadedPlugin]:
-        return [plugin for _, plugin in self.stage_plugins()]
-
-    def stage_plugins(self) -> list[tuple[str, LoadedPlugin]]:
-        """Each model stage by name with its plugin, in the order a frame goes through them."""
-        order = [("detect", self.detector), ("align", self.aligner)]
+    def steps(self) -> list[Step]:
+        """The model stages in the order every frame goes through them: detect, align (which
+        normalises), and embed when an identity plugin is set. Passes, worker processes,
+        reference photos and ``Extractor`` all run these, in this order."""
+        steps = [Step("detect", self.detector, self.detect, self.detector.batch_size),
+                 Step("align", self.aligner, OneByOne(self.align))]
         if self.identity is not None:
-            order.append(("embed", self.identity))
-        return order
+            steps.append(Step("embed", self.identity, OneByOne(self.embed)))
+        return steps
+
+    def plugins(self) -> list[LoadedPlugin]:
+        return [step.plugin for step in self.steps()]
+
+    def analyse(self, records: list[FrameRecord], narrow: Callable[[FrameRecord], None] | None = None) -> None:
+        """Every model stage on ``records`` in order, on this thread. ``narrow``, after
+        detection, keeps only the faces worth the later stages (a reference photo: its largest)."""
+        for step in self.steps():
+            step.work(records)
+            if step.name == "detect" and narrow is not None:
+                for record in records:
+                    narrow(record)
+
+    def restore(self, record: FrameRecord, faces: list[Face]) -> None:
+        """What the model stages found, from a store (the analysis cache) instead of the models:
+        the faces keep their landmarks and embeddings and are normalised at this run's size."""
+        record.height, record.width = record.frame.image.shape[:2]
+        record.faces = faces
+        self.normalise(record)
+
+    def finish(self, record: FrameRecord, face_filter: IdentityFilter | None = None,
+               wanted: Callable[[Face], bool] | None = None) -> None:
+        """After the model stages: judge each face (when filtering), then crop the faces that
+        ``wanted`` picks (all by default). Judging first spares the crops of rejected faces
+        nobody will see."""
+        if face_filter is not None:
+            judge(record, face_filter)
+        self.crop(record, [face for face in record.faces if wanted is None or wanted(face)])
 
     def load_models(self) -> None:
         """Build every model now, so a missing weights file fails before the first frame."""

@@ -1,7 +1,8 @@
 """What a plugin declares, and the small interfaces each kind of model implements."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import InitVar, dataclass
 from typing import Any, Callable, Literal, Protocol, Sequence, runtime_checkable
 
 import numpy as np
@@ -56,8 +57,14 @@ class PluginSpec:
     gpu_memory_mb: int = 0  # at ``batch_size``; 0 for a plugin that runs on the CPU
     batch_size: int = 1  # the default; a config field ``batch_size`` overrides it (``LoadedPlugin``)
     gpu_memory_per_item_mb: int = 0  # what each item of a batch adds, so memory follows the configured batch
-    input_size: tuple[int, int] | None = None
     description: str = ""
     metric: str | None = None  # identity plugins: "cosine" | "euclidean" | ...
     default_threshold: float | None = None  # identity plugins
-    extras: dict[str, Any] = field(default_factory=dict)
+    # Never read by facekit, so no longer stored; still accepted, with a warning, for one release.
+    input_size: InitVar[Any] = None
+    extras: InitVar[Any] = None
+
+    def __post_init__(self, input_size: Any, extras: Any) -> None:
+        if input_size is not None or extras is not None:
+            warnings.warn(f"plugin {self.name!r}: PluginSpec's input_size and extras were never used and go in "
+                          "the next release; drop them", DeprecationWarning, stacklevel=3)

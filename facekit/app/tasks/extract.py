@@ -17,8 +17,8 @@ from facekit.output.alignments import ALIGNMENTS_FILE, AlignmentsWriter
 from facekit.sweep.cache import AnalysisCache, ReferenceCache, content_key, restore_faces
 from facekit.errors import ConfigError, FacekitError, OutputError
 from facekit.fileio import atomic_write_bytes
-from facekit.engine.gpu import StageNeed, free_gpu_memory_mb, plan_passes_for_gpu
-from facekit.media.sources import open_input
+from facekit.engine.gpu import PassPlan, StageNeed, free_gpu_memory_mb, plan_passes_for_gpu
+from facekit.media import FrameSource, open_input
 from facekit.models.store import ModelStore, default_cache_dir
 from facekit.output.face_files import FaceWriter
 from facekit.faces.stages import FaceStages
@@ -26,7 +26,7 @@ from facekit.plugin.loading import LoadedPlugin, load_plugin
 from facekit.plugin.spec import PluginKind
 from facekit.app.references import reference_embeddings
 from facekit.plugin.registry import PluginRegistry
-from facekit.engine.runner import Pass, Runner, per_record, plan_passes
+from facekit.engine.runner import Pass, Runner, RunSummary, per_record, plan_passes
 from facekit.app.tasks.settings import cache_is_on, check_settings, filter_is_set, job_output_dir
 from facekit.engine.threads import Stage
 from facekit.records import FrameRecord
@@ -36,13 +36,41 @@ if TYPE_CHECKING:
     from facekit.faces.identity import IdentityFilter
 
 log = logging.getLogger("facekit")
-decisions = logging.getLogger("facekit.decisions")  # goes to facekit.log only (conf/hydra/job_logging)
 
 SUMMARY_FILE = "run_summary.json"  # counts and timings of the last run (bench/extract.py reads it)
 
 
 def run_extract(cfg: DictConfig, registry: PluginRegistry) -> None:
+    """Build the run plan, run it, report."""
     check_settings(cfg)
+    with ExitStack() as held:  # the analysis cache's lock and the output folder's, until the end
+        plan = plan_run(cfg, registry, held)
+        summary, rejected = execute(plan, held)
+    report(plan, summary, rejected)
+
+
+@dataclass
+class RunPlan:
+    """Everything decided before the first frame: input, plugins, filter, passes and processes."""
+
+    cfg: DictConfig
+    output: Path
+    source: FrameSource
+    stages: FaceStages
+    face_filter: IdentityFilter | None
+    writer: FaceWriter
+    passes: list[Pass]
+    mode: str  # serial | parallel | cached
+    workers: int | None = None
+    gpu_plan: PassPlan | None = None
+    cache: AnalysisCache | None = None
+    cached: dict[str, dict[str, Any]] | None = None  # the analysis cache's entry for this input
+
+
+def plan_run(cfg: DictConfig, registry: PluginRegistry, held: ExitStack) -> RunPlan:
+    """Opens the input, loads the plugins and the filter, and chooses passes and processes (or
+    the analysis cache's replay, when it holds this input). Models load here, so a missing
+    weights file fails before the output folder is touched."""
     output = job_output_dir(cfg)
     source = open_input(cfg.input, exclude=output)
     cache_root = Path(cfg.models.cache_dir).expanduser() if cfg.models.cache_dir else default_cache_dir()
@@ -53,78 +81,91 @@ def run_extract(cfg: DictConfig, registry: PluginRegistry) -> None:
         size=cfg.output.size, padding=cfg.output.padding,
     )
     fingerprint = [p.fingerprint() for p in stages.plugins()]
-    analysis_folder = cache_root / "analysis"
-
-    with ExitStack() as stack:
-        cache = None
-        if cache_is_on(cfg):
-            cache = stack.enter_context(
-                AnalysisCache(analysis_folder, content_key(source.files, fingerprint)).locked())
-        face_filter = _identity_filter(cfg, stages, ReferenceCache(analysis_folder) if cache else None, fingerprint)
-        writer = FaceWriter(output, debug=bool(cfg.output.debug), save_rejected=bool(cfg.filter.save_rejected))
-        finish = per_record("encode", _Finisher(stages, face_filter, writer))
-        cached = cache.load() if cache is not None else None
-        workers = None
-        gpu_plan = None
-        if cached is None:
-            specs = [p.spec for p in stages.plugins()]
-            needs = [StageNeed(name, p.spec.name, p.gpu_memory_mb) for name, p in stages.stage_plugins()]
-            gpu_plan = plan_passes_for_gpu(cfg.runner.mode, needs, free_gpu_memory_mb(), cfg.runner.gpu_margin_mb)
-            for warning in gpu_plan.warnings:
-                log.warning(warning)
-            log.info(gpu_plan.decision)
-            mode = gpu_plan.mode
-            workers = choose_workers(cfg.runner.workers, specs, mode, len(source))
-            if workers is None:
-                stages.load_models()
-            else:
-                stages.ensure_weights()  # each worker builds its own models from them
-            passes = plan_passes(stages, gpu_plan.passes, finish=[finish])
+    cache = None
+    if cache_is_on(cfg):
+        cache = held.enter_context(AnalysisCache(cache_root / "analysis", content_key(source.files, fingerprint)).locked())
+    face_filter = _identity_filter(cfg, stages, ReferenceCache(cache_root / "analysis") if cache else None, fingerprint)
+    writer = FaceWriter(output, debug=bool(cfg.output.debug), save_rejected=bool(cfg.filter.save_rejected))
+    finish = per_record("encode", _Finisher(stages, face_filter, writer))
+    plan = RunPlan(cfg, output, source, stages, face_filter, writer, [], "cached", cache=cache,
+                   cached=cache.load() if cache is not None else None)
+    if plan.cached is not None:
+        plan.passes = [Pass("from the analysis cache", [_replay_stage(stages, plan.cached), finish])]
+    else:
+        plan.gpu_plan = _gpu_plan(cfg, stages)
+        plan.mode = plan.gpu_plan.mode
+        plan.workers = choose_workers(cfg.runner.workers, [p.spec for p in stages.plugins()], plan.mode, len(source))
+        if plan.workers is None:
+            stages.load_models()
         else:
-            mode = "cached"
-            passes = [Pass("from the analysis cache", [_restore_stage(stages, cached), finish])]
-        log.info("%s: %d frame(s); %s; %s", source.path, len(source),
-                 ", ".join(f"{p.spec.kind} {p.spec.name}" for p in stages.plugins()),
-                 f"{mode} passes" + (f" in {workers} worker processes" if workers else ""))
+            stages.ensure_weights()  # each worker builds its own models from them
+        plan.passes = plan_passes(stages, plan.gpu_plan.passes, finish=[finish])
+    log.info("%s: %d frame(s); %s; %s", source.path, len(source),
+             ", ".join(f"{p.spec.kind} {p.spec.name}" for p in stages.plugins()),
+             f"{plan.mode} passes" + (f" in {plan.workers} worker processes" if plan.workers else ""))
+    return plan
 
-        stack.enter_context(_exclusive(output))
-        alignments = stack.enter_context(
-            AlignmentsWriter(output / ALIGNMENTS_FILE, _meta(cfg, stages, face_filter), sync_every=cfg.output.save_every))
-        done = frozenset(alignments.done_frames())
-        if done:
-            log.info("resuming: %d frame(s) already done", len(done))
-        analysis = stack.enter_context(cache.writing()) if cache is not None and cached is None and not done else None
 
-        rejected = 0
+def _gpu_plan(cfg: DictConfig, stages: FaceStages) -> PassPlan:
+    """Which stages share a pass, from the GPU memory each step's plugin reports."""
+    needs = [StageNeed(step.name, step.plugin.spec.name, step.plugin.gpu_memory_mb) for step in stages.steps()]
+    gpu_plan = plan_passes_for_gpu(cfg.runner.mode, needs, free_gpu_memory_mb(), cfg.runner.gpu_margin_mb)
+    for warning in gpu_plan.warnings:
+        log.warning(warning)
+    log.info(gpu_plan.decision)
+    return gpu_plan
 
-        def sink(record: FrameRecord) -> None:
-            nonlocal rejected
-            if analysis is not None:
-                analysis.add(record)
-            try:
-                writer.write(record)
-                alignments.write(record)
-            except OSError as exc:  # a full disk, a folder removed or made read-only mid-run
-                raise OutputError(f"cannot write {exc.filename or output}: {exc.strerror or exc}; the "
-                                  f"frames before {record.frame.name} are saved, so the same command "
-                                  "resumes once that is fixed") from exc
-            rejected += sum(not face.keep for face in record.faces)
 
-        plan = WorkerPlan(workers, counters=[stages.model_s], prepare=[stages.load_models]) if workers else None
-        runner = Runner(passes, queue_size=cfg.runner.queue_size, progress=bool(cfg.runner.progress), workers=plan,
-                        queue_mb=cfg.runner.queue_mb)
-        summary = runner.run(source, sink, done)
+def execute(plan: RunPlan, held: ExitStack) -> tuple[RunSummary, int]:
+    """Runs the passes into the output folder, resuming what an earlier run finished; the
+    summary and how many faces the filter rejected."""
+    cfg, output = plan.cfg, plan.output
+    held.enter_context(_exclusive(output))
+    alignments = held.enter_context(AlignmentsWriter(output / ALIGNMENTS_FILE, _meta(cfg, plan.stages, plan.face_filter),
+                                                     sync_every=cfg.output.save_every))
+    done = frozenset(alignments.done_frames())
+    if done:
+        log.info("resuming: %d frame(s) already done", len(done))
+    fresh = plan.cache is not None and plan.cached is None and not done
+    analysis = held.enter_context(plan.cache.writing()) if fresh else None
+    rejected = 0
+
+    def sink(record: FrameRecord) -> None:
+        nonlocal rejected
         if analysis is not None:
-            analysis.commit()
-    report = {**summary.as_dict(), "model_s": stages.model_s, "mode": mode,
-              "gpu": gpu_plan.as_dict() if gpu_plan is not None else None}
-    atomic_write_bytes(output / SUMMARY_FILE, json.dumps(report, indent=2).encode())
+            analysis.add(record)
+        try:
+            plan.writer.write(record)
+            alignments.write(record)
+        except OSError as exc:  # a full disk, a folder removed or made read-only mid-run
+            raise OutputError(f"cannot write {exc.filename or output}: {exc.strerror or exc}; the "
+                              f"frames before {record.frame.name} are saved, so the same command "
+                              "resumes once that is fixed") from exc
+        rejected += sum(not face.keep for face in record.faces)
+
+    workers = None
+    if plan.workers:
+        workers = WorkerPlan(plan.workers, counters=[plan.stages.model_s], prepare=[plan.stages.load_models])
+    runner = Runner(plan.passes, queue_size=cfg.runner.queue_size, progress=bool(cfg.runner.progress),
+                    workers=workers, queue_mb=cfg.runner.queue_mb)
+    summary = runner.run(plan.source, sink, done)
+    if analysis is not None:
+        analysis.commit()
+    return summary, rejected
+
+
+def report(plan: RunPlan, summary: RunSummary, rejected: int) -> None:
+    """``run_summary.json`` and the closing lines."""
+    output = plan.output
+    figures = {**summary.as_dict(), "model_s": plan.stages.model_s, "mode": plan.mode,
+               "gpu": plan.gpu_plan.as_dict() if plan.gpu_plan is not None else None}
+    atomic_write_bytes(output / SUMMARY_FILE, json.dumps(figures, indent=2).encode())
     log.info("done: %s; alignments in %s", summary.line(), output / ALIGNMENTS_FILE)
-    if face_filter is not None:
+    if plan.face_filter is not None:
         log.info("filter: %d face(s) rejected (reasons in %s and the alignments file)",
                  rejected, output / "facekit.log")
     if summary.skipped:
-        log.warning("%d file(s) skipped: %s", summary.skipped, ", ".join(islice(source.skipped, 10)))
+        log.warning("%d file(s) skipped: %s", summary.skipped, ", ".join(islice(plan.source.skipped, 10)))
 
 
 def _identity_filter(cfg: DictConfig, stages: FaceStages, refs_cache: ReferenceCache | None,
@@ -144,43 +185,32 @@ def _identity_filter(cfg: DictConfig, stages: FaceStages, refs_cache: ReferenceC
 
 @dataclass
 class _Finisher:
-    """The last stage of a pass: judge each face, crop and encode the ones that get a file, drop
-    the frame's pixels. Judging first spares the crops of rejected faces nobody will see.
-    A class rather than a closure, so that it travels to worker processes."""
+    """The last stage of a pass: judge and crop (``FaceStages.finish``), encode the faces that
+    get a file, drop the frame's pixels. A class rather than a closure, so that it travels to
+    worker processes."""
 
     stages: FaceStages
     face_filter: IdentityFilter | None
     writer: FaceWriter
 
     def __call__(self, record: FrameRecord) -> None:
-        if self.face_filter is not None:
-            _judge(record, self.face_filter)
-        self.stages.crop(record, [face for face in record.faces if self.writer.writes(face)])
+        self.stages.finish(record, self.face_filter, self.writer.writes)
         self.writer.encode(record)
         record.frame.image = None
 
 
-def _judge(record: FrameRecord, face_filter: IdentityFilter) -> None:
-    for index, face in enumerate(record.faces):
-        decision = face_filter.decide(face.embedding)
-        face.keep, face.reason, face.distance = decision.keep, decision.reason, decision.distance
-        if not decision.keep:
-            decisions.info("rejected %s face %d: %s", record.frame.name, index, decision.reason)
-
-
-def _restore_stage(stages: FaceStages, cached: dict[str, dict[str, Any]]) -> Stage:
-    """Faces from the analysis cache, re-cropped at this job's size: no model runs."""
-    def restore(batch: list[FrameRecord]) -> None:
+def _replay_stage(stages: FaceStages, cached: dict[str, dict[str, Any]]) -> Stage:
+    """The model stages' results from the analysis cache, re-cropped at this job's size: no
+    model runs."""
+    def replay(batch: list[FrameRecord]) -> None:
         for record in batch:
             entry = cached.get(record.frame.name)
             if entry is None:
                 raise FacekitError(f"the analysis cache has no frame {record.frame.name}; "
                                    "set cache.enabled=false or delete the cache entry")
-            record.height, record.width = record.frame.image.shape[:2]
-            record.faces = restore_faces(entry)
-            stages.normalise(record)
+            stages.restore(record, restore_faces(entry))
 
-    return Stage("restore", restore)
+    return Stage("restore", replay)
 
 
 def _load(cfg: DictConfig, registry: PluginRegistry, store: ModelStore, kind: PluginKind) -> LoadedPlugin:

@@ -80,7 +80,7 @@ def facekit_aligners() -> list[PluginSpec]:
 @hookimpl
 def facekit_identities() -> list[PluginSpec]:
     return [PluginSpec(name="dlib-resnet", kind="identity", factory=_resnet, config_class=ResNetConfig,
-                       model_ids=(RESNET,), gpu_memory_mb=CPU_ONLY, batch_size=1, input_size=(150, 150),
+                       model_ids=(RESNET,), gpu_memory_mb=CPU_ONLY, batch_size=1,
                        metric="euclidean", default_threshold=RESNET_THRESHOLD,
                        description="dlib ResNet face encoder, 128-d, euclidean distance (CPU)")]
 
