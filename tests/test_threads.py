@@ -1,4 +1,5 @@
-"""The threaded pipeline: records come out in order, and decoded frames in flight stay bounded."""
+"""The threaded pipeline: records come out in order, decoded frames in flight stay bounded, and a
+failing stage is the same line as in a worker process."""
 from __future__ import annotations
 
 import time
@@ -7,7 +8,8 @@ from typing import Iterator
 import numpy as np
 import pytest
 
-from facekit.engine.threads import Stage, run_stages
+from facekit.engine.threads import Stage, StageFailure, run_stages
+from facekit.errors import ModelError
 from facekit.records import Frame, FrameRecord
 
 FRAME_BYTES = 10 * 2 ** 20
@@ -47,3 +49,17 @@ def test_a_frame_bigger_than_the_limit_still_goes_through() -> None:
     records = [FrameRecord(Frame(f"f{i}", "x", i, np.zeros(FRAME_BYTES, np.uint8))) for i in range(3)]
     run_stages(iter(records), [Stage("a", _slowly)], lambda r: sunk.append(r.frame.name), max_bytes=1)
     assert sunk == ["f0", "f1", "f2"]
+
+
+@pytest.mark.parametrize("error, line", [(ModelError("weights missing: yunet.onnx"), "weights missing: yunet.onnx"),
+                                         (ValueError("no box"), "stage failed: ValueError: no box")])
+def test_a_failing_stage_is_the_line_a_worker_process_gives(error: Exception, line: str) -> None:
+    """Threads and workers share ``stage_failure_message``: facekit's own errors as they are,
+    anything else with its type; the original stays the cause."""
+    def fail(batch: list[FrameRecord]) -> None:
+        raise error
+
+    records = [FrameRecord(Frame("f0", "x", 0, np.zeros(4, np.uint8)))]
+    with pytest.raises(StageFailure) as failure:
+        run_stages(iter(records), [Stage("a", fail)], lambda r: None)
+    assert str(failure.value) == line and failure.value.__cause__ is error

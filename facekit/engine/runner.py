@@ -149,7 +149,7 @@ class Runner:
             cause = failure.__cause__
             if isinstance(cause, StageError):
                 raise cause from None
-            raise StageError(f"stage failed: {type(cause).__name__}: {cause}") from cause
+            raise StageError(str(failure)) from cause
 
     def _max_bytes(self) -> int | None:
         return None if self.queue_mb is None else self.queue_mb * 2 ** 20

@@ -1,13 +1,11 @@
 """Stages on their own threads joined by bounded queues, so decode, detect, align and write overlap.
 
 The models release the GIL (OpenCV DNN, TFLite, TensorFlow), so threads give real overlap
-without copying frames between processes. Nothing blocks forever: every wait wakes up to check
-the stop flag.
+without copying frames between processes. Waits, draining on Ctrl-C and the failure message are
+``facekit.engine.stopping``'s, as for worker processes.
 
 Stopping keeps finished work. When a stage fails, it ends the stream at its own position: the
 frames already past it drain through the later stages to the sink, and the earlier stages stop.
-On Ctrl-C the reader stops and the frames in flight drain for up to ``drain_s`` seconds; a
-second Ctrl-C, or a stage that never returns, ends the run at once.
 """
 from __future__ import annotations
 
@@ -17,10 +15,10 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Sequence
 
+from facekit.engine.stopping import POLL_S, Stopping, get_unless, poll_timeout, put_unless, stage_failure_message
 from facekit.records import FrameRecord
 
 _END = object()
-_POLL_S = 0.05
 
 
 @dataclass
@@ -37,7 +35,8 @@ class Stage:
 
 
 class StageFailure(Exception):
-    """Raised in the caller's thread when a stage thread failed; wraps the original."""
+    """Raised in the caller's thread when a stage thread failed, from the original; its message is
+    the line for the user (``stage_failure_message``)."""
 
 
 class _Link(queue.Queue):
@@ -82,7 +81,7 @@ class PixelsInFlight:
             while self.full():
                 if stopped():
                     return False
-                self.changed.wait(_POLL_S)
+                self.changed.wait(POLL_S)
         return not stopped()
 
     def add(self, record: FrameRecord) -> None:
@@ -97,10 +96,9 @@ class PixelsInFlight:
             self.changed.notify_all()
 
 
-class _Pipeline:
+class _Pipeline(Stopping):
     def __init__(self, max_bytes: int | None = None) -> None:
-        self.stop = threading.Event()  # everything ends now
-        self.closing = threading.Event()  # the reader takes no new frames; the rest drains
+        super().__init__()
         self.failure: BaseException | None = None
         self.pixels = PixelsInFlight(max_bytes)
 
@@ -110,15 +108,15 @@ class _Pipeline:
         self.closing.set()
 
     def put(self, link: _Link, item: object) -> bool:
-        return put_unless(link, item, lambda: self.stop.is_set() or link.abandoned.is_set())
+        return put_unless(link, item, lambda: self.stopped.is_set() or link.abandoned.is_set())
 
     def get(self, link: _Link) -> object | None:
         """The next item, or None once the pipeline is stopping."""
-        return get_unless(link, self.stop.is_set)
+        return get_unless(link, self.stopped.is_set)
 
     def produce(self, records: Iterable[FrameRecord], out: _Link) -> None:
         try:
-            for record in self.pixels.admitted(records, lambda: self.closing.is_set() or self.stop.is_set()):
+            for record in self.pixels.admitted(records, self.reader_stops):
                 if self.closing.is_set() or not self.put(out, record):
                     break
         except BaseException as exc:  # a reader error must reach the main thread
@@ -159,9 +157,9 @@ class _Pipeline:
         while len(batch) < size:
             full = self.pixels.full()
             try:
-                item = inbox.get_nowait() if full else inbox.get(timeout=_POLL_S)
+                item = inbox.get_nowait() if full else inbox.get(timeout=POLL_S)
             except queue.Empty:
-                if self.stop.is_set():
+                if self.stopped.is_set():
                     return None
                 if full:
                     break
@@ -170,29 +168,6 @@ class _Pipeline:
                 return batch, True  # type: ignore[return-value]
             batch.append(item)
         return batch, False  # type: ignore[return-value]
-
-
-def put_unless(link: queue.Queue, item: object, stopped: Callable[[], bool]) -> bool:
-    """Puts ``item`` on a bounded queue, asking ``stopped`` every ``_POLL_S`` while it is full,
-    so no producer waits forever; False when it stopped first."""
-    while not stopped():
-        try:
-            link.put(item, timeout=_POLL_S)
-            return True
-        except queue.Full:
-            continue
-    return False
-
-
-def get_unless(link: queue.Queue, stopped: Callable[[], bool]) -> object | None:
-    """The next item, asking ``stopped`` every ``_POLL_S`` while there is none; None when it
-    stopped first."""
-    while not stopped():
-        try:
-            return link.get(timeout=_POLL_S)
-        except queue.Empty:
-            continue
-    return None
 
 
 def run_stages(records: Iterable[FrameRecord], stages: Sequence[Stage],
@@ -215,27 +190,20 @@ def run_stages(records: Iterable[FrameRecord], stages: Sequence[Stage],
     for thread in threads:
         thread.start()
     try:
-        _sink_all(pipe, links[-1], sink, deadline=None)
-    except KeyboardInterrupt:
-        pipe.closing.set()
-        try:
-            _sink_all(pipe, links[-1], sink, deadline=time.monotonic() + drain_s)
-        finally:
-            _stop(pipe, threads)
-        raise
-    except BaseException as exc:
+        pipe.drain_on_interrupt(lambda deadline: _sink_all(pipe, links[-1], sink, deadline), drain_s)
+    except BaseException as exc:  # the sink's own error, or Ctrl-C: the reader stops too
         pipe.fail(exc)
         raise
     finally:
         _stop(pipe, threads)
     if pipe.failure is not None:
-        raise StageFailure(str(pipe.failure)) from pipe.failure
+        raise StageFailure(stage_failure_message(pipe.failure)) from pipe.failure
 
 
 def _sink_all(pipe: _Pipeline, link: _Link, sink: Callable[[FrameRecord], None], deadline: float | None) -> None:
-    while deadline is None or time.monotonic() < deadline:
+    while (timeout := poll_timeout(deadline)) is not None:
         try:
-            item = link.get(timeout=_POLL_S)
+            item = link.get(timeout=timeout)
         except queue.Empty:
             continue
         if item is _END:
@@ -247,6 +215,6 @@ def _sink_all(pipe: _Pipeline, link: _Link, sink: Callable[[FrameRecord], None],
 
 
 def _stop(pipe: _Pipeline, threads: list[threading.Thread]) -> None:
-    pipe.stop.set()
+    pipe.stopped.set()
     for thread in threads:
         thread.join(timeout=0.5)

@@ -12,7 +12,8 @@ photo is 36 MB to pipe), hands frames to whichever worker has room, through memo
 order. Each worker builds its plugins from their names and configs, as the design asks of any
 worker.
 
-Stopping keeps finished work, as with threads: a failing plugin ends the run after the frames
+Stopping keeps finished work, as with threads (whose waits, drain on Ctrl-C and failure message
+``facekit.engine.stopping`` holds for both): a failing plugin ends the run after the frames
 before it are written; a worker that dies ends it with the plugin and frame it was on; Ctrl-C
 (or SIGTERM, which the CLI turns into one) drains the frames in flight for up to ``drain_s``
 seconds. Workers ignore both signals (a terminal sends Ctrl-C to the whole process group) and
@@ -41,12 +42,12 @@ from facekit.engine.frame_slots import SlotWriter, frame_in, receive_region
 from facekit.media.sources import load_pixels_caught
 from facekit.engine.pixel_pipe import receive_pixels, send_pixels
 from facekit.plugin.spec import PluginSpec
-from facekit.engine.threads import PixelsInFlight, Stage, get_unless, put_unless
+from facekit.engine.stopping import POLL_S, Stopping, get_unless, poll_timeout, put_unless, stage_failure_message
+from facekit.engine.threads import PixelsInFlight, Stage
 from facekit.records import Frame, FrameRecord
 
 log = logging.getLogger(__name__)
 
-_POLL_S = 0.05
 _END = object()  # after the last frame in ``todo``
 #: Batches a worker holds at once: the one it works on and the next, so it never waits for one.
 _PER_WORKER = 2
@@ -95,7 +96,7 @@ class _Worker:
     slots: SlotWriter = field(default_factory=lambda: SlotWriter(_PER_WORKER))  # video frames' memory
 
 
-class WorkerPool:
+class WorkerPool(Stopping):
     """Runs each record through every stage in one of ``plan.count`` processes; ``sink`` gets
     them in input order on the calling thread. The stages' ``busy_s`` and ``plan.counters`` add
     up what the workers measured. One pool serves one pass.
@@ -107,6 +108,7 @@ class WorkerPool:
 
     def __init__(self, plan: WorkerPlan, stages: Sequence[Stage], payload: bytes, queue_size: int = 16,
                  max_bytes: int | None = None) -> None:
+        super().__init__()  # closing: no new frames go out either; those in flight still come back
         self.stages, self.counters = stages, plan.counters
         #: frames a worker runs together: a batching stage (detect) gets its configured batch
         self.batch = max([1, *(stage.batch_size for stage in stages)])
@@ -116,8 +118,6 @@ class WorkerPool:
         self.damaged: Callable[[str, list[str]], None] = lambda path, said: None
         self.workers: list[_Worker] = []
         self.todo: queue.Queue = queue.Queue(maxsize=max(1, queue_size))  # (seq, record), decoded ahead
-        self.closing = threading.Event()  # no new frames go out; those in flight still come back
-        self.stopped = threading.Event()
         self.total: int | None = None  # frames read, once the reader is done
         self.next_seq = 0  # the next frame to sink, in input order
         self.finished: dict[int, FrameRecord] = {}
@@ -147,11 +147,7 @@ class WorkerPool:
         self.sink, self.unreadable, self.damaged = sink, unreadable, damaged
         try:
             self._feed(records)
-            self._collect(deadline=None)
-        except KeyboardInterrupt:
-            self.closing.set()
-            self._collect(deadline=time.monotonic() + drain_s)
-            raise
+            self.drain_on_interrupt(self._collect, drain_s)
         finally:
             self.stop()
         if self.failure is not None:
@@ -178,7 +174,7 @@ class WorkerPool:
             self.workers.append(_Worker(process, ours, label, room=threading.Semaphore(held), slots=SlotWriter(held)))
         deadline = time.monotonic() + _START_TIMEOUT_S
         for worker in self.workers:
-            while not worker.conn.poll(_POLL_S):
+            while not worker.conn.poll(POLL_S):
                 if not worker.process.is_alive() or time.monotonic() > deadline:
                     raise StageError(f"a worker process could not start ({_how_it_ended(worker.process)})")
             message = worker.conn.recv()
@@ -225,7 +221,7 @@ class WorkerPool:
         count = 0
         try:
             # taking a record decodes a video frame; an image file is only named
-            for record in self.pixels.admitted(records, lambda: self.closing.is_set() or self.stopped.is_set()):
+            for record in self.pixels.admitted(records, self.reader_stops):
                 if self.closing.is_set() or not self._put((count, record)):
                     break
                 count += 1
@@ -252,7 +248,7 @@ class WorkerPool:
         while not (ended or self.closing.is_set() or worker.stopping):
             sent = 0
             while sent < self.batch and not (self.closing.is_set() or worker.stopping):
-                if not worker.room.acquire(timeout=_POLL_S):
+                if not worker.room.acquire(timeout=POLL_S):
                     continue
                 item = self._take()
                 if item is None:
@@ -302,11 +298,10 @@ class WorkerPool:
         it, or ``deadline``. After a stop (Ctrl-C, a bad reader), whatever came back is sunk,
         gaps and all: a rerun does the frames that did not."""
         while not self._done():
-            limits = [t for t in (deadline, self.give_up_at) if t is not None]
-            left = min(limits) - time.monotonic() if limits else _POLL_S
-            if left <= 0:
+            timeout = poll_timeout(deadline, self.give_up_at)
+            if timeout is None:
                 break
-            self._receive(min(_POLL_S, left))
+            self._receive(timeout)
             self._sink_in_order()
         if self.failed_seq is None and self.closing.is_set():
             for seq in sorted(self.finished):
@@ -450,7 +445,7 @@ def _serve(conn: Connection, payload: bytes, label: Any) -> None:
         for step in prepare:
             step()
     except BaseException as exc:  # noqa: BLE001 - the calling process must hear why
-        conn.send(("failed", -1, _message(exc)))
+        conn.send(("failed", -1, stage_failure_message(exc)))
         return
     conn.send(("ready",))
     labels = [_stage_label(stage).encode()[:_LABEL_BYTES - 1] for stage in stages]
@@ -512,7 +507,7 @@ def _run_batch(conn: Connection, batch: list[tuple[int, FrameRecord, list[str]]]
             timings = (busy, counted) if number == 0 else ([0.0] * len(busy), [{} for _ in counted])
             replies.append(("done", seq, record, *timings, said))
     except BaseException as exc:  # noqa: BLE001 - SystemExit from a plugin too
-        replies = [("failed", batch[0][0], _message(exc))]
+        replies = [("failed", batch[0][0], stage_failure_message(exc))]
     finally:
         label.value = b""
     return all(_reply(conn, reply) for reply in replies)
@@ -524,7 +519,7 @@ def _reply(conn: Connection, reply: tuple[Any, ...]) -> bool:
         try:
             conn.send(reply)
         except (pickle.PicklingError, TypeError, AttributeError) as exc:  # a plugin's output that cannot travel
-            conn.send(("failed", reply[1], _message(exc)))
+            conn.send(("failed", reply[1], stage_failure_message(exc)))
     except OSError:
         return False
     return True
@@ -532,14 +527,6 @@ def _reply(conn: Connection, reply: tuple[Any, ...]) -> bool:
 
 def _stage_label(stage: Stage) -> str:
     return f"stage {stage.name}" + (f" ({stage.plugin})" if stage.plugin else "")
-
-
-def _message(exc: BaseException) -> str:
-    """One line for the user: facekit's own errors (a plugin and frame, missing weights) as they
-    are, anything else with its type."""
-    if isinstance(exc, FacekitError):
-        return str(exc)
-    return f"stage failed: {type(exc).__name__}: {exc}"
 
 
 def choose_workers(requested: int | str, plugins: Sequence[PluginSpec], mode: str, frames: int,
