@@ -7,16 +7,61 @@ import os
 import signal
 import subprocess
 import sys
+import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
+
+import pytest
+
+#: How long a test waits for a facekit process before it calls it hung. Only a hang reaches it:
+#: tests check what a run did (its exit code, the frames it kept), never how fast it was.
+HANG_S = 120
 
 
 def run_facekit(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300,
                 preexec: Callable[[], None] | None = None) -> subprocess.CompletedProcess[str]:
-    """``preexec`` runs in the child before facekit starts (a resource limit, say)."""
-    full_env = {**os.environ, "FACEKIT_OFFLINE": "1", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "facekit", *args], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, timeout=timeout, preexec_fn=preexec)
+    """``preexec`` runs in the child before facekit starts (a resource limit, say). A run still
+    going after ``timeout`` seconds is killed with its worker processes and fails the test as a hang."""
+    with facekit_process(*args, cwd=cwd, env=env, preexec=preexec) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"facekit hung: {_still_running(process)} after {timeout:g} s ({' '.join(args)})")
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+@contextmanager
+def facekit_process(*args: str, cwd: Path, env: dict[str, str] | None = None,
+                    preexec: Callable[[], None] | None = None) -> Iterator[subprocess.Popen[str]]:
+    """``facekit`` running in a session of its own, its output piped. Whatever of it is still
+    running on the way out (a hung worker process too) is killed: a failed test leaves nothing."""
+    process = subprocess.Popen([sys.executable, "-m", "facekit", *args], cwd=cwd,
+                               env={**os.environ, "FACEKIT_OFFLINE": "1", **(env or {})},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=preexec, start_new_session=True)
+    try:
+        yield process
+    finally:
+        _kill_session(process)
+
+
+def _kill_session(process: subprocess.Popen[str]) -> str:
+    """Kills what is left of ``process`` and its children; all it wrote to stderr."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)  # it leads its group (start_new_session)
+    except ProcessLookupError:
+        pass  # it and everything it started have exited
+    return process.communicate()[1] or ""
+
+
+def _still_running(process: subprocess.Popen[str]) -> str:
+    """What was left of a timed-out ``process``, for the failure message; kills it."""
+    code = process.poll()
+    stderr = _kill_session(process)[-2000:]
+    if code is None:
+        return f"still running; its stderr ends: {stderr}"
+    return f"exited (code {code}), but a process it started still held its output open; its stderr ends: {stderr}"
 
 
 def ctrl_c_default() -> None:
@@ -25,6 +70,49 @@ def ctrl_c_default() -> None:
     children inherit that (POSIX), and Python then never raises KeyboardInterrupt. The test is of
     facekit, not of how pytest was started."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def journaled_frames(output: Path) -> list[str]:
+    """The frames whole in the journal of ``output``'s alignments file, in the order written:
+    what a running facekit has finished so far (it flushes the journal after every frame)."""
+    try:
+        lines = (output / "alignments.json.journal").read_bytes().split(b"\n")
+    except FileNotFoundError:
+        return []
+    return [json.loads(line)["name"] for line in lines[1:-1]]  # a header first; the last may be torn
+
+
+def wait_for_frames(process: subprocess.Popen[str], output: Path, count: int) -> list[str]:
+    """Waits until the running ``process`` has journaled ``count`` frames into ``output``; the
+    frames journaled then. Fails the test if it exits first or is still short after ``HANG_S``."""
+    deadline = time.monotonic() + HANG_S
+    while True:
+        frames = journaled_frames(output)
+        if len(frames) >= count:
+            return frames
+        if process.poll() is not None:
+            pytest.fail(f"facekit exited (code {process.returncode}) with {len(frames)} of {count} frames "
+                        f"journaled; its stderr ends: {_kill_session(process)[-2000:]}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"facekit hung: {len(frames)} of {count} frames journaled after {HANG_S} s; "
+                        f"{_still_running(process)}")
+        time.sleep(0.01)
+
+
+def stop_with(process: subprocess.Popen[str], signum: int) -> str:
+    """Sends ``signum`` to the running ``process`` and waits for it, and every process it
+    started, to exit; its stderr. Fails the test as a hang if that takes ``HANG_S``."""
+    process.send_signal(signum)
+    return wait_for_exit(process, f"after {signal.Signals(signum).name}")
+
+
+def wait_for_exit(process: subprocess.Popen[str], what: str = "") -> str:
+    """Waits for ``process``, and every process it started, to exit; its stderr. Fails the test
+    as a hang if that takes ``HANG_S``; ``what`` says, in that message, what it was waiting after."""
+    try:
+        return process.communicate(timeout=HANG_S)[1]
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"facekit hung: {_still_running(process)} {HANG_S} s {what}".rstrip())
 
 
 def peak_rss_mb(*args: str, cwd: Path) -> float:

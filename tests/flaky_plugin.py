@@ -3,12 +3,10 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import time
+import threading
 from pathlib import Path
 
-from cli_helpers import ctrl_c_default, install_module, path_with
+from cli_helpers import HANG_S, ctrl_c_default, facekit_process, install_module, path_with, stop_with, wait_for_frames
 
 # A detector that finds one fixed box and misbehaves, in the way its config says, on its Nth
 # call (``fail_on_call``) or on the frame whose pixels hash to ``frame_sha1``: worker processes
@@ -22,8 +20,8 @@ import threading
 from dataclasses import dataclass
 
 import facekit
-from facekit.plugin import PluginSpec
-from facekit.types import Detection
+from facekit.plugin.spec import PluginSpec
+from facekit.records import Detection
 
 
 @dataclass
@@ -65,19 +63,28 @@ def install_flaky(site: Path) -> dict[str, str]:
     return path_with(site)
 
 
-def ctrl_c_once_hanging(args: list[str], cwd: Path, env: dict[str, str], settle_s: float = 0.0) -> tuple[float, int]:
-    """Runs facekit with the flaky plugin set to hang, sends Ctrl-C once it says so (and after
-    ``settle_s`` more), and returns how long it took to stop and its exit code."""
-    command = [sys.executable, "-m", "facekit", "+detector=flaky", "detector.how=hang", *args]
-    process = subprocess.Popen(command, cwd=cwd, env={**os.environ, **env, "FACEKIT_OFFLINE": "1"},
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=ctrl_c_default)
+def ctrl_c_once_hanging(args: list[str], output: Path, cwd: Path, env: dict[str, str],
+                        journaled: int = 0) -> tuple[list[str], int, str]:
+    """Runs facekit into ``output`` with the flaky plugin set to hang; once it says so and has
+    journaled ``journaled`` frames, sends Ctrl-C. Returns the frames journaled before the signal,
+    the exit code and stderr. A run that hangs on the way (before or after the signal) fails the
+    test after ``HANG_S``: nothing here measures how fast it stops."""
+    with facekit_process("+detector=flaky", "detector.how=hang", f"output={output}", *args, cwd=cwd, env=env,
+                         preexec=ctrl_c_default) as process:
+        watchdog = threading.Timer(HANG_S, _kill_group, [process.pid])  # ends a readline that waits forever
+        watchdog.start()
+        try:
+            said = process.stdout.readline().strip()
+        finally:
+            watchdog.cancel()
+        assert said == "HANGING", f"the flaky plugin never hung (exit {process.poll()}): {said!r}"
+        before = wait_for_frames(process, output, journaled)
+        stderr = stop_with(process, signal.SIGINT)
+        return before, process.returncode, stderr
+
+
+def _kill_group(pid: int) -> None:
     try:
-        assert process.stdout.readline().strip() == "HANGING"
-        time.sleep(settle_s)
-        sent = time.monotonic()
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=10)
-        return time.monotonic() - sent, process.returncode
-    finally:
-        process.kill()
-        process.wait()
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass

@@ -13,18 +13,18 @@ import cv2
 import numpy as np
 import pytest
 
-from cli_helpers import file_hashes, load_json, run_facekit
+from cli_helpers import HANG_S, file_hashes, load_json, run_facekit
 from conftest import DATA, require_data
 from flaky_plugin import ctrl_c_once_hanging, install_flaky
 from facekit.errors import ConfigError
 from facekit.models.store import ModelStore
-from facekit.pipeline import load_plugin
-from facekit.plugin import PluginSpec
-from facekit.registry import default_registry
-from facekit.runner import _OneByOne
-from facekit.threads import Stage
-from facekit.types import Frame, FrameRecord
-from facekit.workers import FRAMES_PER_WORKER, WorkerPlan, WorkerPool, choose_workers
+from facekit.plugin.loading import load_plugin
+from facekit.plugin.spec import PluginSpec
+from facekit.plugin.registry import default_registry
+from facekit.engine.runner import _OneByOne
+from facekit.engine.threads import Stage
+from facekit.records import Frame, FrameRecord
+from facekit.engine.workers import FRAMES_PER_WORKER, WorkerPlan, WorkerPool, choose_workers
 
 VIDEO = DATA / "video" / "faceswap_test.mp4"
 MARKED_FRAME = 6  # the frame the flaky plugin misbehaves on (1-based, as frames are named)
@@ -54,7 +54,7 @@ def _flaky_run(tmp_path: Path, env: dict[str, str], how: str) -> tuple[Completed
     result = run_facekit("+detector=flaky", f"detector.how={how}", "detector.fail_on_call=0",
                          f"detector.frame_sha1={_frame_sha1(MARKED_FRAME)}",
                          f"input={VIDEO}", f"output={out}", "runner.progress=false", "runner.workers=2",
-                         cwd=tmp_path, env=env, timeout=120)
+                         cwd=tmp_path, env=env, timeout=HANG_S)
     return result, out
 
 
@@ -80,9 +80,7 @@ def test_workers_give_the_same_faces_as_threads(tmp_path: Path) -> None:
 @pytest.mark.parametrize("how", ["raise", "exit"])
 def test_a_plugin_failing_in_a_worker_names_plugin_and_frame(tmp_path: Path, flaky_env: dict[str, str],
                                                             how: str) -> None:
-    started = time.monotonic()
     result, out = _flaky_run(tmp_path, flaky_env, how)
-    assert time.monotonic() - started < 60
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("facekit: error:")]
@@ -93,9 +91,7 @@ def test_a_plugin_failing_in_a_worker_names_plugin_and_frame(tmp_path: Path, fla
 
 
 def test_a_worker_that_dies_ends_the_run_naming_plugin_and_frame(tmp_path: Path, flaky_env: dict[str, str]) -> None:
-    started = time.monotonic()
     result, out = _flaky_run(tmp_path, flaky_env, "kill")
-    assert time.monotonic() - started < 60
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("facekit: error:")]
@@ -106,15 +102,19 @@ def test_a_worker_that_dies_ends_the_run_naming_plugin_and_frame(tmp_path: Path,
 
 
 def test_a_hung_worker_still_stops_on_ctrl_c(tmp_path: Path, flaky_env: dict[str, str]) -> None:
+    """One worker hangs on the marked frame; once the frames before it are journaled, Ctrl-C: the
+    run exits as interrupted, keeping every frame it had journaled (a hang fails after ``HANG_S``)."""
     require_data()
+    out = tmp_path / "faces"
     args = ["detector.fail_on_call=0", f"detector.frame_sha1={_frame_sha1(MARKED_FRAME)}", f"input={VIDEO}",
-            f"output={tmp_path / 'faces'}", "runner.progress=false", "runner.workers=2"]
-    # after half a second the other worker has finished what it holds
-    stopped_after_s, code = ctrl_c_once_hanging(args, tmp_path, flaky_env, settle_s=0.5)
-    assert stopped_after_s < 3 and code == 130
-    frames = list(load_json(tmp_path / "faces" / "alignments.json")["frames"])
+            "runner.progress=false", "runner.workers=2"]
+    before, code, stderr = ctrl_c_once_hanging(args, out, tmp_path, flaky_env, journaled=MARKED_FRAME - 1)
+    assert code == 130, f"exit {code}, not interrupted: {stderr}"
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    assert before[:MARKED_FRAME - 1] == _names(1, MARKED_FRAME - 1)
+    frames = list(load_json(out / "alignments.json")["frames"])
     # everything finished is kept (the other worker may have finished frames after the hung one)
-    assert _names(1, MARKED_FRAME - 1) == frames[:MARKED_FRAME - 1]
+    assert frames[:len(before)] == before
     assert f"faceswap_test_{MARKED_FRAME:06d}" not in frames
 
 
@@ -194,7 +194,7 @@ def test_video_frames_reach_workers_whole_whatever_their_size(slots: bool, monke
     """Decoded frames go to a worker through shared slots sized by the first frame; a larger one
     goes on the pipe, a smaller one in a slot. Every frame's pixels must arrive as they were sent,
     none overwritten by a later frame while its worker still held it."""
-    from facekit import frame_slots
+    from facekit.engine import frame_slots
 
     monkeypatch.setattr(frame_slots, "AVAILABLE", frame_slots.AVAILABLE and slots)
     stages = [Stage("sum", _OneByOne(_sum_slowly))]
@@ -265,7 +265,7 @@ def test_frames_read_ahead_for_workers_stay_under_the_byte_limit(max_bytes: int 
 
 
 def _runs_on_threads_in_a_daemon() -> bool:
-    from facekit.runner import Pass, Runner
+    from facekit.engine.runner import Pass, Runner
 
     built = []
     plan = WorkerPlan(2, prepare=[lambda: built.append("models")])
@@ -310,7 +310,7 @@ def test_workers_filter_and_debug_like_threads(tmp_path: Path) -> None:
 
 def test_a_cgroup_quota_caps_the_cores_auto_counts() -> None:
     """A container limited to 2 CPUs on a big host must not start a worker for every host core."""
-    from facekit.workers import cpus_from_quota, usable_cores
+    from facekit.engine.workers import cpus_from_quota, usable_cores
 
     assert cpus_from_quota("200000", "100000") == 2
     assert cpus_from_quota("150000", "100000") == 2  # 1.5 CPUs: a second worker still has half a core
