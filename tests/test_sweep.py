@@ -7,10 +7,14 @@ analysis cache lives in a FACEKIT_HOME per sweep, so the first job of each sweep
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import logging
+import os
 import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -18,17 +22,28 @@ import cv2
 import pytest
 from omegaconf import OmegaConf
 
-from cli_helpers import load_json, run_facekit
+from cli_helpers import (HANG_S, facekit_process, install_module, load_json, path_with, run_facekit,
+                         wait_for_exit)
 from conftest import DATA, require_data
-from facekit.alignments import FORMAT, VERSION
-from facekit.contact_sheet import nearest_faces
-from facekit.sweep_report import CONTACT_SHEET, REPORT_CSV, REPORT_PLOT, SweepReport
+from facekit.app.tasks.extract import SUMMARY_FILE
+from facekit.output.alignments import FORMAT, VERSION
+from facekit.sweep.contact_sheet import nearest_faces
+from facekit.sweep.report import CONTACT_SHEET, REPORT_CSV, REPORT_PLOT, SweepReport
 
 PEOPLE = DATA / "images" / "people"
 REF = PEOPLE / "p01" / "img1.jpg"
 THRESHOLDS = (0.3, 0.5, 0.7)
 COMPUTED, CACHED = "parallel passes", "cached passes"  # how tasks/extract.py logs each job's mode
-HAS_JOBLIB = importlib.util.find_spec("hydra_plugins.hydra_joblib_launcher") is not None
+
+
+@pytest.fixture(scope="module")
+def joblib_launcher() -> None:
+    """An optional extra: the tests that need it skip without it (first, before any sweep runs
+    for them), and this module still collects. Looked up only here: ``hydra_plugins`` is a
+    namespace that only such plugins create, so where none is installed even ``find_spec`` for
+    the launcher raises."""
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher",
+                        reason="hydra-joblib-launcher is not installed (pip install 'facekit[sweep]')")
 
 
 @pytest.fixture(scope="module")
@@ -114,13 +129,173 @@ def test_a_changed_plugin_config_misses_the_cache(people: Path, cache_home: Path
     assert header == "job,threshold,detector.score_threshold,kept,rejected,faces"
 
 
-@pytest.mark.skipif(not HAS_JOBLIB, reason="hydra-joblib-launcher is not installed (pip install 'facekit[sweep]')")
-def test_joblib_launcher_gives_the_same_results(people: Path, basic_sweep: Path, tmp_path: Path) -> None:
+def test_joblib_launcher_gives_the_same_results(joblib_launcher: None, people: Path, basic_sweep: Path,
+                                                tmp_path: Path) -> None:
     folder = sweep(people, tmp_path, tmp_path / "home", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
     for parallel, serial in zip(job_alignments(folder), job_alignments(basic_sweep)):
         assert parallel["meta"]["filter"] == serial["meta"]["filter"]
         assert parallel["frames"] == serial["frames"]
     assert (folder / REPORT_CSV).read_text() == (basic_sweep / REPORT_CSV).read_text()
+
+
+def test_a_job_served_from_the_cache_aligns_exactly_like_an_uncached_run(people: Path, cache_home: Path,
+                                                                           basic_sweep: Path, tmp_path: Path) -> None:
+    """Job 1 of the basic sweep (threshold 0.5) replayed the analysis that job 0 stored; a run at
+    0.5 with ``cache.enabled=false`` runs every model itself. Entry by entry they agree: boxes,
+    scores, points, landmarks, embeddings, distances, and each keep/reason decision."""
+    cached_job = basic_sweep / "1"
+    assert load_json(cached_job / SUMMARY_FILE)["mode"] == "cached"
+    out = tmp_path / "faces"
+    result = run_facekit(f"input={people}", f"output={out}", f"filter.refs=[{REF}]", "filter.threshold=0.5",
+                         "cache.enabled=false", "runner.progress=false", cwd=tmp_path,
+                         env={"FACEKIT_HOME": str(cache_home)})  # its models; the cache is off
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert load_json(out / SUMMARY_FILE)["mode"] != "cached"
+    cached, computed = (load_json(folder / "alignments.json")["frames"] for folder in (cached_job, out))
+    assert list(cached) == list(computed)
+    faces = [(name, index, face, cached[name]["faces"][index])
+             for name, frame in computed.items() for index, face in enumerate(frame["faces"])]
+    assert all(len(cached[name]["faces"]) == len(frame["faces"]) for name, frame in computed.items())
+    assert {face["keep"] for _, _, face, _ in faces} == {True, False}  # both decisions are compared
+    for name, index, face, replayed in faces:
+        for key in ("box", "score", "points5", "landmarks", "embedding", "distance", "keep", "reason"):
+            assert replayed.get(key) == face.get(key), f"{name} face {index}: {key}"
+    assert cached == computed  # the rest of each entry too: sizes, face file names and hashes
+
+
+#: A detector for counting what runs: it finds one fixed box, and appends to files in its
+#: ``folder`` the id of each process that builds its config (just before a run looks the input up
+#: in the analysis cache) and each frame it detects. Its first call waits for a ``go`` file there,
+#: so a test can hold one job inside the analysis until another has arrived.
+COUNTING_MODULE = """\
+import hashlib
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import facekit
+from facekit.plugin.spec import PluginSpec
+from facekit.records import Detection
+
+
+def _append(path, line):
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(line + "\\n")
+
+
+@dataclass
+class CountingConfig:
+    folder: str = ""
+
+    def __post_init__(self):
+        if self.folder:
+            _append(os.path.join(self.folder, "configured"), str(os.getpid()))
+
+
+class CountingDetector:
+    def __init__(self, config):
+        self.folder = Path(config.folder)
+
+    def detect(self, images):
+        _append(self.folder / "detecting", str(os.getpid()))
+        deadline = time.monotonic() + 300  # a bound for a test that failed to say go
+        while not (self.folder / "go").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        for image in images:
+            _append(self.folder / "detected", f"{os.getpid()} {hashlib.sha1(image.tobytes()).hexdigest()}")
+        time.sleep(0.2)  # the analysis stays unfinished a while, for a job that would not wait for it
+        return [[Detection((40.0, 40.0, 200.0, 220.0), 0.9)] for _ in images]
+
+
+@facekit.hookimpl
+def facekit_detectors():
+    return [PluginSpec(name="counting", kind="detector", factory=lambda config, store: CountingDetector(config),
+                       config_class=CountingConfig)]
+"""
+
+
+def _wait_for_line(path: Path, line: str, process: subprocess.Popen[str]) -> None:
+    """Until ``path`` holds ``line``; fails if ``process`` exits first or ``HANG_S`` passes."""
+    deadline = time.monotonic() + HANG_S
+    while not (path.is_file() and line in path.read_text(encoding="utf-8").splitlines()):
+        assert process.poll() is None, f"exit {process.returncode} before {path.name} said {line}: " \
+                                       f"{process.communicate()[1][-3000:]}"
+        assert time.monotonic() < deadline, f"facekit hung: {path.name} still without {line} after {HANG_S} s"
+        time.sleep(0.01)
+
+
+def test_two_jobs_at_once_on_one_input_compute_its_analysis_once(tmp_path: Path) -> None:
+    """Two runs with the cache on, same input, same cache folder, at the same time: the first is
+    held inside its analysis until the second is about to look the input up. The detector then
+    sees each photo once, all in the first run; the second replays the first's analysis."""
+    require_data()
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    chosen = sorted(PEOPLE.glob("p*/*.jpg"))[::5]  # six photos, of several people
+    for photo in chosen:
+        shutil.copy(photo, photos / f"{photo.parent.name}_{photo.name}")
+    site, marks = tmp_path / "site", tmp_path / "marks"
+    site.mkdir()
+    marks.mkdir()
+    install_module(site, "toy_counting_facekit", COUNTING_MODULE, "counting")
+    env = {**path_with(site), "FACEKIT_HOME": str(tmp_path / "home")}
+    args = ["+detector=counting", f"detector.folder={marks}", f"input={photos}", "cache.enabled=true",
+            "runner.workers=0", "runner.progress=false"]
+    with facekit_process(*args, f"output={tmp_path / 'first'}", cwd=tmp_path, env=env) as first:
+        _wait_for_line(marks / "detecting", str(first.pid), first)  # inside the analysis, holding its entry
+        with facekit_process(*args, f"output={tmp_path / 'second'}", cwd=tmp_path, env=env) as second:
+            _wait_for_line(marks / "configured", str(second.pid), second)  # about to look the input up
+            (marks / "go").touch()
+            stderr = [wait_for_exit(process) for process in (first, second)]
+    detected = [line.split() for line in (marks / "detected").read_text(encoding="utf-8").splitlines()]
+    by_process = Counter(pid for pid, _ in detected)
+    assert by_process == {str(first.pid): len(chosen)}, (f"frames detected by process {dict(by_process)}, "
+                                                         f"first {first.pid}, second {second.pid}: "
+                                                         f"{[text[-1500:] for text in stderr]}")
+    assert len({sha1 for _, sha1 in detected}) == len(chosen)  # each photo once
+    assert first.returncode == 0 and second.returncode == 0, stderr
+    assert load_json(tmp_path / "second" / SUMMARY_FILE)["mode"] == "cached"
+    assert (load_json(tmp_path / "second" / "alignments.json")["frames"]
+            == load_json(tmp_path / "first" / "alignments.json")["frames"])
+
+
+#: A ``sitecustomize`` for a Python that behaves as if no Hydra plugin were installed: no
+#: ``hydra_plugins`` namespace at all, as in an environment without ``facekit[sweep]``.
+WITHOUT_HYDRA_PLUGINS = """\
+import sys
+
+
+class NoHydraPlugins:
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name == "hydra_plugins" or name.startswith("hydra_plugins."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, NoHydraPlugins)
+"""
+
+
+def test_without_the_joblib_launcher_the_suite_collects_and_its_test_skips(tmp_path: Path) -> None:
+    (tmp_path / "shim").mkdir()
+    (tmp_path / "shim" / "sitecustomize.py").write_text(WITHOUT_HYDRA_PLUGINS, encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path / "shim"),
+                                                                     os.environ.get("PYTHONPATH")]))}
+    tests = Path(__file__).parent
+
+    def pytest_run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs",
+                               f"--basetemp={tmp_path / 'inner'}", *args], cwd=tests.parent, env=env,
+                              capture_output=True, text=True, timeout=HANG_S)
+
+    collected = pytest_run("--collect-only", str(tests))
+    assert collected.returncode == 0, collected.stdout[-3000:] + collected.stderr[-2000:]
+    assert "error" not in collected.stdout.splitlines()[-1], collected.stdout[-3000:]
+    ran = pytest_run(f"{__file__}::test_joblib_launcher_gives_the_same_results")
+    assert ran.returncode == 0, ran.stdout[-3000:]
+    assert "1 skipped" in ran.stdout and "hydra-joblib-launcher is not installed" in ran.stdout, ran.stdout[-3000:]
 
 
 # --- the report on its own, on job folders written here -------------------------------------
