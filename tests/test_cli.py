@@ -89,9 +89,13 @@ def test_help_lists_groups_and_options(tmp_path: Path) -> None:
         ([], "input is required"),
         (["input=x.jpg", "output.size=-5"], "output.size must be a positive"),
         (["input=/no/such/file.jpg"], "does not exist"),
-        (["input=x.jpg", "task=nosuch"], "choose one of: extract, plugins"),
-        (["input=x.jpg", "runner.mode=fast"], "choose one of: auto, serial, parallel"),
+        (["input=x.jpg", "task=nosuch"], "task=nosuch Invalid value 'nosuch', expected one of [extract, plugins]"),
+        (["input=x.jpg", "runner.mode=fast"], "runner.mode=fast Invalid value 'fast', expected one of [auto, serial, parallel]"),
         (["input=x.jpg", "runner.queue_mb=0"], "runner.queue_mb must be a positive"),
+        (["input=x.jpg", "output.save_every=0"], "output.save_every must be a positive"),
+        (["input=x.jpg", "output.padding=0.5"], "output.padding is a fraction"),
+        (["input=x.jpg", "runner.workers=x"], "runner.workers='x'; use auto, or a whole number"),
+        (["input=x.jpg", "cache.enabled=maybe"], "cache.enabled='maybe'; choose one of: auto, true, false"),
     ],
 )
 def test_wrong_values_give_one_line_errors(tmp_path: Path, args: list[str], expected: str) -> None:
@@ -99,6 +103,32 @@ def test_wrong_values_give_one_line_errors(tmp_path: Path, args: list[str], expe
     line = _one_line_error(run_facekit(*args, f"output={tmp_path / 'out'}", cwd=tmp_path))
     assert expected in line
     assert not (tmp_path / "out").exists()  # a refused run leaves no folder behind
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["output.size=abc"], "output.size=abc Value 'abc' of type 'str' could not be converted to Integer"),
+        (["runner.queue_size=x"], "runner.queue_size=x Value 'x' of type 'str' could not be converted to Integer"),
+        (["filter.save_rejected=maybe"], "filter.save_rejected=maybe Value 'maybe' is not a valid bool"),
+        (["output.save_every=1.5"], "output.save_every=1.5 Value '1.5' of type 'float' could not be converted to Integer"),
+        (["output.padding=wide"], "output.padding=wide Value 'wide' of type 'str' could not be converted to Float"),
+        (["filter.refs=a.jpg"], "filter.refs=a.jpg Invalid value assigned: str is not a ListConfig"),
+    ],
+)
+def test_a_wrong_type_is_refused_by_the_schema_in_one_line(tmp_path: Path, args: list[str], expected: str) -> None:
+    """The config's types are facekit.app.schema's: Hydra refuses the value, facekit prints the one line."""
+    (tmp_path / "x.jpg").write_bytes(b"")
+    result = run_facekit("input=x.jpg", *args, f"output={tmp_path / 'out'}", cwd=tmp_path)
+    line = _one_line_error(result)
+    assert line == result.stderr.strip()  # nothing else on stderr
+    assert expected in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_list_key_given_one_word_says_how_lists_are_written(tmp_path: Path) -> None:
+    line = _one_line_error(run_facekit("input=x.jpg", "filter.nrefs=a.jpg", cwd=tmp_path))
+    assert line.endswith("(filter.nrefs is a list: 'filter.nrefs=[a.jpg,b.jpg]')")
 
 
 @pytest.mark.parametrize("detector", ["yunet", "mtcnn"])

@@ -12,12 +12,14 @@ import hydra
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
+from facekit.app.schema import register_schema
 from facekit.errors import ConfigError, FacekitError
 from facekit.plugin.spec import PLUGIN_KINDS
 from facekit.plugin.registry import PluginRegistry, default_registry
 
 _GROUP_CHOICE = re.compile(r"^(?:\+{1,2}|~)?(detector|aligner|identity|runner)=(.*)$")
 _PLUGIN_OPTION = re.compile(r"^\+{0,2}(detector|aligner|identity)\.(\w+)=")
+_LIST_KEYS = ("filter.refs", "filter.nrefs")
 _SIMPLE_NAMES = re.compile(r"^[\w.\-]+(,[\w.\-]+)*$")
 #: A task that writes no files (task=plugins) gets no output folder and no .hydra/ in it.
 _NO_OUTPUT_FOLDER = ["hydra.run.dir=.", "hydra.output_subdir=null"]
@@ -29,6 +31,7 @@ def main() -> None:
     try:
         registry = default_registry()
         check_group_choices(argv, registry)
+        register_schema()
         register_plugin_configs(registry)
         cfg = check_composes(argv, registry)
     except FacekitError as exc:
@@ -45,9 +48,7 @@ def _hydra_entry(cfg: DictConfig) -> None:
 
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
-        task: Callable[[DictConfig, PluginRegistry], None] | None = TASKS.get(cfg.task)
-        if task is None:
-            raise ConfigError(f"task={cfg.task!r}; choose one of: {', '.join(TASKS)}")
+        task: Callable[[DictConfig, PluginRegistry], None] = TASKS[cfg.task]  # the schema's Task names one
         task(cfg, default_registry())
     except FacekitError as exc:
         _fail(exc)
@@ -98,7 +99,7 @@ def check_composes(argv: Sequence[str], registry: PluginRegistry) -> DictConfig 
             cfg = compose(config_name="config", overrides=list(argv))
     except Exception as exc:  # Hydra and OmegaConf raise many types; all mean a bad override
         cause = f"\n{exc.__cause__}" if exc.__cause__ is not None else ""
-        raise ConfigError(one_line(f"{exc}{cause}") + _plugin_option_hint(argv, registry)) from None
+        raise ConfigError(one_line(f"{exc}{cause}") + _plugin_option_hint(argv, registry) + _list_hint(argv)) from None
     if cfg.task == "extract":  # before Hydra creates the output folder or anything loads
         from facekit.app.tasks.settings import check_settings
 
@@ -120,6 +121,15 @@ def _plugin_option_hint(argv: Sequence[str], registry: PluginRegistry) -> str:
         fields = [f.name for f in dataclasses.fields(spec.config_class)] if spec else []
         if key not in fields:
             return f" ({kind} {spec.name} takes: {', '.join(fields) or 'no options'})" if spec else ""
+    return ""
+
+
+def _list_hint(argv: Sequence[str]) -> str:
+    """For a list key given one word (``filter.refs=a.jpg``): how a list is written."""
+    for arg in argv:
+        key, _, value = arg.lstrip("+").partition("=")
+        if key in _LIST_KEYS and not value.startswith("["):
+            return f" ({key} is a list: '{key}=[a.jpg,b.jpg]')"
     return ""
 
 

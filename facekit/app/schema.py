@@ -1,0 +1,107 @@
+"""The typed schema of facekit's top-level config, registered in Hydra's ConfigStore.
+
+These dataclasses give the types only: every value is ``MISSING`` here and comes from the YAML
+files in conf/ (config.yaml, runner/default.yaml), which hold the defaults and the comments a
+user reads. So Hydra itself refuses ``output.size=abc`` or ``runner.mode=fast`` with the key in
+its message, which the CLI prints as one line. Checks of a value that a type cannot express (a
+positive size, a padding below 0.5, ``cache.enabled``) stay in
+``facekit.app.tasks.settings.check_settings``; ``runner.workers`` in
+``facekit.engine.workers.check_workers_setting``, which check_settings calls.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+#: The name config.yaml's defaults list starts with.
+SCHEMA_NAME = "facekit_schema"
+
+
+class Task(StrEnum):
+    """``task=``: the keys of ``facekit.app.tasks.TASKS`` (a test keeps the two equal)."""
+
+    extract = "extract"
+    plugins = "plugins"
+
+
+class RunnerMode(StrEnum):
+    """``runner.mode=``: the modes ``facekit.engine.gpu.plan_passes_for_gpu`` takes (a test
+    keeps them equal to its ``MODES``). A StrEnum, so the value compares and prints as the word."""
+
+    auto = "auto"
+    serial = "serial"
+    parallel = "parallel"
+
+
+@dataclass
+class OutputSchema:
+    dir: str = MISSING
+    size: int = MISSING
+    padding: Optional[float] = MISSING
+    debug: bool = MISSING
+    save_every: int = MISSING
+
+
+@dataclass
+class DefaultPluginsSchema:
+    detector: str = MISSING
+    aligner: str = MISSING
+    identity: str = MISSING
+
+
+@dataclass
+class FilterSchema:
+    refs: List[str] = MISSING
+    nrefs: List[str] = MISSING
+    threshold: Optional[float] = MISSING
+    save_rejected: bool = MISSING
+
+
+@dataclass
+class CacheSchema:
+    #: ``auto``, true or false: no OmegaConf type holds a word and a boolean (an Enum refuses
+    #: the boolean that ``cache.enabled=true`` parses to), so check_settings checks the value.
+    enabled: Any = MISSING
+
+
+@dataclass
+class ModelsSchema:
+    offline: bool = MISSING
+    cache_dir: Optional[str] = MISSING
+
+
+@dataclass
+class RunnerSchema:
+    mode: RunnerMode = MISSING
+    queue_size: int = MISSING
+    queue_mb: int = MISSING
+    gpu_margin_mb: int = MISSING
+    progress: bool = MISSING
+    #: ``auto`` or a whole number: OmegaConf 2.3 has no Union, so check_workers_setting checks it.
+    workers: Any = MISSING
+
+
+@dataclass
+class FacekitSchema:
+    task: Task = MISSING
+    input: Optional[str] = MISSING
+    output: OutputSchema = field(default_factory=OutputSchema)
+    default_plugins: DefaultPluginsSchema = field(default_factory=DefaultPluginsSchema)
+    filter: FilterSchema = field(default_factory=FilterSchema)
+    cache: CacheSchema = field(default_factory=CacheSchema)
+    models: ModelsSchema = field(default_factory=ModelsSchema)
+    runner: RunnerSchema = field(default_factory=RunnerSchema)
+    # Added with +detector=NAME etc.: each plugin's own node (its YAML in conf/, or its config
+    # dataclass through cli.register_plugin_configs); None when the run names none.
+    detector: Optional[Any] = None
+    aligner: Optional[Any] = None
+    identity: Optional[Any] = None
+
+
+def register_schema() -> None:
+    """Puts the schema in Hydra's ConfigStore, where config.yaml's defaults list finds it."""
+    ConfigStore.instance().store(name=SCHEMA_NAME, node=FacekitSchema)
