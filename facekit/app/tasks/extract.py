@@ -99,6 +99,9 @@ def plan_run(cfg: DictConfig, registry: PluginRegistry, held: ExitStack) -> RunP
             stages.load_models()
         else:
             stages.ensure_weights()  # each worker builds its own models from them
+        for warning in plan.gpu_plan.warnings:  # after loading: a plugin's error stays the only line
+            log.warning(warning)
+        log.info(plan.gpu_plan.decision)
         plan.passes = plan_passes(stages, plan.gpu_plan.passes, finish=[finish])
     log.info("%s: %d frame(s); %s; %s", source.path, len(source),
              ", ".join(f"{p.spec.kind} {p.spec.name}" for p in stages.plugins()),
@@ -109,11 +112,7 @@ def plan_run(cfg: DictConfig, registry: PluginRegistry, held: ExitStack) -> RunP
 def _gpu_plan(cfg: DictConfig, stages: FaceStages) -> PassPlan:
     """Which stages share a pass, from the GPU memory each step's plugin reports."""
     needs = [StageNeed(step.name, step.plugin.spec.name, step.plugin.gpu_memory_mb) for step in stages.steps()]
-    gpu_plan = plan_passes_for_gpu(cfg.runner.mode, needs, free_gpu_memory_mb(), cfg.runner.gpu_margin_mb)
-    for warning in gpu_plan.warnings:
-        log.warning(warning)
-    log.info(gpu_plan.decision)
-    return gpu_plan
+    return plan_passes_for_gpu(cfg.runner.mode, needs, free_gpu_memory_mb(), cfg.runner.gpu_margin_mb)
 
 
 def execute(plan: RunPlan, held: ExitStack) -> tuple[RunSummary, int]:
