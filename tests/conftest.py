@@ -1,11 +1,17 @@
 """Shared fixtures: the shared test data folder and a place for the model cache."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+# The test tree mirrors the packages, one folder each; a test may use another folder's helpers
+# (test_s3fd's weight writer, say), so every folder is importable by its modules' plain names.
+sys.path[1:1] = [str(folder) for folder in sorted(Path(__file__).parent.iterdir())
+                 if folder.is_dir() and not folder.name.startswith((".", "_"))]
 SCENES = DATA / "images" / "scenes"
 
 

@@ -261,8 +261,9 @@ def test_load_a_missing_file(tmp_path):
 # --- SIGKILL while the final file is written ---------------------------------------------------
 
 KILLED_WRITER = '''
+import os
 import sys
-sys.path.insert(0, sys.argv[2])
+sys.path[:0] = sys.argv[2].split(os.pathsep)
 from test_alignments import META, write_frames
 from facekit.output.alignments import AlignmentsWriter
 
@@ -283,7 +284,7 @@ def test_sigkill_while_saving_never_leaves_a_truncated_file(tmp_path, delay_ms):
     path = tmp_path / "alignments.json"
     with AlignmentsWriter(path, META) as first:
         write_frames(first, range(10))
-    child = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(path), str(Path(__file__).parent), "10", "6000"],
+    child = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(path), os.pathsep.join([str(Path(__file__).parent), str(Path(__file__).parents[1])]), "10", "6000"],
                              stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout.readline().strip() == "FOLDING"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from conftest import require_data
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _python_blocks(text: str) -> list[str]:

@@ -283,7 +283,7 @@ def test_without_the_joblib_launcher_the_suite_collects_and_its_test_skips(tmp_p
     (tmp_path / "shim" / "sitecustomize.py").write_text(WITHOUT_HYDRA_PLUGINS, encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path / "shim"),
                                                                      os.environ.get("PYTHONPATH")]))}
-    tests = Path(__file__).parent
+    tests = Path(__file__).parents[1]  # the whole test tree
 
     def pytest_run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs",

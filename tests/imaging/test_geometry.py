@@ -10,7 +10,7 @@ import pytest
 from facekit.imaging.geometry import (DEFAULT_PADDING, INNER, MEAN_FACE_68, alignment_matrix, matrix_scale,
                               transform_points, umeyama, warp_face)
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LANDMARKS = ROOT.parent / "shared" / "data" / "landmarks"
 XML_FILES = sorted(LANDMARKS.glob("*_with_face_landmarks.xml"))
 needs_landmarks = pytest.mark.skipif(not XML_FILES, reason=f"landmark data not found under {LANDMARKS}")

@@ -14,7 +14,7 @@ import pytest
 
 pytest.importorskip("facekit_dlib", reason="facekit-dlib is not installed (pip install ./plugins/dlib)")
 
-SOURCE = Path(__file__).resolve().parents[1] / "plugins" / "dlib" / "tests" / "test_facekit_dlib.py"
+SOURCE = Path(__file__).resolve().parents[2] / "plugins" / "dlib" / "tests" / "test_facekit_dlib.py"
 if not SOURCE.is_file():
     pytest.skip(f"facekit-dlib's tests are not at {SOURCE}", allow_module_level=True)
 

@@ -15,7 +15,7 @@ from facekit_plugins import blazeface, facemesh
 from facekit_plugins.facemesh import Roi, crop
 from facekit_plugins.facemesh_68 import GROUPS, IBUG68_FROM_FACEMESH
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 SCENES = DATA / "images" / "scenes"
 LANDMARKS = DATA / "landmarks"
 

@@ -15,7 +15,7 @@ from facekit_plugins import blazeface
 from facekit_plugins.blazeface import (VARIANTS, BlazeFaceConfig, decode, letterbox, ssd_anchors,
                                        weighted_nms)
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 SCENES = DATA / "images" / "scenes"
 PORTRAITS = ["obama.jpg", "obama2.jpg", "obama3.jpg", "obama_small.jpg", "obama-240p.jpg",
              "biden.jpg"]
