@@ -26,7 +26,10 @@ def test_library_example_runs() -> None:
     assert len(printed) == 2, result.stdout  # two_people.jpg: two faces, each with 68 landmarks
 
 
-def test_plugin_example_is_valid_python() -> None:
-    blocks = [b for b in _python_blocks((ROOT / "README.md").read_text()) if "@facekit.hookimpl" in b]
+def test_plugin_examples_are_valid_python_and_import_only_from_facekit_plugin() -> None:
+    blocks = [b for b in _python_blocks((ROOT / "README.md").read_text()) if "from facekit.plugin import" in b]
     assert blocks, "README has no plugin example"
-    compile(blocks[0], "README plugin example", "exec")
+    for block in blocks:
+        compile(block, "README plugin example", "exec")
+        imports = re.findall(r"^(?:from|import) (facekit(?:\.[\w.]+)?)\s", block, flags=re.MULTILINE)
+        assert set(imports) == {"facekit.plugin"}, imports
