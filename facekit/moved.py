@@ -67,7 +67,7 @@ class _MovedFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         where = new if " " not in new else "one of " + ", ".join(new.split())
         warnings.warn(f"{spec.name} moved to {where}; import it from there (the old path goes in the next "
                       "release)" + ("; plugin authors: everything is in facekit.plugin" if _for_plugins(spec.name) else ""),
-                      DeprecationWarning, stacklevel=_caller_level())
+                      DeprecationWarning, stacklevel=2)  # warnings skips importlib's own frames
         return module
 
     def exec_module(self, module: ModuleType) -> None:
@@ -80,14 +80,6 @@ def _for_plugins(old: str) -> bool:
     return old in ("facekit.types", "facekit.hookspecs", "facekit.geometry", "facekit.resize", "facekit.registry")
 
 
-def _caller_level() -> int:
-    """The warning points at the importing line, past importlib's frames."""
-    frame, level = sys._getframe(1), 1
-    while frame is not None and (frame.f_code.co_filename.startswith("<frozen") or frame.f_globals.get("__name__") == __name__):
-        frame, level = frame.f_back, level + 1
-    return level
-
-
 def install() -> None:
     if not any(isinstance(f, _MovedFinder) for f in sys.meta_path):
-        sys.meta_path.append(_MovedFinder())
+        sys.meta_path.insert(0, _MovedFinder())  # first: a moved package's old submodule paths must not load twice
