@@ -5,8 +5,7 @@ files in conf/ (config.yaml, runner/default.yaml), which hold the defaults and t
 user reads. So Hydra itself refuses ``output.size=abc`` or ``runner.mode=fast`` with the key in
 its message, which the CLI prints as one line. Checks of a value that a type cannot express (a
 positive size, a padding below 0.5, ``cache.enabled``) stay in
-``facekit.app.tasks.settings.check_settings``; ``runner.workers`` in
-``facekit.engine.workers.check_workers_setting``, which check_settings calls.
+``facekit.app.tasks.settings.check_settings``, ``runner.workers`` among them.
 """
 from __future__ import annotations
 
@@ -81,7 +80,7 @@ class RunnerSchema:
     queue_mb: int = MISSING
     gpu_margin_mb: int = MISSING
     progress: bool = MISSING
-    #: ``auto`` or a whole number: OmegaConf 2.3 has no Union, so check_workers_setting checks it.
+    #: ``auto`` or a whole number: OmegaConf 2.3 has no Union, so check_settings checks it.
     workers: Any = MISSING
 
 

@@ -36,7 +36,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from facekit.errors import ConfigError, FacekitError, StageError
+from facekit.errors import FacekitError, StageError
 from facekit.media.decoder_output import DecoderOutput
 from facekit.engine.frame_slots import SlotWriter, frame_in, receive_region
 from facekit.media.sources import load_pixels_caught
@@ -536,9 +536,8 @@ def choose_workers(requested: int | str, plugins: Sequence[PluginSpec], mode: st
     ``auto``: one a core, for parallel runs whose plugins all run on the CPU (on a GPU each
     worker would hold its own copy of the models) and whose input has ``FRAMES_PER_WORKER``
     frames for each of at least two workers, so that starting them pays for itself. A number
-    asks for that many (0 or 1: threads); serial runs always stay on threads, since they exist
-    to hold one model at a time."""
-    check_workers_setting(requested)
+    asks for that many (0 or 1: threads; the config's check refused anything else); serial runs
+    always stay on threads, since they exist to hold one model at a time."""
     if requested == "auto":
         if mode != "parallel" or any(p.gpu_memory_mb for p in plugins):
             return None
@@ -546,12 +545,6 @@ def choose_workers(requested: int | str, plugins: Sequence[PluginSpec], mode: st
     else:
         count = requested if mode == "parallel" else 0  # type: ignore[assignment]
     return count if count >= 2 else None
-
-
-def check_workers_setting(requested: object) -> None:
-    """``runner.workers`` is ``auto`` or a whole number of processes, else one line says so."""
-    if requested != "auto" and (not isinstance(requested, int) or isinstance(requested, bool) or requested < 0):
-        raise ConfigError(f"runner.workers={requested!r}; use auto, or a whole number of processes (0: threads)")
 
 
 def usable_cores() -> int:

@@ -95,6 +95,9 @@ def test_help_lists_groups_and_options(tmp_path: Path) -> None:
         (["input=x.jpg", "output.save_every=0"], "output.save_every must be a positive"),
         (["input=x.jpg", "output.padding=0.5"], "output.padding is a fraction"),
         (["input=x.jpg", "runner.workers=x"], "runner.workers='x'; use auto, or a whole number"),
+        (["input=x.jpg", "runner.workers=-1"], "runner.workers=-1; use auto, or a whole number"),
+        (["input=x.jpg", "runner.workers=2.5"], "runner.workers=2.5; use auto, or a whole number"),
+        (["input=x.jpg", "runner.workers=true"], "runner.workers=True; use auto, or a whole number"),
         (["input=x.jpg", "cache.enabled=maybe"], "cache.enabled='maybe'; choose one of: auto, true, false"),
     ],
 )

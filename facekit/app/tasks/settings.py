@@ -8,15 +8,13 @@ from omegaconf import DictConfig
 
 from facekit.errors import ConfigError, FacekitError
 from facekit.media.sources import existing_input
-from facekit.engine.workers import check_workers_setting
 
 
 def check_settings(cfg: DictConfig) -> None:
     """Catch the common mistakes with one line each, before any model loads; the output folder
     is made last, so a run refused here leaves nothing behind. Types are the schema's
     (facekit.app.schema): Hydra refuses ``output.size=abc`` before this runs; what is checked
-    here are the values a type cannot express, each in this one place (``runner.workers`` in
-    facekit.engine.workers, which checks what its own callers pass too)."""
+    here are the values a type cannot express, each in this one place."""
     if not cfg.input:
         raise ConfigError("input is required: facekit input=<image, folder or video> output=<folder>")
     if cfg.output.size <= 0:
@@ -29,7 +27,9 @@ def check_settings(cfg: DictConfig) -> None:
         raise ConfigError(f"runner.queue_size must be a positive whole number, got {cfg.runner.queue_size!r}")
     if cfg.runner.queue_mb <= 0:
         raise ConfigError(f"runner.queue_mb must be a positive whole number of MB, got {cfg.runner.queue_mb!r}")
-    check_workers_setting(cfg.runner.workers)
+    workers = cfg.runner.workers
+    if workers != "auto" and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 0):
+        raise ConfigError(f"runner.workers={workers!r}; use auto, or a whole number of processes (0: threads)")
     if cfg.cache.enabled != "auto" and not isinstance(cfg.cache.enabled, bool):
         raise ConfigError(f"cache.enabled={cfg.cache.enabled!r}; choose one of: auto, true, false")
     check_output_folder(job_output_dir(cfg), existing_input(cfg.input))
