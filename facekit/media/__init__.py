@@ -1,6 +1,11 @@
-"""Input: what a path holds (an image, a folder, a video), its frames decoded and named."""
-from facekit.media.sources import (IMAGE_SUFFIXES, VIDEO_SUFFIXES, FrameSource, decoded_image, existing_input,
-                                   frame_names, load_pixels_caught, open_input, read_image)
+"""Input: what a path holds (an image, a folder, a video), its frames decoded and named.
 
-__all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "FrameSource", "decoded_image", "existing_input", "frame_names",
-           "load_pixels_caught", "open_input", "read_image"]
+``sources`` does the work; its names are here too, where they were before the core was grouped
+by layer (``facekit.media`` was one module)."""
+from facekit.media.sources import (HEIF_SUFFIXES, IMAGE_SUFFIXES, MAX_FAILED_GRABS, VIDEO_SUFFIXES, FrameSource,
+                                   decoded_image, existing_input, frame_names, load_pixels, load_pixels_caught,
+                                   open_input, read_image, utf8_text)
+
+__all__ = ["HEIF_SUFFIXES", "IMAGE_SUFFIXES", "MAX_FAILED_GRABS", "VIDEO_SUFFIXES", "FrameSource", "decoded_image",
+           "existing_input", "frame_names", "load_pixels", "load_pixels_caught", "open_input", "read_image",
+           "utf8_text"]
