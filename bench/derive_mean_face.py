@@ -1,7 +1,7 @@
 """Derive facekit.imaging.geometry.MEAN_FACE_68 from dlib's PASCAL VOC 68-point landmark files.
 
     python bench/derive_mean_face.py            # print the table and how far it is from geometry.py
-    python bench/derive_mean_face.py --write    # replace the table in facekit/geometry.py
+    python bench/derive_mean_face.py --write    # replace the table in facekit/imaging/geometry.py
 
 Generalised Procrustes analysis: every face (and its mirror image, so the mean is left-right
 symmetric) is fitted to the current mean with a similarity on the inner points 17-67, the same
@@ -22,7 +22,7 @@ from facekit.imaging.geometry import INNER, MEAN_FACE_68, transform_points, umey
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "landmarks"
-GEOMETRY = ROOT / "facekit" / "geometry.py"
+GEOMETRY = ROOT / "facekit" / "imaging" / "geometry.py"
 
 # iBUG-300W point i's mirror partner (x -> -x swaps the face's left and right).
 MIRROR_68 = np.array(
@@ -117,7 +117,7 @@ def write_table(mean: np.ndarray, path: Path = GEOMETRY) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("xml", nargs="*", type=Path, help="dlib imglab XML files with 68 parts per box")
-    parser.add_argument("--write", action="store_true", help="rewrite the table in facekit/geometry.py")
+    parser.add_argument("--write", action="store_true", help="rewrite the table in facekit/imaging/geometry.py")
     args = parser.parse_args(argv)
     paths = args.xml or sorted(DATA.glob("*_with_face_landmarks.xml"))
     mean = derive(paths)
