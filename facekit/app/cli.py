@@ -12,6 +12,7 @@ import hydra
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
+from facekit.app.overrides import quote_overrides
 from facekit.app.schema import register_schema
 from facekit.errors import ConfigError, FacekitError
 from facekit.plugin.spec import PLUGIN_KINDS
@@ -27,10 +28,12 @@ _NO_OUTPUT_FOLDER = ["hydra.run.dir=.", "hydra.output_subdir=null"]
 
 def main() -> None:
     """Console entry point."""
-    argv = [_expand_output_shorthand(a) for a in sys.argv[1:]]
+    argv = sys.argv[1:]
     try:
         registry = default_registry()
         check_group_choices(argv, registry)
+        # input=fötos, output=出力: values Hydra reads only quoted are quoted, as the user typed them
+        argv = [_expand_output_shorthand(a) for a in quote_overrides(argv)]
         register_schema()
         register_plugin_configs(registry)
         cfg = check_composes(argv, registry)

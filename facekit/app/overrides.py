@@ -1,0 +1,171 @@
+"""Overrides as people type them: a ``key=value`` whose value Hydra's override grammar refuses
+(``input=fötos``, ``output=出力``, ``input=Photos (2024)``, ``input=Tom & Jerry``) has that value
+quoted for Hydra, each comma-separated element and each list item on its own, so a sweep stays a
+sweep and a list a list. What Hydra parses already is never touched (sweeps, ``${...}``, ``null``,
+numbers, bools keep their meaning); what still cannot be parsed is one line that says how to quote."""
+from __future__ import annotations
+
+import re
+import shlex
+from functools import lru_cache
+from typing import TYPE_CHECKING, Sequence
+
+from facekit.errors import ConfigError
+
+if TYPE_CHECKING:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+_OVERRIDE = re.compile(r"^(~|\+\+?)?([^=]*)=(.*)$", re.DOTALL)
+#: Hydra's flags that take the next argument as their value (a config dir, a package name).
+_FLAGS_WITH_VALUE = frozenset({"-c", "--cfg", "-p", "--package", "-cp", "--config-path", "-cn", "--config-name",
+                               "-cd", "--config-dir", "--experimental-rerun"})
+_FUNCTION_CALL = re.compile(r"^([A-Za-z_]\w*)\s*\((.*)\)$", re.DOTALL)
+_NAMED_ARGUMENT = re.compile(r"^\s*([A-Za-z_]\w*)\s*=(.*)$", re.DOTALL)
+#: What a backslash escapes in an unquoted value (Hydra's lexer, ESC); elsewhere it is itself.
+_ESCAPABLE = "\\()[]{}:=, \t"
+_OPEN = {"[": "]", "(": ")", "{": "}"}
+
+
+def quote_overrides(argv: Sequence[str]) -> list[str]:
+    """``argv`` with every override Hydra would refuse rewritten so that it reads it as typed.
+    Flags, and the values of Hydra's flags that take one, pass through. Raises ConfigError."""
+    rewritten: list[str] = []
+    flag_value = False
+    for arg in argv:
+        if flag_value or arg.startswith("-"):
+            flag_value = not flag_value and arg in _FLAGS_WITH_VALUE
+            rewritten.append(arg)
+        else:
+            rewritten.append(quote_override(arg))
+    return rewritten
+
+
+def quote_override(arg: str) -> str:
+    """One ``key=value`` argument, its value quoted where Hydra cannot read it unquoted."""
+    match = _OVERRIDE.match(arg)
+    if match is None or _parses(arg):
+        return arg  # no value to quote (``~key``, a stray word): Hydra's own message applies
+    prefix, key, value = (match.group(1) or ""), match.group(2), match.group(3)
+    if not _parses(f"{prefix}{key}=x"):
+        raise ConfigError(f"cannot read the override '{arg}': '{key}' is not a config key "
+                          f"(facekit --help lists them)")
+    quoted = f"{prefix}{key}=" + ",".join(_quote_element(element) for element in _split(value))
+    if not _parses(quoted):
+        example = shell_quoted(f"{prefix}{key}={hydra_quoted(value.strip())}")
+        raise ConfigError(f"cannot read the override '{arg}': quote the value, e.g. {example}")
+    return quoted
+
+
+def hydra_quoted(text: str) -> str:
+    """``text`` as a Hydra quoted value that reads back as exactly ``text``: in single quotes
+    unless it holds one and no double quote; a backslash is doubled only where it precedes the
+    quote character or the closing quote (Hydra unescapes nothing else in quotes)."""
+    quote = '"' if "'" in text and '"' not in text else "'"
+    escaped = re.sub(rf"(\\*)({quote}|\Z)",
+                     lambda m: m.group(1) * 2 + ("\\" + quote if m.group(2) else ""), text)
+    return f"{quote}{escaped}{quote}"
+
+
+def shell_quoted(override: str) -> str:
+    """An override the way it is typed in a POSIX shell so that its quotes reach facekit."""
+    if not re.search(r"[\"$`\\!]", override):
+        return f'"{override}"'
+    return shlex.quote(override)
+
+
+def _quote_element(element: str) -> str:
+    """One element of a value (a sweep's item, a list's item, a function's argument), quoted
+    unless Hydra reads it as it is; lists and Hydra's functions are quoted item by item."""
+    text = _strip(element)
+    if not text or _parses("k=" + text):
+        return text
+    if text[0] == "[" and text[-1] == "]":
+        return "[" + ",".join(_quote_element(item) for item in _split(text[1:-1])) + "]"
+    call = _FUNCTION_CALL.match(text)
+    if call is not None and call.group(1) in _function_names():
+        arguments = [_quote_argument(argument) for argument in _split(call.group(2))]
+        rewritten = f"{call.group(1)}({','.join(arguments)})"
+        if _parses("k=" + rewritten):
+            return rewritten  # else it is a name with parentheses: quoted below
+    if text[0] in "[{" or (len(text) > 1 and text[0] in "'\"" and text[-1] == text[0]):
+        return text  # a list, a dict or a quoted value gone wrong: the user's to fix
+    return hydra_quoted(_unescape(text))
+
+
+def _quote_argument(argument: str) -> str:
+    named = _NAMED_ARGUMENT.match(argument)
+    return f"{named.group(1)}={_quote_element(named.group(2))}" if named else _quote_element(argument)
+
+
+def _split(value: str) -> list[str]:
+    """``value`` cut at the commas Hydra separates elements at: not inside brackets, braces,
+    parentheses, an interpolation or a quoted element, and not escaped (``\\,``)."""
+    parts: list[str] = []
+    closers: list[str] = []
+    start = i = 0
+    while i < len(value):
+        char = value[i]
+        if char == "\\":
+            i += 2
+            continue
+        if value.startswith("${", i):
+            end = value.find("}", i)
+            i = len(value) if end < 0 else end + 1
+            continue
+        if char in "'\"" and not value[start:i].strip() and not closers:
+            end = value.find(char, i + 1)  # a quoted element, if it is closed before a comma
+            if end > 0 and not value[end + 1:].split(",", 1)[0].strip():
+                i = end + 1
+                continue
+        if char in _OPEN:
+            closers.append(_OPEN[char])
+        elif closers and char == closers[-1]:
+            closers.pop()
+        elif char == "," and not closers:
+            parts.append(value[start:i])
+            start = i + 1
+        i += 1
+    parts.append(value[start:])
+    return parts
+
+
+def _strip(element: str) -> str:
+    """Hydra drops the blanks around an unquoted value, but not an escaped one (``\\ ``)."""
+    return re.sub(r"(?<!\\)[ \t]+\Z", "", element.lstrip(" \t"))
+
+
+def _unescape(text: str) -> str:
+    """What Hydra makes of an unquoted value: ``\\,`` is ``,`` (and so on for ``_ESCAPABLE``),
+    ``${...}`` stays as typed, every other character is itself."""
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        if text.startswith("${", i) and (end := text.find("}", i)) > 0:
+            out.append(text[i:end + 1])
+            i = end + 1
+        elif text[i] == "\\" and i + 1 < len(text) and text[i + 1] in _ESCAPABLE:
+            out.append(text[i + 1])
+            i += 2
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
+def _parses(override: str) -> bool:
+    try:
+        _parser().parse_override(override)
+    except Exception:  # Hydra's parse errors, and anything its visitor lets through, mean "no"
+        return False
+    return True
+
+
+@lru_cache(maxsize=1)
+def _parser() -> OverridesParser:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return OverridesParser.create()
+
+
+def _function_names() -> frozenset[str]:
+    return frozenset(_parser().functions.functions)
