@@ -184,3 +184,12 @@ def test_a_gpu_identity_plugin_gets_a_pass_of_its_own_when_it_does_not_fit_besid
     assert tight["gpu"]["passes"] == [["detect"], ["align"], ["embed"]]
     assert "vggface2 2980 MB" in tight["gpu"]["decision"]
     assert roomy["faces"] == tight["faces"] == 2
+
+
+def test_the_decision_is_one_line_on_stderr_when_it_is_not_a_terminal(tmp_path: Path, sized_env, photo: Path) -> None:
+    """Piped to a file or CI, a log record is one line that can be searched, not wrapped at 80 columns."""
+    result = run_facekit("+detector=s3fd-sized", "+aligner=fan-sized", f"input={photo}", f"output={tmp_path / 'out'}",
+                         "runner.progress=false", cwd=tmp_path, env={**sized_env, FAKE_FREE_ENV: "6000"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    line = "INFO     serial: s3fd-sized 4928 MB + fan-sized 3008 MB + margin 1024 MB > 6000 MB free; passes: detect | align"
+    assert line in result.stderr.splitlines(), result.stderr
