@@ -85,6 +85,16 @@ class RunnerSchema:
 
 
 @dataclass
+class SampleSchema:
+    every_n: int = MISSING
+    fps: Optional[float] = MISSING
+    #: seconds (12.5) or ``HH:MM:SS[.mmm]``: a string here (OmegaConf turns 12.5 into "12.5"),
+    #: read by check_settings (facekit.media.sampling.parse_time)
+    start: Optional[str] = MISSING
+    end: Optional[str] = MISSING
+
+
+@dataclass
 class FacekitSchema:
     task: Task = MISSING
     input: Optional[str] = MISSING
@@ -94,6 +104,7 @@ class FacekitSchema:
     cache: CacheSchema = field(default_factory=CacheSchema)
     models: ModelsSchema = field(default_factory=ModelsSchema)
     runner: RunnerSchema = field(default_factory=RunnerSchema)
+    sample: SampleSchema = field(default_factory=SampleSchema)
     # Added with +detector=NAME etc.: each plugin's own node (its YAML in conf/, or its config
     # dataclass through cli.register_plugin_configs); None when the run names none.
     detector: Optional[Any] = None

@@ -15,6 +15,7 @@ from facekit.media.decoder_output import DecoderOutput
 from facekit.errors import FacekitError
 from facekit.media.float_tiff import display_bgr, is_float_tiff
 from facekit.media.heif import SUFFIXES as HEIF_SUFFIXES, decoded_avif, decoded_heif, is_avif, is_heif
+from facekit.media.sampling import FramePicker, Sampling, stream_times_ms
 from facekit.records import Frame
 
 log = logging.getLogger(__name__)
@@ -39,9 +40,20 @@ class FrameSource:
     _warned: set[str] = field(default_factory=set, repr=False)
     #: Set while image files decode here on threads with fd 2 free to catch (see facekit.media.decoder_output)
     decoder_output: DecoderOutput | None = field(default=None, repr=False)
+    #: Which of a video's frames are read (facekit.media.sampling); images ignore it
+    sampling: Sampling = field(default_factory=Sampling)
+    video_fps: float = 0.0  # the header's frame rate (0: none given)
+    _times_ms: list[float] | None = field(default=None, repr=False)  # sample.fps: the stream's timestamps
 
     def __len__(self) -> int:
-        return self.frame_count
+        """The frames a read gives: for a sampled video, as many as the sampling keeps (from
+        the header, so about that many; exact for ``sample.fps``)."""
+        picker = self._picker()
+        if picker is None:
+            return self.frame_count
+        if picker.expected is not None:
+            return picker.expected
+        return self.sampling.expected(self.frame_count, self.video_fps)
 
     def frames(self, skip: frozenset[str] | set[str] = frozenset(), decode: bool = True) -> Iterator[Frame]:
         """Decoded frames in order; frames named in ``skip`` are passed over without decoding
@@ -87,14 +99,20 @@ class FrameSource:
 
         A file cut short fails a grab at the cut and then still gives the frames its decoder
         held: failed grabs with no frame missing. The last frame's timestamp tells that apart
-        from a stretch passed over (``_frames_missing``), so a truncated file is reported as one."""
+        from a stretch passed over (``_frames_missing``), so a truncated file is reported as one.
+
+        A sampled video (``self.sampling``) is numbered the same way: frames it leaves out are
+        grabbed but never retrieved (converted to BGR), and reading stops at the first frame at
+        or past ``sample.end``."""
         import cv2
 
         capture = _video_capture(self.path)
         stem, source = utf8_text(self.path.stem), utf8_text(self.path)
         fps = capture.get(cv2.CAP_PROP_FPS)
-        number = failed = damaged = 0
+        picker = self._picker()
+        number = failed = damaged = kept = 0
         last_ms = 0.0
+        ended = False  # at sample.end, before the video's own end
         try:
             while failed < MAX_FAILED_GRABS:
                 if not capture.grab():
@@ -104,9 +122,13 @@ class FrameSource:
                     damaged, failed = damaged + 1, 0
                 number += 1
                 last_ms = capture.get(cv2.CAP_PROP_POS_MSEC)
+                if picker is not None and picker.past_end(last_ms):
+                    ended = True
+                    break
                 name = f"{stem}_{number:06d}"
-                if name in skip:
+                if name in skip or (picker is not None and not picker.keep(number, last_ms)):
                     continue
+                kept += 1
                 ok, image = capture.retrieve()
                 if ok and image is not None:
                     yield Frame(name=name, source=source, index=number, image=image)
@@ -116,13 +138,28 @@ class FrameSource:
             capture.release()
         if number == 0:
             self._skip(self.path, "the video holds no decodable frame")
-        elif damaged and _frames_missing(number, last_ms, fps) != 0:
+            return
+        if picker is not None and kept == 0 and not skip:
+            self._warn_once(f"{self.path}: none of the {number} frame(s) read matches the sampling "
+                            f"({self.sampling.describe()})")
+        if damaged and _frames_missing(number, last_ms, fps) != 0:
             of = f" of {self.frame_count}" if self.frame_count else ""  # some containers give no count
             self._warn_once(f"{self.path}: {damaged} damaged stretch(es) passed over; decoded {number}{of} "
                             "frames, numbered in decoding order")
-        elif number < self.frame_count:
+        elif number < self.frame_count and not ended:
             self._warn_once(f"{self.path} ended after {number} of {self.frame_count} frames: the file is "
                             "truncated or damaged")
+
+    def _picker(self) -> FramePicker | None:
+        """A fresh picker for one read of a sampled video; None when every frame is read. The
+        stream's timestamps (``sample.fps``) are scanned once, at the first read."""
+        if self.kind != "video" or not self.sampling.active:
+            return None
+        if self.sampling.fps is not None and self._times_ms is None:
+            self._times_ms, stopped = stream_times_ms(self.path, self.sampling.end)
+            if stopped:
+                self._warn_once(f"{self.path}: {stopped}; sample.fps keeps no frame after that")
+        return self.sampling.picker(self._times_ms)
 
     def _skip(self, what: str | Path, why: str) -> None:
         what = utf8_text(what)
@@ -272,8 +309,9 @@ def existing_input(path: str | Path) -> Path:
     return source
 
 
-def open_input(path: str | Path, exclude: Path | None = None) -> FrameSource:
-    """The input as a frame source; ``exclude`` (the output folder) is never read back as input."""
+def open_input(path: str | Path, exclude: Path | None = None, sampling: Sampling | None = None) -> FrameSource:
+    """The input as a frame source; ``exclude`` (the output folder) is never read back as input.
+    ``sampling`` chooses a video's frames; an image or a folder of them ignores it."""
     source = existing_input(path)
     if source.is_dir():
         listing = _listing(source, exclude)
@@ -290,7 +328,8 @@ def open_input(path: str | Path, exclude: Path | None = None) -> FrameSource:
         return folder
     suffix = source.suffix.lower()
     if suffix in VIDEO_SUFFIXES:
-        return FrameSource(source, "video", [source], _video_frame_count(source))
+        count, fps = _video_header(source)
+        return FrameSource(source, "video", [source], count, sampling=sampling or Sampling(), video_fps=fps)
     if suffix in IMAGE_SUFFIXES:
         return FrameSource(source, "image", [source], 1)
     raise FacekitError(
@@ -370,13 +409,14 @@ def _video_capture(path: Path) -> Any:
     return capture
 
 
-def _video_frame_count(path: Path) -> int:
+def _video_header(path: Path) -> tuple[int, float]:
+    """The frame count and frame rate the video's header gives (0 where it gives none)."""
     import cv2
 
     capture = _video_capture(path)
     try:
         if not capture.isOpened():
             raise FacekitError(f"input {str(path)!r} cannot be opened as a video (truncated, damaged, or a codec OpenCV lacks)")
-        return max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT)))
+        return max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT))), max(0.0, float(capture.get(cv2.CAP_PROP_FPS)))
     finally:
         capture.release()

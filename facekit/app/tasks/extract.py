@@ -27,7 +27,7 @@ from facekit.plugin.spec import PluginKind
 from facekit.app.references import reference_embeddings
 from facekit.plugin.registry import PluginRegistry
 from facekit.engine.runner import Pass, Runner, RunSummary, per_record, plan_passes
-from facekit.app.tasks.settings import cache_is_on, check_settings, filter_is_set, job_output_dir
+from facekit.app.tasks.settings import cache_is_on, check_settings, filter_is_set, job_output_dir, sampling
 from facekit.engine.threads import Stage
 from facekit.records import FrameRecord
 from facekit.engine.workers import WorkerPlan, choose_workers
@@ -72,7 +72,10 @@ def plan_run(cfg: DictConfig, registry: PluginRegistry, held: ExitStack) -> RunP
     the analysis cache's replay, when it holds this input). Models load here, so a missing
     weights file fails before the output folder is touched."""
     output = job_output_dir(cfg)
-    source = open_input(cfg.input, exclude=output)
+    chosen = sampling(cfg)
+    source = open_input(cfg.input, exclude=output, sampling=chosen)
+    if source.kind != "video" and chosen.active:
+        log.info("sample.* chooses a video's frames; %s is not a video, so every image is read", source.path)
     cache_root = Path(cfg.models.cache_dir).expanduser() if cfg.models.cache_dir else default_cache_dir()
     store = ModelStore(registry.models, cache_dir=cache_root, offline=bool(cfg.models.offline))
     stages = FaceStages(
@@ -83,7 +86,10 @@ def plan_run(cfg: DictConfig, registry: PluginRegistry, held: ExitStack) -> RunP
     fingerprint = [p.fingerprint() for p in stages.plugins()]
     cache = None
     if cache_is_on(cfg):
-        cache = held.enter_context(AnalysisCache(cache_root / "analysis", content_key(source.files, fingerprint)).locked())
+        # a sampled run's entry holds only its frames: it has a key of its own (an unsampled run's key is as before)
+        sampled = [] if source.sampling.fingerprint() is None else [{"sample": source.sampling.fingerprint()}]
+        cache = held.enter_context(AnalysisCache(cache_root / "analysis",
+                                                 content_key(source.files, fingerprint + sampled)).locked())
     face_filter = _identity_filter(cfg, stages, ReferenceCache(cache_root / "analysis") if cache else None, fingerprint)
     writer = FaceWriter(output, debug=bool(cfg.output.debug), save_rejected=bool(cfg.filter.save_rejected))
     finish = per_record("encode", _Finisher(stages, face_filter, writer))
@@ -103,7 +109,8 @@ def plan_run(cfg: DictConfig, registry: PluginRegistry, held: ExitStack) -> RunP
             log.warning(warning)
         log.info(plan.gpu_plan.decision)
         plan.passes = plan_passes(stages, plan.gpu_plan.passes, finish=[finish])
-    log.info("%s: %d frame(s); %s; %s", source.path, len(source),
+    log.info("%s: %d frame(s)%s; %s; %s", source.path, len(source),
+             f" ({source.sampling.describe()})" if source.sampling.active else "",
              ", ".join(f"{p.spec.kind} {p.spec.name}" for p in stages.plugins()),
              f"{plan.mode} passes" + (f" in {plan.workers} worker processes" if plan.workers else ""))
     return plan
@@ -120,7 +127,8 @@ def execute(plan: RunPlan, held: ExitStack) -> tuple[RunSummary, int]:
     summary and how many faces the filter rejected."""
     cfg, output = plan.cfg, plan.output
     held.enter_context(_exclusive(output))
-    alignments = held.enter_context(AlignmentsWriter(output / ALIGNMENTS_FILE, _meta(cfg, plan.stages, plan.face_filter),
+    alignments = held.enter_context(AlignmentsWriter(output / ALIGNMENTS_FILE,
+                                                     _meta(cfg, plan.stages, plan.face_filter, plan.source),
                                                      sync_every=cfg.output.save_every))
     done = frozenset(alignments.done_frames())
     if done:
@@ -220,8 +228,11 @@ def _load(cfg: DictConfig, registry: PluginRegistry, store: ModelStore, kind: Pl
     return load_plugin(registry, store, kind, options.pop("name"), options)
 
 
-def _meta(cfg: DictConfig, stages: FaceStages, face_filter: IdentityFilter | None) -> dict[str, Any]:
-    """What produced the file. ``fingerprint`` holds what must match for a rerun to resume."""
+def _meta(cfg: DictConfig, stages: FaceStages, face_filter: IdentityFilter | None,
+          source: FrameSource) -> dict[str, Any]:
+    """What produced the file. ``fingerprint`` holds what must match for a rerun to resume: a
+    sampled video's sampling too (frames of two samplings mixed would be neither), added only
+    when set, so an unsampled run resumes the files written before sampling existed."""
     padding = geometry.DEFAULT_PADDING if cfg.output.padding is None else float(cfg.output.padding)
     plugins = {p.spec.kind: {"name": p.spec.name, "config": p.fingerprint()["config"]} for p in stages.plugins()}
     meta: dict[str, Any] = {
@@ -234,6 +245,8 @@ def _meta(cfg: DictConfig, stages: FaceStages, face_filter: IdentityFilter | Non
                           "threshold": face_filter.threshold, "metric": face_filter.metric}
     meta["fingerprint"] = {"input": str(Path(cfg.input).resolve()), "plugins": plugins,
                            "size": cfg.output.size, "padding": padding, "filter": meta.get("filter")}
+    if (sample := source.sampling.fingerprint()) is not None:
+        meta["sample"] = meta["fingerprint"]["sample"] = sample
     return meta
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from facekit.errors import ConfigError, FacekitError
+from facekit.media.sampling import Sampling, parse_time
 from facekit.media.sources import existing_input
 
 
@@ -32,7 +33,32 @@ def check_settings(cfg: DictConfig) -> None:
         raise ConfigError(f"runner.workers={workers!r}; use auto, or a whole number of processes (0: threads)")
     if cfg.cache.enabled != "auto" and not isinstance(cfg.cache.enabled, bool):
         raise ConfigError(f"cache.enabled={cfg.cache.enabled!r}; choose one of: auto, true, false")
+    sampling(cfg)
     check_output_folder(job_output_dir(cfg), existing_input(cfg.input))
+
+
+def sampling(cfg: DictConfig) -> Sampling:
+    """The ``sample`` node, checked, one line for each mistake. ``every_n`` and ``fps`` are
+    refused together: each says how densely to sample, one in frames and one in time."""
+    node = cfg.sample
+    if node.every_n < 1:
+        raise ConfigError(f"sample.every_n must be a whole number of frames, 1 or more (1: every frame), "
+                          f"got {node.every_n!r}")
+    if node.fps is not None and not node.fps > 0:
+        raise ConfigError(f"sample.fps must be a positive number of frames a second, got {node.fps!r}")
+    if node.fps is not None and node.every_n != 1:
+        raise ConfigError(f"sample.every_n={node.every_n} and sample.fps={node.fps:g} both say how densely to "
+                          "sample; set one of them")
+    times = {}
+    for key in ("start", "end"):
+        try:
+            times[key] = parse_time(node[key])
+        except ValueError as exc:
+            raise ConfigError(f"sample.{key}: {exc}; give seconds (12.5) or HH:MM:SS[.mmm]") from None
+    start, end = times["start"], times["end"]
+    if start is not None and end is not None and not start < end:
+        raise ConfigError(f"sample.start ({start:g} s) must come before sample.end ({end:g} s)")
+    return Sampling(every_n=int(node.every_n), fps=None if node.fps is None else float(node.fps), start=start, end=end)
 
 
 def check_output_folder(output: Path, source: Path) -> None:
