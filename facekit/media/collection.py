@@ -1,0 +1,310 @@
+"""A collection: a tree (or a list) of sources, each read and written on its own.
+
+Every video is a source, and the images directly inside one folder together form a source. The
+tree is walked lazily (``os.scandir``, one folder at a time, a generator), so the first source
+runs while a large tree is still being listed. What cannot be read (an unreadable subfolder, a
+symlink loop, a listed path that is missing) comes out as a ``Source`` with ``failed`` set: the
+caller names it, records it and goes on, since one bad folder must not end a run over thousands.
+
+Each source's output folder mirrors its place in the tree (the rule is in the README,
+"Collections"): images of folder ``a/b`` go to ``OUT/a/b/``, video ``a/b/clip.mp4`` to
+``OUT/a/b/clip/``, or ``OUT/a/b/clip.mp4/`` where ``clip`` is taken in that folder (another
+entry of that name or stem, or ``debug`` / ``rejected``, which hold a source's own extras).
+"""
+from __future__ import annotations
+
+import errno
+import os
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path, PurePosixPath
+from typing import Iterator, Sequence
+
+from facekit.media.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, utf8_text
+
+#: Names a source's own output folder uses for its extras (face files' debug frames, rejected faces):
+#: a child source of that name is written under another name so the two never mix.
+RESERVED = frozenset({"debug", "rejected"})
+LIST_PREFIX = "@"
+
+
+@dataclass(frozen=True)
+class Source:
+    """One source of a collection: ``rel`` names it (its path relative to the collection's root,
+    POSIX separators; ``.`` for the root folder's own images), ``output`` is its folder relative
+    to the output folder. ``failed`` says why it cannot be read, when it cannot."""
+
+    path: Path
+    kind: str  # "video" | "folder"
+    rel: str
+    output: str
+    failed: str | None = None
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which sources a walk yields: ``collection.recursive``, ``include`` and ``exclude``."""
+
+    recursive: bool = True
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+    def wants(self, rel: str, folder: bool = False) -> bool:
+        """Whether a source at ``rel`` is kept. A folder source also matches as ``rel/`` (so
+        ``**/trailers/**`` leaves out the images of ``x/trailers`` as well as what lies below)."""
+        names = [rel, rel + "/"] if folder else [rel]
+        if any(_matches(p, n) for p in self.exclude for n in names):
+            return False
+        return not self.include or any(_matches(p, n) for p in self.include for n in names)
+
+    def prunes(self, rel: str) -> bool:
+        """A folder whose whole subtree is excluded is not even listed."""
+        return any(_matches(p, rel + "/") for p in self.exclude)
+
+
+def is_list(input_value: str) -> bool:
+    return str(input_value).startswith(LIST_PREFIX)
+
+
+def is_collection(root: Path, selection: Selection, exclude: Path | None = None) -> bool:
+    """True when ``root`` is a list (``@list.txt``) or a folder that holds a video, or (when
+    recursive) a subfolder with a video or an image at any depth; a flat folder of images (and
+    a single file) stays a single source, read exactly as before collections existed."""
+    if is_list(str(root)):
+        return True
+    if not root.is_dir():
+        return False
+    excluded = _resolved(exclude)
+    for folder_depth, entry in _entries_breadth_first(root, excluded, selection.recursive):
+        suffix = Path(entry.name).suffix.lower()
+        if _is_file(entry) and suffix in VIDEO_SUFFIXES:
+            return True
+        if folder_depth > 0 and _is_file(entry) and suffix in IMAGE_SUFFIXES:
+            return True
+    return False
+
+
+def walk(root: Path, selection: Selection, exclude: Path | None = None) -> Iterator[Source]:
+    """The sources of the tree at ``root``, depth first, each folder's entries in name order:
+    the folder's own images, its videos, then its subfolders. ``exclude`` (the output folder)
+    is never entered."""
+    excluded = _resolved(exclude)
+    yield from _walk_folder(root, "", "", selection, excluded, ancestors=frozenset())
+
+
+def read_list(list_file: Path, selection: Selection) -> Iterator[Source]:
+    """The sources a list file names, one path a line (blank lines and ``#`` comments left out;
+    relative paths are relative to the list file's folder): a video, or a folder whose images
+    form a source. A path that is missing or neither is a failed source. Each output folder is
+    the path relative to the list's folder (absolute ones: their last part), made unique."""
+    base = list_file.parent
+    used: set[str] = set()
+    try:
+        lines = list_file.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        yield Source(list_file, "folder", utf8_text(list_file), ".", failed=f"the list cannot be read ({reason})")
+        return
+    for line in lines:
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        path = Path(text).expanduser()
+        path = path if path.is_absolute() else base / path
+        try:
+            rel = path.relative_to(base).as_posix()
+        except ValueError:
+            rel = path.name
+        video = path.suffix.lower() in VIDEO_SUFFIXES
+        if not selection.wants(rel, folder=not video):
+            continue
+        stem = rel[: -len(path.suffix)] if video and path.suffix else rel
+        output = _unique(stem if stem not in used else rel, used)
+        if not path.exists():
+            why = "a broken link" if path.is_symlink() else "does not exist"
+            yield Source(path, "video" if video else "folder", text, output, failed=why)
+        elif path.is_dir():
+            yield Source(path, "folder", text, output)
+        elif video and path.is_file():
+            yield Source(path, "video", text, output)
+        else:
+            yield Source(path, "folder", text, output, failed="neither a video nor a folder of images")
+
+
+def _unique(name: str, used: set[str]) -> str:
+    unique, number = name, 1
+    while unique in used:
+        number += 1
+        unique = f"{name}~{number}"
+    used.add(unique)
+    return unique
+
+
+def _walk_folder(folder: Path, rel: str, out: str, selection: Selection, excluded: Path | None,
+                 ancestors: frozenset[tuple[int, int]]) -> Iterator[Source]:
+    here = rel or "."
+    try:
+        status = folder.stat()
+        identity = (status.st_dev, status.st_ino)
+        if identity in ancestors:
+            yield Source(folder, "folder", here, out or ".", failed="a symlink loop (a link back to a folder above it)")
+            return
+        with os.scandir(folder) as listing:
+            entries = sorted(listing, key=lambda e: e.name)
+    except OSError as exc:
+        yield Source(folder, "folder", here, out or ".", failed=_os_reason(exc, "cannot be listed"))
+        return
+    images, videos, subfolders, broken = [], [], [], []
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        suffix = Path(entry.name).suffix.lower()
+        try:
+            is_dir = entry.is_dir()
+            is_file = entry.is_file()
+        except OSError:
+            is_dir = is_file = False
+        if is_dir:
+            if excluded is None or Path(entry.path).resolve() != excluded:
+                subfolders.append(entry)
+        elif is_file and suffix in IMAGE_SUFFIXES:
+            images.append(entry)
+        elif is_file and suffix in VIDEO_SUFFIXES:
+            videos.append(entry)
+        elif entry.is_symlink() and _loops(entry.path):
+            broken.append(entry)
+    taken = {e.name for e in entries} | {Path(e.name).stem for e in videos}
+    if images and selection.wants(here, folder=True):
+        yield Source(folder, "folder", here, out or ".")
+    for entry in videos:
+        entry_rel = f"{rel}/{entry.name}" if rel else entry.name
+        stem = Path(entry.name).stem
+        clash = stem in RESERVED or any(other is not entry and stem in (other.name, Path(other.name).stem)
+                                        for other in (*videos, *subfolders))
+        name = entry.name if clash else stem
+        if selection.wants(entry_rel):
+            yield Source(Path(entry.path), "video", entry_rel, f"{out}/{name}" if out else name)
+    for entry in broken:
+        entry_rel = f"{rel}/{entry.name}" if rel else entry.name
+        yield Source(Path(entry.path), "folder", entry_rel, f"{out}/{entry.name}" if out else entry.name,
+                     failed="a symlink loop (the link resolves to itself)")
+    if not selection.recursive:
+        return
+    for entry in subfolders:
+        entry_rel = f"{rel}/{entry.name}" if rel else entry.name
+        if selection.prunes(entry_rel):
+            continue
+        name = f"{entry.name}.folder" if entry.name in RESERVED and entry.name in taken else entry.name
+        yield from _walk_folder(Path(entry.path), entry_rel, f"{out}/{name}" if out else name, selection,
+                                excluded, ancestors | {identity})
+
+
+def _entries_breadth_first(root: Path, excluded: Path | None, recursive: bool) -> Iterator[tuple[int, os.DirEntry]]:
+    """Every entry below ``root`` (hidden ones and the output folder left out), a folder at a
+    time, nearest first: the test for "is this a collection" stops at the first media file."""
+    queue: list[tuple[int, Path]] = [(0, root)]
+    seen: set[tuple[int, int]] = set()
+    while queue:
+        depth, folder = queue.pop(0)
+        try:
+            status = folder.stat()
+            if (status.st_dev, status.st_ino) in seen:
+                continue
+            seen.add((status.st_dev, status.st_ino))
+            with os.scandir(folder) as listing:
+                entries = sorted(listing, key=lambda e: e.name)
+        except OSError:
+            if depth > 0:  # an unreadable subfolder: the walk names it, so this is a collection
+                yield depth, _FakeEntry()
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            yield depth, entry
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                continue
+            if is_dir and recursive and (excluded is None or Path(entry.path).resolve() != excluded):
+                queue.append((depth + 1, Path(entry.path)))
+
+
+class _FakeEntry:
+    """Stands for an unreadable subfolder in ``_entries_breadth_first``: a video by its name."""
+
+    name = "unreadable.mp4"
+
+    def is_file(self) -> bool:
+        return True
+
+
+def _is_file(entry: os.DirEntry | _FakeEntry) -> bool:
+    try:
+        return entry.is_file()
+    except OSError:
+        return False
+
+
+def _loops(path: str) -> bool:
+    try:
+        os.stat(path)
+    except OSError as exc:
+        return exc.errno == errno.ELOOP
+    return False
+
+
+def _os_reason(exc: OSError, what: str) -> str:
+    if exc.errno == errno.ELOOP:
+        return "a symlink loop"
+    return f"{what} ({exc.strerror or exc})"
+
+
+def _resolved(path: Path | None) -> Path | None:
+    return path.resolve() if path is not None else None
+
+
+def _matches(pattern: str, rel: str) -> bool:
+    return _compiled(pattern).fullmatch(rel) is not None
+
+
+@lru_cache(maxsize=256)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    """A glob on POSIX relative paths: ``*`` and ``?`` stay within one folder name, ``**`` spans
+    folders (``**/`` also matches no folder at all), ``[...]`` as in fnmatch."""
+    out, i = [], 0
+    pattern = str(PurePosixPath(pattern)) if pattern not in ("", ".") else pattern
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        elif pattern[i] == "[" and (end := pattern.find("]", i + 1)) > i + 1:
+            body = pattern[i + 1:end]
+            out.append("[" + ("^" + body[1:] if body.startswith("!") else body).replace("\\", "\\\\") + "]")
+            i = end + 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return re.compile("".join(out))
+
+
+def sources_of(root: Path, selection: Selection, exclude: Path | None = None) -> Iterator[Source]:
+    """The sources of a collection input: a list file (``@list.txt``) or a tree."""
+    text = str(root)
+    if is_list(text):
+        yield from read_list(Path(text[len(LIST_PREFIX):]).expanduser(), selection)
+    else:
+        yield from walk(root, selection, exclude)
+
+
+__all__: Sequence[str] = ["LIST_PREFIX", "RESERVED", "Selection", "Source", "is_collection", "is_list",
+                          "read_list", "sources_of", "walk"]

@@ -1,0 +1,124 @@
+"""The walk over a collection (facekit.media.collection): which sources a tree or a list holds,
+where each one's output goes, and how unreadable parts are named instead of ending the walk."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from facekit.media.collection import Selection, Source, is_collection, read_list, sources_of, walk
+
+
+def _touch(root: Path, *names: str) -> None:
+    for name in names:
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+
+
+def _found(sources: list[Source]) -> dict[str, tuple[str, str, str | None]]:
+    return {s.rel: (s.kind, s.output, s.failed) for s in sources}
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    root = tmp_path / "tree"
+    _touch(root, "top.jpg", "intro.mp4", "show/s01/e01.mp4", "show/s01/e01.mkv", "show/s01/e01/still.png",
+           "show/trailers/t1.mp4", "people/p01/a.jpg", "people/p01/b.jpg", "people/empty/notes.txt",
+           ".hidden/x.mp4", "debug.mp4", "debug/frame.jpg")
+    return root
+
+
+def test_every_video_is_a_source_and_each_folders_images_form_one(tree: Path) -> None:
+    assert _found(list(walk(tree, Selection()))) == {
+        ".": ("folder", ".", None),
+        "debug.mp4": ("video", "debug.mp4", None),
+        "intro.mp4": ("video", "intro", None),
+        "debug": ("folder", "debug.folder", None),
+        "people/p01": ("folder", "people/p01", None),
+        "show/s01/e01.mkv": ("video", "show/s01/e01.mkv", None),
+        "show/s01/e01.mp4": ("video", "show/s01/e01.mp4", None),
+        "show/s01/e01": ("folder", "show/s01/e01", None),
+        "show/trailers/t1.mp4": ("video", "show/trailers/t1", None),
+    }
+
+
+def test_a_folders_images_come_first_then_its_videos_then_its_subfolders(tree: Path) -> None:
+    assert [s.rel for s in walk(tree, Selection())][:4] == [".", "debug.mp4", "intro.mp4", "debug"]
+
+
+def test_not_recursive_reads_the_top_folder_only_videos_included(tree: Path) -> None:
+    assert [s.rel for s in walk(tree, Selection(recursive=False))] == [".", "debug.mp4", "intro.mp4"]
+
+
+def test_exclude_globs_leave_out_a_subtree_and_include_globs_keep_only_matches(tree: Path) -> None:
+    excluded = {s.rel for s in walk(tree, Selection(exclude=("**/trailers/**", "debug*")))}
+    assert "show/trailers/t1.mp4" not in excluded and "debug.mp4" not in excluded and "debug" not in excluded
+    assert "show/s01/e01.mp4" in excluded
+    assert {s.rel for s in walk(tree, Selection(include=("**/*.mp4",)))} == {
+        "debug.mp4", "intro.mp4", "show/s01/e01.mp4", "show/trailers/t1.mp4"}
+    assert {s.rel for s in walk(tree, Selection(include=("people/**",)))} == {"people/p01"}
+    assert {s.rel for s in walk(tree, Selection(include=("show/s0?/*.mkv",)))} == {"show/s01/e01.mkv"}
+
+
+def test_a_flat_folder_of_images_and_a_single_file_are_not_collections(tmp_path: Path) -> None:
+    _touch(tmp_path / "flat", "a.jpg", "b.png", "notes.txt")
+    (tmp_path / "flat" / "empty").mkdir()
+    assert not is_collection(tmp_path / "flat", Selection())
+    assert not is_collection(tmp_path / "flat" / "a.jpg", Selection())
+    _touch(tmp_path / "flat", "sub/c.jpg")
+    assert is_collection(tmp_path / "flat", Selection())
+    assert not is_collection(tmp_path / "flat", Selection(recursive=False))
+    _touch(tmp_path / "flat", "clip.mp4")
+    assert is_collection(tmp_path / "flat", Selection(recursive=False))
+
+
+def test_the_output_folder_inside_the_tree_is_never_read(tree: Path) -> None:
+    _touch(tree, "out/old.mp4", "out/x/face.png")
+    assert not {s.rel for s in walk(tree, Selection(), exclude=tree / "out")} & {"out/old.mp4", "out/x"}
+
+
+def test_a_symlink_loop_is_a_failed_source_and_the_walk_goes_on(tree: Path) -> None:
+    (tree / "people" / "p01" / "back").symlink_to(tree / "people")
+    (tree / "self").symlink_to(tree / "self")
+    found = _found(list(walk(tree, Selection())))
+    assert "symlink loop" in found["people/p01/back"][2]
+    assert "symlink loop" in found["self"][2]
+    assert found["show/s01/e01.mp4"][2] is None
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a folder whatever its permissions")
+def test_an_unreadable_subfolder_is_a_failed_source_and_the_walk_goes_on(tree: Path) -> None:
+    locked = tree / "people" / "p01"
+    locked.chmod(0)
+    try:
+        found = _found(list(walk(tree, Selection())))
+    finally:
+        locked.chmod(0o755)
+    assert found["people/p01"][0] == "folder" and "cannot be listed (Permission denied)" in found["people/p01"][2]
+    assert found["show/trailers/t1.mp4"][2] is None
+
+
+def test_a_list_names_sources_relative_to_itself_and_a_missing_one_fails(tree: Path) -> None:
+    listing = tree / "list.txt"
+    listing.write_text("# my sources\nintro.mp4\n\nshow/s01/e01.mp4\nshow/s01/e01.mkv\npeople/p01\ngone.mp4\n"
+                       f"{tree / 'top.jpg'}\n", encoding="utf-8")
+    found = _found(list(read_list(listing, Selection())))
+    assert found == {
+        "intro.mp4": ("video", "intro", None),
+        "show/s01/e01.mp4": ("video", "show/s01/e01", None),
+        "show/s01/e01.mkv": ("video", "show/s01/e01.mkv", None),
+        "people/p01": ("folder", "people/p01", None),
+        "gone.mp4": ("video", "gone", "does not exist"),
+        str(tree / "top.jpg"): ("folder", "top.jpg", "neither a video nor a folder of images"),
+    }
+    assert [s.rel for s in sources_of(Path(f"@{listing}"), Selection(exclude=("**/*.mkv",)))][:3] == [
+        "intro.mp4", "show/s01/e01.mp4", "people/p01"]
+
+
+def test_the_walk_is_lazy(tree: Path) -> None:
+    sources = walk(tree, Selection())
+    assert next(sources).rel == "."  # the root's images, before any subfolder is listed
+    (tree / "show" / "s01").rename(tree / "show" / "s02")  # show/ is listed only now
+    assert "show/s02/e01.mp4" in {s.rel for s in sources}
