@@ -11,6 +11,9 @@ PIXEL_DECIMALS = 2
 SCORE_DECIMALS = 4
 #: Identity vectors are unit length; 5 decimals keep distances exact to about 1e-5.
 EMBEDDING_DECIMALS = 5
+#: Per-face measures (degrees, pixels, Laplacian variance) are stored to 0.01; misalignment is
+#: in units of the mean face's square, so it keeps 4 decimals (SCORE_DECIMALS).
+MEASURE_DECIMALS = 2
 
 
 @dataclass
@@ -34,6 +37,16 @@ class Detection:
         return self.box[3] - self.box[1]
 
 
+@dataclass(frozen=True)
+class Pose:
+    """Head pose in degrees (see ``facekit.imaging.measures.head_pose`` for the signs): yaw > 0
+    the face turns to its own left, pitch > 0 it looks up, roll > 0 it tips clockwise."""
+
+    yaw: float
+    pitch: float
+    roll: float
+
+
 @dataclass
 class Face:
     """One face as it moves through align, normalise, embed, filter and write."""
@@ -48,6 +61,11 @@ class Face:
     keep: bool = True
     reason: str | None = None  # why the filter rejected it
     distance: float | None = None  # the number the filter's threshold was applied to
+    # measures, computed once (FaceStages.normalise) and stored; the quality filter reads them
+    pose: Pose | None = None
+    face_px: float | None = None  # side of the fitted mean-face square, source pixels
+    misalignment: float | None = None  # mean distance of the aligned inner points from the mean face
+    sharpness: float | None = None  # variance of the Laplacian of a 128 px grey aligned crop
 
 
 @dataclass

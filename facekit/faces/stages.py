@@ -1,6 +1,7 @@
-"""The per-frame work, and the one place that states its order: detect -> align (and normalise)
--> embed, then judge -> crop. Every path takes its steps from here: CLI passes on threads or in
-worker processes, the analysis cache's replay, reference photos and ``Extractor``."""
+"""The per-frame work, and the one place that states its order: detect -> align (normalise and
+measure) -> embed, then judge (identity, then quality) -> crop. Every path takes its steps from
+here: CLI passes on threads or in worker processes, the analysis cache's replay, reference photos
+and ``Extractor``."""
 from __future__ import annotations
 
 import logging
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 import numpy as np
 
 from facekit.errors import StageError
+from facekit.faces.quality import measure
 from facekit.imaging import geometry
 from facekit.plugin.loading import LoadedPlugin
 from facekit.plugin.spec import PluginSpec
@@ -19,6 +21,7 @@ from facekit.records import EMBEDDING_DECIMALS, PIXEL_DECIMALS, Face, FrameRecor
 
 if TYPE_CHECKING:
     from facekit.faces.identity import IdentityFilter
+    from facekit.faces.quality import QualityFilter
 
 decisions = logging.getLogger("facekit.decisions")  # goes to facekit.log only (conf/hydra/job_logging)
 
@@ -97,12 +100,15 @@ class FaceStages:
         self.normalise(record)
 
     def finish(self, record: FrameRecord, face_filter: IdentityFilter | None = None,
-               wanted: Callable[[Face], bool] | None = None) -> None:
-        """After the model stages: judge each face (when filtering), then crop the faces that
-        ``wanted`` picks (all by default). Judging first spares the crops of rejected faces
-        nobody will see."""
+               wanted: Callable[[Face], bool] | None = None, quality: QualityFilter | None = None) -> None:
+        """After the model stages: judge each face (the identity filter, then the quality
+        filter, when set), then crop the faces that ``wanted`` picks (all by default). Judging
+        first spares the crops of rejected faces nobody will see; the measures the quality
+        filter reads need no crop (``normalise`` made them)."""
         if face_filter is not None:
             judge(record, face_filter)
+        if quality is not None:
+            quality.judge(record)
         self.crop(record, [face for face in record.faces if wanted is None or wanted(face)])
 
     def load_models(self) -> None:
@@ -134,9 +140,13 @@ class FaceStages:
         self.normalise(record)
 
     def normalise(self, record: FrameRecord) -> None:
-        """Adds the alignment matrix (Umeyama to the mean face); ``crop`` applies it."""
+        """Adds the alignment matrix (Umeyama to the mean face; ``crop`` applies it) and the
+        measures the quality filter reads (pose, face_px, misalignment, sharpness), once: a
+        face restored from the cache keeps its stored ones. Sharpness has its own small crop,
+        so faces that get no file need no full-size one."""
         for face in record.faces:
             face.matrix = geometry.alignment_matrix(face.landmarks, self.size, padding=self.padding)
+            measure(face, record.frame.image, record.width, record.height)
 
     def crop(self, record: FrameRecord, faces: Sequence[Face] | None = None) -> None:
         """Adds the aligned crop to ``faces`` (all by default). Kept apart from ``normalise`` so

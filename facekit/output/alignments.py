@@ -5,7 +5,10 @@ Layout::
     {"format": "facekit-alignments", "version": 1, "meta": {...},
      "frames": {name: {"source", "index", "width", "height",
                        "faces": [{"box", "score", "points5", "landmarks", "crop", "crop_sha256",
-                                  optional "embedding", "keep", "reason", "distance"}]}}}
+                                  "pose": {"yaw", "pitch", "roll"}, "face_px", "misalignment",
+                                  "sharpness", optional "embedding", "keep", "reason", "distance"}]}}}
+
+The measures (``facekit.imaging.measures``) are absent from files written before they existed.
 
 Rewriting that JSON every N frames costs O(frames²) over a long video, so ``AlignmentsWriter``
 appends each finished frame to a JSON Lines journal (``<file>.journal``) and folds journal and
@@ -14,6 +17,7 @@ any earlier file into the JSON once, atomically, at ``close``. A rerun reads bot
 from __future__ import annotations
 
 import json
+import math
 import os
 import secrets
 from os import PathLike
@@ -23,12 +27,14 @@ from typing import Any, BinaryIO, Iterator, TextIO
 import numpy as np
 
 from facekit.errors import FacekitError, OutputError
-from facekit.records import EMBEDDING_DECIMALS, PIXEL_DECIMALS, SCORE_DECIMALS, Detection, Face, Frame, FrameRecord
+from facekit.records import (EMBEDDING_DECIMALS, MEASURE_DECIMALS, PIXEL_DECIMALS, SCORE_DECIMALS, Detection, Face,
+                             Frame, FrameRecord, Pose)
 
 ALIGNMENTS_FILE = "alignments.json"  # in each output folder
 FORMAT = "facekit-alignments"
 VERSION = 1
 JOURNAL_SUFFIX = ".journal"
+POSE_KEYS = ("yaw", "pitch", "roll")
 
 
 # --- records <-> JSON ------------------------------------------------------------------------
@@ -49,6 +55,12 @@ def face_to_dict(face: Face) -> dict[str, Any]:
         "crop": face.crop_file,
         "crop_sha256": face.crop_sha256,
     }
+    if face.pose is not None:
+        entry["pose"] = {key: _measure(getattr(face.pose, key)) for key in POSE_KEYS}
+    for key, decimals in (("face_px", MEASURE_DECIMALS), ("misalignment", SCORE_DECIMALS),
+                          ("sharpness", MEASURE_DECIMALS)):
+        if getattr(face, key) is not None:
+            entry[key] = _measure(getattr(face, key), decimals)
     if face.embedding is not None:
         entry["embedding"] = rounded(face.embedding, EMBEDDING_DECIMALS)
     if face.distance is not None:
@@ -63,13 +75,26 @@ def face_from_dict(entry: dict[str, Any]) -> Face:
     points5, landmarks = entry.get("points5"), entry.get("landmarks")
     detection = Detection(box=tuple(float(v) for v in entry["box"]), score=float(entry["score"]),
                           points5=None if points5 is None else np.asarray(points5, dtype=np.float32))
-    embedding, distance = entry.get("embedding"), entry.get("distance")
+    embedding, distance, pose = entry.get("embedding"), entry.get("distance"), entry.get("pose")
     return Face(detection=detection,
                 landmarks=None if landmarks is None else np.asarray(landmarks, dtype=np.float32),
                 crop_file=entry.get("crop"), crop_sha256=entry.get("crop_sha256"),
                 embedding=None if embedding is None else np.asarray(embedding, dtype=np.float32),
                 keep=bool(entry.get("keep", True)), reason=entry.get("reason"),
-                distance=None if distance is None else float(distance))
+                distance=None if distance is None else float(distance),
+                pose=None if pose is None else Pose(*(_read_measure(pose[key], math.nan) for key in POSE_KEYS)),
+                face_px=_read_measure(entry.get("face_px")), misalignment=_read_measure(entry.get("misalignment")),
+                sharpness=_read_measure(entry.get("sharpness")))
+
+
+def _measure(value: float, decimals: int = MEASURE_DECIMALS) -> float | None:
+    """A measure as JSON holds it: rounded, and null for NaN (a pose solve that failed)."""
+    value = float(value)
+    return round(value, decimals) if np.isfinite(value) else None
+
+
+def _read_measure(value: Any, missing: float | None = None) -> float | None:
+    return missing if value is None else float(value)
 
 
 def record_to_dict(record: FrameRecord) -> dict[str, Any]:

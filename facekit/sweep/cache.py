@@ -1,4 +1,4 @@
-"""Detections, landmarks and embeddings kept per input, so a sweep computes them once.
+"""Detections, landmarks, embeddings and per-face measures kept per input, so a sweep computes them once.
 
 A sweep over ``filter.threshold`` (or ``output.size``) changes nothing the models compute, so the
 first job stores its analysis and the others restore it instead of running any model. The key
@@ -101,7 +101,8 @@ class _EntryWriter:
 
 
 def restore_faces(entry: dict[str, Any]) -> list[Face]:
-    """Faces from a cached entry: detection, landmarks and embedding, nothing a job decided."""
+    """Faces from a cached entry: detection, landmarks, embedding and the measures (pose,
+    face_px, misalignment, sharpness, so a replay computes none), nothing a job decided."""
     return [face_from_dict(face) for face in entry["faces"]]
 
 

@@ -1,0 +1,128 @@
+"""The quality filter: keep or reject a face by its measures (size, pose, sharpness, fit), and
+keep only the largest faces of a frame.
+
+The measures are computed once per face (``measure``, from ``FaceStages.normalise``) and stored
+in the alignments file and the analysis cache, so a sweep over these thresholds runs no model.
+A face that fails is kept in the alignments file with ``keep: false`` and a ``reason`` that
+names the measure, its value and the limit ("yaw 52.3 > 40"), exactly as the identity filter's
+rejects are. Every limit is off (None) unless set; pose limits apply to absolute angles.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, fields
+from typing import Any, Mapping
+
+import numpy as np
+
+from facekit.errors import ConfigError
+from facekit.imaging import measures
+from facekit.records import MEASURE_DECIMALS, SCORE_DECIMALS, Face, FrameRecord, Pose
+
+decisions = logging.getLogger("facekit.decisions")
+
+#: The words a quality reason starts with, one per limit; the run summary counts rejects by them.
+MEASURES = ("face_px", "yaw", "pitch", "roll", "sharpness", "misalignment", "max_faces")
+
+
+def measure(face: Face, image: np.ndarray | None, width: int, height: int) -> None:
+    """Fills the measures ``face`` lacks (a face restored from the cache has them already),
+    rounded as they are stored, so a fresh run and a cached replay judge the same numbers.
+    Sharpness needs the frame's pixels and is left unset without them."""
+    if face.landmarks is None:
+        return
+    if face.pose is None:
+        yaw, pitch, roll = (round(v, MEASURE_DECIMALS) for v in measures.head_pose(face.landmarks, width, height))
+        face.pose = Pose(yaw, pitch, roll)
+    if face.face_px is None:
+        face.face_px = round(measures.face_px(face.landmarks), MEASURE_DECIMALS)
+    if face.misalignment is None:
+        face.misalignment = round(measures.misalignment(face.landmarks), SCORE_DECIMALS)
+    if face.sharpness is None and image is not None:
+        face.sharpness = round(measures.sharpness(image, face.landmarks), MEASURE_DECIMALS)
+
+
+@dataclass(frozen=True)
+class QualityFilter:
+    """The ``quality`` node's limits; None turns a limit off."""
+
+    min_face_px: float | None = None
+    max_yaw: float | None = None
+    max_pitch: float | None = None
+    max_roll: float | None = None
+    min_sharpness: float | None = None
+    max_misalignment: float | None = None
+    max_faces: int | None = None
+
+    def __post_init__(self) -> None:
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ConfigError(f"quality.{item.name} must be a number >= 0 (or null: off), got {value!r}")
+        if self.max_faces is not None and (int(self.max_faces) != self.max_faces or self.max_faces < 1):
+            raise ConfigError(f"quality.max_faces must be a whole number of faces, 1 or more, got {self.max_faces!r}")
+
+    @classmethod
+    def from_config(cls, node: Mapping[str, Any] | None) -> QualityFilter | None:
+        """The filter for a ``quality`` node, or None when every limit is off."""
+        limits = {item.name: node.get(item.name) for item in fields(cls)} if node else {}
+        if all(value is None for value in limits.values()):
+            return None
+        return cls(**limits)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The limits that are set (the alignments file's meta and fingerprint)."""
+        return {item.name: getattr(self, item.name) for item in fields(self) if getattr(self, item.name) is not None}
+
+    def decide(self, face: Face) -> str | None:
+        """The reason ``face`` fails, or None when it passes every limit (max_faces aside)."""
+        pose = face.pose
+        checks = [("face_px", face.face_px, self.min_face_px, False),
+                  ("yaw", None if pose is None else abs(pose.yaw), self.max_yaw, True),
+                  ("pitch", None if pose is None else abs(pose.pitch), self.max_pitch, True),
+                  ("roll", None if pose is None else abs(pose.roll), self.max_roll, True),
+                  ("sharpness", face.sharpness, self.min_sharpness, False),
+                  ("misalignment", face.misalignment, self.max_misalignment, True)]
+        for name, value, limit, is_max in checks:
+            if limit is None or value is None or not math.isfinite(value):
+                continue
+            if is_max and value > limit:
+                return f"{name} {_number(value, name)} > {limit:g}"
+            if not is_max and value < limit:
+                return f"{name} {_number(value, name)} < {limit:g}"
+        return None
+
+    def judge(self, record: FrameRecord) -> None:
+        """Rejects the faces that fail a limit, then all but the ``max_faces`` largest of those
+        still kept (by ``face_px``). A face the identity filter already rejected keeps its reason."""
+        for index, face in enumerate(record.faces):
+            if face.keep and (reason := self.decide(face)) is not None:
+                _reject(record, index, reason)
+        if self.max_faces is not None:
+            kept = [i for i, face in enumerate(record.faces) if face.keep]
+            by_size = sorted(kept, key=lambda i: -(record.faces[i].face_px or 0.0))
+            for rank, index in enumerate(by_size[self.max_faces:], start=self.max_faces + 1):
+                size = _number(record.faces[index].face_px or 0.0, "face_px")
+                _reject(record, index, f"max_faces {self.max_faces}: face_px {size} is the {_ordinal(rank)} largest")
+
+
+def reason_kind(reason: str | None) -> str:
+    """What a rejection is counted under: the quality measure it names, else ``identity``."""
+    word = (reason or "").split(" ", 1)[0]
+    return word if word in MEASURES else "identity"
+
+
+def _reject(record: FrameRecord, index: int, reason: str) -> None:
+    face = record.faces[index]
+    face.keep, face.reason = False, reason
+    decisions.info("rejected %s face %d: %s", record.frame.name, index, reason)
+
+
+def _number(value: float, name: str) -> str:
+    return f"{value:.4f}" if name == "misalignment" else f"{value:.1f}"
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"

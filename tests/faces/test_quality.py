@@ -1,0 +1,170 @@
+"""Per-face measures (pose, size, fit, sharpness) and the quality filter that reads them."""
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import pytest
+
+import facekit
+from conftest import require_data
+from facekit.errors import ConfigError
+from facekit.faces.quality import QualityFilter, reason_kind
+from facekit.imaging import measures
+from facekit.imaging.geometry import MEAN_FACE_68
+from facekit.output.alignments import face_from_dict, face_to_dict
+from facekit.records import Detection, Face, Frame, FrameRecord, Pose
+
+
+@pytest.fixture(scope="module")
+def extractor() -> facekit.Extractor:
+    return facekit.Extractor(detector="yunet", aligner="facemesh")
+
+
+def _read(name: str) -> np.ndarray:
+    """A photo of the shared scenes (the test skips without the shared data)."""
+    return cv2.imread(str(require_data() / "images" / "scenes" / name))
+
+
+def _only_face(extractor: facekit.Extractor, image: np.ndarray) -> Face:
+    faces = extractor.extract(image)
+    assert len(faces) == 1
+    return faces[0]
+
+
+def _projected(rotation_vector: list[float]) -> tuple[np.ndarray, int, int]:
+    """68 landmarks whose six pose points are the 3D model turned by ``rotation_vector`` and
+    seen by the camera head_pose assumes (focal = the longer side, centre = the frame's)."""
+    size = 1000
+    rotation = cv2.Rodrigues(np.radians(np.asarray(rotation_vector, dtype=np.float64)))[0]
+    points = measures.POSE_MODEL @ rotation.T + [0.0, 0.0, 3000.0]
+    camera = np.array([[size, 0, size / 2], [0, size, size / 2], [0, 0, 1]], dtype=np.float64)
+    seen = points @ camera.T
+    landmarks = np.zeros((68, 2))
+    landmarks[measures.POSE_POINTS] = seen[:, :2] / seen[:, 2:]
+    return landmarks, size, size
+
+
+@pytest.mark.parametrize("turn, expected", [
+    ([0, -30, 0], (30, 0, 0)),   # the nose to the image's right: the face turns to its own left
+    ([0, 30, 0], (-30, 0, 0)),
+    ([-20, 0, 0], (0, 20, 0)),   # the nose up: looks up
+    ([0, 0, 15], (0, 0, 15)),    # clockwise in the image
+])
+def test_head_pose_signs_follow_the_documented_convention(turn: list[float], expected: tuple) -> None:
+    landmarks, width, height = _projected(turn)
+    assert measures.head_pose(landmarks, width, height) == pytest.approx(expected, abs=0.5)
+
+
+def test_a_frontal_face_has_small_yaw_and_a_turned_one_does_not(extractor: facekit.Extractor) -> None:
+    frontal = _only_face(extractor, _read("obama.jpg"))
+    turned = _only_face(extractor, _read("obama2.jpg"))  # looks to the image's left: his own right
+    assert abs(frontal.pose.yaw) < 8
+    assert turned.pose.yaw < -15
+
+
+def test_a_mirrored_face_flips_yaw_and_roll_and_keeps_pitch(extractor: facekit.Extractor) -> None:
+    image = _read("obama2.jpg")
+    face = _only_face(extractor, image)
+    mirrored = _only_face(extractor, np.ascontiguousarray(image[:, ::-1]))
+    assert np.sign(mirrored.pose.yaw) == -np.sign(face.pose.yaw)
+    assert mirrored.pose.yaw == pytest.approx(-face.pose.yaw, abs=6)
+    assert mirrored.pose.pitch == pytest.approx(face.pose.pitch, abs=3)
+    assert mirrored.pose.roll == pytest.approx(-face.pose.roll, abs=4)
+
+
+def test_sharpness_is_lower_on_a_blurred_copy(extractor: facekit.Extractor) -> None:
+    image = _read("obama.jpg")
+    sharp = _only_face(extractor, image)
+    blurred = _only_face(extractor, cv2.GaussianBlur(image, (0, 0), 4))
+    assert blurred.sharpness < 0.5 * sharp.sharpness
+
+
+def test_sharpness_and_the_other_measures_do_not_depend_on_output_size() -> None:
+    image = _read("obama.jpg")
+    small = _only_face(facekit.Extractor(size=128), image)
+    large = _only_face(facekit.Extractor(size=512), image)
+    assert large.crop.shape[0] == 4 * small.crop.shape[0]
+    assert large.sharpness == pytest.approx(small.sharpness, rel=0.02)
+    assert (large.face_px, large.misalignment, large.pose) == (small.face_px, small.misalignment, small.pose)
+
+
+def test_face_px_follows_the_face_in_source_pixels(extractor: facekit.Extractor) -> None:
+    image = _read("obama.jpg")
+    face = _only_face(extractor, image)
+    half = _only_face(extractor, cv2.resize(image, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA))
+    assert half.face_px == pytest.approx(face.face_px / 2, rel=0.05)
+    x1, y1, x2, y2 = face.detection.box
+    assert 0.6 < face.face_px / max(x2 - x1, y2 - y1) < 1.6
+
+
+def test_misalignment_is_zero_for_the_mean_face_and_grows_with_distortion() -> None:
+    mean = MEAN_FACE_68 * 300 + 50
+    assert measures.misalignment(mean) == pytest.approx(0.0, abs=1e-9)
+    assert measures.face_px(mean) == pytest.approx(300.0)
+    stretched = mean * [1.0, 1.4]
+    assert measures.misalignment(stretched) > 0.03
+
+
+def _face(face_px: float = 200.0, yaw: float = 0.0, pitch: float = 0.0, roll: float = 0.0,
+          sharpness: float = 500.0, misalignment: float = 0.02) -> Face:
+    return Face(detection=Detection(box=(0, 0, face_px, face_px), score=0.9), pose=Pose(yaw, pitch, roll),
+                face_px=face_px, sharpness=sharpness, misalignment=misalignment)
+
+
+def _record(*faces: Face) -> FrameRecord:
+    return FrameRecord(frame=Frame(name="f", source="f.jpg", index=0), faces=list(faces))
+
+
+@pytest.mark.parametrize("limits, face, reason", [
+    ({"min_face_px": 100}, _face(face_px=68.59), "face_px 68.6 < 100"),
+    ({"max_yaw": 40}, _face(yaw=-52.31), "yaw 52.3 > 40"),
+    ({"max_pitch": 20}, _face(pitch=25), "pitch 25.0 > 20"),
+    ({"max_roll": 10}, _face(roll=-12), "roll 12.0 > 10"),
+    ({"min_sharpness": 100}, _face(sharpness=42.5), "sharpness 42.5 < 100"),
+    ({"max_misalignment": 0.04}, _face(misalignment=0.0611), "misalignment 0.0611 > 0.04"),
+])
+def test_a_face_past_a_limit_is_rejected_with_the_measure_and_its_value(limits: dict, face: Face, reason: str) -> None:
+    record = _record(face, _face())
+    QualityFilter(**limits).judge(record)
+    assert (face.keep, face.reason) == (False, reason)
+    assert reason_kind(face.reason) == reason.split()[0]
+    assert record.faces[1].keep and record.faces[1].reason is None
+
+
+def test_max_faces_keeps_the_largest_faces_of_a_frame() -> None:
+    record = _record(_face(face_px=100), _face(face_px=300), _face(face_px=50), _face(face_px=200))
+    QualityFilter(max_faces=2).judge(record)
+    assert [face.keep for face in record.faces] == [False, True, False, True]
+    assert record.faces[0].reason == "max_faces 2: face_px 100.0 is the 3rd largest"
+    assert reason_kind(record.faces[2].reason) == "max_faces"
+
+
+def test_faces_already_rejected_keep_their_reason_and_leave_room_for_others() -> None:
+    rejected = _face(face_px=400)
+    rejected.keep, rejected.reason = False, "mean distance to refs 0.700 > threshold 0.400"
+    record = _record(rejected, _face(face_px=100), _face(face_px=90))
+    QualityFilter(max_faces=1, max_yaw=10).judge(record)
+    assert rejected.reason.startswith("mean distance") and reason_kind(rejected.reason) == "identity"
+    assert [face.keep for face in record.faces] == [False, True, False]
+
+
+def test_quality_limits_are_off_unless_set_and_must_be_sensible() -> None:
+    assert QualityFilter.from_config({"max_yaw": None, "max_faces": None}) is None
+    assert QualityFilter.from_config({"max_yaw": 30}).as_dict() == {"max_yaw": 30}
+    with pytest.raises(ConfigError, match="quality.max_yaw"):
+        QualityFilter(max_yaw=-1)
+    with pytest.raises(ConfigError, match="quality.max_faces"):
+        QualityFilter(max_faces=0)
+
+
+def test_measures_survive_the_alignments_file_and_a_failed_pose_is_null() -> None:
+    face = _face(yaw=12.345, face_px=123.456, sharpness=7.891, misalignment=0.023456)
+    entry = face_to_dict(face)
+    assert entry["pose"] == {"yaw": 12.35, "pitch": 0.0, "roll": 0.0}
+    assert (entry["face_px"], entry["sharpness"], entry["misalignment"]) == (123.46, 7.89, 0.0235)
+    back = face_from_dict(entry)
+    assert back.pose == Pose(12.35, 0.0, 0.0) and back.face_px == 123.46
+    unsolved = face_to_dict(_face(yaw=math.nan))
+    assert unsolved["pose"]["yaw"] is None and math.isnan(face_from_dict(unsolved).pose.yaw)
