@@ -12,7 +12,7 @@ from facekit.plugin.hookspecs import hookimpl
 moved.install()  # old import paths (facekit.types, facekit.hookspecs, ...) work for one more release
 
 __version__ = "0.2.0"
-__all__ = ["Extractor", "hookimpl", "__version__"]
+__all__ = ["Extractor", "collection", "hookimpl", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
@@ -21,4 +21,8 @@ def __getattr__(name: str) -> Any:
         from facekit.faces.extractor import Extractor
 
         return Extractor
+    if name == "collection":  # every frame of a tree of videos and photo folders, with its source
+        from facekit.media.collection import collection
+
+        return collection
     raise AttributeError(f"module 'facekit' has no attribute {name!r}")

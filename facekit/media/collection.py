@@ -14,14 +14,20 @@ entry of that name or stem, or ``debug`` / ``rejected``, which hold a source's o
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
-from facekit.media.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, utf8_text
+from facekit.errors import FacekitError
+from facekit.media.sampling import Sampling
+from facekit.media.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, open_input, utf8_text
+from facekit.records import Frame
+
+log = logging.getLogger(__name__)
 
 #: Names a source's own output folder uses for its extras (face files' debug frames, rejected faces):
 #: a child source of that name is written under another name so the two never mix.
@@ -306,5 +312,32 @@ def sources_of(root: Path, selection: Selection, exclude: Path | None = None) ->
         yield from walk(root, selection, exclude)
 
 
-__all__: Sequence[str] = ["LIST_PREFIX", "RESERVED", "Selection", "Source", "is_collection", "is_list",
+def collection(path: str | Path, sample: Sampling | Mapping[str, Any] | None = None, recursive: bool = True,
+               include: Sequence[str] = (), exclude: Sequence[str] = ()) -> Iterator[tuple[Source, Frame]]:
+    """Every frame of a collection (a tree, ``@list.txt``, or a single file or flat folder, which
+    is one source), lazily, as ``(source, frame)``: ``frame.name`` / ``frame.index`` are its name
+    and number in its source, ``frame.image`` its BGR pixels. ``sample`` (a ``Sampling`` or its
+    fields: ``{"every_n": 10}``) chooses each video's frames. A source that cannot be read is
+    named in a warning and passed over, as the CLI does."""
+    sampling = sample if isinstance(sample, Sampling) or sample is None else Sampling(**dict(sample))
+    selection = Selection(recursive, tuple(include), tuple(exclude))
+    root = Path(path).expanduser() if not is_list(str(path)) else Path(str(path))
+    if is_collection(root, selection):
+        sources: Iterator[Source] = sources_of(root, selection)
+    else:
+        sources = iter([Source(root, "video" if root.suffix.lower() in VIDEO_SUFFIXES else "folder", ".", ".")])
+    for source in sources:
+        if source.failed is not None:
+            log.warning("source %s failed: %s", source.rel, source.failed)
+            continue
+        try:
+            frames = open_input(source.path, sampling=sampling)
+        except FacekitError as exc:
+            log.warning("source %s failed: %s", source.rel, exc)
+            continue
+        for frame in frames.frames():
+            yield source, frame
+
+
+__all__: Sequence[str] = ["collection", "LIST_PREFIX", "RESERVED", "Selection", "Source", "is_collection", "is_list",
                           "read_list", "sources_of", "walk"]

@@ -122,3 +122,19 @@ def test_the_walk_is_lazy(tree: Path) -> None:
     assert next(sources).rel == "."  # the root's images, before any subfolder is listed
     (tree / "show" / "s01").rename(tree / "show" / "s02")  # show/ is listed only now
     assert "show/s02/e01.mp4" in {s.rel for s in sources}
+
+
+def test_the_library_helper_yields_each_frame_with_its_source_and_number(tmp_path: Path) -> None:
+    import facekit
+    from conftest import require_data
+
+    data = require_data()
+    (tmp_path / "tree" / "people").mkdir(parents=True)
+    (tmp_path / "tree" / "clip.mp4").symlink_to(data / "video" / "faceswap_test.mp4")
+    (tmp_path / "tree" / "people" / "p04").symlink_to(data / "images" / "people" / "p04")
+    got = [(source.rel, frame.name, frame.index, frame.image.ndim)
+           for source, frame in facekit.collection(tmp_path / "tree", sample={"every_n": 25})]
+    assert got[:4] == [("clip.mp4", f"clip_{n:06d}", n, 3) for n in (1, 26, 51, 76)]
+    assert [g[:2] for g in got[4:]] == [("people/p04", name) for name in ("img13", "img14", "img15", "img57", "img58")]
+    flat = [frame.name for _, frame in facekit.collection(data / "images" / "people" / "p04")]
+    assert flat == ["img13", "img14", "img15", "img57", "img58"]
