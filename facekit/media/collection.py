@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 #: a child source of that name is written under another name so the two never mix.
 RESERVED = frozenset({"debug", "rejected"})
 LIST_PREFIX = "@"
+COLLECTION_FILE = "collection.json"  # in the output folder: every source and its state
 
 
 @dataclass(frozen=True)
@@ -339,5 +340,5 @@ def collection(path: str | Path, sample: Sampling | Mapping[str, Any] | None = N
             yield source, frame
 
 
-__all__: Sequence[str] = ["collection", "LIST_PREFIX", "RESERVED", "Selection", "Source", "is_collection", "is_list",
+__all__: Sequence[str] = ["collection", "COLLECTION_FILE", "LIST_PREFIX", "RESERVED", "Selection", "Source", "is_collection", "is_list",
                           "read_list", "sources_of", "walk"]

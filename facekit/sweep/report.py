@@ -22,6 +22,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from facekit.sweep import contact_sheet
+from facekit.media.collection import COLLECTION_FILE
 from facekit.output.alignments import ALIGNMENTS_FILE, load_alignments
 from facekit.sweep.contact_sheet import SheetFace, SheetRow
 from facekit.fileio import atomic_write_bytes
@@ -80,18 +81,33 @@ def read_job(folder: Path) -> JobResult:
     hydra_dir = folder / ".hydra"
     overrides = dict(_split_override(o) for o in OmegaConf.load(hydra_dir / "overrides.yaml"))
     job = JobResult(num=int(OmegaConf.load(hydra_dir / "hydra.yaml").hydra.job.num), overrides=overrides)
-    if not (folder / ALIGNMENTS_FILE).is_file():
+    documents = [load_alignments(path) for path in _alignments_files(folder)]
+    if not documents:
         return job
-    document = load_alignments(folder / ALIGNMENTS_FILE)
-    faces = [face for frame in document["frames"].values() for face in frame["faces"]]
+    # a collection's sources each have their frames; frame names repeat across sources, so keyed apart
+    frames = {f"{i}/{name}": frame for i, document in enumerate(documents) for name, frame in document["frames"].items()}
+    faces = [face for frame in frames.values() for face in frame["faces"]]
     job.kept = sum(bool(face.get("keep", True)) for face in faces)
     job.rejected = len(faces) - job.kept
-    meta = document.get("meta", {})
+    meta = documents[0].get("meta", {})
     if meta.get("filter"):
         job.threshold = float(meta["filter"]["threshold"])
-        job.sheet_key = json.dumps([meta.get(k) for k in ("input", "plugins", "filter")], sort_keys=True)
-        job.nearest = contact_sheet.nearest_faces(document["frames"], job.threshold)
+        job.sheet_key = json.dumps([[d.get("meta", {}).get("input") for d in documents], meta.get("plugins"),
+                                    meta.get("filter")], sort_keys=True)
+        job.nearest = contact_sheet.nearest_faces(frames, job.threshold)
     return job
+
+
+def _alignments_files(folder: Path) -> list[Path]:
+    """A job's alignments file, or for a collection (``collection.json``) each done source's."""
+    if (folder / ALIGNMENTS_FILE).is_file():
+        return [folder / ALIGNMENTS_FILE]
+    try:
+        sources = json.loads((folder / COLLECTION_FILE).read_text(encoding="utf-8"))["sources"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    return [folder / entry["alignments"] for entry in sources
+            if entry.get("state") == "done" and (folder / entry.get("alignments", "")).is_file()]
 
 
 def _split_override(text: str) -> tuple[str, str]:
