@@ -95,6 +95,13 @@ class SampleSchema:
 
 
 @dataclass
+class CollectionSchema:
+    recursive: bool = MISSING
+    include: List[str] = MISSING
+    exclude: List[str] = MISSING
+
+
+@dataclass
 class FacekitSchema:
     task: Task = MISSING
     input: Optional[str] = MISSING
@@ -105,6 +112,7 @@ class FacekitSchema:
     models: ModelsSchema = field(default_factory=ModelsSchema)
     runner: RunnerSchema = field(default_factory=RunnerSchema)
     sample: SampleSchema = field(default_factory=SampleSchema)
+    collection: CollectionSchema = field(default_factory=CollectionSchema)
     # Added with +detector=NAME etc.: each plugin's own node (its YAML in conf/, or its config
     # dataclass through cli.register_plugin_configs); None when the run names none.
     detector: Optional[Any] = None

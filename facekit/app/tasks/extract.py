@@ -27,7 +27,8 @@ from facekit.plugin.spec import PluginKind
 from facekit.app.references import reference_embeddings
 from facekit.plugin.registry import PluginRegistry
 from facekit.engine.runner import Pass, Runner, RunSummary, per_record, plan_passes
-from facekit.app.tasks.settings import cache_is_on, check_settings, filter_is_set, job_output_dir, sampling
+from facekit.app.tasks.settings import (cache_is_on, check_settings, filter_is_set, is_collection_input,
+                                        job_output_dir, sampling)
 from facekit.engine.threads import Stage
 from facekit.records import FrameRecord
 from facekit.engine.workers import WorkerPlan, choose_workers
@@ -43,6 +44,11 @@ SUMMARY_FILE = "run_summary.json"  # counts and timings of the last run (bench/e
 def run_extract(cfg: DictConfig, registry: PluginRegistry) -> None:
     """Build the run plan, run it, report."""
     check_settings(cfg)
+    if is_collection_input(cfg):  # a tree or a list of sources: each runs as below, one after another
+        from facekit.app.tasks.collection import run_collection
+
+        run_collection(cfg, registry)
+        return
     with ExitStack() as held:  # the analysis cache's lock and the output folder's, until the end
         plan = plan_run(cfg, registry, held)
         summary, rejected = execute(plan, held)
@@ -67,18 +73,20 @@ class RunPlan:
     cached: dict[str, dict[str, Any]] | None = None  # the analysis cache's entry for this input
 
 
-def plan_run(cfg: DictConfig, registry: PluginRegistry, held: ExitStack) -> RunPlan:
+def plan_run(cfg: DictConfig, registry: PluginRegistry, held: ExitStack, stages: FaceStages | None = None,
+             output: Path | None = None) -> RunPlan:
     """Opens the input, loads the plugins and the filter, and chooses passes and processes (or
     the analysis cache's replay, when it holds this input). Models load here, so a missing
-    weights file fails before the output folder is touched."""
-    output = job_output_dir(cfg)
+    weights file fails before the output folder is touched. A collection passes the ``stages``
+    it built once, and each source's ``output`` folder."""
+    output = job_output_dir(cfg) if output is None else output
     chosen = sampling(cfg)
     source = open_input(cfg.input, exclude=output, sampling=chosen)
     if source.kind != "video" and chosen.active:
         log.info("sample.* chooses a video's frames; %s is not a video, so every image is read", source.path)
     cache_root = Path(cfg.models.cache_dir).expanduser() if cfg.models.cache_dir else default_cache_dir()
     store = ModelStore(registry.models, cache_dir=cache_root, offline=bool(cfg.models.offline))
-    stages = FaceStages(
+    stages = stages or FaceStages(
         _load(cfg, registry, store, "detector"), _load(cfg, registry, store, "aligner"),
         _load(cfg, registry, store, "identity") if filter_is_set(cfg) else None,
         size=cfg.output.size, padding=cfg.output.padding,

@@ -8,6 +8,7 @@ from omegaconf import DictConfig
 
 from facekit.errors import ConfigError, FacekitError
 from facekit.media.sampling import Sampling, parse_time
+from facekit.media.collection import LIST_PREFIX, Selection, is_collection, is_list
 from facekit.media.sources import existing_input
 
 
@@ -34,7 +35,9 @@ def check_settings(cfg: DictConfig) -> None:
     if cfg.cache.enabled != "auto" and not isinstance(cfg.cache.enabled, bool):
         raise ConfigError(f"cache.enabled={cfg.cache.enabled!r}; choose one of: auto, true, false")
     sampling(cfg)
-    check_output_folder(job_output_dir(cfg), existing_input(cfg.input))
+    selection(cfg)
+    named = str(cfg.input)
+    check_output_folder(job_output_dir(cfg), existing_input(named[len(LIST_PREFIX):] if is_list(named) else named))
 
 
 def sampling(cfg: DictConfig) -> Sampling:
@@ -59,6 +62,22 @@ def sampling(cfg: DictConfig) -> Sampling:
     if start is not None and end is not None and not start < end:
         raise ConfigError(f"sample.start ({start:g} s) must come before sample.end ({end:g} s)")
     return Sampling(every_n=int(node.every_n), fps=None if node.fps is None else float(node.fps), start=start, end=end)
+
+
+def selection(cfg: DictConfig) -> Selection:
+    """The ``collection`` node: which sources of a tree or list are read."""
+    node = cfg.collection
+    return Selection(recursive=bool(node.recursive), include=tuple(str(g) for g in node.include),
+                     exclude=tuple(str(g) for g in node.exclude))
+
+
+def is_collection_input(cfg: DictConfig) -> bool:
+    """A list file (``input=@list.txt``), or a folder holding videos or media in subfolders:
+    a single file or a flat folder of images stays a single source, as before collections."""
+    named = str(cfg.input)
+    if is_list(named):
+        return True
+    return is_collection(Path(named).expanduser(), selection(cfg), exclude=job_output_dir(cfg))
 
 
 def check_output_folder(output: Path, source: Path) -> None:

@@ -1,0 +1,203 @@
+"""A collection through the CLI: a tree of videos and image folders in one run, each source
+written as a separate run of it would be, its state in collection.json, bad sources named and
+passed over, and a stopped run resumed per source."""
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from cli_helpers import facekit_process, file_hashes, load_json, run_facekit, stop_with, wait_for_frames
+from conftest import DATA, require_data
+from facekit.output.pngmeta import SOURCE_KEY, read_png_text
+
+SAMPLE = "sample.every_n=25"  # a few frames of each video: the point is where they go, not how many
+
+
+def _link(tree: Path, rel: str, target: Path) -> None:
+    (tree / rel).parent.mkdir(parents=True, exist_ok=True)
+    (tree / rel).symlink_to(target)
+
+
+def _frames(out: Path) -> dict:
+    return load_json(out / "alignments.json")["frames"]
+
+
+@pytest.fixture(scope="module")
+def collection(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``tree/``: the shared videos twice (once nested deeper), and two people's photo folders;
+    run once as a collection into ``out/``. Returns the working folder."""
+    require_data()
+    work = tmp_path_factory.mktemp("collection")
+    for video in sorted((DATA / "video").glob("*.mp4")):
+        _link(work / "tree", f"videos/{video.name}", video)
+        _link(work / "tree", f"shows/season 1/{video.name}", video)
+    for person in ("p01", "p04"):
+        _link(work / "tree", f"people/{person}", DATA / "images" / "people" / person)
+    result = run_facekit("input=tree", "output=out", SAMPLE, cwd=work, env={"FACEKIT_HOME": str(work / "home")})
+    assert result.returncode == 0, result.stderr
+    return work
+
+
+SOURCES = {  # source -> its output folder
+    "videos/faceswap_test.mp4": "videos/faceswap_test",
+    "videos/short_hamilton_clip.mp4": "videos/short_hamilton_clip",
+    "shows/season 1/faceswap_test.mp4": "shows/season 1/faceswap_test",
+    "shows/season 1/short_hamilton_clip.mp4": "shows/season 1/short_hamilton_clip",
+    "people/p01": "people/p01",
+    "people/p04": "people/p04",
+}
+
+
+def test_collection_json_lists_every_source_done_with_its_frames_faces_and_alignments(collection: Path) -> None:
+    document = load_json(collection / "out" / "collection.json")
+    entries = {e["source"]: e for e in document["sources"]}
+    assert {s: e["output"] for s, e in entries.items()} == SOURCES
+    for source, entry in entries.items():
+        frames = _frames(collection / "out" / entry["output"])
+        assert entry["state"] == "done"
+        assert entry["alignments"] == f"{SOURCES[source]}/alignments.json"
+        assert entry["frames"] == len(frames) > 0
+        assert entry["faces"] == sum(len(f["faces"]) for f in frames.values()) > 0
+    assert document["counts"] == {"done": 6}
+
+
+@pytest.mark.parametrize("source", ["videos/faceswap_test.mp4", "shows/season 1/short_hamilton_clip.mp4",
+                                    "people/p01"])
+def test_each_source_equals_a_separate_run_of_it(collection: Path, source: str) -> None:
+    alone = collection / "alone" / SOURCES[source]
+    result = run_facekit(f"input=tree/{source}", f"output={alone}", SAMPLE, cwd=collection,
+                         env={"FACEKIT_HOME": str(collection / "home")})
+    assert result.returncode == 0, result.stderr
+    together = collection / "out" / SOURCES[source]
+    assert _frames(together) == _frames(alone)
+    assert file_hashes(together, "*.png") == file_hashes(alone, "*.png") != {}
+    for face in together.glob("*.png"):
+        assert read_png_text(face)[SOURCE_KEY].startswith(f"tree/{source}")
+
+
+def test_a_flat_folder_stays_a_single_source(collection: Path) -> None:
+    out = collection / "flat"
+    result = run_facekit("input=tree/people/p04", f"output={out}", cwd=collection,
+                         env={"FACEKIT_HOME": str(collection / "home")})
+    assert result.returncode == 0, result.stderr
+    assert not (out / "collection.json").exists() and (out / "alignments.json").exists()
+
+
+def test_bad_sources_are_named_marked_failed_and_the_run_goes_on(tmp_path: Path) -> None:
+    require_data()
+    tree = tmp_path / "tree"
+    _link(tree, "good/clip.mp4", DATA / "video" / "faceswap_test.mp4")
+    (tree / "bad.mp4").write_text("not a video")
+    (tree / "good" / "loop").symlink_to(tree)
+    (tree / "extras").mkdir()
+    (tree / "extras" / "trailers").mkdir()
+    _link(tree, "extras/trailers/t.mp4", DATA / "video" / "faceswap_test.mp4")
+    locked = tree / "locked"
+    locked.mkdir()
+    (locked / "x.jpg").write_bytes(b"")
+    locked.chmod(0)
+    try:
+        result = run_facekit("input=tree", "output=out", "sample.every_n=50", "collection.exclude=[**/trailers/**]",
+                             cwd=tmp_path)
+    finally:
+        locked.chmod(0o755)
+    assert result.returncode == 0, result.stderr
+    entries = {e["source"]: e for e in load_json(tmp_path / "out" / "collection.json")["sources"]}
+    assert entries["good/clip.mp4"]["state"] == "done"
+    assert entries["bad.mp4"]["state"] == "failed" and "cannot be opened as a video" in entries["bad.mp4"]["reason"]
+    assert entries["good/loop"]["state"] == "failed" and "symlink loop" in entries["good/loop"]["reason"]
+    assert "extras/trailers/t.mp4" not in entries
+    failed = ["bad.mp4", "good/loop"]
+    if os.geteuid() != 0:  # root reads the folder whatever its permissions
+        assert entries["locked"]["state"] == "failed" and "Permission denied" in entries["locked"]["reason"]
+        failed.append("locked")
+    text = " ".join(result.stderr.split())
+    for source in failed:
+        assert text.count(f"source {source} failed") == 1, text
+    assert f"{len(failed)} failed" in text
+
+
+def test_a_list_file_names_sources_and_a_missing_entry_fails_alone(tmp_path: Path) -> None:
+    require_data()
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{DATA / 'video' / 'faceswap_test.mp4'}\nnowhere/clip.mp4\n", encoding="utf-8")
+    result = run_facekit(f"input=@{listing}", "output=out", "sample.every_n=50", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    entries = {e["source"]: e for e in load_json(tmp_path / "out" / "collection.json")["sources"]}
+    assert entries[str(DATA / "video" / "faceswap_test.mp4")]["state"] == "done"
+    assert (tmp_path / "out" / "faceswap_test" / "alignments.json").exists()
+    assert entries["nowhere/clip.mp4"] == {**entries["nowhere/clip.mp4"], "state": "failed", "reason": "does not exist"}
+
+
+def test_nothing_processed_exits_2(tmp_path: Path) -> None:
+    (tmp_path / "tree" / "sub").mkdir(parents=True)
+    (tmp_path / "tree" / "bad.mp4").write_text("not a video")
+    (tmp_path / "tree" / "sub" / "also.mkv").write_text("not a video either")
+    result = run_facekit("input=tree", "output=out", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "no source of tree could be processed (2 failed" in " ".join(result.stderr.split())
+
+
+def test_sigterm_mid_collection_then_the_same_command_resumes_per_source(tmp_path: Path) -> None:
+    require_data()
+    for name in ("a", "b", "c"):
+        _link(tmp_path / "tree", f"{name}/clip.mp4", DATA / "video" / "faceswap_test.mp4")
+    args = ("input=tree", "output=out", "sample.every_n=5")
+    with facekit_process(*args, cwd=tmp_path) as process:
+        wait_for_frames(process, tmp_path / "out" / "b" / "clip", 3)
+        stop_with(process, signal.SIGTERM)
+    states = {e["source"]: e["state"] for e in load_json(tmp_path / "out" / "collection.json")["sources"]}
+    assert states == {"a/clip.mp4": "done", "b/clip.mp4": "partial"}
+    first = (tmp_path / "out" / "a" / "clip" / "alignments.json").stat().st_mtime_ns
+
+    resumed = run_facekit(*args, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    text = " ".join(resumed.stderr.split())
+    assert "source a/clip.mp4: done by an earlier run, not reopened" in text
+    assert "resuming:" in text
+    assert (tmp_path / "out" / "a" / "clip" / "alignments.json").stat().st_mtime_ns == first
+    assert {e["state"] for e in load_json(tmp_path / "out" / "collection.json")["sources"]} == {"done"}
+
+    whole = run_facekit("input=tree", "output=whole", "sample.every_n=5", cwd=tmp_path)
+    assert whole.returncode == 0, whole.stderr
+    for name in ("a", "b", "c"):
+        assert _frames(tmp_path / "out" / name / "clip") == _frames(tmp_path / "whole" / name / "clip")
+        assert file_hashes(tmp_path / "out" / name / "clip", "*.png") == file_hashes(
+            tmp_path / "whole" / name / "clip", "*.png")
+
+
+def test_a_rerun_with_other_sampling_refuses_each_done_video_in_one_line(tmp_path: Path) -> None:
+    require_data()
+    _link(tmp_path / "tree", "a/clip.mp4", DATA / "video" / "faceswap_test.mp4")
+    _link(tmp_path / "tree", "b/clip.mp4", DATA / "video" / "faceswap_test.mp4")
+    assert run_facekit("input=tree", "output=out", "sample.every_n=50", cwd=tmp_path).returncode == 0
+    before = file_hashes(tmp_path / "out", "**/*.png", "**/alignments.json")
+    result = run_facekit("input=tree", "output=out", "sample.every_n=25", cwd=tmp_path)
+    assert result.returncode == 2  # nothing could be processed
+    entries = load_json(tmp_path / "out" / "collection.json")["sources"]
+    assert [e["state"] for e in entries] == ["failed", "failed"]
+    assert all("was written with other settings (sample:" in e["reason"] for e in entries)
+    assert file_hashes(tmp_path / "out", "**/*.png", "**/alignments.json") == before
+
+
+def test_the_identity_filter_and_a_sweep_work_over_a_collection_analysing_each_source_once(tmp_path: Path) -> None:
+    require_data()
+    _link(tmp_path / "tree", "clip.mp4", DATA / "video" / "faceswap_test.mp4")
+    _link(tmp_path / "tree", "people/p04", DATA / "images" / "people" / "p04")
+    ref = DATA / "images" / "people" / "p04" / "img13.jpg"
+    result = run_facekit("-m", "input=tree", "output=sweep", SAMPLE, f"filter.refs=[{ref}]",
+                         "filter.threshold=0.3,0.5", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stderr.split())
+    assert text.count("cached passes") == 2  # the second job replays both sources from the analysis cache
+    (sweep,) = (tmp_path / "sweep").glob("sweep_*")
+    for job in ("0", "1"):
+        people = _frames(sweep / job / "people" / "p04")
+        assert any(face["keep"] for frame in people.values() for face in frame["faces"])
+        clip = _frames(sweep / job / "clip")
+        assert all(not face["keep"] for frame in clip.values() for face in frame["faces"])
+    rows = (sweep / "sweep_report.csv").read_text().splitlines()
+    assert len(rows) == 3 and all(row.split(",")[2] not in ("", "0") for row in rows[1:])  # kept counted
