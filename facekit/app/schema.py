@@ -61,6 +61,17 @@ class FilterSchema:
 
 
 @dataclass
+class QualitySchema:
+    min_face_px: Optional[float] = MISSING
+    max_yaw: Optional[float] = MISSING
+    max_pitch: Optional[float] = MISSING
+    max_roll: Optional[float] = MISSING
+    min_sharpness: Optional[float] = MISSING
+    max_misalignment: Optional[float] = MISSING
+    max_faces: Optional[int] = MISSING
+
+
+@dataclass
 class CacheSchema:
     #: ``auto``, true or false: no OmegaConf type holds a word and a boolean (an Enum refuses
     #: the boolean that ``cache.enabled=true`` parses to), so check_settings checks the value.
@@ -108,6 +119,7 @@ class FacekitSchema:
     output: OutputSchema = field(default_factory=OutputSchema)
     default_plugins: DefaultPluginsSchema = field(default_factory=DefaultPluginsSchema)
     filter: FilterSchema = field(default_factory=FilterSchema)
+    quality: QualitySchema = field(default_factory=QualitySchema)
     cache: CacheSchema = field(default_factory=CacheSchema)
     models: ModelsSchema = field(default_factory=ModelsSchema)
     runner: RunnerSchema = field(default_factory=RunnerSchema)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from itertools import islice
@@ -21,6 +22,7 @@ from facekit.engine.gpu import PassPlan, StageNeed, free_gpu_memory_mb, plan_pas
 from facekit.media import FrameSource, open_input
 from facekit.models.store import ModelStore, default_cache_dir
 from facekit.output.face_files import FaceWriter
+from facekit.faces.quality import QualityFilter, reason_kind
 from facekit.faces.stages import FaceStages
 from facekit.plugin.loading import LoadedPlugin, load_plugin
 from facekit.plugin.spec import PluginKind
@@ -71,6 +73,7 @@ class RunPlan:
     gpu_plan: PassPlan | None = None
     cache: AnalysisCache | None = None
     cached: dict[str, dict[str, Any]] | None = None  # the analysis cache's entry for this input
+    quality: QualityFilter | None = None
 
 
 def plan_run(cfg: DictConfig, registry: PluginRegistry, held: ExitStack, stages: FaceStages | None = None,
@@ -80,6 +83,7 @@ def plan_run(cfg: DictConfig, registry: PluginRegistry, held: ExitStack, stages:
     weights file fails before the output folder is touched. A collection passes the ``stages``
     it built once, and each source's ``output`` folder."""
     output = job_output_dir(cfg) if output is None else output
+    quality = QualityFilter.from_config(cfg.get("quality"))  # its limits checked before any model loads
     chosen = sampling(cfg)
     source = open_input(cfg.input, exclude=output, sampling=chosen)
     if source.kind != "video" and chosen.active:
@@ -100,9 +104,9 @@ def plan_run(cfg: DictConfig, registry: PluginRegistry, held: ExitStack, stages:
                                                  content_key(source.files, fingerprint + sampled)).locked())
     face_filter = _identity_filter(cfg, stages, ReferenceCache(cache_root / "analysis") if cache else None, fingerprint)
     writer = FaceWriter(output, debug=bool(cfg.output.debug), save_rejected=bool(cfg.filter.save_rejected))
-    finish = per_record("encode", _Finisher(stages, face_filter, writer))
+    finish = per_record("encode", _Finisher(stages, face_filter, writer, quality))
     plan = RunPlan(cfg, output, source, stages, face_filter, writer, [], "cached", cache=cache,
-                   cached=cache.load() if cache is not None else None)
+                   cached=cache.load() if cache is not None else None, quality=quality)
     if plan.cached is not None:
         plan.passes = [Pass("from the analysis cache", [_replay_stage(stages, plan.cached), finish])]
     else:
@@ -130,23 +134,23 @@ def _gpu_plan(cfg: DictConfig, stages: FaceStages) -> PassPlan:
     return plan_passes_for_gpu(cfg.runner.mode, needs, free_gpu_memory_mb(), cfg.runner.gpu_margin_mb)
 
 
-def execute(plan: RunPlan, held: ExitStack) -> tuple[RunSummary, int]:
+def execute(plan: RunPlan, held: ExitStack) -> tuple[RunSummary, Counter[str]]:
     """Runs the passes into the output folder, resuming what an earlier run finished; the
-    summary and how many faces the filter rejected."""
+    summary and how many faces the filters rejected, by reason (``reason_kind``)."""
     cfg, output = plan.cfg, plan.output
     held.enter_context(_exclusive(output))
     alignments = held.enter_context(AlignmentsWriter(output / ALIGNMENTS_FILE,
-                                                     _meta(cfg, plan.stages, plan.face_filter, plan.source),
+                                                     _meta(cfg, plan.stages, plan.face_filter, plan.source,
+                                                           plan.quality),
                                                      sync_every=cfg.output.save_every))
     done = frozenset(alignments.done_frames())
     if done:
         log.info("resuming: %d frame(s) already done", len(done))
     fresh = plan.cache is not None and plan.cached is None and not done
     analysis = held.enter_context(plan.cache.writing()) if fresh else None
-    rejected = 0
+    rejected: Counter[str] = Counter()
 
     def sink(record: FrameRecord) -> None:
-        nonlocal rejected
         if analysis is not None:
             analysis.add(record)
         try:
@@ -156,7 +160,7 @@ def execute(plan: RunPlan, held: ExitStack) -> tuple[RunSummary, int]:
             raise OutputError(f"cannot write {exc.filename or output}: {exc.strerror or exc}; the "
                               f"frames before {record.frame.name} are saved, so the same command "
                               "resumes once that is fixed") from exc
-        rejected += sum(not face.keep for face in record.faces)
+        rejected.update(reason_kind(face.reason) for face in record.faces if not face.keep)
 
     workers = None
     if plan.workers:
@@ -169,16 +173,19 @@ def execute(plan: RunPlan, held: ExitStack) -> tuple[RunSummary, int]:
     return summary, rejected
 
 
-def report(plan: RunPlan, summary: RunSummary, rejected: int) -> None:
-    """``run_summary.json`` and the closing lines."""
+def report(plan: RunPlan, summary: RunSummary, rejected: Counter[str]) -> None:
+    """``run_summary.json`` (with the rejects counted by reason: ``identity`` or the quality
+    measure) and the closing lines."""
     output = plan.output
     figures = {**summary.as_dict(), "model_s": plan.stages.model_s, "mode": plan.mode,
-               "gpu": plan.gpu_plan.as_dict() if plan.gpu_plan is not None else None}
+               "gpu": plan.gpu_plan.as_dict() if plan.gpu_plan is not None else None,
+               "rejected": dict(sorted(rejected.items()))}
     atomic_write_bytes(output / SUMMARY_FILE, json.dumps(figures, indent=2).encode())
     log.info("done: %s; alignments in %s", summary.line(), output / ALIGNMENTS_FILE)
-    if plan.face_filter is not None:
-        log.info("filter: %d face(s) rejected (reasons in %s and the alignments file)",
-                 rejected, output / "facekit.log")
+    if plan.face_filter is not None or plan.quality is not None:
+        counts = ", ".join(f"{kind} {count}" for kind, count in sorted(rejected.items()))
+        log.info("filter: %d face(s) rejected%s (reasons in %s and the alignments file)",
+                 sum(rejected.values()), f" ({counts})" if counts else "", output / "facekit.log")
     if summary.skipped:
         log.warning("%d file(s) skipped: %s", summary.skipped, ", ".join(islice(plan.source.skipped, 10)))
 
@@ -207,9 +214,10 @@ class _Finisher:
     stages: FaceStages
     face_filter: IdentityFilter | None
     writer: FaceWriter
+    quality: QualityFilter | None = None
 
     def __call__(self, record: FrameRecord) -> None:
-        self.stages.finish(record, self.face_filter, self.writer.writes)
+        self.stages.finish(record, self.face_filter, self.writer.writes, self.quality)
         self.writer.encode(record)
         record.frame.image = None
 
@@ -237,7 +245,7 @@ def _load(cfg: DictConfig, registry: PluginRegistry, store: ModelStore, kind: Pl
 
 
 def _meta(cfg: DictConfig, stages: FaceStages, face_filter: IdentityFilter | None,
-          source: FrameSource) -> dict[str, Any]:
+          source: FrameSource, quality: QualityFilter | None = None) -> dict[str, Any]:
     """What produced the file. ``fingerprint`` holds what must match for a rerun to resume: a
     sampled video's sampling too (frames of two samplings mixed would be neither), added only
     when set, so an unsampled run resumes the files written before sampling existed."""
@@ -255,6 +263,8 @@ def _meta(cfg: DictConfig, stages: FaceStages, face_filter: IdentityFilter | Non
                            "size": cfg.output.size, "padding": padding, "filter": meta.get("filter")}
     if (sample := source.sampling.fingerprint()) is not None:
         meta["sample"] = meta["fingerprint"]["sample"] = sample
+    if quality is not None:  # only when set, like sample: files from before it still resume
+        meta["quality"] = meta["fingerprint"]["quality"] = quality.as_dict()
     return meta
 
 

@@ -1,0 +1,103 @@
+"""Per-face measures and the quality filter through the command line: every face measured,
+rejects kept in the alignments file with their reasons, counted in the summary, replayed from
+the analysis cache."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from cli_helpers import load_json, run_facekit
+from conftest import SCENES, require_data
+
+MEASURES = ("pose", "face_px", "misalignment", "sharpness")
+
+
+def _run(tmp_path: Path, source: Path, *extra: str, out: str = "faces") -> Path:
+    output = tmp_path / out
+    result = run_facekit(f"input={source}", f"output={output}", "runner.progress=false", *extra, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return output
+
+
+def _faces(output: Path) -> dict[str, list[dict]]:
+    return {name: frame["faces"] for name, frame in load_json(output / "alignments.json")["frames"].items()}
+
+
+@pytest.fixture(scope="module")
+def portraits(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A big face (obama.jpg), a tiny one (obama-240p.jpg) and a crowd (selfie-many-people.jpg)."""
+    require_data()
+    folder = tmp_path_factory.mktemp("portraits")
+    for name in ("obama.jpg", "obama-240p.jpg", "selfie-many-people.jpg"):
+        shutil.copy(SCENES / name, folder / name)
+    return folder
+
+
+def test_every_face_of_a_run_has_its_measures(tmp_path: Path) -> None:
+    require_data()
+    faces = [face for frame in _faces(_run(tmp_path, SCENES)).values() for face in frame]
+    assert len(faces) > 20
+    for face in faces:
+        assert set(MEASURES) <= face.keys(), face.keys()
+        assert set(face["pose"]) == {"yaw", "pitch", "roll"}
+        assert face["face_px"] > 10 and face["sharpness"] > 0 and 0 <= face["misalignment"] < 0.2
+        assert "keep" not in face  # no filter set: nothing judged
+
+
+def test_min_face_px_rejects_the_tiny_face_with_its_reason(portraits: Path, tmp_path: Path) -> None:
+    output = _run(tmp_path, portraits, "quality.min_face_px=100", "filter.save_rejected=true")
+    tiny = _faces(output)["obama-240p"][0]
+    assert tiny["keep"] is False and tiny["reason"] == f"face_px {tiny['face_px']:.1f} < 100"
+    assert tiny["crop"] == "rejected/obama-240p_0.png" and (output / tiny["crop"]).is_file()
+    big = _faces(output)["obama"][0]
+    assert big.get("keep", True) and (output / big["crop"]).is_file()
+    summary = load_json(output / "run_summary.json")
+    assert summary["rejected"] == {"face_px": 1}
+    assert load_json(output / "alignments.json")["meta"]["quality"] == {"min_face_px": 100.0}
+    assert "rejected obama-240p face 0: face_px" in (output / "facekit.log").read_text(encoding="utf-8")
+
+
+def test_max_faces_keeps_the_largest_of_each_frame(portraits: Path, tmp_path: Path) -> None:
+    output = _run(tmp_path, portraits, "quality.max_faces=2")
+    crowd = _faces(output)["selfie-many-people"]
+    assert len(crowd) > 2
+    kept = [face for face in crowd if face.get("keep", True)]
+    assert len(kept) == 2
+    assert min(face["face_px"] for face in kept) >= max(face["face_px"] for face in crowd if face not in kept)
+    assert all(face["reason"].startswith("max_faces 2: ") for face in crowd if face not in kept)
+    assert all(not face["crop"] for face in crowd if face not in kept)  # no rejected/ unless asked
+    assert load_json(output / "run_summary.json")["rejected"] == {"max_faces": len(crowd) - 2}
+
+
+def test_pose_limits_count_each_reason_in_the_summary(portraits: Path, tmp_path: Path) -> None:
+    output = _run(tmp_path, portraits, "quality.max_yaw=30", "quality.min_face_px=100")
+    faces = [face for frame in _faces(output).values() for face in frame]
+    counts: dict[str, int] = {}
+    for face in faces:
+        if face.get("keep", True):
+            assert abs(face["pose"]["yaw"]) <= 30 and face["face_px"] >= 100
+        else:
+            kind = face["reason"].split()[0]
+            counts[kind] = counts.get(kind, 0) + 1
+    assert counts.get("yaw") and counts.get("face_px")
+    assert load_json(output / "run_summary.json")["rejected"] == counts
+
+
+def test_a_cached_replay_has_the_same_measures_and_decisions(portraits: Path, tmp_path: Path) -> None:
+    first = _run(tmp_path, portraits, "cache.enabled=true", "quality.max_yaw=30", out="first")
+    second = _run(tmp_path, portraits, "cache.enabled=true", "quality.max_yaw=30", "output.size=128", out="second")
+    assert load_json(second / "run_summary.json")["mode"] == "cached"
+    strip = ("crop", "crop_sha256")
+    assert ({name: [{k: v for k, v in face.items() if k not in strip} for face in frame]
+             for name, frame in _faces(first).items()} ==
+            {name: [{k: v for k, v in face.items() if k not in strip} for face in frame]
+             for name, frame in _faces(second).items()})
+
+
+def test_a_negative_limit_is_refused_with_its_key(tmp_path: Path) -> None:
+    require_data()
+    result = run_facekit(f"input={SCENES / 'obama.jpg'}", f"output={tmp_path / 'out'}", "quality.max_yaw=-5",
+                         cwd=tmp_path)
+    assert result.returncode != 0 and "quality.max_yaw" in result.stderr
