@@ -69,9 +69,6 @@ def per_record(name: str, work: Callable[[FrameRecord], None], plugin: str = "")
     return Stage(name, OneByOne(work), plugin=plugin)
 
 
-_OneByOne = OneByOne  # its name before it moved to facekit.faces.stages
-
-
 class Runner:
     """Drives one extraction: reads ``source`` once per pass and hands each finished record to
     ``sink``. Between passes records keep their faces but drop their pixels; the next pass decodes

@@ -20,7 +20,7 @@ from facekit.models.store import ModelStore
 from facekit.plugin.loading import load_plugin
 from facekit.plugin.spec import PluginSpec
 from facekit.plugin.registry import default_registry
-from facekit.engine.runner import _OneByOne
+from facekit.faces.stages import OneByOne
 from facekit.engine.threads import Stage
 from facekit.records import Frame, FrameRecord
 from facekit.engine.workers import FRAMES_PER_WORKER, WorkerPlan, WorkerPool, choose_workers
@@ -168,7 +168,7 @@ def _mark(record: FrameRecord) -> None:
 def test_a_pool_returns_every_record_in_order_and_ends_cleanly() -> None:
     """Workers leave as soon as they have sent their last result; a run that ends that way is not
     a worker dying, however the exits and the last results interleave (run several times)."""
-    stages = [Stage("mark", _OneByOne(_mark))]
+    stages = [Stage("mark", OneByOne(_mark))]
     plan = WorkerPlan(2)
     payload = plan.payload(stages)
     assert payload is not None
@@ -195,7 +195,7 @@ def test_video_frames_reach_workers_whole_whatever_their_size(slots: bool, monke
     from facekit.engine import frame_slots
 
     monkeypatch.setattr(frame_slots, "AVAILABLE", frame_slots.AVAILABLE and slots)
-    stages = [Stage("sum", _OneByOne(_sum_slowly))]
+    stages = [Stage("sum", OneByOne(_sum_slowly))]
     plan = WorkerPlan(2)
     payload = plan.payload(stages)
     assert payload is not None
@@ -213,7 +213,7 @@ def test_video_frames_reach_workers_whole_whatever_their_size(slots: bool, monke
 def test_workers_decode_image_files_and_report_unreadable_ones_in_order(tmp_path: Path) -> None:
     """Frames of image files travel as paths and each worker decodes its own (a 12 MP photo is
     36 MB of pixels to pipe); a file no worker can decode comes back in its place in the order."""
-    stages = [Stage("mark", _OneByOne(_mark))]
+    stages = [Stage("mark", OneByOne(_mark))]
     plan = WorkerPlan(2)
     payload = plan.payload(stages)
     assert payload is not None
@@ -241,7 +241,7 @@ def _slow(record: FrameRecord) -> None:
 def test_frames_read_ahead_for_workers_stay_under_the_byte_limit(max_bytes: int | None) -> None:
     """Video frames are decoded in this process before a worker takes them: 10 MB frames under a
     25 MB cap wait in at most 3, plus the 2 each worker holds; the counts alone allow 16."""
-    stages = [Stage("slow", _OneByOne(_slow))]
+    stages = [Stage("slow", OneByOne(_slow))]
     plan = WorkerPlan(2)
     payload = plan.payload(stages)
     assert payload is not None
@@ -267,7 +267,7 @@ def _runs_on_threads_in_a_daemon() -> bool:
 
     built = []
     plan = WorkerPlan(2, prepare=[lambda: built.append("models")])
-    runner = Runner([Pass("mark", [Stage("mark", _OneByOne(_mark))])], workers=plan)
+    runner = Runner([Pass("mark", [Stage("mark", OneByOne(_mark))])], workers=plan)
     return runner._worker_pool() is None and built == ["models"]  # built here, for the threads
 
 
