@@ -185,7 +185,8 @@ def report(plan: RunPlan, summary: RunSummary, rejected: Counter[str]) -> None:
     if plan.face_filter is not None or plan.quality is not None:
         counts = ", ".join(f"{kind} {count}" for kind, count in sorted(rejected.items()))
         log.info("filter: %d face(s) rejected%s (reasons in %s and the alignments file)",
-                 sum(rejected.values()), f" ({counts})" if counts else "", output / "facekit.log")
+                 sum(rejected.values()), f" ({counts})" if counts else "",
+                 job_output_dir(plan.cfg) / "facekit.log")  # Hydra's log: a collection's is at its top
     if summary.skipped:
         log.warning("%d file(s) skipped: %s", summary.skipped, ", ".join(islice(plan.source.skipped, 10)))
 
