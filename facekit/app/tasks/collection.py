@@ -21,13 +21,12 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from facekit.app.tasks.extract import _load, execute, plan_run, report
-from facekit.app.tasks.settings import filter_is_set, job_output_dir, selection
+from facekit.app.tasks.extract import build_stages, execute, plan_run, report
+from facekit.app.tasks.settings import job_output_dir, selection
 from facekit.errors import FacekitError
 from facekit.faces.stages import FaceStages
 from facekit.fileio import atomic_write_bytes
 from facekit.media.collection import COLLECTION_FILE, Source, sources_of
-from facekit.models.store import ModelStore, default_cache_dir
 from facekit.output.alignments import ALIGNMENTS_FILE
 from facekit.plugin.registry import PluginRegistry
 
@@ -93,7 +92,7 @@ def run_collection(cfg: DictConfig, registry: PluginRegistry) -> None:
     root_out = job_output_dir(cfg)
     root_out.mkdir(parents=True, exist_ok=True)
     state = CollectionState.load(root_out / COLLECTION_FILE, str(cfg.input), _settings(cfg))
-    stages = _stages(cfg, registry)  # the models load once, for every source
+    stages = build_stages(cfg, registry)  # the models load once, for every source
     try:
         for source in sources_of(Path(str(cfg.input)).expanduser(), selection(cfg), exclude=root_out):
             if source.failed is not None:
@@ -171,15 +170,6 @@ def _counted(alignments: Path) -> tuple[int, int]:
     except (OSError, ValueError):
         return 0, 0
     return len(frames), sum(len(entry.get("faces", [])) for entry in frames.values())
-
-
-def _stages(cfg: DictConfig, registry: PluginRegistry) -> FaceStages:
-    """The plugins every source shares, built as ``plan_run`` builds them for a single input."""
-    cache_root = Path(cfg.models.cache_dir).expanduser() if cfg.models.cache_dir else default_cache_dir()
-    store = ModelStore(registry.models, cache_dir=cache_root, offline=bool(cfg.models.offline))
-    return FaceStages(_load(cfg, registry, store, "detector"), _load(cfg, registry, store, "aligner"),
-                      _load(cfg, registry, store, "identity") if filter_is_set(cfg) else None,
-                      size=cfg.output.size, padding=cfg.output.padding)
 
 
 __all__ = ["COLLECTION_FILE", "run_collection"]

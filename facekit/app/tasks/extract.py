@@ -88,13 +88,8 @@ def plan_run(cfg: DictConfig, registry: PluginRegistry, held: ExitStack, stages:
     source = open_input(cfg.input, exclude=output, sampling=chosen)
     if source.kind != "video" and chosen.active:
         log.info("sample.* chooses a video's frames; %s is not a video, so every image is read", source.path)
-    cache_root = Path(cfg.models.cache_dir).expanduser() if cfg.models.cache_dir else default_cache_dir()
-    store = ModelStore(registry.models, cache_dir=cache_root, offline=bool(cfg.models.offline))
-    stages = stages or FaceStages(
-        _load(cfg, registry, store, "detector"), _load(cfg, registry, store, "aligner"),
-        _load(cfg, registry, store, "identity") if filter_is_set(cfg) else None,
-        size=cfg.output.size, padding=cfg.output.padding,
-    )
+    cache_root = _cache_root(cfg)
+    stages = stages or build_stages(cfg, registry)
     fingerprint = [p.fingerprint() for p in stages.plugins()]
     cache = None
     if cache_is_on(cfg):
@@ -235,6 +230,20 @@ def _replay_stage(stages: FaceStages, cached: dict[str, dict[str, Any]]) -> Stag
             stages.restore(record, restore_faces(entry))
 
     return Stage("restore", replay)
+
+
+def build_stages(cfg: DictConfig, registry: PluginRegistry) -> FaceStages:
+    """The run's plugins by name and config (not built yet: models load on first use), the
+    identity plugin only when a filter is set."""
+    store = ModelStore(registry.models, cache_dir=_cache_root(cfg), offline=bool(cfg.models.offline))
+    return FaceStages(_load(cfg, registry, store, "detector"), _load(cfg, registry, store, "aligner"),
+                      _load(cfg, registry, store, "identity") if filter_is_set(cfg) else None,
+                      size=cfg.output.size, padding=cfg.output.padding)
+
+
+def _cache_root(cfg: DictConfig) -> Path:
+    """The model cache: weights, derived models and the analysis cache."""
+    return Path(cfg.models.cache_dir).expanduser() if cfg.models.cache_dir else default_cache_dir()
 
 
 def _load(cfg: DictConfig, registry: PluginRegistry, store: ModelStore, kind: PluginKind) -> LoadedPlugin:
