@@ -60,10 +60,9 @@ class _MovedFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
             for part in new.split():
                 module.__dict__.update({k: v for k, v in vars(importlib.import_module(part)).items()
                                         if not k.startswith("__")})
-            self._real_spec = None
         else:
             module = importlib.import_module(new)
-            self._real_spec = module.__spec__  # importlib sets the alias's spec on it; put it back after
+            spec.loader_state = module.__spec__  # importlib sets the alias's spec on it; exec_module puts this back
         where = new if " " not in new else "one of " + ", ".join(new.split())
         warnings.warn(f"{spec.name} moved to {where}; import it from there (the old path goes in the next "
                       "release)" + ("; plugin authors: everything is in facekit.plugin" if _for_plugins(spec.name) else ""),
@@ -72,8 +71,9 @@ class _MovedFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
     def exec_module(self, module: ModuleType) -> None:
         """The module ran at its new path already; only its own spec is restored."""
-        if self._real_spec is not None:
-            module.__spec__ = self._real_spec
+        own = module.__spec__.loader_state
+        if own is not None:
+            module.__spec__ = own
 
 
 def _for_plugins(old: str) -> bool:
