@@ -24,6 +24,9 @@ _LIST_KEYS = ("filter.refs", "filter.nrefs")
 _SIMPLE_NAMES = re.compile(r"^[\w.\-]+(,[\w.\-]+)*$")
 #: A task that writes no files (task=plugins) gets no output folder and no .hydra/ in it.
 _NO_OUTPUT_FOLDER = ["hydra.run.dir=.", "hydra.output_subdir=null"]
+#: Nor a log file in the working folder: curate builds its result folder whole and renames it
+#: into place, so Hydra cannot write there first; curation.json holds what a log would.
+_NO_LOG_FILE = {"curate": ["hydra.job_logging.root.handlers=[console]"]}
 
 
 def main() -> None:
@@ -40,7 +43,7 @@ def main() -> None:
     except FacekitError as exc:
         _fail(exc)
     if cfg is not None and cfg.task != "extract":
-        argv += _NO_OUTPUT_FOLDER
+        argv += _NO_OUTPUT_FOLDER + _NO_LOG_FILE.get(cfg.task, [])
     sys.argv = [sys.argv[0], *argv]
     _hydra_entry()
 

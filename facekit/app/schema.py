@@ -25,6 +25,7 @@ class Task(StrEnum):
 
     extract = "extract"
     plugins = "plugins"
+    curate = "curate"
 
 
 class RunnerMode(StrEnum):
@@ -112,6 +113,27 @@ class CollectionSchema:
     exclude: List[str] = MISSING
 
 
+class CurateSort(StrEnum):
+    """``curate.sort=``: the keys of ``facekit.curate.ordering.SORTS``."""
+
+    yaw = "yaw"
+    pitch = "pitch"
+    sharpness = "sharpness"
+    face_px = "face_px"
+    identity = "identity"
+
+
+@dataclass
+class CurateSchema:
+    cluster: bool = MISSING
+    dedupe: Optional[float] = MISSING
+    dedupe_pose: float = MISSING
+    best: Optional[int] = MISSING
+    sort: Optional[CurateSort] = MISSING
+    copy: bool = MISSING
+    min_cluster_size: Optional[int] = MISSING
+
+
 @dataclass
 class FacekitSchema:
     task: Task = MISSING
@@ -125,6 +147,7 @@ class FacekitSchema:
     runner: RunnerSchema = field(default_factory=RunnerSchema)
     sample: SampleSchema = field(default_factory=SampleSchema)
     collection: CollectionSchema = field(default_factory=CollectionSchema)
+    curate: CurateSchema = field(default_factory=CurateSchema)
     # Added with +detector=NAME etc.: each plugin's own node (its YAML in conf/, or its config
     # dataclass through cli.register_plugin_configs); None when the run names none.
     detector: Optional[Any] = None

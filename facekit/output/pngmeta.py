@@ -140,3 +140,27 @@ def _read_itxt(body: bytes) -> tuple[str, str]:
 
 
 _TEXT_DECODERS = {b"tEXt": _read_text, b"zTXt": _read_ztxt, b"iTXt": _read_itxt}
+
+
+def read_png_head_text(path: str | PathLike) -> dict[str, str]:
+    """The text items of a PNG file read up to its first IDAT chunk, without the pixels: facekit
+    writes its text ahead of them, so indexing a folder of face files reads a few hundred bytes
+    of each rather than the whole file. Raises ValueError for a file that is not a whole PNG head."""
+    text = {}
+    with open(path, "rb") as handle:
+        if handle.read(len(SIGNATURE)) != SIGNATURE:
+            raise ValueError("not a PNG file (bad signature)")
+        while True:
+            head = handle.read(8)
+            if len(head) < 8:
+                raise ValueError("corrupt PNG: it ends before its pixels")
+            length, kind = struct.unpack(">I4s", head)
+            if kind in (b"IDAT", b"IEND"):
+                return text
+            body = handle.read(length)
+            crc = handle.read(4)
+            if len(body) != length or len(crc) != 4 or zlib.crc32(kind + body) != struct.unpack(">I", crc)[0]:
+                raise ValueError(f"corrupt PNG: chunk {kind!r} is truncated or fails its CRC")
+            if kind in _TEXT_DECODERS:
+                key, value = _TEXT_DECODERS[kind](body)
+                text[key] = value

@@ -232,12 +232,12 @@ def _replay_stage(stages: FaceStages, cached: dict[str, dict[str, Any]]) -> Stag
     return Stage("restore", replay)
 
 
-def build_stages(cfg: DictConfig, registry: PluginRegistry) -> FaceStages:
+def build_stages(cfg: DictConfig, registry: PluginRegistry, with_identity: bool = False) -> FaceStages:
     """The run's plugins by name and config (not built yet: models load on first use), the
-    identity plugin only when a filter is set."""
+    identity plugin only when a filter is set (or ``with_identity``: curation embeds faces)."""
     store = ModelStore(registry.models, cache_dir=_cache_root(cfg), offline=bool(cfg.models.offline))
     return FaceStages(_load(cfg, registry, store, "detector"), _load(cfg, registry, store, "aligner"),
-                      _load(cfg, registry, store, "identity") if filter_is_set(cfg) else None,
+                      _load(cfg, registry, store, "identity") if with_identity or filter_is_set(cfg) else None,
                       size=cfg.output.size, padding=cfg.output.padding)
 
 

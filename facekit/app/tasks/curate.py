@@ -1,0 +1,71 @@
+"""``task=curate``: an extraction output folder in, a curated result folder out (see
+``facekit.curate``); the extraction output is only read."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from facekit.app.tasks.extract import build_stages
+from facekit.curate import CurateSettings, check_target, decide, read_output, write_result
+from facekit.curate.ordering import SORTS
+from facekit.errors import ConfigError
+from facekit.plugin.registry import PluginRegistry
+
+log = logging.getLogger("facekit")
+
+
+def run_curate(cfg: DictConfig, registry: PluginRegistry) -> None:
+    settings = curate_settings(cfg)
+    if not cfg.input:
+        raise ConfigError("input is required: facekit task=curate input=<extraction output folder> output=<result folder>")
+    source, result = Path(str(cfg.input)).expanduser(), Path(str(cfg.output.dir)).expanduser()
+    check_target(result, source)
+    faces = read_output(source)
+    log.info("%s: %d face(s)", source, len(faces))
+    curation = decide(faces, settings, stages=lambda: build_stages(cfg, registry, with_identity=True))
+    document = write_result(curation, source, result, command_input=_extraction_input(source))
+    counts = document["counts"]
+    log.info("curated: %d of %d face(s) kept%s; %s in %s", counts["kept"], counts["faces"],
+             f", {counts['clusters']} cluster(s)" if curation.labels is not None else "",
+             ", ".join(f"{kind} {n}" for kind, n in counts["dropped"].items()) or "none dropped",
+             result / "curation.json")
+    for cluster in document.get("clusters", []):
+        if "refs_command" in cluster:
+            print(f"cluster {cluster['cluster']:3d} ({cluster['faces']} faces): {cluster['refs_command']}")
+
+
+def curate_settings(cfg: DictConfig) -> CurateSettings:
+    """The ``curate`` node with the checks a type cannot make, one line each."""
+    node = cfg.curate
+    if node.dedupe is not None and not 0 < node.dedupe < 2:
+        raise ConfigError(f"curate.dedupe is a cosine distance between 0 and 2 (e.g. 0.1), got {node.dedupe!r}")
+    if node.dedupe_pose < 0:
+        raise ConfigError(f"curate.dedupe_pose is a number of degrees, 0 or more, got {node.dedupe_pose!r}")
+    if node.best is not None and node.best < 1:
+        raise ConfigError(f"curate.best is a number of faces per identity, 1 or more, got {node.best!r}")
+    if node.min_cluster_size is not None and node.min_cluster_size < 2:
+        raise ConfigError(f"curate.min_cluster_size must be 2 or more, got {node.min_cluster_size!r}")
+    sort = None if node.sort is None else str(node.sort)
+    if sort is not None and sort not in SORTS:
+        raise ConfigError(f"curate.sort={sort!r}; choose one of: {', '.join(SORTS)}")
+    return CurateSettings(cluster=bool(node.cluster), dedupe=None if node.dedupe is None else float(node.dedupe),
+                          dedupe_pose=float(node.dedupe_pose), best=None if node.best is None else int(node.best),
+                          sort=sort, copy=bool(node.copy),
+                          min_cluster_size=None if node.min_cluster_size is None else int(node.min_cluster_size))
+
+
+def _extraction_input(source: Path) -> str | None:
+    """What the extraction read (its collection's input, else its one alignments file's), for
+    the ready ``filter.refs`` command lines."""
+    for document in (source / "collection.json", source / "alignments.json"):
+        try:
+            data = json.loads(document.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        value = data.get("input") or (data.get("meta") or {}).get("input")
+        if value:
+            return str(value)
+    return None

@@ -1,0 +1,84 @@
+"""Each face's identity vector: the one stored at extraction (``output.embeddings=true``) when
+the same identity plugin made it, else computed from the face file by the identity plugin.
+
+A face file is the frame warped by the alignment matrix, so the face's landmarks moved by that
+same matrix sit on the file's face: the identity plugin then embeds the file exactly as it
+embeds a frame (``FaceStages.embed``, the one place that calls it), nothing is detected again.
+"""
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from itertools import islice
+from typing import Callable, Iterable, Iterator, Sequence, TypeVar
+
+import cv2
+import numpy as np
+
+from facekit.curate.inventory import FaceEntry
+from facekit.faces.stages import FaceStages
+from facekit.imaging import geometry
+from facekit.records import Detection, Face, Frame, FrameRecord
+
+log = logging.getLogger(__name__)
+
+BATCH = 64  # files decoded together (on threads: OpenCV's PNG decoder releases the GIL)
+
+T = TypeVar("T")
+
+
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to length 1 (float32), so euclidean distance orders pairs as cosine does."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+def face_embeddings(faces: Sequence[FaceEntry], stages: FaceStages,
+                    progress: Callable[[int], None] | None = None) -> np.ndarray:
+    """(n, d) unit vectors, one per face; a row of NaN for a face that has neither a usable
+    stored vector nor a file with landmarks (it stays out of clusters and duplicates)."""
+    name = stages.identity.spec.name if stages.identity is not None else None
+    vectors: dict[int, np.ndarray] = {}
+    todo = []
+    for row, face in enumerate(faces):
+        if face.embedding is not None and face.embedded_by == name:
+            vectors[row] = face.embedding
+        elif face.path is not None and face.landmarks is not None:
+            todo.append(row)
+    if todo:
+        log.info("embedding %d face file(s) with identity %s (%d stored)", len(todo), name, len(vectors))
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for rows in _batches(todo, BATCH):
+            crops = list(pool.map(lambda r: cv2.imread(str(faces[r].path), cv2.IMREAD_COLOR), rows))
+            for row, crop in zip(rows, crops):
+                if crop is None:
+                    log.warning("cannot read face file %s; it is left out of clusters and duplicates", faces[row].path)
+                    continue
+                vectors[row] = embed_crop(stages, crop, faces[row])
+            if progress is not None:
+                progress(len(rows))
+    size = max((len(v) for v in vectors.values()), default=0)
+    result = np.full((len(faces), size), np.nan, dtype=np.float32)
+    for row, vector in vectors.items():
+        result[row] = vector
+    return unit_rows(result) if size else result
+
+
+def embed_crop(stages: FaceStages, crop: np.ndarray, face: FaceEntry) -> np.ndarray:
+    """The identity vector of one face file: its landmarks moved into the file, then the very
+    call extraction makes on a frame."""
+    matrix = geometry.alignment_matrix(face.landmarks, crop.shape[0], padding=face.padding)
+    points = geometry.transform_points(face.landmarks, matrix)
+    x0, y0 = points.min(axis=0)
+    x1, y1 = points.max(axis=0)
+    record = FrameRecord(Frame(name=face.name, source=face.key[0], index=face.frame_index, image=crop),
+                         height=crop.shape[0], width=crop.shape[1],
+                         faces=[Face(detection=Detection((x0, y0, x1, y1), 1.0), landmarks=points.astype(np.float32))])
+    stages.embed(record)
+    return record.faces[0].embedding
+
+
+def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch

@@ -1,0 +1,140 @@
+"""What an extraction output folder holds: every face of every alignments file under it, and
+where its face file is now.
+
+Face files are found by the text each one carries (``facekit.output.pngmeta``: source, frame,
+face index), so a folder whose files were renamed or moved about still curates; a file without
+that text is found by the name its alignments entry gave it. Nothing here writes.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, Iterator
+
+import numpy as np
+
+from facekit.errors import FacekitError
+from facekit.imaging.geometry import DEFAULT_PADDING
+from facekit.output.alignments import ALIGNMENTS_FILE, load_alignments
+from facekit.output.pngmeta import FACE_KEY, FRAME_KEY, SOURCE_KEY, read_png_head_text
+
+log = logging.getLogger(__name__)
+
+FaceKey = tuple[str, str, int]  # source, frame name, face index in the frame
+
+
+@dataclass
+class FaceEntry:
+    """One face of an alignments file, with what curation reads of it."""
+
+    name: str  # where extraction wrote its file, relative to the input folder (POSIX)
+    key: FaceKey
+    frame_index: int
+    landmarks: np.ndarray | None  # (68, 2), source pixels
+    embedding: np.ndarray | None  # stored at extraction, by ``embedded_by``
+    embedded_by: str | None  # the identity plugin that made ``embedding``
+    yaw: float
+    pitch: float
+    roll: float
+    sharpness: float
+    face_px: float
+    padding: float  # the crop's, from the alignments meta: where the landmarks sit in the file
+    rejected: str | None = None  # extraction's reason when it did not keep the face
+    path: Path | None = None  # the face file now; None when it is nowhere under the input
+
+    @property
+    def file_name(self) -> str:
+        return PurePosixPath(self.name).name
+
+
+def read_output(root: Path) -> list[FaceEntry]:
+    """Every face under ``root`` (one source's folder or a whole collection), in a fixed order
+    (alignments file, then frame, then face), each with its file found."""
+    if not root.is_dir():
+        raise FacekitError(f"input {str(root)!r} is not a folder; give an extraction output folder")
+    files = sorted(_walk(root, ALIGNMENTS_FILE.__eq__), key=lambda p: p.relative_to(root).as_posix())
+    if not files:
+        raise FacekitError(f"no {ALIGNMENTS_FILE} under {str(root)!r}; give the output folder of an extraction")
+    faces = [face for path in files for face in _faces_of(root, path)]
+    _find_files(root, faces)
+    return faces
+
+
+def _faces_of(root: Path, path: Path) -> Iterator[FaceEntry]:
+    document = load_alignments(path)
+    meta = document.get("meta") or {}
+    padding = float((meta.get("output") or {}).get("padding") or DEFAULT_PADDING)
+    embedded_by = ((meta.get("plugins") or {}).get("identity") or {}).get("name")
+    folder = path.parent.relative_to(root).as_posix()
+    frames = sorted(document["frames"].items(), key=lambda item: (str(item[1]["source"]), int(item[1]["index"]), item[0]))
+    for frame_name, frame in frames:
+        for number, entry in enumerate(frame["faces"]):
+            crop = entry.get("crop")
+            if not crop:  # a face that got no file (rejected without filter.save_rejected)
+                continue
+            yield _entry(PurePosixPath(folder, crop).as_posix() if folder != "." else crop,
+                         (str(frame["source"]), frame_name, number), int(frame["index"]), entry, padding, embedded_by)
+
+
+def _entry(name: str, key: FaceKey, frame_index: int, entry: dict[str, Any], padding: float,
+           embedded_by: str | None) -> FaceEntry:
+    pose = entry.get("pose") or {}
+    landmarks, embedding = entry.get("landmarks"), entry.get("embedding")
+    return FaceEntry(
+        name=name, key=key, frame_index=frame_index,
+        landmarks=None if landmarks is None else np.asarray(landmarks, dtype=np.float64).reshape(68, 2),
+        embedding=None if embedding is None else np.asarray(embedding, dtype=np.float32),
+        embedded_by=embedded_by if embedding is not None else None,
+        yaw=_number(pose.get("yaw")), pitch=_number(pose.get("pitch")), roll=_number(pose.get("roll")),
+        sharpness=_number(entry.get("sharpness")), face_px=_number(entry.get("face_px")), padding=padding,
+        rejected=None if entry.get("keep", True) else f"rejected at extraction: {entry.get('reason')}")
+
+
+def _number(value: Any) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _find_files(root: Path, faces: list[FaceEntry]) -> None:
+    """Each face's file: the PNG under ``root`` whose text names its source, frame and face
+    (the one at the written name when several do), else the file at the written name when that
+    file carries no such text."""
+    by_key: dict[FaceKey, list[Path]] = {}
+    untagged: set[Path] = set()
+    for path in _walk(root, lambda name: name.lower().endswith(".png")):
+        key = _tag(path)
+        if key is None:
+            untagged.add(path)
+        else:
+            by_key.setdefault(key, []).append(path)
+    for face in faces:
+        written = root / face.name
+        found = by_key.get(face.key, [])
+        if found:
+            face.path = written if written in found else found[0]
+        elif written in untagged:
+            face.path = written
+    missing = sum(face.path is None for face in faces)
+    if missing:
+        log.warning("%d face file(s) named in the alignments are not under %s; they are left out", missing, root)
+
+
+def _tag(path: Path) -> FaceKey | None:
+    """(source, frame, face) from a face file's text; None when it has none or cannot be read."""
+    try:
+        text = read_png_head_text(path)
+        return text[SOURCE_KEY], text[FRAME_KEY], int(text[FACE_KEY])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _walk(root: Path, wanted: Any) -> Iterator[Path]:
+    """Files under ``root`` whose name ``wanted`` accepts, in sorted order, hidden folders (a
+    ``.hydra``, a temporary) left out; symbolic links to folders are not followed."""
+    for folder, subfolders, names in os.walk(root):
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
+        for name in sorted(names):
+            if wanted(name):
+                yield Path(folder) / name
