@@ -22,6 +22,8 @@ import warnings
 
 import numpy as np
 
+from facekit.curate.faiss_quiet import faiss as quiet_faiss
+
 EXACT_LIMIT = 20_000
 SEED = 0  # a fixed sample: the same input gives the same clusters
 UNCLUSTERED = -1
@@ -64,8 +66,7 @@ def _hdbscan(points: np.ndarray, min_cluster_size: int) -> np.ndarray:
 
 def _sampled(points: np.ndarray, min_cluster_size: int, sample_size: int) -> np.ndarray:
     """HDBSCAN on a fixed sample, the rest labelled by their nearest sampled face."""
-    import faiss
-
+    faiss = quiet_faiss()
     sample = np.sort(np.random.default_rng(SEED).choice(len(points), sample_size, replace=False))
     scaled = max(2, round(min_cluster_size * sample_size / len(points)))
     sample_labels = _hdbscan(points[sample], scaled)

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from facekit.curate.faiss_quiet import faiss as quiet_faiss
+
 FLAT_LIMIT = 50_000  # exact search below; an IVF index above (its cells' borders may hide a few pairs)
 IVF_PROBES = 16
 
@@ -71,8 +73,7 @@ def near_duplicates(unit: np.ndarray, threshold: float, sharpness: np.ndarray, p
 
 def _pairs(points: np.ndarray, min_similarity: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """faiss range search by inner product: (lims, neighbour rows, similarities), CSR style."""
-    import faiss
-
+    faiss = quiet_faiss()
     count, dim = points.shape
     if count <= FLAT_LIMIT:
         index = faiss.IndexFlatIP(dim)
@@ -84,7 +85,7 @@ def _pairs(points: np.ndarray, min_similarity: float) -> tuple[np.ndarray, np.nd
         index.nprobe = IVF_PROBES
     index.add(points)
     lims, similarity, rows = index.range_search(points, float(min_similarity))
-    return lims, rows.astype(np.int64), similarity
+    return lims.astype(np.int64), rows.astype(np.int64), similarity
 
 
 def _same_pose(pose: np.ndarray | None, a: np.ndarray, b: np.ndarray, max_deg: float) -> np.ndarray:

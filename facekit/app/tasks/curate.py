@@ -53,7 +53,7 @@ def curate_settings(cfg: DictConfig) -> CurateSettings:
         raise ConfigError(f"curate.sort={sort!r}; choose one of: {', '.join(SORTS)}")
     return CurateSettings(cluster=bool(node.cluster), dedupe=None if node.dedupe is None else float(node.dedupe),
                           dedupe_pose=float(node.dedupe_pose), best=None if node.best is None else int(node.best),
-                          sort=sort, copy=bool(node.copy),
+                          sort=sort, copy=bool(node["copy"]),  # node.copy is DictConfig.copy
                           min_cluster_size=None if node.min_cluster_size is None else int(node.min_cluster_size))
 
 

@@ -1,0 +1,125 @@
+"""Curation of the people set (27 portraits of 7 people, extracted as a collection): clusters
+are the people, the result folder holds what it promises, the input is never touched, a rerun
+gives the same result, and renamed or moved face files are still found."""
+from __future__ import annotations
+
+import csv
+import os
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+from cli_helpers import load_json
+from curate_helpers import PEOPLE, clusters_csv, curate, curate_run, shared_extraction, tree_digest
+
+
+@pytest.fixture
+def people(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return shared_extraction("people", tmp_path_factory)
+
+
+def _identities() -> dict[str, str]:
+    """Face name as extraction wrote it (``p01/img1_0.png``: the photo's largest face) -> person."""
+    with (PEOPLE / "identities.csv").open(encoding="utf-8", newline="") as handle:
+        return {f"{Path(row['file']).with_suffix('').as_posix()}_0.png": row["identity"]
+                for row in csv.DictReader(handle)}
+
+
+def test_clusters_of_the_people_set_are_its_people(people: Path, tmp_path: Path) -> None:
+    result = curate(tmp_path, people, "curate.cluster=true")
+    clusters, truth = clusters_csv(result), _identities()
+    labelled = [face for face in truth if face in clusters]
+    assert len(labelled) == len(truth) == 27
+    found = {clusters[face] for face in labelled} - {-1}
+    assert abs(len(found) - 7) <= 1
+    members: dict[int, list[str]] = {}
+    for face in labelled:
+        if clusters[face] != -1:
+            members.setdefault(clusters[face], []).append(truth[face])
+    purity = sum(max(people.count(p) for p in set(people)) for people in members.values()) / sum(map(len, members.values()))
+    assert purity >= 0.95
+    assert adjusted_rand_score([truth[f] for f in labelled], [clusters[f] for f in labelled]) > 0.8
+
+
+def test_the_result_folder_has_a_folder_sheet_and_command_per_cluster(people: Path, tmp_path: Path) -> None:
+    result = curate(tmp_path, people, "curate.cluster=true")
+    document = load_json(result / "curation.json")
+    clusters = [entry for entry in document["clusters"] if entry["cluster"] >= 0]
+    assert clusters
+    for entry in clusters:
+        folder = result / entry["folder"]
+        assert entry["folder"] == f"cluster_{entry['cluster']:03d}"
+        assert len(list(folder.iterdir())) == entry["faces"] == entry["kept"]
+        assert (result / entry["sheet"]).stat().st_size > 1000
+        assert entry["refs_command"].startswith("facekit input=") and "filter.refs=[" in entry["refs_command"]
+    faces = document["faces"]
+    assert len(faces) == len(clusters_csv(result)) and all(face["kept"] and face["reason"] is None for face in faces)
+    for face in faces:
+        link = result / face["result"]
+        assert link.is_symlink() and link.resolve() == (people / face["file"]).resolve()
+        assert face["result"].split("/")[0] == ("unclustered" if face["cluster"] == -1 else f"cluster_{face['cluster']:03d}")
+
+
+def test_curation_never_changes_the_extraction_output(people: Path, tmp_path: Path) -> None:
+    before = tree_digest(people)
+    curate(tmp_path, people, "curate.cluster=true", "curate.dedupe=0.3", "curate.best=2", "curate.sort=sharpness")
+    curate(tmp_path, people, "curate.cluster=true", "curate.copy=true", out="copied")
+    assert tree_digest(people) == before
+
+
+def test_curating_twice_gives_the_same_result_and_replaces_the_first(people: Path, tmp_path: Path) -> None:
+    settings = ("curate.cluster=true", "curate.best=2", "curate.sort=yaw")
+    first = tree_digest(curate(tmp_path, people, *settings))
+    (tmp_path / "curated" / "stale.txt").write_text("from before")
+    second = tree_digest(curate(tmp_path, people, *settings))
+    assert second == first
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".curated")]  # no staging folder left
+
+
+def test_copies_are_plain_files_equal_to_the_face_files(people: Path, tmp_path: Path) -> None:
+    result = curate(tmp_path, people, "curate.copy=true")
+    for face in load_json(result / "curation.json")["faces"]:
+        copied = result / face["result"]
+        assert face["result"].startswith("faces/") and not copied.is_symlink()
+        assert copied.read_bytes() == (people / face["file"]).read_bytes()
+
+
+def test_renamed_and_moved_face_files_are_found_by_their_png_text(people: Path, tmp_path: Path) -> None:
+    shuffled = tmp_path / "shuffled"
+    shutil.copytree(people, shuffled)
+    pngs = sorted(shuffled.rglob("*.png"))
+    (shuffled / "elsewhere").mkdir()
+    names = [f"face_{n:03d}.png" for n in range(len(pngs))]
+    random.Random(7).shuffle(names)
+    for n, (path, name) in enumerate(zip(pngs, names)):  # every file renamed, every other one moved
+        os.rename(path, (shuffled / "elsewhere" / name) if n % 2 else path.with_name(name))
+    original = clusters_csv(curate(tmp_path, people, "curate.cluster=true", out="original"))
+    moved = curate(tmp_path, shuffled, "curate.cluster=true", out="moved")
+    assert clusters_csv(moved) == original
+    document = load_json(moved / "curation.json")
+    assert all(face["kept"] and face["file"] != face["face"] for face in document["faces"])
+
+
+def test_a_result_folder_inside_the_input_is_refused_in_one_line(people: Path, tmp_path: Path) -> None:
+    before = tree_digest(people)
+    result = curate_run(tmp_path, people, out=str(people / "curated"))
+    assert result.returncode == 2 and "inside the input" in result.stderr and result.stderr.count("\n") == 1
+    assert tree_digest(people) == before
+
+
+def test_a_folder_that_is_not_a_curation_result_is_not_replaced(people: Path, tmp_path: Path) -> None:
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    result = curate_run(tmp_path, people, out="mine")
+    assert result.returncode == 2 and "not an earlier curation result" in result.stderr
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+
+
+def test_a_folder_without_alignments_is_refused_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    result = curate_run(tmp_path, tmp_path / "empty")
+    assert result.returncode == 2 and "no alignments.json under" in result.stderr
+    assert not (tmp_path / "curated").exists()
