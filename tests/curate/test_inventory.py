@@ -1,0 +1,46 @@
+"""Reading an output folder: every face, in a fixed order, found by its PNG text or its name."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from curate_helpers import shared_extraction
+
+from facekit.curate.inventory import read_output
+from facekit.errors import FacekitError
+from facekit.output.pngmeta import encode_png, read_png_head_text, read_png_text
+
+
+def test_a_collection_is_read_source_by_source_with_its_measures(tmp_path_factory: pytest.TempPathFactory) -> None:
+    people = shared_extraction("people", tmp_path_factory)
+    faces = read_output(people)
+    assert len(faces) >= 27 and [f.name for f in faces] == sorted([f.name for f in faces], key=lambda n: n.split("/")[0])
+    assert all(f.path == people / f.name for f in faces)
+    assert all(abs(f.yaw) < 90 and f.sharpness > 0 and f.face_px > 0 and f.landmarks.shape == (68, 2) for f in faces)
+
+
+def test_a_file_without_text_is_found_by_its_name_and_a_missing_one_left_out(
+        tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(shared_extraction("people", tmp_path_factory), copy)
+    stripped, gone = copy / "p01" / "img1_0.png", copy / "p04" / "img13_0.png"
+    import cv2
+
+    stripped.write_bytes(encode_png(cv2.imread(str(stripped)), {}))  # pixels kept, text dropped
+    gone.unlink()
+    faces = {f.name: f for f in read_output(copy)}
+    assert faces["p01/img1_0.png"].path == stripped
+    assert faces["p04/img13_0.png"].path is None
+
+
+def test_the_head_reader_gives_the_text_the_whole_file_reader_does(tmp_path_factory: pytest.TempPathFactory) -> None:
+    people = shared_extraction("people", tmp_path_factory)
+    for path in sorted(people.rglob("*.png"))[:5]:
+        assert read_png_head_text(path) == read_png_text(path) != {}
+
+
+def test_a_folder_without_alignments_is_an_error_naming_it(tmp_path: Path) -> None:
+    with pytest.raises(FacekitError, match="no alignments.json under"):
+        read_output(tmp_path)
