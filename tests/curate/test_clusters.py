@@ -34,10 +34,10 @@ def test_faces_without_an_embedding_stay_unclustered() -> None:
 def test_the_sampled_path_labels_as_the_exact_one_does() -> None:
     unit, truth = _people([400, 300, 200, 100])
     exact = cluster_labels(unit, min_cluster_size=20)
-    sampled = cluster_labels(unit, min_cluster_size=20, exact_limit=300)
+    sampled = cluster_labels(unit, min_cluster_size=20, exact_limit=300, sample_size=400)
     assert adjusted_rand_score(truth, exact) == 1.0
     assert adjusted_rand_score(truth, sampled) > 0.99
-    assert np.array_equal(sampled, cluster_labels(unit, min_cluster_size=20, exact_limit=300))
+    assert np.array_equal(sampled, cluster_labels(unit, min_cluster_size=20, exact_limit=300, sample_size=400))
 
 
 def test_the_minimum_cluster_grows_with_the_count_from_two() -> None:

@@ -1,0 +1,165 @@
+"""Curation's figures: how well clusters match identities, and how curation scales.
+
+    python bench/curate.py                        # the people set and the clip, default plugins
+    python bench/curate.py --synthetic 1000000    # cluster and dedupe stages on 1M synthetic embeddings
+
+People set (27 portraits of 7 people, extracted as a collection with the default plugins):
+cluster count, purity and adjusted Rand index (scikit-learn) of ``curate.cluster=true`` against
+identities.csv, over each photo's largest face (the person the photo is labelled with; other
+faces in a photo count as unlabelled). The clip's first ``--clip-seconds``: no labels, so the
+cluster count and sizes, and what ``curate.dedupe`` then keeps per cluster.
+
+``--synthetic N``: N 128-d unit embeddings in Gaussian blobs (N/500 identities, each face in a
+"shot" of about 10 near-identical faces with one pose), timed through the same functions the
+task calls (``cluster_labels``, ``near_duplicates``), with the peak memory of the process, and
+the same at ``--baseline`` faces in the same run: the ratio of time per face says how far from
+linear the large run is. Figures only: nothing here asserts a time.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import adjusted_rand_score
+
+from facekit.curate import CurateSettings, decide, read_output
+from facekit.curate.clusters import cluster_labels, default_min_cluster_size
+from facekit.curate.dedupe import near_duplicates
+from facekit.faces.stages import FaceStages
+from facekit.models.store import ModelStore
+from facekit.plugin.loading import load_plugin
+from facekit.plugin.registry import default_registry
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+PEOPLE = DATA / "images" / "people"
+CLIP = DATA / "video" / "short_hamilton_clip.mp4"
+
+
+def extract(source: Path, output: Path, *extra: str) -> Path:
+    subprocess.run([sys.executable, "-m", "facekit", f"input={source}", f"output={output}", "runner.progress=false",
+                    *extra], check=True, capture_output=True, text=True)
+    return output
+
+
+def stages() -> FaceStages:
+    registry = default_registry()
+    store = ModelStore(registry.models, cache_dir=None)
+    return FaceStages(*(load_plugin(registry, store, kind, name) for kind, name in
+                        (("detector", "yunet"), ("aligner", "facemesh"), ("identity", "sface"))))
+
+
+def purity(truth: list[str], labels: list[int]) -> float:
+    groups: dict[int, list[str]] = {}
+    for person, label in zip(truth, labels):
+        if label != -1:
+            groups.setdefault(label, []).append(person)
+    clustered = sum(map(len, groups.values()))
+    return sum(Counter(members).most_common(1)[0][1] for members in groups.values()) / max(clustered, 1)
+
+
+def people_figures(work: Path) -> None:
+    output = extract(PEOPLE, work / "people")
+    started = time.perf_counter()
+    curation = decide(read_output(output), CurateSettings(cluster=True), stages)
+    seconds = time.perf_counter() - started
+    with (PEOPLE / "identities.csv").open(encoding="utf-8", newline="") as handle:
+        identity = {f"{Path(row['file']).with_suffix('').as_posix()}_0.png": row["identity"] for row in csv.DictReader(handle)}
+    rows = [row for row, face in enumerate(curation.faces) if face.name in identity]
+    truth = [identity[curation.faces[row].name] for row in rows]
+    labels = [int(curation.labels[row]) for row in rows]
+    print(f"\n== people set: {len(curation.faces)} faces ({len(rows)} labelled), {len(set(truth))} people ==")
+    print(f"clusters {len(curation.clusters)} (true {len(set(truth))}), labelled faces unclustered "
+          f"{labels.count(-1)}, min_cluster_size {default_min_cluster_size(len(curation.faces))}")
+    print(f"purity {purity(truth, labels):.3f}  adjusted Rand index {adjusted_rand_score(truth, labels):.3f}  "
+          f"(embedding from the face files and clustering: {seconds:.1f} s)")
+
+
+def clip_figures(work: Path, clip_seconds: float, dedupe: float) -> None:
+    output = extract(CLIP, work / "clip", f"sample.end={clip_seconds}")
+    faces = read_output(output)
+    started = time.perf_counter()
+    curation = decide(faces, CurateSettings(cluster=True, dedupe=dedupe), stages)
+    seconds = time.perf_counter() - started
+    sizes = [int((curation.labels == label).sum()) for label in curation.clusters]
+    kept = [int(curation.kept[curation.labels == label].sum()) for label in curation.clusters]
+    print(f"\n== clip, first {clip_seconds:g} s: {len(faces)} faces ==")
+    print(f"clusters {len(sizes)}, sizes {sizes}, unclustered {int((curation.labels == -1).sum())}, "
+          f"min_cluster_size {default_min_cluster_size(len(faces))}")
+    print(f"dedupe={dedupe}: kept {int(curation.kept.sum())} of {len(faces)}; kept per cluster {kept} "
+          f"(every cluster keeps faces: {all(kept)}); {seconds:.1f} s")
+
+
+def synthetic(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(unit embeddings, identity per face, pose (n, 3), sharpness): identities far apart
+    (random directions), faces of one person at cosine distance ~0.25, shots of ~10 faces ~0.01."""
+    rng = np.random.default_rng(seed)
+    dim, people, shot = 128, max(2, count // 500), 10
+    centres = rng.standard_normal((people, dim), dtype=np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    shots = -(-count // shot)
+    shot_person = rng.integers(0, people, shots)
+    shot_centres = centres[shot_person] + rng.standard_normal((shots, dim), dtype=np.float32) * np.float32(0.6 / np.sqrt(dim))
+    shot_pose = np.stack([rng.uniform(-60, 60, shots), rng.uniform(-20, 20, shots), rng.uniform(-10, 10, shots)], axis=1)
+    of_shot = np.repeat(np.arange(shots), shot)[:count]
+    unit = np.empty((count, dim), dtype=np.float32)
+    for start in range(0, count, 100_000):  # in blocks: the noise of all faces at once would double the peak
+        block = of_shot[start:start + 100_000]
+        noise = rng.standard_normal((len(block), dim), dtype=np.float32) * np.float32(0.1 / np.sqrt(dim))
+        unit[start:start + len(block)] = shot_centres[block] + noise
+    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+    pose = shot_pose[of_shot] + rng.normal(0, 1.0, (count, 3))
+    return unit, shot_person[of_shot], pose, rng.uniform(10, 500, count)
+
+
+def synthetic_figures(count: int, dedupe: float) -> dict[str, float]:
+    unit, truth, pose, sharpness = synthetic(count)
+    started = time.perf_counter()
+    labels = cluster_labels(unit)
+    cluster_s = time.perf_counter() - started
+    started = time.perf_counter()
+    found = near_duplicates(unit, dedupe, sharpness, pose, labels)
+    dedupe_s = time.perf_counter() - started
+    clustered = labels != -1
+    figures = {"faces": count, "cluster_s": cluster_s, "dedupe_s": dedupe_s,
+               "clusters": len(np.unique(labels[clustered])), "people": len(np.unique(truth)),
+               "clustered": float(clustered.mean()),
+               "ari": adjusted_rand_score(truth[clustered], labels[clustered]) if clustered.any() else float("nan"),
+               "kept": int(found.kept.sum()), "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20}
+    print(f"{count:>9} faces: cluster {cluster_s:7.1f} s ({figures['clusters']} clusters of {figures['people']} people, "
+          f"{figures['clustered']:.1%} clustered, ARI on those {figures['ari']:.3f}); dedupe={dedupe} {dedupe_s:7.1f} s "
+          f"(kept {figures['kept']}, {figures['kept'] / count:.1%}); peak RSS {figures['peak_gb']:.2f} GB", flush=True)
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--synthetic", type=int, default=0, help="time cluster and dedupe on N synthetic embeddings")
+    parser.add_argument("--baseline", type=int, default=20_000, help="the small synthetic run to compare with")
+    parser.add_argument("--dedupe", type=float, default=0.1, help="curate.dedupe for the clip and synthetic runs")
+    parser.add_argument("--clip-seconds", type=float, default=5.0)
+    args = parser.parse_args()
+    print(f"facekit curation bench, {date.today()}")
+    if args.synthetic:
+        print(f"\n== synthetic 128-d embeddings: the baseline ({args.baseline}), then {args.synthetic} ==")
+        small = synthetic_figures(args.baseline, args.dedupe)
+        large = synthetic_figures(args.synthetic, args.dedupe)
+        for stage in ("cluster_s", "dedupe_s"):
+            ratio = (large[stage] / large["faces"]) / (small[stage] / small["faces"])
+            print(f"{stage[:-2]}: time per face at {args.synthetic} / at {args.baseline}: {ratio:.2f}x")
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        people_figures(Path(folder))
+        clip_figures(Path(folder), args.clip_seconds, args.dedupe)
+
+
+if __name__ == "__main__":
+    main()

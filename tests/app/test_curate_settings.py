@@ -1,0 +1,51 @@
+"""``task=curate``'s settings: typed by the schema, checked in one line each, before anything is read."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_module
+
+from cli_helpers import run_facekit
+
+from facekit.app.schema import CurateSort, register_schema
+from facekit.app.tasks.curate import curate_settings
+from facekit.curate.ordering import SORTS
+from facekit.errors import ConfigError
+
+
+def _compose(*overrides: str):
+    register_schema()
+    with initialize_config_module(config_module="facekit.conf", version_base="1.3"):
+        return compose(config_name="config", overrides=["task=curate", *overrides])
+
+
+def test_the_defaults_curate_nothing_but_link_every_face() -> None:
+    settings = curate_settings(_compose())
+    assert not settings.needs_identity and settings.copy is False and settings.sort is None
+
+
+def test_the_schema_sorts_are_the_orders_curation_knows() -> None:
+    assert [s.value for s in CurateSort] == list(SORTS)
+
+
+def test_copy_is_read_from_the_config_not_the_nodes_copy_method() -> None:
+    assert curate_settings(_compose("curate.copy=true")).copy is True
+    assert curate_settings(_compose("curate.copy=false")).copy is False
+
+
+@pytest.mark.parametrize(("override", "words"), [("curate.dedupe=0", "cosine distance"),
+                                                 ("curate.dedupe=3", "cosine distance"),
+                                                 ("curate.best=0", "1 or more"),
+                                                 ("curate.dedupe_pose=-1", "degrees"),
+                                                 ("curate.min_cluster_size=1", "2 or more")])
+def test_a_value_out_of_range_is_one_line_naming_the_key(override: str, words: str) -> None:
+    with pytest.raises(ConfigError, match=words) as error:
+        curate_settings(_compose(override))
+    assert override.split("=")[0] in str(error.value) and "\n" not in str(error.value)
+
+
+def test_an_unknown_sort_is_refused_by_the_command_in_one_line(tmp_path: Path) -> None:
+    result = run_facekit("task=curate", f"input={tmp_path}", f"output={tmp_path / 'out'}", "curate.sort=age", cwd=tmp_path)
+    assert result.returncode == 2 and "curate.sort" in result.stderr and result.stderr.count("\n") == 1
+    assert not (tmp_path / "out").exists() and not (tmp_path / "facekit.log").exists()
