@@ -3,9 +3,9 @@ shot, the same photo in two sources), of which only the sharpest is worth keepin
 
 Two faces are duplicates when the cosine distance of their unit embeddings is below the
 threshold, their yaw, pitch and roll each differ by at most ``max_pose_deg`` and they share a
-cluster (when clusters are known). Pairs come from faiss's range search (exact below
-``FLAT_LIMIT`` faces, an inverted-file index above it), never from comparing every pair in
-Python. Then, sharpest first, each face not yet dropped is kept and drops its remaining
+cluster (when clusters are known). Pairs come from faiss's range search within each cluster
+(exact for clusters below ``FLAT_LIMIT`` faces, an inverted-file index above it), never from
+comparing every pair in Python. Then, sharpest first, each face not yet dropped is kept and drops its remaining
 duplicates: a greedy pass, so a kept face is never dropped later and the result does not
 depend on the order the faces came in (ties go to the earlier face).
 """
@@ -20,6 +20,9 @@ from facekit.curate.faiss_quiet import faiss as quiet_faiss
 
 FLAT_LIMIT = 50_000  # exact search below; an IVF index above (its cells' borders may hide a few pairs)
 IVF_PROBES = 16
+#: Below this a search runs on one thread: a cluster's few hundred faces take far longer to share
+#: out among OpenMP threads than to search (five times longer on a busy 2-core machine)
+ONE_THREAD_LIMIT = 5_000
 
 
 @dataclass(frozen=True)
@@ -45,13 +48,9 @@ def near_duplicates(unit: np.ndarray, threshold: float, sharpness: np.ndarray, p
     valid = np.flatnonzero(np.isfinite(unit).all(axis=1)) if count else np.zeros(0, dtype=np.int64)
     if len(valid) < 2 or threshold <= 0:
         return Duplicates(of, distance)
-    lims, rows, similarity = _pairs(np.ascontiguousarray(unit[valid], dtype=np.float32), 1.0 - threshold)
-    queries = np.repeat(valid, np.diff(lims))
-    others = valid[rows]
+    queries, others, similarity = _grouped_pairs(unit, valid, labels, 1.0 - threshold)
     close = _same_pose(pose, queries, others, max_pose_deg) & (queries != others) & (similarity > 1.0 - threshold)
-    if labels is not None:
-        close &= labels[queries] == labels[others]
-    queries, others, gap = queries[close], others[close], (1.0 - similarity[close]).astype(np.float32)
+    queries, others, gap = queries[close], others[close], np.maximum(1.0 - similarity[close], 0).astype(np.float32)
     order = np.argsort(queries, kind="stable")
     queries, others, gap = queries[order], others[order], gap[order]
     starts = np.searchsorted(queries, np.arange(count + 1))
@@ -71,6 +70,27 @@ def near_duplicates(unit: np.ndarray, threshold: float, sharpness: np.ndarray, p
     return Duplicates(of, distance)
 
 
+def _grouped_pairs(unit: np.ndarray, valid: np.ndarray, labels: np.ndarray | None,
+                   min_similarity: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row, other row, similarity) of every pair within ``min_similarity`` that shares a
+    cluster: each cluster is searched on its own, which makes the search exact for clusters up
+    to ``FLAT_LIMIT`` faces and cheap (the sum of the clusters' squares, not the count's)."""
+    if labels is None:
+        groups = [valid]
+    else:
+        by_label = valid[np.argsort(labels[valid], kind="stable")]  # rows stay in order within a cluster
+        groups = np.split(by_label, np.unique(labels[by_label], return_index=True)[1][1:])
+    found = []
+    for rows in groups:
+        if len(rows) < 2:
+            continue
+        lims, neighbours, similarity = _pairs(np.ascontiguousarray(unit[rows], dtype=np.float32), min_similarity)
+        found.append((np.repeat(rows, np.diff(lims)), rows[neighbours], similarity))
+    if not found:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    return tuple(np.concatenate(parts) for parts in zip(*found))  # type: ignore[return-value]
+
+
 def _pairs(points: np.ndarray, min_similarity: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """faiss range search by inner product: (lims, neighbour rows, similarities), CSR style."""
     faiss = quiet_faiss()
@@ -84,7 +104,13 @@ def _pairs(points: np.ndarray, min_similarity: float) -> tuple[np.ndarray, np.nd
         index.train(points[np.sort(sample)])
         index.nprobe = IVF_PROBES
     index.add(points)
-    lims, similarity, rows = index.range_search(points, float(min_similarity))
+    threads = faiss.omp_get_max_threads()
+    if count <= ONE_THREAD_LIMIT:
+        faiss.omp_set_num_threads(1)
+    try:
+        lims, similarity, rows = index.range_search(points, float(min_similarity))
+    finally:
+        faiss.omp_set_num_threads(threads)
     return lims.astype(np.int64), rows.astype(np.int64), similarity
 
 

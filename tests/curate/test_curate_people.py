@@ -123,3 +123,18 @@ def test_a_folder_without_alignments_is_refused_in_one_line(tmp_path: Path) -> N
     result = curate_run(tmp_path, tmp_path / "empty")
     assert result.returncode == 2 and "no alignments.json under" in result.stderr
     assert not (tmp_path / "curated").exists()
+
+
+def test_the_same_faces_in_two_sources_are_deduplicated_across_them(people: Path, tmp_path: Path) -> None:
+    twice = tmp_path / "twice"
+    shutil.copytree(people, twice / "first")
+    shutil.copytree(people, twice / "second")
+    document = load_json(curate(tmp_path, twice, "curate.dedupe=0.05") / "curation.json")
+    faces = document["faces"]
+    assert len(faces) % 2 == 0
+    for face in faces:
+        where, name = face["face"].split("/", 1)
+        if where == "first":
+            assert face["kept"] and face["result"] == f"faces/{face['face'].replace('/', '__')}"
+        else:
+            assert not face["kept"] and face["reason"] == f"duplicate of first/{name} (distance 0.000)"
