@@ -6,13 +6,14 @@ from __future__ import annotations
 import csv
 import os
 import random
+import shlex
 import shutil
 from pathlib import Path
 
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from cli_helpers import load_json
+from cli_helpers import load_json, run_facekit
 from curate_helpers import PEOPLE, clusters_csv, curate, curate_run, shared_extraction, tree_digest
 
 
@@ -138,3 +139,16 @@ def test_the_same_faces_in_two_sources_are_deduplicated_across_them(people: Path
             assert face["kept"] and face["result"] == f"faces/{face['face'].replace('/', '__')}"
         else:
             assert not face["kept"] and face["reason"] == f"duplicate of first/{name} (distance 0.000)"
+
+
+def test_a_clusters_ready_command_keeps_that_person_only(people: Path, tmp_path: Path) -> None:
+    document = load_json(curate(tmp_path, people, "curate.cluster=true") / "curation.json")
+    smallest = min((c for c in document["clusters"] if c["cluster"] >= 0), key=lambda c: (c["faces"], c["cluster"]))
+    members = {f["face"] for f in document["faces"] if f["cluster"] == smallest["cluster"]}
+    command = shlex.split(smallest["refs_command"])
+    assert command[0] == "facekit"
+    result = run_facekit(*command[1:], "runner.progress=false", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    kept = {p.relative_to(tmp_path / f"cluster_{smallest['cluster']:03d}_faces").as_posix()
+            for p in (tmp_path / f"cluster_{smallest['cluster']:03d}_faces").rglob("*.png")}
+    assert kept == members
