@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import threading
 import time
 from collections import Counter, deque
@@ -136,6 +137,10 @@ class CollectionStream:
         self.skipped: dict[str, str] = {}
         self.decoder_output: DecoderOutput | None = None  # set by the runner on threads
         self.generation = 0
+        #: sources whose frames are all written, waiting to be folded on the closer thread: a
+        #: fold's fsyncs on the sink's thread would leave the workers idle at every source's end
+        self._ended: queue.Queue[SourceOutput | None] = queue.Queue()
+        self._closer: threading.Thread | None = None
         self.frames_total = 0
         self.faces_total = 0
         self._lock = threading.Lock()
@@ -184,7 +189,8 @@ class CollectionStream:
     def finish(self) -> None:
         """After the runner's last frame: every source's end mark is in ``route`` by now."""
         self._finish_ended()
-        for output in list(self.open):  # none, unless a reader stopped early
+        self._wait_for_closer()
+        for output in self._open_ones():  # none, unless a reader stopped early
             self._close(output, "partial", reason="not every frame was read; the same command resumes it")
 
     def restart(self, error: FacekitError) -> bool:
@@ -192,17 +198,19 @@ class CollectionStream:
         sources opened after it to be read again (each resumes from its journal). False when
         no frame was in flight, so nothing can be blamed and the run must end."""
         self._finish_ended()
+        self._wait_for_closer()
         with self._lock:
             self.generation += 1
             failing = next((o for o in self.route if isinstance(o, SourceOutput)), None)
             self.route.clear()
         if failing is None:
             return False
-        later = [o for o in self.open if o is not failing]
+        later = [o for o in self._open_ones() if o is not failing]
         self._close(failing, "failed", reason=str(error))
         for output in later:
             output.close()
-            self.open.remove(output)
+            with self._lock:
+                self.open.remove(output)
         self._again.extendleft(reversed([o.source for o in later]))
         log.warning("source %s failed: %s", failing.source.rel, error)
         return True
@@ -211,7 +219,8 @@ class CollectionStream:
         """Interrupted or ended by an error: every open source keeps what it finished, as partial."""
         with self._lock:
             self.generation += 1
-        for output in list(self.open):
+        self._wait_for_closer()
+        for output in self._open_ones():
             self._close(output, "partial", reason=reason)
 
     # -- sources ----------------------------------------------------------------------------------
@@ -277,19 +286,41 @@ class CollectionStream:
         return entry
 
     def _finish_ended(self) -> None:
-        """Closes each source whose end mark is next in ``route``: all its frames are written."""
+        """Hands the closer each source whose end mark is next in ``route``: all its frames are written."""
         while True:
             with self._lock:
                 if not self.route or not isinstance(self.route[0], _End):
                     return
                 ended = self.route.popleft()
             assert isinstance(ended, _End)
-            self._close(ended.output, "done")
+            if self._closer is None:
+                self._closer = threading.Thread(target=self._close_ended, name="close sources", daemon=True)
+                self._closer.start()
+            self._ended.put(ended.output)
+
+    def _close_ended(self) -> None:
+        while (output := self._ended.get()) is not None:
+            try:
+                self._close(output, "done")
+            except BaseException as exc:  # noqa: BLE001 - a source's fold must not end the closer
+                log.warning("source %s not closed: %s: %s", output.source.rel, type(exc).__name__, exc)
+
+    def _wait_for_closer(self) -> None:
+        """Every source handed to the closer is folded and recorded."""
+        if self._closer is not None:
+            self._ended.put(None)
+            self._closer.join()
+            self._closer = None
+
+    def _open_ones(self) -> list[SourceOutput]:
+        with self._lock:
+            return list(self.open)
 
     def _close(self, output: SourceOutput, state: str, reason: str | None = None) -> None:
         """Folds the source's alignments, writes its ``run_summary.json`` and records its state."""
-        if output in self.open:
-            self.open.remove(output)
+        with self._lock:
+            if output in self.open:
+                self.open.remove(output)
         summary = output.summary
         summary.skipped = len(output.frames.skipped)
         summary.seconds = time.perf_counter() - output.opened_at
