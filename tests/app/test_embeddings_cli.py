@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_helpers import load_json, run_facekit
+from cli_helpers import copy_flat, load_json, run_facekit
 from conftest import DATA, SCENES, require_data
 from facekit.records import EMBEDDING_DECIMALS
 
@@ -22,10 +22,7 @@ SFACE_SIZE = 128
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     require_data()
-    folder = tmp_path_factory.mktemp("photos")
-    for photo in PHOTOS:
-        shutil.copy(photo, folder / f"{photo.parent.name}_{photo.name}")
-    return folder
+    return copy_flat(PHOTOS, tmp_path_factory.mktemp("photos"))
 
 
 @pytest.fixture(scope="module")
