@@ -75,8 +75,10 @@ SETTINGS = {
 
 def x_axis(overrides: Sequence[Mapping[str, str]]) -> SweptSetting:
     """The first known setting whose value differs between the jobs (their overrides), else the
-    threshold: a sweep over something else (``output.size``) still shows a filter's threshold."""
+    first one they set, else the threshold: a sweep over something else (``output.size``) still
+    shows the limit it applied, a filter's default threshold included."""
     for key, setting in SETTINGS.items():
         if len({job.get(key) for job in overrides}) > 1:
             return setting
-    return SETTINGS[THRESHOLD_KEY]
+    named = [key for key in SETTINGS if any(key in job for job in overrides)]
+    return SETTINGS[named[0] if named else THRESHOLD_KEY]

@@ -232,11 +232,13 @@ def test_a_quality_sweep_measures_each_face_once_and_later_jobs_load_no_model(
 
 # --- the settings on their own --------------------------------------------------------------
 
-def test_the_x_axis_is_the_first_swept_filter_setting_else_the_threshold() -> None:
+def test_the_x_axis_is_the_first_swept_filter_setting_else_the_first_set_else_the_threshold() -> None:
     assert x_axis([{"quality.max_yaw": "10"}, {"quality.max_yaw": "40"}]).key == "quality.max_yaw"
     assert x_axis([{"filter.threshold": "0.3", "quality.max_yaw": "10"},
                    {"filter.threshold": "0.5", "quality.max_yaw": "40"}]).key == "filter.threshold"
     assert x_axis([{"output.size": "64"}, {"output.size": "128"}]).key == "filter.threshold"
+    assert x_axis([{"output.size": "64", "quality.max_roll": "9"},
+                   {"output.size": "128", "quality.max_roll": "9"}]).key == "quality.max_roll"
 
 
 def test_a_face_is_placed_by_its_absolute_angle_and_ranked_by_size_among_those_max_faces_judged() -> None:
