@@ -72,22 +72,25 @@ def nearest_faces(frames: Mapping[str, Any], threshold: float, count: int = FACE
     """The ``count`` faces of an alignments ``frames`` object whose value (``values``: the
     distance by default) lies nearest ``threshold``: half at or below it and half above, more
     from one side where the other runs short; in order of value."""
-    faces = list(_placed_faces(frames, values))
-    below = [f for f in faces if f.value <= threshold]
-    above = [f for f in faces if f.value > threshold]
+    placed = list(_placed_faces(frames, values))
+    below = [f for f in placed if f[0] <= threshold]
+    above = [f for f in placed if f[0] > threshold]
     take_below = min(len(below), max(count // 2, count - len(above)))
-    chosen = heapq.nlargest(take_below, below, key=lambda f: f.value) + \
-        heapq.nsmallest(count - take_below, above, key=lambda f: f.value)
-    return sorted(chosen, key=lambda f: f.value)
+    chosen = heapq.nlargest(take_below, below, key=lambda f: f[0]) + \
+        heapq.nsmallest(count - take_below, above, key=lambda f: f[0])
+    return [SheetFace(frame["source"], int(frame["index"]), number,
+                      np.asarray(frame["faces"][number]["landmarks"], dtype=np.float64),
+                      value, bool(frame["faces"][number].get("keep", True)))
+            for value, frame, number in sorted(chosen, key=lambda f: f[0])]
 
 
-def _placed_faces(frames: Mapping[str, Any], values: FaceValues) -> Iterator[SheetFace]:
+def _placed_faces(frames: Mapping[str, Any], values: FaceValues) -> Iterator[tuple[float, Mapping[str, Any], int]]:
+    """(value, frame, face number) of each face with a value and landmarks; only the chosen few
+    become SheetFaces, so a long video's faces cost no arrays."""
     for frame in frames.values():
         for number, (face, value) in enumerate(zip(frame["faces"], values(frame["faces"]))):
             if value is not None and math.isfinite(value) and face.get("landmarks") is not None:
-                yield SheetFace(frame["source"], int(frame["index"]), number,
-                                np.asarray(face["landmarks"], dtype=np.float64),
-                                float(value), bool(face.get("keep", True)))
+                yield float(value), frame, number
 
 
 def render(rows: Sequence[SheetRow], base: Path) -> np.ndarray:

@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Mapping, Sequence
 
-from facekit.faces.quality import LIMITS, measured
-from facekit.output.alignments import face_from_dict
+from facekit.faces.quality import LIMITS, POSE_AXES
 from facekit.sweep.contact_sheet import FaceValues, distances
 
 THRESHOLD_KEY = "filter.threshold"
@@ -46,8 +45,12 @@ class SweptSetting:
 
 def measure_values(measure: str, faces: Sequence[Mapping[str, Any]]) -> list[float | None]:
     """The ``measure`` of each face entry as the quality filter reads it (``measured``: pose
-    angles as absolute values)."""
-    return [measured(face_from_dict(face), measure) for face in faces]
+    angles as absolute values), read from the JSON without making Faces: a long video's report
+    reads every face of every job."""
+    if measure in POSE_AXES:
+        angles = [(face.get("pose") or {}).get(measure) for face in faces]
+        return [None if angle is None else abs(float(angle)) for angle in angles]
+    return [None if face.get(measure) is None else float(face[measure]) for face in faces]
 
 
 def size_ranks(faces: Sequence[Mapping[str, Any]]) -> list[float | None]:
