@@ -65,12 +65,13 @@ def size_ranks(faces: Sequence[Mapping[str, Any]]) -> list[float | None]:
     return ranks
 
 
-_FORMATS = {"face_px": ".0f", "sharpness": ".0f", "misalignment": ".4f"}  # the pose angles: ".1f"
+_FORMATS = {"misalignment": ".4f"}  # the others: ".2f"; each as stored, so "15.00 REJECT" never hides 15.04 > 15
 
 #: Every setting the report knows, in the order it chooses the x axis among those that vary.
 SETTINGS = {
     THRESHOLD_KEY: SweptSetting(THRESHOLD_KEY, distances, ".3f"),
-    **{f"quality.{name}": SweptSetting(f"quality.{name}", partial(measure_values, limit.measure), _FORMATS.get(limit.measure, ".1f"))
+    **{f"quality.{name}": SweptSetting(f"quality.{name}", partial(measure_values, limit.measure),
+                                       _FORMATS.get(limit.measure, ".2f"))
        for name, limit in LIMITS.items()},
     f"quality.{MAX_FACES}": SweptSetting(f"quality.{MAX_FACES}", size_ranks, ".0f"),
 }

@@ -246,7 +246,8 @@ def test_a_face_is_placed_by_its_absolute_angle_and_ranked_by_size_among_those_m
     faces = [{**box, "face_px": 50.0, "pose": {"yaw": -35.0, "pitch": 1.0, "roll": 2.0}},
              {**box, "face_px": 90.0, "pose": {"yaw": 20.0, "pitch": 1.0, "roll": 2.0}, "keep": False,
               "reason": "yaw 20.0 > 10"},
-             {**box, "face_px": 70.0, "pose": None, "keep": False, "reason": "max_faces 1: face_px 70.0 is the 2nd largest"}]
+             {**box, "face_px": 70.0, "pose": None, "keep": False,
+              "reason": "max_faces 1: face_px 70.0 is the 2nd largest"}]
     assert SETTINGS["quality.max_yaw"].values(faces) == [35.0, 20.0, None]
     assert size_ranks(faces) == [2.0, None, 1.0]
     assert np.isnan(face_from_dict({**box, "pose": {"yaw": None, "pitch": 0.0, "roll": 0.0}}).pose.yaw)
