@@ -107,3 +107,18 @@ def test_a_default_run_stores_no_embeddings_and_loads_no_identity_plugin(photos:
     assert embeddings and all(value is None for value in embeddings.values())
     meta = load_json(output / "alignments.json")["meta"]
     assert "identity" not in meta["plugins"] and "embeddings" not in meta["fingerprint"]
+
+
+def test_each_source_of_a_collection_stores_its_faces_embeddings(embeddings_run: Path, home: Path,
+                                                                tmp_path: Path) -> None:
+    """A tree of two sources: every face of each has the embedding the single-input run stored."""
+    tree = tmp_path / "tree"
+    copy_flat(PHOTOS[:2], tree / "first")
+    copy_flat(PHOTOS[2:], tree / "second")
+    output = tmp_path / "faces"
+    _run(tree, output, home, "output.embeddings=true")
+    wanted = _embeddings(embeddings_run)
+    for source in ("first", "second"):
+        stored = _embeddings(output / source)
+        assert stored and all(embedding == wanted[key] for key, embedding in stored.items()), source
+    assert len(_embeddings(output / "first")) + len(_embeddings(output / "second")) == len(wanted)
