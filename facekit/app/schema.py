@@ -43,6 +43,7 @@ class OutputSchema:
     padding: Optional[float] = MISSING
     debug: bool = MISSING
     save_every: int = MISSING
+    embeddings: bool = MISSING
 
 
 @dataclass

@@ -29,8 +29,8 @@ from facekit.plugin.spec import PluginKind
 from facekit.app.references import reference_embeddings
 from facekit.plugin.registry import PluginRegistry
 from facekit.engine.runner import Pass, Runner, RunSummary, per_record, plan_passes
-from facekit.app.tasks.settings import (cache_is_on, check_settings, filter_is_set, is_collection_input,
-                                        job_output_dir, sampling)
+from facekit.app.tasks.settings import (cache_is_on, check_settings, filter_is_set, identity_is_needed,
+                                        is_collection_input, job_output_dir, sampling)
 from facekit.engine.threads import Stage
 from facekit.records import FrameRecord
 from facekit.engine.workers import WorkerPlan, choose_workers
@@ -198,7 +198,7 @@ def report(plan: RunPlan, summary: RunSummary, rejected: Counter[str]) -> None:
 
 def identity_filter(cfg: DictConfig, stages: FaceStages, refs_cache: ReferenceCache | None,
                      fingerprint: Any) -> IdentityFilter | None:
-    if stages.identity is None:
+    if stages.identity is None or not filter_is_set(cfg):  # output.embeddings alone: stored, not judged
         return None
     from facekit.faces.identity import IdentityFilter
 
@@ -244,10 +244,10 @@ def _replay_stage(stages: FaceStages, cached: dict[str, dict[str, Any]]) -> Stag
 
 def build_stages(cfg: DictConfig, registry: PluginRegistry) -> FaceStages:
     """The run's plugins by name and config (not built yet: models load on first use), the
-    identity plugin only when a filter is set."""
+    identity plugin only when a filter or ``output.embeddings`` needs embeddings."""
     store = ModelStore(registry.models, cache_dir=_cache_root(cfg), offline=bool(cfg.models.offline))
     return FaceStages(_load(cfg, registry, store, "detector"), _load(cfg, registry, store, "aligner"),
-                      _load(cfg, registry, store, "identity") if filter_is_set(cfg) else None,
+                      _load(cfg, registry, store, "identity") if identity_is_needed(cfg) else None,
                       size=cfg.output.size, padding=cfg.output.padding)
 
 
@@ -285,6 +285,8 @@ def alignments_meta(cfg: DictConfig, stages: FaceStages, face_filter: IdentityFi
         meta["sample"] = meta["fingerprint"]["sample"] = sample
     if quality is not None:  # only when set, like sample: files from before it still resume
         meta["quality"] = meta["fingerprint"]["quality"] = quality.as_dict()
+    if cfg.output.get("embeddings"):  # likewise: a rerun without it would leave later frames without them
+        meta["embeddings"] = meta["fingerprint"]["embeddings"] = True
     return meta
 
 
