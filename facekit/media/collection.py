@@ -195,6 +195,12 @@ def _walk_folder(folder: Path, rel: str, out: str, selection: Selection, exclude
     taken = {e.name for e in entries} | {Path(e.name).stem for e in videos}
     if images and selection.wants(here, folder=True):
         yield Source(folder, "folder", here, out or ".")
+    elif rel and not (videos or subfolders or broken) and selection.wants(here, folder=True):
+        # a folder at the end of a branch with nothing to read: most likely a source whose media
+        # went missing (a person's folder left empty), so it is named rather than passed over
+        others = sum(1 for e in entries if not e.name.startswith("."))
+        yield Source(folder, "folder", here, out, failed="holds no images or videos" + (
+            f" ({others} other file{'s' if others != 1 else ''})" if others else " (it is empty)"))
     for entry in videos:
         entry_rel = f"{rel}/{entry.name}" if rel else entry.name
         stem = Path(entry.name).stem

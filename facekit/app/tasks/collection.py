@@ -191,7 +191,7 @@ def _report(cfg: DictConfig, state: CollectionState, progress: CollectionProgres
     counts = state.counts()
     log.info("collection: %d source(s): %s; %d frames at %.1f frames/s; states in %s", sum(counts.values()),
              ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none", progress.frames,
-             progress.rate(), state.path)
+             progress.busy_rate(), state.path)
     for kind in (FAILED, PARTIAL):
         named = [entry["source"] for entry in state.sources.values() if entry["state"] == kind]
         if named:
