@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 
 
-def run_cli(*args: str, cwd: Path, memory: bool = False) -> tuple[dict, float]:
+def run_cli(*args: str, cwd: Path, memory: bool = False, summary: bool = True) -> tuple[dict, float]:
     """One ``facekit`` run in a child process: its run_summary.json (plus ``wall_s``, the whole
     command's time, start-up included) and, with ``memory``, the peak memory of it and its worker
     processes together in MB (sampled proportional set sizes, so pages they share count once).
@@ -53,6 +53,8 @@ def run_cli(*args: str, cwd: Path, memory: bool = False) -> tuple[dict, float]:
     wall = time.perf_counter() - started
     if process.returncode != 0:
         raise SystemExit(f"facekit failed: {process.stderr.read()[-2000:]}")
+    if not summary:  # a collection's figures are in its collection.json
+        return {"wall_s": wall}, peak
     output = next(a.split("=", 1)[1] for a in args if a.startswith("output="))
     return {**json.loads((Path(output) / "run_summary.json").read_text()), "wall_s": wall}, peak
 

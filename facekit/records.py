@@ -57,7 +57,7 @@ class Face:
     crop: np.ndarray | None = None  # aligned face image (BGR, output.size square)
     crop_file: str | None = None
     crop_sha256: str | None = None
-    embedding: np.ndarray | None = None  # identity vector, only when a filter is set
+    embedding: np.ndarray | None = None  # identity vector, only with a filter or output.embeddings
     keep: bool = True
     reason: str | None = None  # why the filter rejected it
     distance: float | None = None  # the number the filter's threshold was applied to

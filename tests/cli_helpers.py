@@ -4,13 +4,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import pytest
 
@@ -131,6 +132,15 @@ def file_hashes(folder: Path, *patterns: str) -> dict[str, str]:
     two runs wrote the same files when these are equal."""
     paths = sorted({path for pattern in patterns for path in folder.glob(pattern)})
     return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest() for path in paths}
+
+
+def copy_flat(photos: Iterable[Path], folder: Path) -> Path:
+    """``photos`` copied into ``folder`` as ``<their folder>_<name>`` (p01/img1.jpg -> p01_img1.jpg):
+    one flat folder of images is one source, and names from several folders stay apart."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for photo in photos:
+        shutil.copy(photo, folder / f"{photo.parent.name}_{photo.name}")
+    return folder
 
 
 def load_json(path: Path) -> dict:

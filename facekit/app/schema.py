@@ -44,6 +44,7 @@ class OutputSchema:
     padding: Optional[float] = MISSING
     debug: bool = MISSING
     save_every: int = MISSING
+    embeddings: bool = MISSING
 
 
 @dataclass

@@ -44,6 +44,33 @@ def measure(face: Face, image: np.ndarray | None, width: int, height: int) -> No
 
 
 @dataclass(frozen=True)
+class Limit:
+    """One per-face limit: the measure it bounds, and from which side."""
+
+    measure: str   # the word its reasons start with
+    upper: bool    # max_*: a face above it fails; min_*: a face below it
+
+    def passes(self, value: float, bound: float) -> bool:
+        return value <= bound if self.upper else value >= bound
+
+
+#: The per-face limits by their ``quality.*`` name, in the order ``decide`` checks them; the
+#: filter and a sweep's report (which places faces by the swept limit's measure) both read it.
+LIMITS = {"min_face_px": Limit("face_px", False), "max_yaw": Limit("yaw", True), "max_pitch": Limit("pitch", True),
+          "max_roll": Limit("roll", True), "min_sharpness": Limit("sharpness", False),
+          "max_misalignment": Limit("misalignment", True)}
+POSE_AXES = ("yaw", "pitch", "roll")
+
+
+def measured(face: Face, measure: str) -> float | None:
+    """The value a limit on ``measure`` compares: a pose angle's absolute value (a face turned
+    40 degrees either way is as far from frontal), else the measure itself."""
+    if measure in POSE_AXES:
+        return None if face.pose is None else abs(getattr(face.pose, measure))
+    return getattr(face, measure)
+
+
+@dataclass(frozen=True)
 class QualityFilter:
     """The ``quality`` node's limits; None turns a limit off."""
 
@@ -77,20 +104,11 @@ class QualityFilter:
 
     def decide(self, face: Face) -> str | None:
         """The reason ``face`` fails, or None when it passes every limit (max_faces aside)."""
-        pose = face.pose
-        checks = [("face_px", face.face_px, self.min_face_px, False),
-                  ("yaw", None if pose is None else abs(pose.yaw), self.max_yaw, True),
-                  ("pitch", None if pose is None else abs(pose.pitch), self.max_pitch, True),
-                  ("roll", None if pose is None else abs(pose.roll), self.max_roll, True),
-                  ("sharpness", face.sharpness, self.min_sharpness, False),
-                  ("misalignment", face.misalignment, self.max_misalignment, True)]
-        for name, value, limit, is_max in checks:
-            if limit is None or value is None or not math.isfinite(value):
+        for name, limit in LIMITS.items():
+            bound, value = getattr(self, name), measured(face, limit.measure)
+            if bound is None or value is None or not math.isfinite(value) or limit.passes(value, bound):
                 continue
-            if is_max and value > limit:
-                return f"{name} {_number(value, name)} > {limit:g}"
-            if not is_max and value < limit:
-                return f"{name} {_number(value, name)} < {limit:g}"
+            return f"{limit.measure} {_number(value, limit.measure)} {'>' if limit.upper else '<'} {bound:g}"
         return None
 
     def judge(self, record: FrameRecord) -> None:

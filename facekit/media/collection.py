@@ -107,13 +107,10 @@ def read_list(list_file: Path, selection: Selection) -> Iterator[Source]:
     the path relative to the list's folder (absolute ones: their last part), made unique."""
     base = list_file.parent
     used: set[str] = set()
-    try:
-        lines = list_file.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        yield Source(list_file, "folder", utf8_text(list_file), ".", failed=f"the list cannot be read ({reason})")
-        return
-    for line in lines:
+    for line in _lines(list_file):
+        if isinstance(line, Source):  # the list could not be read (further)
+            yield line
+            return
         text = line.strip()
         if not text or text.startswith("#"):
             continue
@@ -137,6 +134,20 @@ def read_list(list_file: Path, selection: Selection) -> Iterator[Source]:
             yield Source(path, "video", text, output)
         else:
             yield Source(path, "folder", text, output, failed="neither a video nor a folder of images")
+
+
+def _lines(list_file: Path) -> Iterator[str | Source]:
+    """The list's lines as they are read (a list of 100,000 sources, or one still being written
+    to a pipe, starts running at its first line), then a failed ``Source`` if reading fails."""
+    read = 0
+    try:
+        with list_file.open(encoding="utf-8") as lines:
+            for read, line in enumerate(lines, start=1):
+                yield line
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        where = f" after line {read}" if read else ""
+        yield Source(list_file, "folder", utf8_text(list_file), ".", failed=f"the list cannot be read{where} ({reason})")
 
 
 def _unique(name: str, used: set[str]) -> str:
@@ -184,6 +195,12 @@ def _walk_folder(folder: Path, rel: str, out: str, selection: Selection, exclude
     taken = {e.name for e in entries} | {Path(e.name).stem for e in videos}
     if images and selection.wants(here, folder=True):
         yield Source(folder, "folder", here, out or ".")
+    elif rel and not (videos or subfolders or broken) and selection.wants(here, folder=True):
+        # a folder at the end of a branch with nothing to read: most likely a source whose media
+        # went missing (a person's folder left empty), so it is named rather than passed over
+        others = sum(1 for e in entries if not e.name.startswith("."))
+        yield Source(folder, "folder", here, out, failed="holds no images or videos" + (
+            f" ({others} other file{'s' if others != 1 else ''})" if others else " (it is empty)"))
     for entry in videos:
         entry_rel = f"{rel}/{entry.name}" if rel else entry.name
         stem = Path(entry.name).stem

@@ -17,12 +17,14 @@ class FaceWriter:
     """Face files are named ``<frame>_<face index>.png`` and carry source frame, face index and
     landmarks in a PNG text chunk, so they stay traceable when moved or sorted."""
 
-    def __init__(self, folder: Path, debug: bool = False, save_rejected: bool = False) -> None:
+    def __init__(self, folder: Path, debug: bool = False, save_rejected: bool = False, create: bool = True) -> None:
+        """``create=False`` makes no folder: a writer that only encodes (``encode`` needs the
+        settings, not the folder), as a collection's worker processes do for every source."""
         self.folder = folder
         self.debug_folder = folder / "debug" if debug else None
         self.rejected_folder = folder / REJECTED if save_rejected else None
         for path in (folder, self.debug_folder, self.rejected_folder):
-            if path is not None:
+            if path is not None and create:
                 path.mkdir(parents=True, exist_ok=True)
 
     def writes(self, face: Face) -> bool:

@@ -1,8 +1,9 @@
 """A contact sheet of the faces nearest each threshold of a sweep, re-cropped from their frames.
 
 Counts say how many faces a threshold keeps; only the faces themselves show whether the ones at
-the edge are the right person. So each row shows the faces whose distance lies nearest one
-threshold, on both sides of it, with a green (kept) or red (rejected) border and the distance.
+the edge are the right person (or too blurred, too turned). So each row shows the faces whose
+value (the identity filter's distance, or the measure a quality limit bounds) lies nearest one
+threshold, on both sides of it, with a green (kept) or red (rejected) border and the value.
 Rejected faces have no crop file unless ``filter.save_rejected`` was set, so every tile is cut
 afresh from its source frame with the landmarks in the alignments file.
 """
@@ -10,9 +11,10 @@ from __future__ import annotations
 
 import heapq
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -25,13 +27,21 @@ log = logging.getLogger(__name__)
 FACES_PER_ROW = 8
 TILE = 96            # side of a face tile, pixels
 BORDER = 3           # the keep / reject frame around a tile
-CAPTION = 16         # the line under a tile: distance and decision
-LABEL = 120          # the row's threshold, left of its tiles
+CAPTION = 16         # the line under a tile: value and decision
+LABEL = 120          # the row's threshold, left of its tiles (at least)
+LABEL_SCALE = 0.45
 GAP = 4
 KEEP, REJECT, MISSING = (40, 160, 40), (40, 40, 210), (200, 200, 200)  # BGR
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 FaceKey = tuple[str, int, int]  # source, frame index, face number in the frame
+#: A frame's face entries -> the value each is placed by (None: not placed, left off the sheet)
+FaceValues = Callable[[Sequence[Mapping[str, Any]]], Sequence[float | None]]
+
+
+def distances(faces: Sequence[Mapping[str, Any]]) -> list[float | None]:
+    """The identity filter's distance of each face (None where no filter judged it)."""
+    return [face.get("distance") for face in faces]
 
 
 @dataclass(frozen=True)
@@ -42,7 +52,7 @@ class SheetFace:
     index: int      # frame: 1-based number in a video, position in an image folder
     number: int     # the face's position in its frame's list
     landmarks: np.ndarray
-    distance: float
+    value: float    # what the row's threshold bounds: a distance, a measure
     keep: bool
 
     @property
@@ -54,52 +64,66 @@ class SheetFace:
 class SheetRow:
     label: str  # drawn left of the faces, one line per line
     faces: Sequence[SheetFace]
+    value_format: str = ".3f"  # of each face's value, under its tile
 
 
-def nearest_faces(frames: Mapping[str, Any], threshold: float, count: int = FACES_PER_ROW) -> list[SheetFace]:
-    """The ``count`` judged faces of an alignments ``frames`` object whose distance lies nearest
-    ``threshold``: half at or below it and half above, more from one side where the other runs
-    short; in order of distance."""
-    faces = list(_judged_faces(frames))
-    below = [f for f in faces if f.distance <= threshold]
-    above = [f for f in faces if f.distance > threshold]
+def nearest_faces(frames: Mapping[str, Any], threshold: float, count: int = FACES_PER_ROW,
+                  values: FaceValues = distances) -> list[SheetFace]:
+    """The ``count`` faces of an alignments ``frames`` object whose value (``values``: the
+    distance by default) lies nearest ``threshold``: half at or below it and half above, more
+    from one side where the other runs short; in order of value."""
+    placed = list(_placed_faces(frames, values))
+    below = [f for f in placed if f[0] <= threshold]
+    above = [f for f in placed if f[0] > threshold]
     take_below = min(len(below), max(count // 2, count - len(above)))
-    chosen = heapq.nlargest(take_below, below, key=lambda f: f.distance) + \
-        heapq.nsmallest(count - take_below, above, key=lambda f: f.distance)
-    return sorted(chosen, key=lambda f: f.distance)
+    chosen = heapq.nlargest(take_below, below, key=lambda f: f[0]) + \
+        heapq.nsmallest(count - take_below, above, key=lambda f: f[0])
+    return [SheetFace(frame["source"], int(frame["index"]), number,
+                      np.asarray(frame["faces"][number]["landmarks"], dtype=np.float64),
+                      value, bool(frame["faces"][number].get("keep", True)))
+            for value, frame, number in sorted(chosen, key=lambda f: f[0])]
 
 
-def _judged_faces(frames: Mapping[str, Any]) -> Iterator[SheetFace]:
+def _placed_faces(frames: Mapping[str, Any], values: FaceValues) -> Iterator[tuple[float, Mapping[str, Any], int]]:
+    """(value, frame, face number) of each face with a value and landmarks; only the chosen few
+    become SheetFaces, so a long video's faces cost no arrays."""
     for frame in frames.values():
-        for number, face in enumerate(frame["faces"]):
-            if face.get("distance") is not None and face.get("landmarks") is not None:
-                yield SheetFace(frame["source"], int(frame["index"]), number,
-                                np.asarray(face["landmarks"], dtype=np.float64),
-                                float(face["distance"]), bool(face.get("keep", True)))
+        for number, (face, value) in enumerate(zip(frame["faces"], values(frame["faces"]))):
+            if value is not None and math.isfinite(value) and face.get("landmarks") is not None:
+                yield float(value), frame, number
 
 
 def render(rows: Sequence[SheetRow], base: Path) -> np.ndarray:
     """The sheet as a BGR image; relative sources are found under ``base`` (the sweep's cwd)."""
     crops = face_crops([face for row in rows for face in row.faces], base)
     cell = TILE + 2 * BORDER
-    width = LABEL + FACES_PER_ROW * (cell + GAP)
+    label = _label_width(rows)
+    width = label + FACES_PER_ROW * (cell + GAP)
     row_height = cell + CAPTION + GAP
     sheet = np.full((max(1, len(rows)) * row_height + GAP, width, 3), 255, dtype=np.uint8)
     for r, row in enumerate(rows):
         top = GAP + r * row_height
         for n, line in enumerate(row.label.splitlines()):
-            _text(sheet, line, (GAP, top + cell // 2 + 18 * n), scale=0.45)
+            _text(sheet, line, (GAP, top + cell // 2 + 18 * n), scale=LABEL_SCALE)
         for c, face in enumerate(row.faces[:FACES_PER_ROW]):
-            _draw_tile(sheet, crops.get(face.key), face, LABEL + c * (cell + GAP), top)
+            _draw_tile(sheet, crops.get(face.key), face, label + c * (cell + GAP), top, row.value_format)
     return sheet
 
 
-def _draw_tile(sheet: np.ndarray, crop: np.ndarray | None, face: SheetFace, left: int, top: int) -> None:
+def _label_width(rows: Sequence[SheetRow]) -> int:
+    """``LABEL``, or wider where a row's label needs it (a limit's name: ``max_misalignment``)."""
+    lines = [line for row in rows for line in row.label.splitlines()]
+    widest = max((cv2.getTextSize(line, FONT, LABEL_SCALE, 1)[0][0] for line in lines), default=0)
+    return max(LABEL, widest + 2 * GAP)
+
+
+def _draw_tile(sheet: np.ndarray, crop: np.ndarray | None, face: SheetFace, left: int, top: int,
+               value_format: str) -> None:
     cell = TILE + 2 * BORDER
     sheet[top:top + cell, left:left + cell] = KEEP if face.keep else REJECT
     inner = sheet[top + BORDER:top + BORDER + TILE, left + BORDER:left + BORDER + TILE]
     inner[:] = MISSING if crop is None else crop
-    caption = f"{face.distance:.3f} {'KEEP' if face.keep else 'REJECT'}"
+    caption = f"{face.value:{value_format}} {'KEEP' if face.keep else 'REJECT'}"
     _text(sheet, caption, (left + 1, top + cell + CAPTION - 4), scale=0.35,
           color=KEEP if face.keep else REJECT)
 

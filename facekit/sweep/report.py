@@ -1,6 +1,9 @@
-"""After a sweep, a report in the sweep folder to choose ``filter.threshold`` by: kept and rejected
-faces per job as a table (printed and ``sweep_report.csv``), those counts against the threshold
-(``sweep_report.png``) and the faces nearest each threshold (``sweep_contact_sheet.png``).
+"""After a sweep, a report in the sweep folder to choose ``filter.threshold`` or a ``quality.*``
+limit by: kept and rejected faces per job as a table (printed and ``sweep_report.csv``; with the
+rejects by reason once a quality limit is set, so a sweep over two filters shows which one
+rejected), those counts against the swept setting (``sweep_report.png``, one pair of lines per
+value of whatever else varies) and the faces nearest each job's limit, by the value that limit
+bounds (``sweep_contact_sheet.png``). ``facekit.sweep.swept`` says which setting that is.
 
 Hydra calls ``on_multirun_end`` in the launching process once every job has finished, whichever
 launcher ran them, so the report reads what the jobs left in their folders (``alignments.json``
@@ -12,6 +15,7 @@ import csv
 import io
 import json
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -21,10 +25,12 @@ import numpy as np
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from facekit.faces.quality import MEASURES, reason_kind
 from facekit.sweep import contact_sheet
 from facekit.media.collection import COLLECTION_FILE
 from facekit.output.alignments import ALIGNMENTS_FILE, load_alignments
 from facekit.sweep.contact_sheet import SheetFace, SheetRow
+from facekit.sweep.swept import SETTINGS, THRESHOLD_KEY, SweptSetting, x_axis
 from facekit.fileio import atomic_write_bytes
 
 log = logging.getLogger(__name__)
@@ -32,7 +38,7 @@ log = logging.getLogger(__name__)
 REPORT_CSV = "sweep_report.csv"
 REPORT_PLOT = "sweep_report.png"
 CONTACT_SHEET = "sweep_contact_sheet.png"
-THRESHOLD_KEY = "filter.threshold"   # its own column, read back from the job's alignments meta
+REASON_KINDS = ("identity", *MEASURES)  # the order of the rejects-by-reason columns
 
 
 class SweepReport(Callback):
@@ -51,9 +57,12 @@ class JobResult:
 
     num: int
     overrides: dict[str, str]
-    threshold: float | None = None
+    threshold: float | None = None  # the identity filter's: its own column, read from the alignments meta
     kept: int | None = None
     rejected: int | None = None
+    reasons: Counter[str] = field(default_factory=Counter)  # rejects by ``reason_kind``
+    quality: bool = False  # a quality limit was set: the table gives the rejects by reason
+    limit: float | None = None  # the value of the swept setting (the x axis) the job applied
     sheet_key: str = ""  # jobs with equal keys would show equal contact-sheet rows
     nearest: list[SheetFace] = field(default_factory=list)
 
@@ -61,26 +70,32 @@ class JobResult:
 def write_report(sweep_dir: Path, cwd: Path) -> None:
     """Every part of the report for the jobs found under ``sweep_dir``."""
     # job folders sit right under the sweep folder (hydra.sweep.subdir); "**" would walk every face file
-    jobs = sorted((read_job(path.parent.parent) for path in sweep_dir.glob("*/.hydra/overrides.yaml")),
-                  key=lambda job: job.num)
-    if not jobs:
+    folders = [path.parent.parent for path in sweep_dir.glob("*/.hydra/overrides.yaml")]
+    if not folders:
         log.warning("sweep report: no job folders under %s", sweep_dir)
         return
+    axis = x_axis([_overrides(folder) for folder in folders])
+    jobs = sorted((read_job(folder, axis) for folder in folders), key=lambda job: job.num)
     varying = varying_overrides(jobs)
     header, rows = table(jobs, varying)
     atomic_write_bytes(sweep_dir / REPORT_CSV, _csv(header, rows))
     _print_table(header, rows, sweep_dir)
-    filtered = [job for job in jobs if job.threshold is not None]
-    if filtered:
-        atomic_write_bytes(sweep_dir / REPORT_PLOT, plot(filtered, varying))
-        atomic_write_bytes(sweep_dir / CONTACT_SHEET, _png(contact_sheet.render(sheet_rows(filtered), cwd)))
+    placed = [job for job in jobs if job.limit is not None]
+    if placed:
+        atomic_write_bytes(sweep_dir / REPORT_PLOT, plot(placed, [key for key in varying if key != axis.key], axis))
+        others = [key for key in varying if key in SETTINGS and key != axis.key]
+        atomic_write_bytes(sweep_dir / CONTACT_SHEET, _png(contact_sheet.render(sheet_rows(placed, axis, others), cwd)))
     log.info("sweep report in %s", sweep_dir)
 
 
-def read_job(folder: Path) -> JobResult:
-    hydra_dir = folder / ".hydra"
-    overrides = dict(_split_override(o) for o in OmegaConf.load(hydra_dir / "overrides.yaml"))
-    job = JobResult(num=int(OmegaConf.load(hydra_dir / "hydra.yaml").hydra.job.num), overrides=overrides)
+def _overrides(folder: Path) -> dict[str, str]:
+    return dict(_split_override(o) for o in OmegaConf.load(folder / ".hydra" / "overrides.yaml"))
+
+
+def read_job(folder: Path, axis: SweptSetting = SETTINGS[THRESHOLD_KEY]) -> JobResult:
+    """A job's counts, and its faces nearest its limit of the ``axis`` setting."""
+    job = JobResult(num=int(OmegaConf.load(folder / ".hydra" / "hydra.yaml").hydra.job.num),
+                    overrides=_overrides(folder))
     documents = [load_alignments(path) for path in _alignments_files(folder)]
     if not documents:
         return job
@@ -89,12 +104,15 @@ def read_job(folder: Path) -> JobResult:
     faces = [face for frame in frames.values() for face in frame["faces"]]
     job.kept = sum(bool(face.get("keep", True)) for face in faces)
     job.rejected = len(faces) - job.kept
+    job.reasons = Counter(reason_kind(face.get("reason")) for face in faces if not face.get("keep", True))
     meta = documents[0].get("meta", {})
-    if meta.get("filter"):
-        job.threshold = float(meta["filter"]["threshold"])
+    job.quality = bool(meta.get("quality"))
+    job.threshold = SETTINGS[THRESHOLD_KEY].limit(meta)
+    job.limit = axis.limit(meta)
+    if job.limit is not None:
         job.sheet_key = json.dumps([[d.get("meta", {}).get("input") for d in documents], meta.get("plugins"),
-                                    meta.get("filter")], sort_keys=True)
-        job.nearest = contact_sheet.nearest_faces(frames, job.threshold)
+                                    meta.get("filter"), meta.get("quality")], sort_keys=True)
+        job.nearest = contact_sheet.nearest_faces(frames, job.limit, values=axis.values)
     return job
 
 
@@ -124,10 +142,14 @@ def varying_overrides(jobs: Sequence[JobResult]) -> list[str]:
 
 
 def table(jobs: Sequence[JobResult], varying: Sequence[str]) -> tuple[list[str], list[list[str]]]:
-    header = ["job", "threshold", *varying, "kept", "rejected", "faces"]
+    """One row per job: the threshold, each varying override as typed, the counts, and once any
+    job set a quality limit, its rejects by reason (``rejected_yaw``: those only that reason)."""
+    kinds = [kind for kind in REASON_KINDS if any(job.reasons[kind] for job in jobs)] \
+        if any(job.quality for job in jobs) else []
+    header = ["job", "threshold", *varying, "kept", "rejected", "faces", *(f"rejected_{kind}" for kind in kinds)]
     rows = [[str(job.num), _blank(job.threshold), *(job.overrides.get(key, "") for key in varying),
-             _blank(job.kept), _blank(job.rejected),
-             _blank(None if job.kept is None else job.kept + job.rejected)] for job in jobs]
+             _blank(job.kept), _blank(job.rejected), _blank(None if job.kept is None else job.kept + job.rejected),
+             *(_blank(None if job.kept is None else job.reasons[kind]) for kind in kinds)] for job in jobs]
     return header, rows
 
 
@@ -150,12 +172,15 @@ def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]], sweep_dir
     shown = Table(*header, title=f"sweep report: {sweep_dir}")
     for row in rows:
         shown.add_row(*row)
-    Console().print(shown)
+    console = Console()
+    if not console.is_terminal:  # a pipe or a log: no screen to fit, so no header cut to "quality.min_s…"
+        console.width = max(console.width, sum(max(map(len, column)) + 3 for column in zip(header, *rows)) + 1)
+    console.print(shown)
 
 
-def plot(jobs: Sequence[JobResult], varying: Sequence[str]) -> bytes:
-    """Kept and rejected faces against the threshold as PNG bytes; one pair of lines for each
-    combination of the other overrides that vary. Agg draws without a display."""
+def plot(jobs: Sequence[JobResult], varying: Sequence[str], axis: SweptSetting = SETTINGS[THRESHOLD_KEY]) -> bytes:
+    """Kept and rejected faces against the swept setting (each job's ``limit``) as PNG bytes; one
+    pair of lines for each combination of the other overrides that vary. Agg draws without a display."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
@@ -168,12 +193,12 @@ def plot(jobs: Sequence[JobResult], varying: Sequence[str]) -> bytes:
     FigureCanvasAgg(figure)
     axes = figure.subplots()
     for name, group in groups.items():
-        group.sort(key=lambda job: job.threshold)
-        thresholds = [job.threshold for job in group]
+        group.sort(key=lambda job: job.limit)
+        thresholds = [job.limit for job in group]
         suffix = f" ({name})" if name else ""
         axes.plot(thresholds, [job.kept for job in group], "o-", color="tab:green", label=f"kept{suffix}")
         axes.plot(thresholds, [job.rejected for job in group], "s--", color="tab:red", label=f"rejected{suffix}")
-    axes.set(xlabel="filter.threshold", ylabel="faces", title="Faces kept and rejected per threshold")
+    axes.set(xlabel=axis.key, ylabel="faces", title=f"Faces kept and rejected per {axis.key}")
     axes.set_ylim(bottom=0)
     axes.yaxis.set_major_locator(MaxNLocator(integer=True))
     axes.grid(alpha=0.3)
@@ -183,11 +208,15 @@ def plot(jobs: Sequence[JobResult], varying: Sequence[str]) -> bytes:
     return out.getvalue()
 
 
-def sheet_rows(jobs: Sequence[JobResult]) -> list[SheetRow]:
-    """One row per threshold (per distinct analysis and filter, when other overrides vary)."""
+def sheet_rows(jobs: Sequence[JobResult], axis: SweptSetting = SETTINGS[THRESHOLD_KEY],
+               others: Sequence[str] = ()) -> list[SheetRow]:
+    """One row per limit (per distinct analysis and filters, when other overrides vary), its
+    label naming the values of the ``others`` swept settings too (a two-filter sweep's rows)."""
     rows: dict[str, SheetRow] = {}
-    for job in sorted(jobs, key=lambda job: (job.threshold, job.num)):
-        rows.setdefault(job.sheet_key, SheetRow(f"t = {job.threshold:.3f}\njob {job.num}", job.nearest))
+    for job in sorted(jobs, key=lambda job: (job.limit, job.num)):
+        also = ", ".join(f"{SETTINGS[key].name}={job.overrides.get(key, '')}" for key in others)
+        rows.setdefault(job.sheet_key, SheetRow(axis.row_label(job.limit, job.num, also), job.nearest,
+                                                axis.value_format))
     return list(rows.values())
 
 

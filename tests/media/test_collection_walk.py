@@ -30,13 +30,15 @@ def tree(tmp_path: Path) -> Path:
     return root
 
 
-def test_every_video_is_a_source_and_each_folders_images_form_one(tree: Path) -> None:
+def test_every_video_is_a_source_each_folders_images_form_one_and_a_leaf_folder_without_media_fails(
+        tree: Path) -> None:
     assert _found(list(walk(tree, Selection()))) == {
         ".": ("folder", ".", None),
         "debug.mp4": ("video", "debug.mp4", None),
         "intro.mp4": ("video", "intro", None),
         "debug": ("folder", "debug.folder", None),
         "people/p01": ("folder", "people/p01", None),
+        "people/empty": ("folder", "people/empty", "holds no images or videos (1 other file)"),
         "show/s01/e01.mkv": ("video", "show/s01/e01.mkv", None),
         "show/s01/e01.mp4": ("video", "show/s01/e01.mp4", None),
         "show/s01/e01": ("folder", "show/s01/e01", None),
@@ -58,7 +60,7 @@ def test_exclude_globs_leave_out_a_subtree_and_include_globs_keep_only_matches(t
     assert "show/s01/e01.mp4" in excluded
     assert {s.rel for s in walk(tree, Selection(include=("**/*.mp4",)))} == {
         "debug.mp4", "intro.mp4", "show/s01/e01.mp4", "show/trailers/t1.mp4"}
-    assert {s.rel for s in walk(tree, Selection(include=("people/**",)))} == {"people/p01"}
+    assert {s.rel for s in walk(tree, Selection(include=("people/**",)))} == {"people/p01", "people/empty"}
     assert {s.rel for s in walk(tree, Selection(include=("show/s0?/*.mkv",)))} == {"show/s01/e01.mkv"}
 
 

@@ -341,6 +341,6 @@ def test_nearest_faces_come_from_both_sides_of_the_threshold() -> None:
     landmarks = [[0.0, 0.0]] * 68
     faces = [{"landmarks": landmarks, "distance": d / 10, "keep": d <= 4} for d in range(1, 10)]
     frames = {"a": {"source": "a.jpg", "index": 0, "faces": faces}}
-    assert [f.distance for f in nearest_faces(frames, 0.45, count=4)] == [0.3, 0.4, 0.5, 0.6]
-    assert [f.distance for f in nearest_faces(frames, 0.85, count=4)] == [0.6, 0.7, 0.8, 0.9]
+    assert [f.value for f in nearest_faces(frames, 0.45, count=4)] == [0.3, 0.4, 0.5, 0.6]
+    assert [f.value for f in nearest_faces(frames, 0.85, count=4)] == [0.6, 0.7, 0.8, 0.9]
     assert [f.keep for f in nearest_faces(frames, 0.45, count=2)] == [True, False]

@@ -29,8 +29,8 @@ from facekit.plugin.spec import PluginKind
 from facekit.app.references import reference_embeddings
 from facekit.plugin.registry import PluginRegistry
 from facekit.engine.runner import Pass, Runner, RunSummary, per_record, plan_passes
-from facekit.app.tasks.settings import (cache_is_on, check_settings, filter_is_set, is_collection_input,
-                                        job_output_dir, sampling)
+from facekit.app.tasks.settings import (cache_is_on, check_settings, filter_is_set, identity_is_needed,
+                                        is_collection_input, job_output_dir, sampling)
 from facekit.engine.threads import Stage
 from facekit.records import FrameRecord
 from facekit.engine.workers import WorkerPlan, choose_workers
@@ -76,12 +76,12 @@ class RunPlan:
     quality: QualityFilter | None = None
 
 
-def plan_run(cfg: DictConfig, registry: PluginRegistry, held: ExitStack, stages: FaceStages | None = None,
-             output: Path | None = None) -> RunPlan:
+def plan_run(cfg: DictConfig, registry: PluginRegistry | None, held: ExitStack, stages: FaceStages | None = None,
+             output: Path | None = None, face_filter: IdentityFilter | None = None) -> RunPlan:
     """Opens the input, loads the plugins and the filter, and chooses passes and processes (or
     the analysis cache's replay, when it holds this input). Models load here, so a missing
     weights file fails before the output folder is touched. A collection passes the ``stages``
-    it built once, and each source's ``output`` folder."""
+    (and ``face_filter``) it built once, and each source's ``output`` folder."""
     output = job_output_dir(cfg) if output is None else output
     quality = QualityFilter.from_config(cfg.get("quality"))  # its limits checked before any model loads
     chosen = sampling(cfg)
@@ -89,7 +89,9 @@ def plan_run(cfg: DictConfig, registry: PluginRegistry, held: ExitStack, stages:
     if source.kind != "video" and chosen.active:
         log.info("sample.* chooses a video's frames; %s is not a video, so every image is read", source.path)
     cache_root = _cache_root(cfg)
-    stages = stages or build_stages(cfg, registry)
+    if stages is None:
+        assert registry is not None, "plan_run needs the registry or the stages"
+        stages = build_stages(cfg, registry)
     fingerprint = [p.fingerprint() for p in stages.plugins()]
     cache = None
     if cache_is_on(cfg):
@@ -97,15 +99,17 @@ def plan_run(cfg: DictConfig, registry: PluginRegistry, held: ExitStack, stages:
         sampled = [] if source.sampling.fingerprint() is None else [{"sample": source.sampling.fingerprint()}]
         cache = held.enter_context(AnalysisCache(cache_root / "analysis",
                                                  content_key(source.files, fingerprint + sampled)).locked())
-    face_filter = _identity_filter(cfg, stages, ReferenceCache(cache_root / "analysis") if cache else None, fingerprint)
+    if face_filter is None:
+        face_filter = identity_filter(cfg, stages, ReferenceCache(cache_root / "analysis") if cache else None,
+                                      fingerprint)
     writer = FaceWriter(output, debug=bool(cfg.output.debug), save_rejected=bool(cfg.filter.save_rejected))
-    finish = per_record("encode", _Finisher(stages, face_filter, writer, quality))
+    finish = per_record("encode", Finisher(stages, face_filter, writer, quality))
     plan = RunPlan(cfg, output, source, stages, face_filter, writer, [], "cached", cache=cache,
                    cached=cache.load() if cache is not None else None, quality=quality)
     if plan.cached is not None:
         plan.passes = [Pass("from the analysis cache", [_replay_stage(stages, plan.cached), finish])]
     else:
-        plan.gpu_plan = _gpu_plan(cfg, stages)
+        plan.gpu_plan = gpu_plan(cfg, stages)
         plan.mode = plan.gpu_plan.mode
         plan.workers = choose_workers(cfg.runner.workers, [p.spec for p in stages.plugins()], plan.mode, len(source))
         if plan.workers is None:
@@ -123,7 +127,7 @@ def plan_run(cfg: DictConfig, registry: PluginRegistry, held: ExitStack, stages:
     return plan
 
 
-def _gpu_plan(cfg: DictConfig, stages: FaceStages) -> PassPlan:
+def gpu_plan(cfg: DictConfig, stages: FaceStages) -> PassPlan:
     """Which stages share a pass, from the GPU memory each step's plugin reports."""
     needs = [StageNeed(step.name, step.plugin.spec.name, step.plugin.gpu_memory_mb) for step in stages.steps()]
     return plan_passes_for_gpu(cfg.runner.mode, needs, free_gpu_memory_mb(), cfg.runner.gpu_margin_mb)
@@ -133,9 +137,9 @@ def execute(plan: RunPlan, held: ExitStack) -> tuple[RunSummary, Counter[str]]:
     """Runs the passes into the output folder, resuming what an earlier run finished; the
     summary and how many faces the filters rejected, by reason (``reason_kind``)."""
     cfg, output = plan.cfg, plan.output
-    held.enter_context(_exclusive(output))
+    held.enter_context(exclusive_output(output))
     alignments = held.enter_context(AlignmentsWriter(output / ALIGNMENTS_FILE,
-                                                     _meta(cfg, plan.stages, plan.face_filter, plan.source,
+                                                     alignments_meta(cfg, plan.stages, plan.face_filter, plan.source,
                                                            plan.quality),
                                                      sync_every=cfg.output.save_every))
     done = frozenset(alignments.done_frames())
@@ -148,13 +152,7 @@ def execute(plan: RunPlan, held: ExitStack) -> tuple[RunSummary, Counter[str]]:
     def sink(record: FrameRecord) -> None:
         if analysis is not None:
             analysis.add(record)
-        try:
-            plan.writer.write(record)
-            alignments.write(record)
-        except OSError as exc:  # a full disk, a folder removed or made read-only mid-run
-            raise OutputError(f"cannot write {exc.filename or output}: {exc.strerror or exc}; the "
-                              f"frames before {record.frame.name} are saved, so the same command "
-                              "resumes once that is fixed") from exc
+        write_record(record, plan.writer, alignments)
         rejected.update(reason_kind(face.reason) for face in record.faces if not face.keep)
 
     workers = None
@@ -166,6 +164,18 @@ def execute(plan: RunPlan, held: ExitStack) -> tuple[RunSummary, Counter[str]]:
     if analysis is not None:
         analysis.commit()
     return summary, rejected
+
+
+def write_record(record: FrameRecord, writer: FaceWriter, alignments: AlignmentsWriter) -> None:
+    """A finished frame's face files, then its alignments entry: a frame is journaled only once
+    its files are there, so a resumed run never lacks a file its alignments name."""
+    try:
+        writer.write(record)
+        alignments.write(record)
+    except OSError as exc:  # a full disk, a folder removed or made read-only mid-run
+        raise OutputError(f"cannot write {exc.filename or writer.folder}: {exc.strerror or exc}; the "
+                          f"frames before {record.frame.name} are saved, so the same command "
+                          "resumes once that is fixed") from exc
 
 
 def report(plan: RunPlan, summary: RunSummary, rejected: Counter[str]) -> None:
@@ -186,9 +196,9 @@ def report(plan: RunPlan, summary: RunSummary, rejected: Counter[str]) -> None:
         log.warning("%d file(s) skipped: %s", summary.skipped, ", ".join(islice(plan.source.skipped, 10)))
 
 
-def _identity_filter(cfg: DictConfig, stages: FaceStages, refs_cache: ReferenceCache | None,
+def identity_filter(cfg: DictConfig, stages: FaceStages, refs_cache: ReferenceCache | None,
                      fingerprint: Any) -> IdentityFilter | None:
-    if stages.identity is None:
+    if stages.identity is None or not filter_is_set(cfg):  # output.embeddings alone: stored, not judged
         return None
     from facekit.faces.identity import IdentityFilter
 
@@ -202,7 +212,7 @@ def _identity_filter(cfg: DictConfig, stages: FaceStages, refs_cache: ReferenceC
 
 
 @dataclass
-class _Finisher:
+class Finisher:
     """The last stage of a pass: judge and crop (``FaceStages.finish``), encode the faces that
     get a file, drop the frame's pixels. A class rather than a closure, so that it travels to
     worker processes."""
@@ -234,10 +244,11 @@ def _replay_stage(stages: FaceStages, cached: dict[str, dict[str, Any]]) -> Stag
 
 def build_stages(cfg: DictConfig, registry: PluginRegistry, with_identity: bool = False) -> FaceStages:
     """The run's plugins by name and config (not built yet: models load on first use), the
-    identity plugin only when a filter is set (or ``with_identity``: curation embeds faces)."""
+    identity plugin only when a filter or ``output.embeddings`` needs embeddings (or
+    ``with_identity``: curation embeds face files)."""
     store = ModelStore(registry.models, cache_dir=_cache_root(cfg), offline=bool(cfg.models.offline))
     return FaceStages(_load(cfg, registry, store, "detector"), _load(cfg, registry, store, "aligner"),
-                      _load(cfg, registry, store, "identity") if with_identity or filter_is_set(cfg) else None,
+                      _load(cfg, registry, store, "identity") if with_identity or identity_is_needed(cfg) else None,
                       size=cfg.output.size, padding=cfg.output.padding)
 
 
@@ -254,7 +265,7 @@ def _load(cfg: DictConfig, registry: PluginRegistry, store: ModelStore, kind: Pl
     return load_plugin(registry, store, kind, options.pop("name"), options)
 
 
-def _meta(cfg: DictConfig, stages: FaceStages, face_filter: IdentityFilter | None,
+def alignments_meta(cfg: DictConfig, stages: FaceStages, face_filter: IdentityFilter | None,
           source: FrameSource, quality: QualityFilter | None = None) -> dict[str, Any]:
     """What produced the file. ``fingerprint`` holds what must match for a rerun to resume: a
     sampled video's sampling too (frames of two samplings mixed would be neither), added only
@@ -275,11 +286,13 @@ def _meta(cfg: DictConfig, stages: FaceStages, face_filter: IdentityFilter | Non
         meta["sample"] = meta["fingerprint"]["sample"] = sample
     if quality is not None:  # only when set, like sample: files from before it still resume
         meta["quality"] = meta["fingerprint"]["quality"] = quality.as_dict()
+    if cfg.output.get("embeddings"):  # likewise: a rerun without it would leave later frames without them
+        meta["embeddings"] = meta["fingerprint"]["embeddings"] = True
     return meta
 
 
 @contextmanager
-def _exclusive(output: Path) -> Iterator[None]:
+def exclusive_output(output: Path) -> Iterator[None]:
     """One run per output folder: two writers would interleave one journal."""
     lock = FileLock(str(output / ".facekit.lock"))
     try:

@@ -99,6 +99,12 @@ def filter_is_set(cfg: DictConfig) -> bool:
     return bool(cfg.filter.refs) or bool(cfg.filter.nrefs)
 
 
+def identity_is_needed(cfg: DictConfig) -> bool:
+    """The identity plugin runs for the filter, which compares embeddings, and for
+    ``output.embeddings``, which stores them (curation clusters by them) without a filter."""
+    return filter_is_set(cfg) or bool(cfg.output.embeddings)
+
+
 def job_output_dir(cfg: DictConfig) -> Path:
     """A single run writes to ``output.dir``; each job of a sweep to its own Hydra folder."""
     from hydra.core.hydra_config import HydraConfig

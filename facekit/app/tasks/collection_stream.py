@@ -1,0 +1,357 @@
+"""A collection read as one stream of frames, source after source, through one runner.
+
+One runner (and so one set of worker processes, started once) takes every source's frames in
+turn: the reader opens the next source while the workers are still busy with the last one, so
+they never wait for a source to start or end. Each finished frame is routed back to its own
+source's output (its face files and alignments journal) by the order frames were handed out,
+which the runner keeps: ``route`` holds, for every frame in flight, the source it came from, and
+an end mark after a source's last frame. A source is folded into its ``alignments.json`` when its
+end mark comes up, while later sources are already running.
+
+A plugin failing (or a worker dying) on a frame fails that frame's source only: the sources
+opened after it are closed and queued again, and a new runner takes up the rest.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from collections import Counter, deque
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
+
+from omegaconf import DictConfig
+
+from facekit.app.tasks.collection_progress import CollectionProgress
+from facekit.app.tasks.extract import SUMMARY_FILE, alignments_meta, exclusive_output, write_record
+from facekit.errors import FacekitError
+from facekit.faces.quality import QualityFilter, reason_kind
+from facekit.faces.stages import FaceStages
+from facekit.fileio import atomic_write_bytes
+from facekit.media import FrameSource, open_input
+from facekit.media.collection import Source
+from facekit.media.decoder_output import DecoderOutput
+from facekit.media.sampling import Sampling
+from facekit.engine.runner import RunSummary
+from facekit.output.alignments import ALIGNMENTS_FILE, AlignmentsWriter
+from facekit.output.face_files import FaceWriter
+from facekit.records import Frame, FrameRecord
+
+if TYPE_CHECKING:
+    from facekit.app.tasks.collection import CollectionState
+    from facekit.faces.identity import IdentityFilter
+
+log = logging.getLogger("facekit")
+
+
+@dataclass
+class SourceOutput:
+    """A source being read and written: its frames, its folder's lock, journal and face files."""
+
+    source: Source
+    frames: FrameSource
+    folder: Path
+    writer: FaceWriter
+    alignments: AlignmentsWriter
+    held: ExitStack
+    done: frozenset[str]
+    generation: int  # the stream's generation that opened it (see ``CollectionStream.restart``)
+    summary: RunSummary = field(default_factory=RunSummary)
+    rejected: Counter[str] = field(default_factory=Counter)
+    opened_at: float = field(default_factory=time.perf_counter)
+
+    @property
+    def alignments_name(self) -> str:
+        return alignments_name(self.source)
+
+    def write(self, record: FrameRecord) -> None:
+        write_record(record, self.writer, self.alignments)
+        self.summary.frames += 1
+        self.summary.faces += len(record.faces)
+        self.rejected.update(reason_kind(face.reason) for face in record.faces if not face.keep)
+
+    def close(self) -> None:
+        """Folds the journal into ``alignments.json`` and frees the folder's lock."""
+        self.held.close()
+
+
+def opens(source: Source, state: CollectionState, progress: CollectionProgress) -> bool:
+    """False for a source that failed to be listed (named and marked failed) or that an earlier
+    run finished (kept as it was, not reopened)."""
+    if source.failed is not None:
+        log.warning("source %s failed: %s", source.rel, source.failed)
+        state.set(source, "failed", reason=source.failed)
+    elif state.was_done(source):
+        log.info("source %s: done by an earlier run, not reopened", source.rel)
+        state.keep_earlier(source)
+    else:
+        return True
+    progress.finished_source()
+    return False
+
+
+def alignments_name(source: Source) -> str:
+    """A source's alignments file, relative to the collection's output folder."""
+    return f"{source.output}/{ALIGNMENTS_FILE}" if source.output != "." else ALIGNMENTS_FILE
+
+
+@dataclass(frozen=True)
+class _End:
+    """In ``route`` after a source's last frame."""
+
+    output: SourceOutput
+
+
+@dataclass
+class StreamSettings:
+    """What every source is read and written with."""
+
+    cfg: DictConfig
+    stages: FaceStages
+    face_filter: IdentityFilter | None
+    quality: QualityFilter | None
+    sampling: Sampling
+    root: Path  # the collection's output folder
+    mode: str
+    workers: int
+
+
+class CollectionStream:
+    """A ``FrameSource`` to the runner (``frames``, ``unreadable``, ``damaged``, ``skipped``)
+    whose frames are every source's in turn, and the runner's sink, which writes each finished
+    frame into its source's folder."""
+
+    kind = "collection"
+
+    def __init__(self, settings: StreamSettings, sources: Iterable[Source], state: CollectionState,
+                 progress: CollectionProgress) -> None:
+        self.settings, self.state, self.progress = settings, state, progress
+        self._sources = iter(sources)
+        self._again: deque[Source] = deque()  # opened by a stream that failed: read first
+        self.route: deque[SourceOutput | _End] = deque()
+        self.open: list[SourceOutput] = []  # opened and not closed yet, in order
+        self.skipped: dict[str, str] = {}
+        self.decoder_output: DecoderOutput | None = None  # set by the runner on threads
+        self.generation = 0
+        #: sources whose frames are all written, waiting to be folded on the closer thread: a
+        #: fold's fsyncs on the sink's thread would leave the workers idle at every source's end
+        self._ended: queue.Queue[SourceOutput | None] = queue.Queue()
+        self._closer: threading.Thread | None = None
+        self.frames_total = 0
+        self.faces_total = 0
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return 0  # unknown until every source is listed; the collection's own display counts
+
+    # -- the runner's source --------------------------------------------------------------------
+    def frames(self, skip: frozenset[str] | set[str] = frozenset(), decode: bool = True) -> Iterator[Frame]:
+        """Every frame still to do, source by source (``skip`` is per source: its journal's)."""
+        generation = self.generation
+        for source in self._next_sources():
+            output = self._open(source, generation)
+            if output is None:
+                continue
+            for frame in output.frames.frames(skip=output.done, decode=decode):
+                with self._lock:
+                    if generation != self.generation:
+                        return  # a failed stream's reader, still running: the next stream reads this
+                    self.route.append(output)
+                yield frame
+            with self._lock:
+                if generation != self.generation:
+                    return
+                self.route.append(_End(output))
+
+    def unreadable(self, path: str, why: str, said: Sequence[str] = ()) -> None:
+        """An image file a worker could not decode: its source warns and counts it."""
+        self._take().frames.unreadable(path, why, said)
+        self._finish_ended()
+
+    def damaged(self, path: str, said: Sequence[str]) -> None:
+        with self._lock:
+            output = next((o for o in self.route if isinstance(o, SourceOutput)), None)
+        if output is not None:
+            output.frames.damaged(path, said)
+
+    # -- the runner's sink ------------------------------------------------------------------------
+    def sink(self, record: FrameRecord) -> None:
+        self._take().write(record)
+        self.frames_total += 1
+        self.faces_total += len(record.faces)
+        self.progress.frame_done()
+        self._finish_ended()
+
+    def finish(self) -> None:
+        """After the runner's last frame: every source's end mark is in ``route`` by now."""
+        self._finish_ended()
+        self._wait_for_closer()
+        for output in self._open_ones():  # none, unless a reader stopped early
+            self._close(output, "partial", reason="not every frame was read; the same command resumes it")
+
+    def restart(self, error: FacekitError) -> bool:
+        """After a failed stream: fails the source of the frame it failed on and queues the
+        sources opened after it to be read again (each resumes from its journal). False when
+        no frame was in flight, so nothing can be blamed and the run must end."""
+        self._finish_ended()
+        self._wait_for_closer()
+        with self._lock:
+            self.generation += 1
+            failing = next((o for o in self.route if isinstance(o, SourceOutput)), None)
+            self.route.clear()
+        if failing is None:
+            return False
+        later = [o for o in self._open_ones() if o is not failing]
+        self._close(failing, "failed", reason=str(error))
+        for output in later:
+            output.close()
+            with self._lock:
+                self.open.remove(output)
+        self._again.extendleft(reversed([o.source for o in later]))
+        log.warning("source %s failed: %s", failing.source.rel, error)
+        return True
+
+    def stop(self, reason: str) -> None:
+        """Interrupted or ended by an error: every open source keeps what it finished, as partial."""
+        with self._lock:
+            self.generation += 1
+        self._wait_for_closer()
+        for output in self._open_ones():
+            self._close(output, "partial", reason=reason)
+
+    # -- sources ----------------------------------------------------------------------------------
+    def _next_sources(self) -> Iterator[Source]:
+        while True:
+            if self._again:
+                yield self._again.popleft()
+                continue
+            source = next(self._sources, None)
+            if source is None:
+                return
+            yield source
+
+    def _open(self, source: Source, generation: int) -> SourceOutput | None:
+        """Opens a source's frames and output, or marks it failed or done by an earlier run."""
+        settings, state = self.settings, self.state
+        number = self.progress.met_source()
+        if not opens(source, state, self.progress):
+            return None
+        folder = settings.root / source.output
+        held = ExitStack()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            frames = open_input(source.path, exclude=folder, sampling=settings.sampling)
+            frames.decoder_output = self.decoder_output
+            held.enter_context(exclusive_output(folder))
+            source_cfg = settings.cfg.copy()
+            source_cfg.input = str(source.path)
+            meta = alignments_meta(source_cfg, settings.stages, settings.face_filter, frames, settings.quality)
+            alignments = held.enter_context(AlignmentsWriter(folder / ALIGNMENTS_FILE, meta,
+                                                             sync_every=settings.cfg.output.save_every))
+            writer = FaceWriter(folder, debug=bool(settings.cfg.output.debug),
+                                save_rejected=bool(settings.cfg.filter.save_rejected))
+        except (FacekitError, OSError) as exc:
+            held.close()
+            reason = str(exc) if isinstance(exc, FacekitError) else f"{exc.strerror or exc}"
+            log.warning("source %s failed: %s", source.rel, reason)
+            state.set(source, "failed", reason=reason)
+            self.progress.finished_source()
+            return None
+        done = frozenset(alignments.done_frames())
+        output = SourceOutput(source, frames, folder, writer, alignments, held, done, generation)
+        output.summary.resumed = len(done)
+        with self._lock:
+            if generation != self.generation:
+                held.close()
+                return None
+            self.open.append(output)
+        state.set(source, "partial", alignments=output.alignments_name)
+        todo = max(0, len(frames) - len(done))
+        log.info("source %d: %s -> %s: %d frame(s)%s%s", number, source.rel, folder, len(frames), f" ({frames.sampling.describe()})" if frames.sampling.active else "",
+                 f"; resuming: {len(done)} frame(s) already done" if done else "")
+        self.progress.opened_source(source.rel, todo)
+        return output
+
+    # -- routing ----------------------------------------------------------------------------------
+    def _take(self) -> SourceOutput:
+        """The source of the next frame to come back (end marks before it close their sources)."""
+        self._finish_ended()
+        with self._lock:
+            entry = self.route.popleft()
+        assert isinstance(entry, SourceOutput)
+        return entry
+
+    def _finish_ended(self) -> None:
+        """Hands the closer each source whose end mark is next in ``route``: all its frames are written."""
+        while True:
+            with self._lock:
+                if not self.route or not isinstance(self.route[0], _End):
+                    return
+                ended = self.route.popleft()
+            assert isinstance(ended, _End)
+            if self._closer is None:
+                self._closer = threading.Thread(target=self._close_ended, name="close sources", daemon=True)
+                self._closer.start()
+            self._ended.put(ended.output)
+
+    def _close_ended(self) -> None:
+        while (output := self._ended.get()) is not None:
+            try:
+                self._close(output, "done")
+            except BaseException as exc:  # noqa: BLE001 - a source's fold must not end the closer
+                log.warning("source %s not closed: %s: %s", output.source.rel, type(exc).__name__, exc)
+
+    def _wait_for_closer(self) -> None:
+        """Every source handed to the closer is folded and recorded."""
+        if self._closer is not None:
+            self._ended.put(None)
+            self._closer.join()
+            self._closer = None
+
+    def _open_ones(self) -> list[SourceOutput]:
+        with self._lock:
+            return list(self.open)
+
+    def _close(self, output: SourceOutput, state: str, reason: str | None = None) -> None:
+        """Folds the source's alignments, writes its ``run_summary.json`` and records its state."""
+        with self._lock:
+            if output in self.open:
+                self.open.remove(output)
+        summary = output.summary
+        summary.skipped = len(output.frames.skipped)
+        summary.seconds = time.perf_counter() - output.opened_at
+        summary.workers = self.settings.workers
+        self.skipped.update(output.frames.skipped)
+        try:
+            output.close()
+            figures = {**summary.as_dict(), "mode": self.settings.mode,
+                       "rejected": dict(sorted(output.rejected.items()))}
+            atomic_write_bytes(output.folder / SUMMARY_FILE, json.dumps(figures, indent=2).encode())
+        except (FacekitError, OSError) as exc:
+            state, reason = "failed", str(exc)
+            log.warning("source %s failed: %s", output.source.rel, reason)
+        details = {"alignments": output.alignments_name}
+        if state == "done":
+            frames, faces = counted(output.folder / ALIGNMENTS_FILE)
+            details.update(frames=frames, faces=faces)
+            log.info("source %s done: %d frames, %d faces (%d already done, %d skipped)", output.source.rel,
+                     summary.frames, summary.faces, summary.resumed, summary.skipped)
+            if summary.skipped:
+                log.warning("%d file(s) skipped in %s", summary.skipped, output.source.rel)
+        else:
+            details["reason"] = reason or state
+        self.state.set(output.source, state, force=state != "done", **details)
+        self.progress.finished_source()
+
+
+def counted(alignments: Path) -> tuple[int, int]:
+    """Frames and faces in a finished alignments file (resumed frames included)."""
+    try:
+        frames = json.loads(alignments.read_text(encoding="utf-8")).get("frames", {})
+    except (OSError, ValueError):
+        return 0, 0
+    return len(frames), sum(len(entry.get("faces", [])) for entry in frames.values())
