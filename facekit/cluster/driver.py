@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator, Sequence
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from facekit.cluster.resources import WorkerResources
-from facekit.cluster.shard_journal import finished, frame_lines
+from facekit.cluster.shard_journal import SHARDS_DIR, finished, frame_lines
 from facekit.cluster.shard_worker import ShardResult, ShardTask, ShardWorker
 from facekit.console import STDERR
 from facekit.errors import FacekitError
@@ -63,6 +63,7 @@ class SourceOutcome:
     skipped: dict[str, str] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
     seconds: float = 0.0  # summed over its shards' workers
+    nodes: Counter[str] = field(default_factory=Counter)  # shards run on each node, by Ray's node id
     ended: int = 0  # shards ended in this run, finished or failed
 
 
@@ -140,6 +141,7 @@ def _count(outcome: SourceOutcome, result: ShardResult, totals: ClusterTotals) -
     totals.shards += 1
     if result.node:
         totals.nodes.add(result.node)
+        outcome.nodes[result.node] += 1
     for path, why in result.skipped.items():
         log.warning("skipped %s: %s", path, why)
     if result.failure is not None:
@@ -168,8 +170,8 @@ def _fold(outcome: SourceOutcome, on_source_done: Callable[[SourceOutcome], None
             if finished(job.output, shard, job.meta.get("fingerprint")):
                 for line in frame_lines(job.output, shard):
                     alignments.write_line(line)
-    for stray in job.output.glob(".*.tmp"):  # a face a lost worker was writing when it died; its shard ran again
-        stray.unlink(missing_ok=True)
+    for stray in [*job.output.glob(".*.tmp"), *(job.output / SHARDS_DIR).glob(".*.tmp")]:
+        stray.unlink(missing_ok=True)  # what a lost worker was writing when it died; its shard ran again
     on_source_done(outcome)
 
 

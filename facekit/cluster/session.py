@@ -47,7 +47,8 @@ def ray_session(address: str | None, verbose: bool = False) -> Iterator[Any]:
     quiet: dict[str, Any] = {"log_to_driver": verbose, "logging_level": level if verbose else logging.ERROR}
     try:
         if address is None:
-            ray.init(_node_ip_address=LOOPBACK, include_dashboard=False, **quiet)
+            # "local": a new Ray even where this machine runs one already (ray start, a test's cluster)
+            ray.init(address="local", _node_ip_address=LOOPBACK, include_dashboard=False, **quiet)
         else:
             ray.init(address=address, **quiet)
     except (ConnectionError, RuntimeError, ValueError) as exc:

@@ -143,7 +143,7 @@ def _write_summary(outcome: SourceOutcome) -> None:
     figures = {"frames": outcome.frames, "faces": outcome.faces, "seconds": round(outcome.seconds, 3),
                "frames_per_s": round(outcome.frames / outcome.seconds, 2) if outcome.seconds else 0.0,
                "mode": "ray", "shards": len(outcome.job.shards), "kept_shards": outcome.kept,
-               "failed_shards": outcome.failures, "skipped": len(outcome.skipped),
+               "failed_shards": outcome.failures, "skipped": len(outcome.skipped), "nodes": dict(outcome.nodes),
                "rejected": dict(sorted(outcome.rejected.items()))}
     atomic_write_bytes(outcome.job.output / SUMMARY_FILE, json.dumps(figures, indent=2).encode())
 
