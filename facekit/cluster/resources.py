@@ -51,8 +51,8 @@ def worker_count(requested: int | None, resources: WorkerResources, cluster_cpus
     if requested:
         return max(1, min(requested, shards))
     fits = int(cluster_cpus // resources.num_cpus) if resources.num_cpus else shards
-    if resources.num_gpus:
-        fits = min(fits, int(round(cluster_gpus * _GPU_GRAIN)) // int(round(resources.num_gpus * _GPU_GRAIN)))
+    if resources.num_gpus:  # a worker's share cannot straddle two GPUs: each holds a whole number of workers
+        fits = min(fits, int(cluster_gpus) * (_GPU_GRAIN // int(round(resources.num_gpus * _GPU_GRAIN))))
     return max(1, min(fits, shards))
 
 
