@@ -117,8 +117,8 @@ def run_shards(ray: Any, plan: ClusterPlan, jobs: Sequence[SourceJob],
     for outcome in outcomes.values():  # nothing left to run: fold now (a rerun after everything finished)
         if outcome.kept == len(outcome.job.shards):
             _fold(outcome, on_source_done)
+    started = time.perf_counter()  # workers' start (their models) included: what a user waits for
     if todo:
-        started = time.perf_counter()
         with _Workers(ray, plan, min(plan.workers, len(todo))) as workers, _progress(plan.progress) as bars:
             for result in workers.results(todo, bars):
                 outcome = outcomes[key_of[result.task.output, result.task.shard.number]]

@@ -43,6 +43,7 @@ class Shard:
     last: int = 0
     files: tuple[str, ...] = ()  # FILES: the paths, and each one's frame name (unique over the folder)
     names: tuple[str, ...] = ()
+    pts: tuple[int, ...] = ()  # VIDEO: its frames' timestamps (the stream's time base), in frame order
 
     @property
     def label(self) -> str:
@@ -74,14 +75,32 @@ def shards_of(source: FrameSource, shard_frames: int, files_per_shard: int) -> S
                         tuple(names[start:start + files_per_shard]))
                   for number, start in enumerate(range(0, len(names), files_per_shard))]
         return ShardedSource(source.path, shards, len(names))
-    times, stopped = stream_times_ms(source.path)
-    if stopped or not times or _rotated(source.path):
+    pts, times_ms = _stream_timestamps(source.path)
+    if not pts or _rotated(source.path):
         return ShardedSource(source.path, [Shard(str(source.path), 0, WHOLE)], len(source))
     end_ms = None if source.sampling.end is None else source.sampling.end * 1000
-    count = len(times) if end_ms is None else bisect.bisect_left(times, end_ms)  # frames before sample.end
-    shards = [Shard(str(source.path), number, VIDEO, first, min(first + shard_frames - 1, count))
+    count = len(pts) if end_ms is None else bisect.bisect_left(times_ms, end_ms)  # frames before sample.end
+    shards = [Shard(str(source.path), number, VIDEO, first, min(first + shard_frames - 1, count),
+                    pts=tuple(pts[first - 1:first - 1 + shard_frames][:count - first + 1]))
               for number, first in enumerate(range(1, count + 1, shard_frames))]
     return ShardedSource(source.path, shards, count)
+
+
+def _stream_timestamps(path: Path) -> tuple[list[int], list[float]]:
+    """Every frame's presentation timestamp, sorted (frame N has the Nth), and the same in ms
+    from the stream's start, from the packets alone (no decoding); read once, by the driver, so
+    a shard never scans the whole file. Empty where the scan fails part-way (a damaged stretch):
+    such a video is not cut."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            base, start = float(stream.time_base), stream.start_time or 0
+            pts = sorted(p.pts for p in container.demux(stream) if p.pts is not None and p.size)
+    except (av.error.FFmpegError, IndexError):
+        return [], []
+    return pts, [(value - start) * base * 1000 for value in pts]
 
 
 def shard_frames(shard: Shard, sampling: Sampling, skipped: dict[str, str] | None = None) -> Iterator[Frame]:
@@ -117,16 +136,15 @@ def _video_frames(shard: Shard, sampling: Sampling) -> Iterator[Frame]:
     stem, source = utf8_text(path.stem), utf8_text(path)
     times_ms = stream_times_ms(path, sampling.end)[0] if sampling.fps is not None else None
     picker = sampling.picker(times_ms) if sampling.active else None
+    number_of = {pts: number for number, pts in enumerate(shard.pts, start=shard.first)}
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         base, origin = float(stream.time_base), stream.start_time or 0
-        all_pts = sorted(p.pts for p in container.demux(stream) if p.pts is not None and p.size)
-        number_of = {pts: number for number, pts in enumerate(all_pts, start=1)}
         expected = shard.first
-        for frame in _decoded_from(container, stream, all_pts, shard.first, number_of):
+        for frame in _decoded_from(container, stream, shard.pts, origin):
+            if frame.pts is None or frame.pts < shard.pts[0]:
+                continue  # before the shard: decoded only to reach it
             number = number_of.get(frame.pts)
-            if number is None or number < shard.first:
-                continue
             if number != expected:
                 raise FacekitError(f"{source}: frame {expected} was not where seeking put it (got {number}); "
                                    "this video cannot be cut into shards")
@@ -143,20 +161,22 @@ def _video_frames(shard: Shard, sampling: Sampling) -> Iterator[Frame]:
         raise FacekitError(f"{source}: decoding stopped at frame {expected - 1}, before the shard's last ({shard.last})")
 
 
-def _decoded_from(container, stream, all_pts: list[int], first: int, number_of: dict[int, int]) -> Iterator:
-    """Decoded frames from a keyframe at or before frame ``first``: the seek goes to the
-    keyframe before the first frame's timestamp; should the first frame it gives be later than
-    ``first`` (a keyframe whose decoding time is earlier than frames shown before it), it seeks
-    again from further back, then from the start."""
+def _decoded_from(container, stream, pts: tuple[int, ...], origin: int) -> Iterator:
+    """Decoded frames from a keyframe at or before the shard's first frame: the seek goes to the
+    keyframe before its timestamp; should the first frame it gives be a later one (a keyframe
+    whose decoding time is earlier than frames shown before it), it seeks again from further
+    back, in steps growing fourfold, down to the stream's start."""
+    first = pts[0]
+    gap = max(1, (pts[-1] - first) // max(1, len(pts) - 1))  # about one frame, in the stream's time base
     back = 0
     while True:
-        target = all_pts[max(0, first - 1 - back)]
+        target = max(origin, first - back * gap)
         container.seek(target, stream=stream, backward=True, any_frame=False)
         frames = container.decode(stream)
         head = next(frames, None)
         if head is None:
             return
-        if number_of.get(head.pts, first) <= first or target == all_pts[0]:
+        if head.pts is None or head.pts <= first or target == origin:
             yield head
             yield from frames
             return

@@ -35,6 +35,8 @@ from facekit.plugin.registry import PluginRegistry
 
 log = logging.getLogger("facekit")
 
+RAY_SUMMARY_FILE = "ray_summary.json"  # the whole run's figures, beside collection.json (bench/ray.py reads it)
+
 
 def run_on_cluster(cfg: DictConfig, registry: PluginRegistry) -> None:
     """Plans every source, runs their shards on the cluster, reports; exit code 2 (a
@@ -107,6 +109,11 @@ def run_on_cluster(cfg: DictConfig, registry: PluginRegistry) -> None:
         if state is not None:
             state.save()
     log.info("done on Ray: %s", totals.line())
+    figures = {"frames": totals.frames, "faces": totals.faces, "seconds": round(totals.seconds, 3),
+               "frames_per_s": round(totals.frames / totals.seconds, 2) if totals.seconds else 0.0,
+               "shards": totals.shards, "kept_shards": totals.kept, "failed_shards": totals.failed,
+               "nodes": len(totals.nodes), "workers": plan.workers}
+    atomic_write_bytes(root / RAY_SUMMARY_FILE, json.dumps(figures, indent=2).encode())
     _report(cfg, outcomes, state)
 
 
