@@ -130,17 +130,21 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=100, help="clips in the collection; 0 skips it")
     parser.add_argument("--clip-frames", type=int, default=11)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--parts", default="video,collection,nodes", help="which comparisons to run")
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
     print(f"facekit runner=ray bench, {date.today().isoformat()}: {os.cpu_count()} CPU cores, default plugins")
     with tempfile.TemporaryDirectory(prefix="facekit-bench-ray-") as tmp:
         work = Path(tmp)
         video = looped_video(args.video, args.frames, work / f"{args.video.stem}_{args.frames}.mp4")
-        local_against_ray(f"video_{args.frames}", video, work, args.repeats, ["runner.shard_frames=100"])
-        if args.clips:
+        if "video" in parts:
+            local_against_ray(f"video_{args.frames}", video, work, args.repeats, ["runner.shard_frames=100"])
+        if "collection" in parts and args.clips:
             tree = clips(args.video, args.clips, args.clip_frames, work / "collection")
             local_against_ray(f"collection_{args.clips}", tree, work, args.repeats, [])
-        print(f"\n== {video.name} on a local Ray cluster: one node against two ==")
-        one_node_against_two(video, work, args.repeats)
+        if "nodes" in parts:
+            print(f"\n== {video.name} on a local Ray cluster: one node against two ==")
+            one_node_against_two(video, work, args.repeats)
 
 
 if __name__ == "__main__":

@@ -105,7 +105,7 @@ def run_shards(ray: Any, plan: ClusterPlan, jobs: Sequence[SourceJob],
     key_of = {(str(job.output), shard.number): job.key for job in jobs for shard in job.shards}
     todo: deque[tuple[ShardTask, int]] = deque()
     for job in jobs:
-        _check_alignments(job)
+        check_earlier(job)
         fingerprint = job.meta.get("fingerprint")
         for shard in job.shards:
             if finished(job.output, shard, fingerprint):
@@ -150,15 +150,17 @@ def _count(outcome: SourceOutcome, result: ShardResult, totals: ClusterTotals) -
         log.warning("shard %s failed: %s", result.task.shard.label, result.failure)
 
 
-def _check_alignments(job: SourceJob) -> None:
-    """An alignments file there from other settings is refused before any shard runs."""
+def check_earlier(job: SourceJob) -> None:
+    """An alignments file or shard journal there from other settings is refused with one line
+    before any shard runs (a collection marks that source failed and goes on)."""
     path = job.output / ALIGNMENTS_FILE
-    if not path.exists():
-        return
-    found = load_alignments(path).get("meta", {}).get("fingerprint")
-    if found != json.loads(json.dumps(job.meta.get("fingerprint"))):
-        raise FacekitError(f"{path} was written with other settings; choose another output folder, or delete it "
-                           "(and its .facekit-shards) there to start over")
+    if path.exists():
+        found = load_alignments(path).get("meta", {}).get("fingerprint")
+        if found != json.loads(json.dumps(job.meta.get("fingerprint"))):
+            raise FacekitError(f"{path} was written with other settings; choose another output folder, or delete it "
+                               f"(and {SHARDS_DIR}) there to start over")
+    for shard in job.shards:
+        finished(job.output, shard, job.meta.get("fingerprint"))
 
 
 def _fold(outcome: SourceOutcome, on_source_done: Callable[[SourceOutcome], None]) -> None:

@@ -54,7 +54,7 @@ def test_workers_are_as_many_as_the_cpus_hold_and_never_more_than_the_shards() -
     assert worker_count(6, asked, cluster_cpus=9, cluster_gpus=0, shards=100) == 6
 
 
-def test_without_an_address_a_private_ray_runs_the_shards_and_gives_the_local_output(tmp_path: Path) -> None:
+def test_without_an_address_a_private_ray_gives_the_local_output_and_a_rerun_with_other_settings_is_refused(tmp_path: Path) -> None:
     require_ray()
     clip = require_data() / "video" / "faceswap_test.mp4"
     local = run_facekit(f"input={clip}", f"output={tmp_path / 'local'}", "sample.end=6", "runner.progress=false",
@@ -65,3 +65,6 @@ def test_without_an_address_a_private_ray_runs_the_shards_and_gives_the_local_ou
     assert result.returncode == 0, result.stderr
     same_output(tmp_path / "ray", tmp_path / "local")
     assert summary(tmp_path / "ray")["shards"] == 3
+    other = run_facekit("runner=ray", f"input={clip}", f"output={tmp_path / 'ray'}", "sample.end=6", "output.size=128",
+                        "runner.shard_frames=10", "runner.progress=false", cwd=tmp_path, env=LOOPBACK_ENV)
+    assert other.returncode == 2 and "written with other settings" in other.stderr.strip().splitlines()[-1], other.stderr

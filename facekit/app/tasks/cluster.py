@@ -11,27 +11,35 @@ from __future__ import annotations
 import json
 import logging
 import pickle
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig
 
 from facekit.app.tasks.collection import DONE, FAILED, PARTIAL, CollectionState, _counted, _settings
 from facekit.app.tasks.extract import SUMMARY_FILE, _exclusive, _identity_filter, _meta, build_stages
 from facekit.app.tasks.settings import is_collection_input, job_output_dir, sampling, selection
-from facekit.cluster.driver import ClusterPlan, SourceJob, SourceOutcome, run_shards
+from facekit.cluster.driver import ClusterPlan, SourceJob, SourceOutcome, check_earlier, run_shards
 from facekit.cluster.resources import local_gpu_memory_mb, worker_count, worker_resources
 from facekit.cluster.session import import_ray, ray_session
 from facekit.cluster.shared_output import check_shared_output
 from facekit.errors import ConfigError, FacekitError
 from facekit.faces.quality import QualityFilter
+from facekit.faces.stages import FaceStages
 from facekit.fileio import atomic_write_bytes
 from facekit.media.collection import COLLECTION_FILE, Source, sources_of
+from facekit.media.sampling import Sampling
 from facekit.media.shards import shards_of
 from facekit.media.sources import open_input
 from facekit.output.alignments import ALIGNMENTS_FILE
 from facekit.plugin.registry import PluginRegistry
+
+if TYPE_CHECKING:
+    from facekit.faces.identity import IdentityFilter
 
 log = logging.getLogger("facekit")
 
@@ -45,76 +53,99 @@ def run_on_cluster(cfg: DictConfig, registry: PluginRegistry) -> None:
     _check(cfg)
     root = job_output_dir(cfg)
     root.mkdir(parents=True, exist_ok=True)
-    chosen = sampling(cfg)
-    quality = QualityFilter.from_config(cfg.get("quality"))
     stages = build_stages(cfg, registry)
     stages.ensure_weights()  # each worker builds its own models from them
     face_filter = _identity_filter(cfg, stages, None, [p.fingerprint() for p in stages.plugins()])
-    collection = is_collection_input(cfg)
-    state = CollectionState.load(root / COLLECTION_FILE, str(cfg.input), _settings(cfg)) if collection else None
-    sources: dict[str, Source] = {}
-    jobs: list[SourceJob] = []
-
-    def plan_source(key: str, path: Path, output: Path, source_cfg: DictConfig) -> None:
-        source = open_input(path, exclude=output, sampling=chosen)
-        sharded = shards_of(source, int(cfg.runner.shard_frames), int(cfg.runner.files_per_shard))
-        jobs.append(SourceJob(key, output, _meta(source_cfg, stages, face_filter, source, quality), sharded.shards,
-                              sharded.frames, int(cfg.output.save_every)))
-
-    if state is None:
-        plan_source(str(cfg.input), Path(str(cfg.input)).expanduser(), root, cfg)
-    else:
-        for source in sources_of(Path(str(cfg.input)).expanduser(), selection(cfg), exclude=root):
-            if source.failed is not None:
-                log.warning("source %s failed: %s", source.rel, source.failed)
-                state.set(source, FAILED, reason=source.failed)
-            elif state.was_done(source):
-                state.sources[source.rel] = state.earlier[source.rel]
-            else:
-                source_cfg = cfg.copy()
-                source_cfg.input = str(source.path)
-                try:
-                    plan_source(source.rel, source.path, root / source.output, source_cfg)
-                except (FacekitError, OSError) as exc:
-                    reason = str(exc) if isinstance(exc, FacekitError) else f"{exc.strerror or exc}"
-                    log.warning("source %s failed: %s", source.rel, reason)
-                    state.set(source, FAILED, reason=reason)
-                    continue
-                sources[source.rel] = source
-                state.set(source, PARTIAL, alignments=_alignments_name(source))
-    log.info("%s: %d source(s) to run in %d shard(s) on Ray", cfg.input, len(jobs), sum(len(j.shards) for j in jobs))
-    outcomes: list[SourceOutcome] = []
-
-    def source_done(outcome: SourceOutcome) -> None:
-        outcomes.append(outcome)
-        _write_summary(outcome)
-        if state is not None:
-            source = sources[outcome.job.key]
-            frames, faces = _counted(outcome.job.output / ALIGNMENTS_FILE)
-            if outcome.failures:
-                state.set(source, PARTIAL, force=True, alignments=_alignments_name(source),
-                          reason=f"{len(outcome.failures)} shard(s) failed: {outcome.failures[0]}", frames=frames,
-                          faces=faces)
-            else:
-                state.set(source, DONE, alignments=_alignments_name(source), frames=frames, faces=faces)
-
+    sources = _Sources(cfg, root, stages, face_filter, QualityFilter.from_config(cfg.get("quality")), sampling(cfg))
     try:
         with ExitStack() as held:
             held.enter_context(_exclusive(root))
-            ray = held.enter_context(ray_session(cfg.runner.address, bool(cfg.runner.verbose)))
+            with ThreadPoolExecutor(1, thread_name_prefix="facekit-plan") as pool:
+                planned = pool.submit(sources.plan)  # sources opened and cut into shards while Ray starts
+                ray = held.enter_context(ray_session(cfg.runner.address, bool(cfg.runner.verbose)))
+                planned.result()
+            shards = sum(len(job.shards) for job in sources.jobs)
+            log.info("%s: %d source(s) to run in %d shard(s) on Ray", cfg.input, len(sources.jobs), shards)
             check_shared_output(ray, root)
-            plan = _cluster_plan(cfg, ray, stages, face_filter, quality, chosen, sum(len(j.shards) for j in jobs))
-            totals = run_shards(ray, plan, jobs, source_done)
+            plan = _cluster_plan(cfg, ray, sources, shards)
+            totals = run_shards(ray, plan, sources.jobs, sources.done)
     finally:
-        if state is not None:
-            state.save()
+        if sources.state is not None:
+            sources.state.save()
     log.info("done on Ray: %s", totals.line())
     figures = {"frames": totals.frames, "faces": totals.faces, "seconds": round(totals.seconds, 3),
                "frames_per_s": round(totals.frames / totals.seconds, 2) if totals.seconds else 0.0,
                "shards": totals.shards, "kept_shards": totals.kept, "failed_shards": totals.failed,
                "nodes": len(totals.nodes), "workers": plan.workers}
     atomic_write_bytes(root / RAY_SUMMARY_FILE, json.dumps(figures, indent=2).encode())
-    _report(cfg, outcomes, state)
+    _report(cfg, sources.outcomes, sources.state)
+
+
+@dataclass
+class _Sources:
+    """The run's sources: each opened, cut into shards and checked against what an earlier run
+    left (``plan``), and recorded as it ends (``done``), in ``collection.json`` for a collection."""
+
+    cfg: DictConfig
+    root: Path
+    stages: FaceStages
+    face_filter: IdentityFilter | None
+    quality: QualityFilter | None
+    sampling: Sampling
+    jobs: list[SourceJob] = field(default_factory=list)
+    outcomes: list[SourceOutcome] = field(default_factory=list)
+    named: dict[str, Source] = field(default_factory=dict)  # a collection's sources by their key
+    state: CollectionState | None = None
+
+    def __post_init__(self) -> None:
+        if is_collection_input(self.cfg):
+            self.state = CollectionState.load(self.root / COLLECTION_FILE, str(self.cfg.input), _settings(self.cfg))
+
+    def plan(self) -> None:
+        cfg = self.cfg
+        if self.state is None:
+            self._plan_one(str(cfg.input), Path(str(cfg.input)).expanduser(), self.root, cfg)
+            return
+        for source in sources_of(Path(str(cfg.input)).expanduser(), selection(cfg), exclude=self.root):
+            if source.failed is not None:
+                log.warning("source %s failed: %s", source.rel, source.failed)
+                self.state.set(source, FAILED, reason=source.failed)
+            elif self.state.was_done(source):
+                self.state.sources[source.rel] = self.state.earlier[source.rel]
+            else:
+                source_cfg = cfg.copy()
+                source_cfg.input = str(source.path)
+                try:
+                    self._plan_one(source.rel, source.path, self.root / source.output, source_cfg)
+                except (FacekitError, OSError) as exc:
+                    reason = str(exc) if isinstance(exc, FacekitError) else f"{exc.strerror or exc}"
+                    log.warning("source %s failed: %s", source.rel, reason)
+                    self.state.set(source, FAILED, reason=reason)
+                    continue
+                self.named[source.rel] = source
+                self.state.set(source, PARTIAL, alignments=_alignments_name(source))
+
+    def _plan_one(self, key: str, path: Path, output: Path, source_cfg: DictConfig) -> None:
+        source = open_input(path, exclude=output, sampling=self.sampling)
+        sharded = shards_of(source, int(self.cfg.runner.shard_frames), int(self.cfg.runner.files_per_shard))
+        job = SourceJob(key, output, _meta(source_cfg, self.stages, self.face_filter, source, self.quality),
+                        sharded.shards, sharded.frames, int(self.cfg.output.save_every))
+        check_earlier(job)
+        self.jobs.append(job)
+
+    def done(self, outcome: SourceOutcome) -> None:
+        """A source's alignments file is folded: its summary, and its state in the collection."""
+        self.outcomes.append(outcome)
+        _write_summary(outcome)
+        if self.state is None:
+            return
+        source = self.named[outcome.job.key]
+        frames, faces = _counted(outcome.job.output / ALIGNMENTS_FILE)
+        if outcome.failures:
+            self.state.set(source, PARTIAL, force=True, alignments=_alignments_name(source), frames=frames, faces=faces,
+                           reason=f"{len(outcome.failures)} shard(s) failed: {outcome.failures[0]}")
+        else:
+            self.state.set(source, DONE, alignments=_alignments_name(source), frames=frames, faces=faces)
 
 
 def _check(cfg: DictConfig) -> None:
@@ -130,18 +161,17 @@ def _check(cfg: DictConfig) -> None:
         raise ConfigError(f"runner.gpu_memory_mb must be a positive number of MB, got {runner.gpu_memory_mb!r}")
 
 
-def _cluster_plan(cfg: DictConfig, ray: Any, stages: Any, face_filter: Any, quality: Any, chosen: Any,
-                  shards: int) -> ClusterPlan:
+def _cluster_plan(cfg: DictConfig, ray: Any, sources: _Sources, shards: int) -> ClusterPlan:
     """Each worker's resources from what its plugins report, and as many workers as fit."""
     available = ray.cluster_resources()
     cpus, gpus = float(available.get("CPU", 0)), float(available.get("GPU", 0))
     gpu_memory = cfg.runner.gpu_memory_mb or local_gpu_memory_mb()
-    resources = worker_resources(sum(p.gpu_memory_mb for p in stages.plugins()), float(cfg.runner.cpus_per_task),
-                                 gpu_memory, gpus)
+    resources = worker_resources(sum(p.gpu_memory_mb for p in sources.stages.plugins()),
+                                 float(cfg.runner.cpus_per_task), gpu_memory, gpus)
     count = worker_count(cfg.runner.actors, resources, cpus, gpus, max(1, shards))
     log.info("Ray: %d worker(s), %s (cluster: %g CPUs, %g GPUs)", count, resources.why, cpus, gpus)
-    payload = pickle.dumps((stages, face_filter, quality))
-    return ClusterPlan(payload, resources, count, chosen, debug=bool(cfg.output.debug),
+    payload = pickle.dumps((sources.stages, sources.face_filter, sources.quality))
+    return ClusterPlan(payload, resources, count, sources.sampling, debug=bool(cfg.output.debug),
                        save_rejected=bool(cfg.filter.save_rejected), progress=bool(cfg.runner.progress))
 
 
@@ -157,7 +187,9 @@ def _write_summary(outcome: SourceOutcome) -> None:
 
 def _report(cfg: DictConfig, outcomes: list[SourceOutcome], state: CollectionState | None) -> None:
     failures = [failure for outcome in outcomes for failure in outcome.failures]
-    rejected = sum((outcome.rejected for outcome in outcomes), start=type(outcomes[0].rejected)()) if outcomes else {}
+    rejected: Counter[str] = Counter()
+    for outcome in outcomes:
+        rejected.update(outcome.rejected)
     if rejected:
         log.info("filter: %d face(s) rejected (%s)", sum(rejected.values()),
                  ", ".join(f"{kind} {count}" for kind, count in sorted(rejected.items())))
