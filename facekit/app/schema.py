@@ -95,6 +95,15 @@ class RunnerSchema:
     progress: bool = MISSING
     #: ``auto`` or a whole number: OmegaConf 2.3 has no Union, so check_settings checks it.
     workers: Any = MISSING
+    # runner=ray's keys (conf/runner/ray.yaml); None under runner=default, which has none of them
+    engine: Optional[str] = None
+    address: Optional[str] = None
+    cpus_per_task: Optional[float] = None
+    gpu_memory_mb: Optional[int] = None
+    actors: Optional[int] = None
+    shard_frames: Optional[int] = None
+    files_per_shard: Optional[int] = None
+    verbose: Optional[bool] = None
 
 
 @dataclass

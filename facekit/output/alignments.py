@@ -159,6 +159,17 @@ def _frame_line(name: str, frame: dict[str, Any]) -> bytes:
     return f"{_FRAME_HEAD}{_compact(name)}{_FRAME_MIDDLE}{_compact(frame)}{_FRAME_TAIL}".encode("utf-8")
 
 
+def journal_line(record: FrameRecord) -> bytes:
+    """A finished frame as a journal line: what a cluster worker's shard journal holds, and
+    ``AlignmentsWriter.write_line`` takes back unchanged."""
+    return _frame_line(record.frame.name, record_to_dict(record))
+
+
+def journal_line_name(line: bytes) -> str | None:
+    """The frame's name if ``line`` is a whole, parseable journal line, else None."""
+    return _checked_frame_name(line)
+
+
 def _split_frame_line(line: bytes) -> tuple[str, str] | None:
     """(name, the frame's JSON text) of a line ``_frame_line`` wrote; None for anything else."""
     try:
@@ -253,6 +264,20 @@ class AlignmentsWriter:
         name = record.frame.name
         self._journal.write(_frame_line(name, record_to_dict(record)))
         self._journal.flush()
+        self._done.add(name)
+        self._unsynced += 1
+        if self._unsynced >= self.sync_every:
+            self._sync()
+
+    def write_line(self, line: bytes) -> None:
+        """Append a frame already made into a journal line (``journal_line``), by a worker
+        elsewhere: its bytes go in as they are, so the file equals a local run's."""
+        if self._journal is None:
+            raise ValueError(f"AlignmentsWriter for {self.path} is closed")
+        name = _checked_frame_name(line)
+        if name is None:
+            raise ValueError(f"not a whole journal line: {line[:80]!r}")
+        self._journal.write(line)
         self._done.add(name)
         self._unsynced += 1
         if self._unsynced >= self.sync_every:

@@ -115,7 +115,7 @@ def run_collection(cfg: DictConfig, registry: PluginRegistry) -> None:
     processed."""
     root_out = job_output_dir(cfg)
     root_out.mkdir(parents=True, exist_ok=True)
-    state = CollectionState.load(root_out / COLLECTION_FILE, str(cfg.input), _settings(cfg))
+    state = CollectionState.load(root_out / COLLECTION_FILE, str(cfg.input), collection_settings(cfg))
     stages = build_stages(cfg, registry)  # the models load once, for every source
     listing = ListedAhead(sources_of(Path(str(cfg.input)).expanduser(), selection(cfg), exclude=root_out))
     progress = CollectionProgress(enabled=bool(cfg.runner.progress), listing=listing)
@@ -244,7 +244,7 @@ def _run_source(cfg: DictConfig, registry: PluginRegistry | None, stages: FaceSt
 _NOT_SETTINGS = ("task", "input", "runner", "models", "cache", "collection")
 
 
-def _settings(cfg: DictConfig) -> dict[str, Any]:
+def collection_settings(cfg: DictConfig) -> dict[str, Any]:
     """The config less ``_NOT_SETTINGS`` and ``output.dir`` / ``output.save_every``: a done
     source is skipped on a rerun only when these are equal."""
     settings = OmegaConf.to_container(cfg, resolve=True)

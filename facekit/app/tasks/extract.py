@@ -46,6 +46,11 @@ SUMMARY_FILE = "run_summary.json"  # counts and timings of the last run (bench/e
 def run_extract(cfg: DictConfig, registry: PluginRegistry) -> None:
     """Build the run plan, run it, report."""
     check_settings(cfg)
+    if cfg.runner.get("engine") == "ray":  # runner=ray: every source's shards on a Ray cluster
+        from facekit.app.tasks.cluster import run_on_cluster
+
+        run_on_cluster(cfg, registry)
+        return
     if is_collection_input(cfg):  # a tree or a list of sources: each runs as below, one after another
         from facekit.app.tasks.collection import run_collection
 

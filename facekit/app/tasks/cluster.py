@@ -1,0 +1,211 @@
+"""``task=extract`` with ``runner=ray``: a single input or a collection, every source cut into
+shards that run on a Ray cluster (``facekit.cluster``), each source into its own folder with the
+alignments file and face files a local run of it writes.
+
+The settings decide here, as for a local run (plugins, identity filter and its references,
+quality limits, sampling, the alignments meta), so a source's output folder is the same
+whichever runner made it; ``collection.json`` is kept as ``run_collection`` keeps it.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from omegaconf import DictConfig
+
+from facekit.app.tasks.collection import DONE, FAILED, PARTIAL, CollectionState, collection_settings
+from facekit.app.tasks.collection_stream import counted
+from facekit.app.tasks.extract import SUMMARY_FILE, alignments_meta, build_stages, exclusive_output, identity_filter
+from facekit.app.tasks.settings import is_collection_input, job_output_dir, sampling, selection
+from facekit.cluster.driver import ClusterPlan, SourceJob, SourceOutcome, check_earlier, run_shards
+from facekit.cluster.resources import local_gpu_memory_mb, worker_count, worker_resources
+from facekit.cluster.session import import_ray, ray_session
+from facekit.cluster.shared_output import check_shared_output
+from facekit.errors import ConfigError, FacekitError
+from facekit.faces.quality import QualityFilter
+from facekit.faces.stages import FaceStages
+from facekit.fileio import atomic_write_bytes
+from facekit.media.collection import COLLECTION_FILE, Source, sources_of
+from facekit.media.sampling import Sampling
+from facekit.media.shards import shards_of
+from facekit.media.sources import open_input
+from facekit.output.alignments import ALIGNMENTS_FILE
+from facekit.plugin.registry import PluginRegistry
+
+if TYPE_CHECKING:
+    from facekit.faces.identity import IdentityFilter
+
+log = logging.getLogger("facekit")
+
+RAY_SUMMARY_FILE = "ray_summary.json"  # the whole run's figures, beside collection.json (bench/ray.py reads it)
+
+
+def run_on_cluster(cfg: DictConfig, registry: PluginRegistry) -> None:
+    """Plans every source, runs their shards on the cluster, reports; exit code 2 (a
+    FacekitError) when a single input's shard failed, or when no source of a collection is done."""
+    import_ray(private=cfg.runner.address is None)  # a missing Ray is one line, before any model loads
+    _check(cfg)
+    root = job_output_dir(cfg)
+    root.mkdir(parents=True, exist_ok=True)
+    stages = build_stages(cfg, registry)
+    stages.ensure_weights()  # each worker builds its own models from them
+    face_filter = identity_filter(cfg, stages, None, [p.fingerprint() for p in stages.plugins()])
+    sources = _Sources(cfg, root, stages, face_filter, QualityFilter.from_config(cfg.get("quality")), sampling(cfg))
+    try:
+        with ExitStack() as held:
+            held.enter_context(exclusive_output(root))
+            with ThreadPoolExecutor(1, thread_name_prefix="facekit-plan") as pool:
+                planned = pool.submit(sources.plan)  # sources opened and cut into shards while Ray starts
+                ray = held.enter_context(ray_session(cfg.runner.address, bool(cfg.runner.verbose)))
+                planned.result()
+            shards = sum(len(job.shards) for job in sources.jobs)
+            log.info("%s: %d source(s) to run in %d shard(s) on Ray", cfg.input, len(sources.jobs), shards)
+            check_shared_output(ray, root)
+            plan = _cluster_plan(cfg, ray, sources, shards)
+            totals = run_shards(ray, plan, sources.jobs, sources.done)
+    finally:
+        if sources.state is not None:
+            sources.state.save()
+    log.info("done on Ray: %s", totals.line())
+    figures = {"frames": totals.frames, "faces": totals.faces, "seconds": round(totals.seconds, 3),
+               "frames_per_s": round(totals.frames / totals.seconds, 2) if totals.seconds else 0.0,
+               "shards": totals.shards, "kept_shards": totals.kept, "failed_shards": totals.failed,
+               "nodes": len(totals.nodes), "workers": plan.workers}
+    atomic_write_bytes(root / RAY_SUMMARY_FILE, json.dumps(figures, indent=2).encode())
+    _report(cfg, sources.outcomes, sources.state)
+
+
+@dataclass
+class _Sources:
+    """The run's sources: each opened, cut into shards and checked against what an earlier run
+    left (``plan``), and recorded as it ends (``done``), in ``collection.json`` for a collection."""
+
+    cfg: DictConfig
+    root: Path
+    stages: FaceStages
+    face_filter: IdentityFilter | None
+    quality: QualityFilter | None
+    sampling: Sampling
+    jobs: list[SourceJob] = field(default_factory=list)
+    outcomes: list[SourceOutcome] = field(default_factory=list)
+    named: dict[str, Source] = field(default_factory=dict)  # a collection's sources by their key
+    state: CollectionState | None = None
+
+    def __post_init__(self) -> None:
+        if is_collection_input(self.cfg):
+            self.state = CollectionState.load(self.root / COLLECTION_FILE, str(self.cfg.input), collection_settings(self.cfg))
+
+    def plan(self) -> None:
+        cfg = self.cfg
+        if self.state is None:
+            self._plan_one(str(cfg.input), Path(str(cfg.input)).expanduser(), self.root, cfg)
+            return
+        for source in sources_of(Path(str(cfg.input)).expanduser(), selection(cfg), exclude=self.root):
+            if source.failed is not None:
+                log.warning("source %s failed: %s", source.rel, source.failed)
+                self.state.set(source, FAILED, reason=source.failed)
+            elif self.state.was_done(source):
+                self.state.keep_earlier(source)
+            else:
+                source_cfg = cfg.copy()
+                source_cfg.input = str(source.path)
+                try:
+                    self._plan_one(source.rel, source.path, self.root / source.output, source_cfg)
+                except (FacekitError, OSError) as exc:
+                    reason = str(exc) if isinstance(exc, FacekitError) else f"{exc.strerror or exc}"
+                    log.warning("source %s failed: %s", source.rel, reason)
+                    self.state.set(source, FAILED, reason=reason)
+                    continue
+                self.named[source.rel] = source
+                self.state.set(source, PARTIAL, alignments=_alignments_name(source))
+
+    def _plan_one(self, key: str, path: Path, output: Path, source_cfg: DictConfig) -> None:
+        source = open_input(path, exclude=output, sampling=self.sampling)
+        sharded = shards_of(source, int(self.cfg.runner.shard_frames), int(self.cfg.runner.files_per_shard))
+        job = SourceJob(key, output, alignments_meta(source_cfg, self.stages, self.face_filter, source, self.quality),
+                        sharded.shards, sharded.frames, int(self.cfg.output.save_every))
+        check_earlier(job)
+        self.jobs.append(job)
+
+    def done(self, outcome: SourceOutcome) -> None:
+        """A source's alignments file is folded: its summary, and its state in the collection."""
+        self.outcomes.append(outcome)
+        _write_summary(outcome)
+        if self.state is None:
+            return
+        source = self.named[outcome.job.key]
+        frames, faces = counted(outcome.job.output / ALIGNMENTS_FILE)
+        if outcome.failures:
+            self.state.set(source, PARTIAL, force=True, alignments=_alignments_name(source), frames=frames, faces=faces,
+                           reason=f"{len(outcome.failures)} shard(s) failed: {outcome.failures[0]}")
+        else:
+            self.state.set(source, DONE, alignments=_alignments_name(source), frames=frames, faces=faces)
+
+
+def _check(cfg: DictConfig) -> None:
+    runner = cfg.runner
+    for key in ("shard_frames", "files_per_shard"):
+        if not isinstance(runner[key], int) or runner[key] < 1:
+            raise ConfigError(f"runner.{key} must be a whole number, 1 or more, got {runner[key]!r}")
+    if runner.cpus_per_task is None or runner.cpus_per_task <= 0:
+        raise ConfigError(f"runner.cpus_per_task must be a positive number of CPUs, got {runner.cpus_per_task!r}")
+    if runner.actors is not None and runner.actors < 1:
+        raise ConfigError(f"runner.actors must be 1 or more (null: as many as the cluster holds), got {runner.actors!r}")
+    if runner.gpu_memory_mb is not None and runner.gpu_memory_mb < 1:
+        raise ConfigError(f"runner.gpu_memory_mb must be a positive number of MB, got {runner.gpu_memory_mb!r}")
+
+
+def _cluster_plan(cfg: DictConfig, ray: Any, sources: _Sources, shards: int) -> ClusterPlan:
+    """Each worker's resources from what its plugins report, and as many workers as fit."""
+    available = ray.cluster_resources()
+    cpus, gpus = float(available.get("CPU", 0)), float(available.get("GPU", 0))
+    gpu_memory = cfg.runner.gpu_memory_mb or local_gpu_memory_mb()
+    resources = worker_resources(sum(p.gpu_memory_mb for p in sources.stages.plugins()),
+                                 float(cfg.runner.cpus_per_task), gpu_memory, gpus)
+    count = worker_count(cfg.runner.actors, resources, cpus, gpus, max(1, shards))
+    log.info("Ray: %d worker(s), %s (cluster: %g CPUs, %g GPUs)", count, resources.why, cpus, gpus)
+    payload = pickle.dumps((sources.stages, sources.face_filter, sources.quality))
+    return ClusterPlan(payload, resources, count, sources.sampling, debug=bool(cfg.output.debug),
+                       save_rejected=bool(cfg.filter.save_rejected), progress=bool(cfg.runner.progress))
+
+
+def _write_summary(outcome: SourceOutcome) -> None:
+    """``run_summary.json`` of the source's folder, as a local run leaves one."""
+    figures = {"frames": outcome.frames, "faces": outcome.faces, "seconds": round(outcome.seconds, 3),
+               "frames_per_s": round(outcome.frames / outcome.seconds, 2) if outcome.seconds else 0.0,
+               "mode": "ray", "shards": len(outcome.job.shards), "kept_shards": outcome.kept,
+               "failed_shards": outcome.failures, "skipped": len(outcome.skipped), "nodes": dict(outcome.nodes),
+               "rejected": dict(sorted(outcome.rejected.items()))}
+    atomic_write_bytes(outcome.job.output / SUMMARY_FILE, json.dumps(figures, indent=2).encode())
+
+
+def _report(cfg: DictConfig, outcomes: list[SourceOutcome], state: CollectionState | None) -> None:
+    failures = [failure for outcome in outcomes for failure in outcome.failures]
+    rejected: Counter[str] = Counter()
+    for outcome in outcomes:
+        rejected.update(outcome.rejected)
+    if rejected:
+        log.info("filter: %d face(s) rejected (%s)", sum(rejected.values()),
+                 ", ".join(f"{kind} {count}" for kind, count in sorted(rejected.items())))
+    if state is None:
+        if failures:
+            raise FacekitError(f"{len(failures)} shard(s) failed; the first: {failures[0]}; the finished shards are "
+                               "kept, and the same command runs the failed ones again")
+        return
+    counts = state.counts()
+    log.info("collection: %d source(s): %s; states in %s", sum(counts.values()),
+             ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none", state.path)
+    if not counts[DONE]:
+        raise FacekitError(f"no source of {cfg.input} could be processed"
+                           + (f"; the first failure: {failures[0]}" if failures else ""))
+
+
+def _alignments_name(source: Source) -> str:
+    return f"{source.output}/{ALIGNMENTS_FILE}" if source.output != "." else ALIGNMENTS_FILE

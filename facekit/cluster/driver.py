@@ -1,0 +1,294 @@
+"""The driver: hands shards to Ray actors, reruns those a lost node held, and folds each
+source's shard journals into its alignments file when its last shard ends.
+
+Scheduling is Ray's (where each actor runs, what it may use); the driver only keeps each ready
+actor busy with the next shard, so a slow shard never holds the others back. A shard whose actor
+is lost (its node died, its process was killed) goes back to the front of the queue and a new
+actor is asked for; a shard whose plugin raised is failed, with the plugin and frame named, and
+the run goes on. Each source is folded when all its shards have ended, in shard order, so its
+``alignments.json`` lists frames in the order a local run writes them.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from facekit.cluster.resources import WorkerResources
+from facekit.cluster.shard_journal import SHARDS_DIR, finished, frame_lines
+from facekit.cluster.shard_worker import ShardResult, ShardTask, ShardWorker
+from facekit.console import STDERR
+from facekit.errors import FacekitError
+from facekit.media.sampling import Sampling
+from facekit.media.shards import Shard
+from facekit.output.alignments import ALIGNMENTS_FILE, AlignmentsWriter, load_alignments
+
+log = logging.getLogger("facekit")
+
+#: Times a shard is started before its loss (not a plugin's error) fails it.
+MAX_ATTEMPTS = 3
+#: How long the driver waits for a first worker before it calls the cluster too small.
+START_TIMEOUT_S = 300.0
+_POLL_S = 0.5
+_NODES_EVERY_S = 2.0
+
+
+@dataclass
+class SourceJob:
+    """One source's shards and where they go; ``meta`` is its alignments file's (fingerprint included)."""
+
+    key: str
+    output: Path
+    meta: dict[str, Any]
+    shards: list[Shard]
+    frames: int = 0
+    save_every: int = 100
+
+
+@dataclass
+class SourceOutcome:
+    """What became of one source in this run."""
+
+    job: SourceJob
+    frames: int = 0
+    faces: int = 0
+    kept: int = 0  # shards an earlier run finished
+    rejected: Counter[str] = field(default_factory=Counter)
+    skipped: dict[str, str] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+    seconds: float = 0.0  # summed over its shards' workers
+    nodes: Counter[str] = field(default_factory=Counter)  # shards run on each node, by Ray's node id
+    ended: int = 0  # shards ended in this run, finished or failed
+
+
+@dataclass
+class ClusterPlan:
+    """How the shards run: the stages' payload, each worker's resources, how many workers."""
+
+    payload: bytes
+    resources: WorkerResources
+    workers: int
+    sampling: Sampling
+    debug: bool = False
+    save_rejected: bool = False
+    progress: bool = True
+
+
+@dataclass
+class ClusterTotals:
+    frames: int = 0
+    faces: int = 0
+    shards: int = 0  # run in this run
+    kept: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    nodes: set[str] = field(default_factory=set)
+
+    def line(self) -> str:
+        rate = self.frames / self.seconds if self.seconds else 0.0
+        return (f"{self.shards} shard(s) on {len(self.nodes)} node(s): {self.frames} frames, {self.faces} faces in "
+                f"{self.seconds:.1f} s ({rate:.1f} frames/s); {self.kept} kept from an earlier run, "
+                f"{self.failed} failed")
+
+
+def run_shards(ray: Any, plan: ClusterPlan, jobs: Sequence[SourceJob],
+               on_source_done: Callable[[SourceOutcome], None]) -> ClusterTotals:
+    """Runs every unfinished shard of ``jobs``; ``on_source_done`` hears of each source once its
+    alignments file is folded (failed shards and all: a rerun runs them)."""
+    outcomes = {job.key: SourceOutcome(job) for job in jobs}
+    key_of = {(str(job.output), shard.number): job.key for job in jobs for shard in job.shards}
+    todo: deque[tuple[ShardTask, int]] = deque()
+    for job in jobs:
+        check_earlier(job)
+        fingerprint = job.meta.get("fingerprint")
+        for shard in job.shards:
+            if finished(job.output, shard, fingerprint):
+                outcomes[job.key].kept += 1
+            else:
+                todo.append((ShardTask(shard, str(job.output), plan.sampling, fingerprint, plan.debug,
+                                       plan.save_rejected), 1))
+    totals = ClusterTotals(kept=sum(o.kept for o in outcomes.values()))
+    for outcome in outcomes.values():  # nothing left to run: fold now (a rerun after everything finished)
+        if outcome.kept == len(outcome.job.shards):
+            _fold(outcome, on_source_done)
+    started = time.perf_counter()  # workers' start (their models) included: what a user waits for
+    if todo:
+        with _Workers(ray, plan, min(plan.workers, len(todo))) as workers, _progress(plan.progress) as bars:
+            for result in workers.results(todo, bars):
+                outcome = outcomes[key_of[result.task.output, result.task.shard.number]]
+                _count(outcome, result, totals)
+                if outcome.kept + outcome.ended == len(outcome.job.shards):
+                    _fold(outcome, on_source_done)
+        totals.seconds = time.perf_counter() - started
+    return totals
+
+
+def _count(outcome: SourceOutcome, result: ShardResult, totals: ClusterTotals) -> None:
+    outcome.ended += 1
+    outcome.frames += result.frames
+    outcome.faces += result.faces
+    outcome.rejected.update(result.rejected)
+    outcome.skipped.update(result.skipped)
+    outcome.seconds += result.seconds
+    totals.frames += result.frames
+    totals.faces += result.faces
+    totals.shards += 1
+    if result.node:
+        totals.nodes.add(result.node)
+        outcome.nodes[result.node] += 1
+    for path, why in result.skipped.items():
+        log.warning("skipped %s: %s", path, why)
+    if result.failure is not None:
+        totals.failed += 1
+        outcome.failures.append(f"{result.task.shard.label}: {result.failure}")
+        log.warning("shard %s failed: %s", result.task.shard.label, result.failure)
+
+
+def check_earlier(job: SourceJob) -> None:
+    """An alignments file or shard journal there from other settings is refused with one line
+    before any shard runs (a collection marks that source failed and goes on)."""
+    path = job.output / ALIGNMENTS_FILE
+    if path.exists():
+        found = load_alignments(path).get("meta", {}).get("fingerprint")
+        if found != json.loads(json.dumps(job.meta.get("fingerprint"))):
+            raise FacekitError(f"{path} was written with other settings; choose another output folder, or delete it "
+                               f"(and {SHARDS_DIR}) there to start over")
+    for shard in job.shards:
+        finished(job.output, shard, job.meta.get("fingerprint"))
+
+
+def _fold(outcome: SourceOutcome, on_source_done: Callable[[SourceOutcome], None]) -> None:
+    """The source's finished shards, in order, into its alignments file (atomically, by
+    ``AlignmentsWriter``); a failed shard's frames are simply absent until a rerun."""
+    job = outcome.job
+    with AlignmentsWriter(job.output / ALIGNMENTS_FILE, job.meta, sync_every=job.save_every) as alignments:
+        for shard in job.shards:
+            if finished(job.output, shard, job.meta.get("fingerprint")):
+                for line in frame_lines(job.output, shard):
+                    alignments.write_line(line)
+    for stray in [*job.output.glob(".*.tmp"), *(job.output / SHARDS_DIR).glob(".*.tmp")]:
+        stray.unlink(missing_ok=True)  # what a lost worker was writing when it died; its shard ran again
+    on_source_done(outcome)
+
+
+class _Workers:
+    """The run's actors: started with the plan's resources, spread over the nodes, replaced when lost."""
+
+    def __init__(self, ray: Any, plan: ClusterPlan, count: int) -> None:
+        self.ray, self.plan = ray, plan
+        self.remote = ray.remote(ShardWorker).options(
+            **plan.resources.as_options(), max_restarts=0, scheduling_strategy="SPREAD")
+        self.starting: dict[Any, Any] = {}  # the actor's ready reference -> actor
+        self.idle: list[tuple[Any, str]] = []  # (actor, node)
+        self.busy: dict[Any, tuple[Any, str, ShardTask, int]] = {}  # result reference -> (actor, node, task, attempt)
+        self.ever_ready = False
+        self.replacements = count * MAX_ATTEMPTS
+        self.alive_nodes, self._nodes_at = 0, float("-inf")
+        for _ in range(count):
+            self._start()
+
+    def __enter__(self) -> _Workers:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for actor in [*self.starting.values(), *(a for a, _ in self.idle), *(a for a, *_ in self.busy.values())]:
+            self.ray.kill(actor, no_restart=True)
+
+    def _start(self) -> None:
+        actor = self.remote.remote(self.plan.payload, max(1, int(self.plan.resources.num_cpus)))
+        self.starting[actor.node.remote()] = actor
+
+    def results(self, todo: deque[tuple[ShardTask, int]], bars: Progress) -> Iterator[ShardResult]:
+        """Each shard's result as it ends, until none is left to run."""
+        bar = bars.add_task("shards", total=len(todo), rate="0.0", busy=0, nodes=0)
+        begun, frames, waiting_since = time.perf_counter(), 0, time.monotonic()
+        while todo or self.busy:
+            while self.idle and todo:
+                (actor, node), (task, attempt) = self.idle.pop(), todo.popleft()
+                self.busy[actor.run.remote(task)] = (actor, node, task, attempt)
+            if not (self.busy or self.starting):
+                raise FacekitError("every Ray worker was lost and none can start again; the shards "
+                                   "finished so far are kept, so the same command resumes")
+            if self.busy or self.idle:
+                waiting_since = time.monotonic()
+            elif time.monotonic() - waiting_since > START_TIMEOUT_S:
+                raise FacekitError(f"no Ray worker started in {START_TIMEOUT_S:g} s: no node has what each asks "
+                                   f"for ({self.plan.resources.why})")
+            ready, _ = self.ray.wait([*self.busy, *self.starting], num_returns=1, timeout=_POLL_S)
+            for ref in ready:
+                if ref in self.starting:
+                    self._started(ref)
+                    continue
+                result = self._ended(ref, todo)
+                if result is not None:
+                    frames += result.frames
+                    bars.advance(bar)
+                    yield result
+            elapsed = time.perf_counter() - begun
+            bars.update(bar, rate=f"{frames / elapsed:.1f}" if elapsed else "0.0",
+                        busy=len({node for _, node, *_ in self.busy.values()}), nodes=self._alive_nodes())
+
+    def _started(self, ref: Any) -> None:
+        actor = self.starting.pop(ref)
+        try:
+            node = self.ray.get(ref)
+        except self.ray.exceptions.RayError as exc:
+            if not self.ever_ready and not self.starting:
+                raise FacekitError(f"a Ray worker could not build its plugins: {_last_line(exc)}") from None
+            log.warning("a Ray worker did not start (%s); asking for another", _last_line(exc))
+            self._replace()
+            return
+        self.ever_ready = True
+        self.idle.append((actor, node))
+
+    def _ended(self, ref: Any, todo: deque[tuple[ShardTask, int]]) -> ShardResult | None:
+        """The shard's result; None when its actor was lost and the shard went back in the queue."""
+        actor, node, task, attempt = self.busy.pop(ref)
+        try:
+            result = self.ray.get(ref)
+        except self.ray.exceptions.RayTaskError as exc:  # raised by facekit's code itself, not a plugin
+            self.idle.append((actor, node))
+            return ShardResult(task, failure=_last_line(exc), node=node)
+        except self.ray.exceptions.RayError as exc:  # the actor, its process or its node is gone
+            self._replace()
+            if attempt >= MAX_ATTEMPTS:
+                return ShardResult(task, failure=f"its worker was lost {attempt} times ({_last_line(exc)})", node=node)
+            log.warning("shard %s: its worker on node %s was lost (%s); it runs again", task.shard.label,
+                        node[:8], _last_line(exc))
+            todo.appendleft((task, attempt + 1))
+            return None
+        self.idle.append((actor, node))
+        return result
+
+    def _replace(self) -> None:
+        if self.replacements > 0:
+            self.replacements -= 1
+            self._start()
+
+    def _alive_nodes(self) -> int:
+        if time.monotonic() - self._nodes_at > _NODES_EVERY_S:
+            self._nodes_at = time.monotonic()
+            self.alive_nodes = sum(1 for node in self.ray.nodes() if node.get("Alive"))
+        return self.alive_nodes
+
+
+def _last_line(exc: BaseException) -> str:
+    """The useful line of a Ray error: the cause's own message, not the traceback around it."""
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, BaseException) and str(cause):
+        return str(cause).strip().splitlines()[-1]
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
+
+
+def _progress(enabled: bool) -> Progress:
+    """One display for the whole cluster: shards ended of those to run, frames a second, nodes busy."""
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[rate]} frames/s, {task.fields[busy]} of {task.fields[nodes]} node(s) busy"),
+                    TimeRemainingColumn(), console=STDERR, disable=not enabled)

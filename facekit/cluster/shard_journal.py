@@ -1,0 +1,90 @@
+"""A shard's journal: its frames' alignments entries, in a file of its own in the source's
+output folder, that exists under its final name only once the shard has finished.
+
+A worker writes the journal under a temporary name, fsyncs it and renames it into place at the
+shard's end, so a journal there is a finished shard whatever happened to its worker (a node
+killed mid-shard leaves only a temporary file, which the next run of that shard replaces). A
+rerun keeps every shard whose journal is there; the driver folds them, in shard order, into the
+source's ``alignments.json``. The header records the settings' fingerprint, so shards of two
+settings never fold together.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Any, BinaryIO, Iterator
+
+from facekit.errors import FacekitError
+from facekit.media.shards import Shard
+from facekit.output.alignments import journal_line_name
+
+SHARDS_DIR = ".facekit-shards"
+
+
+def shard_journal(output: Path, shard: Shard) -> Path:
+    return output / SHARDS_DIR / f"{shard.number:06d}.jsonl"
+
+
+class ShardJournalWriter:
+    """Frame lines into a temporary file; ``commit`` lands it whole under the shard's name."""
+
+    def __init__(self, output: Path, shard: Shard, fingerprint: Any) -> None:
+        self.path = shard_journal(output, shard)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.temp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.tmp")
+        self._file: BinaryIO = open(self.temp, "xb")
+        header = {"shard": {"number": shard.number, "kind": shard.kind, "first": shard.first, "last": shard.last},
+                  "fingerprint": fingerprint}
+        self._file.write((json.dumps(header, ensure_ascii=False) + "\n").encode("utf-8"))
+
+    def write(self, line: bytes) -> None:
+        self._file.write(line)
+
+    def commit(self) -> None:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        os.replace(self.temp, self.path)
+        _fsync_dir(self.path.parent)
+
+    def abandon(self) -> None:
+        self._file.close()
+        self.temp.unlink(missing_ok=True)
+
+
+def finished(output: Path, shard: Shard, fingerprint: Any) -> bool:
+    """Whether an earlier run finished ``shard`` with these settings; a journal of other
+    settings is refused with one line, as the alignments file's own check does."""
+    path = shard_journal(output, shard)
+    try:
+        with path.open("rb") as journal:
+            header = json.loads(journal.readline())
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError) as exc:
+        raise FacekitError(f"{path} is damaged ({exc}); delete it to run that shard again") from None
+    if header.get("fingerprint") != json.loads(json.dumps(fingerprint)):
+        raise FacekitError(f"{path.parent} holds shards written with other settings; choose another output "
+                           f"folder, or delete {SHARDS_DIR} there (and alignments.json) to start over")
+    return True
+
+
+def frame_lines(output: Path, shard: Shard) -> Iterator[bytes]:
+    """The finished shard's frame lines, as its worker wrote them."""
+    with shard_journal(output, shard).open("rb") as journal:
+        journal.readline()  # the header
+        for line in journal:
+            if journal_line_name(line) is None:
+                raise FacekitError(f"{shard_journal(output, shard)} is damaged; delete it to run that shard again")
+            yield line
+
+
+def _fsync_dir(folder: Path) -> None:
+    if os.name == "posix":
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -1,0 +1,111 @@
+"""A Ray actor's work: build the plugins once, then run whole shards through the same stages,
+in the same order, as the local runner (``facekit.faces.stages``), writing face files and the
+shard's journal into the source's output folder.
+
+The plugins arrive as the pickled stages worker processes get (``facekit.engine.workers``): each
+plugin by name and config, rebuilt from the packages installed on the worker's node. A plugin
+that raises fails its shard with the plugin and frame named (``StageError``); the worker stays
+up for the next shard, and the driver reports the failure.
+"""
+from __future__ import annotations
+
+import pickle
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from facekit.errors import FacekitError, StageError
+from facekit.faces.quality import reason_kind
+from facekit.media.sampling import Sampling
+from facekit.media.shards import Shard, shard_frames
+from facekit.output.alignments import journal_line
+from facekit.output.face_files import FaceWriter
+from facekit.records import FrameRecord
+from facekit.cluster.shard_journal import ShardJournalWriter
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    """One shard and where its output goes."""
+
+    shard: Shard
+    output: str
+    sampling: Sampling
+    fingerprint: Any  # the alignments meta's fingerprint: the journal's header
+    debug: bool = False
+    save_rejected: bool = False
+
+
+@dataclass
+class ShardResult:
+    task: ShardTask
+    frames: int = 0
+    faces: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    skipped: dict[str, str] = field(default_factory=dict)  # image files that did not decode, and why
+    failure: str | None = None  # the plugin and frame, when the shard failed
+    seconds: float = 0.0
+    node: str = ""
+
+
+class ShardWorker:
+    """Made by the driver as a Ray actor (``ray.remote(ShardWorker).options(...)``)."""
+
+    def __init__(self, payload: bytes, cv2_threads: int = 1) -> None:
+        import cv2
+
+        cv2.setNumThreads(max(1, cv2_threads))  # the CPUs it asked Ray for, not every core of the node
+        self.stages, self.face_filter, self.quality = pickle.loads(payload)
+        self.stages.load_models()  # a missing weights file fails here, before any shard is taken
+
+    def node(self) -> str:
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
+
+    def run(self, task: ShardTask) -> ShardResult:
+        result = ShardResult(task, node=self.node())
+        started = time.perf_counter()
+        output = Path(task.output)
+        writer = FaceWriter(output, debug=task.debug, save_rejected=task.save_rejected)
+        journal = ShardJournalWriter(output, task.shard, task.fingerprint)
+        try:
+            batch: list[FrameRecord] = []
+            for frame in shard_frames(task.shard, task.sampling, result.skipped):
+                batch.append(FrameRecord(frame))
+                if len(batch) >= self.stages.detector.batch_size:
+                    self._finish(batch, writer, journal, result)
+                    batch = []
+            if batch:
+                self._finish(batch, writer, journal, result)
+            journal.commit()
+        except (FacekitError, OSError) as exc:  # StageError names plugin and frame
+            journal.abandon()
+            result.failure = str(exc) if isinstance(exc, FacekitError) else f"cannot write {exc.filename}: {exc.strerror}"
+        except BaseException:
+            journal.abandon()
+            raise
+        result.seconds = time.perf_counter() - started
+        return result
+
+    def _finish(self, batch: list[FrameRecord], writer: FaceWriter, journal: ShardJournalWriter,
+                result: ShardResult) -> None:
+        """The model stages on the batch, then judging, cropping and writing, frame by frame."""
+        for step in self.stages.steps():
+            step.work(batch)
+        for record in batch:
+            try:
+                self.stages.finish(record, self.face_filter, writer.writes, self.quality)
+            except StageError:
+                raise
+            except Exception as exc:  # judging and cropping are facekit's own: name the frame all the same
+                raise StageError(f"finishing frame {record.frame.name} failed: {type(exc).__name__}: {exc}") from exc
+            writer.encode(record)
+            record.frame.image = None
+            writer.write(record)
+            journal.write(journal_line(record))
+            result.frames += 1
+            result.faces += len(record.faces)
+            result.rejected.update(reason_kind(face.reason) for face in record.faces if not face.keep)
