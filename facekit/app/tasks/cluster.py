@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from omegaconf import DictConfig
 
 from facekit.app.tasks.collection import DONE, FAILED, PARTIAL, CollectionState, collection_settings
-from facekit.app.tasks.collection_stream import counted
+from facekit.app.tasks.collection_stream import alignments_name, counted
 from facekit.app.tasks.extract import SUMMARY_FILE, alignments_meta, build_stages, exclusive_output, identity_filter
 from facekit.app.tasks.settings import is_collection_input, job_output_dir, sampling, selection
 from facekit.cluster.driver import ClusterPlan, SourceJob, SourceOutcome, check_earlier, run_shards
@@ -124,7 +124,7 @@ class _Sources:
                     self.state.set(source, FAILED, reason=reason)
                     continue
                 self.named[source.rel] = source
-                self.state.set(source, PARTIAL, alignments=_alignments_name(source))
+                self.state.set(source, PARTIAL, alignments=alignments_name(source))
 
     def _plan_one(self, key: str, path: Path, output: Path, source_cfg: DictConfig) -> None:
         source = open_input(path, exclude=output, sampling=self.sampling)
@@ -143,10 +143,10 @@ class _Sources:
         source = self.named[outcome.job.key]
         frames, faces = counted(outcome.job.output / ALIGNMENTS_FILE)
         if outcome.failures:
-            self.state.set(source, PARTIAL, force=True, alignments=_alignments_name(source), frames=frames, faces=faces,
+            self.state.set(source, PARTIAL, force=True, alignments=alignments_name(source), frames=frames, faces=faces,
                            reason=f"{len(outcome.failures)} shard(s) failed: {outcome.failures[0]}")
         else:
-            self.state.set(source, DONE, alignments=_alignments_name(source), frames=frames, faces=faces)
+            self.state.set(source, DONE, alignments=alignments_name(source), frames=frames, faces=faces)
 
 
 def _check(cfg: DictConfig) -> None:
@@ -207,5 +207,3 @@ def _report(cfg: DictConfig, outcomes: list[SourceOutcome], state: CollectionSta
                            + (f"; the first failure: {failures[0]}" if failures else ""))
 
 
-def _alignments_name(source: Source) -> str:
-    return f"{source.output}/{ALIGNMENTS_FILE}" if source.output != "." else ALIGNMENTS_FILE
