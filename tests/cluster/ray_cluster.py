@@ -25,10 +25,13 @@ def start_cluster(workers: int, env: dict[str, str]) -> Any:
     reaches every node's workers (a test plugin's folder on PYTHONPATH): nodes inherit this
     process's environment when they start."""
     require_ray()
-    os.environ.update({**LOOPBACK_ENV, **env})
+    changed = {**LOOPBACK_ENV, **env}
+    saved = {key: os.environ.get(key) for key in changed}
+    os.environ.update(changed)
     from ray.cluster_utils import Cluster
 
     cluster = Cluster(initialize_head=True, head_node_args={**NODE, "num_cpus": 0, "include_dashboard": False})
+    cluster.facekit_saved_env = saved  # restored by ``stopped``: later tests must not see the test plugin
     for _ in range(workers):
         cluster.add_node(**NODE, num_cpus=1)
     cluster.wait_for_nodes()
@@ -40,6 +43,11 @@ def stopped(cluster: Any) -> Iterator[Any]:
         yield cluster
     finally:
         cluster.shutdown()
+        for key, value in getattr(cluster, "facekit_saved_env", {}).items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def same_output(ours: Path, theirs: Path) -> None:
