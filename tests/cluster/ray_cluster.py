@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -48,6 +54,49 @@ def stopped(cluster: Any) -> Iterator[Any]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+#: Covers a folder with an empty tmpfs, then runs the rest of the command line: in a private mount
+#: namespace, only that command (and what it starts) sees the empty folder.
+_COVERED = 'mount -t tmpfs facekit-private "$0" && exec "$@"'
+
+
+def require_private_mounts(folder: Path) -> None:
+    """Skips unless this process may give a child a mount namespace of its own (``unshare
+    --mount`` and a tmpfs mount: root or CAP_SYS_ADMIN, which a container may withhold)."""
+    if shutil.which("unshare") is None:
+        pytest.skip("a node that does not share the output folder needs unshare (util-linux), not found")
+    probe = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", _COVERED, str(folder), "true"],
+                           capture_output=True, text=True, timeout=30)
+    if probe.returncode != 0:
+        why = (probe.stderr.strip().splitlines() or [f"exit code {probe.returncode}"])[-1]
+        pytest.skip(f"a node that does not share the output folder needs a private mount namespace "
+                    f"(unshare --mount, mount -t tmpfs), not permitted here: {why}")
+
+
+@contextmanager
+def node_without(cluster: Any, hidden: Path) -> Iterator[str]:
+    """A one-CPU node joined to ``cluster`` that sees ``hidden`` as an empty folder of its own, as
+    a machine without the shared filesystem would; its node id. Stopped on the way out (killed
+    if it does not stop), before the cluster is."""
+    node = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", _COVERED, str(hidden),
+                             sys.executable, str(Path(__file__).with_name("private_node.py")), cluster.address],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        node_id = node.stdout.readline().strip()
+        assert node_id, f"the node in a private mount namespace did not start (exit code {node.wait(30)})"
+        deadline = time.monotonic() + 60
+        while node_id not in cluster.global_state._live_node_ids():
+            assert time.monotonic() < deadline, "the node in a private mount namespace never joined the cluster"
+            time.sleep(0.1)
+        yield node_id
+    finally:
+        node.stdin.close()
+        try:
+            node.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(node.pid, signal.SIGKILL)  # it leads its session: its raylet and workers go too
+            node.wait()
 
 
 def same_output(ours: Path, theirs: Path) -> None:
