@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,16 @@ def joblib_launcher() -> None:
     the launcher raises."""
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher",
                         reason="hydra-joblib-launcher is not installed (pip install 'facekit[sweep]')")
+
+
+@pytest.fixture(scope="module")
+def ray_launcher() -> None:
+    """Hydra's Ray launcher is no facekit extra (it pins cloudpickle below 3, which pip then
+    moves back from 3.x, and pulls in boto3): its test skips unless it is installed, before any
+    sweep runs for it."""
+    pytest.importorskip("ray", reason="the Ray launcher needs Ray: pip install 'facekit[ray]'")
+    pytest.importorskip("hydra_plugins.hydra_ray_launcher",
+                        reason="hydra-ray-launcher is not installed (pip install hydra-ray-launcher)")
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +146,25 @@ def test_joblib_launcher_gives_the_same_results(joblib_launcher: None, people: P
     for parallel, serial in zip(job_alignments(folder), job_alignments(basic_sweep)):
         assert parallel["meta"]["filter"] == serial["meta"]["filter"]
         assert parallel["frames"] == serial["frames"]
+    assert (folder / REPORT_CSV).read_text() == (basic_sweep / REPORT_CSV).read_text()
+
+
+def test_the_ray_launcher_on_a_cluster_gives_the_same_results(ray_launcher: None, people: Path, basic_sweep: Path,
+                                                             tmp_path: Path) -> None:
+    """The jobs run as Ray tasks on a cluster of two one-CPU nodes and a head that runs nothing,
+    all on 127.0.0.1; every node reads the sweep's analysis cache (FACEKIT_HOME), as a shared
+    filesystem would give it on real machines."""
+    from ray_cluster import start_cluster, stopped
+
+    home = tmp_path / "home"
+    with contextmanager(stopped)(start_cluster(2, {"FACEKIT_HOME": str(home)})) as cluster:
+        # the launcher asks for a 75 MB object store unless told otherwise, which ray.init refuses
+        # when it joins a running cluster: null leaves it to the cluster
+        folder = sweep(people, tmp_path, home, "hydra/launcher=ray", f"hydra.launcher.ray.init.address={cluster.address}",
+                       "+hydra.launcher.ray.init.object_store_memory=null", "+hydra.launcher.ray.remote.num_cpus=1")
+    for on_ray, serial in zip(job_alignments(folder), job_alignments(basic_sweep)):
+        assert on_ray["meta"]["filter"] == serial["meta"]["filter"]
+        assert on_ray["frames"] == serial["frames"]
     assert (folder / REPORT_CSV).read_text() == (basic_sweep / REPORT_CSV).read_text()
 
 
