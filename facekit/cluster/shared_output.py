@@ -26,22 +26,27 @@ def check_shared_output(ray: Any, output: Path) -> None:
     probe = output / f"{_PROBE}{token}"
     atomic_write_bytes(probe, token.encode())
     probe_task = ray.remote(num_cpus=0, max_retries=0)(_answer_probe)
+    answers = {node["NodeID"]: probe.with_name(f"{probe.name}.{node['NodeID']}") for node in others}
     try:
-        pending = {node["NodeID"]: probe_task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
-            node["NodeID"], soft=False)).remote(str(probe), token) for node in others}
-        addresses = {node["NodeID"]: node.get("NodeManagerAddress", "?") for node in others}
-        for node_id, reply in pending.items():
-            why = ray.get(reply, timeout=120)
-            answer = probe.with_name(f"{probe.name}.{node_id}")
-            if why is None and not answer.exists():
+        pending = [probe_task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False))
+                   .remote(str(probe), token) for node_id in answers]
+        refused: dict[str, str] = {}
+        # every node's reply before any is judged: a refusal must not leave another node's answer behind
+        for node_id, why in zip(answers, ray.get(pending, timeout=120)):
+            if why is None and not answers[node_id].exists():
                 why = "writes a file there that this machine does not see"
-            answer.unlink(missing_ok=True)
             if why is not None:
-                raise FacekitError(f"output {str(output)!r} is not shared with node {addresses[node_id]} "
-                                   f"({node_id[:8]}): it {why}; every node must write to the same folder "
-                                   "(a shared filesystem mounted at the same path)")
+                refused[node_id] = why
     finally:
-        probe.unlink(missing_ok=True)
+        for answer in (probe, *answers.values()):
+            answer.unlink(missing_ok=True)
+    if refused:
+        node_id, why = next(iter(refused.items()))
+        address = next(node.get("NodeManagerAddress", "?") for node in others if node["NodeID"] == node_id)
+        more = f" (and {len(refused) - 1} other node(s))" if len(refused) > 1 else ""
+        raise FacekitError(f"output {str(output)!r} is not shared with node {address} ({node_id[:8]}){more}: "
+                           f"it {why}; every node must write to the same folder "
+                           "(a shared filesystem mounted at the same path)")
 
 
 def _answer_probe(path: str, token: str) -> str | None:

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from types import SimpleNamespace
+from typing import Any, Callable, Iterator
 
 import pytest
 
 from cli_helpers import run_facekit
 from conftest import require_data
+from facekit.cluster.shared_output import check_shared_output
+from facekit.errors import FacekitError
 from ray_cluster import node_without, require_private_mounts, require_ray, start_cluster, stopped, summary
 
 require_ray()
@@ -61,3 +64,49 @@ def test_the_same_cluster_runs_on_both_nodes_into_a_folder_they_share(on_cluster
                      "runner.files_per_shard=1", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert private_id in summary(out)["nodes"] and len(summary(out)["nodes"]) == 2, summary(out)
+
+
+class _Ray:
+    """Just enough of ``ray`` for ``check_shared_output``, its nodes in a fixed order: each probe
+    task runs at once, here, as the node it is pinned to would answer (Ray's own order of nodes
+    decides which node the real cluster above asks first)."""
+
+    def __init__(self, nodes: dict[str, Callable[[Path, str], str | None]]) -> None:
+        self.answer_as = nodes
+
+    def get_runtime_context(self) -> Any:
+        return SimpleNamespace(get_node_id=lambda: "d" * 56)
+
+    def nodes(self) -> list[dict[str, Any]]:
+        return [{"NodeID": "d" * 56, "Alive": True}] + [
+            {"NodeID": node_id, "Alive": True, "NodeManagerAddress": f"10.0.0.{n}"} for n, node_id in enumerate(self.answer_as)]
+
+    def remote(self, **_: Any) -> Callable[[Any], Any]:
+        answer_as = self.answer_as
+
+        class Task:
+            def options(self, scheduling_strategy: Any) -> Any:
+                node = answer_as[scheduling_strategy.node_id]
+                return SimpleNamespace(remote=lambda path, token: node(Path(path), token))
+        return lambda _function: Task()
+
+    def get(self, replies: list[Any], timeout: float) -> list[Any]:
+        return replies
+
+
+def _sees(node_id: str) -> Callable[[Path, str], str | None]:
+    def answer(probe: Path, token: str) -> str | None:
+        assert probe.read_text() == token
+        probe.with_name(f"{probe.name}.{node_id}").write_bytes(b"seen")
+        return None
+    return answer
+
+
+def test_a_refusal_leaves_no_probe_file_behind_whichever_node_answers_first(tmp_path: Path) -> None:
+    blind, seeing = "b" * 56, "c" * 56
+    ray = _Ray({blind: lambda probe, token: "does not see that folder's files", seeing: _sees(seeing)})
+    with pytest.raises(FacekitError, match=r"not shared with node 10\.0\.0\.0 \(bbbbbbbb\): it does not see"):
+        check_shared_output(ray, tmp_path)
+    assert list(tmp_path.iterdir()) == []  # the seeing node's answer too, though the blind one refused first
+    check_shared_output(_Ray({seeing: _sees(seeing)}), tmp_path)  # a folder every node sees passes
+    assert list(tmp_path.iterdir()) == []
