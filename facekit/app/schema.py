@@ -142,6 +142,7 @@ class CurateSchema:
     sort: Optional[CurateSort] = MISSING
     copy: bool = MISSING
     min_cluster_size: Optional[int] = MISSING
+    join: Optional[float] = MISSING
 
 
 @dataclass

@@ -14,6 +14,7 @@ from facekit.curate.clusters import UNCLUSTERED, cluster_labels
 from facekit.curate.dedupe import near_duplicates, reason as duplicate_reason
 from facekit.curate.embeddings import face_embeddings
 from facekit.curate.inventory import FaceEntry
+from facekit.curate.joining import join_distance, joined_clusters
 from facekit.faces.stages import FaceStages
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ class CurateSettings:
     sort: str | None = None
     copy: bool = False
     min_cluster_size: int | None = None
+    join: float | None = None  # None: JOIN_FRACTION of the identity plugin's match distance; 0: no joining
 
     @property
     def needs_identity(self) -> bool:
@@ -90,7 +92,12 @@ def decide(faces: Sequence[FaceEntry], settings: CurateSettings,
     curation.unit = np.full((len(faces), unit.shape[1] if unit.ndim == 2 else 0), np.nan, dtype=np.float32)
     curation.unit[rows] = unit
     curation.labels = np.full(len(faces), UNCLUSTERED, dtype=np.int64)
-    curation.labels[rows] = cluster_labels(unit, settings.min_cluster_size)
+    found = cluster_labels(unit, settings.min_cluster_size)
+    limit = join_distance(built.identity.spec if built.identity is not None else None, settings.join)
+    if limit > 0:
+        chosen = [faces[r] for r in rows]
+        found = joined_clusters(found, unit, [face.key[:2] for face in chosen], face_boxes(chosen), limit)
+    curation.labels[rows] = found
     log.info("%d cluster(s), %d face(s) unclustered", len(curation.clusters),
              int((curation.labels[rows] == UNCLUSTERED).sum()))
     if settings.dedupe is not None:
@@ -98,6 +105,12 @@ def decide(faces: Sequence[FaceEntry], settings: CurateSettings,
     if settings.best is not None:
         _keep_best(curation, int(settings.best))
     return curation
+
+
+def face_boxes(faces: Sequence[FaceEntry]) -> np.ndarray:
+    """(n, 4) each face's landmark box in its frame; zeros for a face without landmarks."""
+    return np.array([[*face.landmarks.min(axis=0), *face.landmarks.max(axis=0)] if face.landmarks is not None
+                     else [0.0, 0.0, 0.0, 0.0] for face in faces], dtype=np.float64).reshape(-1, 4)
 
 
 def measures(faces: Sequence[FaceEntry], key: str) -> np.ndarray:

@@ -48,13 +48,16 @@ def curate_settings(cfg: DictConfig) -> CurateSettings:
         raise ConfigError(f"curate.best is a number of faces per identity, 1 or more, got {node.best!r}")
     if node.min_cluster_size is not None and node.min_cluster_size < 2:
         raise ConfigError(f"curate.min_cluster_size must be 2 or more, got {node.min_cluster_size!r}")
+    if node.join is not None and not 0 <= node.join < 2:
+        raise ConfigError(f"curate.join is a cosine distance from 0 (never join) to 2, got {node.join!r}")
     sort = None if node.sort is None else str(node.sort)
     if sort is not None and sort not in SORTS:
         raise ConfigError(f"curate.sort={sort!r}; choose one of: {', '.join(SORTS)}")
     return CurateSettings(cluster=bool(node.cluster), dedupe=None if node.dedupe is None else float(node.dedupe),
                           dedupe_pose=float(node.dedupe_pose), best=None if node.best is None else int(node.best),
                           sort=sort, copy=bool(node["copy"]),  # node.copy is DictConfig.copy
-                          min_cluster_size=None if node.min_cluster_size is None else int(node.min_cluster_size))
+                          min_cluster_size=None if node.min_cluster_size is None else int(node.min_cluster_size),
+                          join=None if node.join is None else float(node.join))
 
 
 def _extraction_input(source: Path) -> str | None:
