@@ -14,7 +14,7 @@ from facekit.curate.clusters import UNCLUSTERED, cluster_labels
 from facekit.curate.dedupe import near_duplicates, reason as duplicate_reason
 from facekit.curate.embeddings import face_embeddings
 from facekit.curate.inventory import FaceEntry
-from facekit.curate.joining import join_distance, joined_clusters
+from facekit.curate.joining import followed_faces, join_distance, joined_clusters, match_distance
 from facekit.faces.stages import FaceStages
 
 log = logging.getLogger(__name__)
@@ -93,10 +93,14 @@ def decide(faces: Sequence[FaceEntry], settings: CurateSettings,
     curation.unit[rows] = unit
     curation.labels = np.full(len(faces), UNCLUSTERED, dtype=np.int64)
     found = cluster_labels(unit, settings.min_cluster_size)
-    limit = join_distance(built.identity.spec if built.identity is not None else None, settings.join)
+    spec = built.identity.spec if built.identity is not None else None
+    limit = join_distance(spec, settings.join)
     if limit > 0:
         chosen = [faces[r] for r in rows]
-        found = joined_clusters(found, unit, [face.key[:2] for face in chosen], face_boxes(chosen), limit)
+        boxes = face_boxes(chosen)
+        followed = followed_faces([(face.key[0], face.frame_index) for face in chosen], unit, boxes,
+                                  match_distance(spec))
+        found = joined_clusters(found, unit, [face.key[:2] for face in chosen], boxes, limit, followed)
     curation.labels[rows] = found
     log.info("%d cluster(s), %d face(s) unclustered", len(curation.clusters),
              int((curation.labels[rows] == UNCLUSTERED).sum()))

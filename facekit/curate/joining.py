@@ -6,6 +6,13 @@ one singer in seven shots gives seven clusters. So clusters are then joined, clo
 first, while the distance between their mean vectors (average of the faces' unit vectors,
 renormalised) is at most ``max_distance``; a joined cluster's mean is that of all its faces.
 
+Before that, clusters joined by a face followed from frame to frame are one: a face in one
+frame and a face in the next frame of the same video whose boxes overlap by more than
+``SAME_FACE_IOU`` and whose vectors are within the plugin's match distance are one person, and
+two clusters with at least ``FOLLOWED_LINKS`` such links are joined whatever their means (a dim
+face's vectors wander within one shot). One link is not enough: a cut can put another person
+where the last one was.
+
 Two clusters that hold two different faces of one frame are never joined: a frame shows a
 person once. Two faces of one frame whose boxes overlap by more than ``SAME_FACE_IOU`` are
 the detector finding one face twice, and do not count as two people.
@@ -23,13 +30,16 @@ import numpy as np
 from facekit.curate.clusters import UNCLUSTERED, renumbered
 
 SAME_FACE_IOU = 0.5
+FOLLOWED_LINKS = 2
 
 
 def joined_clusters(labels: np.ndarray, unit: np.ndarray, frames: Sequence[Hashable],
-                    boxes: np.ndarray, max_distance: float) -> np.ndarray:
+                    boxes: np.ndarray, max_distance: float,
+                    followed: Sequence[tuple[int, int]] = ()) -> np.ndarray:
     """``labels`` with clusters joined (see the module docstring), renumbered by size.
     ``unit``: (n, d) unit vectors; ``frames``: each face's frame (faces of one frame share it);
-    ``boxes``: (n, 4) x0, y0, x1, y1 in the frame's pixels."""
+    ``boxes``: (n, 4) x0, y0, x1, y1 in the frame's pixels; ``followed``: pairs of rows, one
+    face followed into the next frame (``followed_faces``)."""
     labels = np.asarray(labels)
     ids = np.unique(labels[labels != UNCLUSTERED])
     if len(ids) < 2:
@@ -39,7 +49,18 @@ def joined_clusters(labels: np.ndarray, unit: np.ndarray, frames: Sequence[Hasha
     np.add.at(sums, [position[int(label)] for label in labels[labels != UNCLUSTERED]], unit[labels != UNCLUSTERED])
     apart = _never_together(labels, frames, boxes, position)
     owner = np.arange(len(ids))
+    for first, second in _followed_clusters(labels, followed, position):
+        keep, gone = owner[first], owner[second]
+        if keep != gone and not apart[keep, gone]:
+            keep, gone = min(keep, gone), max(keep, gone)
+            sums[keep] += sums[gone]
+            apart[keep] |= apart[gone]
+            apart[:, keep] = apart[keep]
+            owner[owner == gone] = keep
+            sums[gone] = 0.0
     distance = _mean_distances(sums)
+    distance[owner != np.arange(len(ids))] = np.inf
+    distance[:, owner != np.arange(len(ids))] = np.inf
     distance[apart] = np.inf
     np.fill_diagonal(distance, np.inf)
     while True:
@@ -61,6 +82,38 @@ def joined_clusters(labels: np.ndarray, unit: np.ndarray, frames: Sequence[Hasha
     clustered = labels != UNCLUSTERED
     result[clustered] = ids[owner[[position[int(label)] for label in labels[clustered]]]]
     return renumbered(result)
+
+
+def followed_faces(frames: Sequence[tuple[Hashable, int]], unit: np.ndarray, boxes: np.ndarray,
+                   match_distance: float) -> list[tuple[int, int]]:
+    """Pairs of rows: a face and the face of the next frame of its source (``frames``: source
+    and frame number per row) that overlaps it by more than SAME_FACE_IOU, vectors within
+    ``match_distance``."""
+    by_source: dict[Hashable, dict[int, list[int]]] = defaultdict(lambda: defaultdict(list))
+    for row, (source, number) in enumerate(frames):
+        by_source[source][number].append(row)
+    pairs = []
+    for numbers in by_source.values():
+        order = sorted(numbers)
+        for earlier, later in zip(order, order[1:]):
+            for first in numbers[earlier]:
+                for second in numbers[later]:
+                    if (overlap(boxes[first], boxes[second]) > SAME_FACE_IOU
+                            and 1.0 - float(unit[first] @ unit[second]) <= match_distance):
+                        pairs.append((first, second))
+    return pairs
+
+
+def _followed_clusters(labels: np.ndarray, followed: Sequence[tuple[int, int]],
+                       position: dict[int, int]) -> list[tuple[int, int]]:
+    """Cluster positions linked by at least FOLLOWED_LINKS followed faces, most links first."""
+    links: dict[tuple[int, int], int] = defaultdict(int)
+    for first, second in followed:
+        a, b = int(labels[first]), int(labels[second])
+        if a != UNCLUSTERED and b != UNCLUSTERED and a != b:
+            links[tuple(sorted((position[a], position[b])))] += 1  # type: ignore[index]
+    return [pair for pair, count in sorted(links.items(), key=lambda item: (-item[1], item[0]))
+            if count >= FOLLOWED_LINKS]
 
 
 def _means(sums: np.ndarray) -> np.ndarray:
@@ -118,3 +171,10 @@ def join_distance(identity: object | None, setting: float | None) -> float:
     if getattr(identity, "metric", None) != "cosine" or getattr(identity, "default_threshold", None) is None:
         return 0.0
     return JOIN_FRACTION * float(identity.default_threshold)  # type: ignore[attr-defined]
+
+
+def match_distance(identity: object | None) -> float:
+    """A cosine plugin's match distance, 0 when it has none (no face is then followed)."""
+    if getattr(identity, "metric", None) != "cosine" or getattr(identity, "default_threshold", None) is None:
+        return 0.0
+    return float(identity.default_threshold)  # type: ignore[attr-defined]

@@ -87,3 +87,22 @@ def test_the_singers_shots_make_one_cluster_and_the_audience_stay_apart(whole_cl
         by_frame.setdefault(face["frame"], []).append(face["cluster"])
     people_per_frame = [len(set(clusters)) for clusters in by_frame.values()]
     assert max(people_per_frame) >= 5 and not set(singer) & {face["cluster"] for face in audience}
+
+
+def test_a_face_followed_through_neighbouring_frames_joins_its_clusters_and_one_link_does_not() -> None:
+    """A dim face's vectors wander (means 60 degrees apart, far past the join distance), but the
+    face is followed from frame 2 to 3 and 3 to 4 of one video: one person. One link alone (a
+    cut putting someone else in the same place) is not enough."""
+    from facekit.curate.joining import followed_faces
+
+    unit = _unit(0, 10, 50, 60)
+    labels = np.array([0, 0, 1, 1])
+    boxes = np.repeat(FAR_BOXES[:1], 4, axis=0)
+    frames = [("v", 1), ("v", 2), ("v", 3), ("v", 4)]
+    followed = followed_faces(frames, unit, boxes, match_distance=0.637)
+    assert followed == [(0, 1), (1, 2), (2, 3)]  # neighbouring frames, same place, within the match distance
+    keys = [f"v{n}" for _, n in frames]
+    assert joined_clusters(labels, unit, keys, boxes, 0.1, followed).tolist() == [0, 0, 1, 1]  # only (1, 2) links the two clusters
+    assert joined_clusters(labels, unit, keys, boxes, 0.1, [(1, 2)]).tolist() == [0, 0, 1, 1]
+    assert joined_clusters(labels, unit, keys, boxes, 0.1, [(1, 2), (0, 3)]).tolist() == [0, 0, 0, 0]
+    assert followed_faces(frames, unit, boxes, match_distance=0.01) == []
