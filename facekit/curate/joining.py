@@ -49,15 +49,19 @@ def joined_clusters(labels: np.ndarray, unit: np.ndarray, frames: Sequence[Hasha
     np.add.at(sums, [position[int(label)] for label in labels[labels != UNCLUSTERED]], unit[labels != UNCLUSTERED])
     apart = _never_together(labels, frames, boxes, position)
     owner = np.arange(len(ids))
+
+    def join(first: int, second: int) -> int:
+        """Cluster ``second`` into ``first`` (the lower position keeps both); the keeper."""
+        keep, gone = min(first, second), max(first, second)
+        sums[keep] += sums[gone]
+        apart[keep] |= apart[gone]
+        apart[:, keep] = apart[keep]
+        owner[owner == gone] = keep
+        return keep
+
     for first, second in _followed_clusters(labels, followed, position):
-        keep, gone = owner[first], owner[second]
-        if keep != gone and not apart[keep, gone]:
-            keep, gone = min(keep, gone), max(keep, gone)
-            sums[keep] += sums[gone]
-            apart[keep] |= apart[gone]
-            apart[:, keep] = apart[keep]
-            owner[owner == gone] = keep
-            sums[gone] = 0.0
+        if owner[first] != owner[second] and not apart[owner[first], owner[second]]:
+            join(int(owner[first]), int(owner[second]))
     distance = _mean_distances(sums)
     distance[owner != np.arange(len(ids))] = np.inf
     distance[:, owner != np.arange(len(ids))] = np.inf
@@ -67,11 +71,8 @@ def joined_clusters(labels: np.ndarray, unit: np.ndarray, frames: Sequence[Hasha
         pair = np.unravel_index(np.argmin(distance), distance.shape)
         if not distance[pair] <= max_distance:
             break
-        keep, gone = sorted(int(side) for side in pair)
-        sums[keep] += sums[gone]
-        apart[keep] |= apart[gone]
-        apart[:, keep] = apart[keep]
-        owner[owner == gone] = keep
+        keep = join(int(pair[0]), int(pair[1]))
+        gone = int(pair[0]) + int(pair[1]) - keep
         distance[gone, :] = distance[:, gone] = np.inf
         row = 1.0 - _means(sums[keep:keep + 1]) @ _means(sums).T
         row = row[0]
@@ -168,9 +169,7 @@ def join_distance(identity: object | None, setting: float | None) -> float:
     says nothing of unit vectors) or unknown: set ``curate.join`` for those."""
     if setting is not None:
         return float(setting)
-    if getattr(identity, "metric", None) != "cosine" or getattr(identity, "default_threshold", None) is None:
-        return 0.0
-    return JOIN_FRACTION * float(identity.default_threshold)  # type: ignore[attr-defined]
+    return JOIN_FRACTION * match_distance(identity)
 
 
 def match_distance(identity: object | None) -> float:
