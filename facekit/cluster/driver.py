@@ -7,6 +7,14 @@ is lost (its node died, its process was killed) goes back to the front of the qu
 actor is asked for; a shard whose plugin raised is failed, with the plugin and frame named, and
 the run goes on. Each source is folded when all its shards have ended, in shard order, so its
 ``alignments.json`` lists frames in the order a local run writes them.
+
+Before a source is folded, each shard that finished in this run is checked against its worker's
+report: its journal must be in the output folder as this machine sees it, with every frame the
+worker reported and every face file it names. A worker's files may not have reached it (a node
+that joined after the shared-output check and writes to a folder of its own, a journal removed
+or cut short since). Such a shard runs once more, on another node where one is free; if it still
+falls short it fails, its journal set aside, with what is missing named, so the run never
+reports frames its alignments file lacks, and the same command runs it again.
 """
 from __future__ import annotations
 
@@ -21,7 +29,7 @@ from typing import Any, Callable, Iterator, Sequence
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from facekit.cluster.resources import WorkerResources
-from facekit.cluster.shard_journal import SHARDS_DIR, finished, frame_lines
+from facekit.cluster.shard_journal import SHARDS_DIR, finished, frame_lines, missing_from, set_aside
 from facekit.cluster.shard_worker import ShardResult, ShardTask, ShardWorker
 from facekit.console import STDERR
 from facekit.errors import FacekitError
@@ -65,6 +73,8 @@ class SourceOutcome:
     seconds: float = 0.0  # summed over its shards' workers
     nodes: Counter[str] = field(default_factory=Counter)  # shards run on each node, by Ray's node id
     ended: int = 0  # shards ended in this run, finished or failed
+    finished: dict[int, ShardResult] = field(default_factory=dict)  # by shard number: finished in this run, unchecked
+    rerun: set[int] = field(default_factory=set)  # shards run again because their output was not found
 
 
 @dataclass
@@ -123,7 +133,7 @@ def run_shards(ray: Any, plan: ClusterPlan, jobs: Sequence[SourceJob],
             for result in workers.results(todo, bars):
                 outcome = outcomes[key_of[result.task.output, result.task.shard.number]]
                 _count(outcome, result, totals)
-                if outcome.kept + outcome.ended == len(outcome.job.shards):
+                if outcome.kept + outcome.ended == len(outcome.job.shards) and _all_there(outcome, totals, workers):
                     _fold(outcome, on_source_done)
         totals.seconds = time.perf_counter() - started
     return totals
@@ -134,6 +144,8 @@ def _count(outcome: SourceOutcome, result: ShardResult, totals: ClusterTotals) -
     outcome.frames += result.frames
     outcome.faces += result.faces
     outcome.rejected.update(result.rejected)
+    if result.failure is None:
+        outcome.finished[result.task.shard.number] = result
     outcome.skipped.update(result.skipped)
     outcome.seconds += result.seconds
     totals.frames += result.frames
@@ -148,6 +160,45 @@ def _count(outcome: SourceOutcome, result: ShardResult, totals: ClusterTotals) -
         totals.failed += 1
         outcome.failures.append(f"{result.task.shard.label}: {result.failure}")
         log.warning("shard %s failed: %s", result.task.shard.label, result.failure)
+
+
+def _uncount(outcome: SourceOutcome, result: ShardResult, totals: ClusterTotals) -> None:
+    """Takes back the frames and faces of a finished shard whose output is not there."""
+    outcome.frames -= result.frames
+    outcome.faces -= result.faces
+    outcome.rejected.subtract(result.rejected)
+    outcome.rejected += Counter()  # drops kinds that fell to zero
+    totals.frames -= result.frames
+    totals.faces -= result.faces
+
+
+def _all_there(outcome: SourceOutcome, totals: ClusterTotals, workers: _Workers) -> bool:
+    """Whether every shard of the source that finished in this run has its journal and face files
+    in the output folder, as its worker reported; one that falls short has its journal set aside
+    and runs once more (False: the source waits for it), then fails with what is missing named."""
+    job, again = outcome.job, False
+    for number, result in sorted(outcome.finished.items()):
+        why = missing_from(job.output, result.task.shard, result.frame_names)
+        del outcome.finished[number]
+        if why is None:
+            continue
+        label, node = result.task.shard.label, result.node[:8]
+        _uncount(outcome, result, totals)
+        set_aside(job.output, result.task.shard)  # not a finished shard, even to a rerun if this driver is stopped
+        if number not in outcome.rerun:
+            outcome.rerun.add(number)
+            outcome.ended -= 1
+            log.warning("shard %s: %s in %s, though its worker on node %s reported it finished; it runs again",
+                        label, why, job.output, node)
+            workers.again(result.task, avoid=result.node)
+            again = True
+            continue
+        totals.failed += 1
+        failure = (f"{why} in {job.output}, though its worker on node {node} reported it finished, twice "
+                   "(does every node write to this same folder?)")
+        outcome.failures.append(f"{label}: {failure}")
+        log.warning("shard %s failed: %s", label, failure)
+    return not again
 
 
 def check_earlier(job: SourceJob) -> None:
@@ -190,6 +241,9 @@ class _Workers:
         self.ever_ready = False
         self.replacements = count * MAX_ATTEMPTS
         self.alive_nodes, self._nodes_at = 0, float("-inf")
+        self.todo: deque[tuple[ShardTask, int]] = deque()
+        self.avoid: dict[tuple[str, int], str] = {}  # a shard run again -> the node it is better not run on
+        self._bar: tuple[Progress, Any, int] | None = None  # the display, its shards bar, that bar's total
         for _ in range(count):
             self._start()
 
@@ -207,10 +261,12 @@ class _Workers:
     def results(self, todo: deque[tuple[ShardTask, int]], bars: Progress) -> Iterator[ShardResult]:
         """Each shard's result as it ends, until none is left to run."""
         bar = bars.add_task("shards", total=len(todo), rate="0.0", busy=0, nodes=0)
+        self.todo, self._bar = todo, (bars, bar, len(todo))
         begun, frames, waiting_since = time.perf_counter(), 0, time.monotonic()
         while todo or self.busy:
             while self.idle and todo:
-                (actor, node), (task, attempt) = self.idle.pop(), todo.popleft()
+                task, attempt = todo.popleft()
+                actor, node = self._idle_for(task)
                 self.busy[actor.run.remote(task)] = (actor, node, task, attempt)
             if not (self.busy or self.starting):
                 raise FacekitError("every Ray worker was lost and none can start again; the shards "
@@ -233,6 +289,24 @@ class _Workers:
             elapsed = time.perf_counter() - begun
             bars.update(bar, rate=f"{frames / elapsed:.1f}" if elapsed else "0.0",
                         busy=len({node for _, node, *_ in self.busy.values()}), nodes=self._alive_nodes())
+
+    def again(self, task: ShardTask, avoid: str) -> None:
+        """Runs a shard that ended once more (its output was not found), on a node other than
+        ``avoid`` if an actor there is free when its turn comes."""
+        self.avoid[task.output, task.shard.number] = avoid
+        self.todo.append((task, 1))
+        if self._bar is not None:
+            bars, bar, total = self._bar
+            self._bar = bars, bar, total + 1
+            bars.update(bar, total=total + 1)
+
+    def _idle_for(self, task: ShardTask) -> tuple[Any, str]:
+        """A free actor for ``task``: the last one freed, unless the task is better run elsewhere."""
+        avoid = self.avoid.pop((task.output, task.shard.number), None)
+        for index in range(len(self.idle) - 1, -1, -1):
+            if self.idle[index][1] != avoid:
+                return self.idle.pop(index)
+        return self.idle.pop()
 
     def _started(self, ref: Any) -> None:
         actor = self.starting.pop(ref)

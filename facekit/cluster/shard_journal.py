@@ -7,6 +7,12 @@ killed mid-shard leaves only a temporary file, which the next run of that shard 
 rerun keeps every shard whose journal is there; the driver folds them, in shard order, into the
 source's ``alignments.json``. The header records the settings' fingerprint, so shards of two
 settings never fold together.
+
+A worker's report that its shard finished is not proof that its files reached the folder the
+driver folds from (a node that writes to a folder of its own, a journal removed or cut short
+since): ``missing_from`` compares the journal and the face files it names with the frames the
+worker reported, and ``set_aside`` moves a journal that falls short out of the way, kept, so
+that the shard counts as not finished and runs again.
 """
 from __future__ import annotations
 
@@ -14,13 +20,15 @@ import json
 import os
 import secrets
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO, Iterator, Sequence
 
 from facekit.errors import FacekitError
 from facekit.media.shards import Shard
 from facekit.output.alignments import journal_line_name
 
 SHARDS_DIR = ".facekit-shards"
+#: Added to the name of a journal that falls short of what its worker reported: no longer a finished shard.
+INCOMPLETE_SUFFIX = ".incomplete"
 
 
 def shard_journal(output: Path, shard: Shard) -> Path:
@@ -79,6 +87,51 @@ def frame_lines(output: Path, shard: Shard) -> Iterator[bytes]:
             if journal_line_name(line) is None:
                 raise FacekitError(f"{shard_journal(output, shard)} is damaged; delete it to run that shard again")
             yield line
+
+
+def missing_from(output: Path, shard: Shard, frame_names: Sequence[str]) -> str | None:
+    """What of the finished shard is not in ``output`` as this machine sees it, though its worker
+    reported ``frame_names`` written: its journal, frames of it, or face files the journal names
+    (each stat'ed: a face file lands whole by rename, so one that is there is whole); None when
+    everything is there."""
+    path = shard_journal(output, shard)
+    where = f"{SHARDS_DIR}/{path.name}"
+    names: list[str] = []
+    absent: list[str] = []
+    try:
+        with path.open("rb") as journal:
+            journal.readline()  # the header
+            for line in journal:
+                name = journal_line_name(line)
+                if name is None:
+                    break  # cut off mid-line: the frames before it are what it holds
+                names.append(name)
+                absent.extend(face["crop"] for face in json.loads(line)["frame"].get("faces", ())
+                              if face.get("crop") and not (output / face["crop"]).is_file())
+    except FileNotFoundError:
+        return f"its journal {where} is missing"
+    except (OSError, ValueError) as exc:
+        return f"its journal {where} cannot be read ({exc})"
+    if names != list(frame_names):
+        held = set(names)
+        lacking = [name for name in frame_names if name not in held]
+        return (f"its journal {where} holds {len(names)} of the {len(frame_names)} frames it reported"
+                + (f" (the first missing: {lacking[0]})" if lacking else ""))
+    if absent:
+        more = f" (and {len(absent) - 1} more)" if len(absent) > 1 else ""
+        return f"face file {absent[0]}{more}, named in its journal {where}, is missing"
+    return None
+
+
+def set_aside(output: Path, shard: Shard) -> None:
+    """Renames the shard's journal (if there) with ``INCOMPLETE_SUFFIX``: kept for a person to
+    look at, no longer a finished shard, so the next run runs it again."""
+    path = shard_journal(output, shard)
+    try:
+        os.replace(path, path.with_name(path.name + INCOMPLETE_SUFFIX))
+    except FileNotFoundError:
+        return
+    _fsync_dir(path.parent)
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -43,6 +43,7 @@ class ShardResult:
     task: ShardTask
     frames: int = 0
     faces: int = 0
+    frame_names: list[str] = field(default_factory=list)  # in its journal, in order: what the driver checks it finds
     rejected: Counter[str] = field(default_factory=Counter)
     skipped: dict[str, str] = field(default_factory=dict)  # image files that did not decode, and why
     failure: str | None = None  # the plugin and frame, when the shard failed
@@ -107,5 +108,6 @@ class ShardWorker:
             writer.write(record)
             journal.write(journal_line(record))
             result.frames += 1
+            result.frame_names.append(record.frame.name)
             result.faces += len(record.faces)
             result.rejected.update(reason_kind(face.reason) for face in record.faces if not face.keep)
