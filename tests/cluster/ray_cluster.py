@@ -9,13 +9,17 @@ import signal
 import subprocess
 import sys
 import time
+import zlib
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+import cv2
+import numpy as np
 import pytest
 
 from cli_helpers import file_hashes, load_json
+from facekit.output.pngmeta import read_png_text
 
 #: Without it, the driver resolves "this node" to the machine's network address and connects there.
 LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
@@ -101,9 +105,32 @@ def node_without(cluster: Any, hidden: Path) -> Iterator[str]:
 
 def same_output(ours: Path, theirs: Path) -> None:
     """Two output folders hold the same face files (bytes) and alignments entries, in the same order."""
-    assert file_hashes(ours, "*.png", "rejected/*.png") == file_hashes(theirs, "*.png", "rejected/*.png")
+    mine_files, their_files = file_hashes(ours, "*.png", "rejected/*.png"), file_hashes(theirs, "*.png", "rejected/*.png")
+    assert mine_files.keys() == their_files.keys()
+    differing = sorted(name for name in mine_files if mine_files[name] != their_files[name])
+    assert not differing, "face files differ: " + "; ".join(how_pngs_differ(ours / n, theirs / n) for n in differing[:5])
     mine, other = load_json(ours / "alignments.json"), load_json(theirs / "alignments.json")
     assert list(mine["frames"]) == list(other["frames"]) and mine == other
+
+
+def how_pngs_differ(ours: Path, theirs: Path) -> str:
+    """Which part of two face files differs: the pixels, the text they carry, or only the deflate
+    encoding of the same rows (a failing comparison says which, to tell an encoder from a crop)."""
+    def rows(path: Path) -> bytes:
+        data, offset, idat = path.read_bytes(), 8, b""
+        while offset < len(data):
+            length, kind = int.from_bytes(data[offset:offset + 4], "big"), data[offset + 4:offset + 8]
+            idat += data[offset + 8:offset + 8 + length] if kind == b"IDAT" else b""
+            offset += length + 12
+        return zlib.decompress(idat)
+
+    a, b = (cv2.imread(str(path), cv2.IMREAD_UNCHANGED) for path in (ours, theirs))
+    parts = [f"{ours.name}:",
+             "pixels equal" if a.shape == b.shape and np.array_equal(a, b) else
+             f"pixels differ ({int(np.count_nonzero(a != b)) if a.shape == b.shape else 'shape'} values)",
+             "text equal" if read_png_text(ours) == read_png_text(theirs) else "text differs",
+             "filtered rows equal" if rows(ours) == rows(theirs) else "filtered rows differ"]
+    return " ".join(parts)
 
 
 def shard_journals(output: Path) -> dict[str, tuple[int, int]]:
