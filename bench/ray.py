@@ -8,8 +8,10 @@ four times in a row; the collection is ``--clips`` clips of 11 frames each (1,10
 cut from it. Each run is a whole ``facekit`` command in a child process: frames/s are frames over
 the command's wall time (Ray's start and the workers' models included, which is what a user
 waits for), and, where the run writes them, over its own time (run_summary.json's ``seconds``
-locally; ray_summary.json's, from the workers' start to the last fold, on Ray). The local and Ray
-runs are interleaved so both meet the same machine. The cluster runs start
+locally; ray_summary.json's, from the workers' start to the last fold, on Ray). runner=ray runs
+twice beside each local run: with a private Ray, which the command starts and stops (about 5 s
+on 2 cores), and joining a Ray already running here with all the cores, as ``ray start --head``
+leaves one. The runs are interleaved so all meet the same machine. The node comparison starts
 ``ray.cluster_utils.Cluster`` here (a head that runs nothing, then one or two nodes of half this
 machine's cores each, all on 127.0.0.1). Figures only: nothing here asserts a time.
 """
@@ -87,19 +89,38 @@ def show(run: dict) -> None:
 
 
 def local_against_ray(name: str, input_path: Path, work: Path, repeats: int, ray_args: list[str]) -> None:
-    print(f"\n== {name}: local worker-process runner against runner=ray (private Ray), best of {repeats} ==")
-    runs: dict[str, list[dict]] = {"local": [], "ray": []}
-    for i in range(repeats):
-        runs["local"].append(measured("local (runner.workers=auto)", [f"input={input_path}"], work, f"{name}_local{i}"))
-        runs["ray"].append(measured("runner=ray", ["runner=ray", f"input={input_path}", *ray_args], work, f"{name}_ray{i}"))
-    local, ray = best(runs["local"]), best(runs["ray"])
+    """Three runs, interleaved: the local runner; runner=ray with a private Ray, started and
+    stopped by the command (what it pays on a machine without Ray running); and runner=ray joining
+    a Ray that already runs on this machine with all its cores (``ray start --head``, what a
+    cluster's user has)."""
+    print(f"\n== {name}: local worker-process runner against runner=ray, best of {repeats} ==")
+    os.environ.update(LOOPBACK)
+    from ray.cluster_utils import Cluster
+
+    runs: dict[str, list[dict]] = {"local": [], "private": [], "joined": []}
+    cluster = Cluster(initialize_head=True, head_node_args={"node_ip_address": "127.0.0.1", "num_cpus": os.cpu_count(),
+                                                            "include_dashboard": False})
+    try:
+        for i in range(repeats):
+            runs["local"].append(measured("local (runner.workers=auto)", [f"input={input_path}"], work, f"{name}_local{i}"))
+            runs["private"].append(measured("runner=ray, private Ray", ["runner=ray", f"input={input_path}", *ray_args],
+                                            work, f"{name}_private{i}"))
+            runs["joined"].append(measured("runner=ray, Ray running", ["runner=ray", f"runner.address={cluster.address}",
+                                                                       f"input={input_path}", *ray_args],
+                                           work, f"{name}_joined{i}"))
+    finally:
+        cluster.shutdown()
+    local = best(runs["local"])
     show(local)
-    show(ray)
-    own = f"; own time {ray['rate_own'] / local['rate_own']:.2f}" if ray["rate_own"] and local["rate_own"] else ""
-    print(f"ray / local frames/s: whole command {ray['rate_wall'] / local['rate_wall']:.2f}{own} (goal: at least 0.8)")
+    for kind in ("private", "joined"):
+        ray = best(runs[kind])
+        show(ray)
+        own = f"; own time {ray['rate_own'] / local['rate_own']:.2f}" if ray["rate_own"] and local["rate_own"] else ""
+        print(f"  {kind} ray / local frames/s: whole command {ray['rate_wall'] / local['rate_wall']:.2f}{own} "
+              "(goal: at least 0.8)")
 
 
-def one_node_against_two(video: Path, work: Path, repeats: int) -> None:
+def one_node_against_two(video: Path, work: Path, repeats: int, shard_frames: int) -> None:
     os.environ.update(LOOPBACK)
     from ray.cluster_utils import Cluster
 
@@ -113,7 +134,8 @@ def one_node_against_two(video: Path, work: Path, repeats: int) -> None:
                 cluster.add_node(node_ip_address="127.0.0.1", num_cpus=cores)
             cluster.wait_for_nodes()
             runs = [measured(f"{nodes} node(s) of {cores} CPU(s)", ["runner=ray", f"runner.address={cluster.address}",
-                                                                    f"input={video}", "runner.shard_frames=100"],
+                                                                    f"input={video}",
+                                                                    f"runner.shard_frames={shard_frames}"],
                              work, f"nodes{nodes}_{i}") for i in range(repeats)]
         finally:
             cluster.shutdown()
@@ -130,6 +152,7 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=100, help="clips in the collection; 0 skips it")
     parser.add_argument("--clip-frames", type=int, default=11)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--shard-frames", type=int, default=100, help="runner.shard_frames of the video runs")
     parser.add_argument("--parts", default="video,collection,nodes", help="which comparisons to run")
     args = parser.parse_args()
     parts = set(args.parts.split(","))
@@ -138,13 +161,14 @@ def main() -> None:
         work = Path(tmp)
         video = looped_video(args.video, args.frames, work / f"{args.video.stem}_{args.frames}.mp4")
         if "video" in parts:
-            local_against_ray(f"video_{args.frames}", video, work, args.repeats, ["runner.shard_frames=100"])
+            local_against_ray(f"video_{args.frames}", video, work, args.repeats,
+                              [f"runner.shard_frames={args.shard_frames}"])
         if "collection" in parts and args.clips:
             tree = clips(args.video, args.clips, args.clip_frames, work / "collection")
             local_against_ray(f"collection_{args.clips}", tree, work, args.repeats, [])
         if "nodes" in parts:
             print(f"\n== {video.name} on a local Ray cluster: one node against two ==")
-            one_node_against_two(video, work, args.repeats)
+            one_node_against_two(video, work, args.repeats, args.shard_frames)
 
 
 if __name__ == "__main__":
