@@ -6,7 +6,9 @@ shard's end, so a journal there is a finished shard whatever happened to its wor
 killed mid-shard leaves only a temporary file, which the next run of that shard replaces). A
 rerun keeps every shard whose journal is there; the driver folds them, in shard order, into the
 source's ``alignments.json``. The header records the settings' fingerprint, so shards of two
-settings never fold together.
+settings never fold together. The last line counts the frame lines before it: a journal without
+it (cut short after it landed, or written before journals had one) is set aside and its shard
+runs again, and one whose count is wrong is refused when it is folded.
 
 A worker's report that its shard finished is not proof that its files reached the folder the
 driver folds from (a node that writes to a folder of its own, a journal removed or cut short
@@ -17,6 +19,7 @@ that the shard counts as not finished and runs again.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 from pathlib import Path
@@ -26,7 +29,11 @@ from facekit.errors import FacekitError
 from facekit.media.shards import Shard
 from facekit.output.alignments import journal_line_name
 
+log = logging.getLogger("facekit")
+
 SHARDS_DIR = ".facekit-shards"
+#: The key of a journal's last line, ``{"end": {"frames": N}}``: N frame lines come before it.
+END_KEY = "end"
 #: Added to the name of a journal that falls short of what its worker reported: no longer a finished shard.
 INCOMPLETE_SUFFIX = ".incomplete"
 
@@ -46,11 +53,14 @@ class ShardJournalWriter:
         header = {"shard": {"number": shard.number, "kind": shard.kind, "first": shard.first, "last": shard.last},
                   "fingerprint": fingerprint}
         self._file.write((json.dumps(header, ensure_ascii=False) + "\n").encode("utf-8"))
+        self.frames = 0
 
     def write(self, line: bytes) -> None:
         self._file.write(line)
+        self.frames += 1
 
     def commit(self) -> None:
+        self._file.write((json.dumps({END_KEY: {"frames": self.frames}}) + "\n").encode("utf-8"))
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
@@ -64,11 +74,13 @@ class ShardJournalWriter:
 
 def finished(output: Path, shard: Shard, fingerprint: Any) -> bool:
     """Whether an earlier run finished ``shard`` with these settings; a journal of other
-    settings is refused with one line, as the alignments file's own check does."""
+    settings is refused with one line, as the alignments file's own check does. A journal
+    without its end line is set aside (a warning says so), and the shard runs again."""
     path = shard_journal(output, shard)
     try:
         with path.open("rb") as journal:
             header = json.loads(journal.readline())
+            whole = _end_count(_last_line(journal)) is not None
     except FileNotFoundError:
         return False
     except (OSError, ValueError) as exc:
@@ -76,17 +88,29 @@ def finished(output: Path, shard: Shard, fingerprint: Any) -> bool:
     if header.get("fingerprint") != json.loads(json.dumps(fingerprint)):
         raise FacekitError(f"{path.parent} holds shards written with other settings; choose another output "
                            f"folder, or delete {SHARDS_DIR} there (and alignments.json) to start over")
-    return True
+    if not whole:
+        log.warning("%s has no end line (it was cut short); it is kept as %s%s and shard %s runs again",
+                    path, path.name, INCOMPLETE_SUFFIX, shard.label)
+        set_aside(output, shard)
+    return whole
 
 
 def frame_lines(output: Path, shard: Shard) -> Iterator[bytes]:
-    """The finished shard's frame lines, as its worker wrote them."""
-    with shard_journal(output, shard).open("rb") as journal:
+    """The finished shard's frame lines, as its worker wrote them; a journal whose lines are not
+    what its end line counts is refused (its frames are not all there)."""
+    path = shard_journal(output, shard)
+    count = 0
+    with path.open("rb") as journal:
         journal.readline()  # the header
         for line in journal:
             if journal_line_name(line) is None:
-                raise FacekitError(f"{shard_journal(output, shard)} is damaged; delete it to run that shard again")
+                if _end_count(line) == count:
+                    return
+                break
+            count += 1
             yield line
+    raise FacekitError(f"{path} is damaged (its lines are not the {count} frames and end line it should hold); "
+                       "delete it to run that shard again")
 
 
 def missing_from(output: Path, shard: Shard, frame_names: Sequence[str]) -> str | None:
@@ -98,13 +122,15 @@ def missing_from(output: Path, shard: Shard, frame_names: Sequence[str]) -> str 
     where = f"{SHARDS_DIR}/{path.name}"
     names: list[str] = []
     absent: list[str] = []
+    ended: int | None = None
     try:
         with path.open("rb") as journal:
             journal.readline()  # the header
             for line in journal:
                 name = journal_line_name(line)
                 if name is None:
-                    break  # cut off mid-line: the frames before it are what it holds
+                    ended = _end_count(line)
+                    break  # the end line, or a line cut off: the frames before it are what it holds
                 names.append(name)
                 absent.extend(face["crop"] for face in json.loads(line)["frame"].get("faces", ())
                               if face.get("crop") and not (output / face["crop"]).is_file())
@@ -117,6 +143,8 @@ def missing_from(output: Path, shard: Shard, frame_names: Sequence[str]) -> str 
         lacking = [name for name in frame_names if name not in held]
         return (f"its journal {where} holds {len(names)} of the {len(frame_names)} frames it reported"
                 + (f" (the first missing: {lacking[0]})" if lacking else ""))
+    if ended != len(names):
+        return f"its journal {where} does not end with the count of its {len(names)} frames (it was cut short)"
     if absent:
         more = f" (and {len(absent) - 1} more)" if len(absent) > 1 else ""
         return f"face file {absent[0]}{more}, named in its journal {where}, is missing"
@@ -132,6 +160,24 @@ def set_aside(output: Path, shard: Shard) -> None:
     except FileNotFoundError:
         return
     _fsync_dir(path.parent)
+
+
+def _last_line(journal: BinaryIO) -> bytes:
+    """The journal's last line (read from its end: a finished journal's end line is short)."""
+    size = journal.seek(0, os.SEEK_END)
+    journal.seek(max(0, size - 4096))
+    return journal.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
+
+
+def _end_count(line: bytes) -> int | None:
+    """The frames an end line counts; None for any other line."""
+    try:
+        record = json.loads(line)
+    except ValueError:  # UnicodeDecodeError included
+        return None
+    end = record.get(END_KEY) if isinstance(record, dict) else None
+    frames = end.get("frames") if isinstance(end, dict) else None
+    return frames if isinstance(frames, int) and not isinstance(frames, bool) else None
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -133,6 +133,24 @@ def test_the_driver_killed_mid_run_then_the_same_command_keeps_finished_shards_a
     same_output(out, tmp_path / "local")
 
 
+def test_a_journal_cut_short_after_its_run_is_set_aside_and_the_same_command_runs_that_shard_again(
+        cluster: Any, tmp_path: Path) -> None:
+    """Cut where a line ends, a journal holds only whole frame lines: its missing end line is what
+    tells the rerun that the shard's frames are not all there."""
+    clip = require_data() / "video" / "short_hamilton_clip.mp4"
+    out = tmp_path / "ray"
+    args = [f"input={clip}", f"output={out}", "runner.shard_frames=16", "sample.end=2"]
+    assert _on_ray(cluster, *args, cwd=tmp_path).returncode == 0
+    journal = out / ".facekit-shards" / "000001.jsonl"
+    journal.write_bytes(b"".join(journal.read_bytes().splitlines(keepends=True)[:-3]))  # the last 2 frames and the end
+    result = _on_ray(cluster, *args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "000001.jsonl has no end line" in result.stderr and "frames 17-32 runs again" in result.stderr, result.stderr
+    assert summary(out)["kept_shards"] == 3
+    _local(f"input={clip}", f"output={tmp_path / 'local'}", "sample.end=2", cwd=tmp_path)
+    same_output(out, tmp_path / "local")
+
+
 def test_a_node_removed_mid_run_loses_no_finished_shard_and_its_shards_run_again_elsewhere(
         cluster: Any, tmp_path: Path) -> None:
     doomed = cluster.add_node(**NODE, num_cpus=1)

@@ -1,10 +1,16 @@
-"""What the driver checks of a shard its worker reported finished, without a cluster: the journal
-in the output folder against the frames reported, and the face files it names."""
+"""What the driver checks of a shard's journal, without a cluster: a shard its worker reported
+finished against the frames reported and the face files it names, and a journal an earlier run
+left against the count of frames its end line gives."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
-from facekit.cluster.shard_journal import INCOMPLETE_SUFFIX, ShardJournalWriter, finished, missing_from, set_aside, shard_journal
+import pytest
+
+from facekit.cluster.shard_journal import (INCOMPLETE_SUFFIX, ShardJournalWriter, finished, frame_lines, missing_from,
+                                           set_aside, shard_journal)
+from facekit.errors import FacekitError
 from facekit.media.shards import VIDEO, Shard
 from facekit.output.alignments import journal_line
 from facekit.records import Detection, Face, Frame, FrameRecord
@@ -58,3 +64,45 @@ def test_a_journal_set_aside_is_kept_but_no_longer_a_finished_shard(tmp_path: Pa
     assert not finished(tmp_path, SHARD, {"size": 256})
     assert shard_journal(tmp_path, SHARD).with_name(f"000000.jsonl{INCOMPLETE_SUFFIX}").read_bytes() == held
     set_aside(tmp_path, SHARD)  # nothing there: nothing to do
+
+
+def _lines(output: Path) -> list[bytes]:
+    return shard_journal(output, SHARD).read_bytes().splitlines(keepends=True)
+
+
+def test_a_finished_journal_ends_with_the_count_of_its_frames_and_folds_exactly_those(tmp_path: Path) -> None:
+    _finished_shard(tmp_path)
+    lines = _lines(tmp_path)
+    assert lines[-1] == b'{"end": {"frames": 3}}\n' and len(lines) == 5  # header, 3 frames, end
+    assert finished(tmp_path, SHARD, {"size": 256})
+    assert list(frame_lines(tmp_path, SHARD)) == lines[1:4]
+
+
+@pytest.mark.parametrize("kept", [slice(0, 4), slice(0, 3)], ids=["end-line-gone", "last-frame-and-end-line-gone"])
+def test_a_journal_cut_short_at_a_line_is_set_aside_with_a_warning_and_its_shard_runs_again(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, kept: slice) -> None:
+    """Cut where a line ends, no frame line is damaged: only the missing end line tells."""
+    _finished_shard(tmp_path)
+    path = shard_journal(tmp_path, SHARD)
+    cut = b"".join(_lines(tmp_path)[kept])
+    path.write_bytes(cut)
+    with caplog.at_level(logging.WARNING, logger="facekit"):
+        assert not finished(tmp_path, SHARD, {"size": 256})
+    assert "has no end line" in caplog.text and "frames 1-3 runs again" in caplog.text, caplog.text
+    assert not path.exists() and path.with_name(f"000000.jsonl{INCOMPLETE_SUFFIX}").read_bytes() == cut
+
+
+def test_a_shard_reported_finished_whose_journal_lost_its_end_line_is_not_all_there(tmp_path: Path) -> None:
+    _finished_shard(tmp_path)
+    shard_journal(tmp_path, SHARD).write_bytes(b"".join(_lines(tmp_path)[:-1]))
+    assert missing_from(tmp_path, SHARD, NAMES) == (
+        "its journal .facekit-shards/000000.jsonl does not end with the count of its 3 frames (it was cut short)")
+
+
+def test_a_journal_missing_a_frame_before_its_end_line_is_refused_when_folded(tmp_path: Path) -> None:
+    _finished_shard(tmp_path)
+    lines = _lines(tmp_path)
+    shard_journal(tmp_path, SHARD).write_bytes(b"".join(lines[:2] + lines[3:]))  # frame 2 taken out
+    assert finished(tmp_path, SHARD, {"size": 256})  # its end is whole: only reading it all tells
+    with pytest.raises(FacekitError, match="is damaged .* delete it to run that shard again"):
+        list(frame_lines(tmp_path, SHARD))
