@@ -322,6 +322,68 @@ def _identity(name: str, **options: object):
     return load_plugin(registry, ModelStore(registry.models), "identity", name, options).model
 
 
+def clip_faces(video: Path, most: int = 200) -> list:
+    """Aligned 256 px face crops of the clip, as extraction cuts them (default plugins)."""
+    import facekit
+
+    capture, crops = cv2.VideoCapture(str(video)), []
+    extractor = facekit.Extractor()
+    while len(crops) < most and (frame := capture.read()[1]) is not None:
+        crops.extend(face.crop for face in extractor.extract(frame))
+    return crops[:most]
+
+
+def _deflaters() -> dict:
+    """Each installed deflate library at its fastest level; ISA-L (``isal``, facekit's before
+    Dec 2026, not deterministic) and libdeflate (``deflate``) only when installed."""
+    from zlib_ng import zlib_ng
+    import zlib
+
+    found = {"zlib-ng 1 (facekit)": lambda data: zlib_ng.compress(data, 1), "zlib 1": lambda data: zlib.compress(data, 1)}
+    try:
+        from isal import isal_zlib
+        found["ISA-L 1 (before)"] = lambda data: isal_zlib.compress(data, 1)
+    except ImportError:
+        pass
+    try:
+        import deflate
+        found["libdeflate 1"] = lambda data: deflate.zlib_compress(data, 1)
+    except ImportError:
+        pass
+    return found
+
+
+def deflate_cost(video: Path, rounds: int = 15) -> None:
+    """What each deflate library costs a face file: encode_png of the clip's real crops with each,
+    in interleaved rounds (best round each), its size, and whether a second encoding and one on
+    another thread give the same bytes."""
+    from concurrent.futures import ThreadPoolExecutor
+    from facekit.output import pngmeta
+
+    crops = clip_faces(video)
+    original = pngmeta._deflate
+    times: dict[str, list[float]] = {}
+    sizes, same = {}, {}
+    try:
+        for _ in range(rounds):
+            for name, compress in _deflaters().items():
+                pngmeta._deflate = lambda data, level, compress=compress: compress(data)
+                started = time.perf_counter()
+                files = [pngmeta.encode_png(crop, {}) for crop in crops]
+                times.setdefault(name, []).append(time.perf_counter() - started)
+                sizes[name] = statistics.mean(len(f) for f in files)
+                with ThreadPoolExecutor(2) as pool:
+                    again = list(pool.map(lambda crop: pngmeta.encode_png(crop, {}), crops))
+                same[name] = same.get(name, True) and again == files
+    finally:
+        pngmeta._deflate = original
+    base = min(times.get("ISA-L 1 (before)", times["zlib-ng 1 (facekit)"]))
+    print(f"\n== PNG deflate: encode_png of {len(crops)} of the clip's 256 px faces, one thread, best of {rounds} interleaved rounds ==")
+    for name, measured in times.items():
+        print(f"{name:<20} {1000 * min(measured) / len(crops):6.3f} ms a face  {sizes[name] / 1000:6.1f} KB  "
+              f"x{min(measured) / base:.2f}  {'same bytes again' if same[name] else 'BYTES DIFFER'}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--video", type=Path, default=DATA / "video" / "short_hamilton_clip.mp4")
@@ -331,8 +393,12 @@ def main() -> None:
     parser.add_argument("--large-photos", type=int, default=4000, help="their longest side; 0 skips that run")
     parser.add_argument("--large-video", type=int, default=2160, help="its height (the clip enlarged); 0 skips that run")
     parser.add_argument("--large-video-frames", type=int, default=120)
+    parser.add_argument("--deflate", action="store_true", help="only the PNG deflate comparison")
     args = parser.parse_args()
     print(f"facekit extraction bench: {os.cpu_count()} CPU cores, OpenCV {cv2.__version__}")
+    if args.deflate:
+        deflate_cost(args.video)
+        return
     with tempfile.TemporaryDirectory(prefix="facekit-bench-") as tmp:
         work = Path(tmp)
         speed(args.video, args.repeats, work)

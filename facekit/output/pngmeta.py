@@ -15,10 +15,12 @@ from typing import Iterator
 
 import cv2
 import numpy as np
+from zlib_ng import zlib_ng
 
 from facekit.output.alignments import rounded
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
+DEFLATE_LEVEL = 1  # zlib-ng's fastest: see ``_deflate``
 
 #: Keys of the text a face crop carries (see ``face_text``).
 FRAME_KEY = "facekit:frame"
@@ -27,18 +29,15 @@ SOURCE_KEY = "facekit:source"
 LANDMARKS_KEY = "facekit:landmarks"
 
 
-def encode_png(image: np.ndarray, text: dict[str, str], level: int = 1) -> bytes:
+def encode_png(image: np.ndarray, text: dict[str, str], level: int = DEFLATE_LEVEL) -> bytes:
     """``image`` (8-bit gray, BGR or BGRA, as OpenCV holds it) as PNG bytes with each ``text``
     item in an iTXt chunk ahead of the pixels.
 
     Crops are written by the thousand and PNG encoding was the costliest part of writing, so
     the file is assembled here: every row with the "up" filter (one NumPy subtraction) and the
-    rows deflated by ISA-L (``isal``, levels 0-3), which releases the GIL like OpenCV does. On
-    the Hamilton clip's 256 px faces, one core: 0.41 ms and 37.8 KB a face, against 1.67 ms
-    and 38.9 KB for ``cv2.imencode`` at level 1 with the same filter and zlib's RLE strategy.
+    rows deflated by ``_deflate``. Identical pixels give identical bytes (``crop_sha256`` is
+    compared across runs, threads, worker processes and Ray nodes).
     """
-    from isal import isal_zlib
-
     if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
         raise ValueError(f"PNG crops are 8-bit gray, BGR or BGRA, not {image.dtype} of shape {image.shape}")
     channels = 1 if image.ndim == 2 else image.shape[2]
@@ -53,10 +52,21 @@ def encode_png(image: np.ndarray, text: dict[str, str], level: int = 1) -> bytes
     header = struct.pack(">IIBBBBB", width, height, 8, _COLOR_TYPES[channels], 0, 0, 0)
     return b"".join([SIGNATURE, _chunk(b"IHDR", header),
                      *(_chunk(b"iTXt", _itxt(key, value)) for key, value in text.items()),
-                     _chunk(b"IDAT", isal_zlib.compress(filtered, level)), _chunk(b"IEND", b"")])
+                     _chunk(b"IDAT", _deflate(filtered, level)), _chunk(b"IEND", b"")])
 
 
 _FILTER_UP = 2
+
+
+def _deflate(data: np.ndarray, level: int) -> bytes:
+    """A zlib stream of ``data``, the same bytes on every call for a given library version.
+
+    zlib-ng: ISA-L, used before, does not promise that (intel/isa-l issue #140; two identical
+    runs differed in 1 face file of 2,157). Of the deterministic ones, zlib-ng's level 1 costs
+    the least time (bench/extract.py --deflate, figures in bench/README.md); libdeflate makes
+    smaller files at twice the cost. zlib-ng releases the GIL, so stage threads encode in
+    parallel, and its version is pinned: another version may choose other matches."""
+    return zlib_ng.compress(data, level)
 _COLOR_TYPES = {1: 0, 3: 2, 4: 6}  # gray, RGB, RGBA
 
 

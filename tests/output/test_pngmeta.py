@@ -165,3 +165,27 @@ def test_face_files_of_a_cli_run_carry_their_alignments_entry(kind: str, workers
         assert (text[FRAME_KEY], text[FACE_KEY], text[SOURCE_KEY]) == (frame, index, source_text), file
         assert json.loads(text[LANDMARKS_KEY]) == landmarks, file
         assert hashlib.sha256(data).hexdigest() == sha256, file
+
+
+def _encoded_in_a_child(crops: list[np.ndarray]) -> list[bytes]:
+    return [encode_png(crop, TEXT) for crop in crops]
+
+
+def test_face_files_are_the_same_bytes_on_every_encoding_thread_and_process() -> None:
+    """Identical pixels give identical file bytes: encoded again, on other threads and in a
+    fresh process (a worker or a Ray node), so ``crop_sha256`` can be compared across runs.
+    The crops are real faces: deflate's choices depend on the data."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
+    import facekit
+
+    capture = cv2.VideoCapture(str(require_data() / "video" / "short_hamilton_clip.mp4"))
+    extractor, crops = facekit.Extractor(), []
+    while len(crops) < 120 and (frame := capture.read()[1]) is not None:
+        crops.extend(face.crop for face in extractor.extract(frame))
+    first = [encode_png(crop, TEXT) for crop in crops]
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(lambda crop: encode_png(crop, TEXT), crops)) == first
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        assert pool.submit(_encoded_in_a_child, crops).result() == first
