@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -88,3 +89,15 @@ class FrameRecord:
     height: int = 0
     faces: list[Face] = field(default_factory=list)
     pending: dict[str, bytes] = field(default_factory=dict)  # encoded files (relative path) to write
+
+
+@dataclass
+class OneByOne:
+    """A batch handed to ``work`` record by record; a class, not a closure, so that a stage
+    travels to a worker process."""
+
+    work: Callable[[FrameRecord], None]
+
+    def __call__(self, batch: list[FrameRecord]) -> None:
+        for record in batch:
+            self.work(record)

@@ -33,6 +33,7 @@ from facekit.cluster.shard_journal import SHARDS_DIR, finished, frame_lines, mis
 from facekit.cluster.shard_worker import ShardResult, ShardTask, ShardWorker
 from facekit.console import STDERR
 from facekit.errors import FacekitError
+from facekit.ledger.rejects import RejectCounts
 from facekit.media.sampling import Sampling
 from facekit.media.shards import Shard
 from facekit.output.alignments import ALIGNMENTS_FILE, AlignmentsWriter, load_alignments
@@ -67,7 +68,7 @@ class SourceOutcome:
     frames: int = 0
     faces: int = 0
     kept: int = 0  # shards an earlier run finished
-    rejected: Counter[str] = field(default_factory=Counter)
+    rejected: RejectCounts = field(default_factory=RejectCounts)
     skipped: dict[str, str] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
     seconds: float = 0.0  # summed over its shards' workers
@@ -167,7 +168,6 @@ def _uncount(outcome: SourceOutcome, result: ShardResult, totals: ClusterTotals)
     outcome.frames -= result.frames
     outcome.faces -= result.faces
     outcome.rejected.subtract(result.rejected)
-    outcome.rejected += Counter()  # drops kinds that fell to zero
     totals.frames -= result.frames
     totals.faces -= result.faces
 

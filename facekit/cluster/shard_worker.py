@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import pickle
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from facekit.errors import FacekitError, StageError
-from facekit.faces.quality import reason_kind
+from facekit.errors import FacekitError
+from facekit.faces.finisher import Finisher
+from facekit.ledger.rejects import RejectCounts
 from facekit.media.sampling import Sampling
 from facekit.media.shards import Shard, shard_frames
 from facekit.output.alignments import journal_line
@@ -44,7 +44,7 @@ class ShardResult:
     frames: int = 0
     faces: int = 0
     frame_names: list[str] = field(default_factory=list)  # in its journal, in order: what the driver checks it finds
-    rejected: Counter[str] = field(default_factory=Counter)
+    rejected: RejectCounts = field(default_factory=RejectCounts)
     skipped: dict[str, str] = field(default_factory=dict)  # image files that did not decode, and why
     failure: str | None = None  # the plugin and frame, when the shard failed
     seconds: float = 0.0
@@ -71,16 +71,17 @@ class ShardWorker:
         started = time.perf_counter()
         output = Path(task.output)
         writer = FaceWriter(output, debug=task.debug, save_rejected=task.save_rejected)
+        finish = Finisher(self.stages, self.face_filter, writer, self.quality)
         journal = ShardJournalWriter(output, task.shard, task.fingerprint)
         try:
             batch: list[FrameRecord] = []
             for frame in shard_frames(task.shard, task.sampling, result.skipped):
                 batch.append(FrameRecord(frame))
                 if len(batch) >= self.stages.detector.batch_size:
-                    self._finish(batch, writer, journal, result)
+                    self._finish(batch, finish, journal, result)
                     batch = []
             if batch:
-                self._finish(batch, writer, journal, result)
+                self._finish(batch, finish, journal, result)
             journal.commit()
         except (FacekitError, OSError) as exc:  # StageError names plugin and frame
             journal.abandon()
@@ -91,23 +92,17 @@ class ShardWorker:
         result.seconds = time.perf_counter() - started
         return result
 
-    def _finish(self, batch: list[FrameRecord], writer: FaceWriter, journal: ShardJournalWriter,
+    def _finish(self, batch: list[FrameRecord], finish: Finisher, journal: ShardJournalWriter,
                 result: ShardResult) -> None:
-        """The model stages on the batch, then judging, cropping and writing, frame by frame."""
+        """The model stages on the batch, then the chain's last stage (``Finisher``: judge, crop,
+        encode) and writing, frame by frame, as a local run does."""
         for step in self.stages.steps():
             step.work(batch)
         for record in batch:
-            try:
-                self.stages.finish(record, self.face_filter, writer.writes, self.quality)
-            except StageError:
-                raise
-            except Exception as exc:  # judging and cropping are facekit's own: name the frame all the same
-                raise StageError(f"finishing frame {record.frame.name} failed: {type(exc).__name__}: {exc}") from exc
-            writer.encode(record)
-            record.frame.image = None
-            writer.write(record)
+            finish(record)
+            finish.writer.write(record)
             journal.write(journal_line(record))
             result.frames += 1
             result.frame_names.append(record.frame.name)
             result.faces += len(record.faces)
-            result.rejected.update(reason_kind(face.reason) for face in record.faces if not face.keep)
+            result.rejected.count(record)

@@ -6,7 +6,7 @@ import multiprocessing
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -14,9 +14,8 @@ from facekit.console import STDERR
 from facekit.media.decoder_output import DecoderOutput, python_stderr_apart
 from facekit.errors import StageError
 from facekit.media.sources import FrameSource
-from facekit.faces.stages import FaceStages, OneByOne
 from facekit.engine.threads import Stage, StageFailure, run_stages
-from facekit.records import FrameRecord
+from facekit.records import FrameRecord, OneByOne
 from facekit.engine.workers import WorkerPlan, WorkerPool
 
 log = logging.getLogger(__name__)
@@ -52,13 +51,14 @@ class Pass:
     stages: list[Stage]
 
 
-def plan_passes(stages: FaceStages, grouping: Sequence[Sequence[str]], finish: Sequence[Stage] = ()) -> list[Pass]:
-    """The model stages (``FaceStages.steps``, in their order) grouped into passes as
+def plan_passes(steps: Sequence[Any], grouping: Sequence[Sequence[str]], finish: Sequence[Stage] = ()) -> list[Pass]:
+    """The model ``steps`` (each with a name, its work, its batch size and its plugin's label:
+    ``FaceStages.steps``, in their order) grouped into passes as
     ``grouping`` names them (``[["detect"], ["align", "embed"]]``, see
     ``gpu.plan_passes_for_gpu``); a pass runs each of its stages on its own thread. ``finish``
     stages (judge, crop, encode) end the last pass."""
     by_name = {step.name: Stage(step.name, step.work, batch_size=step.batch_size, plugin=step.plugin.label)
-               for step in stages.steps()}
+               for step in steps}
     passes = [[by_name[name] for name in group] for group in grouping]
     passes[-1].extend(finish)
     return [Pass(" + ".join(s.name for s in group), group) for group in passes]

@@ -17,7 +17,7 @@ from facekit.faces.quality import measure
 from facekit.imaging import geometry
 from facekit.plugin.loading import LoadedPlugin
 from facekit.plugin.spec import PluginSpec
-from facekit.records import EMBEDDING_DECIMALS, PIXEL_DECIMALS, Face, FrameRecord
+from facekit.records import EMBEDDING_DECIMALS, PIXEL_DECIMALS, Face, FrameRecord, OneByOne
 
 if TYPE_CHECKING:
     from facekit.faces.identity import IdentityFilter
@@ -34,18 +34,6 @@ class Step:
     plugin: LoadedPlugin
     work: Callable[[list[FrameRecord]], None]
     batch_size: int = 1
-
-
-@dataclass
-class OneByOne:
-    """A batch handed to ``work`` record by record; a class, not a closure, so that a stage
-    travels to a worker process."""
-
-    work: Callable[[FrameRecord], None]
-
-    def __call__(self, batch: list[FrameRecord]) -> None:
-        for record in batch:
-            self.work(record)
 
 
 def judge(record: FrameRecord, face_filter: IdentityFilter) -> None:

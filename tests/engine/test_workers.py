@@ -20,7 +20,7 @@ from facekit.models.store import ModelStore
 from facekit.plugin.loading import load_plugin
 from facekit.plugin.spec import PluginSpec
 from facekit.plugin.registry import default_registry
-from facekit.faces.stages import OneByOne
+from facekit.records import OneByOne
 from facekit.engine.threads import Stage
 from facekit.records import Frame, FrameRecord
 from facekit.engine.workers import FRAMES_PER_WORKER, WorkerPlan, WorkerPool, choose_workers

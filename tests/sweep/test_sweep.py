@@ -26,7 +26,7 @@ from omegaconf import OmegaConf
 from cli_helpers import (HANG_S, facekit_process, install_module, load_json, path_with, run_facekit,
                          wait_for_exit)
 from conftest import DATA, require_data
-from facekit.app.tasks.extract import SUMMARY_FILE
+from facekit.ledger.summary import SUMMARY_FILE
 from facekit.output.alignments import FORMAT, VERSION
 from facekit.sweep.contact_sheet import nearest_faces
 from facekit.sweep.report import CONTACT_SHEET, REPORT_CSV, REPORT_PLOT, SweepReport

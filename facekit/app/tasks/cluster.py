@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import pickle
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -20,9 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig
 
-from facekit.app.tasks.collection import DONE, FAILED, PARTIAL, CollectionState, collection_settings
-from facekit.app.tasks.collection_stream import alignments_name, counted
-from facekit.app.tasks.extract import SUMMARY_FILE, alignments_meta, build_stages, exclusive_output, identity_filter
+from facekit.app.tasks.planning import alignments_meta, build_stages, collection_settings, identity_filter
 from facekit.app.tasks.settings import is_collection_input, job_output_dir, sampling, selection
 from facekit.cluster.driver import ClusterPlan, SourceJob, SourceOutcome, check_earlier, run_shards
 from facekit.cluster.resources import local_gpu_memory_mb, worker_count, worker_resources
@@ -32,6 +29,12 @@ from facekit.errors import ConfigError, FacekitError
 from facekit.faces.quality import QualityFilter
 from facekit.faces.stages import FaceStages
 from facekit.fileio import atomic_write_bytes
+from facekit.ledger.collection_state import CollectionState, alignments_name
+from facekit.ledger.lock import exclusive_output
+from facekit.ledger.rejects import RejectCounts
+from facekit.ledger.source import counted
+from facekit.ledger.states import SourceState
+from facekit.ledger.summary import SourceSummary
 from facekit.media.collection import COLLECTION_FILE, Source, sources_of
 from facekit.media.sampling import Sampling
 from facekit.media.shards import shards_of
@@ -105,31 +108,30 @@ class _Sources:
     def plan(self) -> None:
         cfg = self.cfg
         if self.state is None:
-            self._plan_one(str(cfg.input), Path(str(cfg.input)).expanduser(), self.root, cfg)
+            self._plan_one(str(cfg.input), Path(str(cfg.input)).expanduser(), self.root, str(cfg.input))
             return
         for source in sources_of(Path(str(cfg.input)).expanduser(), selection(cfg), exclude=self.root):
             if source.failed is not None:
                 log.warning("source %s failed: %s", source.rel, source.failed)
-                self.state.set(source, FAILED, reason=source.failed)
+                self.state.set(source, SourceState.FAILED, reason=source.failed)
             elif self.state.was_done(source):
                 self.state.keep_earlier(source)
             else:
-                source_cfg = cfg.copy()
-                source_cfg.input = str(source.path)
                 try:
-                    self._plan_one(source.rel, source.path, self.root / source.output, source_cfg)
+                    self._plan_one(source.rel, source.path, self.root / source.output, str(source.path))
                 except (FacekitError, OSError) as exc:
                     reason = str(exc) if isinstance(exc, FacekitError) else f"{exc.strerror or exc}"
                     log.warning("source %s failed: %s", source.rel, reason)
-                    self.state.set(source, FAILED, reason=reason)
+                    self.state.set(source, SourceState.FAILED, reason=reason)
                     continue
                 self.named[source.rel] = source
-                self.state.set(source, PARTIAL, alignments=alignments_name(source))
+                self.state.set(source, SourceState.PARTIAL, alignments=alignments_name(source))
 
-    def _plan_one(self, key: str, path: Path, output: Path, source_cfg: DictConfig) -> None:
+    def _plan_one(self, key: str, path: Path, output: Path, named: str) -> None:
+        """``named``: the source as the alignments meta names it (the input, or a collection's source's path)."""
         source = open_input(path, exclude=output, sampling=self.sampling)
         sharded = shards_of(source, int(self.cfg.runner.shard_frames), int(self.cfg.runner.files_per_shard))
-        job = SourceJob(key, output, alignments_meta(source_cfg, self.stages, self.face_filter, source, self.quality),
+        job = SourceJob(key, output, alignments_meta(self.cfg, named, self.stages, self.face_filter, source, self.quality),
                         sharded.shards, sharded.frames, int(self.cfg.output.save_every))
         check_earlier(job)
         self.jobs.append(job)
@@ -143,10 +145,10 @@ class _Sources:
         source = self.named[outcome.job.key]
         frames, faces = counted(outcome.job.output / ALIGNMENTS_FILE)
         if outcome.failures:
-            self.state.set(source, PARTIAL, force=True, alignments=alignments_name(source), frames=frames, faces=faces,
+            self.state.set(source, SourceState.PARTIAL, force=True, alignments=alignments_name(source), frames=frames, faces=faces,
                            reason=f"{len(outcome.failures)} shard(s) failed: {outcome.failures[0]}")
         else:
-            self.state.set(source, DONE, alignments=alignments_name(source), frames=frames, faces=faces)
+            self.state.set(source, SourceState.DONE, alignments=alignments_name(source), frames=frames, faces=faces)
 
 
 def _check(cfg: DictConfig) -> None:
@@ -177,18 +179,16 @@ def _cluster_plan(cfg: DictConfig, ray: Any, sources: _Sources, shards: int) -> 
 
 
 def _write_summary(outcome: SourceOutcome) -> None:
-    """``run_summary.json`` of the source's folder, as a local run leaves one."""
-    figures = {"frames": outcome.frames, "faces": outcome.faces, "seconds": round(outcome.seconds, 3),
-               "frames_per_s": round(outcome.frames / outcome.seconds, 2) if outcome.seconds else 0.0,
-               "mode": "ray", "shards": len(outcome.job.shards), "kept_shards": outcome.kept,
-               "failed_shards": outcome.failures, "skipped": len(outcome.skipped), "nodes": dict(outcome.nodes),
-               "rejected": dict(sorted(outcome.rejected.items()))}
-    atomic_write_bytes(outcome.job.output / SUMMARY_FILE, json.dumps(figures, indent=2).encode())
+    """``run_summary.json`` of the source's folder, in the schema every executor writes."""
+    SourceSummary(frames=outcome.frames, faces=outcome.faces, seconds=outcome.seconds, mode="ray",
+                  workers=None, skipped=len(outcome.skipped), rejected=outcome.rejected.as_dict(),
+                  shards=len(outcome.job.shards), kept_shards=outcome.kept, failed_shards=outcome.failures,
+                  nodes=dict(outcome.nodes)).write(outcome.job.output)
 
 
 def _report(cfg: DictConfig, outcomes: list[SourceOutcome], state: CollectionState | None) -> None:
     failures = [failure for outcome in outcomes for failure in outcome.failures]
-    rejected: Counter[str] = Counter()
+    rejected = RejectCounts()
     for outcome in outcomes:
         rejected.update(outcome.rejected)
     if rejected:
@@ -202,7 +202,7 @@ def _report(cfg: DictConfig, outcomes: list[SourceOutcome], state: CollectionSta
     counts = state.counts()
     log.info("collection: %d source(s): %s; states in %s", sum(counts.values()),
              ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none", state.path)
-    if not counts[DONE]:
+    if not counts[SourceState.DONE]:
         raise FacekitError(f"no source of {cfg.input} could be processed"
                            + (f"; the first failure: {failures[0]}" if failures else ""))
 

@@ -13,28 +13,28 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
-from collections import Counter
 from contextlib import ExitStack
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from omegaconf import DictConfig, OmegaConf
 
 from facekit.app.tasks.collection_progress import CollectionProgress
-from facekit.app.tasks.collection_stream import CollectionStream, StreamSettings, alignments_name, counted, opens
-from facekit.app.tasks.extract import (Finisher, build_stages, execute, gpu_plan, identity_filter, plan_run,
-                                       report)
+from facekit.app.tasks.collection_stream import CollectionStream, StreamSettings, opens
+from facekit.app.tasks.planning import build_stages, collection_settings, gpu_plan, identity_filter
+from facekit.app.tasks.single import execute, plan_run, report
 from facekit.app.tasks.listing import ListedAhead
 from facekit.app.tasks.settings import cache_is_on, job_output_dir, sampling, selection
 from facekit.engine.runner import Runner, per_record, plan_passes
 from facekit.engine.workers import FRAMES_PER_WORKER, WorkerPlan, choose_workers, usable_cores
 from facekit.errors import FacekitError, StageError
+from facekit.faces.finisher import Finisher
 from facekit.faces.quality import QualityFilter
 from facekit.faces.stages import FaceStages
-from facekit.fileio import atomic_write_bytes
+from facekit.ledger.collection_state import CollectionState, alignments_name
+from facekit.ledger.source import counted
+from facekit.ledger.states import SourceState
 from facekit.media.collection import COLLECTION_FILE, Source, sources_of
 from facekit.output.alignments import ALIGNMENTS_FILE
 from facekit.output.face_files import FaceWriter
@@ -45,68 +45,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("facekit")
 
-DONE, PARTIAL, FAILED = "done", "partial", "failed"
-SAVE_EVERY_S = 2.0
-
-
-@dataclass
-class CollectionState:
-    """What ``collection.json`` holds: one entry per source, by its path in the collection."""
-
-    path: Path
-    input: str
-    settings: dict[str, Any] = field(default_factory=dict)  # what the sources' outputs depend on
-    sources: dict[str, dict[str, Any]] = field(default_factory=dict)
-    earlier: dict[str, dict[str, Any]] = field(default_factory=dict)  # the last run's entries
-    saved_at: float = float("-inf")  # time.monotonic() of the last write
-    run: dict[str, Any] = field(default_factory=dict)  # the last run's frames, seconds, frames/s
-    lock: threading.Lock = field(default_factory=threading.Lock)  # the reader opens sources, the sink ends them
-
-    @classmethod
-    def load(cls, path: Path, input_value: str, settings: dict[str, Any]) -> CollectionState:
-        """The last run's entries count only when it had the same settings: with other plugins
-        or sampling no source is done, and each one's own fingerprint check refuses it."""
-        state = cls(path, input_value, settings)
-        try:
-            document = json.loads(path.read_text(encoding="utf-8"))
-            if document.get("settings") == settings:
-                state.earlier = {entry["source"]: entry for entry in document.get("sources", [])}
-        except FileNotFoundError:
-            pass
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            log.warning("%s is damaged (%s); every source is run again (each resumes from its journal)", path, exc)
-        return state
-
-    def was_done(self, source: Source) -> bool:
-        entry = self.earlier.get(source.rel)
-        return entry is not None and entry.get("state") == DONE and entry.get("output") == source.output
-
-    def set(self, source: Source, state: str, force: bool = False, **details: Any) -> None:
-        with self.lock:
-            self.sources[source.rel] = {"source": source.rel, "path": str(source.path), "kind": source.kind,
-                                        "output": source.output, "state": state, **details}
-        self.save(force)
-
-    def keep_earlier(self, source: Source) -> None:
-        """A source done by an earlier run keeps that run's entry."""
-        with self.lock:
-            self.sources[source.rel] = self.earlier[source.rel]
-        self.save(force=False)
-
-    def counts(self) -> Counter[str]:
-        return Counter(entry["state"] for entry in list(self.sources.values()))
-
-    def save(self, force: bool = True) -> None:
-        """Rewrites the file; unless ``force``d, at most every ``SAVE_EVERY_S``: rewriting it after
-        each of 10,000 short sources would cost O(sources²). A state it has not caught up with
-        costs nothing but a reopen: a source missing or partial there resumes from its journal."""
-        with self.lock:
-            if not force and time.monotonic() - self.saved_at < SAVE_EVERY_S:
-                return
-            self.saved_at = time.monotonic()
-            document = {"input": self.input, "settings": self.settings, "counts": dict(self.counts()),
-                        **({"run": self.run} if self.run else {}), "sources": list(self.sources.values())}
-            atomic_write_bytes(self.path, json.dumps(document, indent=2, ensure_ascii=False).encode("utf-8"))
 
 
 def run_collection(cfg: DictConfig, registry: PluginRegistry) -> None:
@@ -158,7 +96,7 @@ def _run_streamed(cfg: DictConfig, stages: FaceStages, sources: Iterable[Source]
         stages.ensure_weights()  # each worker builds its own models from them
     encoder = FaceWriter(root_out, debug=bool(cfg.output.debug), save_rejected=bool(cfg.filter.save_rejected),
                          create=False)
-    passes = plan_passes(stages, plan.passes, finish=[per_record("encode", Finisher(stages, face_filter, encoder,
+    passes = plan_passes(stages.steps(), plan.passes, finish=[per_record("encode", Finisher(stages, face_filter, encoder,
                                                                                     quality))])
     settings = StreamSettings(cfg, stages, face_filter, quality, sampling(cfg), root_out, plan.mode, workers or 0)
     stream = CollectionStream(settings, sources, state, progress)
@@ -192,12 +130,12 @@ def _report(cfg: DictConfig, state: CollectionState, progress: CollectionProgres
     log.info("collection: %d source(s): %s; %d frames at %.1f frames/s; states in %s", sum(counts.values()),
              ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none", progress.frames,
              progress.busy_rate(), state.path)
-    for kind in (FAILED, PARTIAL):
+    for kind in (SourceState.FAILED, SourceState.PARTIAL):
         named = [entry["source"] for entry in state.sources.values() if entry["state"] == kind]
         if named:
             log.warning("%s: %s%s", kind, ", ".join(named[:10]), f" and {len(named) - 10} more" if len(named) > 10 else "")
-    if not counts[DONE]:
-        failed = [e for e in state.sources.values() if e["state"] == FAILED]
+    if not counts[SourceState.DONE]:
+        failed = [e for e in state.sources.values() if e["state"] == SourceState.FAILED]
         raise FacekitError(f"no source of {cfg.input} could be processed ({len(failed)} failed"
                            + (f"; the first: {failed[0]['source']}: {failed[0]['reason']}" if failed else "")
                            + ")")
@@ -212,48 +150,31 @@ def _run_source(cfg: DictConfig, registry: PluginRegistry | None, stages: FaceSt
     if not opens(source, state, progress):
         return
     output = root_out / source.output
-    source_cfg = cfg.copy()
-    source_cfg.input = str(source.path)
     log.info("source %d: %s -> %s", number, source.rel, output)
     alignments = alignments_name(source)
     try:
         output.mkdir(parents=True, exist_ok=True)
         with ExitStack() as held:
-            state.set(source, PARTIAL, alignments=alignments)
-            plan = plan_run(source_cfg, registry, held, stages=stages, output=output, face_filter=face_filter)
+            state.set(source, SourceState.PARTIAL, alignments=alignments)
+            plan = plan_run(cfg, registry, held, stages=stages, output=output, face_filter=face_filter,
+                            input_value=str(source.path))
             progress.opened_source(source.rel, len(plan.source))
-            summary, rejected = execute(plan, held)
-        report(plan, summary, rejected)
+            summary, ledger = execute(plan, held)
+        report(plan, summary, ledger)
         progress.frames += summary.frames
         progress.busy_s += summary.seconds
     except KeyboardInterrupt:
-        state.set(source, PARTIAL, force=True, alignments=alignments, reason="interrupted; the same command resumes it")
+        state.set(source, SourceState.PARTIAL, force=True, alignments=alignments, reason="interrupted; the same command resumes it")
         raise
     except (FacekitError, OSError) as exc:
         reason = str(exc) if isinstance(exc, FacekitError) else f"{exc.strerror or exc}"
         log.warning("source %s failed: %s", source.rel, reason)
-        state.set(source, FAILED, reason=reason)
+        state.set(source, SourceState.FAILED, reason=reason)
         progress.finished_source()
         return
     frames, faces = counted(output / ALIGNMENTS_FILE)
-    state.set(source, DONE, frames=frames, faces=faces, alignments=alignments)
+    state.set(source, SourceState.DONE, frames=frames, faces=faces, alignments=alignments)
     progress.finished_source()
 
 
-#: Keys that do not change what a source's folder holds (where it goes, how fast, what is logged).
-_NOT_SETTINGS = ("task", "input", "runner", "models", "cache", "collection")
-
-
-def collection_settings(cfg: DictConfig) -> dict[str, Any]:
-    """The config less ``_NOT_SETTINGS`` and ``output.dir`` / ``output.save_every``: a done
-    source is skipped on a rerun only when these are equal."""
-    settings = OmegaConf.to_container(cfg, resolve=True)
-    assert isinstance(settings, dict)
-    for key in _NOT_SETTINGS:
-        settings.pop(key, None)
-    for key in ("dir", "save_every"):
-        settings.get("output", {}).pop(key, None)
-    return json.loads(json.dumps(settings, default=str))
-
-
-__all__ = ["COLLECTION_FILE", "run_collection"]
+__all__ = ["COLLECTION_FILE", "CollectionState", "run_collection"]

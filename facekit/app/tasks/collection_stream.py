@@ -13,13 +13,11 @@ opened after it are closed and queued again, and a new runner takes up the rest.
 """
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
 import time
-from collections import Counter, deque
-from contextlib import ExitStack
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
@@ -27,22 +25,22 @@ from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 from omegaconf import DictConfig
 
 from facekit.app.tasks.collection_progress import CollectionProgress
-from facekit.app.tasks.extract import SUMMARY_FILE, alignments_meta, exclusive_output, write_record
+from facekit.app.tasks.planning import alignments_meta
 from facekit.errors import FacekitError
-from facekit.faces.quality import QualityFilter, reason_kind
+from facekit.faces.quality import QualityFilter
 from facekit.faces.stages import FaceStages
-from facekit.fileio import atomic_write_bytes
+from facekit.ledger.collection_state import alignments_name
+from facekit.ledger.source import SourceLedger, counted
+from facekit.ledger.states import SourceState
 from facekit.media import FrameSource, open_input
 from facekit.media.collection import Source
 from facekit.media.decoder_output import DecoderOutput
 from facekit.media.sampling import Sampling
-from facekit.engine.runner import RunSummary
-from facekit.output.alignments import ALIGNMENTS_FILE, AlignmentsWriter
-from facekit.output.face_files import FaceWriter
+from facekit.output.alignments import ALIGNMENTS_FILE
 from facekit.records import Frame, FrameRecord
 
 if TYPE_CHECKING:
-    from facekit.app.tasks.collection import CollectionState
+    from facekit.ledger.collection_state import CollectionState
     from facekit.faces.identity import IdentityFilter
 
 log = logging.getLogger("facekit")
@@ -50,33 +48,21 @@ log = logging.getLogger("facekit")
 
 @dataclass
 class SourceOutput:
-    """A source being read and written: its frames, its folder's lock, journal and face files."""
+    """A source being read and written: its frames and its ledger (folder, lock, journal, face files)."""
 
     source: Source
     frames: FrameSource
-    folder: Path
-    writer: FaceWriter
-    alignments: AlignmentsWriter
-    held: ExitStack
-    done: frozenset[str]
+    ledger: SourceLedger
     generation: int  # the stream's generation that opened it (see ``CollectionStream.restart``)
-    summary: RunSummary = field(default_factory=RunSummary)
-    rejected: Counter[str] = field(default_factory=Counter)
     opened_at: float = field(default_factory=time.perf_counter)
 
     @property
     def alignments_name(self) -> str:
         return alignments_name(self.source)
 
-    def write(self, record: FrameRecord) -> None:
-        write_record(record, self.writer, self.alignments)
-        self.summary.frames += 1
-        self.summary.faces += len(record.faces)
-        self.rejected.update(reason_kind(face.reason) for face in record.faces if not face.keep)
-
-    def close(self) -> None:
-        """Folds the journal into ``alignments.json`` and frees the folder's lock."""
-        self.held.close()
+    @property
+    def folder(self) -> Path:
+        return self.ledger.folder
 
 
 def opens(source: Source, state: CollectionState, progress: CollectionProgress) -> bool:
@@ -84,7 +70,7 @@ def opens(source: Source, state: CollectionState, progress: CollectionProgress) 
     run finished (kept as it was, not reopened)."""
     if source.failed is not None:
         log.warning("source %s failed: %s", source.rel, source.failed)
-        state.set(source, "failed", reason=source.failed)
+        state.set(source, SourceState.FAILED, reason=source.failed)
     elif state.was_done(source):
         log.info("source %s: done by an earlier run, not reopened", source.rel)
         state.keep_earlier(source)
@@ -92,11 +78,6 @@ def opens(source: Source, state: CollectionState, progress: CollectionProgress) 
         return True
     progress.finished_source()
     return False
-
-
-def alignments_name(source: Source) -> str:
-    """A source's alignments file, relative to the collection's output folder."""
-    return f"{source.output}/{ALIGNMENTS_FILE}" if source.output != "." else ALIGNMENTS_FILE
 
 
 @dataclass(frozen=True)
@@ -156,7 +137,7 @@ class CollectionStream:
             output = self._open(source, generation)
             if output is None:
                 continue
-            for frame in output.frames.frames(skip=output.done, decode=decode):
+            for frame in output.frames.frames(skip=output.ledger.done, decode=decode):
                 with self._lock:
                     if generation != self.generation:
                         return  # a failed stream's reader, still running: the next stream reads this
@@ -180,7 +161,7 @@ class CollectionStream:
 
     # -- the runner's sink ------------------------------------------------------------------------
     def sink(self, record: FrameRecord) -> None:
-        self._take().write(record)
+        self._take().ledger.write(record)
         self.frames_total += 1
         self.faces_total += len(record.faces)
         self.progress.frame_done()
@@ -191,7 +172,7 @@ class CollectionStream:
         self._finish_ended()
         self._wait_for_closer()
         for output in self._open_ones():  # none, unless a reader stopped early
-            self._close(output, "partial", reason="not every frame was read; the same command resumes it")
+            self._close(output, SourceState.PARTIAL, reason="not every frame was read; the same command resumes it")
 
     def restart(self, error: FacekitError) -> bool:
         """After a failed stream: fails the source of the frame it failed on and queues the
@@ -206,9 +187,9 @@ class CollectionStream:
         if failing is None:
             return False
         later = [o for o in self._open_ones() if o is not failing]
-        self._close(failing, "failed", reason=str(error))
+        self._close(failing, SourceState.FAILED, reason=str(error))
         for output in later:
-            output.close()
+            output.ledger.close()
             with self._lock:
                 self.open.remove(output)
         self._again.extendleft(reversed([o.source for o in later]))
@@ -221,7 +202,7 @@ class CollectionStream:
             self.generation += 1
         self._wait_for_closer()
         for output in self._open_ones():
-            self._close(output, "partial", reason=reason)
+            self._close(output, SourceState.PARTIAL, reason=reason)
 
     # -- sources ----------------------------------------------------------------------------------
     def _next_sources(self) -> Iterator[Source]:
@@ -241,35 +222,29 @@ class CollectionStream:
         if not opens(source, state, self.progress):
             return None
         folder = settings.root / source.output
-        held = ExitStack()
         try:
             folder.mkdir(parents=True, exist_ok=True)
             frames = open_input(source.path, exclude=folder, sampling=settings.sampling)
             frames.decoder_output = self.decoder_output
-            held.enter_context(exclusive_output(folder))
-            source_cfg = settings.cfg.copy()
-            source_cfg.input = str(source.path)
-            meta = alignments_meta(source_cfg, settings.stages, settings.face_filter, frames, settings.quality)
-            alignments = held.enter_context(AlignmentsWriter(folder / ALIGNMENTS_FILE, meta,
-                                                             sync_every=settings.cfg.output.save_every))
-            writer = FaceWriter(folder, debug=bool(settings.cfg.output.debug),
-                                save_rejected=bool(settings.cfg.filter.save_rejected))
+            meta = alignments_meta(settings.cfg, str(source.path), settings.stages, settings.face_filter, frames,
+                                   settings.quality)
+            ledger = SourceLedger(folder, meta, debug=bool(settings.cfg.output.debug),
+                                  save_rejected=bool(settings.cfg.filter.save_rejected),
+                                  save_every=settings.cfg.output.save_every)
         except (FacekitError, OSError) as exc:
-            held.close()
             reason = str(exc) if isinstance(exc, FacekitError) else f"{exc.strerror or exc}"
             log.warning("source %s failed: %s", source.rel, reason)
-            state.set(source, "failed", reason=reason)
+            state.set(source, SourceState.FAILED, reason=reason)
             self.progress.finished_source()
             return None
-        done = frozenset(alignments.done_frames())
-        output = SourceOutput(source, frames, folder, writer, alignments, held, done, generation)
-        output.summary.resumed = len(done)
+        done = ledger.done
+        output = SourceOutput(source, frames, ledger, generation)
         with self._lock:
             if generation != self.generation:
-                held.close()
+                ledger.close()
                 return None
             self.open.append(output)
-        state.set(source, "partial", alignments=output.alignments_name)
+        state.set(source, SourceState.PARTIAL, alignments=output.alignments_name)
         todo = max(0, len(frames) - len(done))
         log.info("source %d: %s -> %s: %d frame(s)%s%s", number, source.rel, folder, len(frames), f" ({frames.sampling.describe()})" if frames.sampling.active else "",
                  f"; resuming: {len(done)} frame(s) already done" if done else "")
@@ -301,7 +276,7 @@ class CollectionStream:
     def _close_ended(self) -> None:
         while (output := self._ended.get()) is not None:
             try:
-                self._close(output, "done")
+                self._close(output, SourceState.DONE)
             except BaseException as exc:  # noqa: BLE001 - a source's fold must not end the closer
                 log.warning("source %s not closed: %s: %s", output.source.rel, type(exc).__name__, exc)
 
@@ -316,26 +291,24 @@ class CollectionStream:
         with self._lock:
             return list(self.open)
 
-    def _close(self, output: SourceOutput, state: str, reason: str | None = None) -> None:
+    def _close(self, output: SourceOutput, state: SourceState, reason: str | None = None) -> None:
         """Folds the source's alignments, writes its ``run_summary.json`` and records its state."""
         with self._lock:
             if output in self.open:
                 self.open.remove(output)
-        summary = output.summary
+        summary = output.ledger.summary
         summary.skipped = len(output.frames.skipped)
         summary.seconds = time.perf_counter() - output.opened_at
-        summary.workers = self.settings.workers
+        summary.workers, summary.mode = self.settings.workers, self.settings.mode
         self.skipped.update(output.frames.skipped)
         try:
-            output.close()
-            figures = {**summary.as_dict(), "mode": self.settings.mode,
-                       "rejected": dict(sorted(output.rejected.items()))}
-            atomic_write_bytes(output.folder / SUMMARY_FILE, json.dumps(figures, indent=2).encode())
+            output.ledger.close()
+            output.ledger.write_summary()
         except (FacekitError, OSError) as exc:
-            state, reason = "failed", str(exc)
+            state, reason = SourceState.FAILED, str(exc)
             log.warning("source %s failed: %s", output.source.rel, reason)
-        details = {"alignments": output.alignments_name}
-        if state == "done":
+        details: dict[str, object] = {"alignments": output.alignments_name}
+        if state == SourceState.DONE:
             frames, faces = counted(output.folder / ALIGNMENTS_FILE)
             details.update(frames=frames, faces=faces)
             log.info("source %s done: %d frames, %d faces (%d already done, %d skipped)", output.source.rel,
@@ -344,14 +317,5 @@ class CollectionStream:
                 log.warning("%d file(s) skipped in %s", summary.skipped, output.source.rel)
         else:
             details["reason"] = reason or state
-        self.state.set(output.source, state, force=state != "done", **details)
+        self.state.set(output.source, state, force=state != SourceState.DONE, **details)
         self.progress.finished_source()
-
-
-def counted(alignments: Path) -> tuple[int, int]:
-    """Frames and faces in a finished alignments file (resumed frames included)."""
-    try:
-        frames = json.loads(alignments.read_text(encoding="utf-8")).get("frames", {})
-    except (OSError, ValueError):
-        return 0, 0
-    return len(frames), sum(len(entry.get("faces", [])) for entry in frames.values())

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from facekit.app.tasks.extract import build_stages
+from facekit.app.tasks.planning import build_stages
 from facekit.curate import CurateSettings, check_target, decide, read_output, write_result
 from facekit.curate.ordering import SORTS
 from facekit.errors import ConfigError

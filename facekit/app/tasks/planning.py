@@ -1,0 +1,114 @@
+"""What every extract run decides once from its settings, whichever executor runs it: the
+plugins (``build_stages``), the identity filter and its references, which stages share a pass,
+and the alignments file's meta (with the fingerprint a rerun must match)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from facekit.app.references import reference_embeddings
+from facekit.app.tasks.settings import filter_is_set, identity_is_needed
+from facekit.engine.gpu import PassPlan, StageNeed, free_gpu_memory_mb, plan_passes_for_gpu
+from facekit.errors import ConfigError
+from facekit.faces.quality import QualityFilter
+from facekit.faces.stages import FaceStages
+from facekit.imaging import geometry
+from facekit.media import FrameSource
+from facekit.models.store import ModelStore, default_cache_dir
+from facekit.plugin.loading import LoadedPlugin, load_plugin
+from facekit.plugin.registry import PluginRegistry
+from facekit.plugin.spec import PluginKind
+from facekit.sweep.cache import ReferenceCache
+
+if TYPE_CHECKING:
+    from facekit.faces.identity import IdentityFilter
+
+
+def gpu_plan(cfg: DictConfig, stages: FaceStages) -> PassPlan:
+    """Which stages share a pass, from the GPU memory each step's plugin reports."""
+    needs = [StageNeed(step.name, step.plugin.spec.name, step.plugin.gpu_memory_mb) for step in stages.steps()]
+    return plan_passes_for_gpu(cfg.runner.mode, needs, free_gpu_memory_mb(), cfg.runner.gpu_margin_mb)
+
+
+def identity_filter(cfg: DictConfig, stages: FaceStages, refs_cache: ReferenceCache | None,
+                     fingerprint: Any) -> IdentityFilter | None:
+    if stages.identity is None or not filter_is_set(cfg):  # output.embeddings alone: stored, not judged
+        return None
+    from facekit.faces.identity import IdentityFilter
+
+    spec = stages.identity.spec
+    threshold = spec.default_threshold if cfg.filter.threshold is None else float(cfg.filter.threshold)
+    if threshold is None:
+        raise ConfigError(f"identity {spec.name} declares no default threshold; set filter.threshold")
+    refs = reference_embeddings(list(cfg.filter.refs), stages, refs_cache, fingerprint)
+    nrefs = reference_embeddings(list(cfg.filter.nrefs), stages, refs_cache, fingerprint)
+    return IdentityFilter(refs, nrefs, threshold, spec.metric or "cosine")
+
+
+def build_stages(cfg: DictConfig, registry: PluginRegistry, with_identity: bool = False) -> FaceStages:
+    """The run's plugins by name and config (not built yet: models load on first use), the
+    identity plugin only when a filter or ``output.embeddings`` needs embeddings (or
+    ``with_identity``: curation embeds face files)."""
+    store = ModelStore(registry.models, cache_dir=cache_root(cfg), offline=bool(cfg.models.offline))
+    return FaceStages(_load(cfg, registry, store, "detector"), _load(cfg, registry, store, "aligner"),
+                      _load(cfg, registry, store, "identity") if with_identity or identity_is_needed(cfg) else None,
+                      size=cfg.output.size, padding=cfg.output.padding)
+
+
+def cache_root(cfg: DictConfig) -> Path:
+    """The model cache: weights, derived models and the analysis cache."""
+    return Path(cfg.models.cache_dir).expanduser() if cfg.models.cache_dir else default_cache_dir()
+
+
+def _load(cfg: DictConfig, registry: PluginRegistry, store: ModelStore, kind: PluginKind) -> LoadedPlugin:
+    node = cfg.get(kind)
+    if node is None:
+        return load_plugin(registry, store, kind, cfg.default_plugins[kind], None)
+    options = OmegaConf.to_container(node, resolve=True)
+    return load_plugin(registry, store, kind, options.pop("name"), options)
+
+
+def alignments_meta(cfg: DictConfig, input_value: str, stages: FaceStages, face_filter: IdentityFilter | None,
+                    source: FrameSource, quality: QualityFilter | None = None) -> dict[str, Any]:
+    """What produced a source's file (``input_value``: the source as named, a collection's
+    source's own path). ``fingerprint`` holds what must match for a rerun to resume: a
+    sampled video's sampling too (frames of two samplings mixed would be neither), added only
+    when set, so an unsampled run resumes the files written before sampling existed."""
+    padding = geometry.DEFAULT_PADDING if cfg.output.padding is None else float(cfg.output.padding)
+    plugins = {p.spec.kind: {"name": p.spec.name, "config": p.fingerprint()["config"]} for p in stages.plugins()}
+    meta: dict[str, Any] = {
+        "input": input_value,
+        "plugins": plugins,
+        "output": {"size": cfg.output.size, "padding": padding},
+    }
+    if face_filter is not None:
+        meta["filter"] = {"refs": list(cfg.filter.refs), "nrefs": list(cfg.filter.nrefs),
+                          "threshold": face_filter.threshold, "metric": face_filter.metric}
+    meta["fingerprint"] = {"input": str(Path(input_value).resolve()), "plugins": plugins,
+                           "size": cfg.output.size, "padding": padding, "filter": meta.get("filter")}
+    if (sample := source.sampling.fingerprint()) is not None:
+        meta["sample"] = meta["fingerprint"]["sample"] = sample
+    if quality is not None:  # only when set, like sample: files from before it still resume
+        meta["quality"] = meta["fingerprint"]["quality"] = quality.as_dict()
+    if cfg.output.get("embeddings"):  # likewise: a rerun without it would leave later frames without them
+        meta["embeddings"] = meta["fingerprint"]["embeddings"] = True
+    return meta
+
+
+#: Keys that do not change what a source's folder holds (where it goes, how fast, what is logged).
+_NOT_SETTINGS = ("task", "input", "runner", "models", "cache", "collection")
+
+
+def collection_settings(cfg: DictConfig) -> dict[str, Any]:
+    """The config less ``_NOT_SETTINGS`` and ``output.dir`` / ``output.save_every``: a done
+    source is skipped on a rerun only when these are equal."""
+    settings = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(settings, dict)
+    for key in _NOT_SETTINGS:
+        settings.pop(key, None)
+    for key in ("dir", "save_every"):
+        settings.get("output", {}).pop(key, None)
+    return json.loads(json.dumps(settings, default=str))

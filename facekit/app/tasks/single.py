@@ -1,0 +1,178 @@
+"""One source into one folder on the local executor: the single input's run, and a collection
+source's where each source runs on its own (a sweep's job, whose analysis cache is per source,
+or a serial run)."""
+from __future__ import annotations
+
+import logging
+from contextlib import ExitStack
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from omegaconf import DictConfig
+
+from facekit.app.tasks.planning import alignments_meta, build_stages, cache_root, gpu_plan, identity_filter
+from facekit.app.tasks.settings import cache_is_on, job_output_dir, sampling
+from facekit.engine.gpu import PassPlan
+from facekit.engine.runner import Pass, Runner, RunSummary, per_record, plan_passes
+from facekit.engine.threads import Stage
+from facekit.engine.workers import WorkerPlan, choose_workers
+from facekit.errors import FacekitError
+from facekit.faces.finisher import Finisher
+from facekit.faces.quality import QualityFilter
+from facekit.faces.stages import FaceStages
+from facekit.ledger.source import SourceLedger
+from facekit.media import FrameSource, open_input
+from facekit.output.alignments import ALIGNMENTS_FILE
+from facekit.output.face_files import FaceWriter
+from facekit.plugin.registry import PluginRegistry
+from facekit.records import FrameRecord
+from facekit.sweep.cache import AnalysisCache, ReferenceCache, content_key, restore_faces
+
+if TYPE_CHECKING:
+    from facekit.faces.identity import IdentityFilter
+
+log = logging.getLogger("facekit")
+
+
+@dataclass
+class RunPlan:
+    """Everything decided before the first frame: input, plugins, filter, passes and processes."""
+
+    cfg: DictConfig
+    input: str  # the source as named: the input, or a collection's source's path
+    output: Path
+    source: FrameSource
+    stages: FaceStages
+    face_filter: IdentityFilter | None
+    writer: FaceWriter
+    passes: list[Pass]
+    mode: str  # serial | parallel | cached
+    workers: int | None = None
+    gpu_plan: PassPlan | None = None
+    cache: AnalysisCache | None = None
+    cached: dict[str, dict[str, Any]] | None = None  # the analysis cache's entry for this input
+    quality: QualityFilter | None = None
+
+
+def run_single(cfg: DictConfig, registry: PluginRegistry) -> None:
+    """Build the run plan, run it, report."""
+    with ExitStack() as held:  # the analysis cache's lock and the output folder's, until the end
+        plan = plan_run(cfg, registry, held)
+        summary, ledger = execute(plan, held)
+    report(plan, summary, ledger)
+
+
+def plan_run(cfg: DictConfig, registry: PluginRegistry | None, held: ExitStack, stages: FaceStages | None = None,
+             output: Path | None = None, face_filter: IdentityFilter | None = None,
+             input_value: str | None = None) -> RunPlan:
+    """Opens the input, loads the plugins and the filter, and chooses passes and processes (or
+    the analysis cache's replay, when it holds this input). Models load here, so a missing
+    weights file fails before the output folder is touched. A collection passes the ``stages``
+    (and ``face_filter``) it built once, and each source's path and ``output`` folder."""
+    output = job_output_dir(cfg) if output is None else output
+    input_value = str(cfg.input) if input_value is None else input_value
+    quality = QualityFilter.from_config(cfg.get("quality"))  # its limits checked before any model loads
+    chosen = sampling(cfg)
+    source = open_input(input_value, exclude=output, sampling=chosen)
+    if source.kind != "video" and chosen.active:
+        log.info("sample.* chooses a video's frames; %s is not a video, so every image is read", source.path)
+    if stages is None:
+        assert registry is not None, "plan_run needs the registry or the stages"
+        stages = build_stages(cfg, registry)
+    fingerprint = [p.fingerprint() for p in stages.plugins()]
+    cache = None
+    if cache_is_on(cfg):
+        # a sampled run's entry holds only its frames: it has a key of its own (an unsampled run's key is as before)
+        sampled = [] if source.sampling.fingerprint() is None else [{"sample": source.sampling.fingerprint()}]
+        cache = held.enter_context(AnalysisCache(cache_root(cfg) / "analysis",
+                                                 content_key(source.files, fingerprint + sampled)).locked())
+    if face_filter is None:
+        face_filter = identity_filter(cfg, stages, ReferenceCache(cache_root(cfg) / "analysis") if cache else None,
+                                      fingerprint)
+    writer = FaceWriter(output, debug=bool(cfg.output.debug), save_rejected=bool(cfg.filter.save_rejected),
+                        create=False)  # encodes only: the source's ledger lands the files
+    finish = per_record("encode", Finisher(stages, face_filter, writer, quality))
+    plan = RunPlan(cfg, input_value, output, source, stages, face_filter, writer, [], "cached", cache=cache,
+                   cached=cache.load() if cache is not None else None, quality=quality)
+    if plan.cached is not None:
+        plan.passes = [Pass("from the analysis cache", [_replay_stage(stages, plan.cached), finish])]
+    else:
+        plan.gpu_plan = gpu_plan(cfg, stages)
+        plan.mode = plan.gpu_plan.mode
+        plan.workers = choose_workers(cfg.runner.workers, [p.spec for p in stages.plugins()], plan.mode, len(source))
+        if plan.workers is None:
+            stages.load_models()
+        else:
+            stages.ensure_weights()  # each worker builds its own models from them
+        for warning in plan.gpu_plan.warnings:  # after loading: a plugin's error stays the only line
+            log.warning(warning)
+        log.info(plan.gpu_plan.decision)
+        plan.passes = plan_passes(stages.steps(), plan.gpu_plan.passes, finish=[finish])
+    log.info("%s: %d frame(s)%s; %s; %s", source.path, len(source),
+             f" ({source.sampling.describe()})" if source.sampling.active else "",
+             ", ".join(f"{p.spec.kind} {p.spec.name}" for p in stages.plugins()),
+             f"{plan.mode} passes" + (f" in {plan.workers} worker processes" if plan.workers else ""))
+    return plan
+
+
+def execute(plan: RunPlan, held: ExitStack) -> tuple[RunSummary, SourceLedger]:
+    """Runs the passes into the source's ledger, resuming what an earlier run finished."""
+    cfg = plan.cfg
+    ledger = held.enter_context(SourceLedger(
+        plan.output, alignments_meta(cfg, plan.input, plan.stages, plan.face_filter, plan.source, plan.quality),
+        debug=bool(cfg.output.debug), save_rejected=bool(cfg.filter.save_rejected), save_every=cfg.output.save_every))
+    if ledger.done:
+        log.info("resuming: %d frame(s) already done", len(ledger.done))
+    fresh = plan.cache is not None and plan.cached is None and not ledger.done
+    analysis = held.enter_context(plan.cache.writing()) if fresh else None
+
+    def sink(record: FrameRecord) -> None:
+        if analysis is not None:
+            analysis.add(record)
+        ledger.write(record)
+
+    workers = None
+    if plan.workers:
+        workers = WorkerPlan(plan.workers, counters=[plan.stages.model_s], prepare=[plan.stages.load_models])
+    runner = Runner(plan.passes, queue_size=cfg.runner.queue_size, progress=bool(cfg.runner.progress),
+                    workers=workers, queue_mb=cfg.runner.queue_mb)
+    summary = runner.run(plan.source, sink, ledger.done)
+    if analysis is not None:
+        analysis.commit()
+    return summary, ledger
+
+
+def report(plan: RunPlan, summary: RunSummary, ledger: SourceLedger) -> None:
+    """``run_summary.json`` (with the rejects counted by reason: ``identity`` or the quality
+    measure) and the closing lines."""
+    figures = ledger.summary
+    figures.skipped, figures.seconds, figures.workers = summary.skipped, summary.seconds, summary.workers
+    figures.start_s, figures.stage_s, figures.sink_s = summary.start_s, summary.stage_s, summary.sink_s
+    figures.model_s, figures.mode = plan.stages.model_s, plan.mode
+    figures.gpu = plan.gpu_plan.as_dict() if plan.gpu_plan is not None else None
+    ledger.write_summary()
+    log.info("done: %s; alignments in %s", summary.line(), plan.output / ALIGNMENTS_FILE)
+    if plan.face_filter is not None or plan.quality is not None:
+        rejected = ledger.rejects.as_dict()
+        counts = ", ".join(f"{kind} {count}" for kind, count in rejected.items())
+        log.info("filter: %d face(s) rejected%s (reasons in %s and the alignments file)",
+                 sum(rejected.values()), f" ({counts})" if counts else "",
+                 job_output_dir(plan.cfg) / "facekit.log")  # Hydra's log: a collection's is at its top
+    if summary.skipped:
+        log.warning("%d file(s) skipped: %s", summary.skipped, ", ".join(islice(plan.source.skipped, 10)))
+
+
+def _replay_stage(stages: FaceStages, cached: dict[str, dict[str, Any]]) -> Stage:
+    """The model stages' results from the analysis cache, re-cropped at this job's size: no
+    model runs."""
+    def replay(batch: list[FrameRecord]) -> None:
+        for record in batch:
+            entry = cached.get(record.frame.name)
+            if entry is None:
+                raise FacekitError(f"the analysis cache has no frame {record.frame.name}; "
+                                   "set cache.enabled=false or delete the cache entry")
+            stages.restore(record, restore_faces(entry))
+
+    return Stage("restore", replay)

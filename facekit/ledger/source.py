@@ -1,0 +1,76 @@
+"""A source's output while a run writes it: its folder and lock, its alignments journal, its
+face files, and what it counts. One class for every executor, so a per-face feature written
+into the record lands in every run the same way."""
+from __future__ import annotations
+
+import json
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from facekit.errors import OutputError
+from facekit.ledger.lock import exclusive_output
+from facekit.ledger.rejects import RejectCounts
+from facekit.ledger.summary import SourceSummary
+from facekit.output.alignments import ALIGNMENTS_FILE, AlignmentsWriter
+from facekit.output.face_files import FaceWriter
+from facekit.records import FrameRecord
+
+
+class SourceLedger:
+    """Opens the folder (its lock held until ``close``), resumes its journal (``done``: the
+    frames an earlier run finished), writes each finished frame's files then its journal line,
+    and on ``close`` folds the journal into ``alignments.json``."""
+
+    def __init__(self, folder: Path, meta: dict[str, Any], *, debug: bool = False, save_rejected: bool = False,
+                 save_every: int = 100) -> None:
+        self.folder = folder
+        self._held = ExitStack()
+        try:
+            self.writer = FaceWriter(folder, debug=debug, save_rejected=save_rejected)
+            self._held.enter_context(exclusive_output(folder))
+            self.alignments = self._held.enter_context(AlignmentsWriter(folder / ALIGNMENTS_FILE, meta,
+                                                                        sync_every=save_every))
+        except BaseException:
+            self._held.close()
+            raise
+        self.done = frozenset(self.alignments.done_frames())
+        self.summary = SourceSummary(resumed=len(self.done))
+        self.rejects = RejectCounts()
+
+    def __enter__(self) -> SourceLedger:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def write(self, record: FrameRecord) -> None:
+        """A finished frame's face files, then its journal line: a frame is journaled only once
+        its files are there, so a resumed run never lacks a file its alignments name."""
+        try:
+            self.writer.write(record)
+            self.alignments.write(record)
+        except OSError as exc:  # a full disk, a folder removed or made read-only mid-run
+            raise OutputError(f"cannot write {exc.filename or self.folder}: {exc.strerror or exc}; the "
+                              f"frames before {record.frame.name} are saved, so the same command "
+                              "resumes once that is fixed") from exc
+        self.summary.frames += 1
+        self.summary.faces += len(record.faces)
+        self.rejects.count(record)
+
+    def close(self) -> None:
+        """Folds the journal into ``alignments.json`` and frees the folder's lock."""
+        self._held.close()
+
+    def write_summary(self) -> None:
+        self.summary.rejected = self.rejects.as_dict()
+        self.summary.write(self.folder)
+
+
+def counted(alignments: Path) -> tuple[int, int]:
+    """Frames and faces in a finished alignments file (resumed frames included)."""
+    try:
+        frames = json.loads(alignments.read_text(encoding="utf-8")).get("frames", {})
+    except (OSError, ValueError):
+        return 0, 0
+    return len(frames), sum(len(entry.get("faces", [])) for entry in frames.values())

@@ -1,0 +1,43 @@
+"""``run_summary.json``: a source's counts and timings of the last run, one schema whichever
+executor wrote it (the README's Output section lists the keys). Keys an executor has no figure
+for are null, never missing."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from facekit.fileio import atomic_write_bytes
+
+SUMMARY_FILE = "run_summary.json"
+
+
+@dataclass
+class SourceSummary:
+    frames: int = 0  # written in this run
+    faces: int = 0
+    resumed: int = 0  # done by an earlier run, not redone
+    skipped: int = 0  # files that could not be decoded
+    seconds: float = 0.0
+    mode: str = ""  # serial | parallel | cached | ray
+    workers: int | None = 0  # worker processes (0: threads in this process; null on Ray: see nodes)
+    rejected: dict[str, int] = field(default_factory=dict)  # by reason kind (RejectCounts)
+    start_s: float | None = None  # starting worker processes, before ``seconds``
+    stage_s: dict[str, float] | None = None  # busy time of each stage
+    sink_s: float | None = None  # writing faces and alignments
+    model_s: dict[str, float] | None = None  # inside each plugin's own calls
+    gpu: dict[str, Any] | None = None  # the GPU plan (local runs)
+    shards: int | None = None  # Ray: the source's shards, those kept from an earlier run, those failed
+    kept_shards: int | None = None
+    failed_shards: list[str] | None = None
+    nodes: dict[str, int] | None = None  # Ray: shards run on each node
+
+    def as_dict(self) -> dict[str, Any]:
+        figures = asdict(self)
+        figures["seconds"] = round(self.seconds, 3)
+        figures["frames_per_s"] = round(self.frames / self.seconds, 2) if self.seconds else 0.0
+        return figures
+
+    def write(self, folder: Path) -> None:
+        atomic_write_bytes(folder / SUMMARY_FILE, json.dumps(self.as_dict(), indent=2).encode())
