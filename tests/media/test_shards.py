@@ -47,3 +47,45 @@ def test_folder_shards_are_groups_of_files_named_as_in_the_whole_folder(tmp_path
     skipped: dict[str, str] = {}
     assert _read(f for shard in sharded.shards for f in shard_frames(shard, Sampling(), skipped)) == whole
     assert [Path(p).name for p in skipped] == ["broken.jpg"]
+
+
+def _textured_vfr_video(path: Path) -> Path:
+    """H.264 with B-frames in MP4 at a variable frame rate (bursts and gaps), each frame a
+    coloured gradient with noise, so that any difference in decoding or colour conversion
+    (chroma upsampling, rounding) shows in the pixels."""
+    import fractions
+
+    import av
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    times_ms = [0, 40, 70, 150, 160, 170, 400, 410, 700, 1000, 1010, 1500]
+    ramp = np.linspace(0, 255, 320, dtype=np.float32)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        stream.codec_context.time_base = fractions.Fraction(1, 1000)
+        for i, ms in enumerate(times_ms):
+            image = np.empty((240, 320, 3), np.float32)
+            image[..., 0] = ramp[None, :]
+            image[..., 1] = ramp[:240, None] * (i + 1) % 256
+            image[..., 2] = 255 - ramp[None, :]
+            image += rng.normal(0, 25, image.shape)
+            frame = av.VideoFrame.from_ndarray(np.clip(image, 0, 255).astype(np.uint8), format="bgr24")
+            frame.pts, frame.time_base = ms, fractions.Fraction(1, 1000)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
+
+
+def test_a_variable_rate_video_decodes_to_the_same_pixels_in_shards_as_in_a_local_run(tmp_path: Path) -> None:
+    """Local runs decode with OpenCV and Ray's shards with PyAV: every frame of a made
+    variable-frame-rate video (textured, so conversion differences show) is equal both ways, as
+    every frame of the shared videos is (above)."""
+    video = _textured_vfr_video(tmp_path / "vfr.mp4")
+    source = open_input(video)
+    whole = _read(source.frames())
+    assert len(whole) == 12
+    for size in (1, 5):
+        sharded = shards_of(source, size, 10)
+        assert _read(f for shard in sharded.shards for f in shard_frames(shard, Sampling())) == whole
