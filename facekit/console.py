@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from rich.console import Console
 from rich.logging import RichHandler
@@ -29,3 +30,50 @@ class LogHandler(RichHandler):
             self.console.file.flush()
         except Exception:  # noqa: BLE001 - logging must never end the run
             self.handleError(record)
+
+
+class RunLogFile(logging.Handler):
+    """The run's log file (``facekit.log``), opened only once the run is accepted
+    (``open_run_log``): until then records wait here, and a run refused before that writes no
+    log at all, so its output folder is left as it was found."""
+
+    def __init__(self, formatter: logging.Formatter | None = None) -> None:
+        super().__init__()
+        self._waiting: list[logging.LogRecord] = []
+        self._file: logging.FileHandler | None = None
+        if formatter is not None:
+            self.setFormatter(formatter)
+
+    def open(self, path: Path) -> None:
+        if self._file is not None and Path(self._file.baseFilename) == path.resolve():
+            return
+        if self._file is not None:
+            self._file.close()
+        self._file = logging.FileHandler(path, encoding="utf-8")
+        self._file.setFormatter(self.formatter)
+        waiting, self._waiting = self._waiting, []
+        for record in waiting:
+            self._file.emit(record)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self._file is None:
+            if len(self._waiting) < _MOST_WAITING:
+                self._waiting.append(record)
+            return
+        self._file.emit(record)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+        super().close()
+
+
+_MOST_WAITING = 10_000  # lines before acceptance: a handful in practice; the bound keeps memory bounded
+
+
+def open_run_log(path: Path) -> None:
+    """Every ``RunLogFile`` of the logging set-up (Hydra's job logging) starts writing to ``path``."""
+    for logger in [logging.getLogger(), *(logging.getLogger(name) for name in logging.root.manager.loggerDict)]:
+        for handler in getattr(logger, "handlers", []):
+            if isinstance(handler, RunLogFile):
+                handler.open(path)

@@ -58,6 +58,7 @@ class Face:
     crop: np.ndarray | None = None  # aligned face image (BGR, output.size square)
     crop_file: str | None = None
     crop_sha256: str | None = None
+    crop_bytes: int | None = None  # the face file's size: a resumed run checks the file against it
     embedding: np.ndarray | None = None  # identity vector, only with a filter or output.embeddings
     keep: bool = True
     reason: str | None = None  # why the filter rejected it

@@ -22,7 +22,9 @@ _GROUP_CHOICE = re.compile(r"^(?:\+{1,2}|~)?(detector|aligner|identity|runner)=(
 _PLUGIN_OPTION = re.compile(r"^\+{0,2}(detector|aligner|identity)\.(\w+)=")
 _LIST_KEYS = ("filter.refs", "filter.nrefs")
 _SIMPLE_NAMES = re.compile(r"^[\w.\-]+(,[\w.\-]+)*$")
-#: A task that writes no files (task=plugins) gets no output folder and no .hydra/ in it.
+#: Hydra makes no output folder and writes no .hydra/ for a plain run: a task that writes no files
+#: (task=plugins) needs none, and an extract run writes its own once accepted, so a refused run
+#: leaves nothing behind (facekit/app/tasks/acceptance.py).
 _NO_OUTPUT_FOLDER = ["hydra.run.dir=.", "hydra.output_subdir=null"]
 #: Nor a log file in the working folder: curate builds its result folder whole and renames it
 #: into place, so Hydra cannot write there first; curation.json holds what a log would.
@@ -42,7 +44,7 @@ def main() -> None:
         cfg = check_composes(argv, registry)
     except FacekitError as exc:
         _fail(exc)
-    if cfg is not None and cfg.task != "extract":
+    if cfg is not None:  # a plain run: an extract run writes its .hydra/ once it is accepted (acceptance.py)
         argv += _NO_OUTPUT_FOLDER + _NO_LOG_FILE.get(cfg.task, [])
     sys.argv = [sys.argv[0], *argv]
     _hydra_entry()

@@ -16,6 +16,8 @@ from typing import Any, List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+from facekit.ledger.verify import Verify
+
 #: The name config.yaml's defaults list starts with.
 SCHEMA_NAME = "facekit_schema"
 
@@ -107,6 +109,11 @@ class RunnerSchema:
 
 
 @dataclass
+class ResumeSchema:
+    verify: Verify = MISSING
+
+
+@dataclass
 class SampleSchema:
     every_n: int = MISSING
     fps: Optional[float] = MISSING
@@ -157,6 +164,7 @@ class FacekitSchema:
     models: ModelsSchema = field(default_factory=ModelsSchema)
     runner: RunnerSchema = field(default_factory=RunnerSchema)
     sample: SampleSchema = field(default_factory=SampleSchema)
+    resume: ResumeSchema = field(default_factory=ResumeSchema)
     collection: CollectionSchema = field(default_factory=CollectionSchema)
     curate: CurateSchema = field(default_factory=CurateSchema)
     # Added with +detector=NAME etc.: each plugin's own node (its YAML in conf/, or its config

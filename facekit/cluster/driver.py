@@ -34,6 +34,7 @@ from facekit.cluster.shard_worker import ShardResult, ShardTask, ShardWorker
 from facekit.console import STDERR
 from facekit.errors import FacekitError
 from facekit.ledger.rejects import RejectCounts
+from facekit.ledger.verify import Verify
 from facekit.media.sampling import Sampling
 from facekit.media.shards import Shard
 from facekit.output.alignments import ALIGNMENTS_FILE, AlignmentsWriter, load_alignments
@@ -58,6 +59,7 @@ class SourceJob:
     shards: list[Shard]
     frames: int = 0
     save_every: int = 100
+    verify: Verify = Verify.size  # how a kept shard's face files are checked (resume.verify)
 
 
 @dataclass
@@ -119,7 +121,7 @@ def run_shards(ray: Any, plan: ClusterPlan, jobs: Sequence[SourceJob],
         check_earlier(job)
         fingerprint = job.meta.get("fingerprint")
         for shard in job.shards:
-            if finished(job.output, shard, fingerprint):
+            if finished(job.output, shard, fingerprint, job.verify):
                 outcomes[job.key].kept += 1
             else:
                 todo.append((ShardTask(shard, str(job.output), plan.sampling, fingerprint, plan.debug,
@@ -211,7 +213,7 @@ def check_earlier(job: SourceJob) -> None:
             raise FacekitError(f"{path} was written with other settings; choose another output folder, or delete it "
                                f"(and {SHARDS_DIR}) there to start over")
     for shard in job.shards:
-        finished(job.output, shard, job.meta.get("fingerprint"))
+        finished(job.output, shard, job.meta.get("fingerprint"), job.verify)
 
 
 def _fold(outcome: SourceOutcome, on_source_done: Callable[[SourceOutcome], None]) -> None:
@@ -220,7 +222,7 @@ def _fold(outcome: SourceOutcome, on_source_done: Callable[[SourceOutcome], None
     job = outcome.job
     with AlignmentsWriter(job.output / ALIGNMENTS_FILE, job.meta, sync_every=job.save_every) as alignments:
         for shard in job.shards:
-            if finished(job.output, shard, job.meta.get("fingerprint")):
+            if finished(job.output, shard, job.meta.get("fingerprint"), job.verify):
                 for line in frame_lines(job.output, shard):
                     alignments.write_line(line)
     for stray in [*job.output.glob(".*.tmp"), *(job.output / SHARDS_DIR).glob(".*.tmp")]:

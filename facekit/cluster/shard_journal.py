@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Iterator, Sequence
 
 from facekit.errors import FacekitError
+from facekit.ledger.verify import Verify, frames_to_redo
 from facekit.media.shards import Shard
 from facekit.output.alignments import journal_line_name
 
@@ -72,10 +73,11 @@ class ShardJournalWriter:
         self.temp.unlink(missing_ok=True)
 
 
-def finished(output: Path, shard: Shard, fingerprint: Any) -> bool:
+def finished(output: Path, shard: Shard, fingerprint: Any, verify: Verify = Verify.size) -> bool:
     """Whether an earlier run finished ``shard`` with these settings; a journal of other
     settings is refused with one line, as the alignments file's own check does. A journal
-    without its end line is set aside (a warning says so), and the shard runs again."""
+    without its end line, or one naming a face file that is missing or damaged (``verify``, as
+    a local rerun checks its files), is set aside (a warning says so), and the shard runs again."""
     path = shard_journal(output, shard)
     try:
         with path.open("rb") as journal:
@@ -92,7 +94,25 @@ def finished(output: Path, shard: Shard, fingerprint: Any) -> bool:
         log.warning("%s has no end line (it was cut short); it is kept as %s%s and shard %s runs again",
                     path, path.name, INCOMPLETE_SUFFIX, shard.label)
         set_aside(output, shard)
-    return whole
+        return False
+    damaged = frames_to_redo(output, _frame_faces(path), verify)
+    if damaged:
+        log.warning("%s: %d finished frame(s) have a face file that is missing or damaged; it is kept as %s%s "
+                    "and shard %s runs again", path, len(damaged), path.name, INCOMPLETE_SUFFIX, shard.label)
+        set_aside(output, shard)
+        return False
+    return True
+
+
+def _frame_faces(path: Path) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """(frame name, its face entries) of each frame line of a shard journal."""
+    with path.open("rb") as journal:
+        journal.readline()  # the header
+        for line in journal:
+            name = journal_line_name(line)
+            if name is None:
+                return
+            yield name, json.loads(line)["frame"].get("faces", [])
 
 
 def frame_lines(output: Path, shard: Shard) -> Iterator[bytes]:

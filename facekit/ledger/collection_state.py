@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from facekit.errors import FacekitError
 from facekit.fileio import atomic_write_bytes
 from facekit.ledger.states import SourceState
 from facekit.media.collection import Source
@@ -33,20 +34,27 @@ class CollectionState:
     saved_at: float = float("-inf")  # time.monotonic() of the last write
     run: dict[str, Any] = field(default_factory=dict)  # the last run's frames, seconds, frames/s
     lock: threading.Lock = field(default_factory=threading.Lock)  # the reader opens sources, the sink ends them
+    paused: bool = False  # states are recorded but not written (a run not accepted yet)
 
     @classmethod
     def load(cls, path: Path, input_value: str, settings: dict[str, Any]) -> CollectionState:
-        """The last run's entries count only when it had the same settings: with other plugins
-        or sampling no source is done, and each one's own fingerprint check refuses it."""
+        """The last run's entries, which a rerun keeps. A rerun with other settings is refused
+        as a whole, before any source opens, naming the first setting that differs: mixing the
+        two would leave some sources of each. A damaged file costs only a reopen of each source."""
         state = cls(path, input_value, settings)
         try:
             document = json.loads(path.read_text(encoding="utf-8"))
-            if document.get("settings") == settings:
-                state.earlier = {entry["source"]: entry for entry in document.get("sources", [])}
+            earlier = {entry["source"]: entry for entry in document.get("sources", [])}
+            found = document.get("settings")
         except FileNotFoundError:
-            pass
+            return state
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             log.warning("%s is damaged (%s); every source is run again (each resumes from its journal)", path, exc)
+            return state
+        if found != settings:
+            raise FacekitError(f"{path.parent} holds a collection made with other settings ({first_difference(found, settings)}); "
+                               "rerun with those settings to resume it, or choose another output")
+        state.earlier = earlier
         return state
 
     def was_done(self, source: Source) -> bool:
@@ -68,12 +76,19 @@ class CollectionState:
     def counts(self) -> Counter[str]:
         return Counter(entry["state"] for entry in list(self.sources.values()))
 
+    def pause_saving(self) -> None:
+        self.paused = True
+
+    def resume_saving(self) -> None:
+        self.paused = False
+        self.save()
+
     def save(self, force: bool = True) -> None:
         """Rewrites the file; unless ``force``d, at most every ``SAVE_EVERY_S``: rewriting it after
         each of 10,000 short sources would cost O(sources²). A state it has not caught up with
         costs nothing but a reopen: a source missing or partial there resumes from its journal."""
         with self.lock:
-            if not force and time.monotonic() - self.saved_at < SAVE_EVERY_S:
+            if self.paused or (not force and time.monotonic() - self.saved_at < SAVE_EVERY_S):
                 return
             self.saved_at = time.monotonic()
             document = {"input": self.input, "settings": self.settings, "counts": dict(self.counts()),
@@ -81,6 +96,28 @@ class CollectionState:
             atomic_write_bytes(self.path, json.dumps(document, indent=2, ensure_ascii=False).encode("utf-8"))
 
 
+def save_unless_failing(state: CollectionState) -> None:
+    """Saves the state at a run's end; when the run is already ending in an error (a full disk,
+    most often), a failed save stays quiet so that error remains the one line the user sees."""
+    import sys
+
+    ending_in_error = sys.exc_info()[1] is not None  # called from a finally: the error on its way out
+    try:
+        state.save()
+    except OSError:
+        if not ending_in_error:
+            raise
+
+
 def alignments_name(source: Source) -> str:
     """A source's alignments file, relative to the collection's output folder."""
     return f"{source.output}/{ALIGNMENTS_FILE}" if source.output != "." else ALIGNMENTS_FILE
+
+
+def first_difference(found: Any, wanted: Any, key: str = "") -> str:
+    """The first setting (in key order, dotted) whose value differs: ``sample.every_n: 1 there, 5 now``."""
+    if isinstance(found, dict) and isinstance(wanted, dict):
+        for name in sorted(found.keys() | wanted.keys()):
+            if found.get(name) != wanted.get(name):
+                return first_difference(found.get(name), wanted.get(name), f"{key}.{name}" if key else name)
+    return f"{key or 'settings'}: {json.dumps(found, ensure_ascii=False)} there, {json.dumps(wanted, ensure_ascii=False)} now"

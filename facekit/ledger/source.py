@@ -4,6 +4,7 @@ into the record lands in every run the same way."""
 from __future__ import annotations
 
 import json
+import logging
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -12,9 +13,12 @@ from facekit.errors import OutputError
 from facekit.ledger.lock import exclusive_output
 from facekit.ledger.rejects import RejectCounts
 from facekit.ledger.summary import SourceSummary
+from facekit.ledger.verify import Verify, frames_to_redo
 from facekit.output.alignments import ALIGNMENTS_FILE, AlignmentsWriter
 from facekit.output.face_files import FaceWriter
 from facekit.records import FrameRecord
+
+log = logging.getLogger("facekit")
 
 
 class SourceLedger:
@@ -23,17 +27,23 @@ class SourceLedger:
     and on ``close`` folds the journal into ``alignments.json``."""
 
     def __init__(self, folder: Path, meta: dict[str, Any], *, debug: bool = False, save_rejected: bool = False,
-                 save_every: int = 100) -> None:
+                 save_every: int = 100, verify: Verify = Verify.size) -> None:
         self.folder = folder
         self._held = ExitStack()
         try:
-            self.writer = FaceWriter(folder, debug=debug, save_rejected=save_rejected)
+            folder.mkdir(parents=True, exist_ok=True)
             self._held.enter_context(exclusive_output(folder))
             self.alignments = self._held.enter_context(AlignmentsWriter(folder / ALIGNMENTS_FILE, meta,
                                                                         sync_every=save_every))
+            self.writer = FaceWriter(folder, debug=debug, save_rejected=save_rejected)  # its folders once accepted
         except BaseException:
             self._held.close()
             raise
+        redo = frames_to_redo(folder, self.alignments.done_faces(), verify) if self.alignments.done_frames() else set()
+        if redo:
+            log.warning("%s: %d finished frame(s) have a face file that is missing or damaged (%s); they are "
+                        "done again", folder, len(redo), "size or bytes" if verify == Verify.full else "size")
+            self.alignments.redo(redo)
         self.done = frozenset(self.alignments.done_frames())
         self.summary = SourceSummary(resumed=len(self.done))
         self.rejects = RejectCounts()
@@ -47,10 +57,13 @@ class SourceLedger:
     def write(self, record: FrameRecord) -> None:
         """A finished frame's face files, then its journal line: a frame is journaled only once
         its files are there, so a resumed run never lacks a file its alignments name."""
+        files = [self.folder / relative for relative in record.pending]
         try:
             self.writer.write(record)
             self.alignments.write(record)
         except OSError as exc:  # a full disk, a folder removed or made read-only mid-run
+            for path in files:  # no face file without its journal line: the frame is done again
+                path.unlink(missing_ok=True)
             raise OutputError(f"cannot write {exc.filename or self.folder}: {exc.strerror or exc}; the "
                               f"frames before {record.frame.name} are saved, so the same command "
                               "resumes once that is fixed") from exc

@@ -54,6 +54,7 @@ def face_to_dict(face: Face) -> dict[str, Any]:
         "landmarks": None if face.landmarks is None else rounded(face.landmarks),
         "crop": face.crop_file,
         "crop_sha256": face.crop_sha256,
+        "crop_bytes": face.crop_bytes,
     }
     if face.pose is not None:
         entry["pose"] = {key: _measure(getattr(face.pose, key)) for key in POSE_KEYS}
@@ -78,7 +79,7 @@ def face_from_dict(entry: dict[str, Any]) -> Face:
     embedding, distance, pose = entry.get("embedding"), entry.get("distance"), entry.get("pose")
     return Face(detection=detection,
                 landmarks=None if landmarks is None else np.asarray(landmarks, dtype=np.float32),
-                crop_file=entry.get("crop"), crop_sha256=entry.get("crop_sha256"),
+                crop_file=entry.get("crop"), crop_sha256=entry.get("crop_sha256"), crop_bytes=entry.get("crop_bytes"),
                 embedding=None if embedding is None else np.asarray(embedding, dtype=np.float32),
                 keep=bool(entry.get("keep", True)), reason=entry.get("reason"),
                 distance=None if distance is None else float(distance),
@@ -257,6 +258,19 @@ class AlignmentsWriter:
         """Names of the frames already written, by this run or an earlier one."""
         return set(self._done)
 
+    def done_faces(self) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+        """(frame name, its face entries) of every frame written so far, the latest entry of
+        each: what a resumed run checks its face files against."""
+        if self._journal is not None:
+            self._journal.flush()
+        for name, text in self._frames():
+            yield name, json.loads(text).get("faces", [])
+
+    def redo(self, names: set[str]) -> None:
+        """Frames to be written again (their face files are gone or damaged): their next entry,
+        appended to the journal, replaces the earlier one when the file is folded."""
+        self._done -= names
+
     def write(self, record: FrameRecord) -> None:
         """Append one finished frame to the journal (flushed now, fsynced every ``sync_every``)."""
         if self._journal is None:
@@ -359,18 +373,21 @@ class AlignmentsWriter:
 
     def _frames(self) -> Iterator[tuple[str, str]]:
         """(name, frame JSON text) for every frame once: the earlier file's, then the journal's
-        (a later entry wins). Only journal offsets stay in memory, and journal frames are
-        copied as text, never parsed again."""
+        (a later entry wins, in the earlier one's place). Only journal offsets stay in memory,
+        and journal frames are copied as text, never parsed again."""
         latest = {}
         for offset, line in _journal_lines(self.journal_path):
             split = _split_frame_line(line) if offset else None
             if split is not None:
                 latest[split[0]] = offset
-        if self.path.exists():
-            for name, frame in load_alignments(self.path)["frames"].items():
-                if name not in latest:
-                    yield name, _compact(frame)
         with self.journal_path.open("rb") as journal:
+            if self.path.exists():  # a frame done again (its face file was lost) keeps its place
+                for name, frame in load_alignments(self.path)["frames"].items():
+                    if name in latest:
+                        journal.seek(latest.pop(name))
+                        yield _split_frame_line(journal.readline())
+                    else:
+                        yield name, _compact(frame)
             for offset in latest.values():
                 journal.seek(offset)
                 yield _split_frame_line(journal.readline())

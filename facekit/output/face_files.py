@@ -43,6 +43,7 @@ class FaceWriter:
                 data = encode_png(face.crop, text)
                 face.crop_file = name if face.keep else f"{REJECTED}/{name}"
                 face.crop_sha256 = hashlib.sha256(data).hexdigest()
+                face.crop_bytes = len(data)
                 record.pending[face.crop_file] = data
             face.crop = None
         if self.debug_folder is not None and record.frame.image is not None:

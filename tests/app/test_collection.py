@@ -174,20 +174,6 @@ def test_sigterm_mid_collection_then_the_same_command_resumes_per_source(tmp_pat
             tmp_path / "whole" / name / "clip", "*.png")
 
 
-def test_a_rerun_with_other_sampling_refuses_each_done_video_in_one_line(tmp_path: Path) -> None:
-    require_data()
-    _link(tmp_path / "tree", "a/clip.mp4", DATA / "video" / "faceswap_test.mp4")
-    _link(tmp_path / "tree", "b/clip.mp4", DATA / "video" / "faceswap_test.mp4")
-    assert run_facekit("input=tree", "output=out", "sample.every_n=50", cwd=tmp_path).returncode == 0
-    before = file_hashes(tmp_path / "out", "**/*.png", "**/alignments.json")
-    result = run_facekit("input=tree", "output=out", "sample.every_n=25", cwd=tmp_path)
-    assert result.returncode == 2  # nothing could be processed
-    entries = load_json(tmp_path / "out" / "collection.json")["sources"]
-    assert [e["state"] for e in entries] == ["failed", "failed"]
-    assert all("was written with other settings (sample:" in e["reason"] for e in entries)
-    assert file_hashes(tmp_path / "out", "**/*.png", "**/alignments.json") == before
-
-
 def test_the_identity_filter_and_a_sweep_work_over_a_collection_analysing_each_source_once(tmp_path: Path) -> None:
     require_data()
     _link(tmp_path / "tree", "clip.mp4", DATA / "video" / "faceswap_test.mp4")

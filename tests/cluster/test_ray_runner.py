@@ -186,3 +186,25 @@ def test_workers_whose_plugin_reports_gpu_memory_are_packed_onto_the_gpu_node_by
     assert result.returncode == 0, result.stderr
     assert "2 worker(s), 1 CPU(s) and 0.5 of a GPU a worker" in result.stderr, result.stderr
     assert set(summary(out)["nodes"]) == {gpu_node.node_id}
+
+
+@pytest.mark.parametrize("how", ["deleted", "truncated"])
+def test_a_kept_shard_whose_face_file_is_damaged_runs_again_and_the_output_equals_the_local_runners(
+        cluster: Any, tmp_path: Path, how: str) -> None:
+    """A shard kept from an earlier run is checked as a local rerun checks its frames: every face
+    file its journal names must be there with its recorded size."""
+    clip = require_data() / "video" / "short_hamilton_clip.mp4"
+    out = tmp_path / "ray"
+    args = [f"input={clip}", f"output={out}", "runner.shard_frames=16", "sample.end=2"]
+    assert _on_ray(cluster, *args, cwd=tmp_path).returncode == 0
+    victim = out / "short_hamilton_clip_000020_0.png"  # in shard 2, frames 17-32
+    if how == "deleted":
+        victim.unlink()
+    else:
+        victim.write_bytes(victim.read_bytes()[:100])
+    result = _on_ray(cluster, *args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "000001.jsonl: 1 finished frame(s) have a face file that is missing or damaged" in result.stderr, result.stderr
+    assert "frames 17-32 runs again" in result.stderr and summary(out)["kept_shards"] == 3
+    _local(f"input={clip}", f"output={tmp_path / 'local'}", "sample.end=2", cwd=tmp_path)
+    same_output(out, tmp_path / "local")

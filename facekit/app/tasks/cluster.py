@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig
 
+from facekit.app.tasks.acceptance import accept_run
 from facekit.app.tasks.planning import alignments_meta, build_stages, collection_settings, identity_filter
 from facekit.app.tasks.settings import is_collection_input, job_output_dir, sampling, selection
 from facekit.cluster.driver import ClusterPlan, SourceJob, SourceOutcome, check_earlier, run_shards
@@ -30,11 +31,12 @@ from facekit.faces.quality import QualityFilter
 from facekit.faces.stages import FaceStages
 from facekit.fileio import atomic_write_bytes
 from facekit.ledger.collection_state import CollectionState, alignments_name
-from facekit.ledger.lock import exclusive_output
+from facekit.ledger.run_folder import RunFolder
 from facekit.ledger.rejects import RejectCounts
 from facekit.ledger.source import counted
 from facekit.ledger.states import SourceState
 from facekit.ledger.summary import SourceSummary
+from facekit.ledger.verify import Verify
 from facekit.media.collection import COLLECTION_FILE, Source, sources_of
 from facekit.media.sampling import Sampling
 from facekit.media.shards import shards_of
@@ -56,25 +58,29 @@ def run_on_cluster(cfg: DictConfig, registry: PluginRegistry) -> None:
     import_ray(private=cfg.runner.address is None)  # a missing Ray is one line, before any model loads
     _check(cfg)
     root = job_output_dir(cfg)
-    root.mkdir(parents=True, exist_ok=True)
-    stages = build_stages(cfg, registry)
-    stages.ensure_weights()  # each worker builds its own models from them
-    face_filter = identity_filter(cfg, stages, None, [p.fingerprint() for p in stages.plugins()])
-    sources = _Sources(cfg, root, stages, face_filter, QualityFilter.from_config(cfg.get("quality")), sampling(cfg))
+    sources: _Sources | None = None
     try:
         with ExitStack() as held:
-            held.enter_context(exclusive_output(root))
+            run = held.enter_context(RunFolder(root))  # one run in this folder; nothing written until accepted
+            stages = build_stages(cfg, registry)
+            stages.ensure_weights()  # each worker builds its own models from them
+            face_filter = identity_filter(cfg, stages, None, [p.fingerprint() for p in stages.plugins()])
+            sources = _Sources(cfg, root, stages, face_filter, QualityFilter.from_config(cfg.get("quality")),
+                               sampling(cfg))
             with ThreadPoolExecutor(1, thread_name_prefix="facekit-plan") as pool:
                 planned = pool.submit(sources.plan)  # sources opened and cut into shards while Ray starts
                 ray = held.enter_context(ray_session(cfg.runner.address, bool(cfg.runner.verbose)))
                 planned.result()
             shards = sum(len(job.shards) for job in sources.jobs)
-            log.info("%s: %d source(s) to run in %d shard(s) on Ray", cfg.input, len(sources.jobs), shards)
             check_shared_output(ray, root)
+            accept_run(cfg, run)
+            if sources.state is not None:
+                sources.state.resume_saving()
+            log.info("%s: %d source(s) to run in %d shard(s) on Ray", cfg.input, len(sources.jobs), shards)
             plan = _cluster_plan(cfg, ray, sources, shards)
             totals = run_shards(ray, plan, sources.jobs, sources.done)
     finally:
-        if sources.state is not None:
+        if sources is not None and sources.state is not None and run.accepted:
             sources.state.save()
     log.info("done on Ray: %s", totals.line())
     figures = {"frames": totals.frames, "faces": totals.faces, "seconds": round(totals.seconds, 3),
@@ -104,6 +110,7 @@ class _Sources:
     def __post_init__(self) -> None:
         if is_collection_input(self.cfg):
             self.state = CollectionState.load(self.root / COLLECTION_FILE, str(self.cfg.input), collection_settings(self.cfg))
+            self.state.pause_saving()  # planning records states; the file is written once the run is accepted
 
     def plan(self) -> None:
         cfg = self.cfg
@@ -132,7 +139,8 @@ class _Sources:
         source = open_input(path, exclude=output, sampling=self.sampling)
         sharded = shards_of(source, int(self.cfg.runner.shard_frames), int(self.cfg.runner.files_per_shard))
         job = SourceJob(key, output, alignments_meta(self.cfg, named, self.stages, self.face_filter, source, self.quality),
-                        sharded.shards, sharded.frames, int(self.cfg.output.save_every))
+                        sharded.shards, sharded.frames, int(self.cfg.output.save_every),
+                        Verify(self.cfg.resume.verify))
         check_earlier(job)
         self.jobs.append(job)
 

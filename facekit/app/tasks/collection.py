@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from facekit.app.tasks.collection_progress import CollectionProgress
 from facekit.app.tasks.collection_stream import CollectionStream, StreamSettings, opens
+from facekit.app.tasks.acceptance import accept_run
 from facekit.app.tasks.planning import build_stages, collection_settings, gpu_plan, identity_filter
 from facekit.app.tasks.single import execute, plan_run, report
 from facekit.app.tasks.listing import ListedAhead
@@ -32,7 +33,8 @@ from facekit.errors import FacekitError, StageError
 from facekit.faces.finisher import Finisher
 from facekit.faces.quality import QualityFilter
 from facekit.faces.stages import FaceStages
-from facekit.ledger.collection_state import CollectionState, alignments_name
+from facekit.ledger.collection_state import CollectionState, alignments_name, save_unless_failing
+from facekit.ledger.run_folder import RunFolder
 from facekit.ledger.source import counted
 from facekit.ledger.states import SourceState
 from facekit.media.collection import COLLECTION_FILE, Source, sources_of
@@ -52,29 +54,32 @@ def run_collection(cfg: DictConfig, registry: PluginRegistry) -> None:
     counted, and the run goes on. Exit code 2 (a FacekitError) only when no source could be
     processed."""
     root_out = job_output_dir(cfg)
-    root_out.mkdir(parents=True, exist_ok=True)
-    state = CollectionState.load(root_out / COLLECTION_FILE, str(cfg.input), collection_settings(cfg))
-    stages = build_stages(cfg, registry)  # the models load once, for every source
-    listing = ListedAhead(sources_of(Path(str(cfg.input)).expanduser(), selection(cfg), exclude=root_out))
-    progress = CollectionProgress(enabled=bool(cfg.runner.progress), listing=listing)
-    begun = time.perf_counter()
-    try:
-        with progress.shown():
-            if cache_is_on(cfg):  # a sweep: each source replays its own analysis cache entry
-                for source in listing:
-                    _run_source(cfg, registry, stages, source, root_out, state, progress)
-            else:
-                _run_streamed(cfg, stages, listing, root_out, state, progress)
-    finally:
-        listing.stop()
-        state.run = {"frames": progress.frames, "seconds": round(time.perf_counter() - begun, 3),
-                     "busy_s": round(progress.busy_s, 3), "frames_per_s": round(progress.busy_rate(), 2)}
-        state.save()
+    with RunFolder(root_out) as run:  # one run in this folder; nothing written until it is accepted
+        state = CollectionState.load(root_out / COLLECTION_FILE, str(cfg.input), collection_settings(cfg))
+        stages = build_stages(cfg, registry)  # the models load once, for every source
+        stages.ensure_weights()
+        face_filter = identity_filter(cfg, stages, None, None)  # a reference that fails refuses the run
+        accept_run(cfg, run)
+        listing = ListedAhead(sources_of(Path(str(cfg.input)).expanduser(), selection(cfg), exclude=root_out))
+        progress = CollectionProgress(enabled=bool(cfg.runner.progress), listing=listing)
+        begun = time.perf_counter()
+        try:
+            with progress.shown():
+                if cache_is_on(cfg):  # a sweep: each source replays its own analysis cache entry
+                    for source in listing:
+                        _run_source(cfg, registry, stages, source, root_out, state, progress)
+                else:
+                    _run_streamed(cfg, stages, face_filter, listing, root_out, state, progress)
+        finally:
+            listing.stop()
+            state.run = {"frames": progress.frames, "seconds": round(time.perf_counter() - begun, 3),
+                         "busy_s": round(progress.busy_s, 3), "frames_per_s": round(progress.busy_rate(), 2)}
+            save_unless_failing(state)
     _report(cfg, state, progress)
 
 
-def _run_streamed(cfg: DictConfig, stages: FaceStages, sources: Iterable[Source], root_out: Path,
-                  state: CollectionState, progress: CollectionProgress) -> None:
+def _run_streamed(cfg: DictConfig, stages: FaceStages, face_filter: IdentityFilter | None, sources: Iterable[Source],
+                  root_out: Path, state: CollectionState, progress: CollectionProgress) -> None:
     """Every source through one runner: the models load, and the worker processes start, once.
     A GPU plan of more than one pass (a serial run) reads each source on its own instead, since
     a pass over the whole collection would hold every frame's faces until the next pass."""
@@ -83,7 +88,6 @@ def _run_streamed(cfg: DictConfig, stages: FaceStages, sources: Iterable[Source]
         log.warning(warning)
     log.info(plan.decision)
     quality = QualityFilter.from_config(cfg.get("quality"))
-    face_filter = identity_filter(cfg, stages, None, None)
     if len(plan.passes) > 1:
         for source in sources:
             _run_source(cfg, None, stages, source, root_out, state, progress, face_filter=face_filter)

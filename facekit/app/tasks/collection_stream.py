@@ -32,6 +32,7 @@ from facekit.faces.stages import FaceStages
 from facekit.ledger.collection_state import alignments_name
 from facekit.ledger.source import SourceLedger, counted
 from facekit.ledger.states import SourceState
+from facekit.ledger.verify import Verify
 from facekit.media import FrameSource, open_input
 from facekit.media.collection import Source
 from facekit.media.decoder_output import DecoderOutput
@@ -230,7 +231,8 @@ class CollectionStream:
                                    settings.quality)
             ledger = SourceLedger(folder, meta, debug=bool(settings.cfg.output.debug),
                                   save_rejected=bool(settings.cfg.filter.save_rejected),
-                                  save_every=settings.cfg.output.save_every)
+                                  save_every=settings.cfg.output.save_every,
+                                  verify=Verify(settings.cfg.resume.verify))
         except (FacekitError, OSError) as exc:
             reason = str(exc) if isinstance(exc, FacekitError) else f"{exc.strerror or exc}"
             log.warning("source %s failed: %s", source.rel, reason)
@@ -304,9 +306,10 @@ class CollectionStream:
         try:
             output.ledger.close()
             output.ledger.write_summary()
-        except (FacekitError, OSError) as exc:
-            state, reason = SourceState.FAILED, str(exc)
-            log.warning("source %s failed: %s", output.source.rel, reason)
+        except (FacekitError, OSError) as exc:  # a full disk: the journal keeps its frames, so it resumes
+            if state == SourceState.DONE:
+                log.warning("source %s not folded: %s", output.source.rel, exc)
+            state, reason = SourceState.PARTIAL, reason or str(exc)
         details: dict[str, object] = {"alignments": output.alignments_name}
         if state == SourceState.DONE:
             frames, faces = counted(output.folder / ALIGNMENTS_FILE)

@@ -87,9 +87,11 @@ def check_output_folder(output: Path, source: Path) -> None:
         raise ConfigError(f"output {str(output)!r} is the input folder; choose another (a subfolder is fine)")
     if output.exists() and not output.is_dir():
         raise ConfigError(f"output {str(output)!r} is a file; give a folder for the faces")
-    try:
-        output.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=output):
+    existing = next(folder for folder in [output, *output.absolute().parents] if folder.exists())
+    try:  # the folder itself is made only once the run is accepted: a refused run leaves none
+        if not existing.is_dir():
+            raise NotADirectoryError(20, "a file stands in its path", str(existing))
+        with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as exc:
         raise FacekitError(f"output folder {str(output)!r} cannot be written: {exc.strerror or exc}") from None

@@ -8,10 +8,11 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from omegaconf import DictConfig
 
+from facekit.app.tasks.acceptance import accept_run
 from facekit.app.tasks.planning import alignments_meta, build_stages, cache_root, gpu_plan, identity_filter
 from facekit.app.tasks.settings import cache_is_on, job_output_dir, sampling
 from facekit.engine.gpu import PassPlan
@@ -22,7 +23,9 @@ from facekit.errors import FacekitError
 from facekit.faces.finisher import Finisher
 from facekit.faces.quality import QualityFilter
 from facekit.faces.stages import FaceStages
+from facekit.ledger.run_folder import RunFolder
 from facekit.ledger.source import SourceLedger
+from facekit.ledger.verify import Verify
 from facekit.media import FrameSource, open_input
 from facekit.output.alignments import ALIGNMENTS_FILE
 from facekit.output.face_files import FaceWriter
@@ -57,10 +60,12 @@ class RunPlan:
 
 
 def run_single(cfg: DictConfig, registry: PluginRegistry) -> None:
-    """Build the run plan, run it, report."""
-    with ExitStack() as held:  # the analysis cache's lock and the output folder's, until the end
+    """Build the run plan, open the source's ledger (which may refuse other settings), accept
+    the run, run it, report."""
+    with ExitStack() as held:  # the run's folder, the analysis cache's lock and the ledger's, until the end
+        run = held.enter_context(RunFolder(job_output_dir(cfg)))
         plan = plan_run(cfg, registry, held)
-        summary, ledger = execute(plan, held)
+        summary, ledger = execute(plan, held, accepted=lambda: accept_run(cfg, run))
     report(plan, summary, ledger)
 
 
@@ -117,12 +122,16 @@ def plan_run(cfg: DictConfig, registry: PluginRegistry | None, held: ExitStack, 
     return plan
 
 
-def execute(plan: RunPlan, held: ExitStack) -> tuple[RunSummary, SourceLedger]:
-    """Runs the passes into the source's ledger, resuming what an earlier run finished."""
+def execute(plan: RunPlan, held: ExitStack, accepted: Callable[[], None] | None = None) -> tuple[RunSummary, SourceLedger]:
+    """Runs the passes into the source's ledger, resuming what an earlier run finished;
+    ``accepted`` is called once the ledger is open, the last check that can refuse the run."""
     cfg = plan.cfg
     ledger = held.enter_context(SourceLedger(
         plan.output, alignments_meta(cfg, plan.input, plan.stages, plan.face_filter, plan.source, plan.quality),
-        debug=bool(cfg.output.debug), save_rejected=bool(cfg.filter.save_rejected), save_every=cfg.output.save_every))
+        debug=bool(cfg.output.debug), save_rejected=bool(cfg.filter.save_rejected), save_every=cfg.output.save_every,
+        verify=Verify(cfg.resume.verify)))
+    if accepted is not None:
+        accepted()
     if ledger.done:
         log.info("resuming: %d frame(s) already done", len(ledger.done))
     fresh = plan.cache is not None and plan.cached is None and not ledger.done

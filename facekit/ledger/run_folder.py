@@ -1,0 +1,63 @@
+"""The run's output folder: one run at a time, and nothing left behind by a run that is refused.
+
+A lock on ``output.dir`` itself is held for the whole run, whatever the input and executor: two
+runs into one folder would split a collection's sources between them and each rewrite its state.
+Until the run is accepted (``accept``: every check that can refuse it has passed) the folder
+holds nothing of this run's but the lock; a refused or failed start removes the lock file and
+the folders it made, so the output is left exactly as it was found.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from facekit.errors import FacekitError
+
+RUN_LOCK_FILE = ".facekit-run.lock"
+
+
+class RunFolder:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.accepted = False
+        self._made: list[Path] = []  # folders this run created, outermost first
+        self._lock: FileLock | None = None
+        self._lock_was_there = False
+
+    def __enter__(self) -> RunFolder:
+        missing = [parent for parent in [self.folder, *self.folder.parents] if not parent.exists()]
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._made = list(reversed(missing))
+        lock_path = self.folder / RUN_LOCK_FILE
+        self._lock_was_there = lock_path.exists()
+        self._lock = FileLock(str(lock_path))
+        try:
+            self._lock.acquire(timeout=0)
+        except Timeout:
+            self._lock = None
+            self._undo()
+            raise FacekitError(f"another facekit run is writing to {self.folder}; wait for it to end, "
+                               "or choose another output") from None
+        return self
+
+    def accept(self) -> None:
+        """Every check passed: from here on the run writes, and what it writes stays."""
+        self.accepted = True
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._lock is not None:
+            self._lock.release()
+        if not self.accepted:
+            self._undo()
+
+    def _undo(self) -> None:
+        """Removes the lock file (unless an earlier run left it) and every folder this run made
+        that is still empty, innermost first."""
+        if self._lock is not None and not self._lock_was_there:
+            (self.folder / RUN_LOCK_FILE).unlink(missing_ok=True)
+        for folder in reversed(self._made):
+            try:
+                folder.rmdir()
+            except OSError:
+                break  # not empty (someone else's files), or gone: leave it and its parents

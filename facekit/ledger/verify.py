@@ -1,0 +1,41 @@
+"""Resume checks what it keeps: every face file of a frame an earlier run finished must be there
+as that run wrote it, or the frame is done again. A journal line says a frame is finished; only
+the file itself says its face file survived (deleted, cut short by a full disk, overwritten)."""
+from __future__ import annotations
+
+import hashlib
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Iterable
+
+
+class Verify(StrEnum):
+    """``resume.verify``: ``size`` stats each face file (cheap: no file is read); ``full`` also
+    re-hashes it against its ``crop_sha256`` (finds a file replaced by another of equal size)."""
+
+    size = "size"
+    full = "full"
+
+
+def frames_to_redo(folder: Path, done_faces: Iterable[tuple[str, list[dict[str, Any]]]], verify: Verify) -> set[str]:
+    """The finished frames one of whose face files is missing, of another size, or (``full``)
+    of other bytes. An entry from before sizes were recorded is checked for presence only."""
+    redo = set()
+    for name, faces in done_faces:
+        for face in faces:
+            if face.get("crop") and not _intact(folder / face["crop"], face.get("crop_bytes"),
+                                               face.get("crop_sha256") if verify == Verify.full else None):
+                redo.add(name)
+                break
+    return redo
+
+
+def _intact(path: Path, size: int | None, sha256: str | None) -> bool:
+    try:
+        if size is not None and path.stat().st_size != size:
+            return False
+        if sha256 is not None:
+            return hashlib.sha256(path.read_bytes()).hexdigest() == sha256
+        return size is not None or path.exists()
+    except OSError:
+        return False

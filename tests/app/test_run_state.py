@@ -1,0 +1,109 @@
+"""One run per output folder, and a refused run leaves the folder exactly as it found it: the
+lock on ``output.dir`` covers the whole run, single or collection, and every check that can
+refuse a run (the lock, settings, weights, references) runs before anything is written, Hydra's
+``.hydra/`` and ``facekit.log`` included."""
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from cli_helpers import facekit_process, load_json, run_facekit, wait_for_exit, wait_for_frames
+from conftest import DATA, SCENES, require_data
+
+CLIP = "short_hamilton_clip.mp4"
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every file and folder under ``folder`` (dotfiles too): a file's sha256, a folder's mark."""
+    if not folder.exists():
+        return {}
+    return {str(path.relative_to(folder)): "folder" if path.is_dir() else hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(folder.rglob("*"))}
+
+
+def _refused(result, *words: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("facekit: error")]
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+def _tree(tmp_path: Path) -> Path:
+    tree = tmp_path / "tree"
+    for name in ("a", "b"):
+        (tree / name).mkdir(parents=True)
+        (tree / name / "clip.mp4").symlink_to(DATA / "video" / "faceswap_test.mp4")
+    return tree
+
+
+@pytest.mark.parametrize("kind", ["single", "collection"])
+def test_a_second_run_into_an_output_in_use_is_refused_and_the_first_ends_as_if_alone(kind: str, tmp_path: Path) -> None:
+    """The first run is paused (SIGSTOP) mid-run while the second is tried: the second is
+    refused with one line and exit 2, writes nothing (its marker override reaches neither
+    ``.hydra/`` nor the log), and the first, resumed, ends with every source done."""
+    require_data()
+    source = DATA / "video" / CLIP if kind == "single" else _tree(tmp_path)
+    journal_folder = tmp_path / "out" if kind == "single" else tmp_path / "out" / "a" / "clip"
+    with facekit_process(f"input={source}", "output=out", "runner.progress=false", cwd=tmp_path) as first:
+        wait_for_frames(first, journal_folder, 2)
+        os.kill(first.pid, signal.SIGSTOP)
+        try:
+            second = run_facekit(f"input={source}", "output=out", "runner.queue_size=7", cwd=tmp_path)
+        finally:
+            os.kill(first.pid, signal.SIGCONT)
+        assert "Traceback" not in wait_for_exit(first) and first.returncode == 0
+    _refused(second, "another facekit run is writing to", "out")
+    out = tmp_path / "out"
+    assert "queue_size=7" not in (out / ".hydra" / "overrides.yaml").read_text()
+    assert "queue_size" not in (out / "facekit.log").read_text()
+    if kind == "collection":
+        assert [entry["state"] for entry in load_json(out / "collection.json")["sources"]] == ["done", "done"]
+    else:
+        assert len(load_json(out / "alignments.json")["frames"]) == 275
+
+
+def test_a_rerun_with_other_settings_leaves_the_output_byte_for_byte(tmp_path: Path) -> None:
+    require_data()
+    assert run_facekit(f"input={SCENES}", "output=out", cwd=tmp_path).returncode == 0
+    before = snapshot(tmp_path / "out")
+    _refused(run_facekit(f"input={SCENES}", "output=out", "output.size=128", cwd=tmp_path),
+             "other settings", "size: 256 there, 128 now")
+    assert snapshot(tmp_path / "out") == before
+
+
+def test_a_collection_rerun_with_other_sampling_is_refused_as_a_whole_naming_the_setting(tmp_path: Path) -> None:
+    """Refused before any source opens: collection.json keeps every done source done, and not
+    one byte of the output changes."""
+    require_data()
+    tree = _tree(tmp_path)
+    assert run_facekit(f"input={tree}", "output=out", "sample.every_n=30", cwd=tmp_path).returncode == 0
+    before = snapshot(tmp_path / "out")
+    _refused(run_facekit(f"input={tree}", "output=out", "sample.every_n=5", cwd=tmp_path),
+             "other settings", "sample.every_n: 30 there, 5 now")
+    assert snapshot(tmp_path / "out") == before
+    assert [e["state"] for e in load_json(tmp_path / "out" / "collection.json")["sources"]] == ["done", "done"]
+
+
+@pytest.mark.parametrize("kind", ["single", "collection"])
+@pytest.mark.parametrize("why", ["missing weights", "missing reference", "unreadable reference"])
+def test_a_run_refused_for_its_models_or_references_leaves_nothing_behind(kind: str, why: str,
+                                                                          tmp_path: Path) -> None:
+    """In an existing output folder not one byte changes; a new output folder is not made."""
+    require_data()
+    source = SCENES if kind == "single" else _tree(tmp_path)
+    (tmp_path / "not_a_photo.jpg").write_bytes(b"not a JPEG")
+    args = {"missing weights": ["+detector=s3fd"],
+            "missing reference": [f"filter.refs=[{tmp_path / 'nobody.jpg'}]"],
+            "unreadable reference": [f"filter.refs=[{tmp_path / 'not_a_photo.jpg'}]"]}[why]
+    for output in ("new/deeper", "existing"):
+        (tmp_path / "existing").mkdir(exist_ok=True)
+        (tmp_path / "existing" / "notes.txt").write_text("mine")
+        before = snapshot(tmp_path)
+        result = run_facekit(f"input={source}", f"output={output}", *args, cwd=tmp_path)
+        assert result.returncode == 2, result.stderr
+        assert snapshot(tmp_path) == before, output

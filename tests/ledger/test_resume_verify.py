@@ -1,0 +1,66 @@
+"""A rerun checks the face files of the frames it keeps: a face file deleted, cut short, or
+(with ``resume.verify=full``) replaced by other bytes of the same size has its frame done again,
+with one warning line, and the output ends equal to an uninterrupted run's."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from cli_helpers import file_hashes, load_json, run_facekit
+from conftest import DATA, require_data
+
+CLIP = "faceswap_test.mp4"
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    require_data()
+    work = tmp_path_factory.mktemp("resume_verify")
+    result = run_facekit(f"input={DATA / 'video' / CLIP}", "output=whole", "runner.progress=false", cwd=work)
+    assert result.returncode == 0, result.stderr
+    return work / "whole"
+
+
+def _damage(out: Path, how: str) -> str:
+    """Damages one face file of ``out`` as ``how`` says; the frame it belongs to."""
+    frames = load_json(out / "alignments.json")["frames"]
+    names = [name for name, frame in frames.items() if frame["faces"]]
+    victim, other = frames[names[10]]["faces"][0], frames[names[20]]["faces"][0]
+    path = out / victim["crop"]
+    if how == "deleted":
+        path.unlink()
+    elif how == "truncated":
+        path.write_bytes(path.read_bytes()[: victim["crop_bytes"] // 2])
+    else:  # another face's bytes, cut or padded to this file's size
+        data = (out / other["crop"]).read_bytes()[: victim["crop_bytes"]]
+        path.write_bytes(data + b"\0" * (victim["crop_bytes"] - len(data)))
+    return names[10]
+
+
+@pytest.mark.parametrize("how, verify", [("deleted", "size"), ("truncated", "size"), ("replaced", "full")])
+def test_a_damaged_face_file_has_its_frame_done_again_and_the_output_equals_an_uninterrupted_run(
+        uninterrupted: Path, tmp_path: Path, how: str, verify: str) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(uninterrupted, out)
+    _damage(out, how)
+    result = run_facekit(f"input={DATA / 'video' / CLIP}", "output=out", "runner.progress=false",
+                         f"resume.verify={verify}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "missing or damaged" in line]
+    assert len(warnings) == 1 and "1 finished frame(s)" in warnings[0], result.stderr
+    assert load_json(out / "run_summary.json")["frames"] == 1
+    assert list(load_json(out / "alignments.json")["frames"].items()) == \
+        list(load_json(uninterrupted / "alignments.json")["frames"].items())
+    assert file_hashes(out, "*.png") == file_hashes(uninterrupted, "*.png")
+
+
+def test_a_face_file_of_other_bytes_but_its_size_passes_the_default_check(uninterrupted: Path, tmp_path: Path) -> None:
+    """What ``resume.verify=full`` is for: the default check stats the files and reads none."""
+    out = tmp_path / "out"
+    shutil.copytree(uninterrupted, out)
+    _damage(out, "replaced")
+    result = run_facekit(f"input={DATA / 'video' / CLIP}", "output=out", "runner.progress=false", cwd=tmp_path)
+    assert result.returncode == 0 and "missing or damaged" not in result.stderr, result.stderr
+    assert load_json(out / "run_summary.json")["frames"] == 0
