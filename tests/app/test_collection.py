@@ -147,6 +147,7 @@ def test_nothing_processed_exits_2(tmp_path: Path) -> None:
     assert "no source of tree could be processed (2 failed" in " ".join(result.stderr.split())
 
 
+@pytest.mark.slow
 def test_sigterm_mid_collection_then_the_same_command_resumes_per_source(tmp_path: Path) -> None:
     require_data()
     for name in ("a", "b", "c"):
@@ -191,6 +192,7 @@ def test_a_rerun_with_other_sampling_refuses_each_done_video_in_one_line(tmp_pat
     assert file_hashes(tmp_path / "out", "**/*.png", "**/alignments.json") == before
 
 
+@pytest.mark.slow
 def test_the_identity_filter_and_a_sweep_work_over_a_collection_analysing_each_source_once(tmp_path: Path) -> None:
     require_data()
     _link(tmp_path / "tree", "clip.mp4", DATA / "video" / "faceswap_test.mp4")

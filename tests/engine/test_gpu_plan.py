@@ -183,6 +183,7 @@ def test_a_plugin_too_big_for_the_gpu_gets_one_warning(tmp_path: Path, sized_env
     assert len(summary["gpu"]["warnings"]) == 1 and summary["gpu"]["warnings"][0] in warned[0]
 
 
+@pytest.mark.slow
 def test_a_gpu_identity_plugin_gets_a_pass_of_its_own_when_it_does_not_fit_beside_the_aligner(
         tmp_path: Path, sized_env, photo: Path, reference: Path) -> None:
     """vggface2 with a weights file the test writes in the published format (the real one is

@@ -236,6 +236,7 @@ def every_frame(tmp_path_factory: pytest.TempPathFactory) -> Run:
     return Run(tmp_path_factory.mktemp("every") / "faces", "runner.workers=0")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [0, 2])
 def test_every_5th_frame_through_the_cli_gives_those_frames_and_their_faces(
         tmp_path: Path, every_frame: Run, workers: int) -> None:
@@ -252,6 +253,7 @@ def test_every_5th_frame_through_the_cli_gives_those_frames_and_their_faces(
     assert run.document["meta"]["fingerprint"]["sample"] == {"every_n": 5, "fps": None, "start": None, "end": None}
 
 
+@pytest.mark.slow
 def test_an_unsampled_run_records_no_sampling(every_frame: Run) -> None:
     """So outputs written before sampling existed still resume."""
     assert list(every_frame.frames) == _names(CLIP.stem, range(1, CLIP_FRAMES + 1))
@@ -266,6 +268,7 @@ def test_fps_through_the_cli_names_the_frames_nearest_the_times(tmp_path: Path, 
     assert list(load_json(out / "alignments.json")["frames"]) == _names("vfr", [1, 3, 6, 7, 8, 9, 10])
 
 
+@pytest.mark.slow
 def test_a_rerun_with_other_sampling_is_refused_and_the_same_resumes(tmp_path: Path) -> None:
     require_data()
     out = tmp_path / "faces"

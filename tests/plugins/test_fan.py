@@ -313,6 +313,7 @@ def test_faces_of_a_frame_share_a_forward_pass(installed: Installed) -> None:
     np.testing.assert_allclose(chunked, calls[0][1], rtol=1e-4, atol=1e-4 * np.abs(chunked).max())
 
 
+@pytest.mark.slow
 def test_a_file_with_other_layer_names_loads_as_the_whole_model(installed: Installed, tmp_path: Path) -> None:
     """The published file's own layer names could not be checked: one that names them otherwise
     is loaded as the whole model it is, with the same result."""

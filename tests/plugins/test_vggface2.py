@@ -203,6 +203,7 @@ def test_the_plugin_declares_cosine_its_threshold_and_the_published_file() -> No
         "https://github.com/deepfakes-models/faceswap-models/releases/download/v10.2/vggface2_resnet50_v2.zip")]
 
 
+@pytest.mark.slow
 def test_one_download_checksum_recorded_then_no_more_requests(installed: Installed) -> None:
     assert installed.requests == [(installed.url_path, None)]
     folder = installed.cache / "models" / vggface2.MODEL_ID
