@@ -106,12 +106,14 @@ def test_each_job_applies_its_threshold_and_keeps_more_as_it_grows(basic_sweep: 
     assert len({sum(counts(job)) for job in jobs}) == 1  # every job judges the same faces
 
 
+@pytest.mark.slow
 def test_later_jobs_restore_the_analysis_instead_of_running_models(basic_sweep: Path) -> None:
     logs = [(basic_sweep / str(n) / "facekit.log").read_text(encoding="utf-8") for n in range(len(THRESHOLDS))]
     assert COMPUTED in logs[0] and CACHED not in logs[0]
     assert all(CACHED in log for log in logs[1:])
 
 
+@pytest.mark.slow
 def test_report_table_plot_and_contact_sheet(basic_sweep: Path) -> None:
     with (basic_sweep / REPORT_CSV).open(encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
