@@ -1,8 +1,11 @@
 """Shared fixtures: the shared test data folder and a place for the model cache."""
 from __future__ import annotations
 
+import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -13,6 +16,8 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 sys.path[1:1] = [str(folder) for folder in sorted(Path(__file__).parent.iterdir())
                  if folder.is_dir() and not folder.name.startswith((".", "_"))]
 SCENES = DATA / "images" / "scenes"
+
+from cli_helpers import file_hashes, load_json, run_facekit  # noqa: E402 (needs the folders on the path)
 
 
 def require_data() -> Path:
@@ -44,3 +49,35 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     (home / "derived").symlink_to(session_derived, target_is_directory=True)
     monkeypatch.setenv("FACEKIT_HOME", str(home))
     return home
+
+
+@dataclass(frozen=True)
+class Extraction:
+    """A finished CLI run: its output folder (read it, never write into it: other tests read it
+    too), what it printed, its alignments file and its face files' hashes."""
+
+    out: Path
+    result: subprocess.CompletedProcess[str]
+    alignments: dict
+    files: dict[str, str]
+
+
+@pytest.fixture(scope="session")
+def extraction(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Extraction]:
+    """``extraction(*args)``: the CLI run of ``args`` (the input and settings; the output folder is
+    its own, progress bars off), run once a session and served to every test that asks for the
+    same arguments, in whichever module. Each run has a model and analysis cache of its own, so
+    no run is served another's results."""
+    runs: dict[tuple[str, ...], Extraction] = {}
+
+    def extract(*args: str) -> Extraction:
+        if args not in runs:
+            work = tmp_path_factory.mktemp("extraction")
+            out = work / "faces"
+            result = run_facekit(*args, f"output={out}", "runner.progress=false", cwd=work,
+                                 env={"FACEKIT_HOME": str(work / "facekit_home")})
+            assert result.returncode == 0, result.stderr
+            runs[args] = Extraction(out, result, load_json(out / "alignments.json"), file_hashes(out, "*.png"))
+        return runs[args]
+
+    return extract

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import os
 import signal
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from cli_helpers import facekit_process, file_hashes, load_json, run_facekit, stop_with, wait_for_frames
 from conftest import DATA, require_data
+from facekit.app.tasks.collection import DONE, CollectionState
+from facekit.media.collection import COLLECTION_FILE, Source
 from facekit.output.pngmeta import SOURCE_KEY, read_png_text
 
 SAMPLE = "sample.every_n=25"  # a few frames of each video: the point is where they go, not how many
@@ -144,6 +147,7 @@ def test_nothing_processed_exits_2(tmp_path: Path) -> None:
     assert "no source of tree could be processed (2 failed" in " ".join(result.stderr.split())
 
 
+@pytest.mark.slow
 def test_sigterm_mid_collection_then_the_same_command_resumes_per_source(tmp_path: Path) -> None:
     require_data()
     for name in ("a", "b", "c"):
@@ -174,6 +178,7 @@ def test_sigterm_mid_collection_then_the_same_command_resumes_per_source(tmp_pat
             tmp_path / "whole" / name / "clip", "*.png")
 
 
+@pytest.mark.slow
 def test_the_identity_filter_and_a_sweep_work_over_a_collection_analysing_each_source_once(tmp_path: Path) -> None:
     require_data()
     _link(tmp_path / "tree", "clip.mp4", DATA / "video" / "faceswap_test.mp4")
@@ -192,3 +197,15 @@ def test_the_identity_filter_and_a_sweep_work_over_a_collection_analysing_each_s
         assert all(not face["keep"] for frame in clip.values() for face in frame["faces"])
     rows = (sweep / "sweep_report.csv").read_text().splitlines()
     assert len(rows) == 3 and all(row.split(",")[2] not in ("", "0") for row in rows[1:])  # kept counted
+
+
+def test_a_source_done_into_another_output_folder_is_not_done(tmp_path: Path) -> None:
+    """``collection.json`` says a source is done only for the folder it was written to: the same
+    source whose output folder is now another (a name another source took first) is run again."""
+    settings = {"detector": "yunet"}
+    before = Source(tmp_path / "a" / "clip.mp4", "video", "a/clip.mp4", "clip")
+    earlier = CollectionState(tmp_path / COLLECTION_FILE, "tree", settings)
+    earlier.set(before, DONE, force=True)
+    state = CollectionState.load(tmp_path / COLLECTION_FILE, "tree", settings)
+    assert state.was_done(before)
+    assert not state.was_done(replace(before, output="a/clip"))

@@ -60,6 +60,7 @@ def test_worker_processes_start_once_for_every_source_of_a_collection(tmp_path: 
         assert load_json(tmp_path / "out" / name / "run_summary.json")["workers"] == 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [0, 2], ids=["threads", "worker-processes"])
 def test_a_plugin_failing_on_one_frame_fails_its_source_and_the_other_sources_still_run(
         tmp_path: Path, workers: int) -> None:
@@ -123,6 +124,7 @@ def _open_for_writing(fifo: Path, process) -> int:
     raise AssertionError(f"facekit never opened {fifo} (exit code {process.poll()})")
 
 
+@pytest.mark.slow
 def test_a_video_that_vanishes_mid_run_fails_alone_and_the_run_goes_on(tmp_path: Path) -> None:
     require_data()
     tree = tmp_path / "tree"
@@ -151,6 +153,7 @@ def test_a_video_that_vanishes_mid_run_fails_alone_and_the_run_goes_on(tmp_path:
 FLAT_MB = 20
 
 
+@pytest.mark.slow
 def test_peak_memory_over_150_sources_is_that_of_one_folder_with_their_150_photos(tmp_path: Path) -> None:
     """Same frames both ways, so what differs is only what each source costs."""
     require_data()

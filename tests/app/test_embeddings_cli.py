@@ -12,6 +12,8 @@ from cli_helpers import copy_flat, load_json, run_facekit
 from conftest import DATA, SCENES, require_data
 from facekit.records import EMBEDDING_DECIMALS
 
+pytestmark = pytest.mark.slow  # photos extracted with the identity filter and embeddings stored, five runs
+
 PEOPLE = DATA / "images" / "people"
 #: three portraits of three people, and a photo of two people (``quality.max_faces=1`` rejects one)
 PHOTOS = (PEOPLE / "p01" / "img1.jpg", PEOPLE / "p04" / "img13.jpg", PEOPLE / "p05" / "img16.jpg",

@@ -41,6 +41,7 @@ def _tree(tmp_path: Path) -> Path:
     return tree
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["single", "collection"])
 def test_a_second_run_into_an_output_in_use_is_refused_and_the_first_ends_as_if_alone(kind: str, tmp_path: Path) -> None:
     """The first run is paused (SIGSTOP) mid-run while the second is tried: the second is
@@ -89,6 +90,7 @@ def test_a_collection_rerun_with_other_sampling_is_refused_as_a_whole_naming_the
     assert [e["state"] for e in load_json(tmp_path / "out" / "collection.json")["sources"]] == ["done", "done"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["single", "collection"])
 @pytest.mark.parametrize("why", ["missing weights", "missing reference", "unreadable reference"])
 def test_a_run_refused_for_its_models_or_references_leaves_nothing_behind(kind: str, why: str,

@@ -17,6 +17,8 @@ from conftest import require_data
 from flaky_plugin import install_flaky
 from ray_cluster import NODE, require_ray, same_output, shard_journals, start_cluster, stopped, summary
 
+pytestmark = pytest.mark.slow  # Ray clusters of three nodes, killed drivers and lost nodes
+
 require_ray()
 
 

@@ -54,6 +54,7 @@ def test_workers_are_as_many_as_the_cpus_hold_and_never_more_than_the_shards() -
     assert worker_count(6, asked, cluster_cpus=9, cluster_gpus=0, shards=100) == 6
 
 
+@pytest.mark.slow
 def test_without_an_address_a_private_ray_gives_the_local_output_and_a_rerun_with_other_settings_is_refused(tmp_path: Path) -> None:
     require_ray()
     clip = require_data() / "video" / "faceswap_test.mp4"

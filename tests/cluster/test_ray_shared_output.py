@@ -16,6 +16,8 @@ from facekit.cluster.shared_output import check_shared_output
 from facekit.errors import FacekitError
 from ray_cluster import node_without, require_private_mounts, require_ray, start_cluster, stopped, summary
 
+pytestmark = pytest.mark.slow  # Ray clusters with a node in a mount namespace of its own
+
 require_ray()
 
 

@@ -19,6 +19,8 @@ from cli_helpers import facekit_process, install_module, load_json, path_with, r
 from conftest import require_data
 from ray_cluster import NODE, node_without, require_private_mounts, require_ray, same_output, start_cluster, stopped
 
+pytestmark = pytest.mark.slow  # Ray clusters that grow mid-run and shards run twice
+
 require_ray()
 
 # A detector that finds one fixed box and, on the frame whose pixels hash to ``frame_sha1``,

@@ -106,3 +106,15 @@ def test_a_journal_missing_a_frame_before_its_end_line_is_refused_when_folded(tm
     assert finished(tmp_path, SHARD, {"size": 256})  # its end is whole: only reading it all tells
     with pytest.raises(FacekitError, match="is damaged .* delete it to run that shard again"):
         list(frame_lines(tmp_path, SHARD))
+
+
+def test_a_journal_written_with_other_settings_is_refused_in_one_line_and_kept(tmp_path: Path) -> None:
+    """Shards of two settings never fold together: a journal whose fingerprint differs is not a
+    finished shard of this run, nor is it set aside and run again over the other settings' files."""
+    _finished_shard(tmp_path)
+    held = shard_journal(tmp_path, SHARD).read_bytes()
+    with pytest.raises(FacekitError, match="holds shards written with other settings") as refused:
+        finished(tmp_path, SHARD, {"size": 512})
+    assert "\n" not in str(refused.value)
+    assert shard_journal(tmp_path, SHARD).read_bytes() == held
+    assert finished(tmp_path, SHARD, {"size": 256})

@@ -48,3 +48,9 @@ def test_the_minimum_cluster_grows_with_the_count_from_two() -> None:
 
 def test_renumbering_ignores_the_labels_hdbscan_happened_to_give() -> None:
     assert list(renumbered(np.array([7, 7, -1, 3, 3, 3, 9]))) == [1, 1, -1, 0, 0, 0, 2]
+
+
+def test_clusters_of_equal_size_are_numbered_in_the_order_their_first_faces_come() -> None:
+    """Three clusters of two faces: the one met first is 0, whatever HDBSCAN's labels or their order."""
+    assert list(renumbered(np.array([9, 2, -1, 9, 5, 2, 5]))) == [0, 1, -1, 0, 2, 1, 2]
+    assert list(renumbered(np.array([5, 2, 9, 9, 2, 5]))) == [0, 1, 2, 2, 1, 0]

@@ -11,6 +11,8 @@ import pytest
 from cli_helpers import load_json
 from curate_helpers import curate, shared_extraction, tree_digest
 
+pytestmark = pytest.mark.slow  # the Hamilton clip extracted, embedded and curated
+
 SETTINGS = ("curate.cluster=true", "curate.dedupe=0.15", "curate.best=3", "curate.sort=yaw")
 
 

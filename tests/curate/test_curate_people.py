@@ -16,6 +16,8 @@ from sklearn.metrics import adjusted_rand_score
 from cli_helpers import load_json, run_facekit
 from curate_helpers import PEOPLE, clusters_csv, curate, curate_run, shared_extraction, tree_digest
 
+pytestmark = pytest.mark.slow  # the people set extracted, embedded and curated, twice over
+
 
 @pytest.fixture
 def people(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -72,6 +72,7 @@ def _singer_clusters(document: dict) -> set[int]:
             if 83 <= int(face["frame"].rsplit("_", 1)[1]) <= 211 and face["face_px"] >= 100}
 
 
+@pytest.mark.slow
 def test_the_singers_shots_make_one_cluster_and_the_audience_stay_apart(whole_clip: Path, tmp_path: Path) -> None:
     unjoined = load_json(curate(tmp_path, whole_clip, "curate.cluster=true", "curate.join=0", out="apart")
                          / "curation.json")

@@ -258,6 +258,7 @@ def s3fd_run(tmp_path_factory: pytest.TempPathFactory):
     return run, load_json(reference / "alignments.json")["frames"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [0, 2], ids=["threads", "worker-processes"])
 def test_s3fd_in_batches_of_3_finds_the_faces_it_finds_one_photo_at_a_time(s3fd_run, tmp_path: Path,
                                                                           workers: int) -> None:

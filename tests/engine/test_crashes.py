@@ -17,6 +17,7 @@ def flaky_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return install_flaky(tmp_path_factory.mktemp("site"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["raise", "exit"])
 def test_a_failing_plugin_ends_the_run_naming_plugin_and_frame(tmp_path: Path, flaky_env: dict[str, str],
                                                                how: str) -> None:
@@ -32,6 +33,7 @@ def test_a_failing_plugin_ends_the_run_naming_plugin_and_frame(tmp_path: Path, f
     assert sorted(load_json(out / "alignments.json")["frames"]) == [f"faceswap_test_{n:06d}" for n in range(1, 5)]
 
 
+@pytest.mark.slow
 def test_a_hung_plugin_still_stops_on_ctrl_c(tmp_path: Path, flaky_env: dict[str, str]) -> None:
     """The detector hangs on its third frame; the two before it are journaled, then Ctrl-C: the
     run exits as interrupted and keeps exactly those two (a hang fails after ``HANG_S``)."""

@@ -87,6 +87,23 @@ def test_only_the_margin_decides(margin_mb: int, mode: str) -> None:
     assert plan_passes_for_gpu("auto", [S3FD, FAN], free_mb=8500, margin_mb=margin_mb).mode == mode
 
 
+def test_free_memory_that_equals_the_need_plus_the_margin_is_enough_for_one_pass() -> None:
+    """4928 + 3008 + 1024 = 8960 MB: exactly that much free fits; a megabyte less does not."""
+    fits = plan_passes_for_gpu("auto", [S3FD, FAN], free_mb=8960, margin_mb=1024)
+    assert (fits.mode, fits.passes) == ("parallel", (("detect", "align"),))
+    assert fits.decision == "parallel: s3fd 4928 MB + fan 3008 MB + margin 1024 MB <= 8960 MB free"
+    assert plan_passes_for_gpu("auto", [S3FD, FAN], free_mb=8959, margin_mb=1024).mode == "serial"
+
+
+def test_a_gpu_plugin_that_exactly_fills_a_pass_joins_it() -> None:
+    """7012 MB free less the 1024 MB margin leave 5988 MB a pass: fan's 3008 and vggface2's
+    2980 MB fill it exactly, so they share a pass; a megabyte less and each gets its own."""
+    exact = plan_passes_for_gpu("auto", [S3FD, FAN, VGGFACE2], free_mb=7012, margin_mb=1024)
+    assert exact.passes == (("detect",), ("align", "embed"))
+    short = plan_passes_for_gpu("auto", [S3FD, FAN, VGGFACE2], free_mb=7011, margin_mb=1024)
+    assert short.passes == (("detect",), ("align",), ("embed",))
+
+
 def test_no_gpu_or_no_gpu_plugin_runs_every_stage_in_one_pass() -> None:
     assert plan_passes_for_gpu("auto", [S3FD, FAN], free_mb=None).passes == (("detect", "align"),)
     cpu = [need("detect", "yunet", 0), need("align", "facemesh", 0)]
@@ -166,6 +183,7 @@ def test_a_plugin_too_big_for_the_gpu_gets_one_warning(tmp_path: Path, sized_env
     assert len(summary["gpu"]["warnings"]) == 1 and summary["gpu"]["warnings"][0] in warned[0]
 
 
+@pytest.mark.slow
 def test_a_gpu_identity_plugin_gets_a_pass_of_its_own_when_it_does_not_fit_beside_the_aligner(
         tmp_path: Path, sized_env, photo: Path, reference: Path) -> None:
     """vggface2 with a weights file the test writes in the published format (the real one is

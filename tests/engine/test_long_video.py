@@ -4,9 +4,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import cv2
+import pytest
 
 from cli_helpers import load_json, peak_rss_mb
 from conftest import DATA, require_data
+
+pytestmark = pytest.mark.slow  # a 10,000-frame video
 
 CLIP = DATA / "video" / "faceswap_test.mp4"
 LONG_FRAMES = 10_000

@@ -8,13 +8,14 @@ import pickle
 import time
 from subprocess import CompletedProcess
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
 import pytest
 
 from cli_helpers import HANG_S, file_hashes, load_json, run_facekit
-from conftest import DATA, require_data
+from conftest import DATA, Extraction, require_data
 from flaky_plugin import ctrl_c_once_hanging, install_flaky
 from facekit.models.store import ModelStore
 from facekit.plugin.loading import load_plugin
@@ -57,25 +58,22 @@ def _flaky_run(tmp_path: Path, env: dict[str, str], how: str) -> tuple[Completed
     return result, out
 
 
-def test_workers_give_the_same_faces_as_threads(tmp_path: Path) -> None:
+def test_workers_give_the_same_faces_as_threads(extraction: Callable[..., Extraction]) -> None:
     require_data()
-    runs = {}
-    for workers in ("0", "2"):
-        out = tmp_path / f"faces_{workers}"
-        result = run_facekit(f"input={VIDEO}", f"output={out}", "runner.mode=parallel", f"runner.workers={workers}",
-                             "runner.progress=false", cwd=tmp_path, env={"FACEKIT_HOME": str(tmp_path / "home")})
-        assert result.returncode == 0, result.stderr
-        runs[workers] = (result, load_json(out / "alignments.json")["frames"], file_hashes(out, "*.png"))
-    assert "in 2 worker processes" in " ".join(runs["2"][0].stderr.split())
-    assert "worker processes" not in runs["0"][0].stderr
-    assert list(runs["2"][1]) == _names(1, 91)  # written in input order
-    assert runs["2"][1] == runs["0"][1]  # boxes, landmarks, crop hashes
-    assert runs["2"][2] == runs["0"][2] and len(runs["2"][2]) >= 80  # the face files, byte for byte
-    summary = load_json(tmp_path / "faces_2" / "run_summary.json")
+    runs = {workers: extraction(f"input={VIDEO}", "runner.mode=parallel", f"runner.workers={workers}")
+            for workers in ("0", "2")}
+    assert "in 2 worker processes" in " ".join(runs["2"].result.stderr.split())
+    assert "worker processes" not in runs["0"].result.stderr
+    frames = {workers: run.alignments["frames"] for workers, run in runs.items()}
+    assert list(frames["2"]) == _names(1, 91)  # written in input order
+    assert frames["2"] == frames["0"]  # boxes, landmarks, crop hashes
+    assert runs["2"].files == runs["0"].files and len(runs["2"].files) >= 80  # the face files, byte for byte
+    summary = load_json(runs["2"].out / "run_summary.json")
     assert summary["workers"] == 2 and set(summary["model_s"]) == {"detector", "aligner"}
     assert all(seconds > 0 for seconds in summary["model_s"].values())  # the workers' timings came back
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["raise", "exit"])
 def test_a_plugin_failing_in_a_worker_names_plugin_and_frame(tmp_path: Path, flaky_env: dict[str, str],
                                                             how: str) -> None:
@@ -89,6 +87,7 @@ def test_a_plugin_failing_in_a_worker_names_plugin_and_frame(tmp_path: Path, fla
     assert list(load_json(out / "alignments.json")["frames"]) == _names(1, MARKED_FRAME - 1)
 
 
+@pytest.mark.slow
 def test_a_worker_that_dies_ends_the_run_naming_plugin_and_frame(tmp_path: Path, flaky_env: dict[str, str]) -> None:
     result, out = _flaky_run(tmp_path, flaky_env, "kill")
     assert result.returncode == 2, result.stderr
@@ -100,6 +99,7 @@ def test_a_worker_that_dies_ends_the_run_naming_plugin_and_frame(tmp_path: Path,
     assert list(load_json(out / "alignments.json")["frames"]) == _names(1, MARKED_FRAME - 1)
 
 
+@pytest.mark.slow
 def test_a_hung_worker_still_stops_on_ctrl_c(tmp_path: Path, flaky_env: dict[str, str]) -> None:
     """One worker hangs on the marked frame; once the frames before it are journaled, Ctrl-C: the
     run exits as interrupted, keeping every frame it had journaled (a hang fails after ``HANG_S``)."""
@@ -165,6 +165,7 @@ def _mark(record: FrameRecord) -> None:
         time.sleep(0.3)  # the last frame is slow: the other worker has left before it comes back
 
 
+@pytest.mark.slow
 def test_a_pool_returns_every_record_in_order_and_ends_cleanly() -> None:
     """Workers leave as soon as they have sent their last result; a run that ends that way is not
     a worker dying, however the exits and the last results interleave (run several times)."""
@@ -280,6 +281,7 @@ def test_a_daemon_process_runs_the_stages_on_threads() -> None:
         assert pool.apply(_runs_on_threads_in_a_daemon)
 
 
+@pytest.mark.slow
 def test_workers_filter_and_debug_like_threads(tmp_path: Path) -> None:
     """The identity filter travels to the workers too (its plugin rebuilt there, its references
     pickled): decisions, distances, kept, rejected and debug files all equal the threaded run's."""

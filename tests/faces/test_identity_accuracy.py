@@ -22,6 +22,8 @@ from facekit.plugin.loading import LoadedPlugin
 from facekit.plugin.registry import default_registry
 from facekit_plugins import sface
 
+pytestmark = pytest.mark.slow  # every photo of the people set detected, aligned and embedded
+
 PEOPLE = DATA / "images" / "people"
 MIN_PHOTOS = 2  # a person with one photo would only test that the ref finds itself
 

@@ -133,6 +133,21 @@ def test_a_face_past_a_limit_is_rejected_with_the_measure_and_its_value(limits: 
     assert record.faces[1].keep and record.faces[1].reason is None
 
 
+@pytest.mark.parametrize("limits, face", [
+    ({"min_face_px": 100}, _face(face_px=100)),
+    ({"max_yaw": 40}, _face(yaw=-40)),
+    ({"max_pitch": 20}, _face(pitch=20)),
+    ({"max_roll": 10}, _face(roll=-10)),
+    ({"min_sharpness": 100}, _face(sharpness=100)),
+    ({"max_misalignment": 0.04}, _face(misalignment=0.04)),
+], ids=["min_face_px", "max_yaw", "max_pitch", "max_roll", "min_sharpness", "max_misalignment"])
+def test_a_face_exactly_at_a_limit_is_kept(limits: dict, face: Face) -> None:
+    """Limits are inclusive: ``max_yaw=40`` keeps a face turned 40 degrees, ``min_face_px=100`` one of 100 px."""
+    record = _record(face)
+    QualityFilter(**limits).judge(record)
+    assert (face.keep, face.reason) == (True, None)
+
+
 def test_max_faces_keeps_the_largest_faces_of_a_frame() -> None:
     record = _record(_face(face_px=100), _face(face_px=300), _face(face_px=50), _face(face_px=200))
     QualityFilter(max_faces=2).judge(record)

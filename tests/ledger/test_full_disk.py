@@ -57,6 +57,7 @@ def _one_error_line(result) -> None:
     assert len(errors) == 1 and "cannot write" in errors[0] and warnings == [], result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["single", "collection"])
 def test_a_full_disk_ends_in_one_line_leaves_no_orphan_and_the_rerun_equals_an_uninterrupted_run(
         kind: str, tmp_path: Path) -> None:

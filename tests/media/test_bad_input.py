@@ -98,6 +98,7 @@ def test_bad_files_are_warned_about_and_counted(messy_run) -> None:
     assert log.count("Corrupt JPEG data") == 1
 
 
+@pytest.mark.slow
 def test_worker_processes_decode_the_files_and_skip_the_bad_ones_alike(messy: Path, messy_run,
                                                                          tmp_path: Path) -> None:
     """With worker processes each worker decodes its own files: the same warnings, count and
@@ -146,6 +147,7 @@ def test_exif_rotation_is_applied_before_detection(messy_run) -> None:
     assert offset.mean() < 3.0  # same face, same place (JPEG re-encoding moves points a little)
 
 
+@pytest.mark.slow
 def test_huge_image_is_found_in_bounded_memory(tmp_path: Path) -> None:
     """An 8000x8000 photo: the face is found, and the run needs the decoded frame (192 MB) plus
     little more, because the detector works on a copy shrunk to its own input size."""
@@ -202,6 +204,7 @@ def _with_index_in_front(data: bytes) -> bytes:
     return data[:mdat_at] + bytes(moov) + data[mdat_at:moov_at] + data[moov_at + moov_size:]
 
 
+@pytest.mark.slow
 def test_truncated_video_keeps_the_frames_before_the_damage(tmp_path: Path) -> None:
     """A video cut short (a copy that stopped, a download that broke) whose index is in front:
     it opens with its full frame count, the frames before the cut are read and kept, numbered as
@@ -417,6 +420,7 @@ def test_unwritable_output_fails_before_any_work(tmp_path: Path) -> None:
     assert result.stderr.strip() == f"facekit: error: output {str(blocker)!r} is a file; give a folder for the faces"
 
 
+@pytest.mark.slow
 def test_an_output_that_fills_up_mid_run_ends_in_one_line_and_resumes(tmp_path: Path) -> None:
     """A disk that fills up: a file-size limit (RLIMIT_FSIZE, inherited by the run) makes
     writes past 24 KB fail as a full disk would, once the alignments journal grows past it

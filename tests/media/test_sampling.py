@@ -31,9 +31,9 @@ def _names(stem: str, numbers: Any) -> list[str]:
     return [f"{stem}_{n:06d}" for n in numbers]
 
 
-def _vfr_video(path: Path) -> Path:
+def _vfr_video(path: Path, times_ms: list[int] = VFR_MS) -> Path:
     """H.264 (with B-frames: decoding order is not presentation order) in MP4, one frame at each
-    time of ``VFR_MS``; frame ``i`` (0-based) is flat grey at ``20 * i``, so its pixels say which
+    time of ``times_ms``; frame ``i`` (0-based) is flat grey at ``20 * i``, so its pixels say which
     frame was decoded."""
     import av
 
@@ -41,7 +41,7 @@ def _vfr_video(path: Path) -> Path:
         stream = container.add_stream("libx264", rate=30)
         stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
         stream.codec_context.time_base = fractions.Fraction(1, 1000)
-        for i, ms in enumerate(VFR_MS):
+        for i, ms in enumerate(times_ms):
             frame = av.VideoFrame.from_ndarray(np.full((120, 160, 3), 20 * i, np.uint8), format="bgr24")
             frame.pts, frame.time_base = ms, fractions.Fraction(1, 1000)
             container.mux(stream.encode(frame))
@@ -112,6 +112,16 @@ def test_fps_keeps_the_frame_nearest_each_requested_time_of_a_variable_rate_vide
     for number, image in frames:  # the pixels are those of the frame at that time
         assert abs(float(image.mean()) - 20 * (number - 1)) < 4, number
     assert counts == {"grab": len(VFR_MS) + sources.MAX_FAILED_GRABS, "retrieve": 7}
+
+
+def test_fps_keeps_the_earlier_frame_when_two_are_equally_near_a_requested_time(tmp_path: Path) -> None:
+    """20 a second asks for 0, 50, 100 and 150 ms: 50 lies halfway between the frames at 40 and
+    60 ms, 150 between those at 140 and 160; the earlier of each pair is kept."""
+    video = _vfr_video(tmp_path / "ties.mp4", [0, 40, 60, 100, 140, 160])
+    frames = _read(video, Sampling(fps=20))
+    assert [number for number, _ in frames] == [1, 2, 4, 5]
+    for number, image in frames:
+        assert abs(float(image.mean()) - 20 * (number - 1)) < 4, number
 
 
 def test_fps_above_the_video_rate_keeps_every_frame_once(vfr: Path) -> None:
@@ -226,6 +236,7 @@ def every_frame(tmp_path_factory: pytest.TempPathFactory) -> Run:
     return Run(tmp_path_factory.mktemp("every") / "faces", "runner.workers=0")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [0, 2])
 def test_every_5th_frame_through_the_cli_gives_those_frames_and_their_faces(
         tmp_path: Path, every_frame: Run, workers: int) -> None:
@@ -242,6 +253,7 @@ def test_every_5th_frame_through_the_cli_gives_those_frames_and_their_faces(
     assert run.document["meta"]["fingerprint"]["sample"] == {"every_n": 5, "fps": None, "start": None, "end": None}
 
 
+@pytest.mark.slow
 def test_an_unsampled_run_records_no_sampling(every_frame: Run) -> None:
     """So outputs written before sampling existed still resume."""
     assert list(every_frame.frames) == _names(CLIP.stem, range(1, CLIP_FRAMES + 1))
@@ -256,6 +268,7 @@ def test_fps_through_the_cli_names_the_frames_nearest_the_times(tmp_path: Path, 
     assert list(load_json(out / "alignments.json")["frames"]) == _names("vfr", [1, 3, 6, 7, 8, 9, 10])
 
 
+@pytest.mark.slow
 def test_a_rerun_with_other_sampling_is_refused_and_the_same_resumes(tmp_path: Path) -> None:
     require_data()
     out = tmp_path / "faces"

@@ -6,6 +6,7 @@ import signal
 import struct
 import subprocess
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -13,7 +14,7 @@ import pytest
 
 from cli_helpers import (ctrl_c_default, facekit_process, file_hashes, load_json, run_facekit, stop_with,
                          wait_for_frames)
-from conftest import DATA, require_data
+from conftest import DATA, Extraction, require_data
 
 VIDEO = DATA / "video" / "faceswap_test.mp4"
 
@@ -58,12 +59,11 @@ def serial(tmp_path_factory: pytest.TempPathFactory) -> Run:
 
 
 @pytest.fixture(scope="module")
-def parallel(tmp_path_factory: pytest.TempPathFactory) -> Run:
+def parallel(extraction: Callable[..., Extraction]) -> Run:
+    """One parallel pass in two worker processes, the run ``test_workers`` compares threads with."""
     require_data()
-    work = tmp_path_factory.mktemp("parallel")
-    out = work / "faces"
-    return Run(out, run_facekit(f"input={VIDEO}", f"output={out}", "runner.mode=parallel",
-                                "runner.progress=false", cwd=work, env=_own_home(work)))
+    run = extraction(f"input={VIDEO}", "runner.mode=parallel", "runner.workers=2")
+    return Run(run.out, run.result)
 
 
 def test_every_frame_is_named_and_recorded(serial: Run) -> None:
@@ -122,6 +122,7 @@ def _boxes(data: bytearray, start: int, end: int) -> list[tuple[int, int, bytes]
     return found
 
 
+@pytest.mark.slow
 def test_a_phone_video_stored_sideways_is_read_upright(tmp_path: Path, parallel: Run) -> None:
     """Phones store portrait video sideways with a rotation in the header; frames, faces and
     landmarks are those of the video as players show it (sideways, YuNet finds a third fewer)."""
@@ -174,6 +175,7 @@ def test_rerun_into_the_same_folder_resumes(serial: Run) -> None:
     assert file_hashes(serial.out, "*.png") == serial.files
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", ["0", "2"], ids=["threads", "workers"])
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_interrupted_run_keeps_finished_frames_and_resumes(tmp_path: Path, parallel: Run, stop: int,

@@ -276,6 +276,7 @@ print("FOLDED", flush=True)
 '''
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("delay_ms", [0, 10, 30, 60, 100, 300])
 def test_sigkill_while_saving_never_leaves_a_truncated_file(tmp_path, delay_ms):
     """A real child process is killed with SIGKILL at some moment of folding a large journal into

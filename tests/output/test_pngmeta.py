@@ -16,7 +16,7 @@ from PIL import Image, PngImagePlugin
 from cli_helpers import load_json, run_facekit
 from conftest import DATA, SCENES, require_data
 from facekit.output.pngmeta import (FACE_KEY, FRAME_KEY, LANDMARKS_KEY, SOURCE_KEY, encode_png, face_text,
-                             read_png_text)
+                             read_png_head_text, read_png_text)
 
 TEXT = {"facekit:frame": "clip_000042", "facekit:face": "1", "note": "Zoë — 顔 🙂"}
 
@@ -77,6 +77,19 @@ def test_corrupt_files_are_refused(image):
     data[data.index(b"clip_000042")] ^= 0xFF  # inside a text chunk
     with pytest.raises(ValueError, match="CRC"):
         read_png_text(bytes(data))
+
+
+def test_the_head_reader_refuses_a_text_chunk_that_fails_its_crc(image, tmp_path):
+    """One flipped byte in a text chunk's value: the head reader, which stops at the pixels, still
+    checks each chunk it reads, so damaged text is refused rather than indexed."""
+    data = bytearray(encode_png(image, TEXT))
+    path = tmp_path / "face.png"
+    path.write_bytes(data)
+    assert read_png_head_text(path) == TEXT
+    data[data.index(b"clip_000042")] ^= 0x01  # "clip" -> "blip": still text, still a PNG's shape
+    path.write_bytes(data)
+    with pytest.raises(ValueError, match="fails its CRC"):
+        read_png_head_text(path)
 
 
 def test_chunks_sit_before_iend_with_valid_crcs(image):

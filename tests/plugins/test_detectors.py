@@ -42,7 +42,9 @@ def aligner(store: ModelStore) -> LoadedPlugin:
     return load_plugin(default_registry(), store, "aligner", "facemesh")
 
 
-@pytest.fixture(scope="module", params=DETECTORS)
+#: dlib's CNN detector takes seconds a photo on a CPU: its counts are in the slow tier (CI)
+@pytest.fixture(scope="module", params=[pytest.param(name, marks=pytest.mark.slow) if name == "dlib-cnn" else name
+                                        for name in DETECTORS])
 def stages(request: pytest.FixtureRequest, store: ModelStore, aligner: LoadedPlugin) -> FaceStages:
     """Each detector built once for the whole module (MTCNN's TensorFlow start-up costs seconds).
     Detectors whose weights only a download can bring (S3FD, ResNet-SSD) are tested on files

@@ -247,12 +247,14 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
         yield Installed(aligner, store, specs, served.requests, h5)
 
 
+@pytest.mark.slow
 def test_the_file_has_2dfan4s_layers_and_shapes(installed: Installed) -> None:
     contents = h5_contents(installed.h5)
     assert contents == weighted_layers()
     assert sum(int(np.prod(s)) for layer in contents.values() for s in layer.values()) == 23_874_320
 
 
+@pytest.mark.slow
 def test_download_unzip_record_and_reuse(installed: Installed) -> None:
     path = installed.store.path(fan.MODEL_ID, fan.WEIGHTS)
     assert path == installed.store.folder(fan.MODEL_ID) / fan.WEIGHTS
@@ -266,6 +268,7 @@ def test_download_unzip_record_and_reuse(installed: Installed) -> None:
     assert len(installed.requests) == 1  # the second call made no request
 
 
+@pytest.mark.slow
 def test_aligns_the_face_yunet_finds(installed: Installed) -> None:
     import cv2
 
@@ -287,6 +290,7 @@ def test_aligns_the_face_yunet_finds(installed: Installed) -> None:
     assert heatmaps.shape == (1, 64, 64, 68) and np.isfinite(heatmaps).all() and heatmaps.std() > 0
 
 
+@pytest.mark.slow
 def test_faces_of_a_frame_share_a_forward_pass(installed: Installed) -> None:
     aligner = installed.aligner
     image = np.random.default_rng(SEED).integers(0, 256, (400, 600, 3), dtype=np.uint8)
@@ -313,6 +317,7 @@ def test_faces_of_a_frame_share_a_forward_pass(installed: Installed) -> None:
     np.testing.assert_allclose(chunked, calls[0][1], rtol=1e-4, atol=1e-4 * np.abs(chunked).max())
 
 
+@pytest.mark.slow
 def test_a_file_with_other_layer_names_loads_as_the_whole_model(installed: Installed, tmp_path: Path) -> None:
     """The published file's own layer names could not be checked: one that names them otherwise
     is loaded as the whole model it is, with the same result."""

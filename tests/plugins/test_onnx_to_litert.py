@@ -16,6 +16,8 @@ from facekit_plugins._onnx_to_litert import ConversionFailed, litert_model_file
 from facekit_plugins._onnxruntime import dequantized_model, session
 from facekit_plugins._tensorflow import litert_interpreter
 
+pytestmark = pytest.mark.slow  # ONNX models converted to LiteRT, a conversion a test
+
 SHAPE = (1, 3, 16, 16)
 
 

@@ -121,6 +121,7 @@ def published_zip(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, dict
     return buffer.getvalue(), values
 
 
+@pytest.mark.slow
 def test_download_unzip_load_detect(published_zip, tmp_path: Path) -> None:
     require_data()
     import cv2

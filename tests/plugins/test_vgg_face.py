@@ -95,6 +95,7 @@ def test_the_plugin_declares_cosine_and_its_threshold() -> None:
         (vgg_face.CAFFEMODEL, None, True, vgg_face.URL), (vgg_face.PROTOTXT, None, True, vgg_face.URL)]
 
 
+@pytest.mark.slow
 def test_one_download_both_files_checksums_recorded(installed: Installed) -> None:
     assert installed.requests == [(installed.url_path, None)]
     folder = installed.store.folder(vgg_face.MODEL_ID)
@@ -104,6 +105,7 @@ def test_one_download_both_files_checksums_recorded(installed: Installed) -> Non
     assert not list(folder.glob("*.zip"))
 
 
+@pytest.mark.slow
 def test_the_weights_loaded_are_the_ones_written(installed: Installed) -> None:
     net = caffe_files.vgg_face_net()
     loaded = installed.model._net
@@ -116,6 +118,7 @@ def test_the_weights_loaded_are_the_ones_written(installed: Installed) -> None:
     assert net.parameter_count() == 145_002_878
 
 
+@pytest.mark.slow
 def test_embeds_the_face_on_a_real_photo(installed: Installed, obama: np.ndarray,
                                          landmarks: list[np.ndarray]) -> None:
     vectors = installed.model.embed(obama, landmarks)
@@ -125,6 +128,7 @@ def test_embeds_the_face_on_a_real_photo(installed: Installed, obama: np.ndarray
     assert (vectors < 0).any()  # fc7 before relu7, as faceswap read it
 
 
+@pytest.mark.slow
 def test_batches_give_the_vectors_single_faces_give(installed: Installed, obama: np.ndarray,
                                                    landmarks: list[np.ndarray]) -> None:
     shifted = landmarks[0] + (12.0, -7.0)

@@ -203,6 +203,7 @@ def test_the_plugin_declares_cosine_its_threshold_and_the_published_file() -> No
         "https://github.com/deepfakes-models/faceswap-models/releases/download/v10.2/vggface2_resnet50_v2.zip")]
 
 
+@pytest.mark.slow
 def test_one_download_checksum_recorded_then_no_more_requests(installed: Installed) -> None:
     assert installed.requests == [(installed.url_path, None)]
     folder = installed.cache / "models" / vggface2.MODEL_ID
@@ -215,6 +216,7 @@ def test_one_download_checksum_recorded_then_no_more_requests(installed: Install
     assert len(installed.requests) == 1  # the cache served it, checked against the recorded sha256
 
 
+@pytest.mark.slow
 def test_the_weights_loaded_are_the_ones_written(installed: Installed) -> None:
     layers = keras2_layers()
     network = installed.model.network
@@ -230,6 +232,7 @@ def test_the_weights_loaded_are_the_ones_written(installed: Installed) -> None:
             np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.slow
 def test_embeds_the_two_faces_on_a_real_photo(installed: Installed, two_people: np.ndarray,
                                              landmarks: list[np.ndarray]) -> None:
     vectors = installed.model.embed(two_people, landmarks)
@@ -239,6 +242,7 @@ def test_embeds_the_two_faces_on_a_real_photo(installed: Installed, two_people: 
     assert not np.allclose(vectors[0], vectors[1])
 
 
+@pytest.mark.slow
 def test_batches_give_the_vectors_single_faces_give(installed: Installed, two_people: np.ndarray,
                                                    landmarks: list[np.ndarray]) -> None:
     together = installed.model.embed(two_people, landmarks + [landmarks[0]])

@@ -35,6 +35,7 @@ def _images() -> list[tuple[str, np.ndarray]]:
     return [(name, image) for name, image in images if image is not None]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("threshold", [0.6, 0.3])
 def test_onnxruntime_finds_what_opencv_finds(model_path: str, threshold: float) -> None:
     reference = yunet.YuNetDetector(yunet.YuNetConfig(backend="opencv", score_threshold=threshold), model_path)

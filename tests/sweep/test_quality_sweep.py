@@ -25,6 +25,8 @@ from facekit.sweep.contact_sheet import CAPTION, GAP, TILE, BORDER
 from facekit.sweep.report import CONTACT_SHEET, REPORT_CSV, REPORT_PLOT, read_job
 from facekit.sweep.swept import SETTINGS, size_ranks, x_axis
 
+pytestmark = pytest.mark.slow  # sweeps of every quality limit over a folder, each job a CLI run
+
 PEOPLE = DATA / "images" / "people"
 PORTRAITS = [PEOPLE / person / photo for person, photo in
              [("p01", "img1.jpg"), ("p04", "img13.jpg"), ("p05", "img16.jpg"), ("p06", "img18.jpg"),

@@ -97,6 +97,7 @@ def counts(alignments: dict[str, Any]) -> tuple[int, int]:
     return sum(keeps), len(keeps) - sum(keeps)
 
 
+@pytest.mark.slow
 def test_each_job_applies_its_threshold_and_keeps_more_as_it_grows(basic_sweep: Path) -> None:
     jobs = job_alignments(basic_sweep)
     assert [job["meta"]["filter"]["threshold"] for job in jobs] == list(THRESHOLDS)
@@ -105,12 +106,14 @@ def test_each_job_applies_its_threshold_and_keeps_more_as_it_grows(basic_sweep: 
     assert len({sum(counts(job)) for job in jobs}) == 1  # every job judges the same faces
 
 
+@pytest.mark.slow
 def test_later_jobs_restore_the_analysis_instead_of_running_models(basic_sweep: Path) -> None:
     logs = [(basic_sweep / str(n) / "facekit.log").read_text(encoding="utf-8") for n in range(len(THRESHOLDS))]
     assert COMPUTED in logs[0] and CACHED not in logs[0]
     assert all(CACHED in log for log in logs[1:])
 
 
+@pytest.mark.slow
 def test_report_table_plot_and_contact_sheet(basic_sweep: Path) -> None:
     with (basic_sweep / REPORT_CSV).open(encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
@@ -124,6 +127,7 @@ def test_report_table_plot_and_contact_sheet(basic_sweep: Path) -> None:
         assert image is not None and image.size > 0, name
 
 
+@pytest.mark.slow
 def test_a_changed_plugin_config_misses_the_cache(people: Path, cache_home: Path, basic_sweep: Path,
                                                   tmp_path: Path) -> None:
     # yunet's default score_threshold is 0.6: that job matches the basic sweep's analysis, 0.7 does not
@@ -140,6 +144,7 @@ def test_a_changed_plugin_config_misses_the_cache(people: Path, cache_home: Path
     assert header == "job,threshold,detector.score_threshold,kept,rejected,faces"
 
 
+@pytest.mark.slow
 def test_joblib_launcher_gives_the_same_results(joblib_launcher: None, people: Path, basic_sweep: Path,
                                                 tmp_path: Path) -> None:
     folder = sweep(people, tmp_path, tmp_path / "home", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
@@ -168,6 +173,7 @@ def test_the_ray_launcher_on_a_cluster_gives_the_same_results(ray_launcher: None
     assert (folder / REPORT_CSV).read_text() == (basic_sweep / REPORT_CSV).read_text()
 
 
+@pytest.mark.slow
 def test_a_job_served_from_the_cache_aligns_exactly_like_an_uncached_run(people: Path, cache_home: Path,
                                                                            basic_sweep: Path, tmp_path: Path) -> None:
     """Job 1 of the basic sweep (threshold 0.5) replayed the analysis that job 0 stored; a run at
@@ -255,6 +261,7 @@ def _wait_for_line(path: Path, line: str, process: subprocess.Popen[str]) -> Non
         time.sleep(0.01)
 
 
+@pytest.mark.slow
 def test_two_jobs_at_once_on_one_input_compute_its_analysis_once(tmp_path: Path) -> None:
     """Two runs with the cache on, same input, same cache folder, at the same time: the first is
     held inside its analysis until the second is about to look the input up. The detector then
@@ -308,6 +315,7 @@ sys.meta_path.insert(0, NoHydraPlugins)
 """
 
 
+@pytest.mark.slow
 def test_without_the_joblib_launcher_the_suite_collects_and_its_test_skips(tmp_path: Path) -> None:
     (tmp_path / "shim").mkdir()
     (tmp_path / "shim" / "sitecustomize.py").write_text(WITHOUT_HYDRA_PLUGINS, encoding="utf-8")
