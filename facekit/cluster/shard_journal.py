@@ -117,20 +117,28 @@ def _frame_faces(path: Path) -> Iterator[tuple[str, list[dict[str, Any]]]]:
 
 def frame_lines(output: Path, shard: Shard) -> Iterator[bytes]:
     """The finished shard's frame lines, as its worker wrote them; a journal whose lines are not
-    what its end line counts is refused (its frames are not all there)."""
+    what its end line counts is refused (its frames are not all there), naming what it should
+    hold and what it holds."""
     path = shard_journal(output, shard)
     count = 0
     with path.open("rb") as journal:
         journal.readline()  # the header
-        for line in journal:
+        found = "no end line"
+        for number, line in enumerate(journal, start=2):
             if journal_line_name(line) is None:
-                if _end_count(line) == count:
+                ended = _end_count(line)
+                if ended == count:
                     return
+                found = (f"an end line counting {ended}" if ended is not None
+                         else f"line {number}, which is neither a frame nor its end line")
                 break
             count += 1
             yield line
-    raise FacekitError(f"{path} is damaged (its lines are not the {count} frames and end line it should hold); "
-                       "delete it to run that shard again")
+        counted = _end_count(_last_line(journal))
+    should = f"{counted} frame line(s) then its end line" if counted is not None else \
+        "its frame lines then an end line counting them (its last line is not one)"
+    raise FacekitError(f"{path} is damaged: it should hold {should}, but holds {count} whole frame line(s), "
+                       f"then {found}; delete it to run that shard again")
 
 
 def missing_from(output: Path, shard: Shard, frame_names: Sequence[str]) -> str | None:

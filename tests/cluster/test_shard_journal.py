@@ -104,5 +104,27 @@ def test_a_journal_missing_a_frame_before_its_end_line_is_refused_when_folded(tm
     lines = _lines(tmp_path)
     shard_journal(tmp_path, SHARD).write_bytes(b"".join(lines[:2] + lines[3:]))  # frame 2 taken out
     assert finished(tmp_path, SHARD, {"size": 256})  # its end is whole: only reading it all tells
-    with pytest.raises(FacekitError, match="is damaged .* delete it to run that shard again"):
+    with pytest.raises(FacekitError) as refused:
         list(frame_lines(tmp_path, SHARD))
+    assert str(refused.value) == (
+        f"{shard_journal(tmp_path, SHARD)} is damaged: it should hold 3 frame line(s) then its end line, but holds "
+        "2 whole frame line(s), then an end line counting 3; delete it to run that shard again")
+
+
+def test_a_damaged_line_in_a_50_frame_journal_is_refused_with_the_50_it_should_hold_and_the_9_before_it(
+        tmp_path: Path) -> None:
+    shard = Shard(source="clip.mp4", number=0, kind=VIDEO, first=1, last=50)
+    journal = ShardJournalWriter(tmp_path, shard, {"size": 256})
+    for index in range(1, 51):
+        journal.write(journal_line(FrameRecord(Frame(name=f"clip_{index:06d}", source="clip.mp4", index=index),
+                                               width=64, height=48, faces=[])))
+    journal.commit()
+    path = shard_journal(tmp_path, shard)
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[10] = lines[10][:20] + b"\0" * 10 + lines[10][30:]  # line 11, the tenth frame: a power cut's garbage
+    path.write_bytes(b"".join(lines))
+    with pytest.raises(FacekitError) as refused:
+        list(frame_lines(tmp_path, shard))
+    assert str(refused.value) == (
+        f"{path} is damaged: it should hold 50 frame line(s) then its end line, but holds 9 whole frame line(s), "
+        "then line 11, which is neither a frame nor its end line; delete it to run that shard again")
