@@ -12,6 +12,7 @@ import pytest
 from cli_helpers import facekit_process, file_hashes, load_json, run_facekit, stop_with, wait_for_frames
 from conftest import DATA, require_data
 from facekit.output.pngmeta import SOURCE_KEY, read_png_text
+from ray_cluster import LOOPBACK_ENV, require_ray
 
 SAMPLE = "sample.every_n=25"  # a few frames of each video: the point is where they go, not how many
 
@@ -148,12 +149,15 @@ def _files_outside(root: Path, *left_out: Path) -> dict[str, tuple[int, int] | N
     return found
 
 
+@pytest.mark.parametrize("runner", [[], ["runner=ray", "runner.shard_frames=1"]], ids=["local", "private-ray"])
 def test_hostile_list_entries_write_nothing_outside_the_output_folder_and_same_last_names_do_not_collide(
-        tmp_path: Path) -> None:
+        tmp_path: Path, runner: list[str]) -> None:
     """Entries naming ``..``, ``../..``, ``~``, an absolute path with ``..`` in it and a link to a
     folder elsewhere: every file the run writes is inside ``output.dir``, each source in a folder
-    of its own (two videos both named ``a.mp4`` included)."""
+    of its own (two videos both named ``a.mp4`` included); on the local runner and on a private Ray."""
     require_data()
+    if runner:
+        require_ray()
     video, home = DATA / "video" / "faceswap_test.mp4", tmp_path / "home"
     for rel in ("work/vids/a.mp4", "other/a.mp4", "home/clips/c.mp4", "far/e.mp4"):
         _link(tmp_path, rel, video)
@@ -163,10 +167,10 @@ def test_hostile_list_entries_write_nothing_outside_the_output_folder_and_same_l
         f"../vids/a.mp4\n../../other/a.mp4\n~/clips/c.mp4\n{tmp_path}/photos/p04/../p04\nlink/e.mp4\n",
         encoding="utf-8")
     out, cache = tmp_path / "work" / "out", tmp_path / "facekit_home"
-    home_own = [home / ".cache"]  # what libraries keep in a home folder (onnxruntime: an id of the machine)
+    home_own = [home / ".cache", home / ".ray"]  # what libraries keep in a home (onnxruntime a machine id, Ray a token)
     before = _files_outside(tmp_path, out, cache, *home_own)
-    result = run_facekit("input=@lists/l.txt", "output=out", "sample.every_n=50", cwd=tmp_path / "work",
-                         env={"HOME": str(home), "FACEKIT_HOME": str(cache)})
+    result = run_facekit("input=@lists/l.txt", "output=out", "sample.every_n=50", "runner.progress=false", *runner,
+                         cwd=tmp_path / "work", env={"HOME": str(home), "FACEKIT_HOME": str(cache), **LOOPBACK_ENV})
     assert result.returncode == 0, result.stderr
     assert _files_outside(tmp_path, out, cache, *home_own) == before
     entries = {e["source"]: e for e in load_json(out / "collection.json")["sources"]}
