@@ -17,6 +17,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from dataclasses import dataclass
 
 import facekit
@@ -29,6 +30,7 @@ class FlakyConfig:
     fail_on_call: int = 5  # 0: never by count
     frame_sha1: str = ""
     how: str = "raise"  # raise | exit | kill | hang
+    wait_for: str = ""  # a path: misbehave only once it exists (the run has got that far), or after 120 s
 
 
 class FlakyDetector:
@@ -39,6 +41,9 @@ class FlakyDetector:
         self.calls += 1
         marked = any(hashlib.sha1(image.tobytes()).hexdigest() == self.config.frame_sha1 for image in images)
         if self.calls == self.config.fail_on_call or marked:
+            waited = time.monotonic()
+            while self.config.wait_for and not os.path.exists(self.config.wait_for) and time.monotonic() - waited < 120:
+                time.sleep(0.02)
             if self.config.how == "raise":
                 raise ValueError("flaky on purpose")
             if self.config.how == "exit":

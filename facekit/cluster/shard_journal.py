@@ -8,7 +8,8 @@ rerun keeps every shard whose journal is there; the driver folds them, in shard 
 source's ``alignments.json``. The header records the settings' fingerprint, so shards of two
 settings never fold together. The last line counts the frame lines before it: a journal without
 it (cut short after it landed, or written before journals had one) is set aside and its shard
-runs again, and one whose count is wrong is refused when it is folded.
+runs again, and so is one with a damaged line or a wrong count, found when a run reads every line
+to decide which shards it keeps (one found so later, when it is folded, is refused).
 
 A worker's report that its shard finished is not proof that its files reached the folder the
 driver folds from (a node that writes to a folder of its own, a journal removed or cut short
@@ -76,8 +77,10 @@ class ShardJournalWriter:
 def finished(output: Path, shard: Shard, fingerprint: Any, verify: Verify = Verify.size) -> bool:
     """Whether an earlier run finished ``shard`` with these settings; a journal of other
     settings is refused with one line, as the alignments file's own check does. A journal
-    without its end line, or one naming a face file that is missing or damaged (``verify``, as
-    a local rerun checks its files), is set aside (a warning says so), and the shard runs again."""
+    without its end line, one with a damaged line (named, as is what it should hold and what it
+    holds), or one naming a face file that is missing or damaged (``verify``, as a local rerun
+    checks its files), is set aside (a warning says so), and the shard runs again: a shard is
+    the unit that runs again."""
     path = shard_journal(output, shard)
     try:
         with path.open("rb") as journal:
@@ -90,47 +93,63 @@ def finished(output: Path, shard: Shard, fingerprint: Any, verify: Verify = Veri
     if header.get("fingerprint") != json.loads(json.dumps(fingerprint)):
         raise FacekitError(f"{path.parent} holds shards written with other settings; choose another output "
                            f"folder, or delete {SHARDS_DIR} there (and alignments.json) to start over")
-    if not whole:
-        log.warning("%s has no end line (it was cut short); it is kept as %s%s and shard %s runs again",
-                    path, path.name, INCOMPLETE_SUFFIX, shard.label)
+    damage = None if whole else " has no end line (it was cut short)"
+    try:
+        damaged = frames_to_redo(output, _frame_faces(path), verify) if whole else set()
+    except _Damaged as exc:
+        damage = f" is damaged: {exc}"
+    else:
+        if damaged:
+            damage = f": {len(damaged)} finished frame(s) have a face file that is missing or damaged"
+    if damage is not None:
+        log.warning("%s%s; it is kept as %s%s and shard %s runs again", path, damage, path.name, INCOMPLETE_SUFFIX,
+                    shard.label)
         set_aside(output, shard)
-        return False
-    damaged = frames_to_redo(output, _frame_faces(path), verify)
-    if damaged:
-        log.warning("%s: %d finished frame(s) have a face file that is missing or damaged; it is kept as %s%s "
-                    "and shard %s runs again", path, len(damaged), path.name, INCOMPLETE_SUFFIX, shard.label)
-        set_aside(output, shard)
-        return False
-    return True
+    return damage is None
 
 
 def _frame_faces(path: Path) -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    """(frame name, its face entries) of each frame line of a shard journal."""
-    with path.open("rb") as journal:
-        journal.readline()  # the header
-        for line in journal:
-            name = journal_line_name(line)
-            if name is None:
-                return
-            yield name, json.loads(line)["frame"].get("faces", [])
+    """(frame name, its face entries) of each frame line of a shard journal; ``_Damaged`` at a
+    line that is not what its end line counts."""
+    for line in _frame_lines_of(path):
+        frame = json.loads(line)
+        yield frame["name"], frame["frame"].get("faces", [])
 
 
 def frame_lines(output: Path, shard: Shard) -> Iterator[bytes]:
     """The finished shard's frame lines, as its worker wrote them; a journal whose lines are not
-    what its end line counts is refused (its frames are not all there)."""
+    what its end line counts is refused (its frames are not all there), naming what it should
+    hold and what it holds."""
     path = shard_journal(output, shard)
+    try:
+        yield from _frame_lines_of(path)
+    except _Damaged as exc:
+        raise FacekitError(f"{path} is damaged: {exc}; delete it to run that shard again") from None
+
+
+class _Damaged(Exception):
+    """What a journal should hold, and what it holds instead."""
+
+
+def _frame_lines_of(path: Path) -> Iterator[bytes]:
     count = 0
     with path.open("rb") as journal:
         journal.readline()  # the header
-        for line in journal:
+        found = "no end line"
+        for number, line in enumerate(journal, start=2):
             if journal_line_name(line) is None:
-                if _end_count(line) == count:
+                ended = _end_count(line)
+                if ended == count:
                     return
+                found = (f"an end line counting {ended}" if ended is not None
+                         else f"line {number}, which is neither a frame nor its end line")
                 break
             count += 1
             yield line
-    raise FacekitError(f"{path} is damaged (its lines are not the {count} frames and end line it should hold); "
-                       "delete it to run that shard again")
+        counted = _end_count(_last_line(journal))
+    should = f"{counted} frame line(s) then its end line" if counted is not None else \
+        "its frame lines then an end line counting them (its last line is not one)"
+    raise _Damaged(f"it should hold {should}, but holds {count} whole frame line(s), then {found}")
 
 
 def missing_from(output: Path, shard: Shard, frame_names: Sequence[str]) -> str | None:

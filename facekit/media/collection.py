@@ -104,7 +104,8 @@ def read_list(list_file: Path, selection: Selection) -> Iterator[Source]:
     """The sources a list file names, one path a line (blank lines and ``#`` comments left out;
     relative paths are relative to the list file's folder): a video, or a folder whose images
     form a source. A path that is missing or neither is a failed source. Each output folder is
-    the path relative to the list's folder (absolute ones: their last part), made unique."""
+    the path relative to the list's folder, or its last name when it lies outside that folder
+    (``_named_from``), made unique: every output stays inside the output folder."""
     base = list_file.parent
     used: set[str] = set()
     for line in _lines(list_file):
@@ -116,14 +117,11 @@ def read_list(list_file: Path, selection: Selection) -> Iterator[Source]:
             continue
         path = Path(text).expanduser()
         path = path if path.is_absolute() else base / path
-        try:
-            rel = path.relative_to(base).as_posix()
-        except ValueError:
-            rel = path.name
+        rel = _named_from(base, path)
         video = path.suffix.lower() in VIDEO_SUFFIXES
         if not selection.wants(rel, folder=not video):
             continue
-        stem = rel[: -len(path.suffix)] if video and path.suffix else rel
+        stem = rel[: -len(path.suffix)] if video and path.suffix and rel.endswith(path.suffix) else rel
         output = _unique(stem if stem not in used else rel, used)
         if not path.exists():
             why = "a broken link" if path.is_symlink() else "does not exist"
@@ -134,6 +132,18 @@ def read_list(list_file: Path, selection: Selection) -> Iterator[Source]:
             yield Source(path, "video", text, output)
         else:
             yield Source(path, "folder", text, output, failed="neither a video nor a folder of images")
+
+
+def _named_from(base: Path, path: Path) -> str:
+    """``path`` relative to the list's folder ``base`` when it lies inside it, else its last name
+    (``root`` for ``/``). Both are taken as written, ``..`` undone by name and symlinks not
+    followed, so no entry (``../x``, ``a/../../x``, ``~``, an absolute path, a link to elsewhere)
+    gives an output folder outside the output folder."""
+    here, there = Path(os.path.abspath(base)), Path(os.path.abspath(path))
+    try:
+        return there.relative_to(here).as_posix()
+    except ValueError:
+        return there.name or "root"
 
 
 def _lines(list_file: Path) -> Iterator[str | Source]:

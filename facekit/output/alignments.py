@@ -17,12 +17,13 @@ any earlier file into the JSON once, atomically, at ``close``. A rerun reads bot
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import secrets
 from os import PathLike
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator, TextIO
+from typing import Any, BinaryIO, Callable, Iterator, TextIO
 
 import numpy as np
 
@@ -35,6 +36,8 @@ FORMAT = "facekit-alignments"
 VERSION = 1
 JOURNAL_SUFFIX = ".journal"
 POSE_KEYS = ("yaw", "pitch", "roll")
+
+log = logging.getLogger("facekit")
 
 
 # --- records <-> JSON ------------------------------------------------------------------------
@@ -221,6 +224,21 @@ def _fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
+def _write_atomically(path: Path, write: Callable[[Any], None], binary: bool = False) -> None:
+    """``write`` fills a temp file beside ``path``, which is fsynced, then renamed over ``path``."""
+    temp = _fold_temp(path, secrets.token_hex(4))
+    try:  # open(..., "x"), not mkstemp: the file gets the umask's mode, not 0600
+        with open(temp, "xb" if binary else "x", encoding=None if binary else "utf-8") as out:
+            write(out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, path)
+        _fsync_dir(path.parent)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
 # --- writing ---------------------------------------------------------------------------------
 
 class AlignmentsWriter:
@@ -323,33 +341,57 @@ class AlignmentsWriter:
     def _open_journal(self) -> BinaryIO:
         """Open the journal for appending, after taking in what an interrupted run left.
 
-        Every line is checked here, once: at the first damaged one the journal is cut (its
-        frames are simply done again), so from then on it holds only whole entries.
+        Every line is checked here, once. A damaged frame line (a power cut's garbage, a bad
+        sector) is named by its number in one warning and left out, so its frame is done again;
+        the lines before and after it that read back whole are kept. A damaged header leaves no
+        line checkable against this run's settings: every frame is done again, and the warning
+        says so. The journal is then rewritten without the damaged lines, so from then on it
+        holds only whole entries. A torn last line (a crash mid-write) is dropped unannounced.
         """
-        good_end = 0
+        good_end, frames, damaged = 0, 0, []
         if self.journal_path.exists():
-            for offset, line in _journal_lines(self.journal_path):
+            for number, (offset, line) in enumerate(_journal_lines(self.journal_path), start=1):
                 if offset == 0:
                     try:
                         header = json.loads(line)
                     except ValueError:
+                        frames = sum(1 for _ in _journal_lines(self.journal_path)) - 1
                         break
                     _check_header(header, self.journal_path)
                     self._check_fingerprint(header.get("meta"), self.journal_path)
                 else:
                     name = _checked_frame_name(line)
                     if name is None:
-                        break
+                        damaged.append(number)
+                        continue
                     self._done.add(name)
+                    frames += 1
                 good_end = offset + len(line)
+        if good_end == 0 and frames:
+            log.warning("%s: line 1, its header, is damaged, so its %d frame line(s) cannot be checked against "
+                        "this run's settings: every frame is done again", self.journal_path, frames)
+        elif damaged:
+            log.warning("%s: %s damaged: %s done again; the %d whole frame line(s) around %s are kept",
+                        self.journal_path, _lines_named(damaged),
+                        "its frame is" if len(damaged) == 1 else "their frames are", frames,
+                        "it" if len(damaged) == 1 else "them")
+            self._rewrite_journal(leaving_out=set(damaged))
         journal = open(self.journal_path, "ab")
-        journal.truncate(good_end)
+        if not damaged:
+            journal.truncate(good_end)
         if good_end == 0:
             journal.write((_compact(self._header()) + "\n").encode("utf-8"))
             journal.flush()
             os.fsync(journal.fileno())
             _fsync_dir(self.path.parent)
         return journal
+
+    def _rewrite_journal(self, leaving_out: set[int]) -> None:
+        """The journal's whole lines without the ones numbered in ``leaving_out``, put in its
+        place atomically (a crash now leaves the old journal, which the next run reads again)."""
+        lines = enumerate(_journal_lines(self.journal_path), start=1)
+        _write_atomically(self.journal_path, lambda out: out.writelines(
+            line for number, (_, line) in lines if number not in leaving_out), binary=True)
 
     def _header(self) -> dict[str, Any]:
         """What opens both the journal and the final file."""
@@ -393,19 +435,8 @@ class AlignmentsWriter:
                 yield _split_frame_line(journal.readline())
 
     def _replace_final(self) -> None:
-        """Write the final JSON to a temp file beside it, fsync, then os.replace: readers see
-        the old file or the new one, never half of one."""
-        temp = _fold_temp(self.path, secrets.token_hex(4))
-        try:  # open(..., "x"), not mkstemp: the file gets the umask's mode, not 0600
-            with open(temp, "x", encoding="utf-8") as out:
-                self._dump(out)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(temp, self.path)
-            _fsync_dir(self.path.parent)
-        except BaseException:
-            temp.unlink(missing_ok=True)
-            raise
+        """Readers see the old file or the new one, never half of one."""
+        _write_atomically(self.path, self._dump)
 
     def _dump(self, out: TextIO) -> None:
         """The document, one frame a line: streamed, greppable, and diffs stay readable."""
@@ -416,6 +447,15 @@ class AlignmentsWriter:
             out.write(f"{separator}{json.dumps(name, ensure_ascii=False)}: {frame}")
             separator = ",\n"
         out.write("\n}}\n")
+
+
+def _lines_named(numbers: list[int]) -> str:
+    """"line 7 is" or "lines 7, 9 and 12 are" (the first ten named, then a count)."""
+    if len(numbers) == 1:
+        return f"line {numbers[0]} is"
+    shown = ", ".join(map(str, numbers[:10]))
+    return f"lines {shown} and {len(numbers) - 10} more are" if len(numbers) > 10 else \
+        f"lines {shown.rsplit(', ', 1)[0]} and {numbers[-1]} are"
 
 
 def _difference(found: Any, wanted: Any) -> str:

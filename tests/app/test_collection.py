@@ -15,6 +15,7 @@ from conftest import DATA, require_data
 from facekit.app.tasks.collection import DONE, CollectionState
 from facekit.media.collection import COLLECTION_FILE, Source
 from facekit.output.pngmeta import SOURCE_KEY, read_png_text
+from ray_cluster import LOOPBACK_ENV, require_ray
 
 SAMPLE = "sample.every_n=25"  # a few frames of each video: the point is where they go, not how many
 
@@ -136,6 +137,51 @@ def test_a_list_file_names_sources_and_a_missing_entry_fails_alone(tmp_path: Pat
     assert entries[str(DATA / "video" / "faceswap_test.mp4")]["state"] == "done"
     assert (tmp_path / "out" / "faceswap_test" / "alignments.json").exists()
     assert entries["nowhere/clip.mp4"] == {**entries["nowhere/clip.mp4"], "state": "failed", "reason": "does not exist"}
+
+
+def _files_outside(root: Path, *left_out: Path) -> dict[str, tuple[int, int] | None]:
+    """Every file and folder under ``root`` but those under ``left_out``: path -> (size, mtime)
+    of a file or link, None for a folder (whose mtime changes when ``output.dir`` is made in it)."""
+    found: dict[str, tuple[int, int] | None] = {}
+    for folder, folders, files in os.walk(root):
+        folders[:] = [f for f in folders if Path(folder, f) not in left_out]
+        found.update({str(Path(folder, name).relative_to(root)): None for name in folders})
+        for name in files:
+            status = os.lstat(Path(folder, name))
+            found[str(Path(folder, name).relative_to(root))] = (status.st_size, status.st_mtime_ns)
+    return found
+
+
+@pytest.mark.parametrize("runner", [[], ["runner=ray", "runner.shard_frames=1"]], ids=["local", "private-ray"])
+def test_hostile_list_entries_write_nothing_outside_the_output_folder_and_same_last_names_do_not_collide(
+        tmp_path: Path, runner: list[str]) -> None:
+    """Entries naming ``..``, ``../..``, ``~``, an absolute path with ``..`` in it and a link to a
+    folder elsewhere: every file the run writes is inside ``output.dir``, each source in a folder
+    of its own (two videos both named ``a.mp4`` included); on the local runner and on a private Ray."""
+    require_data()
+    if runner:
+        require_ray()
+    video, home = DATA / "video" / "faceswap_test.mp4", tmp_path / "home"
+    for rel in ("work/vids/a.mp4", "other/a.mp4", "home/clips/c.mp4", "far/e.mp4"):
+        _link(tmp_path, rel, video)
+    _link(tmp_path, "photos/p04", DATA / "images" / "people" / "p04")
+    _link(tmp_path, "work/lists/link", tmp_path / "far")
+    (tmp_path / "work" / "lists" / "l.txt").write_text(
+        f"../vids/a.mp4\n../../other/a.mp4\n~/clips/c.mp4\n{tmp_path}/photos/p04/../p04\nlink/e.mp4\n",
+        encoding="utf-8")
+    out, cache = tmp_path / "work" / "out", tmp_path / "facekit_home"
+    home_own = [home / ".cache", home / ".ray"]  # what libraries keep in a home (onnxruntime a machine id, Ray a token)
+    before = _files_outside(tmp_path, out, cache, *home_own)
+    result = run_facekit("input=@lists/l.txt", "output=out", "sample.every_n=50", "runner.progress=false", *runner,
+                         cwd=tmp_path / "work", env={"HOME": str(home), "FACEKIT_HOME": str(cache), **LOOPBACK_ENV})
+    assert result.returncode == 0, result.stderr
+    assert _files_outside(tmp_path, out, cache, *home_own) == before
+    entries = {e["source"]: e for e in load_json(out / "collection.json")["sources"]}
+    assert {source: (e["output"], e["state"]) for source, e in entries.items()} == {
+        "../vids/a.mp4": ("a", "done"), "../../other/a.mp4": ("a.mp4", "done"), "~/clips/c.mp4": ("c", "done"),
+        f"{tmp_path}/photos/p04/../p04": ("p04", "done"), "link/e.mp4": ("link/e", "done")}
+    for entry in entries.values():
+        assert load_json(out / entry["output"] / "alignments.json")["frames"], entry
 
 
 def test_nothing_processed_exits_2(tmp_path: Path) -> None:

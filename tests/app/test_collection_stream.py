@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -90,6 +91,26 @@ def test_a_plugin_failing_on_one_frame_fails_its_source_and_the_other_sources_st
     assert again.returncode == 0, again.stderr
     assert set(_states(tmp_path / "out").values()) == {"done"}
     assert "source a: done by an earlier run, not reopened" in " ".join(again.stderr.split())
+
+
+def test_sources_keep_their_numbers_1_to_n_when_a_failed_source_has_the_ones_opened_after_it_read_again(
+        tmp_path: Path) -> None:
+    """Source a fails on its second photo once c is open, so b and c are opened again by the
+    next stream: each source is still named with one number, 1 to 4, in the listing's order."""
+    require_data()
+    (tmp_path / "site").mkdir()
+    env = install_flaky(tmp_path / "site")
+    _photo_tree(tmp_path / "tree", PHOTOS)
+    marked = cv2.imread(str(PEOPLE / "p01" / "img2.jpg"))  # a's second photo
+    result = run_facekit("input=tree", "output=out", "+detector=flaky", "detector.fail_on_call=0",
+                         f"detector.frame_sha1={hashlib.sha1(marked.tobytes()).hexdigest()}",
+                         f"detector.wait_for={tmp_path / 'out' / 'c'}", "runner.workers=0",
+                         "runner.progress=false", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert _states(tmp_path / "out") == {"a": "failed", "b": "done", "c": "done", "d": "done"}
+    opened = re.findall(r"source (\d+): (\w) ->", result.stderr)
+    assert [rel for _, rel in opened].count("b") == 2, opened  # b was opened again after a failed
+    assert sorted(set(opened)) == [("1", "a"), ("2", "b"), ("3", "c"), ("4", "d")], opened
 
 
 def test_the_first_source_runs_while_the_list_is_still_being_read(tmp_path: Path) -> None:

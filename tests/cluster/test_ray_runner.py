@@ -153,6 +153,27 @@ def test_a_journal_cut_short_after_its_run_is_set_aside_and_the_same_command_run
     same_output(out, tmp_path / "local")
 
 
+def test_a_journal_garbled_mid_file_after_its_run_is_set_aside_naming_the_line_and_the_same_command_runs_that_shard_again(
+        cluster: Any, tmp_path: Path) -> None:
+    """Its end line is whole: reading every line is what tells the rerun; the warning names the line."""
+    clip = require_data() / "video" / "short_hamilton_clip.mp4"
+    out = tmp_path / "ray"
+    args = [f"input={clip}", f"output={out}", "runner.shard_frames=16", "sample.end=2"]
+    assert _on_ray(cluster, *args, cwd=tmp_path).returncode == 0
+    journal = out / ".facekit-shards" / "000001.jsonl"
+    lines = journal.read_bytes().splitlines(keepends=True)
+    lines[5] = lines[5][:20] + b"\0" * 10 + lines[5][30:]  # line 6, its fifth frame
+    journal.write_bytes(b"".join(lines))
+    result = _on_ray(cluster, *args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stderr.split())
+    assert ("000001.jsonl is damaged: it should hold 16 frame line(s) then its end line, but holds 4 whole frame "
+            "line(s), then line 6, which is neither a frame nor its end line") in text, text
+    assert "frames 17-32 runs again" in text and summary(out)["kept_shards"] == 3, text
+    _local(f"input={clip}", f"output={tmp_path / 'local'}", "sample.end=2", cwd=tmp_path)
+    same_output(out, tmp_path / "local")
+
+
 def test_a_node_removed_mid_run_loses_no_finished_shard_and_its_shards_run_again_elsewhere(
         cluster: Any, tmp_path: Path) -> None:
     doomed = cluster.add_node(**NODE, num_cpus=1)

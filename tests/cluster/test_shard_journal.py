@@ -99,13 +99,58 @@ def test_a_shard_reported_finished_whose_journal_lost_its_end_line_is_not_all_th
         "its journal .facekit-shards/000000.jsonl does not end with the count of its 3 frames (it was cut short)")
 
 
-def test_a_journal_missing_a_frame_before_its_end_line_is_refused_when_folded(tmp_path: Path) -> None:
+def test_a_journal_missing_a_frame_before_its_end_line_is_refused_when_folded_and_set_aside_when_kept(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     _finished_shard(tmp_path)
     lines = _lines(tmp_path)
-    shard_journal(tmp_path, SHARD).write_bytes(b"".join(lines[:2] + lines[3:]))  # frame 2 taken out
-    assert finished(tmp_path, SHARD, {"size": 256})  # its end is whole: only reading it all tells
-    with pytest.raises(FacekitError, match="is damaged .* delete it to run that shard again"):
+    path = shard_journal(tmp_path, SHARD)
+    path.write_bytes(b"".join(lines[:2] + lines[3:]))  # frame 2 taken out: its end line is whole
+    found = ("is damaged: it should hold 3 frame line(s) then its end line, but holds 2 whole frame line(s), then "
+             "an end line counting 3")
+    with pytest.raises(FacekitError) as refused:
         list(frame_lines(tmp_path, SHARD))
+    assert str(refused.value) == f"{path} {found}; delete it to run that shard again"
+    with caplog.at_level(logging.WARNING, logger="facekit"):
+        assert not finished(tmp_path, SHARD, {"size": 256})  # only reading every line tells
+    assert caplog.messages == [f"{path} {found}; it is kept as 000000.jsonl{INCOMPLETE_SUFFIX} and shard clip.mp4 "
+                               "frames 1-3 runs again"]
+
+
+def test_a_damaged_line_in_a_50_frame_journal_is_refused_with_the_50_it_should_hold_and_the_9_before_it(
+        tmp_path: Path) -> None:
+    shard = Shard(source="clip.mp4", number=0, kind=VIDEO, first=1, last=50)
+    journal = ShardJournalWriter(tmp_path, shard, {"size": 256})
+    for index in range(1, 51):
+        journal.write(journal_line(FrameRecord(Frame(name=f"clip_{index:06d}", source="clip.mp4", index=index),
+                                               width=64, height=48, faces=[])))
+    journal.commit()
+    path = shard_journal(tmp_path, shard)
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[10] = lines[10][:20] + b"\0" * 10 + lines[10][30:]  # line 11, the tenth frame: a power cut's garbage
+    path.write_bytes(b"".join(lines))
+    with pytest.raises(FacekitError) as refused:
+        list(frame_lines(tmp_path, shard))
+    assert str(refused.value) == (
+        f"{path} is damaged: it should hold 50 frame line(s) then its end line, but holds 9 whole frame line(s), "
+        "then line 11, which is neither a frame nor its end line; delete it to run that shard again")
+
+
+def test_a_finished_journal_with_a_damaged_line_is_set_aside_naming_that_line(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Its end line is whole, so only reading every line tells; a shard is what runs again."""
+    _finished_shard(tmp_path)
+    path = shard_journal(tmp_path, SHARD)
+    lines = _lines(tmp_path)
+    lines[2] = lines[2][:20] + b"\0" * 10 + lines[2][30:]  # line 3, the second frame
+    damaged = b"".join(lines)
+    path.write_bytes(damaged)
+    with caplog.at_level(logging.WARNING, logger="facekit"):
+        assert not finished(tmp_path, SHARD, {"size": 256})
+    assert caplog.messages == [
+        f"{path} is damaged: it should hold 3 frame line(s) then its end line, but holds 1 whole frame line(s), "
+        f"then line 3, which is neither a frame nor its end line; it is kept as 000000.jsonl{INCOMPLETE_SUFFIX} "
+        "and shard clip.mp4 frames 1-3 runs again"]
+    assert not path.exists() and path.with_name(f"000000.jsonl{INCOMPLETE_SUFFIX}").read_bytes() == damaged
 
 
 def test_a_journal_written_with_other_settings_is_refused_in_one_line_and_kept(tmp_path: Path) -> None:

@@ -140,3 +140,23 @@ def test_the_library_helper_yields_each_frame_with_its_source_and_number(tmp_pat
     assert [g[:2] for g in got[4:]] == [("people/p04", name) for name in ("img13", "img14", "img15", "img57", "img58")]
     flat = [frame.name for _, frame in facekit.collection(data / "images" / "people" / "p04")]
     assert flat == ["img13", "img14", "img15", "img57", "img58"]
+
+
+def test_a_list_entry_outside_the_lists_folder_gets_its_last_name_so_no_output_leaves_the_output_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever an entry names (``..``, ``../..``, ``..`` inside a path, ``~``, an absolute path,
+    a link to elsewhere), its output folder is a path inside the output folder; two entries whose
+    last names are the same get two folders."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    _touch(tmp_path, "work/vids/a.mp4", "other/a.mp4", "home/clips/c.mp4", "far/e.mp4", "photos/p04/x.jpg")
+    (tmp_path / "work" / "lists").mkdir()
+    (tmp_path / "work" / "lists" / "link").symlink_to(tmp_path / "far")
+    listing = tmp_path / "work" / "lists" / "l.txt"
+    listing.write_text("../vids/a.mp4\n../../other/a.mp4\nlink/../../vids/a.mp4\n~/clips/c.mp4\nlink/e.mp4\n"
+                       f"{tmp_path}/photos/p04/../p04\n~/..\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path / "work")
+    outputs = [s.output for s in sources_of(Path("@lists/l.txt"), Selection())]
+    assert outputs == ["a", "a.mp4", "a.mp4~2", "c", "link/e", "p04", str(tmp_path.name)]
+    out = tmp_path / "out"
+    for output in outputs:
+        assert os.path.normpath(out / output).startswith(f"{out}{os.sep}"), output

@@ -209,3 +209,29 @@ def test_interrupted_run_keeps_finished_frames_and_resumes(tmp_path: Path, paral
     assert f"done: {91 - done} frames" in text
     assert load_json(out / "alignments.json")["frames"] == parallel.alignments["frames"]
     assert file_hashes(out, "*.png") == parallel.files
+
+
+def test_a_garbled_line_mid_journal_is_named_and_only_its_frame_is_done_again(tmp_path: Path, parallel: Run) -> None:
+    """A run killed (SIGKILL) after 40 frames leaves its journal; a line in its middle is then
+    overwritten with garbage. The rerun names that line in one warning, keeps every frame before
+    and after it, does that frame alone again, and ends equal to an uninterrupted run."""
+    out = tmp_path / "faces"
+    args = (f"input={VIDEO}", f"output={out}", "runner.mode=parallel", "runner.progress=false")
+    with facekit_process(*args, "runner.queue_size=1", cwd=tmp_path) as process:
+        wait_for_frames(process, out, 40)
+        process.kill()  # the whole session goes on the way out: nothing folds the journal
+    journal = out / "alignments.json.journal"
+    lines = journal.read_bytes().split(b"\n")[:-1]  # whole lines only: the kill may have torn the last
+    middle = len(lines) // 2  # 0-based: the header is line 1, this is line middle + 1
+    lines[middle] = lines[middle][:40] + b"\xff\x00 garbled \x00" + lines[middle][60:]
+    journal.write_bytes(b"\n".join(lines) + b"\n")
+
+    result = run_facekit(*args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    text = _text(result.stderr)
+    kept = len(lines) - 2  # the header and the garbled line left out
+    assert text.count(f"line {middle + 1} is damaged: its frame is done again; the {kept} whole frame "
+                      "line(s) around it are kept") == 1, text
+    assert f"resuming: {kept} frame(s) already done" in text and f"done: {91 - kept} frames" in text, text
+    assert load_json(out / "alignments.json")["frames"] == parallel.alignments["frames"]
+    assert file_hashes(out, "*.png") == parallel.files

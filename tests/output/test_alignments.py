@@ -134,22 +134,64 @@ def test_a_torn_last_journal_line_is_ignored(tmp_path):
     assert sorted(load_alignments(path)["frames"]) == ["clip_000000", "clip_000001", "clip_000002"]
 
 
-def test_a_damaged_journal_line_cuts_the_journal_there(tmp_path):
+def _garble(journal: Path, *numbers: int) -> None:
+    """Lines ``numbers`` (from 1, the header) of the journal overwritten in place by a power cut's garbage."""
+    lines = journal.read_bytes().splitlines(keepends=True)
+    for number in numbers:
+        line = lines[number - 1]
+        lines[number - 1] = line[:30] + b"\0" * 20 + line[50:]
+    journal.write_bytes(b"".join(lines))
+
+
+def test_a_damaged_journal_line_is_named_and_only_its_frame_is_done_again(tmp_path, caplog):
+    path = tmp_path / "alignments.json"
+    writer = AlignmentsWriter(path, META)
+    write_frames(writer, range(6))
+    crash(writer)
+    journal = journal_path(path)
+    _garble(journal, 3)  # frame 1, in the middle
+
+    with caplog.at_level("WARNING", logger="facekit"), AlignmentsWriter(path, META) as rerun:
+        assert rerun.done_frames() == {f"clip_{i:06d}" for i in (0, 2, 3, 4, 5)}  # those after it kept
+        assert b"\0" not in journal.read_bytes()  # from now on it holds only whole entries
+        write_frames(rerun, [1])
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [f"{journal}: line 3 is damaged: its frame is done again; the 5 whole frame line(s) "
+                        "around it are kept"]
+    frames = load_alignments(path)["frames"]
+    assert frames == {f"clip_{i:06d}": json.loads(json.dumps(record_to_dict(make_record(i)))) for i in range(6)}
+
+
+def test_every_damaged_journal_line_is_named_in_one_warning(tmp_path, caplog):
+    path = tmp_path / "alignments.json"
+    writer = AlignmentsWriter(path, META)
+    write_frames(writer, range(6))
+    crash(writer)
+    _garble(journal_path(path), 2, 5, 7)  # the first frame, one in the middle and the last
+
+    with caplog.at_level("WARNING", logger="facekit"), AlignmentsWriter(path, META) as rerun:
+        assert rerun.done_frames() == {f"clip_{i:06d}" for i in (1, 2, 4)}
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{journal_path(path)}: lines 2, 5 and 7 are damaged: their frames are done again; the 3 whole frame "
+        "line(s) around them are kept"]
+    assert sorted(load_alignments(path)["frames"]) == [f"clip_{i:06d}" for i in (1, 2, 4)]
+
+
+def test_a_damaged_journal_header_says_that_every_frame_after_it_is_done_again(tmp_path, caplog):
+    """The header holds the settings' fingerprint: without it no frame line can be trusted."""
     path = tmp_path / "alignments.json"
     writer = AlignmentsWriter(path, META)
     write_frames(writer, range(4))
     crash(writer)
-    journal = journal_path(path)
-    lines = journal.read_bytes().splitlines(keepends=True)
-    lines[2] = lines[2][:30] + b"\0" * 20 + lines[2][50:]  # frame 1: a power cut's garbage
-    journal.write_bytes(b"".join(lines))
+    _garble(journal_path(path), 1)
 
-    with AlignmentsWriter(path, META) as rerun:
-        assert rerun.done_frames() == {"clip_000000"}  # 2 and 3 follow the damage: done again
-        write_frames(rerun, [1, 2, 3])
-    frames = load_alignments(path)["frames"]
-    assert sorted(frames) == [f"clip_{i:06d}" for i in range(4)]
-    assert frames["clip_000002"] == json.loads(json.dumps(record_to_dict(make_record(2))))
+    with caplog.at_level("WARNING", logger="facekit"), AlignmentsWriter(path, META) as rerun:
+        assert rerun.done_frames() == set()
+        write_frames(rerun, [0])
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{journal_path(path)}: line 1, its header, is damaged, so its 4 frame line(s) cannot be checked "
+        "against this run's settings: every frame is done again"]
+    assert list(load_alignments(path)["frames"]) == ["clip_000000"]
 
 
 def test_a_torn_header_starts_the_journal_afresh(tmp_path):

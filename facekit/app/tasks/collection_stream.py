@@ -55,6 +55,7 @@ class SourceOutput:
     frames: FrameSource
     ledger: SourceLedger
     generation: int  # the stream's generation that opened it (see ``CollectionStream.restart``)
+    number: int  # its number in the collection, from 1: the same when a restart opens it again
     opened_at: float = field(default_factory=time.perf_counter)
 
     @property
@@ -113,7 +114,7 @@ class CollectionStream:
                  progress: CollectionProgress) -> None:
         self.settings, self.state, self.progress = settings, state, progress
         self._sources = iter(sources)
-        self._again: deque[Source] = deque()  # opened by a stream that failed: read first
+        self._again: deque[tuple[Source, int]] = deque()  # opened by a stream that failed, with their numbers: read first
         self.route: deque[SourceOutput | _End] = deque()
         self.open: list[SourceOutput] = []  # opened and not closed yet, in order
         self.skipped: dict[str, str] = {}
@@ -134,8 +135,8 @@ class CollectionStream:
     def frames(self, skip: frozenset[str] | set[str] = frozenset(), decode: bool = True) -> Iterator[Frame]:
         """Every frame still to do, source by source (``skip`` is per source: its journal's)."""
         generation = self.generation
-        for source in self._next_sources():
-            output = self._open(source, generation)
+        for source, number in self._next_sources():
+            output = self._open(source, generation, number)
             if output is None:
                 continue
             for frame in output.frames.frames(skip=output.ledger.done, decode=decode):
@@ -193,7 +194,7 @@ class CollectionStream:
             output.ledger.close()
             with self._lock:
                 self.open.remove(output)
-        self._again.extendleft(reversed([o.source for o in later]))
+        self._again.extendleft(reversed([(o.source, o.number) for o in later]))
         log.warning("source %s failed: %s", failing.source.rel, error)
         return True
 
@@ -206,7 +207,8 @@ class CollectionStream:
             self._close(output, SourceState.PARTIAL, reason=reason)
 
     # -- sources ----------------------------------------------------------------------------------
-    def _next_sources(self) -> Iterator[Source]:
+    def _next_sources(self) -> Iterator[tuple[Source, int | None]]:
+        """Each source to open, with its number when it has one already (opened again after a restart)."""
         while True:
             if self._again:
                 yield self._again.popleft()
@@ -214,12 +216,13 @@ class CollectionStream:
             source = next(self._sources, None)
             if source is None:
                 return
-            yield source
+            yield source, None
 
-    def _open(self, source: Source, generation: int) -> SourceOutput | None:
+    def _open(self, source: Source, generation: int, number: int | None = None) -> SourceOutput | None:
         """Opens a source's frames and output, or marks it failed or done by an earlier run."""
         settings, state = self.settings, self.state
-        number = self.progress.met_source()
+        if number is None:
+            number = self.progress.met_source()
         if not opens(source, state, self.progress):
             return None
         folder = settings.root / source.output
@@ -240,7 +243,7 @@ class CollectionStream:
             self.progress.finished_source()
             return None
         done = ledger.done
-        output = SourceOutput(source, frames, ledger, generation)
+        output = SourceOutput(source, frames, ledger, generation, number)
         with self._lock:
             if generation != self.generation:
                 ledger.close()
