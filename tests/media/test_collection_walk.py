@@ -140,3 +140,23 @@ def test_the_library_helper_yields_each_frame_with_its_source_and_number(tmp_pat
     assert [g[:2] for g in got[4:]] == [("people/p04", name) for name in ("img13", "img14", "img15", "img57", "img58")]
     flat = [frame.name for _, frame in facekit.collection(data / "images" / "people" / "p04")]
     assert flat == ["img13", "img14", "img15", "img57", "img58"]
+
+
+@pytest.mark.parametrize("missing", ["nosuchdir/", "@nosuchlist.txt"])
+def test_the_library_helper_raises_at_the_call_for_a_path_that_does_not_exist(tmp_path: Path, missing: str,
+                                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import facekit
+    from facekit.errors import FacekitError
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FacekitError, match="'nosuch(dir|list.txt)' does not exist"):
+        facekit.collection(missing)  # at the call, not at the first frame
+
+
+def test_the_library_helper_raises_when_its_one_source_cannot_be_read(tmp_path: Path) -> None:
+    import facekit
+    from facekit.errors import FacekitError
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FacekitError, match="holds no images"):
+        facekit.collection(tmp_path / "empty")
