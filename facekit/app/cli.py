@@ -12,6 +12,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
 from facekit.app.arguments import check_arguments
+from facekit.app.help import register_help_resolver
 from facekit.app.keys import check_keys
 from facekit.app.overrides import quote_overrides
 from facekit.app.schema import register_schema
@@ -40,6 +41,7 @@ def main() -> None:
         # input=fötos, output=出力: values Hydra reads only quoted are quoted, as the user typed them
         argv = [_expand_output_shorthand(a) for a in quote_overrides(argv)]
         register_schema()
+        register_help_resolver()
         register_plugin_configs(registry)
         cfg = check_composes(argv)
     except FacekitError as exc:

@@ -60,7 +60,8 @@ class OutputSchema:
                                    f"(null: {DEFAULT_PADDING})")
     debug: bool = key("also write each frame with boxes and landmarks drawn, to DIR/debug/")
     save_every: int = key("frames between fsyncs of the alignments journal")
-    embeddings: bool = key("store each face's identity embedding in alignments.json (for task=curate)")
+    embeddings: bool = key("store each face's identity embedding in alignments.json, for task=curate "
+                           "(runs the identity plugin without a filter)")
 
 
 @dataclass
@@ -119,9 +120,9 @@ class RunnerSchema:
     #: ``auto`` or a whole number: OmegaConf 2.3 has no Union, so check_settings checks it.
     workers: Any = key("processes for a parallel CPU run (auto: one a core on long inputs; 0: threads)")
     # runner=ray's keys (conf/runner/ray.yaml); None under runner=default, which has none of them
-    engine: Optional[str] = key("ray: the shards of every source run on a Ray cluster; set by runner=ray", None)
-    address: Optional[str] = key("null: a private Ray on 127.0.0.1 for the run; auto: the cluster this "
-                                 "machine joined; HOST:PORT", None)
+    engine: Optional[str] = key("what runs the shards: ray, on a Ray cluster (set by choosing runner=ray)", None)
+    address: Optional[str] = key("which Ray: null, a private one on 127.0.0.1 for the run; auto, the cluster "
+                                 "this machine joined; or HOST:PORT", None)
     cpus_per_task: Optional[float] = key("CPUs each shard worker asks Ray for", None)
     gpu_memory_mb: Optional[int] = key("memory of one GPU on the nodes, MB (null: this machine's first GPU)", None)
     actors: Optional[int] = key("shard workers (null: as many as the cluster holds, at most one a shard)", None)
@@ -133,7 +134,8 @@ class RunnerSchema:
 @dataclass
 class SampleSchema:
     every_n: int = key("frames 1, N+1, 2N+1, ... of a video (1: every frame)")
-    fps: Optional[float] = key("or: the frames nearest a steady F a second (not with every_n)")
+    fps: Optional[float] = key("or: the frames nearest a steady F a second, by the stream's timestamps "
+                               "(not with every_n)")
     #: seconds (12.5) or ``HH:MM:SS[.mmm]``: a string here (OmegaConf turns 12.5 into "12.5"),
     #: read by check_settings (facekit.media.sampling.parse_time)
     start: Optional[str] = key("seconds (12.5) or HH:MM:SS[.mmm]: read from here (null: the beginning)")
@@ -167,8 +169,8 @@ class CurateSchema:
     sort: Optional[CurateSort] = key("yaw | pitch | sharpness | face_px | identity: also a sorted_KEY/ folder")
     copy: bool = key("copy the face files into the result instead of symlinking them")
     min_cluster_size: Optional[int] = key("null: from the count (2 for a few dozen faces, about sqrt(n)/3 beyond)")
-    join: Optional[float] = key("join clusters whose mean faces are this close (null: from the identity "
-                                "plugin; 0: never)")
+    join: Optional[float] = key("join clusters whose mean faces are this close, a cosine distance (null: 0.55 "
+                                "of the identity plugin's match distance, 0.35 with sface; 0: never)")
 
 
 @dataclass
