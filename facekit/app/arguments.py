@@ -19,6 +19,7 @@ from facekit.errors import ConfigError
 HYDRA_FLAGS = frozenset({"-h", "--help", "--hydra-help", "--version", "--resolve", "-r", "--run", "-m", "--multirun",
                          "-sc", "--shell-completion", "-i", "--info"}) | FLAGS_WITH_VALUE
 _INFO_FLAGS = frozenset({"-i", "--info"})
+SHELL_COMPLETION = frozenset({"-sc", "--shell-completion"})
 _INFO_CHOICES = frozenset({"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"})
 #: Groups in config.yaml's defaults list: chosen with ``group=NAME``; a "+" would add a second one.
 CHOSEN_GROUPS = ("runner",)

@@ -11,7 +11,7 @@ import hydra
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
-from facekit.app.arguments import check_arguments
+from facekit.app.arguments import SHELL_COMPLETION, check_arguments
 from facekit.app.help import register_help_resolver
 from facekit.app.keys import check_keys
 from facekit.app.overrides import quote_overrides
@@ -34,10 +34,11 @@ def main() -> None:
     """Console entry point."""
     argv = sys.argv[1:]
     try:
-        check_arguments(argv)
         registry = default_registry()
+        if not SHELL_COMPLETION & set(argv):  # its words (install=bash, query=...) are Hydra's, not overrides
+            check_arguments(argv)
+            check_keys(argv, registry)
         check_group_choices(argv, registry)
-        check_keys(argv, registry)
         # input=fötos, output=出力: values Hydra reads only quoted are quoted, as the user typed them
         argv = [_expand_output_shorthand(a) for a in quote_overrides(argv)]
         register_schema()

@@ -34,6 +34,7 @@ def reference_embedding(image: np.ndarray, stages: FaceStages, name: str) -> np.
     """The embedding of the largest face in ``image`` (``stages`` must hold an identity
     plugin). A plugin that fails on it is named with the reference photo, not a frame: the
     photo is the user's to check or replace."""
+    stages.ensure_weights()  # every missing model named at once, before the first is needed
     record = FrameRecord(Frame(name=Path(name).stem, source=name, index=0, image=image))
 
     def keep_largest(found: FrameRecord) -> None:

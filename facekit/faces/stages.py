@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from facekit.errors import StageError
+from facekit.errors import ModelError, StageError
 from facekit.faces.quality import measure
 from facekit.imaging import geometry
 from facekit.plugin.loading import LoadedPlugin, ensure_all_weights
@@ -192,7 +192,7 @@ def _stage_errors(spec: PluginSpec, records: Sequence[FrameRecord]) -> Iterator[
     """Turns a plugin's exception into a StageError naming the plugin and the frame."""
     try:
         yield
-    except StageError:
+    except (StageError, ModelError):  # a model that cannot be built is no frame's fault: its own message
         raise
     except (Exception, SystemExit) as exc:  # whatever a plugin raises, the user needs plugin and frame
         frames = ", ".join(r.frame.name for r in records)

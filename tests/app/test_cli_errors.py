@@ -95,14 +95,17 @@ def test_a_sweep_launcher_that_is_not_installed_names_the_pip_extra(tmp_path: Pa
     assert list(work.iterdir()) == []
 
 
-def test_every_missing_model_is_named_at_once(tmp_path: Path) -> None:
+@pytest.mark.parametrize("refs", [[], [f"filter.refs=[{SCENES / 'obama2.jpg'}]"]], ids=["plain", "with a reference"])
+def test_every_missing_model_is_named_at_once(tmp_path: Path, refs: list[str]) -> None:
     """s3fd's and FAN's weights are in no package: with neither in the (empty) cache and offline
-    on, both are named in the one line, each with where to put it."""
+    on, both are named in the one line, each with where to put it; also when a reference photo,
+    embedded before the input, is the first to need them."""
     require_data()
     registry = default_registry()
     detector, aligner = registry.get("detector", "s3fd"), registry.get("aligner", "fan")
-    line = one_line_error(run_facekit("+detector=s3fd", "+aligner=fan", f"input={SCENES / 'obama.jpg'}",
+    line = one_line_error(run_facekit("+detector=s3fd", "+aligner=fan", f"input={SCENES / 'obama.jpg'}", *refs,
                                       f"output={tmp_path / 'faces'}", cwd=tmp_path))
+    assert "reference photo" not in line and "failed on" not in line
     assert "2 models are missing" in line
     for model_id in (*detector.model_ids, *aligner.model_ids):
         assert f"model {model_id!r}" in line and f"models/{model_id}/" in line
