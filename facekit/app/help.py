@@ -17,9 +17,15 @@ from facekit.app.schema import ABOUT, PLUGIN_NODES, SchemaKey, schema_keys
 from facekit.plugin.registry import default_registry
 
 RESOLVER = "facekit_keys"
-_COLUMN = 30  # where descriptions start, as in conf/'s YAML comments
+_COLUMN = 30  # where descriptions start
+MIN_COLUMNS = 80
 #: Groups whose options (other than ``default``) add keys of their own to the group's node.
 _OPTION_GROUPS = ("runner",)
+
+
+def terminal_width() -> int:
+    """The terminal's columns (``COLUMNS`` when set), 80 at least: what help and listings wrap to."""
+    return max(MIN_COLUMNS, shutil.get_terminal_size().columns)
 
 
 def register_help_resolver() -> None:
@@ -52,7 +58,7 @@ def _line(key: SchemaKey, value: Any, about: str) -> str:
     text = f"{'  ' * depth}{key.name}:{shown}"
     if not about:
         return text
-    width = max(80, shutil.get_terminal_size().columns) - _COLUMN - 2
+    width = terminal_width() - _COLUMN - 2
     first, *more = textwrap.wrap(about, max(width, 30), break_on_hyphens=False) or [""]
     return "\n".join([f"{text:<{_COLUMN - 1}} # {first}", *(f"{'':<{_COLUMN - 1}} # {line}" for line in more)])
 

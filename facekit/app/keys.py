@@ -8,7 +8,7 @@ import difflib
 import re
 from typing import Sequence
 
-from facekit.app.schema import PLUGIN_NODES, schema_keys
+from facekit.app.schema import PLUGIN_NODES, SchemaKey, schema_keys
 from facekit.errors import ConfigError
 from facekit.plugin.registry import PluginRegistry
 
@@ -38,7 +38,7 @@ def check_keys(argv: Sequence[str], registry: PluginRegistry) -> None:
                               + " (facekit --help lists every key)")
 
 
-def _known(key: str, known: dict) -> bool:
+def _known(key: str, known: dict[str, SchemaKey]) -> bool:
     """A schema key, or a part of one that a key below a list or ``Any`` field names."""
     parts = key.split(".")
     for end in range(len(parts), 0, -1):
@@ -59,9 +59,9 @@ def _check_plugin_option(kind: str, option: str, names: list[str] | None, regist
         options = ["name", *(f.name for f in dataclasses.fields(spec.config_class))]
         if option not in options:
             near = nearest(option, options[1:])
-            listed = f"ts options: {', '.join(options[1:]) or 'none'}"
-            raise ConfigError(f"{kind} {name} has no option {option!r}"
-                              + (f"; did you mean {kind}.{near}? I{listed}" if near else f"; i{listed}"))
+            guess = f"; did you mean {kind}.{near}?" if near else ""
+            raise ConfigError(f"{kind} {name} has no option {option!r}{guess} "
+                              f"({name} takes: {', '.join(options[1:]) or 'no options'})")
 
 
 def nearest(key: str, candidates: list[str]) -> str | None:

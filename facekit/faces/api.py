@@ -20,8 +20,8 @@ from facekit.errors import ConfigError
 from facekit.faces.extractor import Extractor
 from facekit.faces.identity import Decision, distances
 from facekit.faces.identity import IdentityFilter as Rules
-from facekit.faces.stages import FaceStages
 from facekit.faces.reference_photos import read_reference, reference_embedding, reference_path
+from facekit.faces.stages import FaceStages
 from facekit.plugin.registry import PluginRegistry, default_registry
 from facekit.plugin.spec import PluginSpec
 from facekit.records import Face

@@ -21,8 +21,8 @@ MISTAKES = [
     (["size=128"], "did you mean output.size?"),
     (["-m", "ouput.size=128,256"], "did you mean output.size?"),
     (["+detector=yunet", "detector.score_treshold=0.5"],
-     "detector yunet has no option 'score_treshold'; did you mean detector.score_threshold? Its options: "
-     "score_threshold, nms_threshold"),
+     "detector yunet has no option 'score_treshold'; did you mean detector.score_threshold? "
+     "(yunet takes: score_threshold, nms_threshold"),
     (["detector.score_threshold=0.5"], "name the plugin first, +detector=NAME detector.score_threshold=..."),
     (["+runner=ray"], "write runner=ray without the '+'"),
     (["detector=s3fd"], "write +detector=s3fd"),

@@ -3,16 +3,15 @@ wide as the terminal (80 columns at least): each plugin's first line holds its k
 memory, metric and first model; further models and its description wrap beneath."""
 from __future__ import annotations
 
-import shutil
 import textwrap
 
 from omegaconf import DictConfig
 
+from facekit.app.help import terminal_width
 from facekit.models.store import ModelStore
 from facekit.plugin.registry import PluginRegistry
 from facekit.plugin.spec import PluginSpec
 
-MIN_COLUMNS = 80
 #: The fixed columns and their widths; "models: weights" takes what is left of the line.
 COLUMNS = (("kind", 8), ("name", 11), ("GPU MB", 6), ("metric", 16))
 INDENT = " " * (COLUMNS[0][1] + 1)  # descriptions start under the name
@@ -20,7 +19,7 @@ INDENT = " " * (COLUMNS[0][1] + 1)  # descriptions start under the name
 
 def run_plugins(cfg: DictConfig, registry: PluginRegistry) -> None:
     store = ModelStore(registry.models, cache_dir=cfg.models.cache_dir)  # state() never downloads
-    width = max(MIN_COLUMNS, shutil.get_terminal_size().columns)
+    width = terminal_width()
     print(textwrap.fill("facekit plugins; weights: present, downloadable (fetched on first use) or missing "
                         "(a run says where to put them)", width))
     print(_row(["kind", "name", "GPU MB", "metric"], ["models: weights"], width))
