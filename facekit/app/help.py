@@ -54,8 +54,8 @@ def describe_keys(cfg: DictConfig) -> str:
 
 def _line(key: SchemaKey, value: Any, about: str) -> str:
     depth = key.path.count(".")
-    shown = "" if key.group is not None or isinstance(value, DictConfig) else f" {_shown(value)}"
-    text = f"{'  ' * depth}{key.name}:{shown}"
+    typed = "" if key.group is not None or isinstance(value, DictConfig) else f" {shown(value)}"
+    text = f"{'  ' * depth}{key.name}:{typed}"
     if not about:
         return text
     width = terminal_width() - _COLUMN - 2
@@ -88,14 +88,14 @@ def _option_values(group: str) -> dict[str, tuple[str, Any]]:
     return found
 
 
-def _shown(value: Any) -> str:
+def shown(value: Any) -> str:
     """A value as it is typed on the command line."""
     if value is None:
         return "null"
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, (list, ListConfig)):
-        return "[" + ",".join(_shown(item) for item in value) + "]"
+        return "[" + ",".join(shown(item) for item in value) + "]"
     return str(value)
 
 

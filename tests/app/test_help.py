@@ -10,7 +10,7 @@ from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 from cli_helpers import run_facekit
-from facekit.app.help import _shown
+from facekit.app.help import shown
 from facekit.app.schema import RAY_KEYS, register_schema, schema_keys
 from facekit.plugin.registry import default_registry
 
@@ -66,9 +66,9 @@ def test_help_gives_every_key_its_description_and_real_default_grouped_as_the_co
             value = OmegaConf.select(plain, key.path)
             if value is None and key.path.startswith("runner.") and key.name in RAY_KEYS:
                 value = OmegaConf.select(ray, key.path)
-            assert entry.startswith(f"{indent}{key.name}: {_shown(value)} "), entry
-    for shown in ("shard_frames: 500", "files_per_shard: 50", "cpus_per_task: 1.0", "verbose: false"):
-        assert f"  {shown} " in help_text
+            assert entry.startswith(f"{indent}{key.name}: {shown(value)} "), entry
+    for ray_default in ("shard_frames: 500", "files_per_shard: 50", "cpus_per_task: 1.0", "verbose: false"):
+        assert f"  {ray_default} " in help_text
     assert "(null: 0.15)" in help_text  # output.padding's real value when left null
 
 
