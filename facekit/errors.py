@@ -14,7 +14,13 @@ class ModelError(FacekitError):
 
 
 class StageError(FacekitError):
-    """A plugin failed inside the pipeline; the message names the plugin and the frame."""
+    """A plugin failed inside the pipeline; the message names the plugin and the frame.
+    ``plugin`` (``identity 'sface'``) and ``cause`` (the plugin's own error) let a caller that
+    knows more about the frame (a reference photo) say so in its own words."""
+
+    def __init__(self, message: str, plugin: str = "", cause: str = "") -> None:
+        super().__init__(message)
+        self.plugin, self.cause = plugin, cause
 
 
 class OutputError(FacekitError):

@@ -1,7 +1,6 @@
 """The ``facekit`` command: Hydra composes the config, a task runs it, errors are one line."""
 from __future__ import annotations
 
-import dataclasses
 import re
 import signal
 import sys
@@ -12,6 +11,9 @@ import hydra
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
+from facekit.app.arguments import SHELL_COMPLETION, check_arguments
+from facekit.app.help import register_help_resolver
+from facekit.app.keys import check_keys
 from facekit.app.overrides import quote_overrides
 from facekit.app.schema import register_schema
 from facekit.errors import ConfigError, FacekitError
@@ -19,7 +21,6 @@ from facekit.plugin.spec import PLUGIN_KINDS
 from facekit.plugin.registry import PluginRegistry, default_registry
 
 _GROUP_CHOICE = re.compile(r"^(?:\+{1,2}|~)?(detector|aligner|identity|runner)=(.*)$")
-_PLUGIN_OPTION = re.compile(r"^\+{0,2}(detector|aligner|identity)\.(\w+)=")
 _LIST_KEYS = ("filter.refs", "filter.nrefs")
 _SIMPLE_NAMES = re.compile(r"^[\w.\-]+(,[\w.\-]+)*$")
 #: Hydra makes no output folder and writes no .hydra/ for a plain run: a task that writes no files
@@ -36,12 +37,16 @@ def main() -> None:
     argv = sys.argv[1:]
     try:
         registry = default_registry()
+        if not SHELL_COMPLETION & set(argv):  # its words (install=bash, query=...) are Hydra's, not overrides
+            check_arguments(argv)
+            check_keys(argv, registry)
         check_group_choices(argv, registry)
         # input=fötos, output=出力: values Hydra reads only quoted are quoted, as the user typed them
         argv = [_expand_output_shorthand(a) for a in quote_overrides(argv)]
         register_schema()
+        register_help_resolver()
         register_plugin_configs(registry)
-        cfg = check_composes(argv, registry)
+        cfg = check_composes(argv)
     except FacekitError as exc:
         _fail(exc)
     if cfg is not None:  # a plain run: an extract run writes its .hydra/ once it is accepted (acceptance.py)
@@ -94,7 +99,7 @@ def check_group_choices(argv: Sequence[str], registry: PluginRegistry) -> None:
                 raise ConfigError(f"unknown {group} {value!r}; choose one of: {', '.join(valid) or '(none installed)'}")
 
 
-def check_composes(argv: Sequence[str], registry: PluginRegistry) -> DictConfig | None:
+def check_composes(argv: Sequence[str]) -> DictConfig | None:
     """Compose a plain run's config once up front, so Hydra's multi-line composition errors (an
     unknown key, a bad value) reach the user as one line; returns it. Flags (--help, -m, ...)
     go straight to Hydra (None): sweeps hold values that only a launcher can expand."""
@@ -107,29 +112,12 @@ def check_composes(argv: Sequence[str], registry: PluginRegistry) -> DictConfig 
             cfg = compose(config_name="config", overrides=list(argv))
     except Exception as exc:  # Hydra and OmegaConf raise many types; all mean a bad override
         cause = f"\n{exc.__cause__}" if exc.__cause__ is not None else ""
-        raise ConfigError(one_line(f"{exc}{cause}") + _plugin_option_hint(argv, registry) + _list_hint(argv)) from None
+        raise ConfigError(one_line(f"{exc}{cause}") + _list_hint(argv)) from None
     if cfg.task == "extract":  # before Hydra creates the output folder or anything loads
         from facekit.app.tasks.settings import check_settings
 
         check_settings(cfg)
     return cfg
-
-
-def _plugin_option_hint(argv: Sequence[str], registry: PluginRegistry) -> str:
-    """For a bad ``detector.key=`` override: the chosen plugin's valid options, or how to choose one."""
-    chosen = {m.group(1): m.group(2) for a in argv if (m := _GROUP_CHOICE.match(a))}
-    for arg in argv:
-        match = _PLUGIN_OPTION.match(arg)
-        if match is None:
-            continue
-        kind, key = match.groups()
-        if kind not in chosen:
-            return f" (name the plugin first: +{kind}=NAME {kind}.{key}=...)"
-        spec = registry.plugins[kind].get(chosen[kind])
-        fields = [f.name for f in dataclasses.fields(spec.config_class)] if spec else []
-        if key not in fields:
-            return f" ({kind} {spec.name} takes: {', '.join(fields) or 'no options'})" if spec else ""
-    return ""
 
 
 def _list_hint(argv: Sequence[str]) -> str:

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 _OVERRIDE = re.compile(r"^(~|\+\+?)?([^=]*)=(.*)$", re.DOTALL)
 #: Hydra's flags that take the next argument as their value (a config dir, a package name).
-_FLAGS_WITH_VALUE = frozenset({"-c", "--cfg", "-p", "--package", "-cp", "--config-path", "-cn", "--config-name",
+FLAGS_WITH_VALUE = frozenset({"-c", "--cfg", "-p", "--package", "-cp", "--config-path", "-cn", "--config-name",
                                "-cd", "--config-dir", "--experimental-rerun"})
 _FUNCTION_CALL = re.compile(r"^([A-Za-z_]\w*)\s*\((.*)\)$", re.DOTALL)
 _NAMED_ARGUMENT = re.compile(r"^\s*([A-Za-z_]\w*)\s*=(.*)$", re.DOTALL)
@@ -33,7 +33,7 @@ def quote_overrides(argv: Sequence[str]) -> list[str]:
     flag_value = False
     for arg in argv:
         if flag_value or arg.startswith("-"):
-            flag_value = not flag_value and arg in _FLAGS_WITH_VALUE
+            flag_value = not flag_value and arg in FLAGS_WITH_VALUE
             rewritten.append(arg)
         else:
             rewritten.append(quote_override(arg))

@@ -1,26 +1,40 @@
-"""The typed schema of facekit's top-level config, registered in Hydra's ConfigStore.
+"""The typed schema of facekit's top-level config, registered in Hydra's ConfigStore, and the one
+place each key is described.
 
-These dataclasses give the types only: every value is ``MISSING`` here and comes from the YAML
-files in conf/ (config.yaml, runner/default.yaml), which hold the defaults and the comments a
-user reads. So Hydra itself refuses ``output.size=abc`` or ``runner.mode=fast`` with the key in
+Every value is ``MISSING`` here and comes from the YAML files in conf/ (config.yaml,
+runner/*.yaml), which hold the defaults only. Each key's description is its field's metadata
+(``key("...")``): ``facekit --help`` prints it beside the key's default, and a test fails when a
+key has none. Hydra itself refuses ``output.size=abc`` or ``runner.mode=fast`` with the key in
 its message, which the CLI prints as one line. Checks of a value that a type cannot express (a
 positive size, a padding below 0.5, ``cache.enabled``) stay in
 ``facekit.app.tasks.settings.check_settings``, ``runner.workers`` among them.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from enum import StrEnum
-from typing import Any, List, Optional
+from typing import Any, Iterator, List, Optional, get_type_hints
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+from facekit.imaging.geometry import DEFAULT_PADDING
 from facekit.ledger.verify import Verify
 
 #: The name config.yaml's defaults list starts with.
 SCHEMA_NAME = "facekit_schema"
+#: Where a field's description lives in its metadata.
+ABOUT = "about"
 
+
+def key(about: str, default: Any = MISSING) -> Any:
+    """A config key with its one-line description (``facekit --help`` prints it)."""
+    return field(default=default, metadata={ABOUT: about})
+
+
+def node(schema: type, about: str) -> Any:
+    """A group of keys (a nested dataclass) with its one-line description."""
+    return field(default_factory=schema, metadata={ABOUT: about})
 
 class Task(StrEnum):
     """``task=``: the keys of ``facekit.app.tasks.TASKS`` (a test keeps the two equal)."""
@@ -41,93 +55,105 @@ class RunnerMode(StrEnum):
 
 @dataclass
 class OutputSchema:
-    dir: str = MISSING
-    size: int = MISSING
-    padding: Optional[float] = MISSING
-    debug: bool = MISSING
-    save_every: int = MISSING
-    embeddings: bool = MISSING
+    dir: str = key("the output folder: faces, alignments.json, facekit.log")
+    size: int = key("side of each aligned face crop, pixels")
+    padding: Optional[float] = key(f"crop margin per side, a fraction of the crop in [0, 0.5) "
+                                   f"(null: {DEFAULT_PADDING})")
+    debug: bool = key("also write each frame with boxes and landmarks drawn, to DIR/debug/")
+    save_every: int = key("frames between fsyncs of the alignments journal")
+    embeddings: bool = key("store each face's identity embedding in alignments.json, for task=curate "
+                           "(runs the identity plugin without a filter)")
 
 
 @dataclass
 class DefaultPluginsSchema:
-    detector: str = MISSING
-    aligner: str = MISSING
-    identity: str = MISSING
+    detector: str = key("the detector when no +detector= is named")
+    aligner: str = key("the aligner when no +aligner= is named")
+    identity: str = key("the identity model when a filter or embeddings need one and no +identity= is named")
 
 
 @dataclass
 class FilterSchema:
-    refs: List[str] = MISSING
-    nrefs: List[str] = MISSING
-    threshold: Optional[float] = MISSING
-    save_rejected: bool = MISSING
+    refs: List[str] = key("photos of people to keep: 'filter.refs=[a.jpg,b.jpg]'")
+    nrefs: List[str] = key("photos of people to drop")
+    threshold: Optional[float] = key("largest distance that counts as the same person (null: the identity "
+                                     "plugin's default)")
+    save_rejected: bool = key("also write rejected faces to DIR/rejected/ (quality's rejects too)")
 
 
 @dataclass
 class QualitySchema:
-    min_face_px: Optional[float] = MISSING
-    max_yaw: Optional[float] = MISSING
-    max_pitch: Optional[float] = MISSING
-    max_roll: Optional[float] = MISSING
-    min_sharpness: Optional[float] = MISSING
-    max_misalignment: Optional[float] = MISSING
-    max_faces: Optional[int] = MISSING
+    min_face_px: Optional[float] = key("smallest face, source pixels (side of the fitted mean-face square)")
+    max_yaw: Optional[float] = key("largest |yaw|, degrees (turned sideways)")
+    max_pitch: Optional[float] = key("largest |pitch|, degrees (looking up or down)")
+    max_roll: Optional[float] = key("largest |roll|, degrees (head tilted)")
+    min_sharpness: Optional[float] = key("least variance of the Laplacian of a 128 px grey crop (blur scores low)")
+    max_misalignment: Optional[float] = key("largest mean distance of the points from the mean face "
+                                            "(~0.02-0.03 typical)")
+    max_faces: Optional[int] = key("keep only the N largest faces of each frame")
 
 
 @dataclass
 class CacheSchema:
     #: ``auto``, true or false: no OmegaConf type holds a word and a boolean (an Enum refuses
     #: the boolean that ``cache.enabled=true`` parses to), so check_settings checks the value.
-    enabled: Any = MISSING
+    enabled: Any = key("auto: in sweeps (-m), so each input is analysed once; true | false")
 
 
 @dataclass
 class ModelsSchema:
-    offline: bool = MISSING
-    cache_dir: Optional[str] = MISSING
+    offline: bool = key("never touch the network (also: FACEKIT_OFFLINE=1)")
+    cache_dir: Optional[str] = key("where weights are kept (null: FACEKIT_HOME, else ~/.cache/facekit)")
+
+
+#: The runner keys that only runner=ray sets (conf/runner/ray.yaml); None under runner=default.
+RAY_KEYS = ("engine", "address", "cpus_per_task", "gpu_memory_mb", "actors", "shard_frames", "files_per_shard",
+            "verbose")
 
 
 @dataclass
 class RunnerSchema:
-    mode: RunnerMode = MISSING
-    queue_size: int = MISSING
-    queue_mb: int = MISSING
-    gpu_margin_mb: int = MISSING
-    progress: bool = MISSING
+    mode: RunnerMode = key("auto | serial | parallel: whether detect and align run at once (auto: from GPU memory)")
+    queue_size: int = key("frames in flight between two stages: bounds memory on long videos")
+    queue_mb: int = key("and at most this many MB of decoded frames in flight (one frame always may go)")
+    gpu_margin_mb: int = key("free GPU memory kept beyond what the plugins report, for mode=auto")
+    progress: bool = key("show a progress bar for each pass")
     #: ``auto`` or a whole number: OmegaConf 2.3 has no Union, so check_settings checks it.
-    workers: Any = MISSING
+    workers: Any = key("processes for a parallel CPU run (auto: one a core on long inputs; 0: threads)")
     # runner=ray's keys (conf/runner/ray.yaml); None under runner=default, which has none of them
-    engine: Optional[str] = None
-    address: Optional[str] = None
-    cpus_per_task: Optional[float] = None
-    gpu_memory_mb: Optional[int] = None
-    actors: Optional[int] = None
-    shard_frames: Optional[int] = None
-    files_per_shard: Optional[int] = None
-    verbose: Optional[bool] = None
+    engine: Optional[str] = key("what runs the shards: ray, on a Ray cluster (set by choosing runner=ray)", None)
+    address: Optional[str] = key("which Ray: null, a private one on 127.0.0.1 for the run; auto, the cluster "
+                                 "this machine joined; or HOST:PORT", None)
+    cpus_per_task: Optional[float] = key("CPUs each shard worker asks Ray for", None)
+    gpu_memory_mb: Optional[int] = key("memory of one GPU on the nodes, MB (null: this machine's first GPU)", None)
+    actors: Optional[int] = key("shard workers (null: as many as the cluster holds, at most one a shard)", None)
+    shard_frames: Optional[int] = key("frames of a video per shard: the unit a node takes and a rerun keeps", None)
+    files_per_shard: Optional[int] = key("images of a folder per shard", None)
+    verbose: Optional[bool] = key("also show Ray's start-up lines and the workers' output", None)
 
 
 @dataclass
 class ResumeSchema:
-    verify: Verify = MISSING
+    verify: Verify = key("what a rerun checks of each face file it keeps: size (its recorded size; no file is "
+                         "read) | full (also its sha256)")
 
 
 @dataclass
 class SampleSchema:
-    every_n: int = MISSING
-    fps: Optional[float] = MISSING
+    every_n: int = key("frames 1, N+1, 2N+1, ... of a video (1: every frame)")
+    fps: Optional[float] = key("or: the frames nearest a steady F a second, by the stream's timestamps "
+                               "(not with every_n)")
     #: seconds (12.5) or ``HH:MM:SS[.mmm]``: a string here (OmegaConf turns 12.5 into "12.5"),
     #: read by check_settings (facekit.media.sampling.parse_time)
-    start: Optional[str] = MISSING
-    end: Optional[str] = MISSING
+    start: Optional[str] = key("seconds (12.5) or HH:MM:SS[.mmm]: read from here (null: the beginning)")
+    end: Optional[str] = key("... up to here, not included (null: the end)")
 
 
 @dataclass
 class CollectionSchema:
-    recursive: bool = MISSING
-    include: List[str] = MISSING
-    exclude: List[str] = MISSING
+    recursive: bool = key("false: only DIR itself (its images are one source, each video another)")
+    include: List[str] = key("globs relative to DIR: read only these sources ('collection.include=[**/*.mp4]')")
+    exclude: List[str] = key("globs relative to DIR: leave these out ('collection.exclude=[**/trailers/**]')")
 
 
 class CurateSort(StrEnum):
@@ -142,36 +168,69 @@ class CurateSort(StrEnum):
 
 @dataclass
 class CurateSchema:
-    cluster: bool = MISSING
-    dedupe: Optional[float] = MISSING
-    dedupe_pose: float = MISSING
-    best: Optional[int] = MISSING
-    sort: Optional[CurateSort] = MISSING
-    copy: bool = MISSING
-    min_cluster_size: Optional[int] = MISSING
-    join: Optional[float] = MISSING
+    cluster: bool = key("group faces by identity: cluster_NNN/ folders, contact sheets, clusters.csv")
+    dedupe: Optional[float] = key("a cosine distance (e.g. 0.1): drop near-duplicates of one identity, "
+                                  "keep the sharpest")
+    dedupe_pose: float = key("degrees: duplicates also differ by at most this in yaw, pitch and roll")
+    best: Optional[int] = key("keep N faces per identity cluster, spread over yaw, sharpest first")
+    sort: Optional[CurateSort] = key("yaw | pitch | sharpness | face_px | identity: also a sorted_KEY/ folder")
+    copy: bool = key("copy the face files into the result instead of symlinking them")
+    min_cluster_size: Optional[int] = key("null: from the count (2 for a few dozen faces, about sqrt(n)/3 beyond)")
+    join: Optional[float] = key("join clusters whose mean faces are this close, a cosine distance (null: 0.55 "
+                                "of the identity plugin's match distance, 0.35 with sface; 0: never)")
 
 
 @dataclass
 class FacekitSchema:
-    task: Task = MISSING
-    input: Optional[str] = MISSING
-    output: OutputSchema = field(default_factory=OutputSchema)
-    default_plugins: DefaultPluginsSchema = field(default_factory=DefaultPluginsSchema)
-    filter: FilterSchema = field(default_factory=FilterSchema)
-    quality: QualitySchema = field(default_factory=QualitySchema)
-    cache: CacheSchema = field(default_factory=CacheSchema)
-    models: ModelsSchema = field(default_factory=ModelsSchema)
-    runner: RunnerSchema = field(default_factory=RunnerSchema)
-    sample: SampleSchema = field(default_factory=SampleSchema)
-    resume: ResumeSchema = field(default_factory=ResumeSchema)
-    collection: CollectionSchema = field(default_factory=CollectionSchema)
-    curate: CurateSchema = field(default_factory=CurateSchema)
+    task: Task = key("extract | plugins (list them) | curate (sort an extraction's faces)")
+    input: Optional[str] = key("an image, a folder of images, a video, a tree of them, or @list.txt")
+    output: OutputSchema = node(OutputSchema, "where and how faces are written (output=DIR: output.dir=DIR)")
+    default_plugins: DefaultPluginsSchema = node(DefaultPluginsSchema, "the plugins a run uses when it names none")
+    filter: FilterSchema = node(FilterSchema, "keep only the chosen people (needs refs or nrefs)")
+    quality: QualitySchema = node(QualitySchema, "reject faces by their measures (null: off)")
+    cache: CacheSchema = node(CacheSchema, "detections, landmarks and embeddings kept per input")
+    models: ModelsSchema = node(ModelsSchema, "where weights come from")
+    runner: RunnerSchema = node(RunnerSchema, "how the passes are scheduled (runner=ray: on a Ray cluster)")
+    sample: SampleSchema = node(SampleSchema, "which frames of a video are read (images ignore it)")
+    resume: ResumeSchema = node(ResumeSchema, "what a rerun checks before it keeps a frame an earlier run finished")
+    collection: CollectionSchema = node(CollectionSchema, "input=DIR of videos or subfolders, or @list.txt: "
+                                                          "one source each")
+    curate: CurateSchema = node(CurateSchema, "task=curate input=EXTRACTION output=RESULT (never changes the input)")
     # Added with +detector=NAME etc.: each plugin's own node (its YAML in conf/, or its config
     # dataclass through cli.register_plugin_configs); None when the run names none.
-    detector: Optional[Any] = None
-    aligner: Optional[Any] = None
-    identity: Optional[Any] = None
+    detector: Optional[Any] = key("added with +detector=NAME: that detector's options", None)
+    aligner: Optional[Any] = key("added with +aligner=NAME: that aligner's options", None)
+    identity: Optional[Any] = key("added with +identity=NAME: that identity model's options", None)
+
+
+#: The nodes that a plugin group fills (their keys are the chosen plugin's options).
+PLUGIN_NODES = ("detector", "aligner", "identity")
+
+
+@dataclass(frozen=True)
+class SchemaKey:
+    """One key of the schema: its dotted path, its description, and its nested schema when it
+    is a group of keys."""
+
+    path: str
+    about: str
+    group: type | None = None
+
+    @property
+    def name(self) -> str:
+        return self.path.rpartition(".")[2]
+
+
+def schema_keys(schema: type = FacekitSchema, prefix: str = "") -> Iterator[SchemaKey]:
+    """Every key of ``schema``, groups before their keys, in declaration order."""
+    hints = get_type_hints(schema)
+    for item in fields(schema):
+        hint = hints[item.name]
+        group = hint if is_dataclass(hint) else None
+        found = SchemaKey(prefix + item.name, item.metadata.get(ABOUT, ""), group)
+        yield found
+        if group is not None:
+            yield from schema_keys(group, found.path + ".")
 
 
 def register_schema() -> None:

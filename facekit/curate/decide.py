@@ -25,7 +25,7 @@ UNCLUSTERED_REASON = "unclustered (best N is chosen per identity cluster)"
 
 @dataclass(frozen=True)
 class CurateSettings:
-    """The ``curate`` config node, checked (see conf/config.yaml for what each means)."""
+    """The ``curate`` config node, checked (facekit/app/schema.py says what each key means)."""
 
     cluster: bool = False
     dedupe: float | None = None

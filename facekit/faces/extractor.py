@@ -14,25 +14,35 @@ from facekit.records import Face, Frame, FrameRecord
 
 class Extractor:
     """Faces from numpy frames, without Hydra or files: for converters that extract on the fly.
+    With ``identity`` (an identity plugin's name) every face also gets its embedding, as
+    insightface's ``FaceAnalysis.get`` gives, for ``facekit.distance`` / ``compare`` and
+    ``facekit.IdentityFilter``.
 
-    >>> extractor = Extractor(detector="yunet", aligner="facemesh")
+    >>> extractor = Extractor(detector="yunet", aligner="facemesh", identity="sface")
     >>> faces = extractor.extract(image)          # image: BGR uint8, as cv2.imread gives
-    >>> faces[0].landmarks.shape, faces[0].crop.shape
-    ((68, 2), (256, 256, 3))
+    >>> faces[0].landmarks.shape, faces[0].crop.shape, faces[0].embedding.shape
+    ((68, 2), (256, 256, 3), (128,))
     """
 
-    def __init__(self, detector: str = "yunet", aligner: str = "facemesh", *, size: int = 256,
-                 detector_options: Mapping[str, Any] | None = None,
+    def __init__(self, detector: str = "yunet", aligner: str = "facemesh", identity: str | None = None, *,
+                 size: int = 256, detector_options: Mapping[str, Any] | None = None,
                  aligner_options: Mapping[str, Any] | None = None,
+                 identity_options: Mapping[str, Any] | None = None,
                  offline: bool = False, registry: PluginRegistry | None = None) -> None:
         registry = registry or default_registry()
         store = ModelStore(registry.models, offline=offline)
         self.stages = FaceStages(
             load_plugin(registry, store, "detector", detector, detector_options),
             load_plugin(registry, store, "aligner", aligner, aligner_options),
+            load_plugin(registry, store, "identity", identity, identity_options) if identity else None,
             size=size,
         )
         self.stages.load_models()
+
+    @property
+    def identity(self) -> str | None:
+        """The identity plugin's name, None without one."""
+        return self.stages.identity.spec.name if self.stages.identity is not None else None
 
     def extract(self, image: np.ndarray) -> list[Face]:
         """Every face in one BGR image, with box, score, 68 landmarks and aligned crop."""

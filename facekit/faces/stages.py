@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from facekit.errors import StageError
+from facekit.errors import ModelError, StageError
 from facekit.faces.quality import measure
 from facekit.imaging import geometry
-from facekit.plugin.loading import LoadedPlugin
+from facekit.plugin.loading import LoadedPlugin, ensure_all_weights
 from facekit.plugin.spec import PluginSpec
 from facekit.records import EMBEDDING_DECIMALS, PIXEL_DECIMALS, Face, FrameRecord, OneByOne
 
@@ -100,14 +100,16 @@ class FaceStages:
         self.crop(record, [face for face in record.faces if wanted is None or wanted(face)])
 
     def load_models(self) -> None:
-        """Build every model now, so a missing weights file fails before the first frame."""
+        """Build every model now, so a missing weights file fails before the first frame (every
+        missing one named at once)."""
+        self.ensure_weights()
         for plugin in self.plugins():
             plugin.model  # noqa: B018 - cached_property builds it
 
     def ensure_weights(self) -> None:
-        """Every plugin's weights present, for runs whose models are built elsewhere (workers)."""
-        for plugin in self.plugins():
-            plugin.ensure_weights()
+        """Every plugin's weights present, for runs whose models are built elsewhere (workers);
+        one error names every model that is missing."""
+        ensure_all_weights(self.plugins())
 
     def detect(self, records: Sequence[FrameRecord]) -> None:
         """Adds a Face per detection to each record (a batch, for detectors that batch)."""
@@ -178,9 +180,9 @@ def _stage_errors(spec: PluginSpec, records: Sequence[FrameRecord]) -> Iterator[
     """Turns a plugin's exception into a StageError naming the plugin and the frame."""
     try:
         yield
-    except StageError:
+    except (StageError, ModelError):  # a model that cannot be built is no frame's fault: its own message
         raise
     except (Exception, SystemExit) as exc:  # whatever a plugin raises, the user needs plugin and frame
         frames = ", ".join(r.frame.name for r in records)
-        raise StageError(f"{spec.kind} {spec.name!r} failed on frame {frames}: "
-                         f"{type(exc).__name__}: {exc}") from exc
+        plugin, cause = f"{spec.kind} {spec.name!r}", f"{type(exc).__name__}: {exc}"
+        raise StageError(f"{plugin} failed on frame {frames}: {cause}", plugin, cause) from exc

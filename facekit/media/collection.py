@@ -24,7 +24,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from facekit.errors import FacekitError
 from facekit.media.sampling import Sampling
-from facekit.media.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, open_input, utf8_text
+from facekit.media.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, existing_input, open_input, utf8_text
 from facekit.records import Frame
 
 log = logging.getLogger(__name__)
@@ -345,15 +345,21 @@ def collection(path: str | Path, sample: Sampling | Mapping[str, Any] | None = N
     """Every frame of a collection (a tree, ``@list.txt``, or a single file or flat folder, which
     is one source), lazily, as ``(source, frame)``: ``frame.name`` / ``frame.index`` are its name
     and number in its source, ``frame.image`` its BGR pixels. ``sample`` (a ``Sampling`` or its
-    fields: ``{"every_n": 10}``) chooses each video's frames. A source that cannot be read is
-    named in a warning and passed over, as the CLI does."""
+    fields: ``{"every_n": 10}``) chooses each video's frames. A source of a tree or list that
+    cannot be read is named in a warning and passed over, as the CLI does; a ``path`` that does
+    not exist, or a single source that cannot be read, raises FacekitError here, at the call."""
     sampling = sample if isinstance(sample, Sampling) or sample is None else Sampling(**dict(sample))
     selection = Selection(recursive, tuple(include), tuple(exclude))
-    root = Path(path).expanduser() if not is_list(str(path)) else Path(str(path))
+    listed = is_list(str(path))
+    root = Path(str(path)) if listed else Path(path).expanduser()
+    existing_input(str(root)[len(LIST_PREFIX):] if listed else root)
     if is_collection(root, selection):
-        sources: Iterator[Source] = sources_of(root, selection)
-    else:
-        sources = iter([Source(root, "video" if root.suffix.lower() in VIDEO_SUFFIXES else "folder", ".", ".")])
+        return _frames(sources_of(root, selection), sampling)
+    single = Source(root, "video" if root.suffix.lower() in VIDEO_SUFFIXES else "folder", ".", ".")
+    return ((single, frame) for frame in open_input(root, sampling=sampling).frames())
+
+
+def _frames(sources: Iterator[Source], sampling: Sampling | None) -> Iterator[tuple[Source, Frame]]:
     for source in sources:
         if source.failed is not None:
             log.warning("source %s failed: %s", source.rel, source.failed)
@@ -365,7 +371,6 @@ def collection(path: str | Path, sample: Sampling | Mapping[str, Any] | None = N
             continue
         for frame in frames.frames():
             yield source, frame
-
 
 __all__: Sequence[str] = ["collection", "COLLECTION_FILE", "LIST_PREFIX", "RESERVED", "Selection", "Source", "is_collection", "is_list",
                           "read_list", "sources_of", "walk"]

@@ -11,6 +11,7 @@ import http.client
 import logging
 import os
 import re
+import socket
 import ssl
 import time
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 from urllib.error import HTTPError, URLError
+from urllib.parse import urlsplit
 from urllib.request import Request, urlopen
 
 from filelock import FileLock, Timeout
@@ -173,6 +175,10 @@ def _attempt(url: str, part: Path, size: int | None, timeout: float, bar: _Bar) 
         e.close()
         raise _http_failure(e, part) from None
     except _NETWORK_ERRORS as e:
+        if isinstance(getattr(e, "reason", None), socket.gaierror):
+            # a name that does not resolve will not resolve seconds later: say so now, not after retries
+            raise _Failure(f"host {urlsplit(url).hostname} does not resolve ({_reason(e)}); "
+                           "check the address and this machine's network", retry=False) from None
         raise _Failure(_reason(e), retry=True) from None
     received = _size(part)
     if total is not None and received < total:

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import dataclasses
 from functools import cached_property
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
+from facekit.errors import ModelError
 from facekit.models.store import ModelStore
 from facekit.plugin.registry import PluginRegistry, default_registry
 from facekit.plugin.spec import PluginKind, PluginSpec
@@ -56,6 +57,21 @@ class LoadedPlugin:
         models = [self._store.spec(m) for m in self.spec.model_ids if m in self._store.specs]
         return {"name": self.spec.name, "config": dataclasses.asdict(self.config),
                 "models": {m.id: [m.version, *(f.sha256 for f in m.files)] for m in models}}
+
+
+def ensure_all_weights(plugins: Sequence[LoadedPlugin]) -> None:
+    """Every plugin's weights found (or downloaded); what is missing is named all at once, so a
+    user who lacks two models fetches both before the next try, not one per try."""
+    problems = []
+    for plugin in plugins:
+        try:
+            plugin.ensure_weights()
+        except ModelError as exc:
+            problems.append(str(exc))
+    if len(problems) > 1:
+        raise ModelError(f"{len(problems)} models are missing: " + "; ".join(problems))
+    if problems:
+        raise ModelError(problems[0])
 
 
 def load_plugin(registry: PluginRegistry, store: ModelStore, kind: PluginKind, name: str,

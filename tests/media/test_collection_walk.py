@@ -160,3 +160,23 @@ def test_a_list_entry_outside_the_lists_folder_gets_its_last_name_so_no_output_l
     out = tmp_path / "out"
     for output in outputs:
         assert os.path.normpath(out / output).startswith(f"{out}{os.sep}"), output
+
+
+@pytest.mark.parametrize("missing", ["nosuchdir/", "@nosuchlist.txt"])
+def test_the_library_helper_raises_at_the_call_for_a_path_that_does_not_exist(tmp_path: Path, missing: str,
+                                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import facekit
+    from facekit.errors import FacekitError
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FacekitError, match="'nosuch(dir|list.txt)' does not exist"):
+        facekit.collection(missing)  # at the call, not at the first frame
+
+
+def test_the_library_helper_raises_when_its_one_source_cannot_be_read(tmp_path: Path) -> None:
+    import facekit
+    from facekit.errors import FacekitError
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FacekitError, match="holds no images"):
+        facekit.collection(tmp_path / "empty")

@@ -325,3 +325,29 @@ def test_offline_with_a_zip_says_to_unzip_it(served: Served, no_sockets: None) -
         store.path("m")
     assert f"download {served.url('/w.zip')}, unzip it and put {NAME} in {store.folder('m')}/" in str(error.value)
     assert served.requests == []
+
+
+def test_a_host_that_does_not_resolve_fails_at_once(caplog: pytest.LogCaptureFixture) -> None:
+    """A name that does not resolve now will not seconds later: one try, no back-off, and the
+    message says which host. ``.invalid`` never resolves (RFC 2606), so nothing leaves the machine."""
+    url = "http://weights.facekit.invalid/weights.bin"
+    store = ModelStore(spec_for(url), quiet=True)  # the default policy: 5 tries with back-off
+    with caplog.at_level("WARNING", logger="facekit.models.download"), pytest.raises(ModelError) as error:
+        store.path("m")
+    message = str(error.value)
+    assert "host weights.facekit.invalid does not resolve" in message and url in message
+    assert "tries" not in message and "retrying" not in caplog.text
+    assert leftovers(store.folder("m")) == []
+
+
+def test_every_model_a_run_lacks_is_named_at_once(served: Served) -> None:
+    from facekit.plugin.loading import LoadedPlugin, ensure_all_weights
+    from facekit.plugin.spec import PluginSpec
+
+    specs = {name: ModelSpec(id=name, files=(ModelFile(NAME, SHA, len(DATA), served.url(f"/{name}/gone")),))
+             for name in ("first", "second")}
+    store = store_for(specs)
+    plugins = [LoadedPlugin(PluginSpec(name, "detector", lambda c, s: None, object, model_ids=(name,)), None, store)
+               for name in specs]
+    with pytest.raises(ModelError, match="^2 models are missing: model 'first': .*; model 'second': .*HTTP 404"):
+        ensure_all_weights(plugins)

@@ -228,10 +228,14 @@ def test_cli_filter_with_dlib_resnet_keeps_the_reference_person(tmp_path: Path) 
 def test_task_plugins_lists_them_as_present(tmp_path: Path) -> None:
     result = run_facekit("task=plugins", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    rows = {name: [line for line in result.stdout.splitlines() if re.search(rf"│ {re.escape(name)}\s+│", line)]
+    lines = result.stdout.splitlines()
+    # each plugin's line starts with its kind and name; a model's state may wrap onto the next line
+    rows = {name: [i for i, line in enumerate(lines) if re.match(rf"^\w+ +{re.escape(name)} ", line)]
             for name in ("dlib-hog", "dlib-cnn", "dlib", "dlib-resnet")}
-    assert all(len(lines) == 1 for lines in rows.values()), result.stdout
-    assert "detector" in rows["dlib-hog"][0]
+    assert all(len(found) == 1 for found in rows.values()), result.stdout
+    assert lines[rows["dlib-hog"][0]].startswith("detector ")
     for name, model_id in (("dlib-cnn", "dlib-mmod-human-face"), ("dlib", "dlib-shape-predictor-68"),
                            ("dlib-resnet", "dlib-face-recognition-resnet-v1")):
-        assert model_id in rows[name][0] and "present" in rows[name][0], rows[name][0]
+        row = rows[name][0]
+        assert model_id in lines[row], lines[row]
+        assert re.search(rf"{model_id}:?\s+present", " ".join(lines[row:row + 2])), lines[row:row + 2]

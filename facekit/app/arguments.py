@@ -1,0 +1,125 @@
+"""Arguments typed the way other tools take them (``facekit photos/ faces/``, ``--input photos/``,
+``+runner=ray``, ``detector=s3fd``) and a sweep launcher that is not installed: each is caught
+before Hydra sees it and answered with one line that shows the command as facekit reads it.
+Hydra's own answers (a grammar error, argparse's usage block, nine lines of search path) name
+neither the mistake nor the fix."""
+from __future__ import annotations
+
+import importlib.util
+import re
+from importlib import metadata
+from typing import Sequence
+
+from facekit.app.keys import nearest
+from facekit.app.overrides import FLAGS_WITH_VALUE
+from facekit.app.schema import schema_keys
+from facekit.errors import ConfigError
+
+#: Hydra's own flags (``facekit --hydra-help`` lists them); any other ``-x`` or ``--x`` is a mistake.
+HYDRA_FLAGS = frozenset({"-h", "--help", "--hydra-help", "--version", "--resolve", "-r", "--run", "-m", "--multirun",
+                         "-sc", "--shell-completion", "-i", "--info"}) | FLAGS_WITH_VALUE
+_INFO_FLAGS = frozenset({"-i", "--info"})
+SHELL_COMPLETION = frozenset({"-sc", "--shell-completion"})
+_INFO_CHOICES = frozenset({"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"})
+#: Groups in config.yaml's defaults list: chosen with ``group=NAME``; a "+" would add a second one.
+CHOSEN_GROUPS = ("runner",)
+#: Groups outside the defaults list: added with ``+group=NAME``.
+ADDED_GROUPS = ("detector", "aligner", "identity")
+#: Hydra's launchers by name: the module that registers each and the distribution that ships it.
+LAUNCHERS = {
+    "joblib": ("hydra_plugins.hydra_joblib_launcher", "hydra-joblib-launcher"),
+    "ray": ("hydra_plugins.hydra_ray_launcher", "hydra-ray-launcher"),
+    "rq": ("hydra_plugins.hydra_rq_launcher", "hydra-rq-launcher"),
+    "submitit_local": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher"),
+    "submitit_slurm": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher"),
+}
+_GROUP = re.compile(r"^(\+{0,2})([\w/]+)=(.*)$")
+_POSITIONAL_NAMES = ("input", "output")
+
+
+def check_arguments(argv: Sequence[str]) -> None:
+    """Raise ConfigError, naming the fix, for the first argument facekit would misread."""
+    words: list[str] = []
+    previous = ""
+    for index, arg in enumerate(argv):
+        if previous in FLAGS_WITH_VALUE or (previous in _INFO_FLAGS and arg in _INFO_CHOICES):
+            previous = ""
+            continue
+        previous = arg
+        if arg.startswith("-"):
+            _check_flag(arg, argv[index + 1] if index + 1 < len(argv) else None)
+        elif "=" not in arg:
+            if not arg.startswith("~"):  # ~key deletes a key: Hydra's own override
+                words.append(arg)
+        else:
+            _check_group(arg)
+    if words:
+        raise ConfigError(f"facekit takes key=value arguments, not {' '.join(words)}: "
+                          f"write {_as_keys(words)}")
+
+
+def _check_flag(arg: str, following: str | None) -> None:
+    flag, has_value, value = arg.partition("=")
+    if flag in HYDRA_FLAGS:
+        return
+    keys = ["output", *(k.path for k in schema_keys() if k.group is None)]  # output=DIR: output.dir=DIR
+    name = nearest(flag.lstrip("-").replace("-", "_"), keys)
+    if not has_value and following is not None and not following.startswith("-") and "=" not in following:
+        value, arg = following, f"{arg} {following}"
+    fix = f"write {name}={value or '...'}" if name else "e.g. facekit input=photos/ output=faces/"
+    raise ConfigError(f"facekit takes key=value arguments, not {arg}: {fix} (facekit --help lists the keys)")
+
+
+def _check_group(arg: str) -> None:
+    match = _GROUP.match(arg)
+    if match is None:
+        return
+    plus, group, value = match.groups()
+    if group in CHOSEN_GROUPS and plus == "+":
+        raise ConfigError(f"{group} always has a value (default), so it is chosen, not added: "
+                          f"write {group}={value} without the '+'")
+    if group in ADDED_GROUPS and not plus:
+        raise ConfigError(f"{group} is added to a run, not chosen: write +{group}={value}")
+    if group == "hydra/launcher":
+        check_launchers(value.split(","))
+
+
+def check_launchers(names: Sequence[str]) -> None:
+    """A known Hydra launcher that is not installed: name the pip command that adds it."""
+    for name in names:
+        module, distribution = LAUNCHERS.get(name.strip(), (None, None))
+        if module is None or distribution is None or _importable(module):
+            continue  # an unknown name: Hydra lists the launchers it has
+        raise ConfigError(f"hydra/launcher={name} needs {distribution}, which is not installed: "
+                          f"pip install {install_command(distribution)}")
+
+
+def install_command(distribution: str) -> str:
+    """``'facekit[EXTRA]'`` when one of facekit's extras brings ``distribution`` (the one meant
+    for users, not ``test``), else the distribution itself."""
+    marker = re.compile(r"""extra\s*==\s*["'](\w+)["']""")
+    extras = []
+    for requirement in metadata.requires("facekit") or []:
+        name = re.split(r"[\s<>=!~;\[(]", requirement, maxsplit=1)[0]
+        found = marker.search(requirement)
+        if found and _normal(name) == _normal(distribution):
+            extras.append(found.group(1))
+    users = [extra for extra in extras if extra != "test"]
+    return f"'facekit[{users[0]}]'" if users else distribution
+
+
+def _as_keys(words: list[str]) -> str:
+    """``photos/ faces/`` as ``input=photos/ output=faces/``."""
+    named = [f"{key}={word}" for key, word in zip(_POSITIONAL_NAMES, words)]
+    return " ".join(named) if len(words) <= len(_POSITIONAL_NAMES) else f"{' '.join(named)} (one input a run)"
+
+
+def _normal(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False

@@ -1,0 +1,75 @@
+"""Override keys checked against the schema and the chosen plugins' options before Hydra composes,
+so a typo gets "did you mean" in facekit's words instead of Hydra's "Key 'ouput' not in
+'FacekitSchema'", which names an internal class and suggests nothing; sweeps (``-m``) included."""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+from typing import Sequence
+
+from facekit.app.schema import PLUGIN_NODES, SchemaKey, schema_keys
+from facekit.errors import ConfigError
+from facekit.plugin.registry import PluginRegistry
+
+_OVERRIDE = re.compile(r"^(?:~|\+{1,2})?([\w.]+)=")
+_CHOICE = re.compile(r"^\+{0,2}(detector|aligner|identity)=([\w.,\-]+)$")
+_LIST_INDEX = re.compile(r"\.\d+$")
+
+
+def check_keys(argv: Sequence[str], registry: PluginRegistry) -> None:
+    """Raise ConfigError for the first override whose key neither the schema nor the chosen
+    plugin has, with the nearest key that exists."""
+    chosen = {m.group(1): m.group(2).split(",") for a in argv if (m := _CHOICE.match(a))}
+    known = {k.path: k for k in schema_keys()}
+    for arg in argv:
+        match = _OVERRIDE.match(arg)
+        if match is None or arg.startswith("-"):
+            continue
+        key = _LIST_INDEX.sub("", match.group(1))
+        head, _, option = key.partition(".")
+        if head == "hydra" or key == "output":
+            continue  # Hydra's own keys; output=DIR is short for output.dir=DIR
+        if head in PLUGIN_NODES and option:
+            _check_plugin_option(head, option.partition(".")[0], chosen.get(head), registry)
+        elif not _known(key, known):
+            near = nearest(key, list(known))
+            raise ConfigError(f"unknown key {key!r}" + (f"; did you mean {near}?" if near else "")
+                              + " (facekit --help lists every key)")
+
+
+def _known(key: str, known: dict[str, SchemaKey]) -> bool:
+    """A schema key, or a part of one that a key below a list or ``Any`` field names."""
+    parts = key.split(".")
+    for end in range(len(parts), 0, -1):
+        found = known.get(".".join(parts[:end]))
+        if found is not None:
+            return end == len(parts) or found.group is None
+    return False
+
+
+def _check_plugin_option(kind: str, option: str, names: list[str] | None, registry: PluginRegistry) -> None:
+    if not names:
+        raise ConfigError(f"{kind}.{option} is an option of a {kind} plugin: name the plugin first, "
+                          f"+{kind}=NAME {kind}.{option}=... ({kind}s: {', '.join(registry.names(kind))})")
+    for name in names:
+        spec = registry.plugins[kind].get(name)
+        if spec is None:
+            continue  # an unknown plugin name: check_group_choices names the choices
+        options = ["name", *(f.name for f in dataclasses.fields(spec.config_class))]
+        if option not in options:
+            near = nearest(option, options[1:])
+            guess = f"; did you mean {kind}.{near}?" if near else ""
+            raise ConfigError(f"{kind} {name} has no option {option!r}{guess} "
+                              f"({name} takes: {', '.join(options[1:]) or 'no options'})")
+
+
+def nearest(key: str, candidates: list[str]) -> str | None:
+    """The candidate nearest ``key``: by the whole key, then by its last part alone (``size``
+    -> ``output.size``); None when nothing is near."""
+    near = difflib.get_close_matches(key, candidates, n=1, cutoff=0.6)
+    if near:
+        return near[0]
+    by_last = {c.rpartition(".")[2]: c for c in reversed(candidates)}
+    close = difflib.get_close_matches(key.rpartition(".")[2], list(by_last), n=1, cutoff=0.75)
+    return by_last[close[0]] if close else None

@@ -1,0 +1,147 @@
+"""Wrong commands a new user types: each gets one line that names the fix, exit 2, no traceback."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from cli_helpers import install_module, path_with, run_facekit
+from conftest import SCENES, require_data
+from facekit.plugin.registry import default_registry
+
+#: What a user types, and what the one line must hold: the command as facekit reads it.
+MISTAKES = [
+    (["ouput.size=128"], "unknown key 'ouput.size'; did you mean output.size?"),
+    (["output.sise=128"], "did you mean output.size?"),
+    (["filter.treshold=0.4"], "did you mean filter.threshold?"),
+    (["size=128"], "did you mean output.size?"),
+    (["-m", "ouput.size=128,256"], "did you mean output.size?"),
+    (["+detector=yunet", "detector.score_treshold=0.5"],
+     "detector yunet has no option 'score_treshold'; did you mean detector.score_threshold? "
+     "(yunet takes: score_threshold, nms_threshold"),
+    (["detector.score_threshold=0.5"], "name the plugin first, +detector=NAME detector.score_threshold=..."),
+    (["+runner=ray"], "write runner=ray without the '+'"),
+    (["detector=s3fd"], "write +detector=s3fd"),
+    (["photos/", "faces/"], "write input=photos/ output=faces/"),
+    (["photos/"], "write input=photos/"),
+    (["--input", "photos/"], "not --input photos/: write input=photos/"),
+    (["--input=photos/", "--output=faces/"], "write input=photos/"),
+    (["--output", "faces/"], "write output=faces/"),
+]
+
+
+def one_line_error(result, alone: bool = True) -> str:
+    """facekit's one error line, the run's last; exit 2, no traceback. ``alone``: a command
+    refused before anything ran prints nothing else (a run that started may log progress first)."""
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert [line for line in lines if line.startswith("facekit: error: ")] == lines[-1:], result.stderr
+    assert len(lines) == 1 or not alone, result.stderr
+    return lines[-1]
+
+
+@pytest.mark.parametrize(("args", "fix"), MISTAKES, ids=[" ".join(a) for a, _ in MISTAKES])
+def test_a_mistyped_command_names_the_fix_in_one_line(tmp_path: Path, args: list[str], fix: str) -> None:
+    line = one_line_error(run_facekit(*args, cwd=tmp_path))
+    assert fix in line
+    assert "Schema" not in line  # the schema's class names are facekit's internals, not the user's words
+    assert list(tmp_path.iterdir()) == []  # refused before Hydra made a folder
+
+
+#: Hides hydra-joblib-launcher from one Python process (Hydra finds launchers by listing the
+#: hydra_plugins namespace package): the shared environment keeps it installed.
+HIDE_JOBLIB = textwrap.dedent('''\
+    import tempfile
+    from pathlib import Path
+
+    import hydra_plugins
+
+    shadow = Path(tempfile.mkdtemp()) / "hydra_plugins"
+    shadow.mkdir()
+    for folder in list(hydra_plugins.__path__):
+        for entry in Path(folder).iterdir():
+            if entry.name != "hydra_joblib_launcher" and not (shadow / entry.name).exists():
+                (shadow / entry.name).symlink_to(entry)
+    hydra_plugins.__path__ = [str(shadow)]
+''')
+
+
+@pytest.fixture
+def without_joblib(tmp_path: Path) -> dict[str, str]:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(HIDE_JOBLIB, encoding="utf-8")
+    return path_with(site)
+
+
+def test_a_sweep_launcher_that_is_not_installed_names_the_pip_extra(tmp_path: Path,
+                                                                    without_joblib: dict[str, str]) -> None:
+    hydra_sees = subprocess.run(
+        [sys.executable, "-c", "from hydra.core.plugins import Plugins; from hydra.plugins.launcher import Launcher; "
+                               "print([c.__name__ for c in Plugins.instance().discover(Launcher)])"],
+        env={**os.environ, **without_joblib}, capture_output=True, text=True, check=True).stdout
+    assert "BasicLauncher" in hydra_sees and "JoblibLauncher" not in hydra_sees  # hidden, as if not installed
+    work = tmp_path / "work"
+    work.mkdir()
+    line = one_line_error(run_facekit("-m", "hydra/launcher=joblib", f"input={SCENES / 'obama.jpg'}",
+                                      "output.size=128,256", cwd=work, env=without_joblib))
+    assert line == ("facekit: error: hydra/launcher=joblib needs hydra-joblib-launcher, which is not installed: "
+                    "pip install 'facekit[sweep]'")
+    assert list(work.iterdir()) == []
+
+
+@pytest.mark.parametrize("refs", [[], [f"filter.refs=[{SCENES / 'obama2.jpg'}]"]], ids=["plain", "with a reference"])
+def test_every_missing_model_is_named_at_once(tmp_path: Path, refs: list[str]) -> None:
+    """s3fd's and FAN's weights are in no package: with neither in the (empty) cache and offline
+    on, both are named in the one line, each with where to put it; also when a reference photo,
+    embedded before the input, is the first to need them."""
+    require_data()
+    registry = default_registry()
+    detector, aligner = registry.get("detector", "s3fd"), registry.get("aligner", "fan")
+    line = one_line_error(run_facekit("+detector=s3fd", "+aligner=fan", f"input={SCENES / 'obama.jpg'}", *refs,
+                                      f"output={tmp_path / 'faces'}", cwd=tmp_path))
+    assert "reference photo" not in line and "failed on" not in line
+    assert "2 models are missing" in line
+    for model_id in (*detector.model_ids, *aligner.model_ids):
+        assert f"model {model_id!r}" in line and f"models/{model_id}/" in line
+
+
+FAILING_IDENTITY = '''\
+from dataclasses import dataclass
+
+import facekit
+from facekit.plugin.spec import PluginSpec
+
+
+@dataclass
+class Config:
+    pass
+
+
+class Broken:
+    def embed(self, image, landmarks):
+        raise ValueError("cannot embed this face")
+
+
+@facekit.hookimpl
+def facekit_identities():
+    return [PluginSpec(name="broken-id", kind="identity", factory=lambda config, store: Broken(),
+                       config_class=Config, metric="cosine", default_threshold=0.5)]
+'''
+
+
+def test_an_identity_plugin_failing_on_a_reference_photo_names_the_photo(tmp_path: Path) -> None:
+    require_data()
+    site = tmp_path / "site"
+    site.mkdir()
+    install_module(site, "broken_identity", FAILING_IDENTITY, "broken-id")
+    ref = SCENES / "obama2.jpg"
+    line = one_line_error(run_facekit("+identity=broken-id", f"filter.refs=[{ref}]", f"input={SCENES / 'biden.jpg'}",
+                                      f"output={tmp_path / 'faces'}", cwd=tmp_path, env=path_with(site)), alone=False)
+    assert line == (f"facekit: error: identity 'broken-id' failed on reference photo '{ref}': "
+                    "ValueError: cannot embed this face")

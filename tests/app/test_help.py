@@ -1,0 +1,96 @@
+"""``facekit --help`` explains every key with its real default, from descriptions written once in
+the schema; ``task=plugins`` fits an 80-column terminal."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_module
+from omegaconf import OmegaConf
+
+from cli_helpers import run_facekit
+from facekit.app.help import shown
+from facekit.app.schema import RAY_KEYS, register_schema, schema_keys
+from facekit.plugin.registry import default_registry
+
+NARROW = {"COLUMNS": "80"}
+CONTINUED = re.compile(r"^ {29} # (.*)$")  # a description wrapped onto the next line
+
+
+def _compose(*overrides: str):
+    register_schema()
+    with initialize_config_module(config_module="facekit.conf", version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+def _help_entries(stdout: str) -> list[str]:
+    """The lines of the help's Config section, each key's wrapped description joined to its line."""
+    entries: list[str] = []
+    for line in stdout.split("== Config ==", 1)[1].splitlines():
+        continued = CONTINUED.match(line)
+        if continued and entries:
+            entries[-1] += " " + continued.group(1)
+        else:
+            entries.append(line)
+    return entries
+
+
+def test_every_schema_key_has_a_one_line_description() -> None:
+    keys = list(schema_keys())
+    assert len(keys) > 60
+    lacking = [key.path for key in keys if not key.about.strip() or "\n" in key.about]
+    assert lacking == [], f"describe these keys in facekit/app/schema.py with key('...'): {lacking}"
+
+
+@pytest.fixture(scope="module")
+def help_text(tmp_path_factory: pytest.TempPathFactory) -> str:
+    result = run_facekit("--help", cwd=tmp_path_factory.mktemp("help"), env=NARROW)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_help_gives_every_key_its_description_and_real_default_grouped_as_the_config(help_text: str) -> None:
+    """Values are the composed config's; runner=ray's own keys, null under runner=default, show
+    runner/ray.yaml's values (the README's 500, 50, 1 and false), marked as runner=ray's."""
+    entries = _help_entries(help_text)
+    plain, ray = _compose(), _compose("runner=ray")
+    for key in schema_keys():
+        indent = "  " * key.path.count(".")
+        found = [entry for entry in entries if entry.startswith(f"{indent}{key.name}:")]
+        assert found, f"{key.path} is not in --help"
+        entry = found[0] if len(found) == 1 else next(e for e in found if key.about in e)
+        assert f"# {'runner=ray: ' if key.name in RAY_KEYS and key.path.startswith('runner.') else ''}" \
+               f"{key.about}" in entry, entry
+        if key.group is None:
+            value = OmegaConf.select(plain, key.path)
+            if value is None and key.path.startswith("runner.") and key.name in RAY_KEYS:
+                value = OmegaConf.select(ray, key.path)
+            assert entry.startswith(f"{indent}{key.name}: {shown(value)} "), entry
+    for ray_default in ("shard_frames: 500", "files_per_shard: 50", "cpus_per_task: 1.0", "verbose: false"):
+        assert f"  {ray_default} " in help_text
+    assert "(null: 0.15)" in help_text  # output.padding's real value when left null
+
+
+def test_help_fits_80_columns(help_text: str) -> None:
+    assert [line for line in help_text.splitlines() if len(line) > 80] == []
+
+
+def test_help_lists_a_chosen_plugins_options(tmp_path: Path) -> None:
+    result = run_facekit("+detector=yunet", "runner=ray", "--help", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"^  score_threshold: 0\.6$", result.stdout, re.MULTILINE)
+    assert re.search(r"^  shard_frames: 500 +# frames of a video per shard", result.stdout, re.MULTILINE)
+
+
+def test_task_plugins_wraps_to_80_columns(tmp_path: Path) -> None:
+    result = run_facekit("task=plugins", cwd=tmp_path, env=NARROW)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert [line for line in lines if len(line) > 80] == []
+    registry = default_registry()
+    for spec in registry.all():  # each plugin's line starts with its kind and name, its description wrapped below
+        row = next(i for i, line in enumerate(lines) if re.match(rf"^{spec.kind} +{re.escape(spec.name)} ", line))
+        if spec.description:
+            below = " ".join(line.strip() for line in lines[row + 1:row + 8])
+            assert spec.description in below, spec.name

@@ -1,0 +1,126 @@
+"""The library's identity surface: ``Extractor(identity=...)`` embeddings, ``facekit.distance`` /
+``facekit.compare`` in the plugin's metric, and ``facekit.IdentityFilter``, held to what the CLI
+and bench/identity.py compute on the shared data."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+import pytest
+
+import facekit
+from cli_helpers import load_json, run_facekit
+from conftest import DATA, SCENES
+from facekit.errors import ConfigError, FacekitError
+from facekit.faces.evaluate import PhotoSet, embed_photos, face_landmarks, load_identity, pair_confusion
+from facekit.faces.identity import reference_face
+from facekit.plugin.registry import default_registry
+
+PEOPLE = DATA / "images" / "people"
+REFERENCE = SCENES / "obama.jpg"
+
+
+@pytest.fixture(scope="module")
+def cache_home(tmp_path_factory: pytest.TempPathFactory, session_derived: Path) -> Iterator[Path]:
+    """One model cache for the module's extractors and CLI run (conftest's own is per test)."""
+    if not (PEOPLE / "pairs.csv").is_file():
+        pytest.skip(f"shared test data not found at {DATA}")
+    home = tmp_path_factory.mktemp("library_identity")
+    (home / "derived").symlink_to(session_derived, target_is_directory=True)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FACEKIT_HOME", str(home))
+        yield home
+
+
+@pytest.fixture(scope="module")
+def extractor(cache_home: Path) -> facekit.Extractor:
+    return facekit.Extractor(identity="sface", offline=True)
+
+
+def _read(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path))
+    assert image is not None, path
+    return image
+
+
+def test_every_face_gets_its_embedding(extractor: facekit.Extractor) -> None:
+    faces = extractor.extract(_read(SCENES / "two_people.jpg"))
+    assert len(faces) == 2 and extractor.identity == "sface"
+    for face in faces:
+        assert face.embedding.shape == (128,) and face.landmarks.shape == (68, 2) and face.crop is not None
+    assert facekit.Extractor(offline=True).extract(_read(SCENES / "obama.jpg"))[0].embedding is None  # none asked
+
+
+def test_distance_is_the_plugins_metric_and_compare_its_default_threshold(extractor: facekit.Extractor) -> None:
+    obama, obama2, biden = (extractor.extract(_read(SCENES / name))[0] for name in ("obama.jpg", "obama2.jpg",
+                                                                                      "biden.jpg"))
+    spec = default_registry().get("identity", "sface")
+    assert spec.metric == "cosine"
+    a, b = obama.embedding.astype(np.float64), obama2.embedding.astype(np.float64)
+    cosine = 1 - a @ b / (np.linalg.norm(a) * np.linalg.norm(b))
+    assert facekit.distance(obama, obama2, identity="sface") == pytest.approx(cosine, abs=1e-9)
+    assert facekit.distance(obama.embedding, obama2.embedding) == pytest.approx(cosine, abs=1e-9)  # arrays too
+    many = facekit.distance([obama, obama2, biden], obama, identity="sface")
+    assert many.shape == (3,) and many[0] == pytest.approx(0, abs=1e-6) and many[2] > spec.default_threshold
+    assert facekit.compare(obama, obama2, identity="sface", threshold=None) is True
+    assert facekit.compare(obama, biden, identity="sface", threshold=None) is False
+    assert facekit.compare(obama, obama2, threshold=cosine * 0.99) is False  # within is <=: just under it is out
+    assert list(facekit.compare([obama2, biden], obama)) == [True, False]
+
+
+def test_compare_over_extractor_embeddings_has_bench_identitys_pair_accuracy(extractor: facekit.Extractor) -> None:
+    """bench/identity.py: the largest face of each photo, embedded by the plugin, pairs called at
+    its default threshold. The library path must give that same figure."""
+    photos = PhotoSet.read(PEOPLE)
+    bench = embed_photos(photos, face_landmarks(photos, facekit.Extractor(offline=True)), load_identity("sface").model)
+    bench_accuracy = pair_confusion(photos, bench, 0.637, "cosine").accuracy
+    largest = {}
+    for file in photos.identities:
+        faces = extractor.extract(_read(photos.folder / file))
+        largest[file] = faces[reference_face(faces, file)]
+    called = np.array([facekit.compare(largest[a], largest[b], identity="sface") for a, b, _ in photos.pairs])
+    same = np.array([same for _, _, same in photos.pairs])
+    library_accuracy = float((called == same).mean())
+    assert len(photos.pairs) == 351
+    assert library_accuracy == bench_accuracy, (library_accuracy, bench_accuracy)
+
+
+@pytest.fixture(scope="module")
+def cli_kept(cache_home: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[bool]]:
+    """The CLI's filter with one reference over the shared scenes: each frame's faces, kept or not."""
+    out = tmp_path_factory.mktemp("cli_filter") / "faces"
+    result = run_facekit(f"input={SCENES}", f"output={out}", f"filter.refs=[{REFERENCE}]", "runner.progress=false",
+                         cwd=out.parent, env={"FACEKIT_HOME": str(cache_home)})
+    assert result.returncode == 0, result.stderr
+    frames = load_json(out / "alignments.json")["frames"]
+    return {name: [face["keep"] for face in frame["faces"]] for name, frame in frames.items()}
+
+
+@pytest.mark.parametrize("built_from", ["photo path", "photo pixels", "embedding"])
+def test_the_library_filter_keeps_exactly_the_faces_the_cli_keeps(extractor: facekit.Extractor,
+                                                                   cli_kept: dict[str, list[bool]],
+                                                                   built_from: str) -> None:
+    faces = extractor.extract(_read(REFERENCE))
+    reference = {"photo path": str(REFERENCE), "photo pixels": _read(REFERENCE),
+                 "embedding": faces[reference_face(faces, "obama.jpg")].embedding}
+    wanted = facekit.IdentityFilter(refs=[reference[built_from]], extractor=extractor)
+    kept = {}
+    for _, frame in facekit.collection(SCENES):
+        faces = extractor.extract(frame.image)
+        wanted.filter(faces)
+        kept[frame.name] = [face.keep for face in faces]
+    assert kept == cli_kept
+    assert 0 < sum(map(sum, kept.values())) < sum(map(len, kept.values()))  # some faces kept, some not
+
+
+def test_a_filter_without_an_identity_plugin_or_a_reference_is_refused(extractor: facekit.Extractor) -> None:
+    with pytest.raises(ConfigError, match="Extractor\\(identity=...\\)"):
+        facekit.IdentityFilter(refs=[str(REFERENCE)], extractor=facekit.Extractor(offline=True))
+    with pytest.raises(ConfigError, match="at least one ref"):
+        facekit.IdentityFilter(refs=[], extractor=extractor)
+    with pytest.raises(FacekitError, match="reference photo 'nosuch.jpg' does not exist"):
+        facekit.IdentityFilter(refs=["nosuch.jpg"], extractor=extractor)
+    with pytest.raises(ConfigError, match="without an embedding"):
+        facekit.distance(facekit.Extractor(offline=True).extract(_read(REFERENCE))[0], np.zeros(128))
