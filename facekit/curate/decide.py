@@ -20,6 +20,7 @@ from facekit.faces.stages import FaceStages
 log = logging.getLogger(__name__)
 
 NO_FILE = "no face file found under the input"
+UNREADABLE = "unreadable"  # its face file is there but cannot be decoded (cut short, overwritten)
 UNCLUSTERED_REASON = "unclustered (best N is chosen per identity cluster)"
 
 
@@ -88,7 +89,11 @@ def decide(faces: Sequence[FaceEntry], settings: CurateSettings,
     built = stages()
     curation.identity = built.identity.spec.name if built.identity is not None else None
     rows = np.flatnonzero(usable)
-    unit = face_embeddings([faces[r] for r in rows], built)
+    unreadable: list[int] = []
+    unit = face_embeddings([faces[r] for r in rows], built, unreadable=unreadable)
+    for position in unreadable:
+        curation.kept[rows[position]] = False
+        curation.reasons[rows[position]] = UNREADABLE
     curation.unit = np.full((len(faces), unit.shape[1] if unit.ndim == 2 else 0), np.nan, dtype=np.float32)
     curation.unit[rows] = unit
     curation.labels = np.full(len(faces), UNCLUSTERED, dtype=np.int64)

@@ -34,9 +34,10 @@ def unit_rows(vectors: np.ndarray) -> np.ndarray:
 
 
 def face_embeddings(faces: Sequence[FaceEntry], stages: FaceStages,
-                    progress: Callable[[int], None] | None = None) -> np.ndarray:
+                    progress: Callable[[int], None] | None = None, unreadable: list[int] | None = None) -> np.ndarray:
     """(n, d) unit vectors, one per face; a row of NaN for a face that has neither a usable
-    stored vector nor a file with landmarks (it stays out of clusters and duplicates)."""
+    stored vector nor a file with landmarks (it stays out of clusters and duplicates), and for
+    a face file that cannot be decoded, whose row also goes into ``unreadable``."""
     name = stages.identity.spec.name if stages.identity is not None else None
     vectors: dict[int, np.ndarray] = {}
     todo = []
@@ -52,7 +53,9 @@ def face_embeddings(faces: Sequence[FaceEntry], stages: FaceStages,
             crops = list(pool.map(lambda r: cv2.imread(str(faces[r].path), cv2.IMREAD_COLOR), rows))
             for row, crop in zip(rows, crops):
                 if crop is None:
-                    log.warning("cannot read face file %s; it is left out of clusters and duplicates", faces[row].path)
+                    log.warning("cannot read face file %s; it is dropped as unreadable", faces[row].path)
+                    if unreadable is not None:
+                        unreadable.append(row)
                     continue
                 vectors[row] = embed_crop(stages, crop, faces[row])
             if progress is not None:
