@@ -1,6 +1,7 @@
 """Shared fixtures: the shared test data folder and a place for the model cache."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -35,8 +36,13 @@ def data() -> Path:
 def session_derived(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One ``derived/`` folder (models facekit rewrites from the packaged ones: YuNet folded to
     float, SFace converted to LiteRT) for the whole session: SFace's conversion takes about 10 s,
-    and each test would otherwise pay it again. The tests of the conversion itself use folders of
-    their own."""
+    and each test would otherwise pay it again. Under pytest-xdist the processes of one run share
+    it (their temporary folders sit side by side), since facekit makes a derived model under a
+    file lock, once. The tests of the conversion itself use folders of their own."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = tmp_path_factory.getbasetemp().parent / "derived"
+        shared.mkdir(exist_ok=True)
+        return shared
     return tmp_path_factory.mktemp("derived")
 
 
