@@ -89,7 +89,7 @@ def detector_alone_ms(video: Path, most_frames: int = 300, **options: object) ->
     the video's first ``most_frames`` frames (held in memory, so a long video stays cheap).
     ``options`` configure the detector (``backend="opencv"``: the yardstick of earlier sessions)."""
     import facekit
-    from facekit.engine.runner import opencv_threads
+    from facekit.engine.pipeline import opencv_threads
 
     capture = cv2.VideoCapture(str(video))
     frames = []
@@ -290,7 +290,7 @@ def embedding_ms(people: Path, backend: str) -> float:
     """SFace's time a face on one core with ``backend`` (litert: the default; opencv: OpenCV's
     DNN, its backend before Dec 2026), crops and normalisation included, on the portraits."""
     import facekit
-    from facekit.engine.runner import opencv_threads
+    from facekit.engine.pipeline import opencv_threads
 
     with opencv_threads(1):
         extractor = facekit.Extractor()

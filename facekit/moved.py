@@ -21,7 +21,8 @@ MOVED: dict[str, str] = {
     "facekit.identity": "facekit.faces.identity",
     "facekit.evaluate": "facekit.faces.evaluate",
     "facekit.references": "facekit.app.references",
-    "facekit.runner": "facekit.engine.runner",
+    "facekit.runner": "facekit.engine.pipeline",
+    "facekit.engine.runner": "facekit.engine.pipeline",
     "facekit.threads": "facekit.engine.threads",
     "facekit.workers": "facekit.engine.workers",
     "facekit.frame_slots": "facekit.engine.frame_slots",
@@ -41,6 +42,15 @@ MOVED: dict[str, str] = {
     "facekit.tasks.extract": "facekit.app.tasks.extract",
     "facekit.tasks.plugins": "facekit.app.tasks.plugins",
     "facekit.tasks.settings": "facekit.app.tasks.settings",
+    # 0.2 -> 0.3: "cluster" means curation's identity clusters only; the Ray runner is "distributed"
+    "facekit.cluster": "facekit.distributed",
+    "facekit.cluster.driver": "facekit.distributed.driver",
+    "facekit.cluster.resources": "facekit.distributed.resources",
+    "facekit.cluster.session": "facekit.distributed.session",
+    "facekit.cluster.shard_journal": "facekit.distributed.shard_journal",
+    "facekit.cluster.shard_worker": "facekit.distributed.shard_worker",
+    "facekit.cluster.shared_output": "facekit.distributed.shared_output",
+    "facekit.app.tasks.cluster": "facekit.app.tasks.distributed",
 }
 
 

@@ -34,7 +34,7 @@ _NO_LOG_FILE = {"curate": ["hydra.job_logging.root.handlers=[console]"]}
 
 def main() -> None:
     """Console entry point."""
-    argv = sys.argv[1:]
+    argv = [_renamed_key(arg) for arg in sys.argv[1:]]
     try:
         registry = default_registry()
         if not SHELL_COMPLETION & set(argv):  # its words (install=bash, query=...) are Hydra's, not overrides
@@ -70,6 +70,20 @@ def _hydra_entry(cfg: DictConfig) -> None:
     except KeyboardInterrupt:
         print("facekit: interrupted; finished frames are saved, rerun to resume", file=sys.stderr)
         sys.exit(130)
+
+
+#: user-facing keys renamed, old spelling -> new: the old one still works, with a line that says so
+RENAMED_KEYS = {"runner.engine": "runner.executor"}
+
+
+def _renamed_key(arg: str) -> str:
+    """``runner.engine=ray`` as ``runner.executor=ray``, with a deprecation line on stderr."""
+    prefix = arg[: len(arg) - len(arg.lstrip("+~"))]
+    key, equals, value = arg[len(prefix):].partition("=")
+    if key in RENAMED_KEYS:
+        print(f"facekit: {key} is now {RENAMED_KEYS[key]}; the old name still works for now", file=sys.stderr)
+        return f"{prefix}{RENAMED_KEYS[key]}{equals}{value}"
+    return arg
 
 
 def _fail(exc: BaseException) -> None:

@@ -107,7 +107,7 @@ class ModelsSchema:
 
 
 #: The runner keys that only runner=ray sets (conf/runner/ray.yaml); None under runner=default.
-RAY_KEYS = ("engine", "address", "cpus_per_task", "gpu_memory_mb", "actors", "shard_frames", "files_per_shard",
+RAY_KEYS = ("executor", "address", "cpus_per_task", "gpu_memory_mb", "actors", "shard_frames", "files_per_shard",
             "verbose")
 
 
@@ -121,7 +121,7 @@ class RunnerSchema:
     #: ``auto`` or a whole number: OmegaConf 2.3 has no Union, so check_settings checks it.
     workers: Any = key("processes for a parallel CPU run (auto: one a core on long inputs; 0: threads)")
     # runner=ray's keys (conf/runner/ray.yaml); None under runner=default, which has none of them
-    engine: Optional[str] = key("what runs the shards: ray, on a Ray cluster (set by choosing runner=ray)", None)
+    executor: Optional[str] = key("what runs the shards: ray, on a Ray cluster (set by choosing runner=ray)", None)
     address: Optional[str] = key("which Ray: null, a private one on 127.0.0.1 for the run; auto, the cluster "
                                  "this machine joined; or HOST:PORT", None)
     cpus_per_task: Optional[float] = key("CPUs each shard worker asks Ray for", None)

@@ -146,3 +146,10 @@ def test_a_run_prints_no_native_start_up_chatter(tmp_path: Path, detector: str) 
     for chatter in ("I0000", "E0000", "W0000", "XNNPACK", "absl::InitializeLog"):
         assert chatter not in result.stderr, result.stderr
     assert "done: 1 frames, 1 faces" in " ".join(result.stderr.split())
+
+
+def test_a_renamed_key_keeps_its_old_spelling_with_a_line_that_names_the_new_one(tmp_path: Path) -> None:
+    """``runner.engine`` became ``runner.executor`` (the word "engine" is the stage engine's)."""
+    result = run_facekit("task=plugins", "runner.engine=ray", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "runner.engine is now runner.executor" in result.stderr

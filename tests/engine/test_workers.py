@@ -264,12 +264,12 @@ def test_frames_read_ahead_for_workers_stay_under_the_byte_limit(max_bytes: int 
 
 
 def _runs_on_threads_in_a_daemon() -> bool:
-    from facekit.engine.runner import Pass, Runner
+    from facekit.engine.pipeline import Pass, Pipeline
 
     built = []
     plan = WorkerPlan(2, prepare=[lambda: built.append("models")])
-    runner = Runner([Pass("mark", [Stage("mark", OneByOne(_mark))])], workers=plan)
-    return runner._worker_pool() is None and built == ["models"]  # built here, for the threads
+    pipeline = Pipeline([Pass("mark", [Stage("mark", OneByOne(_mark))])], workers=plan)
+    return pipeline._worker_pool() is None and built == ["models"]  # built here, for the threads
 
 
 def test_a_daemon_process_runs_the_stages_on_threads() -> None:

@@ -1,7 +1,7 @@
 """``task=extract`` over a collection: a tree or a list of sources, each written into its own
 folder exactly as a separate run of it would be, so each resumes on its own.
 
-The plugins are built once for the whole collection. A run reads every source through one runner
+The plugins are built once for the whole collection. A run reads every source through one pipeline
 (``collection_stream``), so its worker processes start once, not once per source; a sweep's job
 (whose analysis cache is per source) and a serial run read each source through the single-input
 path instead. ``collection.json`` in the output folder lists every source met so far with its
@@ -27,7 +27,7 @@ from facekit.app.tasks.planning import build_stages, collection_settings, gpu_pl
 from facekit.app.tasks.single import execute, plan_run, report
 from facekit.app.tasks.listing import ListedAhead
 from facekit.app.tasks.settings import cache_is_on, job_output_dir, sampling, selection
-from facekit.engine.runner import Runner, per_record, plan_passes
+from facekit.engine.pipeline import Pipeline, per_record, plan_passes
 from facekit.engine.workers import FRAMES_PER_WORKER, WorkerPlan, choose_workers, usable_cores
 from facekit.errors import FacekitError, StageError
 from facekit.faces.finisher import Finisher
@@ -80,7 +80,7 @@ def run_collection(cfg: DictConfig, registry: PluginRegistry) -> None:
 
 def _run_streamed(cfg: DictConfig, stages: FaceStages, face_filter: IdentityFilter | None, sources: Iterable[Source],
                   root_out: Path, state: CollectionState, progress: CollectionProgress) -> None:
-    """Every source through one runner: the models load, and the worker processes start, once.
+    """Every source through one pipeline: the models load, and the worker processes start, once.
     A GPU plan of more than one pass (a serial run) reads each source on its own instead, since
     a pass over the whole collection would hold every frame's faces until the next pass."""
     plan = gpu_plan(cfg, stages)
@@ -107,14 +107,14 @@ def _run_streamed(cfg: DictConfig, stages: FaceStages, face_filter: IdentityFilt
     log.info("collection: %s; %s passes%s", ", ".join(f"{p.spec.kind} {p.spec.name}" for p in stages.plugins()),
              plan.mode, f" in {workers} worker processes, started once" if workers else "")
     while True:
-        runner = Runner(passes, queue_size=cfg.runner.queue_size, progress=False, queue_mb=cfg.runner.queue_mb,
+        pipeline = Pipeline(passes, queue_size=cfg.runner.queue_size, progress=False, queue_mb=cfg.runner.queue_mb,
                         workers=WorkerPlan(workers, counters=[stages.model_s], prepare=[stages.load_models])
                         if workers else None)
         try:
-            progress.busy_s += runner.run(stream, stream.sink).seconds  # type: ignore[arg-type]  # a FrameSource in all it uses
+            progress.busy_s += pipeline.run(stream, stream.sink).seconds  # type: ignore[arg-type]  # a FrameSource in all it uses
         except StageError as exc:
             if stream.restart(exc):
-                continue  # that source failed; a new runner takes up the rest
+                continue  # that source failed; a new pipeline takes up the rest
             stream.stop(f"stopped: {exc}")
             raise
         except KeyboardInterrupt:

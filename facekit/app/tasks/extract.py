@@ -15,10 +15,10 @@ from facekit.plugin.registry import PluginRegistry
 
 def run_extract(cfg: DictConfig, registry: PluginRegistry) -> None:
     check_settings(cfg)
-    if cfg.runner.get("engine") == "ray":  # runner=ray: every source's shards on a Ray cluster
-        from facekit.app.tasks.cluster import run_on_cluster
+    if cfg.runner.get("executor") == "ray":  # runner=ray: every source's shards on a Ray cluster
+        from facekit.app.tasks.distributed import run_on_ray
 
-        run_on_cluster(cfg, registry)
+        run_on_ray(cfg, registry)
     elif is_collection_input(cfg):  # a tree or a list of sources, through one stream
         from facekit.app.tasks.collection import run_collection
 

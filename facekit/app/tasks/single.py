@@ -16,7 +16,7 @@ from facekit.app.tasks.acceptance import accept_run
 from facekit.app.tasks.planning import alignments_meta, build_stages, cache_root, gpu_plan, identity_filter
 from facekit.app.tasks.settings import cache_is_on, job_output_dir, sampling
 from facekit.engine.gpu import PassPlan
-from facekit.engine.runner import Pass, Runner, RunSummary, per_record, plan_passes
+from facekit.engine.pipeline import Pass, Pipeline, RunSummary, per_record, plan_passes
 from facekit.engine.threads import Stage
 from facekit.engine.workers import WorkerPlan, choose_workers
 from facekit.errors import FacekitError
@@ -145,9 +145,9 @@ def execute(plan: RunPlan, held: ExitStack, accepted: Callable[[], None] | None 
     workers = None
     if plan.workers:
         workers = WorkerPlan(plan.workers, counters=[plan.stages.model_s], prepare=[plan.stages.load_models])
-    runner = Runner(plan.passes, queue_size=cfg.runner.queue_size, progress=bool(cfg.runner.progress),
+    pipeline = Pipeline(plan.passes, queue_size=cfg.runner.queue_size, progress=bool(cfg.runner.progress),
                     workers=workers, queue_mb=cfg.runner.queue_mb)
-    summary = runner.run(plan.source, sink, ledger.done)
+    summary = pipeline.run(plan.source, sink, ledger.done)
     if analysis is not None:
         analysis.commit()
     return summary, ledger

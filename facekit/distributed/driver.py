@@ -28,9 +28,9 @@ from typing import Any, Callable, Iterator, Sequence
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from facekit.cluster.resources import WorkerResources
-from facekit.cluster.shard_journal import SHARDS_DIR, finished, frame_lines, missing_from, set_aside
-from facekit.cluster.shard_worker import ShardResult, ShardTask, ShardWorker
+from facekit.distributed.resources import WorkerResources
+from facekit.distributed.shard_journal import SHARDS_DIR, finished, frame_lines, missing_from, set_aside
+from facekit.distributed.shard_worker import ShardResult, ShardTask, ShardWorker
 from facekit.console import STDERR
 from facekit.errors import FacekitError
 from facekit.ledger.rejects import RejectCounts

@@ -23,7 +23,7 @@ from facekit.media.shards import Shard, shard_frames
 from facekit.output.alignments import journal_line
 from facekit.output.face_files import FaceWriter
 from facekit.records import FrameRecord
-from facekit.cluster.shard_journal import ShardJournalWriter
+from facekit.distributed.shard_journal import ShardJournalWriter
 
 
 @dataclass(frozen=True)

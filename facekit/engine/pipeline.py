@@ -69,7 +69,7 @@ def per_record(name: str, work: Callable[[FrameRecord], None], plugin: str = "")
     return Stage(name, OneByOne(work), plugin=plugin)
 
 
-class Runner:
+class Pipeline:
     """Drives one extraction: reads ``source`` once per pass and hands each finished record to
     ``sink``. Between passes records keep their faces but drop their pixels; the next pass decodes
     the frames again rather than holding a whole video in memory."""

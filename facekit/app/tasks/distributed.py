@@ -1,5 +1,5 @@
 """``task=extract`` with ``runner=ray``: a single input or a collection, every source cut into
-shards that run on a Ray cluster (``facekit.cluster``), each source into its own folder with the
+shards that run on a Ray cluster (``facekit.distributed``), each source into its own folder with the
 alignments file and face files a local run of it writes.
 
 The settings decide here, as for a local run (plugins, identity filter and its references,
@@ -22,10 +22,10 @@ from omegaconf import DictConfig
 from facekit.app.tasks.acceptance import accept_run
 from facekit.app.tasks.planning import alignments_meta, build_stages, collection_settings, identity_filter
 from facekit.app.tasks.settings import is_collection_input, job_output_dir, sampling, selection
-from facekit.cluster.driver import ClusterPlan, SourceJob, SourceOutcome, check_earlier, run_shards
-from facekit.cluster.resources import local_gpu_memory_mb, worker_count, worker_resources
-from facekit.cluster.session import import_ray, ray_session
-from facekit.cluster.shared_output import check_shared_output
+from facekit.distributed.driver import ClusterPlan, SourceJob, SourceOutcome, check_earlier, run_shards
+from facekit.distributed.resources import local_gpu_memory_mb, worker_count, worker_resources
+from facekit.distributed.session import import_ray, ray_session
+from facekit.distributed.shared_output import check_shared_output
 from facekit.errors import ConfigError, FacekitError
 from facekit.faces.quality import QualityFilter
 from facekit.faces.stages import FaceStages
@@ -52,7 +52,7 @@ log = logging.getLogger("facekit")
 RAY_SUMMARY_FILE = "ray_summary.json"  # the whole run's figures, beside collection.json (bench/ray.py reads it)
 
 
-def run_on_cluster(cfg: DictConfig, registry: PluginRegistry) -> None:
+def run_on_ray(cfg: DictConfig, registry: PluginRegistry) -> None:
     """Plans every source, runs their shards on the cluster, reports; exit code 2 (a
     FacekitError) when a single input's shard failed, or when no source of a collection is done."""
     import_ray(private=cfg.runner.address is None)  # a missing Ray is one line, before any model loads

@@ -8,7 +8,7 @@ import pytest
 
 from cli_helpers import path_with, run_facekit
 from conftest import require_data
-from facekit.cluster.resources import worker_count, worker_resources
+from facekit.distributed.resources import worker_count, worker_resources
 from ray_cluster import LOOPBACK_ENV, require_ray, same_output, summary
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from cli_helpers import run_facekit
 from conftest import require_data
-from facekit.cluster.shared_output import check_shared_output
+from facekit.distributed.shared_output import check_shared_output
 from facekit.errors import FacekitError
 from ray_cluster import node_without, require_private_mounts, require_ray, start_cluster, stopped, summary
 
