@@ -31,35 +31,25 @@ import threading
 import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
-from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
 from facekit.errors import FacekitError, StageError
-from facekit.media.decoder_output import DecoderOutput
-from facekit.engine.frame_slots import SlotWriter, frame_in, receive_region
-from facekit.media.sources import load_pixels_caught
-from facekit.engine.pixel_pipe import receive_pixels, send_pixels
-from facekit.plugin.spec import PluginSpec
-from facekit.engine.stopping import POLL_S, Stopping, get_unless, poll_timeout, put_unless, stage_failure_message
+from facekit.engine.frame_slots import SlotWriter
+from facekit.engine.pixel_pipe import send_pixels
+from facekit.engine.stopping import POLL_S, Stopping, get_unless, poll_timeout, put_unless
+from facekit.engine.worker_loop import LABEL_BYTES, RUN, Unreadable, serve
 from facekit.engine.threads import PixelsInFlight, Stage
-from facekit.records import Frame, FrameRecord
+from facekit.records import FrameRecord
 
 log = logging.getLogger(__name__)
 
 _END = object()  # after the last frame in ``todo``
 #: Batches a worker holds at once: the one it works on and the next, so it never waits for one.
 _PER_WORKER = 2
-_RUN = ("run",)  # after a batch's frames: the worker runs them through its stages together
 _START_TIMEOUT_S = 300.0  # building models can be slow on a loaded machine, but not this slow
 _FAILURE_DRAIN_S = 5.0  # after a failure, how long the frames before it may take to come back
-_LABEL_BYTES = 200
-#: Frames each worker must have before ``auto`` starts workers. Two workers take 0.5-0.75 s to
-#: start and build their models; on the 2-core machine the whole command took about as long
-#: either way at 200 frames of the Hamilton clip (5.04 s with workers against 5.11 s on threads,
-#: then 4.48 against 4.18) and 0.9-1.2 s less with workers at 400.
-FRAMES_PER_WORKER = 100
 
 
 @dataclass
@@ -165,8 +155,8 @@ class WorkerPool(Stopping):
         context = multiprocessing.get_context("spawn")  # fork would copy this process's threads' locks
         for _ in range(count):
             ours, theirs = context.Pipe(duplex=True)
-            label = context.RawArray("c", _LABEL_BYTES)
-            process = context.Process(target=_serve, args=(theirs, payload, label), daemon=True,
+            label = context.RawArray("c", LABEL_BYTES)
+            process = context.Process(target=serve, args=(theirs, payload, label), daemon=True,
                                       name="facekit-worker")
             process.start()
             theirs.close()
@@ -198,7 +188,7 @@ class WorkerPool(Stopping):
             worker.process.join(timeout=max(0.0, deadline - time.monotonic()))
         for worker in self.workers:
             if worker.process.is_alive():
-                worker.process.kill()  # busy in a model call, or hung; it ignores SIGTERM (see _serve)
+                worker.process.kill()  # busy in a model call, or hung; it ignores SIGTERM (see worker_loop.serve)
                 worker.process.join(timeout=1.0)
         for thread in self.threads:
             thread.join(timeout=0.5)  # a send to a killed worker has failed by now
@@ -259,7 +249,7 @@ class WorkerPool(Stopping):
                 sent += 1
             if sent:
                 try:
-                    worker.conn.send(_RUN)
+                    worker.conn.send(RUN)
                 except OSError:
                     return
 
@@ -343,7 +333,7 @@ class WorkerPool(Stopping):
         worker.room.release()
         if kind == "unreadable":
             frame = sent.frame if sent is not None else None
-            self.finished[seq] = _Unreadable(frame.path or frame.source if frame is not None else f"frame {seq}",
+            self.finished[seq] = Unreadable(frame.path or frame.source if frame is not None else f"frame {seq}",
                                              message[2], message[3])
         elif kind == "done":
             _, _, record, busy, counted, said = message
@@ -396,20 +386,11 @@ class WorkerPool(Stopping):
             self._hand_over(self.finished.pop(self.next_seq))
             self.next_seq += 1
 
-    def _hand_over(self, result: FrameRecord | _Unreadable) -> None:
-        if isinstance(result, _Unreadable):
+    def _hand_over(self, result: FrameRecord | Unreadable) -> None:
+        if isinstance(result, Unreadable):
             self.unreadable(result.path, result.why, result.said)
         else:
             self.sink(result)
-
-
-@dataclass
-class _Unreadable:
-    """A frame whose image file its worker could not decode: reported in its place in the order."""
-
-    path: str
-    why: str
-    said: list[str]  # what its decoder printed
 
 
 def _say_goodbye(conn: Connection) -> None:
@@ -429,154 +410,3 @@ def _how_it_ended(process: Any) -> str:
         except ValueError:
             return f"killed by signal {-code}"
     return f"exit code {code}"
-
-
-# -- the worker's side ------------------------------------------------------------------------
-def _serve(conn: Connection, payload: bytes, label: Any) -> None:
-    """A worker's life: build the stages, then take frames and run each batch of them when told,
-    until told to stop or the calling process is gone (its end of the pipe closes)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    try:
-        import cv2
-
-        cv2.setNumThreads(1)  # the workers already keep every core busy
-        stages, counters, prepare = pickle.loads(payload)
-        for step in prepare:
-            step()
-    except BaseException as exc:  # noqa: BLE001 - the calling process must hear why
-        conn.send(("failed", -1, stage_failure_message(exc)))
-        return
-    conn.send(("ready",))
-    labels = [_stage_label(stage).encode()[:_LABEL_BYTES - 1] for stage in stages]
-    decoder = DecoderOutput()
-    region = None  # video frames' shared memory, once the calling process has sent it
-    batch: list[tuple[int, FrameRecord, list[str]]] = []  # frames taken, what their decoders printed
-    while True:
-        try:
-            header = conn.recv()
-            if header is None:
-                return
-            if header == _RUN:
-                if batch and not _run_batch(conn, batch, stages, labels, label, counters):
-                    return
-                batch = []
-                continue
-            if header[0] == "slots":
-                region = receive_region(conn, header[1])
-                continue
-            seq, name, source, index, path, shape, dtype, offset = header
-            image = None
-            if offset is not None:
-                image = frame_in(region, offset, shape, dtype)
-            elif shape is not None:
-                image = np.empty(shape, dtype=np.dtype(dtype))
-                receive_pixels(conn, image)
-        except (EOFError, OSError):
-            return  # the calling process is gone
-        record = FrameRecord(Frame(name=name, source=source, index=index, image=image, path=path))
-        said: list[str] = []
-        if image is None:  # an image file, to decode here
-            why, said = load_pixels_caught(record.frame, decoder)
-            if why is not None:
-                if not _reply(conn, ("unreadable", seq, why, said)):
-                    return
-                continue
-        batch.append((seq, record, said))
-
-
-def _run_batch(conn: Connection, batch: list[tuple[int, FrameRecord, list[str]]], stages: Sequence[Stage],
-               labels: list[bytes], label: Any, counters: list[dict[str, float]]) -> bool:
-    """Runs the batch's records through every stage, each stage taking them all at once, and
-    sends each frame's result; the batch's timings come with its first. A failure counts at the
-    batch's first frame (the plugin's message names every frame of the batch), so the run keeps
-    the frames before the batch. False when the calling process is gone."""
-    records = [record for _, record, _ in batch]
-    before = [dict(c) for c in counters]
-    busy = []
-    try:
-        for stage, stage_label in zip(stages, labels):
-            label.value = stage_label
-            started = time.perf_counter()
-            stage.work(records)
-            busy.append(time.perf_counter() - started)
-        counted = [{k: v - b.get(k, 0.0) for k, v in c.items()} for c, b in zip(counters, before)]
-        replies: list[tuple[Any, ...]] = []
-        for number, (seq, record, said) in enumerate(batch):
-            record.frame.image = None
-            timings = (busy, counted) if number == 0 else ([0.0] * len(busy), [{} for _ in counted])
-            replies.append(("done", seq, record, *timings, said))
-    except BaseException as exc:  # noqa: BLE001 - SystemExit from a plugin too
-        replies = [("failed", batch[0][0], stage_failure_message(exc))]
-    finally:
-        label.value = b""
-    return all(_reply(conn, reply) for reply in replies)
-
-
-def _reply(conn: Connection, reply: tuple[Any, ...]) -> bool:
-    """Sends a frame's result; False when the calling process is gone."""
-    try:
-        try:
-            conn.send(reply)
-        except (pickle.PicklingError, TypeError, AttributeError) as exc:  # a plugin's output that cannot travel
-            conn.send(("failed", reply[1], stage_failure_message(exc)))
-    except OSError:
-        return False
-    return True
-
-
-def _stage_label(stage: Stage) -> str:
-    return f"stage {stage.name}" + (f" ({stage.plugin})" if stage.plugin else "")
-
-
-def choose_workers(requested: int | str, plugins: Sequence[PluginSpec], mode: str, frames: int,
-                   cores: int | None = None) -> int | None:
-    """How many worker processes a run gets; None runs the stages on threads in this process.
-
-    ``auto``: one a core, for parallel runs whose plugins all run on the CPU (on a GPU each
-    worker would hold its own copy of the models) and whose input has ``FRAMES_PER_WORKER``
-    frames for each of at least two workers, so that starting them pays for itself. A number
-    asks for that many (0 or 1: threads; the config's check refused anything else); serial runs
-    always stay on threads, since they exist to hold one model at a time."""
-    if requested == "auto":
-        if mode != "parallel" or any(p.gpu_memory_mb for p in plugins):
-            return None
-        count = min(cores or usable_cores(), frames // FRAMES_PER_WORKER)
-    else:
-        count = requested if mode == "parallel" else 0  # type: ignore[assignment]
-    return count if count >= 2 else None
-
-
-def usable_cores() -> int:
-    """Cores this process may use: its CPU affinity, capped by a cgroup CPU quota (a container
-    started with ``--cpus=2`` on a 64-core host sees 64 cores but may use two)."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    quota = _cgroup_cpu_quota()
-    return max(1, min(cores, quota)) if quota else cores
-
-
-#: Where cgroup v2 and v1 keep the CPU quota of this process's group.
-_CGROUP_V2 = Path("/sys/fs/cgroup/cpu.max")
-_CGROUP_V1 = (Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us"), Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us"))
-
-
-def _cgroup_cpu_quota() -> int | None:
-    """Whole CPUs the cgroup quota allows (rounded up), None when there is no quota."""
-    try:
-        if _CGROUP_V2.is_file():
-            return cpus_from_quota(*_CGROUP_V2.read_text().split()[:2])
-        if _CGROUP_V1[0].is_file():
-            return cpus_from_quota(*(p.read_text().strip() for p in _CGROUP_V1))
-    except (OSError, TypeError):
-        return None
-    return None
-
-
-def cpus_from_quota(quota: str, period: str) -> int | None:
-    """``cpu.max``'s "200000 100000" is 2 CPUs; "max" (v2) or "-1" (v1) is no quota."""
-    if not (quota.isdigit() and period.isdigit()) or int(period) == 0:
-        return None
-    return max(1, -(-int(quota) // int(period)))

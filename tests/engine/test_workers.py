@@ -24,7 +24,8 @@ from facekit.plugin.registry import default_registry
 from facekit.records import OneByOne
 from facekit.engine.threads import Stage
 from facekit.records import Frame, FrameRecord
-from facekit.engine.workers import FRAMES_PER_WORKER, WorkerPlan, WorkerPool, choose_workers
+from facekit.engine.cores import FRAMES_PER_WORKER, choose_workers
+from facekit.engine.workers import WorkerPlan, WorkerPool
 
 VIDEO = DATA / "video" / "faceswap_test.mp4"
 MARKED_FRAME = 6  # the frame the flaky plugin misbehaves on (1-based, as frames are named)
@@ -310,7 +311,7 @@ def test_workers_filter_and_debug_like_threads(tmp_path: Path) -> None:
 
 def test_a_cgroup_quota_caps_the_cores_auto_counts() -> None:
     """A container limited to 2 CPUs on a big host must not start a worker for every host core."""
-    from facekit.engine.workers import cpus_from_quota, usable_cores
+    from facekit.engine.cores import cpus_from_quota, usable_cores
 
     assert cpus_from_quota("200000", "100000") == 2
     assert cpus_from_quota("150000", "100000") == 2  # 1.5 CPUs: a second worker still has half a core

@@ -28,7 +28,8 @@ from facekit.app.tasks.single import execute, plan_run, report
 from facekit.app.tasks.listing import ListedAhead
 from facekit.app.tasks.settings import cache_is_on, job_output_dir, sampling, selection
 from facekit.engine.pipeline import Pipeline, per_record, plan_passes
-from facekit.engine.workers import FRAMES_PER_WORKER, WorkerPlan, choose_workers, usable_cores
+from facekit.engine.cores import FRAMES_PER_WORKER, choose_workers, usable_cores
+from facekit.engine.workers import WorkerPlan
 from facekit.errors import FacekitError, StageError
 from facekit.faces.finisher import Finisher
 from facekit.faces.quality import QualityFilter

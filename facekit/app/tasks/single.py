@@ -18,7 +18,8 @@ from facekit.app.tasks.settings import cache_is_on, job_output_dir, sampling
 from facekit.engine.gpu import PassPlan
 from facekit.engine.pipeline import Pass, Pipeline, RunSummary, per_record, plan_passes
 from facekit.engine.threads import Stage
-from facekit.engine.workers import WorkerPlan, choose_workers
+from facekit.engine.cores import choose_workers
+from facekit.engine.workers import WorkerPlan
 from facekit.errors import FacekitError
 from facekit.faces.finisher import Finisher
 from facekit.faces.quality import QualityFilter
