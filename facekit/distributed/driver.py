@@ -2,7 +2,17 @@
 source's shard journals into its alignments file when its last shard ends.
 
 Scheduling is Ray's (where each actor runs, what it may use); the driver only keeps each ready
-actor busy with the next shard, so a slow shard never holds the others back. A shard whose actor
+actor busy with the next shard, so a slow shard never holds the others back.
+
+Why the driver counts its own attempts rather than using Ray's ``max_restarts`` /
+``max_task_retries``: a shard is tied to no actor. Ray's retry would run a lost actor's call
+again on that same actor once Ray has restarted it, which on a dead node means waiting for a
+restart that may never come, while other actors sit idle; the driver instead hands the shard to
+the next free actor anywhere and asks Ray for a replacement actor. And one of the reasons a shard
+runs again is not a Ray failure at all: a shard whose journal or face files the driver cannot
+find after its worker reported success (a node writing to a folder of its own) runs again on
+another node, which no Ray retry knows of. Ray still places every actor, packs GPUs and detects
+lost nodes; ``MAX_ATTEMPTS`` only bounds how often one shard is tried. A shard whose actor
 is lost (its node died, its process was killed) goes back to the front of the queue and a new
 actor is asked for; a shard whose plugin raised is failed, with the plugin and frame named, and
 the run goes on. Each source is folded when all its shards have ended, in shard order, so its
