@@ -152,7 +152,7 @@ def synthetic(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.nda
 def synthetic_figures(count: int, dedupe: float) -> dict[str, float]:
     unit, truth, pose, sharpness = synthetic(count)
     started = time.perf_counter()
-    labels = cluster_labels(unit)
+    labels = cluster_labels(unit, MATCH)
     cluster_s = time.perf_counter() - started
     started = time.perf_counter()
     found = near_duplicates(unit, dedupe, sharpness, pose, labels)

@@ -34,8 +34,8 @@ from facekit.curate.faiss_quiet import faiss as quiet_faiss
 UNCLUSTERED = -1
 MIN_CLUSTER_SIZE = 2
 LINKAGE_LIMIT = 10_000  # representatives linked at once: their pairwise distances take 400 MB
-FLAT_LIMIT = 20_000  # representatives searched exactly below this count, by a graph index (HNSW) above
-BLOCK = 4_096  # faces compared with the representatives at a time
+FLAT_LIMIT = 5_000  # representatives searched exactly up to this count, by a graph index (HNSW) beyond
+BLOCK = 4_096  # faces compared with the representatives, then with each other, at a time
 SEED = 0  # a fixed sample: the same input gives the same clusters
 
 

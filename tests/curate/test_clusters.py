@@ -62,10 +62,13 @@ def test_the_minimum_cluster_size_leaves_smaller_groups_unclustered() -> None:
     assert list(labels) == [0] * 5 + [-1] * 3
 
 
-def test_representatives_linked_in_rounds_label_as_one_linkage_does(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_representatives_linked_in_rounds_and_found_by_a_graph_index_label_as_one_linkage_does(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     unit, truth = _people([40, 30, 20, 10, 2, 2, 2], seed=7, spread=0.9)
     whole = cluster_labels(unit, MATCH)
     monkeypatch.setattr(clusters, "LINKAGE_LIMIT", 20)
+    monkeypatch.setattr(clusters, "FLAT_LIMIT", 10)
+    monkeypatch.setattr(clusters, "BLOCK", 16)
     rounds = cluster_labels(unit, MATCH)
     assert adjusted_rand_score(truth, whole) == 1.0
     assert adjusted_rand_score(whole, rounds) == 1.0
