@@ -175,7 +175,7 @@ class CurateSchema:
     best: Optional[int] = key("keep N faces per identity cluster, spread over yaw, sharpest first")
     sort: Optional[CurateSort] = key("yaw | pitch | sharpness | face_px | identity: also a sorted_KEY/ folder")
     copy: bool = key("copy the face files into the result instead of symlinking them")
-    min_cluster_size: Optional[int] = key("null: from the count (2 for a few dozen faces, about sqrt(n)/3 beyond)")
+    min_cluster_size: Optional[int] = key("null: 2 (a face that matches no other stays unclustered)")
     join: Optional[float] = key("join clusters whose mean faces are this close, a cosine distance (null: 0.55 "
                                 "of the identity plugin's match distance, 0.35 with sface; 0: never)")
 

@@ -14,7 +14,7 @@ from facekit.curate.clusters import UNCLUSTERED, cluster_labels
 from facekit.curate.dedupe import near_duplicates, reason as duplicate_reason
 from facekit.curate.embeddings import face_embeddings
 from facekit.curate.inventory import FaceEntry
-from facekit.curate.joining import followed_faces, join_distance, joined_clusters, match_distance
+from facekit.curate.joining import cluster_distance, followed_faces, join_distance, joined_clusters, match_distance
 from facekit.faces.stages import FaceStages
 
 log = logging.getLogger(__name__)
@@ -97,8 +97,8 @@ def decide(faces: Sequence[FaceEntry], settings: CurateSettings,
     curation.unit = np.full((len(faces), unit.shape[1] if unit.ndim == 2 else 0), np.nan, dtype=np.float32)
     curation.unit[rows] = unit
     curation.labels = np.full(len(faces), UNCLUSTERED, dtype=np.int64)
-    found = cluster_labels(unit, settings.min_cluster_size)
     spec = built.identity.spec if built.identity is not None else None
+    found = cluster_labels(unit, cluster_distance(spec), settings.min_cluster_size)
     limit = join_distance(spec, settings.join)
     if limit > 0:
         chosen = [faces[r] for r in rows]

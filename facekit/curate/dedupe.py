@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from facekit.curate.clusters import UNCLUSTERED
 from facekit.curate.faiss_quiet import faiss as quiet_faiss
 
 FLAT_LIMIT = 50_000  # exact search below; an IVF index above (its cells' borders may hide a few pairs)
@@ -41,7 +42,8 @@ def near_duplicates(unit: np.ndarray, threshold: float, sharpness: np.ndarray, p
                     labels: np.ndarray | None = None, max_pose_deg: float = 10.0) -> Duplicates:
     """``unit`` (n, d) unit embeddings (NaN rows: never duplicates); ``threshold`` a cosine
     distance; ``pose`` (n, 3) yaw, pitch, roll in degrees (NaN: not compared); ``labels``
-    cluster per face (-1 unclustered: compared with other unclustered faces only)."""
+    cluster per face (-1 unclustered: a group of its own, never a duplicate: two
+    unclustered faces are not known to be one person)."""
     count = len(unit)
     of = np.full(count, -1, dtype=np.int64)
     distance = np.full(count, np.nan, dtype=np.float32)
@@ -78,6 +80,7 @@ def _grouped_pairs(unit: np.ndarray, valid: np.ndarray, labels: np.ndarray | Non
     if labels is None:
         groups = [valid]
     else:
+        valid = valid[labels[valid] != UNCLUSTERED]  # each unclustered face is a group of its own
         by_label = valid[np.argsort(labels[valid], kind="stable")]  # rows stay in order within a cluster
         groups = np.split(by_label, np.unique(labels[by_label], return_index=True)[1][1:])
     found = []

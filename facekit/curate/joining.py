@@ -1,8 +1,8 @@
 """One person's clusters joined across shots.
 
-HDBSCAN finds dense groups, and in a video one person's faces make one dense group per shot
-(lighting, angle and expression change at a cut, and stay put within it): left alone, a clip of
-one singer in seven shots gives seven clusters. So clusters are then joined, closest pair
+In a video one person's faces change at a cut (lighting, angle, expression) and stay put within a
+shot, so a shot can end as a cluster of its own (density-based clustering gave a clip of one
+singer in seven shots seven clusters). So clusters are then joined, closest pair
 first, while the distance between their mean vectors (average of the faces' unit vectors,
 renormalised) is at most ``max_distance``; a joined cluster's mean is that of all its faces.
 
@@ -170,6 +170,20 @@ def join_distance(identity: object | None, setting: float | None) -> float:
     if setting is not None:
         return float(setting)
     return JOIN_FRACTION * match_distance(identity)
+
+
+#: The cosine distance faces are clustered within when the identity plugin gives none.
+FALLBACK_MATCH = 0.4
+
+
+def cluster_distance(identity: object | None) -> float:
+    """The cosine distance within which two faces are one person, for clustering: a cosine
+    plugin's match distance; for a euclidean one, the cosine distance of two unit vectors its
+    match distance apart (its vectors are compared as unit vectors here); else FALLBACK_MATCH."""
+    threshold = getattr(identity, "default_threshold", None)
+    if threshold is None or getattr(identity, "metric", None) not in ("cosine", "euclidean"):
+        return FALLBACK_MATCH
+    return float(threshold) if identity.metric == "cosine" else float(threshold) ** 2 / 2  # type: ignore[attr-defined]
 
 
 def match_distance(identity: object | None) -> float:

@@ -29,7 +29,7 @@ import numpy as np
 from facekit.curate.clusters import UNCLUSTERED
 from facekit.curate.decide import Curation, measures
 from facekit.curate.ordering import sort_order
-from facekit.curate.sheets import cluster_sheet
+from facekit.curate.sheets import cluster_sheet, tile_caption
 from facekit.errors import ConfigError
 from facekit.fileio import atomic_write_bytes
 
@@ -168,7 +168,8 @@ def _clusters(curation: Curation, staging: Path, result: Path, placed: dict[int,
                 sheet = f"{SHEETS_FOLDER}/{cluster_folder(label)}.jpg"
                 (staging / SHEETS_FOLDER).mkdir(exist_ok=True)
                 atomic_write_bytes(staging / sheet, cluster_sheet(
-                    [staging / placed[r] for r in shown], [curation.faces[r].file_name for r in shown]))
+                    [staging / placed[r] for r in shown],
+                    [tile_caption(PurePosixPath(curation.faces[r].key[0]).name, curation.faces[r].file_name) for r in shown]))
                 entry["sheet"] = sheet
         entry["refs_command"] = _refs_command(curation, rows, label, command_input)
         entries.append(entry)

@@ -13,25 +13,36 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from facekit.sweep.contact_sheet import FACES_PER_ROW, GAP, MISSING, TILE
+from facekit.sweep.contact_sheet import FACES_PER_ROW, FONT, GAP, MISSING, TILE, shortened
 
 MAX_FACES = 64  # the sharpest faces of a big cluster: enough to judge it, small enough to open
-CAPTION = 14
+CAPTION_LINE = 12
+CAPTION_SCALE = 0.33
 
 
-def cluster_sheet(files: Sequence[Path], captions: Sequence[str]) -> bytes:
-    """A JPEG of ``files`` (face images) in rows of ``FACES_PER_ROW``, each captioned."""
+def tile_caption(source: str, face_file: str) -> list[str]:
+    """The lines under a tile: the face's source (a collection's folder or video) and its face
+    file, each shortened in the middle to the tile's width, so neither is cut at the end where
+    the frame number and face index are."""
+    return [shortened(source, TILE, CAPTION_SCALE), shortened(face_file, TILE, CAPTION_SCALE)]
+
+
+def cluster_sheet(files: Sequence[Path], captions: Sequence[Sequence[str]]) -> bytes:
+    """A JPEG of ``files`` (face images) in rows of ``FACES_PER_ROW``, each captioned with its
+    lines (``tile_caption``)."""
     count = min(len(files), MAX_FACES)
     rows = max(1, -(-count // FACES_PER_ROW))
-    cell_w, cell_h = TILE + GAP, TILE + CAPTION + GAP
+    lines = max((len(caption) for caption in captions[:count]), default=1)
+    cell_w, cell_h = TILE + GAP, TILE + lines * CAPTION_LINE + GAP
     sheet = np.full((GAP + rows * cell_h, GAP + FACES_PER_ROW * cell_w, 3), 255, dtype=np.uint8)
     for n in range(count):
         top, left = GAP + (n // FACES_PER_ROW) * cell_h, GAP + (n % FACES_PER_ROW) * cell_w
         image = cv2.imread(str(files[n]), cv2.IMREAD_COLOR)
         tile = cv2.resize(image, (TILE, TILE), interpolation=cv2.INTER_AREA) if image is not None else MISSING
         sheet[top:top + TILE, left:left + TILE] = tile
-        cv2.putText(sheet, captions[n][:16], (left, top + TILE + CAPTION - 3), cv2.FONT_HERSHEY_SIMPLEX, 0.33,
-                    (0, 0, 0), 1, cv2.LINE_AA)
+        for line_number, line in enumerate(captions[n]):
+            cv2.putText(sheet, line, (left, top + TILE + (line_number + 1) * CAPTION_LINE - 2), FONT, CAPTION_SCALE,
+                        (0, 0, 0), 1, cv2.LINE_AA)
     ok, data = cv2.imencode(".jpg", sheet, [cv2.IMWRITE_JPEG_QUALITY, 90])
     if not ok:
         raise ValueError("OpenCV could not encode the contact sheet")

@@ -26,14 +26,14 @@ decisions = logging.getLogger("facekit.decisions")
 MEASURES = ("face_px", "yaw", "pitch", "roll", "sharpness", "misalignment", "max_faces")
 
 
-def measure(face: Face, image: np.ndarray | None, width: int, height: int) -> None:
+def measure(face: Face, image: np.ndarray | None) -> None:
     """Fills the measures ``face`` lacks (a face restored from the cache has them already),
     rounded as they are stored, so a fresh run and a cached replay judge the same numbers.
     Sharpness needs the frame's pixels and is left unset without them."""
     if face.landmarks is None:
         return
     if face.pose is None:
-        yaw, pitch, roll = (round(v, MEASURE_DECIMALS) for v in measures.head_pose(face.landmarks, width, height))
+        yaw, pitch, roll = (round(v, MEASURE_DECIMALS) for v in measures.head_pose(face.landmarks))
         face.pose = Pose(yaw, pitch, roll)
     if face.face_px is None:
         face.face_px = round(measures.face_px(face.landmarks), MEASURE_DECIMALS)

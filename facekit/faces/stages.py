@@ -136,7 +136,7 @@ class FaceStages:
         so faces that get no file need no full-size one."""
         for face in record.faces:
             face.matrix = geometry.alignment_matrix(face.landmarks, self.size, padding=self.padding)
-            measure(face, record.frame.image, record.width, record.height)
+            measure(face, record.frame.image)
 
     def crop(self, record: FrameRecord, faces: Sequence[Face] | None = None) -> None:
         """Adds the aligned crop to ``faces`` (all by default). Kept apart from ``normalise`` so

@@ -10,30 +10,26 @@ import math
 import cv2
 import numpy as np
 
+from facekit.imaging.face3d import MEAN_FACE_3D_68
 from facekit.imaging.geometry import DEFAULT_PADDING, INNER, MEAN_FACE_68, alignment_matrix, umeyama, warp_face
 
 #: The side of the crop sharpness is measured on: a fixed size (and the default padding), so one
 #: ``quality.min_sharpness`` means the same at any ``output.size`` and ``output.padding``.
 SHARPNESS_SIZE = 128
 
-#: The well-known six-point 3D face (millimetre-like units; as in OpenCV's head-pose examples),
-#: written in camera axes: x to the image's right, y down, z away from the camera, nose tip at
-#: the origin, so a frontal face solves to the identity rotation. Rows pair with ``POSE_POINTS``.
-POSE_MODEL = np.array([
-    [0.0, 0.0, 0.0],         # nose tip (30)
-    [0.0, 330.0, 65.0],      # chin (8)
-    [-225.0, -170.0, 135.0],  # outer corner of the eye on the image's left (36)
-    [225.0, -170.0, 135.0],   # outer corner of the eye on the image's right (45)
-    [-150.0, 150.0, 125.0],  # mouth corner on the image's left (48)
-    [150.0, 150.0, 125.0],   # mouth corner on the image's right (54)
-])
-POSE_POINTS = [30, 8, 36, 45, 48, 54]
+#: Residuals (of a point from the fitted model) beyond this share of the outer-eye-corner span
+#: count less in the pose fit, as Huber's loss weighs them: a misplaced point (a jaw lost in a
+#: beard, a brow under hair) cannot pull the whole head round.
+ROBUST_SHARE = 0.06
+ROBUST_ROUNDS = 10
 
 
-def head_pose(landmarks68: np.ndarray, width: int, height: int) -> tuple[float, float, float]:
-    """(yaw, pitch, roll) in degrees: ``cv2.solvePnP`` of the six points against ``POSE_MODEL``,
-    with a pinhole camera whose focal length is the frame's longer side (a normal lens; the
-    photos carry no calibration) and whose centre is the frame's.
+def head_pose(landmarks68: np.ndarray) -> tuple[float, float, float]:
+    """(yaw, pitch, roll) in degrees: the rotation of ``MEAN_FACE_3D_68`` whose scaled
+    orthographic projection best fits all 68 points (a weak-perspective camera: a face is shallow
+    beside its distance from the lens, and no photo carries its focal length), by iteratively
+    reweighted least squares with ROBUST_SHARE. Sixty-eight points average out the few percent
+    of landmark noise that six points against a six-point model turned into 5-8 degrees.
 
     Conventions, as a person looking at the image sees the face:
     - yaw > 0: the face turns to its own left (the nose points to the image's right);
@@ -41,27 +37,36 @@ def head_pose(landmarks68: np.ndarray, width: int, height: int) -> tuple[float, 
     - roll > 0: the head tips to its own left shoulder (clockwise in the image).
     A mirror image flips the signs of yaw and roll and keeps pitch.
     """
-    points = np.asarray(landmarks68, dtype=np.float64).reshape(68, 2)[POSE_POINTS]
-    focal = float(max(width, height))
-    camera = np.array([[focal, 0, width / 2], [0, focal, height / 2], [0, 0, 1]])
-    # started from a frontal face at the distance the eye corners' span gives: six points can
-    # also fit a face seen from behind, which an unguided solve sometimes lands on
-    span = max(float(np.linalg.norm(points[3] - points[2])), 1e-6)
-    depth = focal * float(POSE_MODEL[3, 0] - POSE_MODEL[2, 0]) / span
-    rvec = np.zeros((3, 1))
-    tvec = np.array([[(points[0, 0] - width / 2) * depth / focal], [(points[0, 1] - height / 2) * depth / focal],
-                     [depth]])
-    ok, rvec, _ = cv2.solvePnP(POSE_MODEL, points, camera, np.zeros(4), rvec, tvec, useExtrinsicGuess=True,
-                               flags=cv2.SOLVEPNP_ITERATIVE)
-    if not ok:
+    points = np.asarray(landmarks68, dtype=np.float64).reshape(68, 2)
+    if not np.isfinite(points).all():
         return math.nan, math.nan, math.nan
-    rotation = cv2.Rodrigues(rvec)[0]
+    limit = ROBUST_SHARE * max(float(np.linalg.norm(points[45] - points[36])), 1e-6)
+    weights = np.ones(68)
+    for _ in range(ROBUST_ROUNDS):
+        rows, residual = _weighted_projection(points, weights)
+        weights = np.minimum(1.0, limit / np.maximum(residual, 1e-12))
+    rotation = np.vstack([rows, np.cross(rows[0], rows[1])])
     # rotation = Rz(roll) @ Ry(y) @ Rx(x) in camera axes (y down): a turn about +y sends the nose
     # to the image's left and one about +x sends it down, hence the minus signs
     about_y = math.degrees(math.asin(-np.clip(rotation[2, 0], -1.0, 1.0)))
     about_x = math.degrees(math.atan2(rotation[2, 1], rotation[2, 2]))
     about_z = math.degrees(math.atan2(rotation[1, 0], rotation[0, 0]))
     return -about_y, -about_x, about_z
+
+
+def _weighted_projection(points: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the first two rows of the rotation, each point's residual in pixels): the weighted
+    least-squares 2x3 map of the centred model onto the centred points, made the nearest scaled
+    pair of orthonormal rows."""
+    share = weights / weights.sum()
+    model = MEAN_FACE_3D_68 - share @ MEAN_FACE_3D_68
+    seen = points - share @ points
+    root = np.sqrt(weights)[:, None]
+    linear = np.linalg.lstsq(model * root, seen * root, rcond=None)[0].T
+    u, singular, vt = np.linalg.svd(linear, full_matrices=False)
+    rows = u @ vt
+    residual = np.linalg.norm(model @ (singular.mean() * rows).T - seen, axis=1)
+    return rows, residual
 
 
 def face_px(landmarks68: np.ndarray) -> float:

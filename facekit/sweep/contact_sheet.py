@@ -3,7 +3,9 @@
 Counts say how many faces a threshold keeps; only the faces themselves show whether the ones at
 the edge are the right person (or too blurred, too turned). So each row shows the faces whose
 value (the identity filter's distance, or the measure a quality limit bounds) lies nearest one
-threshold, on both sides of it, with a green (kept) or red (rejected) border and the value.
+threshold, on both sides of it, with a green (kept) or red (rejected) border, the value, and
+for a rejected face what rejected it: in a sweep over a threshold and a quality limit, a face
+under the threshold may have been rejected for its yaw (``yaw 52.3 > 30``), not its distance.
 Rejected faces have no crop file unless ``filter.save_rejected`` was set, so every tile is cut
 afresh from its source frame with the landmarks in the alignments file.
 """
@@ -19,6 +21,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 import cv2
 import numpy as np
 
+from facekit.faces.quality import reason_kind
 from facekit.imaging import geometry
 from facekit.media.sources import VIDEO_SUFFIXES, read_image
 
@@ -27,7 +30,9 @@ log = logging.getLogger(__name__)
 FACES_PER_ROW = 8
 TILE = 96            # side of a face tile, pixels
 BORDER = 3           # the keep / reject frame around a tile
-CAPTION = 16         # the line under a tile: value and decision
+CAPTION_LINE = 13
+CAPTION = 2 * CAPTION_LINE + 3  # the lines under a tile: value and decision, then why a face was rejected
+CAPTION_SCALE = 0.35
 LABEL = 120          # the row's threshold, left of its tiles (at least)
 LABEL_SCALE = 0.45
 GAP = 4
@@ -54,6 +59,7 @@ class SheetFace:
     landmarks: np.ndarray
     value: float    # what the row's threshold bounds: a distance, a measure
     keep: bool
+    reason: str | None = None  # why it was rejected, as the alignments file says
 
     @property
     def key(self) -> FaceKey:
@@ -80,7 +86,7 @@ def nearest_faces(frames: Mapping[str, Any], threshold: float, count: int = FACE
         heapq.nsmallest(count - take_below, above, key=lambda f: f[0])
     return [SheetFace(frame["source"], int(frame["index"]), number,
                       np.asarray(frame["faces"][number]["landmarks"], dtype=np.float64),
-                      value, bool(frame["faces"][number].get("keep", True)))
+                      value, bool(frame["faces"][number].get("keep", True)), frame["faces"][number].get("reason"))
             for value, frame, number in sorted(chosen, key=lambda f: f[0])]
 
 
@@ -123,9 +129,34 @@ def _draw_tile(sheet: np.ndarray, crop: np.ndarray | None, face: SheetFace, left
     sheet[top:top + cell, left:left + cell] = KEEP if face.keep else REJECT
     inner = sheet[top + BORDER:top + BORDER + TILE, left + BORDER:left + BORDER + TILE]
     inner[:] = MISSING if crop is None else crop
-    caption = f"{face.value:{value_format}} {'KEEP' if face.keep else 'REJECT'}"
-    _text(sheet, caption, (left + 1, top + cell + CAPTION - 4), scale=0.35,
-          color=KEEP if face.keep else REJECT)
+    for n, line in enumerate(tile_caption(face, value_format)):
+        _text(sheet, shortened(line, cell, CAPTION_SCALE), (left + 1, top + cell + (n + 1) * CAPTION_LINE - 2),
+              scale=CAPTION_SCALE, color=KEEP if face.keep else REJECT)
+
+
+def tile_caption(face: SheetFace, value_format: str) -> list[str]:
+    """The lines under a tile: its value and decision, then for a rejected face what rejected
+    it: a quality limit's reason as the alignments file gives it (``yaw 52.3 > 30``), else
+    ``identity`` (the filter's reasons are sentences; the value above is its distance)."""
+    lines = [f"{face.value:{value_format}} {'KEEP' if face.keep else 'REJECT'}"]
+    if not face.keep:
+        lines.append(face.reason if face.reason and reason_kind(face.reason) != "identity" else "identity")
+    return lines
+
+
+def shortened(text: str, width: int, scale: float) -> str:
+    """``text``, or as much of its start and end as fits ``width`` pixels with ".." between,
+    a third from the start and two from the end: the end of a face file's name (frame number,
+    face index) tells two faces apart, its start names the source."""
+    def cut(keep: int) -> str:
+        return f"{text[:keep // 3]}..{text[len(text) - (keep - keep // 3):]}"
+
+    if cv2.getTextSize(text, FONT, scale, 1)[0][0] <= width:
+        return text
+    keep = len(text) - 1
+    while keep > 1 and cv2.getTextSize(cut(keep), FONT, scale, 1)[0][0] > width:
+        keep -= 1
+    return cut(keep)
 
 
 def _text(image: np.ndarray, text: str, origin: tuple[int, int], scale: float,

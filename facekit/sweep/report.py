@@ -179,8 +179,17 @@ def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]], sweep_dir
 
 
 def plot(jobs: Sequence[JobResult], varying: Sequence[str], axis: SweptSetting = SETTINGS[THRESHOLD_KEY]) -> bytes:
-    """Kept and rejected faces against the swept setting (each job's ``limit``) as PNG bytes; one
-    pair of lines for each combination of the other overrides that vary. Agg draws without a display."""
+    """``plot_figure`` as PNG bytes. Agg draws without a display."""
+    out = io.BytesIO()
+    plot_figure(jobs, varying, axis).savefig(out, format="png", dpi=100)
+    return out.getvalue()
+
+
+def plot_figure(jobs: Sequence[JobResult], varying: Sequence[str], axis: SweptSetting = SETTINGS[THRESHOLD_KEY]):
+    """Kept and rejected faces against the swept setting (each job's ``limit``): one colour for
+    each combination of the other overrides that vary, kept solid and rejected dashed, each line
+    named in the legend by its values (``kept, quality.max_yaw=30``) under a title that names
+    the x axis's setting, so two swept settings read apart."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
@@ -192,20 +201,21 @@ def plot(jobs: Sequence[JobResult], varying: Sequence[str], axis: SweptSetting =
     figure = Figure(figsize=(7, 4.5), layout="tight")
     FigureCanvasAgg(figure)
     axes = figure.subplots()
-    for name, group in groups.items():
+    colours = ["tab:green", "tab:blue", "tab:orange", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan"]
+    for number, (name, group) in enumerate(groups.items()):
         group.sort(key=lambda job: job.limit)
         thresholds = [job.limit for job in group]
-        suffix = f" ({name})" if name else ""
-        axes.plot(thresholds, [job.kept for job in group], "o-", color="tab:green", label=f"kept{suffix}")
-        axes.plot(thresholds, [job.rejected for job in group], "s--", color="tab:red", label=f"rejected{suffix}")
+        colour = colours[number % len(colours)] if len(groups) > 1 else None
+        suffix = f", {name}" if name else ""
+        axes.plot(thresholds, [job.kept for job in group], "o-", color=colour or "tab:green", label=f"kept{suffix}")
+        axes.plot(thresholds, [job.rejected for job in group], "s--", color=colour or "tab:red",
+                  label=f"rejected{suffix}")
     axes.set(xlabel=axis.key, ylabel="faces", title=f"Faces kept and rejected per {axis.key}")
     axes.set_ylim(bottom=0)
     axes.yaxis.set_major_locator(MaxNLocator(integer=True))
     axes.grid(alpha=0.3)
-    axes.legend(fontsize="small")
-    out = io.BytesIO()
-    figure.savefig(out, format="png", dpi=100)
-    return out.getvalue()
+    axes.legend(fontsize="small", title=f"x axis: {axis.key}", title_fontsize="small")
+    return figure
 
 
 def sheet_rows(jobs: Sequence[JobResult], axis: SweptSetting = SETTINGS[THRESHOLD_KEY],

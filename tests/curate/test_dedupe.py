@@ -51,3 +51,9 @@ def test_equal_sharpness_keeps_the_earlier_face_whatever_the_order() -> None:
     flat = np.ones(len(unit))
     assert list(np.flatnonzero(near_duplicates(unit, 0.1, flat).kept)) == [0, 4]
     assert list(np.flatnonzero(near_duplicates(unit, 0.1, flat).kept)) == [0, 4]
+
+
+def test_an_unclustered_face_is_a_group_of_its_own_and_never_a_duplicate() -> None:
+    unit = _shots(count=1, per_shot=4)
+    found = near_duplicates(unit, 0.1, np.array([4.0, 3.0, 2.0, 1.0]), labels=np.array([-1, -1, 0, 0]))
+    assert list(found.kept) == [True, True, True, False]

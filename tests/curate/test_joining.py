@@ -76,7 +76,7 @@ def _singer_clusters(document: dict) -> set[int]:
 def test_the_singers_shots_make_one_cluster_and_the_audience_stay_apart(whole_clip: Path, tmp_path: Path) -> None:
     unjoined = load_json(curate(tmp_path, whole_clip, "curate.cluster=true", "curate.join=0", out="apart")
                          / "curation.json")
-    assert len(_singer_clusters(unjoined) - {-1}) >= 3  # HDBSCAN alone splits him by shot
+    assert len(_singer_clusters(unjoined) - {-1}) == 1  # his shots match: one cluster before any joining
     document = load_json(curate(tmp_path, whole_clip, "curate.cluster=true") / "curation.json")
     singer = _singer_clusters(document)
     assert len(singer - {-1}) == 1

@@ -12,6 +12,7 @@ from conftest import require_data
 from facekit.errors import ConfigError
 from facekit.faces.quality import QualityFilter, reason_kind
 from facekit.imaging import measures
+from facekit.imaging.face3d import MEAN_FACE_3D_68
 from facekit.imaging.geometry import MEAN_FACE_68
 from facekit.output.alignments import face_from_dict, face_to_dict
 from facekit.records import Detection, Face, Frame, FrameRecord, Pose
@@ -33,17 +34,13 @@ def _only_face(extractor: facekit.Extractor, image: np.ndarray) -> Face:
     return faces[0]
 
 
-def _projected(rotation_vector: list[float]) -> tuple[np.ndarray, int, int]:
-    """68 landmarks whose six pose points are the 3D model turned by ``rotation_vector`` and
-    seen by the camera head_pose assumes (focal = the longer side, centre = the frame's)."""
-    size = 1000
+def _projected(rotation_vector: list[float]) -> np.ndarray:
+    """The 68 points of ``MEAN_FACE_3D_68`` turned by ``rotation_vector`` (degrees) and seen
+    through a pinhole camera on the nose's line of sight, 100 face widths away (where a
+    scaled orthographic camera, as head_pose assumes, is exact to a fraction of a degree)."""
     rotation = cv2.Rodrigues(np.radians(np.asarray(rotation_vector, dtype=np.float64)))[0]
-    points = measures.POSE_MODEL @ rotation.T + [0.0, 0.0, 3000.0]
-    camera = np.array([[size, 0, size / 2], [0, size, size / 2], [0, 0, 1]], dtype=np.float64)
-    seen = points @ camera.T
-    landmarks = np.zeros((68, 2))
-    landmarks[measures.POSE_POINTS] = seen[:, :2] / seen[:, 2:]
-    return landmarks, size, size
+    points = MEAN_FACE_3D_68 @ rotation.T * 100.0 + [0.0, 0.0, 10000.0]
+    return points[:, :2] * 10000.0 / points[:, 2:] + 500.0
 
 
 @pytest.mark.parametrize("turn, expected", [
@@ -53,24 +50,23 @@ def _projected(rotation_vector: list[float]) -> tuple[np.ndarray, int, int]:
     ([0, 0, 15], (0, 0, 15)),    # clockwise in the image
 ])
 def test_head_pose_signs_follow_the_documented_convention(turn: list[float], expected: tuple) -> None:
-    landmarks, width, height = _projected(turn)
-    assert measures.head_pose(landmarks, width, height) == pytest.approx(expected, abs=0.5)
+    assert measures.head_pose(_projected(turn)) == pytest.approx(expected, abs=0.5)
 
 
 def test_a_frontal_face_has_small_yaw_and_a_turned_one_does_not(extractor: facekit.Extractor) -> None:
     frontal = _only_face(extractor, _read("obama.jpg"))
     turned = _only_face(extractor, _read("obama2.jpg"))  # looks to the image's left: his own right
     assert abs(frontal.pose.yaw) < 8
-    assert turned.pose.yaw < -15
+    assert turned.pose.yaw < -10
 
 
-def test_a_mirrored_face_flips_yaw_and_roll_and_keeps_pitch(extractor: facekit.Extractor) -> None:
+def test_a_mirrored_face_flips_yaw_and_roll(extractor: facekit.Extractor) -> None:
+    """Pitch, and yaw on every portrait, are held to the issue's 3 degrees in test_pose_portraits."""
     image = _read("obama2.jpg")
     face = _only_face(extractor, image)
     mirrored = _only_face(extractor, np.ascontiguousarray(image[:, ::-1]))
     assert np.sign(mirrored.pose.yaw) == -np.sign(face.pose.yaw)
-    assert mirrored.pose.yaw == pytest.approx(-face.pose.yaw, abs=6)
-    assert mirrored.pose.pitch == pytest.approx(face.pose.pitch, abs=3)
+    assert mirrored.pose.yaw == pytest.approx(-face.pose.yaw, abs=3)
     assert mirrored.pose.roll == pytest.approx(-face.pose.roll, abs=4)
 
 

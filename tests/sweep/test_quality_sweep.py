@@ -10,6 +10,7 @@ from the measures a plain run finds, so the test does not hang on the models' ex
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,8 @@ from cli_helpers import copy_flat, install_module, load_json, path_with, run_fac
 from conftest import DATA, SCENES, require_data
 from facekit.faces.quality import LIMITS, measured
 from facekit.output.alignments import face_from_dict
-from facekit.sweep.contact_sheet import CAPTION, GAP, TILE, BORDER
-from facekit.sweep.report import CONTACT_SHEET, REPORT_CSV, REPORT_PLOT, read_job
+from facekit.sweep.contact_sheet import BORDER, CAPTION, GAP, TILE, nearest_faces, tile_caption
+from facekit.sweep.report import CONTACT_SHEET, REPORT_CSV, REPORT_PLOT, plot_figure, read_job
 from facekit.sweep.swept import SETTINGS, size_ranks, x_axis
 
 pytestmark = pytest.mark.slow  # sweeps of every quality limit over a folder, each job a CLI run
@@ -151,12 +152,19 @@ def _assert_nearest(key: str, chosen: list[float], values: list[float], limit: f
     assert all(v >= max(above) for v in rest if v > limit), (key, chosen, rest, limit)
 
 
-def test_a_sweep_over_the_threshold_and_a_quality_limit_tabulates_both(photos: Path, home: Path,
-                                                                       measured_faces: dict[str, list[dict]],
-                                                                       tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def two_filters(photos: Path, home: Path, measured_faces: dict[str, list[dict]],
+                tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, tuple[float, float]]:
+    """A sweep over the identity threshold and quality.max_yaw at once: its folder, the yaws."""
     yaws = _limits("quality.max_yaw", measured_faces)
-    folder = sweep(photos, tmp_path, home, f"filter.refs=[{PORTRAITS[0]}]", "filter.threshold=0.3,0.9",
-                   f"quality.max_yaw={yaws[0]},{yaws[1]}")
+    folder = sweep(photos, tmp_path_factory.mktemp("two_filters"), home, f"filter.refs=[{PORTRAITS[0]}]",
+                   "filter.threshold=0.3,0.9", f"quality.max_yaw={yaws[0]},{yaws[1]}")
+    return folder, yaws
+
+
+def test_a_sweep_over_the_threshold_and_a_quality_limit_tabulates_both(
+        two_filters: tuple[Path, tuple[float, float]]) -> None:
+    folder, yaws = two_filters
     rows = _csv(folder)
     assert list(rows[0]) == ["job", "threshold", "quality.max_yaw", "kept", "rejected", "faces",
                              "rejected_identity", "rejected_yaw"]
@@ -172,6 +180,33 @@ def test_a_sweep_over_the_threshold_and_a_quality_limit_tabulates_both(photos: P
     assert cv2.imread(str(folder / REPORT_PLOT)) is not None
     sheet = cv2.imread(str(folder / CONTACT_SHEET))
     assert sheet is not None and sheet.shape[0] == 4 * ROW_HEIGHT + GAP  # a row per job: each judges apart
+
+
+def test_a_two_setting_sweep_plots_each_combination_apart_and_a_yaw_reject_says_so(
+        two_filters: tuple[Path, tuple[float, float]]) -> None:
+    folder, yaws = two_filters
+    job_folders = [path.parent.parent for path in folder.glob("*/.hydra/overrides.yaml")]
+    axis = x_axis([read_job(job).overrides for job in job_folders])
+    jobs = [read_job(job, axis) for job in job_folders]
+    other = "quality.max_yaw" if axis.key == "filter.threshold" else "filter.threshold"
+    legend = plot_figure(jobs, [other], axis).axes[0].get_legend()
+    entries = [text.get_text() for text in legend.get_texts()]
+    values = [str(yaw) for yaw in yaws] if other == "quality.max_yaw" else ["0.3", "0.9"]
+    assert sorted(entries) == sorted(f"{kind}, {other}={value}" for kind in ("kept", "rejected") for value in values)
+    assert axis.key in legend.get_title().get_text()
+    lines = {line.get_label(): line for line in legend.axes.get_lines()}
+    colours = {lines[f"kept, {other}={value}"].get_color() for value in values}
+    assert len(colours) == len(values)  # each combination its own colour
+    loose = next(job for job in job_folders if read_job(job).overrides.items() >= {
+        ("filter.threshold", "0.9"), ("quality.max_yaw", str(yaws[0]))})
+    faces = nearest_faces(load_json(loose / "alignments.json")["frames"], 0.9, count=100)  # every face
+    turned = [face for face in faces if (face.reason or "").startswith("yaw ")]
+    assert turned
+    for face in turned:
+        assert re.fullmatch(rf"yaw \d+\.\d > {yaws[0]:g}", face.reason)
+        assert tile_caption(face, ".3f") == [f"{face.value:.3f} REJECT", face.reason]
+    kept = next(face for face in faces if face.keep)
+    assert tile_caption(kept, ".3f") == [f"{kept.value:.3f} KEEP"]
 
 
 #: Wrappers of the default detector and aligner under names of their own, whose factory (the
