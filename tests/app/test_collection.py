@@ -12,7 +12,8 @@ import pytest
 
 from cli_helpers import facekit_process, file_hashes, load_json, run_facekit, stop_with, wait_for_frames
 from conftest import DATA, require_data
-from facekit.app.tasks.collection import DONE, CollectionState
+from facekit.ledger.collection_state import CollectionState
+from facekit.ledger.states import SourceState
 from facekit.media.collection import COLLECTION_FILE, Source
 from facekit.output.pngmeta import SOURCE_KEY, read_png_text
 from ray_cluster import LOOPBACK_ENV, require_ray
@@ -251,7 +252,7 @@ def test_a_source_done_into_another_output_folder_is_not_done(tmp_path: Path) ->
     settings = {"detector": "yunet"}
     before = Source(tmp_path / "a" / "clip.mp4", "video", "a/clip.mp4", "clip")
     earlier = CollectionState(tmp_path / COLLECTION_FILE, "tree", settings)
-    earlier.set(before, DONE, force=True)
+    earlier.set(before, SourceState.DONE, force=True)
     state = CollectionState.load(tmp_path / COLLECTION_FILE, "tree", settings)
     assert state.was_done(before)
     assert not state.was_done(replace(before, output="a/clip"))
