@@ -351,7 +351,9 @@ class WorkerPool(Stopping):
 
     def _died(self, worker: _Worker) -> None:
         """Its pipe closed or its process ended: read what it sent before, then, unless it left
-        as told with nothing outstanding, fail the run at the first frame it held."""
+        as told with nothing outstanding, fail the run at the first frame it held. A worker told
+        to leave may still be tearing its models down when its pipe closes (TensorFlow's can take
+        over a second on a loaded machine): with every frame answered, that is no failure."""
         if worker.stopping or worker.gone:
             return
         try:
@@ -360,11 +362,11 @@ class WorkerPool(Stopping):
         except OSError:
             pass
         worker.gone = True
-        worker.process.join(timeout=1.0)
         with self.lock:
             lost = sorted(worker.in_flight)
-        if worker.farewell and worker.process.exitcode == 0 and not lost:
-            return
+        if worker.farewell and not lost:
+            return  # it left as told, every frame it took answered: how its exit ends loses nothing
+        worker.process.join(timeout=1.0)
         how = f"worker process {worker.process.pid} died ({_how_it_ended(worker.process)})"
         if lost:
             frame = worker.in_flight[lost[0]].frame.name
