@@ -1,4 +1,5 @@
-"""Shared fixtures: the shared test data folder and a place for the model cache."""
+"""Shared fixtures: the shared test data folder, a place for the model cache, and CLI runs that
+serve every module asking for the same input and settings."""
 from __future__ import annotations
 
 import os
