@@ -61,6 +61,14 @@ def _relative_links(text: str) -> list[str]:
     return [target.split("#")[0] for target in targets if not re.match(r"[a-z]+:|#", target)]
 
 
+def test_what_a_rerun_refuses_is_said_once_in_its_own_section() -> None:
+    text = README.read_text()
+    section = re.search(r"^### Stopping, resuming and what a rerun refuses\n(.*?)(?=^#)", text, flags=re.S | re.M)
+    assert section, "README has no section on resuming"
+    outside = text.replace(section.group(0), "")
+    assert re.findall(r".*\brefus.*", outside) == []
+
+
 def test_setup_commands_never_leave_the_directory_they_start_in() -> None:
     """Pasted in order into one shell, in either order, each set-up command must start where the
     README says (the repository root), so none may change directory except in a subshell."""
