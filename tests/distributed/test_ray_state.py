@@ -1,0 +1,64 @@
+"""The output-folder rules hold on Ray too: one run at a time (a Ray run is refused while another
+run holds the folder), and a refused Ray rerun leaves the output byte for byte; a private Ray,
+bound to 127.0.0.1."""
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from cli_helpers import facekit_process, load_json, run_facekit, wait_for_exit, wait_for_frames
+from conftest import DATA, require_data
+from ray_cluster import LOOPBACK_ENV, require_ray
+from test_run_state import snapshot
+
+require_ray()
+pytestmark = pytest.mark.slow  # a private Ray starts for each run
+
+CLIP = DATA / "video" / "faceswap_test.mp4"
+
+
+def _on_ray(*args: str, cwd: Path):
+    return run_facekit("runner=ray", "runner.progress=false", "runner.shard_frames=30", *args, cwd=cwd, env=LOOPBACK_ENV)
+
+
+def _tree(tmp_path: Path) -> Path:
+    tree = tmp_path / "tree"
+    for name in ("a", "b"):
+        (tree / name).mkdir(parents=True)
+        (tree / name / "clip.mp4").symlink_to(CLIP)
+    return tree
+
+
+def test_a_ray_run_into_an_output_another_run_holds_is_refused_before_ray_starts(tmp_path: Path) -> None:
+    require_data()
+    with facekit_process(f"input={DATA / 'video' / 'short_hamilton_clip.mp4'}", "output=out", "runner.progress=false",
+                         cwd=tmp_path) as first:
+        wait_for_frames(first, tmp_path / "out", 2)
+        os.kill(first.pid, signal.SIGSTOP)
+        try:
+            second = _on_ray(f"input={CLIP}", "output=out", "runner.queue_size=7", cwd=tmp_path)
+        finally:
+            os.kill(first.pid, signal.SIGCONT)
+        assert "Traceback" not in wait_for_exit(first) and first.returncode == 0
+    assert second.returncode == 2 and "another facekit run is writing to" in second.stderr, second.stderr
+    out = tmp_path / "out"
+    assert not (out / "ray_summary.json").exists() and not (out / ".facekit-shards").exists()
+    assert "queue_size=7" not in (out / ".hydra" / "overrides.yaml").read_text()
+
+
+@pytest.mark.parametrize("kind", ["single", "collection"])
+def test_a_ray_rerun_with_other_settings_leaves_the_output_byte_for_byte(kind: str, tmp_path: Path) -> None:
+    require_data()
+    source = CLIP if kind == "single" else _tree(tmp_path)
+    first = _on_ray(f"input={source}", "output=out", "sample.every_n=10", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    before = snapshot(tmp_path / "out")
+    again = _on_ray(f"input={source}", "output=out", "sample.every_n=5", cwd=tmp_path)
+    assert again.returncode == 2 and "other settings" in again.stderr, again.stderr
+    assert "Traceback" not in again.stderr
+    assert snapshot(tmp_path / "out") == before
+    if kind == "collection":
+        assert {e["state"] for e in load_json(tmp_path / "out" / "collection.json")["sources"]} == {"done"}
