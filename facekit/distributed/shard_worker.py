@@ -73,18 +73,20 @@ class ShardWorker:
         writer = FaceWriter(output, debug=task.debug, save_rejected=task.save_rejected)
         finish = Finisher(self.stages, self.face_filter, writer, self.quality)
         journal = ShardJournalWriter(output, task.shard, task.fingerprint)
+        written: list[str] = []  # face files this shard landed: its journal, abandoned, would not name them
         try:
             batch: list[FrameRecord] = []
             for frame in shard_frames(task.shard, task.sampling, result.skipped):
                 batch.append(FrameRecord(frame))
                 if len(batch) >= self.stages.detector.batch_size:
-                    self._finish(batch, finish, journal, result)
+                    self._finish(batch, finish, journal, result, written)
                     batch = []
             if batch:
-                self._finish(batch, finish, journal, result)
+                self._finish(batch, finish, journal, result, written)
             journal.commit()
         except (FacekitError, OSError) as exc:  # StageError names plugin and frame
             journal.abandon()
+            _remove(output, written)  # no face file without its journal line (a full disk, say)
             result.failure = str(exc) if isinstance(exc, FacekitError) else f"cannot write {exc.filename}: {exc.strerror}"
         except BaseException:
             journal.abandon()
@@ -93,16 +95,25 @@ class ShardWorker:
         return result
 
     def _finish(self, batch: list[FrameRecord], finish: Finisher, journal: ShardJournalWriter,
-                result: ShardResult) -> None:
+                result: ShardResult, written: list[str]) -> None:
         """The model stages on the batch, then the chain's last stage (``Finisher``: judge, crop,
         encode) and writing, frame by frame, as a local run does."""
         for step in self.stages.steps():
             step.work(batch)
         for record in batch:
             finish(record)
+            written.extend(record.pending)
             finish.writer.write(record)
             journal.write(journal_line(record))
             result.frames += 1
             result.frame_names.append(record.frame.name)
             result.faces += len(record.faces)
             result.rejected.count(record)
+
+
+def _remove(output: Path, written: list[str]) -> None:
+    for relative in written:
+        try:
+            (output / relative).unlink(missing_ok=True)
+        except OSError:
+            pass  # a folder gone with the disk: nothing left to remove

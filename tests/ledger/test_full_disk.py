@@ -93,3 +93,42 @@ def test_a_full_disk_ends_in_one_line_leaves_no_orphan_and_the_rerun_equals_an_u
             assert file_hashes(ours, "*.png") == file_hashes(theirs, "*.png")
         if kind == "collection":
             assert {e["state"] for e in load_json(disk / "out" / "collection.json")["sources"]} == {"done"}
+
+
+def _in_finished_shards(folder: Path) -> set[str]:
+    names = set()
+    for journal in (folder / ".facekit-shards").glob("*.jsonl"):
+        for line in journal.read_bytes().split(b"\n")[1:]:
+            try:
+                names.add(json.loads(line)["name"])
+            except (ValueError, KeyError):
+                pass  # the end line
+    return names
+
+
+@pytest.mark.slow
+def test_a_full_disk_on_ray_leaves_no_face_file_outside_a_finished_shard_and_the_rerun_equals_a_local_run(
+        tmp_path: Path) -> None:
+    """A shard whose writes fail removes the face files it had landed (its journal is abandoned,
+    so nothing else would name them); the rerun runs the failed shards and ends as a local run."""
+    require_data()
+    pytest.importorskip("ray", reason="runner=ray needs Ray: pip install '.[ray]'")
+    loopback = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+    ray_args = ("runner=ray", "runner.shard_frames=15", *ARGS)
+    whole = run_facekit(f"input={CLIP}", f"output={tmp_path / 'whole'}", *ARGS, cwd=tmp_path)
+    assert whole.returncode == 0, whole.stderr
+    with small_disk(tmp_path / "disk", 32) as disk:
+        filler = disk / "filler"
+        filler.write_bytes(b"\0" * 25 * 1024 * 1024)
+        full = run_facekit(f"input={CLIP}", f"output={disk / 'out'}", *ray_args, cwd=tmp_path, env=loopback)
+        assert full.returncode != 0 and "Traceback" not in full.stderr, full.stderr
+        out = disk / "out"
+        named = _journaled(out) | _in_finished_shards(out)
+        orphans = [png.name for png in out.glob("*.png") if png.name.rsplit("_", 1)[0] not in named]
+        assert orphans == [], f"face files outside any finished shard: {orphans[:5]}"
+        filler.unlink()
+        again = run_facekit(f"input={CLIP}", f"output={out}", *ray_args, cwd=tmp_path, env=loopback)
+        assert again.returncode == 0, again.stderr
+        assert list(load_json(out / "alignments.json")["frames"].items()) == \
+            list(load_json(tmp_path / "whole" / "alignments.json")["frames"].items())
+        assert file_hashes(out, "*.png") == file_hashes(tmp_path / "whole", "*.png")
