@@ -22,3 +22,13 @@ def atomic_write_bytes(path: Path, data: bytes, durable: bool = False) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename or a new file in ``folder`` survive a power cut (POSIX only)."""
+    if os.name == "posix":
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -26,6 +26,7 @@ import secrets
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator, Sequence
 
+from facekit.fileio import fsync_dir
 from facekit.errors import FacekitError
 from facekit.ledger.verify import Verify, frames_to_redo
 from facekit.media.shards import Shard
@@ -67,7 +68,7 @@ class ShardJournalWriter:
         os.fsync(self._file.fileno())
         self._file.close()
         os.replace(self.temp, self.path)
-        _fsync_dir(self.path.parent)
+        fsync_dir(self.path.parent)
 
     def abandon(self) -> None:
         self._file.close()
@@ -198,7 +199,7 @@ def set_aside(output: Path, shard: Shard) -> None:
         os.replace(path, path.with_name(path.name + INCOMPLETE_SUFFIX))
     except FileNotFoundError:
         return
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def _last_line(journal: BinaryIO) -> bytes:
@@ -219,10 +220,3 @@ def _end_count(line: bytes) -> int | None:
     return frames if isinstance(frames, int) and not isinstance(frames, bool) else None
 
 
-def _fsync_dir(folder: Path) -> None:
-    if os.name == "posix":
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

@@ -27,6 +27,7 @@ from typing import Any, BinaryIO, Callable, Iterator, TextIO
 
 import numpy as np
 
+from facekit.fileio import fsync_dir
 from facekit.errors import FacekitError, OutputError
 from facekit.records import (EMBEDDING_DECIMALS, MEASURE_DECIMALS, PIXEL_DECIMALS, SCORE_DECIMALS, Detection, Face,
                              Frame, FrameRecord, Pose)
@@ -214,15 +215,6 @@ def _fold_temp(path: Path, tag: str) -> Path:
     return path.with_name(f".{path.name}.{tag}.tmp")
 
 
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename or a new file in ``folder`` survive a power cut (POSIX only)."""
-    if os.name == "posix":
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
 
 def _write_atomically(path: Path, write: Callable[[Any], None], binary: bool = False) -> None:
     """``write`` fills a temp file beside ``path``, which is fsynced, then renamed over ``path``."""
@@ -233,7 +225,7 @@ def _write_atomically(path: Path, write: Callable[[Any], None], binary: bool = F
             out.flush()
             os.fsync(out.fileno())
         os.replace(temp, path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
@@ -383,7 +375,7 @@ class AlignmentsWriter:
             journal.write((_compact(self._header()) + "\n").encode("utf-8"))
             journal.flush()
             os.fsync(journal.fileno())
-            _fsync_dir(self.path.parent)
+            fsync_dir(self.path.parent)
         return journal
 
     def _rewrite_journal(self, leaving_out: set[int]) -> None:
