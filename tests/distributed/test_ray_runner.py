@@ -211,11 +211,12 @@ def test_workers_whose_plugin_reports_gpu_memory_are_packed_onto_the_gpu_node_by
     assert set(summary(out)["nodes"]) == {gpu_node.node_id}
 
 
-@pytest.mark.parametrize("how", ["deleted", "truncated"])
+@pytest.mark.parametrize("how", ["deleted", "truncated", "replaced"])
 def test_a_kept_shard_whose_face_file_is_damaged_runs_again_and_the_output_equals_the_local_runners(
         cluster: Any, tmp_path: Path, how: str) -> None:
     """A shard kept from an earlier run is checked as a local rerun checks its frames: every face
-    file its journal names must be there with its recorded size."""
+    file its journal names must be there with its recorded size, and with ``resume.verify=full``
+    its bytes (a file replaced by another face's bytes of the same size)."""
     clip = require_data() / "video" / "short_hamilton_clip.mp4"
     out = tmp_path / "ray"
     args = [f"input={clip}", f"output={out}", "runner.shard_frames=16", "sample.end=2"]
@@ -223,8 +224,13 @@ def test_a_kept_shard_whose_face_file_is_damaged_runs_again_and_the_output_equal
     victim = out / "short_hamilton_clip_000020_0.png"  # in shard 2, frames 17-32
     if how == "deleted":
         victim.unlink()
-    else:
+    elif how == "truncated":
         victim.write_bytes(victim.read_bytes()[:100])
+    else:
+        size = victim.stat().st_size
+        other = (out / "short_hamilton_clip_000040_0.png").read_bytes()[:size]
+        victim.write_bytes(other + b"\0" * (size - len(other)))
+        args.append("resume.verify=full")
     result = _on_ray(cluster, *args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "000001.jsonl: 1 finished frame(s) have a face file that is missing or damaged" in result.stderr, result.stderr
