@@ -407,21 +407,26 @@ class AlignmentsWriter:
 
     def _frames(self) -> Iterator[tuple[str, str]]:
         """(name, frame JSON text) for every frame once: the earlier file's, then the journal's
-        (a later entry wins, in the earlier one's place). Only journal offsets stay in memory,
-        and journal frames are copied as text, never parsed again."""
+        (a later entry wins, in the earlier one's place: a frame done again because its face
+        file was lost keeps its place). A journal that holds every frame of the earlier file
+        (Ray's fold writes every finished shard again, in shard order) gives the order itself.
+        Only journal offsets stay in memory, and journal frames are copied as text, never
+        parsed again."""
         latest = {}
         for offset, line in _journal_lines(self.journal_path):
             split = _split_frame_line(line) if offset else None
             if split is not None:
                 latest[split[0]] = offset
+        earlier = load_alignments(self.path)["frames"] if self.path.exists() else {}
+        if earlier.keys() <= latest.keys():
+            earlier = {}
         with self.journal_path.open("rb") as journal:
-            if self.path.exists():  # a frame done again (its face file was lost) keeps its place
-                for name, frame in load_alignments(self.path)["frames"].items():
-                    if name in latest:
-                        journal.seek(latest.pop(name))
-                        yield _split_frame_line(journal.readline())
-                    else:
-                        yield name, _compact(frame)
+            for name, frame in earlier.items():
+                if name in latest:
+                    journal.seek(latest.pop(name))
+                    yield _split_frame_line(journal.readline())
+                else:
+                    yield name, _compact(frame)
             for offset in latest.values():
                 journal.seek(offset)
                 yield _split_frame_line(journal.readline())
