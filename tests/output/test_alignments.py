@@ -343,3 +343,24 @@ def test_sigkill_while_saving_never_leaves_a_truncated_file(tmp_path, delay_ms):
         assert rerun.done_frames() == {f"clip_{i:06d}" for i in range(6000)}
         assert temp_files(tmp_path) == []  # a killed fold's temp file is cleared away
     assert len(load_alignments(path)["frames"]) == 6000
+
+
+def test_a_frame_written_again_keeps_its_place_in_the_folded_file(tmp_path):
+    path = tmp_path / "alignments.json"
+    with AlignmentsWriter(path, META) as writer:
+        write_frames(writer, [1, 2, 3])
+    with AlignmentsWriter(path, META) as writer:
+        writer.redo({"clip_000002"})
+        write_frames(writer, [2, 4])
+    assert list(json.loads(path.read_text())["frames"]) == ["clip_000001", "clip_000002", "clip_000003", "clip_000004"]
+
+
+def test_a_journal_holding_every_earlier_frame_gives_the_order_of_the_folded_file(tmp_path):
+    """Ray's fold writes every finished shard again, in shard order: frames of a shard that
+    failed in the earlier run go in their place, not after the earlier file's."""
+    path = tmp_path / "alignments.json"
+    with AlignmentsWriter(path, META) as writer:
+        write_frames(writer, [1, 3])  # the shard holding frame 2 failed
+    with AlignmentsWriter(path, META) as writer:
+        write_frames(writer, [1, 2, 3])
+    assert list(json.loads(path.read_text())["frames"]) == ["clip_000001", "clip_000002", "clip_000003"]
