@@ -100,6 +100,17 @@ def wait_for_frames(process: subprocess.Popen[str], output: Path, count: int) ->
         time.sleep(0.01)
 
 
+def while_paused(process: subprocess.Popen[str], run: Callable[[], subprocess.CompletedProcess[str]]
+                 ) -> subprocess.CompletedProcess[str]:
+    """``run()`` while the running ``process`` is paused (SIGSTOP) mid-run, holding whatever it
+    holds; it resumes (SIGCONT) afterwards, whatever ``run`` did."""
+    os.kill(process.pid, signal.SIGSTOP)
+    try:
+        return run()
+    finally:
+        os.kill(process.pid, signal.SIGCONT)
+
+
 def stop_with(process: subprocess.Popen[str], signum: int) -> str:
     """Sends ``signum`` to the running ``process`` and waits for it, and every process it
     started, to exit; its stderr. Fails the test as a hang if that takes ``HANG_S``."""

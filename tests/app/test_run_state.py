@@ -5,13 +5,11 @@ refuse a run (the lock, settings, weights, references) runs before anything is w
 from __future__ import annotations
 
 import hashlib
-import os
-import signal
 from pathlib import Path
 
 import pytest
 
-from cli_helpers import facekit_process, load_json, run_facekit, wait_for_exit, wait_for_frames
+from cli_helpers import facekit_process, load_json, run_facekit, wait_for_exit, wait_for_frames, while_paused
 from conftest import DATA, SCENES, require_data
 
 CLIP = "short_hamilton_clip.mp4"
@@ -52,11 +50,7 @@ def test_a_second_run_into_an_output_in_use_is_refused_and_the_first_ends_as_if_
     journal_folder = tmp_path / "out" if kind == "single" else tmp_path / "out" / "a" / "clip"
     with facekit_process(f"input={source}", "output=out", "runner.progress=false", cwd=tmp_path) as first:
         wait_for_frames(first, journal_folder, 2)
-        os.kill(first.pid, signal.SIGSTOP)
-        try:
-            second = run_facekit(f"input={source}", "output=out", "runner.queue_size=7", cwd=tmp_path)
-        finally:
-            os.kill(first.pid, signal.SIGCONT)
+        second = while_paused(first, lambda: run_facekit(f"input={source}", "output=out", "runner.queue_size=7", cwd=tmp_path))
         assert "Traceback" not in wait_for_exit(first) and first.returncode == 0
     _refused(second, "another facekit run is writing to", "out")
     out = tmp_path / "out"

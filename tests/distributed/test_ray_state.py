@@ -3,13 +3,11 @@ run holds the folder), and a refused Ray rerun leaves the output byte for byte; 
 bound to 127.0.0.1."""
 from __future__ import annotations
 
-import os
-import signal
 from pathlib import Path
 
 import pytest
 
-from cli_helpers import facekit_process, load_json, run_facekit, wait_for_exit, wait_for_frames
+from cli_helpers import facekit_process, load_json, run_facekit, wait_for_exit, wait_for_frames, while_paused
 from conftest import DATA, require_data
 from ray_cluster import LOOPBACK_ENV, require_ray
 from test_run_state import snapshot
@@ -37,11 +35,7 @@ def test_a_ray_run_into_an_output_another_run_holds_is_refused_before_ray_starts
     with facekit_process(f"input={DATA / 'video' / 'short_hamilton_clip.mp4'}", "output=out", "runner.progress=false",
                          cwd=tmp_path) as first:
         wait_for_frames(first, tmp_path / "out", 2)
-        os.kill(first.pid, signal.SIGSTOP)
-        try:
-            second = _on_ray(f"input={CLIP}", "output=out", "runner.queue_size=7", cwd=tmp_path)
-        finally:
-            os.kill(first.pid, signal.SIGCONT)
+        second = while_paused(first, lambda: _on_ray(f"input={CLIP}", "output=out", "runner.queue_size=7", cwd=tmp_path))
         assert "Traceback" not in wait_for_exit(first) and first.returncode == 0
     assert second.returncode == 2 and "another facekit run is writing to" in second.stderr, second.stderr
     out = tmp_path / "out"
