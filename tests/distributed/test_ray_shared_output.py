@@ -59,13 +59,20 @@ def test_an_output_folder_one_node_does_not_see_is_refused_with_one_line_naming_
 
 def test_the_same_cluster_runs_on_both_nodes_into_a_folder_they_share(on_cluster: tuple[Any, str],
                                                                      tmp_path: Path) -> None:
-    """The refusal above is for the folder, not the node: the private node takes shards elsewhere."""
+    """The refusal above is for the folder, not the node: the same cluster, private node included,
+    is not refused for a folder every node sees, and runs every frame. Which of the two worker nodes
+    takes which shard is Ray's choice and the moment each actor is ready (one node may take all 15
+    before the other has loaded its models), so the test requires only that the shards ran on
+    nodes of this cluster."""
     cluster, private_id = on_cluster
     out = tmp_path / "out"
     result = _on_ray(cluster, f"input={require_data() / 'images' / 'scenes'}", f"output={out}",
                      "runner.files_per_shard=1", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert private_id in summary(out)["nodes"] and len(summary(out)["nodes"]) == 2, summary(out)
+    nodes = summary(out)["nodes"]
+    workers = set(cluster.global_state._live_node_ids()) - {cluster.head_node.node_id}
+    assert private_id in workers and nodes and set(nodes) <= workers, (nodes, workers)
+    assert sum(nodes.values()) == 15 == summary(out)["frames"], summary(out)
 
 
 class _Ray:
