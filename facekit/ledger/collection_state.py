@@ -24,9 +24,10 @@ SAVE_EVERY_S = 2.0
 
 @dataclass
 class CollectionState:
-    """What ``collection.json`` holds: one entry per source, by its path in the collection."""
+    """What ``collection.json`` holds: one entry per source, by its path in the collection.
+    ``path`` None: a single input's, a collection of one, kept in memory only."""
 
-    path: Path
+    path: Path | None
     input: str
     settings: dict[str, Any] = field(default_factory=dict)  # what the sources' outputs depend on
     sources: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -88,7 +89,7 @@ class CollectionState:
         each of 10,000 short sources would cost O(sources²). A state it has not caught up with
         costs nothing but a reopen: a source missing or partial there resumes from its journal."""
         with self.lock:
-            if self.paused or (not force and time.monotonic() - self.saved_at < SAVE_EVERY_S):
+            if self.path is None or self.paused or (not force and time.monotonic() - self.saved_at < SAVE_EVERY_S):
                 return
             self.saved_at = time.monotonic()
             document = {"input": self.input, "settings": self.settings, "counts": dict(self.counts()),
