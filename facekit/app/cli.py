@@ -4,7 +4,6 @@ from __future__ import annotations
 import re
 import signal
 import sys
-from importlib import resources
 from typing import Callable, Sequence
 
 import hydra
@@ -12,7 +11,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
 from facekit.app.arguments import SHELL_COMPLETION, check_arguments
-from facekit.app.help import register_help_resolver
+from facekit.app.help import packaged_options, register_help_resolver
 from facekit.app.keys import check_keys
 from facekit.app.overrides import quote_overrides
 from facekit.app.schema import register_schema
@@ -107,7 +106,7 @@ def check_group_choices(argv: Sequence[str], registry: PluginRegistry) -> None:
         if not match or not _SIMPLE_NAMES.match(match.group(2)):
             continue
         group, values = match.groups()
-        valid = registry.names(group) if group in PLUGIN_KINDS else _packaged_options(group)
+        valid = registry.names(group) if group in PLUGIN_KINDS else packaged_options(group)
         for value in values.split(","):
             if value not in valid:
                 raise ConfigError(f"unknown {group} {value!r}; choose one of: {', '.join(valid) or '(none installed)'}")
@@ -155,12 +154,5 @@ def register_plugin_configs(registry: PluginRegistry) -> None:
     so ``+detector=<third-party name>`` composes like a built-in."""
     store = ConfigStore.instance()
     for spec in registry.all():
-        if spec.name not in _packaged_options(spec.kind):
+        if spec.name not in packaged_options(spec.kind):
             store.store(group=spec.kind, name=spec.name, node=registry.config_node(spec), provider=spec.name)
-
-
-def _packaged_options(group: str) -> list[str]:
-    folder = resources.files("facekit.conf") / group
-    if not folder.is_dir():
-        return []
-    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))

@@ -106,11 +106,6 @@ class ModelsSchema:
     cache_dir: Optional[str] = key("where weights are kept (null: FACEKIT_HOME, else ~/.cache/facekit)")
 
 
-#: The runner keys that only runner=ray sets (conf/runner/ray.yaml); None under runner=default.
-RAY_KEYS = ("executor", "address", "cpus_per_task", "gpu_memory_mb", "actors", "shard_frames", "files_per_shard",
-            "verbose")
-
-
 @dataclass
 class RunnerSchema:
     mode: RunnerMode = key("auto | serial | parallel: whether detect and align run at once (auto: from GPU memory)")
@@ -120,16 +115,29 @@ class RunnerSchema:
     progress: bool = key("show a progress bar for each pass")
     #: ``auto`` or a whole number: OmegaConf 2.3 has no Union, so check_settings checks it.
     workers: Any = key("processes for a parallel CPU run (auto: one a core on long inputs; 0: threads)")
-    # runner=ray's keys (conf/runner/ray.yaml); None under runner=default, which has none of them
-    executor: Optional[str] = key("what runs the shards: ray, on a Ray cluster (set by choosing runner=ray)", None)
+    executor: Optional[str] = key("what runs the sources: null, this machine; ray, a Ray cluster (set by runner=ray)")
+
+
+@dataclass
+class RayRunnerSchema(RunnerSchema):
+    """runner=ray's node: the runner's keys and Ray's own (conf/runner/ray.yaml holds their
+    defaults), typed and described here; under runner=default the node has none of them."""
+
     address: Optional[str] = key("which Ray: null, a private one on 127.0.0.1 for the run; auto, the cluster "
-                                 "this machine joined; or HOST:PORT", None)
-    cpus_per_task: Optional[float] = key("CPUs each shard worker asks Ray for", None)
-    gpu_memory_mb: Optional[int] = key("memory of one GPU on the nodes, MB (null: this machine's first GPU)", None)
-    actors: Optional[int] = key("shard workers (null: as many as the cluster holds, at most one a shard)", None)
-    shard_frames: Optional[int] = key("frames of a video per shard: the unit a node takes and a rerun keeps", None)
-    files_per_shard: Optional[int] = key("images of a folder per shard", None)
-    verbose: Optional[bool] = key("also show Ray's start-up lines and the workers' output", None)
+                                 "this machine joined; or HOST:PORT")
+    cpus_per_task: float = key("CPUs each shard worker asks Ray for")
+    gpu_memory_mb: Optional[int] = key("memory of one GPU on the nodes, MB (null: this machine's first GPU)")
+    actors: Optional[int] = key("shard workers (null: as many as the cluster holds, at most one a shard)")
+    shard_frames: int = key("frames of a video per shard: the unit a node takes and a rerun keeps")
+    files_per_shard: int = key("images of a folder per shard")
+    verbose: bool = key("also show Ray's start-up lines and the workers' output")
+
+
+#: A group's options whose schema adds keys to the group's node: (group, option) -> its schema,
+#: stored in the ConfigStore as ``<group>/base_<option>`` for that option's YAML to extend.
+OPTION_SCHEMAS: dict[tuple[str, str], type] = {("runner", "ray"): RayRunnerSchema}
+#: The keys that only runner=ray has.
+RAY_KEYS = tuple(f.name for f in fields(RayRunnerSchema) if f.name not in {g.name for g in fields(RunnerSchema)})
 
 
 @dataclass
@@ -231,8 +239,23 @@ def schema_keys(schema: type = FacekitSchema, prefix: str = "") -> Iterator[Sche
         yield found
         if group is not None:
             yield from schema_keys(group, found.path + ".")
+            yield from _option_keys(found.path, group)
+
+
+def _option_keys(path: str, group: type) -> Iterator[SchemaKey]:
+    """The keys a group's options add to it (``runner.shard_frames``, runner=ray's), after its own."""
+    own = {item.name for item in fields(group)}
+    for (name, _), schema in OPTION_SCHEMAS.items():
+        if name == path:
+            for item in fields(schema):
+                if item.name not in own:
+                    yield SchemaKey(f"{path}.{item.name}", item.metadata.get(ABOUT, ""))
 
 
 def register_schema() -> None:
-    """Puts the schema in Hydra's ConfigStore, where config.yaml's defaults list finds it."""
-    ConfigStore.instance().store(name=SCHEMA_NAME, node=FacekitSchema)
+    """Puts the schema in Hydra's ConfigStore, where config.yaml's defaults list finds it, and
+    each option schema where its YAML's defaults list does (runner/ray.yaml: ``base_ray``)."""
+    store = ConfigStore.instance()
+    store.store(name=SCHEMA_NAME, node=FacekitSchema)
+    for (group, option), schema in OPTION_SCHEMAS.items():
+        store.store(group=group, name=f"base_{option}", node=schema)
