@@ -172,10 +172,10 @@ def _run_source(cfg: DictConfig, registry: PluginRegistry | None, stages: FaceSt
             state.set(source, SourceState.PARTIAL, alignments=alignments)
             plan = plan_run(cfg, registry, held, stages=stages, output=output, face_filter=face_filter,
                             input_value=sources.named(source))
-            progress.opened_source(source.rel, len(plan.source))
+            progress.opened_source(number, source.rel, len(plan.source))
             summary, ledger = execute(plan, held, accepted=accepted)
         report(plan, summary, ledger)
-        progress.frames += summary.frames
+        progress.frame_done(number, summary.frames)
         progress.busy_s += summary.seconds
     except KeyboardInterrupt:
         state.set(source, SourceState.PARTIAL, force=True, alignments=alignments, reason="interrupted; the same command resumes it")
@@ -186,12 +186,12 @@ def _run_source(cfg: DictConfig, registry: PluginRegistry | None, stages: FaceSt
         reason = str(exc) if isinstance(exc, FacekitError) else f"{exc.strerror or exc}"
         log.warning("source %s failed: %s", source.rel, reason)
         state.set(source, SourceState.FAILED, reason=reason)
-        progress.finished_source()
+        progress.finished_source(number)
         return
     if not sources.alone:
         frames, faces = counted(output / ALIGNMENTS_FILE)
         state.set(source, SourceState.DONE, frames=frames, faces=faces, alignments=alignments)
-    progress.finished_source()
+    progress.finished_source(number)
 
 
 __all__ = ["COLLECTION_FILE", "CollectionState", "run_local"]

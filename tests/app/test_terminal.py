@@ -1,0 +1,34 @@
+"""What a person at an 80-column terminal sees of a run: a collection's progress that ends at
+100% whatever failed on the way, and no line at the start that says something untrue."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from cli_helpers import run_in_terminal
+from conftest import DATA, require_data
+
+#: the frames field of a collection's progress bar: "27/54 frames"
+FRAMES = re.compile(r"(\d+)/(\d+) frames")
+
+
+def _tree_with_a_failed_source(tree: Path) -> Path:
+    """A video, a folder of photos, and a video cut off after its first 20 KB (it cannot be opened)."""
+    (tree / "clips").mkdir(parents=True)
+    (tree / "clips" / "good.mp4").symlink_to(DATA / "video" / "faceswap_test.mp4")
+    (tree / "clips" / "cut.mp4").write_bytes((DATA / "video" / "short_hamilton_clip.mp4").read_bytes()[:20_000])
+    (tree / "people").mkdir()
+    (tree / "people" / "p01").symlink_to(DATA / "images" / "people" / "p01")
+    return tree
+
+
+def test_a_collection_with_a_failed_source_ends_its_progress_at_100_percent(tmp_path: Path) -> None:
+    require_data()
+    _tree_with_a_failed_source(tmp_path / "tree")
+    code, text = run_in_terminal("input=tree", "output=out", "sample.every_n=5", cwd=tmp_path)
+    assert code == 0, text
+    assert "source clips/cut.mp4 failed" in " ".join(text.split()), text
+    drawn = FRAMES.findall(text)
+    assert drawn, text
+    done, total = map(int, drawn[-1])
+    assert done == total > 0, drawn[-5:]
