@@ -32,3 +32,20 @@ def test_a_collection_with_a_failed_source_ends_its_progress_at_100_percent(tmp_
     assert drawn, text
     done, total = map(int, drawn[-1])
     assert done == total > 0, drawn[-5:]
+
+
+def test_a_collection_says_nothing_of_subfolders_not_read_since_it_reads_them(tmp_path: Path) -> None:
+    """The root's own photos are a source of the tree, and its subfolder and video sources of
+    their own: only a file nobody reads (notes.txt) is named."""
+    require_data()
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    (archive / "img1.jpg").symlink_to(DATA / "images" / "people" / "p01" / "img1.jpg")
+    (archive / "clip.mp4").symlink_to(DATA / "video" / "faceswap_test.mp4")
+    (archive / "p04").symlink_to(DATA / "images" / "people" / "p04")
+    (archive / "notes.txt").write_text("who is who")
+    code, text = run_in_terminal("input=archive", "output=out", "sample.every_n=30", cwd=tmp_path)
+    assert code == 0, text
+    said = " ".join(text.split())
+    assert "subfolder" not in said, said
+    assert "archive: not read (not images or videos by their suffix): 1 .txt" in said, said

@@ -229,7 +229,7 @@ class CollectionStream:
         folder = settings.root / source.output
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            frames = open_input(source.path, exclude=folder, sampling=settings.sampling)
+            frames = open_input(source.path, exclude=folder, sampling=settings.sampling, in_collection=True)
             frames.decoder_output = self.decoder_output
             meta = alignments_meta(settings.cfg, str(source.path), settings.stages, settings.face_filter, frames,
                                    settings.quality)

@@ -138,7 +138,7 @@ class _Sources:
 
     def _plan_one(self, key: str, path: Path, output: Path, named: str) -> None:
         """``named``: the source as the alignments meta names it (the input, or a collection's source's path)."""
-        source = open_input(path, exclude=output, sampling=self.sampling)
+        source = open_input(path, exclude=output, sampling=self.sampling, in_collection=self.state is not None)
         sharded = shards_of(source, int(self.cfg.runner.shard_frames), int(self.cfg.runner.files_per_shard))
         job = SourceJob(key, output, alignments_meta(self.cfg, named, self.stages, self.face_filter, source, self.quality),
                         sharded.shards, sharded.frames, int(self.cfg.output.save_every),

@@ -66,10 +66,11 @@ def plan_run(cfg: DictConfig, registry: PluginRegistry | None, held: ExitStack, 
     weights file fails before the output folder is touched. A collection passes the ``stages``
     (and ``face_filter``) it built once, and each source's path and ``output`` folder."""
     output = job_output_dir(cfg) if output is None else output
+    in_collection = input_value is not None  # a collection's source: the collection reads its subfolders
     input_value = str(cfg.input) if input_value is None else input_value
     quality = QualityFilter.from_config(cfg.get("quality"))  # its limits checked before any model loads
     chosen = sampling(cfg)
-    source = open_input(input_value, exclude=output, sampling=chosen)
+    source = open_input(input_value, exclude=output, sampling=chosen, in_collection=in_collection)
     if source.kind != "video" and chosen.active:
         log.info("sample.* chooses a video's frames; %s is not a video, so every image is read", source.path)
     if stages is None:
