@@ -67,6 +67,14 @@ class FrameSource:
         else:
             yield from self._image_frames(skip, decode)
 
+    def all_done(self, done: frozenset[str] | set[str]) -> bool:
+        """Whether every frame is in ``done``, so a rerun has nothing to do. Read only when
+        ``done`` holds as many frames as the source gives (a video is then grabbed through, as
+        a rerun that resumes would), so a resume that has work left pays nothing for it."""
+        if not done or len(done) < len(self):
+            return False
+        return next(self.frames(skip=done, decode=False), None) is None
+
     def unreadable(self, path: str | Path, why: str, said: Sequence[str] = ()) -> None:
         """Warns about an image file that does not decode (why, and what the decoder printed,
         where that was caught); the run's summary counts it."""

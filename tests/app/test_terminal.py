@@ -1,11 +1,14 @@
 """What a person at an 80-column terminal sees of a run: a collection's progress that ends at
-100% whatever failed on the way, and no line at the start that says something untrue."""
+100% whatever failed on the way, no line at the start that says something untrue, and one line
+from a rerun that has nothing to do."""
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-from cli_helpers import run_in_terminal
+import pytest
+
+from cli_helpers import run_facekit, run_in_terminal
 from conftest import DATA, require_data
 
 #: the frames field of a collection's progress bar: "27/54 frames"
@@ -49,3 +52,30 @@ def test_a_collection_says_nothing_of_subfolders_not_read_since_it_reads_them(tm
     said = " ".join(text.split())
     assert "subfolder" not in said, said
     assert "archive: not read (not images or videos by their suffix): 1 .txt" in said, said
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("source, frames", [("images/people/p01", 8), ("video/faceswap_test.mp4", 19)])
+def test_a_rerun_of_a_finished_input_says_in_one_line_that_there_is_nothing_to_do(
+        tmp_path: Path, source: str, frames: int) -> None:
+    require_data()
+    args = (f"input={DATA / source}", "output=out", "sample.every_n=5")
+    assert run_facekit(*args, "runner.progress=false", cwd=tmp_path).returncode == 0
+    code, text = run_in_terminal(*args, cwd=tmp_path)
+    assert code == 0, text
+    assert _lines(text) == [f"INFO     nothing to do: {frames} frames already done"], text
+
+
+def test_a_rerun_of_a_finished_collection_says_in_one_line_that_there_is_nothing_to_do(tmp_path: Path) -> None:
+    require_data()
+    _tree_with_a_failed_source(tmp_path / "tree")
+    (tmp_path / "tree" / "clips" / "cut.mp4").unlink()
+    args = ("input=tree", "output=out", "sample.every_n=5")
+    assert run_facekit(*args, "runner.progress=false", cwd=tmp_path).returncode == 0
+    code, text = run_in_terminal(*args, cwd=tmp_path)
+    assert code == 0, text
+    assert _lines(text) == ["INFO     nothing to do: 27 frames already done"], text
+

@@ -282,4 +282,4 @@ def test_a_rerun_with_other_sampling_is_refused_and_the_same_resumes(tmp_path: P
     unsampled = run_facekit(f"input={CLIP}", f"output={out}", cwd=tmp_path)
     assert unsampled.returncode != 0 and "sample: {'every_n': 5" in unsampled.stderr
     again = Run(out, "sample.every_n=5", *stretch)
-    assert "resuming: 6 frame(s) already done" in again.stderr and again.frames == first.frames
+    assert "nothing to do: 6 frames already done" in again.stderr and again.frames == first.frames

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import ExitStack
+from itertools import chain
 from typing import TYPE_CHECKING, Callable, Iterable
 
 from omegaconf import DictConfig
@@ -22,6 +23,7 @@ from omegaconf import DictConfig
 from facekit.app.tasks.collection_progress import CollectionProgress
 from facekit.app.tasks.collection_stream import CollectionStream, StreamSettings, opens
 from facekit.app.tasks.acceptance import accept_run
+from facekit.app.tasks.idle import say_nothing_to_do
 from facekit.app.tasks.planning import build_stages, gpu_plan, identity_filter
 from facekit.app.tasks.source_run import execute, plan_run, report
 from facekit.app.tasks.sources import RunSources
@@ -67,21 +69,41 @@ def run_local(cfg: DictConfig, registry: PluginRegistry) -> None:
         accept_run(cfg, run)
         state = sources.state
         listing = ListedAhead(sources.listing())
+        taken, done_frames = _done_before(listing, state)
+        if done_frames is not None:
+            listing.stop()
+            say_nothing_to_do(done_frames)
+            return
+        queued = chain(taken, listing)
         progress = CollectionProgress(enabled=bool(cfg.runner.progress), listing=listing)
         begun = time.perf_counter()
         try:
             with progress.shown():
                 if cache_is_on(cfg):  # a sweep: each source replays its own analysis cache entry
-                    for source in listing:
+                    for source in queued:
                         _run_source(cfg, registry, stages, source, sources, progress)
                 else:
-                    _run_streamed(cfg, stages, face_filter, listing, sources, progress)
+                    _run_streamed(cfg, stages, face_filter, queued, sources, progress)
         finally:
             listing.stop()
             state.run = {"frames": progress.frames, "seconds": round(time.perf_counter() - begun, 3),
                          "busy_s": round(progress.busy_s, 3), "frames_per_s": round(progress.busy_rate(), 2)}
             save_unless_failing(state)
     _report(cfg, state, progress)
+
+
+def _done_before(listing: Iterable[Source], state: CollectionState) -> tuple[list[Source], int | None]:
+    """The sources taken from the listing up to the first that has work left (or failed), and,
+    when an earlier run did every one, their frames: a rerun with nothing to do says so in one
+    line rather than starting worker processes and drawing a bar for no frame."""
+    taken: list[Source] = []
+    for source in listing:
+        taken.append(source)
+        if source.failed is not None or not state.was_done(source):
+            return taken, None
+    if not taken:
+        return taken, None
+    return taken, sum(int(state.earlier[source.rel].get("frames", 0)) for source in taken)
 
 
 def _run_streamed(cfg: DictConfig, stages: FaceStages, face_filter: IdentityFilter | None, listing: Iterable[Source],
