@@ -130,6 +130,10 @@ def check_composes(argv: Sequence[str]) -> DictConfig | None:
         from facekit.app.tasks.settings import check_settings
 
         check_settings(cfg)
+    if cfg.task == "curate" and not any(arg.startswith("output.dir=") for arg in argv):
+        # output.dir's default (faces/) is where an extraction writes: a curation never lands there unasked
+        raise ConfigError("task=curate needs output=<result folder>, a new folder for the curated faces: "
+                          "facekit task=curate input=<extraction output folder> output=<result folder>")
     return cfg
 
 
