@@ -79,3 +79,17 @@ def test_a_rerun_of_a_finished_collection_says_in_one_line_that_there_is_nothing
     assert code == 0, text
     assert _lines(text) == ["INFO     nothing to do: 27 frames already done"], text
 
+
+def test_a_sweeps_hydra_lines_come_in_facekits_console_format_on_stderr_with_values_as_typed(tmp_path: Path) -> None:
+    """Hydra's launcher wrote "[2026-12-06 17:00:53,181][HYDRA] #0 : input='fötos' ..." to stdout."""
+    require_data()
+    (tmp_path / "fötos").mkdir()
+    (tmp_path / "fötos" / "img1.jpg").symlink_to(DATA / "images" / "people" / "p01" / "img1.jpg")
+    result = run_facekit("-m", "input=fötos", "output=sweep", "output.size=64,128", "runner.progress=false",
+                         cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "[HYDRA]" not in result.stdout + result.stderr and "Launching" not in result.stdout
+    errors = result.stderr.splitlines()
+    assert "INFO     Launching 2 jobs locally" in errors
+    assert "INFO     #0 : input=fötos output.dir=sweep output.size=64 runner.progress=False" in errors, errors
+    assert any(line.startswith("INFO     sweep report in sweep") for line in errors), errors
