@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import pickle
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -21,10 +22,12 @@ from typing import TYPE_CHECKING, Any
 from omegaconf import DictConfig
 
 from facekit.app.tasks.acceptance import accept_run
+from facekit.app.tasks.idle import say_nothing_to_do
 from facekit.app.tasks.planning import alignments_meta, build_stages, identity_filter
 from facekit.app.tasks.sources import RunSources
 from facekit.app.tasks.settings import job_output_dir, sampling
-from facekit.distributed.driver import ClusterPlan, SourceJob, SourceOutcome, check_earlier, run_shards
+from facekit.distributed.driver import (ClusterPlan, SourceJob, SourceOutcome, check_earlier, fold_finished,
+                                        run_shards)
 from facekit.distributed.resources import local_gpu_memory_mb, worker_count, worker_resources
 from facekit.distributed.session import import_ray, ray_session
 from facekit.distributed.shared_output import check_shared_output
@@ -71,8 +74,14 @@ def run_on_ray(cfg: DictConfig, registry: PluginRegistry) -> None:
                                sampling(cfg))
             with ThreadPoolExecutor(1, thread_name_prefix="facekit-plan") as pool:
                 planned = pool.submit(sources.plan)  # sources opened and cut into shards while Ray starts
-                ray = held.enter_context(ray_session(cfg.runner.address, bool(cfg.runner.verbose)))
+                sources.decided.wait()  # Ray starts at the first shard to run: a rerun with none starts none
+                ray = held.enter_context(ray_session(cfg.runner.address, bool(cfg.runner.verbose))) \
+                    if sources.to_run else None
                 planned.result()
+            if ray is None:
+                accept_run(cfg, run)
+                _without_ray(cfg, sources)
+                return
             shards = sum(len(job.shards) for job in sources.jobs)
             check_shared_output(ray, root)
             accept_run(cfg, run)
@@ -107,6 +116,9 @@ class _Sources:
     outcomes: list[SourceOutcome] = field(default_factory=list)
     named: dict[str, Source] = field(default_factory=dict)  # the sources by their key
     runs: RunSources = field(init=False)
+    to_run: bool = False  # a shard an earlier run did not finish was found
+    done_earlier: int = 0  # the frames of a collection's sources done by an earlier run (not planned again)
+    decided: threading.Event = field(default_factory=threading.Event)  # set at the first shard to run, or at the end
 
     def __post_init__(self) -> None:
         self.runs = RunSources.of(self.cfg, self.root)
@@ -117,12 +129,22 @@ class _Sources:
         return self.runs.state
 
     def plan(self) -> None:
+        if not self.root.is_dir() or not any(self.root.iterdir()):  # a first run: Ray starts at once
+            self.to_run = True
+            self.decided.set()
+        try:
+            self._plan()
+        finally:
+            self.decided.set()
+
+    def _plan(self) -> None:
         for source in self.runs.listing():
             if source.failed is not None:
                 log.warning("source %s failed: %s", source.rel, source.failed)
                 self.state.set(source, SourceState.FAILED, reason=source.failed)
             elif self.state.was_done(source):
                 self.state.keep_earlier(source)
+                self.done_earlier += int(self.state.earlier[source.rel].get("frames", 0))
             else:
                 try:
                     self._plan_one(source.rel, source.path, self.root / source.output, self.runs.named(source))
@@ -138,13 +160,16 @@ class _Sources:
 
     def _plan_one(self, key: str, path: Path, output: Path, named: str) -> None:
         """``named``: the source as the alignments meta names it (the input, or a collection's source's path)."""
-        source = open_input(path, exclude=output, sampling=self.sampling, in_collection=self.state is not None)
+        source = open_input(path, exclude=output, sampling=self.sampling, in_collection=not self.runs.alone)
         sharded = shards_of(source, int(self.cfg.runner.shard_frames), int(self.cfg.runner.files_per_shard))
         job = SourceJob(key, output, alignments_meta(self.cfg, named, self.stages, self.face_filter, source, self.quality),
                         sharded.shards, sharded.frames, int(self.cfg.output.save_every),
                         Verify(self.cfg.resume.verify))
-        check_earlier(job)
+        kept = check_earlier(job)
         self.jobs.append(job)
+        if kept < len(job.shards):
+            self.to_run = True
+            self.decided.set()
 
     def done(self, outcome: SourceOutcome) -> None:
         """A source's alignments file is folded: its summary, and its state in the collection."""
@@ -159,6 +184,17 @@ class _Sources:
                            reason=f"{len(outcome.failures)} shard(s) failed: {outcome.failures[0]}")
         else:
             self.state.set(source, SourceState.DONE, alignments=alignments_name(source), frames=frames, faces=faces)
+
+
+def _without_ray(cfg: DictConfig, sources: _Sources) -> None:
+    """Every shard was finished by an earlier run: each source is folded (a run stopped before its
+    fold leaves that to this one) and, unless a source failed, one line says so; no Ray starts."""
+    sources.state.resume_saving()
+    fold_finished(sources.jobs, sources.done)
+    if not sources.runs.alone and sources.state.counts()[SourceState.FAILED]:
+        _report(cfg, sources.outcomes, sources.state)
+    else:
+        say_nothing_to_do(sources.done_earlier + sum(counted(job.output / ALIGNMENTS_FILE)[0] for job in sources.jobs))
 
 
 def _check(cfg: DictConfig) -> None:
