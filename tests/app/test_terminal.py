@@ -28,7 +28,7 @@ def _tree_with_a_failed_source(tree: Path) -> Path:
 def test_a_collection_with_a_failed_source_ends_its_progress_at_100_percent(tmp_path: Path) -> None:
     require_data()
     _tree_with_a_failed_source(tmp_path / "tree")
-    code, text = run_in_terminal("input=tree", "output=out", "sample.every_n=5", cwd=tmp_path)
+    code, text = run_in_terminal("input=tree", "output=out", "sample.every_n=5", "runner.workers=0", cwd=tmp_path)
     assert code == 0, text
     assert "source clips/cut.mp4 failed" in " ".join(text.split()), text
     drawn = FRAMES.findall(text)
@@ -73,7 +73,7 @@ def test_a_rerun_of_a_finished_collection_says_in_one_line_that_there_is_nothing
     require_data()
     _tree_with_a_failed_source(tmp_path / "tree")
     (tmp_path / "tree" / "clips" / "cut.mp4").unlink()
-    args = ("input=tree", "output=out", "sample.every_n=5")
+    args = ("input=tree", "output=out", "sample.every_n=5", "runner.workers=0")
     assert run_facekit(*args, "runner.progress=false", cwd=tmp_path).returncode == 0
     code, text = run_in_terminal(*args, cwd=tmp_path)
     assert code == 0, text
