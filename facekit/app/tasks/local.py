@@ -193,7 +193,7 @@ def _run_source(cfg: DictConfig, registry: PluginRegistry | None, stages: FaceSt
         with ExitStack() as held:
             state.set(source, SourceState.PARTIAL, alignments=alignments)
             plan = plan_run(cfg, registry, held, stages=stages, output=output, face_filter=face_filter,
-                            input_value=sources.named(source))
+                            input_value=sources.named(source), in_collection=not sources.alone)
             progress.opened_source(number, source.rel, len(plan.source))
             summary, ledger = execute(plan, held, accepted=accepted)
         report(plan, summary, ledger)

@@ -63,13 +63,13 @@ class RunPlan:
 
 def plan_run(cfg: DictConfig, registry: PluginRegistry | None, held: ExitStack, stages: FaceStages | None = None,
              output: Path | None = None, face_filter: IdentityFilter | None = None,
-             input_value: str | None = None) -> RunPlan:
+             input_value: str | None = None, in_collection: bool = False) -> RunPlan:
     """Opens the input, loads the plugins and the filter, and chooses passes and processes (or
     the analysis cache's replay, when it holds this input). Models load here, so a missing
     weights file fails before the output folder is touched. A collection passes the ``stages``
-    (and ``face_filter``) it built once, and each source's path and ``output`` folder."""
+    (and ``face_filter``) it built once, and each source's path and ``output`` folder;
+    ``in_collection``: the collection reads the source folder's subfolders and videos itself."""
     output = job_output_dir(cfg) if output is None else output
-    in_collection = input_value is not None  # a collection's source: the collection reads its subfolders
     input_value = str(cfg.input) if input_value is None else input_value
     quality = QualityFilter.from_config(cfg.get("quality"))  # its limits checked before any model loads
     chosen = sampling(cfg)
