@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 import numpy as np
 
 from facekit.errors import ModelError, StageError
-from facekit.faces.quality import measure
+from facekit.faces.quality import measure, measured_pose
 from facekit.imaging import geometry
 from facekit.plugin.loading import LoadedPlugin, ensure_all_weights
-from facekit.plugin.spec import PluginSpec
+from facekit.plugin.spec import PluginSpec, PoseAligner
 from facekit.records import EMBEDDING_DECIMALS, PIXEL_DECIMALS, Face, FrameRecord, OneByOne
 
 if TYPE_CHECKING:
@@ -121,12 +121,19 @@ class FaceStages:
             record.faces = [Face(detection=d) for d in detections]
 
     def align(self, record: FrameRecord) -> None:
-        """Adds 68 landmarks to each face, then normalises it."""
+        """Adds 68 landmarks to each face, then normalises it. An aligner with points of its own
+        for head pose (a ``PoseAligner``) has the pose read from those."""
         if record.faces:
+            model, detections = self.aligner.model, [f.detection for f in record.faces]
             with self._calling(self.aligner, [record]):
-                points = self.aligner.model.align(record.frame.image, [f.detection for f in record.faces])
-            for face, landmarks in zip(record.faces, points):
+                if isinstance(model, PoseAligner):
+                    found = model.align_for_pose(record.frame.image, detections)
+                else:
+                    found = [(points, None) for points in model.align(record.frame.image, detections)]
+            for face, (landmarks, for_pose) in zip(record.faces, found):
                 face.landmarks = _as_stored(landmarks, PIXEL_DECIMALS).reshape(68, 2)
+                if for_pose is not None:
+                    face.pose = measured_pose(_as_stored(for_pose, PIXEL_DECIMALS).reshape(68, 2))
         self.normalise(record)
 
     def normalise(self, record: FrameRecord) -> None:

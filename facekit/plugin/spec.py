@@ -32,6 +32,17 @@ class Aligner(Protocol):
 
 
 @runtime_checkable
+class PoseAligner(Protocol):
+    """An aligner that also has points better suited to head pose than those it writes (FaceMesh:
+    averaged with its mirror view's, so a mirror image reads the same pitch), kept apart so that
+    the written points, and everything cut and embedded from them, stay as ``align`` gives them."""
+
+    def align_for_pose(self, image: np.ndarray, detections: Sequence[Detection]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per detection: ``align``'s (68, 2) points, and the (68, 2) points head pose is read from."""
+        ...
+
+
+@runtime_checkable
 class IdentityModel(Protocol):
     """Embeds a face so faces of one person lie near each other."""
 
