@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
@@ -160,7 +161,7 @@ def _compare_summaries(old: Path, new: Path, name: str, result: Comparison) -> N
     elif old.is_file():
         a, b = _load(old), _load(new)
         added = [k for k in SUMMARY_COUNTS if a.get(k) is None and b.get(k) is not None]
-        result.notes += [f"{name}/run_summary.json: {k} null before, {b[k]} now" for k in added]
+        result.notes += [f"run_summary.json: {k} null before, {b[k]} now" for k in added]
         keys = [k for k in SUMMARY_COUNTS if k not in added]
         diffs = _differences({k: a.get(k) for k in keys}, {k: b.get(k) for k in keys})
         if diffs:
@@ -316,11 +317,15 @@ def run(side: Side, scenario: Scenario, input_path: str, work: Path) -> tuple[Pa
 
 
 @contextmanager
-def cluster_of(side: Side, nodes: int) -> Iterator[None]:
+def cluster_of(side: Side, nodes: int, cwd: Path) -> Iterator[None]:
     """A Ray cluster on 127.0.0.1 started by ``side``'s Python (this script's --serve-cluster),
-    so its workers import that side's facekit; ``side.address`` while it runs."""
-    server = subprocess.Popen([side.python, __file__, "--serve-cluster", str(nodes)], env={**os.environ, **LOOPBACK},
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    so its workers import that side's facekit; ``side.address`` while it runs. ``cwd`` holds no
+    facekit package: nothing there may shadow the side's own (the runs' drivers, whose current
+    folder Ray puts on the workers' path, start in their scenario's folder for the same reason)."""
+    # -P: this folder's ray.py must not hide Ray from the cluster's Python
+    server = subprocess.Popen([side.python, "-P", __file__, "--serve-cluster", str(nodes)], cwd=cwd,
+                              env={**os.environ, **LOOPBACK}, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True, start_new_session=True)
     try:
         lines = iter(server.stdout.readline, "")
         side.address = next((line.split()[1] for line in lines if line.startswith("address ")), None)
@@ -372,8 +377,8 @@ def report(rows: list[tuple[str, Comparison | None, str]]) -> bool:
     for name, c, _ in rows:
         for line in ([*c.entries, *c.pixels, *c.text, *c.other] if c else [])[:20]:
             print(f"  {name}: {line}")
-        for line in sorted(set(c.notes) if c else []):  # the same note for every source of a collection
-            print(f"  {name}: allowed: {line}")
+        for line, count in sorted(Counter(c.notes if c else []).items()):  # one a source of a collection
+            print(f"  {name}: allowed: {line}" + (f" ({count} sources)" if count > 1 else ""))
     print("\nALL EQUAL" if all_equal else "\nDIFFERENCES FOUND")
     return all_equal
 
@@ -402,7 +407,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="facekit-same-", dir="/tmp") as tmp:
         work = args.keep or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        tree = work / "tree" if (work / "tree").is_dir() else make_tree(work / "tree")
+        tree = work / "input-tree" if (work / "input-tree").is_dir() else make_tree(work / "input-tree")
         sides = [Side(n, p, work / f"derived-{n}") for n, p in (("old", args.old_python), ("new", args.new_python))]
         for side in sides:
             side.derived.mkdir(exist_ok=True)
@@ -422,7 +427,7 @@ def main() -> None:
                 run_all(side, [scenario])
         clustered = [s for s in chosen if s.cluster]
         for side in sides if clustered else []:
-            with cluster_of(side, nodes=2):
+            with cluster_of(side, nodes=2, cwd=work):
                 run_all(side, clustered)
         rows = []
         for scenario in chosen:
