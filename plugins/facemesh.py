@@ -25,6 +25,13 @@ MODEL_FILE = "face_landmark.tflite"
 INPUT_SIZE = 192
 NUM_VERTICES = 468
 EYE_CORNERS = (33, 263)  # outer eye corners, image-left then image-right on an upright face
+#: The face's outline as one closed polygon of mesh vertices: the face oval (MediaPipe's
+#: FACEMESH_FACE_OVAL) from the image-right ear level down round the chin to the image-left one,
+#: then along the top of the brows (their upper contours, outer to outer). The oval's forehead
+#: part is left out: faceswap's landmark masks stop at the brows too, and the mesh's forehead
+#: line is a guess the model makes under hair.
+OUTLINE = (356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148, 176, 149, 150, 136, 172, 58, 132,
+           93, 234, 127, 70, 63, 105, 66, 107, 336, 296, 334, 293, 300)
 
 
 @dataclass
@@ -132,6 +139,12 @@ class FaceMeshAligner:
 
     def align(self, image: np.ndarray, detections: Sequence[Detection]) -> list[np.ndarray]:
         return [to_ibug68(self.mesh(image, d)) for d in detections]
+
+    def align_outlined(self, image: np.ndarray, detections: Sequence[Detection]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The 68 points and the face's outline from one mesh each (what the ``mesh`` masker
+        draws, so a run asks for it only when that masker is named)."""
+        meshes = [self.mesh(image, d) for d in detections]
+        return [(to_ibug68(mesh), mesh[list(OUTLINE)]) for mesh in meshes]
 
     def mesh(self, image: np.ndarray, detection: Detection) -> np.ndarray:
         """All 468 vertices (x, y) in image pixels, after ``config.passes`` passes."""

@@ -7,10 +7,10 @@ from typing import Any, Callable, Literal, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from facekit.records import Detection
+from facekit.records import Detection, MaskRequest
 
-PluginKind = Literal["detector", "aligner", "identity"]
-PLUGIN_KINDS: tuple[PluginKind, ...] = ("detector", "aligner", "identity")
+PluginKind = Literal["detector", "aligner", "identity", "masker"]
+PLUGIN_KINDS: tuple[PluginKind, ...] = ("detector", "aligner", "identity", "masker")
 
 
 @runtime_checkable
@@ -40,6 +40,18 @@ class IdentityModel(Protocol):
         ...
 
 
+@runtime_checkable
+class Masker(Protocol):
+    """Draws one mask a face, in the square the face's ``MaskRequest`` names (see
+    ``facekit.records.MaskRequest``)."""
+
+    def mask(self, image: np.ndarray | None, requests: Sequence[MaskRequest]) -> list[np.ndarray]:
+        """One (size, size) uint8 mask per request, 255 on the face. ``image`` is the BGR frame
+        when the spec's ``needs`` holds "image", else None (masks added to an existing output
+        from landmarks alone read no frame)."""
+        ...
+
+
 @dataclass(frozen=True)
 class PluginSpec:
     """A plugin's declaration, returned by a ``facekit_*`` hook.
@@ -60,6 +72,9 @@ class PluginSpec:
     description: str = ""
     metric: str | None = None  # identity plugins: "cosine" | "euclidean" | ...
     default_threshold: float | None = None  # identity plugins
+    # maskers: what they read besides the 68 landmarks: "image" (the frame's pixels), "outline"
+    # (the face outline an aligner traces: FaceMesh's)
+    needs: tuple[str, ...] = ()
     # Never read by facekit, so no longer stored; still accepted, with a warning, for one release.
     input_size: InitVar[Any] = None
     extras: InitVar[Any] = None
