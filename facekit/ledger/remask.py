@@ -106,7 +106,7 @@ def _frame_images(meta: dict[str, Any], frames: list[tuple[str, Any, Any]]) -> d
     wanted = {name for name, _, _ in frames}
     source = open_input(str(meta.get("input", "")))
     images = {}
-    for frame in source:
+    for frame in source.frames(decode=False):  # image files come undecoded: only the wanted ones are read
         if frame.name in wanted:
             images[frame.name] = frame.image if frame.image is not None else read_image(Path(frame.path))
     missing = wanted - images.keys()

@@ -142,16 +142,20 @@ def test_alpha_writes_rgba_face_files_whose_alpha_is_the_first_mask(tmp_path: Pa
     assert not (out / "masks").exists()
 
 
-def test_masks_through_a_collection_reach_every_source(tmp_path: Path) -> None:
-    out = tmp_path / "people"
-    result = run_facekit(f"input={require_data() / 'images' / 'people'}", f"output={out}", "runner.progress=false",
-                         "output.masks=[components]", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    sources = sorted(path.parent.name for path in out.rglob("alignments.json"))
+def test_masks_through_a_collection_reach_every_source_and_task_mask_adds_the_same_to_one(tmp_path: Path) -> None:
+    people = require_data() / "images" / "people"
+    out, later = tmp_path / "people", tmp_path / "later"
+    for folder, masks in ((out, ["output.masks=[components]"]), (later, [])):
+        result = run_facekit(f"input={people}", f"output={folder}", "runner.progress=false", *masks, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    added = _mask(later, "output.masks=[components]")
+    assert added.returncode == 0, added.stderr
+    sources = sorted(path.parent.relative_to(out) for path in out.rglob("alignments.json"))
     assert len(sources) == 7
-    for path in out.rglob("alignments.json"):
-        masks = stored_masks(path.parent)
+    for source in sources:
+        masks = stored_masks(out / source)
         assert masks and all(set(found) == {"components"} for found in masks.values())
+        assert stored_masks(later / source) == masks
 
 
 def test_the_mesh_mask_comes_from_the_outline_the_facemesh_aligner_records(tmp_path: Path) -> None:
