@@ -384,6 +384,26 @@ def deflate_cost(video: Path, rounds: int = 15) -> None:
               f"x{min(measured) / base:.2f}  {'same bytes again' if same[name] else 'BYTES DIFFER'}")
 
 
+def masks_cost(video: Path, repeats: int, work: Path, masks: str = "components,extended") -> None:
+    """End to end with and without ``output.masks=[...]`` (landmark masks, stored only), back to
+    back in interleaved rounds so both meet the same machine; best of ``repeats`` each."""
+    plain, masked = [], []
+    for i in range(repeats):
+        plain.append(run_cli(f"input={video}", f"output={work / f'plain{i}'}", cwd=work)[0])
+        masked.append(run_cli(f"input={video}", f"output={work / f'masked{i}'}", f"output.masks=[{masks}]",
+                              cwd=work)[0])
+    best_plain, best_masked = (min(runs, key=lambda r: r["seconds"]) for runs in (plain, masked))
+    print(f"\n== masks: {video.name}, default plugins, output.masks=[{masks}], best of {repeats} ==")
+    print(f"frames {best_masked['frames']}, faces {best_masked['faces']}")
+    for label, runs, best in (("without masks", plain, best_plain), ("with masks", masked, best_masked)):
+        print(f"{label:<14} {best['seconds']:7.2f} s end to end (median {statistics.median(r['seconds'] for r in runs):.2f});"
+              f" whole command {best['wall_s']:.2f} s")
+    print(f"maskers' own time {best_masked['model_s'].get('masker', 0.0):.2f} s "
+          f"({1000 * best_masked['model_s'].get('masker', 0.0) / max(best_masked['faces'], 1):.2f} ms a face)")
+    ratio = best_masked["seconds"] / best_plain["seconds"]
+    print(f"with / without = {ratio:.3f} (+{100 * (ratio - 1):.1f}%; target <= 5%)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--video", type=Path, default=DATA / "video" / "short_hamilton_clip.mp4")
@@ -394,10 +414,15 @@ def main() -> None:
     parser.add_argument("--large-video", type=int, default=2160, help="its height (the clip enlarged); 0 skips that run")
     parser.add_argument("--large-video-frames", type=int, default=120)
     parser.add_argument("--deflate", action="store_true", help="only the PNG deflate comparison")
+    parser.add_argument("--masks", action="store_true", help="only end to end with and without landmark masks")
     args = parser.parse_args()
     print(f"facekit extraction bench: {os.cpu_count()} CPU cores, OpenCV {cv2.__version__}")
     if args.deflate:
         deflate_cost(args.video)
+        return
+    if args.masks:
+        with tempfile.TemporaryDirectory(prefix="facekit-bench-") as tmp:
+            masks_cost(args.video, args.repeats, Path(tmp))
         return
     with tempfile.TemporaryDirectory(prefix="facekit-bench-") as tmp:
         work = Path(tmp)

@@ -69,6 +69,7 @@ class StoredMask:
     pixels: np.ndarray  # (size, size) uint8
     matrix: np.ndarray  # 2x3: frame pixels -> mask pixels
     centering: str = "legacy"
+    encoded: dict | None = field(default=None, repr=False, compare=False)  # its JSON form, made once
 
 
 @dataclass

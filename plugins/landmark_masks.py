@@ -29,6 +29,8 @@ PARTS: tuple[tuple[range, ...], ...] = (
     (range(22, 27), range(27, 28), range(31, 36), range(8, 9)),  # eye region, image-right
     (range(27, 31), range(31, 36)),  # nose
 )
+#: Each part as one index array, made once: indexing with it is the per-face cost.
+_PART_INDEXES = tuple(np.concatenate([np.arange(r.start, r.stop) for r in part]) for part in PARTS)
 #: Subpixel precision of the polygons OpenCV fills (``shift``): 1/16 px.
 _SHIFT = 4
 
@@ -55,25 +57,33 @@ def fill_hulls(size: int, parts: Sequence[np.ndarray]) -> np.ndarray:
 
     mask = np.zeros((size, size), np.uint8)
     for points in parts:
-        hull = cv2.convexHull(_fixed(points))
-        cv2.fillConvexPoly(mask, hull, 255, lineType=cv2.LINE_8, shift=_SHIFT)
+        cv2.fillConvexPoly(mask, cv2.convexHull(_fixed(points)), 255, lineType=cv2.LINE_8, shift=_SHIFT)
     return mask
+
+
+def fill_parts(size: int, landmark_sets: Sequence[np.ndarray]) -> np.ndarray:
+    """``fill_hulls`` of faceswap's parts of each set of 68 points, into one mask."""
+    return fill_hulls(size, [part for points in landmark_sets for part in component_parts(_fixed(points))])
 
 
 def fill_polygon(size: int, points: np.ndarray) -> np.ndarray:
     import cv2
 
     mask = np.zeros((size, size), np.uint8)
-    cv2.fillPoly(mask, [_fixed(points)], 255, lineType=cv2.LINE_8, shift=_SHIFT)
+    cv2.fillPoly(mask, [_fixed(points).reshape(-1, 1, 2)], 255, lineType=cv2.LINE_8, shift=_SHIFT)
     return mask
 
 
 def _fixed(points: np.ndarray) -> np.ndarray:
-    return np.round(np.asarray(points, dtype=np.float64) * (1 << _SHIFT)).astype(np.int32).reshape(-1, 1, 2)
+    """Points in OpenCV's fixed point (``_SHIFT`` fractional bits); points already int32 pass."""
+    points = np.asarray(points)
+    if points.dtype == np.int32:
+        return points
+    return np.round(points.astype(np.float64) * (1 << _SHIFT)).astype(np.int32).reshape(-1, 2)
 
 
 def component_parts(landmarks: np.ndarray) -> list[np.ndarray]:
-    return [np.concatenate([landmarks[r] for r in part]) for part in PARTS]
+    return [landmarks[indexes] for indexes in _PART_INDEXES]
 
 
 def extended_landmarks(landmarks: np.ndarray, brow_shift: float) -> np.ndarray:
@@ -95,7 +105,7 @@ class ComponentsMasker:
         self.config = config
 
     def mask(self, image: np.ndarray | None, requests: Sequence[MaskRequest]) -> list[np.ndarray]:
-        return [fill_hulls(r.size, component_parts(r.landmarks)) for r in requests]
+        return [fill_parts(r.size, [r.landmarks]) for r in requests]
 
 
 class ExtendedMasker:
@@ -103,8 +113,7 @@ class ExtendedMasker:
         self.config = config
 
     def mask(self, image: np.ndarray | None, requests: Sequence[MaskRequest]) -> list[np.ndarray]:
-        return [fill_hulls(r.size, component_parts(r.landmarks)
-                           + component_parts(extended_landmarks(r.landmarks, self.config.brow_shift)))
+        return [fill_parts(r.size, [r.landmarks, extended_landmarks(r.landmarks, self.config.brow_shift)])
                 for r in requests]
 
 
