@@ -29,8 +29,10 @@ PARTS: tuple[tuple[range, ...], ...] = (
     (range(22, 27), range(27, 28), range(31, 36), range(8, 9)),  # eye region, image-right
     (range(27, 31), range(31, 36)),  # nose
 )
-#: Each part as one index array, made once: indexing with it is the per-face cost.
-_PART_INDEXES = tuple(np.concatenate([np.arange(r.start, r.stop) for r in part]) for part in PARTS)
+#: Every part's points gathered with one index array, then cut into parts by slices (views):
+#: one gather a face instead of one a part.
+_GATHER = np.concatenate([np.arange(r.start, r.stop) for part in PARTS for r in part])
+_CUTS = tuple(np.cumsum([0] + [sum(len(r) for r in part) for part in PARTS]).tolist())
 #: Subpixel precision of the polygons OpenCV fills (``shift``): 1/16 px.
 _SHIFT = 4
 
@@ -83,7 +85,8 @@ def _fixed(points: np.ndarray) -> np.ndarray:
 
 
 def component_parts(landmarks: np.ndarray) -> list[np.ndarray]:
-    return [landmarks[indexes] for indexes in _PART_INDEXES]
+    gathered = landmarks[_GATHER]
+    return [gathered[start:end] for start, end in zip(_CUTS, _CUTS[1:])]
 
 
 def extended_landmarks(landmarks: np.ndarray, brow_shift: float) -> np.ndarray:

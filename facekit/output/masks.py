@@ -8,12 +8,14 @@ import zlib
 from typing import Any
 
 import numpy as np
+from zlib_ng import zlib_ng
 
 from facekit.records import StoredMask
 
-#: zlib's level, fixed: for a given zlib the same pixels give the same bytes (identical runs
-#: give identical alignments files). Level 1: a 128 px mask in a tenth of a millisecond; level 6
-#: took four times as long for 200 fewer bytes.
+#: zlib's level, fixed, in zlib-ng (pinned, as for the face PNGs: facekit.output.pngmeta): for a
+#: given version the same pixels give the same bytes, so identical runs give identical alignments
+#: files. Its streams are plain zlib streams; level 1 is its cheapest (level 6 took four times
+#: as long for 200 fewer bytes a mask).
 ZLIB_LEVEL = 1
 
 
@@ -26,7 +28,7 @@ def mask_to_dict(mask: StoredMask) -> dict[str, Any]:
         size = int(mask.pixels.shape[0])
         matrix = np.asarray(mask.matrix, dtype=np.float64)
         scale_squared = abs(matrix[0, 0] * matrix[1, 1] - matrix[0, 1] * matrix[1, 0])  # mask px per frame px, squared
-        data = zlib.compress(np.ascontiguousarray(mask.pixels).tobytes(), ZLIB_LEVEL)
+        data = zlib_ng.compress(np.ascontiguousarray(mask.pixels).tobytes(), ZLIB_LEVEL)
         mask.encoded = {"data": base64.b64encode(data).decode("ascii"), "size": size, "affine": matrix.tolist(),
                         "centering": mask.centering, "interpolation": "area" if scale_squared > 1 else "cubic"}
     return mask.encoded

@@ -79,3 +79,12 @@ def test_each_mask_is_a_uint8_square_at_the_stored_size(portraits) -> None:
     for portrait in portraits:
         assert {name: (mask.dtype, mask.shape) for name, mask in portrait.masks.items()} == \
             {name: (np.uint8, (SIZE, SIZE)) for name in ("components", "extended", "mesh")}
+
+
+def test_the_library_extractor_gives_each_face_the_masks_it_names() -> None:
+    import facekit
+
+    extractor = facekit.Extractor(masks=["components", "mesh"], mask_size=64)
+    face, = extractor.extract(cv2.imread(str(require_data() / "images" / "scenes" / "biden.jpg")))
+    assert set(face.masks) == {"components", "mesh"} and face.masks["mesh"].pixels.shape == (64, 64)
+    assert face.outline is not None and face.masks["components"].centering == "legacy"
