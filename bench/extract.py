@@ -339,7 +339,14 @@ def _deflaters() -> dict:
     from zlib_ng import zlib_ng
     import zlib
 
-    found = {"zlib-ng 1 (facekit)": lambda data: zlib_ng.compress(data, 1), "zlib 1": lambda data: zlib.compress(data, 1)}
+    def strategy(name: str):
+        def compress(data) -> bytes:
+            stream = zlib_ng.compressobj(1, zlib_ng.DEFLATED, zlib_ng.MAX_WBITS, 8, getattr(zlib_ng, name))
+            return stream.compress(data) + stream.flush()
+        return compress
+
+    found = {"zlib-ng 1 (facekit)": lambda data: zlib_ng.compress(data, 1), "zlib 1": lambda data: zlib.compress(data, 1),
+             "zlib-ng 1 huffman": strategy("Z_HUFFMAN_ONLY"), "zlib-ng 1 rle": strategy("Z_RLE")}
     try:
         from isal import isal_zlib
         found["ISA-L 1 (before)"] = lambda data: isal_zlib.compress(data, 1)

@@ -31,6 +31,7 @@ import numpy as np
 
 from facekit.fileio import fsync_dir
 from facekit.errors import FacekitError, OutputError
+from facekit.output.differences import setting_differences
 from facekit.output.masks import masks_from_dict, masks_to_dict
 from facekit.records import (EMBEDDING_DECIMALS, MEASURE_DECIMALS, PIXEL_DECIMALS, SCORE_DECIMALS, Detection, Face,
                              Frame, FrameRecord, Pose)
@@ -408,7 +409,7 @@ class AlignmentsWriter:
         wanted = self.meta.get("fingerprint")
         if found != wanted:
             raise FacekitError(
-                f"{where} was written with other settings ({_difference(found, wanted)}); mixing "
+                f"{where} was written with other settings ({setting_differences(found, wanted)}); mixing "
                 f"its frames with this run's would give an inconsistent result. Choose another "
                 f"output folder, or delete {self.path.name} and {self.journal_path.name} there "
                 f"to start over.")
@@ -475,11 +476,3 @@ def _lines_named(numbers: list[int]) -> str:
     shown = ", ".join(map(str, numbers[:10]))
     return f"lines {shown} and {len(numbers) - 10} more are" if len(numbers) > 10 else \
         f"lines {shown.rsplit(', ', 1)[0]} and {numbers[-1]} are"
-
-
-def _difference(found: Any, wanted: Any) -> str:
-    """What differs between two fingerprints, for the error message."""
-    if isinstance(found, dict) and isinstance(wanted, dict):
-        keys = sorted(k for k in found.keys() | wanted.keys() if found.get(k) != wanted.get(k))
-        return "; ".join(f"{k}: {found.get(k)!r} there, {wanted.get(k)!r} now" for k in keys)
-    return f"fingerprint {found!r} there, {wanted!r} now"

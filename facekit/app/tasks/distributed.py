@@ -4,7 +4,8 @@ alignments file and face files a local run of it writes.
 
 The settings decide here, as for a local run (plugins, identity filter and its references,
 quality limits, sampling, the alignments meta), so a source's output folder is the same
-whichever runner made it; ``collection.json`` is kept as ``run_collection`` keeps it.
+whichever runner made it; ``collection.json`` is kept as ``run_local`` keeps it, and a single input is a collection of one
+(``sources``).
 """
 from __future__ import annotations
 
@@ -20,8 +21,9 @@ from typing import TYPE_CHECKING, Any
 from omegaconf import DictConfig
 
 from facekit.app.tasks.acceptance import accept_run
-from facekit.app.tasks.planning import alignments_meta, build_stages, collection_settings, identity_filter
-from facekit.app.tasks.settings import is_collection_input, job_output_dir, sampling, selection
+from facekit.app.tasks.planning import alignments_meta, build_stages, identity_filter
+from facekit.app.tasks.sources import RunSources
+from facekit.app.tasks.settings import job_output_dir, sampling
 from facekit.distributed.driver import ClusterPlan, SourceJob, SourceOutcome, check_earlier, run_shards
 from facekit.distributed.resources import local_gpu_memory_mb, worker_count, worker_resources
 from facekit.distributed.session import import_ray, ray_session
@@ -37,7 +39,7 @@ from facekit.ledger.source import counted
 from facekit.ledger.states import SourceState
 from facekit.ledger.summary import SourceSummary
 from facekit.ledger.verify import Verify
-from facekit.media.collection import COLLECTION_FILE, Source, sources_of
+from facekit.media.collection import Source
 from facekit.media.sampling import Sampling
 from facekit.media.shards import shards_of
 from facekit.media.sources import open_input
@@ -74,13 +76,12 @@ def run_on_ray(cfg: DictConfig, registry: PluginRegistry) -> None:
             shards = sum(len(job.shards) for job in sources.jobs)
             check_shared_output(ray, root)
             accept_run(cfg, run)
-            if sources.state is not None:
-                sources.state.resume_saving()
+            sources.state.resume_saving()
             log.info("%s: %d source(s) to run in %d shard(s) on Ray", cfg.input, len(sources.jobs), shards)
             plan = _cluster_plan(cfg, ray, sources, shards)
             totals = run_shards(ray, plan, sources.jobs, sources.done)
     finally:
-        if sources is not None and sources.state is not None and run.accepted:
+        if sources is not None and run.accepted:
             sources.state.save()
     log.info("done on Ray: %s", totals.line())
     figures = {"frames": totals.frames, "faces": totals.faces, "seconds": round(totals.seconds, 3),
@@ -88,7 +89,7 @@ def run_on_ray(cfg: DictConfig, registry: PluginRegistry) -> None:
                "shards": totals.shards, "kept_shards": totals.kept, "failed_shards": totals.failed,
                "nodes": len(totals.nodes), "workers": plan.workers}
     atomic_write_bytes(root / RAY_SUMMARY_FILE, json.dumps(figures, indent=2).encode())
-    _report(cfg, sources.outcomes, sources.state)
+    _report(cfg, sources.outcomes, None if sources.runs.alone else sources.state)
 
 
 @dataclass
@@ -104,20 +105,19 @@ class _Sources:
     sampling: Sampling
     jobs: list[SourceJob] = field(default_factory=list)
     outcomes: list[SourceOutcome] = field(default_factory=list)
-    named: dict[str, Source] = field(default_factory=dict)  # a collection's sources by their key
-    state: CollectionState | None = None
+    named: dict[str, Source] = field(default_factory=dict)  # the sources by their key
+    runs: RunSources = field(init=False)
 
     def __post_init__(self) -> None:
-        if is_collection_input(self.cfg):
-            self.state = CollectionState.load(self.root / COLLECTION_FILE, str(self.cfg.input), collection_settings(self.cfg))
-            self.state.pause_saving()  # planning records states; the file is written once the run is accepted
+        self.runs = RunSources.of(self.cfg, self.root)
+        self.state.pause_saving()  # planning records states; the file is written once the run is accepted
+
+    @property
+    def state(self) -> CollectionState:
+        return self.runs.state
 
     def plan(self) -> None:
-        cfg = self.cfg
-        if self.state is None:
-            self._plan_one(str(cfg.input), Path(str(cfg.input)).expanduser(), self.root, str(cfg.input))
-            return
-        for source in sources_of(Path(str(cfg.input)).expanduser(), selection(cfg), exclude=self.root):
+        for source in self.runs.listing():
             if source.failed is not None:
                 log.warning("source %s failed: %s", source.rel, source.failed)
                 self.state.set(source, SourceState.FAILED, reason=source.failed)
@@ -125,8 +125,10 @@ class _Sources:
                 self.state.keep_earlier(source)
             else:
                 try:
-                    self._plan_one(source.rel, source.path, self.root / source.output, str(source.path))
+                    self._plan_one(source.rel, source.path, self.root / source.output, self.runs.named(source))
                 except (FacekitError, OSError) as exc:
+                    if self.runs.alone:  # a collection of one fails as its source fails
+                        raise
                     reason = str(exc) if isinstance(exc, FacekitError) else f"{exc.strerror or exc}"
                     log.warning("source %s failed: %s", source.rel, reason)
                     self.state.set(source, SourceState.FAILED, reason=reason)
@@ -148,7 +150,7 @@ class _Sources:
         """A source's alignments file is folded: its summary, and its state in the collection."""
         self.outcomes.append(outcome)
         _write_summary(outcome)
-        if self.state is None:
+        if self.runs.alone:
             return
         source = self.named[outcome.job.key]
         frames, faces = counted(outcome.job.output / ALIGNMENTS_FILE)

@@ -1,6 +1,6 @@
-"""One source into one folder on the local executor: the single input's run, and a collection
-source's where each source runs on its own (a sweep's job, whose analysis cache is per source,
-or a serial run)."""
+"""One source into its folder on this machine, through a pipeline of its own: a single input (a
+collection of one), and a collection's source where each source runs on its own (a sweep's job,
+whose analysis cache is per source, or a serial run)."""
 from __future__ import annotations
 
 import logging
@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from omegaconf import DictConfig
 
-from facekit.app.tasks.acceptance import accept_run
 from facekit.app.tasks.planning import alignments_meta, build_stages, cache_root, gpu_plan, identity_filter
 from facekit.app.tasks.settings import cache_is_on, job_output_dir, sampling
 from facekit.engine.gpu import PassPlan
@@ -24,7 +23,6 @@ from facekit.errors import FacekitError
 from facekit.faces.finisher import Finisher
 from facekit.faces.quality import QualityFilter
 from facekit.faces.stages import FaceStages
-from facekit.ledger.run_folder import RunFolder
 from facekit.ledger.source import SourceLedger
 from facekit.ledger.verify import Verify
 from facekit.media import FrameSource, open_input
@@ -58,16 +56,6 @@ class RunPlan:
     cache: AnalysisCache | None = None
     cached: dict[str, dict[str, Any]] | None = None  # the analysis cache's entry for this input
     quality: QualityFilter | None = None
-
-
-def run_single(cfg: DictConfig, registry: PluginRegistry) -> None:
-    """Build the run plan, open the source's ledger (which may refuse other settings), accept
-    the run, run it, report."""
-    with ExitStack() as held:  # the run's folder, the analysis cache's lock and the ledger's, until the end
-        run = held.enter_context(RunFolder(job_output_dir(cfg)))
-        plan = plan_run(cfg, registry, held)
-        summary, ledger = execute(plan, held, accepted=lambda: accept_run(cfg, run))
-    report(plan, summary, ledger)
 
 
 def plan_run(cfg: DictConfig, registry: PluginRegistry | None, held: ExitStack, stages: FaceStages | None = None,
