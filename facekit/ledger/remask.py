@@ -79,7 +79,10 @@ def remask_folder(folder: Path, request: MaskRequestSettings) -> int | None:
         faces = [face_from_dict(entry) for entry in entries]
         matrices = crop_matrices(faces, crop_size, padding)
         if request.maker is not None:
-            request.maker.make(images.get(name), faces, matrices, crop_size)
+            try:
+                request.maker.make(images.get(name), faces, matrices, crop_size)
+            except Exception as exc:  # a masker's failure, whoever wrote it: name it, the folder and the frame
+                raise FacekitError(f"{folder}, frame {name}: {exc}") from exc
         if request.import_dir is not None:
             _import_masks(request.import_dir, faces, matrices, crop_size, request.size)
         for entry, face in zip(entries, faces):

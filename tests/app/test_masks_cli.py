@@ -190,3 +190,9 @@ def test_task_mask_refuses_a_folder_without_alignments_and_a_request_without_mas
     assert bare.returncode == 2 and "task=mask needs masks to make or import" in bare.stderr
     for result in (nothing, bare):
         assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_task_mask_asked_for_mesh_where_no_outline_was_recorded_says_so_in_one_line(added_later: Path) -> None:
+    result = _mask(added_later, "output.masks=[mesh]")
+    assert result.returncode == 2 and "needs the face outline an aligner traces" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr, result.stderr
