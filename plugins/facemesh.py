@@ -25,6 +25,13 @@ MODEL_FILE = "face_landmark.tflite"
 INPUT_SIZE = 192
 NUM_VERTICES = 468
 EYE_CORNERS = (33, 263)  # outer eye corners, image-left then image-right on an upright face
+#: The face's outline as one closed polygon of mesh vertices: the face oval (MediaPipe's
+#: FACEMESH_FACE_OVAL) from the image-right ear level down round the chin to the image-left one,
+#: then along the top of the brows (their upper contours, outer to outer). The oval's forehead
+#: part is left out: faceswap's landmark masks stop at the brows too, and the mesh's forehead
+#: line is a guess the model makes under hair.
+OUTLINE = (356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148, 176, 149, 150, 136, 172, 58, 132,
+           93, 234, 127, 70, 63, 105, 66, 107, 336, 296, 334, 293, 300)
 
 
 @dataclass
@@ -140,11 +147,18 @@ class FaceMeshAligner:
     def align(self, image: np.ndarray, detections: Sequence[Detection]) -> list[np.ndarray]:
         return [self._align_one(image, d, mirror=False)[0] for d in detections]
 
-    def align_for_pose(self, image: np.ndarray,
-                       detections: Sequence[Detection]) -> list[tuple[np.ndarray, np.ndarray]]:
+    def align_for_pose(self, image: np.ndarray, detections: Sequence[Detection],
+                       outline: bool = False) -> list[tuple[np.ndarray, ...]]:
         """Per detection, ``align``'s points and the points head pose is read from: the same
-        averaged with the mirror view's (``config.mirror_pose``)."""
-        return [self._align_one(image, d, mirror=self.config.mirror_pose) for d in detections]
+        averaged with the mirror view's (``config.mirror_pose``); with ``outline``, also the
+        face's outline from the same mesh (what the ``mesh`` masker draws)."""
+        found = [self._align_one(image, d, mirror=self.config.mirror_pose) for d in detections]
+        return [(points, for_pose, edge) if outline else (points, for_pose) for points, for_pose, edge in found]
+
+    def align_outlined(self, image: np.ndarray, detections: Sequence[Detection]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The 68 points and the face's outline from one mesh each (what the ``mesh`` masker
+        draws, so a run asks for it only when that masker is named)."""
+        return [(points, edge) for points, _, edge in (self._align_one(image, d, mirror=False) for d in detections)]
 
     def mesh(self, image: np.ndarray, detection: Detection) -> np.ndarray:
         """All 468 vertices (x, y) in image pixels, after ``config.passes`` passes."""
@@ -157,20 +171,22 @@ class FaceMeshAligner:
             roi = roi_from_mesh(self._run(image, roi), self.config.roi_scale)
         return roi
 
-    def _align_one(self, image: np.ndarray, detection: Detection, mirror: bool) -> tuple[np.ndarray, np.ndarray]:
-        """The last pass's 68 points in image pixels, and the same averaged with those of the
-        crop's mirror image, flipped back (or the same again without ``mirror``)."""
+    def _align_one(self, image: np.ndarray, detection: Detection,
+                   mirror: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The last pass's 68 points in image pixels; the same averaged with those of the crop's
+        mirror image, flipped back (or the same again without ``mirror``); the face's outline."""
         roi = self._last_roi(image, detection)
         to_image = roi.crop_to_image(INPUT_SIZE)
         tensor = self._tensor(image, roi)
-        points = to_ibug68(apply_affine(to_image, self._invoke(tensor)))
+        mesh = apply_affine(to_image, self._invoke(tensor))
+        points, edge = to_ibug68(mesh), mesh[list(OUTLINE)]
         if not mirror:
-            return points, points
+            return points, points, edge
         from facekit.plugin import geometry  # here: importing a plugin must not load OpenCV
 
         seen = to_ibug68(self._invoke(np.ascontiguousarray(tensor[:, :, ::-1])))
         back = apply_affine(to_image, geometry.mirrored_points(seen, INPUT_SIZE))  # crop x runs 0..size
-        return points, (points + back) / 2
+        return points, (points + back) / 2, edge
 
     def _run(self, image: np.ndarray, roi: Roi) -> np.ndarray:
         """One model pass: the mesh in image pixels."""

@@ -19,7 +19,7 @@ from facekit.errors import ConfigError, FacekitError
 from facekit.plugin.spec import PLUGIN_KINDS
 from facekit.plugin.registry import PluginRegistry, default_registry
 
-_GROUP_CHOICE = re.compile(r"^(?:\+{1,2}|~)?(detector|aligner|identity|runner)=(.*)$")
+_GROUP_CHOICE = re.compile(r"^(?:\+{1,2}|~)?(detector|aligner|identity|masker|runner)=(.*)$")
 _LIST_KEYS = ("filter.refs", "filter.nrefs")
 _SIMPLE_NAMES = re.compile(r"^[\w.\-]+(,[\w.\-]+)*$")
 #: Hydra makes no output folder and writes no .hydra/ for a plain run: a task that writes no files
@@ -28,7 +28,7 @@ _SIMPLE_NAMES = re.compile(r"^[\w.\-]+(,[\w.\-]+)*$")
 _NO_OUTPUT_FOLDER = ["hydra.run.dir=.", "hydra.output_subdir=null"]
 #: Nor a log file in the working folder: curate builds its result folder whole and renames it
 #: into place, so Hydra cannot write there first; curation.json holds what a log would.
-_NO_LOG_FILE = {"curate": ["hydra.job_logging.root.handlers=[console]"]}
+_NO_LOG_FILE = {task: ["hydra.job_logging.root.handlers=[console]"] for task in ("curate", "mask")}
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ from facekit.errors import ConfigError
 from facekit.plugin.registry import PluginRegistry
 
 _OVERRIDE = re.compile(r"^(?:~|\+{1,2})?([\w.]+)=")
-_CHOICE = re.compile(r"^\+{0,2}(detector|aligner|identity)=([\w.,\-]+)$")
+_CHOICE = re.compile(r"^\+{0,2}(detector|aligner|identity|masker)=([\w.,\-]+)$")
 _LIST_INDEX = re.compile(r"\.\d+$")
 
 

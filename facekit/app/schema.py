@@ -42,6 +42,15 @@ class Task(StrEnum):
     extract = "extract"
     plugins = "plugins"
     curate = "curate"
+    mask = "mask"
+
+
+class MaskFormat(StrEnum):
+    """``output.mask_format=``: ``facekit.faces.masks.MASK_FORMATS`` (a test keeps them equal)."""
+
+    none = "none"
+    alpha = "alpha"
+    file = "file"
 
 
 class RunnerMode(StrEnum):
@@ -63,6 +72,23 @@ class OutputSchema:
     save_every: int = key("frames between fsyncs of the alignments journal")
     embeddings: bool = key("store each face's identity embedding in alignments.json, for task=curate "
                            "(runs the identity plugin without a filter)")
+    masks: List[str] = key("masker plugins whose mask each face gets: 'output.masks=[components,extended]'")
+    mask_size: int = key("side of each stored mask, pixels (faceswap's 128)")
+    mask_format: MaskFormat = key("none (masks in alignments.json and each face PNG's text) | alpha (RGBA face "
+                                  "files, the first mask) | file (DIR/masks/<mask>/<face file>)")
+
+
+def _mask_schema() -> type:
+    """``mask.import``: a Python keyword, so the dataclass is made with no generated methods
+    (they would name the field in code); OmegaConf reads its fields all the same."""
+    namespace = {"__annotations__": {"import": Optional[str]},
+                 "__doc__": "task=mask's own keys (its masks are output.masks, as in extraction).",
+                 "import": key("task=mask: a folder of edited masks, masks/<mask>/<face file> as mask_format=file "
+                               "writes them, read back into the output")}
+    return dataclass(type("MaskSchema", (), namespace), init=False, repr=False, eq=False)
+
+
+MaskSchema = _mask_schema()
 
 
 @dataclass
@@ -190,7 +216,8 @@ class CurateSchema:
 
 @dataclass
 class FacekitSchema:
-    task: Task = key("extract | plugins (list them) | curate (sort an extraction's faces)")
+    task: Task = key("extract | plugins (list them) | curate (sort an extraction's faces) | mask (add masks to "
+                     "an extraction)")
     input: Optional[str] = key("an image, a folder of images, a video, a tree of them, or @list.txt")
     output: OutputSchema = node(OutputSchema, "where and how faces are written (output=DIR: output.dir=DIR)")
     default_plugins: DefaultPluginsSchema = node(DefaultPluginsSchema, "the plugins a run uses when it names none")
@@ -204,15 +231,19 @@ class FacekitSchema:
     collection: CollectionSchema = node(CollectionSchema, "input=DIR of videos or subfolders, or @list.txt: "
                                                           "one source each")
     curate: CurateSchema = node(CurateSchema, "task=curate input=EXTRACTION output=RESULT (never changes the input)")
+    mask: MaskSchema = node(MaskSchema, "task=mask input=EXTRACTION 'output.masks=[...]': add or replace masks in "
+                                        "place, no detection")
     # Added with +detector=NAME etc.: each plugin's own node (its YAML in conf/, or its config
     # dataclass through cli.register_plugin_configs); None when the run names none.
     detector: Optional[Any] = key("added with +detector=NAME: that detector's options", None)
     aligner: Optional[Any] = key("added with +aligner=NAME: that aligner's options", None)
     identity: Optional[Any] = key("added with +identity=NAME: that identity model's options", None)
+    masker: Optional[Any] = key("added with +masker=NAME: that masker's options (NAME is also made, as if in "
+                                "output.masks)", None)
 
 
 #: The nodes that a plugin group fills (their keys are the chosen plugin's options).
-PLUGIN_NODES = ("detector", "aligner", "identity")
+PLUGIN_NODES = ("detector", "aligner", "identity", "masker")
 
 
 @dataclass(frozen=True)

@@ -67,3 +67,17 @@ def test_a_plugin_group_added_with_plus_fills_its_node() -> None:
 def test_the_yaml_gives_every_key_its_default() -> None:
     """The schema holds types only (every value MISSING); conf/'s YAML fills them all."""
     assert OmegaConf.missing_keys(_compose()) == set()
+
+
+def test_the_schema_names_every_mask_format() -> None:
+    from facekit.app.schema import MaskFormat
+    from facekit.faces.masks import MASK_FORMATS
+
+    assert tuple(f.value for f in MaskFormat) == MASK_FORMATS
+
+
+def test_a_masker_added_with_plus_fills_its_node_and_mask_import_takes_a_folder() -> None:
+    cfg = _compose("+masker=extended", "masker.brow_shift=0.6", "mask.import=edits/", "output.masks=[components]")
+    assert cfg.masker.name == "extended" and cfg.masker.brow_shift == 0.6
+    assert cfg.mask["import"] == "edits/" and list(cfg.output.masks) == ["components"]
+    assert _compose().mask["import"] is None and list(_compose().output.masks) == []
