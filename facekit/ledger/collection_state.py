@@ -9,7 +9,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from facekit.errors import FacekitError
 from facekit.fileio import atomic_write_bytes
@@ -39,10 +39,14 @@ class CollectionState:
     paused: bool = False  # states are recorded but not written (a run not accepted yet)
 
     @classmethod
-    def load(cls, path: Path, input_value: str, settings: dict[str, Any]) -> CollectionState:
+    def load(cls, path: Path, input_value: str, settings: dict[str, Any],
+             defaults: Callable[[], dict[str, Any] | None] | None = None) -> CollectionState:
         """The last run's entries, which a rerun keeps. A rerun with other settings is refused
-        as a whole, before any source opens, naming the first setting that differs: mixing the
-        two would leave some sources of each. A damaged file costs only a reopen of each source."""
+        as a whole, before any source opens, naming the settings that differ: mixing the two
+        would leave some sources of each. A file written by an older facekit lacks the keys
+        added since: each counts as equal when this run leaves it at its default (``defaults``
+        gives them), and a key removed since counts for nothing. A damaged file costs only a
+        reopen of each source."""
         state = cls(path, input_value, settings)
         try:
             document = json.loads(path.read_text(encoding="utf-8"))
@@ -53,7 +57,7 @@ class CollectionState:
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             log.warning("%s is damaged (%s); every source is run again (each resumes from its journal)", path, exc)
             return state
-        if found != settings:
+        if found != settings and not _same_but_newer(found, settings, defaults):
             raise FacekitError(f"{path.parent} holds a collection made with other settings ({setting_differences(found, settings)}); "
                                "rerun with those settings to resume it, or choose another output")
         state.earlier = earlier
@@ -114,3 +118,27 @@ def save_unless_failing(state: CollectionState) -> None:
 def alignments_name(source: Source) -> str:
     """A source's alignments file, relative to the collection's output folder."""
     return f"{source.output}/{ALIGNMENTS_FILE}" if source.output != "." else ALIGNMENTS_FILE
+
+
+def _same_but_newer(found: Any, wanted: dict[str, Any],
+                    defaults: Callable[[], dict[str, Any] | None] | None) -> bool:
+    """Whether ``found`` differs from ``wanted`` only in keys it lacks, each at its default now,
+    or keys it has that no longer exist."""
+    default = defaults() if defaults is not None else None
+    return isinstance(found, dict) and default is not None and _within(found, wanted, default)
+
+
+def _within(found: dict[str, Any], wanted: dict[str, Any], default: Any) -> bool:
+    for name, value in wanted.items():
+        if name not in found:
+            if not isinstance(default, dict) or default.get(name, _ABSENT) != value:
+                return False
+        elif isinstance(value, dict) and isinstance(found[name], dict):
+            if not _within(found[name], value, default.get(name) if isinstance(default, dict) else None):
+                return False
+        elif found[name] != value:
+            return False
+    return True
+
+
+_ABSENT = object()

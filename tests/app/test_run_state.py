@@ -103,3 +103,34 @@ def test_a_run_refused_for_its_models_or_references_leaves_nothing_behind(kind: 
         result = run_facekit(f"input={source}", f"output={output}", *args, cwd=tmp_path)
         assert result.returncode == 2, result.stderr
         assert snapshot(tmp_path) == before, output
+
+
+def _older_collection(tmp_path: Path) -> Path:
+    """A collection as an older facekit left it: its settings lack a key added since
+    (``output.mask_size``) and hold one removed since; both of its sources done."""
+    import json
+
+    tree = tmp_path / "tree"
+    for name in ("p01", "p04"):
+        tree.mkdir(exist_ok=True)
+        (tree / name).symlink_to(DATA / "images" / "people" / name)
+    assert run_facekit(f"input={tree}", "output=out", cwd=tmp_path).returncode == 0
+    state = tmp_path / "out" / "collection.json"
+    document = load_json(state)
+    del document["settings"]["output"]["mask_size"]
+    document["settings"]["output"]["since_removed"] = 1
+    state.write_text(json.dumps(document, indent=2))
+    return tree
+
+
+def test_a_collection_an_older_facekit_wrote_resumes_when_the_keys_added_since_keep_their_defaults(
+        tmp_path: Path) -> None:
+    """A key the older version lacked behaved as its default there; resume.verify checks a rerun
+    and changes no output, so it is no setting of the collection."""
+    require_data()
+    tree = _older_collection(tmp_path)
+    again = run_facekit(f"input={tree}", "output=out", "resume.verify=full", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "nothing to do: 13 frames already done" in again.stderr, again.stderr  # both sources kept
+    _refused(run_facekit(f"input={tree}", "output=out", "output.mask_size=64", cwd=tmp_path),
+             "other settings", "output.mask_size: null there, 64 now")

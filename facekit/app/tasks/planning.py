@@ -105,7 +105,9 @@ def alignments_meta(cfg: DictConfig, input_value: str, stages: FaceStages, face_
 
 
 #: Keys that do not change what a source's folder holds (where it goes, how fast, what is logged).
-_NOT_SETTINGS = ("task", "input", "runner", "models", "cache", "collection")
+#: What changes no source's output: how a run is scheduled and checked, where weights and caches
+#: live, which sources it reads, and the other tasks' own nodes.
+_NOT_SETTINGS = ("task", "input", "runner", "models", "cache", "collection", "resume", "curate", "mask", "recrop")
 
 
 def collection_settings(cfg: DictConfig) -> dict[str, Any]:
@@ -118,3 +120,15 @@ def collection_settings(cfg: DictConfig) -> dict[str, Any]:
     for key in ("dir", "save_every"):
         settings.get("output", {}).pop(key, None)
     return json.loads(json.dumps(settings, default=str))
+
+
+def default_settings() -> dict[str, Any] | None:
+    """``collection_settings`` of a command that sets nothing: what a key an older facekit did not
+    have yet meant there (a key added later, such as ``output.masks``, defaults to what that
+    version did). None outside a composed run (Hydra not initialised)."""
+    from hydra import compose
+    from hydra.core.global_hydra import GlobalHydra
+
+    if not GlobalHydra.instance().is_initialized():
+        return None
+    return collection_settings(compose(config_name="config"))

@@ -15,7 +15,7 @@ from typing import Iterator
 
 from omegaconf import DictConfig
 
-from facekit.app.tasks.planning import collection_settings
+from facekit.app.tasks.planning import collection_settings, default_settings
 from facekit.app.tasks.settings import is_collection_input, selection
 from facekit.ledger.collection_state import CollectionState
 from facekit.media.collection import COLLECTION_FILE, Source, sources_of
@@ -36,8 +36,9 @@ class RunSources:
         whole, before anything is written."""
         if not is_collection_input(cfg):
             return cls(cfg, root, CollectionState(None, str(cfg.input)), alone=True)
-        return cls(cfg, root, CollectionState.load(root / COLLECTION_FILE, str(cfg.input), collection_settings(cfg)),
-                   alone=False)
+        state = CollectionState.load(root / COLLECTION_FILE, str(cfg.input), collection_settings(cfg),
+                                     defaults=default_settings)
+        return cls(cfg, root, state, alone=False)
 
     def listing(self) -> Iterator[Source]:
         """Each source, in order; a collection's as its walk (or list) finds them."""
