@@ -2,5 +2,6 @@
 from facekit.app.tasks.curate import run_curate
 from facekit.app.tasks.extract import run_extract
 from facekit.app.tasks.plugins import run_plugins
+from facekit.app.tasks.recrop import run_recrop
 
-TASKS = {"extract": run_extract, "plugins": run_plugins, "curate": run_curate}
+TASKS = {"extract": run_extract, "plugins": run_plugins, "curate": run_curate, "recrop": run_recrop}
