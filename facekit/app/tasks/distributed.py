@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from omegaconf import DictConfig
 
@@ -40,7 +40,7 @@ from facekit.ledger.verify import Verify
 from facekit.media.collection import COLLECTION_FILE, Source, sources_of
 from facekit.media.sampling import Sampling
 from facekit.media.shards import shards_of
-from facekit.media.sources import open_input
+from facekit.media.sources import FrameSource, open_input
 from facekit.output.alignments import ALIGNMENTS_FILE
 from facekit.plugin.registry import PluginRegistry
 
@@ -52,21 +52,20 @@ log = logging.getLogger("facekit")
 RAY_SUMMARY_FILE = "ray_summary.json"  # the whole run's figures, beside collection.json (bench/ray.py reads it)
 
 
-def run_on_ray(cfg: DictConfig, registry: PluginRegistry) -> None:
+def run_on_ray(cfg: DictConfig, registry: PluginRegistry | None,
+               sources_for: Callable[[Path], RaySources] | None = None) -> None:
     """Plans every source, runs their shards on the cluster, reports; exit code 2 (a
-    FacekitError) when a single input's shard failed, or when no source of a collection is done."""
+    FacekitError) when a single input's shard failed, or when no source of a collection is done.
+    ``sources_for(output folder)`` gives the sources and the stages they run (a re-crop's);
+    by default, the extraction's."""
     import_ray(private=cfg.runner.address is None)  # a missing Ray is one line, before any model loads
     _check(cfg)
     root = job_output_dir(cfg)
-    sources: _Sources | None = None
+    sources: RaySources | None = None
     try:
         with ExitStack() as held:
             run = held.enter_context(RunFolder(root))  # one run in this folder; nothing written until accepted
-            stages = build_stages(cfg, registry)
-            stages.ensure_weights()  # each worker builds its own models from them
-            face_filter = identity_filter(cfg, stages, None, [p.fingerprint() for p in stages.plugins()])
-            sources = _Sources(cfg, root, stages, face_filter, QualityFilter.from_config(cfg.get("quality")),
-                               sampling(cfg))
+            sources = sources_for(root) if sources_for is not None else _extraction_sources(cfg, registry, root)
             with ThreadPoolExecutor(1, thread_name_prefix="facekit-plan") as pool:
                 planned = pool.submit(sources.plan)  # sources opened and cut into shards while Ray starts
                 ray = held.enter_context(ray_session(cfg.runner.address, bool(cfg.runner.verbose)))
@@ -91,8 +90,16 @@ def run_on_ray(cfg: DictConfig, registry: PluginRegistry) -> None:
     _report(cfg, sources.outcomes, sources.state)
 
 
+def _extraction_sources(cfg: DictConfig, registry: PluginRegistry | None, root: Path) -> RaySources:
+    assert registry is not None, "an extraction needs the plugin registry"
+    stages = build_stages(cfg, registry)
+    stages.ensure_weights()  # each worker builds its own models from them
+    face_filter = identity_filter(cfg, stages, None, [p.fingerprint() for p in stages.plugins()])
+    return RaySources(cfg, root, stages, face_filter, QualityFilter.from_config(cfg.get("quality")), sampling(cfg))
+
+
 @dataclass
-class _Sources:
+class RaySources:
     """The run's sources: each opened, cut into shards and checked against what an earlier run
     left (``plan``), and recorded as it ends (``done``), in ``collection.json`` for a collection."""
 
@@ -113,11 +120,10 @@ class _Sources:
             self.state.pause_saving()  # planning records states; the file is written once the run is accepted
 
     def plan(self) -> None:
-        cfg = self.cfg
         if self.state is None:
-            self._plan_one(str(cfg.input), Path(str(cfg.input)).expanduser(), self.root, str(cfg.input))
+            self.plan_single()
             return
-        for source in sources_of(Path(str(cfg.input)).expanduser(), selection(cfg), exclude=self.root):
+        for source in self.listed():
             if source.failed is not None:
                 log.warning("source %s failed: %s", source.rel, source.failed)
                 self.state.set(source, SourceState.FAILED, reason=source.failed)
@@ -125,7 +131,7 @@ class _Sources:
                 self.state.keep_earlier(source)
             else:
                 try:
-                    self._plan_one(source.rel, source.path, self.root / source.output, str(source.path))
+                    self.plan_one(source.rel, source.path, self.root / source.output, str(source.path))
                 except (FacekitError, OSError) as exc:
                     reason = str(exc) if isinstance(exc, FacekitError) else f"{exc.strerror or exc}"
                     log.warning("source %s failed: %s", source.rel, reason)
@@ -134,15 +140,27 @@ class _Sources:
                 self.named[source.rel] = source
                 self.state.set(source, SourceState.PARTIAL, alignments=alignments_name(source))
 
-    def _plan_one(self, key: str, path: Path, output: Path, named: str) -> None:
+    def plan_single(self) -> None:
+        """The one source of an input that is not a collection."""
+        self.plan_one(str(self.cfg.input), Path(str(self.cfg.input)).expanduser(), self.root, str(self.cfg.input))
+
+    def listed(self) -> Iterable[Source]:
+        """A collection's sources, as the walk (or list) finds them."""
+        return sources_of(Path(str(self.cfg.input)).expanduser(), selection(self.cfg), exclude=self.root)
+
+    def plan_one(self, key: str, path: Path, output: Path, named: str) -> None:
         """``named``: the source as the alignments meta names it (the input, or a collection's source's path)."""
         source = open_input(path, exclude=output, sampling=self.sampling)
         sharded = shards_of(source, int(self.cfg.runner.shard_frames), int(self.cfg.runner.files_per_shard))
-        job = SourceJob(key, output, alignments_meta(self.cfg, named, self.stages, self.face_filter, source, self.quality),
-                        sharded.shards, sharded.frames, int(self.cfg.output.save_every),
+        job = SourceJob(key, output, self.meta(key, named, source), sharded.shards, sharded.frames,
+                        int(self.cfg.output.save_every),
                         Verify(self.cfg.resume.verify))
         check_earlier(job)
         self.jobs.append(job)
+
+    def meta(self, key: str, named: str, source: FrameSource) -> dict[str, Any]:
+        """The alignments meta of the source ``key``, whose frames ``source`` reads."""
+        return alignments_meta(self.cfg, named, self.stages, self.face_filter, source, self.quality)
 
     def done(self, outcome: SourceOutcome) -> None:
         """A source's alignments file is folded: its summary, and its state in the collection."""
@@ -172,7 +190,7 @@ def _check(cfg: DictConfig) -> None:
         raise ConfigError(f"runner.gpu_memory_mb must be a positive number of MB, got {runner.gpu_memory_mb!r}")
 
 
-def _cluster_plan(cfg: DictConfig, ray: Any, sources: _Sources, shards: int) -> ClusterPlan:
+def _cluster_plan(cfg: DictConfig, ray: Any, sources: RaySources, shards: int) -> ClusterPlan:
     """Each worker's resources from what its plugins report, and as many workers as fit."""
     available = ray.cluster_resources()
     cpus, gpus = float(available.get("CPU", 0)), float(available.get("GPU", 0))
