@@ -82,12 +82,15 @@ def test_a_collection_recropped_at_512_equals_its_extraction_at_512(tree: Path) 
     assert summary["mode"] == "recrop" and summary["frames"] == 91 and summary["model_s"] is None
 
 
-def test_a_single_video_recropped_at_512_equals_its_extraction_at_512_and_a_rerun_resumes(tmp_path: Path) -> None:
+def test_a_single_video_recropped_at_512_on_threads_or_workers_equals_its_extraction_and_a_rerun_resumes(tmp_path: Path) -> None:
     require_data()
     _run(tmp_path, f"input={VIDEO}", "output=at256")
     _run(tmp_path, f"input={VIDEO}", "output=at512", "output.size=512")
     _run(tmp_path, "task=recrop", "input=at256", "output=re512", "output.size=512")
     assert_same_as_extraction(tmp_path / "re512", tmp_path / "at512")
+    _run(tmp_path, "task=recrop", "input=at256", "output=workers512", "output.size=512", "runner.workers=2")
+    assert load_json(tmp_path / "workers512" / "run_summary.json")["workers"] == 2
+    assert_same_as_extraction(tmp_path / "workers512", tmp_path / "at512")
     rerun = run_facekit("task=recrop", "input=at256", "output=re512", "output.size=512", "runner.progress=false",
                         cwd=tmp_path)
     assert rerun.returncode == 0 and "91 already done" in rerun.stderr

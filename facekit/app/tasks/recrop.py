@@ -22,7 +22,9 @@ from facekit.app.tasks.acceptance import accept_run
 from facekit.app.tasks.earlier import Earlier, EarlierSource, read_earlier, recrop_meta, sampling_of
 from facekit.app.tasks.planning import collection_settings, source_ledger
 from facekit.app.tasks.settings import check_crop, check_output_folder, job_output_dir
+from facekit.engine.cores import choose_workers
 from facekit.engine.pipeline import Pass, Pipeline, RunSummary, per_record
+from facekit.engine.workers import WorkerPlan
 from facekit.engine.threads import Stage
 from facekit.errors import ConfigError, FacekitError
 from facekit.faces.finisher import Finisher
@@ -112,10 +114,13 @@ def recrop_source(cfg: DictConfig, source: EarlierSource, root: Path, held: Exit
                               per_record("encode", Finisher(stages, None, writer))])]
     log.info("%s: re-crop of %d frame(s) from %s at %d px, %s centering", source.path, len(document["frames"]),
              source.alignments, cfg.output.size, cfg.output.centering)
+    # cropping and encoding are the work: on the CPU's cores, as an extraction's stages are
+    workers = choose_workers(cfg.runner.workers, [], "parallel", len(document["frames"]) - len(ledger.done))
     pipeline = Pipeline(passes, queue_size=cfg.runner.queue_size, progress=bool(cfg.runner.progress),
-                        queue_mb=cfg.runner.queue_mb)
+                        queue_mb=cfg.runner.queue_mb, workers=WorkerPlan(workers) if workers else None)
     summary = pipeline.run(frames, ledger.write, _Unstored(ledger.done, document["frames"]))  # type: ignore[arg-type]
     ledger.summary.skipped, ledger.summary.seconds, ledger.summary.mode = summary.skipped, summary.seconds, "recrop"
+    ledger.summary.workers, ledger.summary.start_s = summary.workers, summary.start_s
     ledger.summary.stage_s, ledger.summary.sink_s = summary.stage_s, summary.sink_s
     return summary, ledger
 
