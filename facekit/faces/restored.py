@@ -19,6 +19,9 @@ from facekit.records import Face, Frame, FrameRecord, OneByOne
 
 #: Frames a Ray worker hands to the restore step at once (no model batches them).
 BATCH = 16
+#: Sources whose alignments a worker keeps read: a Ray worker takes shard after shard of a
+#: collection, mostly of one source at a time, and must not hold every source's file at once.
+KEPT_SOURCES = 4
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,8 @@ class RestoredStages(FaceStages):
     def stored_frames(self, source: str) -> dict[str, Any]:
         """Frame name -> its entry in the alignments file of ``source`` (a path as this run reads it)."""
         if source not in self._frames:
+            if len(self._frames) >= KEPT_SOURCES:
+                del self._frames[next(iter(self._frames))]
             self._frames[source] = load_alignments(self.sources[source].alignments)["frames"]
         return self._frames[source]
 

@@ -89,7 +89,7 @@ def test_help_lists_groups_and_options(tmp_path: Path) -> None:
         ([], "input is required"),
         (["input=x.jpg", "output.size=-5"], "output.size must be a positive"),
         (["input=/no/such/file.jpg"], "does not exist"),
-        (["input=x.jpg", "task=nosuch"], "task=nosuch Invalid value 'nosuch', expected one of [extract, plugins, curate]"),
+        (["input=x.jpg", "task=nosuch"], "task=nosuch Invalid value 'nosuch', expected one of [extract, plugins, curate, recrop]"),
         (["input=x.jpg", "runner.mode=fast"], "runner.mode=fast Invalid value 'fast', expected one of [auto, serial, parallel]"),
         (["input=x.jpg", "runner.queue_mb=0"], "runner.queue_mb must be a positive"),
         (["input=x.jpg", "output.save_every=0"], "output.save_every must be a positive"),
