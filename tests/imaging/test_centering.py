@@ -113,3 +113,17 @@ def test_a_head_crop_holds_the_face_crop_on_every_shared_portrait(portraits: dic
         checked += 1
     assert checked >= 27
 
+
+
+def test_the_library_crops_at_a_centering_with_the_matrix_it_reports() -> None:
+    require_data()
+    import cv2
+
+    from facekit import Extractor
+
+    image = cv2.imread(str(DATA / "images" / "scenes" / "obama.jpg"))
+    legacy, = Extractor(size=SIZE).extract(image)
+    head, = Extractor(size=SIZE, centering="head").extract(image)
+    assert head.centering == "head" and legacy.centering == "legacy"
+    assert np.array_equal(head.matrix, centering_matrix(head.landmarks, SIZE, 0.15, "head"))
+    assert head.crop.shape == legacy.crop.shape == (SIZE, SIZE, 3) and not np.array_equal(head.crop, legacy.crop)
