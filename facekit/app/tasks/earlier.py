@@ -1,5 +1,6 @@
 """An extraction's output folder read back for ``task=recrop``: its sources, where each is now,
-and the alignments meta a re-crop of each writes.
+and what a re-crop of them is made of, whichever executor runs it: the stages, the collection's
+settings, and the alignments meta each source's re-crop writes.
 
 A single source's folder holds ``alignments.json``; a collection's holds ``collection.json``,
 which lists every source with its path and its folder. A source that is not where extraction
@@ -15,10 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from omegaconf import DictConfig
+
+from facekit.app.tasks.planning import collection_settings
 from facekit.errors import ConfigError, FacekitError
+from facekit.faces.restored import RestoredStages, StoredSource
 from facekit.imaging.geometry import DEFAULT_PADDING
 from facekit.media.collection import COLLECTION_FILE, Source
 from facekit.media.sampling import Sampling
+from facekit.media.sources import utf8_text
 from facekit.output.alignments import ALIGNMENTS_FILE, load_alignments
 
 
@@ -110,3 +116,14 @@ def recrop_meta(earlier: dict[str, Any], source: EarlierSource, size: int, paddi
     meta["input"], meta["output"] = source.named, output
     meta["recrop"] = fingerprint["recrop"] = {"from": str(source.alignments.resolve())}
     return meta
+
+
+def recrop_stages(cfg: DictConfig, sources: list[EarlierSource]) -> RestoredStages:
+    """The stages that restore ``sources`` and cut them at the run's size, padding and centering."""
+    return RestoredStages([StoredSource(utf8_text(s.path), str(s.alignments)) for s in sources], size=cfg.output.size,
+                          padding=cfg.output.padding, centering=str(cfg.output.centering))
+
+
+def recrop_settings(cfg: DictConfig) -> dict:
+    """What a rerun must match to keep the sources an earlier re-crop finished."""
+    return {**collection_settings(cfg), "recrop": str(Path(str(cfg.input)).expanduser().resolve())}

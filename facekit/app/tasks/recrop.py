@@ -19,8 +19,9 @@ from typing import Callable
 from omegaconf import DictConfig
 
 from facekit.app.tasks.acceptance import accept_run
-from facekit.app.tasks.earlier import Earlier, EarlierSource, read_earlier, recrop_meta, sampling_of
-from facekit.app.tasks.planning import collection_settings, source_ledger
+from facekit.app.tasks.earlier import (Earlier, EarlierSource, read_earlier, recrop_meta, recrop_settings,
+                                      recrop_stages, sampling_of)
+from facekit.app.tasks.planning import source_ledger
 from facekit.app.tasks.settings import check_crop, check_output_folder, job_output_dir
 from facekit.engine.cores import choose_workers
 from facekit.engine.pipeline import Pass, Pipeline, RunSummary, per_record
@@ -28,7 +29,6 @@ from facekit.engine.workers import WorkerPlan
 from facekit.engine.threads import Stage
 from facekit.errors import ConfigError, FacekitError
 from facekit.faces.finisher import Finisher
-from facekit.faces.restored import RestoredStages, StoredSource
 from facekit.ledger.collection_state import CollectionState, alignments_name, save_unless_failing
 from facekit.ledger.run_folder import RunFolder
 from facekit.ledger.source import SourceLedger, counted
@@ -73,11 +73,6 @@ def check_recrop(cfg: DictConfig) -> Earlier:
     if not earlier.collection and earlier.sources[0].missing:
         raise FacekitError(f"source {earlier.sources[0].rel}: {earlier.sources[0].missing}")
     return earlier
-
-
-def recrop_stages(cfg: DictConfig, sources: list[EarlierSource]) -> RestoredStages:
-    return RestoredStages([StoredSource(utf8_text(s.path), str(s.alignments)) for s in sources], size=cfg.output.size,
-                          padding=cfg.output.padding, centering=str(cfg.output.centering))
 
 
 def _meta(cfg: DictConfig, earlier: dict, source: EarlierSource) -> dict:
@@ -157,11 +152,6 @@ def _recrop_collection(cfg: DictConfig, earlier: Earlier) -> None:
         finally:
             save_unless_failing(state)
     report_collection(cfg, state)
-
-
-def recrop_settings(cfg: DictConfig) -> dict:
-    """What a rerun must match to keep the sources an earlier re-crop finished."""
-    return {**collection_settings(cfg), "recrop": str(Path(str(cfg.input)).expanduser().resolve())}
 
 
 def _recrop_collection_source(cfg: DictConfig, earlier: EarlierSource, number: int, root: Path,

@@ -12,8 +12,7 @@ from typing import Any, Iterable
 from omegaconf import DictConfig
 
 from facekit.app.tasks.distributed import RaySources, run_on_ray
-from facekit.app.tasks.earlier import Earlier, EarlierSource, recrop_meta, sampling_of
-from facekit.app.tasks.recrop import recrop_settings, recrop_stages
+from facekit.app.tasks.earlier import Earlier, EarlierSource, recrop_meta, recrop_settings, recrop_stages, sampling_of
 from facekit.ledger.collection_state import CollectionState
 from facekit.media.collection import COLLECTION_FILE, Source
 from facekit.media.sources import FrameSource
