@@ -82,6 +82,15 @@ def test_a_collection_recropped_at_512_equals_its_extraction_at_512(tree: Path) 
     assert summary["mode"] == "recrop" and summary["frames"] == 91 and summary["model_s"] is None
 
 
+def test_a_collection_recrop_run_again_keeps_its_done_sources(tree: Path, tmp_path: Path) -> None:
+    shutil.copytree(tree / "re512", tmp_path / "re512")
+    result = run_facekit("task=recrop", f"input={tree / 'at256'}", f"output={tmp_path / 're512'}", "output.size=512",
+                         "runner.progress=false", cwd=tree)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("done by an earlier run, not reopened") == 3
+    assert _alignments(tmp_path / "re512") == _alignments(tree / "re512")
+
+
 def test_a_single_video_recropped_at_512_on_threads_or_workers_equals_its_extraction_and_a_rerun_resumes(tmp_path: Path) -> None:
     require_data()
     _run(tmp_path, f"input={VIDEO}", "output=at256")
