@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from facekit.errors import FacekitError
 from facekit.faces.stages import FaceStages, Step
 from facekit.output.alignments import face_from_dict, load_alignments
 from facekit.plugin.loading import LoadedPlugin
@@ -72,7 +73,13 @@ class RestoredStages(FaceStages):
         return frame.name in self.stored_frames(self._source_of(frame))
 
     def restore_stored(self, record: FrameRecord) -> None:
+        """The frame's stored faces, once its pixels are seen to be the size extraction read:
+        another file under a moved source's name would get crops of the wrong places."""
         entry = self.stored_frames(self._source_of(record.frame))[record.frame.name]
+        height, width = record.frame.image.shape[:2]
+        if (width, height) != (entry["width"], entry["height"]):
+            raise FacekitError(f"frame {record.frame.name} of {record.frame.source} is {width}x{height} here but was "
+                               f"{entry['width']}x{entry['height']} when extracted: not the source extraction read")
         self.restore(record, [_restored(face) for face in entry["faces"]])
 
     def _source_of(self, frame: Frame) -> str:

@@ -149,6 +149,19 @@ def test_a_single_source_that_is_gone_is_one_line_exit_2_and_nothing_written(tmp
     assert not (tmp_path / "re").exists()
 
 
+def test_another_file_under_a_moved_sources_name_is_refused_in_one_line(tmp_path: Path) -> None:
+    require_data()
+    (tmp_path / "was").mkdir()
+    shutil.copy(VIDEO, tmp_path / "was" / "clip.mp4")
+    _run(tmp_path, "input=was/clip.mp4", "output=at256", "sample.every_n=30")
+    shutil.rmtree(tmp_path / "was")
+    (tmp_path / "now").mkdir()
+    shutil.copy(DATA / "video" / "short_hamilton_clip.mp4", tmp_path / "now" / "clip.mp4")
+    result = run_facekit("task=recrop", "input=at256", "output=re", "recrop.sources=now", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "is 640x360 here but was 426x240 when extracted" in result.stderr.strip().splitlines()[-1]
+
+
 def test_a_folder_that_holds_no_extraction_is_refused_in_one_line(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     result = run_facekit("task=recrop", "input=empty", "output=re", cwd=tmp_path)
