@@ -47,6 +47,8 @@ class EarlierSource:
 
 @dataclass(frozen=True)
 class Earlier:
+    """The extraction's folder and its sources; ``collection`` when it holds ``collection.json``."""
+
     folder: Path
     sources: list[EarlierSource]
     collection: bool
@@ -68,6 +70,7 @@ def read_earlier(folder: Path, moved_to: Path | None) -> Earlier:
     path, missing = _located(Path(named).expanduser(), alignments, Path(named).name, moved_to)
     return Earlier(folder, [EarlierSource(named, path, "folder" if path.is_dir() else "file", ".", alignments,
                                           named if path == Path(named).expanduser() else str(path), missing)], False)
+
 
 def _collection_source(folder: Path, entry: dict[str, Any], moved_to: Path | None) -> EarlierSource:
     was = Path(entry["path"])
