@@ -18,21 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from facekit.imaging.geometry import INNER, MEAN_FACE_68, transform_points, umeyama
+from facekit.imaging.geometry import INNER, MEAN_FACE_68, mirrored_points, transform_points, umeyama
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "landmarks"
 GEOMETRY = ROOT / "facekit" / "imaging" / "geometry.py"
-
-# iBUG-300W point i's mirror partner (x -> -x swaps the face's left and right).
-MIRROR_68 = np.array(
-    list(range(16, -1, -1))                      # jaw
-    + list(range(26, 21, -1)) + list(range(21, 16, -1))  # brows
-    + [27, 28, 29, 30] + [35, 34, 33, 32, 31]    # nose bridge, nostrils
-    + [45, 44, 43, 42, 47, 46] + [39, 38, 37, 36, 41, 40]  # eyes
-    + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55]  # outer lips
-    + [64, 63, 62, 61, 60, 67, 66, 65]           # inner lips
-)
 
 
 def load_faces(paths: list[Path]) -> np.ndarray:
@@ -44,13 +34,6 @@ def load_faces(paths: list[Path]) -> np.ndarray:
             if len(parts) == 68:
                 faces.append([parts[i] for i in range(68)])
     return np.asarray(faces, dtype=np.float64)
-
-
-def mirrored(faces: np.ndarray) -> np.ndarray:
-    """Each face flipped left-right, with its points renumbered so the order stays iBUG's."""
-    flipped = faces.copy()
-    flipped[..., 0] *= -1
-    return flipped[:, MIRROR_68]
 
 
 def _normalised(shape: np.ndarray) -> np.ndarray:
@@ -95,7 +78,7 @@ def derive(paths: list[Path]) -> np.ndarray:
     faces = load_faces(paths)
     if len(faces) == 0:
         raise SystemExit(f"no 68-point faces in {', '.join(map(str, paths))}")
-    mean = procrustes_mean(np.concatenate([faces, mirrored(faces)]))
+    mean = procrustes_mean(np.concatenate([faces, mirrored_points(faces)]))
     return np.round(into_unit_square(mean), 6)
 
 

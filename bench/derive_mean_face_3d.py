@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 import facekit
-from derive_mean_face import MIRROR_68
+from facekit.imaging.geometry import MIRROR_68, mirrored_points
 from facekit_plugins.facemesh import INPUT_SIZE, NUM_VERTICES, Roi, apply_affine, crop, roi_from_mesh
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,12 +62,6 @@ def shapes(extractor: facekit.Extractor) -> np.ndarray:
             mesh = mesh_3d(aligner, image, roi_from_mesh(mesh[:, :2], aligner.config.roi_scale))
             found.append((mesh[_FIRST] + mesh[_SECOND]) / 2)
     return np.asarray(found)
-
-
-def mirrored(faces: np.ndarray) -> np.ndarray:
-    flipped = faces.copy()
-    flipped[..., 0] *= -1
-    return flipped[..., MIRROR_68, :]
 
 
 def rotation_onto(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, float]:
@@ -109,13 +103,13 @@ def upright(mean: np.ndarray) -> np.ndarray:
     y /= np.linalg.norm(y)
     z = np.cross(x, y)
     turned = mean @ np.stack([x, y, z]).T
-    turned = (turned + mirrored(turned[None])[0]) / 2
+    turned = (turned + mirrored_points(turned)) / 2
     turned -= turned[30]
     return turned / np.linalg.norm(turned[45] - turned[36])
 
 
 def derive(faces: np.ndarray) -> np.ndarray:
-    faces = np.concatenate([faces, mirrored(faces)])
+    faces = np.concatenate([faces, mirrored_points(faces)])
     mean = faces[0] - faces[0].mean(0)
     for _ in range(ITERATIONS):
         fitted = np.stack([similarity_fit(face, mean) for face in faces])

@@ -339,7 +339,14 @@ def _deflaters() -> dict:
     from zlib_ng import zlib_ng
     import zlib
 
-    found = {"zlib-ng 1 (facekit)": lambda data: zlib_ng.compress(data, 1), "zlib 1": lambda data: zlib.compress(data, 1)}
+    def strategy(name: str):
+        def compress(data) -> bytes:
+            stream = zlib_ng.compressobj(1, zlib_ng.DEFLATED, zlib_ng.MAX_WBITS, 8, getattr(zlib_ng, name))
+            return stream.compress(data) + stream.flush()
+        return compress
+
+    found = {"zlib-ng 1 (facekit)": lambda data: zlib_ng.compress(data, 1), "zlib 1": lambda data: zlib.compress(data, 1),
+             "zlib-ng 1 huffman": strategy("Z_HUFFMAN_ONLY"), "zlib-ng 1 rle": strategy("Z_RLE")}
     try:
         from isal import isal_zlib
         found["ISA-L 1 (before)"] = lambda data: isal_zlib.compress(data, 1)
@@ -384,6 +391,39 @@ def deflate_cost(video: Path, rounds: int = 15) -> None:
               f"x{min(measured) / base:.2f}  {'same bytes again' if same[name] else 'BYTES DIFFER'}")
 
 
+def masks_cost(video: Path, repeats: int, work: Path, masks: str = "components,extended") -> None:
+    """End to end with and without ``output.masks=[...]`` (landmark masks, stored only), back to
+    back in interleaved rounds so both meet the same machine: best of ``repeats`` each, the
+    median of the rounds' ratios, and the CPU time of the runs and their worker processes
+    (which a machine busy with other work inflates far less than the wall-clock time)."""
+    import resource
+
+    def cpu_s() -> float:
+        used = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return used.ru_utime + used.ru_stime
+
+    plain, masked, ratios, cpu = [], [], [], {"plain": [], "masked": []}
+    for i in range(repeats):
+        for label, runs, extra in (("plain", plain, []), ("masked", masked, [f"output.masks=[{masks}]"])):
+            before = cpu_s()
+            runs.append(run_cli(f"input={video}", f"output={work / f'{label}{i}'}", *extra, cwd=work)[0])
+            cpu[label].append(cpu_s() - before)
+        ratios.append(masked[-1]["seconds"] / plain[-1]["seconds"])
+    best_plain, best_masked = (min(runs, key=lambda r: r["seconds"]) for runs in (plain, masked))
+    print(f"\n== masks: {video.name}, default plugins, output.masks=[{masks}], {repeats} interleaved rounds ==")
+    print(f"frames {best_masked['frames']}, faces {best_masked['faces']}")
+    for label, runs, best in (("without masks", plain, best_plain), ("with masks", masked, best_masked)):
+        print(f"{label:<14} {best['seconds']:7.2f} s end to end, best (median {statistics.median(r['seconds'] for r in runs):.2f});"
+              f" CPU {min(cpu['plain' if runs is plain else 'masked']):.2f} s, least")
+    print(f"maskers' own time {best_masked['model_s'].get('masker', 0.0):.2f} s "
+          f"({1000 * best_masked['model_s'].get('masker', 0.0) / max(best_masked['faces'], 1):.2f} ms a face)")
+    ratio = best_masked["seconds"] / best_plain["seconds"]
+    print(f"end to end with / without: best {ratio:.3f}, median of the rounds {statistics.median(ratios):.3f} "
+          f"(rounds: {', '.join(f'{r:.3f}' for r in ratios)}); target <= 1.05")
+    print(f"CPU time with / without: least {min(cpu['masked']) / min(cpu['plain']):.3f}, median "
+          f"{statistics.median(cpu['masked']) / statistics.median(cpu['plain']):.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--video", type=Path, default=DATA / "video" / "short_hamilton_clip.mp4")
@@ -394,10 +434,15 @@ def main() -> None:
     parser.add_argument("--large-video", type=int, default=2160, help="its height (the clip enlarged); 0 skips that run")
     parser.add_argument("--large-video-frames", type=int, default=120)
     parser.add_argument("--deflate", action="store_true", help="only the PNG deflate comparison")
+    parser.add_argument("--masks", action="store_true", help="only end to end with and without landmark masks")
     args = parser.parse_args()
     print(f"facekit extraction bench: {os.cpu_count()} CPU cores, OpenCV {cv2.__version__}")
     if args.deflate:
         deflate_cost(args.video)
+        return
+    if args.masks:
+        with tempfile.TemporaryDirectory(prefix="facekit-bench-") as tmp:
+            masks_cost(args.video, args.repeats, Path(tmp))
         return
     with tempfile.TemporaryDirectory(prefix="facekit-bench-") as tmp:
         work = Path(tmp)

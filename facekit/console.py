@@ -1,7 +1,9 @@
-"""One rich console on stderr, shared by log messages and progress bars so they don't collide."""
+"""One rich console on stderr, shared by log messages and progress bars so they don't collide,
+and by Hydra's own lines (its launcher's, in a sweep) as well as facekit's."""
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 from rich.console import Console
@@ -30,6 +32,29 @@ class LogHandler(RichHandler):
             self.console.file.flush()
         except Exception:  # noqa: BLE001 - logging must never end the run
             self.handleError(record)
+
+
+#: a value quoted for Hydra's parser: 'fötos', "it's" (a backslash escapes the quote inside)
+_QUOTED = re.compile(r"""(['"])((?:\\.|(?!\1).)*)\1""")
+#: Hydra's launcher's line for each job: "\t#0 : input='fötos' output.size=64"
+_JOB_LINE = re.compile(r"^\s*#\d+ : ")
+
+
+def unquoted(override: str) -> str:
+    """An override with Hydra's quoting taken out (``input='fötos'`` as ``input=fötos``): the
+    value as the person typed it, for showing, never for parsing again."""
+    return _QUOTED.sub(lambda m: re.sub(r"\\(.)", r"\1", m.group(2)), override)
+
+
+class PlainJobLines(logging.Filter):
+    """Hydra's launcher names each job of a sweep by its overrides as Hydra parses them, quotes
+    and a leading tab included; this shows them as typed, in facekit's console format."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if _JOB_LINE.match(message):
+            record.msg, record.args = unquoted(message.strip()), None
+        return True
 
 
 class RunLogFile(logging.Handler):

@@ -50,6 +50,30 @@ class Pose:
     roll: float
 
 
+@dataclass(frozen=True)
+class MaskRequest:
+    """What a masker gets for one face: a ``size`` square whose pixels ``matrix`` maps the frame
+    to (2x3, frame pixels -> mask pixels: warp the frame with it to see what the mask covers),
+    and the face's 68 landmarks and outline (when its aligner traced one) already in that
+    square's pixels."""
+
+    size: int
+    matrix: np.ndarray
+    landmarks: np.ndarray  # (68, 2), mask pixels
+    outline: np.ndarray | None = None  # (n, 2) closed polygon, mask pixels
+
+
+@dataclass
+class StoredMask:
+    """A mask as faceswap stores one: uint8 pixels (255 on the face) at a stored size, the
+    matrix from frame pixels to those pixels, and the centering of the crop it was made in."""
+
+    pixels: np.ndarray  # (size, size) uint8
+    matrix: np.ndarray  # 2x3: frame pixels -> mask pixels
+    centering: str = "legacy"
+    encoded: dict | None = field(default=None, repr=False, compare=False)  # its JSON form, made once
+
+
 @dataclass
 class Face:
     """One face as it moves through align, normalise, embed, filter and write."""
@@ -71,6 +95,8 @@ class Face:
     face_px: float | None = None  # side of the fitted mean-face square, source pixels
     misalignment: float | None = None  # mean distance of the aligned inner points from the mean face
     sharpness: float | None = None  # variance of the Laplacian of a 128 px grey aligned crop
+    outline: np.ndarray | None = None  # (n, 2) face outline, source pixels, when a masker asked the aligner for it
+    masks: dict[str, StoredMask] = field(default_factory=dict)  # by masker name (output.masks)
 
 
 @dataclass

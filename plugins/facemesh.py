@@ -25,6 +25,13 @@ MODEL_FILE = "face_landmark.tflite"
 INPUT_SIZE = 192
 NUM_VERTICES = 468
 EYE_CORNERS = (33, 263)  # outer eye corners, image-left then image-right on an upright face
+#: The face's outline as one closed polygon of mesh vertices: the face oval (MediaPipe's
+#: FACEMESH_FACE_OVAL) from the image-right ear level down round the chin to the image-left one,
+#: then along the top of the brows (their upper contours, outer to outer). The oval's forehead
+#: part is left out: faceswap's landmark masks stop at the brows too, and the mesh's forehead
+#: line is a guess the model makes under hair.
+OUTLINE = (356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148, 176, 149, 150, 136, 172, 58, 132,
+           93, 234, 127, 70, 63, 105, 66, 107, 336, 296, 334, 293, 300)
 
 
 @dataclass
@@ -37,6 +44,13 @@ class FaceMeshConfig:
     # eye line, centre and side from the eye-mouth distance) gave 0.0635 (YuNet) and 0.0647
     # (MTCNN) against two passes' 0.0618 and 0.0607: the 5 points miss how far the face reaches.
     passes: int = 2
+    # Head pose is read from the last pass's points averaged with those of its crop's mirror
+    # image, flipped back. FaceMesh is not left-right symmetric: on a mirrored photo its points
+    # differ from the original's flipped, in a way that tilts a head turned one way up and one
+    # turned the other way down, so a mirror image would not read the same pitch. The average is
+    # symmetric. It is used for pose only: the points written (and so crops and embeddings) stay
+    # the one view's. One more model run a face.
+    mirror_pose: bool = True
     num_threads: int = 1  # the runner may detect and align concurrently; one thread each
 
 
@@ -131,29 +145,70 @@ class FaceMeshAligner:
         self._mesh = next(o["index"] for o in outputs if o["shape"][-1] == NUM_VERTICES * 3)
 
     def align(self, image: np.ndarray, detections: Sequence[Detection]) -> list[np.ndarray]:
-        return [to_ibug68(self.mesh(image, d)) for d in detections]
+        return [self._align_one(image, d, mirror=False)[0] for d in detections]
+
+    def align_for_pose(self, image: np.ndarray, detections: Sequence[Detection],
+                       outline: bool = False) -> list[tuple[np.ndarray, ...]]:
+        """Per detection, ``align``'s points and the points head pose is read from: the same
+        averaged with the mirror view's (``config.mirror_pose``); with ``outline``, also the
+        face's outline from the same mesh (what the ``mesh`` masker draws)."""
+        found = [self._align_one(image, d, mirror=self.config.mirror_pose) for d in detections]
+        return [(points, for_pose, edge) if outline else (points, for_pose) for points, for_pose, edge in found]
+
+    def align_outlined(self, image: np.ndarray, detections: Sequence[Detection]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The 68 points and the face's outline from one mesh each (what the ``mesh`` masker
+        draws, so a run asks for it only when that masker is named)."""
+        return [(points, edge) for points, _, edge in (self._align_one(image, d, mirror=False) for d in detections)]
 
     def mesh(self, image: np.ndarray, detection: Detection) -> np.ndarray:
         """All 468 vertices (x, y) in image pixels, after ``config.passes`` passes."""
+        return self._run(image, self._last_roi(image, detection))
+
+    def _last_roi(self, image: np.ndarray, detection: Detection) -> Roi:
+        """The region of the last pass: the detection's, re-centred on each earlier pass's mesh."""
         roi = roi_from_detection(detection, self.config.roi_scale)
-        mesh = self._run(image, roi)
         for _ in range(self.config.passes - 1):
-            mesh = self._run(image, roi_from_mesh(mesh, self.config.roi_scale))
-        return mesh
+            roi = roi_from_mesh(self._run(image, roi), self.config.roi_scale)
+        return roi
+
+    def _align_one(self, image: np.ndarray, detection: Detection,
+                   mirror: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The last pass's 68 points in image pixels; the same averaged with those of the crop's
+        mirror image, flipped back (or the same again without ``mirror``); the face's outline."""
+        roi = self._last_roi(image, detection)
+        to_image = roi.crop_to_image(INPUT_SIZE)
+        tensor = self._tensor(image, roi)
+        mesh = apply_affine(to_image, self._invoke(tensor))
+        points, edge = to_ibug68(mesh), mesh[list(OUTLINE)]
+        if not mirror:
+            return points, points, edge
+        from facekit.plugin import geometry  # here: importing a plugin must not load OpenCV
+
+        seen = to_ibug68(self._invoke(np.ascontiguousarray(tensor[:, :, ::-1])))
+        back = apply_affine(to_image, geometry.mirrored_points(seen, INPUT_SIZE))  # crop x runs 0..size
+        return points, (points + back) / 2, edge
 
     def _run(self, image: np.ndarray, roi: Roi) -> np.ndarray:
-        """One model pass: the mesh in image pixels. The face-presence output is not read: an
-        aligner answers for every detection it is given, and filtering belongs to the detector."""
+        """One model pass: the mesh in image pixels."""
+        return apply_affine(roi.crop_to_image(INPUT_SIZE), self._invoke(self._tensor(image, roi)))
+
+    @staticmethod
+    def _tensor(image: np.ndarray, roi: Roi) -> np.ndarray:
+        """The model's input: the ROI's crop, (1, size, size, 3) RGB in [0, 1]."""
         import cv2
 
-        # RGB in [0, 1]; cvtColor and an in-place scale take 0.04 ms, a reversed-stride
-        # astype took 0.44 ms (a fifth of the model's own time)
+        # cvtColor and an in-place scale take 0.04 ms, a reversed-stride astype took 0.44 ms (a
+        # fifth of the model's own time)
         tensor = cv2.cvtColor(crop(image, roi, INPUT_SIZE), cv2.COLOR_BGR2RGB).astype(np.float32)[None]
         tensor *= np.float32(1.0 / 255.0)
+        return tensor
+
+    def _invoke(self, tensor: np.ndarray) -> np.ndarray:
+        """The mesh (468, 2) in crop coordinates. The face-presence output is not read: an
+        aligner answers for every detection it is given, and filtering belongs to the detector."""
         self._interpreter.set_tensor(self._input, tensor)
         self._interpreter.invoke()
-        vertices = self._interpreter.get_tensor(self._mesh).reshape(NUM_VERTICES, 3)[:, :2]
-        return apply_affine(roi.crop_to_image(INPUT_SIZE), vertices.astype(np.float64))
+        return self._interpreter.get_tensor(self._mesh).reshape(NUM_VERTICES, 3)[:, :2].astype(np.float64)
 
 
 def _build(config: FaceMeshConfig, store: Any) -> FaceMeshAligner:

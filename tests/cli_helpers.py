@@ -4,6 +4,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pty
+import re
+import select
 import shutil
 import signal
 import subprocess
@@ -45,6 +48,36 @@ def facekit_process(*args: str, cwd: Path, env: dict[str, str] | None = None,
         yield process
     finally:
         _kill_session(process)
+
+
+def run_in_terminal(*args: str, cwd: Path, columns: int = 80, env: dict[str, str] | None = None,
+                    timeout: float = 300) -> tuple[int, str]:
+    """``facekit`` run the way a person at a terminal ``columns`` wide runs it: its stdout and
+    stderr on one pseudo-terminal, so progress bars are drawn. Its exit code and all it wrote, the
+    terminal's control sequences (colours, cursor moves) taken out."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: facekit, its output the terminal
+        os.chdir(cwd)
+        os.execvpe(sys.executable, [sys.executable, "-m", "facekit", *args],
+                   {**os.environ, "FACEKIT_OFFLINE": "1", "COLUMNS": str(columns), **(env or {})})
+    written, deadline = bytearray(), time.monotonic() + timeout
+    try:
+        while select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:  # EIO: the child has exited and the terminal is closed
+                break
+            if not chunk:
+                break
+            written += chunk
+        else:
+            os.kill(pid, signal.SIGKILL)
+            pytest.fail(f"facekit hung in a terminal after {timeout:g} s ({' '.join(args)})")
+    finally:
+        os.close(fd)
+        _, status = os.waitpid(pid, 0)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", written.decode("utf-8", errors="replace"))
+    return os.waitstatus_to_exitcode(status), text
 
 
 def _kill_session(process: subprocess.Popen[str]) -> str:

@@ -24,7 +24,7 @@ _INFO_CHOICES = frozenset({"all", "config", "defaults", "defaults-tree", "plugin
 #: Groups in config.yaml's defaults list: chosen with ``group=NAME``; a "+" would add a second one.
 CHOSEN_GROUPS = ("runner",)
 #: Groups outside the defaults list: added with ``+group=NAME``.
-ADDED_GROUPS = ("detector", "aligner", "identity")
+ADDED_GROUPS = ("detector", "aligner", "identity", "masker")
 #: Hydra's launchers by name: the module that registers each and the distribution that ships it.
 LAUNCHERS = {
     "joblib": ("hydra_plugins.hydra_joblib_launcher", "hydra-joblib-launcher"),

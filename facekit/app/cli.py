@@ -4,7 +4,6 @@ from __future__ import annotations
 import re
 import signal
 import sys
-from importlib import resources
 from typing import Callable, Sequence
 
 import hydra
@@ -12,7 +11,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
 from facekit.app.arguments import SHELL_COMPLETION, check_arguments
-from facekit.app.help import register_help_resolver
+from facekit.app.help import packaged_options, register_help_resolver
 from facekit.app.keys import check_keys
 from facekit.app.overrides import quote_overrides
 from facekit.app.schema import register_schema
@@ -20,7 +19,7 @@ from facekit.errors import ConfigError, FacekitError
 from facekit.plugin.spec import PLUGIN_KINDS
 from facekit.plugin.registry import PluginRegistry, default_registry
 
-_GROUP_CHOICE = re.compile(r"^(?:\+{1,2}|~)?(detector|aligner|identity|runner)=(.*)$")
+_GROUP_CHOICE = re.compile(r"^(?:\+{1,2}|~)?(detector|aligner|identity|masker|runner)=(.*)$")
 _LIST_KEYS = ("filter.refs", "filter.nrefs")
 _SIMPLE_NAMES = re.compile(r"^[\w.\-]+(,[\w.\-]+)*$")
 #: Hydra makes no output folder and writes no .hydra/ for a plain run: a task that writes no files
@@ -29,7 +28,7 @@ _SIMPLE_NAMES = re.compile(r"^[\w.\-]+(,[\w.\-]+)*$")
 _NO_OUTPUT_FOLDER = ["hydra.run.dir=.", "hydra.output_subdir=null"]
 #: Nor a log file in the working folder: curate builds its result folder whole and renames it
 #: into place, so Hydra cannot write there first; curation.json holds what a log would.
-_NO_LOG_FILE = {"curate": ["hydra.job_logging.root.handlers=[console]"]}
+_NO_LOG_FILE = {task: ["hydra.job_logging.root.handlers=[console]"] for task in ("curate", "mask")}
 
 
 def main() -> None:
@@ -107,7 +106,7 @@ def check_group_choices(argv: Sequence[str], registry: PluginRegistry) -> None:
         if not match or not _SIMPLE_NAMES.match(match.group(2)):
             continue
         group, values = match.groups()
-        valid = registry.names(group) if group in PLUGIN_KINDS else _packaged_options(group)
+        valid = registry.names(group) if group in PLUGIN_KINDS else packaged_options(group)
         for value in values.split(","):
             if value not in valid:
                 raise ConfigError(f"unknown {group} {value!r}; choose one of: {', '.join(valid) or '(none installed)'}")
@@ -131,6 +130,10 @@ def check_composes(argv: Sequence[str]) -> DictConfig | None:
         from facekit.app.tasks.settings import check_settings
 
         check_settings(cfg)
+    if cfg.task == "curate" and not any(arg.startswith("output.dir=") for arg in argv):
+        # output.dir's default (faces/) is where an extraction writes: a curation never lands there unasked
+        raise ConfigError("task=curate needs output=<result folder>, a new folder for the curated faces: "
+                          "facekit task=curate input=<extraction output folder> output=<result folder>")
     return cfg
 
 
@@ -155,12 +158,5 @@ def register_plugin_configs(registry: PluginRegistry) -> None:
     so ``+detector=<third-party name>`` composes like a built-in."""
     store = ConfigStore.instance()
     for spec in registry.all():
-        if spec.name not in _packaged_options(spec.kind):
+        if spec.name not in packaged_options(spec.kind):
             store.store(group=spec.kind, name=spec.name, node=registry.config_node(spec), provider=spec.name)
-
-
-def _packaged_options(group: str) -> list[str]:
-    folder = resources.files("facekit.conf") / group
-    if not folder.is_dir():
-        return []
-    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))

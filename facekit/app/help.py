@@ -11,12 +11,14 @@ import textwrap
 from importlib import resources
 from typing import Any
 
+from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from facekit.app.schema import ABOUT, PLUGIN_NODES, SchemaKey, schema_keys
+from facekit.app.schema import ABOUT, OPTION_SCHEMAS, PLUGIN_NODES, SchemaKey, schema_keys
 from facekit.plugin.registry import default_registry
 
 RESOLVER = "facekit_keys"
+GROUPS_RESOLVER = "facekit_groups"
 _COLUMN = 30  # where descriptions start
 MIN_COLUMNS = 80
 #: Groups whose options (other than ``default``) add keys of their own to the group's node.
@@ -29,9 +31,24 @@ def terminal_width() -> int:
 
 
 def register_help_resolver() -> None:
-    """``${facekit_keys:}`` in the help template lists the keys of the config being helped."""
+    """``${facekit_keys:}`` in the help template lists the keys of the config being helped,
+    ``${facekit_groups:}`` the config groups and their options."""
     if not OmegaConf.has_resolver(RESOLVER):
         OmegaConf.register_new_resolver(RESOLVER, lambda *, _root_: _escaped(describe_keys(_root_)))
+    if not OmegaConf.has_resolver(GROUPS_RESOLVER):
+        OmegaConf.register_new_resolver(GROUPS_RESOLVER, lambda: _escaped(describe_groups()))
+
+
+def describe_groups() -> str:
+    """``detector: blazeface, ...`` a line a group, packaged options and plugins' alike; an option
+    schema (``runner/base_ray``, what runner=ray's YAML extends) is no choice of its own."""
+    store = ConfigStore.instance()
+    lines = []
+    for group in sorted([*PLUGIN_NODES, *_OPTION_GROUPS]):
+        options = {name.removesuffix(".yaml") for name in (store.list(group) if store.repo.get(group) else [])}
+        options = (options | set(packaged_options(group))) - {f"base_{o}" for (g, o) in OPTION_SCHEMAS if g == group}
+        lines.append(f"{group}: {', '.join(sorted(options))}")
+    return "\n".join(lines)
 
 
 def describe_keys(cfg: DictConfig) -> str:
@@ -75,17 +92,27 @@ def _option_values(group: str) -> dict[str, tuple[str, Any]]:
     """Keys that only a group's other options set, with the first option's value as the schema
     types it (``cpus_per_task: 1`` reads as 1.0): for runner, ``shard_frames -> ("runner=ray", 500)``."""
     folder = resources.files("facekit.conf") / group
-    schema = next(key.group for key in schema_keys() if key.path == group)
     base = OmegaConf.load(str(folder / "default.yaml"))
     found: dict[str, tuple[str, Any]] = {}
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".yaml") and entry.name != "default.yaml":
+            schema = OPTION_SCHEMAS.get((group, entry.name[:-5]))
+            if schema is None:
+                continue
             own = {name: value for name, value in OmegaConf.load(str(entry)).items()
                    if name != "defaults" and name not in base}
             typed = OmegaConf.merge(OmegaConf.structured(schema), own)
             for name in own:
                 found.setdefault(str(name), (f"{group}={entry.name[:-5]}", typed[name]))
     return found
+
+
+def packaged_options(group: str) -> list[str]:
+    """The options of a config group that ship in conf/ (``runner``: default, ray)."""
+    folder = resources.files("facekit.conf") / group
+    if not folder.is_dir():
+        return []
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
 def shown(value: Any) -> str:

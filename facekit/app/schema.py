@@ -42,6 +42,7 @@ class Task(StrEnum):
     extract = "extract"
     plugins = "plugins"
     curate = "curate"
+    mask = "mask"
     recrop = "recrop"
 
 
@@ -51,6 +52,14 @@ class CropCentering(StrEnum):
     legacy = "legacy"
     face = "face"
     head = "head"
+
+
+class MaskFormat(StrEnum):
+    """``output.mask_format=``: ``facekit.faces.masks.MASK_FORMATS`` (a test keeps them equal)."""
+
+    none = "none"
+    alpha = "alpha"
+    file = "file"
 
 
 class RunnerMode(StrEnum):
@@ -74,6 +83,23 @@ class OutputSchema:
     save_every: int = key("frames between fsyncs of the alignments journal")
     embeddings: bool = key("store each face's identity embedding in alignments.json, for task=curate "
                            "(runs the identity plugin without a filter)")
+    masks: List[str] = key("masker plugins whose mask each face gets: 'output.masks=[components,extended]'")
+    mask_size: int = key("side of each stored mask, pixels (faceswap's 128)")
+    mask_format: MaskFormat = key("none (masks in alignments.json and each face PNG's text) | alpha (RGBA face "
+                                  "files, the first mask) | file (DIR/masks/<mask>/<face file>)")
+
+
+def _mask_schema() -> type:
+    """``mask.import``: a Python keyword, so the dataclass is made with no generated methods
+    (they would name the field in code); OmegaConf reads its fields all the same."""
+    namespace = {"__annotations__": {"import": Optional[str]},
+                 "__doc__": "task=mask's own keys (its masks are output.masks, as in extraction).",
+                 "import": key("task=mask: a folder of edited masks, masks/<mask>/<face file> as mask_format=file "
+                               "writes them, read back into the output")}
+    return dataclass(type("MaskSchema", (), namespace), init=False, repr=False, eq=False)
+
+
+MaskSchema = _mask_schema()
 
 
 @dataclass
@@ -117,11 +143,6 @@ class ModelsSchema:
     cache_dir: Optional[str] = key("where weights are kept (null: FACEKIT_HOME, else ~/.cache/facekit)")
 
 
-#: The runner keys that only runner=ray sets (conf/runner/ray.yaml); None under runner=default.
-RAY_KEYS = ("executor", "address", "cpus_per_task", "gpu_memory_mb", "actors", "shard_frames", "files_per_shard",
-            "verbose")
-
-
 @dataclass
 class RunnerSchema:
     mode: RunnerMode = key("auto | serial | parallel: whether detect and align run at once (auto: from GPU memory)")
@@ -131,16 +152,29 @@ class RunnerSchema:
     progress: bool = key("show a progress bar for each pass")
     #: ``auto`` or a whole number: OmegaConf 2.3 has no Union, so check_settings checks it.
     workers: Any = key("processes for a parallel CPU run (auto: one a core on long inputs; 0: threads)")
-    # runner=ray's keys (conf/runner/ray.yaml); None under runner=default, which has none of them
-    executor: Optional[str] = key("what runs the shards: ray, on a Ray cluster (set by choosing runner=ray)", None)
+    executor: Optional[str] = key("what runs the sources: null, this machine; ray, a Ray cluster (set by runner=ray)")
+
+
+@dataclass
+class RayRunnerSchema(RunnerSchema):
+    """runner=ray's node: the runner's keys and Ray's own (conf/runner/ray.yaml holds their
+    defaults), typed and described here; under runner=default the node has none of them."""
+
     address: Optional[str] = key("which Ray: null, a private one on 127.0.0.1 for the run; auto, the cluster "
-                                 "this machine joined; or HOST:PORT", None)
-    cpus_per_task: Optional[float] = key("CPUs each shard worker asks Ray for", None)
-    gpu_memory_mb: Optional[int] = key("memory of one GPU on the nodes, MB (null: this machine's first GPU)", None)
-    actors: Optional[int] = key("shard workers (null: as many as the cluster holds, at most one a shard)", None)
-    shard_frames: Optional[int] = key("frames of a video per shard: the unit a node takes and a rerun keeps", None)
-    files_per_shard: Optional[int] = key("images of a folder per shard", None)
-    verbose: Optional[bool] = key("also show Ray's start-up lines and the workers' output", None)
+                                 "this machine joined; or HOST:PORT")
+    cpus_per_task: float = key("CPUs each shard worker asks Ray for")
+    gpu_memory_mb: Optional[int] = key("memory of one GPU on the nodes, MB (null: this machine's first GPU)")
+    actors: Optional[int] = key("shard workers (null: as many as the cluster holds, at most one a shard)")
+    shard_frames: int = key("frames of a video per shard: the unit a node takes and a rerun keeps")
+    files_per_shard: int = key("images of a folder per shard")
+    verbose: bool = key("also show Ray's start-up lines and the workers' output")
+
+
+#: A group's options whose schema adds keys to the group's node: (group, option) -> its schema,
+#: stored in the ConfigStore as ``<group>/base_<option>`` for that option's YAML to extend.
+OPTION_SCHEMAS: dict[tuple[str, str], type] = {("runner", "ray"): RayRunnerSchema}
+#: The keys that only runner=ray has.
+RAY_KEYS = tuple(f.name for f in fields(RayRunnerSchema) if f.name not in {g.name for g in fields(RunnerSchema)})
 
 
 @dataclass
@@ -199,8 +233,8 @@ class RecropSchema:
 
 @dataclass
 class FacekitSchema:
-    task: Task = key("extract | plugins (list them) | curate (sort an extraction's faces) | recrop (new crops "
-                     "from an extraction's landmarks)")
+    task: Task = key("extract | plugins (list them) | curate (sort an extraction's faces) | mask (add masks to "
+                     "an extraction) | recrop (new crops from an extraction's landmarks)")
     input: Optional[str] = key("an image, a folder of images, a video, a tree of them, or @list.txt")
     output: OutputSchema = node(OutputSchema, "where and how faces are written (output=DIR: output.dir=DIR)")
     default_plugins: DefaultPluginsSchema = node(DefaultPluginsSchema, "the plugins a run uses when it names none")
@@ -214,6 +248,8 @@ class FacekitSchema:
     collection: CollectionSchema = node(CollectionSchema, "input=DIR of videos or subfolders, or @list.txt: "
                                                           "one source each")
     curate: CurateSchema = node(CurateSchema, "task=curate input=EXTRACTION output=RESULT (never changes the input)")
+    mask: MaskSchema = node(MaskSchema, "task=mask input=EXTRACTION 'output.masks=[...]': add or replace masks in "
+                                        "place, no detection")
     recrop: RecropSchema = node(RecropSchema, "task=recrop input=EXTRACTION output=NEW: crops at output.size, "
                                               "centering and padding from the stored landmarks, no model run")
     # Added with +detector=NAME etc.: each plugin's own node (its YAML in conf/, or its config
@@ -221,10 +257,12 @@ class FacekitSchema:
     detector: Optional[Any] = key("added with +detector=NAME: that detector's options", None)
     aligner: Optional[Any] = key("added with +aligner=NAME: that aligner's options", None)
     identity: Optional[Any] = key("added with +identity=NAME: that identity model's options", None)
+    masker: Optional[Any] = key("added with +masker=NAME: that masker's options (NAME is also made, as if in "
+                                "output.masks)", None)
 
 
 #: The nodes that a plugin group fills (their keys are the chosen plugin's options).
-PLUGIN_NODES = ("detector", "aligner", "identity")
+PLUGIN_NODES = ("detector", "aligner", "identity", "masker")
 
 
 @dataclass(frozen=True)
@@ -251,8 +289,23 @@ def schema_keys(schema: type = FacekitSchema, prefix: str = "") -> Iterator[Sche
         yield found
         if group is not None:
             yield from schema_keys(group, found.path + ".")
+            yield from _option_keys(found.path, group)
+
+
+def _option_keys(path: str, group: type) -> Iterator[SchemaKey]:
+    """The keys a group's options add to it (``runner.shard_frames``, runner=ray's), after its own."""
+    own = {item.name for item in fields(group)}
+    for (name, _), schema in OPTION_SCHEMAS.items():
+        if name == path:
+            for item in fields(schema):
+                if item.name not in own:
+                    yield SchemaKey(f"{path}.{item.name}", item.metadata.get(ABOUT, ""))
 
 
 def register_schema() -> None:
-    """Puts the schema in Hydra's ConfigStore, where config.yaml's defaults list finds it."""
-    ConfigStore.instance().store(name=SCHEMA_NAME, node=FacekitSchema)
+    """Puts the schema in Hydra's ConfigStore, where config.yaml's defaults list finds it, and
+    each option schema where its YAML's defaults list does (runner/ray.yaml: ``base_ray``)."""
+    store = ConfigStore.instance()
+    store.store(name=SCHEMA_NAME, node=FacekitSchema)
+    for (group, option), schema in OPTION_SCHEMAS.items():
+        store.store(group=group, name=f"base_{option}", node=schema)

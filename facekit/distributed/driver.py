@@ -152,6 +152,15 @@ def run_shards(ray: Any, plan: ClusterPlan, jobs: Sequence[SourceJob],
     return totals
 
 
+def fold_finished(jobs: Sequence[SourceJob], on_source_done: Callable[[SourceOutcome], None]) -> None:
+    """Folds each source whose shards an earlier run all finished, without Ray: a rerun with no
+    shard to run (one stopped before its last fold leaves that to it)."""
+    for job in jobs:
+        outcome = SourceOutcome(job, kept=check_earlier(job))
+        if outcome.kept == len(job.shards):
+            _fold(outcome, on_source_done)
+
+
 def _count(outcome: SourceOutcome, result: ShardResult, totals: ClusterTotals) -> None:
     outcome.ended += 1
     outcome.frames += result.frames
@@ -213,17 +222,17 @@ def _all_there(outcome: SourceOutcome, totals: ClusterTotals, workers: _Workers)
     return not again
 
 
-def check_earlier(job: SourceJob) -> None:
+def check_earlier(job: SourceJob) -> int:
     """An alignments file or shard journal there from other settings is refused with one line
-    before any shard runs (a collection marks that source failed and goes on)."""
+    before any shard runs (a collection marks that source failed and goes on). The shards an
+    earlier run finished, counted."""
     path = job.output / ALIGNMENTS_FILE
     if path.exists():
         found = load_alignments(path).get("meta", {}).get("fingerprint")
         if found != json.loads(json.dumps(job.meta.get("fingerprint"))):
             raise FacekitError(f"{path} was written with other settings; choose another output folder, or delete it "
                                f"(and {SHARDS_DIR}) there to start over")
-    for shard in job.shards:
-        finished(job.output, shard, job.meta.get("fingerprint"), job.verify)
+    return sum(finished(job.output, shard, job.meta.get("fingerprint"), job.verify) for shard in job.shards)
 
 
 def _fold(outcome: SourceOutcome, on_source_done: Callable[[SourceOutcome], None]) -> None:

@@ -59,7 +59,8 @@ def plan_passes(steps: Sequence[Any], grouping: Sequence[Sequence[str]], finish:
     stages (judge, crop, encode) end the last pass."""
     by_name = {step.name: Stage(step.name, step.work, batch_size=step.batch_size, plugin=step.plugin.label)
                for step in steps}
-    passes = [[by_name[name] for name in group] for group in grouping]
+    # a name no step has ("mask": maskers run in ``finish``) holds its place in the grouping only
+    passes = [[by_name[name] for name in group if name in by_name] for group in grouping]
     passes[-1].extend(finish)
     return [Pass(" + ".join(s.name for s in group), group) for group in passes]
 

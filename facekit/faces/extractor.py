@@ -1,10 +1,11 @@
 """``Extractor``: the library's plain surface over the stages, for numpy frames in memory."""
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from facekit.faces.masks import DEFAULT_MASK_SIZE, MaskMaker
 from facekit.faces.stages import FaceStages
 from facekit.models.store import ModelStore
 from facekit.plugin.loading import load_plugin
@@ -29,15 +30,19 @@ class Extractor:
     def __init__(self, detector: str = "yunet", aligner: str = "facemesh", identity: str | None = None, *,
                  size: int = 256, centering: str = "legacy", detector_options: Mapping[str, Any] | None = None,
                  aligner_options: Mapping[str, Any] | None = None,
-                 identity_options: Mapping[str, Any] | None = None,
+                 identity_options: Mapping[str, Any] | None = None, masks: Sequence[str] = (),
+                 mask_size: int = DEFAULT_MASK_SIZE,
                  offline: bool = False, registry: PluginRegistry | None = None) -> None:
+        """``masks``: masker names (``["components", "extended"]``); each face's ``masks`` then
+        holds them by name (``StoredMask``: pixels at ``mask_size``, matrix from the frame)."""
         registry = registry or default_registry()
         store = ModelStore(registry.models, offline=offline)
+        maker = MaskMaker([load_plugin(registry, store, "masker", name) for name in masks], mask_size) if masks else None
         self.stages = FaceStages(
             load_plugin(registry, store, "detector", detector, detector_options),
             load_plugin(registry, store, "aligner", aligner, aligner_options),
             load_plugin(registry, store, "identity", identity, identity_options) if identity else None,
-            size=size, centering=centering,
+            size=size, centering=centering, masks=maker,
         )
         self.stages.load_models()
 

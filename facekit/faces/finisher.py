@@ -16,9 +16,10 @@ if TYPE_CHECKING:
 
 @dataclass
 class Finisher:
-    """Judge and crop (``FaceStages.finish``), encode the faces that get a file, drop the
-    frame's pixels. A class rather than a closure, so that it travels to worker processes and
-    Ray workers; the writer only encodes here (the ledger lands the files)."""
+    """Judge, crop and mask (``FaceStages.finish``), encode the faces that get a file (and their
+    masks, as ``output.mask_format`` asks), drop the frame's pixels. A class rather than a
+    closure, so that it travels to worker processes and Ray workers; the writer only encodes
+    here (the ledger lands the files)."""
 
     stages: FaceStages
     face_filter: IdentityFilter | None
@@ -28,7 +29,12 @@ class Finisher:
     def __call__(self, record: FrameRecord) -> None:
         try:
             self.stages.finish(record, self.face_filter, self.writer.writes, self.quality)
+            masks = self.stages.masks
+            if masks is not None:
+                masks.before_encode(record.faces)
             self.writer.encode(record)
+            if masks is not None:
+                masks.after_encode(record, self.stages.size)
         except StageError:
             raise
         except Exception as exc:  # judging, cropping and encoding are facekit's own: name the frame all the same

@@ -87,13 +87,14 @@ def rotated(image: np.ndarray, degrees: float) -> tuple[np.ndarray, np.ndarray]:
     return cv2.warpAffine(image, matrix, size, borderMode=cv2.BORDER_REPLICATE), matrix
 
 
-def summary(results: Sequence[PortraitPoses], frontal: Sequence[str]) -> dict[str, tuple[float, float]]:
-    """(median, largest) of each error over ``results``; frontal yaw over the names in ``frontal``."""
+def summary(results: Sequence[PortraitPoses], frontal: Sequence[str]) -> dict[str, tuple[float, float, float]]:
+    """(median, mean, largest) of each error over ``results``; frontal yaw over the names in ``frontal``."""
     errors = {"mirrored yaw": [r.mirrored_yaw_error for r in results],
               "mirrored pitch": [r.mirrored_pitch_error for r in results],
               f"{ROLL_DEG:g}-degree roll": [r.roll_error for r in results],
               "frontal |yaw|": [abs(r.photo[0]) for r in results if r.name in frontal]}
-    return {key: (float(np.median(values)), float(np.max(values))) for key, values in errors.items() if values}
+    return {key: (float(np.median(values)), float(np.mean(values)), float(np.max(values)))
+            for key, values in errors.items() if values}
 
 
 def _nearest(faces: list[Face], point: np.ndarray) -> Face | None:

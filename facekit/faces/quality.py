@@ -33,14 +33,19 @@ def measure(face: Face, image: np.ndarray | None) -> None:
     if face.landmarks is None:
         return
     if face.pose is None:
-        yaw, pitch, roll = (round(v, MEASURE_DECIMALS) for v in measures.head_pose(face.landmarks))
-        face.pose = Pose(yaw, pitch, roll)
+        face.pose = measured_pose(face.landmarks)
     if face.face_px is None:
         face.face_px = round(measures.face_px(face.landmarks), MEASURE_DECIMALS)
     if face.misalignment is None:
         face.misalignment = round(measures.misalignment(face.landmarks), SCORE_DECIMALS)
     if face.sharpness is None and image is not None:
         face.sharpness = round(measures.sharpness(image, face.landmarks), MEASURE_DECIMALS)
+
+
+def measured_pose(landmarks68: np.ndarray) -> Pose:
+    """Head pose from 68 points, rounded as it is stored."""
+    yaw, pitch, roll = (round(v, MEASURE_DECIMALS) for v in measures.head_pose(landmarks68))
+    return Pose(yaw, pitch, roll)
 
 
 @dataclass(frozen=True)

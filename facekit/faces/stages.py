@@ -13,15 +13,16 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 import numpy as np
 
 from facekit.errors import ModelError, StageError
-from facekit.faces.quality import measure
+from facekit.faces.quality import measure, measured_pose
 from facekit.imaging import geometry
 from facekit.imaging.centering import DEFAULT_CENTERING, centering_matrix, check_centering
 from facekit.plugin.loading import LoadedPlugin, ensure_all_weights
-from facekit.plugin.spec import PluginSpec
+from facekit.plugin.spec import PluginSpec, PoseAligner
 from facekit.records import EMBEDDING_DECIMALS, PIXEL_DECIMALS, Face, Frame, FrameRecord, OneByOne
 
 if TYPE_CHECKING:
     from facekit.faces.identity import IdentityFilter
+    from facekit.faces.masks import MaskMaker
     from facekit.faces.quality import QualityFilter
 
 decisions = logging.getLogger("facekit.decisions")  # goes to facekit.log only (conf/hydra/job_logging)
@@ -51,13 +52,15 @@ class FaceStages:
     ``steps`` states their order."""
 
     def __init__(self, detector: LoadedPlugin, aligner: LoadedPlugin, identity: LoadedPlugin | None = None,
-                 size: int = 256, padding: float | None = None, centering: str = DEFAULT_CENTERING) -> None:
+                 size: int = 256, padding: float | None = None, centering: str = DEFAULT_CENTERING,
+                 masks: MaskMaker | None = None) -> None:
         self.detector = detector
         self.aligner = aligner
         self.identity = identity
         self.size = size
         self.padding = geometry.DEFAULT_PADDING if padding is None else padding
         self.centering = check_centering(centering)
+        self.masks = masks  # output.masks: drawn in ``finish``, on the faces that get a file
         self.model_s: dict[str, float] = {}  # seconds inside each plugin's own calls: the bound
 
     def steps(self) -> list[Step]:
@@ -71,7 +74,8 @@ class FaceStages:
         return steps
 
     def plugins(self) -> list[LoadedPlugin]:
-        return [step.plugin for step in self.steps()]
+        """Every plugin of the run, the maskers last: each one's weights and GPU memory count."""
+        return [step.plugin for step in self.steps()] + (self.masks.plugins if self.masks else [])
 
     @property
     def batch_size(self) -> int:
@@ -104,12 +108,17 @@ class FaceStages:
         """After the model stages: judge each face (the identity filter, then the quality
         filter, when set), then crop the faces that ``wanted`` picks (all by default). Judging
         first spares the crops of rejected faces nobody will see; the measures the quality
-        filter reads need no crop (``normalise`` made them)."""
+        filter reads need no crop (``normalise`` made them). The faces cropped get their masks."""
         if face_filter is not None:
             judge(record, face_filter)
         if quality is not None:
             quality.judge(record)
-        self.crop(record, [face for face in record.faces if wanted is None or wanted(face)])
+        cropped = [face for face in record.faces if wanted is None or wanted(face)]
+        self.crop(record, cropped)
+        if self.masks is not None:
+            for plugin in self.masks.plugins:
+                with self._calling(plugin, [record]):
+                    self.masks.make_for_record(record, cropped, self.size, only=plugin)
 
     def load_models(self) -> None:
         """Build every model now, so a missing weights file fails before the first frame (every
@@ -133,12 +142,24 @@ class FaceStages:
             record.faces = [Face(detection=d) for d in detections]
 
     def align(self, record: FrameRecord) -> None:
-        """Adds 68 landmarks to each face, then normalises it."""
+        """Adds 68 landmarks to each face, then normalises it. An aligner with points of its own
+        for head pose (a ``PoseAligner``) has the pose read from those."""
         if record.faces:
+            model, detections = self.aligner.model, [f.detection for f in record.faces]
+            outlined = self.masks is not None and self.masks.needs_outline and hasattr(model, "align_outlined")
             with self._calling(self.aligner, [record]):
-                points = self.aligner.model.align(record.frame.image, [f.detection for f in record.faces])
-            for face, landmarks in zip(record.faces, points):
+                if isinstance(model, PoseAligner):  # (points, pose points[, outline])
+                    found = [(*f, None)[:3] for f in (model.align_for_pose(record.frame.image, detections, outline=True)
+                                                      if outlined else model.align_for_pose(record.frame.image, detections))]
+                elif outlined:
+                    found = [(points, None, edge) for points, edge in model.align_outlined(record.frame.image, detections)]
+                else:
+                    found = [(points, None, None) for points in model.align(record.frame.image, detections)]
+            for face, (landmarks, for_pose, outline) in zip(record.faces, found):
                 face.landmarks = _as_stored(landmarks, PIXEL_DECIMALS).reshape(68, 2)
+                if for_pose is not None:
+                    face.pose = measured_pose(_as_stored(for_pose, PIXEL_DECIMALS).reshape(68, 2))
+                face.outline = None if outline is None else _as_stored(outline, PIXEL_DECIMALS)
         self.normalise(record)
 
     def normalise(self, record: FrameRecord) -> None:

@@ -16,6 +16,26 @@ import numpy as np
 #: pose and expression, so fitting on it would tilt and shrink crops of turned or talking faces.
 INNER = slice(17, 68)
 
+#: Each iBUG-300W point's mirror partner: a left-right flip swaps the face's left and right, so
+#: point ``i`` of a mirror image is where point ``MIRROR_68[i]`` was.
+MIRROR_68 = np.array(
+    list(range(16, -1, -1))                              # jaw
+    + list(range(26, 21, -1)) + list(range(21, 16, -1))  # brows
+    + [27, 28, 29, 30] + [35, 34, 33, 32, 31]            # nose bridge, nostrils
+    + [45, 44, 43, 42, 47, 46] + [39, 38, 37, 36, 41, 40]  # eyes
+    + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55]   # outer lips
+    + [64, 63, 62, 61, 60, 67, 66, 65]                   # inner lips
+)
+
+
+def mirrored_points(points: np.ndarray, width: float = 0.0) -> np.ndarray:
+    """``points`` (..., 68, 2 or 3) as a mirror image shows them: x -> ``width`` - x, and each
+    point renumbered to its partner so that the order stays iBUG's. ``width`` is the image's
+    width in the coordinates' own convention (``w - 1`` with pixel centres at integers)."""
+    flipped = np.array(points, dtype=np.float64)
+    flipped[..., 0] = width - flipped[..., 0]
+    return flipped[..., MIRROR_68, :]
+
 #: Fraction of the crop left on each side of the unit square. The unit square already holds the
 #: 68 points (brows to chin, centred on the inner points); 0.15 adds room for the forehead above
 #: the brows (about half the brow-to-chin height), the hairline and the ears' roots, so the whole

@@ -16,6 +16,7 @@ from facekit.fileio import atomic_write_bytes
 from facekit.ledger.states import SourceState
 from facekit.media.collection import Source
 from facekit.output.alignments import ALIGNMENTS_FILE
+from facekit.output.differences import setting_differences
 
 log = logging.getLogger("facekit")
 
@@ -24,9 +25,10 @@ SAVE_EVERY_S = 2.0
 
 @dataclass
 class CollectionState:
-    """What ``collection.json`` holds: one entry per source, by its path in the collection."""
+    """What ``collection.json`` holds: one entry per source, by its path in the collection.
+    ``path`` None: a single input's, a collection of one, kept in memory only."""
 
-    path: Path
+    path: Path | None
     input: str
     settings: dict[str, Any] = field(default_factory=dict)  # what the sources' outputs depend on
     sources: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -52,7 +54,7 @@ class CollectionState:
             log.warning("%s is damaged (%s); every source is run again (each resumes from its journal)", path, exc)
             return state
         if found != settings:
-            raise FacekitError(f"{path.parent} holds a collection made with other settings ({first_difference(found, settings)}); "
+            raise FacekitError(f"{path.parent} holds a collection made with other settings ({setting_differences(found, settings)}); "
                                "rerun with those settings to resume it, or choose another output")
         state.earlier = earlier
         return state
@@ -88,7 +90,7 @@ class CollectionState:
         each of 10,000 short sources would cost O(sources²). A state it has not caught up with
         costs nothing but a reopen: a source missing or partial there resumes from its journal."""
         with self.lock:
-            if self.paused or (not force and time.monotonic() - self.saved_at < SAVE_EVERY_S):
+            if self.path is None or self.paused or (not force and time.monotonic() - self.saved_at < SAVE_EVERY_S):
                 return
             self.saved_at = time.monotonic()
             document = {"input": self.input, "settings": self.settings, "counts": dict(self.counts()),
@@ -112,12 +114,3 @@ def save_unless_failing(state: CollectionState) -> None:
 def alignments_name(source: Source) -> str:
     """A source's alignments file, relative to the collection's output folder."""
     return f"{source.output}/{ALIGNMENTS_FILE}" if source.output != "." else ALIGNMENTS_FILE
-
-
-def first_difference(found: Any, wanted: Any, key: str = "") -> str:
-    """The first setting (in key order, dotted) whose value differs: ``sample.every_n: 1 there, 5 now``."""
-    if isinstance(found, dict) and isinstance(wanted, dict):
-        for name in sorted(found.keys() | wanted.keys()):
-            if found.get(name) != wanted.get(name):
-                return first_difference(found.get(name), wanted.get(name), f"{key}.{name}" if key else name)
-    return f"{key or 'settings'}: {json.dumps(found, ensure_ascii=False)} there, {json.dumps(wanted, ensure_ascii=False)} now"

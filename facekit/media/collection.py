@@ -365,7 +365,7 @@ def _frames(sources: Iterator[Source], sampling: Sampling | None) -> Iterator[tu
             log.warning("source %s failed: %s", source.rel, source.failed)
             continue
         try:
-            frames = open_input(source.path, sampling=sampling)
+            frames = open_input(source.path, sampling=sampling, in_collection=True)
         except FacekitError as exc:
             log.warning("source %s failed: %s", source.rel, exc)
             continue

@@ -67,6 +67,14 @@ class FrameSource:
         else:
             yield from self._image_frames(skip, decode)
 
+    def all_done(self, done: frozenset[str] | set[str]) -> bool:
+        """Whether every frame is in ``done``, so a rerun has nothing to do. Read only when
+        ``done`` holds as many frames as the source gives (a video is then grabbed through, as
+        a rerun that resumes would), so a resume that has work left pays nothing for it."""
+        if not done or len(done) < len(self):
+            return False
+        return next(self.frames(skip=done, decode=False), None) is None
+
     def unreadable(self, path: str | Path, why: str, said: Sequence[str] = ()) -> None:
         """Warns about an image file that does not decode (why, and what the decoder printed,
         where that was caught); the run's summary counts it."""
@@ -309,19 +317,23 @@ def existing_input(path: str | Path) -> Path:
     return source
 
 
-def open_input(path: str | Path, exclude: Path | None = None, sampling: Sampling | None = None) -> FrameSource:
+def open_input(path: str | Path, exclude: Path | None = None, sampling: Sampling | None = None,
+               in_collection: bool = False) -> FrameSource:
     """The input as a frame source; ``exclude`` (the output folder) is never read back as input.
-    ``sampling`` chooses a video's frames; an image or a folder of them ignores it."""
+    ``sampling`` chooses a video's frames; an image or a folder of them ignores it. A folder
+    ``in_collection`` is one source of a tree, whose videos and subfolders the collection reads
+    as sources of their own: only the files nobody reads are named as not read."""
     source = existing_input(path)
     if source.is_dir():
         listing = _listing(source, exclude)
-        files, others = listing.images, listing.left()
+        files, others = listing.images, listing.left(in_collection)
         if not files:
             raise FacekitError(f"input folder {str(source)!r} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})"
                                + (f"; it holds {others}" if others else ""))
         if others:  # HEIC photos from a phone, say: nobody should lose them without a word
-            log.info("%s: not read (not images by their suffix, or subfolders, which a folder run does not enter): %s",
-                     utf8_text(source), others)
+            log.info("%s: not read (%s): %s", utf8_text(source),
+                     "not images or videos by their suffix" if in_collection else
+                     "not images by their suffix, or subfolders, which a folder run does not enter", others)
         folder = FrameSource(source, "folder", files, len(files))
         for path in listing.odd:
             folder._skip(path, _not_a_file(path))
@@ -348,12 +360,15 @@ class _Listing:
     other_files: list[Path] = field(default_factory=list)
     subfolders: list[Path] = field(default_factory=list)
 
-    def left(self) -> str:
+    def left(self, in_collection: bool = False) -> str:
         """'3 .cr2, 1 .mp4, 2 subfolders': the files not read by suffix, most first, then the
-        subfolders (one per person is a common layout); empty when nothing was left."""
-        counts = Counter(path.suffix.lower() or "(no suffix)" for path in self.other_files)
+        subfolders (one per person is a common layout); empty when nothing was left. A
+        collection reads the videos and subfolders itself, so only other files are named."""
+        others = [path for path in self.other_files
+                  if not (in_collection and path.suffix.lower() in VIDEO_SUFFIXES)]
+        counts = Counter(path.suffix.lower() or "(no suffix)" for path in others)
         named = [f"{count} {suffix}" for suffix, count in counts.most_common()]
-        if self.subfolders:
+        if self.subfolders and not in_collection:
             named.append(f"{len(self.subfolders)} subfolder{'s' if len(self.subfolders) > 1 else ''}")
         return ", ".join(named)
 

@@ -7,9 +7,11 @@ Layout::
                        "faces": [{"box", "score", "points5", "landmarks", "crop", "crop_sha256", "crop_bytes",
                                   "centering", "matrix",
                                   "pose": {"yaw", "pitch", "roll"}, "face_px", "misalignment",
-                                  "sharpness", optional "embedding", "keep", "reason", "distance"}]}}}
+                                  "sharpness", optional "embedding", "keep", "reason", "distance",
+                                  optional "outline", optional "mask": {name: {...}}}]}}}
 
-The measures (``facekit.imaging.measures``) are absent from files written before they existed.
+The measures (``facekit.imaging.measures``) are absent from files written before they existed;
+"outline" and "mask" only when ``output.masks`` asked for them (``facekit.output.masks``).
 
 Rewriting that JSON every N frames costs O(frames²) over a long video, so ``AlignmentsWriter``
 appends each finished frame to a JSON Lines journal (``<file>.journal``) and folds journal and
@@ -24,12 +26,14 @@ import os
 import secrets
 from os import PathLike
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator, TextIO
+from typing import Any, BinaryIO, Callable, Iterable, Iterator, TextIO
 
 import numpy as np
 
 from facekit.fileio import fsync_dir
 from facekit.errors import FacekitError, OutputError
+from facekit.output.differences import setting_differences
+from facekit.output.masks import masks_from_dict, masks_to_dict
 from facekit.records import (EMBEDDING_DECIMALS, MATRIX_DECIMALS, MEASURE_DECIMALS, PIXEL_DECIMALS, SCORE_DECIMALS,
                              Detection, Face, Frame, FrameRecord, Pose)
 
@@ -76,6 +80,10 @@ def face_to_dict(face: Face) -> dict[str, Any]:
         entry.update(keep=face.keep, reason=face.reason, distance=round(float(face.distance), SCORE_DECIMALS))
     elif not face.keep or face.reason is not None:
         entry.update(keep=face.keep, reason=face.reason)
+    if face.outline is not None:
+        entry["outline"] = rounded(face.outline)
+    if face.masks:
+        entry["mask"] = masks_to_dict(face.masks)
     return entry
 
 
@@ -84,7 +92,8 @@ def face_from_dict(entry: dict[str, Any]) -> Face:
     points5, landmarks = entry.get("points5"), entry.get("landmarks")
     detection = Detection(box=tuple(float(v) for v in entry["box"]), score=float(entry["score"]),
                           points5=None if points5 is None else np.asarray(points5, dtype=np.float32))
-    embedding, distance, pose = entry.get("embedding"), entry.get("distance"), entry.get("pose")
+    embedding, distance, pose, outline = entry.get("embedding"), entry.get("distance"), entry.get("pose"), \
+        entry.get("outline")
     matrix = entry.get("matrix")
     return Face(detection=detection,
                 landmarks=None if landmarks is None else np.asarray(landmarks, dtype=np.float32),
@@ -95,7 +104,9 @@ def face_from_dict(entry: dict[str, Any]) -> Face:
                 distance=None if distance is None else float(distance),
                 pose=None if pose is None else Pose(*(_read_measure(pose[key], math.nan) for key in POSE_KEYS)),
                 face_px=_read_measure(entry.get("face_px")), misalignment=_read_measure(entry.get("misalignment")),
-                sharpness=_read_measure(entry.get("sharpness")))
+                sharpness=_read_measure(entry.get("sharpness")),
+                outline=None if outline is None else np.asarray(outline, dtype=np.float32),
+                masks=masks_from_dict(entry.get("mask")))
 
 
 def _measure(value: float, decimals: int = MEASURE_DECIMALS) -> float | None:
@@ -404,7 +415,7 @@ class AlignmentsWriter:
         wanted = self.meta.get("fingerprint")
         if found != wanted:
             raise FacekitError(
-                f"{where} was written with other settings ({_difference(found, wanted)}); mixing "
+                f"{where} was written with other settings ({setting_differences(found, wanted)}); mixing "
                 f"its frames with this run's would give an inconsistent result. Choose another "
                 f"output folder, or delete {self.path.name} and {self.journal_path.name} there "
                 f"to start over.")
@@ -442,14 +453,26 @@ class AlignmentsWriter:
         _write_atomically(self.path, self._dump)
 
     def _dump(self, out: TextIO) -> None:
-        """The document, one frame a line: streamed, greppable, and diffs stay readable."""
-        header = json.dumps(self._header(), ensure_ascii=False)
-        out.write(header[:-1] + ',\n"frames": {')  # the header object, left open for "frames"
-        separator = "\n"
-        for name, frame in self._frames():
-            out.write(f"{separator}{json.dumps(name, ensure_ascii=False)}: {frame}")
-            separator = ",\n"
-        out.write("\n}}\n")
+        _dump_document(out, self._header(), self._frames())
+
+
+def _dump_document(out: TextIO, header: dict[str, Any], frames: Iterable[tuple[str, str]]) -> None:
+    """The document, one frame a line: streamed, greppable, and diffs stay readable."""
+    head = json.dumps(header, ensure_ascii=False)
+    out.write(head[:-1] + ',\n"frames": {')  # the header object, left open for "frames"
+    separator = "\n"
+    for name, frame in frames:
+        out.write(f"{separator}{json.dumps(name, ensure_ascii=False)}: {frame}")
+        separator = ",\n"
+    out.write("\n}}\n")
+
+
+def write_alignments(path: str | PathLike, document: dict[str, Any]) -> None:
+    """A whole alignments document (``load_alignments``'s, changed) written back atomically in
+    the layout a run writes: what ``task=mask`` does to an existing output."""
+    header = {key: value for key, value in document.items() if key != "frames"}
+    frames = ((name, _compact(frame)) for name, frame in document["frames"].items())
+    _write_atomically(Path(path), lambda out: _dump_document(out, header, frames))
 
 
 def _lines_named(numbers: list[int]) -> str:
@@ -459,11 +482,3 @@ def _lines_named(numbers: list[int]) -> str:
     shown = ", ".join(map(str, numbers[:10]))
     return f"lines {shown} and {len(numbers) - 10} more are" if len(numbers) > 10 else \
         f"lines {shown.rsplit(', ', 1)[0]} and {numbers[-1]} are"
-
-
-def _difference(found: Any, wanted: Any) -> str:
-    """What differs between two fingerprints, for the error message."""
-    if isinstance(found, dict) and isinstance(wanted, dict):
-        keys = sorted(k for k in found.keys() | wanted.keys() if found.get(k) != wanted.get(k))
-        return "; ".join(f"{k}: {found.get(k)!r} there, {wanted.get(k)!r} now" for k in keys)
-    return f"fingerprint {found!r} there, {wanted!r} now"

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from facekit.output.debug_frames import draw_debug
 from facekit.fileio import atomic_write_bytes
+from facekit.output.mask_files import MASK_FOLDER
 from facekit.output.pngmeta import encode_png, face_text
 from facekit.records import Face, FrameRecord
 
@@ -23,6 +24,7 @@ class FaceWriter:
         self.folder = folder
         self.debug_folder = folder / "debug" if debug else None
         self.rejected_folder = folder / REJECTED if save_rejected else None
+        self._made: set[Path] = set()  # mask folders made so far
         for path in (folder, self.debug_folder, self.rejected_folder):
             if path is not None and create:
                 path.mkdir(parents=True, exist_ok=True)
@@ -39,7 +41,7 @@ class FaceWriter:
         for index, face in enumerate(record.faces):
             if face.crop is not None and self.writes(face):
                 name = f"{record.frame.name}_{index}.png"
-                text = face_text(record.frame.name, index, face.landmarks, source=record.frame.source)
+                text = face_text(record.frame.name, index, face.landmarks, source=record.frame.source, masks=face.masks)
                 data = encode_png(face.crop, text)
                 face.crop_file = name if face.keep else f"{REJECTED}/{name}"
                 face.crop_sha256 = hashlib.sha256(data).hexdigest()
@@ -50,9 +52,14 @@ class FaceWriter:
             record.pending[f"debug/{record.frame.name}.jpg"] = _jpeg(draw_debug(record.frame.image, record.faces))
 
     def write(self, record: FrameRecord) -> None:
-        """Lands each encoded file by atomic rename."""
+        """Lands each encoded file by atomic rename; a mask file's folder (masks/<name>/) is
+        made on its first file."""
         for relative, data in record.pending.items():
-            atomic_write_bytes(self.folder / relative, data)
+            path = self.folder / relative
+            if relative.startswith(MASK_FOLDER) and path.parent not in self._made:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._made.add(path.parent)
+            atomic_write_bytes(path, data)
         record.pending.clear()
 
 

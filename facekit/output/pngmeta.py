@@ -18,6 +18,8 @@ import numpy as np
 from zlib_ng import zlib_ng
 
 from facekit.output.alignments import rounded
+from facekit.output.masks import masks_to_dict
+from facekit.records import StoredMask
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 DEFLATE_LEVEL = 1  # zlib-ng's fastest: see ``_deflate``
@@ -27,6 +29,7 @@ FRAME_KEY = "facekit:frame"
 FACE_KEY = "facekit:face"
 SOURCE_KEY = "facekit:source"
 LANDMARKS_KEY = "facekit:landmarks"
+MASKS_KEY = "facekit:masks"  # only when the face has masks: {name: stored mask} (facekit.output.masks)
 
 
 def encode_png(image: np.ndarray, text: dict[str, str], level: int = DEFLATE_LEVEL) -> bytes:
@@ -82,14 +85,17 @@ def read_png_text(source: str | PathLike | bytes) -> dict[str, str]:
 
 
 def face_text(frame_name: str, face_index: int, landmarks: np.ndarray,
-              source: str | None = None) -> dict[str, str]:
+              source: str | None = None, masks: dict[str, StoredMask] | None = None) -> dict[str, str]:
     """The text a face crop carries: its frame, its index there and its 68 landmarks (JSON,
     source pixels, rounded as in the alignments file), enough to find its entry again or
-    rebuild it when the crop has been moved apart from the alignments file."""
+    rebuild it when the crop has been moved apart from the alignments file; and its masks,
+    as the alignments file stores them, so a face file alone carries them too."""
     text = {FRAME_KEY: frame_name, FACE_KEY: str(face_index),
             LANDMARKS_KEY: json.dumps(rounded(landmarks), separators=(",", ":"))}
     if source is not None:
         text[SOURCE_KEY] = source
+    if masks:
+        text[MASKS_KEY] = json.dumps(masks_to_dict(masks), separators=(",", ":"))
     return text
 
 

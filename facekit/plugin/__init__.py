@@ -16,12 +16,14 @@ from facekit.fileio import atomic_write_bytes
 from facekit.models.derived import derived_model
 from facekit.models.spec import ModelFile, ModelSpec
 from facekit.plugin.hookspecs import hookimpl
-from facekit.plugin.spec import PLUGIN_KINDS, Aligner, Detector, IdentityModel, PluginKind, PluginSpec
-from facekit.records import Detection, Face
+from facekit.plugin.spec import (PLUGIN_KINDS, Aligner, Detector, IdentityModel, Masker, PluginKind, PluginSpec,
+                                 PoseAligner)
+from facekit.records import Detection, Face, MaskRequest
 
 __all__ = [
     "PLUGIN_KINDS", "Aligner", "ConfigError", "Detection", "Detector", "Face", "FacekitError", "IdentityModel",
-    "ModelError", "ModelFile", "ModelSpec", "PluginKind", "PluginSpec", "atomic_write_bytes", "derived_model",
+    "Masker", "MaskRequest", "ModelError", "ModelFile", "ModelSpec", "PluginKind", "PluginSpec", "PoseAligner",
+    "atomic_write_bytes", "derived_model",
     "geometry", "hookimpl", "resize",
 ]
 

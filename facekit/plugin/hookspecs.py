@@ -31,5 +31,10 @@ def facekit_identities() -> list[PluginSpec]:  # type: ignore[empty-body]
 
 
 @hookspec
+def facekit_maskers() -> list[PluginSpec]:  # type: ignore[empty-body]
+    """Masker plugins this module provides (``output.masks=[NAME]``)."""
+
+
+@hookspec
 def facekit_models() -> list[ModelSpec]:  # type: ignore[empty-body]
     """Model ids (files, checksums, sources) this module's plugins need."""

@@ -21,6 +21,7 @@ _HOOK_BY_KIND = {
     "detector": "facekit_detectors",
     "aligner": "facekit_aligners",
     "identity": "facekit_identities",
+    "masker": "facekit_maskers",
 }
 
 

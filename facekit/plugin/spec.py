@@ -7,10 +7,10 @@ from typing import Any, Callable, Literal, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from facekit.records import Detection
+from facekit.records import Detection, MaskRequest
 
-PluginKind = Literal["detector", "aligner", "identity"]
-PLUGIN_KINDS: tuple[PluginKind, ...] = ("detector", "aligner", "identity")
+PluginKind = Literal["detector", "aligner", "identity", "masker"]
+PLUGIN_KINDS: tuple[PluginKind, ...] = ("detector", "aligner", "identity", "masker")
 
 
 @runtime_checkable
@@ -32,11 +32,37 @@ class Aligner(Protocol):
 
 
 @runtime_checkable
+class PoseAligner(Protocol):
+    """An aligner that also has points better suited to head pose than those it writes (FaceMesh:
+    averaged with its mirror view's, so a mirror image reads the same pitch), kept apart so that
+    the written points, and everything cut and embedded from them, stay as ``align`` gives them."""
+
+    def align_for_pose(self, image: np.ndarray, detections: Sequence[Detection],
+                       outline: bool = False) -> list[tuple[np.ndarray, ...]]:
+        """Per detection: ``align``'s (68, 2) points, and the (68, 2) points head pose is read
+        from; with ``outline`` (asked of an aligner that has ``align_outlined``), the face's
+        outline third, from the same model run."""
+        ...
+
+
+@runtime_checkable
 class IdentityModel(Protocol):
     """Embeds a face so faces of one person lie near each other."""
 
     def embed(self, image: np.ndarray, landmarks: Sequence[np.ndarray]) -> np.ndarray:
         """(n, d) embeddings for the faces with these 68-point landmarks."""
+        ...
+
+
+@runtime_checkable
+class Masker(Protocol):
+    """Draws one mask a face, in the square the face's ``MaskRequest`` names (see
+    ``facekit.records.MaskRequest``)."""
+
+    def mask(self, image: np.ndarray | None, requests: Sequence[MaskRequest]) -> list[np.ndarray]:
+        """One (size, size) uint8 mask per request, 255 on the face. ``image`` is the BGR frame
+        when the spec's ``needs`` holds "image", else None (masks added to an existing output
+        from landmarks alone read no frame)."""
         ...
 
 
@@ -60,6 +86,9 @@ class PluginSpec:
     description: str = ""
     metric: str | None = None  # identity plugins: "cosine" | "euclidean" | ...
     default_threshold: float | None = None  # identity plugins
+    # maskers: what they read besides the 68 landmarks: "image" (the frame's pixels), "outline"
+    # (the face outline an aligner traces: FaceMesh's)
+    needs: tuple[str, ...] = ()
     # Never read by facekit, so no longer stored; still accepted, with a warning, for one release.
     input_size: InitVar[Any] = None
     extras: InitVar[Any] = None

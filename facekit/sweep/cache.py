@@ -84,7 +84,7 @@ class _EntryWriter:
     def add(self, record: FrameRecord) -> None:
         entry = record_to_dict(record)
         for face in entry["faces"]:  # the analysis only: what a job decides or writes stays out
-            for key in ("crop", "crop_sha256", "crop_bytes", "keep", "reason", "distance"):
+            for key in ("crop", "crop_sha256", "crop_bytes", "keep", "reason", "distance", "mask"):
                 face.pop(key, None)
         self.handle.write(json.dumps({"name": record.frame.name, **entry}, separators=(",", ":")) + "\n")
 

@@ -25,6 +25,7 @@ import numpy as np
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from facekit.console import unquoted
 from facekit.faces.quality import MEASURES, reason_kind
 from facekit.sweep import contact_sheet
 from facekit.media.collection import COLLECTION_FILE
@@ -129,9 +130,10 @@ def _alignments_files(folder: Path) -> list[Path]:
 
 
 def _split_override(text: str) -> tuple[str, str]:
-    """``key=value`` as typed; a key never holds "=", so the first one splits it."""
+    """``key=value`` as typed (``input=fötos``, not Hydra's ``input='fötos'``); a key never
+    holds "=", so the first one splits it."""
     key, _, value = str(text).partition("=")
-    return key, value
+    return key, unquoted(value)
 
 
 def varying_overrides(jobs: Sequence[JobResult]) -> list[str]:
@@ -142,12 +144,15 @@ def varying_overrides(jobs: Sequence[JobResult]) -> list[str]:
 
 
 def table(jobs: Sequence[JobResult], varying: Sequence[str]) -> tuple[list[str], list[list[str]]]:
-    """One row per job: the threshold, each varying override as typed, the counts, and once any
-    job set a quality limit, its rejects by reason (``rejected_yaw``: those only that reason)."""
+    """One row per job: the threshold it used (no column when no job filtered by identity),
+    each varying override as typed, the counts, and once any job set a quality limit, its
+    rejects by reason (``rejected_yaw``: those only that reason)."""
     kinds = [kind for kind in REASON_KINDS if any(job.reasons[kind] for job in jobs)] \
         if any(job.quality for job in jobs) else []
-    header = ["job", "threshold", *varying, "kept", "rejected", "faces", *(f"rejected_{kind}" for kind in kinds)]
-    rows = [[str(job.num), _blank(job.threshold), *(job.overrides.get(key, "") for key in varying),
+    thresholds = any(job.threshold is not None for job in jobs)
+    header = ["job", *(["threshold"] if thresholds else []), *varying, "kept", "rejected", "faces",
+              *(f"rejected_{kind}" for kind in kinds)]
+    rows = [[str(job.num), *([_blank(job.threshold)] if thresholds else []), *(job.overrides.get(key, "") for key in varying),
              _blank(job.kept), _blank(job.rejected), _blank(None if job.kept is None else job.kept + job.rejected),
              *(_blank(None if job.kept is None else job.reasons[kind]) for kind in kinds)] for job in jobs]
     return header, rows

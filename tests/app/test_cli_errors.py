@@ -25,6 +25,8 @@ MISTAKES = [
      "(yunet takes: score_threshold, nms_threshold"),
     (["detector.score_threshold=0.5"], "name the plugin first, +detector=NAME detector.score_threshold=..."),
     (["+runner=ray"], "write runner=ray without the '+'"),
+    (["runner.shard_frames=100"], "runner.shard_frames is a key of runner=ray: add runner=ray to the command"),
+    (["runner=ray", "runner.shard_frame=100"], "did you mean runner.shard_frames?"),
     (["detector=s3fd"], "write +detector=s3fd"),
     (["photos/", "faces/"], "write input=photos/ output=faces/"),
     (["photos/"], "write input=photos/"),

@@ -49,3 +49,11 @@ def test_an_unknown_sort_is_refused_by_the_command_in_one_line(tmp_path: Path) -
     result = run_facekit("task=curate", f"input={tmp_path}", f"output={tmp_path / 'out'}", "curate.sort=age", cwd=tmp_path)
     assert result.returncode == 2 and "curate.sort" in result.stderr and result.stderr.count("\n") == 1
     assert not (tmp_path / "out").exists() and not (tmp_path / "facekit.log").exists()
+
+
+def test_curate_without_an_output_folder_is_refused_in_one_line_naming_output(tmp_path: Path) -> None:
+    """Its default would be faces/, where an extraction writes: a curation never lands there unasked."""
+    result = run_facekit("task=curate", f"input={tmp_path}", cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("facekit: error: task=curate needs output=<result folder>")
+    assert list(tmp_path.iterdir()) == []

@@ -20,7 +20,7 @@ def test_every_core_package_is_listed_in_pyproject() -> None:
 def test_installed_package_carries_configs_and_plugins() -> None:
     conf = resources.files("facekit.conf")
     for name in ("config.yaml", "runner/default.yaml", "detector/yunet.yaml", "aligner/facemesh.yaml",
-                 "hydra/job_logging/facekit.yaml"):
+                 "hydra/job_logging/facekit.yaml", "hydra/hydra_logging/facekit.yaml"):
         assert (conf / name).is_file(), name
     plugins = resources.files("facekit_plugins")
     for name in ("yunet.py", "mtcnn.py", "blazeface.py", "facemesh.py"):

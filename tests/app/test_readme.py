@@ -137,7 +137,8 @@ def test_every_command_of_the_examples_block_runs_on_the_shared_data(tmp_path: P
     (here := tmp_path / "repo").mkdir()
     commands = _example_commands()
     assert len(commands) >= 8, commands
-    env = {**os.environ, "FACEKIT_OFFLINE": "1"}
+    # the facekit command of the Python running the tests, whether or not its venv is activated
+    env = {**os.environ, "FACEKIT_OFFLINE": "1", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     for command in commands:
         result = subprocess.run(["bash", "-c", command], cwd=here, env=env, capture_output=True, text=True,
                                 timeout=600)

@@ -6,7 +6,7 @@ from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 from omegaconf.errors import ValidationError
 
-from facekit.app.schema import FacekitSchema, RunnerMode, RunnerSchema, Task, register_schema
+from facekit.app.schema import FacekitSchema, RayRunnerSchema, RunnerMode, RunnerSchema, Task, register_schema
 from facekit.app.tasks import TASKS
 from facekit.engine.gpu import MODES
 
@@ -28,6 +28,19 @@ def test_the_composed_config_is_typed_down_to_the_runner_group() -> None:
     assert OmegaConf.get_type(cfg.runner) is RunnerSchema  # runner/default.yaml merged into the typed node
     with pytest.raises(ValidationError):
         cfg.runner.queue_size = "lots"
+
+
+def test_runner_ray_has_a_schema_of_its_own_and_runner_default_has_none_of_its_keys() -> None:
+    """Ray's keys are typed by RayRunnerSchema (runner/ray.yaml extends it), with their defaults
+    written once, in that YAML; under runner=default the node has none of them."""
+    ray = _compose("runner=ray")
+    assert OmegaConf.get_type(ray.runner) is RayRunnerSchema
+    assert (ray.runner.executor, ray.runner.shard_frames, ray.runner.cpus_per_task, ray.runner.mode) == \
+        ("ray", 500, 1.0, "auto")  # runner/default.yaml's keys keep their defaults under runner=ray
+    with pytest.raises(ValidationError):
+        ray.runner.shard_frames = "many"
+    plain = _compose()
+    assert plain.runner.executor is None and "shard_frames" not in plain.runner
 
 
 def test_the_yaml_defaults_compose_and_compare_as_words() -> None:
@@ -54,3 +67,17 @@ def test_a_plugin_group_added_with_plus_fills_its_node() -> None:
 def test_the_yaml_gives_every_key_its_default() -> None:
     """The schema holds types only (every value MISSING); conf/'s YAML fills them all."""
     assert OmegaConf.missing_keys(_compose()) == set()
+
+
+def test_the_schema_names_every_mask_format() -> None:
+    from facekit.app.schema import MaskFormat
+    from facekit.faces.masks import MASK_FORMATS
+
+    assert tuple(f.value for f in MaskFormat) == MASK_FORMATS
+
+
+def test_a_masker_added_with_plus_fills_its_node_and_mask_import_takes_a_folder() -> None:
+    cfg = _compose("+masker=extended", "masker.brow_shift=0.6", "mask.import=edits/", "output.masks=[components]")
+    assert cfg.masker.name == "extended" and cfg.masker.brow_shift == 0.6
+    assert cfg.mask["import"] == "edits/" and list(cfg.output.masks) == ["components"]
+    assert _compose().mask["import"] is None and list(_compose().output.masks) == []

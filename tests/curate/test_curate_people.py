@@ -143,6 +143,15 @@ def test_the_same_faces_in_two_sources_are_deduplicated_across_them(people: Path
             assert not face["kept"] and face["reason"] == f"duplicate of first/{name} (distance 0.000)"
 
 
+def test_a_dedupe_without_clustering_prints_no_filter_refs_command(people: Path, tmp_path: Path) -> None:
+    """Dedupe groups faces by likeness too, but a group is no person: only clusters get a command."""
+    result = curate_run(tmp_path, people, "curate.dedupe=0.05")
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "filter.refs" not in result.stdout + result.stderr
+    clustered = curate_run(tmp_path, people, "curate.cluster=true", out="clustered")
+    assert clustered.returncode == 0 and "filter.refs" in clustered.stdout
+
+
 def test_a_clusters_ready_command_keeps_that_person_only(people: Path, tmp_path: Path) -> None:
     document = load_json(curate(tmp_path, people, "curate.cluster=true") / "curation.json")
     smallest = min((c for c in document["clusters"] if c["cluster"] >= 0), key=lambda c: (c["faces"], c["cluster"]))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_helpers import path_with, run_facekit
+from cli_helpers import load_json, path_with, run_facekit
 from conftest import require_data
 from facekit.distributed.resources import worker_count, worker_resources
 from ray_cluster import LOOPBACK_ENV, require_ray, same_output, summary
@@ -69,3 +69,31 @@ def test_without_an_address_a_private_ray_gives_the_local_output_and_a_rerun_wit
     other = run_facekit("runner=ray", f"input={clip}", f"output={tmp_path / 'ray'}", "sample.end=6", "output.size=128",
                         "runner.shard_frames=10", "runner.progress=false", cwd=tmp_path, env=LOOPBACK_ENV)
     assert other.returncode == 2 and "written with other settings" in other.stderr.strip().splitlines()[-1], other.stderr
+
+
+#: A ``ray`` that imports but cannot start: a run that starts Ray fails with its message.
+_NO_RAY_START = "def is_initialized():\n    return False\n\n\ndef init(*args, **kwargs):\n    raise RuntimeError('a Ray was started')\n"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("source", ["video/faceswap_test.mp4", "tree"])
+def test_a_rerun_whose_shards_are_all_done_starts_no_ray_and_says_in_one_line_there_is_nothing_to_do(
+        tmp_path: Path, source: str) -> None:
+    require_ray()
+    data = require_data()
+    if source == "tree":  # a collection: a video and a folder of photos
+        (tmp_path / "tree" / "people").mkdir(parents=True)
+        (tmp_path / "tree" / "clip.mp4").symlink_to(data / "video" / "faceswap_test.mp4")
+        (tmp_path / "tree" / "people" / "p01").symlink_to(data / "images" / "people" / "p01")
+    args = ("runner=ray", f"input={tmp_path / source if source == 'tree' else data / source}", "output=out",
+            "sample.every_n=5", "runner.shard_frames=10", "runner.progress=false")
+    first = run_facekit(*args, cwd=tmp_path, env=LOOPBACK_ENV)
+    assert first.returncode == 0, first.stderr
+    folders = [tmp_path / "out"] if source != "tree" else [tmp_path / "out" / "clip", tmp_path / "out" / "people" / "p01"]
+    frames = sum(len(load_json(folder / "alignments.json")["frames"]) for folder in folders)
+    site = tmp_path / "site"
+    (site / "ray").mkdir(parents=True)
+    (site / "ray" / "__init__.py").write_text(_NO_RAY_START)
+    again = run_facekit(*args, cwd=tmp_path, env={**LOOPBACK_ENV, **path_with(site)})
+    assert again.returncode == 0, again.stderr
+    assert again.stderr.splitlines() == [f"INFO     nothing to do: {frames} frames already done"], again.stderr

@@ -93,6 +93,21 @@ def test_detector_options_reach_the_plugin() -> None:
     assert strict.extract(image) == []
 
 
+def test_facemeshs_mirror_view_changes_the_pose_and_nothing_else(extractor: facekit.Extractor) -> None:
+    """Head pose is read from FaceMesh's points averaged with its mirror view's; the points
+    written, the crop and every other measure stay the one view's, so no other output and no
+    identity decision changes."""
+    image = _read("obama2.jpg")  # turned: FaceMesh's two views differ most
+    (face,) = extractor.extract(image)
+    (one_view,) = facekit.Extractor(detector="yunet", aligner="facemesh",
+                                    aligner_options={"mirror_pose": False}).extract(image)
+    np.testing.assert_array_equal(face.landmarks, one_view.landmarks)
+    np.testing.assert_array_equal(face.crop, one_view.crop)
+    assert (face.face_px, face.misalignment, face.sharpness) == (one_view.face_px, one_view.misalignment,
+                                                                 one_view.sharpness)
+    assert abs(face.pose.pitch - one_view.pose.pitch) > 0.5  # type: ignore[union-attr]
+
+
 def test_extract_many_is_lazy_and_matches_extract(extractor: facekit.Extractor) -> None:
     pulled: list[int] = []
     results = extractor.extract_many(_video_frames(10, pulled))

@@ -26,9 +26,6 @@ def test_a_mirrored_portrait_reads_its_yaw_negated_within_3_degrees(poses: list[
     assert _misses(poses, "mirrored_yaw_error", 3.0) == []
 
 
-@pytest.mark.xfail(strict=True, reason="issue 27 point 3, open: the mirrored pitch misses 3 degrees on 3 of 34 portraits "
-                                       "(p05/img61 3.42, obama2 3.33, 32bit.png 3.69; median 1.18); strict, so it "
-                                       "fails CI the day it passes and the bar is met")
 def test_a_mirrored_portrait_reads_its_pitch_within_3_degrees(poses: list[PortraitPoses]) -> None:
     assert _misses(poses, "mirrored_pitch_error", 3.0) == []
 

@@ -262,7 +262,7 @@ def test_another_fingerprint_is_refused(tmp_path, finished):
     write_frames(writer, range(2))
     writer.close() if finished else crash(writer)
     other = {**META, "fingerprint": {**META["fingerprint"], "aligner": "fan"}}
-    with pytest.raises(FacekitError, match="aligner: 'facemesh' there, 'fan' now.*another output folder"):
+    with pytest.raises(FacekitError, match='aligner: "facemesh" there, "fan" now\\).*another output folder'):
         AlignmentsWriter(path, other)
     with AlignmentsWriter(path, {**META, "facekit": "0.2.0"}) as same_settings:  # meta may differ
         assert same_settings.done_frames() == {"clip_000000", "clip_000001"}
@@ -364,3 +364,14 @@ def test_a_journal_holding_every_earlier_frame_gives_the_order_of_the_folded_fil
     with AlignmentsWriter(path, META) as writer:
         write_frames(writer, [1, 2, 3])
     assert list(json.loads(path.read_text())["frames"]) == ["clip_000001", "clip_000002", "clip_000003"]
+
+
+def test_a_refusal_names_every_differing_setting_dotted_and_counts_past_five() -> None:
+    from facekit.output.differences import setting_differences
+
+    assert setting_differences({"size": 256, "sample": {"every_n": 1, "seed": 0}},
+                               {"size": 128, "sample": {"every_n": 5, "seed": 0}}) == \
+        "sample.every_n: 1 there, 5 now; size: 256 there, 128 now"
+    many = setting_differences({f"k{i}": i for i in range(7)}, {f"k{i}": -i - 1 for i in range(7)})
+    assert many.count(" there, ") == 5 and many.endswith("; and 2 more")
+    assert setting_differences(None, {"size": 1}) == 'settings: null there, {"size": 1} now'

@@ -358,13 +358,22 @@ def _report(sweep_dir: Path) -> None:
                                                               "runtime": {"cwd": str(sweep_dir)}}}))
 
 
-def test_unfiltered_jobs_are_reported_with_counts_only(tmp_path: Path) -> None:
+def test_unfiltered_jobs_are_reported_with_counts_only_and_no_threshold_column(tmp_path: Path) -> None:
     _job(tmp_path, 0, ["input=a", "output.size=64"], _unfiltered(2))
     _job(tmp_path, 1, ["input=a", "output.size=128"], _unfiltered(2))
     _report(tmp_path)
     assert (tmp_path / REPORT_CSV).read_text().splitlines() == [
-        "job,threshold,output.size,kept,rejected,faces", "0,,64,2,0,2", "1,,128,2,0,2"]
+        "job,output.size,kept,rejected,faces", "0,64,2,0,2", "1,128,2,0,2"]
     assert not (tmp_path / REPORT_PLOT).exists() and not (tmp_path / CONTACT_SHEET).exists()
+
+
+def test_the_report_shows_swept_values_as_typed_without_the_quotes_hydra_reads(tmp_path: Path) -> None:
+    """The command line quotes input=fötos for Hydra as input='fötos': the report shows fötos."""
+    _job(tmp_path, 0, ["input='fötos'", "output.size=64"], _unfiltered(1))
+    _job(tmp_path, 1, ["input='Photos (2024)'", "output.size=64"], _unfiltered(1))
+    _report(tmp_path)
+    assert (tmp_path / REPORT_CSV).read_text(encoding="utf-8").splitlines() == [
+        "job,input,kept,rejected,faces", "0,fötos,1,0,1", "1,Photos (2024),1,0,1"]
 
 
 def test_a_problem_in_the_report_is_a_warning_not_a_failed_sweep(tmp_path: Path,

@@ -2,7 +2,9 @@
 and the time left over every source, and the source being read now.
 
 The time left is an estimate, since a source's frames are counted only when it opens: the
-sources not opened yet are taken to hold as many frames as the opened ones do on average.
+sources not taken from the listing yet are taken to hold as many frames as the opened ones do on
+average. A source that failed, was done by an earlier run, or ended counts the frames it was
+actually given, so the display ends at 100% whatever failed on the way.
 """
 from __future__ import annotations
 
@@ -25,8 +27,8 @@ class CollectionProgress:
     def __init__(self, enabled: bool = True, listing: ListedAhead | None = None) -> None:
         self.enabled = enabled
         self.listing = listing  # its counts: sources found so far, and whether that is all
-        self.opened = 0  # sources whose frames were counted
-        self.expected = 0  # their frames to read (resumed ones left out)
+        self._expected: dict[int, int] = {}  # by source number: the frames it is to run (resumed ones left out)
+        self._done: dict[int, int] = {}  # by source number: the frames it ran
         self.finished = 0  # sources done, failed or passed over
         self.frames = 0
         self.met = 0  # sources taken from the listing: opened, failed or done by an earlier run
@@ -59,19 +61,26 @@ class CollectionProgress:
         self.met += 1
         return self.met
 
-    def opened_source(self, rel: str, frames: int) -> None:
-        self.opened += 1
-        self.expected += frames
+    def opened_source(self, number: int, rel: str, frames: int) -> None:
+        """Source ``number`` opened with ``frames`` still to run; opened again after a restart, it
+        keeps what it ran before and adds what is left."""
+        self._expected[number] = self._done.get(number, 0) + frames
         self.current = rel
         self._refresh()
 
-    def finished_source(self) -> None:
+    def finished_source(self, number: int | None = None) -> None:
+        """A source done, failed or passed over; an opened one (``number``) now counts the frames it
+        ran, not those it was expected to (the rest failed, or a video held fewer than its header said)."""
         self.finished += 1
+        if number is not None and number in self._expected:
+            self._expected[number] = self._done.get(number, 0)
         self._refresh()
 
-    def frame_done(self) -> None:
-        self.frames += 1
-        if self.frames % 8 == 0:  # rich redraws on its own clock; the fields need not change per frame
+    def frame_done(self, number: int, count: int = 1) -> None:
+        """``count`` frames of source ``number`` run."""
+        self.frames += count
+        self._done[number] = self._done.get(number, 0) + count
+        if count > 1 or self.frames % 8 == 0:  # rich redraws on its own clock; the fields need not change per frame
             self._refresh()
 
     def rate(self) -> float:
@@ -84,10 +93,12 @@ class CollectionProgress:
         return self.frames / self.busy_s if self.busy_s > 0 else 0.0
 
     def total_frames(self) -> int:
-        """The frames of the opened sources, plus their mean for each source listed but not opened."""
-        if not self.opened:
+        """The frames of the opened sources, plus their mean for each source listed but not yet
+        taken from the listing (one that failed or was done before it opened adds none)."""
+        if not self._expected:
             return 0
-        return self.expected + round(self.expected / self.opened * max(0, self.listed - self.opened))
+        expected = sum(self._expected.values())
+        return expected + round(expected / len(self._expected) * max(0, self.listed - self.met))
 
     def description(self) -> str:
         listing_done = self.listing is None or self.listing.finished

@@ -163,10 +163,11 @@ class CollectionStream:
 
     # -- the runner's sink ------------------------------------------------------------------------
     def sink(self, record: FrameRecord) -> None:
-        self._take().ledger.write(record)
+        output = self._take()
+        output.ledger.write(record)
         self.frames_total += 1
         self.faces_total += len(record.faces)
-        self.progress.frame_done()
+        self.progress.frame_done(output.number)
         self._finish_ended()
 
     def finish(self) -> None:
@@ -228,7 +229,7 @@ class CollectionStream:
         folder = settings.root / source.output
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            frames = open_input(source.path, exclude=folder, sampling=settings.sampling)
+            frames = open_input(source.path, exclude=folder, sampling=settings.sampling, in_collection=True)
             frames.decoder_output = self.decoder_output
             meta = alignments_meta(settings.cfg, str(source.path), settings.stages, settings.face_filter, frames,
                                    settings.quality)
@@ -240,7 +241,7 @@ class CollectionStream:
             reason = str(exc) if isinstance(exc, FacekitError) else f"{exc.strerror or exc}"
             log.warning("source %s failed: %s", source.rel, reason)
             state.set(source, SourceState.FAILED, reason=reason)
-            self.progress.finished_source()
+            self.progress.finished_source(number)
             return None
         done = ledger.done
         output = SourceOutput(source, frames, ledger, generation, number)
@@ -253,7 +254,7 @@ class CollectionStream:
         todo = max(0, len(frames) - len(done))
         log.info("source %d: %s -> %s: %d frame(s)%s%s", number, source.rel, folder, len(frames), f" ({frames.sampling.describe()})" if frames.sampling.active else "",
                  f"; resuming: {len(done)} frame(s) already done" if done else "")
-        self.progress.opened_source(source.rel, todo)
+        self.progress.opened_source(number, source.rel, todo)
         return output
 
     # -- routing ----------------------------------------------------------------------------------
@@ -324,4 +325,4 @@ class CollectionStream:
         else:
             details["reason"] = reason or state
         self.state.set(output.source, state, force=state != SourceState.DONE, **details)
-        self.progress.finished_source()
+        self.progress.finished_source(output.number)

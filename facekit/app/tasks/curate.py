@@ -32,7 +32,7 @@ def run_curate(cfg: DictConfig, registry: PluginRegistry) -> None:
              f", {counts['clusters']} cluster(s)" if curation.labels is not None else "",
              ", ".join(f"{kind} {n}" for kind, n in counts["dropped"].items()) or "none dropped",
              result / "curation.json")
-    for cluster in document.get("clusters", []):
+    for cluster in document.get("clusters", []) if settings.cluster else []:  # dedupe's groups are no one's
         if "refs_command" in cluster:
             print(f"cluster {cluster['cluster']:3d} ({cluster['faces']} faces): {cluster['refs_command']}")
 

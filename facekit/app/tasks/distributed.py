@@ -4,25 +4,30 @@ alignments file and face files a local run of it writes.
 
 The settings decide here, as for a local run (plugins, identity filter and its references,
 quality limits, sampling, the alignments meta), so a source's output folder is the same
-whichever runner made it; ``collection.json`` is kept as ``run_collection`` keeps it.
+whichever runner made it; ``collection.json`` is kept as ``run_local`` keeps it, and a single input is a collection of one
+(``sources``).
 """
 from __future__ import annotations
 
 import json
 import logging
 import pickle
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable
 
 from omegaconf import DictConfig
 
 from facekit.app.tasks.acceptance import accept_run
-from facekit.app.tasks.planning import alignments_meta, build_stages, collection_settings, identity_filter
-from facekit.app.tasks.settings import is_collection_input, job_output_dir, sampling, selection
-from facekit.distributed.driver import ClusterPlan, SourceJob, SourceOutcome, check_earlier, run_shards
+from facekit.app.tasks.idle import say_nothing_to_do
+from facekit.app.tasks.planning import alignments_meta, build_stages, identity_filter
+from facekit.app.tasks.sources import RunSources
+from facekit.app.tasks.settings import job_output_dir, sampling
+from facekit.distributed.driver import (ClusterPlan, SourceJob, SourceOutcome, check_earlier, fold_finished,
+                                        run_shards)
 from facekit.distributed.resources import local_gpu_memory_mb, worker_count, worker_resources
 from facekit.distributed.session import import_ray, ray_session
 from facekit.distributed.shared_output import check_shared_output
@@ -37,7 +42,7 @@ from facekit.ledger.source import counted
 from facekit.ledger.states import SourceState
 from facekit.ledger.summary import SourceSummary
 from facekit.ledger.verify import Verify
-from facekit.media.collection import COLLECTION_FILE, Source, sources_of
+from facekit.media.collection import Source
 from facekit.media.sampling import Sampling
 from facekit.media.shards import shards_of
 from facekit.media.sources import FrameSource, open_input
@@ -68,18 +73,23 @@ def run_on_ray(cfg: DictConfig, registry: PluginRegistry | None,
             sources = sources_for(root) if sources_for is not None else _extraction_sources(cfg, registry, root)
             with ThreadPoolExecutor(1, thread_name_prefix="facekit-plan") as pool:
                 planned = pool.submit(sources.plan)  # sources opened and cut into shards while Ray starts
-                ray = held.enter_context(ray_session(cfg.runner.address, bool(cfg.runner.verbose)))
+                sources.decided.wait()  # Ray starts at the first shard to run: a rerun with none starts none
+                ray = held.enter_context(ray_session(cfg.runner.address, bool(cfg.runner.verbose))) \
+                    if sources.to_run else None
                 planned.result()
+            if ray is None:
+                accept_run(cfg, run)
+                _without_ray(cfg, sources)
+                return
             shards = sum(len(job.shards) for job in sources.jobs)
             check_shared_output(ray, root)
             accept_run(cfg, run)
-            if sources.state is not None:
-                sources.state.resume_saving()
+            sources.state.resume_saving()
             log.info("%s: %d source(s) to run in %d shard(s) on Ray", cfg.input, len(sources.jobs), shards)
             plan = _cluster_plan(cfg, ray, sources, shards)
             totals = run_shards(ray, plan, sources.jobs, sources.done)
     finally:
-        if sources is not None and sources.state is not None and run.accepted:
+        if sources is not None and run.accepted:
             sources.state.save()
     log.info("done on Ray: %s", totals.line())
     figures = {"frames": totals.frames, "faces": totals.faces, "seconds": round(totals.seconds, 3),
@@ -87,7 +97,7 @@ def run_on_ray(cfg: DictConfig, registry: PluginRegistry | None,
                "shards": totals.shards, "kept_shards": totals.kept, "failed_shards": totals.failed,
                "nodes": len(totals.nodes), "workers": plan.workers}
     atomic_write_bytes(root / RAY_SUMMARY_FILE, json.dumps(figures, indent=2).encode())
-    _report(cfg, sources.outcomes, sources.state)
+    _report(cfg, sources.outcomes, None if sources.runs.alone else sources.state)
 
 
 def _extraction_sources(cfg: DictConfig, registry: PluginRegistry | None, root: Path) -> RaySources:
@@ -111,28 +121,47 @@ class RaySources:
     sampling: Sampling
     jobs: list[SourceJob] = field(default_factory=list)
     outcomes: list[SourceOutcome] = field(default_factory=list)
-    named: dict[str, Source] = field(default_factory=dict)  # a collection's sources by their key
-    state: CollectionState | None = None
+    named: dict[str, Source] = field(default_factory=dict)  # the sources by their key
+    runs: RunSources = field(init=False)
+    to_run: bool = False  # a shard an earlier run did not finish was found
+    done_earlier: int = 0  # the frames of a collection's sources done by an earlier run (not planned again)
+    decided: threading.Event = field(default_factory=threading.Event)  # set at the first shard to run, or at the end
 
     def __post_init__(self) -> None:
-        if is_collection_input(self.cfg):
-            self.state = CollectionState.load(self.root / COLLECTION_FILE, str(self.cfg.input), collection_settings(self.cfg))
-            self.state.pause_saving()  # planning records states; the file is written once the run is accepted
+        self.runs = self.run_sources()
+        self.state.pause_saving()  # planning records states; the file is written once the run is accepted
+
+    def run_sources(self) -> RunSources:
+        """The sources to plan: the input's (a re-crop's are an earlier output's)."""
+        return RunSources.of(self.cfg, self.root)
+
+    @property
+    def state(self) -> CollectionState:
+        return self.runs.state
 
     def plan(self) -> None:
-        if self.state is None:
-            self.plan_single()
-            return
-        for source in self.listed():
+        if not self.root.is_dir() or not any(self.root.iterdir()):  # a first run: Ray starts at once
+            self.to_run = True
+            self.decided.set()
+        try:
+            self._plan()
+        finally:
+            self.decided.set()
+
+    def _plan(self) -> None:
+        for source in self.runs.listing():
             if source.failed is not None:
                 log.warning("source %s failed: %s", source.rel, source.failed)
                 self.state.set(source, SourceState.FAILED, reason=source.failed)
             elif self.state.was_done(source):
                 self.state.keep_earlier(source)
+                self.done_earlier += int(self.state.earlier[source.rel].get("frames", 0))
             else:
                 try:
-                    self.plan_one(source.rel, source.path, self.root / source.output, str(source.path))
+                    self._plan_one(source.rel, source.path, self.root / source.output, self.runs.named(source))
                 except (FacekitError, OSError) as exc:
+                    if self.runs.alone:  # a collection of one fails as its source fails
+                        raise
                     reason = str(exc) if isinstance(exc, FacekitError) else f"{exc.strerror or exc}"
                     log.warning("source %s failed: %s", source.rel, reason)
                     self.state.set(source, SourceState.FAILED, reason=reason)
@@ -140,23 +169,18 @@ class RaySources:
                 self.named[source.rel] = source
                 self.state.set(source, SourceState.PARTIAL, alignments=alignments_name(source))
 
-    def plan_single(self) -> None:
-        """The one source of an input that is not a collection."""
-        self.plan_one(str(self.cfg.input), Path(str(self.cfg.input)).expanduser(), self.root, str(self.cfg.input))
-
-    def listed(self) -> Iterable[Source]:
-        """A collection's sources, as the walk (or list) finds them."""
-        return sources_of(Path(str(self.cfg.input)).expanduser(), selection(self.cfg), exclude=self.root)
-
-    def plan_one(self, key: str, path: Path, output: Path, named: str) -> None:
+    def _plan_one(self, key: str, path: Path, output: Path, named: str) -> None:
         """``named``: the source as the alignments meta names it (the input, or a collection's source's path)."""
-        source = open_input(path, exclude=output, sampling=self.sampling)
+        source = open_input(path, exclude=output, sampling=self.sampling, in_collection=not self.runs.alone)
         sharded = shards_of(source, int(self.cfg.runner.shard_frames), int(self.cfg.runner.files_per_shard))
         job = SourceJob(key, output, self.meta(key, named, source), sharded.shards, sharded.frames,
                         int(self.cfg.output.save_every),
                         Verify(self.cfg.resume.verify))
-        check_earlier(job)
+        kept = check_earlier(job)
         self.jobs.append(job)
+        if kept < len(job.shards):
+            self.to_run = True
+            self.decided.set()
 
     def meta(self, key: str, named: str, source: FrameSource) -> dict[str, Any]:
         """The alignments meta of the source ``key``, whose frames ``source`` reads."""
@@ -166,7 +190,7 @@ class RaySources:
         """A source's alignments file is folded: its summary, and its state in the collection."""
         self.outcomes.append(outcome)
         _write_summary(outcome)
-        if self.state is None:
+        if self.runs.alone:
             return
         source = self.named[outcome.job.key]
         frames, faces = counted(outcome.job.output / ALIGNMENTS_FILE)
@@ -175,6 +199,17 @@ class RaySources:
                            reason=f"{len(outcome.failures)} shard(s) failed: {outcome.failures[0]}")
         else:
             self.state.set(source, SourceState.DONE, alignments=alignments_name(source), frames=frames, faces=faces)
+
+
+def _without_ray(cfg: DictConfig, sources: RaySources) -> None:
+    """Every shard was finished by an earlier run: each source is folded (a run stopped before its
+    fold leaves that to this one) and, unless a source failed, one line says so; no Ray starts."""
+    sources.state.resume_saving()
+    fold_finished(sources.jobs, sources.done)
+    if not sources.runs.alone and sources.state.counts()[SourceState.FAILED]:
+        _report(cfg, sources.outcomes, sources.state)
+    else:
+        say_nothing_to_do(sources.done_earlier + sum(counted(job.output / ALIGNMENTS_FILE)[0] for job in sources.jobs))
 
 
 def _check(cfg: DictConfig) -> None:

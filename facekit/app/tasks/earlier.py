@@ -14,14 +14,16 @@ import copy
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from omegaconf import DictConfig
 
 from facekit.app.tasks.planning import collection_settings
+from facekit.app.tasks.sources import RunSources
 from facekit.errors import ConfigError, FacekitError
 from facekit.faces.restored import RestoredStages, StoredSource
 from facekit.imaging.geometry import DEFAULT_PADDING
+from facekit.ledger.collection_state import CollectionState
 from facekit.media.collection import COLLECTION_FILE, Source
 from facekit.media.sampling import Sampling
 from facekit.media.sources import utf8_text
@@ -52,6 +54,32 @@ class Earlier:
     folder: Path
     sources: list[EarlierSource]
     collection: bool
+
+
+@dataclass
+class EarlierRuns(RunSources):
+    """An earlier output's sources as a run's sources: a re-crop plans them as an extraction
+    plans its input's, a single source's output as a collection of one. A collection's state is
+    kept under the re-crop's own settings (``recrop_settings``)."""
+
+    earlier: Earlier
+
+    @classmethod
+    def of_earlier(cls, cfg: DictConfig, root: Path, earlier: Earlier) -> EarlierRuns:
+        if not earlier.collection:
+            return cls(cfg, root, CollectionState(None, str(cfg.input)), alone=True, earlier=earlier)
+        return cls(cfg, root, CollectionState.load(root / COLLECTION_FILE, str(cfg.input), recrop_settings(cfg)),
+                   alone=False, earlier=earlier)
+
+    def listing(self) -> Iterator[Source]:
+        return (source.as_source() for source in self.earlier.sources)
+
+    def named(self, source: Source) -> str:
+        return self.source(source.rel).named
+
+    def source(self, rel: str) -> EarlierSource:
+        """The earlier source named ``rel`` in the collection (or, alone, its input)."""
+        return next(source for source in self.earlier.sources if source.rel == rel)
 
 
 def read_earlier(folder: Path, moved_to: Path | None) -> Earlier:
@@ -97,6 +125,7 @@ def _located(was: Path, alignments: Path, rel: str, moved_to: Path | None) -> tu
             return moved, None
         return was, f"not found at {was} nor at {moved} (recrop.sources)"
     return was, f"not found at {was}; if it moved, recrop.sources=DIR names the folder it is in now"
+
 
 def sampling_of(meta: dict[str, Any]) -> Sampling:
     """The sampling the extraction read the source with, so the same frames come back."""

@@ -1,15 +1,16 @@
 """``task=extract``: input in, aligned faces and an alignments file out; resumes a stopped run.
 
 The one entry point of every extract run: the settings are checked once, then the input goes to
-its executor (Ray, a collection's stream, or the single source's run), which keep their books
-per source through ``facekit.ledger``. The executors import the planning they share from
+one of two executors, Ray or this machine (``local``), which take the same sources (a single
+input is a collection of one: ``sources``) and keep their books per source through
+``facekit.ledger``. The executors import the planning they share from
 ``planning``, never this module: imports in ``app/tasks`` point one way.
 """
 from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from facekit.app.tasks.settings import check_settings, is_collection_input
+from facekit.app.tasks.settings import check_settings
 from facekit.plugin.registry import PluginRegistry
 
 
@@ -19,11 +20,7 @@ def run_extract(cfg: DictConfig, registry: PluginRegistry) -> None:
         from facekit.app.tasks.distributed import run_on_ray
 
         run_on_ray(cfg, registry)
-    elif is_collection_input(cfg):  # a tree or a list of sources, through one stream
-        from facekit.app.tasks.collection import run_collection
+    else:  # this machine: a collection, or a single input as a collection of one
+        from facekit.app.tasks.local import run_local
 
-        run_collection(cfg, registry)
-    else:
-        from facekit.app.tasks.single import run_single
-
-        run_single(cfg, registry)
+        run_local(cfg, registry)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from omegaconf import DictConfig, OmegaConf
 
 from facekit.app.references import reference_embeddings
+from facekit.app.tasks.mask_settings import mask_maker, masks_meta
 from facekit.app.tasks.settings import filter_is_set, identity_is_needed
 from facekit.engine.gpu import PassPlan, StageNeed, free_gpu_memory_mb, plan_passes_for_gpu
 from facekit.errors import ConfigError
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 def gpu_plan(cfg: DictConfig, stages: FaceStages) -> PassPlan:
     """Which stages share a pass, from the GPU memory each step's plugin reports."""
     needs = [StageNeed(step.name, step.plugin.spec.name, step.plugin.gpu_memory_mb) for step in stages.steps()]
+    if stages.masks is not None and stages.masks.plugins:  # maskers run with the last pass's finishing stage
+        needs.append(StageNeed("mask", "+".join(stages.masks.names), sum(p.gpu_memory_mb for p in stages.masks.plugins)))
     return plan_passes_for_gpu(cfg.runner.mode, needs, free_gpu_memory_mb(), cfg.runner.gpu_margin_mb)
 
 
@@ -57,7 +60,8 @@ def build_stages(cfg: DictConfig, registry: PluginRegistry, with_identity: bool 
     store = ModelStore(registry.models, cache_dir=cache_root(cfg), offline=bool(cfg.models.offline))
     return FaceStages(_load(cfg, registry, store, "detector"), _load(cfg, registry, store, "aligner"),
                       _load(cfg, registry, store, "identity") if with_identity or identity_is_needed(cfg) else None,
-                      size=cfg.output.size, padding=cfg.output.padding, centering=str(cfg.output.centering))
+                      size=cfg.output.size, padding=cfg.output.padding, centering=str(cfg.output.centering),
+                      masks=mask_maker(cfg, registry, store))
 
 
 def cache_root(cfg: DictConfig) -> Path:
@@ -80,7 +84,8 @@ def alignments_meta(cfg: DictConfig, input_value: str, stages: FaceStages, face_
     sampled video's sampling too (frames of two samplings mixed would be neither), added only
     when set, so an unsampled run resumes the files written before sampling existed."""
     padding = geometry.DEFAULT_PADDING if cfg.output.padding is None else float(cfg.output.padding)
-    plugins = {p.spec.kind: {"name": p.spec.name, "config": p.fingerprint()["config"]} for p in stages.plugins()}
+    plugins = {p.spec.kind: {"name": p.spec.name, "config": p.fingerprint()["config"]} for p in stages.plugins()
+               if p.spec.kind != "masker"}  # the masks have their own entry (below)
     meta: dict[str, Any] = {
         "input": input_value,
         "plugins": plugins,
@@ -99,6 +104,8 @@ def alignments_meta(cfg: DictConfig, input_value: str, stages: FaceStages, face_
         meta["embeddings"] = meta["fingerprint"]["embeddings"] = True
     if (centering := str(cfg.output.get("centering", "legacy"))) != "legacy":  # likewise: legacy files still resume
         meta["output"]["centering"] = meta["fingerprint"]["centering"] = centering
+    if (masks := masks_meta(stages.masks)) is not None:  # likewise
+        meta["masks"] = meta["fingerprint"]["masks"] = masks
     return meta
 
 

@@ -19,8 +19,8 @@ from typing import Callable
 from omegaconf import DictConfig
 
 from facekit.app.tasks.acceptance import accept_run
-from facekit.app.tasks.earlier import (Earlier, EarlierSource, read_earlier, recrop_meta, recrop_settings,
-                                      recrop_stages, sampling_of)
+from facekit.app.tasks.earlier import (Earlier, EarlierRuns, EarlierSource, read_earlier, recrop_meta, recrop_stages,
+                                      sampling_of)
 from facekit.app.tasks.planning import source_ledger
 from facekit.app.tasks.settings import check_crop, check_output_folder, job_output_dir
 from facekit.engine.cores import choose_workers
@@ -33,7 +33,6 @@ from facekit.ledger.collection_state import CollectionState, alignments_name, sa
 from facekit.ledger.run_folder import RunFolder
 from facekit.ledger.source import SourceLedger, counted
 from facekit.ledger.states import SourceState
-from facekit.media.collection import COLLECTION_FILE
 from facekit.media.sources import open_input, utf8_text
 from facekit.output.alignments import ALIGNMENTS_FILE, load_alignments
 from facekit.output.face_files import FaceWriter
@@ -144,7 +143,7 @@ def _recrop_collection(cfg: DictConfig, earlier: Earlier) -> None:
     marked failed, and the others go on. Exit code 2 only when no source is done."""
     root = job_output_dir(cfg)
     with RunFolder(root) as run:
-        state = CollectionState.load(root / COLLECTION_FILE, str(cfg.input), recrop_settings(cfg))
+        state = EarlierRuns.of_earlier(cfg, root, earlier).state
         accept_run(cfg, run)
         try:
             for number, source in enumerate(earlier.sources, start=1):

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from facekit.app.tasks.mask_settings import check_mask_settings
 from facekit.errors import ConfigError, FacekitError
 from facekit.media.sampling import Sampling, parse_time
 from facekit.media.collection import LIST_PREFIX, Selection, is_collection, is_list
@@ -31,6 +32,7 @@ def check_settings(cfg: DictConfig) -> None:
         raise ConfigError(f"runner.workers={workers!r}; use auto, or a whole number of processes (0: threads)")
     if cfg.cache.enabled != "auto" and not isinstance(cfg.cache.enabled, bool):
         raise ConfigError(f"cache.enabled={cfg.cache.enabled!r}; choose one of: auto, true, false")
+    check_mask_settings(cfg)
     sampling(cfg)
     selection(cfg)
     named = str(cfg.input)

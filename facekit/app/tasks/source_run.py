@@ -1,18 +1,18 @@
-"""One source into one folder on the local executor: the single input's run, and a collection
-source's where each source runs on its own (a sweep's job, whose analysis cache is per source,
-or a serial run)."""
+"""One source into its folder on this machine, through a pipeline of its own: a single input (a
+collection of one), and a collection's source where each source runs on its own (a sweep's job,
+whose analysis cache is per source, or a serial run)."""
 from __future__ import annotations
 
 import logging
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from omegaconf import DictConfig
 
-from facekit.app.tasks.acceptance import accept_run
+from facekit.app.tasks.idle import say_nothing_to_do
 from facekit.app.tasks.planning import (alignments_meta, build_stages, cache_root, gpu_plan, identity_filter,
                                         source_ledger)
 from facekit.app.tasks.settings import cache_is_on, job_output_dir, sampling
@@ -25,7 +25,6 @@ from facekit.errors import FacekitError
 from facekit.faces.finisher import Finisher
 from facekit.faces.quality import QualityFilter
 from facekit.faces.stages import FaceStages
-from facekit.ledger.run_folder import RunFolder
 from facekit.ledger.source import SourceLedger
 from facekit.media import FrameSource, open_input
 from facekit.output.alignments import ALIGNMENTS_FILE
@@ -58,32 +57,26 @@ class RunPlan:
     cache: AnalysisCache | None = None
     cached: dict[str, dict[str, Any]] | None = None  # the analysis cache's entry for this input
     quality: QualityFilter | None = None
-
-
-def run_single(cfg: DictConfig, registry: PluginRegistry) -> None:
-    """Build the run plan, open the source's ledger (which may refuse other settings), accept
-    the run, run it, report."""
-    with ExitStack() as held:  # the run's folder, the analysis cache's lock and the ledger's, until the end
-        run = held.enter_context(RunFolder(job_output_dir(cfg)))
-        plan = plan_run(cfg, registry, held)
-        summary, ledger = execute(plan, held, accepted=lambda: accept_run(cfg, run))
-    report(plan, summary, ledger)
+    notes: list[str] = field(default_factory=list)  # what the run will do: said once there is a frame to do
+    nothing_to_do: bool = False  # an earlier run did every frame (set by ``execute``)
 
 
 def plan_run(cfg: DictConfig, registry: PluginRegistry | None, held: ExitStack, stages: FaceStages | None = None,
              output: Path | None = None, face_filter: IdentityFilter | None = None,
-             input_value: str | None = None) -> RunPlan:
+             input_value: str | None = None, in_collection: bool = False) -> RunPlan:
     """Opens the input, loads the plugins and the filter, and chooses passes and processes (or
     the analysis cache's replay, when it holds this input). Models load here, so a missing
     weights file fails before the output folder is touched. A collection passes the ``stages``
-    (and ``face_filter``) it built once, and each source's path and ``output`` folder."""
+    (and ``face_filter``) it built once, and each source's path and ``output`` folder;
+    ``in_collection``: the collection reads the source folder's subfolders and videos itself."""
     output = job_output_dir(cfg) if output is None else output
     input_value = str(cfg.input) if input_value is None else input_value
     quality = QualityFilter.from_config(cfg.get("quality"))  # its limits checked before any model loads
     chosen = sampling(cfg)
-    source = open_input(input_value, exclude=output, sampling=chosen)
+    source = open_input(input_value, exclude=output, sampling=chosen, in_collection=in_collection)
+    notes: list[str] = []
     if source.kind != "video" and chosen.active:
-        log.info("sample.* chooses a video's frames; %s is not a video, so every image is read", source.path)
+        notes.append(f"sample.* chooses a video's frames; {source.path} is not a video, so every image is read")
     if stages is None:
         assert registry is not None, "plan_run needs the registry or the stages"
         stages = build_stages(cfg, registry)
@@ -101,7 +94,7 @@ def plan_run(cfg: DictConfig, registry: PluginRegistry | None, held: ExitStack, 
                         create=False)  # encodes only: the source's ledger lands the files
     finish = per_record("encode", Finisher(stages, face_filter, writer, quality))
     plan = RunPlan(cfg, input_value, output, source, stages, face_filter, writer, [], "cached", cache=cache,
-                   cached=cache.load() if cache is not None else None, quality=quality)
+                   cached=cache.load() if cache is not None else None, quality=quality, notes=notes)
     if plan.cached is not None:
         plan.passes = [Pass("from the analysis cache", [_replay_stage(stages, plan.cached), finish])]
     else:
@@ -114,12 +107,12 @@ def plan_run(cfg: DictConfig, registry: PluginRegistry | None, held: ExitStack, 
             stages.ensure_weights()  # each worker builds its own models from them
         for warning in plan.gpu_plan.warnings:  # after loading: a plugin's error stays the only line
             log.warning(warning)
-        log.info(plan.gpu_plan.decision)
+        notes.append(plan.gpu_plan.decision)
         plan.passes = plan_passes(stages.steps(), plan.gpu_plan.passes, finish=[finish])
-    log.info("%s: %d frame(s)%s; %s; %s", source.path, len(source),
-             f" ({source.sampling.describe()})" if source.sampling.active else "",
-             ", ".join(f"{p.spec.kind} {p.spec.name}" for p in stages.plugins()),
-             f"{plan.mode} passes" + (f" in {plan.workers} worker processes" if plan.workers else ""))
+    notes.append(f"{source.path}: {len(source)} frame(s)"
+                 + (f" ({source.sampling.describe()})" if source.sampling.active else "")
+                 + f"; {', '.join(f'{p.spec.kind} {p.spec.name}' for p in stages.plugins())}; {plan.mode} passes"
+                 + (f" in {plan.workers} worker processes" if plan.workers else ""))
     return plan
 
 
@@ -131,6 +124,11 @@ def execute(plan: RunPlan, held: ExitStack, accepted: Callable[[], None] | None 
         cfg, plan.output, alignments_meta(cfg, plan.input, plan.stages, plan.face_filter, plan.source, plan.quality)))
     if accepted is not None:
         accepted()
+    if plan.source.all_done(ledger.done):
+        plan.nothing_to_do = True
+        return RunSummary(resumed=len(ledger.done)), ledger
+    for note in plan.notes:
+        log.info(note)
     if ledger.done:
         log.info("resuming: %d frame(s) already done", len(ledger.done))
     fresh = plan.cache is not None and plan.cached is None and not ledger.done
@@ -154,7 +152,11 @@ def execute(plan: RunPlan, held: ExitStack, accepted: Callable[[], None] | None 
 
 def report(plan: RunPlan, summary: RunSummary, ledger: SourceLedger) -> None:
     """``run_summary.json`` (with the rejects counted by reason: ``identity`` or the quality
-    measure) and the closing lines."""
+    measure) and the closing lines; a run that found every frame done says so in one line and
+    leaves the earlier run's summary as it was."""
+    if plan.nothing_to_do:
+        say_nothing_to_do(summary.resumed)
+        return
     figures = ledger.summary
     figures.skipped, figures.seconds, figures.workers = summary.skipped, summary.seconds, summary.workers
     figures.start_s, figures.stage_s, figures.sink_s = summary.start_s, summary.stage_s, summary.sink_s

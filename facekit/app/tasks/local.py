@@ -1,32 +1,34 @@
-"""``task=extract`` over a collection: a tree or a list of sources, each written into its own
-folder exactly as a separate run of it would be, so each resumes on its own.
+"""``task=extract`` on this machine: every source of the input, a single file or flat folder
+being a collection of one (``sources``), each written into its own folder exactly as a separate
+run of it would be, so each resumes on its own.
 
-The plugins are built once for the whole collection. A run reads every source through one pipeline
-(``collection_stream``), so its worker processes start once, not once per source; a sweep's job
-(whose analysis cache is per source) and a serial run read each source through the single-input
-path instead. ``collection.json`` in the output folder lists every source met so far with its
-state, rewritten atomically as sources finish, and tells a rerun which sources are done (those
-are not reopened). A rerun with other settings finds no source done, so each source's own
-fingerprint check refuses it.
+The plugins are built once for the whole run. A collection reads every source through one
+pipeline (``collection_stream``), so its worker processes start once, not once per source. A
+source alone, a sweep's job (whose analysis cache is per source) and a serial run read each source
+through ``source_run`` instead, whose pipeline shows the source's own frames. ``collection.json``
+in a collection's output folder lists every source met so far with its state, rewritten atomically
+as sources finish, and tells a rerun which sources are done (those are not reopened). A rerun with
+other settings is refused as a whole before anything is written.
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
 from contextlib import ExitStack
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from itertools import chain
+from typing import TYPE_CHECKING, Callable, Iterable
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from facekit.app.tasks.collection_progress import CollectionProgress
 from facekit.app.tasks.collection_stream import CollectionStream, StreamSettings, opens
 from facekit.app.tasks.acceptance import accept_run
-from facekit.app.tasks.planning import build_stages, collection_settings, gpu_plan, identity_filter
-from facekit.app.tasks.single import execute, plan_run, report
+from facekit.app.tasks.idle import say_nothing_to_do
+from facekit.app.tasks.planning import build_stages, gpu_plan, identity_filter
+from facekit.app.tasks.source_run import execute, plan_run, report
+from facekit.app.tasks.sources import RunSources
 from facekit.app.tasks.listing import ListedAhead
-from facekit.app.tasks.settings import cache_is_on, job_output_dir, sampling, selection
+from facekit.app.tasks.settings import cache_is_on, job_output_dir, sampling
 from facekit.engine.pipeline import Pipeline, per_record, plan_passes
 from facekit.engine.cores import FRAMES_PER_WORKER, choose_workers, usable_cores
 from facekit.engine.workers import WorkerPlan
@@ -38,7 +40,7 @@ from facekit.ledger.collection_state import CollectionState, alignments_name, sa
 from facekit.ledger.run_folder import RunFolder
 from facekit.ledger.source import counted
 from facekit.ledger.states import SourceState
-from facekit.media.collection import COLLECTION_FILE, Source, sources_of
+from facekit.media.collection import COLLECTION_FILE, Source
 from facekit.output.alignments import ALIGNMENTS_FILE
 from facekit.output.face_files import FaceWriter
 from facekit.plugin.registry import PluginRegistry
@@ -50,27 +52,38 @@ log = logging.getLogger("facekit")
 
 
 
-def run_collection(cfg: DictConfig, registry: PluginRegistry) -> None:
-    """Every source of the collection; a source that cannot be read is named, marked failed and
-    counted, and the run goes on. Exit code 2 (a FacekitError) only when no source could be
-    processed."""
+def run_local(cfg: DictConfig, registry: PluginRegistry) -> None:
+    """Every source of the input. A collection's source that cannot be read is named, marked
+    failed and counted, and the run goes on: exit code 2 (a FacekitError) only when no source
+    could be processed. A source alone fails as its source fails."""
     root_out = job_output_dir(cfg)
     with RunFolder(root_out) as run:  # one run in this folder; nothing written until it is accepted
-        state = CollectionState.load(root_out / COLLECTION_FILE, str(cfg.input), collection_settings(cfg))
+        sources = RunSources.of(cfg, root_out)
         stages = build_stages(cfg, registry)  # the models load once, for every source
+        if sources.alone:  # its input is opened and its models loaded before the run is accepted
+            _run_source(cfg, registry, stages, next(sources.listing()), sources, CollectionProgress(enabled=False),
+                        accepted=lambda: accept_run(cfg, run))
+            return
         stages.ensure_weights()
         face_filter = identity_filter(cfg, stages, None, None)  # a reference that fails refuses the run
         accept_run(cfg, run)
-        listing = ListedAhead(sources_of(Path(str(cfg.input)).expanduser(), selection(cfg), exclude=root_out))
+        state = sources.state
+        listing = ListedAhead(sources.listing())
+        taken, done_frames = _done_before(listing, state)
+        if done_frames is not None:
+            listing.stop()
+            say_nothing_to_do(done_frames)
+            return
+        queued = chain(taken, listing)
         progress = CollectionProgress(enabled=bool(cfg.runner.progress), listing=listing)
         begun = time.perf_counter()
         try:
             with progress.shown():
                 if cache_is_on(cfg):  # a sweep: each source replays its own analysis cache entry
-                    for source in listing:
-                        _run_source(cfg, registry, stages, source, root_out, state, progress)
+                    for source in queued:
+                        _run_source(cfg, registry, stages, source, sources, progress)
                 else:
-                    _run_streamed(cfg, stages, face_filter, listing, root_out, state, progress)
+                    _run_streamed(cfg, stages, face_filter, queued, sources, progress)
         finally:
             listing.stop()
             state.run = {"frames": progress.frames, "seconds": round(time.perf_counter() - begun, 3),
@@ -79,8 +92,22 @@ def run_collection(cfg: DictConfig, registry: PluginRegistry) -> None:
     _report(cfg, state, progress)
 
 
-def _run_streamed(cfg: DictConfig, stages: FaceStages, face_filter: IdentityFilter | None, sources: Iterable[Source],
-                  root_out: Path, state: CollectionState, progress: CollectionProgress) -> None:
+def _done_before(listing: Iterable[Source], state: CollectionState) -> tuple[list[Source], int | None]:
+    """The sources taken from the listing up to the first that has work left (or failed), and,
+    when an earlier run did every one, their frames: a rerun with nothing to do says so in one
+    line rather than starting worker processes and drawing a bar for no frame."""
+    taken: list[Source] = []
+    for source in listing:
+        taken.append(source)
+        if source.failed is not None or not state.was_done(source):
+            return taken, None
+    if not taken:
+        return taken, None
+    return taken, sum(int(state.earlier[source.rel].get("frames", 0)) for source in taken)
+
+
+def _run_streamed(cfg: DictConfig, stages: FaceStages, face_filter: IdentityFilter | None, listing: Iterable[Source],
+                  sources: RunSources, progress: CollectionProgress) -> None:
     """Every source through one pipeline: the models load, and the worker processes start, once.
     A GPU plan of more than one pass (a serial run) reads each source on its own instead, since
     a pass over the whole collection would hold every frame's faces until the next pass."""
@@ -90,9 +117,10 @@ def _run_streamed(cfg: DictConfig, stages: FaceStages, face_filter: IdentityFilt
     log.info(plan.decision)
     quality = QualityFilter.from_config(cfg.get("quality"))
     if len(plan.passes) > 1:
-        for source in sources:
-            _run_source(cfg, None, stages, source, root_out, state, progress, face_filter=face_filter)
+        for source in listing:
+            _run_source(cfg, None, stages, source, sources, progress, face_filter=face_filter)
         return
+    root_out, state = sources.root, sources.state
     workers = choose_workers(cfg.runner.workers, [p.spec for p in stages.plugins()], plan.mode,
                              frames=FRAMES_PER_WORKER * usable_cores())  # a collection is taken to be long
     if workers is None:
@@ -104,7 +132,7 @@ def _run_streamed(cfg: DictConfig, stages: FaceStages, face_filter: IdentityFilt
     passes = plan_passes(stages.steps(), plan.passes, finish=[per_record("encode", Finisher(stages, face_filter, encoder,
                                                                                     quality))])
     settings = StreamSettings(cfg, stages, face_filter, quality, sampling(cfg), root_out, plan.mode, workers or 0)
-    stream = CollectionStream(settings, sources, state, progress)
+    stream = CollectionStream(settings, listing, state, progress)
     log.info("collection: %s; %s passes%s", ", ".join(f"{p.spec.kind} {p.spec.name}" for p in stages.plugins()),
              plan.mode, f" in {workers} worker processes, started once" if workers else "")
     while True:
@@ -147,39 +175,45 @@ def _report(cfg: DictConfig, state: CollectionState, progress: CollectionProgres
 
 
 def _run_source(cfg: DictConfig, registry: PluginRegistry | None, stages: FaceStages, source: Source,
-                root_out: Path, state: CollectionState, progress: CollectionProgress,
-                face_filter: IdentityFilter | None = None) -> None:
-    """One source through the single-input path, into its own folder (a sweep's job, whose
-    analysis cache is per source, or a serial run)."""
+                sources: RunSources, progress: CollectionProgress, face_filter: IdentityFilter | None = None,
+                accepted: Callable[[], None] | None = None) -> None:
+    """One source through ``source_run``, into its own folder: a source alone, a sweep's job
+    (whose analysis cache is per source) or a serial run. ``accepted`` is called once its last
+    check has passed (a source alone: the run is accepted then)."""
+    state = sources.state
     number = progress.met_source()
     if not opens(source, state, progress):
         return
-    output = root_out / source.output
-    log.info("source %d: %s -> %s", number, source.rel, output)
+    output = sources.root / source.output
+    if not sources.alone:
+        log.info("source %d: %s -> %s", number, source.rel, output)
     alignments = alignments_name(source)
     try:
         output.mkdir(parents=True, exist_ok=True)
         with ExitStack() as held:
             state.set(source, SourceState.PARTIAL, alignments=alignments)
             plan = plan_run(cfg, registry, held, stages=stages, output=output, face_filter=face_filter,
-                            input_value=str(source.path))
-            progress.opened_source(source.rel, len(plan.source))
-            summary, ledger = execute(plan, held)
+                            input_value=sources.named(source), in_collection=not sources.alone)
+            progress.opened_source(number, source.rel, len(plan.source))
+            summary, ledger = execute(plan, held, accepted=accepted)
         report(plan, summary, ledger)
-        progress.frames += summary.frames
+        progress.frame_done(number, summary.frames)
         progress.busy_s += summary.seconds
     except KeyboardInterrupt:
         state.set(source, SourceState.PARTIAL, force=True, alignments=alignments, reason="interrupted; the same command resumes it")
         raise
     except (FacekitError, OSError) as exc:
+        if sources.alone:
+            raise
         reason = str(exc) if isinstance(exc, FacekitError) else f"{exc.strerror or exc}"
         log.warning("source %s failed: %s", source.rel, reason)
         state.set(source, SourceState.FAILED, reason=reason)
-        progress.finished_source()
+        progress.finished_source(number)
         return
-    frames, faces = counted(output / ALIGNMENTS_FILE)
-    state.set(source, SourceState.DONE, frames=frames, faces=faces, alignments=alignments)
-    progress.finished_source()
+    if not sources.alone:
+        frames, faces = counted(output / ALIGNMENTS_FILE)
+        state.set(source, SourceState.DONE, frames=frames, faces=faces, alignments=alignments)
+    progress.finished_source(number)
 
 
-__all__ = ["COLLECTION_FILE", "CollectionState", "run_collection"]
+__all__ = ["COLLECTION_FILE", "CollectionState", "run_local"]

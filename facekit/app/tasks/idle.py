@@ -1,0 +1,11 @@
+"""The one line of a rerun that finds every frame done: no progress bar drawn for no work, no
+plan of passes and processes that will not run, and no Ray started to run no shard."""
+from __future__ import annotations
+
+import logging
+
+log = logging.getLogger("facekit")
+
+
+def say_nothing_to_do(frames: int) -> None:
+    log.info("nothing to do: %d frames already done", frames)

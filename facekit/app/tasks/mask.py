@@ -1,0 +1,67 @@
+"""``task=mask input=OUT 'output.masks=[components]'``: masks added to (or replaced in) an
+extraction's output, single or collection, from its alignments files; ``mask.import=DIR`` reads
+edited masks back. The mask keys are extraction's (``output.masks``, ``+masker=``,
+``output.mask_size``, ``output.mask_format``); the work is ``facekit.ledger.remask``."""
+from __future__ import annotations
+
+import logging
+from contextlib import ExitStack
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from facekit.app.tasks.mask_settings import check_mask_settings, mask_maker, masks_meta
+from facekit.app.tasks.planning import cache_root
+from facekit.errors import ConfigError
+from facekit.ledger.remask import MaskRequestSettings, output_folders, remask_folder
+from facekit.ledger.run_folder import RunFolder
+from facekit.models.store import ModelStore
+from facekit.plugin.loading import ensure_all_weights
+from facekit.plugin.registry import PluginRegistry
+
+log = logging.getLogger("facekit")
+
+
+def run_mask(cfg: DictConfig, registry: PluginRegistry) -> None:
+    request = mask_request(cfg, registry)
+    root = Path(str(cfg.input)).expanduser()
+    folders = output_folders(root)
+    with ExitStack() as held:
+        run = held.enter_context(RunFolder(root))  # no extraction (or other task=mask) writes meanwhile
+        run.accept()
+        if request.maker is not None:
+            ensure_all_weights(request.maker.plugins)
+        done = skipped = 0
+        for folder in folders:
+            faces = remask_folder(folder, request)
+            if faces is None:
+                skipped += 1
+            else:
+                done += faces
+                log.info("%s: %d face(s)", folder, faces)
+    names = ", ".join(request.maker.names) if request.maker is not None else "none made"
+    imported = f"; imported from {request.import_dir}" if request.import_dir is not None else ""
+    log.info("masks (%s%s) in %d source folder(s), %d face(s)%s", names, imported, len(folders) - skipped, done,
+             f"; {skipped} already done" if skipped else "")
+
+
+def mask_request(cfg: DictConfig, registry: PluginRegistry) -> MaskRequestSettings:
+    """The checked request: at least one masker or an import folder, both readable."""
+    if not cfg.input:
+        raise ConfigError("input is required: facekit task=mask input=<extraction output folder> "
+                          "'output.masks=[components]'")
+    root = Path(str(cfg.input)).expanduser()
+    if not root.is_dir():
+        raise ConfigError(f"input {str(root)!r} is not a folder: give an extraction's output folder")
+    check_mask_settings(cfg)
+    imported = cfg.mask.get("import")
+    import_dir = None if imported is None else Path(str(imported)).expanduser()
+    if import_dir is not None and not import_dir.is_dir():
+        raise ConfigError(f"mask.import={str(import_dir)!r} is not a folder (it holds <mask name>/<face file>.png)")
+    store = ModelStore(registry.models, cache_dir=cache_root(cfg), offline=bool(cfg.models.offline))
+    maker = mask_maker(cfg, registry, store)
+    if maker is None and import_dir is None:
+        raise ConfigError("task=mask needs masks to make or import: 'output.masks=[components]' or mask.import=DIR")
+    meta = masks_meta(maker)
+    return MaskRequestSettings(maker, str(cfg.output.mask_format), int(cfg.output.mask_size), import_dir,
+                               meta["maskers"] if meta else {})

@@ -1,0 +1,53 @@
+"""The sources a run reads, for either executor: a collection's, listed as the run goes, or the
+input alone as a collection of one.
+
+A single file or a flat folder of images is a collection of one: the same per-source code runs
+it, into ``output.dir`` itself (its source's ``output`` is ``.``), and it fails as its source fails
+(the source's own error is the run's, exit 2), where a collection marks a failed source and goes
+on. Its state is kept in memory only: ``collection.json`` is written for collections alone, so
+the output layout of a single input is what it always was.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from omegaconf import DictConfig
+
+from facekit.app.tasks.planning import collection_settings
+from facekit.app.tasks.settings import is_collection_input, selection
+from facekit.ledger.collection_state import CollectionState
+from facekit.media.collection import COLLECTION_FILE, Source, sources_of
+
+
+@dataclass
+class RunSources:
+    """The run's sources and their states (``collection.json`` for a collection)."""
+
+    cfg: DictConfig
+    root: Path  # output.dir
+    state: CollectionState
+    alone: bool  # the input is a single source: a collection of one
+
+    @classmethod
+    def of(cls, cfg: DictConfig, root: Path) -> RunSources:
+        """A collection's state is loaded here, and a rerun with other settings refused as a
+        whole, before anything is written."""
+        if not is_collection_input(cfg):
+            return cls(cfg, root, CollectionState(None, str(cfg.input)), alone=True)
+        return cls(cfg, root, CollectionState.load(root / COLLECTION_FILE, str(cfg.input), collection_settings(cfg)),
+                   alone=False)
+
+    def listing(self) -> Iterator[Source]:
+        """Each source, in order; a collection's as its walk (or list) finds them."""
+        named = Path(str(self.cfg.input)).expanduser()
+        if self.alone:
+            yield Source(named, "folder" if named.is_dir() else "video", str(self.cfg.input), ".")
+            return
+        yield from sources_of(named, selection(self.cfg), exclude=self.root)
+
+    def named(self, source: Source) -> str:
+        """The source as its alignments meta names it: the input as given, or a collection's
+        source's path (a single input's meta has always named it as the user wrote it)."""
+        return str(self.cfg.input) if self.alone else str(source.path)

@@ -1,0 +1,198 @@
+"""Masks through the command: ``output.masks`` while extracting (single source, collection),
+``output.mask_format`` (alpha, file), ``task=mask`` on an existing output and
+``mask.import`` of edited masks, and the mistakes each refuses."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from cli_helpers import file_hashes, load_json, run_facekit
+from conftest import require_data
+from facekit.output.masks import mask_from_dict
+from facekit.output.pngmeta import MASKS_KEY, read_png_text
+
+MASKS = "output.masks=[components,extended]"
+
+
+def _extract(out: Path, *args: str) -> None:
+    result = run_facekit(f"input={require_data() / 'images' / 'scenes'}", f"output={out}", "runner.progress=false",
+                         *args, cwd=out.parent)
+    assert result.returncode == 0, result.stderr
+
+
+def _mask(out: Path, *args: str):
+    return run_facekit("task=mask", f"input={out}", *args, cwd=out.parent)
+
+
+def stored_masks(out: Path) -> dict[str, dict]:
+    """Every face file's stored masks, by face file then mask name, from alignments.json."""
+    frames = load_json(out / "alignments.json")["frames"]
+    return {face["crop"]: face.get("mask", {}) for frame in frames.values() for face in frame["faces"] if face["crop"]}
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a > 127, b > 127
+    return float((a & b).sum() / (a | b).sum())
+
+
+@pytest.fixture(scope="module")
+def with_masks(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("with") / "faces"
+    _extract(out, MASKS, "output.mask_format=file")
+    return out
+
+
+@pytest.fixture(scope="module")
+def added_later(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Extracted without masks, then given them by task=mask."""
+    out = tmp_path_factory.mktemp("later") / "faces"
+    _extract(out)
+    result = _mask(out, MASKS, "output.mask_format=file")
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_two_runs_give_the_same_bytes_of_masks_mask_files_and_face_files(with_masks: Path, tmp_path: Path) -> None:
+    again = tmp_path / "again"
+    _extract(again, MASKS, "output.mask_format=file")
+    assert file_hashes(again, "*.png", "masks/*/*.png") == file_hashes(with_masks, "*.png", "masks/*/*.png")
+    assert stored_masks(again) == stored_masks(with_masks)
+
+
+def test_every_face_gets_each_mask_stored_at_128_px_with_its_matrix_and_the_legacy_centering(with_masks: Path) -> None:
+    masks = stored_masks(with_masks)
+    assert len(masks) == 33 and all(set(found) == {"components", "extended"} for found in masks.values())
+    for found in masks.values():
+        for entry in found.values():
+            assert entry["size"] == 128 and entry["centering"] == "legacy" and np.shape(entry["affine"]) == (2, 3)
+            assert mask_from_dict(entry).pixels.any()
+
+
+def test_each_face_file_carries_its_masks_as_alignments_json_stores_them(with_masks: Path) -> None:
+    for face_file, masks in stored_masks(with_masks).items():
+        assert json.loads(read_png_text(with_masks / face_file)[MASKS_KEY]) == masks
+
+
+def test_mask_files_are_the_stored_masks_at_the_face_files_size(with_masks: Path) -> None:
+    for face_file, masks in stored_masks(with_masks).items():
+        for name, entry in masks.items():
+            written = cv2.imread(str(with_masks / "masks" / name / face_file), cv2.IMREAD_UNCHANGED)
+            assert written.shape == (256, 256)
+            expected = cv2.resize(mask_from_dict(entry).pixels, (256, 256), interpolation=cv2.INTER_CUBIC)
+            assert np.array_equal(written, expected)
+
+
+def test_a_run_without_masks_writes_no_mask_key_folder_or_text(added_later: Path, tmp_path: Path) -> None:
+    plain = tmp_path / "plain"
+    _extract(plain)
+    assert not (plain / "masks").exists()
+    text = (plain / "alignments.json").read_text()
+    assert '"mask"' not in text and '"outline"' not in text and '"masks"' not in text
+    assert all(MASKS_KEY not in read_png_text(path) for path in plain.glob("*.png"))
+
+
+def test_task_mask_on_an_output_extracted_without_masks_gives_the_masks_of_extracting_with_them(
+        with_masks: Path, added_later: Path) -> None:
+    assert stored_masks(added_later) == stored_masks(with_masks)
+    assert file_hashes(added_later, "*.png", "masks/*/*.png") == file_hashes(with_masks, "*.png", "masks/*/*.png")
+    mine, theirs = load_json(added_later / "alignments.json")["meta"], load_json(with_masks / "alignments.json")["meta"]
+    assert mine["fingerprint"] == theirs["fingerprint"]  # the extraction with masks resumes there
+
+
+def test_task_mask_run_again_skips_the_source_it_finished(added_later: Path) -> None:
+    before = file_hashes(added_later, "*.png", "masks/*/*.png", "alignments.json")
+    result = _mask(added_later, MASKS, "output.mask_format=file")
+    assert result.returncode == 0 and "1 already done" in result.stderr
+    assert file_hashes(added_later, "*.png", "masks/*/*.png", "alignments.json") == before
+
+
+def test_an_exported_mask_edited_and_imported_reads_back_as_the_edit(with_masks: Path, tmp_path: Path) -> None:
+    out = tmp_path / "faces"
+    _extract(out, MASKS, "output.mask_format=file")
+    edits = tmp_path / "edits"
+    edited = {}
+    for path in sorted((out / "masks" / "components").glob("*.png")):
+        mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        mask[: mask.shape[0] // 2, : mask.shape[1] // 2] = 0  # erase the top-left quarter
+        (edits / "components").mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(edits / "components" / path.name), mask)
+        edited[path.name] = mask
+    result = _mask(out, f"mask.import={edits}")
+    assert result.returncode == 0, result.stderr
+    stored = stored_masks(out)
+    scores = {name: iou(cv2.resize(mask_from_dict(stored[name]["components"]).pixels, (256, 256),
+                                   interpolation=cv2.INTER_CUBIC), edit) for name, edit in edited.items()}
+    assert len(scores) == 33 and [f"{n}: {s:.4f}" for n, s in scores.items() if not s >= 0.99] == []
+    untouched = stored_masks(with_masks)  # the mask not imported is kept as it was
+    assert all(stored[name]["extended"] == untouched[name]["extended"] for name in edited)
+    assert all(json.loads(read_png_text(out / name)[MASKS_KEY]) == stored[name] for name in edited)
+
+
+def test_alpha_writes_rgba_face_files_whose_alpha_is_the_first_mask(tmp_path: Path) -> None:
+    out = tmp_path / "faces"
+    _extract(out, "output.masks=[extended,components]", "output.mask_format=alpha", "output.mask_size=256")
+    for face_file, masks in stored_masks(out).items():
+        image = cv2.imread(str(out / face_file), cv2.IMREAD_UNCHANGED)
+        assert image.shape == (256, 256, 4)
+        assert np.array_equal(image[..., 3], mask_from_dict(masks["extended"]).pixels)
+    assert not (out / "masks").exists()
+
+
+def test_masks_through_a_collection_reach_every_source_and_task_mask_adds_the_same_to_one(tmp_path: Path) -> None:
+    people = require_data() / "images" / "people"
+    out, later = tmp_path / "people", tmp_path / "later"
+    for folder, masks in ((out, ["output.masks=[components]"]), (later, [])):
+        result = run_facekit(f"input={people}", f"output={folder}", "runner.progress=false", *masks, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    added = _mask(later, "output.masks=[components]")
+    assert added.returncode == 0, added.stderr
+    sources = sorted(path.parent.relative_to(out) for path in out.rglob("alignments.json"))
+    assert len(sources) == 7
+    for source in sources:
+        masks = stored_masks(out / source)
+        assert masks and all(set(found) == {"components"} for found in masks.values())
+        assert stored_masks(later / source) == masks
+
+
+def test_the_mesh_mask_comes_from_the_outline_the_facemesh_aligner_records(tmp_path: Path) -> None:
+    out = tmp_path / "faces"
+    _extract(out, "+aligner=facemesh", "output.masks=[mesh]")
+    frames = load_json(out / "alignments.json")["frames"]
+    faces = [face for frame in frames.values() for face in frame["faces"]]
+    assert faces and all(len(face["outline"]) == 33 and set(face["mask"]) == {"mesh"} for face in faces)
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["output.masks=[nose]"], "unknown masker 'nose'; choose one of: components, extended, mesh"),
+    (["output.mask_format=alpha"], "output.mask_format=alpha writes masks, but none is asked for"),
+    (["output.masks=[components]", "output.mask_format=png"], "mask_format"),
+    (["output.masks=[components]", "output.mask_size=0"], "output.mask_size must be a positive whole number"),
+    (["output.masks=[components,components]"], "names a mask twice"),
+], ids=["unknown masker", "alpha without masks", "unknown format", "zero size", "twice"])
+def test_a_wrong_mask_setting_stops_extraction_with_one_line(tmp_path: Path, args: list[str], says: str) -> None:
+    result = run_facekit(f"input={require_data() / 'images' / 'scenes' / 'biden.jpg'}", f"output={tmp_path / 'o'}",
+                         *args, cwd=tmp_path)
+    assert result.returncode == 2 and says in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_task_mask_refuses_a_folder_without_alignments_and_a_request_without_masks(added_later: Path,
+                                                                                  tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    nothing = _mask(empty, "output.masks=[components]")
+    assert nothing.returncode == 2 and "no alignments.json under" in nothing.stderr
+    bare = _mask(added_later)
+    assert bare.returncode == 2 and "task=mask needs masks to make or import" in bare.stderr
+    for result in (nothing, bare):
+        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_task_mask_asked_for_mesh_where_no_outline_was_recorded_says_so_in_one_line(added_later: Path) -> None:
+    result = _mask(added_later, "output.masks=[mesh]")
+    assert result.returncode == 2 and "needs the face outline an aligner traces" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr, result.stderr
