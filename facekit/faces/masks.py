@@ -15,7 +15,7 @@ import numpy as np
 from facekit.imaging import geometry
 from facekit.output.mask_files import encode_mask_file, mask_file_path, with_alpha
 from facekit.plugin.loading import LoadedPlugin
-from facekit.records import Face, FrameRecord, MaskRequest, StoredMask
+from facekit.records import MATRIX_DECIMALS, Face, FrameRecord, MaskRequest, StoredMask
 
 #: The crop today's extraction makes, in faceswap's words for its centerings.
 LEGACY = "legacy"
@@ -88,16 +88,12 @@ class MaskMaker:
 
 def mask_matrix(crop_matrix: np.ndarray, crop_size: int, size: int) -> np.ndarray:
     """Frame -> mask pixels: the crop's matrix scaled from ``crop_size`` to ``size``, pixel
-    centres kept (crop pixel x covers [x - 0.5, x + 0.5])."""
+    centres kept (crop pixel x covers [x - 0.5, x + 0.5]). Rounded as stored (a crop's matrix
+    is): masks are drawn with the rounded matrix, so the stored one is the one used."""
     scale = size / crop_size
     matrix = np.asarray(crop_matrix, dtype=np.float64) * scale
     matrix[:, 2] += (scale - 1) / 2
     return np.round(matrix, MATRIX_DECIMALS)
-
-
-#: The stored matrix's precision: 1e-6 of a mask pixel per frame pixel is far below a pixel
-#: over any frame, and the rounded matrix is the one masks are drawn with, so stored = used.
-MATRIX_DECIMALS = 6
 
 
 def request_for(face: Face, crop_matrix: np.ndarray, crop_size: int, size: int) -> MaskRequest:
