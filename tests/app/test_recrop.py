@@ -180,3 +180,13 @@ def test_a_recrop_on_ray_writes_what_a_local_recrop_writes(tree: Path, tmp_path:
     assert ours == local
     states = {entry["source"]: entry["state"] for entry in load_json(tmp_path / "ray512" / "collection.json")["sources"]}
     assert set(states.values()) == {"done"}
+
+
+def test_a_recrop_keeps_the_masks_extraction_stored_each_with_the_crop_it_was_drawn_in(tmp_path: Path) -> None:
+    _run(tmp_path, f"input={require_data() / 'images' / 'scenes'}", "output=masked", "output.masks=[components]")
+    _run(tmp_path, "task=recrop", "input=masked", "output=heads", "output.centering=head", "output.size=512")
+    before, after = (load_json(tmp_path / folder / "alignments.json")["frames"] for folder in ("masked", "heads"))
+    masks = [[face.get("mask") for face in frame["faces"]] for frame in before.values()]
+    assert [[face.get("mask") for face in frame["faces"]] for frame in after.values()] == masks
+    assert {entry["components"]["centering"] for frame in masks for entry in frame if entry} == {"legacy"}
+    assert {face["centering"] for frame in after.values() for face in frame["faces"]} == {"head"}
