@@ -60,7 +60,9 @@ def test_a_face_file_of_other_bytes_but_its_size_passes_the_default_check(uninte
     """What ``resume.verify=full`` is for: the default check stats the files and reads none."""
     out = tmp_path / "out"
     shutil.copytree(uninterrupted, out)
-    _damage(out, "replaced")
+    victim = _damage(out, "replaced")
+    replaced = file_hashes(out, "*.png")
     result = run_facekit(f"input={DATA / 'video' / CLIP}", "output=out", "runner.progress=false", cwd=tmp_path)
     assert result.returncode == 0 and "missing or damaged" not in result.stderr, result.stderr
-    assert load_json(out / "run_summary.json")["frames"] == 0
+    assert "nothing to do: 91 frames already done" in result.stderr, result.stderr  # no frame run again
+    assert file_hashes(out, "*.png") == replaced and victim in load_json(out / "alignments.json")["frames"]
