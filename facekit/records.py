@@ -15,6 +15,8 @@ EMBEDDING_DECIMALS = 5
 #: Per-face measures (degrees, pixels, Laplacian variance) are stored to 0.01; misalignment is
 #: in units of the mean face's square, so it keeps 4 decimals (SCORE_DECIMALS).
 MEASURE_DECIMALS = 2
+#: A crop's matrix: 1e-6 of a pixel per source pixel stays under 0.01 px across a 10,000 px frame.
+MATRIX_DECIMALS = 6
 
 
 @dataclass
@@ -79,6 +81,7 @@ class Face:
     detection: Detection
     landmarks: np.ndarray | None = None  # shape (68, 2), iBUG-300W order, source pixels
     matrix: np.ndarray | None = None  # 2x3 similarity: source pixels -> aligned crop pixels
+    centering: str | None = None  # which crop ``matrix`` makes: legacy | face | head (facekit.imaging.centering)
     crop: np.ndarray | None = None  # aligned face image (BGR, output.size square)
     crop_file: str | None = None
     crop_sha256: str | None = None

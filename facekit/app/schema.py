@@ -43,6 +43,15 @@ class Task(StrEnum):
     plugins = "plugins"
     curate = "curate"
     mask = "mask"
+    recrop = "recrop"
+
+
+class CropCentering(StrEnum):
+    """``output.centering=``: ``facekit.imaging.centering.CENTERINGS`` (a test keeps them equal)."""
+
+    legacy = "legacy"
+    face = "face"
+    head = "head"
 
 
 class MaskFormat(StrEnum):
@@ -68,6 +77,8 @@ class OutputSchema:
     size: int = key("side of each aligned face crop, pixels")
     padding: Optional[float] = key(f"crop margin per side, a fraction of the crop in [0, 0.5) "
                                    f"(null: {DEFAULT_PADDING})")
+    centering: CropCentering = key("legacy (today's crop, brows to chin) | face (the whole face, centred on it) | "
+                                   "head (the whole head, for head swaps)")
     debug: bool = key("also write each frame with boxes and landmarks drawn, to DIR/debug/")
     save_every: int = key("frames between fsyncs of the alignments journal")
     embeddings: bool = key("store each face's identity embedding in alignments.json, for task=curate "
@@ -215,9 +226,15 @@ class CurateSchema:
 
 
 @dataclass
+class RecropSchema:
+    sources: Optional[str] = key("a folder where sources that moved since extraction now are, under the "
+                                 "names they had in the collection (null: where extraction read them)")
+
+
+@dataclass
 class FacekitSchema:
     task: Task = key("extract | plugins (list them) | curate (sort an extraction's faces) | mask (add masks to "
-                     "an extraction)")
+                     "an extraction) | recrop (new crops from an extraction's landmarks)")
     input: Optional[str] = key("an image, a folder of images, a video, a tree of them, or @list.txt")
     output: OutputSchema = node(OutputSchema, "where and how faces are written (output=DIR: output.dir=DIR)")
     default_plugins: DefaultPluginsSchema = node(DefaultPluginsSchema, "the plugins a run uses when it names none")
@@ -233,6 +250,8 @@ class FacekitSchema:
     curate: CurateSchema = node(CurateSchema, "task=curate input=EXTRACTION output=RESULT (never changes the input)")
     mask: MaskSchema = node(MaskSchema, "task=mask input=EXTRACTION 'output.masks=[...]': add or replace masks in "
                                         "place, no detection")
+    recrop: RecropSchema = node(RecropSchema, "task=recrop input=EXTRACTION output=NEW: crops at output.size, "
+                                              "centering and padding from the stored landmarks, no model run")
     # Added with +detector=NAME etc.: each plugin's own node (its YAML in conf/, or its config
     # dataclass through cli.register_plugin_configs); None when the run names none.
     detector: Optional[Any] = key("added with +detector=NAME: that detector's options", None)

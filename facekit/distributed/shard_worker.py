@@ -77,8 +77,10 @@ class ShardWorker:
         try:
             batch: list[FrameRecord] = []
             for frame in shard_frames(task.shard, task.sampling, result.skipped):
+                if not self.stages.wants(frame):
+                    continue
                 batch.append(FrameRecord(frame))
-                if len(batch) >= self.stages.detector.batch_size:
+                if len(batch) >= self.stages.batch_size:
                     self._finish(batch, finish, journal, result, written)
                     batch = []
             if batch:

@@ -23,10 +23,12 @@ class Extractor:
     >>> faces = extractor.extract(image)          # image: BGR uint8, as cv2.imread gives
     >>> faces[0].landmarks.shape, faces[0].crop.shape, faces[0].embedding.shape
     ((68, 2), (256, 256, 3), (128,))
+
+    ``centering`` is ``output.centering``'s: legacy, face or head (``facekit.imaging.centering``).
     """
 
     def __init__(self, detector: str = "yunet", aligner: str = "facemesh", identity: str | None = None, *,
-                 size: int = 256, detector_options: Mapping[str, Any] | None = None,
+                 size: int = 256, centering: str = "legacy", detector_options: Mapping[str, Any] | None = None,
                  aligner_options: Mapping[str, Any] | None = None,
                  identity_options: Mapping[str, Any] | None = None, masks: Sequence[str] = (),
                  mask_size: int = DEFAULT_MASK_SIZE,
@@ -40,7 +42,7 @@ class Extractor:
             load_plugin(registry, store, "detector", detector, detector_options),
             load_plugin(registry, store, "aligner", aligner, aligner_options),
             load_plugin(registry, store, "identity", identity, identity_options) if identity else None,
-            size=size, masks=maker,
+            size=size, centering=centering, masks=maker,
         )
         self.stages.load_models()
 

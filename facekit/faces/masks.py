@@ -12,13 +12,11 @@ from typing import Sequence
 
 import numpy as np
 
-from facekit.imaging import geometry
+from facekit.imaging.centering import DEFAULT_CENTERING, centering_matrix
 from facekit.output.mask_files import encode_mask_file, mask_file_path, with_alpha
 from facekit.plugin.loading import LoadedPlugin
-from facekit.records import Face, FrameRecord, MaskRequest, StoredMask
+from facekit.records import MATRIX_DECIMALS, Face, FrameRecord, MaskRequest, StoredMask
 
-#: The crop today's extraction makes, in faceswap's words for its centerings.
-LEGACY = "legacy"
 DEFAULT_MASK_SIZE = 128
 MASK_FORMATS = ("none", "alpha", "file")
 
@@ -78,7 +76,7 @@ class MaskMaker:
             pixels = plugin.model.mask(image if "image" in plugin.spec.needs else None, requests)
             for face, request, mask in zip(faces, requests, pixels):
                 face.masks[plugin.spec.name] = StoredMask(checked_mask(mask, self.size, plugin.spec.name),
-                                                          request.matrix, LEGACY)
+                                                          request.matrix, centering_of(face))
 
     def make_for_record(self, record: FrameRecord, faces: Sequence[Face], crop_size: int,
                         only: LoadedPlugin | None = None) -> None:
@@ -88,16 +86,12 @@ class MaskMaker:
 
 def mask_matrix(crop_matrix: np.ndarray, crop_size: int, size: int) -> np.ndarray:
     """Frame -> mask pixels: the crop's matrix scaled from ``crop_size`` to ``size``, pixel
-    centres kept (crop pixel x covers [x - 0.5, x + 0.5])."""
+    centres kept (crop pixel x covers [x - 0.5, x + 0.5]). Rounded as stored (a crop's matrix
+    is): masks are drawn with the rounded matrix, so the stored one is the one used."""
     scale = size / crop_size
     matrix = np.asarray(crop_matrix, dtype=np.float64) * scale
     matrix[:, 2] += (scale - 1) / 2
     return np.round(matrix, MATRIX_DECIMALS)
-
-
-#: The stored matrix's precision: 1e-6 of a mask pixel per frame pixel is far below a pixel
-#: over any frame, and the rounded matrix is the one masks are drawn with, so stored = used.
-MATRIX_DECIMALS = 6
 
 
 def request_for(face: Face, crop_matrix: np.ndarray, crop_size: int, size: int) -> MaskRequest:
@@ -127,6 +121,12 @@ def checked_mask(mask: np.ndarray, size: int, name: str) -> np.ndarray:
 
 
 def crop_matrices(faces: Sequence[Face], crop_size: int, padding: float) -> list[np.ndarray]:
-    """Each face's crop matrix from its stored landmarks, as extraction made it: ``task=mask``
-    reads no frame for landmark masks."""
-    return [geometry.alignment_matrix(face.landmarks, crop_size, padding=padding) for face in faces]
+    """Each face's crop matrix from its stored landmarks and centering, as extraction made it:
+    ``task=mask`` reads no frame for landmark masks."""
+    return [centering_matrix(face.landmarks, crop_size, padding, centering_of(face)) for face in faces]
+
+
+def centering_of(face: Face) -> str:
+    """The centering of the crop a face's masks are drawn in: its own (faces stored before
+    centerings existed were cropped at legacy's)."""
+    return face.centering or DEFAULT_CENTERING

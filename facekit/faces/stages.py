@@ -15,9 +15,10 @@ import numpy as np
 from facekit.errors import ModelError, StageError
 from facekit.faces.quality import measure, measured_pose
 from facekit.imaging import geometry
+from facekit.imaging.centering import DEFAULT_CENTERING, centering_matrix, check_centering
 from facekit.plugin.loading import LoadedPlugin, ensure_all_weights
 from facekit.plugin.spec import PluginSpec, PoseAligner
-from facekit.records import EMBEDDING_DECIMALS, PIXEL_DECIMALS, Face, FrameRecord, OneByOne
+from facekit.records import EMBEDDING_DECIMALS, PIXEL_DECIMALS, Face, Frame, FrameRecord, OneByOne
 
 if TYPE_CHECKING:
     from facekit.faces.identity import IdentityFilter
@@ -51,12 +52,14 @@ class FaceStages:
     ``steps`` states their order."""
 
     def __init__(self, detector: LoadedPlugin, aligner: LoadedPlugin, identity: LoadedPlugin | None = None,
-                 size: int = 256, padding: float | None = None, masks: MaskMaker | None = None) -> None:
+                 size: int = 256, padding: float | None = None, centering: str = DEFAULT_CENTERING,
+                 masks: MaskMaker | None = None) -> None:
         self.detector = detector
         self.aligner = aligner
         self.identity = identity
         self.size = size
         self.padding = geometry.DEFAULT_PADDING if padding is None else padding
+        self.centering = check_centering(centering)
         self.masks = masks  # output.masks: drawn in ``finish``, on the faces that get a file
         self.model_s: dict[str, float] = {}  # seconds inside each plugin's own calls: the bound
 
@@ -73,6 +76,16 @@ class FaceStages:
     def plugins(self) -> list[LoadedPlugin]:
         """Every plugin of the run, the maskers last: each one's weights and GPU memory count."""
         return [step.plugin for step in self.steps()] + (self.masks.plugins if self.masks else [])
+
+    @property
+    def batch_size(self) -> int:
+        """Frames the first step takes at once (a cluster worker's batch)."""
+        return self.detector.batch_size
+
+    def wants(self, frame: Frame) -> bool:
+        """Whether ``frame`` is run at all: every frame, but a re-crop's stages (``restored``)
+        take only the frames their alignments hold."""
+        return True
 
     def analyse(self, records: list[FrameRecord], narrow: Callable[[FrameRecord], None] | None = None) -> None:
         """Every model stage on ``records`` in order, on this thread. ``narrow``, after
@@ -150,12 +163,13 @@ class FaceStages:
         self.normalise(record)
 
     def normalise(self, record: FrameRecord) -> None:
-        """Adds the alignment matrix (Umeyama to the mean face; ``crop`` applies it) and the
-        measures the quality filter reads (pose, face_px, misalignment, sharpness), once: a
-        face restored from the cache keeps its stored ones. Sharpness has its own small crop,
-        so faces that get no file need no full-size one."""
+        """Adds the alignment matrix (Umeyama to the mean face, at the run's centering; ``crop``
+        applies it) and the measures the quality filter reads (pose, face_px, misalignment,
+        sharpness), once: a face restored from the cache keeps its stored ones. Sharpness has its
+        own small crop, so faces that get no file need no full-size one."""
         for face in record.faces:
-            face.matrix = geometry.alignment_matrix(face.landmarks, self.size, padding=self.padding)
+            face.matrix = centering_matrix(face.landmarks, self.size, self.padding, self.centering)
+            face.centering = self.centering
             measure(face, record.frame.image)
 
     def crop(self, record: FrameRecord, faces: Sequence[Face] | None = None) -> None:

@@ -160,16 +160,22 @@ def alignment_matrix(landmarks68: np.ndarray, size: int, padding: float = DEFAUL
     The fit uses the inner points only (see ``INNER``); ``padding`` is the fraction of the crop
     left around the mean face's unit square on each side (see the module docstring).
     """
-    points = np.asarray(landmarks68, dtype=np.float64)
-    if points.shape != (68, 2):
-        raise ValueError(f"alignment_matrix needs (68, 2) landmarks, got {points.shape}")
-    if not 0 <= padding < 0.5:
-        raise ValueError(f"padding is a fraction of the crop per side, 0 <= padding < 0.5, got {padding}")
+    points = checked_crop(landmarks68, padding)
     to_unit = umeyama(points[INNER], MEAN_FACE_68[INNER])
     unit_to_crop = np.array([[size * (1 - 2 * padding), 0, size * padding],
                              [0, size * (1 - 2 * padding), size * padding],
                              [0, 0, 1]])
     return (unit_to_crop @ to_unit)[:2]
+
+
+def checked_crop(landmarks68: np.ndarray, padding: float) -> np.ndarray:
+    """The landmarks as float64 (68, 2), after checking them and ``padding`` for a crop."""
+    points = np.asarray(landmarks68, dtype=np.float64)
+    if points.shape != (68, 2):
+        raise ValueError(f"a crop needs (68, 2) landmarks, got {points.shape}")
+    if not 0 <= padding < 0.5:
+        raise ValueError(f"padding is a fraction of the crop per side, 0 <= padding < 0.5, got {padding}")
+    return points
 
 
 def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:

@@ -6,6 +6,7 @@ all judge a face by the same numbers; ``facekit.faces.stages`` computes them onc
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -40,11 +41,7 @@ def head_pose(landmarks68: np.ndarray) -> tuple[float, float, float]:
     points = np.asarray(landmarks68, dtype=np.float64).reshape(68, 2)
     if not np.isfinite(points).all():
         return math.nan, math.nan, math.nan
-    limit = ROBUST_SHARE * max(float(np.linalg.norm(points[45] - points[36])), 1e-6)
-    weights = np.ones(68)
-    for _ in range(ROBUST_ROUNDS):
-        rows, residual = _weighted_projection(points, weights)
-        weights = np.minimum(1.0, limit / np.maximum(residual, 1e-12))
+    rows = fitted_projection(points).rows
     rotation = np.vstack([rows, np.cross(rows[0], rows[1])])
     # rotation = Rz(roll) @ Ry(y) @ Rx(x) in camera axes (y down): a turn about +y sends the nose
     # to the image's left and one about +x sends it down, hence the minus signs
@@ -54,19 +51,45 @@ def head_pose(landmarks68: np.ndarray) -> tuple[float, float, float]:
     return -about_y, -about_x, about_z
 
 
-def _weighted_projection(points: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(the first two rows of the rotation, each point's residual in pixels): the weighted
-    least-squares 2x3 map of the centred model onto the centred points, made the nearest scaled
-    pair of orthonormal rows."""
+@dataclass(frozen=True)
+class Projection:
+    """A scaled orthographic view of ``MEAN_FACE_3D_68`` fitted to 68 image points: a model
+    point ``X`` lands at ``seen_centre + scale * rows @ (X - model_centre)``."""
+
+    rows: np.ndarray  # (2, 3), orthonormal: the first two rows of the head's rotation
+    scale: float  # image units per model unit
+    model_centre: np.ndarray  # (3,)
+    seen_centre: np.ndarray  # (2,)
+
+    def project(self, point: np.ndarray) -> np.ndarray:
+        return self.seen_centre + self.scale * self.rows @ (np.asarray(point, dtype=np.float64) - self.model_centre)
+
+
+def fitted_projection(points: np.ndarray) -> Projection:
+    """The mean 3D face's projection fitted to ``points`` (68, 2) by iteratively reweighted
+    least squares with ROBUST_SHARE: head pose reads its rotation, the crop centerings
+    (``facekit.imaging.centering``) project points of the skull with it."""
+    limit = ROBUST_SHARE * max(float(np.linalg.norm(points[45] - points[36])), 1e-6)
+    weights = np.ones(68)
+    for _ in range(ROBUST_ROUNDS):
+        projection, residual = _weighted_projection(points, weights)
+        weights = np.minimum(1.0, limit / np.maximum(residual, 1e-12))
+    return projection
+
+
+def _weighted_projection(points: np.ndarray, weights: np.ndarray) -> tuple[Projection, np.ndarray]:
+    """(the projection, each point's residual in pixels): the weighted least-squares 2x3 map of
+    the centred model onto the centred points, made the nearest scaled pair of orthonormal rows."""
     share = weights / weights.sum()
-    model = MEAN_FACE_3D_68 - share @ MEAN_FACE_3D_68
-    seen = points - share @ points
+    model_centre, seen_centre = share @ MEAN_FACE_3D_68, share @ points
+    model = MEAN_FACE_3D_68 - model_centre
+    seen = points - seen_centre
     root = np.sqrt(weights)[:, None]
     linear = np.linalg.lstsq(model * root, seen * root, rcond=None)[0].T
     u, singular, vt = np.linalg.svd(linear, full_matrices=False)
     rows = u @ vt
     residual = np.linalg.norm(model @ (singular.mean() * rows).T - seen, axis=1)
-    return rows, residual
+    return Projection(rows, float(singular.mean()), model_centre, seen_centre), residual
 
 
 def face_px(landmarks68: np.ndarray) -> float:

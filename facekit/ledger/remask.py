@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from facekit.errors import FacekitError
-from facekit.faces.masks import LEGACY, MaskMaker, crop_matrices, mask_matrix
+from facekit.faces.masks import MaskMaker, centering_of, crop_matrices, mask_matrix
 from facekit.fileio import atomic_write_bytes
 from facekit.imaging import geometry
 from facekit.media import open_input, read_image
@@ -135,7 +135,7 @@ def _import_masks(folder: Path, faces: list[Face], matrices: list[np.ndarray], c
             if grey.shape[0] != size or grey.shape[1] != size:
                 grey = cv2.resize(grey, (size, size), interpolation=cv2.INTER_AREA)
             face.masks[mask_folder.name] = StoredMask(np.ascontiguousarray(grey), mask_matrix(matrix, crop_size, size),
-                                                      LEGACY)
+                                                      centering_of(face))
 
 
 def _rewrite_face_file(folder: Path, frame_name: str, source: str | None, entry: dict[str, Any], face: Face,

@@ -4,7 +4,8 @@ Layout::
 
     {"format": "facekit-alignments", "version": 1, "meta": {...},
      "frames": {name: {"source", "index", "width", "height",
-                       "faces": [{"box", "score", "points5", "landmarks", "crop", "crop_sha256",
+                       "faces": [{"box", "score", "points5", "landmarks", "crop", "crop_sha256", "crop_bytes",
+                                  "centering", "matrix",
                                   "pose": {"yaw", "pitch", "roll"}, "face_px", "misalignment",
                                   "sharpness", optional "embedding", "keep", "reason", "distance",
                                   optional "outline", optional "mask": {name: {...}}}]}}}
@@ -33,8 +34,8 @@ from facekit.fileio import fsync_dir
 from facekit.errors import FacekitError, OutputError
 from facekit.output.differences import setting_differences
 from facekit.output.masks import masks_from_dict, masks_to_dict
-from facekit.records import (EMBEDDING_DECIMALS, MEASURE_DECIMALS, PIXEL_DECIMALS, SCORE_DECIMALS, Detection, Face,
-                             Frame, FrameRecord, Pose)
+from facekit.records import (EMBEDDING_DECIMALS, MATRIX_DECIMALS, MEASURE_DECIMALS, PIXEL_DECIMALS, SCORE_DECIMALS,
+                             Detection, Face, Frame, FrameRecord, Pose)
 
 ALIGNMENTS_FILE = "alignments.json"  # in each output folder
 FORMAT = "facekit-alignments"
@@ -64,6 +65,9 @@ def face_to_dict(face: Face) -> dict[str, Any]:
         "crop_sha256": face.crop_sha256,
         "crop_bytes": face.crop_bytes,
     }
+    if face.matrix is not None:  # the crop's own affine (crop <- frame), so a crop maps back without facekit's mean face
+        entry["centering"] = face.centering or "legacy"
+        entry["matrix"] = rounded(np.asarray(face.matrix)[:2], MATRIX_DECIMALS)
     if face.pose is not None:
         entry["pose"] = {key: _measure(getattr(face.pose, key)) for key in POSE_KEYS}
     for key, decimals in (("face_px", MEASURE_DECIMALS), ("misalignment", SCORE_DECIMALS),
@@ -90,8 +94,10 @@ def face_from_dict(entry: dict[str, Any]) -> Face:
                           points5=None if points5 is None else np.asarray(points5, dtype=np.float32))
     embedding, distance, pose, outline = entry.get("embedding"), entry.get("distance"), entry.get("pose"), \
         entry.get("outline")
+    matrix = entry.get("matrix")
     return Face(detection=detection,
                 landmarks=None if landmarks is None else np.asarray(landmarks, dtype=np.float32),
+                matrix=None if matrix is None else np.asarray(matrix, dtype=np.float64), centering=entry.get("centering"),
                 crop_file=entry.get("crop"), crop_sha256=entry.get("crop_sha256"), crop_bytes=entry.get("crop_bytes"),
                 embedding=None if embedding is None else np.asarray(embedding, dtype=np.float32),
                 keep=bool(entry.get("keep", True)), reason=entry.get("reason"),

@@ -12,6 +12,7 @@ import pytest
 
 from cli_helpers import file_hashes, load_json, run_facekit
 from conftest import require_data
+from facekit.faces.masks import mask_matrix
 from facekit.output.masks import mask_from_dict
 from facekit.output.pngmeta import MASKS_KEY, read_png_text
 
@@ -196,3 +197,21 @@ def test_task_mask_asked_for_mesh_where_no_outline_was_recorded_says_so_in_one_l
     result = _mask(added_later, "output.masks=[mesh]")
     assert result.returncode == 2 and "needs the face outline an aligner traces" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr, result.stderr
+
+
+def test_masks_of_a_head_centred_extraction_are_stored_with_its_centering_and_task_mask_gives_the_same(
+        tmp_path: Path) -> None:
+    out, later = tmp_path / "head", tmp_path / "later"
+    _extract(out, MASKS, "output.centering=head")
+    _extract(later, "output.centering=head")
+    added = _mask(later, MASKS)
+    assert added.returncode == 0, added.stderr
+    frames = load_json(out / "alignments.json")["frames"]
+    faces = [face for frame in frames.values() for face in frame["faces"] if face["crop"]]
+    assert len(faces) == 33
+    for face in faces:
+        assert face["centering"] == "head"
+        for entry in face["mask"].values():  # the mask square is the head crop's, not legacy's
+            assert entry["centering"] == "head"
+            assert np.allclose(entry["affine"], mask_matrix(np.asarray(face["matrix"]), 256, 128), atol=1e-5)
+    assert stored_masks(later) == stored_masks(out)

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from omegaconf import DictConfig
 
@@ -45,7 +45,7 @@ from facekit.ledger.verify import Verify
 from facekit.media.collection import Source
 from facekit.media.sampling import Sampling
 from facekit.media.shards import shards_of
-from facekit.media.sources import open_input
+from facekit.media.sources import FrameSource, open_input
 from facekit.output.alignments import ALIGNMENTS_FILE
 from facekit.plugin.registry import PluginRegistry
 
@@ -57,21 +57,20 @@ log = logging.getLogger("facekit")
 RAY_SUMMARY_FILE = "ray_summary.json"  # the whole run's figures, beside collection.json (bench/ray.py reads it)
 
 
-def run_on_ray(cfg: DictConfig, registry: PluginRegistry) -> None:
+def run_on_ray(cfg: DictConfig, registry: PluginRegistry | None,
+               sources_for: Callable[[Path], RaySources] | None = None) -> None:
     """Plans every source, runs their shards on the cluster, reports; exit code 2 (a
-    FacekitError) when a single input's shard failed, or when no source of a collection is done."""
+    FacekitError) when a single input's shard failed, or when no source of a collection is done.
+    ``sources_for(output folder)`` gives the sources and the stages they run (a re-crop's);
+    by default, the extraction's."""
     import_ray(private=cfg.runner.address is None)  # a missing Ray is one line, before any model loads
     _check(cfg)
     root = job_output_dir(cfg)
-    sources: _Sources | None = None
+    sources: RaySources | None = None
     try:
         with ExitStack() as held:
             run = held.enter_context(RunFolder(root))  # one run in this folder; nothing written until accepted
-            stages = build_stages(cfg, registry)
-            stages.ensure_weights()  # each worker builds its own models from them
-            face_filter = identity_filter(cfg, stages, None, [p.fingerprint() for p in stages.plugins()])
-            sources = _Sources(cfg, root, stages, face_filter, QualityFilter.from_config(cfg.get("quality")),
-                               sampling(cfg))
+            sources = sources_for(root) if sources_for is not None else _extraction_sources(cfg, registry, root)
             with ThreadPoolExecutor(1, thread_name_prefix="facekit-plan") as pool:
                 planned = pool.submit(sources.plan)  # sources opened and cut into shards while Ray starts
                 sources.decided.wait()  # Ray starts at the first shard to run: a rerun with none starts none
@@ -101,8 +100,16 @@ def run_on_ray(cfg: DictConfig, registry: PluginRegistry) -> None:
     _report(cfg, sources.outcomes, None if sources.runs.alone else sources.state)
 
 
+def _extraction_sources(cfg: DictConfig, registry: PluginRegistry | None, root: Path) -> RaySources:
+    assert registry is not None, "an extraction needs the plugin registry"
+    stages = build_stages(cfg, registry)
+    stages.ensure_weights()  # each worker builds its own models from them
+    face_filter = identity_filter(cfg, stages, None, [p.fingerprint() for p in stages.plugins()])
+    return RaySources(cfg, root, stages, face_filter, QualityFilter.from_config(cfg.get("quality")), sampling(cfg))
+
+
 @dataclass
-class _Sources:
+class RaySources:
     """The run's sources: each opened, cut into shards and checked against what an earlier run
     left (``plan``), and recorded as it ends (``done``), in ``collection.json`` for a collection."""
 
@@ -121,8 +128,12 @@ class _Sources:
     decided: threading.Event = field(default_factory=threading.Event)  # set at the first shard to run, or at the end
 
     def __post_init__(self) -> None:
-        self.runs = RunSources.of(self.cfg, self.root)
+        self.runs = self.run_sources()
         self.state.pause_saving()  # planning records states; the file is written once the run is accepted
+
+    def run_sources(self) -> RunSources:
+        """The sources to plan: the input's (a re-crop's are an earlier output's)."""
+        return RunSources.of(self.cfg, self.root)
 
     @property
     def state(self) -> CollectionState:
@@ -162,14 +173,18 @@ class _Sources:
         """``named``: the source as the alignments meta names it (the input, or a collection's source's path)."""
         source = open_input(path, exclude=output, sampling=self.sampling, in_collection=not self.runs.alone)
         sharded = shards_of(source, int(self.cfg.runner.shard_frames), int(self.cfg.runner.files_per_shard))
-        job = SourceJob(key, output, alignments_meta(self.cfg, named, self.stages, self.face_filter, source, self.quality),
-                        sharded.shards, sharded.frames, int(self.cfg.output.save_every),
+        job = SourceJob(key, output, self.meta(key, named, source), sharded.shards, sharded.frames,
+                        int(self.cfg.output.save_every),
                         Verify(self.cfg.resume.verify))
         kept = check_earlier(job)
         self.jobs.append(job)
         if kept < len(job.shards):
             self.to_run = True
             self.decided.set()
+
+    def meta(self, key: str, named: str, source: FrameSource) -> dict[str, Any]:
+        """The alignments meta of the source ``key``, whose frames ``source`` reads."""
+        return alignments_meta(self.cfg, named, self.stages, self.face_filter, source, self.quality)
 
     def done(self, outcome: SourceOutcome) -> None:
         """A source's alignments file is folded: its summary, and its state in the collection."""
@@ -186,7 +201,7 @@ class _Sources:
             self.state.set(source, SourceState.DONE, alignments=alignments_name(source), frames=frames, faces=faces)
 
 
-def _without_ray(cfg: DictConfig, sources: _Sources) -> None:
+def _without_ray(cfg: DictConfig, sources: RaySources) -> None:
     """Every shard was finished by an earlier run: each source is folded (a run stopped before its
     fold leaves that to this one) and, unless a source failed, one line says so; no Ray starts."""
     sources.state.resume_saving()
@@ -210,7 +225,7 @@ def _check(cfg: DictConfig) -> None:
         raise ConfigError(f"runner.gpu_memory_mb must be a positive number of MB, got {runner.gpu_memory_mb!r}")
 
 
-def _cluster_plan(cfg: DictConfig, ray: Any, sources: _Sources, shards: int) -> ClusterPlan:
+def _cluster_plan(cfg: DictConfig, ray: Any, sources: RaySources, shards: int) -> ClusterPlan:
     """Each worker's resources from what its plugins report, and as many workers as fit."""
     available = ray.cluster_resources()
     cpus, gpus = float(available.get("CPU", 0)), float(available.get("GPU", 0))

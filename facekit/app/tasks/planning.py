@@ -17,6 +17,8 @@ from facekit.errors import ConfigError
 from facekit.faces.quality import QualityFilter
 from facekit.faces.stages import FaceStages
 from facekit.imaging import geometry
+from facekit.ledger.source import SourceLedger
+from facekit.ledger.verify import Verify
 from facekit.media import FrameSource
 from facekit.models.store import ModelStore, default_cache_dir
 from facekit.plugin.loading import LoadedPlugin, load_plugin
@@ -58,7 +60,8 @@ def build_stages(cfg: DictConfig, registry: PluginRegistry, with_identity: bool 
     store = ModelStore(registry.models, cache_dir=cache_root(cfg), offline=bool(cfg.models.offline))
     return FaceStages(_load(cfg, registry, store, "detector"), _load(cfg, registry, store, "aligner"),
                       _load(cfg, registry, store, "identity") if with_identity or identity_is_needed(cfg) else None,
-                      size=cfg.output.size, padding=cfg.output.padding, masks=mask_maker(cfg, registry, store))
+                      size=cfg.output.size, padding=cfg.output.padding, centering=str(cfg.output.centering),
+                      masks=mask_maker(cfg, registry, store))
 
 
 def cache_root(cfg: DictConfig) -> Path:
@@ -99,12 +102,19 @@ def alignments_meta(cfg: DictConfig, input_value: str, stages: FaceStages, face_
         meta["quality"] = meta["fingerprint"]["quality"] = quality.as_dict()
     if cfg.output.get("embeddings"):  # likewise: a rerun without it would leave later frames without them
         meta["embeddings"] = meta["fingerprint"]["embeddings"] = True
+    if (centering := str(cfg.output.get("centering", "legacy"))) != "legacy":  # likewise: legacy files still resume
+        meta["output"]["centering"] = meta["fingerprint"]["centering"] = centering
     if (masks := masks_meta(stages.masks)) is not None:  # likewise
         meta["masks"] = meta["fingerprint"]["masks"] = masks
     return meta
 
 
-#: Keys that do not change what a source's folder holds (where it goes, how fast, what is logged).
+def source_ledger(cfg: DictConfig, output: Path, meta: dict[str, Any]) -> SourceLedger:
+    """A source's ledger with the run's output and resume settings (not entered yet)."""
+    return SourceLedger(output, meta, debug=bool(cfg.output.debug), save_rejected=bool(cfg.filter.save_rejected),
+                        save_every=cfg.output.save_every, verify=Verify(cfg.resume.verify))
+
+
 #: What changes no source's output: how a run is scheduled and checked, where weights and caches
 #: live, which sources it reads, and the other tasks' own nodes.
 _NOT_SETTINGS = ("task", "input", "runner", "models", "cache", "collection", "resume", "curate", "mask", "recrop")

@@ -20,10 +20,7 @@ def check_settings(cfg: DictConfig) -> None:
     here are the values a type cannot express, each in this one place."""
     if not cfg.input:
         raise ConfigError("input is required: facekit input=<image, folder or video> output=<folder>")
-    if cfg.output.size <= 0:
-        raise ConfigError(f"output.size must be a positive whole number of pixels, got {cfg.output.size!r}")
-    if cfg.output.padding is not None and not 0 <= cfg.output.padding < 0.5:
-        raise ConfigError(f"output.padding is a fraction of the crop per side, in [0, 0.5); got {cfg.output.padding!r}")
+    check_crop(cfg)
     if cfg.output.save_every <= 0:
         raise ConfigError(f"output.save_every must be a positive whole number, got {cfg.output.save_every!r}")
     if cfg.runner.queue_size <= 0:
@@ -40,6 +37,14 @@ def check_settings(cfg: DictConfig) -> None:
     selection(cfg)
     named = str(cfg.input)
     check_output_folder(job_output_dir(cfg), existing_input(named[len(LIST_PREFIX):] if is_list(named) else named))
+
+
+def check_crop(cfg: DictConfig) -> None:
+    """The crop's size and padding (extraction and re-crop)."""
+    if cfg.output.size <= 0:
+        raise ConfigError(f"output.size must be a positive whole number of pixels, got {cfg.output.size!r}")
+    if cfg.output.padding is not None and not 0 <= cfg.output.padding < 0.5:
+        raise ConfigError(f"output.padding is a fraction of the crop per side, in [0, 0.5); got {cfg.output.padding!r}")
 
 
 def sampling(cfg: DictConfig) -> Sampling:

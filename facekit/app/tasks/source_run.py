@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any, Callable
 from omegaconf import DictConfig
 
 from facekit.app.tasks.idle import say_nothing_to_do
-from facekit.app.tasks.planning import alignments_meta, build_stages, cache_root, gpu_plan, identity_filter
+from facekit.app.tasks.planning import (alignments_meta, build_stages, cache_root, gpu_plan, identity_filter,
+                                        source_ledger)
 from facekit.app.tasks.settings import cache_is_on, job_output_dir, sampling
 from facekit.engine.gpu import PassPlan
 from facekit.engine.pipeline import Pass, Pipeline, RunSummary, per_record, plan_passes
@@ -25,7 +26,6 @@ from facekit.faces.finisher import Finisher
 from facekit.faces.quality import QualityFilter
 from facekit.faces.stages import FaceStages
 from facekit.ledger.source import SourceLedger
-from facekit.ledger.verify import Verify
 from facekit.media import FrameSource, open_input
 from facekit.output.alignments import ALIGNMENTS_FILE
 from facekit.output.face_files import FaceWriter
@@ -120,10 +120,8 @@ def execute(plan: RunPlan, held: ExitStack, accepted: Callable[[], None] | None 
     """Runs the passes into the source's ledger, resuming what an earlier run finished;
     ``accepted`` is called once the ledger is open, the last check that can refuse the run."""
     cfg = plan.cfg
-    ledger = held.enter_context(SourceLedger(
-        plan.output, alignments_meta(cfg, plan.input, plan.stages, plan.face_filter, plan.source, plan.quality),
-        debug=bool(cfg.output.debug), save_rejected=bool(cfg.filter.save_rejected), save_every=cfg.output.save_every,
-        verify=Verify(cfg.resume.verify)))
+    ledger = held.enter_context(source_ledger(
+        cfg, plan.output, alignments_meta(cfg, plan.input, plan.stages, plan.face_filter, plan.source, plan.quality)))
     if accepted is not None:
         accepted()
     if plan.source.all_done(ledger.done):

@@ -1,0 +1,161 @@
+"""An extraction's output folder read back for ``task=recrop``: its sources, where each is now,
+and what a re-crop of them is made of, whichever executor runs it: the stages, the collection's
+settings, and the alignments meta each source's re-crop writes.
+
+A single source's folder holds ``alignments.json``; a collection's holds ``collection.json``,
+which lists every source with its path and its folder. A source that is not where extraction
+read it is looked for under ``recrop.sources`` by its name in the collection (a single
+source's: its file or folder name). One that is found nowhere, or whose extraction left no
+alignments file, is named and left out; the others go on.
+"""
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from omegaconf import DictConfig
+
+from facekit.app.tasks.planning import collection_settings
+from facekit.app.tasks.sources import RunSources
+from facekit.errors import ConfigError, FacekitError
+from facekit.faces.restored import RestoredStages, StoredSource
+from facekit.imaging.geometry import DEFAULT_PADDING
+from facekit.ledger.collection_state import CollectionState
+from facekit.media.collection import COLLECTION_FILE, Source
+from facekit.media.sampling import Sampling
+from facekit.media.sources import utf8_text
+from facekit.output.alignments import ALIGNMENTS_FILE, load_alignments
+
+
+@dataclass(frozen=True)
+class EarlierSource:
+    """One source of the extraction: its name (``rel``: its place in the collection, or the
+    input as named), where it is read now, its folder below the output, its alignments file."""
+
+    rel: str
+    path: Path
+    kind: str
+    output: str
+    alignments: Path
+    named: str  # the source as the alignments meta names it
+    missing: str | None = None  # why it cannot be re-cropped
+
+    def as_source(self) -> Source:
+        return Source(self.path, self.kind, self.rel, self.output, self.missing)
+
+
+@dataclass(frozen=True)
+class Earlier:
+    """The extraction's folder and its sources; ``collection`` when it holds ``collection.json``."""
+
+    folder: Path
+    sources: list[EarlierSource]
+    collection: bool
+
+
+@dataclass
+class EarlierRuns(RunSources):
+    """An earlier output's sources as a run's sources: a re-crop plans them as an extraction
+    plans its input's, a single source's output as a collection of one. A collection's state is
+    kept under the re-crop's own settings (``recrop_settings``)."""
+
+    earlier: Earlier
+
+    @classmethod
+    def of_earlier(cls, cfg: DictConfig, root: Path, earlier: Earlier) -> EarlierRuns:
+        if not earlier.collection:
+            return cls(cfg, root, CollectionState(None, str(cfg.input)), alone=True, earlier=earlier)
+        return cls(cfg, root, CollectionState.load(root / COLLECTION_FILE, str(cfg.input), recrop_settings(cfg)),
+                   alone=False, earlier=earlier)
+
+    def listing(self) -> Iterator[Source]:
+        return (source.as_source() for source in self.earlier.sources)
+
+    def named(self, source: Source) -> str:
+        return self.source(source.rel).named
+
+    def source(self, rel: str) -> EarlierSource:
+        """The earlier source named ``rel`` in the collection (or, alone, its input)."""
+        return next(source for source in self.earlier.sources if source.rel == rel)
+
+
+def read_earlier(folder: Path, moved_to: Path | None) -> Earlier:
+    """The extraction in ``folder``: a collection's sources, or its single source."""
+    if (folder / COLLECTION_FILE).is_file():
+        try:
+            entries = json.loads((folder / COLLECTION_FILE).read_text(encoding="utf-8"))["sources"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise FacekitError(f"{folder / COLLECTION_FILE} is damaged ({exc}); it lists the sources to re-crop") from None
+        return Earlier(folder, [_collection_source(folder, entry, moved_to) for entry in entries], True)
+    if not (folder / ALIGNMENTS_FILE).is_file():
+        raise ConfigError(f"{folder} holds no {ALIGNMENTS_FILE} or {COLLECTION_FILE}: give task=recrop an extraction's "
+                          "output folder")
+    alignments = folder / ALIGNMENTS_FILE
+    named = str(load_alignments(alignments)["meta"].get("input", ""))
+    path, missing = _located(Path(named).expanduser(), alignments, Path(named).name, moved_to)
+    return Earlier(folder, [EarlierSource(named, path, "folder" if path.is_dir() else "file", ".", alignments,
+                                          named if path == Path(named).expanduser() else str(path), missing)], False)
+
+
+def _collection_source(folder: Path, entry: dict[str, Any], moved_to: Path | None) -> EarlierSource:
+    was = Path(entry["path"])
+    alignments = folder / entry.get("alignments", f"{entry['output']}/{ALIGNMENTS_FILE}")
+    if not alignments.is_file():
+        missing = f"extraction left no alignments for it ({entry.get('state')}: {entry.get('reason', 'no reason given')})"
+        return EarlierSource(entry["source"], was, entry["kind"], entry["output"], alignments, str(was), missing)
+    path, missing = _located(was, alignments, entry["source"], moved_to)
+    return EarlierSource(entry["source"], path, entry["kind"], entry["output"], alignments,
+                         entry["path"] if path == was else str(path), missing)
+
+
+def _located(was: Path, alignments: Path, rel: str, moved_to: Path | None) -> tuple[Path, str | None]:
+    """Where a source is now: where it was (as named, else as the alignments fingerprint
+    resolved it, for a run started in another folder), else ``moved_to / rel``; else why not."""
+    if was.exists():
+        return was, None
+    resolved = Path(str(load_alignments(alignments)["meta"].get("fingerprint", {}).get("input", was)))
+    if resolved.exists():
+        return resolved, None
+    if moved_to is not None:
+        moved = moved_to / rel
+        if moved.exists():
+            return moved, None
+        return was, f"not found at {was} nor at {moved} (recrop.sources)"
+    return was, f"not found at {was}; if it moved, recrop.sources=DIR names the folder it is in now"
+
+
+def sampling_of(meta: dict[str, Any]) -> Sampling:
+    """The sampling the extraction read the source with, so the same frames come back."""
+    sample = meta.get("sample") or {}
+    return Sampling(**{key: sample[key] for key in ("every_n", "fps", "start", "end") if key in sample})
+
+
+def recrop_meta(earlier: dict[str, Any], source: EarlierSource, size: int, padding: float | None,
+                centering: str) -> dict[str, Any]:
+    """The extraction's meta with this run's crop: size, padding and centering replaced, and
+    ``recrop`` naming the alignments file the faces came from (a rerun must name the same)."""
+    meta = copy.deepcopy(earlier)
+    padding = DEFAULT_PADDING if padding is None else float(padding)
+    output: dict[str, Any] = {"size": size, "padding": padding}
+    fingerprint = meta.setdefault("fingerprint", {})
+    fingerprint.pop("centering", None)
+    fingerprint.update(input=str(Path(source.named).resolve()), size=size, padding=padding)
+    if centering != "legacy":  # as an extraction records it: only when set
+        output["centering"] = fingerprint["centering"] = centering
+    meta["input"], meta["output"] = source.named, output
+    meta["recrop"] = fingerprint["recrop"] = {"from": str(source.alignments.resolve())}
+    return meta
+
+
+def recrop_stages(cfg: DictConfig, sources: list[EarlierSource]) -> RestoredStages:
+    """The stages that restore ``sources`` and cut them at the run's size, padding and centering."""
+    return RestoredStages([StoredSource(utf8_text(s.path), str(s.alignments)) for s in sources], size=cfg.output.size,
+                          padding=cfg.output.padding, centering=str(cfg.output.centering))
+
+
+def recrop_settings(cfg: DictConfig) -> dict:
+    """What a rerun must match to keep the sources an earlier re-crop finished."""
+    return {**collection_settings(cfg), "recrop": str(Path(str(cfg.input)).expanduser().resolve())}

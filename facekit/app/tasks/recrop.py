@@ -1,0 +1,195 @@
+"""``task=recrop input=EXTRACTION output=NEW``: new face files and alignments at another size,
+padding or centering, from the landmarks an extraction stored and the source frames, with no
+detector or aligner run.
+
+Each source is read and written as extraction does it, through the same ledger (folder, lock,
+journal, face files, fold, ``run_summary.json``) and the same last stage (``Finisher``): only
+the model stages are replaced, by ``RestoredStages``. So a re-crop resumes like an extraction,
+a collection's re-crop keeps ``collection.json`` by the collection's rules (a source that cannot
+be found is named and failed, the others go on; exit code 2 only when none is done), and
+``runner=ray`` runs its shards on the cluster.
+"""
+from __future__ import annotations
+
+import logging
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Callable
+
+from omegaconf import DictConfig
+
+from facekit.app.tasks.acceptance import accept_run
+from facekit.app.tasks.earlier import (Earlier, EarlierRuns, EarlierSource, read_earlier, recrop_meta, recrop_stages,
+                                      sampling_of)
+from facekit.app.tasks.planning import source_ledger
+from facekit.app.tasks.settings import check_crop, check_output_folder, job_output_dir
+from facekit.engine.cores import choose_workers
+from facekit.engine.pipeline import Pass, Pipeline, RunSummary, per_record
+from facekit.engine.workers import WorkerPlan
+from facekit.engine.threads import Stage
+from facekit.errors import ConfigError, FacekitError
+from facekit.faces.finisher import Finisher
+from facekit.ledger.collection_state import CollectionState, alignments_name, save_unless_failing
+from facekit.ledger.run_folder import RunFolder
+from facekit.ledger.source import SourceLedger, counted
+from facekit.ledger.states import SourceState
+from facekit.media.sources import open_input, utf8_text
+from facekit.output.alignments import ALIGNMENTS_FILE, load_alignments
+from facekit.output.face_files import FaceWriter
+from facekit.plugin.registry import PluginRegistry
+
+log = logging.getLogger("facekit")
+
+
+def run_recrop(cfg: DictConfig, registry: PluginRegistry) -> None:
+    earlier = check_recrop(cfg)
+    if cfg.runner.get("executor") == "ray":
+        from facekit.app.tasks.recrop_ray import recrop_on_ray
+
+        recrop_on_ray(cfg, earlier)
+    elif earlier.collection:
+        _recrop_collection(cfg, earlier)
+    else:
+        _recrop_single(cfg, earlier.sources[0])
+
+
+def check_recrop(cfg: DictConfig) -> Earlier:
+    """Every check that can refuse a re-crop, before its output folder is touched."""
+    if not cfg.input:
+        raise ConfigError("input is required: facekit task=recrop input=<an extraction's output folder> output=<folder>")
+    check_crop(cfg)
+    folder = Path(str(cfg.input)).expanduser()
+    if not folder.is_dir():
+        raise ConfigError(f"input {str(cfg.input)!r} is not a folder: give task=recrop an extraction's output folder")
+    output = job_output_dir(cfg)
+    if output.resolve() == folder.resolve():
+        raise ConfigError(f"output {str(output)!r} is the extraction itself; choose a new folder for the re-crop")
+    check_output_folder(output, folder)
+    moved = Path(str(cfg.recrop.sources)).expanduser() if cfg.recrop.sources else None
+    if moved is not None and not moved.is_dir():
+        raise ConfigError(f"recrop.sources={cfg.recrop.sources!r} is not a folder")
+    earlier = read_earlier(folder, moved)
+    if not earlier.collection and earlier.sources[0].missing:
+        raise FacekitError(f"source {earlier.sources[0].rel}: {earlier.sources[0].missing}")
+    return earlier
+
+
+def _meta(cfg: DictConfig, earlier: dict, source: EarlierSource) -> dict:
+    return recrop_meta(earlier, source, cfg.output.size, cfg.output.padding, str(cfg.output.centering))
+
+
+def _recrop_single(cfg: DictConfig, source: EarlierSource) -> None:
+    root = job_output_dir(cfg)
+    with ExitStack() as held:
+        run = held.enter_context(RunFolder(root))
+        summary, ledger = recrop_source(cfg, source, root, held, accepted=lambda: accept_run(cfg, run))
+    _report(summary, ledger)
+
+
+def recrop_source(cfg: DictConfig, source: EarlierSource, root: Path, held: ExitStack,
+                  accepted: Callable[[], None] | None = None) -> tuple[RunSummary, SourceLedger]:
+    """One source into ``root / source.output`` through its ledger, resuming what an earlier
+    re-crop finished; ``accepted`` is called once the ledger is open (the last check)."""
+    stages = recrop_stages(cfg, [source])
+    key = utf8_text(source.path)
+    document = load_alignments(source.alignments)
+    stages.hold(key, document["frames"])  # read once, here
+    output = root / source.output
+    frames = open_input(source.path, exclude=output, sampling=sampling_of(document["meta"]))
+    ledger = held.enter_context(source_ledger(cfg, output, _meta(cfg, document["meta"], source)))
+    if accepted is not None:
+        accepted()
+    if ledger.done:
+        log.info("resuming: %d frame(s) already done", len(ledger.done))
+    writer = FaceWriter(output, debug=bool(cfg.output.debug), save_rejected=bool(cfg.filter.save_rejected),
+                        create=False)  # encodes only: the ledger lands the files
+    restore = stages.steps()[0]
+    passes = [Pass("recrop", [Stage(restore.name, restore.work, restore.batch_size),
+                              per_record("encode", Finisher(stages, None, writer))])]
+    log.info("%s: re-crop of %d frame(s) from %s at %d px, %s centering", source.path, len(document["frames"]),
+             source.alignments, cfg.output.size, cfg.output.centering)
+    # cropping and encoding are the work: on the CPU's cores, as an extraction's stages are
+    workers = choose_workers(cfg.runner.workers, [], "parallel", len(document["frames"]) - len(ledger.done))
+    pipeline = Pipeline(passes, queue_size=cfg.runner.queue_size, progress=bool(cfg.runner.progress),
+                        queue_mb=cfg.runner.queue_mb, workers=WorkerPlan(workers) if workers else None)
+    summary = pipeline.run(frames, ledger.write, _Unstored(ledger.done, document["frames"]))  # type: ignore[arg-type]
+    ledger.summary.skipped, ledger.summary.seconds, ledger.summary.mode = summary.skipped, summary.seconds, "recrop"
+    ledger.summary.workers, ledger.summary.start_s = summary.workers, summary.start_s
+    ledger.summary.stage_s, ledger.summary.sink_s = summary.stage_s, summary.sink_s
+    return summary, ledger
+
+
+class _Unstored:
+    """The frames a read passes over: those done by an earlier re-crop, and those extraction
+    never finished (no faces stored to restore). ``len`` counts the done ones, as resumed."""
+
+    def __init__(self, done: frozenset[str], stored: dict) -> None:
+        self.done, self.stored = done, stored
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.done or name not in self.stored
+
+    def __len__(self) -> int:
+        return len(self.done)
+
+
+def _report(summary: RunSummary, ledger: SourceLedger) -> None:
+    ledger.write_summary()
+    log.info("done: %s; alignments in %s", summary.line(), ledger.folder / ALIGNMENTS_FILE)
+
+
+def _recrop_collection(cfg: DictConfig, earlier: Earlier) -> None:
+    """Every source of the collection in turn; one that cannot be found or read is named,
+    marked failed, and the others go on. Exit code 2 only when no source is done."""
+    root = job_output_dir(cfg)
+    with RunFolder(root) as run:
+        state = EarlierRuns.of_earlier(cfg, root, earlier).state
+        accept_run(cfg, run)
+        try:
+            for number, source in enumerate(earlier.sources, start=1):
+                _recrop_collection_source(cfg, source, number, root, state)
+        finally:
+            save_unless_failing(state)
+    report_collection(cfg, state)
+
+
+def _recrop_collection_source(cfg: DictConfig, earlier: EarlierSource, number: int, root: Path,
+                              state: CollectionState) -> None:
+    source = earlier.as_source()
+    if earlier.missing:
+        log.warning("source %s failed: %s", earlier.rel, earlier.missing)
+        state.set(source, SourceState.FAILED, reason=earlier.missing)
+        return
+    if state.was_done(source):
+        log.info("source %s: done by an earlier run, not reopened", earlier.rel)
+        state.keep_earlier(source)
+        return
+    alignments = alignments_name(source)
+    log.info("source %d: %s -> %s", number, earlier.rel, root / earlier.output)
+    try:
+        state.set(source, SourceState.PARTIAL, alignments=alignments)
+        with ExitStack() as held:
+            summary, ledger = recrop_source(cfg, earlier, root, held)
+        _report(summary, ledger)
+    except KeyboardInterrupt:
+        state.set(source, SourceState.PARTIAL, force=True, alignments=alignments,
+                  reason="interrupted; the same command resumes it")
+        raise
+    except (FacekitError, OSError) as exc:
+        reason = str(exc) if isinstance(exc, FacekitError) else f"{exc.strerror or exc}"
+        log.warning("source %s failed: %s", earlier.rel, reason)
+        state.set(source, SourceState.FAILED, reason=reason)
+        return
+    frames, faces = counted(root / alignments)
+    state.set(source, SourceState.DONE, frames=frames, faces=faces, alignments=alignments)
+
+
+def report_collection(cfg: DictConfig, state: CollectionState) -> None:
+    """Sources by state, the failed ones named; exit code 2 (a FacekitError) when none is done."""
+    counts = state.counts()
+    log.info("recrop: %d source(s): %s; states in %s", sum(counts.values()),
+             ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none", state.path)
+    failed = [entry for entry in state.sources.values() if entry["state"] == SourceState.FAILED]
+    if not counts[SourceState.DONE]:
+        raise FacekitError(f"no source of {cfg.input} could be re-cropped ({len(failed)} failed"
+                           + (f"; the first: {failed[0]['source']}: {failed[0]['reason']}" if failed else "") + ")")

@@ -1,0 +1,192 @@
+"""``task=recrop``: new crops and alignments from an extraction's stored landmarks and the source
+frames, no model run; the same files as an extraction at the new settings, a moved source found
+through ``recrop.sources``, a missing one named once while the others go on, and a rerun that
+resumes."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from cli_helpers import load_json, run_facekit
+from conftest import DATA, require_data
+from ray_cluster import LOOPBACK_ENV, require_ray
+
+VIDEO = DATA / "video" / "faceswap_test.mp4"
+#: Fields a re-crop legitimately writes otherwise than an extraction at its settings: the file's
+#: bytes when a pixel differs by a level (crop_sha256, crop_bytes), and the meta's note of the
+#: alignments file the faces came from (meta.recrop, meta.fingerprint.recrop).
+MAY_DIFFER = ("crop_sha256", "crop_bytes")
+
+
+def _run(work: Path, *args: str) -> None:
+    result = run_facekit(*args, "runner.progress=false", cwd=work, env={"FACEKIT_HOME": str(work / "home")})
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``tree/``: a video and two people's photo folders, extracted as a collection into
+    ``at256/`` and ``at512/`` (output.size=512), and re-cropped from ``at256/`` into ``re512/``.
+    Returns the working folder."""
+    require_data()
+    work = tmp_path_factory.mktemp("recrop")
+    (work / "tree").mkdir()
+    (work / "tree" / VIDEO.name).symlink_to(VIDEO)
+    for person in ("p01", "p04"):
+        (work / "tree" / person).symlink_to(DATA / "images" / "people" / person)
+    _run(work, "input=tree", "output=at256")
+    _run(work, "input=tree", "output=at512", "output.size=512")
+    _run(work, "task=recrop", "input=at256", "output=re512", "output.size=512")
+    return work
+
+
+def _alignments(folder: Path) -> dict[str, dict]:
+    """Every source's alignments file below ``folder``, by its folder relative to it."""
+    return {str(path.parent.relative_to(folder)): load_json(path) for path in sorted(folder.rglob("alignments.json"))}
+
+
+def _without(entry: dict, keys: tuple[str, ...]) -> dict:
+    return {key: value for key, value in entry.items() if key not in keys}
+
+
+def assert_same_as_extraction(recropped: Path, extracted: Path) -> None:
+    """Alignments equal but for ``MAY_DIFFER`` and meta.recrop; every face file's pixels within 1 level."""
+    ours, theirs = _alignments(recropped), _alignments(extracted)
+    assert ours.keys() == theirs.keys() and ours
+    for folder, document in ours.items():
+        meta, expected = document["meta"], theirs[folder]["meta"]
+        assert meta.pop("recrop") == meta["fingerprint"].pop("recrop")
+        assert meta == expected, folder
+        frames, expected_frames = document["frames"], theirs[folder]["frames"]
+        assert list(frames) == list(expected_frames), folder
+        for name, frame in frames.items():
+            assert _without(frame, ("faces",)) == _without(expected_frames[name], ("faces",))
+            assert [_without(face, MAY_DIFFER) for face in frame["faces"]] == \
+                [_without(face, MAY_DIFFER) for face in expected_frames[name]["faces"]], name
+            for face in frame["faces"]:
+                ours_px = cv2.imread(str(recropped / folder / face["crop"]), cv2.IMREAD_UNCHANGED).astype(int)
+                theirs_px = cv2.imread(str(extracted / folder / face["crop"]), cv2.IMREAD_UNCHANGED).astype(int)
+                assert ours_px.shape == theirs_px.shape == (512, 512, 3)
+                assert np.abs(ours_px - theirs_px).max() <= 1, face["crop"]
+
+
+def test_a_collection_recropped_at_512_equals_its_extraction_at_512(tree: Path) -> None:
+    assert_same_as_extraction(tree / "re512", tree / "at512")
+    states = {entry["source"]: entry["state"] for entry in load_json(tree / "re512" / "collection.json")["sources"]}
+    assert states == {VIDEO.name: "done", "p01": "done", "p04": "done"}
+    summary = load_json(tree / "re512" / "faceswap_test" / "run_summary.json")
+    assert summary["mode"] == "recrop" and summary["frames"] == 91 and summary["model_s"] is None
+
+
+def test_a_collection_recrop_run_again_keeps_its_done_sources(tree: Path, tmp_path: Path) -> None:
+    shutil.copytree(tree / "re512", tmp_path / "re512")
+    result = run_facekit("task=recrop", f"input={tree / 'at256'}", f"output={tmp_path / 're512'}", "output.size=512",
+                         "runner.progress=false", cwd=tree)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("done by an earlier run, not reopened") == 3
+    assert _alignments(tmp_path / "re512") == _alignments(tree / "re512")
+
+
+def test_a_single_video_recropped_at_512_on_threads_or_workers_equals_its_extraction_and_a_rerun_resumes(tmp_path: Path) -> None:
+    require_data()
+    _run(tmp_path, f"input={VIDEO}", "output=at256")
+    _run(tmp_path, f"input={VIDEO}", "output=at512", "output.size=512")
+    _run(tmp_path, "task=recrop", "input=at256", "output=re512", "output.size=512")
+    assert_same_as_extraction(tmp_path / "re512", tmp_path / "at512")
+    _run(tmp_path, "task=recrop", "input=at256", "output=workers512", "output.size=512", "runner.workers=2")
+    assert load_json(tmp_path / "workers512" / "run_summary.json")["workers"] == 2
+    assert_same_as_extraction(tmp_path / "workers512", tmp_path / "at512")
+    rerun = run_facekit("task=recrop", "input=at256", "output=re512", "output.size=512", "runner.progress=false",
+                        cwd=tmp_path)
+    assert rerun.returncode == 0 and "91 already done" in rerun.stderr
+    other = run_facekit("task=recrop", "input=at256", "output=re512", "output.size=128", cwd=tmp_path)
+    assert other.returncode == 2 and "other settings" in other.stderr and "size: 512 there, 128 now" in other.stderr
+
+
+def test_a_moved_source_is_found_through_recrop_sources(tree: Path, tmp_path: Path) -> None:
+    work = tmp_path
+    shutil.copytree(tree / "tree", work / "tree")  # copies: a link would still lead to the files
+    _run(work, "input=tree", "output=at256", "sample.every_n=30")
+    (work / "tree").rename(work / "moved")
+    gone = run_facekit("task=recrop", "input=at256", "output=lost", cwd=work)
+    assert gone.returncode == 2 and "no source of at256 could be re-cropped" in gone.stderr
+    _run(work, "task=recrop", "input=at256", "output=found", "recrop.sources=moved", "sample.every_n=1")
+    for folder, document in _alignments(work / "found").items():
+        earlier = load_json(work / "at256" / folder / "alignments.json")
+        assert document["meta"]["input"].startswith("moved")
+        assert list(document["frames"]) == list(earlier["frames"])  # the extraction's sampling, not this run's
+        for name, frame in document["frames"].items():
+            assert frame["source"].startswith("moved")  # and the face files say so: their bytes differ
+            assert [_without(face, MAY_DIFFER) for face in frame["faces"]] == \
+                [_without(face, MAY_DIFFER) for face in earlier["frames"][name]["faces"]]
+
+
+def test_a_missing_source_is_one_line_and_the_others_go_on(tree: Path, tmp_path: Path) -> None:
+    shutil.copytree(tree / "tree", tmp_path / "tree")  # copies: a link would still lead to the files
+    _run(tmp_path, "input=tree", "output=at256", "sample.every_n=30")
+    shutil.rmtree(tmp_path / "tree" / "p04")
+    result = run_facekit("task=recrop", "input=at256", "output=re", "runner.progress=false", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    named = [line for line in result.stderr.splitlines() if "p04" in line]
+    assert len(named) == 1 and "failed" in named[0] and "recrop.sources" in named[0], result.stderr
+    states = {entry["source"]: entry["state"] for entry in load_json(tmp_path / "re" / "collection.json")["sources"]}
+    assert states == {VIDEO.name: "done", "p01": "done", "p04": "failed"}
+    assert not (tmp_path / "re" / "p04").exists()
+
+
+def test_a_single_source_that_is_gone_is_one_line_exit_2_and_nothing_written(tmp_path: Path) -> None:
+    require_data()
+    shutil.copy(VIDEO, tmp_path / "clip.mp4")
+    _run(tmp_path, "input=clip.mp4", "output=at256", "sample.every_n=30")
+    (tmp_path / "clip.mp4").unlink()
+    result = run_facekit("task=recrop", "input=at256", "output=re", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "clip.mp4" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "re").exists()
+
+
+def test_another_file_under_a_moved_sources_name_is_refused_in_one_line(tmp_path: Path) -> None:
+    require_data()
+    (tmp_path / "was").mkdir()
+    shutil.copy(VIDEO, tmp_path / "was" / "clip.mp4")
+    _run(tmp_path, "input=was/clip.mp4", "output=at256", "sample.every_n=30")
+    shutil.rmtree(tmp_path / "was")
+    (tmp_path / "now").mkdir()
+    shutil.copy(DATA / "video" / "short_hamilton_clip.mp4", tmp_path / "now" / "clip.mp4")
+    result = run_facekit("task=recrop", "input=at256", "output=re", "recrop.sources=now", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "is 640x360 here but was 426x240 when extracted" in result.stderr.strip().splitlines()[-1]
+
+
+def test_a_folder_that_holds_no_extraction_is_refused_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    result = run_facekit("task=recrop", "input=empty", "output=re", cwd=tmp_path)
+    assert result.returncode == 2 and "holds no alignments.json or collection.json" in result.stderr
+    assert result.stderr.strip().count("\n") == 0 and not (tmp_path / "re").exists()
+
+
+@pytest.mark.slow
+def test_a_recrop_on_ray_writes_what_a_local_recrop_writes(tree: Path, tmp_path: Path) -> None:
+    require_ray()
+    result = run_facekit("task=recrop", "input=at256", f"output={tmp_path / 'ray512'}", "output.size=512", "runner=ray",
+                         "runner.progress=false", "runner.shard_frames=40", cwd=tree,
+                         env={"FACEKIT_HOME": str(tmp_path / "home"), **LOOPBACK_ENV})
+    assert result.returncode == 0, result.stderr
+    ours, local = _alignments(tmp_path / "ray512"), _alignments(tree / "re512")
+    assert ours == local
+    states = {entry["source"]: entry["state"] for entry in load_json(tmp_path / "ray512" / "collection.json")["sources"]}
+    assert set(states.values()) == {"done"}
+
+
+def test_a_recrop_keeps_the_masks_extraction_stored_each_with_the_crop_it_was_drawn_in(tmp_path: Path) -> None:
+    _run(tmp_path, f"input={require_data() / 'images' / 'scenes'}", "output=masked", "output.masks=[components]")
+    _run(tmp_path, "task=recrop", "input=masked", "output=heads", "output.centering=head", "output.size=512")
+    before, after = (load_json(tmp_path / folder / "alignments.json")["frames"] for folder in ("masked", "heads"))
+    masks = [[face.get("mask") for face in frame["faces"]] for frame in before.values()]
+    assert [[face.get("mask") for face in frame["faces"]] for frame in after.values()] == masks
+    assert {entry["components"]["centering"] for frame in masks for entry in frame if entry} == {"legacy"}
+    assert {face["centering"] for frame in after.values() for face in frame["faces"]} == {"head"}
