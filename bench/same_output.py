@@ -61,8 +61,13 @@ SUMMARY_COUNTS = ("frames", "faces", "resumed", "skipped", "rejected")
 #: collection.json's keys that time the run, wherever they are (top level, ``run``, per source).
 COLLECTION_TIMINGS = ("seconds", "busy_s", "frames_per_s")
 #: Settings that collection.json records only since they exist, ignored where the old side has
-#: none: ``resume`` (resume.verify, added by commit 3ca6704, issue 26). Compared where both have it.
-SETTINGS_ADDED = ("resume",)
+#: none (a collection the older install wrote resumes under them when they are at their default):
+#: ``resume`` (commit 3ca6704, issue 26; no setting of a collection since), and output's
+#: ``masks``, ``mask_size``, ``mask_format`` and ``centering`` (issue 29). Compared where both have it.
+SETTINGS_ADDED = ("resume", "output.masks", "output.mask_size", "output.mask_format", "output.centering")
+#: Face fields written only since they exist, ignored where the old side has none: ``centering``
+#: and ``matrix`` (the crop's centering and its frame -> crop affine, issue 29). Compared where both have them.
+FACE_FIELDS_ADDED = ("centering", "matrix")
 
 
 @dataclass
@@ -113,7 +118,9 @@ def _compare_source(old: Path, new: Path, name: str, result: Comparison) -> None
         if frame not in frames_a or frame not in frames_b:
             result.entries.append(f"{name}/{frame}: only in {'new' if frame in frames_b else 'old'}")
             continue
-        entry_a, entry_b = _without_file_bytes(frames_a[frame]), _without_file_bytes(frames_b[frame])
+        old_fields = {k for face in frames_a[frame].get("faces", []) for k in face}
+        added = frozenset(f for f in FACE_FIELDS_ADDED if f not in old_fields)
+        entry_a, entry_b = _without_file_bytes(frames_a[frame], added), _without_file_bytes(frames_b[frame], added)
         result.poses_recomputed += _recompute_poses(entry_a, entry_b)
         diffs = _differences(entry_a, entry_b)
         if diffs:
@@ -174,8 +181,12 @@ def _compare_collection(old: Path, new: Path, result: Comparison) -> None:
     elif old.is_file():
         a, b = (_without(_load(path), COLLECTION_TIMINGS) for path in (old, new))
         for key in SETTINGS_ADDED:
-            if key not in a.get("settings", {}) and key in b.get("settings", {}):
-                result.notes.append(f"collection.json: settings.{key} only in new: {_short(b['settings'].pop(key))}")
+            *parents, name = key.split(".")
+            there, here = a.get("settings", {}), b.get("settings", {})
+            for parent in parents:
+                there, here = there.get(parent, {}), here.get(parent, {})
+            if name not in there and name in here:
+                result.notes.append(f"collection.json: settings.{key} only in new: {_short(here.pop(name))}")
         diffs = _differences(a, b)
         if diffs:
             result.other.append("collection.json: " + "; ".join(diffs))
@@ -189,8 +200,10 @@ def _without(value: Any, keys: tuple[str, ...]) -> Any:
     return [_without(v, keys) for v in value] if isinstance(value, list) else value
 
 
-def _without_file_bytes(entry: dict[str, Any]) -> dict[str, Any]:
-    faces = [{k: v for k, v in face.items() if k not in FACE_FIELDS_OF_FILE_BYTES} for face in entry.get("faces", [])]
+def _without_file_bytes(entry: dict[str, Any], added: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The entry without the fields of the file's bytes, nor ``added`` (FACE_FIELDS_ADDED the old side lacks)."""
+    faces = [{k: v for k, v in face.items() if k not in FACE_FIELDS_OF_FILE_BYTES and k not in added}
+             for face in entry.get("faces", [])]
     return {**entry, "faces": faces}
 
 

@@ -169,6 +169,14 @@ def test_a_folder_that_holds_no_extraction_is_refused_in_one_line(tmp_path: Path
     assert result.stderr.strip().count("\n") == 0 and not (tmp_path / "re").exists()
 
 
+@pytest.mark.parametrize("asked", ["output.masks=[components]", "output.mask_format=alpha"])
+def test_a_recrop_asked_for_masks_is_refused_in_one_line_naming_task_mask(tmp_path: Path, asked: str) -> None:
+    (tmp_path / "empty").mkdir()
+    result = run_facekit("task=recrop", "input=empty", "output=re", asked, cwd=tmp_path)
+    assert result.returncode == 2 and "run task=mask input=<the re-crop>" in result.stderr, result.stderr
+    assert result.stderr.strip().count("\n") == 0 and not (tmp_path / "re").exists()
+
+
 @pytest.mark.slow
 def test_a_recrop_on_ray_writes_what_a_local_recrop_writes(tree: Path, tmp_path: Path) -> None:
     require_ray()

@@ -58,6 +58,9 @@ def check_recrop(cfg: DictConfig) -> Earlier:
     if not cfg.input:
         raise ConfigError("input is required: facekit task=recrop input=<an extraction's output folder> output=<folder>")
     check_crop(cfg)
+    if list(cfg.output.masks) or str(cfg.output.mask_format) != "none":
+        raise ConfigError("task=recrop keeps the stored masks and makes none: leave out output.masks and "
+                          "output.mask_format, then run task=mask input=<the re-crop> for new ones")
     folder = Path(str(cfg.input)).expanduser()
     if not folder.is_dir():
         raise ConfigError(f"input {str(cfg.input)!r} is not a folder: give task=recrop an extraction's output folder")
