@@ -53,6 +53,10 @@ FACE_FIELDS_OF_FILE_BYTES = ("crop_sha256", "crop_bytes")
 #: and that is compared exactly with the new side's pose; the landmarks themselves are compared
 #: as stored. Two installs of one pose method store equal poses and are compared as stored.
 RECOMPUTED_POSE = "pose"
+#: Since issue 27's second step FaceMesh reads head pose from its points averaged with its crop's
+#: mirror view (``aligner.mirror_pose``, default true), points no output stores: the pose of a
+#: side made that way cannot be recomputed from stored landmarks, so it is not compared (noted).
+MIRROR_POSE = "mirror_pose"
 #: run_summary.json's keys that say what a run did; the rest (seconds, frames_per_s, start_s,
 #: stage_s, sink_s, model_s, mode, workers, gpu, shards, nodes...) say how fast and where it ran.
 #: One the old side left null (it had no figure) is not compared but noted: commit 11d8ed4
@@ -64,7 +68,10 @@ COLLECTION_TIMINGS = ("seconds", "busy_s", "frames_per_s")
 #: none (a collection the older install wrote resumes under them when they are at their default):
 #: ``resume`` (commit 3ca6704, issue 26; no setting of a collection since), and output's
 #: ``masks``, ``mask_size``, ``mask_format`` and ``centering`` (issue 29). Compared where both have it.
-SETTINGS_ADDED = ("resume", "output.masks", "output.mask_size", "output.mask_format", "output.centering")
+SETTINGS_ADDED = ("resume", "masker", "output.masks", "output.mask_size", "output.mask_format", "output.centering")
+#: Settings collection.json no longer records (they change no source's output), ignored where only
+#: the old side has them: ``curate`` (task=curate's own node).
+SETTINGS_DROPPED = ("curate",)
 #: Face fields written only since they exist, ignored where the old side has none: ``centering``
 #: and ``matrix`` (the crop's centering and its frame -> crop affine, issue 29). Compared where both have them.
 FACE_FIELDS_ADDED = ("centering", "matrix")
@@ -110,6 +117,12 @@ def _compare_source(old: Path, new: Path, name: str, result: Comparison) -> None
     frames_a, frames_b = a.pop("frames"), b.pop("frames")
     result.frames += len(frames_b)
     result.faces += sum(len(entry.get("faces", [])) for entry in frames_b.values())
+    mirror = _mirror_pose(a.get("meta", {}), b.get("meta", {}))
+    if mirror:  # the pose is read from points neither side stores: not comparable (MIRROR_POSE)
+        result.notes.append(f"{name}: pose not compared: the new side reads it from FaceMesh's mirror view")
+        for entry in [*frames_a.values(), *frames_b.values()]:
+            for face in entry.get("faces", []):
+                face.pop(RECOMPUTED_POSE, None)
     if a != b:
         result.other.append(f"{name}/alignments.json: " + "; ".join(_differences(a, b)))
     if list(frames_a) != list(frames_b) and set(frames_a) == set(frames_b):
@@ -187,6 +200,10 @@ def _compare_collection(old: Path, new: Path, result: Comparison) -> None:
                 there, here = there.get(parent, {}), here.get(parent, {})
             if name not in there and name in here:
                 result.notes.append(f"collection.json: settings.{key} only in new: {_short(here.pop(name))}")
+        for key in SETTINGS_DROPPED:
+            if key in a.get("settings", {}) and key not in b.get("settings", {}):
+                result.notes.append(f"collection.json: settings.{key} only in old (no setting of a collection now)")
+                a["settings"].pop(key)
         diffs = _differences(a, b)
         if diffs:
             result.other.append("collection.json: " + "; ".join(diffs))
@@ -205,6 +222,18 @@ def _without_file_bytes(entry: dict[str, Any], added: frozenset[str] = frozenset
     faces = [{k: v for k, v in face.items() if k not in FACE_FIELDS_OF_FILE_BYTES and k not in added}
              for face in entry.get("faces", [])]
     return {**entry, "faces": faces}
+
+
+def _mirror_pose(old_meta: dict[str, Any], new_meta: dict[str, Any]) -> bool:
+    """Whether only the new side's aligner reads pose from its mirror view; if so, that option
+    is taken out of both metas (it is the one allowed difference there)."""
+    found = False
+    for meta in (old_meta, new_meta):
+        for where in (meta.get("plugins", {}), meta.get("fingerprint", {}).get("plugins", {})):
+            config = where.get("aligner", {}).get("config", {}) if isinstance(where, dict) else {}
+            if isinstance(config, dict) and config.pop(MIRROR_POSE, None) and meta is new_meta:
+                found = True
+    return found
 
 
 def _recompute_poses(old: dict[str, Any], new: dict[str, Any]) -> int:
