@@ -24,6 +24,8 @@ log = logging.getLogger("facekit")
 
 def run_mask(cfg: DictConfig, registry: PluginRegistry) -> None:
     request = mask_request(cfg, registry)
+    if cfg.runner.get("executor") == "ray":  # task=mask has no shards yet: said, not silently ignored
+        log.info("task=mask runs on this machine; runner=ray is for extraction and re-crops")
     root = Path(str(cfg.input)).expanduser()
     folders = output_folders(root)
     with ExitStack() as held:
