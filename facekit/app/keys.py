@@ -8,7 +8,7 @@ import difflib
 import re
 from typing import Sequence
 
-from facekit.app.schema import OPTION_SCHEMAS, PLUGIN_NODES, SchemaKey, schema_keys
+from facekit.app.schema import OPTION_KEYS, PLUGIN_NODES, SchemaKey, schema_keys
 from facekit.errors import ConfigError
 from facekit.plugin.registry import PluginRegistry
 
@@ -22,8 +22,6 @@ def check_keys(argv: Sequence[str], registry: PluginRegistry) -> None:
     plugin has, with the nearest key that exists."""
     chosen = {m.group(1): m.group(2).split(",") for a in argv if (m := _CHOICE.match(a))}
     known = {k.path: k for k in schema_keys()}
-    option_keys = {f"{group}.{item.name}": f"{group}={option}" for (group, option), schema in OPTION_SCHEMAS.items()
-                   for item in dataclasses.fields(schema) if f"{group}.{item.name}" not in _own_keys(group)}
     for arg in argv:
         match = _OVERRIDE.match(arg)
         if match is None or arg.startswith("-"):
@@ -34,18 +32,12 @@ def check_keys(argv: Sequence[str], registry: PluginRegistry) -> None:
             continue  # Hydra's own keys; output=DIR is short for output.dir=DIR
         if head in PLUGIN_NODES and option:
             _check_plugin_option(head, option.partition(".")[0], chosen.get(head), registry)
-        elif key in option_keys and option_keys[key] not in argv:
-            raise ConfigError(f"{key} is a key of {option_keys[key]}: add {option_keys[key]} to the command")
+        elif key in OPTION_KEYS and OPTION_KEYS[key] not in argv:
+            raise ConfigError(f"{key} is a key of {OPTION_KEYS[key]}: add {OPTION_KEYS[key]} to the command")
         elif not _known(key, known):
             near = nearest(key, list(known))
             raise ConfigError(f"unknown key {key!r}" + (f"; did you mean {near}?" if near else "")
                               + " (facekit --help lists every key)")
-
-
-def _own_keys(group: str) -> set[str]:
-    """A group's keys under its default option (``runner.mode``, not runner=ray's ``runner.address``)."""
-    schema = next(k.group for k in schema_keys() if k.path == group)
-    return {f"{group}.{item.name}" for item in dataclasses.fields(schema)}
 
 
 def _known(key: str, known: dict[str, SchemaKey]) -> bool:

@@ -173,8 +173,19 @@ class RayRunnerSchema(RunnerSchema):
 #: A group's options whose schema adds keys to the group's node: (group, option) -> its schema,
 #: stored in the ConfigStore as ``<group>/base_<option>`` for that option's YAML to extend.
 OPTION_SCHEMAS: dict[tuple[str, str], type] = {("runner", "ray"): RayRunnerSchema}
+
+
+def _added_by(option_schema: type) -> list[Any]:
+    """The fields an option's schema adds to the group schema it extends (its base class)."""
+    own = {item.name for item in fields(option_schema.__mro__[1])}
+    return [item for item in fields(option_schema) if item.name not in own]
+
+
+#: The keys only a group's option has, dotted, and that option: ``runner.address -> runner=ray``.
+OPTION_KEYS = {f"{group}.{item.name}": f"{group}={option}"
+               for (group, option), schema in OPTION_SCHEMAS.items() for item in _added_by(schema)}
 #: The keys that only runner=ray has.
-RAY_KEYS = tuple(f.name for f in fields(RayRunnerSchema) if f.name not in {g.name for g in fields(RunnerSchema)})
+RAY_KEYS = tuple(item.name for item in _added_by(RayRunnerSchema))
 
 
 @dataclass
@@ -289,17 +300,15 @@ def schema_keys(schema: type = FacekitSchema, prefix: str = "") -> Iterator[Sche
         yield found
         if group is not None:
             yield from schema_keys(group, found.path + ".")
-            yield from _option_keys(found.path, group)
+            yield from _option_keys(found.path)
 
 
-def _option_keys(path: str, group: type) -> Iterator[SchemaKey]:
+def _option_keys(path: str) -> Iterator[SchemaKey]:
     """The keys a group's options add to it (``runner.shard_frames``, runner=ray's), after its own."""
-    own = {item.name for item in fields(group)}
     for (name, _), schema in OPTION_SCHEMAS.items():
         if name == path:
-            for item in fields(schema):
-                if item.name not in own:
-                    yield SchemaKey(f"{path}.{item.name}", item.metadata.get(ABOUT, ""))
+            for item in _added_by(schema):
+                yield SchemaKey(f"{path}.{item.name}", item.metadata.get(ABOUT, ""))
 
 
 def register_schema() -> None:
