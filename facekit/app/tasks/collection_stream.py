@@ -25,14 +25,13 @@ from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 from omegaconf import DictConfig
 
 from facekit.app.tasks.collection_progress import CollectionProgress
-from facekit.app.tasks.planning import alignments_meta
+from facekit.app.tasks.planning import alignments_meta, source_ledger
 from facekit.errors import FacekitError
 from facekit.faces.quality import QualityFilter
 from facekit.faces.stages import FaceStages
 from facekit.ledger.collection_state import alignments_name
 from facekit.ledger.source import SourceLedger, counted
 from facekit.ledger.states import SourceState
-from facekit.ledger.verify import Verify
 from facekit.media import FrameSource, open_input
 from facekit.media.collection import Source
 from facekit.media.decoder_output import DecoderOutput
@@ -233,10 +232,7 @@ class CollectionStream:
             frames.decoder_output = self.decoder_output
             meta = alignments_meta(settings.cfg, str(source.path), settings.stages, settings.face_filter, frames,
                                    settings.quality)
-            ledger = SourceLedger(folder, meta, debug=bool(settings.cfg.output.debug),
-                                  save_rejected=bool(settings.cfg.filter.save_rejected),
-                                  save_every=settings.cfg.output.save_every,
-                                  verify=Verify(settings.cfg.resume.verify))
+            ledger = source_ledger(settings.cfg, folder, meta)
         except (FacekitError, OSError) as exc:
             reason = str(exc) if isinstance(exc, FacekitError) else f"{exc.strerror or exc}"
             log.warning("source %s failed: %s", source.rel, reason)
