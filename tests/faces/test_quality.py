@@ -53,6 +53,43 @@ def test_head_pose_signs_follow_the_documented_convention(turn: list[float], exp
     assert measures.head_pose(_projected(turn)) == pytest.approx(expected, abs=0.5)
 
 
+def _orthographic(rotation_vector: list[float], scale: float, shift: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """(the 68 points of ``MEAN_FACE_3D_68`` turned, scaled and shifted by an exactly scaled
+    orthographic camera, the rotation's matrix)."""
+    rotation = cv2.Rodrigues(np.radians(np.asarray(rotation_vector, dtype=np.float64)))[0]
+    return (MEAN_FACE_3D_68 @ rotation.T)[:, :2] * scale + shift, rotation
+
+
+@pytest.mark.parametrize("turn, scale, shift", [
+    ([0, 0, 0], 50.0, (320.0, 240.0)),
+    ([10, -35, 5], 80.0, (100.0, 90.0)),
+    ([-25, 20, -40], 12.0, (3900.0, 2100.0)),   # a small face far from the origin of a 4K frame
+    ([5, 60, 170], 400.0, (-50.0, 10.0)),       # upside down, partly outside the frame
+])
+def test_the_pose_fit_recovers_an_exact_orthographic_view(turn: list[float], scale: float, shift: tuple) -> None:
+    """The closed forms (3x3 solve, polar factor) give the camera back exactly, wherever the
+    face lies in the frame."""
+    points, rotation = _orthographic(turn, scale, shift)
+    fitted = measures.fitted_projection(points)
+    assert np.allclose(fitted.rows, rotation[:2], atol=1e-9)
+    assert fitted.scale == pytest.approx(scale, rel=1e-9)
+    assert np.allclose([fitted.project(x) for x in MEAN_FACE_3D_68], points, atol=1e-6)
+
+
+def test_one_misplaced_point_does_not_turn_the_head() -> None:
+    """A jaw point lost in a beard, 40% of the eye span off: Huber's weights keep the pose
+    within a degree, where plain least squares moves it further."""
+    points, _ = _orthographic([0, 20, 0], 100.0, (300.0, 300.0))
+    moved = points.copy()
+    moved[4] += (0.0, 0.4 * np.linalg.norm(points[45] - points[36]))
+    assert measures.head_pose(moved) == pytest.approx(measures.head_pose(points), abs=1.0)
+
+
+@pytest.mark.parametrize("points", [np.zeros((68, 2)), np.stack([np.linspace(0, 90, 68), np.linspace(5, 50, 68)], axis=1)])
+def test_points_that_span_no_face_have_no_pose(points: np.ndarray) -> None:
+    assert all(math.isnan(angle) for angle in measures.head_pose(points))
+
+
 def test_a_frontal_face_has_small_yaw_and_a_turned_one_does_not(extractor: facekit.Extractor) -> None:
     frontal = _only_face(extractor, _read("obama.jpg"))
     turned = _only_face(extractor, _read("obama2.jpg"))  # looks to the image's left: his own right
