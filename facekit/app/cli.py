@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 
 from facekit.app.arguments import SHELL_COMPLETION, check_arguments
 from facekit.app.help import packaged_options, register_help_resolver
-from facekit.app.keys import check_keys
+from facekit.app.keys import check_keys, name_default_plugins
 from facekit.app.overrides import quote_overrides
 from facekit.app.schema import register_schema
 from facekit.errors import ConfigError, FacekitError
@@ -38,6 +38,7 @@ def main() -> None:
         registry = default_registry()
         if not SHELL_COMPLETION & set(argv):  # its words (install=bash, query=...) are Hydra's, not overrides
             check_arguments(argv)
+            argv = name_default_plugins(argv)
             check_keys(argv, registry)
         check_group_choices(argv, registry)
         # input=fötos, output=出力: values Hydra reads only quoted are quoted, as the user typed them

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import re
+from importlib import resources
 from typing import Sequence
 
 from facekit.app.schema import OPTION_KEYS, PLUGIN_NODES, SchemaKey, schema_keys
@@ -15,6 +16,33 @@ from facekit.plugin.registry import PluginRegistry
 _OVERRIDE = re.compile(r"^(?:~|\+{1,2})?([\w.]+)=")
 _CHOICE = re.compile(r"^\+{0,2}(detector|aligner|identity|masker)=([\w.,\-]+)$")
 _LIST_INDEX = re.compile(r"\.\d+$")
+#: Any choice of a plugin kind, a removal (``~aligner``) included.
+_CHOICE_ANY = re.compile(r"^(?:~|\+{0,2})(detector|aligner|identity|masker)(?:=|$)")
+_DEFAULT_PLUGIN = re.compile(r"^\+{0,2}default_plugins\.(\w+)=([\w.\-]+)$")
+
+
+def name_default_plugins(argv: Sequence[str]) -> list[str]:
+    """``argv`` with ``+aligner=facemesh`` added where ``aligner.mirror_pose=false`` sets an
+    option but no ``+aligner=`` names a plugin: the run would use the default plugin
+    (``default_plugins``), so the option is that plugin's, and Hydra needs its group named to
+    take it. A kind with no default (masker) is left for ``check_keys`` to explain."""
+    chosen = {m.group(1) for a in argv if (m := _CHOICE_ANY.match(a))}
+    defaults = {**_packaged_default_plugins(), **{m.group(1): m.group(2) for a in argv if (m := _DEFAULT_PLUGIN.match(a))}}
+    needed = []
+    for arg in argv:
+        match = _OVERRIDE.match(arg)
+        kind = match.group(1).partition(".")[0] if match and "." in match.group(1) else None
+        if kind in PLUGIN_NODES and kind not in chosen and kind in defaults and kind not in needed:
+            needed.append(kind)
+    return [*argv, *(f"+{kind}={defaults[kind]}" for kind in needed)]
+
+
+def _packaged_default_plugins() -> dict[str, str]:
+    """``default_plugins`` as conf/config.yaml sets it (its one place)."""
+    from omegaconf import OmegaConf
+
+    config = OmegaConf.load(str(resources.files("facekit.conf") / "config.yaml"))
+    return {str(kind): str(name) for kind, name in config.default_plugins.items()}
 
 
 def check_keys(argv: Sequence[str], registry: PluginRegistry) -> None:

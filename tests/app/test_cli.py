@@ -60,6 +60,23 @@ def test_plugin_options_reach_the_plugin(tmp_path: Path) -> None:
     assert alignments["frames"]["obama"]["faces"] == []
 
 
+def test_an_option_alone_is_the_default_plugins(tmp_path: Path) -> None:
+    """``aligner.mirror_pose=false`` with no ``+aligner=``: the run uses the default aligner, so
+    the option is its; the same run resumes under the same words."""
+    require_data()
+    out = tmp_path / "faces"
+    args = ("aligner.mirror_pose=false", "detector.score_threshold=0.7", f"input={SCENES / 'obama.jpg'}",
+            f"output={out}", "runner.progress=false")
+    result = run_facekit(*args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    plugins = load_json(out / "alignments.json")["meta"]["plugins"]
+    assert (plugins["aligner"]["name"], plugins["aligner"]["config"]["mirror_pose"]) == ("facemesh", False)
+    assert (plugins["detector"]["name"], plugins["detector"]["config"]["score_threshold"]) == ("yunet", 0.7)
+    again = run_facekit(*args, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "nothing to do: 1 frame already done" in again.stderr, again.stderr
+
+
 def test_task_plugins_lists_every_plugin_with_weights_state(tmp_path: Path) -> None:
     result = run_facekit("task=plugins", cwd=tmp_path)
     assert result.returncode == 0, result.stderr

@@ -23,7 +23,9 @@ MISTAKES = [
     (["+detector=yunet", "detector.score_treshold=0.5"],
      "detector yunet has no option 'score_treshold'; did you mean detector.score_threshold? "
      "(yunet takes: score_threshold, nms_threshold"),
-    (["detector.score_threshold=0.5"], "name the plugin first, +detector=NAME detector.score_threshold=..."),
+    (["detector.score_treshold=0.5"], "detector yunet has no option 'score_treshold'"),  # the default detector's
+    (["default_plugins.aligner=fan", "aligner.mirror_pose=false"], "aligner fan has no option 'mirror_pose'"),
+    (["masker.threshold=0.5"], "name the plugin first, +masker=NAME masker.threshold=..."),  # no default masker
     (["+runner=ray"], "write runner=ray without the '+'"),
     (["runner.shard_frames=100"], "runner.shard_frames is a key of runner=ray: add runner=ray to the command"),
     (["runner=ray", "runner.shard_frame=100"], "did you mean runner.shard_frames?"),

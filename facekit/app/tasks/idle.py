@@ -8,4 +8,4 @@ log = logging.getLogger("facekit")
 
 
 def say_nothing_to_do(frames: int) -> None:
-    log.info("nothing to do: %d frames already done", frames)
+    log.info("nothing to do: %d %s already done", frames, "frame" if frames == 1 else "frames")
