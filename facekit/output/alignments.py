@@ -271,6 +271,10 @@ class AlignmentsWriter:
         self.meta = json.loads(json.dumps(meta))  # as it will read back: tuples become lists
         self.sync_every = sync_every
         self._done: set[str] = set()
+        #: the earlier file's frames as read for the fingerprint, kept for the first reading of
+        #: every frame (a resume's check of its face files, or the fold), then dropped: a
+        #: 100,000-frame file is parsed twice a run, not three times, and not held meanwhile
+        self._earlier: dict[str, Any] | None = None
         self._unsynced = 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
         for stale in self.path.parent.glob(_fold_temp(self.path, "*").name):  # a fold that was killed
@@ -279,6 +283,7 @@ class AlignmentsWriter:
             document = load_alignments(self.path)
             self._check_fingerprint(document.get("meta"), self.path)
             self._done.update(document["frames"])
+            self._earlier = document["frames"]
         self._journal = self._open_journal()
 
     def done_frames(self) -> set[str]:
@@ -434,7 +439,9 @@ class AlignmentsWriter:
             split = _split_frame_line(line) if offset else None
             if split is not None:
                 latest[split[0]] = offset
-        earlier = load_alignments(self.path)["frames"] if self.path.exists() else {}
+        earlier, self._earlier = self._earlier, None
+        if earlier is None:
+            earlier = load_alignments(self.path)["frames"] if self.path.exists() else {}
         if earlier.keys() <= latest.keys():
             earlier = {}
         with self.journal_path.open("rb") as journal:

@@ -375,3 +375,22 @@ def test_a_refusal_names_every_differing_setting_dotted_and_counts_past_five() -
     many = setting_differences({f"k{i}": i for i in range(7)}, {f"k{i}": -i - 1 for i in range(7)})
     assert many.count(" there, ") == 5 and many.endswith("; and 2 more")
     assert setting_differences(None, {"size": 1}) == 'settings: null there, {"size": 1} now'
+
+
+def test_a_resumed_run_parses_the_earlier_file_twice_not_three_times(tmp_path, monkeypatch):
+    """Opening (the fingerprint and the done frames) and the face-file check read one parse; the
+    fold reads the file again. A 100,000-frame file takes seconds a parse."""
+    import facekit.output.alignments as alignments
+
+    path = tmp_path / "alignments.json"
+    with AlignmentsWriter(path, META) as writer:
+        write_frames(writer, range(3))
+    parses = []
+    monkeypatch.setattr(alignments, "load_alignments", lambda p: parses.append(p) or load_alignments(p))
+    with AlignmentsWriter(path, META) as writer:
+        checked = dict(writer.done_faces())
+        write_frames(writer, [3])
+    assert sorted(checked) == ["clip_000000", "clip_000001", "clip_000002"]
+    assert checked["clip_000001"] == record_to_dict(make_record(1))["faces"]
+    assert len(parses) == 2
+    assert list(load_alignments(path)["frames"]) == ["clip_000000", "clip_000001", "clip_000002", "clip_000003"]
