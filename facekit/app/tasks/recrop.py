@@ -19,6 +19,7 @@ from typing import Callable
 from omegaconf import DictConfig
 
 from facekit.app.tasks.acceptance import accept_run
+from facekit.app.tasks.idle import say_nothing_to_do
 from facekit.app.tasks.earlier import (Earlier, EarlierRuns, EarlierSource, read_earlier, recrop_meta, recrop_stages,
                                       sampling_of)
 from facekit.app.tasks.planning import source_ledger
@@ -86,13 +87,17 @@ def _recrop_single(cfg: DictConfig, source: EarlierSource) -> None:
     with ExitStack() as held:
         run = held.enter_context(RunFolder(root))
         summary, ledger = recrop_source(cfg, source, root, held, accepted=lambda: accept_run(cfg, run))
-    _report(summary, ledger)
+    if summary is None:
+        say_nothing_to_do(len(ledger.done))
+    else:
+        _report(summary, ledger)
 
 
 def recrop_source(cfg: DictConfig, source: EarlierSource, root: Path, held: ExitStack,
-                  accepted: Callable[[], None] | None = None) -> tuple[RunSummary, SourceLedger]:
+                  accepted: Callable[[], None] | None = None) -> tuple[RunSummary | None, SourceLedger]:
     """One source into ``root / source.output`` through its ledger, resuming what an earlier
-    re-crop finished; ``accepted`` is called once the ledger is open (the last check)."""
+    re-crop finished; ``accepted`` is called once the ledger is open (the last check). No
+    summary when an earlier re-crop finished every frame: nothing is read, decoded or written."""
     stages = recrop_stages(cfg, [source])
     key = utf8_text(source.path)
     document = load_alignments(source.alignments)
@@ -102,6 +107,8 @@ def recrop_source(cfg: DictConfig, source: EarlierSource, root: Path, held: Exit
     ledger = held.enter_context(source_ledger(cfg, output, _meta(cfg, document["meta"], source)))
     if accepted is not None:
         accepted()
+    if ledger.done and ledger.done.issuperset(document["frames"]):
+        return None, ledger
     if ledger.done:
         log.info("resuming: %d frame(s) already done", len(ledger.done))
     writer = FaceWriter(output, debug=bool(cfg.output.debug), save_rejected=bool(cfg.filter.save_rejected),
@@ -173,7 +180,8 @@ def _recrop_collection_source(cfg: DictConfig, earlier: EarlierSource, number: i
         state.set(source, SourceState.PARTIAL, alignments=alignments)
         with ExitStack() as held:
             summary, ledger = recrop_source(cfg, earlier, root, held)
-        _report(summary, ledger)
+        if summary is not None:
+            _report(summary, ledger)
     except KeyboardInterrupt:
         state.set(source, SourceState.PARTIAL, force=True, alignments=alignments,
                   reason="interrupted; the same command resumes it")
