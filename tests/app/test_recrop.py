@@ -100,12 +100,15 @@ def test_a_single_video_recropped_at_512_on_threads_or_workers_equals_its_extrac
     _run(tmp_path, "task=recrop", "input=at256", "output=workers512", "output.size=512", "runner.workers=2")
     assert load_json(tmp_path / "workers512" / "run_summary.json")["workers"] == 2
     assert_same_as_extraction(tmp_path / "workers512", tmp_path / "at512")
-    written = {path: path.stat().st_mtime_ns for path in (tmp_path / "re512").rglob("*")}
+    faces = {path: path.stat().st_mtime_ns for path in (tmp_path / "re512").rglob("*.png")}
+    alignments, summary = (load_json(tmp_path / "re512" / name) for name in ("alignments.json", "run_summary.json"))
     rerun = run_facekit("task=recrop", "input=at256", "output=re512", "output.size=512", "runner.progress=false",
                         cwd=tmp_path)
     assert rerun.returncode == 0, rerun.stderr
     assert rerun.stderr.splitlines() == ["INFO     nothing to do: 91 frames already done"], rerun.stderr
-    assert {path: path.stat().st_mtime_ns for path in (tmp_path / "re512").rglob("*")} == written  # nothing rewritten
+    assert {path: path.stat().st_mtime_ns for path in (tmp_path / "re512").rglob("*.png")} == faces  # none made again
+    assert load_json(tmp_path / "re512" / "alignments.json") == alignments
+    assert load_json(tmp_path / "re512" / "run_summary.json") == summary  # the run that did the work
     other = run_facekit("task=recrop", "input=at256", "output=re512", "output.size=128", cwd=tmp_path)
     assert other.returncode == 2 and "other settings" in other.stderr and "size: 512 there, 128 now" in other.stderr
 
