@@ -265,9 +265,12 @@ class FacekitSchema:
                                               "centering and padding from the stored landmarks, no model run")
     # Added with +detector=NAME etc.: each plugin's own node (its YAML in conf/, or its config
     # dataclass through cli.register_plugin_configs); None when the run names none.
-    detector: Optional[Any] = key("added with +detector=NAME: that detector's options", None)
-    aligner: Optional[Any] = key("added with +aligner=NAME: that aligner's options", None)
-    identity: Optional[Any] = key("added with +identity=NAME: that identity model's options", None)
+    detector: Optional[Any] = key("added with +detector=NAME: that detector's options (detector.KEY=... "
+                                  "alone: the default detector's)", None)
+    aligner: Optional[Any] = key("added with +aligner=NAME: that aligner's options (aligner.KEY=... alone: "
+                                 "the default aligner's)", None)
+    identity: Optional[Any] = key("added with +identity=NAME: that identity model's options (identity.KEY=... "
+                                  "alone: the default one's)", None)
     masker: Optional[Any] = key("added with +masker=NAME: that masker's options (NAME is also made, as if in "
                                 "output.masks)", None)
 
