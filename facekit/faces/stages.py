@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from facekit.faces.quality import QualityFilter
 
 decisions = logging.getLogger("facekit.decisions")  # goes to facekit.log only (conf/hydra/job_logging)
+log = logging.getLogger("facekit")
 
 
 @dataclass(frozen=True)
@@ -160,7 +161,18 @@ class FaceStages:
                 if for_pose is not None:
                     face.pose = measured_pose(_as_stored(for_pose, PIXEL_DECIMALS).reshape(68, 2))
                 face.outline = None if outline is None else _as_stored(outline, PIXEL_DECIMALS)
+            self._leave_out_unfitted(record)
         self.normalise(record)
+
+    def _leave_out_unfitted(self, record: FrameRecord) -> None:
+        """Faces whose points span no face (``geometry.spans_a_face``) are left out with a warning
+        naming the frame and the aligner: one such answer must not end a long run."""
+        unfitted = [number for number, face in enumerate(record.faces) if not geometry.spans_a_face(face.landmarks)]
+        if unfitted:
+            log.warning("%s: aligner %s gave face(s) %s points that span no face (all in one place, on one "
+                        "line, or not numbers); left out", record.frame.name, self.aligner.spec.name,
+                        ", ".join(str(n) for n in unfitted))
+            record.faces = [face for number, face in enumerate(record.faces) if number not in unfitted]
 
     def normalise(self, record: FrameRecord) -> None:
         """Adds the alignment matrix (Umeyama to the mean face, at the run's centering; ``crop``

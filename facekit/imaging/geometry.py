@@ -154,6 +154,22 @@ def umeyama(src: np.ndarray, dst: np.ndarray, estimate_scale: bool = True) -> np
     return matrix
 
 
+#: The least a face's points spread across, against along, their longest direction: a face in
+#: full profile still spans a third of its height; points that spread less lie on one line.
+LEAST_SPREAD = 0.01
+
+
+def spans_a_face(landmarks68: np.ndarray) -> bool:
+    """Whether a crop can be fitted to these points: all numbers, not all in one place and not
+    all on one line. An aligner may answer that way where there is no face (a heatmap's peaks
+    on a blank region), and no similarity maps such points onto the mean face."""
+    points = np.asarray(landmarks68, dtype=np.float64).reshape(-1, 2)
+    if not np.isfinite(points).all():
+        return False
+    spread = np.linalg.svd(points - points.mean(axis=0), compute_uv=False)
+    return bool(spread[0] > 0 and spread[1] > LEAST_SPREAD * spread[0])
+
+
 def alignment_matrix(landmarks68: np.ndarray, size: int, padding: float = DEFAULT_PADDING) -> np.ndarray:
     """The (2, 3) similarity from source pixels to an aligned crop of ``size`` pixels.
 

@@ -1,6 +1,7 @@
 """Wrong commands a new user types: each gets one line that names the fix, exit 2, no traceback."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -149,3 +150,47 @@ def test_an_identity_plugin_failing_on_a_reference_photo_names_the_photo(tmp_pat
                                       f"output={tmp_path / 'faces'}", cwd=tmp_path, env=path_with(site)), alone=False)
     assert line == (f"facekit: error: identity 'broken-id' failed on reference photo '{ref}': "
                     "ValueError: cannot embed this face")
+
+
+#: An aligner that answers the last detection of a frame with points all in one place, as a
+#: heatmap aligner can on a region with no face.
+ODD_ALIGNER = '''\
+from dataclasses import dataclass
+
+import numpy as np
+
+import facekit
+from facekit.imaging.geometry import MEAN_FACE_68
+from facekit.plugin.spec import PluginSpec
+
+
+@dataclass
+class Config:
+    pass
+
+
+class OddAligner:
+    def align(self, image, detections):
+        found = [MEAN_FACE_68 * [d.box[2] - d.box[0], d.box[3] - d.box[1]] + d.box[:2] for d in detections]
+        found[-1] = np.full((68, 2), 50.0)
+        return found
+
+
+@facekit.hookimpl
+def facekit_aligners():
+    return [PluginSpec(name="odd", kind="aligner", factory=lambda config, store: OddAligner(), config_class=Config)]
+'''
+
+
+def test_points_that_span_no_face_leave_that_face_out_with_a_warning_and_the_run_goes_on(tmp_path: Path) -> None:
+    require_data()
+    site = tmp_path / "site"
+    site.mkdir()
+    install_module(site, "odd_aligner", ODD_ALIGNER, "odd")
+    out = tmp_path / "faces"
+    result = run_facekit("+aligner=odd", f"input={SCENES / 'two_people.jpg'}", f"output={out}", "runner.progress=false",
+                         cwd=tmp_path, env=path_with(site))
+    assert result.returncode == 0, result.stderr
+    assert "two_people: aligner odd gave face(s) 1 points that span no face" in result.stderr
+    faces = json.loads((out / "alignments.json").read_text())["frames"]["two_people"]["faces"]
+    assert len(faces) == 1 and (out / faces[0]["crop"]).is_file()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from facekit.imaging.geometry import (DEFAULT_PADDING, INNER, MEAN_FACE_68, alignment_matrix, matrix_scale,
-                              transform_points, umeyama, warp_face)
+                                      spans_a_face, transform_points, umeyama, warp_face)
 
 ROOT = Path(__file__).resolve().parents[2]
 LANDMARKS = ROOT.parent / "shared" / "data" / "landmarks"
@@ -214,3 +214,15 @@ def test_enlarged_faces_are_as_sharp_as_a_bicubic_warp(enlargement):
     cubic = _psnr(cv2.warpAffine(small, matrix, (256, 256), flags=cv2.INTER_CUBIC)[inner], reference[inner])
     linear = _psnr(cv2.warpAffine(small, matrix, (256, 256), flags=cv2.INTER_LINEAR)[inner], reference[inner])
     assert ours > cubic - 0.2 and ours > linear + 0.1, (ours, cubic, linear)
+
+
+@pytest.mark.parametrize("points, spans", [
+    (MEAN_FACE_68 * 80 + 100, True),
+    (MEAN_FACE_68 * [80, 5] + 100, True),              # squeezed to a sixteenth of its height
+    (np.full((68, 2), 50.0), False),                    # all in one place
+    (np.stack([np.linspace(0, 90, 68), np.linspace(5, 50, 68)], axis=1), False),  # on one line
+    (np.round(np.stack([np.linspace(0, 90, 68), np.linspace(5, 50, 68)], axis=1), 2), False),  # rounded as stored
+    (np.where(np.arange(136).reshape(68, 2) == 7, np.nan, MEAN_FACE_68 * 80), False),  # not a number
+])
+def test_points_that_span_a_face(points: np.ndarray, spans: bool) -> None:
+    assert spans_a_face(points) is spans
