@@ -116,28 +116,22 @@ def test_every_missing_model_is_named_at_once(tmp_path: Path, refs: list[str]) -
         assert f"model {model_id!r}" in line and f"models/{model_id}/" in line
 
 
-FAILING_IDENTITY = '''\
-from dataclasses import dataclass
-
-import facekit
-from facekit.plugin.spec import PluginSpec
-
-
-@dataclass
-class Config:
-    pass
+def plugin_module(hook: str, spec: str, model: str) -> str:
+    """A third-party plugin's module: ``model`` (source defining the class ``Model``), registered
+    through ``hook`` with ``spec``'s PluginSpec arguments and a config that takes no options."""
+    return ("from dataclasses import dataclass\n\nimport numpy as np\n\nimport facekit\n"
+            "from facekit.imaging.geometry import MEAN_FACE_68\nfrom facekit.plugin.spec import PluginSpec\n\n\n"
+            "@dataclass\nclass Config:\n    pass\n\n\n" + textwrap.dedent(model) +
+            f"\n\n@facekit.hookimpl\ndef {hook}():\n    return [PluginSpec({spec}, config_class=Config, "
+            "factory=lambda config, store: Model())]\n")
 
 
-class Broken:
-    def embed(self, image, landmarks):
-        raise ValueError("cannot embed this face")
-
-
-@facekit.hookimpl
-def facekit_identities():
-    return [PluginSpec(name="broken-id", kind="identity", factory=lambda config, store: Broken(),
-                       config_class=Config, metric="cosine", default_threshold=0.5)]
-'''
+FAILING_IDENTITY = plugin_module("facekit_identities", 'name="broken-id", kind="identity", metric="cosine", '
+                                 "default_threshold=0.5", '''
+    class Model:
+        def embed(self, image, landmarks):
+            raise ValueError("cannot embed this face")
+''')
 
 
 def test_an_identity_plugin_failing_on_a_reference_photo_names_the_photo(tmp_path: Path) -> None:
@@ -154,32 +148,13 @@ def test_an_identity_plugin_failing_on_a_reference_photo_names_the_photo(tmp_pat
 
 #: An aligner that answers the last detection of a frame with points all in one place, as a
 #: heatmap aligner can on a region with no face.
-ODD_ALIGNER = '''\
-from dataclasses import dataclass
-
-import numpy as np
-
-import facekit
-from facekit.imaging.geometry import MEAN_FACE_68
-from facekit.plugin.spec import PluginSpec
-
-
-@dataclass
-class Config:
-    pass
-
-
-class OddAligner:
-    def align(self, image, detections):
-        found = [MEAN_FACE_68 * [d.box[2] - d.box[0], d.box[3] - d.box[1]] + d.box[:2] for d in detections]
-        found[-1] = np.full((68, 2), 50.0)
-        return found
-
-
-@facekit.hookimpl
-def facekit_aligners():
-    return [PluginSpec(name="odd", kind="aligner", factory=lambda config, store: OddAligner(), config_class=Config)]
-'''
+ODD_ALIGNER = plugin_module("facekit_aligners", 'name="odd", kind="aligner"', '''
+    class Model:
+        def align(self, image, detections):
+            found = [MEAN_FACE_68 * [d.box[2] - d.box[0], d.box[3] - d.box[1]] + d.box[:2] for d in detections]
+            found[-1] = np.full((68, 2), 50.0)
+            return found
+''')
 
 
 def test_points_that_span_no_face_leave_that_face_out_with_a_warning_and_the_run_goes_on(tmp_path: Path) -> None:
