@@ -40,6 +40,11 @@ _QUOTED = re.compile(r"""(['"])((?:\\.|(?!\1).)*)\1""")
 _JOB_LINE = re.compile(r"^\s*#\d+ : ")
 
 
+def quantity(count: int, noun: str) -> str:
+    """``1 frame``, ``2 frames``: a count and its noun as a user reads them."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def unquoted(override: str) -> str:
     """An override with Hydra's quoting taken out (``input='fötos'`` as ``input=fötos``): the
     value as the person typed it, for showing, never for parsing again."""

@@ -41,7 +41,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from facekit.distributed.resources import WorkerResources
 from facekit.distributed.shard_journal import SHARDS_DIR, finished, frame_lines, missing_from, set_aside
 from facekit.distributed.shard_worker import ShardResult, ShardTask, ShardWorker
-from facekit.console import STDERR
+from facekit.console import STDERR, quantity
 from facekit.errors import FacekitError
 from facekit.ledger.rejects import RejectCounts
 from facekit.ledger.verify import Verify
@@ -115,7 +115,8 @@ class ClusterTotals:
 
     def line(self) -> str:
         rate = self.frames / self.seconds if self.seconds else 0.0
-        return (f"{self.shards} shard(s) on {len(self.nodes)} node(s): {self.frames} frames, {self.faces} faces in "
+        return (f"{self.shards} shard(s) on {len(self.nodes)} node(s): {quantity(self.frames, 'frame')}, "
+                f"{quantity(self.faces, 'face')} in "
                 f"{self.seconds:.1f} s ({rate:.1f} frames/s); {self.kept} kept from an earlier run, "
                 f"{self.failed} failed")
 

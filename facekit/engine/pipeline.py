@@ -10,7 +10,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from facekit.console import STDERR
+from facekit.console import STDERR, quantity
 from facekit.media.decoder_output import DecoderOutput, python_stderr_apart
 from facekit.errors import StageError
 from facekit.media.sources import FrameSource
@@ -39,8 +39,8 @@ class RunSummary:
 
     def line(self) -> str:
         rate = self.frames / self.seconds if self.seconds else 0.0
-        return (f"{self.frames} frames, {self.faces} faces in {self.seconds:.1f} s ({rate:.1f} frames/s); "
-                f"{self.resumed} already done, {self.skipped} skipped")
+        return (f"{quantity(self.frames, 'frame')}, {quantity(self.faces, 'face')} in {self.seconds:.1f} s "
+                f"({rate:.1f} frames/s); {self.resumed} already done, {self.skipped} skipped")
 
 
 @dataclass

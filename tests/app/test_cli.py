@@ -163,7 +163,7 @@ def test_a_run_prints_no_native_start_up_chatter(tmp_path: Path, detector: str) 
     assert result.returncode == 0, result.stderr
     for chatter in ("I0000", "E0000", "W0000", "XNNPACK", "absl::InitializeLog"):
         assert chatter not in result.stderr, result.stderr
-    assert "done: 1 frames, 1 faces" in " ".join(result.stderr.split())
+    assert "done: 1 frame, 1 face in" in " ".join(result.stderr.split())
 
 
 def test_a_renamed_key_keeps_its_old_spelling_with_a_line_that_names_the_new_one(tmp_path: Path) -> None:

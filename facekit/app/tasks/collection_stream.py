@@ -26,6 +26,7 @@ from omegaconf import DictConfig
 
 from facekit.app.tasks.collection_progress import CollectionProgress
 from facekit.app.tasks.planning import alignments_meta, source_ledger
+from facekit.console import quantity
 from facekit.errors import FacekitError
 from facekit.faces.quality import QualityFilter
 from facekit.faces.stages import FaceStages
@@ -314,8 +315,8 @@ class CollectionStream:
         if state == SourceState.DONE:
             frames, faces = counted(output.folder / ALIGNMENTS_FILE)
             details.update(frames=frames, faces=faces)
-            log.info("source %s done: %d frames, %d faces (%d already done, %d skipped)", output.source.rel,
-                     summary.frames, summary.faces, summary.resumed, summary.skipped)
+            log.info("source %s done: %s, %s (%d already done, %d skipped)", output.source.rel,
+                     quantity(summary.frames, "frame"), quantity(summary.faces, "face"), summary.resumed, summary.skipped)
             if summary.skipped:
                 log.warning("%d file(s) skipped in %s", summary.skipped, output.source.rel)
         else:

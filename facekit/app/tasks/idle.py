@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 
+from facekit.console import quantity
+
 log = logging.getLogger("facekit")
 
 
 def say_nothing_to_do(frames: int) -> None:
-    log.info("nothing to do: %d %s already done", frames, "frame" if frames == 1 else "frames")
+    log.info("nothing to do: %s already done", quantity(frames, "frame"))
