@@ -27,14 +27,16 @@ def name_default_plugins(argv: Sequence[str]) -> list[str]:
     (``default_plugins``), so the option is that plugin's, and Hydra needs its group named to
     take it. A kind with no default (masker) is left for ``check_keys`` to explain."""
     chosen = {m.group(1) for a in argv if (m := _CHOICE_ANY.match(a))}
-    defaults = {**_packaged_default_plugins(), **{m.group(1): m.group(2) for a in argv if (m := _DEFAULT_PLUGIN.match(a))}}
-    needed = []
+    unnamed = []  # kinds with an option set and no plugin named, in the order met
     for arg in argv:
         match = _OVERRIDE.match(arg)
         kind = match.group(1).partition(".")[0] if match and "." in match.group(1) else None
-        if kind in PLUGIN_NODES and kind not in chosen and kind in defaults and kind not in needed:
-            needed.append(kind)
-    return [*argv, *(f"+{kind}={defaults[kind]}" for kind in needed)]
+        if kind in PLUGIN_NODES and kind not in chosen and kind not in unnamed:
+            unnamed.append(kind)
+    if not unnamed:  # the usual command: conf/config.yaml is not read at every start
+        return list(argv)
+    defaults = {**_packaged_default_plugins(), **{m.group(1): m.group(2) for a in argv if (m := _DEFAULT_PLUGIN.match(a))}}
+    return [*argv, *(f"+{kind}={defaults[kind]}" for kind in unnamed if kind in defaults)]
 
 
 def _packaged_default_plugins() -> dict[str, str]:
