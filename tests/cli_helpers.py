@@ -193,7 +193,9 @@ def load_json(path: Path) -> dict:
 
 def install_module(site: Path, module: str, source: str, entry_point: str) -> None:
     """What ``pip install`` leaves behind for a one-module distribution with one ``facekit``
-    entry point: the module and a ``*.dist-info`` that ``importlib.metadata`` finds on the path."""
+    entry point: the module and a ``*.dist-info`` that ``importlib.metadata`` finds on the path
+    (``site`` is made when missing)."""
+    site.mkdir(parents=True, exist_ok=True)
     (site / f"{module}.py").write_text(source, encoding="utf-8")
     dist_info = site / f"{module}-0.1.dist-info"
     dist_info.mkdir()

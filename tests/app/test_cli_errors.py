@@ -137,7 +137,6 @@ FAILING_IDENTITY = plugin_module("facekit_identities", 'name="broken-id", kind="
 def test_an_identity_plugin_failing_on_a_reference_photo_names_the_photo(tmp_path: Path) -> None:
     require_data()
     site = tmp_path / "site"
-    site.mkdir()
     install_module(site, "broken_identity", FAILING_IDENTITY, "broken-id")
     ref = SCENES / "obama2.jpg"
     line = one_line_error(run_facekit("+identity=broken-id", f"filter.refs=[{ref}]", f"input={SCENES / 'biden.jpg'}",
@@ -160,7 +159,6 @@ ODD_ALIGNER = plugin_module("facekit_aligners", 'name="odd", kind="aligner"', ''
 def test_points_that_span_no_face_leave_that_face_out_with_a_warning_and_the_run_goes_on(tmp_path: Path) -> None:
     require_data()
     site = tmp_path / "site"
-    site.mkdir()
     install_module(site, "odd_aligner", ODD_ALIGNER, "odd")
     out = tmp_path / "faces"
     result = run_facekit("+aligner=odd", f"input={SCENES / 'two_people.jpg'}", f"output={out}", "runner.progress=false",

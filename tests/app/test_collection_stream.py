@@ -43,7 +43,6 @@ PHOTOS = {"a": ["p01/img1.jpg", "p01/img2.jpg"], "b": ["p04/img14.jpg", "p04/img
 def test_worker_processes_start_once_for_every_source_of_a_collection(tmp_path: Path) -> None:
     require_data()
     site = tmp_path / "site"
-    site.mkdir()
     install_module(site, "toy_recording_facekit", RECORDING_MODULE, "recording")
     _photo_tree(tmp_path / "tree", PHOTOS)
     log = tmp_path / "calls.txt"

@@ -182,7 +182,6 @@ def test_wrong_third_party_options_give_one_line_errors(tmp_path: Path, haar_env
 def test_a_third_party_module_that_fails_to_import_is_skipped(tmp_path: Path) -> None:
     require_data()
     site = tmp_path / "site"
-    site.mkdir()
     install_module(site, "toy_broken_facekit", 'raise RuntimeError("toy plugin broken on purpose")\n', "broken")
     env = path_with(site)
 

@@ -244,7 +244,6 @@ def test_a_quality_sweep_measures_each_face_once_and_later_jobs_load_no_model(
     and stores the analysis; jobs 1 and 2 build neither, call no model, and judge the measures
     job 0 stored, so every job's faces carry the very same numbers."""
     site = tmp_path / "site"
-    site.mkdir()
     install_module(site, "counted_facekit", COUNTED_MODULE, "counted")
     home = tmp_path / "home"
     home.mkdir()
