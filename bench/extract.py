@@ -333,11 +333,31 @@ def clip_faces(video: Path, most: int = 200) -> list:
     return crops[:most]
 
 
-def _deflaters() -> dict:
-    """Each installed deflate library at its fastest level; ISA-L (``isal``, facekit's before
-    Dec 2026, not deterministic) and libdeflate (``deflate``) only when installed."""
-    from zlib_ng import zlib_ng
+def _encoders() -> dict:
+    """Each installed PNG encoder for a colour face, at its fastest: fpng (facekit's), and the
+    "up" filter with zlib-ng's and zlib's deflate (and its strategies), ISA-L's (``isal``,
+    facekit's before Dec 2026, not deterministic) and libdeflate's (``deflate``) when installed.
+    Each returns a whole PNG file, as ``pngmeta._colour_png`` does."""
+    import struct
     import zlib
+
+    import numpy as np
+    from zlib_ng import zlib_ng
+
+    from facekit.output import pngmeta
+
+    def up_filtered(compress):
+        def encode(rgb) -> bytes:
+            height, width, channels = rgb.shape
+            rows = rgb.reshape(height, width * channels)
+            filtered = np.empty((height, width * channels + 1), np.uint8)
+            filtered[:, 0] = 2
+            filtered[0, 1:] = rows[0]
+            np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])
+            header = struct.pack(">IIBBBBB", width, height, 8, 2 if channels == 3 else 6, 0, 0, 0)
+            return b"".join([pngmeta.SIGNATURE, pngmeta._chunk(b"IHDR", header),
+                             pngmeta._chunk(b"IDAT", compress(filtered)), pngmeta._chunk(b"IEND", b"")])
+        return encode
 
     def strategy(name: str):
         def compress(data) -> bytes:
@@ -345,36 +365,38 @@ def _deflaters() -> dict:
             return stream.compress(data) + stream.flush()
         return compress
 
-    found = {"zlib-ng 1 (facekit)": lambda data: zlib_ng.compress(data, 1), "zlib 1": lambda data: zlib.compress(data, 1),
-             "zlib-ng 1 huffman": strategy("Z_HUFFMAN_ONLY"), "zlib-ng 1 rle": strategy("Z_RLE")}
+    found = {"fpng (facekit)": pngmeta._colour_png,
+             "zlib-ng 1": up_filtered(lambda data: zlib_ng.compress(data, 1)),
+             "zlib 1": up_filtered(lambda data: zlib.compress(data, 1)),
+             "zlib-ng 1 huffman": up_filtered(strategy("Z_HUFFMAN_ONLY")), "zlib-ng 1 rle": up_filtered(strategy("Z_RLE"))}
     try:
         from isal import isal_zlib
-        found["ISA-L 1 (before)"] = lambda data: isal_zlib.compress(data, 1)
+        found["ISA-L 1 (before)"] = up_filtered(lambda data: isal_zlib.compress(data, 1))
     except ImportError:
         pass
     try:
         import deflate
-        found["libdeflate 1"] = lambda data: deflate.zlib_compress(data, 1)
+        found["libdeflate 1"] = up_filtered(lambda data: deflate.zlib_compress(data, 1))
     except ImportError:
         pass
     return found
 
 
 def deflate_cost(video: Path, rounds: int = 15) -> None:
-    """What each deflate library costs a face file: encode_png of the clip's real crops with each,
+    """What each PNG encoder costs a face file: encode_png of the clip's real crops with each,
     in interleaved rounds (best round each), its size, and whether a second encoding and one on
     another thread give the same bytes."""
     from concurrent.futures import ThreadPoolExecutor
     from facekit.output import pngmeta
 
     crops = clip_faces(video)
-    original = pngmeta._deflate
+    original, encoders = pngmeta._colour_png, _encoders()
     times: dict[str, list[float]] = {}
     sizes, same = {}, {}
     try:
         for _ in range(rounds):
-            for name, compress in _deflaters().items():
-                pngmeta._deflate = lambda data, level, compress=compress: compress(data)
+            for name, encode in encoders.items():
+                pngmeta._colour_png = encode
                 started = time.perf_counter()
                 files = [pngmeta.encode_png(crop, {}) for crop in crops]
                 times.setdefault(name, []).append(time.perf_counter() - started)
@@ -383,9 +405,9 @@ def deflate_cost(video: Path, rounds: int = 15) -> None:
                     again = list(pool.map(lambda crop: pngmeta.encode_png(crop, {}), crops))
                 same[name] = same.get(name, True) and again == files
     finally:
-        pngmeta._deflate = original
-    base = min(times.get("ISA-L 1 (before)", times["zlib-ng 1 (facekit)"]))
-    print(f"\n== PNG deflate: encode_png of {len(crops)} of the clip's 256 px faces, one thread, best of {rounds} interleaved rounds ==")
+        pngmeta._colour_png = original
+    base = min(times.get("ISA-L 1 (before)", times["fpng (facekit)"]))
+    print(f"\n== PNG encoders: encode_png of {len(crops)} of the clip's 256 px faces, one thread, best of {rounds} interleaved rounds ==")
     for name, measured in times.items():
         print(f"{name:<20} {1000 * min(measured) / len(crops):6.3f} ms a face  {sizes[name] / 1000:6.1f} KB  "
               f"x{min(measured) / base:.2f}  {'same bytes again' if same[name] else 'BYTES DIFFER'}")
@@ -433,7 +455,7 @@ def main() -> None:
     parser.add_argument("--large-photos", type=int, default=4000, help="their longest side; 0 skips that run")
     parser.add_argument("--large-video", type=int, default=2160, help="its height (the clip enlarged); 0 skips that run")
     parser.add_argument("--large-video-frames", type=int, default=120)
-    parser.add_argument("--deflate", action="store_true", help="only the PNG deflate comparison")
+    parser.add_argument("--deflate", action="store_true", help="only the PNG encoder comparison")
     parser.add_argument("--masks", action="store_true", help="only end to end with and without landmark masks")
     args = parser.parse_args()
     print(f"facekit extraction bench: {os.cpu_count()} CPU cores, OpenCV {cv2.__version__}")

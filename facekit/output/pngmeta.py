@@ -22,7 +22,7 @@ from facekit.output.masks import masks_to_dict
 from facekit.records import StoredMask
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
-DEFLATE_LEVEL = 1  # zlib-ng's fastest: see ``_deflate``
+GRAY_DEFLATE_LEVEL = 1  # zlib-ng's fastest: see ``_gray_png``
 
 #: Keys of the text a face crop carries (see ``face_text``).
 FRAME_KEY = "facekit:frame"
@@ -32,45 +32,60 @@ LANDMARKS_KEY = "facekit:landmarks"
 MASKS_KEY = "facekit:masks"  # only when the face has masks: {name: stored mask} (facekit.output.masks)
 
 
-def encode_png(image: np.ndarray, text: dict[str, str], level: int = DEFLATE_LEVEL) -> bytes:
+def encode_png(image: np.ndarray, text: dict[str, str]) -> bytes:
     """``image`` (8-bit gray, BGR or BGRA, as OpenCV holds it) as PNG bytes with each ``text``
     item in an iTXt chunk ahead of the pixels.
 
     Crops are written by the thousand and PNG encoding was the costliest part of writing, so
-    the file is assembled here: every row with the "up" filter (one NumPy subtraction) and the
-    rows deflated by ``_deflate``. Identical pixels give identical bytes (``crop_sha256`` is
-    compared across runs, threads, worker processes and Ray nodes).
+    the file is assembled here: colour pixels by ``_colour_png``, gray ones by ``_gray_png``,
+    the text chunks put in after the header. Identical pixels give identical bytes
+    (``crop_sha256`` is compared across runs, threads, worker processes and Ray nodes).
     """
     if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
         raise ValueError(f"PNG crops are 8-bit gray, BGR or BGRA, not {image.dtype} of shape {image.shape}")
     channels = 1 if image.ndim == 2 else image.shape[2]
-    if channels in (3, 4):
-        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB if channels == 3 else cv2.COLOR_BGRA2RGBA)
-    height, width = image.shape[:2]
-    rows = np.ascontiguousarray(image).reshape(height, width * channels)
-    filtered = np.empty((height, width * channels + 1), np.uint8)
+    if channels == 1:
+        png = _gray_png(image.reshape(image.shape[:2]))
+    else:
+        png = _colour_png(cv2.cvtColor(image, cv2.COLOR_BGR2RGB if channels == 3 else cv2.COLOR_BGRA2RGBA))
+    after_header = len(SIGNATURE) + _HEADER_CHUNK_BYTES
+    return b"".join([png[:after_header], *(_chunk(b"iTXt", _itxt(key, value)) for key, value in text.items()),
+                     png[after_header:]])
+
+
+def _colour_png(rgb: np.ndarray) -> bytes:
+    """An RGB or RGBA image as a PNG file, by fpng: every row "up"-filtered and deflated in one
+    pass with its own fixed Huffman tables, a pure function of the pixels (its SIMD paths only
+    subtract rows and sum checksums). On the clip's 256 px faces it takes 0.25 ms a face against
+    zlib-ng level 1's 0.53 ms (and ISA-L's 0.37, which is not deterministic: intel/isa-l issue
+    #140), for files of 59 KB against 74 (ISA-L 51); bench/extract.py --deflate. Its version is
+    pinned: another may encode otherwise. It writes a private ancillary chunk (fdEC) that its
+    own decoder reads and every other decoder skips."""
+    import fpng  # here: its package imports Pillow (50 ms), which a run that writes no face never needs
+
+    png = fpng.from_ndarray(np.ascontiguousarray(rgb))
+    if not png.startswith(SIGNATURE):  # fpng answers an image it cannot encode with no bytes
+        raise ValueError(f"fpng could not encode an image of shape {rgb.shape}")
+    return png
+
+
+def _gray_png(gray: np.ndarray) -> bytes:
+    """A gray image (fpng takes 3 or 4 channels only) as a PNG file: rows "up"-filtered (one
+    NumPy subtraction) and deflated by zlib-ng at level 1, its fastest; deterministic for the
+    pinned version."""
+    height, width = gray.shape
+    filtered = np.empty((height, width + 1), np.uint8)
     filtered[:, 0] = _FILTER_UP  # on the first row "up" subtracts a row of zeros
-    filtered[0, 1:] = rows[0]
-    np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])
-    header = struct.pack(">IIBBBBB", width, height, 8, _COLOR_TYPES[channels], 0, 0, 0)
-    return b"".join([SIGNATURE, _chunk(b"IHDR", header),
-                     *(_chunk(b"iTXt", _itxt(key, value)) for key, value in text.items()),
-                     _chunk(b"IDAT", _deflate(filtered, level)), _chunk(b"IEND", b"")])
+    filtered[0, 1:] = gray[0]
+    np.subtract(gray[1:], gray[:-1], out=filtered[1:, 1:])
+    header = struct.pack(">IIBBBBB", width, height, 8, _COLOR_TYPE_GRAY, 0, 0, 0)
+    return b"".join([SIGNATURE, _chunk(b"IHDR", header), _chunk(b"IDAT", zlib_ng.compress(filtered, GRAY_DEFLATE_LEVEL)),
+                     _chunk(b"IEND", b"")])
 
 
 _FILTER_UP = 2
-
-
-def _deflate(data: np.ndarray, level: int) -> bytes:
-    """A zlib stream of ``data``, the same bytes on every call for a given library version.
-
-    zlib-ng: ISA-L, used before, does not promise that (intel/isa-l issue #140; two identical
-    runs differed in 1 face file of 2,157). Of the deterministic ones, zlib-ng's level 1 costs
-    the least time (bench/extract.py --deflate, figures in bench/README.md); libdeflate makes
-    smaller files at twice the cost. zlib-ng releases the GIL, so stage threads encode in
-    parallel, and its version is pinned: another version may choose other matches."""
-    return zlib_ng.compress(data, level)
-_COLOR_TYPES = {1: 0, 3: 2, 4: 6}  # gray, RGB, RGBA
+_HEADER_CHUNK_BYTES = 25  # IHDR: length, type, 13 bytes, CRC
+_COLOR_TYPE_GRAY = 0
 
 
 def read_png_text(source: str | PathLike | bytes) -> dict[str, str]:

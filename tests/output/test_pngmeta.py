@@ -114,6 +114,25 @@ def test_alpha_and_a_real_face_round_trip(image):
     assert len(data) < photo.size * 0.8
 
 
+def test_the_bytes_follow_the_pixels_not_where_they_lie_in_memory(image):
+    """A crop cut from a larger frame, one at an odd address and one whose rows run backwards
+    give the bytes of the same pixels held alone: an encoder whose vector code read its input's
+    alignment would make crop_sha256 depend on where a worker's allocator put the crop."""
+    photo = cv2.imread(str(SCENES / "obama.jpg"))
+    if photo is None:
+        pytest.skip("shared test data not found")
+    for channels in (3, 4, 1):
+        pixels = cv2.cvtColor(photo, cv2.COLOR_BGR2BGRA) if channels == 4 else photo
+        pixels = cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY) if channels == 1 else pixels
+        crop = np.ascontiguousarray(pixels[37:37 + 161, 53:53 + 157])
+        expected = encode_png(crop, TEXT)
+        odd = np.frombuffer(bytearray(crop.nbytes + 1), np.uint8)[1:].reshape(crop.shape)
+        odd[...] = crop
+        backwards = np.ascontiguousarray(crop[::-1])[::-1]
+        for held in (pixels[37:37 + 161, 53:53 + 157], odd, backwards):
+            assert encode_png(held, TEXT) == expected, channels
+
+
 @pytest.mark.parametrize("bad", [np.zeros((4, 4, 3), np.uint16), np.zeros((4, 4, 2), np.uint8)])
 def test_other_pixel_formats_are_refused(bad):
     with pytest.raises(ValueError, match="8-bit"):
