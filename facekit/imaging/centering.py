@@ -29,8 +29,8 @@ from typing import Literal, get_args
 
 import numpy as np
 
-from facekit.imaging.geometry import (DEFAULT_PADDING, INNER, MEAN_FACE_68, alignment_matrix, checked_crop,
-                                      transform_points, umeyama)
+from facekit.imaging.geometry import (DEFAULT_PADDING, alignment_matrix, checked_crop, mean_face_fit,
+                                      transform_points)
 from facekit.imaging.measures import fitted_projection
 
 Centering = Literal["legacy", "face", "head"]
@@ -61,7 +61,7 @@ def centering_matrix(landmarks68: np.ndarray, size: int, padding: float = DEFAUL
     if check_centering(centering) == "legacy":
         return alignment_matrix(landmarks68, size, padding=padding)
     points = checked_crop(landmarks68, padding)
-    to_unit = umeyama(points[INNER], MEAN_FACE_68[INNER])
+    to_unit = mean_face_fit(points)
     centre = centering_centre(transform_points(points, to_unit), centering)
     span = size * (1 - 2 * padding) * SPAN[centering]
     unit_to_crop = np.array([[span, 0, size / 2 - span * centre[0]],

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from facekit.imaging.face3d import MEAN_FACE_3D_68
-from facekit.imaging.geometry import DEFAULT_PADDING, INNER, MEAN_FACE_68, alignment_matrix, umeyama, warp_face
+from facekit.imaging.geometry import DEFAULT_PADDING, INNER, MEAN_FACE_68, alignment_matrix, mean_face_fit, warp_face
 
 #: The side of the crop sharpness is measured on: a fixed size (and the default padding), so one
 #: ``quality.min_sharpness`` means the same at any ``output.size`` and ``output.padding``.
@@ -149,7 +149,7 @@ def face_px(landmarks68: np.ndarray) -> float:
     """The face's size in source pixels: the side of the mean face's unit square (about brows to
     chin, and the jaw's width) as fitted to the inner points. Unlike a detector's box it does
     not depend on the detector, and unlike the eye distance it shrinks little as the head turns."""
-    to_unit = umeyama(np.asarray(landmarks68, dtype=np.float64)[INNER], MEAN_FACE_68[INNER])
+    to_unit = mean_face_fit(landmarks68)
     return float(1.0 / math.sqrt(abs(np.linalg.det(to_unit[:2, :2]))))
 
 
@@ -158,7 +158,7 @@ def misalignment(landmarks68: np.ndarray) -> float:
     their mean distance from ``MEAN_FACE_68`` after the same fit as the crop's, in units of the
     mean face's square (0.01 is 1% of the face). Large for a turned, distorted or misplaced fit."""
     points = np.asarray(landmarks68, dtype=np.float64)[INNER]
-    to_unit = umeyama(points, MEAN_FACE_68[INNER])
+    to_unit = mean_face_fit(landmarks68)
     aligned = points @ to_unit[:2, :2].T + to_unit[:2, 2]
     return float(np.linalg.norm(aligned - MEAN_FACE_68[INNER], axis=1).mean())
 

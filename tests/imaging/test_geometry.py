@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from facekit.imaging.geometry import (DEFAULT_PADDING, INNER, MEAN_FACE_68, alignment_matrix, matrix_scale,
-                                      spans_a_face, transform_points, umeyama, warp_face)
+                                      mean_face_fit, spans_a_face, transform_points, umeyama, warp_face)
 
 ROOT = Path(__file__).resolve().parents[2]
 LANDMARKS = ROOT.parent / "shared" / "data" / "landmarks"
@@ -85,6 +85,25 @@ def test_umeyama_rejects_degenerate_input():
 
 
 # --- the mean face ---------------------------------------------------------------------------
+
+def test_the_mean_face_fit_is_each_face_s_own_when_faces_alternate():
+    """The kept fit answers only the points it was made from: faces asked in turn (as the
+    measures of two faces of one frame are) each get their own umeyama fit, equal to a fresh
+    one, and nobody can change the one handed out."""
+    rng = np.random.default_rng(3)
+    faces = [MEAN_FACE_68 * 90 + rng.normal(0, 2, (68, 2)) + offset for offset in (100, 300)]
+    fresh = [umeyama(face[INNER], MEAN_FACE_68[INNER]) for face in faces]
+    for turn in range(4):
+        face = faces[turn % 2]
+        fitted = mean_face_fit(face)
+        np.testing.assert_array_equal(fitted, fresh[turn % 2])
+        assert mean_face_fit(face.copy()) is fitted  # the same points again: the kept answer
+    with pytest.raises(ValueError):
+        fitted[0, 0] = 1.0
+    moved = faces[0].copy()
+    moved[np.arange(68)[INNER][0], 0] += 1e-9  # one inner point, by a hair
+    assert not np.array_equal(mean_face_fit(moved), fresh[0])
+
 
 def test_mean_face_is_in_ibug_order_inside_the_unit_square():
     face = MEAN_FACE_68
