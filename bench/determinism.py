@@ -11,7 +11,6 @@ and how many of those have equal pixels (an encoder's difference, not a crop's).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import subprocess

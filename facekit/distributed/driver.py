@@ -44,6 +44,7 @@ from facekit.distributed.shard_worker import ShardResult, ShardTask, ShardWorker
 from facekit.console import STDERR, quantity
 from facekit.errors import FacekitError
 from facekit.ledger.rejects import RejectCounts
+from facekit.log_relay import configured_levels, replay
 from facekit.ledger.verify import Verify
 from facekit.media.sampling import Sampling
 from facekit.media.shards import Shard
@@ -163,6 +164,7 @@ def fold_finished(jobs: Sequence[SourceJob], on_source_done: Callable[[SourceOut
 
 
 def _count(outcome: SourceOutcome, result: ShardResult, totals: ClusterTotals) -> None:
+    replay(result.logs)  # the worker's lines, the rejected faces' among them, as the run's own
     outcome.ended += 1
     outcome.frames += result.frames
     outcome.faces += result.faces
@@ -277,7 +279,7 @@ class _Workers:
             self.ray.kill(actor, no_restart=True)
 
     def _start(self) -> None:
-        actor = self.remote.remote(self.plan.payload, max(1, int(self.plan.resources.num_cpus)))
+        actor = self.remote.remote(self.plan.payload, max(1, int(self.plan.resources.num_cpus)), configured_levels())
         self.starting[actor.node.remote()] = actor
 
     def results(self, todo: deque[tuple[ShardTask, int]], bars: Progress) -> Iterator[ShardResult]:

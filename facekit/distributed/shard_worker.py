@@ -9,6 +9,7 @@ up for the next shard, and the driver reports the failure.
 """
 from __future__ import annotations
 
+import logging
 import pickle
 import time
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from typing import Any
 from facekit.errors import FacekitError
 from facekit.faces.finisher import Finisher
 from facekit.ledger.rejects import RejectCounts
+from facekit.log_relay import keep_logs
 from facekit.media.sampling import Sampling
 from facekit.media.shards import Shard, shard_frames
 from facekit.output.alignments import journal_line
@@ -49,14 +51,16 @@ class ShardResult:
     failure: str | None = None  # the plugin and frame, when the shard failed
     seconds: float = 0.0
     node: str = ""
+    logs: list[logging.LogRecord] = field(default_factory=list)  # what the worker logged (facekit.log_relay)
 
 
 class ShardWorker:
     """Made by the driver as a Ray actor (``ray.remote(ShardWorker).options(...)``)."""
 
-    def __init__(self, payload: bytes, cv2_threads: int = 1) -> None:
+    def __init__(self, payload: bytes, cv2_threads: int = 1, log_levels: dict[str, int] | None = None) -> None:
         import cv2
 
+        self._logs = keep_logs(log_levels or {})  # each shard's result takes them back to the driver
         cv2.setNumThreads(max(1, cv2_threads))  # the CPUs it asked Ray for, not every core of the node
         self.stages, self.face_filter, self.quality = pickle.loads(payload)
         self.stages.load_models()  # a missing weights file fails here, before any shard is taken
@@ -94,6 +98,7 @@ class ShardWorker:
             journal.abandon()
             raise
         result.seconds = time.perf_counter() - started
+        result.logs = self._logs.take()
         return result
 
     def _finish(self, batch: list[FrameRecord], finish: Finisher, journal: ShardJournalWriter,

@@ -16,11 +16,13 @@ from facekit.engine.frame_slots import frame_in, receive_region
 from facekit.engine.pixel_pipe import receive_pixels
 from facekit.engine.stopping import stage_failure_message
 from facekit.engine.threads import Stage
+from facekit.log_relay import LogKeeper, keep_logs
 from facekit.media.decoder_output import DecoderOutput
 from facekit.media.sources import load_pixels_caught
 from facekit.records import Frame, FrameRecord
 
 RUN = ("run",)  # after a batch's frames: the worker runs them through its stages together
+LOGS = "logs"  # a worker's message of what it logged: (LOGS, records)
 LABEL_BYTES = 200
 
 
@@ -34,11 +36,13 @@ class Unreadable:
 
 
 
-def serve(conn: Connection, payload: bytes, label: Any) -> None:
+def serve(conn: Connection, payload: bytes, label: Any, log_levels: dict[str, int]) -> None:
     """A worker's life: build the stages, then take frames and run each batch of them when told,
-    until told to stop or the calling process is gone (its end of the pipe closes)."""
+    until told to stop or the calling process is gone (its end of the pipe closes). What it
+    logs goes back to the calling process (``facekit.log_relay``) after each batch."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    logs = keep_logs(log_levels)
     try:
         import cv2
 
@@ -50,6 +54,8 @@ def serve(conn: Connection, payload: bytes, label: Any) -> None:
         conn.send(("failed", -1, stage_failure_message(exc)))
         return
     conn.send(("ready",))
+    if not _send_logs(conn, logs):  # what building the models said
+        return
     labels = [_stage_label(stage).encode()[:LABEL_BYTES - 1] for stage in stages]
     decoder = DecoderOutput()
     region = None  # video frames' shared memory, once the calling process has sent it
@@ -60,7 +66,7 @@ def serve(conn: Connection, payload: bytes, label: Any) -> None:
             if header is None:
                 return
             if header == RUN:
-                if batch and not _run_batch(conn, batch, stages, labels, label, counters):
+                if batch and not _run_batch(conn, batch, stages, labels, label, counters, logs):
                     return
                 batch = []
                 continue
@@ -88,11 +94,13 @@ def serve(conn: Connection, payload: bytes, label: Any) -> None:
 
 
 def _run_batch(conn: Connection, batch: list[tuple[int, FrameRecord, list[str]]], stages: Sequence[Stage],
-               labels: list[bytes], label: Any, counters: list[dict[str, float]]) -> bool:
+               labels: list[bytes], label: Any, counters: list[dict[str, float]], logs: LogKeeper) -> bool:
     """Runs the batch's records through every stage, each stage taking them all at once, and
-    sends each frame's result; the batch's timings come with its first. A failure counts at the
-    batch's first frame (the plugin's message names every frame of the batch), so the run keeps
-    the frames before the batch. False when the calling process is gone."""
+    sends what the stages logged, then each frame's result (so the calling process has a
+    frame's log lines once it has the frame); the batch's timings come with its first. A
+    failure counts at the batch's first frame (the plugin's message names every frame of the
+    batch), so the run keeps the frames before the batch. False when the calling process is
+    gone."""
     records = [record for _, record, _ in batch]
     before = [dict(c) for c in counters]
     busy = []
@@ -112,7 +120,7 @@ def _run_batch(conn: Connection, batch: list[tuple[int, FrameRecord, list[str]]]
         replies = [("failed", batch[0][0], stage_failure_message(exc))]
     finally:
         label.value = b""
-    return all(_reply(conn, reply) for reply in replies)
+    return _send_logs(conn, logs) and all(_reply(conn, reply) for reply in replies)
 
 
 def _reply(conn: Connection, reply: tuple[Any, ...]) -> bool:
@@ -125,6 +133,13 @@ def _reply(conn: Connection, reply: tuple[Any, ...]) -> bool:
     except OSError:
         return False
     return True
+
+
+def _send_logs(conn: Connection, logs: LogKeeper) -> bool:
+    """What the worker logged since it last sent, if anything; False when the calling process
+    is gone."""
+    records = logs.take()
+    return _reply(conn, (LOGS, records)) if records else True
 
 
 def _stage_label(stage: Stage) -> str:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
 import pickle
 import queue
 import signal
@@ -36,10 +35,11 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from facekit.errors import FacekitError, StageError
+from facekit.log_relay import configured_levels, replay
 from facekit.engine.frame_slots import SlotWriter
 from facekit.engine.pixel_pipe import send_pixels
 from facekit.engine.stopping import POLL_S, Stopping, get_unless, poll_timeout, put_unless
-from facekit.engine.worker_loop import LABEL_BYTES, RUN, Unreadable, serve
+from facekit.engine.worker_loop import LABEL_BYTES, LOGS, RUN, Unreadable, serve
 from facekit.engine.threads import PixelsInFlight, Stage
 from facekit.records import FrameRecord
 
@@ -156,7 +156,7 @@ class WorkerPool(Stopping):
         for _ in range(count):
             ours, theirs = context.Pipe(duplex=True)
             label = context.RawArray("c", LABEL_BYTES)
-            process = context.Process(target=serve, args=(theirs, payload, label), daemon=True,
+            process = context.Process(target=serve, args=(theirs, payload, label, configured_levels()), daemon=True,
                                       name="facekit-worker")
             process.start()
             theirs.close()
@@ -327,6 +327,9 @@ class WorkerPool(Stopping):
         except (EOFError, OSError):
             return False
         kind, seq = message[0], message[1]
+        if kind == LOGS:
+            replay(message[1])
+            return True
         with self.lock:
             sent = worker.in_flight.pop(seq, None)
         worker.slots.release(seq)  # before the room: the sender may place the next frame at once

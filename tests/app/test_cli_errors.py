@@ -167,3 +167,25 @@ def test_points_that_span_no_face_leave_that_face_out_with_a_warning_and_the_run
     assert "two_people: aligner odd gave face(s) 1 points that span no face" in result.stderr
     faces = json.loads((out / "alignments.json").read_text())["frames"]["two_people"]["faces"]
     assert len(faces) == 1 and (out / faces[0]["crop"]).is_file()
+
+
+def test_a_worker_process_warning_reaches_the_console_and_facekit_log_as_the_run_s_own(tmp_path: Path) -> None:
+    """The same warning, from a worker process: once on the console in the run's format (not
+    Python's bare last-resort line), and in facekit.log, as a warning on threads is."""
+    require_data()
+    site = tmp_path / "site"
+    install_module(site, "odd_aligner", ODD_ALIGNER, "odd")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("two_people.jpg", "obama.jpg"):
+        (photos / name).symlink_to(SCENES / name)
+    out = tmp_path / "faces"
+    result = run_facekit("+aligner=odd", f"input={photos}", f"output={out}", "runner.progress=false",
+                         "runner.workers=2", cwd=tmp_path, env=path_with(site))
+    assert result.returncode == 0, result.stderr
+    assert "parallel passes in 2 worker processes" in result.stderr
+    warning = "two_people: aligner odd gave face(s) 1 points that span no face"
+    said = [line for line in result.stderr.splitlines() if warning in line]
+    assert len(said) == 1 and said[0].startswith("WARNING"), result.stderr
+    logged = [line for line in (out / "facekit.log").read_text().splitlines() if warning in line]
+    assert len(logged) == 1 and "[facekit][WARNING]" in logged[0]

@@ -96,6 +96,20 @@ def test_a_cached_replay_has_the_same_measures_and_decisions(portraits: Path, tm
              for name, frame in _faces(second).items()})
 
 
+@pytest.mark.parametrize("workers", ["2", "0"])
+def test_facekit_log_names_every_rejected_face_in_worker_processes_and_on_threads(portraits: Path, tmp_path: Path,
+                                                                                  workers: str) -> None:
+    """The summary sends the user to facekit.log for the reasons: each rejected face has its
+    line there, whichever process judged it (worker processes logged theirs nowhere before)."""
+    output = _run(tmp_path, portraits, "quality.min_sharpness=100000", f"runner.workers={workers}")
+    rejected = {f"{name} face {index}" for name, faces in _faces(output).items()
+                for index, face in enumerate(faces) if not face["keep"]}
+    assert len(rejected) >= 3
+    lines = [line for line in (output / "facekit.log").read_text().splitlines() if "[facekit.decisions]" in line]
+    assert sorted(line.split("] rejected ", 1)[1].split(":")[0] for line in lines) == sorted(rejected)
+    assert all(": sharpness " in line and " < 100000" in line for line in lines)
+
+
 def test_a_negative_limit_is_refused_with_its_key(tmp_path: Path) -> None:
     require_data()
     result = run_facekit(f"input={SCENES / 'obama.jpg'}", f"output={tmp_path / 'out'}", "quality.max_yaw=-5",

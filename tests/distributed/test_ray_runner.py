@@ -72,6 +72,13 @@ def test_photos_with_the_identity_filter_on_ray_give_the_local_runners_kept_and_
     assert result.returncode == 0, result.stderr
     same_output(tmp_path / "ray", tmp_path / "local")
     assert list((tmp_path / "ray" / "rejected").glob("p04_*.png"))  # the filter ran: p04's faces are rejected
+    assert _decisions(tmp_path / "ray") == _decisions(tmp_path / "local") != []  # each reject's line, from the workers
+
+
+def _decisions(output: Path) -> list[str]:
+    """The rejected faces' lines of a run's facekit.log, without their times, sorted."""
+    lines = (output / "facekit.log").read_text().splitlines()
+    return sorted(line.split("]", 1)[1] for line in lines if "[facekit.decisions]" in line)
 
 
 def test_a_collection_on_ray_gives_each_source_the_local_runners_output_and_lists_them_done(

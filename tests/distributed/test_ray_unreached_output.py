@@ -15,7 +15,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from cli_helpers import facekit_process, install_module, load_json, path_with, run_facekit, wait_for_exit
+from cli_helpers import facekit_process, install_module, load_json, path_with, run_facekit
 from conftest import require_data
 from ray_cluster import NODE, node_without, require_private_mounts, require_ray, same_output, start_cluster, stopped
 
