@@ -49,6 +49,7 @@ from facekit.ledger.verify import Verify
 from facekit.media.sampling import Sampling
 from facekit.media.shards import Shard
 from facekit.output.alignments import ALIGNMENTS_FILE, AlignmentsWriter, load_alignments
+from facekit.output.differences import setting_differences
 
 log = logging.getLogger("facekit")
 
@@ -232,9 +233,10 @@ def check_earlier(job: SourceJob) -> int:
     path = job.output / ALIGNMENTS_FILE
     if path.exists():
         found = load_alignments(path).get("meta", {}).get("fingerprint")
-        if found != json.loads(json.dumps(job.meta.get("fingerprint"))):
-            raise FacekitError(f"{path} was written with other settings; choose another output folder, or delete it "
-                               f"(and {SHARDS_DIR}) there to start over")
+        wanted = json.loads(json.dumps(job.meta.get("fingerprint")))
+        if found != wanted:
+            raise FacekitError(f"{path} was written with other settings ({setting_differences(found, wanted)}); choose "
+                               f"another output folder, or delete it (and {SHARDS_DIR}) there to start over")
     return sum(finished(job.output, shard, job.meta.get("fingerprint"), job.verify) for shard in job.shards)
 
 
