@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterator
 
@@ -19,6 +19,7 @@ import numpy as np
 from facekit.errors import FacekitError
 from facekit.imaging.geometry import DEFAULT_PADDING
 from facekit.output.alignments import ALIGNMENTS_FILE, load_alignments
+from facekit.output.mask_files import mask_file_path
 from facekit.output.pngmeta import FACE_KEY, FRAME_KEY, SOURCE_KEY, read_png_head_text
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ class FaceEntry:
     padding: float  # the crop's, from the alignments meta: where the landmarks sit in the file
     rejected: str | None = None  # extraction's reason when it did not keep the face
     path: Path | None = None  # the face file now; None when it is nowhere under the input
+    mask_files: dict[str, Path] = field(default_factory=dict)  # by mask: masks/<mask>/<its file>, where written
 
     @property
     def file_name(self) -> str:
@@ -75,8 +77,13 @@ def _faces_of(root: Path, path: Path) -> Iterator[FaceEntry]:
             crop = entry.get("crop")
             if not crop:  # a face that got no file (rejected without filter.save_rejected)
                 continue
-            yield _entry(PurePosixPath(folder, crop).as_posix() if folder != "." else crop,
-                         (str(frame["source"]), frame_name, number), int(frame["index"]), entry, padding, embedded_by)
+            face = _entry(PurePosixPath(folder, crop).as_posix() if folder != "." else crop,
+                          (str(frame["source"]), frame_name, number), int(frame["index"]), entry, padding, embedded_by)
+            for mask in entry.get("mask") or {}:  # output.mask_format=file wrote masks/<mask>/<face file>
+                mask_file = path.parent / mask_file_path(mask, crop)
+                if mask_file.is_file():
+                    face.mask_files[mask] = mask_file
+            yield face
 
 
 def _entry(name: str, key: FaceKey, frame_index: int, entry: dict[str, Any], padding: float,

@@ -28,10 +28,12 @@ import numpy as np
 
 from facekit.curate.clusters import UNCLUSTERED
 from facekit.curate.decide import Curation, measures
+from facekit.curate.inventory import FaceEntry
 from facekit.curate.ordering import sort_order
 from facekit.curate.sheets import cluster_sheet, tile_caption
 from facekit.errors import ConfigError
 from facekit.fileio import atomic_write_bytes
+from facekit.output.mask_files import mask_file_path
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +88,7 @@ def _build(curation: Curation, source: Path, result: Path, staging: Path, comman
     for row in np.flatnonzero(curation.kept):
         folder = cluster_folder(curation.cluster_of(row)) if settings.cluster else FACES_FOLDER
         placed[int(row)] = f"{folder}/{names[row]}"
-        _place(faces[row].path, staging / folder / names[row], settings.copy)
+        _place_face(faces[row], staging, placed[int(row)], settings.copy)
     document: dict[str, Any] = {"format": FORMAT, "version": VERSION, "input": str(source),
                                 "settings": settings.as_dict(), "identity": curation.identity}
     if settings.sort is not None:
@@ -116,6 +118,14 @@ def _flat_names(names: list[str]) -> list[str]:
     return flat
 
 
+def _place_face(face: FaceEntry, staging: Path, relative: str, copy: bool) -> None:
+    """The face file at ``relative`` in the result, and each of its mask files (written by
+    ``output.mask_format=file``) at masks/<mask>/``relative``, the layout extraction uses."""
+    _place(face.path, staging / relative, copy)
+    for mask, mask_file in face.mask_files.items():
+        _place(mask_file, staging / mask_file_path(mask, relative), copy)
+
+
 def _place(target: Path | None, link: Path, copy: bool) -> None:
     assert target is not None  # only faces with a file are kept
     link.parent.mkdir(parents=True, exist_ok=True)
@@ -138,7 +148,7 @@ def _write_sorted(curation: Curation, staging: Path, names: list[str]) -> dict[s
     folder = f"sorted_{key}"
     width = max(4, len(str(len(order))))
     for rank, row in enumerate(order, start=1):
-        _place(curation.faces[row].path, staging / folder / f"{rank:0{width}d}_{names[row]}", curation.settings.copy)
+        _place_face(curation.faces[row], staging, f"{folder}/{rank:0{width}d}_{names[row]}", curation.settings.copy)
     return {"by": key, "folder": folder, "faces": len(order)}
 
 
