@@ -150,6 +150,28 @@ def load_alignments(path: str | PathLike) -> dict[str, Any]:
     return document
 
 
+def load_alignments_meta(path: str | PathLike) -> dict[str, Any]:
+    """The ``meta`` of the alignments file at ``path``, its format and version checked: from the
+    file's first line, where facekit writes the header (``_dump_document``), so a re-crop of a
+    long video does not parse every frame to learn its input; from the whole document when
+    the first line is not that (a file another tool wrote or pretty-printed)."""
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            first = handle.readline(_HEADER_LINE_MOST)
+        header = json.loads(first.rstrip().removesuffix(b",") + b"}")
+    except (OSError, ValueError):
+        header = None
+    if isinstance(header, dict) and set(header) == {"format", "version", "meta"} and isinstance(header["meta"], dict):
+        _check_header(header, path)
+        return header["meta"]
+    return load_alignments(path).get("meta") or {}
+
+
+#: The longest first line ``load_alignments_meta`` reads: a header is a few KB.
+_HEADER_LINE_MOST = 1 << 20
+
+
 def journal_path(path: str | PathLike) -> Path:
     """Where the journal of the alignments file at ``path`` lives."""
     path = Path(path)

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from facekit.output.alignments import (FORMAT, VERSION, AlignmentsWriter, face_from_dict, face_to_dict,
-                                journal_path, load_alignments, record_from_dict, record_to_dict)
+                                journal_path, load_alignments, load_alignments_meta, record_from_dict,
+                                record_to_dict)
 from facekit.errors import FacekitError, OutputError
 from facekit.records import Detection, Face, Frame, FrameRecord
 
@@ -88,6 +89,28 @@ def test_writer_round_trip(tmp_path):
     assert list(document["frames"]) == [f"clip_{i:06d}" for i in range(5)]
     assert document["frames"]["clip_000003"] == json.loads(json.dumps(record_to_dict(make_record(3))))
     assert not journal_path(path).exists() and temp_files(tmp_path) == []
+
+
+def test_the_meta_is_read_from_the_header_line_without_the_frames_and_from_any_other_layout(tmp_path):
+    """A file facekit wrote gives its meta from line 1 alone (the frames after it may be
+    damaged; a re-crop reads them later and says so); one written pretty-printed, or with the
+    keys in another order, gives the same meta from the whole document; a wrong version is
+    refused either way."""
+    path = tmp_path / "alignments.json"
+    meta = {**META, "input": "vidéo, \"quoted\"\nand a new line.mp4"}
+    with AlignmentsWriter(path, meta) as writer:
+        write_frames(writer, range(3))
+    assert load_alignments_meta(path) == meta
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.splitlines()[0] + '\n"frames": {"clip_000000": {"sour', encoding="utf-8")
+    assert load_alignments_meta(path) == meta
+    document = json.loads(text)
+    for layout in (json.dumps(document, indent=2), json.dumps({"frames": document["frames"], **document})):
+        path.write_text(layout, encoding="utf-8")
+        assert load_alignments_meta(path) == meta
+    path.write_text(text.replace(f'"version": {VERSION}', f'"version": {VERSION + 1}', 1), encoding="utf-8")
+    with pytest.raises(FacekitError, match="version"):
+        load_alignments_meta(path)
 
 
 def test_an_empty_run_still_writes_a_file(tmp_path):

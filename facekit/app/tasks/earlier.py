@@ -27,7 +27,7 @@ from facekit.ledger.collection_state import CollectionState
 from facekit.media.collection import COLLECTION_FILE, Source
 from facekit.media.sampling import Sampling
 from facekit.media.sources import utf8_text
-from facekit.output.alignments import ALIGNMENTS_FILE, load_alignments
+from facekit.output.alignments import ALIGNMENTS_FILE, load_alignments_meta
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ def read_earlier(folder: Path, moved_to: Path | None) -> Earlier:
         raise ConfigError(f"{folder} holds no {ALIGNMENTS_FILE} or {COLLECTION_FILE}: give task=recrop an extraction's "
                           "output folder")
     alignments = folder / ALIGNMENTS_FILE
-    named = str(load_alignments(alignments)["meta"].get("input", ""))
+    named = str(load_alignments_meta(alignments).get("input", ""))
     path, missing = _located(Path(named).expanduser(), alignments, Path(named).name, moved_to)
     return Earlier(folder, [EarlierSource(named, path, "folder" if path.is_dir() else "file", ".", alignments,
                                           named if path == Path(named).expanduser() else str(path), missing)], False)
@@ -116,7 +116,7 @@ def _located(was: Path, alignments: Path, rel: str, moved_to: Path | None) -> tu
     resolved it, for a run started in another folder), else ``moved_to / rel``; else why not."""
     if was.exists():
         return was, None
-    resolved = Path(str(load_alignments(alignments)["meta"].get("fingerprint", {}).get("input", was)))
+    resolved = Path(str(load_alignments_meta(alignments).get("fingerprint", {}).get("input", was)))
     if resolved.exists():
         return resolved, None
     if moved_to is not None:

@@ -16,12 +16,12 @@ from facekit.app.tasks.distributed import RaySources, run_on_ray
 from facekit.app.tasks.earlier import Earlier, EarlierRuns, recrop_meta, recrop_stages, sampling_of
 from facekit.app.tasks.sources import RunSources
 from facekit.media.sources import FrameSource
-from facekit.output.alignments import load_alignments
+from facekit.output.alignments import load_alignments_meta
 
 
 def recrop_on_ray(cfg: DictConfig, earlier: Earlier) -> None:
     found = [source for source in earlier.sources if not source.missing]
-    first = load_alignments(found[0].alignments)["meta"] if found else {}
+    first = load_alignments_meta(found[0].alignments) if found else {}
 
     def sources_for(root: Path) -> RaySources:
         return _RecropSources(cfg, root, recrop_stages(cfg, found), None, None, sampling_of(first), earlier=earlier)
@@ -42,5 +42,5 @@ class _RecropSources(RaySources):
     def meta(self, key: str, named: str, source: FrameSource) -> dict[str, Any]:
         assert isinstance(self.runs, EarlierRuns)
         earlier = self.runs.source(key)
-        return recrop_meta(load_alignments(earlier.alignments)["meta"], earlier, self.cfg.output.size,
+        return recrop_meta(load_alignments_meta(earlier.alignments), earlier, self.cfg.output.size,
                            self.cfg.output.padding, str(self.cfg.output.centering))
