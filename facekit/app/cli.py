@@ -1,7 +1,6 @@
 """The ``facekit`` command: Hydra composes the config, a task runs it, errors are one line."""
 from __future__ import annotations
 
-import re
 import signal
 import sys
 from typing import Callable, Sequence
@@ -12,16 +11,14 @@ from omegaconf import DictConfig
 
 from facekit.app.arguments import SHELL_COMPLETION, check_arguments
 from facekit.app.help import packaged_options, register_help_resolver
-from facekit.app.keys import check_keys, name_default_plugins
+from facekit.app.keys import check_keys, group_choice, name_default_plugins
 from facekit.app.overrides import quote_overrides
 from facekit.app.schema import register_schema
 from facekit.errors import ConfigError, FacekitError
 from facekit.plugin.spec import PLUGIN_KINDS
 from facekit.plugin.registry import PluginRegistry, default_registry
 
-_GROUP_CHOICE = re.compile(r"^(?:\+{1,2}|~)?(detector|aligner|identity|masker|runner)=(.*)$")
 _LIST_KEYS = ("filter.refs", "filter.nrefs")
-_SIMPLE_NAMES = re.compile(r"^[\w.\-]+(,[\w.\-]+)*$")
 #: Hydra makes no output folder and writes no .hydra/ for a plain run: a task that writes no files
 #: (task=plugins) needs none, and an extract run writes its own once accepted, so a refused run
 #: leaves nothing behind (facekit/app/tasks/acceptance.py).
@@ -103,12 +100,12 @@ def _expand_output_shorthand(arg: str) -> str:
 def check_group_choices(argv: Sequence[str], registry: PluginRegistry) -> None:
     """Unknown plugin names fail here in one line that lists the choices, before Hydra runs."""
     for arg in argv:
-        match = _GROUP_CHOICE.match(arg)
-        if not match or not _SIMPLE_NAMES.match(match.group(2)):
+        choice = group_choice(arg)
+        if choice is None or choice.names is None:
             continue
-        group, values = match.groups()
+        group = choice.group
         valid = registry.names(group) if group in PLUGIN_KINDS else packaged_options(group)
-        for value in values.split(","):
+        for value in choice.names:
             if value not in valid:
                 raise ConfigError(f"unknown {group} {value!r}; choose one of: {', '.join(valid) or '(none installed)'}")
 

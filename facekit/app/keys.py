@@ -14,11 +14,35 @@ from facekit.errors import ConfigError
 from facekit.plugin.registry import PluginRegistry
 
 _OVERRIDE = re.compile(r"^(?:~|\+{1,2})?([\w.]+)=")
-_CHOICE = re.compile(r"^\+{0,2}(detector|aligner|identity|masker)=([\w.,\-]+)$")
 _LIST_INDEX = re.compile(r"\.\d+$")
-#: Any choice of a plugin kind, a removal (``~aligner``) included.
-_CHOICE_ANY = re.compile(r"^(?:~|\+{0,2})(detector|aligner|identity|masker)(?:=|$)")
 _DEFAULT_PLUGIN = re.compile(r"^\+{0,2}default_plugins\.(\w+)=([\w.\-]+)$")
+#: A config group's choice: ``+aligner=fan``, ``aligner=fan``, ``runner=ray``, or its removal, ``~aligner``.
+_GROUP_CHOICE = re.compile(r"^(~|\+{0,2})(detector|aligner|identity|masker|runner)(?:=(.*))?$")
+_SIMPLE_NAMES = re.compile(r"^[\w.\-]+(,[\w.\-]+)*$")
+
+
+@dataclasses.dataclass(frozen=True)
+class GroupChoice:
+    """One argument that chooses (or removes) a config group's option: the one reading of such
+    arguments that the key checks, the default plugins and the CLI's name check share."""
+
+    group: str
+    names: list[str] | None  # the names chosen, comma-separated in the argument; None: removed, or not plain names
+
+    @property
+    def is_plugin(self) -> bool:
+        return self.group in PLUGIN_NODES
+
+
+def group_choice(arg: str) -> GroupChoice | None:
+    """What ``arg`` chooses, if it is a group choice (``names`` only for plain names: a sweep's
+    ``choice(...)`` or an interpolation is Hydra's to read)."""
+    match = _GROUP_CHOICE.match(arg)
+    if match is None:
+        return None
+    prefix, group, value = match.groups()
+    plain = value is not None and prefix != "~" and _SIMPLE_NAMES.match(value) is not None
+    return GroupChoice(group, value.split(",") if plain else None)
 
 
 def name_default_plugins(argv: Sequence[str]) -> list[str]:
@@ -26,7 +50,7 @@ def name_default_plugins(argv: Sequence[str]) -> list[str]:
     option but no ``+aligner=`` names a plugin: the run would use the default plugin
     (``default_plugins``), so the option is that plugin's, and Hydra needs its group named to
     take it. A kind with no default (masker) is left for ``check_keys`` to explain."""
-    chosen = {m.group(1) for a in argv if (m := _CHOICE_ANY.match(a))}
+    chosen = {c.group for a in argv if (c := group_choice(a)) and c.is_plugin}
     unnamed = []  # kinds with an option set and no plugin named, in the order met
     for arg in argv:
         match = _OVERRIDE.match(arg)
@@ -50,7 +74,7 @@ def _packaged_default_plugins() -> dict[str, str]:
 def check_keys(argv: Sequence[str], registry: PluginRegistry) -> None:
     """Raise ConfigError for the first override whose key neither the schema nor the chosen
     plugin has, with the nearest key that exists."""
-    chosen = {m.group(1): m.group(2).split(",") for a in argv if (m := _CHOICE.match(a))}
+    chosen = {c.group: c.names for a in argv if (c := group_choice(a)) and c.is_plugin and c.names}
     known = {k.path: k for k in schema_keys()}
     for arg in argv:
         match = _OVERRIDE.match(arg)
