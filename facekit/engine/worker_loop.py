@@ -96,11 +96,11 @@ def serve(conn: Connection, payload: bytes, label: Any, log_levels: dict[str, in
 def _run_batch(conn: Connection, batch: list[tuple[int, FrameRecord, list[str]]], stages: Sequence[Stage],
                labels: list[bytes], label: Any, counters: list[dict[str, float]], logs: LogKeeper) -> bool:
     """Runs the batch's records through every stage, each stage taking them all at once, and
-    sends what the stages logged, then each frame's result (so the calling process has a
-    frame's log lines once it has the frame); the batch's timings come with its first. A
-    failure counts at the batch's first frame (the plugin's message names every frame of the
-    batch), so the run keeps the frames before the batch. False when the calling process is
-    gone."""
+    sends each frame's result; the batch's timings and log records come with its first (the
+    calling process shows and files them when it writes that frame, so they read in frame
+    order). A failure counts at the batch's first frame (the plugin's message names every frame
+    of the batch), so the run keeps the frames before the batch; what the batch logged goes
+    ahead of it. False when the calling process is gone."""
     records = [record for _, record, _ in batch]
     before = [dict(c) for c in counters]
     busy = []
@@ -114,7 +114,7 @@ def _run_batch(conn: Connection, batch: list[tuple[int, FrameRecord, list[str]]]
         replies: list[tuple[Any, ...]] = []
         for number, (seq, record, said) in enumerate(batch):
             record.frame.image = None
-            timings = (busy, counted) if number == 0 else ([0.0] * len(busy), [{} for _ in counted])
+            timings = (busy, counted, logs.take()) if number == 0 else ([0.0] * len(busy), [{} for _ in counted], [])
             replies.append(("done", seq, record, *timings, said))
     except BaseException as exc:  # noqa: BLE001 - SystemExit from a plugin too
         replies = [("failed", batch[0][0], stage_failure_message(exc))]

@@ -111,6 +111,7 @@ class WorkerPool(Stopping):
         self.total: int | None = None  # frames read, once the reader is done
         self.next_seq = 0  # the next frame to sink, in input order
         self.finished: dict[int, FrameRecord] = {}
+        self.logged: dict[int, list] = {}  # a batch's log records, at its first frame: shown when it is sunk
         self.failure: StageError | None = None
         self.failed_seq: int | None = None
         self.give_up_at: float | None = None  # after a failure, stragglers get this long
@@ -295,7 +296,7 @@ class WorkerPool(Stopping):
             self._sink_in_order()
         if self.failed_seq is None and self.closing.is_set():
             for seq in sorted(self.finished):
-                self._hand_over(self.finished.pop(seq))
+                self._hand_over(seq, self.finished.pop(seq))
 
     def _in_flight(self) -> bool:
         with self.lock:
@@ -339,7 +340,9 @@ class WorkerPool(Stopping):
             self.finished[seq] = Unreadable(frame.path or frame.source if frame is not None else f"frame {seq}",
                                              message[2], message[3])
         elif kind == "done":
-            _, _, record, busy, counted, said = message
+            _, _, record, busy, counted, logged, said = message
+            if logged:
+                self.logged[seq] = logged
             if said:
                 self.damaged(record.frame.path or record.frame.source, said)
             for stage, seconds in zip(self.stages, busy):
@@ -388,10 +391,11 @@ class WorkerPool(Stopping):
     def _sink_in_order(self) -> None:
         limit = self.failed_seq
         while self.next_seq in self.finished and (limit is None or self.next_seq < limit):
-            self._hand_over(self.finished.pop(self.next_seq))
+            self._hand_over(self.next_seq, self.finished.pop(self.next_seq))
             self.next_seq += 1
 
-    def _hand_over(self, result: FrameRecord | Unreadable) -> None:
+    def _hand_over(self, seq: int, result: FrameRecord | Unreadable) -> None:
+        replay(self.logged.pop(seq, []))  # what the worker logged on it, in frame order
         if isinstance(result, Unreadable):
             self.unreadable(result.path, result.why, result.said)
         else:
