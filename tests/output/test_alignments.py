@@ -400,20 +400,55 @@ def test_a_refusal_names_every_differing_setting_dotted_and_counts_past_five() -
     assert setting_differences(None, {"size": 1}) == 'settings: null there, {"size": 1} now'
 
 
-def test_a_resumed_run_parses_the_earlier_file_twice_not_three_times(tmp_path, monkeypatch):
-    """Opening (the fingerprint and the done frames) and the face-file check read one parse; the
-    fold reads the file again. A 100,000-frame file takes seconds a parse."""
+def test_a_resumed_run_reads_the_earlier_file_a_line_at_a_time_never_whole(tmp_path, monkeypatch):
+    """Opening (the fingerprint and the done frames), the face-file check and the fold read the
+    file facekit wrote one frame line at a time: a 100,000-frame file is never held whole."""
     import facekit.output.alignments as alignments
 
     path = tmp_path / "alignments.json"
     with AlignmentsWriter(path, META) as writer:
         write_frames(writer, range(3))
-    parses = []
-    monkeypatch.setattr(alignments, "load_alignments", lambda p: parses.append(p) or load_alignments(p))
+    whole = []
+    monkeypatch.setattr(alignments, "load_alignments", lambda p: whole.append(p) or load_alignments(p))
     with AlignmentsWriter(path, META) as writer:
         checked = dict(writer.done_faces())
-        write_frames(writer, [3])
+        write_frames(writer, [3, 1])  # a new frame, and one done again: it keeps its place
     assert sorted(checked) == ["clip_000000", "clip_000001", "clip_000002"]
     assert checked["clip_000001"] == record_to_dict(make_record(1))["faces"]
-    assert len(parses) == 2
+    assert whole == []
     assert list(load_alignments(path)["frames"]) == ["clip_000000", "clip_000001", "clip_000002", "clip_000003"]
+
+
+@pytest.mark.parametrize("layout", ["indented", "keys reordered"])
+def test_an_earlier_file_in_another_layout_is_read_whole_and_extended_the_same(tmp_path, layout):
+    path = tmp_path / "alignments.json"
+    with AlignmentsWriter(path, META) as writer:
+        write_frames(writer, range(3))
+    expected = load_alignments(path)
+    document = dict(expected)
+    text = json.dumps(document, indent=1) if layout == "indented" else json.dumps({"frames": document.pop("frames"), **document})
+    path.write_text(text, encoding="utf-8")
+    with AlignmentsWriter(path, META) as writer:
+        assert writer.done_frames() == set(expected["frames"])
+        assert dict(writer.done_faces())["clip_000002"] == expected["frames"]["clip_000002"]["faces"]
+        write_frames(writer, [3])
+    again = load_alignments(path)
+    assert list(again["frames"]) == [*expected["frames"], "clip_000003"]
+    assert all(again["frames"][name] == frame for name, frame in expected["frames"].items())
+
+
+@pytest.mark.parametrize("damage", ["a frame line cut", "the end cut off"])
+def test_an_earlier_file_damaged_between_its_lines_is_refused_as_before(tmp_path, damage):
+    """Line by line or whole, a file that is not JSON is refused with the same message: a run
+    never folds a damaged frame into its next file."""
+    path = tmp_path / "alignments.json"
+    with AlignmentsWriter(path, META) as writer:
+        write_frames(writer, range(3))
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    if damage == "a frame line cut":
+        lines[3] = lines[3][:40] + ",\n"
+    else:
+        lines = lines[:-1]
+    path.write_text("".join(lines), encoding="utf-8")
+    with pytest.raises(FacekitError, match="not valid JSON"):
+        AlignmentsWriter(path, META)
