@@ -245,6 +245,7 @@ def _fold(outcome: SourceOutcome, on_source_done: Callable[[SourceOutcome], None
     ``AlignmentsWriter``); a failed shard's frames are simply absent until a rerun."""
     job = outcome.job
     with AlignmentsWriter(job.output / ALIGNMENTS_FILE, job.meta, sync_every=job.save_every) as alignments:
+        alignments.rewrite_in_order()  # after what a fold stopped by a full disk left in the journal
         for shard in job.shards:
             if finished(job.output, shard, job.meta.get("fingerprint"), job.verify):
                 for line in frame_lines(job.output, shard):

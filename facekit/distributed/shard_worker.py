@@ -93,7 +93,8 @@ class ShardWorker:
         except (FacekitError, OSError) as exc:  # StageError names plugin and frame
             journal.abandon()
             _remove(output, written)  # no face file without its journal line (a full disk, say)
-            result.failure = str(exc) if isinstance(exc, FacekitError) else f"cannot write {exc.filename}: {exc.strerror}"
+            result.failure = (str(exc) if isinstance(exc, FacekitError)
+                              else f"cannot write {exc.filename or output}: {exc.strerror or exc}")  # a full disk names no file
         except BaseException:
             journal.abandon()
             raise

@@ -294,6 +294,7 @@ class AlignmentsWriter:
         self.sync_every = sync_every
         self._done: set[str] = set()
         self._earlier: _EarlierFile | None = None  # the file a rerun extends, read a line at a time
+        self._pass_from: int | None = None  # where a pass that writes every frame in order began (``rewrite_in_order``)
         self._unsynced = 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
         for stale in self.path.parent.glob(_fold_temp(self.path, "*").name):  # a fold that was killed
@@ -332,6 +333,16 @@ class AlignmentsWriter:
         self._unsynced += 1
         if self._unsynced >= self.sync_every:
             self._sync()
+
+    def rewrite_in_order(self) -> None:
+        """Every frame is about to be written again, in the file's order (Ray's fold writes
+        every finished shard in shard order): that pass gives the order. Lines an interrupted
+        fold left in the journal before it only fill in frames the pass lacks; by the usual rule
+        (a frame keeps its first place) they would put the frames they hold first."""
+        if self._journal is None:
+            raise ValueError(f"AlignmentsWriter for {self.path} is closed")
+        self._journal.flush()
+        self._pass_from = os.fstat(self._journal.fileno()).st_size  # appends land at the end, whatever tell() says
 
     def write_line(self, line: bytes) -> None:
         """Append a frame already made into a journal line (``journal_line``), by a worker
@@ -452,11 +463,13 @@ class AlignmentsWriter:
         (Ray's fold writes every finished shard again, in shard order) gives the order itself.
         Only journal offsets and the earlier file's frame names stay in memory; frames of both
         are copied as text, never parsed again."""
-        latest = {}
+        latest, before_pass = {}, {}
         for offset, line in _journal_lines(self.journal_path):
             split = _split_frame_line(line) if offset else None
             if split is not None:
-                latest[split[0]] = offset
+                in_pass = self._pass_from is None or offset >= self._pass_from
+                (latest if in_pass else before_pass)[split[0]] = offset
+        latest.update((name, offset) for name, offset in before_pass.items() if name not in latest)
         earlier = self._earlier
         if earlier is not None and latest.keys() >= set(earlier.names):
             earlier = None

@@ -122,6 +122,8 @@ def test_a_full_disk_on_ray_leaves_no_face_file_outside_a_finished_shard_and_the
         filler.write_bytes(b"\0" * 25 * 1024 * 1024)
         full = run_facekit(f"input={CLIP}", f"output={disk / 'out'}", *ray_args, cwd=tmp_path, env=loopback)
         assert full.returncode != 0 and "Traceback" not in full.stderr, full.stderr
+        written = [line for line in full.stderr.splitlines() if "cannot write" in line]
+        assert written and all(f"cannot write {disk / 'out'}" in line for line in written), full.stderr  # never "None"
         out = disk / "out"
         named = _journaled(out) | _in_finished_shards(out)
         orphans = [png.name for png in out.glob("*.png") if png.name.rsplit("_", 1)[0] not in named]

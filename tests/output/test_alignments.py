@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from facekit.output.alignments import (FORMAT, VERSION, AlignmentsWriter, face_from_dict, face_to_dict,
-                                journal_path, load_alignments, load_alignments_meta, record_from_dict,
-                                record_to_dict)
+                                journal_line, journal_path, load_alignments, load_alignments_meta,
+                                record_from_dict, record_to_dict)
 from facekit.errors import FacekitError, OutputError
 from facekit.records import Detection, Face, Frame, FrameRecord
 
@@ -417,6 +417,22 @@ def test_a_resumed_run_reads_the_earlier_file_a_line_at_a_time_never_whole(tmp_p
     assert checked["clip_000001"] == record_to_dict(make_record(1))["faces"]
     assert whole == []
     assert list(load_alignments(path)["frames"]) == ["clip_000000", "clip_000001", "clip_000002", "clip_000003"]
+
+
+def test_a_pass_that_rewrites_every_frame_gives_the_order_after_an_interrupted_one(tmp_path):
+    """Ray's fold writes every finished shard in order; when a full disk stopped an earlier fold,
+    its journal holds some shards' frames already (here frames 0, 1 and 4): the new pass's
+    order wins, where by the usual rule (first place) frames 2 and 3 would come last."""
+    path = tmp_path / "alignments.json"
+    first = AlignmentsWriter(path, META)
+    for index in (0, 1, 4):
+        first.write_line(journal_line(make_record(index)))
+    crash(first)
+    with AlignmentsWriter(path, META) as writer:
+        writer.rewrite_in_order()
+        for index in range(5):
+            writer.write_line(journal_line(make_record(index)))
+    assert list(load_alignments(path)["frames"]) == [f"clip_{i:06d}" for i in range(5)]
 
 
 @pytest.mark.parametrize("layout", ["indented", "keys reordered"])
