@@ -39,7 +39,7 @@ class Unreadable:
 def serve(conn: Connection, payload: bytes, label: Any, log_levels: dict[str, int]) -> None:
     """A worker's life: build the stages, then take frames and run each batch of them when told,
     until told to stop or the calling process is gone (its end of the pipe closes). What it
-    logs goes back to the calling process (``facekit.log_relay``) after each batch."""
+    logs goes back to the calling process (``facekit.log_relay``) with each batch's results."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logs = keep_logs(log_levels)
