@@ -338,26 +338,14 @@ def _encoders() -> dict:
     "up" filter with zlib-ng's and zlib's deflate (and its strategies), ISA-L's (``isal``,
     facekit's before Dec 2026, not deterministic) and libdeflate's (``deflate``) when installed.
     Each returns a whole PNG file, as ``pngmeta._colour_png`` does."""
-    import struct
     import zlib
 
-    import numpy as np
     from zlib_ng import zlib_ng
 
     from facekit.output import pngmeta
 
     def up_filtered(compress):
-        def encode(rgb) -> bytes:
-            height, width, channels = rgb.shape
-            rows = rgb.reshape(height, width * channels)
-            filtered = np.empty((height, width * channels + 1), np.uint8)
-            filtered[:, 0] = 2
-            filtered[0, 1:] = rows[0]
-            np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])
-            header = struct.pack(">IIBBBBB", width, height, 8, 2 if channels == 3 else 6, 0, 0, 0)
-            return b"".join([pngmeta.SIGNATURE, pngmeta._chunk(b"IHDR", header),
-                             pngmeta._chunk(b"IDAT", compress(filtered)), pngmeta._chunk(b"IEND", b"")])
-        return encode
+        return lambda rgb: pngmeta.up_filtered_png(rgb, compress)
 
     def strategy(name: str):
         def compress(data) -> bytes:

@@ -11,7 +11,7 @@ import struct
 import zlib
 from os import PathLike
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import cv2
 import numpy as np
@@ -70,22 +70,28 @@ def _colour_png(rgb: np.ndarray) -> bytes:
 
 
 def _gray_png(gray: np.ndarray) -> bytes:
-    """A gray image (fpng takes 3 or 4 channels only) as a PNG file: rows "up"-filtered (one
-    NumPy subtraction) and deflated by zlib-ng at level 1, its fastest; deterministic for the
-    pinned version."""
-    height, width = gray.shape
-    filtered = np.empty((height, width + 1), np.uint8)
+    """A gray image (fpng takes 3 or 4 channels only) as a PNG file, deflated by zlib-ng at
+    level 1, its fastest; deterministic for the pinned version."""
+    return up_filtered_png(gray, lambda rows: zlib_ng.compress(rows, GRAY_DEFLATE_LEVEL))
+
+
+def up_filtered_png(pixels: np.ndarray, deflate: Callable[[np.ndarray], bytes]) -> bytes:
+    """An 8-bit image (gray, RGB or RGBA, in PNG's channel order) as a PNG file: every row with
+    the "up" filter (one NumPy subtraction), the rows deflated by ``deflate`` (a zlib stream)."""
+    height, width = pixels.shape[:2]
+    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    rows = np.ascontiguousarray(pixels).reshape(height, width * channels)
+    filtered = np.empty((height, width * channels + 1), np.uint8)
     filtered[:, 0] = _FILTER_UP  # on the first row "up" subtracts a row of zeros
-    filtered[0, 1:] = gray[0]
-    np.subtract(gray[1:], gray[:-1], out=filtered[1:, 1:])
-    header = struct.pack(">IIBBBBB", width, height, 8, _COLOR_TYPE_GRAY, 0, 0, 0)
-    return b"".join([SIGNATURE, _chunk(b"IHDR", header), _chunk(b"IDAT", zlib_ng.compress(filtered, GRAY_DEFLATE_LEVEL)),
-                     _chunk(b"IEND", b"")])
+    filtered[0, 1:] = rows[0]
+    np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])
+    header = struct.pack(">IIBBBBB", width, height, 8, _COLOR_TYPES[channels], 0, 0, 0)
+    return b"".join([SIGNATURE, _chunk(b"IHDR", header), _chunk(b"IDAT", deflate(filtered)), _chunk(b"IEND", b"")])
 
 
 _FILTER_UP = 2
 _HEADER_CHUNK_BYTES = 25  # IHDR: length, type, 13 bytes, CRC
-_COLOR_TYPE_GRAY = 0
+_COLOR_TYPES = {1: 0, 3: 2, 4: 6}  # gray, RGB, RGBA
 
 
 def read_png_text(source: str | PathLike | bytes) -> dict[str, str]:
