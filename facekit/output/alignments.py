@@ -158,18 +158,27 @@ def load_alignments_meta(path: str | PathLike) -> dict[str, Any]:
     path = Path(path)
     try:
         with path.open("rb") as handle:
-            first = handle.readline(_HEADER_LINE_MOST)
-        header = json.loads(first.rstrip().removesuffix(b",") + b"}")
-    except (OSError, ValueError):
+            header = _header_line(handle.readline(_HEADER_LINE_MOST), path)
+    except OSError:
         header = None
-    if isinstance(header, dict) and set(header) == {"format", "version", "meta"} and isinstance(header["meta"], dict):
-        _check_header(header, path)
-        return header["meta"]
-    return load_alignments(path).get("meta") or {}
+    return header["meta"] if header is not None else load_alignments(path).get("meta") or {}
 
 
 #: The longest first line ``load_alignments_meta`` reads: a header is a few KB.
 _HEADER_LINE_MOST = 1 << 20
+
+
+def _header_line(line: bytes, path: Path) -> dict[str, Any] | None:
+    """The header ``_dump_document`` writes as a file's first line (the document's opening,
+    left open for "frames"), its format and version checked; None when ``line`` is not that."""
+    try:
+        header = json.loads(line.rstrip().removesuffix(b",") + b"}")
+    except ValueError:
+        return None
+    if not isinstance(header, dict) or set(header) != {"format", "version", "meta"} or not isinstance(header["meta"], dict):
+        return None
+    _check_header(header, path)
+    return header
 
 
 def journal_path(path: str | PathLike) -> Path:
@@ -500,8 +509,9 @@ class _EarlierFile:
     """The alignments file a rerun extends. Where facekit wrote it (``_dump_document``: a
     header line, then one frame a line) it is read a line at a time, each frame checked as it
     goes and then dropped, and its frames are copied into the next file as the text they are:
-    held whole, an 11,000-frame file of 53 MB took 480 MB of memory. A file in another layout
-    (another tool's, or pretty-printed) is read whole, as ``load_alignments`` reads it."""
+    held whole, an 11,000-frame file of 51 MB took 599 MB of memory (bench/resume_alignments.py).
+    A file in another layout (another tool's, or pretty-printed) is read whole, as
+    ``load_alignments`` reads it."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -526,13 +536,9 @@ class _EarlierFile:
         """The meta and the frame names, every line checked: a frame that does not parse sends
         the file to ``load_alignments``, which names what is wrong."""
         with self.path.open("rb") as handle:
-            try:
-                header = json.loads(handle.readline().rstrip(b"\n").removesuffix(b",") + b"}")
-            except ValueError:
-                raise _OtherLayout from None
-            if not isinstance(header, dict) or set(header) != {"format", "version", "meta"}:
+            header = _header_line(handle.readline(), self.path)
+            if header is None:
                 raise _OtherLayout
-            _check_header(header, self.path)
             names = []
             for name, frame in _laid_out_frames(handle):
                 try:
