@@ -44,8 +44,8 @@ from facekit.distributed.shard_worker import ShardResult, ShardTask, ShardWorker
 from facekit.console import STDERR, quantity
 from facekit.errors import FacekitError
 from facekit.ledger.rejects import RejectCounts
-from facekit.log_relay import configured_levels, replay
 from facekit.ledger.verify import Verify
+from facekit.log_relay import configured_levels, replay
 from facekit.media.sampling import Sampling
 from facekit.media.shards import Shard
 from facekit.output.alignments import ALIGNMENTS_FILE, AlignmentsWriter, load_alignments

@@ -114,8 +114,8 @@ def _run_batch(conn: Connection, batch: list[tuple[int, FrameRecord, list[str]]]
         replies: list[tuple[Any, ...]] = []
         for number, (seq, record, said) in enumerate(batch):
             record.frame.image = None
-            timings = (busy, counted, logs.take()) if number == 0 else ([0.0] * len(busy), [{} for _ in counted], [])
-            replies.append(("done", seq, record, *timings, said))
+            first_only = (busy, counted, logs.take()) if number == 0 else ([0.0] * len(busy), [{} for _ in counted], [])
+            replies.append(("done", seq, record, *first_only, said))
     except BaseException as exc:  # noqa: BLE001 - SystemExit from a plugin too
         replies = [("failed", batch[0][0], stage_failure_message(exc))]
     finally:

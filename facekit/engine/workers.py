@@ -327,10 +327,10 @@ class WorkerPool(Stopping):
             message = worker.conn.recv()
         except (EOFError, OSError):
             return False
-        kind, seq = message[0], message[1]
-        if kind == LOGS:
+        if message[0] == LOGS:  # what building the models, or a batch that failed, logged
             replay(message[1])
             return True
+        kind, seq = message[0], message[1]
         with self.lock:
             sent = worker.in_flight.pop(seq, None)
         worker.slots.release(seq)  # before the room: the sender may place the next frame at once
