@@ -48,7 +48,7 @@ from facekit.ledger.verify import Verify
 from facekit.log_relay import configured_levels, replay
 from facekit.media.sampling import Sampling
 from facekit.media.shards import Shard
-from facekit.output.alignments import ALIGNMENTS_FILE, AlignmentsWriter, load_alignments
+from facekit.output.alignments import ALIGNMENTS_FILE, AlignmentsWriter, checked_alignments_meta
 from facekit.output.differences import setting_differences
 
 log = logging.getLogger("facekit")
@@ -232,7 +232,7 @@ def check_earlier(job: SourceJob) -> int:
     earlier run finished, counted."""
     path = job.output / ALIGNMENTS_FILE
     if path.exists():
-        found = load_alignments(path).get("meta", {}).get("fingerprint")
+        found = checked_alignments_meta(path).get("fingerprint")
         wanted = json.loads(json.dumps(job.meta.get("fingerprint")))
         if found != wanted:
             raise FacekitError(f"{path} was written with other settings ({setting_differences(found, wanted)}); choose "

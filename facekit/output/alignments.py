@@ -164,6 +164,13 @@ def load_alignments_meta(path: str | PathLike) -> dict[str, Any]:
     return header["meta"] if header is not None else load_alignments(path).get("meta") or {}
 
 
+def checked_alignments_meta(path: str | PathLike) -> dict[str, Any]:
+    """The ``meta`` of the alignments file at ``path`` once every frame in it has been checked,
+    a line at a time where facekit laid it out (as a rerun reads it), so a damaged file is
+    refused before any work, without holding a long video's file whole."""
+    return _EarlierFile(Path(path)).meta or {}
+
+
 #: The longest first line ``load_alignments_meta`` reads: a header is a few KB.
 _HEADER_LINE_MOST = 1 << 20
 

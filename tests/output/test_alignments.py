@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facekit.output.alignments import (FORMAT, VERSION, AlignmentsWriter, face_from_dict, face_to_dict,
-                                journal_line, journal_path, load_alignments, load_alignments_meta,
+from facekit.output.alignments import (FORMAT, VERSION, AlignmentsWriter, checked_alignments_meta, face_from_dict,
+                                face_to_dict, journal_line, journal_path, load_alignments, load_alignments_meta,
                                 record_from_dict, record_to_dict)
 from facekit.errors import FacekitError, OutputError
 from facekit.records import Detection, Face, Frame, FrameRecord
@@ -451,6 +451,23 @@ def test_an_earlier_file_in_another_layout_is_read_whole_and_extended_the_same(t
     again = load_alignments(path)
     assert list(again["frames"]) == [*expected["frames"], "clip_000003"]
     assert all(again["frames"][name] == frame for name, frame in expected["frames"].items())
+
+
+def test_the_checked_meta_reads_every_frame_line_and_refuses_a_damaged_file(tmp_path, monkeypatch):
+    """What a Ray rerun checks before any shard runs: the meta, once every frame parses, read a
+    line at a time (never whole) from a file facekit wrote."""
+    import facekit.output.alignments as alignments
+
+    path = tmp_path / "alignments.json"
+    with AlignmentsWriter(path, META) as writer:
+        write_frames(writer, range(3))
+    whole = []
+    monkeypatch.setattr(alignments, "load_alignments", lambda p: whole.append(p) or load_alignments(p))
+    assert checked_alignments_meta(path) == META and whole == []
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    path.write_text("".join([*lines[:3], lines[3][:40] + ",\n", *lines[4:]]), encoding="utf-8")
+    with pytest.raises(FacekitError, match="not valid JSON"):
+        checked_alignments_meta(path)
 
 
 @pytest.mark.parametrize("damage", ["a frame line cut", "the end cut off"])
