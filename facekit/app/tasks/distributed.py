@@ -26,6 +26,7 @@ from facekit.app.tasks.idle import say_nothing_to_do
 from facekit.app.tasks.planning import alignments_meta, build_stages, identity_filter
 from facekit.app.tasks.sources import RunSources
 from facekit.app.tasks.settings import job_output_dir, sampling
+from facekit.app.tasks.source_step import report_collection
 from facekit.distributed.driver import (ClusterPlan, SourceJob, SourceOutcome, check_earlier, fold_finished,
                                         run_shards)
 from facekit.distributed.resources import local_gpu_memory_mb, worker_count, worker_resources
@@ -260,11 +261,6 @@ def _report(cfg: DictConfig, outcomes: list[SourceOutcome], state: CollectionSta
             raise FacekitError(f"{len(failures)} shard(s) failed; the first: {failures[0]}; the finished shards are "
                                "kept, and the same command runs the failed ones again")
         return
-    counts = state.counts()
-    log.info("collection: %d source(s): %s; states in %s", sum(counts.values()),
-             ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none", state.path)
-    if not counts[SourceState.DONE]:
-        raise FacekitError(f"no source of {cfg.input} could be processed"
-                           + (f"; the first failure: {failures[0]}" if failures else ""))
+    report_collection(state, str(cfg.input), first_failure=str(failures[0]) if failures else None)
 
 

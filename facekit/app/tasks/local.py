@@ -16,32 +16,31 @@ import logging
 import time
 from contextlib import ExitStack
 from itertools import chain
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
 
 from omegaconf import DictConfig
 
 from facekit.app.tasks.collection_progress import CollectionProgress
-from facekit.app.tasks.collection_stream import CollectionStream, StreamSettings, opens
+from facekit.app.tasks.collection_stream import CollectionStream, StreamSettings
 from facekit.app.tasks.acceptance import accept_run
 from facekit.app.tasks.idle import say_nothing_to_do
 from facekit.app.tasks.planning import build_stages, gpu_plan, identity_filter
 from facekit.app.tasks.source_run import execute, plan_run, report
+from facekit.app.tasks.source_step import report_collection, run_source_step
 from facekit.app.tasks.sources import RunSources
 from facekit.app.tasks.listing import ListedAhead
 from facekit.app.tasks.settings import cache_is_on, job_output_dir, sampling
 from facekit.engine.pipeline import Pipeline, per_record, plan_passes
 from facekit.engine.cores import FRAMES_PER_WORKER, choose_workers, usable_cores
 from facekit.engine.workers import WorkerPlan
-from facekit.errors import FacekitError, StageError
+from facekit.errors import StageError
 from facekit.faces.finisher import Finisher
 from facekit.faces.quality import QualityFilter
 from facekit.faces.stages import FaceStages
-from facekit.ledger.collection_state import CollectionState, alignments_name, save_unless_failing
+from facekit.ledger.collection_state import CollectionState, save_unless_failing
 from facekit.ledger.run_folder import RunFolder
-from facekit.ledger.source import counted
-from facekit.ledger.states import SourceState
 from facekit.media.collection import COLLECTION_FILE, Source
-from facekit.output.alignments import ALIGNMENTS_FILE
 from facekit.output.face_files import FaceWriter
 from facekit.plugin.registry import PluginRegistry
 
@@ -89,7 +88,8 @@ def run_local(cfg: DictConfig, registry: PluginRegistry) -> None:
             state.run = {"frames": progress.frames, "seconds": round(time.perf_counter() - begun, 3),
                          "busy_s": round(progress.busy_s, 3), "frames_per_s": round(progress.busy_rate(), 2)}
             save_unless_failing(state)
-    _report(cfg, state, progress)
+    report_collection(state, str(cfg.input),
+                      figures=f"; {progress.frames} frames at {progress.busy_rate():.1f} frames/s", list_unfinished=True)
 
 
 def _done_before(listing: Iterable[Source], state: CollectionState) -> tuple[list[Source], int | None]:
@@ -156,64 +156,26 @@ def _run_streamed(cfg: DictConfig, stages: FaceStages, face_filter: IdentityFilt
         return
 
 
-def _report(cfg: DictConfig, state: CollectionState, progress: CollectionProgress) -> None:
-    """The closing lines: sources by state, the failed and partial ones named; exit code 2 when
-    no source was processed."""
-    counts = state.counts()
-    log.info("collection: %d source(s): %s; %d frames at %.1f frames/s; states in %s", sum(counts.values()),
-             ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none", progress.frames,
-             progress.busy_rate(), state.path)
-    for kind in (SourceState.FAILED, SourceState.PARTIAL):
-        named = [entry["source"] for entry in state.sources.values() if entry["state"] == kind]
-        if named:
-            log.warning("%s: %s%s", kind, ", ".join(named[:10]), f" and {len(named) - 10} more" if len(named) > 10 else "")
-    if not counts[SourceState.DONE]:
-        failed = [e for e in state.sources.values() if e["state"] == SourceState.FAILED]
-        raise FacekitError(f"no source of {cfg.input} could be processed ({len(failed)} failed"
-                           + (f"; the first: {failed[0]['source']}: {failed[0]['reason']}" if failed else "")
-                           + ")")
-
-
 def _run_source(cfg: DictConfig, registry: PluginRegistry | None, stages: FaceStages, source: Source,
                 sources: RunSources, progress: CollectionProgress, face_filter: IdentityFilter | None = None,
                 accepted: Callable[[], None] | None = None) -> None:
     """One source through ``source_run``, into its own folder: a source alone, a sweep's job
     (whose analysis cache is per source) or a serial run. ``accepted`` is called once its last
     check has passed (a source alone: the run is accepted then)."""
-    state = sources.state
-    number = progress.met_source()
-    if not opens(source, state, progress):
-        return
-    output = sources.root / source.output
-    if not sources.alone:
-        log.info("source %d: %s -> %s", number, source.rel, output)
-    alignments = alignments_name(source)
-    try:
-        output.mkdir(parents=True, exist_ok=True)
-        with ExitStack() as held:
-            state.set(source, SourceState.PARTIAL, alignments=alignments)
-            plan = plan_run(cfg, registry, held, stages=stages, output=output, face_filter=face_filter,
-                            input_value=sources.named(source), in_collection=not sources.alone)
-            progress.opened_source(number, source.rel, len(plan.source))
-            summary, ledger = execute(plan, held, accepted=accepted)
-        report(plan, summary, ledger)
-        progress.frame_done(number, summary.frames)
-        progress.busy_s += summary.seconds
-    except KeyboardInterrupt:
-        state.set(source, SourceState.PARTIAL, force=True, alignments=alignments, reason="interrupted; the same command resumes it")
-        raise
-    except (FacekitError, OSError) as exc:
-        if sources.alone:
-            raise
-        reason = str(exc) if isinstance(exc, FacekitError) else f"{exc.strerror or exc}"
-        log.warning("source %s failed: %s", source.rel, reason)
-        state.set(source, SourceState.FAILED, reason=reason)
-        progress.finished_source(number)
-        return
-    if not sources.alone:
-        frames, faces = counted(output / ALIGNMENTS_FILE)
-        state.set(source, SourceState.DONE, frames=frames, faces=faces, alignments=alignments)
-    progress.finished_source(number)
+    def work(number: int, output: Path, held: ExitStack) -> Callable[[], None]:
+        plan = plan_run(cfg, registry, held, stages=stages, output=output, face_filter=face_filter,
+                        input_value=sources.named(source), in_collection=not sources.alone)
+        progress.opened_source(number, source.rel, len(plan.source))
+        summary, ledger = execute(plan, held, accepted=accepted)
+
+        def closing() -> None:
+            report(plan, summary, ledger)
+            progress.frame_done(number, summary.frames)
+            progress.busy_s += summary.seconds
+
+        return closing
+
+    run_source_step(sources, source, progress, work)
 
 
 __all__ = ["COLLECTION_FILE", "CollectionState", "run_local"]

@@ -22,18 +22,19 @@ from facekit.app.tasks.acceptance import accept_run
 from facekit.app.tasks.idle import say_nothing_to_do
 from facekit.app.tasks.earlier import (Earlier, EarlierRuns, EarlierSource, read_earlier, recrop_meta, recrop_stages,
                                       sampling_of)
+from facekit.app.tasks.collection_progress import CollectionProgress
 from facekit.app.tasks.planning import source_ledger
 from facekit.app.tasks.settings import check_crop, check_output_folder, job_output_dir
+from facekit.app.tasks.source_step import SourceWork, report_collection, run_source_step
 from facekit.engine.cores import choose_workers
 from facekit.engine.pipeline import Pass, Pipeline, RunSummary, per_record
 from facekit.engine.workers import WorkerPlan
 from facekit.engine.threads import Stage
 from facekit.errors import ConfigError, FacekitError
 from facekit.faces.finisher import Finisher
-from facekit.ledger.collection_state import CollectionState, alignments_name, save_unless_failing
+from facekit.ledger.collection_state import save_unless_failing
 from facekit.ledger.run_folder import RunFolder
-from facekit.ledger.source import SourceLedger, counted
-from facekit.ledger.states import SourceState
+from facekit.ledger.source import SourceLedger
 from facekit.media.sources import open_input, utf8_text
 from facekit.output.alignments import ALIGNMENTS_FILE, load_alignments
 from facekit.output.face_files import FaceWriter
@@ -48,10 +49,8 @@ def run_recrop(cfg: DictConfig, registry: PluginRegistry) -> None:
         from facekit.app.tasks.recrop_ray import recrop_on_ray
 
         recrop_on_ray(cfg, earlier)
-    elif earlier.collection:
-        _recrop_collection(cfg, earlier)
     else:
-        _recrop_single(cfg, earlier.sources[0])
+        _recrop_here(cfg, earlier)
 
 
 def check_recrop(cfg: DictConfig) -> Earlier:
@@ -82,15 +81,36 @@ def _meta(cfg: DictConfig, earlier: dict, source: EarlierSource) -> dict:
     return recrop_meta(earlier, source, cfg.output.size, cfg.output.padding, str(cfg.output.centering))
 
 
-def _recrop_single(cfg: DictConfig, source: EarlierSource) -> None:
+def _recrop_here(cfg: DictConfig, earlier: Earlier) -> None:
+    """Every source on this machine, each a step as an extraction's source is (``source_step``):
+    one that cannot be found or read is named, marked failed, and the others go on; exit code 2
+    only when none is done. A single source is a collection of one and fails as its source fails."""
     root = job_output_dir(cfg)
-    with ExitStack() as held:
-        run = held.enter_context(RunFolder(root))
-        summary, ledger = recrop_source(cfg, source, root, held, accepted=lambda: accept_run(cfg, run))
-    if summary is None:
-        say_nothing_to_do(len(ledger.done))
-    else:
-        _report(summary, ledger)
+    with RunFolder(root) as run:
+        sources = EarlierRuns.of_earlier(cfg, root, earlier)
+        progress = CollectionProgress(enabled=False)  # each source's pipeline shows its own frames
+        if sources.alone:  # the run is accepted once its source's ledger is open, its last check
+            source = next(sources.listing())
+            run_source_step(sources, source, progress,
+                            _recrop_work(cfg, sources.source(source.rel), root, accepted=lambda: accept_run(cfg, run)))
+            return
+        accept_run(cfg, run)
+        try:
+            for source in sources.listing():
+                run_source_step(sources, source, progress, _recrop_work(cfg, sources.source(source.rel), root))
+        finally:
+            save_unless_failing(sources.state)
+    report_collection(sources.state, str(cfg.input), label="recrop", verb="re-cropped")
+
+
+def _recrop_work(cfg: DictConfig, source: EarlierSource, root: Path,
+                 accepted: Callable[[], None] | None = None) -> SourceWork:
+    """The re-crop of one earlier source, as ``run_source_step`` runs it."""
+    def work(number: int, output: Path, held: ExitStack) -> Callable[[], None]:
+        summary, ledger = recrop_source(cfg, source, root, held, accepted)
+        return (lambda: say_nothing_to_do(len(ledger.done))) if summary is None else (lambda: _report(summary, ledger))
+
+    return work
 
 
 def recrop_source(cfg: DictConfig, source: EarlierSource, root: Path, held: ExitStack,
@@ -146,61 +166,3 @@ class _Unstored:
 def _report(summary: RunSummary, ledger: SourceLedger) -> None:
     ledger.write_summary()
     log.info("done: %s; alignments in %s", summary.line(), ledger.folder / ALIGNMENTS_FILE)
-
-
-def _recrop_collection(cfg: DictConfig, earlier: Earlier) -> None:
-    """Every source of the collection in turn; one that cannot be found or read is named,
-    marked failed, and the others go on. Exit code 2 only when no source is done."""
-    root = job_output_dir(cfg)
-    with RunFolder(root) as run:
-        state = EarlierRuns.of_earlier(cfg, root, earlier).state
-        accept_run(cfg, run)
-        try:
-            for number, source in enumerate(earlier.sources, start=1):
-                _recrop_collection_source(cfg, source, number, root, state)
-        finally:
-            save_unless_failing(state)
-    report_collection(cfg, state)
-
-
-def _recrop_collection_source(cfg: DictConfig, earlier: EarlierSource, number: int, root: Path,
-                              state: CollectionState) -> None:
-    source = earlier.as_source()
-    if earlier.missing:
-        log.warning("source %s failed: %s", earlier.rel, earlier.missing)
-        state.set(source, SourceState.FAILED, reason=earlier.missing)
-        return
-    if state.was_done(source):
-        log.info("source %s: done by an earlier run, not reopened", earlier.rel)
-        state.keep_earlier(source)
-        return
-    alignments = alignments_name(source)
-    log.info("source %d: %s -> %s", number, earlier.rel, root / earlier.output)
-    try:
-        state.set(source, SourceState.PARTIAL, alignments=alignments)
-        with ExitStack() as held:
-            summary, ledger = recrop_source(cfg, earlier, root, held)
-        if summary is not None:
-            _report(summary, ledger)
-    except KeyboardInterrupt:
-        state.set(source, SourceState.PARTIAL, force=True, alignments=alignments,
-                  reason="interrupted; the same command resumes it")
-        raise
-    except (FacekitError, OSError) as exc:
-        reason = str(exc) if isinstance(exc, FacekitError) else f"{exc.strerror or exc}"
-        log.warning("source %s failed: %s", earlier.rel, reason)
-        state.set(source, SourceState.FAILED, reason=reason)
-        return
-    frames, faces = counted(root / alignments)
-    state.set(source, SourceState.DONE, frames=frames, faces=faces, alignments=alignments)
-
-
-def report_collection(cfg: DictConfig, state: CollectionState) -> None:
-    """Sources by state, the failed ones named; exit code 2 (a FacekitError) when none is done."""
-    counts = state.counts()
-    log.info("recrop: %d source(s): %s; states in %s", sum(counts.values()),
-             ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none", state.path)
-    failed = [entry for entry in state.sources.values() if entry["state"] == SourceState.FAILED]
-    if not counts[SourceState.DONE]:
-        raise FacekitError(f"no source of {cfg.input} could be re-cropped ({len(failed)} failed"
-                           + (f"; the first: {failed[0]['source']}: {failed[0]['reason']}" if failed else "") + ")")

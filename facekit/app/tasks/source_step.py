@@ -1,0 +1,86 @@
+"""One source as a step of a run on this machine, and a collection's closing lines: the same for
+an extraction's and a re-crop's sources, so a source's states move one way whichever task runs it.
+
+A source that failed to be listed, or that an earlier run finished, is named and passed over.
+While it runs its state is ``partial``; an error marks it ``failed`` with the reason and the
+run goes on (a source alone fails the run instead: its error is the run's); an interruption
+leaves it ``partial``, which the same command resumes; when it ends it is ``done`` with its
+frame and face counts.
+"""
+from __future__ import annotations
+
+import logging
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Callable
+
+from facekit.app.tasks.collection_progress import CollectionProgress
+from facekit.app.tasks.collection_stream import opens
+from facekit.app.tasks.sources import RunSources
+from facekit.errors import FacekitError
+from facekit.ledger.collection_state import CollectionState, alignments_name
+from facekit.ledger.source import counted
+from facekit.ledger.states import SourceState
+from facekit.media.collection import Source
+from facekit.output.alignments import ALIGNMENTS_FILE
+
+log = logging.getLogger("facekit")
+
+#: A source's work: given its number in the run, its output folder and a stack that closes its
+#: ledger (the alignments fold) when the work is over, it runs the source and returns what is
+#: said once that stack is closed (``run_summary.json`` and the closing lines).
+SourceWork = Callable[[int, Path, ExitStack], Callable[[], None]]
+
+
+def run_source_step(sources: RunSources, source: Source, progress: CollectionProgress, work: SourceWork) -> None:
+    """``source`` through ``work`` into its folder, its state kept in ``sources.state``."""
+    state = sources.state
+    number = progress.met_source()
+    if not opens(source, state, progress):
+        return
+    output = sources.root / source.output
+    if not sources.alone:
+        log.info("source %d: %s -> %s", number, source.rel, output)
+    alignments = alignments_name(source)
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        with ExitStack() as held:
+            state.set(source, SourceState.PARTIAL, alignments=alignments)
+            closing = work(number, output, held)
+        closing()
+    except KeyboardInterrupt:
+        state.set(source, SourceState.PARTIAL, force=True, alignments=alignments,
+                  reason="interrupted; the same command resumes it")
+        raise
+    except (FacekitError, OSError) as exc:
+        if sources.alone:
+            raise
+        reason = str(exc) if isinstance(exc, FacekitError) else f"{exc.strerror or exc}"
+        log.warning("source %s failed: %s", source.rel, reason)
+        state.set(source, SourceState.FAILED, reason=reason)
+        progress.finished_source(number)
+        return
+    if not sources.alone:
+        frames, faces = counted(output / ALIGNMENTS_FILE)
+        state.set(source, SourceState.DONE, frames=frames, faces=faces, alignments=alignments)
+    progress.finished_source(number)
+
+
+def report_collection(state: CollectionState, named: str, label: str = "collection", verb: str = "processed",
+                      figures: str = "", first_failure: str | None = None, list_unfinished: bool = False) -> None:
+    """The closing lines: sources by state (``figures`` after them), and with ``list_unfinished``
+    the failed and partial ones named again (a long streamed run's lines about them are far up);
+    exit code 2 (a FacekitError) when no source is done, naming the first failure (a failed
+    source's reason, or ``first_failure`` where the executor knows a closer one)."""
+    counts = state.counts()
+    log.info("%s: %d source(s): %s%s; states in %s", label, sum(counts.values()),
+             ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none", figures, state.path)
+    for kind in (SourceState.FAILED, SourceState.PARTIAL) if list_unfinished else ():
+        listed = [entry["source"] for entry in state.sources.values() if entry["state"] == kind]
+        if listed:
+            log.warning("%s: %s%s", kind, ", ".join(listed[:10]), f" and {len(listed) - 10} more" if len(listed) > 10 else "")
+    if not counts[SourceState.DONE]:
+        failed = [entry for entry in state.sources.values() if entry["state"] == SourceState.FAILED]
+        first = first_failure or (f"{failed[0]['source']}: {failed[0]['reason']}" if failed else None)
+        raise FacekitError(f"no source of {named} could be {verb} ({len(failed)} failed"
+                           + (f"; the first: {first}" if first else "") + ")")
