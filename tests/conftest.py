@@ -2,6 +2,7 @@
 serve every module asking for the same input and settings."""
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -88,3 +89,20 @@ def extraction(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Extrac
         return runs[args]
 
     return extract
+
+
+@pytest.fixture
+def collected() -> list[logging.LogRecord]:
+    """What the calling process's handler on the 'relay_test' logger (WARNING and above) receives:
+    where workers' log records are replayed (``facekit.log_relay``)."""
+    received: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = received.append
+    logger = logging.getLogger("relay_test")
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+    logger.propagate = False
+    yield received
+    logger.removeHandler(handler)
+    logger.setLevel(logging.NOTSET)
+    logger.propagate = True

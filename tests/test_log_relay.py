@@ -4,8 +4,6 @@ from __future__ import annotations
 import logging
 import pickle
 
-import pytest
-
 from facekit.log_relay import LogKeeper, configured_levels, replay
 
 
@@ -15,22 +13,6 @@ class Unpicklable:
 
     def __str__(self) -> str:
         return "a plugin's object"
-
-
-@pytest.fixture
-def collected() -> list[logging.LogRecord]:
-    """What the calling process's handler on the 'relay_test' logger receives."""
-    received: list[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = received.append
-    logger = logging.getLogger("relay_test")
-    logger.addHandler(handler)
-    logger.setLevel(logging.WARNING)
-    logger.propagate = False
-    yield received
-    logger.removeHandler(handler)
-    logger.setLevel(logging.NOTSET)
-    logger.propagate = True
 
 
 def test_a_record_with_arguments_and_a_traceback_that_cannot_pickle_travels_as_text(collected) -> None:

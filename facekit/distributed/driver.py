@@ -90,6 +90,30 @@ class SourceOutcome:
     ended: int = 0  # shards ended in this run, finished or failed
     finished: dict[int, ShardResult] = field(default_factory=dict)  # by shard number: finished in this run, unchecked
     rerun: set[int] = field(default_factory=set)  # shards run again because their output was not found
+    # A shard's log lines wait here, by shard number, until every shard before it has ended, so
+    # facekit.log lists the source's lines in frame order, as a local run's (``file_logs``).
+    held_logs: dict[int, list[logging.LogRecord]] = field(default_factory=dict)
+    logs_filed: set[int] = field(default_factory=set)  # the shards whose lines are filed: the first ones, in order
+
+    def file_logs(self, number: int, records: list[logging.LogRecord]) -> None:
+        """Files shard ``number``'s lines once the shards before it are filed (a shard whose
+        lines were filed already, run again, files its new ones now), then each later shard's
+        that was waiting on it."""
+        if number in self.logs_filed:
+            replay(records)
+            return
+        self.held_logs.setdefault(number, []).extend(records)
+        shards = self.job.shards
+        while len(self.logs_filed) < len(shards) and (next_one := shards[len(self.logs_filed)].number) in self.held_logs:
+            replay(self.held_logs.pop(next_one))
+            self.logs_filed.add(next_one)
+
+    def file_held_logs(self) -> None:
+        """Files every line still waiting, in shard order: the run is stopping, and a shard
+        that ended after one still running must not lose its lines."""
+        for number in sorted(self.held_logs):
+            replay(self.held_logs.pop(number))
+            self.logs_filed.add(number)
 
 
 @dataclass
@@ -136,6 +160,7 @@ def run_shards(ray: Any, plan: ClusterPlan, jobs: Sequence[SourceJob],
         for shard in job.shards:
             if finished(job.output, shard, fingerprint, job.verify):
                 outcomes[job.key].kept += 1
+                outcomes[job.key].file_logs(shard.number, [])  # an earlier run's: its lines are in its facekit.log
             else:
                 todo.append((ShardTask(shard, str(job.output), plan.sampling, fingerprint, plan.debug,
                                        plan.save_rejected), 1))
@@ -145,12 +170,16 @@ def run_shards(ray: Any, plan: ClusterPlan, jobs: Sequence[SourceJob],
             _fold(outcome, on_source_done)
     started = time.perf_counter()  # workers' start (their models) included: what a user waits for
     if todo:
-        with _Workers(ray, plan, min(plan.workers, len(todo))) as workers, _progress(plan.progress) as bars:
-            for result in workers.results(todo, bars):
-                outcome = outcomes[key_of[result.task.output, result.task.shard.number]]
-                _count(outcome, result, totals)
-                if outcome.kept + outcome.ended == len(outcome.job.shards) and _all_there(outcome, totals, workers):
-                    _fold(outcome, on_source_done)
+        try:
+            with _Workers(ray, plan, min(plan.workers, len(todo))) as workers, _progress(plan.progress) as bars:
+                for result in workers.results(todo, bars):
+                    outcome = outcomes[key_of[result.task.output, result.task.shard.number]]
+                    _count(outcome, result, totals)
+                    if outcome.kept + outcome.ended == len(outcome.job.shards) and _all_there(outcome, totals, workers):
+                        _fold(outcome, on_source_done)
+        finally:
+            for outcome in outcomes.values():
+                outcome.file_held_logs()
         totals.seconds = time.perf_counter() - started
     return totals
 
@@ -165,7 +194,7 @@ def fold_finished(jobs: Sequence[SourceJob], on_source_done: Callable[[SourceOut
 
 
 def _count(outcome: SourceOutcome, result: ShardResult, totals: ClusterTotals) -> None:
-    replay(result.logs)  # the worker's lines, the rejected faces' among them, as the run's own
+    outcome.file_logs(result.task.shard.number, result.logs)  # the rejected faces' lines among them, as the run's own
     outcome.ended += 1
     outcome.frames += result.frames
     outcome.faces += result.faces
