@@ -51,8 +51,8 @@ class SourceLedger:
     def __enter__(self) -> SourceLedger:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    def __exit__(self, *exc_info: Any) -> None:
+        self._held.__exit__(*exc_info)  # the error too: a run that failed before its first frame leaves no file
 
     def write(self, record: FrameRecord) -> None:
         """A finished frame's face files, then its journal line: a frame is journaled only once

@@ -392,8 +392,21 @@ class AlignmentsWriter:
     def __enter__(self) -> AlignmentsWriter:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
+    def __exit__(self, error: type[BaseException] | None, *exc_info: object) -> None:
+        if error is not None and self._earlier is None and not self._done:
+            self._discard()  # nothing to keep: no file must refuse the corrected command's settings
+            return
         self.close()  # also after an error: every journaled frame is complete and worth keeping
+
+    def _discard(self) -> None:
+        """A run that failed before it finished a frame, in a folder with no earlier frames,
+        leaves no alignments file and no journal: either would hold this run's settings, and
+        the same command with a mistake mended would be refused for differing from them."""
+        if self._journal is None:
+            return
+        journal, self._journal = self._journal, None
+        journal.close()
+        self.journal_path.unlink(missing_ok=True)
 
     # -- journal --
 

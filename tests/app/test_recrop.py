@@ -204,3 +204,39 @@ def test_a_recrop_keeps_the_masks_extraction_stored_each_with_the_crop_it_was_dr
     assert [[face.get("mask") for face in frame["faces"]] for frame in after.values()] == masks
     assert {entry["components"]["centering"] for frame in masks for entry in frame if entry} == {"legacy"}
     assert {face["centering"] for frame in after.values() for face in frame["faces"]} == {"head"}
+
+
+def _two_photos(folder: Path, *people: str) -> Path:
+    """``folder`` holding the first photo of each of ``people``."""
+    folder.mkdir(parents=True)
+    for person in people:
+        shutil.copy(sorted((DATA / "images" / "people" / person).glob("*.jpg"))[0], folder / f"{person}.jpg")
+    return folder
+
+
+def test_a_source_named_relative_to_another_folder_is_found_where_it_was_not_in_this_one(tmp_path: Path) -> None:
+    require_data()
+    _two_photos(tmp_path / "work" / "photos", "p01", "p04")
+    _run(tmp_path / "work" / "photos", "input=.", f"output={tmp_path / 'at256'}")
+    _two_photos(tmp_path / "elsewhere" / "photos", "p06")  # what '.' or 'photos' names from here
+    _run(tmp_path / "elsewhere" / "photos", "task=recrop", f"input={tmp_path / 'at256'}", f"output={tmp_path / 're'}")
+    assert set(load_json(tmp_path / "re" / "alignments.json")["frames"]) == {"p01", "p04"}
+
+
+def test_frames_no_longer_in_the_source_are_named_and_skipped_and_none_at_all_is_an_error(tmp_path: Path) -> None:
+    require_data()
+    photos = _two_photos(tmp_path / "photos", "p01", "p04")
+    _run(tmp_path, "input=photos", "output=at256")
+    (photos / "p04.jpg").unlink()
+    result = run_facekit("task=recrop", "input=at256", "output=re", "runner.progress=false", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "1 of the 2 frame(s)" in result.stderr and "p04" in result.stderr, result.stderr
+    assert set(load_json(tmp_path / "re" / "alignments.json")["frames"]) == {"p01"}
+    assert load_json(tmp_path / "re" / "run_summary.json")["skipped"] == 1
+    shutil.rmtree(photos)
+    _two_photos(tmp_path / "other" / "photos", "p06")  # recrop.sources holds another 'photos'
+    result = run_facekit("task=recrop", "input=at256", "output=none", "recrop.sources=other", "runner.progress=false",
+                         cwd=tmp_path)
+    assert result.returncode == 2 and "none of the 2 frame(s)" in result.stderr, result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("facekit: error:") and "Traceback" not in result.stderr
+    assert not (tmp_path / "none" / "alignments.json").exists()

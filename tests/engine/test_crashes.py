@@ -33,6 +33,20 @@ def test_a_failing_plugin_ends_the_run_naming_plugin_and_frame(tmp_path: Path, f
     assert sorted(load_json(out / "alignments.json")["frames"]) == [f"faceswap_test_{n:06d}" for n in range(1, 5)]
 
 
+def test_a_plugin_that_fails_the_first_frame_leaves_nothing_that_refuses_the_mended_command(
+        tmp_path: Path, flaky_env: dict[str, str]) -> None:
+    require_data()
+    photo = DATA / "images" / "people" / "p01" / "img1.jpg"
+    out = tmp_path / "faces"
+    args = [f"input={photo}", f"output={out}", "runner.progress=false", "runner.workers=0"]
+    failed = run_facekit("+detector=flaky", "detector.fail_on_call=1", *args, cwd=tmp_path, env=flaky_env, timeout=HANG_S)
+    assert failed.returncode == 2 and "flaky" in failed.stderr, failed.stderr
+    assert not (out / "alignments.json").exists() and not list(out.glob("*.journal"))
+    mended = run_facekit("+detector=flaky", "detector.fail_on_call=0", *args, cwd=tmp_path, env=flaky_env)
+    assert mended.returncode == 0, mended.stderr  # an option changed: not refused for "other settings"
+    assert list(load_json(out / "alignments.json")["frames"]) == ["img1"]
+
+
 @pytest.mark.slow
 def test_a_hung_plugin_still_stops_on_ctrl_c(tmp_path: Path, flaky_env: dict[str, str]) -> None:
     """The detector hangs on its third frame; the two before it are journaled, then Ctrl-C: the

@@ -278,6 +278,27 @@ def test_closing_after_an_error_keeps_the_finished_frames(tmp_path):
     assert len(load_alignments(path)["frames"]) == 2
 
 
+def test_an_error_before_the_first_frame_leaves_no_file_to_refuse_the_mended_command(tmp_path):
+    path = tmp_path / "alignments.json"
+    with pytest.raises(RuntimeError):
+        with AlignmentsWriter(path, {**META, "fingerprint": {**META["fingerprint"], "size": -1}}):
+            raise RuntimeError("a plugin option out of range fails the first frame")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    with AlignmentsWriter(path, META) as writer:  # the same command, the option mended: not refused
+        write_frames(writer, range(1))
+    assert len(load_alignments(path)["frames"]) == 1
+
+
+def test_an_error_before_the_first_frame_of_a_rerun_keeps_the_earlier_frames(tmp_path):
+    path = tmp_path / "alignments.json"
+    with AlignmentsWriter(path, META) as writer:
+        write_frames(writer, range(2))
+    with pytest.raises(RuntimeError):
+        with AlignmentsWriter(path, META):
+            raise RuntimeError("stopped")
+    assert len(load_alignments(path)["frames"]) == 2
+
+
 @pytest.mark.parametrize("finished", [True, False])
 def test_another_fingerprint_is_refused(tmp_path, finished):
     path = tmp_path / "alignments.json"

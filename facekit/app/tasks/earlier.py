@@ -112,19 +112,27 @@ def _collection_source(folder: Path, entry: dict[str, Any], moved_to: Path | Non
 
 
 def _located(was: Path, alignments: Path, rel: str, moved_to: Path | None) -> tuple[Path, str | None]:
-    """Where a source is now: where it was (as named, else as the alignments fingerprint
-    resolved it, for a run started in another folder), else ``moved_to / rel``; else why not."""
-    if was.exists():
-        return was, None
-    resolved = Path(str(load_alignments_meta(alignments).get("fingerprint", {}).get("input", was)))
-    if resolved.exists():
-        return resolved, None
-    if moved_to is not None:
-        moved = moved_to / rel
-        if moved.exists():
-            return moved, None
+    """Where a source is now: as named, else ``moved_to / rel``, else where the alignments
+    fingerprint resolved it when it was extracted; else why not. A relative path as named is
+    taken from this folder only when it is that same file (or the fingerprint names none): a
+    re-crop run from another folder must not take ``.`` or ``photos`` there for the extraction's."""
+    resolved = load_alignments_meta(alignments).get("fingerprint", {}).get("input")
+    here = was if was.is_absolute() or resolved is None or _same_file(was, Path(str(resolved))) else None
+    moved = None if moved_to is None else moved_to / rel
+    # recrop.sources before the resolved path: a link's frames are named after the link
+    for candidate in (here, moved, None if resolved is None else Path(str(resolved))):
+        if candidate is not None and candidate.exists():
+            return candidate, None
+    if moved is not None:
         return was, f"not found at {was} nor at {moved} (recrop.sources)"
     return was, f"not found at {was}; if it moved, recrop.sources=DIR names the folder it is in now"
+
+
+def _same_file(named: Path, resolved: Path) -> bool:
+    try:
+        return named.resolve() == resolved
+    except OSError:
+        return False
 
 
 def sampling_of(meta: dict[str, Any]) -> Sampling:

@@ -39,6 +39,7 @@ from facekit.media.sources import open_input, utf8_text
 from facekit.output.alignments import ALIGNMENTS_FILE, load_alignments
 from facekit.output.face_files import FaceWriter
 from facekit.plugin.registry import PluginRegistry
+from facekit.records import FrameRecord
 
 log = logging.getLogger("facekit")
 
@@ -142,11 +143,34 @@ def recrop_source(cfg: DictConfig, source: EarlierSource, root: Path, held: Exit
     workers = choose_workers(cfg.runner.workers, [], "parallel", len(document["frames"]) - len(ledger.done))
     pipeline = Pipeline(passes, queue_size=cfg.runner.queue_size, progress=bool(cfg.runner.progress),
                         queue_mb=cfg.runner.queue_mb, workers=WorkerPlan(workers) if workers else None)
-    summary = pipeline.run(frames, ledger.write, _Unstored(ledger.done, document["frames"]))  # type: ignore[arg-type]
+    written: set[str] = set()
+
+    def sink(record: FrameRecord) -> None:
+        ledger.write(record)
+        written.add(record.frame.name)
+
+    summary = pipeline.run(frames, sink, _Unstored(ledger.done, document["frames"]))  # type: ignore[arg-type]
+    missing = [name for name in document["frames"] if name not in ledger.done and name not in written]
+    if missing:
+        _say_not_found(source, missing, len(document["frames"]), found=bool(written or ledger.done))
+        summary.skipped += len(missing)
     ledger.summary.skipped, ledger.summary.seconds, ledger.summary.mode = summary.skipped, summary.seconds, "recrop"
     ledger.summary.workers, ledger.summary.start_s = summary.workers, summary.start_s
     ledger.summary.stage_s, ledger.summary.sink_s = summary.stage_s, summary.sink_s
     return summary, ledger
+
+
+def _say_not_found(source: EarlierSource, missing: list[str], stored: int, found: bool) -> None:
+    """Frames the extraction stored that its source no longer gives (a file gone from a folder,
+    a video cut shorter) are named and counted as skipped; when none is found at all, the source
+    is not the one extracted, and the re-crop of it fails."""
+    named = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+    if not found:
+        raise FacekitError(f"{source.path}: none of the {stored} frame(s) that {source.alignments} holds is found "
+                           f"there ({named}); is it the source that was extracted? If that one moved, "
+                           "recrop.sources=DIR names the folder it is in now")
+    log.warning("%s: %d of the %d frame(s) that %s holds are not found there, left out: %s", source.path,
+                len(missing), stored, source.alignments, named)
 
 
 class _Unstored:
