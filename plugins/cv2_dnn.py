@@ -21,6 +21,7 @@ import numpy as np
 
 from facekit.plugin import Detection, ModelFile, ModelSpec, PluginSpec, hookimpl
 from facekit_plugins._points import clipped_detection
+from facekit.plugin.options import fractions
 
 MODEL_ID = "resnet-ssd-v1"
 URL = "https://github.com/deepfakes-models/faceswap-models/releases/download/v4.1/resnet_ssd_v1.zip"
@@ -35,6 +36,9 @@ MEAN_BGR = (104.0, 177.0, 123.0)
 class Cv2DnnConfig:
     # Detections below this confidence are dropped (faceswap's default is 0.5 as well).
     score_threshold: float = 0.5
+
+    def __post_init__(self) -> None:
+        fractions(self, "score_threshold")
 
 
 def decode_detections(output: np.ndarray, sizes: Sequence[tuple[int, int]],

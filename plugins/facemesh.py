@@ -19,6 +19,7 @@ import numpy as np
 from facekit.plugin import Detection, ModelFile, ModelSpec, PluginSpec, hookimpl, resize
 from facekit_plugins.facemesh_68 import to_ibug68
 from facekit_plugins._tensorflow import litert_interpreter
+from facekit.plugin.options import at_least, positive
 
 MODEL_ID = "facemesh-468"
 MODEL_FILE = "face_landmark.tflite"
@@ -52,6 +53,10 @@ class FaceMeshConfig:
     # the one view's. One more model run a face.
     mirror_pose: bool = True
     num_threads: int = 1  # the runner may detect and align concurrently; one thread each
+
+    def __post_init__(self) -> None:
+        positive(self, "roi_scale")
+        at_least(self, 1, "passes", "num_threads")
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import numpy as np
 from facekit.plugin import Detection, ModelFile, ModelSpec, PluginSpec, hookimpl
 from facekit_plugins._points import clipped_detection, downscale
 from facekit_plugins._tensorflow import tf_device
+from facekit.plugin.options import at_least, fractions
 
 MODEL_ID = "mtcnn-1.0.0"
 _WEIGHTS = {
@@ -29,6 +30,10 @@ class MTCNNConfig:
     # The image pyramid costs about 0.4 s a megapixel on one core: shrink big photos first.
     max_size: int = 1280
     device: str = "auto"  # "auto" picks GPU:0 when TensorFlow sees one
+
+    def __post_init__(self) -> None:
+        fractions(self, "threshold_pnet", "threshold_rnet", "threshold_onet", "score_threshold")
+        at_least(self, 1, "min_face_size", "max_size")
 
 
 class MTCNNDetector:

@@ -22,6 +22,7 @@ from facekit.plugin import Detection, ModelError, ModelFile, ModelSpec, PluginSp
 from facekit_plugins._keras_h5 import read_weights
 from facekit_plugins._tensorflow import tensorflow, tf_device
 from facekit_plugins._points import clipped_detection
+from facekit.plugin.options import at_least, fractions
 
 MODEL_ID = "s3fd-keras-v2"
 MODEL_FILE = "s3fd_keras_v2.h5"
@@ -39,6 +40,10 @@ class S3FDConfig:
     nms_threshold: float = 0.5
     batch_size: int = 4
     device: str = "auto"  # "auto" uses the GPU when TensorFlow sees one
+
+    def __post_init__(self) -> None:
+        fractions(self, "score_threshold", "nms_threshold")
+        at_least(self, 1, "batch_size")
 
 
 # -- decoding: plain NumPy, tested on synthetic network outputs -------------------------------------

@@ -15,6 +15,7 @@ import numpy as np
 
 from facekit.plugin import ConfigError, Detection, ModelFile, ModelSpec, PluginSpec, hookimpl
 from facekit_plugins._points import clipped_detection, downscale
+from facekit.plugin.options import at_least, fractions
 
 MODEL_ID = "yunet-2023mar-int8bq"
 MODEL_FILE = "face_detection_yunet_2023mar_int8bq.onnx"
@@ -32,6 +33,10 @@ class YuNetConfig:
     max_size: int = 1280
     backend: str = "onnxruntime"  # or "opencv" (cv2.FaceDetectorYN)
     num_threads: int = 1  # the runner detects and aligns concurrently; one thread each
+
+    def __post_init__(self) -> None:
+        fractions(self, "score_threshold", "nms_threshold")
+        at_least(self, 1, "top_k", "max_size", "num_threads")
 
 
 class YuNetDetector:

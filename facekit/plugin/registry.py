@@ -67,7 +67,10 @@ class PluginRegistry:
         except Exception as exc:  # omegaconf raises several types; all mean a bad value
             fields = ", ".join(f.name for f in dataclasses.fields(spec.config_class)) or "no options"
             raise ConfigError(f"{spec.kind} {spec.name}: {_first_line(exc)} (it takes: {fields})") from None
-        return OmegaConf.to_object(merged)
+        try:
+            return OmegaConf.to_object(merged)
+        except ValueError as exc:  # its own range checks (facekit.plugin.options)
+            raise ConfigError(f"{spec.kind} {spec.name}: {exc}") from None
 
     def config_node(self, spec: PluginSpec) -> dict[str, Any]:
         """The Hydra config node of a plugin: its name plus its config defaults."""

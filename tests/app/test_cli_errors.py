@@ -58,6 +58,27 @@ def test_a_mistyped_command_names_the_fix_in_one_line(tmp_path: Path, args: list
     assert list(tmp_path.iterdir()) == []  # refused before Hydra made a folder
 
 
+#: Plugin options of the right type that no model can use: refused before the run writes anything.
+OUT_OF_RANGE = [
+    (["detector.score_threshold=2"], "detector yunet: score_threshold must be between 0 and 1, got 2.0"),
+    (["detector.nms_threshold=-0.1"], "detector yunet: nms_threshold must be between 0 and 1"),
+    (["aligner.roi_scale=0"], "aligner facemesh: roi_scale must be above 0, got 0.0"),
+    (["aligner.passes=0"], "aligner facemesh: passes must be 1 or more, got 0"),
+    (["+detector=mtcnn", "detector.min_face_size=-3"], "detector mtcnn: min_face_size must be 1 or more, got -3"),
+    (["+detector=blazeface", "detector.score_threshold=1.5"], "detector blazeface: score_threshold must be between 0 and 1"),
+]
+
+
+@pytest.mark.parametrize(("args", "fix"), OUT_OF_RANGE, ids=[" ".join(a) for a, _ in OUT_OF_RANGE])
+def test_a_plugin_option_out_of_range_is_one_line_before_anything_is_written(tmp_path: Path, args: list[str],
+                                                                              fix: str) -> None:
+    require_data()
+    photo = next(SCENES.glob("*.jpg"))
+    line = one_line_error(run_facekit(*args, f"input={photo}", "output=out", cwd=tmp_path), alone=False)
+    assert fix in line
+    assert not (tmp_path / "out" / "alignments.json").exists()
+
+
 #: Hides hydra-joblib-launcher from one Python process (Hydra finds launchers by listing the
 #: hydra_plugins namespace package): the shared environment keeps it installed.
 HIDE_JOBLIB = textwrap.dedent('''\
