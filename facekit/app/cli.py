@@ -1,6 +1,7 @@
 """The ``facekit`` command: Hydra composes the config, a task runs it, errors are one line."""
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from typing import Callable, Sequence
@@ -9,6 +10,7 @@ import hydra
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
+from facekit import __version__
 from facekit.app.arguments import SHELL_COMPLETION, check_arguments
 from facekit.app.help import packaged_options, register_help_resolver
 from facekit.app.keys import check_keys, group_choice, name_default_plugins
@@ -31,6 +33,9 @@ _NO_LOG_FILE = {task: ["hydra.job_logging.root.handlers=[console]"] for task in 
 def main() -> None:
     """Console entry point."""
     argv = [_renamed_key(arg) for arg in sys.argv[1:]]
+    if argv in (["--version"], ["-V"]):  # Hydra's own flag would print Hydra's version
+        print(f"facekit {__version__}")
+        return
     try:
         registry = default_registry()
         if not SHELL_COMPLETION & set(argv):  # its words (install=bash, query=...) are Hydra's, not overrides
@@ -62,6 +67,8 @@ def _hydra_entry(cfg: DictConfig) -> None:
         task(cfg, default_registry())
     except FacekitError as exc:
         _fail(exc)
+    except BrokenPipeError:  # facekit task=plugins | head -1: the reader has what it wanted
+        _stop_writing_to_a_closed_pipe()
     except OSError as exc:  # the environment, not facekit: a full disk, a folder gone read-only
         _fail(exc)
     except KeyboardInterrupt:
@@ -86,6 +93,14 @@ def _renamed_key(arg: str) -> str:
 def _fail(exc: BaseException) -> None:
     print(f"facekit: error: {exc}", file=sys.stderr)
     sys.exit(2)
+
+
+def _stop_writing_to_a_closed_pipe() -> None:
+    """Quietly, as a shell tool does: stdout goes nowhere, so Python's flush at exit cannot
+    raise the same error again (its documented idiom)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(1)
 
 
 def _raise_keyboard_interrupt(signum: int, frame: object) -> None:

@@ -134,6 +134,18 @@ def read_list(list_file: Path, selection: Selection) -> Iterator[Source]:
             yield Source(path, "folder", text, output, failed="neither a video nor a folder of images")
 
 
+def names_nothing(list_file: Path) -> bool:
+    """Whether a list file (a regular file: a pipe is read as the run goes) holds no line that
+    names a source, only blank lines and comments: a run of it would have nothing to do."""
+    if not list_file.is_file():
+        return False
+    try:
+        with list_file.open(encoding="utf-8") as lines:
+            return not any(line.strip() and not line.strip().startswith("#") for line in lines)
+    except (OSError, UnicodeDecodeError):
+        return False  # the run names what is wrong with it, as a failed source
+
+
 def _named_from(base: Path, path: Path) -> str:
     """``path`` relative to the list's folder ``base`` when it lies inside it, else its last name
     (``root`` for ``/``). Both are taken as written, ``..`` undone by name and symlinks not

@@ -58,6 +58,16 @@ def test_a_mistyped_command_names_the_fix_in_one_line(tmp_path: Path, args: list
     assert list(tmp_path.iterdir()) == []  # refused before Hydra made a folder
 
 
+def test_an_empty_output_and_a_list_that_names_nothing_are_refused_before_anything_is_written(tmp_path: Path) -> None:
+    require_data()
+    photo = next(SCENES.glob("*.jpg"))
+    assert "output is empty" in one_line_error(run_facekit(f"input={photo}", "output=", cwd=tmp_path))
+    (tmp_path / "sources.txt").write_text("# to do\n\n", encoding="utf-8")
+    line = one_line_error(run_facekit("input=@sources.txt", "output=faces", cwd=tmp_path))
+    assert "the list names no source" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sources.txt"]
+
+
 #: Plugin options of the right type that no model can use: refused before the run writes anything.
 OUT_OF_RANGE = [
     (["detector.score_threshold=2"], "detector yunet: score_threshold must be between 0 and 1, got 2.0"),

@@ -94,3 +94,28 @@ def test_task_plugins_wraps_to_80_columns(tmp_path: Path) -> None:
         if spec.description:
             below = " ".join(line.strip() for line in lines[row + 1:row + 8])
             assert spec.description in below, spec.name
+
+
+def test_help_names_every_task_in_its_usage_lines(help_text: str) -> None:
+    usage = help_text.split("== Configuration groups ==", 1)[0]
+    for task in ("plugins", "curate", "recrop", "mask"):
+        assert f"facekit task={task}" in usage
+
+
+def test_version_is_facekits_own(tmp_path: Path) -> None:
+    import facekit
+
+    result = run_facekit("--version", cwd=tmp_path)
+    assert result.returncode == 0 and result.stdout.strip() == f"facekit {facekit.__version__}", result.stdout
+
+
+def test_a_listing_piped_into_a_reader_that_stops_early_ends_without_an_error_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    listing = subprocess.Popen([sys.executable, "-m", "facekit", "task=plugins"], cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    assert listing.stdout is not None and listing.stdout.read(1)  # the reader takes a byte, then goes
+    listing.stdout.close()
+    _, stderr = listing.communicate(timeout=120)
+    assert b"error" not in stderr and b"Traceback" not in stderr, stderr

@@ -240,3 +240,9 @@ def test_frames_no_longer_in_the_source_are_named_and_skipped_and_none_at_all_is
     assert result.returncode == 2 and "none of the 2 frame(s)" in result.stderr, result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("facekit: error:") and "Traceback" not in result.stderr
     assert not (tmp_path / "none" / "alignments.json").exists()
+
+
+def test_a_recrop_into_a_folder_inside_the_extraction_is_refused(tree: Path) -> None:
+    result = run_facekit("task=recrop", "input=at256", "output=at256/small", "output.size=128", cwd=tree)
+    assert result.returncode == 2 and "inside the extraction" in result.stderr, result.stderr
+    assert not (tree / "at256" / "small").exists()

@@ -24,7 +24,7 @@ from facekit.app.tasks.earlier import (Earlier, EarlierRuns, EarlierSource, read
                                       sampling_of)
 from facekit.app.tasks.collection_progress import CollectionProgress
 from facekit.app.tasks.planning import source_ledger
-from facekit.app.tasks.settings import check_crop, check_output_folder, job_output_dir
+from facekit.app.tasks.settings import check_crop, check_output_folder, check_output_named, job_output_dir
 from facekit.app.tasks.source_step import SourceWork, report_collection, run_source_step
 from facekit.engine.cores import choose_workers
 from facekit.engine.pipeline import Pass, Pipeline, RunSummary, per_record
@@ -58,6 +58,7 @@ def check_recrop(cfg: DictConfig) -> Earlier:
     """Every check that can refuse a re-crop, before its output folder is touched."""
     if not cfg.input:
         raise ConfigError("input is required: facekit task=recrop input=<an extraction's output folder> output=<folder>")
+    check_output_named(cfg)
     check_crop(cfg)
     if list(cfg.output.masks) or str(cfg.output.mask_format) != "none":
         raise ConfigError("task=recrop keeps the stored masks and makes none: leave out output.masks and "
@@ -68,6 +69,9 @@ def check_recrop(cfg: DictConfig) -> Earlier:
     output = job_output_dir(cfg)
     if output.resolve() == folder.resolve():
         raise ConfigError(f"output {str(output)!r} is the extraction itself; choose a new folder for the re-crop")
+    if folder.resolve() in output.resolve().parents:  # its faces would be counted as the extraction's
+        raise ConfigError(f"output {str(output)!r} is inside the extraction {str(folder)!r}, where curation and "
+                          "task=mask would take its faces for the extraction's; choose a folder outside it")
     check_output_folder(output, folder)
     moved = Path(str(cfg.recrop.sources)).expanduser() if cfg.recrop.sources else None
     if moved is not None and not moved.is_dir():

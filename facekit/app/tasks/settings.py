@@ -9,7 +9,7 @@ from omegaconf import DictConfig
 from facekit.app.tasks.mask_settings import check_mask_settings
 from facekit.errors import ConfigError, FacekitError
 from facekit.media.sampling import Sampling, parse_time
-from facekit.media.collection import LIST_PREFIX, Selection, is_collection, is_list
+from facekit.media.collection import LIST_PREFIX, Selection, is_collection, is_list, names_nothing
 from facekit.media.sources import existing_input
 
 
@@ -20,6 +20,7 @@ def check_settings(cfg: DictConfig) -> None:
     here are the values a type cannot express, each in this one place."""
     if not cfg.input:
         raise ConfigError("input is required: facekit input=<image, folder or video> output=<folder>")
+    check_output_named(cfg)
     check_crop(cfg)
     if cfg.output.save_every <= 0:
         raise ConfigError(f"output.save_every must be a positive whole number, got {cfg.output.save_every!r}")
@@ -36,7 +37,18 @@ def check_settings(cfg: DictConfig) -> None:
     sampling(cfg)
     selection(cfg)
     named = str(cfg.input)
-    check_output_folder(job_output_dir(cfg), existing_input(named[len(LIST_PREFIX):] if is_list(named) else named))
+    source = existing_input(named[len(LIST_PREFIX):] if is_list(named) else named)
+    if is_list(named) and names_nothing(source):
+        raise ConfigError(f"input {named!r}: the list names no source; write one path a line (a video, or a "
+                          "folder of images), relative to the list's folder")
+    check_output_folder(job_output_dir(cfg), source)
+
+
+def check_output_named(cfg: DictConfig) -> None:
+    """``output=`` left empty is a slip, not a wish to write faces, locks and Hydra's folder into
+    the current folder: that takes ``output=.``, said so."""
+    if not str(cfg.output.dir).strip():
+        raise ConfigError("output is empty: give output=<folder> (output=. writes into the current folder)")
 
 
 def check_crop(cfg: DictConfig) -> None:
