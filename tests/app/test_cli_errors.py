@@ -68,6 +68,14 @@ def test_an_empty_output_and_a_list_that_names_nothing_are_refused_before_anythi
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sources.txt"]
 
 
+def test_a_photo_alone_that_does_not_decode_fails_the_run_where_a_folder_would_skip_it(tmp_path: Path) -> None:
+    (tmp_path / "photo.jpg").write_bytes(b"\xff\xd8\xff\xe0 not the rest of a JPEG" * 50)
+    line = one_line_error(run_facekit("input=photo.jpg", "output=faces", "runner.progress=false", cwd=tmp_path),
+                          alone=False)
+    assert "photo.jpg" in line and "not a readable image" in line
+    assert not (tmp_path / "faces" / "alignments.json").exists()
+
+
 #: Plugin options of the right type that no model can use: refused before the run writes anything.
 OUT_OF_RANGE = [
     (["detector.score_threshold=2"], "detector yunet: score_threshold must be between 0 and 1, got 2.0"),

@@ -145,6 +145,10 @@ def execute(plan: RunPlan, held: ExitStack, accepted: Callable[[], None] | None 
     pipeline = Pipeline(plan.passes, queue_size=cfg.runner.queue_size, progress=bool(cfg.runner.progress),
                     workers=workers, queue_mb=cfg.runner.queue_mb)
     summary = pipeline.run(plan.source, sink, ledger.done)
+    if plan.source.kind == "image" and not summary.frames and plan.source.skipped:
+        # the input is this one photo: a folder's unreadable file is skipped, a photo alone fails
+        path, why = next(iter(plan.source.skipped.items()))
+        raise FacekitError(f"input {path!r}: {why}")
     if analysis is not None:
         analysis.commit()
     return summary, ledger
