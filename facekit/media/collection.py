@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 RESERVED = frozenset({"debug", "rejected"})
 LIST_PREFIX = "@"
 COLLECTION_FILE = "collection.json"  # in the output folder: every source and its state
+#: A folder holding one of these is facekit's output (a collection's, or a source's: the name of
+#: ``facekit.output.alignments.ALIGNMENTS_FILE``, a test keeps them equal), not a source: a tree
+#: that holds an earlier run's output must not have its face crops extracted as photos.
+OUTPUT_MARKERS = (COLLECTION_FILE, "alignments.json")
 
 
 @dataclass(frozen=True)
@@ -206,8 +210,13 @@ def _walk_folder(folder: Path, rel: str, out: str, selection: Selection, exclude
         except OSError:
             is_dir = is_file = False
         if is_dir:
-            if excluded is None or Path(entry.path).resolve() != excluded:
-                subfolders.append(entry)
+            if excluded is not None and Path(entry.path).resolve() == excluded:
+                continue
+            if holds_output(Path(entry.path)):
+                log.info("%s: not read: it holds facekit's output (%s), not sources",
+                         f"{rel}/{entry.name}" if rel else entry.name, " or ".join(OUTPUT_MARKERS))
+                continue
+            subfolders.append(entry)
         elif is_file and suffix in IMAGE_SUFFIXES:
             images.append(entry)
         elif is_file and suffix in VIDEO_SUFFIXES:
@@ -272,8 +281,14 @@ def _entries_breadth_first(root: Path, excluded: Path | None, recursive: bool) -
                 is_dir = entry.is_dir()
             except OSError:
                 continue
-            if is_dir and recursive and (excluded is None or Path(entry.path).resolve() != excluded):
+            if (is_dir and recursive and (excluded is None or Path(entry.path).resolve() != excluded)
+                    and not holds_output(Path(entry.path))):
                 queue.append((depth + 1, Path(entry.path)))
+
+
+def holds_output(folder: Path) -> bool:
+    """Whether ``folder`` holds facekit's output (``OUTPUT_MARKERS``)."""
+    return any((folder / marker).is_file() for marker in OUTPUT_MARKERS)
 
 
 class _FakeEntry:

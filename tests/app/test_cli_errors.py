@@ -76,6 +76,16 @@ def test_a_photo_alone_that_does_not_decode_fails_the_run_where_a_folder_would_s
     assert not (tmp_path / "faces" / "alignments.json").exists()
 
 
+def test_an_output_that_is_one_of_the_collections_photo_folders_is_refused(tmp_path: Path) -> None:
+    require_data()
+    for person in ("p01", "p04"):
+        (tmp_path / "tree" / person).mkdir(parents=True)
+        (tmp_path / "tree" / person / "a.jpg").write_bytes(next(SCENES.glob("*.jpg")).read_bytes())
+    line = one_line_error(run_facekit("input=tree", "output=tree/p01", cwd=tmp_path))
+    assert "holds photos of the input's" in line
+    assert sorted(p.name for p in (tmp_path / "tree" / "p01").iterdir()) == ["a.jpg"]
+
+
 #: Plugin options of the right type that no model can use: refused before the run writes anything.
 OUT_OF_RANGE = [
     (["detector.score_threshold=2"], "detector yunet: score_threshold must be between 0 and 1, got 2.0"),

@@ -180,3 +180,20 @@ def test_the_library_helper_raises_when_its_one_source_cannot_be_read(tmp_path: 
     (tmp_path / "empty").mkdir()
     with pytest.raises(FacekitError, match="holds no images"):
         facekit.collection(tmp_path / "empty")
+
+
+def test_an_earlier_runs_output_inside_the_tree_is_not_read_as_sources(tmp_path: Path) -> None:
+    root = tmp_path / "tree"
+    _touch(root, "people/p01/a.jpg", "faces/p01_0.png", "faces/alignments.json", "sorted/x/p01_0.png",
+           "sorted/collection.json", "photos/b.jpg")
+    assert set(_found(list(walk(root, Selection())))) == {"people/p01", "photos"}
+    flat = tmp_path / "flat"
+    _touch(flat, "a.jpg", "faces/a_0.png", "faces/alignments.json")
+    assert not is_collection(flat, Selection())  # a flat folder with its own output inside stays one source
+
+
+def test_the_output_markers_are_the_names_facekit_writes() -> None:
+    from facekit.media.collection import COLLECTION_FILE, OUTPUT_MARKERS
+    from facekit.output.alignments import ALIGNMENTS_FILE
+
+    assert set(OUTPUT_MARKERS) == {COLLECTION_FILE, ALIGNMENTS_FILE}

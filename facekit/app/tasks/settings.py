@@ -9,8 +9,8 @@ from omegaconf import DictConfig
 from facekit.app.tasks.mask_settings import check_mask_settings
 from facekit.errors import ConfigError, FacekitError
 from facekit.media.sampling import Sampling, parse_time
-from facekit.media.collection import LIST_PREFIX, Selection, is_collection, is_list, names_nothing
-from facekit.media.sources import existing_input
+from facekit.media.collection import LIST_PREFIX, Selection, holds_output, is_collection, is_list, names_nothing
+from facekit.media.sources import IMAGE_SUFFIXES, existing_input
 
 
 def check_settings(cfg: DictConfig) -> None:
@@ -104,6 +104,10 @@ def check_output_folder(output: Path, source: Path) -> None:
     files would be read back as input on the next run); a subfolder of the input is fine."""
     if source.is_dir() and output.resolve() == source.resolve():
         raise ConfigError(f"output {str(output)!r} is the input folder; choose another (a subfolder is fine)")
+    if (source.is_dir() and source.resolve() in output.resolve().parents and output.is_dir()
+            and not holds_output(output) and any(p.suffix.lower() in IMAGE_SUFFIXES for p in output.iterdir())):
+        raise ConfigError(f"output {str(output)!r} holds photos of the input's, which a run into it would leave "
+                          "unread; choose a new folder (a subfolder is fine)")
     if output.exists() and not output.is_dir():
         raise ConfigError(f"output {str(output)!r} is a file; give a folder for the faces")
     existing = next(folder for folder in [output, *output.absolute().parents] if folder.exists())
