@@ -59,9 +59,9 @@ def output_folders(root: Path) -> list[Path]:
     return found
 
 
-def remask_folder(folder: Path, request: MaskRequestSettings) -> int | None:
-    """Masks for every face file of one source folder; the number of faces done, or None when
-    an earlier run of the same request finished it."""
+def remask_folder(folder: Path, request: MaskRequestSettings) -> tuple[int, int] | None:
+    """Masks for every face file of one source folder; the number of faces done and of mask
+    files imported, or None when an earlier run of the same request finished it."""
     path = folder / ALIGNMENTS_FILE
     if journal_path(path).exists():
         raise FacekitError(f"{folder} holds an unfinished extraction ({journal_path(path).name}); run the extraction "
@@ -74,7 +74,7 @@ def remask_folder(folder: Path, request: MaskRequestSettings) -> int | None:
     crop_size, padding = int(output.get("size", 256)), float(output.get("padding", geometry.DEFAULT_PADDING))
     frames = _frames_with_files(document)
     images = _frame_images(meta, frames) if request.maker is not None and request.maker.needs_image else {}
-    done = 0
+    done = imported = 0
     for name, source, entries in frames:
         faces = [face_from_dict(entry) for entry in entries]
         matrices = crop_matrices(faces, crop_size, padding)
@@ -84,13 +84,13 @@ def remask_folder(folder: Path, request: MaskRequestSettings) -> int | None:
             except Exception as exc:  # a masker's failure, whoever wrote it: name it, the folder and the frame
                 raise FacekitError(f"{folder}, frame {name}: {exc}") from exc
         if request.import_dir is not None:
-            _import_masks(request.import_dir, faces, matrices, crop_size, request.size)
+            imported += _import_masks(request.import_dir, faces, matrices, crop_size, request.size)
         for entry, face in zip(entries, faces):
             _rewrite_face_file(folder, name, source, entry, face, request, crop_size)
             done += 1
     _record(meta, request)
     write_alignments(path, document)
-    return done
+    return done, imported
 
 
 def _frames_with_files(document: dict[str, Any]) -> list[tuple[str, str | None, list[dict[str, Any]]]]:
@@ -119,11 +119,13 @@ def _frame_images(meta: dict[str, Any], frames: list[tuple[str, Any, Any]]) -> d
     return images
 
 
-def _import_masks(folder: Path, faces: list[Face], matrices: list[np.ndarray], crop_size: int, size: int) -> None:
+def _import_masks(folder: Path, faces: list[Face], matrices: list[np.ndarray], crop_size: int, size: int) -> int:
     """Each face's edited masks, ``<folder>/<mask name>/<face file>`` as ``mask_format=file``
-    writes them: read as grey, resized to the stored size, kept under the folder's name."""
+    writes them: read as grey, resized to the stored size, kept under the folder's name. How
+    many were found."""
     import cv2
 
+    found = 0
     for face, matrix in zip(faces, matrices):
         for mask_folder in sorted(p for p in folder.iterdir() if p.is_dir()):
             path = mask_folder / face.crop_file
@@ -136,6 +138,8 @@ def _import_masks(folder: Path, faces: list[Face], matrices: list[np.ndarray], c
                 grey = cv2.resize(grey, (size, size), interpolation=cv2.INTER_AREA)
             face.masks[mask_folder.name] = StoredMask(np.ascontiguousarray(grey), mask_matrix(matrix, crop_size, size),
                                                       centering_of(face))
+            found += 1
+    return found
 
 
 def _rewrite_face_file(folder: Path, frame_name: str, source: str | None, entry: dict[str, Any], face: Face,

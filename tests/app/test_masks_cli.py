@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import cv2
@@ -131,6 +132,26 @@ def test_an_exported_mask_edited_and_imported_reads_back_as_the_edit(with_masks:
     untouched = stored_masks(with_masks)  # the mask not imported is kept as it was
     assert all(stored[name]["extended"] == untouched[name]["extended"] for name in edited)
     assert all(json.loads(read_png_text(out / name)[MASKS_KEY]) == stored[name] for name in edited)
+
+
+def test_an_import_folder_without_mask_files_is_refused_and_one_whose_names_match_no_face_warns(
+        with_masks: Path, tmp_path: Path) -> None:
+    out = tmp_path / "faces"
+    shutil.copytree(with_masks, out)
+    before = (out / "alignments.json").read_bytes()
+    nested = tmp_path / "nested"  # the folder above masks/: the mask folders are one level further down
+    shutil.copytree(out / "masks", nested / "masks")
+    for folder in (tmp_path / "empty", nested):
+        folder.mkdir(exist_ok=True)
+        result = _mask(out, f"mask.import={folder}")
+        assert result.returncode == 2 and "holds no <mask name>/<face file>.png" in result.stderr, result.stderr
+    assert (out / "alignments.json").read_bytes() == before
+    renamed = tmp_path / "renamed" / "components"
+    renamed.mkdir(parents=True)
+    first = next((out / "masks" / "components").glob("*.png"))
+    shutil.copy(first, renamed / f"edited_{first.name}")
+    result = _mask(out, f"mask.import={renamed.parent}")
+    assert result.returncode == 0 and "no mask was imported" in result.stderr, result.stderr
 
 
 def test_alpha_writes_rgba_face_files_whose_alpha_is_the_first_mask(tmp_path: Path) -> None:

@@ -33,14 +33,19 @@ def run_mask(cfg: DictConfig, registry: PluginRegistry) -> None:
         run.accept()
         if request.maker is not None:
             ensure_all_weights(request.maker.plugins)
-        done = skipped = 0
+        done = skipped = imported = 0
         for folder in folders:
-            faces = remask_folder(folder, request)
-            if faces is None:
+            result = remask_folder(folder, request)
+            if result is None:
                 skipped += 1
             else:
-                done += faces
-                log.info("%s: %d face(s)", folder, faces)
+                done += result[0]
+                imported += result[1]
+                log.info("%s: %d face(s)", folder, result[0])
+    if request.import_dir is not None and not imported and done:
+        log.warning("mask.import=%s: no mask file there is named as a face file of %s (it holds <mask name>/<face "
+                    "file>, e.g. components/%s): no mask was imported", request.import_dir, root,
+                    _a_face_file(folders))
     names = ", ".join(request.maker.names) if request.maker is not None else "none made"
     imported = f"; imported from {request.import_dir}" if request.import_dir is not None else ""
     log.info("masks (%s%s) in %d source folder(s), %d face(s)%s", names, imported, len(folders) - skipped, done,
@@ -60,6 +65,10 @@ def mask_request(cfg: DictConfig, registry: PluginRegistry) -> MaskRequestSettin
     import_dir = None if imported is None else Path(str(imported)).expanduser()
     if import_dir is not None and not import_dir.is_dir():
         raise ConfigError(f"mask.import={str(import_dir)!r} is not a folder (it holds <mask name>/<face file>.png)")
+    if import_dir is not None and not any(p.is_file() for folder in import_dir.iterdir() if folder.is_dir()
+                                          for p in folder.iterdir()):
+        raise ConfigError(f"mask.import={str(import_dir)!r} holds no <mask name>/<face file>.png (a folder of "
+                          "each mask's files, as output.mask_format=file writes them under masks/)")
     store = ModelStore(registry.models, cache_dir=cache_root(cfg), offline=bool(cfg.models.offline))
     maker = mask_maker(cfg, registry, store)
     if maker is None and import_dir is None:
@@ -67,3 +76,11 @@ def mask_request(cfg: DictConfig, registry: PluginRegistry) -> MaskRequestSettin
     meta = masks_meta(maker)
     return MaskRequestSettings(maker, str(cfg.output.mask_format), int(cfg.output.mask_size), import_dir,
                                meta["maskers"] if meta else {})
+
+
+def _a_face_file(folders: list[Path]) -> str:
+    """A face file's name from the first folder that has one, for the message's example."""
+    for folder in folders:
+        for path in sorted(folder.glob("*.png")):
+            return path.name
+    return "<face file>.png"
