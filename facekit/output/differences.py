@@ -16,14 +16,26 @@ def setting_differences(found: Any, wanted: Any) -> str:
     return shown + (f"; and {len(named) - MOST_NAMED} more" if len(named) > MOST_NAMED else "")
 
 
+#: A setting one side does not have (a group left unset, a key an older version did not write).
+_UNSET = object()
+
+
 def _differing(found: Any, wanted: Any, key: str) -> Iterator[str]:
-    if isinstance(found, dict) and isinstance(wanted, dict):
-        for name in sorted(found.keys() | wanted.keys()):
-            if found.get(name) != wanted.get(name):
-                yield from _differing(found.get(name), wanted.get(name), f"{key}.{name}" if key else name)
+    """Down to the settings themselves: a group set on one side only (``quality``, ``masks``)
+    is named key by key against "unset", not shown as a JSON object against null."""
+    both = isinstance(found, dict) and isinstance(wanted, dict)
+    if both or (key and _group(found) and _group(wanted) and (isinstance(found, dict) or isinstance(wanted, dict))):
+        there, here = found if isinstance(found, dict) else {}, wanted if isinstance(wanted, dict) else {}
+        for name in sorted(there.keys() | here.keys()):
+            if there.get(name, _UNSET) != here.get(name, _UNSET):
+                yield from _differing(there.get(name, _UNSET), here.get(name, _UNSET), f"{key}.{name}" if key else name)
         return
     yield f"{key or 'settings'}: {_shown(found)} there, {_shown(wanted)} now"
 
 
+def _group(value: Any) -> bool:
+    return value is None or value is _UNSET or isinstance(value, dict)
+
+
 def _shown(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)
+    return "unset" if value is _UNSET else json.dumps(value, ensure_ascii=False)

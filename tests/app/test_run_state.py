@@ -133,4 +133,4 @@ def test_a_collection_an_older_facekit_wrote_resumes_when_the_keys_added_since_k
     assert again.returncode == 0, again.stderr
     assert "nothing to do: 13 frames already done" in again.stderr, again.stderr  # both sources kept
     _refused(run_facekit(f"input={tree}", "output=out", "output.mask_size=64", cwd=tmp_path),
-             "other settings", "output.mask_size: null there, 64 now")
+             "other settings", "output.mask_size: unset there, 64 now")

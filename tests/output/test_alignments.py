@@ -419,6 +419,10 @@ def test_a_refusal_names_every_differing_setting_dotted_and_counts_past_five() -
     many = setting_differences({f"k{i}": i for i in range(7)}, {f"k{i}": -i - 1 for i in range(7)})
     assert many.count(" there, ") == 5 and many.endswith("; and 2 more")
     assert setting_differences(None, {"size": 1}) == 'settings: null there, {"size": 1} now'
+    # a group set on one side only is named key by key, not as JSON against null
+    assert setting_differences({"size": 1, "quality": None}, {"size": 1, "quality": {"max_yaw": 10.0}}) == \
+        "quality.max_yaw: unset there, 10.0 now"
+    assert setting_differences({"masks": {"size": 128}}, {}) == "masks.size: 128 there, unset now"
 
 
 def test_a_resumed_run_reads_the_earlier_file_a_line_at_a_time_never_whole(tmp_path, monkeypatch):
