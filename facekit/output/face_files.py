@@ -6,7 +6,6 @@ from pathlib import Path
 
 from facekit.output.debug_frames import draw_debug
 from facekit.fileio import atomic_write_bytes
-from facekit.output.mask_files import MASK_FOLDER
 from facekit.output.pngmeta import encode_png, face_text
 from facekit.records import Face, FrameRecord
 
@@ -24,10 +23,9 @@ class FaceWriter:
         self.folder = folder
         self.debug_folder = folder / "debug" if debug else None
         self.rejected_folder = folder / REJECTED if save_rejected else None
-        self._made: set[Path] = set()  # mask folders made so far
-        for path in (folder, self.debug_folder, self.rejected_folder):
-            if path is not None and create:
-                path.mkdir(parents=True, exist_ok=True)
+        self._made: set[Path] = {folder}  # folders made so far: debug/, rejected/ and masks/<name>/ on their first file
+        if create:
+            folder.mkdir(parents=True, exist_ok=True)
 
     def writes(self, face: Face) -> bool:
         """Whether this face gets a file: kept faces always, rejected ones when asked."""
@@ -52,11 +50,12 @@ class FaceWriter:
             record.pending[f"debug/{record.frame.name}.jpg"] = _jpeg(draw_debug(record.frame.image, record.faces))
 
     def write(self, record: FrameRecord) -> None:
-        """Lands each encoded file by atomic rename; a mask file's folder (masks/<name>/) is
-        made on its first file."""
+        """Lands each encoded file by atomic rename; a subfolder (debug/, rejected/,
+        masks/<name>/) is made on its first file, so a rerun with nothing to do, or a run
+        that rejects nothing, leaves no empty one."""
         for relative, data in record.pending.items():
             path = self.folder / relative
-            if relative.startswith(MASK_FOLDER) and path.parent not in self._made:
+            if path.parent not in self._made:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self._made.add(path.parent)
             atomic_write_bytes(path, data)

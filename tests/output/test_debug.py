@@ -40,3 +40,19 @@ def test_lines_grow_with_the_image():
         return int(out[side // 2, : side // 2].any(axis=1).sum())  # the box's left edge, across
 
     assert box_edge_width(200) <= 3 and box_edge_width(3000) >= 6
+
+
+def test_the_debug_and_rejected_folders_come_with_their_first_file(tmp_path):
+    from facekit.output.face_files import FaceWriter
+    from facekit.records import Frame, FrameRecord
+
+    writer = FaceWriter(tmp_path / "faces", debug=True, save_rejected=True)
+    assert [p.name for p in (tmp_path / "faces").iterdir()] == []  # a rerun with nothing to do leaves no empty folder
+    image = np.full((120, 160, 3), 90, np.uint8)
+    face = Face(Detection((40, 30, 100, 100), 0.9), landmarks=MEAN_FACE_68 * 60 + (40, 30))
+    face.keep, face.crop = False, np.zeros((64, 64, 3), np.uint8)
+    record = FrameRecord(Frame("f1", "clip.mp4", 1, image=image), faces=[face])
+    writer.encode(record)
+    writer.write(record)
+    assert sorted(p.name for p in (tmp_path / "faces").iterdir()) == ["debug", "rejected"]
+    assert (tmp_path / "faces" / "rejected" / "f1_0.png").is_file() and (tmp_path / "faces" / "debug" / "f1.jpg").is_file()
