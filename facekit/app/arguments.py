@@ -53,6 +53,8 @@ def check_arguments(argv: Sequence[str]) -> None:
                 words.append(arg)
         else:
             _check_group(arg)
+    if words in (["help"], ["version"]):  # what a user types for --help / --version
+        raise ConfigError(f"facekit takes key=value arguments, not {words[0]}: write facekit --{words[0]}")
     if words:
         raise ConfigError(f"facekit takes key=value arguments, not {' '.join(words)}: "
                           f"write {_as_keys(words)}")

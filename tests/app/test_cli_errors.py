@@ -33,6 +33,8 @@ MISTAKES = [
     (["detector=s3fd"], "write +detector=s3fd"),
     (["photos/", "faces/"], "write input=photos/ output=faces/"),
     (["photos/"], "write input=photos/"),
+    (["help"], "not help: write facekit --help"),
+    (["version"], "not version: write facekit --version"),
     (["--input", "photos/"], "not --input photos/: write input=photos/"),
     (["--input=photos/", "--output=faces/"], "write input=photos/"),
     (["--output", "faces/"], "write output=faces/"),
@@ -84,6 +86,13 @@ def test_an_output_that_is_one_of_the_collections_photo_folders_is_refused(tmp_p
     line = one_line_error(run_facekit("input=tree", "output=tree/p01", cwd=tmp_path))
     assert "holds photos of the input's" in line
     assert sorted(p.name for p in (tmp_path / "tree" / "p01").iterdir()) == ["a.jpg"]
+
+
+def test_a_start_past_the_end_of_the_video_is_one_line_and_nothing_is_written(tmp_path: Path) -> None:
+    clip = require_data() / "video" / "faceswap_test.mp4"
+    line = one_line_error(run_facekit(f"input={clip}", "output=faces", "sample.start=100", cwd=tmp_path), alone=False)
+    assert "sample.start=100 s is past the end of" in line and "18.2 s long" in line
+    assert not (tmp_path / "faces" / "alignments.json").exists()
 
 
 #: Plugin options of the right type that no model can use: refused before the run writes anything.
