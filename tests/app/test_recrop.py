@@ -246,3 +246,11 @@ def test_a_recrop_into_a_folder_inside_the_extraction_is_refused(tree: Path) -> 
     result = run_facekit("task=recrop", "input=at256", "output=at256/small", "output.size=128", cwd=tree)
     assert result.returncode == 2 and "inside the extraction" in result.stderr, result.stderr
     assert not (tree / "at256" / "small").exists()
+
+
+def test_choices_of_faces_or_frames_that_a_recrop_would_not_apply_are_refused(tree: Path) -> None:
+    result = run_facekit("task=recrop", "input=at256", "output=chosen", "quality.max_yaw=5", "sample.every_n=5",
+                         f"filter.refs=[{DATA / 'images' / 'people' / 'p01' / 'img1.jpg'}]", cwd=tree)
+    assert result.returncode == 2, result.stderr
+    assert "filter.refs, quality.max_yaw, sample.every_n would not apply" in result.stderr, result.stderr
+    assert not (tree / "chosen").exists()

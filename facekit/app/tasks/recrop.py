@@ -63,6 +63,11 @@ def check_recrop(cfg: DictConfig) -> Earlier:
     if list(cfg.output.masks) or str(cfg.output.mask_format) != "none":
         raise ConfigError("task=recrop keeps the stored masks and makes none: leave out output.masks and "
                           "output.mask_format, then run task=mask input=<the re-crop> for new ones")
+    unused = _choices_a_recrop_does_not_make(cfg)
+    if unused:
+        raise ConfigError(f"task=recrop cuts the faces and frames the extraction kept, again: {', '.join(unused)} "
+                          "would not apply; leave them out (task=curate filters an extraction's faces; extract "
+                          "again to sample or filter anew)")
     folder = Path(str(cfg.input)).expanduser()
     if not folder.is_dir():
         raise ConfigError(f"input {str(cfg.input)!r} is not a folder: give task=recrop an extraction's output folder")
@@ -80,6 +85,16 @@ def check_recrop(cfg: DictConfig) -> Earlier:
     if not earlier.collection and earlier.sources[0].missing:
         raise FacekitError(f"source {earlier.sources[0].rel}: {earlier.sources[0].missing}")
     return earlier
+
+
+def _choices_a_recrop_does_not_make(cfg: DictConfig) -> list[str]:
+    """The keys set that choose faces or frames: the filter's, quality's and sampling's."""
+    chosen = [f"filter.{key}" for key in ("refs", "nrefs") if list(cfg.filter[key])]
+    chosen += [f"filter.{key}" for key in ("threshold",) if cfg.filter[key] is not None]
+    chosen += [f"quality.{key}" for key, value in cfg.quality.items() if value is not None]
+    sample = cfg.sample
+    chosen += [f"sample.{key}" for key in ("fps", "start", "end") if sample[key] is not None]
+    return chosen + (["sample.every_n"] if sample.every_n != 1 else [])
 
 
 def _meta(cfg: DictConfig, earlier: dict, source: EarlierSource) -> dict:
