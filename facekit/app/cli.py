@@ -49,6 +49,7 @@ def main() -> None:
         register_help_resolver()
         register_plugin_configs(registry)
         cfg = check_composes(argv)
+        check_sweep_values(argv)
     except FacekitError as exc:
         _fail(exc)
     if cfg is not None:  # a plain run: an extract run writes its .hydra/ once it is accepted (acceptance.py)
@@ -148,6 +149,36 @@ def check_composes(argv: Sequence[str]) -> DictConfig | None:
         raise ConfigError("task=curate needs output=<result folder>, a new folder for the curated faces: "
                           "facekit task=curate input=<extraction output folder> output=<result folder>")
     return cfg
+
+
+def check_sweep_values(argv: Sequence[str]) -> None:
+    """A sweep's (``-m``) every value checked up front as a plain run's are: each job composed
+    with that value and the other keys' first ones. A bad value (``output.size=128,-1``,
+    ``quality.max_yaw=10,abc``) is one line before any job runs, not a failure after the
+    first jobs wrote their folders (or Hydra's multi-line error, exit 1)."""
+    if not {"-m", "--multirun"} & set(argv):
+        return
+    overrides = [arg for arg in argv if not arg.startswith(("-", "hydra.", "hydra/", "+hydra"))]
+    try:  # Hydra's own parsing and job split, so each value is written as its jobs get it
+        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        values = [[job[0] for batch in BasicSweeper.split_arguments([override], None) for job in batch]
+                  for override in OverridesParser.create().parse_overrides(overrides)]
+    except Exception:  # noqa: BLE001 - Hydra itself names what it cannot parse, as before
+        return
+    first = [choices[0] for choices in values]
+    for position, choices in enumerate(values):
+        for choice in choices[1:] if len(choices) > 1 else ():
+            try:
+                check_composes([*first[:position], choice, *first[position + 1:]])
+            except ConfigError as exc:
+                raise ConfigError(f"the sweep's {choice}: {exc}") from None
+    if len(values) and any(len(choices) > 1 for choices in values):
+        try:
+            check_composes(first)
+        except ConfigError as exc:
+            raise ConfigError(f"the sweep's first job: {exc}") from None
 
 
 def _list_hint(argv: Sequence[str]) -> str:
