@@ -51,10 +51,17 @@ def check_output_named(cfg: DictConfig) -> None:
         raise ConfigError("output is empty: give output=<folder> (output=. writes into the current folder)")
 
 
+#: The largest face crop, pixels a side: four times the largest size face-swap models train on
+#: (1024), and 200 MB a crop in memory.
+MAX_CROP_SIZE = 8192
+
+
 def check_crop(cfg: DictConfig) -> None:
     """The crop's size and padding (extraction and re-crop)."""
     if cfg.output.size <= 0:
         raise ConfigError(f"output.size must be a positive whole number of pixels, got {cfg.output.size!r}")
+    if cfg.output.size > MAX_CROP_SIZE:  # 99999 asked OpenCV for 40 GB on the first face
+        raise ConfigError(f"output.size={cfg.output.size} is larger than a face crop can use; at most {MAX_CROP_SIZE}")
     if cfg.output.padding is not None and not 0 <= cfg.output.padding < 0.5:
         raise ConfigError(f"output.padding is a fraction of the crop per side, in [0, 0.5); got {cfg.output.padding!r}")
 
