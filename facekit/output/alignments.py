@@ -312,6 +312,7 @@ class AlignmentsWriter:
         self._earlier: _EarlierFile | None = None  # the file a rerun extends, read a line at a time
         self._pass_from: int | None = None  # where a pass that writes every frame in order began (``rewrite_in_order``)
         self._unsynced = 0
+        self._journaled = False  # frame lines in the journal: an earlier run's or this one's (a fold has work)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         for stale in self.path.parent.glob(_fold_temp(self.path, "*").name):  # a fold that was killed
             stale.unlink(missing_ok=True)
@@ -346,6 +347,7 @@ class AlignmentsWriter:
         self._journal.write(_frame_line(name, record_to_dict(record)))
         self._journal.flush()
         self._done.add(name)
+        self._journaled = True
         self._unsynced += 1
         if self._unsynced >= self.sync_every:
             self._sync()
@@ -370,6 +372,7 @@ class AlignmentsWriter:
             raise ValueError(f"not a whole journal line: {line[:80]!r}")
         self._journal.write(line)
         self._done.add(name)
+        self._journaled = True
         self._unsynced += 1
         if self._unsynced >= self.sync_every:
             self._sync()
@@ -383,7 +386,8 @@ class AlignmentsWriter:
         try:
             with journal:
                 os.fsync(journal.fileno())
-            self._replace_final()
+            if self._journaled or self._earlier is None:  # a rerun that did nothing leaves the file as it was
+                self._replace_final()
         except OSError as exc:
             raise OutputError(f"cannot write {self.path} ({exc.strerror or exc}); its frames are kept in "
                               f"{self.journal_path.name}, which the next run in this folder folds in") from exc
@@ -438,6 +442,7 @@ class AlignmentsWriter:
                         continue
                     self._done.add(name)
                     frames += 1
+                    self._journaled = True
                 good_end = offset + len(line)
         if good_end == 0 and frames:
             log.warning("%s: line 1, its header, is damaged, so its %d frame line(s) cannot be checked against "

@@ -278,6 +278,17 @@ def test_closing_after_an_error_keeps_the_finished_frames(tmp_path):
     assert len(load_alignments(path)["frames"]) == 2
 
 
+def test_a_rerun_that_writes_no_frame_leaves_the_file_as_it_was(tmp_path):
+    path = tmp_path / "alignments.json"
+    with AlignmentsWriter(path, {**META, "input": "photos"}) as writer:
+        write_frames(writer, range(3))
+    before, stamp = path.read_bytes(), path.stat().st_mtime_ns
+    with AlignmentsWriter(path, {**META, "input": "../elsewhere/photos"}):  # the same settings, named from elsewhere
+        pass
+    assert path.read_bytes() == before and path.stat().st_mtime_ns == stamp
+    assert not journal_path(path).exists()
+
+
 def test_an_error_before_the_first_frame_leaves_no_file_to_refuse_the_mended_command(tmp_path):
     path = tmp_path / "alignments.json"
     with pytest.raises(RuntimeError):
