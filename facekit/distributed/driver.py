@@ -82,6 +82,8 @@ class SourceOutcome:
     frames: int = 0
     faces: int = 0
     kept: int = 0  # shards an earlier run finished
+    kept_shards: set[int] = field(default_factory=set)  # their numbers
+    resumed: int = 0  # their frames, counted as the fold writes them
     rejected: RejectCounts = field(default_factory=RejectCounts)
     skipped: dict[str, str] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
@@ -160,6 +162,7 @@ def run_shards(ray: Any, plan: ClusterPlan, jobs: Sequence[SourceJob],
         for shard in job.shards:
             if finished(job.output, shard, fingerprint, job.verify):
                 outcomes[job.key].kept += 1
+                outcomes[job.key].kept_shards.add(shard.number)
                 outcomes[job.key].file_logs(shard.number, [])  # an earlier run's: its lines are in its facekit.log
             else:
                 todo.append((ShardTask(shard, str(job.output), plan.sampling, fingerprint, plan.debug,
@@ -190,6 +193,7 @@ def fold_finished(jobs: Sequence[SourceJob], on_source_done: Callable[[SourceOut
     for job in jobs:
         outcome = SourceOutcome(job, kept=check_earlier(job))
         if outcome.kept == len(job.shards):
+            outcome.kept_shards = {shard.number for shard in job.shards}
             _fold(outcome, on_source_done)
 
 
@@ -279,6 +283,7 @@ def _fold(outcome: SourceOutcome, on_source_done: Callable[[SourceOutcome], None
             if finished(job.output, shard, job.meta.get("fingerprint"), job.verify):
                 for line in frame_lines(job.output, shard):
                     alignments.write_line(line)
+                    outcome.resumed += shard.number in outcome.kept_shards
     for stray in [*job.output.glob(".*.tmp"), *(job.output / SHARDS_DIR).glob(".*.tmp")]:
         stray.unlink(missing_ok=True)  # what a lost worker was writing when it died; its shard ran again
     on_source_done(outcome)

@@ -139,6 +139,8 @@ def test_the_driver_killed_mid_run_then_the_same_command_keeps_finished_shards_a
     after = shard_journals(out)
     assert len(after) == 18 and all(after[name] == kept for name, kept in before.items())  # not one rewritten
     assert summary(out)["kept_shards"] == len(before)
+    frames = len(load_json(out / "alignments.json")["frames"])  # the kept shards' frames count as resumed, as a local run's
+    assert summary(out)["resumed"] == 10 * len(before) and summary(out)["frames"] + summary(out)["resumed"] == frames
     _local(f"input={clip}", f"output={tmp_path / 'local'}", "sample.end=6", cwd=tmp_path)
     same_output(out, tmp_path / "local")
 

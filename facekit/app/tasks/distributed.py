@@ -242,8 +242,8 @@ def _cluster_plan(cfg: DictConfig, ray: Any, sources: RaySources, shards: int) -
 
 def _write_summary(outcome: SourceOutcome) -> None:
     """``run_summary.json`` of the source's folder, in the schema every executor writes."""
-    SourceSummary(frames=outcome.frames, faces=outcome.faces, seconds=outcome.seconds, mode="ray",
-                  workers=None, skipped=len(outcome.skipped), rejected=outcome.rejected.as_dict(),
+    SourceSummary(frames=outcome.frames, faces=outcome.faces, resumed=outcome.resumed, seconds=outcome.seconds,
+                  mode="ray", workers=None, skipped=len(outcome.skipped), rejected=outcome.rejected.as_dict(),
                   shards=len(outcome.job.shards), kept_shards=outcome.kept, failed_shards=outcome.failures,
                   nodes=dict(outcome.nodes)).write(outcome.job.output)
 
