@@ -7,6 +7,7 @@ import numpy as np
 
 from facekit.faces.masks import DEFAULT_MASK_SIZE, MaskMaker
 from facekit.faces.stages import FaceStages
+from facekit.imaging.geometry import MAX_CROP_SIZE
 from facekit.models.store import ModelStore
 from facekit.plugin.loading import load_plugin
 from facekit.plugin.registry import PluginRegistry, default_registry
@@ -35,6 +36,9 @@ class Extractor:
                  offline: bool = False, registry: PluginRegistry | None = None) -> None:
         """``masks``: masker names (``["components", "extended"]``); each face's ``masks`` then
         holds them by name (``StoredMask``: pixels at ``mask_size``, matrix from the frame)."""
+        _check_whole(size, "size", 1, MAX_CROP_SIZE)
+        _check_whole(mask_size, "mask_size", 1, MAX_CROP_SIZE)
+        masks = [masks] if isinstance(masks, str) else list(masks)  # one name, as IdentityFilter takes refs
         registry = registry or default_registry()
         store = ModelStore(registry.models, offline=offline)
         maker = MaskMaker([load_plugin(registry, store, "masker", name) for name in masks], mask_size) if masks else None
@@ -58,9 +62,16 @@ class Extractor:
     def extract_many(self, images: Iterable[np.ndarray]) -> Iterator[list[Face]]:
         """Faces frame by frame, lazily, so a long video never sits in memory."""
         for index, image in enumerate(images):
-            if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-                raise ValueError("Extractor takes BGR uint8 images of shape (height, width, 3)")
+            if (not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3
+                    or 0 in image.shape):
+                raise ValueError("Extractor takes BGR uint8 images of shape (height, width, 3), none of them 0")
             record = FrameRecord(Frame(name=f"frame_{index:06d}", source="<array>", index=index, image=image))
             self.stages.analyse([record])
             self.stages.finish(record)
             yield record.faces
+
+
+def _check_whole(value: Any, name: str, low: int, high: int) -> None:
+    """A size in pixels, as the CLI checks ``output.size`` and ``output.mask_size``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
+        raise ValueError(f"Extractor's {name} is a whole number of pixels from {low} to {high}, got {value!r}")

@@ -43,6 +43,9 @@ def mirrored_points(points: np.ndarray, width: float = 0.0) -> np.ndarray:
 #: tighter (brow span 50% of the crop, here 45%) but shift the centre up by head pose to fit the
 #: forehead; this crop is not shifted, and at 0.10 the forehead of upright faces is cut off.
 DEFAULT_PADDING = 0.15
+#: The largest face crop, pixels a side: four times the largest size face-swap models train on
+#: (1024), and 200 MB a crop in memory (99999 asked OpenCV for 40 GB on the first face).
+MAX_CROP_SIZE = 8192
 
 # Derived by bench/derive_mean_face.py (rerun it to check or regenerate this table): generalised
 # Procrustes analysis of the 43 faces in dlib's PASCAL VOC landmark set (training and testing

@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Iterator, Mapping, Sequence
 
 from facekit.errors import FacekitError
-from facekit.media.sampling import Sampling
+from facekit.media.sampling import Sampling, checked_sampling
 from facekit.media.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, existing_input, open_input, utf8_text
 from facekit.records import Frame
 
@@ -375,7 +375,8 @@ def collection(path: str | Path, sample: Sampling | Mapping[str, Any] | None = N
     fields: ``{"every_n": 10}``) chooses each video's frames. A source of a tree or list that
     cannot be read is named in a warning and passed over, as the CLI does; a ``path`` that does
     not exist, or a single source that cannot be read, raises FacekitError here, at the call."""
-    sampling = sample if isinstance(sample, Sampling) or sample is None else Sampling(**dict(sample))
+    sampling = sample if isinstance(sample, Sampling) or sample is None else _sampling_of(dict(sample))
+    include, exclude = ([globs] if isinstance(globs, str) else globs for globs in (include, exclude))  # one glob
     selection = Selection(recursive, tuple(include), tuple(exclude))
     listed = is_list(str(path))
     root = Path(str(path)) if listed else Path(path).expanduser()
@@ -384,6 +385,14 @@ def collection(path: str | Path, sample: Sampling | Mapping[str, Any] | None = N
         return _frames(sources_of(root, selection), sampling)
     single = Source(root, "video" if root.suffix.lower() in VIDEO_SUFFIXES else "folder", ".", ".")
     return ((single, frame) for frame in open_input(root, sampling=sampling).frames())
+
+
+def _sampling_of(fields: dict[str, Any]) -> Sampling:
+    """The library's ``sample`` mapping, checked as the CLI's ``sample.*`` keys are."""
+    unknown = sorted(set(fields) - {"every_n", "fps", "start", "end"})
+    if unknown:
+        raise ValueError(f"sample takes every_n, fps, start and end; not {', '.join(unknown)}")
+    return checked_sampling(**fields)
 
 
 def _frames(sources: Iterator[Source], sampling: Sampling | None) -> Iterator[tuple[Source, Frame]]:

@@ -205,3 +205,24 @@ def stream_times_ms(path: Path, until_s: float | None = None) -> tuple[list[floa
 
 def _ordinal(n: int) -> str:
     return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
+def checked_sampling(every_n: Any = 1, fps: Any = None, start: Any = None, end: Any = None) -> Sampling:
+    """The ``sample`` settings checked, one ValueError for each mistake, for the CLI and the
+    library alike. ``every_n`` and ``fps`` are refused together: each says how densely to
+    sample, one in frames and one in time. Times are seconds or ``HH:MM:SS[.mmm]``."""
+    if isinstance(every_n, bool) or not isinstance(every_n, int) or every_n < 1:
+        raise ValueError(f"sample.every_n must be a whole number of frames, 1 or more (1: every frame), got {every_n!r}")
+    if fps is not None and (isinstance(fps, bool) or not isinstance(fps, (int, float)) or not fps > 0):
+        raise ValueError(f"sample.fps must be a positive number of frames a second, got {fps!r}")
+    if fps is not None and every_n != 1:
+        raise ValueError(f"sample.every_n={every_n} and sample.fps={fps:g} both say how densely to sample; set one of them")
+    times = {}
+    for key, value in (("start", start), ("end", end)):
+        try:
+            times[key] = parse_time(value)
+        except ValueError as exc:
+            raise ValueError(f"sample.{key}: {exc}; give seconds (12.5) or HH:MM:SS[.mmm]") from None
+    if times["start"] is not None and times["end"] is not None and not times["start"] < times["end"]:
+        raise ValueError(f"sample.start ({times['start']:g} s) must come before sample.end ({times['end']:g} s)")
+    return Sampling(every_n=every_n, fps=None if fps is None else float(fps), start=times["start"], end=times["end"])

@@ -159,3 +159,15 @@ def test_unknown_plugin_names_the_choices(kind: str) -> None:
 def test_unknown_plugin_option_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="no_such_option"):
         facekit.Extractor(detector="yunet", detector_options={"no_such_option": 1})
+
+
+@pytest.mark.parametrize(("options", "named"), [({"size": -5}, "size"), ({"size": 0}, "size"), ({"size": "256"}, "size"),
+                                                ({"size": 9000}, "size"), ({"mask_size": 0}, "mask_size")])
+def test_a_crop_size_the_cli_would_refuse_is_a_value_error_at_construction(options: dict, named: str) -> None:
+    with pytest.raises(ValueError, match=f"Extractor's {named} is a whole number of pixels"):
+        facekit.Extractor(**options)
+
+
+def test_an_empty_image_is_refused_like_any_other_wrong_shape() -> None:
+    with pytest.raises(ValueError, match="none of them 0"):
+        facekit.Extractor().extract(np.zeros((0, 0, 3), np.uint8))

@@ -197,3 +197,26 @@ def test_the_output_markers_are_the_names_facekit_writes() -> None:
     from facekit.output.alignments import ALIGNMENTS_FILE
 
     assert set(OUTPUT_MARKERS) == {COLLECTION_FILE, ALIGNMENTS_FILE}
+
+
+@pytest.mark.parametrize(("sample", "message"), [
+    ({"every_n": 0}, "sample.every_n must be a whole number"), ({"every_n": -1}, "sample.every_n must be"),
+    ({"fps": 0}, "sample.fps must be a positive number"), ({"every_n": 10, "fps": 2}, "set one of them"),
+    ({"start": "soon"}, "sample.start:"), ({"start": 5, "end": 2}, "must come before"),
+    ({"every": 10}, "sample takes every_n, fps, start and end; not every")])
+def test_the_librarys_sampling_is_checked_as_the_clis_is(sample: dict, message: str, tmp_path: Path) -> None:
+    from facekit.media.collection import collection
+
+    _touch(tmp_path, "a.jpg")
+    with pytest.raises(ValueError, match=message):
+        collection(tmp_path, sample=sample)
+
+
+def test_one_glob_given_as_a_string_is_one_glob_not_its_letters(tmp_path: Path) -> None:
+    from conftest import require_data
+    from facekit.media.collection import collection
+
+    videos = require_data() / "video"
+    every = {source.rel for source, _ in collection(videos, sample={"every_n": 30})}
+    kept = {source.rel for source, _ in collection(videos, sample={"every_n": 30}, exclude="short_*")}
+    assert kept == {name for name in every if not name.startswith("short_")} and kept != every and kept

@@ -8,7 +8,8 @@ from omegaconf import DictConfig
 
 from facekit.app.tasks.mask_settings import check_mask_settings
 from facekit.errors import ConfigError, FacekitError
-from facekit.media.sampling import Sampling, parse_time
+from facekit.imaging.geometry import MAX_CROP_SIZE
+from facekit.media.sampling import Sampling, checked_sampling
 from facekit.media.collection import LIST_PREFIX, Selection, holds_output, is_collection, is_list, names_nothing
 from facekit.media.sources import IMAGE_SUFFIXES, existing_input
 
@@ -51,43 +52,23 @@ def check_output_named(cfg: DictConfig) -> None:
         raise ConfigError("output is empty: give output=<folder> (output=. writes into the current folder)")
 
 
-#: The largest face crop, pixels a side: four times the largest size face-swap models train on
-#: (1024), and 200 MB a crop in memory.
-MAX_CROP_SIZE = 8192
-
-
 def check_crop(cfg: DictConfig) -> None:
     """The crop's size and padding (extraction and re-crop)."""
     if cfg.output.size <= 0:
         raise ConfigError(f"output.size must be a positive whole number of pixels, got {cfg.output.size!r}")
-    if cfg.output.size > MAX_CROP_SIZE:  # 99999 asked OpenCV for 40 GB on the first face
+    if cfg.output.size > MAX_CROP_SIZE:
         raise ConfigError(f"output.size={cfg.output.size} is larger than a face crop can use; at most {MAX_CROP_SIZE}")
     if cfg.output.padding is not None and not 0 <= cfg.output.padding < 0.5:
         raise ConfigError(f"output.padding is a fraction of the crop per side, in [0, 0.5); got {cfg.output.padding!r}")
 
 
 def sampling(cfg: DictConfig) -> Sampling:
-    """The ``sample`` node, checked, one line for each mistake. ``every_n`` and ``fps`` are
-    refused together: each says how densely to sample, one in frames and one in time."""
+    """The ``sample`` node, checked, one line for each mistake (``checked_sampling``)."""
     node = cfg.sample
-    if node.every_n < 1:
-        raise ConfigError(f"sample.every_n must be a whole number of frames, 1 or more (1: every frame), "
-                          f"got {node.every_n!r}")
-    if node.fps is not None and not node.fps > 0:
-        raise ConfigError(f"sample.fps must be a positive number of frames a second, got {node.fps!r}")
-    if node.fps is not None and node.every_n != 1:
-        raise ConfigError(f"sample.every_n={node.every_n} and sample.fps={node.fps:g} both say how densely to "
-                          "sample; set one of them")
-    times = {}
-    for key in ("start", "end"):
-        try:
-            times[key] = parse_time(node[key])
-        except ValueError as exc:
-            raise ConfigError(f"sample.{key}: {exc}; give seconds (12.5) or HH:MM:SS[.mmm]") from None
-    start, end = times["start"], times["end"]
-    if start is not None and end is not None and not start < end:
-        raise ConfigError(f"sample.start ({start:g} s) must come before sample.end ({end:g} s)")
-    return Sampling(every_n=int(node.every_n), fps=None if node.fps is None else float(node.fps), start=start, end=end)
+    try:
+        return checked_sampling(node.every_n, node.fps, node.start, node.end)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def selection(cfg: DictConfig) -> Selection:
