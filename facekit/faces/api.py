@@ -36,6 +36,8 @@ def distance(a: Embedded | Sequence[Embedded], b: Embedded, identity: str = "sfa
              registry: PluginRegistry | None = None) -> float | np.ndarray:
     """The distance between two faces in ``identity``'s metric (cosine for sface): a float, or
     one distance for each of several faces in ``a`` (face_recognition's ``face_distance``)."""
+    if not _is_single(b):  # distances() would compare against b's first face only
+        raise ValueError("b is one face or embedding, which every face in a is compared with; pass several as a")
     metric = _identity(identity, registry).metric or "cosine"
     table = distances(_embeddings(a), _embeddings(b), metric)[:, 0]
     return float(table[0]) if _is_single(a) else table
@@ -98,7 +100,10 @@ class IdentityFilter:
         if isinstance(reference, (str, Path)):
             path = reference_path(reference)
             return reference_embedding(read_reference(path), self._stages(), str(path))
-        if isinstance(reference, np.ndarray) and reference.ndim == 3:
+        if isinstance(reference, np.ndarray) and (reference.ndim == 3 or reference.dtype == np.uint8):
+            if reference.ndim != 3 or reference.shape[2] != 3 or reference.dtype != np.uint8 or 0 in reference.shape:
+                raise ValueError(f"reference #{index}: a photo is BGR uint8 pixels of shape (height, width, 3), got "
+                                 f"{reference.dtype} {reference.shape} (an embedding is 1-D)")
             return reference_embedding(reference, self._stages(), f"#{index}")
         return _embeddings(reference)[0]
 
@@ -115,6 +120,8 @@ def _identity(name: str, registry: PluginRegistry | None) -> PluginSpec:
 
 def _threshold(spec: PluginSpec, threshold: float | None) -> float:
     if threshold is not None:
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold < float("inf"):
+            raise ValueError(f"threshold is a distance, 0 or more, got {threshold!r}")
         return float(threshold)
     if spec.default_threshold is None:
         raise ConfigError(f"identity {spec.name} declares no default threshold; pass threshold=")

@@ -124,3 +124,17 @@ def test_a_filter_without_an_identity_plugin_or_a_reference_is_refused(extractor
         facekit.IdentityFilter(refs=["nosuch.jpg"], extractor=extractor)
     with pytest.raises(ConfigError, match="without an embedding"):
         facekit.distance(facekit.Extractor(offline=True).extract(_read(REFERENCE))[0], np.zeros(128))
+
+
+def test_several_faces_as_b_a_bad_threshold_and_a_photo_of_the_wrong_kind_are_value_errors() -> None:
+    photo = cv2.imread(str(SCENES / "obama.jpg"))
+    extractor = facekit.Extractor(identity="sface")
+    face = extractor.extract(photo)[0]
+    with pytest.raises(ValueError, match="b is one face or embedding"):
+        facekit.distance(face, [face, face])  # it compared with the first alone
+    for threshold in (-1, float("nan")):
+        with pytest.raises(ValueError, match="threshold is a distance, 0 or more"):
+            facekit.compare(face, face, threshold=threshold)
+    for wrong in (cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY), photo.astype(np.float32), cv2.cvtColor(photo, cv2.COLOR_BGR2BGRA)):
+        with pytest.raises(ValueError, match="a photo is BGR uint8 pixels"):  # grey was taken for an embedding
+            facekit.IdentityFilter(refs=[wrong], extractor=extractor)
