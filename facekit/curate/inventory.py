@@ -18,7 +18,7 @@ import numpy as np
 
 from facekit.errors import FacekitError
 from facekit.imaging.geometry import DEFAULT_PADDING
-from facekit.output.alignments import ALIGNMENTS_FILE, load_alignments
+from facekit.output.alignments import ALIGNMENTS_FILE, check_finished, journal_path, load_alignments
 from facekit.output.mask_files import mask_file_path
 from facekit.output.pngmeta import FACE_KEY, FRAME_KEY, SOURCE_KEY, read_png_head_text
 
@@ -57,6 +57,8 @@ def read_output(root: Path) -> list[FaceEntry]:
     (alignments file, then frame, then face), each with its file found."""
     if not root.is_dir():
         raise FacekitError(f"input {str(root)!r} is not a folder; give an extraction output folder")
+    for journal in _walk(root, journal_path(ALIGNMENTS_FILE).name.__eq__):
+        check_finished(journal.parent)  # its faces are not all in its alignments file yet
     files = sorted(_walk(root, ALIGNMENTS_FILE.__eq__), key=lambda p: p.relative_to(root).as_posix())
     if not files:
         raise FacekitError(f"no {ALIGNMENTS_FILE} under {str(root)!r}; give the output folder of an extraction")

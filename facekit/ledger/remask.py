@@ -22,7 +22,7 @@ from facekit.faces.masks import MaskMaker, centering_of, crop_matrices, mask_mat
 from facekit.fileio import atomic_write_bytes
 from facekit.imaging import geometry
 from facekit.media import open_input, read_image
-from facekit.output.alignments import ALIGNMENTS_FILE, face_from_dict, journal_path, load_alignments, write_alignments
+from facekit.output.alignments import ALIGNMENTS_FILE, check_finished, face_from_dict, load_alignments, write_alignments
 from facekit.output.mask_files import encode_mask_file, mask_file_path, with_alpha
 from facekit.output.masks import masks_to_dict
 from facekit.output.pngmeta import encode_png, face_text
@@ -63,9 +63,7 @@ def remask_folder(folder: Path, request: MaskRequestSettings) -> tuple[int, int]
     """Masks for every face file of one source folder; the number of faces done and of mask
     files imported, or None when an earlier run of the same request finished it."""
     path = folder / ALIGNMENTS_FILE
-    if journal_path(path).exists():
-        raise FacekitError(f"{folder} holds an unfinished extraction ({journal_path(path).name}); run the extraction "
-                           "again to finish it first")
+    check_finished(folder)
     document = load_alignments(path)
     meta = document.setdefault("meta", {})
     if request.import_dir is None and meta.get(REQUEST_KEY) == request.as_dict():

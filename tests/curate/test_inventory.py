@@ -44,3 +44,12 @@ def test_the_head_reader_gives_the_text_the_whole_file_reader_does(tmp_path_fact
 def test_a_folder_without_alignments_is_an_error_naming_it(tmp_path: Path) -> None:
     with pytest.raises(FacekitError, match="no alignments.json under"):
         read_output(tmp_path)
+
+
+def test_a_source_whose_extraction_stopped_before_its_fold_is_refused_naming_it(
+        tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(shared_extraction("people", tmp_path_factory), copy)
+    (copy / "p04" / "alignments.json.journal").write_text("{}\n", encoding="utf-8")  # its frames, not yet folded
+    with pytest.raises(FacekitError, match=r"p04 holds an unfinished extraction \(alignments.json.journal\)"):
+        read_output(copy)
