@@ -78,6 +78,9 @@ def load_plugin(registry: PluginRegistry, store: ModelStore, kind: PluginKind, n
                 options: Mapping[str, Any] | None = None) -> LoadedPlugin:
     """A plugin from its name and config values; runs in whichever process needs it."""
     spec = registry.get(kind, name)
+    if options is not None and not isinstance(options, Mapping):  # a DictConfig is one
+        raise TypeError(f"{kind} {name}'s options are a mapping of option names to values "
+                        f"({kind}_options={{'name': value}}), not {type(options).__name__}")
     return LoadedPlugin(spec, registry.build_config(spec, options), store)
 
 

@@ -171,3 +171,8 @@ def test_a_crop_size_the_cli_would_refuse_is_a_value_error_at_construction(optio
 def test_an_empty_image_is_refused_like_any_other_wrong_shape() -> None:
     with pytest.raises(ValueError, match="none of them 0"):
         facekit.Extractor().extract(np.zeros((0, 0, 3), np.uint8))
+
+
+def test_plugin_options_that_are_not_a_mapping_are_a_type_error_naming_the_plugin() -> None:
+    with pytest.raises(TypeError, match="aligner facemesh's options are a mapping of option names to values"):
+        facekit.Extractor(aligner_options=[1, 2])
