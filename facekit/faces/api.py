@@ -18,7 +18,7 @@ import numpy as np
 
 from facekit.errors import ConfigError
 from facekit.faces.extractor import Extractor
-from facekit.faces.identity import Decision, distances
+from facekit.faces.identity import Decision, as_threshold, distances
 from facekit.faces.identity import IdentityFilter as Rules
 from facekit.faces.reference_photos import read_reference, reference_embedding, reference_path
 from facekit.faces.stages import FaceStages
@@ -120,9 +120,7 @@ def _identity(name: str, registry: PluginRegistry | None) -> PluginSpec:
 
 def _threshold(spec: PluginSpec, threshold: float | None) -> float:
     if threshold is not None:
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold < float("inf"):
-            raise ValueError(f"threshold is a distance, 0 or more, got {threshold!r}")
-        return float(threshold)
+        return as_threshold(threshold, "threshold")
     if spec.default_threshold is None:
         raise ConfigError(f"identity {spec.name} declares no default threshold; pass threshold=")
     return spec.default_threshold

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -98,7 +98,7 @@ class IdentityFilter:
             raise ConfigError(f"refs and nrefs embeddings differ in size: "
                               f"{self.refs.shape[1]} and {self.nrefs.shape[1]}")
         check_metric(metric)  # now, not on the first face
-        self.threshold = _as_threshold(threshold)
+        self.threshold = as_threshold(threshold)
         self.metric = metric
 
     @property
@@ -149,13 +149,15 @@ def _ref_votes(to_refs: np.ndarray, to_nrefs: np.ndarray, k: int) -> int:
     return int((nearest < len(to_refs)).sum())
 
 
-def _as_threshold(threshold: float) -> float:
+def as_threshold(threshold: Any, key: str = "filter.threshold") -> float:
+    """A threshold as a float, or a ConfigError naming ``key`` (the CLI's, or the library's
+    ``threshold=``) for anything that is not a distance: negative, NaN, infinite, not a number."""
     try:
         value = float(threshold)
     except (TypeError, ValueError):
         value = math.nan
     if not math.isfinite(value) or value < 0:
-        raise ConfigError(f"filter.threshold must be a distance (a number >= 0), got {threshold!r}")
+        raise ConfigError(f"{key} must be a distance (a number >= 0), got {threshold!r}")
     return value
 
 
