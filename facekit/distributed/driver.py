@@ -81,8 +81,7 @@ class SourceOutcome:
     job: SourceJob
     frames: int = 0
     faces: int = 0
-    kept: int = 0  # shards an earlier run finished
-    kept_shards: set[int] = field(default_factory=set)  # their numbers
+    kept_shards: set[int] = field(default_factory=set)  # the numbers of the shards an earlier run finished
     resumed: int = 0  # their frames, counted as the fold writes them
     rejected: RejectCounts = field(default_factory=RejectCounts)
     skipped: dict[str, str] = field(default_factory=dict)
@@ -97,6 +96,10 @@ class SourceOutcome:
     held_logs: dict[int, list[logging.LogRecord]] = field(default_factory=dict)
     logs_filed: set[int] = field(default_factory=set)  # the shards whose lines are filed: the first ones, in order
 
+    @property
+    def kept(self) -> int:
+        return len(self.kept_shards)
+
     def file_logs(self, number: int, records: list[logging.LogRecord]) -> None:
         """Files shard ``number``'s lines once the shards before it are filed (a shard whose
         lines were filed already, run again, files its new ones now), then each later shard's
@@ -105,8 +108,10 @@ class SourceOutcome:
             replay(records)
             return
         self.held_logs.setdefault(number, []).extend(records)
-        shards = self.job.shards
-        while len(self.logs_filed) < len(shards) and (next_one := shards[len(self.logs_filed)].number) in self.held_logs:
+        waiting = [shard.number for shard in self.job.shards[len(self.logs_filed):]]
+        for next_one in waiting:
+            if next_one not in self.held_logs:
+                break
             replay(self.held_logs.pop(next_one))
             self.logs_filed.add(next_one)
 
@@ -157,13 +162,12 @@ def run_shards(ray: Any, plan: ClusterPlan, jobs: Sequence[SourceJob],
     key_of = {(str(job.output), shard.number): job.key for job in jobs for shard in job.shards}
     todo: deque[tuple[ShardTask, int]] = deque()
     for job in jobs:
-        check_earlier(job)
+        outcome = outcomes[job.key]
+        outcome.kept_shards = check_earlier(job)
         fingerprint = job.meta.get("fingerprint")
         for shard in job.shards:
-            if finished(job.output, shard, fingerprint, job.verify):
-                outcomes[job.key].kept += 1
-                outcomes[job.key].kept_shards.add(shard.number)
-                outcomes[job.key].file_logs(shard.number, [])  # an earlier run's: its lines are in its facekit.log
+            if shard.number in outcome.kept_shards:
+                outcome.file_logs(shard.number, [])  # an earlier run's: its lines are in its facekit.log
             else:
                 todo.append((ShardTask(shard, str(job.output), plan.sampling, fingerprint, plan.debug,
                                        plan.save_rejected), 1))
@@ -191,9 +195,8 @@ def fold_finished(jobs: Sequence[SourceJob], on_source_done: Callable[[SourceOut
     """Folds each source whose shards an earlier run all finished, without Ray: a rerun with no
     shard to run (one stopped before its last fold leaves that to it)."""
     for job in jobs:
-        outcome = SourceOutcome(job, kept=check_earlier(job))
+        outcome = SourceOutcome(job, kept_shards=check_earlier(job))
         if outcome.kept == len(job.shards):
-            outcome.kept_shards = {shard.number for shard in job.shards}
             _fold(outcome, on_source_done)
 
 
@@ -259,10 +262,11 @@ def _all_there(outcome: SourceOutcome, totals: ClusterTotals, workers: _Workers)
     return not again
 
 
-def check_earlier(job: SourceJob) -> int:
+def check_earlier(job: SourceJob) -> set[int]:
     """An alignments file or shard journal there from other settings is refused with one line
-    before any shard runs (a collection marks that source failed and goes on). The shards an
-    earlier run finished, counted."""
+    before any shard runs (a collection marks that source failed and goes on). The numbers of
+    the shards an earlier run finished (each checked once: ``resume.verify=full`` reads every
+    face file)."""
     path = job.output / ALIGNMENTS_FILE
     if path.exists():
         found = checked_alignments_meta(path).get("fingerprint")
@@ -270,7 +274,8 @@ def check_earlier(job: SourceJob) -> int:
         if found != wanted:
             raise FacekitError(f"{path} was written with other settings ({setting_differences(found, wanted)}); choose "
                                f"another output folder, or delete it (and {SHARDS_DIR}) there to start over")
-    return sum(finished(job.output, shard, job.meta.get("fingerprint"), job.verify) for shard in job.shards)
+    fingerprint = job.meta.get("fingerprint")
+    return {shard.number for shard in job.shards if finished(job.output, shard, fingerprint, job.verify)}
 
 
 def _fold(outcome: SourceOutcome, on_source_done: Callable[[SourceOutcome], None]) -> None:

@@ -179,7 +179,7 @@ class RaySources:
                         Verify(self.cfg.resume.verify))
         kept = check_earlier(job)
         self.jobs.append(job)
-        if kept < len(job.shards):
+        if len(kept) < len(job.shards):
             self.to_run = True
             self.decided.set()
 
