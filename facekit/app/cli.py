@@ -168,17 +168,14 @@ def check_sweep_values(argv: Sequence[str]) -> None:
     except Exception:  # noqa: BLE001 - Hydra itself names what it cannot parse, as before
         return
     first = [choices[0] for choices in values]
-    for position, choices in enumerate(values):
-        for choice in choices[1:] if len(choices) > 1 else ():
-            try:
-                check_composes([*first[:position], choice, *first[position + 1:]])
-            except ConfigError as exc:
-                raise ConfigError(f"the sweep's {choice}: {exc}") from None
-    if len(values) and any(len(choices) > 1 for choices in values):
+    jobs = [(choice, [*first[:position], choice, *first[position + 1:]])
+            for position, choices in enumerate(values) for choice in choices[1:]]
+    jobs += [("first job", first)] if jobs else []  # last: a bad value is named before what every job shares
+    for named, job in jobs:
         try:
-            check_composes(first)
+            check_composes(job)
         except ConfigError as exc:
-            raise ConfigError(f"the sweep's first job: {exc}") from None
+            raise ConfigError(f"the sweep's {named}: {exc}") from None
 
 
 def _list_hint(argv: Sequence[str]) -> str:
