@@ -33,16 +33,17 @@ def run_mask(cfg: DictConfig, registry: PluginRegistry) -> None:
         run.accept()
         if request.maker is not None:
             ensure_all_weights(request.maker.plugins)
-        done = skipped = imported = 0
+        done = skipped = masks_imported = 0
         for folder in folders:
             result = remask_folder(folder, request)
             if result is None:
                 skipped += 1
             else:
-                done += result[0]
-                imported += result[1]
-                log.info("%s: %d face(s)", folder, result[0])
-    if request.import_dir is not None and not imported and done:
+                faces, found = result
+                done += faces
+                masks_imported += found
+                log.info("%s: %d face(s)", folder, faces)
+    if request.import_dir is not None and not masks_imported and done:
         log.warning("mask.import=%s: no mask file there is named as a face file of %s (it holds <mask name>/<face "
                     "file>, e.g. components/%s): no mask was imported", request.import_dir, root,
                     _a_face_file(folders))
