@@ -406,7 +406,7 @@ class AlignmentsWriter:
         return self
 
     def __exit__(self, error: type[BaseException] | None, *exc_info: object) -> None:
-        if error is not None and self._earlier is None and not self._done:
+        if error is not None and self._earlier is None and not self._journaled:
             self._discard()  # nothing to keep: no file must refuse the corrected command's settings
             return
         self.close()  # also after an error: every journaled frame is complete and worth keeping
