@@ -23,8 +23,8 @@ _UNSET = object()
 def _differing(found: Any, wanted: Any, key: str) -> Iterator[str]:
     """Down to the settings themselves: a group set on one side only (``quality``, ``masks``)
     is named key by key against "unset", not shown as a JSON object against null."""
-    both = isinstance(found, dict) and isinstance(wanted, dict)
-    if both or (key and _group(found) and _group(wanted) and (isinstance(found, dict) or isinstance(wanted, dict))):
+    dicts = isinstance(found, dict), isinstance(wanted, dict)
+    if all(dicts) or (key and any(dicts) and _group(found) and _group(wanted)):
         there, here = found if isinstance(found, dict) else {}, wanted if isinstance(wanted, dict) else {}
         for name in sorted(there.keys() | here.keys()):
             if there.get(name, _UNSET) != here.get(name, _UNSET):
