@@ -138,5 +138,18 @@ def shard_journals(output: Path) -> dict[str, tuple[int, int]]:
     return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in (output / ".facekit-shards").glob("*.jsonl")}
 
 
+def settled_journals(output: Path, quiet_s: float, limit_s: float) -> dict[str, tuple[int, int]]:
+    """The finished shards' journals once none has landed for ``quiet_s``: a killed driver's
+    shard tasks run on until Ray notices the driver is gone and ends its workers, and one of
+    them can still land its journal after the driver died."""
+    journals, quiet_since, deadline = shard_journals(output), time.monotonic(), time.monotonic() + limit_s
+    while time.monotonic() - quiet_since < quiet_s and time.monotonic() < deadline:
+        time.sleep(0.1)
+        now = shard_journals(output)
+        if now != journals:
+            journals, quiet_since = now, time.monotonic()
+    return journals
+
+
 def summary(output: Path) -> dict[str, Any]:
     return json.loads((output / "run_summary.json").read_text())
