@@ -45,6 +45,8 @@ class SourceLedger:
                         "done again", folder, len(redo), "size or bytes" if verify == Verify.full else "size")
             self.alignments.redo(redo)
         self.done = frozenset(self.alignments.done_frames())
+        if debug and self.done:
+            warn_no_debug_for_done(len(self.done))
         self.summary = SourceSummary(resumed=len(self.done))
         self.rejects = RejectCounts()
 
@@ -87,3 +89,10 @@ def counted(alignments: Path) -> tuple[int, int]:
     except (OSError, ValueError):
         return 0, 0
     return len(frames), sum(len(entry.get("faces", [])) for entry in frames.values())
+
+
+def warn_no_debug_for_done(frames: int) -> None:
+    """``output.debug`` draws the frames a run does, and a rerun does not redo finished frames
+    to draw them: said once, so an empty debug folder is not a mystery."""
+    log.warning("output.debug=true: %d frame(s) an earlier run finished are not done again, so they get no "
+                "debug image; only this run's frames are drawn (a new output folder draws every frame)", frames)

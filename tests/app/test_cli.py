@@ -171,3 +171,19 @@ def test_a_renamed_key_keeps_its_old_spelling_with_a_line_that_names_the_new_one
     result = run_facekit("task=plugins", "runner.engine=ray", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "runner.engine is now runner.executor" in result.stderr
+
+
+def test_a_rerun_with_debug_draws_the_new_frames_and_says_the_finished_ones_get_no_debug_image(tmp_path: Path) -> None:
+    require_data()
+    photos, out = tmp_path / "photos", tmp_path / "faces"
+    photos.mkdir()
+    (photos / "obama.jpg").symlink_to(SCENES / "obama.jpg")
+    assert run_facekit(f"input={photos}", f"output={out}", "runner.progress=false", cwd=tmp_path).returncode == 0
+    (photos / "two_people.jpg").symlink_to(SCENES / "two_people.jpg")
+    result = run_facekit(f"input={photos}", f"output={out}", "output.debug=true", "runner.progress=false", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (out / "debug").iterdir()) == ["two_people.jpg"]
+    assert "output.debug=true: 1 frame(s) an earlier run finished" in result.stderr, result.stderr
+    again = run_facekit(f"input={photos}", f"output={out}", "output.debug=true", "runner.progress=false", cwd=tmp_path)
+    assert again.returncode == 0 and "nothing to do" in again.stderr
+    assert "output.debug=true: 2 frame(s) an earlier run finished" in again.stderr, again.stderr

@@ -39,7 +39,7 @@ from facekit.fileio import atomic_write_bytes
 from facekit.ledger.collection_state import CollectionState, alignments_name
 from facekit.ledger.run_folder import RunFolder
 from facekit.ledger.rejects import RejectCounts
-from facekit.ledger.source import counted
+from facekit.ledger.source import counted, warn_no_debug_for_done
 from facekit.ledger.states import SourceState
 from facekit.ledger.summary import SourceSummary
 from facekit.ledger.verify import Verify
@@ -210,7 +210,7 @@ def _without_ray(cfg: DictConfig, sources: RaySources) -> None:
     if not sources.runs.alone and sources.state.counts()[SourceState.FAILED]:
         _report(cfg, sources.outcomes, sources.state)
     else:
-        say_nothing_to_do(sources.done_earlier + sum(counted(job.output / ALIGNMENTS_FILE)[0] for job in sources.jobs))
+        say_nothing_to_do(sources.done_earlier + sum(counted(job.output / ALIGNMENTS_FILE)[0] for job in sources.jobs), debug=bool(cfg.output.debug))
 
 
 def _check(cfg: DictConfig) -> None:
@@ -250,6 +250,8 @@ def _write_summary(outcome: SourceOutcome) -> None:
 
 def _report(cfg: DictConfig, outcomes: list[SourceOutcome], state: CollectionState | None) -> None:
     failures = [failure for outcome in outcomes for failure in outcome.failures]
+    if cfg.output.debug and (resumed := sum(outcome.resumed for outcome in outcomes)):
+        warn_no_debug_for_done(resumed)
     rejected = RejectCounts()
     for outcome in outcomes:
         rejected.update(outcome.rejected)

@@ -5,9 +5,12 @@ from __future__ import annotations
 import logging
 
 from facekit.console import quantity
+from facekit.ledger.source import warn_no_debug_for_done
 
 log = logging.getLogger("facekit")
 
 
-def say_nothing_to_do(frames: int) -> None:
+def say_nothing_to_do(frames: int, debug: bool = False) -> None:
     log.info("nothing to do: %s already done", quantity(frames, "frame"))
+    if debug and frames:
+        warn_no_debug_for_done(frames)
