@@ -7,7 +7,7 @@ import numpy as np
 
 from facekit.faces.masks import DEFAULT_MASK_SIZE, MaskMaker
 from facekit.faces.stages import FaceStages
-from facekit.imaging.geometry import MAX_CROP_SIZE
+from facekit.imaging.geometry import check_crop_size
 from facekit.models.store import ModelStore
 from facekit.plugin.loading import load_plugin
 from facekit.plugin.registry import PluginRegistry, default_registry
@@ -36,8 +36,8 @@ class Extractor:
                  offline: bool = False, registry: PluginRegistry | None = None) -> None:
         """``masks``: masker names (``["components", "extended"]``); each face's ``masks`` then
         holds them by name (``StoredMask``: pixels at ``mask_size``, matrix from the frame)."""
-        _check_whole(size, "size", 1, MAX_CROP_SIZE)
-        _check_whole(mask_size, "mask_size", 1, MAX_CROP_SIZE)
+        check_crop_size(size, "Extractor's size")
+        check_crop_size(mask_size, "Extractor's mask_size")
         masks = [masks] if isinstance(masks, str) else list(masks)  # one name, as IdentityFilter takes refs
         registry = registry or default_registry()
         store = ModelStore(registry.models, offline=offline)
@@ -69,9 +69,3 @@ class Extractor:
             self.stages.analyse([record])
             self.stages.finish(record)
             yield record.faces
-
-
-def _check_whole(value: Any, name: str, low: int, high: int) -> None:
-    """A size in pixels, as the CLI checks ``output.size`` and ``output.mask_size``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
-        raise ValueError(f"Extractor's {name} is a whole number of pixels from {low} to {high}, got {value!r}")

@@ -8,6 +8,7 @@ integers, as ``cv2.warpAffine`` samples them).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import cv2
 import numpy as np
@@ -46,6 +47,14 @@ DEFAULT_PADDING = 0.15
 #: The largest face crop, pixels a side: four times the largest size face-swap models train on
 #: (1024), and 200 MB a crop in memory (99999 asked OpenCV for 40 GB on the first face).
 MAX_CROP_SIZE = 8192
+
+
+def check_crop_size(value: Any, name: str, error: type[Exception] = ValueError) -> int:
+    """A crop's or mask's side, checked once for the CLI (``error``: its ConfigError) and the
+    library: a whole number of pixels from 1 to ``MAX_CROP_SIZE`` (a bool is not one)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= MAX_CROP_SIZE:
+        raise error(f"{name} must be a whole number of pixels from 1 to {MAX_CROP_SIZE}, got {value!r}")
+    return int(value)
 
 # Derived by bench/derive_mean_face.py (rerun it to check or regenerate this table): generalised
 # Procrustes analysis of the 43 faces in dlib's PASCAL VOC landmark set (training and testing

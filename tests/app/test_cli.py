@@ -104,7 +104,7 @@ def test_help_lists_groups_and_options(tmp_path: Path) -> None:
         (["+detector=nosuch", "input=x.jpg"], f"choose one of: {', '.join(default_registry().names('detector'))}"),
         (["+aligner=nosuch", "input=x.jpg"], f"choose one of: {', '.join(default_registry().names('aligner'))}"),
         ([], "input is required"),
-        (["input=x.jpg", "output.size=-5"], "output.size must be a positive"),
+        (["input=x.jpg", "output.size=-5"], "output.size must be a whole number of pixels from 1 to 8192, got -5"),
         (["input=/no/such/file.jpg"], "does not exist"),
         (["input=x.jpg", "task=nosuch"],
          "task=nosuch Invalid value 'nosuch', expected one of [extract, plugins, curate, mask, recrop]"),

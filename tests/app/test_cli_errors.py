@@ -21,8 +21,8 @@ MISTAKES = [
     (["filter.treshold=0.4"], "did you mean filter.threshold?"),
     (["size=128"], "did you mean output.size?"),
     (["-m", "ouput.size=128,256"], "did you mean output.size?"),
-    (["input=photos/", "output.size=99999"], "output.size=99999 is larger than a face crop can use; at most 8192"),
-    (["-m", "input=photos/", "output.size=128,-1"], "the sweep's output.size=-1: output.size must be a positive"),
+    (["input=photos/", "output.size=99999"], "output.size must be a whole number of pixels from 1 to 8192, got 99999"),
+    (["-m", "input=photos/", "output.size=128,-1"], "the sweep's output.size=-1: output.size must be a whole number of pixels from 1 to 8192"),
     (["-m", "input=photos/", "quality.max_yaw=10,abc"], "the sweep's quality.max_yaw=abc:"),
     (["+detector=yunet", "detector.score_treshold=0.5"],
      "detector yunet has no option 'score_treshold'; did you mean detector.score_threshold? "

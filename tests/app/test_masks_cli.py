@@ -192,9 +192,10 @@ def test_the_mesh_mask_comes_from_the_outline_the_facemesh_aligner_records(tmp_p
     (["output.masks=[nose]"], "unknown masker 'nose'; choose one of: components, extended, mesh"),
     (["output.mask_format=alpha"], "output.mask_format=alpha writes masks, but none is asked for"),
     (["output.masks=[components]", "output.mask_format=png"], "mask_format"),
-    (["output.masks=[components]", "output.mask_size=0"], "output.mask_size must be a positive whole number"),
+    (["output.masks=[components]", "output.mask_size=0"], "output.mask_size must be a whole number of pixels from 1 to 8192, got 0"),
+    (["output.masks=[components]", "output.mask_size=99999"], "output.mask_size must be a whole number of pixels from 1 to 8192, got 99999"),
     (["output.masks=[components,components]"], "names a mask twice"),
-], ids=["unknown masker", "alpha without masks", "unknown format", "zero size", "twice"])
+], ids=["unknown masker", "alpha without masks", "unknown format", "zero size", "oversized", "twice"])
 def test_a_wrong_mask_setting_stops_extraction_with_one_line(tmp_path: Path, args: list[str], says: str) -> None:
     result = run_facekit(f"input={require_data() / 'images' / 'scenes' / 'biden.jpg'}", f"output={tmp_path / 'o'}",
                          *args, cwd=tmp_path)

@@ -164,7 +164,7 @@ def test_unknown_plugin_option_is_a_config_error() -> None:
 @pytest.mark.parametrize(("options", "named"), [({"size": -5}, "size"), ({"size": 0}, "size"), ({"size": "256"}, "size"),
                                                 ({"size": 9000}, "size"), ({"mask_size": 0}, "mask_size")])
 def test_a_crop_size_the_cli_would_refuse_is_a_value_error_at_construction(options: dict, named: str) -> None:
-    with pytest.raises(ValueError, match=f"Extractor's {named} is a whole number of pixels"):
+    with pytest.raises(ValueError, match=f"Extractor's {named} must be a whole number of pixels from 1 to 8192"):
         facekit.Extractor(**options)
 
 

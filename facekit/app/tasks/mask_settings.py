@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from facekit.errors import ConfigError
 from facekit.faces.masks import MASK_FORMATS, MaskMaker
+from facekit.imaging.geometry import check_crop_size
 from facekit.models.store import ModelStore
 from facekit.plugin.loading import load_plugin
 from facekit.plugin.registry import PluginRegistry
@@ -32,9 +33,7 @@ def check_mask_settings(cfg: DictConfig) -> None:
     names = mask_names(cfg)
     if len(set(names)) != len(names):
         raise ConfigError(f"output.masks names a mask twice: {names}")
-    size = cfg.output.get("mask_size", 128)
-    if not isinstance(size, int) or size <= 0:
-        raise ConfigError(f"output.mask_size must be a positive whole number of pixels, got {size!r}")
+    check_crop_size(cfg.output.get("mask_size", 128), "output.mask_size", ConfigError)
     file_format = str(cfg.output.get("mask_format", "none"))
     if file_format not in MASK_FORMATS:
         raise ConfigError(f"output.mask_format={file_format!r}; choose one of: {', '.join(MASK_FORMATS)}")

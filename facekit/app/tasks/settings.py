@@ -8,7 +8,7 @@ from omegaconf import DictConfig
 
 from facekit.app.tasks.mask_settings import check_mask_settings
 from facekit.errors import ConfigError, FacekitError
-from facekit.imaging.geometry import MAX_CROP_SIZE
+from facekit.imaging.geometry import check_crop_size
 from facekit.media.sampling import Sampling, checked_sampling
 from facekit.media.collection import LIST_PREFIX, Selection, holds_output, is_collection, is_list, names_nothing
 from facekit.media.sources import IMAGE_SUFFIXES, existing_input
@@ -54,10 +54,7 @@ def check_output_named(cfg: DictConfig) -> None:
 
 def check_crop(cfg: DictConfig) -> None:
     """The crop's size and padding (extraction and re-crop)."""
-    if cfg.output.size <= 0:
-        raise ConfigError(f"output.size must be a positive whole number of pixels, got {cfg.output.size!r}")
-    if cfg.output.size > MAX_CROP_SIZE:
-        raise ConfigError(f"output.size={cfg.output.size} is larger than a face crop can use; at most {MAX_CROP_SIZE}")
+    check_crop_size(cfg.output.size, "output.size", ConfigError)
     if cfg.output.padding is not None and not 0 <= cfg.output.padding < 0.5:
         raise ConfigError(f"output.padding is a fraction of the crop per side, in [0, 0.5); got {cfg.output.padding!r}")
 
