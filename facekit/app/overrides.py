@@ -5,6 +5,7 @@ sweep and a list a list. What Hydra parses already is never touched (sweeps, ``$
 numbers, bools keep their meaning); what still cannot be parsed is one line that says how to quote."""
 from __future__ import annotations
 
+import os
 import re
 import shlex
 from functools import lru_cache
@@ -43,6 +44,8 @@ def quote_overrides(argv: Sequence[str]) -> list[str]:
 def quote_override(arg: str) -> str:
     """One ``key=value`` argument, its value quoted where Hydra cannot read it unquoted."""
     match = _OVERRIDE.match(arg)
+    if match is not None and _is_a_path_with_a_comma(match.group(3)):
+        return f"{match.group(1) or ''}{match.group(2)}={hydra_quoted(match.group(3))}"
     if match is None or _parses(arg):
         return arg  # no value to quote (``~key``, a stray word): Hydra's own message applies
     prefix, key, value = (match.group(1) or ""), match.group(2), match.group(3)
@@ -54,6 +57,15 @@ def quote_override(arg: str) -> str:
         example = shell_quoted(f"{prefix}{key}={hydra_quoted(value.strip())}")
         raise ConfigError(f"cannot read the override '{arg}': quote the value, e.g. {example}")
     return quoted
+
+
+def _is_a_path_with_a_comma(value: str) -> bool:
+    """``input=clips/take 1,2.mp4``: Hydra reads the comma as a sweep (or refuses it as
+    ambiguous), but the whole value names a file or folder that exists and its pieces do not
+    all exist, so it is a path and is quoted whole."""
+    if "," not in value or value[:1] in "[{'\"":
+        return False
+    return os.path.lexists(value) and not all(os.path.lexists(piece) for piece in value.split(","))
 
 
 def hydra_quoted(text: str) -> str:

@@ -118,3 +118,24 @@ def test_a_quoted_value_reads_back_as_exactly_the_text(text: str) -> None:
 def test_a_key_that_is_not_a_key_says_so() -> None:
     with pytest.raises(ConfigError, match="^cannot read the override 'fötos=1': 'fötos' is not a config key"):
         quote_override("fötos=1")
+
+
+@pytest.mark.parametrize("multirun", [[], ["-m"]], ids=["run", "sweep"])
+def test_a_photo_whose_name_holds_a_comma_is_one_input_not_a_sweep(home: Path, multirun: list[str]) -> None:
+    """Hydra reads ``input=Tom,Jerry.jpg`` as two sweep values (or refuses it as ambiguous
+    without ``-m``); the file exists and its pieces do not, so it is one path."""
+    shutil.copy(SCENES / "obama.jpg", home / "Tom,Jerry.jpg")
+    out = home / f"comma{len(multirun)}"
+    _run(home, *multirun, "input=Tom,Jerry.jpg", f"output={out}")
+    found = sorted(out.rglob("alignments.json"))
+    assert len(found) == 1 and load_json(found[0])["meta"]["input"] == "Tom,Jerry.jpg"
+
+
+def test_pieces_that_exist_on_their_own_stay_a_sweep(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("a", "b", "a,b"):
+        (tmp_path / name).mkdir()
+    assert quote_override("input=a,b") == "input=a,b"
+    assert quote_override("input=[a,b]") == "input=[a,b]"
+    (tmp_path / "b").rmdir()
+    assert quote_override("input=a,b") == "input='a,b'"
