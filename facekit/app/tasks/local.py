@@ -25,7 +25,7 @@ from facekit.app.tasks.collection_progress import CollectionProgress
 from facekit.app.tasks.collection_stream import CollectionStream, StreamSettings
 from facekit.app.tasks.acceptance import accept_run
 from facekit.app.tasks.idle import say_nothing_to_do
-from facekit.app.tasks.planning import build_stages, gpu_plan, identity_filter
+from facekit.app.tasks.planning import build_stages, face_encoder, gpu_plan, identity_filter
 from facekit.app.tasks.source_run import execute, plan_run, report
 from facekit.app.tasks.source_step import report_collection, run_source_step
 from facekit.app.tasks.sources import RunSources
@@ -41,7 +41,6 @@ from facekit.faces.stages import FaceStages
 from facekit.ledger.collection_state import CollectionState, save_unless_failing
 from facekit.ledger.run_folder import RunFolder
 from facekit.media.collection import COLLECTION_FILE, Source
-from facekit.output.face_files import FaceWriter
 from facekit.plugin.registry import PluginRegistry
 
 if TYPE_CHECKING:
@@ -127,8 +126,7 @@ def _run_streamed(cfg: DictConfig, stages: FaceStages, face_filter: IdentityFilt
         stages.load_models()
     else:
         stages.ensure_weights()  # each worker builds its own models from them
-    encoder = FaceWriter(root_out, debug=bool(cfg.output.debug), save_rejected=bool(cfg.filter.save_rejected),
-                         create=False)
+    encoder = face_encoder(cfg, root_out)
     passes = plan_passes(stages.steps(), plan.passes, finish=[per_record("encode", Finisher(stages, face_filter, encoder,
                                                                                     quality))])
     settings = StreamSettings(cfg, stages, face_filter, quality, sampling(cfg), root_out, plan.mode, workers or 0)

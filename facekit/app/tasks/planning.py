@@ -21,6 +21,7 @@ from facekit.ledger.source import SourceLedger
 from facekit.ledger.verify import Verify
 from facekit.media import FrameSource
 from facekit.models.store import ModelStore, default_cache_dir
+from facekit.output.face_files import FaceWriter
 from facekit.plugin.loading import LoadedPlugin, load_plugin
 from facekit.plugin.registry import PluginRegistry
 from facekit.plugin.spec import PluginKind
@@ -107,6 +108,12 @@ def alignments_meta(cfg: DictConfig, input_value: str, stages: FaceStages, face_
     if (masks := masks_meta(stages.masks)) is not None:  # likewise
         meta["masks"] = meta["fingerprint"]["masks"] = masks
     return meta
+
+
+def face_encoder(cfg: DictConfig, output: Path) -> FaceWriter:
+    """A FaceWriter with the run's output settings that only encodes (in the worker processes,
+    off the writer's thread): a source's ledger lands the files it makes."""
+    return FaceWriter(output, debug=bool(cfg.output.debug), save_rejected=bool(cfg.filter.save_rejected), create=False)
 
 
 def source_ledger(cfg: DictConfig, output: Path, meta: dict[str, Any]) -> SourceLedger:

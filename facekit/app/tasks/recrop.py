@@ -23,7 +23,7 @@ from facekit.app.tasks.idle import say_nothing_to_do
 from facekit.app.tasks.earlier import (Earlier, EarlierRuns, EarlierSource, read_earlier, recrop_meta, recrop_stages,
                                       sampling_of)
 from facekit.app.tasks.collection_progress import CollectionProgress
-from facekit.app.tasks.planning import source_ledger
+from facekit.app.tasks.planning import face_encoder, source_ledger
 from facekit.app.tasks.settings import check_crop, check_output_folder, check_output_named, job_output_dir
 from facekit.app.tasks.source_step import SourceWork, report_collection, run_source_step
 from facekit.engine.cores import choose_workers
@@ -37,7 +37,6 @@ from facekit.ledger.run_folder import RunFolder
 from facekit.ledger.source import SourceLedger
 from facekit.media.sources import open_input, utf8_text
 from facekit.output.alignments import ALIGNMENTS_FILE, load_alignments
-from facekit.output.face_files import FaceWriter
 from facekit.plugin.registry import PluginRegistry
 from facekit.records import FrameRecord
 
@@ -151,8 +150,7 @@ def recrop_source(cfg: DictConfig, source: EarlierSource, root: Path, held: Exit
         return None, ledger
     if ledger.done:
         log.info("resuming: %d frame(s) already done", len(ledger.done))
-    writer = FaceWriter(output, debug=bool(cfg.output.debug), save_rejected=bool(cfg.filter.save_rejected),
-                        create=False)  # encodes only: the ledger lands the files
+    writer = face_encoder(cfg, output)
     restore = stages.steps()[0]
     passes = [Pass("recrop", [Stage(restore.name, restore.work, restore.batch_size),
                               per_record("encode", Finisher(stages, None, writer))])]

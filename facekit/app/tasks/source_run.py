@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any, Callable
 from omegaconf import DictConfig
 
 from facekit.app.tasks.idle import say_nothing_to_do
-from facekit.app.tasks.planning import (alignments_meta, build_stages, cache_root, gpu_plan, identity_filter,
-                                        source_ledger)
+from facekit.app.tasks.planning import (alignments_meta, build_stages, cache_root, face_encoder, gpu_plan,
+                                        identity_filter, source_ledger)
 from facekit.app.tasks.settings import cache_is_on, job_output_dir, sampling
 from facekit.engine.gpu import PassPlan
 from facekit.engine.pipeline import Pass, Pipeline, RunSummary, per_record, plan_passes
@@ -93,8 +93,7 @@ def plan_run(cfg: DictConfig, registry: PluginRegistry | None, held: ExitStack, 
     if face_filter is None:
         face_filter = identity_filter(cfg, stages, ReferenceCache(cache_root(cfg) / "analysis") if cache else None,
                                       fingerprint)
-    writer = FaceWriter(output, debug=bool(cfg.output.debug), save_rejected=bool(cfg.filter.save_rejected),
-                        create=False)  # encodes only: the source's ledger lands the files
+    writer = face_encoder(cfg, output)
     finish = per_record("encode", Finisher(stages, face_filter, writer, quality))
     plan = RunPlan(cfg, input_value, output, source, stages, face_filter, writer, [], "cached", cache=cache,
                    cached=cache.load() if cache is not None else None, quality=quality, notes=notes)
