@@ -207,3 +207,24 @@ def install_module(site: Path, module: str, source: str, entry_point: str) -> No
 def path_with(site: Path) -> dict[str, str]:
     """Environment that puts ``site`` on the subprocess's import path."""
     return {"PYTHONPATH": os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p)}
+
+
+def stopped_midway(extraction: Path, source: str, folder: str, frames_kept: int) -> None:
+    """``extraction`` as a run stopped in ``source`` leaves it: the source ``partial`` in
+    collection.json, its alignments file holding only its first ``frames_kept`` frames (the fold
+    on the way out) and only their face files."""
+    from facekit.output.alignments import load_alignments, write_alignments
+
+    path = extraction / folder / "alignments.json"
+    document = load_alignments(path)
+    names = list(document["frames"])
+    for name in names[frames_kept:]:
+        for face in document["frames"].pop(name)["faces"]:
+            if face.get("crop"):
+                (extraction / folder / face["crop"]).unlink()
+    write_alignments(path, document)
+    state = load_json(extraction / "collection.json")
+    for entry in state["sources"]:
+        if entry["source"] == source:
+            entry["state"] = "partial"
+    (extraction / "collection.json").write_text(json.dumps(state))

@@ -14,7 +14,7 @@ from typing import Any, Callable
 from facekit.errors import FacekitError
 from facekit.fileio import atomic_write_bytes
 from facekit.ledger.states import SourceState
-from facekit.media.collection import Source
+from facekit.media.collection import COLLECTION_FILE, Source
 from facekit.output.alignments import ALIGNMENTS_FILE
 from facekit.output.differences import setting_differences
 
@@ -113,6 +113,19 @@ def save_unless_failing(state: CollectionState) -> None:
     except OSError:
         if not ending_in_error:
             raise
+
+
+def unfinished_folders(root: Path) -> dict[Path, str]:
+    """The source folders of the collection in ``root`` (none for a single source's folder)
+    whose extraction is not ``done``, with its state: a task that changes a source's files
+    leaves those for the extraction to finish first. A collection.json that cannot be read
+    names none (its damage is the extraction's to report)."""
+    try:
+        entries = json.loads((root / COLLECTION_FILE).read_text(encoding="utf-8"))["sources"]
+        return {root / entry["output"]: str(entry["state"]) for entry in entries
+                if entry.get("state") != SourceState.DONE and entry.get("output")}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
 
 
 def alignments_name(source: Source) -> str:

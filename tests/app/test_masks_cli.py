@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from cli_helpers import file_hashes, load_json, run_facekit
+from cli_helpers import file_hashes, load_json, run_facekit, stopped_midway
 from conftest import require_data
 from facekit.faces.masks import mask_matrix
 from facekit.output.masks import mask_from_dict
@@ -178,6 +178,30 @@ def test_masks_through_a_collection_reach_every_source_and_task_mask_adds_the_sa
         masks = stored_masks(out / source)
         assert masks and all(set(found) == {"components"} for found in masks.values())
         assert stored_masks(later / source) == masks
+
+
+def test_task_mask_leaves_a_collections_unfinished_source_for_the_extraction_to_finish_first(tmp_path: Path) -> None:
+    """Masks would change the source's settings under the extraction's journal: it could not
+    resume. So the source is named and left out; once the extraction finishes it, it is masked."""
+    tree, out = tmp_path / "tree", tmp_path / "people"
+    tree.mkdir()
+    for person in ("p01", "p04"):
+        (tree / person).symlink_to(require_data() / "images" / "people" / person)
+    extract = (f"input={tree}", f"output={out}", "runner.progress=false")
+    assert run_facekit(*extract, cwd=tmp_path).returncode == 0
+    stopped_midway(out, "p04", "p04", 2)
+    untouched = (out / "p04" / "alignments.json").read_bytes()
+    result = _mask(out, "output.masks=[components]")
+    assert result.returncode == 0, result.stderr
+    assert f"{out / 'p04'}: its extraction is partial; masks go to finished sources only" in result.stderr, result.stderr
+    assert "in 1 source folder(s)" in result.stderr and "1 unfinished, left out" in result.stderr
+    assert (out / "p04" / "alignments.json").read_bytes() == untouched
+    assert all(set(masks) == {"components"} for masks in stored_masks(out / "p01").values())
+    resumed = run_facekit(*extract, cwd=tmp_path)  # the extraction resumes the source, under its own settings
+    assert resumed.returncode == 0 and "resuming: 2 frame(s) already done" in resumed.stderr, resumed.stderr
+    again = _mask(out, "output.masks=[components]")
+    assert again.returncode == 0 and "1 already done" in again.stderr and "unfinished" not in again.stderr, again.stderr
+    assert stored_masks(out / "p04") and all(set(m) == {"components"} for m in stored_masks(out / "p04").values())
 
 
 def test_the_mesh_mask_comes_from_the_outline_the_facemesh_aligner_records(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from cli_helpers import load_json, run_facekit
+from cli_helpers import load_json, run_facekit, stopped_midway
 from conftest import DATA, require_data
 from ray_cluster import LOOPBACK_ENV, require_ray
 
@@ -89,6 +89,27 @@ def test_a_collection_recrop_run_again_keeps_its_done_sources(tree: Path, tmp_pa
     assert result.returncode == 0, result.stderr
     assert result.stderr.count("done by an earlier run, not reopened") == 3
     assert _alignments(tmp_path / "re512") == _alignments(tree / "re512")
+
+
+def test_a_source_whose_extraction_stopped_midway_stays_partial_in_the_recrop_until_a_rerun_after_the_extraction(
+        tree: Path, tmp_path: Path) -> None:
+    shutil.copytree(tree / "at256", tmp_path / "at256", symlinks=True)
+    stopped_midway(tmp_path / "at256", VIDEO.name, "faceswap_test", 50)
+    args = ["task=recrop", f"input={tmp_path / 'at256'}", f"output={tmp_path / 're512'}", "output.size=512",
+            "runner.progress=false"]
+    result = run_facekit(*args, cwd=tree)
+    assert result.returncode == 0, result.stderr
+    assert f"source {VIDEO.name}: its extraction is partial, so this re-crop holds only the frames it had" in result.stderr
+    states = {entry["source"]: entry["state"] for entry in load_json(tmp_path / "re512" / "collection.json")["sources"]}
+    assert states == {VIDEO.name: "partial", "p01": "done", "p04": "done"}
+    assert len(load_json(tmp_path / "re512" / "faceswap_test" / "alignments.json")["frames"]) == 50
+    _run(tree, "input=tree", f"output={tmp_path / 'at256'}")  # the extraction finishes its video
+    result = run_facekit(*args, cwd=tree)
+    assert result.returncode == 0, result.stderr
+    assert "resuming: 50 frame(s) already done" in result.stderr and "its extraction is" not in result.stderr
+    states = {entry["source"]: entry["state"] for entry in load_json(tmp_path / "re512" / "collection.json")["sources"]}
+    assert states == {VIDEO.name: "done", "p01": "done", "p04": "done"}
+    assert _alignments(tmp_path / "re512")["faceswap_test"]["frames"] == _alignments(tree / "re512")["faceswap_test"]["frames"]
 
 
 def test_a_single_video_recropped_at_512_on_threads_or_workers_equals_its_extraction_and_a_rerun_resumes(tmp_path: Path) -> None:

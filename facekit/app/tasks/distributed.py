@@ -26,7 +26,7 @@ from facekit.app.tasks.idle import say_nothing_to_do
 from facekit.app.tasks.planning import alignments_meta, build_stages, identity_filter
 from facekit.app.tasks.sources import RunSources
 from facekit.app.tasks.settings import job_output_dir, sampling
-from facekit.app.tasks.source_step import report_collection
+from facekit.app.tasks.source_step import mark_ended, report_collection
 from facekit.distributed.driver import (ClusterPlan, SourceJob, SourceOutcome, check_earlier, fold_finished,
                                         run_shards)
 from facekit.distributed.resources import local_gpu_memory_mb, worker_count, worker_resources
@@ -194,12 +194,12 @@ class RaySources:
         if self.runs.alone:
             return
         source = self.named[outcome.job.key]
-        frames, faces = counted(outcome.job.output / ALIGNMENTS_FILE)
         if outcome.failures:
+            frames, faces = counted(outcome.job.output / ALIGNMENTS_FILE)
             self.state.set(source, SourceState.PARTIAL, force=True, alignments=alignments_name(source), frames=frames, faces=faces,
                            reason=f"{len(outcome.failures)} shard(s) failed: {outcome.failures[0]}")
         else:
-            self.state.set(source, SourceState.DONE, alignments=alignments_name(source), frames=frames, faces=faces)
+            mark_ended(self.runs, source, outcome.job.output)
 
 
 def _without_ray(cfg: DictConfig, sources: RaySources) -> None:

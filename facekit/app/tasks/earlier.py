@@ -42,6 +42,7 @@ class EarlierSource:
     alignments: Path
     named: str  # the source as the alignments meta names it
     missing: str | None = None  # why it cannot be re-cropped
+    extraction: str = "done"  # the extraction's state of it (collection.json); a single source's is not kept
 
     def as_source(self) -> Source:
         return Source(self.path, self.kind, self.rel, self.output, self.missing)
@@ -77,6 +78,16 @@ class EarlierRuns(RunSources):
     def named(self, source: Source) -> str:
         return self.source(source.rel).named
 
+    def unfinished(self, source: Source) -> str | None:
+        """A source whose extraction is not done (stopped, or some shards failed) is re-cropped
+        as far as it goes and stays partial: the re-crop run again once the extraction is
+        finished reopens it and cuts the frames added since."""
+        state = self.source(source.rel).extraction
+        if state == "done":
+            return None
+        return (f"its extraction is {state}, so this re-crop holds only the frames it had; run the re-crop again "
+                "once the extraction is finished")
+
     def source(self, rel: str) -> EarlierSource:
         """The earlier source named ``rel`` in the collection (or, alone, its input)."""
         return next(source for source in self.earlier.sources if source.rel == rel)
@@ -108,7 +119,7 @@ def _collection_source(folder: Path, entry: dict[str, Any], moved_to: Path | Non
         return EarlierSource(entry["source"], was, entry["kind"], entry["output"], alignments, str(was), missing)
     path, missing = _located(was, alignments, entry["source"], moved_to)
     return EarlierSource(entry["source"], path, entry["kind"], entry["output"], alignments,
-                         entry["path"] if path == was else str(path), missing)
+                         entry["path"] if path == was else str(path), missing, str(entry.get("state", "done")))
 
 
 def _located(was: Path, alignments: Path, rel: str, moved_to: Path | None) -> tuple[Path, str | None]:

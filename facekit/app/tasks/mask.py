@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 from facekit.app.tasks.mask_settings import check_mask_settings, mask_maker, masks_meta
 from facekit.app.tasks.planning import cache_root
 from facekit.errors import ConfigError
+from facekit.ledger.collection_state import unfinished_folders
 from facekit.ledger.remask import MaskRequestSettings, output_folders, remask_folder
 from facekit.ledger.run_folder import RunFolder
 from facekit.models.store import ModelStore
@@ -34,7 +35,13 @@ def run_mask(cfg: DictConfig, registry: PluginRegistry) -> None:
         if request.maker is not None:
             ensure_all_weights(request.maker.plugins)
         done = skipped = masks_imported = 0
+        unfinished = unfinished_folders(root)
         for folder in folders:
+            if folder in unfinished:
+                log.warning("%s: its extraction is %s; masks go to finished sources only, so that the extraction "
+                            "can resume: run it again to finish this source, then this command", folder,
+                            unfinished[folder])
+                continue
             result = remask_folder(folder, request)
             if result is None:
                 skipped += 1
@@ -49,8 +56,9 @@ def run_mask(cfg: DictConfig, registry: PluginRegistry) -> None:
                     _a_face_file(folders))
     names = ", ".join(request.maker.names) if request.maker is not None else "none made"
     imported = f"; imported from {request.import_dir}" if request.import_dir is not None else ""
-    log.info("masks (%s%s) in %d source folder(s), %d face(s)%s", names, imported, len(folders) - skipped, done,
-             f"; {skipped} already done" if skipped else "")
+    left = sum(folder in unfinished for folder in folders)
+    log.info("masks (%s%s) in %d source folder(s), %d face(s)%s%s", names, imported, len(folders) - skipped - left,
+             done, f"; {skipped} already done" if skipped else "", f"; {left} unfinished, left out" if left else "")
 
 
 def mask_request(cfg: DictConfig, registry: PluginRegistry) -> MaskRequestSettings:

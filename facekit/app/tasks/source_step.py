@@ -61,9 +61,21 @@ def run_source_step(sources: RunSources, source: Source, progress: CollectionPro
         progress.finished_source(number)
         return
     if not sources.alone:
-        frames, faces = counted(output / ALIGNMENTS_FILE)
-        state.set(source, SourceState.DONE, frames=frames, faces=faces, alignments=alignments)
+        mark_ended(sources, source, output)
     progress.finished_source(number)
+
+
+def mark_ended(sources: RunSources, source: Source, output: Path) -> None:
+    """A collection's source that ran to its end: ``done`` with its frame and face counts, or
+    ``partial`` where ``sources.unfinished`` says why it is not done yet (said once, here)."""
+    frames, faces = counted(output / ALIGNMENTS_FILE)
+    why = sources.unfinished(source)
+    if why is None:
+        sources.state.set(source, SourceState.DONE, frames=frames, faces=faces, alignments=alignments_name(source))
+        return
+    log.warning("source %s: %s", source.rel, why)
+    sources.state.set(source, SourceState.PARTIAL, force=True, frames=frames, faces=faces,
+                      alignments=alignments_name(source), reason=why)
 
 
 def report_collection(state: CollectionState, named: str, label: str = "collection", verb: str = "processed",

@@ -48,6 +48,11 @@ class RunSources:
             return
         yield from sources_of(named, selection(self.cfg), exclude=self.root)
 
+    def unfinished(self, source: Source) -> str | None:
+        """Why a source that ran to its end is still not done (its state stays ``partial``, so
+        the same command reopens it), or None: an extraction's source is done when it ends."""
+        return None
+
     def named(self, source: Source) -> str:
         """The source as its alignments meta names it: the input as given, or a collection's
         source's path (a single input's meta has always named it as the user wrote it)."""
