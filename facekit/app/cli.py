@@ -37,6 +37,7 @@ def main() -> None:
         print(f"facekit {__version__}")
         return
     try:
+        argv = executor_as_runner(argv)
         registry = default_registry()
         if not SHELL_COMPLETION & set(argv):  # its words (install=bash, query=...) are Hydra's, not overrides
             check_arguments(argv)
@@ -89,6 +90,23 @@ def _renamed_key(arg: str) -> str:
         print(f"facekit: {key} is now {RENAMED_KEYS[key]}; the old name still works for now", file=sys.stderr)
         return f"{prefix}{RENAMED_KEYS[key]}{equals}{value}"
     return arg
+
+
+def executor_as_runner(argv: Sequence[str]) -> list[str]:
+    """``runner.executor=ray`` (or the old ``runner.engine=ray``) alone picks Ray as
+    ``runner=ray`` does, since Ray's keys come with that choice; ``null`` or ``local`` is this
+    machine. Anything else is refused in one line (it reached the run as an unknown executor)."""
+    chosen = [arg for arg in argv if arg.partition("=")[0].lstrip("+") == "runner.executor"]
+    rest = [arg for arg in argv if arg not in chosen]
+    for arg in chosen:
+        value = arg.partition("=")[2].strip().strip("'\"")
+        if value not in ("ray", "local", "null", ""):
+            raise ConfigError(f"runner.executor={value}: choose ray (a Ray cluster, as runner=ray) or null (this machine)")
+        if value == "ray" and not any(a.partition("=")[0].lstrip("+") == "runner" for a in rest):
+            rest.append("runner=ray")
+        else:
+            rest.append("runner.executor=" + ("ray" if value == "ray" else "null"))
+    return rest
 
 
 def _fail(exc: BaseException) -> None:

@@ -173,6 +173,25 @@ def test_a_renamed_key_keeps_its_old_spelling_with_a_line_that_names_the_new_one
     assert "runner.engine is now runner.executor" in result.stderr
 
 
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["runner.executor=ray", "input=a"], ["input=a", "runner=ray"]),
+    (["runner=ray", "runner.executor=ray"], ["runner=ray", "runner.executor=ray"]),
+    (["runner=ray", "runner.executor=local"], ["runner=ray", "runner.executor=null"]),
+    (["runner.executor=null"], ["runner.executor=null"]),
+], ids=["alone", "with runner=ray", "local", "null"])
+def test_runner_executor_ray_alone_picks_ray_as_runner_ray_does(argv: list[str], expected: list[str]) -> None:
+    from facekit.app.cli import executor_as_runner
+
+    assert executor_as_runner(argv) == expected
+
+
+def test_an_unknown_executor_is_one_line(tmp_path: Path) -> None:
+    result = run_facekit("runner.executor=slurm", f"input={SCENES / 'obama.jpg'}", f"output={tmp_path / 'o'}", cwd=tmp_path)
+    assert _one_line_error(result) == ("facekit: error: runner.executor=slurm: choose ray (a Ray cluster, as "
+                                       "runner=ray) or null (this machine)")
+    assert not (tmp_path / "o").exists()
+
+
 def test_a_rerun_with_debug_draws_the_new_frames_and_says_the_finished_ones_get_no_debug_image(tmp_path: Path) -> None:
     require_data()
     photos, out = tmp_path / "photos", tmp_path / "faces"
