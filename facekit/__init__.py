@@ -10,7 +10,6 @@ from typing import Any
 
 from facekit import moved
 from facekit.errors import FacekitError  # what every failure a user can act on raises
-from facekit.plugin.hookspecs import hookimpl
 
 moved.install()  # old import paths (facekit.types, facekit.hookspecs, ...) work for one more release
 
@@ -30,6 +29,10 @@ def __getattr__(name: str) -> Any:
         from facekit.faces import api
 
         return getattr(api, name)
+    if name == "hookimpl":  # importing the plugin layer loads numpy: not before a plugin asks
+        from facekit.plugin.hookspecs import hookimpl
+
+        return hookimpl
     if name == "collection":  # every frame of a tree of videos and photo folders, with its source
         from facekit.media.collection import collection
 

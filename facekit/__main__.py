@@ -1,4 +1,4 @@
 """``python -m facekit`` is the ``facekit`` command."""
-from facekit.app.cli import main
+from facekit.app.entry import main
 
 main()

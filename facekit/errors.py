@@ -1,5 +1,8 @@
 """Errors a user can act on: the CLI prints them as one line, never a traceback."""
 
+#: The exit code of a command ended by Ctrl-C or SIGTERM: the shell's for SIGINT (128 + 2).
+INTERRUPTED_EXIT = 130
+
 
 class FacekitError(Exception):
     """A problem with the user's input, configuration or environment."""

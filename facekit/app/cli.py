@@ -16,7 +16,7 @@ from facekit.app.help import packaged_options, register_help_resolver
 from facekit.app.keys import check_keys, group_choice, name_default_plugins
 from facekit.app.overrides import quote_overrides
 from facekit.app.schema import register_schema
-from facekit.errors import ConfigError, FacekitError
+from facekit.errors import INTERRUPTED_EXIT, ConfigError, FacekitError
 from facekit.plugin.spec import PLUGIN_KINDS
 from facekit.plugin.registry import PluginRegistry, default_registry
 
@@ -74,8 +74,22 @@ def _hydra_entry(cfg: DictConfig) -> None:
     except OSError as exc:  # the environment, not facekit: a full disk, a folder gone read-only
         _fail(exc)
     except KeyboardInterrupt:
-        print("facekit: interrupted; finished frames are saved, rerun to resume", file=sys.stderr)
-        sys.exit(130)
+        print(f"facekit: interrupted; {_what_an_interruption_keeps(cfg)}", file=sys.stderr)
+        sys.exit(INTERRUPTED_EXIT)
+
+
+def _what_an_interruption_keeps(cfg: DictConfig) -> str:
+    """What is left of a run stopped midway, in the task's own terms."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        return "the sweep's finished jobs are in its folder; running it again starts a new sweep"
+    if cfg.task == "curate":
+        return "curation writes its result only when it ends, so nothing was written"
+    if cfg.task == "plugins":
+        return "nothing was written"
+    return "finished frames are saved, rerun to resume"
 
 
 #: user-facing keys renamed, old spelling -> new: the old one still works, with a line that says so

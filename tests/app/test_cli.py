@@ -1,12 +1,14 @@
 """The command line as a user types it: defaults, plugin choice, tasks, help and errors."""
 from __future__ import annotations
 
+import signal
+import time
 from pathlib import Path
 
 import cv2
 import pytest
 
-from cli_helpers import load_json, run_facekit
+from cli_helpers import ctrl_c_default, facekit_process, load_json, run_facekit, stop_with
 from facekit.plugin.registry import default_registry
 from conftest import SCENES, require_data
 
@@ -206,3 +208,27 @@ def test_a_rerun_with_debug_draws_the_new_frames_and_says_the_finished_ones_get_
     again = run_facekit(f"input={photos}", f"output={out}", "output.debug=true", "runner.progress=false", cwd=tmp_path)
     assert again.returncode == 0 and "nothing to do" in again.stderr
     assert "output.debug=true: 2 frame(s) an earlier run finished" in again.stderr, again.stderr
+
+
+@pytest.mark.parametrize("after_s", [0.25, 0.6])
+def test_ctrl_c_while_facekit_still_starts_is_one_line_and_exit_130(tmp_path: Path, after_s: float) -> None:
+    """While Python still imports Hydra, OpenCV and the model runtimes (the first second or so),
+    Ctrl-C printed a traceback through the import system."""
+    with facekit_process(f"input={SCENES}", f"output={tmp_path / 'o'}", cwd=tmp_path, preexec=ctrl_c_default) as process:
+        time.sleep(after_s)
+        stderr = stop_with(process, signal.SIGINT)
+    assert process.returncode == 130 and "Traceback" not in stderr, stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last in ("facekit: interrupted before the run began; nothing was written",
+                    "facekit: interrupted; finished frames are saved, rerun to resume"), stderr
+
+
+@pytest.mark.parametrize(("task", "says"), [("extract", "finished frames are saved, rerun to resume"),
+                                            ("curate", "curation writes its result only when it ends, so nothing was written"),
+                                            ("plugins", "nothing was written")])
+def test_an_interruption_says_what_it_keeps_in_the_tasks_own_terms(task: str, says: str) -> None:
+    from omegaconf import OmegaConf
+
+    from facekit.app.cli import _what_an_interruption_keeps
+
+    assert _what_an_interruption_keeps(OmegaConf.create({"task": task})) == says
