@@ -166,9 +166,15 @@ def check_composes(argv: Sequence[str]) -> DictConfig | None:
         return None
     from hydra import compose, initialize_config_module
 
+    from omegaconf import OmegaConf
+    from omegaconf.errors import InterpolationResolutionError
+
     try:
         with initialize_config_module(config_module="facekit.conf", version_base="1.3"):
             cfg = compose(config_name="config", overrides=list(argv))
+        OmegaConf.to_container(cfg, resolve=True)  # ${...}: a path that holds one is read as Hydra's interpolation
+    except InterpolationResolutionError as exc:
+        raise ConfigError(_interpolation_error(exc)) from None
     except Exception as exc:  # Hydra and OmegaConf raise many types; all mean a bad override
         cause = f"\n{exc.__cause__}" if exc.__cause__ is not None else ""
         raise ConfigError(one_line(f"{exc}{cause}") + _list_hint(argv)) from None
@@ -181,6 +187,15 @@ def check_composes(argv: Sequence[str]) -> DictConfig | None:
         raise ConfigError("task=curate needs output=<result folder>, a new folder for the curated faces: "
                           "facekit task=curate input=<extraction output folder> output=<result folder>")
     return cfg
+
+
+def _interpolation_error(exc: Exception) -> str:
+    """OmegaConf's message (a first line, then ``full_key: ...``) as one line that says how a
+    path holding ``${`` is written."""
+    lines = [line.strip() for line in str(exc).splitlines()]
+    key = next((line.removeprefix("full_key:").strip() for line in lines if line.startswith("full_key:")), "a value")
+    return (f"{key}: {lines[0] if lines else exc}; '${{...}}' in a value is Hydra's interpolation, so a path that "
+            "holds '${' is written with '\\${' (input='photo\\${1}.jpg')")
 
 
 def check_sweep_values(argv: Sequence[str]) -> None:

@@ -44,8 +44,9 @@ def quote_overrides(argv: Sequence[str]) -> list[str]:
 def quote_override(arg: str) -> str:
     """One ``key=value`` argument, its value quoted where Hydra cannot read it unquoted."""
     match = _OVERRIDE.match(arg)
-    if match is not None and _is_a_path_with_a_comma(match.group(3)):
-        return f"{match.group(1) or ''}{match.group(2)}={hydra_quoted(match.group(3))}"
+    if match is not None and _is_a_path_hydra_would_misread(match.group(3)):
+        literal = match.group(3).replace("${", "\\${")  # OmegaConf's escape: not an interpolation
+        return f"{match.group(1) or ''}{match.group(2)}={hydra_quoted(literal)}"
     if match is None or _parses(arg):
         return arg  # no value to quote (``~key``, a stray word): Hydra's own message applies
     prefix, key, value = (match.group(1) or ""), match.group(2), match.group(3)
@@ -59,13 +60,16 @@ def quote_override(arg: str) -> str:
     return quoted
 
 
-def _is_a_path_with_a_comma(value: str) -> bool:
+def _is_a_path_hydra_would_misread(value: str) -> bool:
     """``input=clips/take 1,2.mp4``: Hydra reads the comma as a sweep (or refuses it as
     ambiguous), but the whole value names a file or folder that exists and its pieces do not
-    all exist, so it is a path and is quoted whole."""
-    if "," not in value or value[:1] in "[{'\"":
+    all exist, so it is a path and is quoted whole. ``input=photo${1}.jpg``, which exists:
+    likewise, its ``${`` escaped, where OmegaConf would look for a key ``1``."""
+    if value[:1] in "[{'\"" or not os.path.lexists(value):
         return False
-    return os.path.lexists(value) and not all(os.path.lexists(piece) for piece in value.split(","))
+    if "${" in value:
+        return True
+    return "," in value and not all(os.path.lexists(piece) for piece in value.split(","))
 
 
 def hydra_quoted(text: str) -> str:

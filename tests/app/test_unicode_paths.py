@@ -139,3 +139,17 @@ def test_pieces_that_exist_on_their_own_stay_a_sweep(tmp_path: Path, monkeypatch
     assert quote_override("input=[a,b]") == "input=[a,b]"
     (tmp_path / "b").rmdir()
     assert quote_override("input=a,b") == "input='a,b'"
+
+
+def test_a_photo_whose_name_holds_a_dollar_brace_is_read_as_named_and_a_missing_one_is_one_line(home: Path) -> None:
+    """``${`` starts Hydra's interpolation: a file that exists under that name is one input
+    (its ``${`` escaped); a name that exists nowhere is one line saying how to escape it."""
+    shutil.copy(SCENES / "obama.jpg", home / "photo${1}.jpg")
+    _run(home, "input=photo${1}.jpg", "output=dollar")
+    assert load_json(home / "dollar" / "alignments.json")["meta"]["input"] == "photo${1}.jpg"
+    result = run_facekit("input=missing${x}.jpg", "output=nowhere", cwd=home)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip() == ("facekit: error: input: Interpolation key 'x' not found; '${...}' in a value is "
+                                     "Hydra's interpolation, so a path that holds '${' is written with '\\${' "
+                                     "(input='photo\\${1}.jpg')")
+    assert not (home / "nowhere").exists()
