@@ -57,3 +57,13 @@ def test_curate_without_an_output_folder_is_refused_in_one_line_naming_output(tm
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
     assert result.stderr.startswith("facekit: error: task=curate needs output=<result folder>")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("override", ["filter.refs=[a.jpg]", "filter.threshold=0.4", "quality.max_yaw=5",
+                                      "sample.every_n=3"])
+def test_an_extractions_choice_of_faces_or_frames_is_refused_in_one_line_not_ignored(tmp_path: Path,
+                                                                                   override: str) -> None:
+    result = run_facekit("task=curate", f"input={tmp_path}", f"output={tmp_path / 'out'}", override, cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("facekit: error: task=curate picks among the faces an extraction kept")
+    assert f"{override.split('=')[0]} would not apply" in result.stderr and not (tmp_path / "out").exists()

@@ -9,6 +9,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from facekit.app.tasks.planning import build_stages
+from facekit.app.tasks.settings import face_and_frame_choices
 from facekit.curate import CurateSettings, check_target, decide, read_output, write_result
 from facekit.curate.ordering import SORTS
 from facekit.errors import ConfigError
@@ -19,6 +20,10 @@ log = logging.getLogger("facekit")
 
 def run_curate(cfg: DictConfig, registry: PluginRegistry) -> None:
     settings = curate_settings(cfg)
+    unused = face_and_frame_choices(cfg)
+    if unused:
+        raise ConfigError(f"task=curate picks among the faces an extraction kept (curate.cluster, dedupe, best, sort): "
+                          f"{', '.join(unused)} would not apply; leave them out (extract again to filter or sample anew)")
     if not cfg.input:
         raise ConfigError("input is required: facekit task=curate input=<extraction output folder> output=<result folder>")
     source, result = Path(str(cfg.input)).expanduser(), Path(str(cfg.output.dir)).expanduser()
@@ -41,7 +46,7 @@ def curate_settings(cfg: DictConfig) -> CurateSettings:
     """The ``curate`` node with the checks a type cannot make, one line each."""
     node = cfg.curate
     if node.dedupe is not None and not 0 < node.dedupe < 2:
-        raise ConfigError(f"curate.dedupe is a cosine distance between 0 and 2 (e.g. 0.1), got {node.dedupe!r}")
+        raise ConfigError(f"curate.dedupe is a cosine distance above 0 and below 2 (e.g. 0.1), got {node.dedupe!r}")
     if node.dedupe_pose < 0:
         raise ConfigError(f"curate.dedupe_pose is a number of degrees, 0 or more, got {node.dedupe_pose!r}")
     if node.best is not None and node.best < 1:

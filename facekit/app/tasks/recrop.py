@@ -24,7 +24,8 @@ from facekit.app.tasks.earlier import (Earlier, EarlierRuns, EarlierSource, read
                                       sampling_of)
 from facekit.app.tasks.collection_progress import CollectionProgress
 from facekit.app.tasks.planning import face_encoder, source_ledger
-from facekit.app.tasks.settings import check_crop, check_output_folder, check_output_named, job_output_dir
+from facekit.app.tasks.settings import (check_crop, check_output_folder, check_output_named, face_and_frame_choices,
+                                        job_output_dir)
 from facekit.app.tasks.source_step import SourceWork, report_collection, run_source_step
 from facekit.engine.cores import choose_workers
 from facekit.engine.pipeline import Pass, Pipeline, RunSummary, per_record
@@ -62,7 +63,7 @@ def check_recrop(cfg: DictConfig) -> Earlier:
     if list(cfg.output.masks) or str(cfg.output.mask_format) != "none":
         raise ConfigError("task=recrop keeps the stored masks and makes none: leave out output.masks and "
                           "output.mask_format, then run task=mask input=<the re-crop> for new ones")
-    unused = _choices_a_recrop_does_not_make(cfg)
+    unused = face_and_frame_choices(cfg)
     if unused:
         raise ConfigError(f"task=recrop cuts the faces and frames the extraction kept, again: {', '.join(unused)} "
                           "would not apply; leave them out (task=curate filters an extraction's faces; extract "
@@ -84,16 +85,6 @@ def check_recrop(cfg: DictConfig) -> Earlier:
     if not earlier.collection and earlier.sources[0].missing:
         raise FacekitError(f"source {earlier.sources[0].rel}: {earlier.sources[0].missing}")
     return earlier
-
-
-def _choices_a_recrop_does_not_make(cfg: DictConfig) -> list[str]:
-    """The keys set that choose faces or frames: the filter's, quality's and sampling's."""
-    chosen = [f"filter.{key}" for key in ("refs", "nrefs") if list(cfg.filter[key])]
-    chosen += [f"filter.{key}" for key in ("threshold",) if cfg.filter[key] is not None]
-    chosen += [f"quality.{key}" for key, value in cfg.quality.items() if value is not None]
-    sample = cfg.sample
-    chosen += [f"sample.{key}" for key in ("fps", "start", "end") if sample[key] is not None]
-    return chosen + (["sample.every_n"] if sample.every_n != 1 else [])
 
 
 def _meta(cfg: DictConfig, earlier: dict, source: EarlierSource) -> dict:

@@ -136,3 +136,14 @@ def _in_sweep() -> bool:
     from hydra.types import RunMode
 
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def face_and_frame_choices(cfg: DictConfig) -> list[str]:
+    """The keys set that choose faces or frames (the filter's, quality's and sampling's): an
+    extraction's, which the tasks that take its output (re-crop, curation) would not apply."""
+    chosen = [f"filter.{key}" for key in ("refs", "nrefs") if list(cfg.filter[key])]
+    chosen += [f"filter.{key}" for key in ("threshold",) if cfg.filter[key] is not None]
+    chosen += [f"quality.{key}" for key, value in cfg.quality.items() if value is not None]
+    sample = cfg.sample
+    chosen += [f"sample.{key}" for key in ("fps", "start", "end") if sample[key] is not None]
+    return chosen + (["sample.every_n"] if sample.every_n != 1 else [])
