@@ -24,6 +24,9 @@ MISTAKES = [
     (["input=photos/", "output.size=99999"], "output.size must be a whole number of pixels from 1 to 8192, got 99999"),
     (["-m", "input=photos/", "output.size=128,-1"], "the sweep's output.size=-1: output.size must be a whole number of pixels from 1 to 8192"),
     (["-m", "input=photos/", "quality.max_yaw=10,abc"], "the sweep's quality.max_yaw=abc:"),
+    (["input=photos/", "filter.threshold=-0.1"], "filter.threshold must be a distance (a number >= 0), got -0.1"),
+    (["-m", "input=photos/", "filter.refs=[a.jpg]", "filter.threshold=0.5,-1"],
+     "the sweep's filter.threshold=-1: filter.threshold must be a distance (a number >= 0)"),
     (["+detector=yunet", "detector.score_treshold=0.5"],
      "detector yunet has no option 'score_treshold'; did you mean detector.score_threshold? "
      "(yunet takes: score_threshold, nms_threshold"),

@@ -87,3 +87,12 @@ def test_a_bad_reference_stops_before_any_input(mixed: Path, tmp_path: Path, pro
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"{problem}.jpg" in result.stderr.splitlines()[-1]
     assert not (out / "alignments.json").exists()  # no input was processed
+
+
+def test_a_threshold_without_references_warns_that_no_filter_runs(tmp_path: Path) -> None:
+    result = run_facekit(f"input={require_data() / 'images' / 'scenes' / 'two_people.jpg'}", f"output={tmp_path / 'o'}",
+                         "filter.threshold=0.3", "runner.progress=false", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "filter.threshold=0.3 does nothing without filter.refs or filter.nrefs" in " ".join(result.stderr.split())
+    faces = [f for frame in load_json(tmp_path / "o" / "alignments.json")["frames"].values() for f in frame["faces"]]
+    assert len(faces) == 2 and all(face.get("keep", True) for face in faces)  # written only where a filter judged

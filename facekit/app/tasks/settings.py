@@ -8,6 +8,7 @@ from omegaconf import DictConfig
 
 from facekit.app.tasks.mask_settings import check_mask_settings
 from facekit.errors import ConfigError, FacekitError
+from facekit.faces.identity import as_threshold
 from facekit.imaging.geometry import check_crop_size
 from facekit.media.sampling import Sampling, checked_sampling
 from facekit.media.collection import LIST_PREFIX, Selection, holds_output, is_collection, is_list, names_nothing
@@ -35,6 +36,8 @@ def check_settings(cfg: DictConfig) -> None:
     if cfg.cache.enabled != "auto" and not isinstance(cfg.cache.enabled, bool):
         raise ConfigError(f"cache.enabled={cfg.cache.enabled!r}; choose one of: auto, true, false")
     check_mask_settings(cfg)
+    if cfg.filter.threshold is not None:  # here too, so a sweep's every value is checked before its first job
+        as_threshold(cfg.filter.threshold)
     sampling(cfg)
     selection(cfg)
     named = str(cfg.input)
