@@ -49,7 +49,7 @@ from facekit.log_relay import configured_levels, replay
 from facekit.media.sampling import Sampling
 from facekit.media.shards import Shard
 from facekit.output.alignments import ALIGNMENTS_FILE, AlignmentsWriter, checked_alignments_meta
-from facekit.output.differences import setting_differences
+from facekit.output.differences import fingerprint_differences
 
 log = logging.getLogger("facekit")
 
@@ -272,8 +272,9 @@ def check_earlier(job: SourceJob) -> set[int]:
         found = checked_alignments_meta(path).get("fingerprint")
         wanted = json.loads(json.dumps(job.meta.get("fingerprint")))
         if found != wanted:
-            raise FacekitError(f"{path} was written with other settings ({setting_differences(found, wanted)}); choose "
-                               f"another output folder, or delete it (and {SHARDS_DIR}) there to start over")
+            raise FacekitError(f"{path} was written with other settings ({fingerprint_differences(found, wanted)}); rerun "
+                               f"with those settings to resume it, choose another output folder, or delete it (and "
+                               f"{SHARDS_DIR}) there to start over")
     fingerprint = job.meta.get("fingerprint")
     return {shard.number for shard in job.shards if finished(job.output, shard, fingerprint, job.verify)}
 

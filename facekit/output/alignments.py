@@ -32,7 +32,7 @@ import numpy as np
 
 from facekit.fileio import fsync_dir
 from facekit.errors import FacekitError, OutputError
-from facekit.output.differences import setting_differences
+from facekit.output.differences import fingerprint_differences
 from facekit.output.masks import masks_from_dict, masks_to_dict
 from facekit.records import (EMBEDDING_DECIMALS, MATRIX_DECIMALS, MEASURE_DECIMALS, PIXEL_DECIMALS, SCORE_DECIMALS,
                              Detection, Face, Frame, FrameRecord, Pose)
@@ -492,10 +492,10 @@ class AlignmentsWriter:
         wanted = self.meta.get("fingerprint")
         if found != wanted:
             raise FacekitError(
-                f"{where} was written with other settings ({setting_differences(found, wanted)}); mixing "
-                f"its frames with this run's would give an inconsistent result. Choose another "
-                f"output folder, or delete {self.path.name} and {self.journal_path.name} there "
-                f"to start over.")
+                f"{where} was written with other settings ({fingerprint_differences(found, wanted)}); mixing "
+                f"its frames with this run's would give an inconsistent result. Rerun with those settings "
+                f"to resume it, choose another output folder, or delete {self.path.name} and "
+                f"{self.journal_path.name} there to start over.")
 
     # -- the final file --
 

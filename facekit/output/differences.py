@@ -16,6 +16,43 @@ def setting_differences(found: Any, wanted: Any) -> str:
     return shown + (f"; and {len(named) - MOST_NAMED} more" if len(named) > MOST_NAMED else "")
 
 
+def fingerprint_differences(found: Any, wanted: Any) -> str:
+    """``setting_differences`` of two alignments fingerprints, each setting named by the key a
+    user types (``detector.score_threshold``, ``output.centering``, ``output.masks``), not
+    by where the fingerprint keeps it (``plugins.detector.config.score_threshold``)."""
+    if not (isinstance(found, dict) and isinstance(wanted, dict)):
+        return setting_differences(found, wanted)
+    return setting_differences(_as_typed(found), _as_typed(wanted)) or setting_differences(found, wanted)
+
+
+#: Fingerprint keys kept under another name on the command line.
+_TYPED_AS = {"size": "output.size", "padding": "output.padding", "centering": "output.centering",
+             "embeddings": "output.embeddings"}
+
+
+def _as_typed(fingerprint: dict[str, Any]) -> dict[str, Any]:
+    """A fingerprint as flat ``key: value`` settings in the command's words; a setting left at
+    null (a group's key at its default) is left out, as a group that is not set at all is."""
+    typed: dict[str, Any] = {}
+    for name, value in fingerprint.items():
+        if name == "plugins" and isinstance(value, dict):
+            for kind, plugin in value.items():
+                plugin = plugin if isinstance(plugin, dict) else {}
+                typed[f"+{kind}"] = plugin.get("name")
+                typed.update((f"{kind}.{option}", setting) for option, setting in (plugin.get("config") or {}).items())
+        elif name == "masks" and isinstance(value, dict):
+            maskers = value.get("maskers") or {}
+            typed["output.masks"] = sorted(maskers)
+            typed["output.mask_size"] = value.get("size")
+            for masker, options in maskers.items():
+                typed.update((f"masker {masker}: {option}", setting) for option, setting in (options or {}).items())
+        elif name in ("filter", "sample", "quality", "recrop") and isinstance(value, dict):
+            typed.update((f"{name}.{key}", setting) for key, setting in value.items())
+        else:
+            typed[_TYPED_AS.get(name, name)] = value
+    return {key: value for key, value in typed.items() if value is not None}
+
+
 #: A setting one side does not have (a group left unset, a key an older version did not write).
 _UNSET = object()
 

@@ -69,7 +69,7 @@ def test_without_an_address_a_private_ray_gives_the_local_output_and_a_rerun_wit
     other = run_facekit("runner=ray", f"input={clip}", f"output={tmp_path / 'ray'}", "sample.end=6", "output.size=128",
                         "runner.shard_frames=10", "runner.progress=false", cwd=tmp_path, env=LOOPBACK_ENV)
     last = other.stderr.strip().splitlines()[-1]
-    assert other.returncode == 2 and "written with other settings (size: 256 there, 128 now)" in last, other.stderr
+    assert other.returncode == 2 and "written with other settings (output.size: 256 there, 128 now)" in last, other.stderr
 
 
 #: A ``ray`` that imports but cannot start: a run that starts Ray fails with its message.

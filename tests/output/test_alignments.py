@@ -436,6 +436,24 @@ def test_a_refusal_names_every_differing_setting_dotted_and_counts_past_five() -
     assert setting_differences({"masks": {"size": 128}}, {}) == "masks.size: 128 there, unset now"
 
 
+def test_a_fingerprint_refusal_names_each_setting_as_the_command_does() -> None:
+    """Not where the fingerprint keeps it (``plugins.detector.config.score_threshold``), and a
+    key at null on one side (``sample.end``) is no difference from one left unset."""
+    from facekit.output.differences import fingerprint_differences
+
+    plugins = {"detector": {"name": "yunet", "config": {"score_threshold": 0.6}}}
+    before = {"input": "/v.mp4", "plugins": plugins, "size": 256, "padding": 0.15, "filter": None}
+    after = {**before, "plugins": {"detector": {"name": "yunet", "config": {"score_threshold": 0.8}}},
+             "centering": "head", "sample": {"every_n": 2, "end": None},
+             "masks": {"size": 128, "maskers": {"components": {}}}}
+    assert fingerprint_differences(before, after) == (
+        "detector.score_threshold: 0.6 there, 0.8 now; output.centering: unset there, \"head\" now; "
+        "output.mask_size: unset there, 128 now; output.masks: unset there, [\"components\"] now; "
+        "sample.every_n: unset there, 2 now")
+    assert fingerprint_differences(before, {**before, "plugins": {"detector": {"name": "mtcnn", "config": {}}}}) == \
+        '+detector: "yunet" there, "mtcnn" now; detector.score_threshold: 0.6 there, unset now'
+
+
 def test_a_resumed_run_reads_the_earlier_file_a_line_at_a_time_never_whole(tmp_path, monkeypatch):
     """Opening (the fingerprint and the done frames), the face-file check and the fold read the
     file facekit wrote one frame line at a time: a 100,000-frame file is never held whole."""
