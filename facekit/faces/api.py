@@ -82,9 +82,10 @@ class IdentityFilter:
         """Keep or reject one face (or embedding), with the reason and the distance the CLI records."""
         return self.rules.decide(_embeddings(face)[0])
 
-    def filter(self, faces: Sequence[Face]) -> list[Face]:
-        """The faces kept. Each face's ``keep``, ``reason`` and ``distance`` are set as a CLI run
-        records them in alignments.json."""
+    def filter(self, faces: Face | Sequence[Face]) -> list[Face]:
+        """The faces kept (of one face, or several). Each face's ``keep``, ``reason`` and
+        ``distance`` are set as a CLI run records them in alignments.json."""
+        faces = [faces] if isinstance(faces, Face) else list(faces)
         for face in faces:
             decision = self.decide(face)
             face.keep, face.reason, face.distance = decision.keep, decision.reason, decision.distance

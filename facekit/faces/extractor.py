@@ -36,6 +36,8 @@ class Extractor:
                  offline: bool = False, registry: PluginRegistry | None = None) -> None:
         """``masks``: masker names (``["components", "extended"]``); each face's ``masks`` then
         holds them by name (``StoredMask``: pixels at ``mask_size``, matrix from the frame)."""
+        if not isinstance(offline, bool):
+            raise TypeError(f"Extractor's offline is True or False, got {offline!r}")
         check_crop_size(size, "Extractor's size")
         check_crop_size(mask_size, "Extractor's mask_size")
         masks = [masks] if isinstance(masks, str) else list(masks)  # one name, as IdentityFilter takes refs
@@ -56,16 +58,31 @@ class Extractor:
         return self.stages.identity.spec.name if self.stages.identity is not None else None
 
     def extract(self, image: np.ndarray) -> list[Face]:
-        """Every face in one BGR image, with box, score, 68 landmarks and aligned crop."""
+        """Every face in one BGR image, with box, score, 68 landmarks and aligned crop. A grey
+        image (height, width) and a BGRA one (``cv2.IMREAD_UNCHANGED`` of a PNG with alpha) are
+        taken as the CLI reads such files: as BGR."""
         return next(self.extract_many([image]))
 
     def extract_many(self, images: Iterable[np.ndarray]) -> Iterator[list[Face]]:
         """Faces frame by frame, lazily, so a long video never sits in memory."""
         for index, image in enumerate(images):
-            if (not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3
-                    or 0 in image.shape):
-                raise ValueError("Extractor takes BGR uint8 images of shape (height, width, 3), none of them 0")
+            image = _as_bgr(image)
             record = FrameRecord(Frame(name=f"frame_{index:06d}", source="<array>", index=index, image=image))
             self.stages.analyse([record])
             self.stages.finish(record)
             yield record.faces
+
+
+def _as_bgr(image: Any) -> np.ndarray:
+    """``image`` as BGR uint8 (height, width, 3), or a ValueError that says what it was."""
+    if not isinstance(image, np.ndarray):
+        raise ValueError(f"Extractor takes BGR uint8 images (numpy arrays, as cv2.imread gives), got {type(image).__name__}")
+    channels = 1 if image.ndim == 2 else image.shape[2] if image.ndim == 3 else None
+    if image.dtype != np.uint8 or channels not in (1, 3, 4) or 0 in image.shape:
+        raise ValueError(f"Extractor takes BGR uint8 images of shape (height, width, 3), grey (height, width) or "
+                         f"BGRA (height, width, 4), none of the sides 0; got {image.dtype} {image.shape}")
+    if channels == 3:
+        return image
+    import cv2
+
+    return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR if channels == 1 else cv2.COLOR_BGRA2BGR)

@@ -126,13 +126,12 @@ def test_extract_many_is_lazy_and_matches_extract(extractor: facekit.Extractor) 
         np.testing.assert_array_equal(again[0].crop, faces[0].crop)
 
 
-def test_grayscale_frames_are_refused(extractor: facekit.Extractor) -> None:
-    gray = cv2.cvtColor(_read("obama_small.jpg"), cv2.COLOR_BGR2GRAY)
-    assert gray.ndim == 2
+def test_a_frame_that_is_not_an_image_is_refused_after_the_good_frames_before_it(extractor: facekit.Extractor) -> None:
+    wrong = np.zeros((64, 64, 2), np.uint8)  # two channels: neither grey, BGR nor BGRA
     with pytest.raises(ValueError, match=r"\(height, width, 3\)"):
-        extractor.extract(gray)
+        extractor.extract(wrong)
     # in a stream the good frames before the bad one still come out
-    results = extractor.extract_many([_read("obama_small.jpg"), gray])
+    results = extractor.extract_many([_read("obama_small.jpg"), wrong])
     assert len(next(results)) == 1
     with pytest.raises(ValueError):
         next(results)
@@ -169,8 +168,34 @@ def test_a_crop_size_the_cli_would_refuse_is_a_value_error_at_construction(optio
 
 
 def test_an_empty_image_is_refused_like_any_other_wrong_shape() -> None:
-    with pytest.raises(ValueError, match="none of them 0"):
+    with pytest.raises(ValueError, match=r"none of the sides 0; got uint8 \(0, 0, 3\)"):
         facekit.Extractor().extract(np.zeros((0, 0, 3), np.uint8))
+
+
+@pytest.mark.parametrize(("image", "got"), [([[1, 2]], "got list"), (np.zeros((4, 4, 3), np.float32), "got float32"),
+                                            (np.zeros((4, 4, 2), np.uint8), r"got uint8 \(4, 4, 2\)")])
+def test_an_image_that_is_not_bgr_pixels_is_refused_saying_what_it_was(image, got: str) -> None:
+    with pytest.raises(ValueError, match=got):
+        facekit.Extractor().extract(image)
+
+
+def _boxes(faces) -> list[list[float]]:
+    return [np.asarray(face.detection.box, dtype=float).tolist() for face in faces]
+
+
+def test_a_grey_or_bgra_image_gives_the_faces_of_the_same_photo_in_bgr() -> None:
+    photo = cv2.imread(str(require_data() / "images" / "scenes" / "obama.jpg"))
+    grey_photo = cv2.cvtColor(cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    extractor = facekit.Extractor()
+    as_grey = extractor.extract(cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY))
+    as_bgra = extractor.extract(cv2.cvtColor(photo, cv2.COLOR_BGR2BGRA))
+    assert _boxes(as_bgra) == _boxes(extractor.extract(photo))
+    assert _boxes(as_grey) == _boxes(extractor.extract(grey_photo)) and as_grey
+
+
+def test_offline_that_is_not_a_bool_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match="Extractor's offline is True or False, got 'no'"):
+        facekit.Extractor(offline="no")
 
 
 def test_plugin_options_that_are_not_a_mapping_are_a_type_error_naming_the_plugin() -> None:

@@ -138,3 +138,9 @@ def test_several_faces_as_b_a_bad_threshold_and_a_photo_of_the_wrong_kind_are_va
     for wrong in (cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY), photo.astype(np.float32), cv2.cvtColor(photo, cv2.COLOR_BGR2BGRA)):
         with pytest.raises(ValueError, match="a photo is BGR uint8 pixels"):  # grey was taken for an embedding
             facekit.IdentityFilter(refs=[wrong], extractor=extractor)
+
+
+def test_the_filter_takes_one_face_as_it_takes_a_list(extractor: facekit.Extractor) -> None:
+    faces = extractor.extract(_read(SCENES / "two_people.jpg"))
+    wanted = facekit.IdentityFilter(refs=[str(REFERENCE)], extractor=extractor)
+    assert [len(wanted.filter(face)) for face in faces] == [len(wanted.filter([face])) for face in faces]
