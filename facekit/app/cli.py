@@ -80,10 +80,9 @@ def _hydra_entry(cfg: DictConfig) -> None:
 
 def _what_an_interruption_keeps(cfg: DictConfig) -> str:
     """What is left of a run stopped midway, in the task's own terms."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
+    from facekit.app.tasks.settings import in_sweep
 
-    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+    if in_sweep():
         return "the sweep's finished jobs are in its folder; running it again starts a new sweep"
     if cfg.task == "curate":
         return "curation writes its result only when it ends, so nothing was written"

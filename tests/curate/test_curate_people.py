@@ -163,3 +163,14 @@ def test_a_clusters_ready_command_keeps_that_person_only(people: Path, tmp_path:
     kept = {p.relative_to(tmp_path / f"cluster_{smallest['cluster']:03d}_faces").as_posix()
             for p in (tmp_path / f"cluster_{smallest['cluster']:03d}_faces").rglob("*.png")}
     assert kept == members
+
+
+def test_a_sweep_of_curation_gives_each_job_its_own_result(people: Path, tmp_path: Path) -> None:
+    """``-m ... curate.dedupe=0.05,0.1``: every job wrote to output= itself, so the first refused
+    it (Hydra's sweep folder was in it) with a message about a folder the user never made."""
+    result = run_facekit("-m", "task=curate", f"input={people}", f"output={tmp_path / 'swept'}", "curate.cluster=true",
+                         "curate.dedupe=0.05,0.1", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = sorted((tmp_path / "swept").glob("sweep_*/*/curated/curation.json"))
+    assert [path.parent.parent.name for path in results] == ["0", "1"]
+    assert [load_json(path)["settings"]["dedupe"] for path in results] == [0.05, 0.1]

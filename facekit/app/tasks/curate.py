@@ -9,7 +9,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from facekit.app.tasks.planning import build_stages
-from facekit.app.tasks.settings import face_and_frame_choices
+from facekit.app.tasks.settings import face_and_frame_choices, in_sweep, job_output_dir
 from facekit.curate import CurateSettings, check_target, decide, read_output, write_result
 from facekit.curate.ordering import SORTS
 from facekit.errors import ConfigError
@@ -26,7 +26,9 @@ def run_curate(cfg: DictConfig, registry: PluginRegistry) -> None:
                           f"{', '.join(unused)} would not apply; leave them out (extract again to filter or sample anew)")
     if not cfg.input:
         raise ConfigError("input is required: facekit task=curate input=<extraction output folder> output=<result folder>")
-    source, result = Path(str(cfg.input)).expanduser(), Path(str(cfg.output.dir)).expanduser()
+    source = Path(str(cfg.input)).expanduser()
+    # a sweep's job: its result in a folder of its own, inside the job's (which holds Hydra's files)
+    result = job_output_dir(cfg) / "curated" if in_sweep() else Path(str(cfg.output.dir)).expanduser()
     check_target(result, source)
     faces = read_output(source)
     log.info("%s: %d face(s)", source, len(faces))

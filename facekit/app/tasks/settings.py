@@ -122,7 +122,7 @@ def job_output_dir(cfg: DictConfig) -> Path:
     """A single run writes to ``output.dir``; each job of a sweep to its own Hydra folder."""
     from hydra.core.hydra_config import HydraConfig
 
-    if _in_sweep():
+    if in_sweep():
         return Path(HydraConfig.get().runtime.output_dir)
     return Path(cfg.output.dir).expanduser()
 
@@ -130,11 +130,12 @@ def job_output_dir(cfg: DictConfig) -> Path:
 def cache_is_on(cfg: DictConfig) -> bool:
     """``auto`` caches in sweeps only: a single run gains nothing from it but disk use."""
     if cfg.cache.enabled == "auto":  # check_settings has refused anything but auto, true, false
-        return _in_sweep()
+        return in_sweep()
     return bool(cfg.cache.enabled)
 
 
-def _in_sweep() -> bool:
+def in_sweep() -> bool:
+    """Whether this is a job of a sweep (``-m``), which Hydra gives a folder of its own."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
