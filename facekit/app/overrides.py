@@ -32,18 +32,28 @@ def quote_overrides(argv: Sequence[str]) -> list[str]:
     Flags, and the values of Hydra's flags that take one, pass through. Raises ConfigError."""
     rewritten: list[str] = []
     flag_value = False
+    sweeping = bool({"-m", "--multirun"} & set(argv))
     for arg in argv:
         if flag_value or arg.startswith("-"):
             flag_value = not flag_value and arg in FLAGS_WITH_VALUE
             rewritten.append(arg)
         else:
-            rewritten.append(quote_override(arg))
+            rewritten.append(quote_override(arg, sweeping))
     return rewritten
 
 
-def quote_override(arg: str) -> str:
-    """One ``key=value`` argument, its value quoted where Hydra cannot read it unquoted."""
+#: Keys whose value is one path: outside a sweep, a comma in it is part of the name.
+PATH_KEYS = frozenset({"input", "output", "output.dir", "recrop.sources", "mask.import", "models.cache_dir"})
+
+
+def quote_override(arg: str, sweeping: bool = True) -> str:
+    """One ``key=value`` argument, its value quoted where Hydra cannot read it unquoted.
+    Outside a sweep a path key's value with a comma (``output=take 1,2``, a folder still to be
+    made) is one path: Hydra would refuse it as ambiguous."""
     match = _OVERRIDE.match(arg)
+    if match is not None and not sweeping and match.group(2) in PATH_KEYS and "," in match.group(3) \
+            and match.group(3)[:1] not in "[{'\"":
+        return f"{match.group(1) or ''}{match.group(2)}={hydra_quoted(match.group(3))}"
     if match is not None and _is_a_path_hydra_would_misread(match.group(3)):
         literal = match.group(3).replace("${", "\\${")  # OmegaConf's escape: not an interpolation
         return f"{match.group(1) or ''}{match.group(2)}={hydra_quoted(literal)}"

@@ -153,3 +153,10 @@ def test_a_photo_whose_name_holds_a_dollar_brace_is_read_as_named_and_a_missing_
                                      "Hydra's interpolation, so a path that holds '${' is written with '\\${' "
                                      "(input='photo\\${1}.jpg')")
     assert not (home / "nowhere").exists()
+
+
+def test_outside_a_sweep_a_new_output_folder_with_a_comma_is_one_path(home: Path) -> None:
+    _run(home, "input=fötos", "output=out c,1")
+    assert (home / "out c,1" / "alignments.json").is_file()
+    assert quote_override("output=a,b", sweeping=True) == "output=a,b"  # a sweep's values stay a sweep
+    assert quote_override("output.size=1,2", sweeping=False) == "output.size=1,2"  # not a path: Hydra's to read
