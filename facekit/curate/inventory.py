@@ -56,7 +56,8 @@ def read_output(root: Path) -> list[FaceEntry]:
     """Every face under ``root`` (one source's folder or a whole collection), in a fixed order
     (alignments file, then frame, then face), each with its file found."""
     if not root.is_dir():
-        raise FacekitError(f"input {str(root)!r} is not a folder; give an extraction output folder")
+        why = "is not a folder" if root.exists() else "does not exist"
+        raise FacekitError(f"input {str(root)!r} {why}; give an extraction output folder")
     for journal in _walk(root, journal_path(ALIGNMENTS_FILE).name.__eq__):
         check_finished(journal.parent)  # its faces are not all in its alignments file yet
     files = sorted(_walk(root, ALIGNMENTS_FILE.__eq__), key=lambda p: p.relative_to(root).as_posix())

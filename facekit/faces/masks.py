@@ -72,7 +72,8 @@ class MaskMaker:
         for plugin in self.plugins if only is None else [only]:
             if "outline" in plugin.spec.needs and any(r.outline is None for r in requests):
                 raise ValueError(f"masker {plugin.spec.name!r} needs the face outline an aligner traces "
-                                 "(+aligner=facemesh, with this masker named while extracting)")
+                                 "while extracting: facemesh, the default aligner, records it when this masker is named "
+                                 f"in output.masks then (extract with 'output.masks=[{plugin.spec.name}]')")
             pixels = plugin.model.mask(image if "image" in plugin.spec.needs else None, requests)
             for face, request, mask in zip(faces, requests, pixels):
                 face.masks[plugin.spec.name] = StoredMask(checked_mask(mask, self.size, plugin.spec.name),

@@ -147,7 +147,7 @@ def _rewrite_face_file(folder: Path, frame_name: str, source: str | None, entry:
     import cv2
 
     path = folder / face.crop_file
-    pixels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    pixels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED) if path.is_file() else None  # OpenCV warns on stderr of a missing one
     if pixels is None:
         raise FacekitError(f"face file {path} is missing or damaged; run the extraction again to restore it")
     names = request.maker.names if request.maker is not None else []

@@ -261,3 +261,12 @@ def test_masks_of_a_head_centred_extraction_are_stored_with_its_centering_and_ta
             assert entry["centering"] == "head"
             assert np.allclose(entry["affine"], mask_matrix(np.asarray(face["matrix"]), 256, 128), atol=1e-5)
     assert stored_masks(later) == stored_masks(out)
+
+
+def test_task_mask_on_a_missing_face_file_is_one_line_without_opencvs_warning(tmp_path: Path) -> None:
+    out = tmp_path / "faces"
+    _extract(out)
+    next(out.glob("*.png")).unlink()
+    result = _mask(out, "output.masks=[components]")
+    assert result.returncode == 2 and "is missing or damaged; run the extraction again" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "WARN" not in result.stderr, result.stderr

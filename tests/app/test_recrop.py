@@ -275,3 +275,10 @@ def test_choices_of_faces_or_frames_that_a_recrop_would_not_apply_are_refused(tr
     assert result.returncode == 2, result.stderr
     assert "filter.refs, quality.max_yaw, sample.every_n would not apply" in result.stderr, result.stderr
     assert not (tree / "chosen").exists()
+
+
+def test_a_plugin_named_for_a_recrop_which_runs_no_model_is_refused(tree: Path) -> None:
+    result = run_facekit("task=recrop", "input=at256", "output=plugged", "+detector=mtcnn", "+aligner=fan", cwd=tree)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "task=recrop runs no model" in result.stderr and "leave out +detector, +aligner" in result.stderr
+    assert not (tree / "plugged").exists()

@@ -174,3 +174,8 @@ def test_a_sweep_of_curation_gives_each_job_its_own_result(people: Path, tmp_pat
     results = sorted((tmp_path / "swept").glob("sweep_*/*/curated/curation.json"))
     assert [path.parent.parent.name for path in results] == ["0", "1"]
     assert [load_json(path)["settings"]["dedupe"] for path in results] == [0.05, 0.1]
+
+
+def test_an_input_that_does_not_exist_is_named_so(tmp_path: Path) -> None:
+    result = curate_run(tmp_path, tmp_path / "nowhere")
+    assert result.returncode == 2 and f"input {str(tmp_path / 'nowhere')!r} does not exist" in result.stderr, result.stderr

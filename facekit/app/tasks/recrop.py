@@ -63,6 +63,10 @@ def check_recrop(cfg: DictConfig) -> Earlier:
     if list(cfg.output.masks) or str(cfg.output.mask_format) != "none":
         raise ConfigError("task=recrop keeps the stored masks and makes none: leave out output.masks and "
                           "output.mask_format, then run task=mask input=<the re-crop> for new ones")
+    named = [f"+{kind}" for kind in ("detector", "aligner", "identity") if cfg.get(kind) is not None]
+    if named:
+        raise ConfigError(f"task=recrop runs no model: it cuts again the faces the extraction found, with the landmarks "
+                          f"it stored; leave out {', '.join(named)} (extract again to use other plugins)")
     unused = face_and_frame_choices(cfg)
     if unused:
         raise ConfigError(f"task=recrop cuts the faces and frames the extraction kept, again: {', '.join(unused)} "
