@@ -1,9 +1,11 @@
 """The ``facekit`` command: Hydra composes the config, a task runs it, errors are one line."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
+from pathlib import Path
 from typing import Callable, Sequence
 
 import hydra
@@ -68,6 +70,7 @@ def _hydra_entry(cfg: DictConfig) -> None:
         task: Callable[[DictConfig, PluginRegistry], None] = TASKS[cfg.task]  # the schema's Task names one
         task(cfg, default_registry())
     except FacekitError as exc:
+        _clear_a_refused_sweep_job(cfg)
         _fail(exc)
     except BrokenPipeError:  # facekit task=plugins | head -1: the reader has what it wanted
         _stop_writing_to_a_closed_pipe()
@@ -76,6 +79,35 @@ def _hydra_entry(cfg: DictConfig) -> None:
     except KeyboardInterrupt:
         print(f"facekit: interrupted; {_what_an_interruption_keeps(cfg)}", file=sys.stderr)
         sys.exit(INTERRUPTED_EXIT)
+
+
+#: What Hydra writes into a sweep's job folder and its sweep folder before the job runs.
+_HYDRA_JOB_FILES, _HYDRA_SWEEP_FILES = {".hydra", "facekit.log"}, {"multirun.yaml"}
+
+
+def _clear_a_refused_sweep_job(cfg: DictConfig) -> None:
+    """A sweep's job refused before it wrote anything (a reference photo without a face) leaves
+    no folder: Hydra made its job folder, and for the first job the sweep's folder, before it
+    ran; each is removed when it holds nothing but Hydra's own files, as a refused run writes
+    nothing, and so is output= when that leaves it empty. Any other file (an earlier job's
+    results) keeps its folder."""
+    import shutil
+
+    from hydra.core.hydra_config import HydraConfig
+
+    from facekit.app.tasks.settings import in_sweep
+
+    if not in_sweep():
+        return
+    job = Path(HydraConfig.get().runtime.output_dir)
+    for folder, made in ((job, _HYDRA_JOB_FILES), (job.parent, _HYDRA_SWEEP_FILES)):
+        if not folder.is_dir() or not {entry.name for entry in folder.iterdir()} <= made:
+            return
+        shutil.rmtree(folder, ignore_errors=True)
+    output = Path(str(cfg.output.dir)).expanduser()
+    if output.resolve() == job.parent.parent.resolve():
+        with contextlib.suppress(OSError):  # only when empty: rmdir removes nothing else
+            output.rmdir()
 
 
 def _what_an_interruption_keeps(cfg: DictConfig) -> str:

@@ -71,8 +71,10 @@ def test_a_reference_with_two_faces_uses_the_largest_and_warns(mixed: Path, tmp_
     assert "two_people.jpg holds 2 faces; using the largest" in " ".join(result.stderr.split())
 
 
+@pytest.mark.parametrize("sweep", [[], ["-m", "filter.threshold=0.3,0.5"]], ids=["run", "sweep"])
 @pytest.mark.parametrize("problem", ["missing", "unreadable", "faceless"])
-def test_a_bad_reference_stops_before_any_input(mixed: Path, tmp_path: Path, problem: str) -> None:
+def test_a_bad_reference_stops_before_any_input(mixed: Path, tmp_path: Path, problem: str, sweep: list[str]) -> None:
+    """A sweep's too: its first job is refused, and the folders Hydra made for it are gone."""
     ref = tmp_path / f"{problem}.jpg"
     if problem == "unreadable":
         ref.write_text("not an image")
@@ -82,11 +84,11 @@ def test_a_bad_reference_stops_before_any_input(mixed: Path, tmp_path: Path, pro
 
         cv2.imwrite(str(ref), np.full((200, 200, 3), 127, np.uint8))
     out = tmp_path / "faces"
-    result = run_facekit(f"input={mixed}", f"output={out}", f"filter.refs=[{ref}]", "runner.progress=false",
+    result = run_facekit(*sweep, f"input={mixed}", f"output={out}", f"filter.refs=[{ref}]", "runner.progress=false",
                          cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"{problem}.jpg" in result.stderr.splitlines()[-1]
-    assert not (out / "alignments.json").exists()  # no input was processed
+    assert not out.exists()  # no input was processed, and a refused run writes nothing
 
 
 def test_a_threshold_without_references_warns_that_no_filter_runs(tmp_path: Path) -> None:
