@@ -31,7 +31,7 @@ from facekit.curate.decide import Curation, measures
 from facekit.curate.inventory import FaceEntry
 from facekit.curate.ordering import sort_order
 from facekit.curate.sheets import cluster_sheet, tile_caption
-from facekit.errors import ConfigError
+from facekit.errors import ConfigError, OutputError
 from facekit.fileio import atomic_write_bytes
 from facekit.output.mask_files import mask_file_path
 
@@ -69,9 +69,12 @@ def check_target(result: Path, source: Path) -> None:
 def write_result(curation: Curation, source: Path, result: Path, command_input: str | None = None) -> dict[str, Any]:
     """Builds the result beside ``result`` and renames it into place; returns curation.json's content."""
     result = result.expanduser()
-    result.parent.mkdir(parents=True, exist_ok=True)
     staging = result.parent / f".{result.name}.curating-{secrets.token_hex(4)}"
-    staging.mkdir()
+    try:
+        result.parent.mkdir(parents=True, exist_ok=True)
+        staging.mkdir()
+    except OSError as exc:  # a read-only disk: named by the result the user asked for, not the staging folder
+        raise OutputError(f"cannot write the curation result {result}: {exc.strerror or exc}") from None
     try:
         document = _build(curation, source, result, staging, command_input)
         _replace(result, staging)

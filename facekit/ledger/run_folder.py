@@ -12,7 +12,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from facekit.errors import FacekitError
+from facekit.errors import FacekitError, OutputError
 
 RUN_LOCK_FILE = ".facekit-run.lock"
 
@@ -27,7 +27,10 @@ class RunFolder:
 
     def __enter__(self) -> RunFolder:
         missing = [parent for parent in [self.folder, *self.folder.parents] if not parent.exists()]
-        self.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot make the folder {self.folder}: {exc.strerror or exc}") from None
         self._made = list(reversed(missing))
         lock_path = self.folder / RUN_LOCK_FILE
         self._lock_was_there = lock_path.exists()
@@ -39,6 +42,10 @@ class RunFolder:
             self._undo()
             raise FacekitError(f"another facekit run is writing to {self.folder}; wait for it to end, "
                                "or choose another output") from None
+        except OSError as exc:  # a read-only folder: its lock cannot be made (after Timeout, itself an OSError)
+            self._lock = None
+            self._undo()
+            raise OutputError(f"cannot write into {self.folder}: {exc.strerror or exc}") from None
         return self
 
     def accept(self) -> None:
