@@ -97,8 +97,9 @@ def check_launchers(names: Sequence[str]) -> None:
 
 
 def install_command(distribution: str) -> str:
-    """``'facekit[EXTRA]'`` when one of facekit's extras brings ``distribution`` (the one meant
-    for users, not ``test``), else the distribution itself."""
+    """``'.[EXTRA]'`` in facekit's repository when one of its extras brings ``distribution``
+    (the one meant for users, not ``test``), else the distribution itself. Not by name: PyPI's
+    "facekit" is another project."""
     marker = re.compile(r"""extra\s*==\s*["'](\w+)["']""")
     extras = []
     for requirement in metadata.requires("facekit") or []:
@@ -107,7 +108,7 @@ def install_command(distribution: str) -> str:
         if found and _normal(name) == _normal(distribution):
             extras.append(found.group(1))
     users = [extra for extra in extras if extra != "test"]
-    return f"'facekit[{users[0]}]'" if users else distribution
+    return f"'.[{users[0]}]' in facekit's repository" if users else distribution
 
 
 def _as_keys(words: list[str]) -> str:

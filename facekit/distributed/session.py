@@ -28,7 +28,8 @@ def import_ray(private: bool) -> Any:
     try:
         import ray
     except ImportError:
-        raise ConfigError("runner=ray needs Ray, which is not installed: pip install 'facekit[ray]'") from None
+        raise ConfigError("runner=ray needs Ray, which is not installed: pip install '.[ray]' in facekit's "
+                          "repository") from None
     return ray
 
 

@@ -160,7 +160,7 @@ def test_a_sweep_launcher_that_is_not_installed_names_the_pip_extra(tmp_path: Pa
     line = one_line_error(run_facekit("-m", "hydra/launcher=joblib", f"input={SCENES / 'obama.jpg'}",
                                       "output.size=128,256", cwd=work, env=without_joblib))
     assert line == ("facekit: error: hydra/launcher=joblib needs hydra-joblib-launcher, which is not installed: "
-                    "pip install 'facekit[sweep]'")
+                    "pip install '.[sweep]' in facekit's repository")
     assert list(work.iterdir()) == []
 
 

@@ -19,7 +19,7 @@ def test_runner_ray_without_ray_installed_says_how_to_install_it(tmp_path: Path)
     result = run_facekit("runner=ray", f"input={require_data() / 'images' / 'scenes' / 'obama.jpg'}",
                          f"output={tmp_path / 'out'}", cwd=tmp_path, env=path_with(site))
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1].endswith("pip install 'facekit[ray]'"), result.stderr
+    assert result.stderr.strip().splitlines()[-1].endswith("pip install '.[ray]' in facekit's repository"), result.stderr
 
 
 @pytest.mark.parametrize("override, message", [
