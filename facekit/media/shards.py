@@ -13,8 +13,8 @@ timestamps repeat) fails the shard rather than renumbering. PyAV converts to BGR
 swscale call OpenCV makes (bicubic), so pixels match too.
 
 A video that cannot be cut safely (timestamps that could not be read to the end, a display
-rotation, which OpenCV applies and PyAV leaves to its caller) becomes one shard read by
-``FrameSource`` itself: slower on a cluster, never different.
+rotation, which OpenCV applies and PyAV leaves to its caller, a container without an index to
+seek by) becomes one shard read by ``FrameSource`` itself: slower on a cluster, never different.
 """
 from __future__ import annotations
 
@@ -86,15 +86,23 @@ def shards_of(source: FrameSource, shard_frames: int, files_per_shard: int) -> S
     return ShardedSource(source.path, shards, count)
 
 
+#: FFmpeg's names of the containers whose seeks land where asked (an index, or cues, to seek by):
+#: MP4/MOV, Matroska/WebM, AVI, ASF (WMV) and FLV. MPEG-TS and MPEG-PS (.ts, .mpg) have none, so
+#: a seek lands near its target by bitrate, and such a video is read whole.
+_INDEXED_CONTAINERS = frozenset({"mov", "mp4", "matroska", "webm", "avi", "asf", "flv"})
+
+
 def _stream_timestamps(path: Path) -> tuple[list[int], list[float]]:
     """Every frame's presentation timestamp, sorted (frame N has the Nth), and the same in ms
     from the stream's start, from the packets alone (no decoding); read once, by the driver, so
-    a shard never scans the whole file. Empty where the scan fails part-way (a damaged stretch):
-    such a video is not cut."""
+    a shard never scans the whole file. Empty where the scan fails part-way (a damaged stretch)
+    or the container has no index to seek by: such a video is not cut."""
     import av
 
     try:
         with av.open(str(path)) as container:
+            if not set(container.format.name.split(",")) & _INDEXED_CONTAINERS:
+                return [], []
             stream = container.streams.video[0]
             base, start = float(stream.time_base), stream.start_time or 0
             pts = sorted(p.pts for p in container.demux(stream) if p.pts is not None and p.size)

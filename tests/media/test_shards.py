@@ -8,7 +8,7 @@ import pytest
 
 from conftest import require_data
 from facekit.media.sampling import Sampling
-from facekit.media.shards import FILES, VIDEO, shard_frames, shards_of
+from facekit.media.shards import FILES, VIDEO, WHOLE, shard_frames, shards_of
 from facekit.media.sources import open_input
 
 
@@ -89,3 +89,33 @@ def test_a_variable_rate_video_decodes_to_the_same_pixels_in_shards_as_in_a_loca
     for size in (1, 5):
         sharded = shards_of(source, size, 10)
         assert _read(f for shard in sharded.shards for f in shard_frames(shard, Sampling())) == whole
+
+
+def _textured_video(path: Path, codec: str, frames: int = 40) -> Path:
+    """``frames`` textured frames at 25 fps in ``path``'s container (by its suffix)."""
+    import av
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=25)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        stream.codec_context.gop_size = 12
+        for i in range(frames):
+            image = np.clip(rng.normal(128, 40, (240, 320, 3)) + i * 3, 0, 255).astype(np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")))
+        container.mux(stream.encode())
+    return path
+
+
+@pytest.mark.parametrize(("name", "codec"), [("clip.ts", "libx264"), ("clip.mpg", "mpeg2video")])
+def test_a_container_without_an_index_is_one_shard_read_whole_giving_every_frame(tmp_path: Path, name: str,
+                                                                                 codec: str) -> None:
+    """MPEG-TS and MPEG-PS have no index: a seek lands near its target by bitrate, and every
+    shard of such a video failed ("was not where seeking put it"). Read whole, it is a local read."""
+    source = open_input(_textured_video(tmp_path / name, codec))
+    whole = _read(source.frames())
+    assert len(whole) == 40
+    sharded = shards_of(source, 10, 10)
+    assert [s.kind for s in sharded.shards] == [WHOLE]
+    assert _read(f for shard in sharded.shards for f in shard_frames(shard, Sampling())) == whole
