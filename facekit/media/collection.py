@@ -112,16 +112,21 @@ def read_list(list_file: Path, selection: Selection) -> Iterator[Source]:
     (``_named_from``), made unique: every output stays inside the output folder."""
     base = list_file.parent
     used: set[str] = set()
-    for line in _lines(list_file):
+    listed: dict[str, int] = {}  # each path named so far, by its line
+    for number, line in enumerate(_lines(list_file), start=1):
         if isinstance(line, Source):  # the list could not be read (further)
             yield line
             return
         text = line.strip()
         if not text or text.startswith("#"):
             continue
-        path = Path(text).expanduser()
-        path = path if path.is_absolute() else base / path
-        rel = _named_from(base, path)
+        path, text = _listed_path(base, text)
+        rel, where = _named_from(base, path), os.path.realpath(path)
+        if where in listed:  # one source, one folder and one state: read once
+            log.warning("%s line %d: %s is listed already (line %d); it is read once", list_file.name, number, text,
+                        listed[where])
+            continue
+        listed[where] = number
         video = path.suffix.lower() in VIDEO_SUFFIXES
         if not selection.wants(rel, folder=not video):
             continue
@@ -138,13 +143,24 @@ def read_list(list_file: Path, selection: Selection) -> Iterator[Source]:
             yield Source(path, "folder", text, output, failed="neither a video nor a folder of images")
 
 
+def _listed_path(base: Path, text: str) -> tuple[Path, str]:
+    """The path a list line names (relative to the list's folder) and the line as it names it:
+    without a trailing ``#`` comment after a space where the line as written names nothing that
+    exists (a name may hold " #" itself)."""
+    path = Path(text).expanduser()
+    path = path if path.is_absolute() else base / path
+    if not path.exists() and (bare := re.sub(r"\s+#.*$", "", text)) != text:
+        return _listed_path(base, bare)
+    return path, text
+
+
 def names_nothing(list_file: Path) -> bool:
     """Whether a list file (a regular file: a pipe is read as the run goes) holds no line that
     names a source, only blank lines and comments: a run of it would have nothing to do."""
     if not list_file.is_file():
         return False
     try:
-        with list_file.open(encoding="utf-8") as lines:
+        with list_file.open(encoding="utf-8-sig") as lines:
             return not any(line.strip() and not line.strip().startswith("#") for line in lines)
     except (OSError, UnicodeDecodeError):
         return False  # the run names what is wrong with it, as a failed source
@@ -167,7 +183,7 @@ def _lines(list_file: Path) -> Iterator[str | Source]:
     to a pipe, starts running at its first line), then a failed ``Source`` if reading fails."""
     read = 0
     try:
-        with list_file.open(encoding="utf-8") as lines:
+        with list_file.open(encoding="utf-8-sig") as lines:  # a byte-order mark (Windows editors) is no name
             for read, line in enumerate(lines, start=1):
                 yield line
     except (OSError, UnicodeDecodeError) as exc:

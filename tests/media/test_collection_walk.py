@@ -220,3 +220,17 @@ def test_one_glob_given_as_a_string_is_one_glob_not_its_letters(tmp_path: Path) 
     every = {source.rel for source, _ in collection(videos, sample={"every_n": 30})}
     kept = {source.rel for source, _ in collection(videos, sample={"every_n": 30}, exclude="short_*")}
     assert kept == {name for name in every if not name.startswith("short_")} and kept != every and kept
+
+
+def test_a_list_with_a_byte_order_mark_a_trailing_comment_and_a_repeated_entry(tree: Path,
+                                                                             caplog: pytest.LogCaptureFixture) -> None:
+    """As a Windows editor saves it: the mark is no part of the first name; a comment after a
+    space is no part of a name that exists without it (a name may hold " #" itself); a source
+    named twice is read once, with a warning naming both lines."""
+    _touch(tree, "clip #2.mp4")
+    listing = tree / "list.txt"
+    listing.write_text("intro.mp4\nshow/s01/e01.mp4   # the pilot\nclip #2.mp4\n./intro.mp4\n", encoding="utf-8-sig")
+    found = _found(list(read_list(listing, Selection())))
+    assert found == {"intro.mp4": ("video", "intro", None), "show/s01/e01.mp4": ("video", "show/s01/e01", None),
+                     "clip #2.mp4": ("video", "clip #2", None)}
+    assert "list.txt line 4: ./intro.mp4 is listed already (line 1); it is read once" in caplog.text
