@@ -98,6 +98,9 @@ def test_a_collection_on_ray_gives_each_source_the_local_runners_output_and_list
     states = {e["source"]: (e["state"], e["frames"], e["faces"]) for e in load_json(tmp_path / "ray" / "collection.json")["sources"]}
     local = {e["source"]: (e["state"], e["frames"], e["faces"]) for e in load_json(tmp_path / "local" / "collection.json")["sources"]}
     assert states == local and {s for s, _, _ in states.values()} == {"done"}
+    run = load_json(tmp_path / "ray" / "collection.json")["run"]  # the run's figures, as a local run keeps them
+    assert set(run) == {"frames", "seconds", "frames_per_s"}
+    assert run["frames"] == load_json(tmp_path / "local" / "collection.json")["run"]["frames"]
 
 
 def _frame_sha1(clip: Path, number: int) -> str:

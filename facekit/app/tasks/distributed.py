@@ -89,14 +89,14 @@ def run_on_ray(cfg: DictConfig, registry: PluginRegistry | None,
             log.info("%s: %d source(s) to run in %d shard(s) on Ray", cfg.input, len(sources.jobs), shards)
             plan = _cluster_plan(cfg, ray, sources, shards)
             totals = run_shards(ray, plan, sources.jobs, sources.done)
+            sources.state.run = {"frames": totals.frames, "seconds": round(totals.seconds, 3),  # as run_local keeps
+                                 "frames_per_s": round(totals.frames / totals.seconds, 2) if totals.seconds else 0.0}
     finally:
         if sources is not None and run.accepted:
             sources.state.save()
     log.info("done on Ray: %s", totals.line())
-    figures = {"frames": totals.frames, "faces": totals.faces, "seconds": round(totals.seconds, 3),
-               "frames_per_s": round(totals.frames / totals.seconds, 2) if totals.seconds else 0.0,
-               "shards": totals.shards, "kept_shards": totals.kept, "failed_shards": totals.failed,
-               "nodes": len(totals.nodes), "workers": plan.workers}
+    figures = {**sources.state.run, "faces": totals.faces, "shards": totals.shards, "kept_shards": totals.kept,
+               "failed_shards": totals.failed, "nodes": len(totals.nodes), "workers": plan.workers}
     atomic_write_bytes(root / RAY_SUMMARY_FILE, json.dumps(figures, indent=2).encode())
     _report(cfg, sources.outcomes, None if sources.runs.alone else sources.state)
 
