@@ -30,9 +30,13 @@ _TYPED_AS = {"size": "output.size", "padding": "output.padding", "centering": "o
              "embeddings": "output.embeddings"}
 
 
+#: Settings a fingerprint holds at their default when their group is set (a sampled run's every_n).
+_LEFT_OUT_AT = {"sample.every_n": 1}
+
+
 def _as_typed(fingerprint: dict[str, Any]) -> dict[str, Any]:
     """A fingerprint as flat ``key: value`` settings in the command's words; a setting left at
-    null (a group's key at its default) is left out, as a group that is not set at all is."""
+    null or its default (a group's key unset) is left out, as a group that is not set at all is."""
     typed: dict[str, Any] = {}
     for name, value in fingerprint.items():
         if name == "plugins" and isinstance(value, dict):
@@ -50,7 +54,7 @@ def _as_typed(fingerprint: dict[str, Any]) -> dict[str, Any]:
             typed.update((f"{name}.{key}", setting) for key, setting in value.items())
         else:
             typed[_TYPED_AS.get(name, name)] = value
-    return {key: value for key, value in typed.items() if value is not None}
+    return {key: value for key, value in typed.items() if value is not None and value != _LEFT_OUT_AT.get(key, ...)}
 
 
 #: A setting one side does not have (a group left unset, a key an older version did not write).
