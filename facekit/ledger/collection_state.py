@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import stat
 import threading
 import time
 from collections import Counter
@@ -37,6 +39,8 @@ class CollectionState:
     run: dict[str, Any] = field(default_factory=dict)  # the last run's frames, seconds, frames/s
     lock: threading.Lock = field(default_factory=threading.Lock)  # the reader opens sources, the sink ends them
     paused: bool = False  # states are recorded but not written (a run not accepted yet)
+    signatures: dict[str, list[int] | None] = field(default_factory=dict)  # each source's as this run opened it
+    changed: set[str] = field(default_factory=set)  # done sources found changed, said once
 
     @classmethod
     def load(cls, path: Path, input_value: str, settings: dict[str, Any],
@@ -64,13 +68,26 @@ class CollectionState:
         return state
 
     def was_done(self, source: Source) -> bool:
+        """Whether an earlier run finished ``source`` and it has not changed since: a photo added
+        to its folder, or its video replaced, reopens it (its journal then resumes it). An
+        entry from before signatures were kept is taken as it says."""
         entry = self.earlier.get(source.rel)
-        return entry is not None and entry.get("state") == SourceState.DONE and entry.get("output") == source.output
+        if entry is None or entry.get("state") != SourceState.DONE or entry.get("output") != source.output:
+            return False
+        if "signature" in entry and entry["signature"] != source_signature(source.path):
+            if source.rel not in self.changed:
+                self.changed.add(source.rel)
+                log.info("source %s changed since an earlier run finished it: reopened", source.rel)
+            return False
+        return True
 
     def set(self, source: Source, state: SourceState, force: bool = False, **details: Any) -> None:
         with self.lock:
+            signature = self.signatures.setdefault(source.rel, source_signature(source.path))  # when it opened
             self.sources[source.rel] = {"source": source.rel, "path": str(source.path), "kind": source.kind,
                                         "output": source.output, "state": SourceState(state).value, **details}
+            if state == SourceState.DONE and signature is not None:
+                self.sources[source.rel]["signature"] = signature
         self.save(force)
 
     def keep_earlier(self, source: Source) -> None:
@@ -113,6 +130,17 @@ def save_unless_failing(state: CollectionState) -> None:
     except OSError:
         if not ending_in_error:
             raise
+
+
+def source_signature(path: Path) -> list[int] | None:
+    """What changes when a source does, read without opening it: a video's size and time of
+    change; a folder's time of change, which adding, removing or renaming a photo in it moves.
+    None where it cannot be read (the source is then never taken as unchanged)."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return [found.st_mtime_ns] if stat.S_ISDIR(found.st_mode) else [found.st_size, found.st_mtime_ns]
 
 
 def unfinished_folders(root: Path) -> dict[Path, str]:

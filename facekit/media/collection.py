@@ -121,7 +121,8 @@ def read_list(list_file: Path, selection: Selection) -> Iterator[Source]:
         if not text or text.startswith("#"):
             continue
         path, text = _listed_path(base, text)
-        rel, where = _named_from(base, path), os.path.realpath(path)
+        # the same entry written twice (./a.mp4, a.mp4): its folder resolved, its own name kept (two links are two sources)
+        rel, where = _named_from(base, path), os.path.join(os.path.realpath(path.parent), path.name)
         if where in listed:  # one source, one folder and one state: read once
             log.warning("%s line %d: %s is listed already (line %d); it is read once", list_file.name, number, text,
                         listed[where])

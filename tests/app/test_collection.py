@@ -256,3 +256,24 @@ def test_a_source_done_into_another_output_folder_is_not_done(tmp_path: Path) ->
     state = CollectionState.load(tmp_path / COLLECTION_FILE, "tree", settings)
     assert state.was_done(before)
     assert not state.was_done(replace(before, output="a/clip"))
+
+
+def test_a_photo_added_to_a_done_sources_folder_reopens_it_and_the_others_stay_done(tmp_path: Path) -> None:
+    """A source's folder is taken as unchanged only while its time of change is the one it had
+    when it was done: the added photo was never read, and a rerun said there was nothing to do."""
+    require_data()
+    photos = tmp_path / "tree" / "photos"
+    photos.mkdir(parents=True)
+    (photos / "obama.jpg").write_bytes((DATA / "images" / "scenes" / "obama.jpg").read_bytes())
+    _link(tmp_path / "tree", "clip.mp4", DATA / "video" / "faceswap_test.mp4")
+    args = ("input=tree", "output=out", "sample.end=1", "runner.progress=false")
+    assert run_facekit(*args, cwd=tmp_path).returncode == 0
+    (photos / "biden.jpg").write_bytes((DATA / "images" / "scenes" / "biden.jpg").read_bytes())
+    result = run_facekit(*args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stderr.split())
+    assert text.count("source photos changed since an earlier run finished it: reopened") == 1, text
+    assert "source clip.mp4: done by an earlier run, not reopened" in text
+    assert set(load_json(tmp_path / "out" / "photos" / "alignments.json")["frames"]) == {"obama", "biden"}
+    again = run_facekit(*args, cwd=tmp_path)
+    assert again.returncode == 0 and "nothing to do" in again.stderr, again.stderr
