@@ -49,7 +49,7 @@ from facekit.log_relay import configured_levels, replay
 from facekit.media.sampling import Sampling
 from facekit.media.shards import Shard
 from facekit.output.alignments import ALIGNMENTS_FILE, AlignmentsWriter, checked_alignments_meta
-from facekit.output.differences import fingerprint_differences
+from facekit.output.differences import fingerprint_differences, same_fingerprint
 
 log = logging.getLogger("facekit")
 
@@ -271,7 +271,7 @@ def check_earlier(job: SourceJob) -> set[int]:
     if path.exists():
         found = checked_alignments_meta(path).get("fingerprint")
         wanted = json.loads(json.dumps(job.meta.get("fingerprint")))
-        if found != wanted:
+        if not same_fingerprint(found, wanted):
             raise FacekitError(f"{path} was written with other settings ({fingerprint_differences(found, wanted)}); rerun "
                                f"with those settings to resume it, choose another output folder, or delete it (and "
                                f"{SHARDS_DIR}) there to start over")

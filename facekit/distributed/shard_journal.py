@@ -31,6 +31,7 @@ from facekit.errors import FacekitError
 from facekit.ledger.verify import Verify, frames_to_redo
 from facekit.media.shards import Shard
 from facekit.output.alignments import journal_line_name
+from facekit.output.differences import same_fingerprint
 
 log = logging.getLogger("facekit")
 
@@ -91,7 +92,7 @@ def finished(output: Path, shard: Shard, fingerprint: Any, verify: Verify = Veri
         return False
     except (OSError, ValueError) as exc:
         raise FacekitError(f"{path} is damaged ({exc}); delete it to run that shard again") from None
-    if header.get("fingerprint") != json.loads(json.dumps(fingerprint)):
+    if not same_fingerprint(header.get("fingerprint"), json.loads(json.dumps(fingerprint))):
         raise FacekitError(f"{path.parent} holds shards written with other settings; choose another output "
                            f"folder, or delete {SHARDS_DIR} there (and alignments.json) to start over")
     damage = None if whole else " has no end line (it was cut short)"

@@ -32,7 +32,7 @@ import numpy as np
 
 from facekit.fileio import fsync_dir
 from facekit.errors import FacekitError, OutputError
-from facekit.output.differences import fingerprint_differences
+from facekit.output.differences import fingerprint_differences, same_fingerprint
 from facekit.output.masks import masks_from_dict, masks_to_dict
 from facekit.records import (EMBEDDING_DECIMALS, MATRIX_DECIMALS, MEASURE_DECIMALS, PIXEL_DECIMALS, SCORE_DECIMALS,
                              Detection, Face, Frame, FrameRecord, Pose)
@@ -490,7 +490,7 @@ class AlignmentsWriter:
     def _check_fingerprint(self, found_meta: Any, where: Path) -> None:
         found = found_meta.get("fingerprint") if isinstance(found_meta, dict) else None
         wanted = self.meta.get("fingerprint")
-        if found != wanted:
+        if not same_fingerprint(found, wanted):
             raise FacekitError(
                 f"{where} was written with other settings ({fingerprint_differences(found, wanted)}); mixing "
                 f"its frames with this run's would give an inconsistent result. Rerun with those settings "

@@ -16,6 +16,20 @@ def setting_differences(found: Any, wanted: Any) -> str:
     return shown + (f"; and {len(named) - MOST_NAMED} more" if len(named) > MOST_NAMED else "")
 
 
+#: Fingerprint keys kept since files were written without them: a file that lacks one was made
+#: before it was kept, and is compared without it (so it still resumes).
+ADDED_SINCE = ("source",)
+
+
+def same_fingerprint(found: Any, wanted: Any) -> bool:
+    """Whether a file written with ``found`` may be resumed by a run whose fingerprint is ``wanted``."""
+    if found == wanted:
+        return True
+    if not (isinstance(found, dict) and isinstance(wanted, dict)):
+        return False
+    return found == {key: value for key, value in wanted.items() if key in found or key not in ADDED_SINCE}
+
+
 def fingerprint_differences(found: Any, wanted: Any) -> str:
     """``setting_differences`` of two alignments fingerprints, each setting named by the key a
     user types (``detector.score_threshold``, ``output.centering``, ``output.masks``), not
@@ -27,7 +41,7 @@ def fingerprint_differences(found: Any, wanted: Any) -> str:
 
 #: Fingerprint keys kept under another name on the command line.
 _TYPED_AS = {"size": "output.size", "padding": "output.padding", "centering": "output.centering",
-             "embeddings": "output.embeddings"}
+             "embeddings": "output.embeddings", "source": "input's content (a video replaced under its name)"}
 
 
 #: Settings a fingerprint holds at their default when their group is set (a sampled run's every_n).

@@ -134,3 +134,20 @@ def test_a_collection_an_older_facekit_wrote_resumes_when_the_keys_added_since_k
     assert "nothing to do: 13 frames already done" in again.stderr, again.stderr  # both sources kept
     _refused(run_facekit(f"input={tree}", "output=out", "output.mask_size=64", cwd=tmp_path),
              "other settings", "output.mask_size: unset there, 64 now")
+
+
+def test_a_video_replaced_under_its_name_is_refused_not_resumed_into_the_old_frames(tmp_path: Path) -> None:
+    """The rerun took the other video's frames for the ones done and mixed the two into one
+    alignments file; a video copied back (new time, same bytes) resumes as before."""
+    require_data()
+    video = tmp_path / "take.mp4"
+    video.write_bytes((DATA / "video" / "faceswap_test.mp4").read_bytes())
+    args = (f"input={video}", f"output={tmp_path / 'out'}", "sample.end=1", "runner.progress=false")
+    assert run_facekit(*args, cwd=tmp_path).returncode == 0
+    before = snapshot(tmp_path / "out")
+    video.write_bytes((DATA / "video" / CLIP).read_bytes())
+    _refused(run_facekit(*args, cwd=tmp_path), "other settings", "input's content")
+    assert snapshot(tmp_path / "out") == before
+    video.write_bytes((DATA / "video" / "faceswap_test.mp4").read_bytes())
+    again = run_facekit(*args, cwd=tmp_path)
+    assert again.returncode == 0 and "nothing to do" in again.stderr, again.stderr

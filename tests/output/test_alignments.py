@@ -456,6 +456,18 @@ def test_a_fingerprint_refusal_names_each_setting_as_the_command_does() -> None:
         '+detector: "yunet" there, "mtcnn" now; detector.score_threshold: 0.6 there, unset now'
 
 
+def test_a_file_from_before_the_inputs_content_was_kept_still_resumes() -> None:
+    """Its fingerprint lacks ``source`` (a video's signature): compared without it; one that
+    has it must hold this run's."""
+    from facekit.output.differences import same_fingerprint
+
+    before = {"input": "/v.mp4", "size": 256}
+    assert same_fingerprint(before, {**before, "source": "ab"})
+    assert not same_fingerprint({**before, "source": "cd"}, {**before, "source": "ab"})
+    assert not same_fingerprint(before, {**before, "size": 128, "source": "ab"})
+    assert not same_fingerprint({**before, "source": "ab"}, before)
+
+
 def test_a_resumed_run_reads_the_earlier_file_a_line_at_a_time_never_whole(tmp_path, monkeypatch):
     """Opening (the fingerprint and the done frames), the face-file check and the fold read the
     file facekit wrote one frame line at a time: a 100,000-frame file is never held whole."""

@@ -21,6 +21,7 @@ from facekit.imaging import geometry
 from facekit.ledger.source import SourceLedger
 from facekit.ledger.verify import Verify
 from facekit.media import FrameSource
+from facekit.media.sources import video_signature
 from facekit.models.store import ModelStore, default_cache_dir
 from facekit.output.face_files import FaceWriter
 from facekit.plugin.loading import LoadedPlugin, load_plugin
@@ -103,6 +104,8 @@ def alignments_meta(cfg: DictConfig, input_value: str, stages: FaceStages, face_
                           "threshold": face_filter.threshold, "metric": face_filter.metric}
     meta["fingerprint"] = {"input": str(Path(input_value).resolve()), "plugins": plugins,
                            "size": cfg.output.size, "padding": padding, "filter": meta.get("filter")}
+    if source.kind == "video":  # a video replaced under the same name is another input
+        meta["fingerprint"]["source"] = video_signature(source.path)
     if (sample := source.sampling.fingerprint()) is not None:
         meta["sample"] = meta["fingerprint"]["sample"] = sample
     if quality is not None:  # only when set, like sample: files from before it still resume
