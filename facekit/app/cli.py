@@ -22,7 +22,9 @@ from facekit.errors import INTERRUPTED_EXIT, ConfigError, FacekitError
 from facekit.plugin.spec import PLUGIN_KINDS
 from facekit.plugin.registry import PluginRegistry, default_registry
 
-_LIST_KEYS = ("filter.refs", "filter.nrefs")
+#: List keys, and an example of each as a list is written.
+_LIST_KEYS = {"filter.refs": "[a.jpg,b.jpg]", "filter.nrefs": "[a.jpg,b.jpg]", "collection.include": "[photos,clips/**]",
+              "collection.exclude": "[photos,clips/**]", "output.masks": "[components,extended]"}
 #: Hydra makes no output folder and writes no .hydra/ for a plain run: a task that writes no files
 #: (task=plugins) needs none, and an extract run writes its own once accepted, so a refused run
 #: leaves nothing behind (facekit/app/tasks/acceptance.py).
@@ -261,7 +263,7 @@ def _list_hint(argv: Sequence[str]) -> str:
     for arg in argv:
         key, _, value = arg.lstrip("+").partition("=")
         if key in _LIST_KEYS and not value.startswith("["):
-            return f" ({key} is a list: '{key}=[a.jpg,b.jpg]')"
+            return f" ({key} is a list: '{key}={_LIST_KEYS[key]}')"
     return ""
 
 

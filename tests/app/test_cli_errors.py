@@ -24,6 +24,7 @@ MISTAKES = [
     (["input=photos/", "output.size=99999"], "output.size must be a whole number of pixels from 1 to 8192, got 99999"),
     (["-m", "input=photos/", "output.size=128,-1"], "the sweep's output.size=-1: output.size must be a whole number of pixels from 1 to 8192"),
     (["-m", "input=photos/", "quality.max_yaw=10,abc"], "the sweep's quality.max_yaw=abc:"),
+    (["input=photos/", "collection.include=photos"], "(collection.include is a list: 'collection.include=[photos,clips/**]')"),
     (["input=photos/", "filter.threshold=-0.1"], "filter.threshold must be a distance (a number >= 0), got -0.1"),
     (["-m", "input=photos/", "filter.refs=[a.jpg]", "filter.threshold=0.5,-1"],
      "the sweep's filter.threshold=-1: filter.threshold must be a distance (a number >= 0)"),

@@ -277,3 +277,13 @@ def test_a_photo_added_to_a_done_sources_folder_reopens_it_and_the_others_stay_d
     assert set(load_json(tmp_path / "out" / "photos" / "alignments.json")["frames"]) == {"obama", "biden"}
     again = run_facekit(*args, cwd=tmp_path)
     assert again.returncode == 0 and "nothing to do" in again.stderr, again.stderr
+
+
+def test_a_choice_that_leaves_no_source_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    require_data()
+    _link(tmp_path / "tree", "a/clip.mp4", DATA / "video" / "faceswap_test.mp4")
+    _link(tmp_path / "tree", "b.mp4", DATA / "video" / "faceswap_test.mp4")
+    result = run_facekit("input=tree", "output=out", "collection.include=[nomatch/**]", cwd=tmp_path)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "input 'tree': no source is left by collection.include=['nomatch/**']" in result.stderr
+    assert not (tmp_path / "out").exists()

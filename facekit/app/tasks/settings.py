@@ -11,7 +11,8 @@ from facekit.errors import ConfigError, FacekitError
 from facekit.faces.identity import as_threshold
 from facekit.imaging.geometry import check_crop_size
 from facekit.media.sampling import Sampling, checked_sampling
-from facekit.media.collection import LIST_PREFIX, Selection, holds_output, is_collection, is_list, names_nothing
+from facekit.media.collection import (LIST_PREFIX, Selection, holds_output, is_collection, is_list, names_nothing,
+                                      sources_of)
 from facekit.media.sources import IMAGE_SUFFIXES, existing_input
 
 
@@ -39,13 +40,25 @@ def check_settings(cfg: DictConfig) -> None:
     if cfg.filter.threshold is not None:  # here too, so a sweep's every value is checked before its first job
         as_threshold(cfg.filter.threshold)
     sampling(cfg)
-    selection(cfg)
+    chosen = selection(cfg)
     named = str(cfg.input)
     source = existing_input(named[len(LIST_PREFIX):] if is_list(named) else named)
     if is_list(named) and names_nothing(source):
         raise ConfigError(f"input {named!r}: the list names no source; write one path a line (a video, or a "
                           "folder of images), relative to the list's folder")
+    check_choice_finds_a_source(cfg, chosen, source)
     check_output_folder(job_output_dir(cfg), source)
+
+
+def check_choice_finds_a_source(cfg: DictConfig, chosen: Selection, source: Path) -> None:
+    """``collection.include`` / ``exclude`` that leave no source of a tree (or of a list file) is
+    one line before anything is written: the walk stops at the first source it keeps."""
+    if not (chosen.include or chosen.exclude) or not is_collection_input(cfg) or not (source.is_dir() or source.is_file()):
+        return
+    named = str(cfg.input)
+    if next(sources_of(Path(named).expanduser(), chosen, exclude=job_output_dir(cfg)), None) is None:
+        raise ConfigError(f"input {named!r}: no source is left by collection.include={list(chosen.include)} and "
+                          f"collection.exclude={list(chosen.exclude)} (globs on each source's path in the collection)")
 
 
 def check_output_named(cfg: DictConfig) -> None:
