@@ -452,7 +452,22 @@ def _video_header(path: Path) -> tuple[int, float]:
     capture = _video_capture(path)
     try:
         if not capture.isOpened():
-            raise FacekitError(f"input {str(path)!r} cannot be opened as a video (truncated, damaged, or a codec OpenCV lacks)")
+            raise FacekitError(f"input {str(path)!r} {_why_not_a_video(path)}")
         return max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT))), max(0.0, float(capture.get(cv2.CAP_PROP_FPS)))
     finally:
         capture.release()
+
+
+def _why_not_a_video(path: Path) -> str:
+    """Why OpenCV could not open ``path``, as far as PyAV can tell: a file with sound and no
+    picture (an audio-only .mp4) is not "damaged"."""
+    try:
+        import av
+
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                kinds = sorted({stream.type for stream in container.streams}) or ["no stream"]
+                return f"holds no video stream (only {', '.join(kinds)})"
+    except Exception:  # noqa: BLE001 - PyAV's many errors all mean: the general answer below
+        pass
+    return "cannot be opened as a video (truncated, damaged, or a codec OpenCV lacks)"

@@ -234,3 +234,22 @@ def test_a_garbled_line_mid_journal_is_named_and_only_its_frame_is_done_again(tm
     assert f"resuming: {kept} frame(s) already done" in text and f"done: {91 - kept} frames" in text, text
     assert load_json(out / "alignments.json")["frames"] == parallel.alignments["frames"]
     assert file_hashes(out, "*.png") == parallel.files
+
+
+def test_a_video_file_with_sound_and_no_picture_is_named_as_such(tmp_path: Path) -> None:
+    """An audio-only .mp4 was "truncated, damaged, or a codec OpenCV lacks"."""
+    import av
+
+    from facekit.errors import FacekitError
+    from facekit.media.sources import open_input
+
+    path = tmp_path / "voice.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=16000)
+        for n in range(10):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 16000, n * 1024
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    with pytest.raises(FacekitError, match=r"voice.mp4' holds no video stream \(only audio\)"):
+        open_input(path)
