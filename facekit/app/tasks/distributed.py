@@ -263,6 +263,6 @@ def _report(cfg: DictConfig, outcomes: list[SourceOutcome], state: CollectionSta
             raise FacekitError(f"{len(failures)} shard(s) failed; the first: {failures[0]}; the finished shards are "
                                "kept, and the same command runs the failed ones again")
         return
-    report_collection(state, str(cfg.input), first_failure=str(failures[0]) if failures else None)
+    report_collection(state, str(cfg.input), first_failure=str(failures[0]) if failures else None, list_unfinished=True)
 
 
