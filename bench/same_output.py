@@ -123,6 +123,8 @@ def _compare_source(old: Path, new: Path, name: str, result: Comparison) -> None
         for entry in [*frames_a.values(), *frames_b.values()]:
             for face in entry.get("faces", []):
                 face.pop(RECOMPUTED_POSE, None)
+    if _source_signature_added(a.get("meta", {}), b.get("meta", {})):
+        result.notes.append(f"{name}: the new side's fingerprint also holds the video's signature (source)")
     if a != b:
         result.other.append(f"{name}/alignments.json: " + "; ".join(_differences(a, b)))
     if list(frames_a) != list(frames_b) and set(frames_a) == set(frames_b):
@@ -234,6 +236,13 @@ def _mirror_pose(old_meta: dict[str, Any], new_meta: dict[str, Any]) -> bool:
             if isinstance(config, dict) and config.pop(MIRROR_POSE, None) and meta is new_meta:
                 found = True
     return found
+
+
+def _source_signature_added(old_meta: dict[str, Any], new_meta: dict[str, Any]) -> bool:
+    """Whether only the new side's fingerprint holds the input video's signature (``source``,
+    kept since c263d44 so a video replaced under its name is refused); if so it is taken out."""
+    old, new = old_meta.get("fingerprint") or {}, new_meta.get("fingerprint") or {}
+    return "source" not in old and new.pop("source", None) is not None
 
 
 def _recompute_poses(old: dict[str, Any], new: dict[str, Any]) -> int:
