@@ -72,6 +72,10 @@ SETTINGS_ADDED = ("resume", "masker", "output.masks", "output.mask_size", "outpu
 #: Settings collection.json no longer records (they change no source's output), ignored where only
 #: the old side has them: ``curate`` (task=curate's own node).
 SETTINGS_DROPPED = ("curate",)
+#: A source's entry field written only since it exists: ``signature`` (a done source's, so one
+#: that changed since is reopened). And ``run`` (the run's frames and time), which Ray's
+#: collection.json holds only since, as a local run's always did.
+SOURCE_FIELDS_ADDED = ("signature",)
 #: Face fields written only since they exist, ignored where the old side has none: ``centering``
 #: and ``matrix`` (the crop's centering and its frame -> crop affine, issue 29). Compared where both have them.
 FACE_FIELDS_ADDED = ("centering", "matrix")
@@ -206,6 +210,16 @@ def _compare_collection(old: Path, new: Path, result: Comparison) -> None:
             if key in a.get("settings", {}) and key not in b.get("settings", {}):
                 result.notes.append(f"collection.json: settings.{key} only in old (no setting of a collection now)")
                 a["settings"].pop(key)
+        old_sources = {entry.get("source"): entry for entry in a.get("sources", [])}
+        for field_name in SOURCE_FIELDS_ADDED:
+            added = [entry for entry in b.get("sources", [])
+                     if field_name in entry and field_name not in old_sources.get(entry.get("source"), {})]
+            for entry in added:
+                entry.pop(field_name)
+            if added:
+                result.notes.append(f"collection.json: sources' {field_name} only in new ({len(added)} sources)")
+        if "run" in b and "run" not in a:
+            result.notes.append(f"collection.json: run only in new: {_short(b.pop('run'))}")
         diffs = _differences(a, b)
         if diffs:
             result.other.append("collection.json: " + "; ".join(diffs))
