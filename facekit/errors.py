@@ -1,7 +1,19 @@
-"""Errors a user can act on: the CLI prints them as one line, never a traceback."""
+"""Errors a user can act on (the CLI prints them as one line, never a traceback), and the two
+other ways the command ends: interrupted, and with its reader gone."""
+
+import os
+import sys
 
 #: The exit code of a command ended by Ctrl-C or SIGTERM: the shell's for SIGINT (128 + 2).
 INTERRUPTED_EXIT = 130
+
+
+def stop_writing_to_a_closed_pipe() -> None:
+    """Quietly, as a shell tool does: stdout goes nowhere, so Python's flush at exit cannot
+    raise the same error again (its documented idiom)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(1)
 
 
 class FacekitError(Exception):

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import sys
 from pathlib import Path
@@ -18,7 +17,7 @@ from facekit.app.help import packaged_options, register_help_resolver
 from facekit.app.keys import check_keys, group_choice, name_default_plugins
 from facekit.app.overrides import quote_overrides
 from facekit.app.schema import register_schema
-from facekit.errors import INTERRUPTED_EXIT, ConfigError, FacekitError
+from facekit.errors import INTERRUPTED_EXIT, ConfigError, FacekitError, stop_writing_to_a_closed_pipe
 from facekit.plugin.spec import PLUGIN_KINDS
 from facekit.plugin.registry import PluginRegistry, default_registry
 
@@ -75,7 +74,7 @@ def _hydra_entry(cfg: DictConfig) -> None:
         _clear_a_refused_sweep_job(cfg)
         _fail(exc)
     except BrokenPipeError:  # facekit task=plugins | head -1: the reader has what it wanted
-        _stop_writing_to_a_closed_pipe()
+        stop_writing_to_a_closed_pipe()
     except OSError as exc:  # the environment, not facekit: a full disk, a folder gone read-only
         _fail(exc)
     except KeyboardInterrupt:
@@ -159,14 +158,6 @@ def executor_as_runner(argv: Sequence[str]) -> list[str]:
 def _fail(exc: BaseException) -> None:
     print(f"facekit: error: {exc}", file=sys.stderr)
     sys.exit(2)
-
-
-def _stop_writing_to_a_closed_pipe() -> None:
-    """Quietly, as a shell tool does: stdout goes nowhere, so Python's flush at exit cannot
-    raise the same error again (its documented idiom)."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    sys.exit(1)
 
 
 def _raise_keyboard_interrupt(signum: int, frame: object) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from facekit.errors import INTERRUPTED_EXIT
+from facekit.errors import INTERRUPTED_EXIT, stop_writing_to_a_closed_pipe
 
 
 def main() -> None:
@@ -14,6 +14,8 @@ def main() -> None:
         from facekit.app.cli import main as run
 
         run()
+    except BrokenPipeError:  # facekit --help | head -3: Hydra's help, printed before any task runs
+        stop_writing_to_a_closed_pipe()
     except KeyboardInterrupt:  # a run that had begun said its own line and exited already
         print("facekit: interrupted before the run began; nothing was written", file=sys.stderr)
         sys.exit(INTERRUPTED_EXIT)
