@@ -465,8 +465,8 @@ def _why_not_a_video(path: Path) -> str:
         import av
 
         with av.open(str(path)) as container:
-            if not container.streams.video:
-                kinds = sorted({stream.type for stream in container.streams}) or ["no stream"]
+            kinds = sorted({stream.type for stream in container.streams})
+            if kinds and not container.streams.video:
                 return f"holds no video stream (only {', '.join(kinds)})"
     except Exception:  # noqa: BLE001 - PyAV's many errors all mean: the general answer below
         pass

@@ -217,7 +217,8 @@ def test_ctrl_c_while_facekit_still_starts_is_one_line_and_exit_130(tmp_path: Pa
     with facekit_process(f"input={SCENES}", f"output={tmp_path / 'o'}", cwd=tmp_path, preexec=ctrl_c_default) as process:
         time.sleep(after_s)
         stderr = stop_with(process, signal.SIGINT)
-    assert process.returncode == 130 and "Traceback" not in stderr, stderr
+    # 130, or ended by the signal itself (-2) once the line is out: a shell shows both as 130
+    assert process.returncode in (130, -signal.SIGINT) and "Traceback" not in stderr, stderr
     last = stderr.strip().splitlines()[-1]
     assert last in ("facekit: interrupted before the run began; nothing was written",
                     "facekit: interrupted; finished frames are saved, rerun to resume"), stderr

@@ -114,7 +114,7 @@ def _recrop_here(cfg: DictConfig, earlier: Earlier) -> None:
                 run_source_step(sources, source, progress, _recrop_work(cfg, sources.source(source.rel), root))
         finally:
             save_unless_failing(sources.state)
-    report_collection(sources.state, str(cfg.input), label="recrop", verb="re-cropped", list_unfinished=True)
+    report_collection(sources.state, str(cfg.input), label="recrop", verb="re-cropped")
 
 
 def _recrop_work(cfg: DictConfig, source: EarlierSource, root: Path,
