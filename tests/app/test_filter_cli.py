@@ -98,3 +98,14 @@ def test_a_threshold_without_references_warns_that_no_filter_runs(tmp_path: Path
     assert "filter.threshold=0.3 does nothing without filter.refs or filter.nrefs" in " ".join(result.stderr.split())
     faces = [f for frame in load_json(tmp_path / "o" / "alignments.json")["frames"].values() for f in frame["faces"]]
     assert len(faces) == 2 and all(face.get("keep", True) for face in faces)  # written only where a filter judged
+
+
+def test_a_threshold_without_references_is_said_once_for_a_collection_not_once_a_source(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    for person in ("p01", "p04"):
+        (tree / person).symlink_to(require_data() / "images" / "people" / person)
+    result = run_facekit(f"input={tree}", f"output={tmp_path / 'o'}", "filter.threshold=0.3", "runner.mode=serial",
+                         "runner.progress=false", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert " ".join(result.stderr.split()).count("filter.threshold=0.3 does nothing without filter.refs") == 1

@@ -4,7 +4,6 @@ and the alignments file's meta (with the fingerprint a rerun must match)."""
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,8 +31,6 @@ from facekit.sweep.cache import ReferenceCache
 if TYPE_CHECKING:
     from facekit.faces.identity import IdentityFilter
 
-log = logging.getLogger("facekit")
-
 
 def gpu_plan(cfg: DictConfig, stages: FaceStages) -> PassPlan:
     """Which stages share a pass, from the GPU memory each step's plugin reports."""
@@ -45,9 +42,6 @@ def gpu_plan(cfg: DictConfig, stages: FaceStages) -> PassPlan:
 
 def identity_filter(cfg: DictConfig, stages: FaceStages, refs_cache: ReferenceCache | None,
                      fingerprint: Any) -> IdentityFilter | None:
-    if not filter_is_set(cfg) and cfg.filter.threshold is not None:
-        log.warning("filter.threshold=%s does nothing without filter.refs or filter.nrefs: no identity filter runs, "
-                    "every face is kept", cfg.filter.threshold)
     if stages.identity is None or not filter_is_set(cfg):  # output.embeddings alone: stored, not judged
         return None
     from facekit.faces.identity import IdentityFilter
