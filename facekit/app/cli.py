@@ -15,7 +15,7 @@ from facekit import __version__
 from facekit.app.arguments import SHELL_COMPLETION, check_arguments
 from facekit.app.help import packaged_options, register_help_resolver
 from facekit.app.keys import check_keys, group_choice, name_default_plugins
-from facekit.app.overrides import quote_overrides
+from facekit.app.overrides import is_a_sweep, quote_overrides
 from facekit.app.schema import register_schema
 from facekit.errors import INTERRUPTED_EXIT, ConfigError, FacekitError, stop_writing_to_a_closed_pipe
 from facekit.plugin.spec import PLUGIN_KINDS
@@ -227,7 +227,7 @@ def check_sweep_values(argv: Sequence[str]) -> None:
     with that value and the other keys' first ones. A bad value (``output.size=128,-1``,
     ``quality.max_yaw=10,abc``) is one line before any job runs, not a failure after the
     first jobs wrote their folders (or Hydra's multi-line error, exit 1)."""
-    if not {"-m", "--multirun"} & set(argv):
+    if not is_a_sweep(argv):
         return
     overrides = [arg for arg in argv if not arg.startswith(("-", "hydra.", "hydra/", "+hydra"))]
     try:  # Hydra's own parsing and job split, so each value is written as its jobs get it

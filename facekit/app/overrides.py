@@ -32,7 +32,7 @@ def quote_overrides(argv: Sequence[str]) -> list[str]:
     Flags, and the values of Hydra's flags that take one, pass through. Raises ConfigError."""
     rewritten: list[str] = []
     flag_value = False
-    sweeping = bool({"-m", "--multirun"} & set(argv))
+    sweeping = is_a_sweep(argv)
     for arg in argv:
         if flag_value or arg.startswith("-"):
             flag_value = not flag_value and arg in FLAGS_WITH_VALUE
@@ -40,6 +40,11 @@ def quote_overrides(argv: Sequence[str]) -> list[str]:
         else:
             rewritten.append(quote_override(arg, sweeping))
     return rewritten
+
+
+def is_a_sweep(argv: Sequence[str]) -> bool:
+    """Whether the command line asks for a sweep (``-m``): its commas separate values to sweep."""
+    return bool({"-m", "--multirun"} & set(argv))
 
 
 #: Keys whose value is one path: outside a sweep, a comma in it is part of the name.
@@ -51,12 +56,8 @@ def quote_override(arg: str, sweeping: bool = True) -> str:
     Outside a sweep a path key's value with a comma (``output=take 1,2``, a folder still to be
     made) is one path: Hydra would refuse it as ambiguous."""
     match = _OVERRIDE.match(arg)
-    if match is not None and not sweeping and match.group(2) in PATH_KEYS and "," in match.group(3) \
-            and match.group(3)[:1] not in "[{'\"":
-        return f"{match.group(1) or ''}{match.group(2)}={hydra_quoted(match.group(3))}"
-    if match is not None and _is_a_path_hydra_would_misread(match.group(3)):
-        literal = match.group(3).replace("${", "\\${")  # OmegaConf's escape: not an interpolation
-        return f"{match.group(1) or ''}{match.group(2)}={hydra_quoted(literal)}"
+    if match is not None and (path := _one_path(match.group(2), match.group(3), sweeping)) is not None:
+        return f"{match.group(1) or ''}{match.group(2)}={hydra_quoted(path)}"
     if match is None or _parses(arg):
         return arg  # no value to quote (``~key``, a stray word): Hydra's own message applies
     prefix, key, value = (match.group(1) or ""), match.group(2), match.group(3)
@@ -70,16 +71,23 @@ def quote_override(arg: str, sweeping: bool = True) -> str:
     return quoted
 
 
-def _is_a_path_hydra_would_misread(value: str) -> bool:
-    """``input=clips/take 1,2.mp4``: Hydra reads the comma as a sweep (or refuses it as
-    ambiguous), but the whole value names a file or folder that exists and its pieces do not
-    all exist, so it is a path and is quoted whole. ``input=photo${1}.jpg``, which exists:
-    likewise, its ``${`` escaped, where OmegaConf would look for a key ``1``."""
-    if value[:1] in "[{'\"" or not os.path.lexists(value):
-        return False
-    if "${" in value:
-        return True
-    return "," in value and not all(os.path.lexists(piece) for piece in value.split(","))
+def _one_path(key: str, value: str, sweeping: bool) -> str | None:
+    """``value`` as the one path it names, to be quoted whole, or None where Hydra reads it as
+    it is meant. ``input=clips/take 1,2.mp4``: Hydra reads the comma as a sweep (or refuses it
+    as ambiguous), but the whole value names a file or folder that exists and its pieces do not
+    all exist; outside a sweep, so is a path key's value still to be made (``output=take 1,2``).
+    ``input=photo${1}.jpg``, which exists: its ``${`` is escaped, where OmegaConf would look
+    for a key ``1`` (a path still to be made keeps its ``${``: an interpolation, as typed)."""
+    if value[:1] in "[{'\"":
+        return None
+    if os.path.lexists(value):
+        if "${" in value:
+            return value.replace("${", "\\${")  # OmegaConf's escape: not an interpolation
+        if "," in value and not all(os.path.lexists(piece) for piece in value.split(",")):
+            return value
+    if not sweeping and key in PATH_KEYS and "," in value:
+        return value
+    return None
 
 
 def hydra_quoted(text: str) -> str:

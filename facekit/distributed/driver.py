@@ -287,9 +287,10 @@ def _fold(outcome: SourceOutcome, on_source_done: Callable[[SourceOutcome], None
         alignments.rewrite_in_order()  # after what a fold stopped by a full disk left in the journal
         for shard in job.shards:
             if finished(job.output, shard, job.meta.get("fingerprint"), job.verify):
+                kept = shard.number in outcome.kept_shards  # an earlier run's: its frames count as resumed
                 for line in frame_lines(job.output, shard):
                     alignments.write_line(line)
-                    outcome.resumed += shard.number in outcome.kept_shards
+                    outcome.resumed += kept
     for stray in [*job.output.glob(".*.tmp"), *(job.output / SHARDS_DIR).glob(".*.tmp")]:
         stray.unlink(missing_ok=True)  # what a lost worker was writing when it died; its shard ran again
     on_source_done(outcome)

@@ -316,9 +316,9 @@ def _boxed_region(image: np.ndarray, matrix: np.ndarray, size: int, scale: float
                   sigma: float) -> tuple[np.ndarray, np.ndarray]:
     """A very large shrink at the cost of reading the region once: box-averaged by a whole
     factor ``f`` of a quarter of the shrink (``cv2.resize`` INTER_AREA, the region's edge boxes
-    a little wider or narrower so the frame's last pixels are kept), then blurred by what the box leaves of ``sigma`` (a box of ``f`` pixels has
-    variance f²/12), so the crop gets the blur the Gaussian path gives, to within what the
-    box's sharper edge lets through."""
+    a little wider or narrower so the frame's last pixels are kept), then blurred by what the
+    box leaves of ``sigma`` (a box of ``f`` pixels has variance f²/12), so the crop gets the
+    blur the Gaussian path gives, to within what the box's sharper edge lets through."""
     factor = max(2, int(1 / (4 * scale)))
     bounds = seen_region(image, matrix, size, margin=2 * factor + 2)
     if bounds is None:

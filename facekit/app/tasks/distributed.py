@@ -210,7 +210,8 @@ def _without_ray(cfg: DictConfig, sources: RaySources) -> None:
     if not sources.runs.alone and sources.state.counts()[SourceState.FAILED]:
         _report(cfg, sources.outcomes, sources.state)
     else:
-        say_nothing_to_do(sources.done_earlier + sum(counted(job.output / ALIGNMENTS_FILE)[0] for job in sources.jobs), debug=bool(cfg.output.debug))
+        done = sources.done_earlier + sum(counted(job.output / ALIGNMENTS_FILE)[0] for job in sources.jobs)
+        say_nothing_to_do(done, debug=bool(cfg.output.debug))
 
 
 def _check(cfg: DictConfig) -> None:

@@ -34,10 +34,11 @@ def run_mask(cfg: DictConfig, registry: PluginRegistry) -> None:
         run.accept()
         if request.maker is not None:
             ensure_all_weights(request.maker.plugins)
-        done = skipped = masks_imported = 0
+        done = skipped = left = masks_imported = 0
         unfinished = unfinished_folders(root)
         for folder in folders:
             if folder in unfinished:
+                left += 1
                 log.warning("%s: its extraction is %s; masks go to finished sources only, so that the extraction "
                             "can resume: run it again to finish this source, then this command", folder,
                             unfinished[folder])
@@ -56,7 +57,6 @@ def run_mask(cfg: DictConfig, registry: PluginRegistry) -> None:
                     _a_face_file(folders))
     names = ", ".join(request.maker.names) if request.maker is not None else "none made"
     imported = f"; imported from {request.import_dir}" if request.import_dir is not None else ""
-    left = sum(folder in unfinished for folder in folders)
     log.info("masks (%s%s) in %d source folder(s), %d face(s)%s%s", names, imported, len(folders) - skipped - left,
              done, f"; {skipped} already done" if skipped else "", f"; {left} unfinished, left out" if left else "")
 
