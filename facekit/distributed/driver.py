@@ -49,7 +49,7 @@ from facekit.log_relay import configured_levels, replay
 from facekit.media.sampling import Sampling
 from facekit.media.shards import Shard
 from facekit.output.alignments import ALIGNMENTS_FILE, AlignmentsWriter, checked_alignments_meta
-from facekit.output.differences import fingerprint_differences, same_fingerprint
+from facekit.output.differences import differences_named, same_fingerprint
 
 log = logging.getLogger("facekit")
 
@@ -269,12 +269,13 @@ def check_earlier(job: SourceJob) -> set[int]:
     face file)."""
     path = job.output / ALIGNMENTS_FILE
     if path.exists():
-        found = checked_alignments_meta(path).get("fingerprint")
+        found_meta = checked_alignments_meta(path)
+        found = found_meta.get("fingerprint")
         wanted = json.loads(json.dumps(job.meta.get("fingerprint")))
-        if not same_fingerprint(found, wanted):
-            raise FacekitError(f"{path} was written with other settings ({fingerprint_differences(found, wanted)}); rerun "
-                               f"with those settings to resume it, choose another output folder, or delete it (and "
-                               f"{SHARDS_DIR}) there to start over")
+        if not same_fingerprint(found, wanted):  # masks task=mask added are refused too: a fold rewrites every frame
+            raise FacekitError(f"{path} was written with other settings ({differences_named(found_meta, wanted)}); "
+                               f"rerun with those settings to resume it, choose another output folder, or delete it "
+                               f"(and {SHARDS_DIR}) there to start over")
     fingerprint = job.meta.get("fingerprint")
     return {shard.number for shard in job.shards if finished(job.output, shard, fingerprint, job.verify)}
 

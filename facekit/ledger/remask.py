@@ -24,6 +24,7 @@ from facekit.imaging import geometry
 from facekit.media import open_input, read_image
 from facekit.output.alignments import ALIGNMENTS_FILE, check_finished, face_from_dict, load_alignments, write_alignments
 from facekit.output.mask_files import encode_mask_file, mask_file_path, with_alpha
+from facekit.output.differences import MASK_TASK_KEY
 from facekit.output.masks import masks_to_dict
 from facekit.output.pngmeta import encode_png, face_text
 from facekit.records import Face, StoredMask
@@ -32,7 +33,7 @@ log = logging.getLogger("facekit")
 
 #: Where the alignments meta records the last ``task=mask`` request: the same request again
 #: finds the source done and skips it.
-REQUEST_KEY = "mask_task"
+REQUEST_KEY = MASK_TASK_KEY
 
 
 @dataclass(frozen=True)

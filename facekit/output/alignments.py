@@ -32,7 +32,7 @@ import numpy as np
 
 from facekit.fileio import fsync_dir
 from facekit.errors import FacekitError, OutputError
-from facekit.output.differences import fingerprint_differences, same_fingerprint
+from facekit.output.differences import differences_named, masked_since, same_fingerprint
 from facekit.output.masks import masks_from_dict, masks_to_dict
 from facekit.records import (EMBEDDING_DECIMALS, MATRIX_DECIMALS, MEASURE_DECIMALS, PIXEL_DECIMALS, SCORE_DECIMALS,
                              Detection, Face, Frame, FrameRecord, Pose)
@@ -322,6 +322,9 @@ class AlignmentsWriter:
         self._pass_from: int | None = None  # where a pass that writes every frame in order began (``rewrite_in_order``)
         self._unsynced = 0
         self._journaled = False  # frame lines in the journal: an earlier run's or this one's (a fold has work)
+        #: The refusal that holds only if this run has frames to do: the file is this run's but for
+        #: masks ``task=mask`` added since, which the frames still to do would lack (``masked_since``)
+        self.refused_unless_done: str | None = None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         for stale in self.path.parent.glob(_fold_temp(self.path, "*").name):  # a fold that was killed
             stale.unlink(missing_ok=True)
@@ -490,12 +493,15 @@ class AlignmentsWriter:
     def _check_fingerprint(self, found_meta: Any, where: Path) -> None:
         found = found_meta.get("fingerprint") if isinstance(found_meta, dict) else None
         wanted = self.meta.get("fingerprint")
-        if not same_fingerprint(found, wanted):
-            raise FacekitError(
-                f"{where} was written with other settings ({fingerprint_differences(found, wanted)}); mixing "
-                f"its frames with this run's would give an inconsistent result. Rerun with those settings "
-                f"to resume it, choose another output folder, or delete {self.path.name} and "
-                f"{self.journal_path.name} there to start over.")
+        if same_fingerprint(found, wanted):
+            return
+        refusal = (f"{where} was written with other settings ({differences_named(found_meta, wanted)}); mixing "
+                   f"its frames with this run's would give an inconsistent result. Rerun with those settings to "
+                   f"resume it, choose another output folder, or delete {self.path.name} and "
+                   f"{self.journal_path.name} there to start over.")
+        if not masked_since(found_meta, wanted):
+            raise FacekitError(refusal)
+        self.refused_unless_done = refusal
 
     # -- the final file --
 

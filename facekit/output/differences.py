@@ -30,6 +30,31 @@ def same_fingerprint(found: Any, wanted: Any) -> bool:
     return found == {key: value for key, value in wanted.items() if key in found or key not in ADDED_SINCE}
 
 
+#: Where an alignments meta records the last ``task=mask`` request, which also adds the masks it
+#: made to the fingerprint (the extraction command with those masks resumes the folder).
+MASK_TASK_KEY = "mask_task"
+
+
+def masked_since(found_meta: Any, wanted: Any) -> bool:
+    """Whether a file's fingerprint is ``wanted`` but for masks that ``task=mask`` added after
+    its extraction, and ``wanted`` asks for none: the extraction's own command run again. Its
+    frames are the same; only frames it would still do would lack the masks."""
+    if not (isinstance(found_meta, dict) and MASK_TASK_KEY in found_meta and isinstance(wanted, dict)):
+        return False
+    found = found_meta.get("fingerprint")
+    if not isinstance(found, dict) or "masks" not in found or "masks" in wanted:
+        return False
+    return same_fingerprint({key: value for key, value in found.items() if key != "masks"}, wanted)
+
+
+def differences_named(found_meta: Any, wanted: Any) -> str:
+    """``fingerprint_differences`` of a file's meta and a run's fingerprint, for a refusal: with
+    masks that ``task=mask`` added since the extraction said to be those."""
+    found = found_meta.get("fingerprint") if isinstance(found_meta, dict) else None
+    said = fingerprint_differences(found, wanted)
+    return said + ("; task=mask added those masks after the extraction" if masked_since(found_meta, wanted) else "")
+
+
 def fingerprint_differences(found: Any, wanted: Any) -> str:
     """``setting_differences`` of two alignments fingerprints, each setting named by the key a
     user types (``detector.score_threshold``, ``output.centering``, ``output.masks``), not

@@ -112,6 +112,28 @@ def test_task_mask_run_again_skips_the_source_it_finished(added_later: Path) -> 
     assert file_hashes(added_later, "*.png", "masks/*/*.png", "alignments.json") == before
 
 
+def test_the_extraction_command_run_again_after_task_mask_finds_nothing_to_do(added_later: Path) -> None:
+    before = file_hashes(added_later, "*.png", "*.json", "masks/*/*.png")
+    result = run_facekit(f"input={require_data() / 'images' / 'scenes'}", f"output={added_later}",
+                         "runner.progress=false", cwd=added_later.parent)
+    assert result.returncode == 0 and "nothing to do" in result.stderr, result.stderr
+    assert file_hashes(added_later, "*.png", "*.json", "masks/*/*.png") == before
+
+
+def test_the_extraction_command_with_frames_to_do_after_task_mask_is_refused_and_touches_nothing(
+        added_later: Path, tmp_path: Path) -> None:
+    """Its new faces would have no masks among faces that have them."""
+    out = tmp_path / "faces"
+    shutil.copytree(added_later, out)
+    next(out.glob("*.png")).unlink()  # that frame is done again
+    before = file_hashes(out, "*.png", "*.json", "*.log", ".hydra/*", "masks/*/*.png")
+    result = run_facekit(f"input={require_data() / 'images' / 'scenes'}", f"output={out}", "runner.progress=false",
+                         cwd=tmp_path)
+    assert result.returncode != 0
+    assert "task=mask added those masks after the extraction" in result.stderr.splitlines()[-1]
+    assert file_hashes(out, "*.png", "*.json", "*.log", ".hydra/*", "masks/*/*.png") == before
+
+
 def test_an_exported_mask_edited_and_imported_reads_back_as_the_edit(with_masks: Path, tmp_path: Path) -> None:
     out = tmp_path / "faces"
     _extract(out, MASKS, "output.mask_format=file")

@@ -233,7 +233,7 @@ class CollectionStream:
             frames.decoder_output = self.decoder_output
             meta = alignments_meta(settings.cfg, str(source.path), settings.stages, settings.face_filter, frames,
                                    settings.quality)
-            ledger = source_ledger(settings.cfg, folder, meta)
+            ledger = source_ledger(settings.cfg, folder, meta, frames)
         except (FacekitError, OSError) as exc:
             reason = str(exc) if isinstance(exc, FacekitError) else f"{exc.strerror or exc}"
             log.warning("source %s failed: %s", source.rel, reason)

@@ -13,7 +13,7 @@ from facekit.app.references import reference_embeddings
 from facekit.app.tasks.mask_settings import mask_maker, masks_meta
 from facekit.app.tasks.settings import filter_is_set, identity_is_needed
 from facekit.engine.gpu import PassPlan, StageNeed, free_gpu_memory_mb, plan_passes_for_gpu
-from facekit.errors import ConfigError
+from facekit.errors import ConfigError, FacekitError
 from facekit.faces.quality import QualityFilter
 from facekit.faces.stages import FaceStages
 from facekit.imaging import geometry
@@ -119,10 +119,19 @@ def face_encoder(cfg: DictConfig, output: Path) -> FaceWriter:
     return FaceWriter(output, debug=bool(cfg.output.debug), save_rejected=bool(cfg.filter.save_rejected), create=False)
 
 
-def source_ledger(cfg: DictConfig, output: Path, meta: dict[str, Any]) -> SourceLedger:
-    """A source's ledger with the run's output and resume settings (not entered yet)."""
-    return SourceLedger(output, meta, debug=bool(cfg.output.debug), save_rejected=bool(cfg.filter.save_rejected),
-                        save_every=cfg.output.save_every, verify=Verify(cfg.resume.verify))
+def source_ledger(cfg: DictConfig, output: Path, meta: dict[str, Any],
+                  frames: FrameSource | None = None) -> SourceLedger:
+    """A source's ledger with the run's output and resume settings (not entered yet). A folder
+    that ``task=mask`` gave masks since its extraction is this run's when ``frames`` are all
+    done there (a rerun with nothing to do); with frames left, their faces would lack the
+    masks, so the run is refused as for other settings, the folder left as it was."""
+    ledger = SourceLedger(output, meta, debug=bool(cfg.output.debug), save_rejected=bool(cfg.filter.save_rejected),
+                          save_every=cfg.output.save_every, verify=Verify(cfg.resume.verify))
+    refusal = ledger.alignments.refused_unless_done
+    if refusal is not None and (frames is None or not frames.all_done(ledger.done)):
+        with ledger:
+            raise FacekitError(refusal)
+    return ledger
 
 
 #: What changes no source's output: how a run is scheduled and checked, where weights and caches

@@ -123,7 +123,8 @@ def execute(plan: RunPlan, held: ExitStack, accepted: Callable[[], None] | None 
     ``accepted`` is called once the ledger is open, the last check that can refuse the run."""
     cfg = plan.cfg
     ledger = held.enter_context(source_ledger(
-        cfg, plan.output, alignments_meta(cfg, plan.input, plan.stages, plan.face_filter, plan.source, plan.quality)))
+        cfg, plan.output, alignments_meta(cfg, plan.input, plan.stages, plan.face_filter, plan.source, plan.quality),
+        plan.source))
     if accepted is not None:
         accepted()
     if plan.source.all_done(ledger.done):
