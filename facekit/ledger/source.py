@@ -14,7 +14,7 @@ from facekit.ledger.lock import exclusive_output
 from facekit.ledger.rejects import RejectCounts
 from facekit.ledger.summary import SourceSummary
 from facekit.ledger.verify import Verify, frames_to_redo
-from facekit.output.alignments import ALIGNMENTS_FILE, AlignmentsWriter
+from facekit.output.alignments import ALIGNMENTS_FILE, VIDEO_ENDED_AT, AlignmentsWriter
 from facekit.output.face_files import FaceWriter
 from facekit.records import FrameRecord
 
@@ -72,6 +72,18 @@ class SourceLedger:
         self.summary.frames += 1
         self.summary.faces += len(record.faces)
         self.rejects.count(record)
+
+    @property
+    def video_ended_early(self) -> bool:
+        """Whether an earlier run found the source a video shorter than its header says."""
+        return VIDEO_ENDED_AT in self.alignments.earlier_meta
+
+    def note_video_end(self, ended_at: int | None) -> None:
+        """A video that ended before its header's frame count (``FrameSource.ended_early_at``):
+        how many frames it held goes in the alignments meta, so that a rerun with every one
+        done says there is nothing to do rather than reading the video again for no frame."""
+        if ended_at is not None:
+            self.alignments.meta[VIDEO_ENDED_AT] = ended_at
 
     def close(self) -> None:
         """Folds the journal into ``alignments.json`` and frees the folder's lock."""

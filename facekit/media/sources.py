@@ -44,6 +44,9 @@ class FrameSource:
     sampling: Sampling = field(default_factory=Sampling)
     video_fps: float = 0.0  # the header's frame rate (0: none given)
     _times_ms: list[float] | None = field(default=None, repr=False)  # sample.fps: the stream's timestamps
+    #: A video whose read ended before the header's frame count: the frames it held (set by a
+    #: read that got to its end), which a rerun's ``all_done`` takes instead of the header's count
+    ended_early_at: int | None = None
 
     def __len__(self) -> int:
         """The frames a read gives: for a sampled video, as many as the sampling keeps (from
@@ -67,11 +70,13 @@ class FrameSource:
         else:
             yield from self._image_frames(skip, decode)
 
-    def all_done(self, done: frozenset[str] | set[str]) -> bool:
+    def all_done(self, done: frozenset[str] | set[str], ended_early: bool = False) -> bool:
         """Whether every frame is in ``done``, so a rerun has nothing to do. Read only when
         ``done`` holds as many frames as the source gives (a video is then grabbed through, as
-        a rerun that resumes would), so a resume that has work left pays nothing for it."""
-        if not done or len(done) < len(self):
+        a rerun that resumes would), so a resume that has work left pays nothing for it; or,
+        with ``ended_early`` (an earlier read found the video shorter than its header says),
+        grabbed through whatever ``done`` holds."""
+        if not done or (len(done) < len(self) and not ended_early):
             return False
         return next(self.frames(skip=done, decode=False), None) is None
 
@@ -155,6 +160,7 @@ class FrameSource:
             self._warn_once(f"{self.path}: {damaged} damaged stretch(es) passed over; decoded {number}{of} "
                             "frames, numbered in decoding order")
         elif number < self.frame_count and not ended:
+            self.ended_early_at = number
             self._warn_once(f"{self.path} ended after {number} of {self.frame_count} frames: the file is "
                             "truncated or damaged")
 

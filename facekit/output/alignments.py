@@ -41,6 +41,8 @@ ALIGNMENTS_FILE = "alignments.json"  # in each output folder
 FORMAT = "facekit-alignments"
 VERSION = 1
 JOURNAL_SUFFIX = ".journal"
+#: The meta key of a video that ended before its header's frame count: the frames it held
+VIDEO_ENDED_AT = "video_ended_at"
 POSE_KEYS = ("yaw", "pitch", "roll")
 
 log = logging.getLogger("facekit")
@@ -333,6 +335,12 @@ class AlignmentsWriter:
             self._check_fingerprint(self._earlier.meta, self.path)
             self._done.update(self._earlier.names)
         self._journal = self._open_journal()
+
+    @property
+    def earlier_meta(self) -> dict[str, Any]:
+        """The meta of the alignments file this run extends ({} for a first run)."""
+        meta = self._earlier.meta if self._earlier is not None else None
+        return meta if isinstance(meta, dict) else {}
 
     def done_frames(self) -> set[str]:
         """Names of the frames already written, by this run or an earlier one."""

@@ -240,6 +240,13 @@ def test_truncated_video_keeps_the_frames_before_the_damage(tmp_path: Path) -> N
         assert all((tmp_path / "cut" / face["crop"]).is_file() for face in cut_faces)
     assert f"cut.mp4endedafter{kept}of91frames:thefileistruncatedordamaged" in log, log
     assert "damagedstretch" not in log
+    assert load_json(tmp_path / "cut" / "alignments.json")["meta"]["video_ended_at"] == kept
+
+    # the same command again: every frame the file holds is done, so nothing is read for nothing
+    before = file_hashes(tmp_path / "cut", "*.png", "*.json")
+    again = run_facekit(f"input={clip}", f"output={tmp_path / 'cut'}", "runner.progress=false", cwd=tmp_path)
+    assert again.returncode == 0 and f"nothing to do: {kept} frames already done" in again.stderr, again.stderr
+    assert file_hashes(tmp_path / "cut", "*.png", "*.json") == before  # run_summary.json kept as the run left it
 
 
 def _damaged_copy(tmp_path: Path) -> Path:

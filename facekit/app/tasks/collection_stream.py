@@ -304,6 +304,7 @@ class CollectionStream:
         summary.seconds = time.perf_counter() - output.opened_at
         summary.workers, summary.mode = self.settings.workers, self.settings.mode
         self.skipped.update(output.frames.skipped)
+        output.ledger.note_video_end(output.frames.ended_early_at)
         try:
             output.ledger.close()
             output.ledger.write_summary()

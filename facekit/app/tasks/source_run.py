@@ -127,7 +127,7 @@ def execute(plan: RunPlan, held: ExitStack, accepted: Callable[[], None] | None 
         plan.source))
     if accepted is not None:
         accepted()
-    if plan.source.all_done(ledger.done):
+    if plan.source.all_done(ledger.done, ended_early=ledger.video_ended_early):
         plan.nothing_to_do = True
         return RunSummary(resumed=len(ledger.done)), ledger
     for note in plan.notes:
@@ -148,6 +148,7 @@ def execute(plan: RunPlan, held: ExitStack, accepted: Callable[[], None] | None 
     pipeline = Pipeline(plan.passes, queue_size=cfg.runner.queue_size, progress=bool(cfg.runner.progress),
                     workers=workers, queue_mb=cfg.runner.queue_mb)
     summary = pipeline.run(plan.source, sink, ledger.done)
+    ledger.note_video_end(plan.source.ended_early_at)
     if plan.source.kind == "image" and not summary.frames and plan.source.skipped:
         # the input is this one photo: a folder's unreadable file is skipped, a photo alone fails
         path, why = next(iter(plan.source.skipped.items()))
