@@ -16,7 +16,7 @@ from typing import Any, Callable
 from facekit.errors import FacekitError
 from facekit.fileio import atomic_write_bytes
 from facekit.ledger.states import SourceState
-from facekit.media.collection import COLLECTION_FILE, Source
+from facekit.media.collection import Source, listed_sources
 from facekit.output.alignments import ALIGNMENTS_FILE
 from facekit.output.differences import setting_differences
 
@@ -149,11 +149,11 @@ def unfinished_folders(root: Path) -> dict[Path, str]:
     leaves those for the extraction to finish first. A collection.json that cannot be read
     names none (its damage is the extraction's to report)."""
     try:
-        entries = json.loads((root / COLLECTION_FILE).read_text(encoding="utf-8"))["sources"]
-        return {root / entry["output"]: str(entry["state"]) for entry in entries
-                if entry.get("state") != SourceState.DONE and entry.get("output")}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        entries = listed_sources(root)
+    except (OSError, ValueError):
         return {}
+    return {root / str(entry["output"]): str(entry.get("state")) for entry in entries
+            if entry.get("state") != SourceState.DONE and entry.get("output")}
 
 
 def alignments_name(source: Source) -> str:

@@ -14,6 +14,7 @@ entry of that name or stem, or ``debug`` / ``rejected``, which hold a source's o
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
 import re
@@ -38,6 +39,16 @@ COLLECTION_FILE = "collection.json"  # in the output folder: every source and it
 #: ``facekit.output.alignments.ALIGNMENTS_FILE``, a test keeps them equal), not a source: a tree
 #: that holds an earlier run's output must not have its face crops extracted as photos.
 OUTPUT_MARKERS = (COLLECTION_FILE, "alignments.json")
+
+
+def listed_sources(folder: Path) -> list[dict[str, Any]]:
+    """The source entries of the ``collection.json`` in ``folder``, as an extraction wrote them.
+    OSError when it cannot be read; ValueError when it is not JSON with a list of sources."""
+    document = json.loads((folder / COLLECTION_FILE).read_text(encoding="utf-8"))
+    sources = document.get("sources") if isinstance(document, dict) else None
+    if not isinstance(sources, list) or not all(isinstance(entry, dict) for entry in sources):
+        raise ValueError("no list of sources")
+    return sources
 
 
 @dataclass(frozen=True)

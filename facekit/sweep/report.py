@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from facekit.console import unquoted
 from facekit.faces.quality import MEASURES, reason_kind
 from facekit.sweep import contact_sheet
-from facekit.media.collection import COLLECTION_FILE
+from facekit.media.collection import listed_sources
 from facekit.output.alignments import ALIGNMENTS_FILE, load_alignments
 from facekit.sweep.contact_sheet import SheetFace, SheetRow
 from facekit.sweep.swept import SETTINGS, THRESHOLD_KEY, SweptSetting, x_axis
@@ -122,8 +122,8 @@ def _alignments_files(folder: Path) -> list[Path]:
     if (folder / ALIGNMENTS_FILE).is_file():
         return [folder / ALIGNMENTS_FILE]
     try:
-        sources = json.loads((folder / COLLECTION_FILE).read_text(encoding="utf-8"))["sources"]
-    except (OSError, ValueError, KeyError, TypeError):
+        sources = listed_sources(folder)
+    except (OSError, ValueError):
         return []
     return [folder / entry["alignments"] for entry in sources
             if entry.get("state") == "done" and (folder / entry.get("alignments", "")).is_file()]

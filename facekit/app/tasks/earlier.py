@@ -11,7 +11,6 @@ alignments file, is named and left out; the others go on.
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -24,7 +23,7 @@ from facekit.errors import ConfigError, FacekitError
 from facekit.faces.restored import RestoredStages, StoredSource
 from facekit.imaging.geometry import DEFAULT_PADDING
 from facekit.ledger.collection_state import CollectionState
-from facekit.media.collection import COLLECTION_FILE, Source
+from facekit.media.collection import COLLECTION_FILE, Source, listed_sources
 from facekit.media.sampling import Sampling
 from facekit.media.sources import utf8_text
 from facekit.output.alignments import ALIGNMENTS_FILE, load_alignments_meta
@@ -97,8 +96,8 @@ def read_earlier(folder: Path, moved_to: Path | None) -> Earlier:
     """The extraction in ``folder``: a collection's sources, or its single source."""
     if (folder / COLLECTION_FILE).is_file():
         try:
-            entries = json.loads((folder / COLLECTION_FILE).read_text(encoding="utf-8"))["sources"]
-        except (ValueError, KeyError, TypeError) as exc:
+            entries = listed_sources(folder)
+        except (OSError, ValueError) as exc:
             raise FacekitError(f"{folder / COLLECTION_FILE} is damaged ({exc}); it lists the sources to re-crop") from None
         return Earlier(folder, [_collection_source(folder, entry, moved_to) for entry in entries], True)
     if not (folder / ALIGNMENTS_FILE).is_file():
