@@ -79,7 +79,8 @@ class RunLogFile(logging.Handler):
             return
         if self._file is not None:
             self._file.close()
-        self._file = logging.FileHandler(path, encoding="utf-8")
+        # a name that is not UTF-8 (Latin-1, held with surrogates) is written escaped, as stderr shows it
+        self._file = logging.FileHandler(path, encoding="utf-8", errors="backslashreplace")
         self._file.setFormatter(self.formatter)
         waiting, self._waiting = self._waiting, []
         for record in waiting:

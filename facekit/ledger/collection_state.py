@@ -17,6 +17,7 @@ from facekit.errors import FacekitError
 from facekit.fileio import atomic_write_bytes
 from facekit.ledger.states import SourceState
 from facekit.media.collection import Source, listed_sources
+from facekit.media.sources import utf8_text
 from facekit.output.alignments import ALIGNMENTS_FILE
 from facekit.output.differences import setting_differences
 
@@ -84,7 +85,7 @@ class CollectionState:
     def set(self, source: Source, state: SourceState, force: bool = False, **details: Any) -> None:
         with self.lock:
             signature = self.signatures.setdefault(source.rel, source_signature(source.path))  # when it opened
-            self.sources[source.rel] = {"source": source.rel, "path": str(source.path), "kind": source.kind,
+            self.sources[source.rel] = {"source": source.rel, "path": utf8_text(source.path), "kind": source.kind,
                                         "output": source.output, "state": SourceState(state).value, **details}
             if state == SourceState.DONE and signature is not None:
                 self.sources[source.rel]["signature"] = signature

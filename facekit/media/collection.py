@@ -55,13 +55,22 @@ def listed_sources(folder: Path) -> list[dict[str, Any]]:
 class Source:
     """One source of a collection: ``rel`` names it (its path relative to the collection's root,
     POSIX separators; ``.`` for the root folder's own images), ``output`` is its folder relative
-    to the output folder. ``failed`` says why it cannot be read, when it cannot."""
+    to the output folder. ``failed`` says why it cannot be read, when it cannot.
+
+    ``rel`` and ``output`` are UTF-8 text (``utf8_text``) whatever the file's name: they go into
+    collection.json and logs, and the output folder is facekit's to name, so a file whose name
+    is not UTF-8 (``v\\xe9.mp4``, Latin-1) is source ``v%E9.mp4`` written to ``v%E9``; ``path``
+    is the file's own name, to open it by."""
 
     path: Path
     kind: str  # "video" | "folder"
     rel: str
     output: str
     failed: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rel", utf8_text(self.rel))
+        object.__setattr__(self, "output", utf8_text(self.output))
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import struct
+import tempfile
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -119,7 +122,7 @@ class FrameSource:
         or past ``sample.end``."""
         import cv2
 
-        capture = _video_capture(self.path)
+        capture = video_capture(self.path)
         stem, source = utf8_text(self.path.stem), utf8_text(self.path)
         fps = capture.get(cv2.CAP_PROP_FPS)
         picker = self._picker()
@@ -336,6 +339,14 @@ def utf8_text(text: str | Path) -> str:
                    f"%u{ord(ch):04X}" if "\ud800" <= ch <= "\udfff" else ch for ch in text)
 
 
+def from_utf8_text(text: str) -> str:
+    """``utf8_text`` undone: each %XX of a byte from 80 to FF, and each %uXXXX of a surrogate,
+    back to the lone surrogate a file name that is not UTF-8 holds (an actual "%E9" in a name
+    reads as that byte, so a caller tries the text as written first)."""
+    return re.sub(r"%([89A-F][0-9A-F])|%u(D[89A-F][0-9A-F]{2})",
+                  lambda m: chr(0xDC00 + int(m[1], 16)) if m[1] else chr(int(m[2], 16)), text)
+
+
 def existing_input(path: str | Path) -> Path:
     """The input's path, or a one-line error when nothing is there."""
     source = Path(path).expanduser()
@@ -436,7 +447,7 @@ def _not_a_file(path: Path) -> str:
 MAX_FAILED_GRABS = 1000
 
 
-def _video_capture(path: Path) -> Any:
+def video_capture(path: Path) -> Any:
     """``cv2.VideoCapture`` with FFmpeg's own decoder messages off (dozens of lines a damaged
     packet); facekit's warning says what was skipped. Setting ``OPENCV_FFMPEG_LOGLEVEL`` before
     the first video opens brings them back.
@@ -446,16 +457,37 @@ def _video_capture(path: Path) -> Any:
     import cv2
 
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET; read once, at the first open
-    capture = cv2.VideoCapture(str(path))
+    with _opencv_path(path) as name:
+        capture = cv2.VideoCapture(name)
     capture.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)  # OpenCV's FFmpeg default too; said, not assumed
     return capture
+
+
+@contextmanager
+def _opencv_path(path: Path) -> Iterator[str]:
+    """``path`` as OpenCV can take it. OpenCV takes a path as UTF-8 text, and a name that is not
+    UTF-8 (a Latin-1 name from an old disk or archive, which Python holds with surrogates) ended
+    the process in a segmentation fault. Such a file is opened through a symbolic link with a
+    plain name, removed once the file is open (the decoder holds it open by then)."""
+    name = str(path)
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        pass
+    else:
+        yield name
+        return
+    with tempfile.TemporaryDirectory(prefix="facekit-") as folder:
+        link = Path(folder) / f"video{path.suffix.encode('ascii', 'replace').decode('ascii')}"
+        link.symlink_to(path.resolve())
+        yield str(link)
 
 
 def _video_header(path: Path) -> tuple[int, float]:
     """The frame count and frame rate the video's header gives (0 where it gives none)."""
     import cv2
 
-    capture = _video_capture(path)
+    capture = video_capture(path)
     try:
         if not capture.isOpened():
             raise FacekitError(f"input {str(path)!r} {_why_not_a_video(path)}")

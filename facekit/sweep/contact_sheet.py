@@ -23,7 +23,7 @@ import numpy as np
 
 from facekit.faces.quality import reason_kind
 from facekit.imaging import geometry
-from facekit.media.sources import VIDEO_SUFFIXES, read_image
+from facekit.media.sources import VIDEO_SUFFIXES, read_image, video_capture
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +194,7 @@ def _frames(wanted: Sequence[tuple[str, int]], base: Path) -> Iterator[tuple[tup
             if opened != path:
                 if capture is not None:
                     capture.release()
-                capture, opened = cv2.VideoCapture(str(path)), path
+                capture, opened = video_capture(path), path
             capture.set(cv2.CAP_PROP_POS_FRAMES, index - 1)
             ok, image = capture.read()
             yield (source, index), image if ok else None

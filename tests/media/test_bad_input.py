@@ -343,6 +343,34 @@ def test_video_that_opens_but_decodes_no_frame_is_skipped_with_a_warning(tmp_pat
     assert not list(out.glob("*.png"))
 
 
+def test_a_video_and_a_photo_whose_names_are_not_utf8_are_read_alone_and_in_a_collection_and_re_cropped(
+        tmp_path: Path) -> None:
+    """A Latin-1 name (a byte that is not UTF-8) reaches Python with a surrogate, which OpenCV's
+    video reader took down with a segmentation fault and the alignments and collection files
+    could not hold. The files are read by their own names; what facekit writes names them with
+    %XX, its output folders included."""
+    require_data()
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    video, photo = os.fsencode(tree) + b"/v\xe9.mp4", os.fsencode(tree) + b"/caf\xe9.jpg"
+    shutil.copy(DATA / "video" / "faceswap_test.mp4", video)
+    shutil.copy(SCENES / "obama.jpg", photo)
+    for name, source in (("video", video), ("photo", photo), ("collection", os.fsencode(tree))):
+        result = run_facekit(f"input={os.fsdecode(source)}", f"output={tmp_path / name}", "runner.progress=false",
+                             "sample.every_n=10", cwd=tmp_path)
+        assert result.returncode == 0 and "Logging error" not in result.stderr, (name, result.stderr[-2000:])
+    assert len(load_json(tmp_path / "video" / "alignments.json")["frames"]) == 10
+    assert list(load_json(tmp_path / "photo" / "alignments.json")["frames"]) == ["caf%E9"]
+    states = {e["source"]: (e["output"], e["state"])
+              for e in load_json(tmp_path / "collection" / "collection.json")["sources"]}
+    assert states == {".": (".", "done"), "v%E9.mp4": ("v%E9", "done")}
+    assert len(load_json(tmp_path / "collection" / "v%E9" / "alignments.json")["frames"]) == 10
+    for name in ("video", "collection"):
+        again = run_facekit("task=recrop", f"input={tmp_path / name}", f"output={tmp_path / (name + '-128')}",
+                            "output.size=128", cwd=tmp_path)
+        assert again.returncode == 0, again.stderr[-2000:]
+
+
 def test_video_that_does_not_open_is_a_one_line_error(tmp_path: Path) -> None:
     """An MP4 that OpenCV's writer closed with no frame holds no index at all: nothing opens."""
     clip = tmp_path / "none.mp4"

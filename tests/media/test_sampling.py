@@ -76,8 +76,8 @@ class CountingCapture:
 def counts(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     """Grabs and retrieves of every video the test reads through facekit.media."""
     counted = {"grab": 0, "retrieve": 0}
-    opened = sources._video_capture
-    monkeypatch.setattr(sources, "_video_capture", lambda path: CountingCapture(opened(path), counted))
+    opened = sources.video_capture
+    monkeypatch.setattr(sources, "video_capture", lambda path: CountingCapture(opened(path), counted))
     return counted
 
 

@@ -25,7 +25,7 @@ from facekit.imaging.geometry import DEFAULT_PADDING
 from facekit.ledger.collection_state import CollectionState
 from facekit.media.collection import COLLECTION_FILE, Source, listed_sources
 from facekit.media.sampling import Sampling
-from facekit.media.sources import utf8_text
+from facekit.media.sources import from_utf8_text, utf8_text
 from facekit.output.alignments import ALIGNMENTS_FILE, load_alignments_meta
 
 
@@ -131,8 +131,10 @@ def _located(was: Path, alignments: Path, rel: str, moved_to: Path | None) -> tu
     moved = None if moved_to is None else moved_to / rel
     # recrop.sources before the resolved path: a link's frames are named after the link
     for candidate in (here, moved, None if resolved is None else Path(str(resolved))):
-        if candidate is not None and candidate.exists():
-            return candidate, None
+        # a name that is not UTF-8 is stored as utf8_text wrote it (v%E9.mp4): its bytes back
+        for path in () if candidate is None else dict.fromkeys((candidate, Path(from_utf8_text(str(candidate))))):
+            if path.exists():
+                return path, None
     if moved is not None:
         return was, f"not found at {was} nor at {moved} (recrop.sources)"
     return was, f"not found at {was}; if it moved, recrop.sources=DIR names the folder it is in now"
@@ -160,11 +162,11 @@ def recrop_meta(earlier: dict[str, Any], source: EarlierSource, size: int, paddi
     output: dict[str, Any] = {"size": size, "padding": padding}
     fingerprint = meta.setdefault("fingerprint", {})
     fingerprint.pop("centering", None)
-    fingerprint.update(input=str(Path(source.named).resolve()), size=size, padding=padding)
+    fingerprint.update(input=utf8_text(Path(source.named).resolve()), size=size, padding=padding)
     if centering != "legacy":  # as an extraction records it: only when set
         output["centering"] = fingerprint["centering"] = centering
-    meta["input"], meta["output"] = source.named, output
-    meta["recrop"] = fingerprint["recrop"] = {"from": str(source.alignments.resolve())}
+    meta["input"], meta["output"] = utf8_text(source.named), output
+    meta["recrop"] = fingerprint["recrop"] = {"from": utf8_text(source.alignments.resolve())}
     return meta
 
 

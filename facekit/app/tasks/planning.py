@@ -20,7 +20,7 @@ from facekit.imaging import geometry
 from facekit.ledger.source import SourceLedger
 from facekit.ledger.verify import Verify
 from facekit.media import FrameSource
-from facekit.media.sources import video_signature
+from facekit.media.sources import utf8_text, video_signature
 from facekit.models.store import ModelStore, default_cache_dir
 from facekit.output.face_files import FaceWriter
 from facekit.plugin.loading import LoadedPlugin, load_plugin
@@ -89,14 +89,14 @@ def alignments_meta(cfg: DictConfig, input_value: str, stages: FaceStages, face_
     plugins = {p.spec.kind: {"name": p.spec.name, "config": p.fingerprint()["config"]} for p in stages.plugins()
                if p.spec.kind != "masker"}  # the masks have their own entry (below)
     meta: dict[str, Any] = {
-        "input": input_value,
+        "input": utf8_text(input_value),
         "plugins": plugins,
         "output": {"size": cfg.output.size, "padding": padding},
     }
     if face_filter is not None:
         meta["filter"] = {"refs": list(cfg.filter.refs), "nrefs": list(cfg.filter.nrefs),
                           "threshold": face_filter.threshold, "metric": face_filter.metric}
-    meta["fingerprint"] = {"input": str(Path(input_value).resolve()), "plugins": plugins,
+    meta["fingerprint"] = {"input": utf8_text(Path(input_value).resolve()), "plugins": plugins,
                            "size": cfg.output.size, "padding": padding, "filter": meta.get("filter")}
     if source.kind == "video":  # a video replaced under the same name is another input
         meta["fingerprint"]["source"] = video_signature(source.path)
