@@ -16,9 +16,9 @@ from typing import Any, Callable
 from facekit.errors import FacekitError
 from facekit.fileio import atomic_write_bytes
 from facekit.ledger.states import SourceState
-from facekit.media.collection import Source, listed_sources
+from facekit.media.collection import COLLECTION_FILE, Source, listed_sources
 from facekit.media.sources import utf8_text
-from facekit.output.alignments import ALIGNMENTS_FILE
+from facekit.output.alignments import ALIGNMENTS_FILE, journal_path
 from facekit.output.differences import setting_differences
 
 log = logging.getLogger("facekit")
@@ -62,6 +62,10 @@ class CollectionState:
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             log.warning("%s is damaged (%s); every source is run again (each resumes from its journal)", path, exc)
             return state
+        root, now = document.get("root"), str(Path(input_value).expanduser().resolve())
+        if isinstance(root, str) and root != utf8_text(now):
+            raise FacekitError(f"{path.parent} holds the collection of {root}, not of {utf8_text(now)}; their sources "
+                               f"would mix: rerun with input={root} to resume it, or choose another output")
         if found != settings and not _same_but_newer(found, settings, defaults):
             raise FacekitError(f"{path.parent} holds a collection made with other settings ({setting_differences(found, settings)}); "
                                "rerun with those settings to resume it, or choose another output")
@@ -115,9 +119,25 @@ class CollectionState:
             if self.path is None or self.paused or (not force and time.monotonic() - self.saved_at < SAVE_EVERY_S):
                 return
             self.saved_at = time.monotonic()
-            document = {"input": self.input, "settings": self.settings, "counts": dict(self.counts()),
+            document = {"input": utf8_text(self.input), "root": utf8_text(Path(self.input).expanduser().resolve()),
+                        "settings": self.settings, "counts": dict(self.counts()),
                         **({"run": self.run} if self.run else {}), "sources": list(self.sources.values())}
             atomic_write_bytes(self.path, json.dumps(document, indent=2, ensure_ascii=False).encode("utf-8"))
+
+
+def refuse_another_kind(root: Path, collection: bool) -> None:
+    """A single source's run into a collection's output folder, or a collection's into a single
+    source's, is refused before anything is written: their files would mix, and each task that
+    reads the folder would see one or the other (a collection's ``.`` source writes
+    alignments.json beside collection.json, so that pair is a collection's)."""
+    is_collection = (root / COLLECTION_FILE).is_file()
+    if not collection and is_collection:
+        raise FacekitError(f"{root} holds a collection's output ({COLLECTION_FILE}); a single source's faces would "
+                           "mix with its sources': choose another output folder")
+    alignments = root / ALIGNMENTS_FILE
+    if collection and not is_collection and (alignments.is_file() or journal_path(alignments).is_file()):
+        raise FacekitError(f"{root} holds a single source's output ({ALIGNMENTS_FILE}); a collection's sources would "
+                           "mix with it: choose another output folder")
 
 
 def save_unless_failing(state: CollectionState) -> None:

@@ -289,3 +289,42 @@ def test_a_choice_that_leaves_no_source_is_one_line_and_writes_nothing(tmp_path:
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "input 'tree': no source is left by collection.include=['nomatch/**']" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def _listing(folder: Path) -> dict[str, int]:
+    """Every file under ``folder`` (hidden ones too) by relative path, with its size."""
+    return {str(path.relative_to(folder)): path.stat().st_size for path in folder.rglob("*") if path.is_file()}
+
+
+def test_runs_of_another_input_or_kind_into_an_output_are_refused_and_touch_nothing(tmp_path: Path) -> None:
+    """Two collections, or a collection and a single source, sharing one output would leave
+    files that no collection.json names, or faces of one mixed with the other's."""
+    require_data()
+    for tree, person in (("one", "p01"), ("two", "p04")):
+        _link(tmp_path / tree, person, DATA / "images" / "people" / person)
+    photo = DATA / "images" / "scenes" / "obama.jpg"
+    assert run_facekit("input=one", "output=collection", cwd=tmp_path).returncode == 0
+    assert run_facekit(f"input={photo}", "output=single", cwd=tmp_path).returncode == 0
+    refusals = {("input=two", "output=collection"): f"holds the collection of {tmp_path / 'one'}, not of",
+                (f"input={photo}", "output=collection"): "holds a collection's output (collection.json)",
+                ("input=one", "output=single"): "holds a single source's output (alignments.json)"}
+    for args, says in refusals.items():
+        before = _listing(tmp_path / args[1].split("=")[1])
+        result = run_facekit(*args, cwd=tmp_path)
+        assert result.returncode == 2 and says in " ".join(result.stderr.split()), (args, result.stderr)
+        assert _listing(tmp_path / args[1].split("=")[1]) == before, args
+    # the same collection again, named from elsewhere, still resumes (nothing to do)
+    again = run_facekit(f"input={tmp_path / 'one'}", f"output={tmp_path / 'collection'}", cwd=tmp_path.parent)
+    assert again.returncode == 0 and "nothing to do" in again.stderr, again.stderr
+
+
+def test_an_input_folder_that_holds_facekits_output_is_refused(tmp_path: Path) -> None:
+    """Its face files would be read as photos (a folder below the input holding them is passed over)."""
+    require_data()
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "obama.jpg").symlink_to(DATA / "images" / "scenes" / "obama.jpg")
+    assert run_facekit(f"input={folder / 'obama.jpg'}", f"output={folder}", cwd=tmp_path).returncode == 0
+    result = run_facekit(f"input={folder}", "output=faces", cwd=tmp_path)
+    assert result.returncode == 2 and "holds facekit's output" in result.stderr
+    assert not (tmp_path / "faces").exists()

@@ -17,8 +17,9 @@ from omegaconf import DictConfig
 
 from facekit.app.tasks.planning import collection_settings, default_settings
 from facekit.app.tasks.settings import is_collection_input, selection
-from facekit.ledger.collection_state import CollectionState
-from facekit.media.collection import COLLECTION_FILE, Source, sources_of
+from facekit.ledger.collection_state import CollectionState, refuse_another_kind
+from facekit.errors import FacekitError
+from facekit.media.collection import COLLECTION_FILE, OUTPUT_MARKERS, Source, holds_output, sources_of
 
 
 @dataclass
@@ -34,7 +35,13 @@ class RunSources:
     def of(cls, cfg: DictConfig, root: Path) -> RunSources:
         """A collection's state is loaded here, and a rerun with other settings refused as a
         whole, before anything is written."""
-        if not is_collection_input(cfg):
+        named = Path(str(cfg.input)).expanduser()
+        if named.is_dir() and holds_output(named):  # as a folder below it would be passed over
+            raise FacekitError(f"input {cfg.input} holds facekit's output ({' or '.join(OUTPUT_MARKERS)}), whose "
+                               "face files are not sources: give the folder of the photos or videos themselves")
+        alone = not is_collection_input(cfg)
+        refuse_another_kind(root, collection=not alone)
+        if alone:
             return cls(cfg, root, CollectionState(None, str(cfg.input)), alone=True)
         state = CollectionState.load(root / COLLECTION_FILE, str(cfg.input), collection_settings(cfg),
                                      defaults=default_settings)
