@@ -34,10 +34,10 @@ from facekit.curate.sheets import cluster_sheet, tile_caption
 from facekit.errors import ConfigError, OutputError
 from facekit.fileio import atomic_write_bytes
 from facekit.output.mask_files import mask_file_path
+from facekit.sweep.curation_job import CURATION_FILE
 
 log = logging.getLogger(__name__)
 
-CURATION_FILE = "curation.json"
 CLUSTERS_FILE = "clusters.csv"
 FORMAT = "facekit-curation"
 VERSION = 1

@@ -3,7 +3,9 @@ limit by: kept and rejected faces per job as a table (printed and ``sweep_report
 rejects by reason once a quality limit is set, so a sweep over two filters shows which one
 rejected), those counts against the swept setting (``sweep_report.png``, one pair of lines per
 value of whatever else varies) and the faces nearest each job's limit, by the value that limit
-bounds (``sweep_contact_sheet.png``). ``facekit.sweep.swept`` says which setting that is.
+bounds (``sweep_contact_sheet.png``). ``facekit.sweep.swept`` says which setting that is. A
+curation sweep's table gives each job's counts from its ``curation.json`` instead: the faces it
+considered, those it kept, and those it dropped, in all and by reason.
 
 Hydra calls ``on_multirun_end`` in the launching process once every job has finished, whichever
 launcher ran them, so the report reads what the jobs left in their folders (``alignments.json``
@@ -31,6 +33,7 @@ from facekit.sweep import contact_sheet
 from facekit.media.collection import listed_sources
 from facekit.output.alignments import ALIGNMENTS_FILE, load_alignments
 from facekit.sweep.contact_sheet import SheetFace, SheetRow
+from facekit.sweep.curation_job import CurationCounts, curation_counts
 from facekit.sweep.swept import SETTINGS, THRESHOLD_KEY, SweptSetting, x_axis
 from facekit.fileio import atomic_write_bytes
 
@@ -66,6 +69,7 @@ class JobResult:
     limit: float | None = None  # the value of the swept setting (the x axis) the job applied
     sheet_key: str = ""  # jobs with equal keys would show equal contact-sheet rows
     nearest: list[SheetFace] = field(default_factory=list)
+    curation: CurationCounts | None = None  # a curation job's counts (it has no alignments)
 
 
 def write_report(sweep_dir: Path, cwd: Path) -> None:
@@ -99,6 +103,7 @@ def read_job(folder: Path, axis: SweptSetting = SETTINGS[THRESHOLD_KEY]) -> JobR
                     overrides=_overrides(folder))
     documents = [load_alignments(path) for path in _alignments_files(folder)]
     if not documents:
+        job.curation = curation_counts(folder)
         return job
     # a collection's sources each have their frames; frame names repeat across sources, so keyed apart
     frames = {f"{i}/{name}": frame for i, document in enumerate(documents) for name, frame in document["frames"].items()}
@@ -146,7 +151,10 @@ def varying_overrides(jobs: Sequence[JobResult]) -> list[str]:
 def table(jobs: Sequence[JobResult], varying: Sequence[str]) -> tuple[list[str], list[list[str]]]:
     """One row per job: the threshold it used (no column when no job filtered by identity),
     each varying override as typed, the counts, and once any job set a quality limit, its
-    rejects by reason (``rejected_yaw``: those only that reason)."""
+    rejects by reason (``rejected_yaw``: those only that reason). A curation sweep's rows
+    hold curation's counts instead (``curation_table``)."""
+    if any(job.curation is not None for job in jobs):
+        return curation_table(jobs, varying)
     kinds = [kind for kind in REASON_KINDS if any(job.reasons[kind] for job in jobs)] \
         if any(job.quality for job in jobs) else []
     thresholds = any(job.threshold is not None for job in jobs)
@@ -155,6 +163,26 @@ def table(jobs: Sequence[JobResult], varying: Sequence[str]) -> tuple[list[str],
     rows = [[str(job.num), *([_blank(job.threshold)] if thresholds else []), *(job.overrides.get(key, "") for key in varying),
              _blank(job.kept), _blank(job.rejected), _blank(None if job.kept is None else job.kept + job.rejected),
              *(_blank(None if job.kept is None else job.reasons[kind]) for kind in kinds)] for job in jobs]
+    return header, rows
+
+
+def curation_table(jobs: Sequence[JobResult], varying: Sequence[str]) -> tuple[list[str], list[list[str]]]:
+    """One row per curation job: each varying override as typed, the faces it kept, dropped and
+    considered, the drops by reason (``dropped_duplicate``: for that reason only; a column for
+    each reason any job dropped a face for) and, once any job clustered, its clusters. A job
+    without a result (it failed) has blank counts."""
+    counted = [job.curation for job in jobs if job.curation is not None]
+    reasons = sorted({reason for counts in counted for reason in counts.dropped})
+    clusters = any(counts.clusters is not None for counts in counted)
+    header = ["job", *varying, "kept", "dropped", "faces", *(f"dropped_{reason}" for reason in reasons),
+              *(["clusters"] if clusters else [])]
+    rows = []
+    for job in jobs:
+        counts = job.curation
+        numbers: list[Any] = [None] * (3 + len(reasons) + clusters) if counts is None else [
+            counts.kept, counts.faces - counts.kept, counts.faces, *(counts.dropped.get(reason, 0) for reason in reasons),
+            *([counts.clusters] if clusters else [])]
+        rows.append([str(job.num), *(job.overrides.get(key, "") for key in varying), *map(_blank, numbers)])
     return header, rows
 
 

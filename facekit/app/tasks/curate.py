@@ -14,6 +14,7 @@ from facekit.curate import CurateSettings, check_target, decide, read_output, wr
 from facekit.curate.ordering import SORTS
 from facekit.errors import ConfigError
 from facekit.plugin.registry import PluginRegistry
+from facekit.sweep.curation_job import CURATED_FOLDER, CURATION_FILE
 
 log = logging.getLogger("facekit")
 
@@ -28,7 +29,7 @@ def run_curate(cfg: DictConfig, registry: PluginRegistry) -> None:
         raise ConfigError("input is required: facekit task=curate input=<extraction output folder> output=<result folder>")
     source = Path(str(cfg.input)).expanduser()
     # a sweep's job: its result in a folder of its own, inside the job's (which holds Hydra's files)
-    result = job_output_dir(cfg) / "curated" if in_sweep() else Path(str(cfg.output.dir)).expanduser()
+    result = job_output_dir(cfg) / CURATED_FOLDER if in_sweep() else Path(str(cfg.output.dir)).expanduser()
     check_target(result, source)
     faces = read_output(source)
     log.info("%s: %d face(s)", source, len(faces))
@@ -38,7 +39,7 @@ def run_curate(cfg: DictConfig, registry: PluginRegistry) -> None:
     log.info("curated: %d of %d face(s) kept%s; %s in %s", counts["kept"], counts["faces"],
              f", {counts['clusters']} cluster(s)" if curation.labels is not None else "",
              ", ".join(f"{kind} {n}" for kind, n in counts["dropped"].items()) or "none dropped",
-             result / "curation.json")
+             result / CURATION_FILE)
     for cluster in document.get("clusters", []) if settings.cluster else []:  # dedupe's groups are no one's
         if "refs_command" in cluster:
             print(f"cluster {cluster['cluster']:3d} ({cluster['faces']} faces): {cluster['refs_command']}")
