@@ -184,8 +184,10 @@ def check_group_choices(argv: Sequence[str], registry: PluginRegistry) -> None:
 
 def check_composes(argv: Sequence[str]) -> DictConfig | None:
     """Compose a plain run's config once up front, so Hydra's multi-line composition errors (an
-    unknown key, a bad value) reach the user as one line; returns it. Flags (--help, -m, ...)
-    go straight to Hydra (None): sweeps hold values that only a launcher can expand."""
+    unknown key, a bad value) reach the user as one line; returns it. Its values are checked as
+    the run checks them before it writes (an extraction's settings, the plugins' options that
+    its stages would refuse, curation's settings), so a sweep's are too (``check_sweep_values``).
+    Flags (--help, -m, ...) go straight to Hydra (None): sweeps hold values that only a launcher can expand."""
     if any(arg.startswith("-") for arg in argv):
         return None
     from hydra import compose, initialize_config_module
@@ -203,13 +205,19 @@ def check_composes(argv: Sequence[str]) -> DictConfig | None:
         cause = f"\n{exc.__cause__}" if exc.__cause__ is not None else ""
         raise ConfigError(one_line(f"{exc}{cause}") + _list_hint(argv)) from None
     if cfg.task == "extract":  # before Hydra creates the output folder or anything loads
+        from facekit.app.tasks.planning import build_stages
         from facekit.app.tasks.settings import check_settings
 
         check_settings(cfg)
+        build_stages(cfg, default_registry())  # the plugins' options, checked as the run checks them; no model loads
     if cfg.task == "curate" and not any(arg.startswith("output.dir=") for arg in argv):
         # output.dir's default (faces/) is where an extraction writes: a curation never lands there unasked
         raise ConfigError("task=curate needs output=<result folder>, a new folder for the curated faces: "
                           "facekit task=curate input=<extraction output folder> output=<result folder>")
+    if cfg.task == "curate":
+        from facekit.app.tasks.curate import curate_settings
+
+        curate_settings(cfg)
     return cfg
 
 

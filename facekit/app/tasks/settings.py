@@ -9,6 +9,7 @@ from omegaconf import DictConfig
 from facekit.app.tasks.mask_settings import check_mask_settings
 from facekit.errors import ConfigError, FacekitError
 from facekit.faces.identity import as_threshold
+from facekit.faces.quality import QualityFilter
 from facekit.imaging.geometry import check_crop_size
 from facekit.media.sampling import Sampling, checked_sampling
 from facekit.media.collection import (LIST_PREFIX, Selection, holds_output, is_collection, is_list, names_nothing,
@@ -39,6 +40,7 @@ def check_settings(cfg: DictConfig) -> None:
     check_mask_settings(cfg)
     if cfg.filter.threshold is not None:  # here too, so a sweep's every value is checked before its first job
         as_threshold(cfg.filter.threshold)
+    QualityFilter.from_config(cfg.get("quality"))  # the run builds it again, once its stages are chosen
     sampling(cfg)
     chosen = selection(cfg)
     named = str(cfg.input)

@@ -1,0 +1,33 @@
+"""A sweep refuses a value a plain run would refuse before any of its jobs runs: one line that
+names the value, exit 2, nothing written (not a first job's folder, then a failure)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cli_helpers import run_facekit
+from conftest import SCENES, require_data
+
+#: What a sweep varies, with the run's own line for its bad value. Each is checked only once a
+#: run builds its stages (the quality filter, the plugins) or starts its task (curation).
+BAD_VALUES = [
+    (["quality.max_yaw=30,-5"], "the sweep's quality.max_yaw=-5: quality.max_yaw must be a number >= 0 (or null: off)"),
+    (["quality.max_faces=1,0"], "the sweep's quality.max_faces=0: quality.max_faces must be a whole number of faces"),
+    (["detector.score_threshold=0.5,5"],
+     "the sweep's detector.score_threshold=5: detector yunet: score_threshold must be between 0 and 1"),
+    (["task=curate", "curate.dedupe=0.05,5"], "the sweep's curate.dedupe=5: curate.dedupe is a cosine distance"),
+]
+
+
+@pytest.mark.parametrize(("swept", "line"), BAD_VALUES, ids=[" ".join(swept) for swept, _ in BAD_VALUES])
+def test_a_sweep_refuses_a_bad_value_in_one_line_before_any_job_runs(tmp_path: Path, swept: list[str], line: str) -> None:
+    require_data()
+    # a curation reads an extraction's output folder: its settings are checked before its input is read
+    source = tmp_path / "extraction" if "task=curate" in swept else SCENES / "two_people.jpg"
+    result = run_facekit("-m", f"input={source}", f"output={tmp_path / 'faces'}", "runner.progress=false", *swept,
+                         cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-3000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("facekit: error: ") and line in lines[0], result.stderr[-3000:]
+    assert list(tmp_path.iterdir()) == []  # no sweep folder, no job's folder, no multirun.yaml
