@@ -56,6 +56,7 @@ def output_folders(root: Path) -> list[Path]:
     """Every source folder under an extraction output (a single source's folder is its own)."""
     found = sorted(path.parent for path in root.rglob(ALIGNMENTS_FILE))
     if not found:
+        check_finished(root)  # an extraction stopped before its first fold left its journal alone
         raise FacekitError(f"no {ALIGNMENTS_FILE} under {root}: give an extraction's output folder")
     return found
 

@@ -292,3 +292,17 @@ def test_task_mask_on_a_missing_face_file_is_one_line_without_opencvs_warning(tm
     result = _mask(out, "output.masks=[components]")
     assert result.returncode == 2 and "is missing or damaged; run the extraction again" in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "WARN" not in result.stderr, result.stderr
+
+
+def test_mask_and_recrop_on_an_extraction_killed_before_its_first_fold_say_it_is_unfinished(tmp_path: Path) -> None:
+    """A hard kill leaves the journal alone, no alignments.json: "give an extraction's output
+    folder" sent the user looking for another folder; the extraction run again finishes it."""
+    from facekit.output.alignments import AlignmentsWriter
+
+    out = tmp_path / "killed"
+    AlignmentsWriter(out / "alignments.json", {"input": "clip.mp4", "fingerprint": {}})  # never closed: as killed
+    assert (out / "alignments.json.journal").is_file() and not (out / "alignments.json").exists()
+    for result in (_mask(out, "output.masks=[components]"),
+                   run_facekit("task=recrop", f"input={out}", f"output={tmp_path / 'recropped'}", cwd=tmp_path)):
+        assert result.returncode == 2, result.stderr
+        assert "holds an unfinished extraction (alignments.json.journal); run the extraction again" in result.stderr

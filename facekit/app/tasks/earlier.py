@@ -26,7 +26,7 @@ from facekit.ledger.collection_state import CollectionState
 from facekit.media.collection import COLLECTION_FILE, Source, listed_sources
 from facekit.media.sampling import Sampling
 from facekit.media.sources import from_utf8_text, utf8_text
-from facekit.output.alignments import ALIGNMENTS_FILE, load_alignments_meta
+from facekit.output.alignments import ALIGNMENTS_FILE, check_finished, load_alignments_meta
 
 
 @dataclass(frozen=True)
@@ -101,6 +101,7 @@ def read_earlier(folder: Path, moved_to: Path | None) -> Earlier:
             raise FacekitError(f"{folder / COLLECTION_FILE} is damaged ({exc}); it lists the sources to re-crop") from None
         return Earlier(folder, [_collection_source(folder, entry, moved_to) for entry in entries], True)
     if not (folder / ALIGNMENTS_FILE).is_file():
+        check_finished(folder)  # an extraction stopped before its first fold left its journal alone
         raise ConfigError(f"{folder} holds no {ALIGNMENTS_FILE} or {COLLECTION_FILE}: give task=recrop an extraction's "
                           "output folder")
     alignments = folder / ALIGNMENTS_FILE
