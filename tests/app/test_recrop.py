@@ -282,3 +282,34 @@ def test_a_plugin_named_for_a_recrop_which_runs_no_model_is_refused(tree: Path) 
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "task=recrop runs no model" in result.stderr and "leave out +detector, +aligner" in result.stderr
     assert not (tree / "plugged").exists()
+
+
+def _reencoded(source: Path, target: Path, first: int, last: int) -> None:
+    """Frames ``first``..``last`` (0-based) of ``source`` as a new video of the same size."""
+    import av
+
+    with av.open(str(source)) as reading, av.open(str(target), "w") as writing:
+        stream = reading.streams.video[0]
+        out = writing.add_stream("libx264", rate=stream.average_rate)
+        out.width, out.height, out.pix_fmt = stream.width, stream.height, "yuv420p"
+        for number, frame in enumerate(reading.decode(stream)):
+            if first <= number <= last:
+                writing.mux(out.encode(frame.reformat(format="yuv420p")))
+        writing.mux(out.encode())
+
+
+def test_a_video_replaced_under_its_name_since_extraction_is_refused_and_nothing_is_written(tmp_path: Path) -> None:
+    """Its stored points would cut another video's frames: one of the same size re-cropped
+    without a word (one of another size failed midway, after writing the output's records)."""
+    require_data()
+    video = tmp_path / "clip.mp4"
+    shutil.copy(VIDEO, video)
+    _run(tmp_path, f"input={video}", "output=out", "sample.every_n=10")
+    _reencoded(VIDEO, video, 30, 60)
+    for other in ("same size", "another size"):
+        if other == "another size":
+            shutil.copy(DATA / "video" / "short_hamilton_clip.mp4", video)
+        result = run_facekit("task=recrop", "input=out", "output=again", "output.size=128", cwd=tmp_path)
+        assert result.returncode == 2, (other, result.stderr)
+        assert "is not the video extracted (another file under its name)" in result.stderr, (other, result.stderr)
+        assert not (tmp_path / "again").exists(), other

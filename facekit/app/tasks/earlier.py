@@ -25,7 +25,7 @@ from facekit.imaging.geometry import DEFAULT_PADDING
 from facekit.ledger.collection_state import CollectionState
 from facekit.media.collection import COLLECTION_FILE, Source, listed_sources
 from facekit.media.sampling import Sampling
-from facekit.media.sources import from_utf8_text, utf8_text
+from facekit.media.sources import from_utf8_text, utf8_text, video_signature
 from facekit.output.alignments import ALIGNMENTS_FILE, check_finished, load_alignments_meta
 
 
@@ -127,7 +127,8 @@ def _located(was: Path, alignments: Path, rel: str, moved_to: Path | None) -> tu
     fingerprint resolved it when it was extracted; else why not. A relative path as named is
     taken from this folder only when it is that same file (or the fingerprint names none): a
     re-crop run from another folder must not take ``.`` or ``photos`` there for the extraction's."""
-    resolved = load_alignments_meta(alignments).get("fingerprint", {}).get("input")
+    fingerprint = load_alignments_meta(alignments).get("fingerprint", {})
+    resolved = fingerprint.get("input")
     here = was if was.is_absolute() or resolved is None or _same_file(was, Path(str(resolved))) else None
     moved = None if moved_to is None else moved_to / rel
     # recrop.sources before the resolved path: a link's frames are named after the link
@@ -135,10 +136,19 @@ def _located(was: Path, alignments: Path, rel: str, moved_to: Path | None) -> tu
         # a name that is not UTF-8 is stored as utf8_text wrote it (v%E9.mp4): its bytes back
         for path in () if candidate is None else dict.fromkeys((candidate, Path(from_utf8_text(str(candidate))))):
             if path.exists():
-                return path, None
+                return path, _replaced(path, fingerprint.get("source"))
     if moved is not None:
         return was, f"not found at {was} nor at {moved} (recrop.sources)"
     return was, f"not found at {was}; if it moved, recrop.sources=DIR names the folder it is in now"
+
+
+def _replaced(path: Path, signature: object) -> str | None:
+    """Why a video found under its name is not the one extracted (its signature, as the
+    extraction's rerun check reads it), or None: its stored points would cut another video's
+    frames, and one of the same size gave no error."""
+    if not isinstance(signature, str) or not path.is_file() or video_signature(path) == signature:
+        return None
+    return f"{path} is not the video extracted (another file under its name); extract it again"
 
 
 def _same_file(named: Path, resolved: Path) -> bool:
