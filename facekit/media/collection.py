@@ -23,7 +23,7 @@ from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterator, Mapping, Sequence
 
-from facekit.errors import FacekitError
+from facekit.errors import ConfigError, FacekitError
 from facekit.media.sampling import Sampling, checked_sampling
 from facekit.media.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, existing_input, open_input, utf8_text
 from facekit.records import Frame
@@ -404,6 +404,18 @@ def sources_of(root: Path, selection: Selection, exclude: Path | None = None) ->
         yield from walk(root, selection, exclude)
 
 
+def check_leaves_a_source(named: str, selection: Selection, exclude: Path | None = None) -> None:
+    """An ``include`` / ``exclude`` that leaves no source of the tree or list ``named`` is a
+    ConfigError, one line, for the CLI's ``collection.*`` keys and the library's arguments alike
+    (left silent, a run would read nothing and say nothing). The walk stops at the first source
+    it keeps."""
+    if not (selection.include or selection.exclude):
+        return
+    if next(sources_of(Path(named).expanduser(), selection, exclude), None) is None:
+        raise ConfigError(f"input {named!r}: no source is left by collection.include={list(selection.include)} and "
+                          f"collection.exclude={list(selection.exclude)} (globs on each source's path in the collection)")
+
+
 def collection(path: str | Path, sample: Sampling | Mapping[str, Any] | None = None, recursive: bool = True,
                include: Sequence[str] = (), exclude: Sequence[str] = ()) -> Iterator[tuple[Source, Frame]]:
     """Every frame of a collection (a tree, ``@list.txt``, or a single file or flat folder, which
@@ -411,7 +423,8 @@ def collection(path: str | Path, sample: Sampling | Mapping[str, Any] | None = N
     and number in its source, ``frame.image`` its BGR pixels. ``sample`` (a ``Sampling`` or its
     fields: ``{"every_n": 10}``) chooses each video's frames. A source of a tree or list that
     cannot be read is named in a warning and passed over, as the CLI does; a ``path`` that does
-    not exist, or a single source that cannot be read, raises FacekitError here, at the call."""
+    not exist, a single source that cannot be read, or ``include`` / ``exclude`` (a glob, or a
+    list of them) that leave no source, raise FacekitError here, at the call."""
     sampling = sample if isinstance(sample, Sampling) or sample is None else _sampling_of(dict(sample))
     include, exclude = ([globs] if isinstance(globs, str) else globs for globs in (include, exclude))  # one glob
     selection = Selection(recursive, tuple(include), tuple(exclude))
@@ -419,6 +432,7 @@ def collection(path: str | Path, sample: Sampling | Mapping[str, Any] | None = N
     root = Path(str(path)) if listed else Path(path).expanduser()
     existing_input(str(root)[len(LIST_PREFIX):] if listed else root)
     if is_collection(root, selection):
+        check_leaves_a_source(str(path), selection)
         return _frames(sources_of(root, selection), sampling)
     single = Source(root, "video" if root.suffix.lower() in VIDEO_SUFFIXES else "folder", ".", ".")
     return ((single, frame) for frame in open_input(root, sampling=sampling).frames())
@@ -445,5 +459,5 @@ def _frames(sources: Iterator[Source], sampling: Sampling | None) -> Iterator[tu
         for frame in frames.frames():
             yield source, frame
 
-__all__: Sequence[str] = ["collection", "COLLECTION_FILE", "LIST_PREFIX", "RESERVED", "Selection", "Source", "is_collection", "is_list",
+__all__: Sequence[str] = ["check_leaves_a_source", "collection", "COLLECTION_FILE", "LIST_PREFIX", "RESERVED", "Selection", "Source", "is_collection", "is_list",
                           "read_list", "sources_of", "walk"]

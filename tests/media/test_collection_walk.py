@@ -222,6 +222,25 @@ def test_one_glob_given_as_a_string_is_one_glob_not_its_letters(tmp_path: Path) 
     assert kept == {name for name in every if not name.startswith("short_")} and kept != every and kept
 
 
+@pytest.mark.parametrize("choice", [{"exclude": "p0*"}, {"include": ["zzz"]}], ids=["exclude as a string", "include"])
+def test_an_include_or_exclude_that_leaves_no_source_is_refused_at_the_call_in_the_clis_words(
+        choice: dict, tmp_path: Path) -> None:
+    """It yielded nothing, silently, where the CLI refuses the same choice with one line."""
+    from cli_helpers import run_facekit
+    from conftest import require_data
+    from facekit.errors import ConfigError
+    from facekit.media.collection import collection
+
+    people = require_data() / "images" / "people"
+    with pytest.raises(ConfigError, match="no source is left by collection") as refused:
+        collection(people, **choice)
+    (key, globs), = choice.items()
+    globs = [globs] if isinstance(globs, str) else globs
+    result = run_facekit(f"input={people}", f"output={tmp_path / 'out'}", f"collection.{key}=[{','.join(globs)}]",
+                         cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [f"facekit: error: {refused.value}"]
+
+
 def test_a_list_with_a_byte_order_mark_a_trailing_comment_and_a_repeated_entry(tree: Path,
                                                                              caplog: pytest.LogCaptureFixture) -> None:
     """As a Windows editor saves it: the mark is no part of the first name; a comment after a

@@ -12,8 +12,8 @@ from facekit.faces.identity import as_threshold
 from facekit.faces.quality import QualityFilter
 from facekit.imaging.geometry import check_crop_size
 from facekit.media.sampling import Sampling, checked_sampling
-from facekit.media.collection import (LIST_PREFIX, Selection, holds_output, is_collection, is_list, names_nothing,
-                                      sources_of)
+from facekit.media.collection import (LIST_PREFIX, Selection, check_leaves_a_source, holds_output, is_collection,
+                                      is_list, names_nothing)
 from facekit.media.sources import IMAGE_SUFFIXES, existing_input
 
 
@@ -53,14 +53,11 @@ def check_settings(cfg: DictConfig) -> None:
 
 
 def check_choice_finds_a_source(cfg: DictConfig, chosen: Selection, source: Path) -> None:
-    """``collection.include`` / ``exclude`` that leave no source of a tree (or of a list file) is
-    one line before anything is written: the walk stops at the first source it keeps."""
+    """``collection.include`` / ``exclude`` that leave no source of a tree (or of a list file)
+    is one line before anything is written (``check_leaves_a_source``, the library's check too)."""
     if not (chosen.include or chosen.exclude) or not is_collection_input(cfg) or not (source.is_dir() or source.is_file()):
         return
-    named = str(cfg.input)
-    if next(sources_of(Path(named).expanduser(), chosen, exclude=job_output_dir(cfg)), None) is None:
-        raise ConfigError(f"input {named!r}: no source is left by collection.include={list(chosen.include)} and "
-                          f"collection.exclude={list(chosen.exclude)} (globs on each source's path in the collection)")
+    check_leaves_a_source(str(cfg.input), chosen, exclude=job_output_dir(cfg))
 
 
 def check_output_named(cfg: DictConfig) -> None:
