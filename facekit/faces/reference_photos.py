@@ -15,8 +15,11 @@ from facekit.records import Frame, FrameRecord
 
 
 def reference_path(name: str | Path) -> Path:
-    """A reference photo's path, ``~`` expanded; a missing file is an error naming it."""
+    """A reference photo's path, ``~`` expanded; a missing file, or a folder (which exists: "does
+    not exist" would send the user looking for the wrong mistake), is an error naming it."""
     path = Path(name).expanduser()
+    if path.is_dir():
+        raise FacekitError(f"reference photo {str(name)!r} is a folder, not a photo")
     if not path.is_file():
         raise FacekitError(f"reference photo {str(name)!r} does not exist")
     return path

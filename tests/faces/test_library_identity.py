@@ -144,3 +144,17 @@ def test_the_filter_takes_one_face_as_it_takes_a_list(extractor: facekit.Extract
     faces = extractor.extract(_read(SCENES / "two_people.jpg"))
     wanted = facekit.IdentityFilter(refs=[str(REFERENCE)], extractor=extractor)
     assert [len(wanted.filter(face)) for face in faces] == [len(wanted.filter([face])) for face in faces]
+
+
+def test_a_reference_photo_that_is_a_folder_is_called_a_folder_by_the_library_and_the_cli(
+        extractor: facekit.Extractor, cache_home: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "refs"
+    folder.mkdir()
+    said = f"reference photo '{folder}' is a folder, not a photo"  # it was "does not exist"
+    with pytest.raises(FacekitError) as refused:
+        facekit.IdentityFilter(refs=[str(folder)], extractor=extractor)
+    assert str(refused.value) == said
+    result = run_facekit(f"input={REFERENCE}", f"output={tmp_path / 'out'}", f"filter.refs=[{folder}]",
+                         "runner.progress=false", cwd=tmp_path, env={"FACEKIT_HOME": str(cache_home)})
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [f"facekit: error: {said}"]
+    assert not (tmp_path / "out").exists()
