@@ -151,9 +151,10 @@ def _ref_votes(to_refs: np.ndarray, to_nrefs: np.ndarray, k: int) -> int:
 
 def as_threshold(threshold: Any, key: str = "filter.threshold") -> float:
     """A threshold as a float, or a ConfigError naming ``key`` (the CLI's, or the library's
-    ``threshold=``) for anything that is not a distance: negative, NaN, infinite, not a number."""
+    ``threshold=``) for anything that is not a distance: negative, NaN, infinite, not a number,
+    or a bool (which float() reads as 1.0 or 0.0: a slip, not a distance)."""
     try:
-        value = float(threshold)
+        value = math.nan if isinstance(threshold, (bool, np.bool_)) else float(threshold)
     except (TypeError, ValueError):
         value = math.nan
     if not math.isfinite(value) or value < 0:

@@ -146,6 +146,15 @@ def test_the_filter_takes_one_face_as_it_takes_a_list(extractor: facekit.Extract
     assert [len(wanted.filter(face)) for face in faces] == [len(wanted.filter([face])) for face in faces]
 
 
+def test_a_bool_threshold_is_refused_as_other_non_numbers_are(extractor: facekit.Extractor) -> None:
+    face = extractor.extract(_read(REFERENCE))[0]
+    for flag in (True, False, np.True_):  # True was taken as 1.0, False as 0.0
+        with pytest.raises(ConfigError, match="threshold must be a distance"):
+            facekit.compare(face, face, threshold=flag)
+        with pytest.raises(ConfigError, match="threshold must be a distance"):
+            facekit.IdentityFilter(refs=[face], threshold=flag)
+
+
 def test_a_reference_photo_that_is_a_folder_is_called_a_folder_by_the_library_and_the_cli(
         extractor: facekit.Extractor, cache_home: Path, tmp_path: Path) -> None:
     folder = tmp_path / "refs"
