@@ -87,6 +87,9 @@ class Face:
     crop_sha256: str | None = None
     crop_bytes: int | None = None  # the face file's size: a resumed run checks the file against it
     embedding: np.ndarray | None = None  # identity vector, only with a filter or output.embeddings
+    #: the identity plugin that made ``embedding`` (None: not known, as for one read back from
+    #: alignments.json): a vector is only comparable in its own plugin's metric
+    embedded_by: str | None = None
     keep: bool = True
     reason: str | None = None  # why the filter rejected it
     distance: float | None = None  # the number the filter's threshold was applied to

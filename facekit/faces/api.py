@@ -39,7 +39,7 @@ def distance(a: Embedded | Sequence[Embedded], b: Embedded, identity: str = "sfa
     if not _is_single(b):  # distances() would compare against b's first face only
         raise ValueError("b is one face or embedding, which every face in a is compared with; pass several as a")
     metric = _identity(identity, registry).metric or "cosine"
-    table = distances(_embeddings(a), _embeddings(b), metric)[:, 0]
+    table = distances(_embeddings(a, identity), _embeddings(b, identity), metric)[:, 0]
     return float(table[0]) if _is_single(a) else table
 
 
@@ -80,7 +80,7 @@ class IdentityFilter:
 
     def decide(self, face: Embedded) -> Decision:
         """Keep or reject one face (or embedding), with the reason and the distance the CLI records."""
-        return self.rules.decide(_embeddings(face)[0])
+        return self.rules.decide(_embeddings(face, self.identity)[0])
 
     def filter(self, faces: Face | Sequence[Face]) -> list[Face]:
         """The faces kept (of one face, or several). Each face's ``keep``, ``reason`` and
@@ -106,7 +106,7 @@ class IdentityFilter:
                 raise ValueError(f"reference #{index}: a photo is BGR uint8 pixels of shape (height, width, 3), got "
                                  f"{reference.dtype} {reference.shape} (an embedding is 1-D)")
             return reference_embedding(reference, self._stages(), f"#{index}")
-        return _embeddings(reference)[0]
+        return _embeddings(reference, self.identity)[0]
 
     def _stages(self) -> FaceStages:
         """The extractor's stages, the extractor built on first need (only photos need one)."""
@@ -135,13 +135,17 @@ def _is_single(value: Embedded | Sequence[Embedded]) -> bool:
     return bool(items) and not isinstance(items[0], (Face, np.ndarray, Sequence))
 
 
-def _embeddings(value: Embedded | Sequence[Embedded]) -> np.ndarray:
-    """(n, d) float64 from one face or embedding, or a sequence of them."""
+def _embeddings(value: Embedded | Sequence[Embedded], identity: str) -> np.ndarray:
+    """(n, d) float64 from one face or embedding, or a sequence of them, to be judged in
+    ``identity``'s metric: a face embedded by another plugin is refused, as its distance there
+    would be a number with no meaning (a bare vector names no plugin, and is taken as given)."""
     items = [value] if _is_single(value) else list(value)
     rows = []
     for item in items:
         vector = item.embedding if isinstance(item, Face) else item
         if vector is None:
             raise ConfigError("a face without an embedding: extract it with Extractor(identity=...)")
+        if isinstance(item, Face) and item.embedded_by is not None and item.embedded_by != identity:
+            raise ConfigError(f"identity={identity!r} but the face is embedded with {item.embedded_by!r}")
         rows.append(np.asarray(vector, dtype=np.float64).ravel())
     return np.stack(rows) if rows else np.zeros((0, 0))

@@ -204,6 +204,7 @@ class FaceStages:
             vectors = self.identity.model.embed(record.frame.image, [f.landmarks for f in record.faces])
         for face, vector in zip(record.faces, vectors):
             face.embedding = _as_stored(vector, EMBEDDING_DECIMALS)
+            face.embedded_by = self.identity.spec.name
 
 
 @contextmanager

@@ -146,6 +146,23 @@ def test_the_filter_takes_one_face_as_it_takes_a_list(extractor: facekit.Extract
     assert [len(wanted.filter(face)) for face in faces] == [len(wanted.filter([face])) for face in faces]
 
 
+def test_faces_embedded_by_one_identity_plugin_are_refused_in_another_ones_metric(extractor: facekit.Extractor) -> None:
+    """compare(identity="dlib-resnet") on sface vectors answered False from a Euclidean distance
+    of sface vectors; each face knows the plugin that embedded it, so the mix-up is named."""
+    obama, obama2 = (extractor.extract(_read(SCENES / name))[0] for name in ("obama.jpg", "obama2.jpg"))
+    assert obama.embedded_by == "sface"
+    mixed = "identity='vgg-face' but the face is embedded with 'sface'"
+    with pytest.raises(ConfigError, match=mixed):
+        facekit.compare(obama, obama2, identity="vgg-face")
+    with pytest.raises(ConfigError, match=mixed):
+        facekit.distance([obama2, obama], obama.embedding, identity="vgg-face")
+    with pytest.raises(ConfigError, match=mixed):
+        facekit.IdentityFilter(refs=[obama], identity="vgg-face")
+    wanted = facekit.IdentityFilter(refs=[obama.embedding], identity="vgg-face")  # a bare vector names no plugin
+    with pytest.raises(ConfigError, match=mixed):
+        wanted.filter(obama2)
+
+
 def test_a_bool_threshold_is_refused_as_other_non_numbers_are(extractor: facekit.Extractor) -> None:
     face = extractor.extract(_read(REFERENCE))[0]
     for flag in (True, False, np.True_):  # True was taken as 1.0, False as 0.0
