@@ -75,6 +75,10 @@ def test_an_empty_output_and_a_list_that_names_nothing_are_refused_before_anythi
     line = one_line_error(run_facekit("input=@sources.txt", "output=faces", cwd=tmp_path))
     assert "the list names no source" in line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sources.txt"]
+    (tmp_path / "photos").mkdir()
+    for value, says in (("@photos", "photos is a folder; a list is a text file"), ("@", "names no list file")):
+        assert says in one_line_error(run_facekit(f"input={value}", "output=faces", cwd=tmp_path)), value
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photos", "sources.txt"]
 
 
 def test_a_photo_alone_that_does_not_decode_fails_the_run_where_a_folder_would_skip_it(tmp_path: Path) -> None:

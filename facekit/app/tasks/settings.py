@@ -44,7 +44,12 @@ def check_settings(cfg: DictConfig) -> None:
     sampling(cfg)
     chosen = selection(cfg)
     named = str(cfg.input)
+    if is_list(named) and not named[len(LIST_PREFIX):].strip():
+        raise ConfigError(f"input {named!r} names no list file: input={LIST_PREFIX}<list.txt>, one path a line")
     source = existing_input(named[len(LIST_PREFIX):] if is_list(named) else named)
+    if is_list(named) and source.is_dir():
+        raise ConfigError(f"input {named!r}: {source} is a folder; a list is a text file (one path a line), and a "
+                          f"folder is given without '{LIST_PREFIX}': input={source}")
     if is_list(named) and names_nothing(source):
         raise ConfigError(f"input {named!r}: the list names no source; write one path a line (a video, or a "
                           "folder of images), relative to the list's folder")
