@@ -182,6 +182,23 @@ def check_group_choices(argv: Sequence[str], registry: PluginRegistry) -> None:
                 raise ConfigError(f"unknown {group} {value!r}; choose one of: {', '.join(valid) or '(none installed)'}")
 
 
+def _check_nothing_deleted(cfg: DictConfig) -> None:
+    """``~output`` (Hydra's deletion) composes, then the run met a missing node in a traceback:
+    every group of the schema is needed, so its deletion is one line instead (a key within one,
+    ``~output.size``, is refused by the schema itself)."""
+    from dataclasses import MISSING, fields
+
+    from facekit.app.schema import FacekitSchema
+
+    for item in fields(FacekitSchema):
+        if item.name in cfg:
+            continue
+        if item.default_factory is MISSING:  # a key of its own
+            raise ConfigError(f"~{item.name} deletes a setting every run needs; set it instead ({item.name}=VALUE)")
+        raise ConfigError(f"~{item.name} deletes facekit's {item.name} settings, which every run needs; set only the "
+                          f"keys to change ({item.name}.KEY=VALUE; null where a key takes it)")
+
+
 def check_composes(argv: Sequence[str]) -> DictConfig | None:
     """Compose a plain run's config once up front, so Hydra's multi-line composition errors (an
     unknown key, a bad value) reach the user as one line; returns it. Its values are checked as
@@ -204,6 +221,7 @@ def check_composes(argv: Sequence[str]) -> DictConfig | None:
     except Exception as exc:  # Hydra and OmegaConf raise many types; all mean a bad override
         cause = f"\n{exc.__cause__}" if exc.__cause__ is not None else ""
         raise ConfigError(one_line(f"{exc}{cause}") + _list_hint(argv)) from None
+    _check_nothing_deleted(cfg)
     if cfg.task == "extract":  # before Hydra creates the output folder or anything loads
         from facekit.app.tasks.planning import build_stages
         from facekit.app.tasks.settings import check_settings

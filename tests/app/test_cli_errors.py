@@ -258,3 +258,15 @@ def test_a_worker_process_warning_reaches_the_console_and_facekit_log_as_the_run
     assert len(said) == 1 and said[0].startswith("WARNING"), result.stderr
     logged = [line for line in (out / "facekit.log").read_text().splitlines() if warning in line]
     assert len(logged) == 1 and "[facekit][WARNING]" in logged[0]
+
+
+@pytest.mark.parametrize(("deleted", "says"), [("~output", "~output deletes facekit's output settings"),
+                                               ("~sample", "~sample deletes facekit's sample settings"),
+                                               ("~task", "~task deletes a setting every run needs")])
+def test_deleting_a_group_of_settings_is_refused_in_one_line_before_anything_is_written(
+        tmp_path: Path, deleted: str, says: str) -> None:
+    """Hydra composes the deletion; the run then met the missing node in a traceback, exit 1."""
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(b"")  # the refusal comes before any input is read
+    assert says in one_line_error(run_facekit(f"input={photo}", "output=faces", deleted, cwd=tmp_path))
+    assert not (tmp_path / "faces").exists()
