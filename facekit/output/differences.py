@@ -61,6 +61,8 @@ def fingerprint_differences(found: Any, wanted: Any) -> str:
     by where the fingerprint keeps it (``plugins.detector.config.score_threshold``)."""
     if not (isinstance(found, dict) and isinstance(wanted, dict)):
         return setting_differences(found, wanted)
+    if found.get("input") != wanted.get("input"):  # another file: its content differing says nothing more
+        found, wanted = ({key: value for key, value in side.items() if key != "source"} for side in (found, wanted))
     return setting_differences(_as_typed(found), _as_typed(wanted)) or setting_differences(found, wanted)
 
 

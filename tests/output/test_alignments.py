@@ -454,6 +454,11 @@ def test_a_fingerprint_refusal_names_each_setting_as_the_command_does() -> None:
     assert fingerprint_differences(sampled, before) == "sample.end: 2.0 there, unset now"
     assert fingerprint_differences(before, {**before, "plugins": {"detector": {"name": "mtcnn", "config": {}}}}) == \
         '+detector: "yunet" there, "mtcnn" now; detector.score_threshold: 0.6 there, unset now'
+    # another video is named as the other input alone, not also as one replaced under its name
+    one, other = {**before, "source": "1f2e"}, {**before, "input": "/w.mp4", "source": "3c4d"}
+    assert fingerprint_differences(one, other) == 'input: "/v.mp4" there, "/w.mp4" now'
+    assert fingerprint_differences(one, {**one, "source": "3c4d"}) == \
+        'input\'s content (a video replaced under its name): "1f2e" there, "3c4d" now'
 
 
 def test_a_file_from_before_the_inputs_content_was_kept_still_resumes() -> None:
