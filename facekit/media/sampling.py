@@ -223,6 +223,9 @@ def checked_sampling(every_n: Any = 1, fps: Any = None, start: Any = None, end: 
             times[key] = parse_time(value)
         except ValueError as exc:
             raise ValueError(f"sample.{key}: {exc}; give seconds (12.5) or HH:MM:SS[.mmm]") from None
+    if times["end"] is not None and times["end"] <= 0:  # reading stops at the first frame at or past it
+        raise ValueError(f"sample.end={times['end']:g} s keeps no frame; give a time after the start (or null: "
+                         "to the end)")
     if times["start"] is not None and times["end"] is not None and not times["start"] < times["end"]:
         raise ValueError(f"sample.start ({times['start']:g} s) must come before sample.end ({times['end']:g} s)")
     return Sampling(every_n=every_n, fps=None if fps is None else float(fps), start=times["start"], end=times["end"])

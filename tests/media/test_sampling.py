@@ -202,6 +202,7 @@ def test_sample_values_as_users_type_them(overrides: list[str], expected: Sampli
     (["sample.end=00:61:00"], "sample.end: '00:61:00': minutes and seconds run to 59"),
     (["sample.start=-1"], "sample.start: '-1' is not a time from the start of the video"),
     (["sample.start=20", "sample.end=00:00:12.5"], "sample.start (20 s) must come before sample.end (12.5 s)"),
+    (["sample.end=0"], "sample.end=0 s keeps no frame"),
 ])
 def test_wrong_sample_values_are_refused_in_one_line(overrides: list[str], expected: str) -> None:
     with pytest.raises(ConfigError) as refused:
