@@ -232,6 +232,9 @@ def check_composes(argv: Sequence[str]) -> DictConfig | None:
         # output.dir's default (faces/) is where an extraction writes: a curation never lands there unasked
         raise ConfigError("task=curate needs output=<result folder>, a new folder for the curated faces: "
                           "facekit task=curate input=<extraction output folder> output=<result folder>")
+    if cfg.task == "mask" and any(arg.startswith("output.dir=") for arg in argv):
+        raise ConfigError("task=mask adds masks in place, into the extraction named by input=; it writes no other "
+                          "folder, so output= is not read: leave it out (copy the folder first to keep the original)")
     if cfg.task == "curate":
         from facekit.app.tasks.curate import curate_settings
 

@@ -306,3 +306,13 @@ def test_mask_and_recrop_on_an_extraction_killed_before_its_first_fold_say_it_is
                    run_facekit("task=recrop", f"input={out}", f"output={tmp_path / 'recropped'}", cwd=tmp_path)):
         assert result.returncode == 2, result.stderr
         assert "holds an unfinished extraction (alignments.json.journal); run the extraction again" in result.stderr
+
+
+def test_task_mask_given_an_output_folder_is_refused_rather_than_writing_in_place_unasked(added_later: Path,
+                                                                                          tmp_path: Path) -> None:
+    """It masks in place: an output= it did not read looked like a copy being made."""
+    before = file_hashes(added_later, "*.png", "*.json", "masks/*/*.png")
+    result = _mask(added_later, "output.masks=[components]", f"output={tmp_path / 'masked'}")
+    assert result.returncode == 2 and "task=mask adds masks in place" in result.stderr.strip().splitlines()[-1]
+    assert file_hashes(added_later, "*.png", "*.json", "masks/*/*.png") == before
+    assert not (tmp_path / "masked").exists()
