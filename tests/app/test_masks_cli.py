@@ -174,6 +174,10 @@ def test_an_import_folder_without_mask_files_is_refused_and_one_whose_names_matc
     shutil.copy(first, renamed / f"edited_{first.name}")
     result = _mask(out, f"mask.import={renamed.parent}")
     assert result.returncode == 0 and "no mask was imported" in result.stderr, result.stderr
+    shutil.copy(first, renamed / first.name)  # one named as its face file now: the other is named as left out
+    result = _mask(out, f"mask.import={renamed.parent}")
+    said = " ".join(result.stderr.split())
+    assert result.returncode == 0 and "1 of its 2 mask files are named as no face file" in said, result.stderr
 
 
 def test_alpha_writes_rgba_face_files_whose_alpha_is_the_first_mask(tmp_path: Path) -> None:

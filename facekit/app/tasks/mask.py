@@ -51,6 +51,11 @@ def run_mask(cfg: DictConfig, registry: PluginRegistry) -> None:
                 done += faces
                 masks_imported += found
                 log.info("%s: %d face(s)", folder, faces)
+    offered = _mask_files(request.import_dir) if request.import_dir is not None else 0
+    if request.import_dir is not None and 0 < masks_imported < offered and not left:
+        log.warning("mask.import=%s: %d of its %d mask files are named as no face file of %s (<mask name>/<face "
+                    "file>, e.g. components/%s) and were left out", request.import_dir, offered - masks_imported,
+                    offered, root, _a_face_file(folders))
     if request.import_dir is not None and not masks_imported and done:
         log.warning("mask.import=%s: no mask file there is named as a face file of %s (it holds <mask name>/<face "
                     "file>, e.g. components/%s): no mask was imported", request.import_dir, root,
@@ -85,6 +90,11 @@ def mask_request(cfg: DictConfig, registry: PluginRegistry) -> MaskRequestSettin
     meta = masks_meta(maker)
     return MaskRequestSettings(maker, str(cfg.output.mask_format), int(cfg.output.mask_size), import_dir,
                                meta["maskers"] if meta else {})
+
+
+def _mask_files(folder: Path) -> int:
+    """The files ``mask.import`` offers: one a mask name's folder holds."""
+    return sum(1 for names in folder.iterdir() if names.is_dir() for path in names.iterdir() if path.is_file())
 
 
 def _a_face_file(folders: list[Path]) -> str:
