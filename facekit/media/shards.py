@@ -19,6 +19,7 @@ seek by) becomes one shard read by ``FrameSource`` itself: slower on a cluster, 
 from __future__ import annotations
 
 import bisect
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -27,6 +28,8 @@ from facekit.errors import FacekitError
 from facekit.media.sampling import Sampling, stream_times_ms
 from facekit.media.sources import FrameSource, frame_names, open_input, utf8_text
 from facekit.records import Frame
+
+log = logging.getLogger(__name__)
 
 VIDEO, FILES, WHOLE = "video", "files", "whole"
 
@@ -145,14 +148,20 @@ def _video_frames(shard: Shard, sampling: Sampling) -> Iterator[Frame]:
     times_ms = stream_times_ms(path, sampling.end)[0] if sampling.fps is not None else None
     picker = sampling.picker(times_ms) if sampling.active else None
     number_of = {pts: number for number, pts in enumerate(shard.pts, start=shard.first)}
+    damage = _Damage()
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         base, origin = float(stream.time_base), stream.start_time or 0
         expected = shard.first
-        for frame in _decoded_from(container, stream, shard.pts, origin):
+        for frame in _decoded_from(container, stream, shard.pts, origin, damage):
             if frame.pts is None or frame.pts < shard.pts[0]:
                 continue  # before the shard: decoded only to reach it
             number = number_of.get(frame.pts)
+            if number is None and damage.packets:
+                continue  # past the shard's last frame, or a timestamp the damaged stretch garbled
+            if number is not None and number > expected and damage.packets:  # frames a damaged stretch took
+                damage.lost += number - expected
+                expected = number
             if number != expected:
                 raise FacekitError(f"{source}: frame {expected} was not where seeking put it (got {number}); "
                                    "this video cannot be cut into shards")
@@ -164,12 +173,37 @@ def _video_frames(shard: Shard, sampling: Sampling) -> Iterator[Frame]:
                 image = frame.to_ndarray(format="bgr24", interpolation="BICUBIC")  # as OpenCV's swscale call
                 yield Frame(name=f"{stem}_{number:06d}", source=source, index=number, image=image)
             if number >= shard.last:
-                return
-    if expected <= shard.last:
+                break
+    if expected <= shard.last and not damage.packets:
         raise FacekitError(f"{source}: decoding stopped at frame {expected - 1}, before the shard's last ({shard.last})")
+    if damage.packets:
+        lost = damage.lost + max(0, shard.last + 1 - expected)
+        log.warning("%s: %d damaged packet(s) passed over in frames %d-%d; %d frame(s) of them not decoded",
+                    source, damage.packets, shard.first, shard.last, lost)
 
 
-def _decoded_from(container, stream, pts: tuple[int, ...], origin: int) -> Iterator:
+@dataclass
+class _Damage:
+    """What a shard's decoding passed over: packets the decoder refused, and the frames lost with them."""
+
+    packets: int = 0
+    lost: int = 0
+
+
+def _decoded(container, stream, damage: _Damage) -> Iterator:
+    """``container.decode(stream)`` (the same frames: it decodes packet by packet too) that goes
+    on past a packet the decoder refuses, as a whole read does: a few damaged bytes must not
+    fail the shard, on every rerun, where a local run passes them over."""
+    import av
+
+    for packet in container.demux(stream):
+        try:
+            yield from packet.decode()
+        except av.error.InvalidDataError:
+            damage.packets += 1
+
+
+def _decoded_from(container, stream, pts: tuple[int, ...], origin: int, damage: _Damage) -> Iterator:
     """Decoded frames from a keyframe at or before the shard's first frame: the seek goes to the
     keyframe before its timestamp; should the first frame it gives be a later one (a keyframe
     whose decoding time is earlier than frames shown before it), it seeks again from further
@@ -180,7 +214,7 @@ def _decoded_from(container, stream, pts: tuple[int, ...], origin: int) -> Itera
     while True:
         target = max(origin, first - back * gap)
         container.seek(target, stream=stream, backward=True, any_frame=False)
-        frames = container.decode(stream)
+        frames = _decoded(container, stream, damage)
         head = next(frames, None)
         if head is None:
             return

@@ -119,3 +119,25 @@ def test_a_container_without_an_index_is_one_shard_read_whole_giving_every_frame
     sharded = shards_of(source, 10, 10)
     assert [s.kind for s in sharded.shards] == [WHOLE]
     assert _read(f for shard in sharded.shards for f in shard_frames(shard, Sampling())) == whole
+
+
+def test_a_damaged_stretch_is_passed_over_in_shards_as_a_whole_read_passes_it_over(tmp_path: Path) -> None:
+    """Packets the decoder refuses failed the shard, and so its source on every rerun on Ray,
+    where a local run warns and goes on. Shards now give as many frames as the whole read; the
+    frames before the damage are the same frames under the same names (after it, a whole read
+    numbers frames in decoding order, a shard by their place in the stream)."""
+    data = bytearray((require_data() / "video" / "faceswap_test.mp4").read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 20_000] = bytes(20_000)
+    clip = tmp_path / "damaged.mp4"
+    clip.write_bytes(bytes(data))
+    source = open_input(clip)
+    whole = _read(source.frames())
+    assert len(whole) < 91 and source.skipped == {}  # the whole read passes the stretch over
+    for size in (13, 91):
+        sharded = shards_of(source, size, 10)
+        assert {s.kind for s in sharded.shards} == {VIDEO}
+        frames = _read(f for shard in sharded.shards for f in shard_frames(shard, Sampling()))
+        assert len(frames) == len(whole), size
+        first_lost = next(n for n, (name, _, _) in enumerate(frames, start=1) if name != f"damaged_{n:06d}")
+        assert frames[:first_lost - 1] == whole[:first_lost - 1] and first_lost > 20, size
