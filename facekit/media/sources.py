@@ -83,6 +83,14 @@ class FrameSource:
             return False
         return next(self.frames(skip=done, decode=False), None) is None
 
+    def among(self, done: frozenset[str] | set[str]) -> int:
+        """How many of ``done`` are this source's frames: a folder's photos deleted since an
+        earlier run keep their entries, which are not this run's to count as resumed. A video's
+        frames are named by number, so all of them are (a replaced video is refused)."""
+        if self.kind == "video" or not done:
+            return len(done)
+        return len(done & set(frame_names(self.files)))
+
     def unreadable(self, path: str | Path, why: str, said: Sequence[str] = ()) -> None:
         """Warns about an image file that does not decode (why, and what the decoder printed,
         where that was caught); the run's summary counts it."""

@@ -66,3 +66,22 @@ def test_a_face_file_of_other_bytes_but_its_size_passes_the_default_check(uninte
     assert result.returncode == 0 and "missing or damaged" not in result.stderr, result.stderr
     assert "nothing to do: 91 frames already done" in result.stderr, result.stderr  # no frame run again
     assert file_hashes(out, "*.png") == replaced and victim in load_json(out / "alignments.json")["frames"]
+
+
+def test_a_folder_rerun_counts_as_resumed_only_the_photos_still_there(tmp_path: Path) -> None:
+    """A photo deleted since keeps its entry, which is not this run's to count: the log said
+    'resuming: 2 frame(s) already done' and '2 already done' of a folder that held one of them."""
+    require_data()
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("obama.jpg", "biden.jpg"):
+        shutil.copy(DATA / "images" / "scenes" / name, folder / name)
+    args = (f"input={folder}", f"output={tmp_path / 'faces'}", "runner.progress=false")
+    assert run_facekit(*args, cwd=tmp_path).returncode == 0
+    (folder / "biden.jpg").unlink()
+    shutil.copy(DATA / "images" / "scenes" / "obama2.jpg", folder / "obama2.jpg")
+    result = run_facekit(*args, cwd=tmp_path)
+    said = " ".join(result.stderr.split())
+    assert result.returncode == 0 and "resuming: 1 frame(s) already done" in said, result.stderr
+    assert "done: 1 frame, 1 face" in said and "1 already done" in said, result.stderr
+    assert load_json(tmp_path / "faces" / "run_summary.json")["resumed"] == 1

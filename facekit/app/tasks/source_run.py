@@ -129,11 +129,11 @@ def execute(plan: RunPlan, held: ExitStack, accepted: Callable[[], None] | None 
         accepted()
     if plan.source.all_done(ledger.done, ended_early=ledger.video_ended_early):
         plan.nothing_to_do = True
-        return RunSummary(resumed=len(ledger.done)), ledger
+        return RunSummary(resumed=plan.source.among(ledger.done)), ledger
     for note in plan.notes:
         log.info(note)
-    if ledger.done:
-        log.info("resuming: %d frame(s) already done", len(ledger.done))
+    if resumed := plan.source.among(ledger.done):
+        log.info("resuming: %d frame(s) already done", resumed)
     fresh = plan.cache is not None and plan.cached is None and not ledger.done
     analysis = held.enter_context(plan.cache.writing()) if fresh else None
 
@@ -148,6 +148,7 @@ def execute(plan: RunPlan, held: ExitStack, accepted: Callable[[], None] | None 
     pipeline = Pipeline(plan.passes, queue_size=cfg.runner.queue_size, progress=bool(cfg.runner.progress),
                     workers=workers, queue_mb=cfg.runner.queue_mb)
     summary = pipeline.run(plan.source, sink, ledger.done)
+    summary.resumed = ledger.summary.resumed = resumed  # this source's frames: not a deleted photo's entry
     ledger.note_video_end(plan.source.ended_early_at)
     if plan.source.kind == "image" and not summary.frames and plan.source.skipped:
         # the input is this one photo: a folder's unreadable file is skipped, a photo alone fails
