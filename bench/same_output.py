@@ -220,6 +220,8 @@ def _compare_collection(old: Path, new: Path, result: Comparison) -> None:
                 result.notes.append(f"collection.json: sources' {field_name} only in new ({len(added)} sources)")
         if "run" in b and "run" not in a:
             result.notes.append(f"collection.json: run only in new: {_short(b.pop('run'))}")
+        if "root" in b and "root" not in a:  # the folder the input resolved to, kept since 7 Dec 2026
+            result.notes.append(f"collection.json: root only in new: {_short(b.pop('root'))}")
         diffs = _differences(a, b)
         if diffs:
             result.other.append("collection.json: " + "; ".join(diffs))
