@@ -258,6 +258,7 @@ def check_sweep_values(argv: Sequence[str]) -> None:
     first jobs wrote their folders (or Hydra's multi-line error, exit 1)."""
     if not is_a_sweep(argv):
         return
+    _check_hydra_groups([arg for arg in argv if arg.lstrip("+").startswith("hydra/")])
     overrides = [arg for arg in argv if not arg.startswith(("-", "hydra.", "hydra/", "+hydra"))]
     try:  # Hydra's own parsing and job split, so each value is written as its jobs get it
         from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
@@ -276,6 +277,20 @@ def check_sweep_values(argv: Sequence[str]) -> None:
             check_composes(job)
         except ConfigError as exc:
             raise ConfigError(f"the sweep's {named}: {exc}") from None
+
+
+def _check_hydra_groups(choices: Sequence[str]) -> None:
+    """A sweep's Hydra group choices (``hydra/launcher=joblib``) composed up front: one that does
+    not exist (``hydra/launcher=bogus``) is one line, not Hydra's error and search path, exit 1."""
+    if not choices:
+        return
+    from hydra import compose, initialize_config_module
+
+    try:
+        with initialize_config_module(config_module="facekit.conf", version_base="1.3"):
+            compose(config_name="config", overrides=list(choices), return_hydra_config=True)
+    except Exception as exc:  # noqa: BLE001 - Hydra raises several types; each names the bad choice
+        raise ConfigError(one_line(str(exc)).split(" Config search path:")[0]) from None
 
 
 def _list_hint(argv: Sequence[str]) -> str:
