@@ -16,7 +16,7 @@ from typing import Any, Callable
 from facekit.errors import FacekitError
 from facekit.fileio import atomic_write_bytes
 from facekit.ledger.states import SourceState
-from facekit.media.collection import COLLECTION_FILE, Source, listed_sources
+from facekit.media.collection import COLLECTION_FILE, LIST_PREFIX, Source, is_list, listed_sources
 from facekit.media.sources import utf8_text
 from facekit.output.alignments import ALIGNMENTS_FILE, journal_path
 from facekit.output.differences import setting_differences
@@ -62,9 +62,9 @@ class CollectionState:
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             log.warning("%s is damaged (%s); every source is run again (each resumes from its journal)", path, exc)
             return state
-        root, now = document.get("root"), str(Path(input_value).expanduser().resolve())
-        if isinstance(root, str) and root != utf8_text(now):
-            raise FacekitError(f"{path.parent} holds the collection of {root}, not of {utf8_text(now)}; their sources "
+        root, now = document.get("root"), resolved_root(input_value)
+        if isinstance(root, str) and root != now:
+            raise FacekitError(f"{path.parent} holds the collection of {root}, not of {now}; their sources "
                                f"would mix: rerun with input={root} to resume it, or choose another output")
         if found != settings and not _same_but_newer(found, settings, defaults):
             raise FacekitError(f"{path.parent} holds a collection made with other settings ({setting_differences(found, settings)}); "
@@ -119,10 +119,17 @@ class CollectionState:
             if self.path is None or self.paused or (not force and time.monotonic() - self.saved_at < SAVE_EVERY_S):
                 return
             self.saved_at = time.monotonic()
-            document = {"input": utf8_text(self.input), "root": utf8_text(Path(self.input).expanduser().resolve()),
+            document = {"input": utf8_text(self.input), "root": resolved_root(self.input),
                         "settings": self.settings, "counts": dict(self.counts()),
                         **({"run": self.run} if self.run else {}), "sources": list(self.sources.values())}
             atomic_write_bytes(self.path, json.dumps(document, indent=2, ensure_ascii=False).encode("utf-8"))
+
+
+def resolved_root(input_value: str) -> str:
+    """The folder (or list file) a collection's input names, resolved: the same collection
+    however it is typed, from wherever it is run."""
+    named = input_value[len(LIST_PREFIX):] if is_list(input_value) else input_value
+    return utf8_text(Path(named).expanduser().resolve())
 
 
 def refuse_another_kind(root: Path, collection: bool) -> None:

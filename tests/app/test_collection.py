@@ -316,6 +316,12 @@ def test_runs_of_another_input_or_kind_into_an_output_are_refused_and_touch_noth
     # the same collection again, named from elsewhere, still resumes (nothing to do)
     again = run_facekit(f"input={tmp_path / 'one'}", f"output={tmp_path / 'collection'}", cwd=tmp_path.parent)
     assert again.returncode == 0 and "nothing to do" in again.stderr, again.stderr
+    # and a list file, typed relative to another folder the second time
+    (tmp_path / "list.txt").write_text("one/p01\n", encoding="utf-8")
+    (tmp_path / "elsewhere").mkdir()
+    assert run_facekit("input=@list.txt", "output=listed", cwd=tmp_path).returncode == 0
+    again = run_facekit("input=@../list.txt", "output=../listed", cwd=tmp_path / "elsewhere")
+    assert again.returncode == 0 and "nothing to do" in again.stderr, again.stderr
 
 
 def test_an_input_folder_that_holds_facekits_output_is_refused(tmp_path: Path) -> None:
