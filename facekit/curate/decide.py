@@ -12,7 +12,7 @@ import numpy as np
 from facekit.curate.best import best_per_identity
 from facekit.curate.clusters import UNCLUSTERED, cluster_labels
 from facekit.curate.dedupe import near_duplicates, reason as duplicate_reason
-from facekit.curate.embeddings import face_embeddings
+from facekit.curate.embeddings import face_vectors, typical_length, unit_rows
 from facekit.curate.inventory import FaceEntry
 from facekit.curate.joining import cluster_distance, followed_faces, join_distance, joined_clusters, match_distance
 from facekit.faces.stages import FaceStages
@@ -90,7 +90,8 @@ def decide(faces: Sequence[FaceEntry], settings: CurateSettings,
     curation.identity = built.identity.spec.name if built.identity is not None else None
     rows = np.flatnonzero(usable)
     unreadable: list[int] = []
-    unit = face_embeddings([faces[r] for r in rows], built, unreadable=unreadable)
+    vectors = face_vectors([faces[r] for r in rows], built, unreadable=unreadable)
+    unit = unit_rows(vectors) if vectors.size else vectors
     for position in unreadable:
         curation.kept[rows[position]] = False
         curation.reasons[rows[position]] = UNREADABLE
@@ -98,7 +99,7 @@ def decide(faces: Sequence[FaceEntry], settings: CurateSettings,
     curation.unit[rows] = unit
     curation.labels = np.full(len(faces), UNCLUSTERED, dtype=np.int64)
     spec = built.identity.spec if built.identity is not None else None
-    found = cluster_labels(unit, cluster_distance(spec), settings.min_cluster_size)
+    found = cluster_labels(unit, cluster_distance(spec, typical_length(vectors)), settings.min_cluster_size)
     limit = join_distance(spec, settings.join)
     if limit > 0:
         chosen = [faces[r] for r in rows]

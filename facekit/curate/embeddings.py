@@ -35,9 +35,25 @@ def unit_rows(vectors: np.ndarray) -> np.ndarray:
 
 def face_embeddings(faces: Sequence[FaceEntry], stages: FaceStages,
                     progress: Callable[[int], None] | None = None, unreadable: list[int] | None = None) -> np.ndarray:
-    """(n, d) unit vectors, one per face; a row of NaN for a face that has neither a usable
-    stored vector nor a file with landmarks (it stays out of clusters and duplicates), and for
-    a face file that cannot be decoded, whose row also goes into ``unreadable``."""
+    """(n, d) unit vectors, one per face (``face_vectors`` scaled to length 1)."""
+    vectors = face_vectors(faces, stages, progress, unreadable)
+    return unit_rows(vectors) if vectors.size else vectors
+
+
+def typical_length(vectors: np.ndarray) -> float:
+    """The median length of the rows that hold a vector (1.0 when none does): the scale a
+    euclidean plugin's match distance is written in (dlib's vectors are about 1.4 long)."""
+    lengths = np.linalg.norm(np.asarray(vectors, dtype=np.float64), axis=1) if np.size(vectors) else np.zeros(0)
+    lengths = lengths[np.isfinite(lengths) & (lengths > 0)]
+    return float(np.median(lengths)) if lengths.size else 1.0
+
+
+def face_vectors(faces: Sequence[FaceEntry], stages: FaceStages,
+                 progress: Callable[[int], None] | None = None, unreadable: list[int] | None = None) -> np.ndarray:
+    """(n, d) identity vectors as the plugin gives them, one per face; a row of NaN for a face
+    that has neither a usable stored vector nor a file with landmarks (it stays out of clusters
+    and duplicates), and for a face file that cannot be decoded, whose row also goes into
+    ``unreadable``."""
     name = stages.identity.spec.name if stages.identity is not None else None
     vectors: dict[int, np.ndarray] = {}
     todo = []
@@ -64,7 +80,7 @@ def face_embeddings(faces: Sequence[FaceEntry], stages: FaceStages,
     result = np.full((len(faces), size), np.nan, dtype=np.float32)
     for row, vector in vectors.items():
         result[row] = vector
-    return unit_rows(result) if size else result
+    return result
 
 
 def embed_crop(stages: FaceStages, crop: np.ndarray, face: FaceEntry) -> np.ndarray:

@@ -31,8 +31,13 @@ def _identities() -> dict[str, str]:
                 for row in csv.DictReader(handle)}
 
 
-def test_clusters_of_the_people_set_are_its_people(people: Path, tmp_path: Path) -> None:
-    result = curate(tmp_path, people, "curate.cluster=true")
+@pytest.mark.parametrize("identity", ["sface", "dlib-resnet"])
+def test_clusters_of_the_people_set_are_its_people(people: Path, tmp_path: Path, identity: str) -> None:
+    """With a cosine plugin, and with a euclidean one whose vectors are not unit length (dlib's,
+    about 1.4 long: its 0.6 read as unit vectors' put the 7 people in 2 clusters)."""
+    if identity == "dlib-resnet":
+        pytest.importorskip("facekit_dlib", reason="facekit-dlib is not installed (pip install ./plugins/dlib)")
+    result = curate(tmp_path, people, "curate.cluster=true", f"+identity={identity}")
     clusters, truth = clusters_csv(result), _identities()
     labelled = [face for face in truth if face in clusters]
     assert len(labelled) == len(truth) == 27

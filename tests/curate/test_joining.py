@@ -107,3 +107,19 @@ def test_a_face_followed_through_neighbouring_frames_joins_its_clusters_and_one_
     assert joined_clusters(labels, unit, keys, boxes, 0.1, [(1, 2)]).tolist() == [0, 0, 1, 1]
     assert joined_clusters(labels, unit, keys, boxes, 0.1, [(1, 2), (0, 3)]).tolist() == [0, 0, 0, 0]
     assert followed_faces(frames, unit, boxes, match_distance=0.01) == []
+
+
+def test_a_euclidean_plugins_match_distance_is_read_at_its_vectors_length() -> None:
+    """Two vectors of length L a euclidean distance d apart are d²/(2L²) apart in cosine distance."""
+    from types import SimpleNamespace
+
+    from facekit.curate.embeddings import typical_length
+    from facekit.curate.joining import cluster_distance
+
+    dlib_like = SimpleNamespace(metric="euclidean", default_threshold=0.6)
+    assert cluster_distance(dlib_like) == pytest.approx(0.18)
+    assert cluster_distance(dlib_like, 1.5) == pytest.approx(0.08)
+    assert cluster_distance(SimpleNamespace(metric="cosine", default_threshold=0.637), 1.5) == 0.637
+    vectors = np.array([[1.5, 0.0], [0.0, 1.4], [np.nan, np.nan], [0.0, 1.6]])
+    assert typical_length(vectors) == pytest.approx(1.5)
+    assert typical_length(np.zeros((0, 0))) == 1.0
