@@ -17,6 +17,8 @@ BAD_VALUES = [
     (["detector.score_threshold=0.5,5"],
      "the sweep's detector.score_threshold=5: detector yunet: score_threshold must be between 0 and 1"),
     (["task=curate", "curate.dedupe=0.05,5"], "the sweep's curate.dedupe=5: curate.dedupe is a cosine distance"),
+    ([f"filter.refs=[{SCENES / 'obama.jpg'}],[/nowhere/nope.jpg]"],
+     "the sweep's filter.refs=[/nowhere/nope.jpg]: reference photo '/nowhere/nope.jpg' does not exist"),
     (["hydra/launcher=bogus", "quality.max_yaw=10,30"],  # a launcher that does not exist: Hydra's search path, exit 1
      "Could not find 'hydra/launcher/bogus' Available options in 'hydra/launcher': basic"),
 ]

@@ -10,6 +10,7 @@ from facekit.app.tasks.mask_settings import check_mask_settings
 from facekit.errors import ConfigError, FacekitError
 from facekit.faces.identity import as_threshold
 from facekit.faces.quality import QualityFilter
+from facekit.faces.reference_photos import reference_path
 from facekit.imaging.geometry import check_crop_size
 from facekit.media.sampling import Sampling, checked_sampling
 from facekit.media.collection import (LIST_PREFIX, Selection, check_leaves_a_source, holds_output, is_collection,
@@ -40,6 +41,11 @@ def check_settings(cfg: DictConfig) -> None:
     check_mask_settings(cfg)
     if cfg.filter.threshold is not None:  # here too, so a sweep's every value is checked before its first job
         as_threshold(cfg.filter.threshold)
+    for name in [*cfg.filter.refs, *cfg.filter.nrefs]:  # and each reference is there (its face: once models load)
+        try:
+            reference_path(str(name))
+        except FacekitError as exc:
+            raise ConfigError(str(exc)) from None
     QualityFilter.from_config(cfg.get("quality"))  # the run builds it again, once its stages are chosen
     sampling(cfg)
     chosen = selection(cfg)
