@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, fields
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -113,7 +113,8 @@ class QualityFilter:
             bound, value = getattr(self, name), measured(face, limit.measure)
             if bound is None or value is None or not math.isfinite(value) or limit.passes(value, bound):
                 continue
-            return f"{limit.measure} {_number(value, limit.measure)} {'>' if limit.upper else '<'} {bound:g}"
+            shown = _number(value, limit.measure, lambda text: not limit.passes(float(text), bound))
+            return f"{limit.measure} {shown} {'>' if limit.upper else '<'} {bound:g}"
         return None
 
     def judge(self, record: FrameRecord) -> None:
@@ -142,8 +143,13 @@ def _reject(record: FrameRecord, index: int, reason: str) -> None:
     decisions.info("rejected %s face %d: %s", record.frame.name, index, reason)
 
 
-def _number(value: float, name: str) -> str:
-    return f"{value:.4f}" if name == "misalignment" else f"{value:.1f}"
+def _number(value: float, name: str, fails: Callable[[str], bool] = lambda text: True) -> str:
+    """``value`` to 1 decimal (4 for misalignment), or as many more as it takes for the number
+    shown to fail the limit as the value did: pitch -10.04 against max 10 read "10.0 > 10"."""
+    places = 4 if name == "misalignment" else 1
+    while not fails(text := f"{value:.{places}f}") and places < 8:
+        places += 1
+    return text
 
 
 def _ordinal(n: int) -> str:

@@ -157,6 +157,10 @@ def _record(*faces: Face) -> FrameRecord:
     ({"max_roll": 10}, _face(roll=-12), "roll 12.0 > 10"),
     ({"min_sharpness": 100}, _face(sharpness=42.5), "sharpness 42.5 < 100"),
     ({"max_misalignment": 0.04}, _face(misalignment=0.0611), "misalignment 0.0611 > 0.04"),
+    # just past a limit: as many decimals as show it past ("pitch 10.0 > 10" read as within it)
+    ({"max_pitch": 10}, _face(pitch=-10.04), "pitch 10.04 > 10"),
+    ({"min_face_px": 100}, _face(face_px=99.97), "face_px 99.97 < 100"),
+    ({"max_misalignment": 0.04}, _face(misalignment=0.04002), "misalignment 0.04002 > 0.04"),
 ])
 def test_a_face_past_a_limit_is_rejected_with_the_measure_and_its_value(limits: dict, face: Face, reason: str) -> None:
     record = _record(face, _face())
