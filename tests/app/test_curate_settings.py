@@ -67,3 +67,23 @@ def test_an_extractions_choice_of_faces_or_frames_is_refused_in_one_line_not_ign
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
     assert result.stderr.startswith("facekit: error: task=curate picks among the faces an extraction kept")
     assert f"{override.split('=')[0]} would not apply" in result.stderr and not (tmp_path / "out").exists()
+
+
+def test_a_clusters_ready_command_names_the_extractions_input_as_resolved(tmp_path: Path) -> None:
+    """``input=c2`` as typed ran only from the folder the extraction ran in."""
+    import json
+
+    from facekit.app.tasks.curate import _extraction_input
+
+    collection, single, listed = (tmp_path / name for name in ("collection", "single", "listed"))
+    for folder in (collection, single, listed):
+        folder.mkdir()
+    (collection / "collection.json").write_text(json.dumps({"input": "c2", "root": "/data/c2", "sources": []}))
+    (listed / "collection.json").write_text(json.dumps({"input": "@l.txt", "root": "/data/l.txt", "sources": []}))
+    (single / "alignments.json").write_text(json.dumps(
+        {"meta": {"input": "clip.mp4", "fingerprint": {"input": "/data/clip.mp4"}}, "frames": {}}))
+    assert [_extraction_input(f) for f in (collection, listed, single)] == ["/data/c2", "@/data/l.txt", "/data/clip.mp4"]
+    older = tmp_path / "older"  # a collection.json from before root was kept: the input as typed
+    older.mkdir()
+    (older / "collection.json").write_text(json.dumps({"input": "c2", "sources": []}))
+    assert _extraction_input(older) == "c2"

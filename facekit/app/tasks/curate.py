@@ -13,6 +13,7 @@ from facekit.app.tasks.settings import face_and_frame_choices, in_sweep, job_out
 from facekit.curate import CurateSettings, check_target, decide, read_output, write_result
 from facekit.curate.ordering import SORTS
 from facekit.errors import ConfigError
+from facekit.media.collection import LIST_PREFIX, is_list
 from facekit.plugin.registry import PluginRegistry
 from facekit.sweep.curation_job import CURATED_FOLDER, CURATION_FILE
 
@@ -70,13 +71,19 @@ def curate_settings(cfg: DictConfig) -> CurateSettings:
 
 def _extraction_input(source: Path) -> str | None:
     """What the extraction read (its collection's input, else its one alignments file's), for
-    the ready ``filter.refs`` command lines."""
+    the ready ``filter.refs`` command lines: as resolved, so that the line runs from any folder
+    (the input as typed, ``input=c2``, worked only from where the extraction ran)."""
     for document in (source / "collection.json", source / "alignments.json"):
         try:
             data = json.loads(document.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        value = data.get("input") or (data.get("meta") or {}).get("input")
-        if value:
-            return str(value)
+        if not isinstance(data, dict):
+            continue
+        typed = str(data.get("input") or (data.get("meta") or {}).get("input") or "")
+        resolved = data.get("root") or ((data.get("meta") or {}).get("fingerprint") or {}).get("input")
+        if resolved:
+            return (LIST_PREFIX if is_list(typed) else "") + str(resolved)
+        if typed:
+            return typed
     return None
