@@ -4,9 +4,10 @@ for are null, never missing."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from facekit.fileio import atomic_write_bytes
 
@@ -41,3 +42,18 @@ class SourceSummary:
 
     def write(self, folder: Path) -> None:
         atomic_write_bytes(folder / SUMMARY_FILE, json.dumps(self.as_dict(), indent=2).encode())
+
+
+def rejects_in(folders: Iterable[Path]) -> Counter[str]:
+    """The faces the filters rejected, by reason, summed over the sources' ``run_summary.json``
+    (a collection's closing line: a single source's run says its own). A summary that cannot
+    be read counts nothing."""
+    total: Counter[str] = Counter()
+    for folder in folders:
+        try:
+            rejected = json.loads((folder / SUMMARY_FILE).read_text(encoding="utf-8")).get("rejected")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(rejected, dict):
+            total.update({str(kind): int(count) for kind, count in rejected.items() if isinstance(count, int)})
+    return total

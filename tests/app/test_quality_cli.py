@@ -117,3 +117,22 @@ def test_a_negative_limit_is_refused_with_its_key(tmp_path: Path) -> None:
     result = run_facekit(f"input={SCENES / 'obama.jpg'}", f"output={tmp_path / 'out'}", "quality.max_yaw=-5",
                          cwd=tmp_path)
     assert result.returncode != 0 and "quality.max_yaw" in result.stderr
+
+
+def test_a_collections_closing_lines_count_the_faces_its_filters_rejected(tmp_path: Path) -> None:
+    """A single source's run says how many faces it rejected and why; a collection said nothing
+    of them, though each source's run_summary.json counted them."""
+    require_data()
+    tree = tmp_path / "tree"
+    for person in ("p01", "p04"):
+        (tree / person).mkdir(parents=True)
+        for photo in (SCENES.parent / "people" / person).glob("*.jpg"):
+            shutil.copy(photo, tree / person / photo.name)
+    result = run_facekit(f"input={tree}", f"output={tmp_path / 'out'}", "runner.progress=false", "quality.max_yaw=5",
+                         cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    counted = sum(sum(load_json(tmp_path / "out" / person / "run_summary.json")["rejected"].values())
+                  for person in ("p01", "p04"))
+    assert counted > 0
+    said = " ".join(result.stderr.split())
+    assert f"filter: {counted} face(s) rejected over 2 done source(s) (yaw {counted};" in said, result.stderr

@@ -21,6 +21,7 @@ from facekit.errors import FacekitError
 from facekit.ledger.collection_state import CollectionState, alignments_name
 from facekit.ledger.source import counted
 from facekit.ledger.states import SourceState
+from facekit.ledger.summary import rejects_in
 from facekit.media.collection import Source
 from facekit.output.alignments import ALIGNMENTS_FILE
 
@@ -87,6 +88,13 @@ def report_collection(state: CollectionState, named: str, label: str = "collecti
     counts = state.counts()
     log.info("%s: %d source(s): %s%s; states in %s", label, sum(counts.values()),
              ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none", figures, state.path)
+    if state.path is not None:  # what the filters dropped, as a single source's run says it
+        done = [entry for entry in state.sources.values() if entry["state"] == SourceState.DONE and entry.get("output")]
+        rejected = rejects_in(state.path.parent / entry["output"] for entry in done)
+        if rejected:
+            log.info("filter: %d face(s) rejected over %d done source(s) (%s; reasons in facekit.log and each "
+                     "source's alignments file)", sum(rejected.values()), len(done),
+                     ", ".join(f"{kind} {count}" for kind, count in sorted(rejected.items())))
     for kind in (SourceState.FAILED, SourceState.PARTIAL) if list_unfinished else ():
         listed = [entry["source"] for entry in state.sources.values() if entry["state"] == kind]
         if listed:
