@@ -199,14 +199,13 @@ def _check_nothing_deleted(cfg: DictConfig) -> None:
                           f"keys to change ({item.name}.KEY=VALUE; null where a key takes it)")
 
 
-def check_composes(argv: Sequence[str]) -> DictConfig | None:
-    """Compose a plain run's config once up front, so Hydra's multi-line composition errors (an
-    unknown key, a bad value) reach the user as one line; returns it. Its values are checked as
-    the run checks them before it writes (an extraction's settings, the plugins' options that
-    its stages would refuse, curation's settings), so a sweep's are too (``check_sweep_values``).
-    Flags (--help, -m, ...) go straight to Hydra (None): sweeps hold values that only a launcher can expand."""
-    if any(arg.startswith("-") for arg in argv):
-        return None
+#: The flags that ask Hydra for help, which it composes the overrides beside them for
+HELP_FLAGS = frozenset({"--help", "-h", "--hydra-help"})
+
+
+def composed(argv: Sequence[str]) -> DictConfig:
+    """The config these overrides make, or a one-line ConfigError naming what is wrong (Hydra's
+    own message is several lines, and under --help a traceback, exit 1)."""
     from hydra import compose, initialize_config_module
 
     from omegaconf import OmegaConf
@@ -221,6 +220,20 @@ def check_composes(argv: Sequence[str]) -> DictConfig | None:
     except Exception as exc:  # Hydra and OmegaConf raise many types; all mean a bad override
         cause = f"\n{exc.__cause__}" if exc.__cause__ is not None else ""
         raise ConfigError(one_line(f"{exc}{cause}") + _list_hint(argv)) from None
+    return cfg
+
+
+def check_composes(argv: Sequence[str]) -> DictConfig | None:
+    """Compose a plain run's config once up front, so Hydra's multi-line composition errors (an
+    unknown key, a bad value) reach the user as one line; returns it. Its values are checked as
+    the run checks them before it writes (an extraction's settings, the plugins' options that
+    its stages would refuse, curation's settings), so a sweep's are too (``check_sweep_values``).
+    Flags (--help, -m, ...) go straight to Hydra (None): sweeps hold values that only a launcher can expand."""
+    if HELP_FLAGS & set(argv) and not is_a_sweep(argv):  # its overrides as Hydra will compose them for the help
+        composed([arg for arg in argv if not arg.startswith("-")])
+    if any(arg.startswith("-") for arg in argv):
+        return None
+    cfg = composed(argv)
     _check_nothing_deleted(cfg)
     if cfg.task == "extract":  # before Hydra creates the output folder or anything loads
         from facekit.app.tasks.planning import build_stages

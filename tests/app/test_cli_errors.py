@@ -270,3 +270,11 @@ def test_deleting_a_group_of_settings_is_refused_in_one_line_before_anything_is_
     photo.write_bytes(b"")  # the refusal comes before any input is read
     assert says in one_line_error(run_facekit(f"input={photo}", "output=faces", deleted, cwd=tmp_path))
     assert not (tmp_path / "faces").exists()
+
+
+@pytest.mark.parametrize(("typed", "says"), [("task=nope", "Invalid value 'nope', expected one of"),
+                                             ("output.size=abc", "Value 'abc' of type 'str' could not be converted")])
+def test_help_beside_a_mistyped_value_names_it_in_one_line(tmp_path: Path, typed: str, says: str) -> None:
+    """Hydra composes the overrides beside --help too, and a bad one ended in a traceback, exit 1."""
+    assert says in one_line_error(run_facekit(typed, "--help", cwd=tmp_path))
+    assert list(tmp_path.iterdir()) == []
