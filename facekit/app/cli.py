@@ -271,6 +271,8 @@ def check_sweep_values(argv: Sequence[str]) -> None:
     first jobs wrote their folders (or Hydra's multi-line error, exit 1)."""
     if not is_a_sweep(argv):
         return
+    if "task=plugins" in argv:  # it lists the plugins and writes nothing; a sweep made a folder of empty jobs
+        raise ConfigError("task=plugins lists the plugins; it takes no -m (there is nothing to sweep): facekit task=plugins")
     _check_hydra_groups([arg for arg in argv if arg.lstrip("+").startswith("hydra/")])
     overrides = [arg for arg in argv if not arg.startswith(("-", "hydra.", "hydra/", "+hydra"))]
     try:  # Hydra's own parsing and job split, so each value is written as its jobs get it

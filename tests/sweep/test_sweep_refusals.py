@@ -35,3 +35,11 @@ def test_a_sweep_refuses_a_bad_value_in_one_line_before_any_job_runs(tmp_path: P
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("facekit: error: ") and line in lines[0], result.stderr[-3000:]
     assert list(tmp_path.iterdir()) == []  # no sweep folder, no job's folder, no multirun.yaml
+
+
+def test_a_sweep_of_task_plugins_is_refused_before_it_makes_a_folder(tmp_path: Path) -> None:
+    """It lists the plugins; ``-m`` made ./faces/sweep_*/0/ and an empty report besides."""
+    result = run_facekit("-m", "task=plugins", cwd=tmp_path)
+    assert result.returncode == 2 and "task=plugins lists the plugins; it takes no -m" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
