@@ -63,7 +63,25 @@ def fingerprint_differences(found: Any, wanted: Any) -> str:
         return setting_differences(found, wanted)
     if found.get("input") != wanted.get("input"):  # another file: its content differing says nothing more
         found, wanted = ({key: value for key, value in side.items() if key != "source"} for side in (found, wanted))
-    return setting_differences(_as_typed(found), _as_typed(wanted)) or setting_differences(found, wanted)
+    there, here = _typeable(_as_typed(found), _as_typed(wanted))
+    return setting_differences(there, here) or setting_differences(found, wanted)
+
+
+#: Fingerprint settings no command sets: the identity plugin's metric (its ``+identity`` is named)
+_DERIVED = ("filter.metric",)
+
+
+def _typeable(there: dict[str, Any], here: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Both sides without what a user cannot type: derived settings, and the options of a plugin
+    only one side has (``+identity: unset there, "sface" now`` says it; its backend and threads
+    beside it were noise, named though the user only added output.embeddings=true)."""
+    alone = {key[1:] for key in there.keys() ^ here.keys() if key.startswith("+")}
+
+    def kept(key: str) -> bool:
+        return key not in _DERIVED and key.split(".", 1)[0] not in alone
+
+    return ({key: value for key, value in there.items() if kept(key)},
+            {key: value for key, value in here.items() if kept(key)})
 
 
 #: Fingerprint keys kept under another name on the command line.
@@ -95,7 +113,8 @@ def _as_typed(fingerprint: dict[str, Any]) -> dict[str, Any]:
             typed.update((f"{name}.{key}", setting) for key, setting in value.items())
         else:
             typed[_TYPED_AS.get(name, name)] = value
-    return {key: value for key, value in typed.items() if value is not None and value != _LEFT_OUT_AT.get(key, ...)}
+    return {key: value for key, value in typed.items()
+            if value is not None and value != [] and value != _LEFT_OUT_AT.get(key, ...)}
 
 
 #: A setting one side does not have (a group left unset, a key an older version did not write).
