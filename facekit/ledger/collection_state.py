@@ -42,6 +42,9 @@ class CollectionState:
     paused: bool = False  # states are recorded but not written (a run not accepted yet)
     signatures: dict[str, list[int] | None] = field(default_factory=dict)  # each source's as this run opened it
     changed: set[str] = field(default_factory=set)  # done sources found changed, said once
+    #: ``resume.verify=full``: a done source is reopened too, so its face files are read again
+    #: (its ledger re-hashes them and redoes a frame whose file is missing or damaged)
+    reopen_done: bool = False
 
     @classmethod
     def load(cls, path: Path, input_value: str, settings: dict[str, Any],
@@ -77,7 +80,8 @@ class CollectionState:
         to its folder, or its video replaced, reopens it (its journal then resumes it). An
         entry from before signatures were kept is taken as it says."""
         entry = self.earlier.get(source.rel)
-        if entry is None or entry.get("state") != SourceState.DONE or entry.get("output") != source.output:
+        if self.reopen_done or entry is None or entry.get("state") != SourceState.DONE \
+                or entry.get("output") != source.output:
             return False
         if "signature" in entry and entry["signature"] != source_signature(source.path):
             if source.rel not in self.changed:

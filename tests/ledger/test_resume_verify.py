@@ -85,3 +85,24 @@ def test_a_folder_rerun_counts_as_resumed_only_the_photos_still_there(tmp_path: 
     assert result.returncode == 0 and "resuming: 1 frame(s) already done" in said, result.stderr
     assert "done: 1 frame, 1 face" in said and "1 already done" in said, result.stderr
     assert load_json(tmp_path / "faces" / "run_summary.json")["resumed"] == 1
+
+
+def test_verify_full_reopens_a_collections_done_sources_and_remakes_a_lost_face_file(tmp_path: Path) -> None:
+    """Done sources are not reopened, so a face file deleted from one stayed lost, and
+    resume.verify=full, which promises to read every face file again, did nothing."""
+    require_data()
+    tree = tmp_path / "tree"
+    for person in ("p01", "p04"):
+        (tree / person).parent.mkdir(exist_ok=True)
+        (tree / person).symlink_to(DATA / "images" / "people" / person, target_is_directory=True)
+    args = (f"input={tree}", f"output={tmp_path / 'out'}", "runner.progress=false")
+    assert run_facekit(*args, cwd=tmp_path).returncode == 0
+    lost = next((tmp_path / "out" / "p04").glob("*.png"))
+    kept = file_hashes(tmp_path / "out", "*/*.png")
+    lost.unlink()
+    plain = run_facekit(*args, cwd=tmp_path)
+    assert plain.returncode == 0 and "nothing to do" in plain.stderr and not lost.exists()  # size: done sources trusted
+    full = run_facekit(*args, "resume.verify=full", cwd=tmp_path)
+    assert full.returncode == 0, full.stderr
+    assert "1 finished frame(s) have a face file that is missing or damaged" in " ".join(full.stderr.split())
+    assert file_hashes(tmp_path / "out", "*/*.png") == kept

@@ -45,6 +45,7 @@ class RunSources:
             return cls(cfg, root, CollectionState(None, str(cfg.input)), alone=True)
         state = CollectionState.load(root / COLLECTION_FILE, str(cfg.input), collection_settings(cfg),
                                      defaults=default_settings)
+        state.reopen_done = str(cfg.resume.verify) == "full"
         return cls(cfg, root, state, alone=False)
 
     def listing(self) -> Iterator[Source]:
