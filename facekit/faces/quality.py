@@ -88,12 +88,14 @@ class QualityFilter:
     max_faces: int | None = None
 
     def __post_init__(self) -> None:
+        faces = self.max_faces  # a count, said as one whatever is wrong with it (-1 was "a number >= 0")
+        if faces is not None and not (isinstance(faces, (int, float)) and math.isfinite(faces)
+                                      and int(faces) == faces and faces >= 1):
+            raise ConfigError(f"quality.max_faces must be a whole number of faces, 1 or more, got {faces!r}")
         for item in fields(self):
             value = getattr(self, item.name)
             if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ConfigError(f"quality.{item.name} must be a number >= 0 (or null: off), got {value!r}")
-        if self.max_faces is not None and (int(self.max_faces) != self.max_faces or self.max_faces < 1):
-            raise ConfigError(f"quality.max_faces must be a whole number of faces, 1 or more, got {self.max_faces!r}")
 
     @classmethod
     def from_config(cls, node: Mapping[str, Any] | None) -> QualityFilter | None:

@@ -207,8 +207,9 @@ def test_quality_limits_are_off_unless_set_and_must_be_sensible() -> None:
     assert QualityFilter.from_config({"max_yaw": 30}).as_dict() == {"max_yaw": 30}
     with pytest.raises(ConfigError, match="quality.max_yaw"):
         QualityFilter(max_yaw=-1)
-    with pytest.raises(ConfigError, match="quality.max_faces"):
-        QualityFilter(max_faces=0)
+    for faces in (0, -1, 1.5):  # -1 was "a number >= 0", 0 "1 or more": one rule, said one way
+        with pytest.raises(ConfigError, match="quality.max_faces must be a whole number of faces, 1 or more"):
+            QualityFilter(max_faces=faces)
 
 
 def test_measures_survive_the_alignments_file_and_a_failed_pose_is_null() -> None:
