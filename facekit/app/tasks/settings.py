@@ -13,8 +13,8 @@ from facekit.faces.quality import QualityFilter
 from facekit.faces.reference_photos import reference_path
 from facekit.imaging.geometry import check_crop_size
 from facekit.media.sampling import Sampling, checked_sampling
-from facekit.media.collection import (LIST_PREFIX, Selection, check_leaves_a_source, holds_output, is_collection,
-                                      is_list, names_nothing)
+from facekit.media.collection import (LIST_PREFIX, OUTPUT_MARKERS, Selection, check_leaves_a_source, holds_output,
+                                      is_collection, is_list, names_nothing)
 from facekit.media.sources import IMAGE_SUFFIXES, existing_input
 
 
@@ -56,6 +56,9 @@ def check_settings(cfg: DictConfig) -> None:
     if is_list(named) and source.is_dir():
         raise ConfigError(f"input {named!r}: {source} is a folder; a list is a text file (one path a line), and a "
                           f"folder is given without '{LIST_PREFIX}': input={source}")
+    if not is_list(named) and source.is_dir() and holds_output(source):  # as a folder below it would be passed over
+        raise ConfigError(f"input {named} holds facekit's output ({' or '.join(OUTPUT_MARKERS)}), whose face files "
+                          "are not sources: give the folder of the photos or videos themselves")
     if is_list(named) and names_nothing(source):
         raise ConfigError(f"input {named!r}: the list names no source; write one path a line (a video, or a "
                           "folder of images), relative to the list's folder")

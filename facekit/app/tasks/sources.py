@@ -18,8 +18,7 @@ from omegaconf import DictConfig
 from facekit.app.tasks.planning import collection_settings, default_settings
 from facekit.app.tasks.settings import is_collection_input, selection
 from facekit.ledger.collection_state import CollectionState, refuse_another_kind
-from facekit.errors import FacekitError
-from facekit.media.collection import COLLECTION_FILE, OUTPUT_MARKERS, Source, holds_output, sources_of
+from facekit.media.collection import COLLECTION_FILE, Source, sources_of
 
 
 @dataclass
@@ -35,10 +34,6 @@ class RunSources:
     def of(cls, cfg: DictConfig, root: Path) -> RunSources:
         """A collection's state is loaded here, and a rerun with other settings refused as a
         whole, before anything is written."""
-        named = Path(str(cfg.input)).expanduser()
-        if named.is_dir() and holds_output(named):  # as a folder below it would be passed over
-            raise FacekitError(f"input {cfg.input} holds facekit's output ({' or '.join(OUTPUT_MARKERS)}), whose "
-                               "face files are not sources: give the folder of the photos or videos themselves")
         alone = not is_collection_input(cfg)
         refuse_another_kind(root, collection=not alone)
         if alone:
