@@ -31,11 +31,6 @@ from facekit.records import Face, StoredMask
 
 log = logging.getLogger("facekit")
 
-#: Where the alignments meta records the last ``task=mask`` request: the same request again
-#: finds the source done and skips it.
-REQUEST_KEY = MASK_TASK_KEY
-
-
 @dataclass(frozen=True)
 class MaskRequestSettings:
     """What ``task=mask`` was asked: the maskers (None: none), how masks go beside the face
@@ -68,7 +63,7 @@ def remask_folder(folder: Path, request: MaskRequestSettings) -> tuple[int, int]
     check_finished(folder)
     document = load_alignments(path)
     meta = document.setdefault("meta", {})
-    if request.import_dir is None and meta.get(REQUEST_KEY) == request.as_dict():
+    if request.import_dir is None and meta.get(MASK_TASK_KEY) == request.as_dict():  # the same request again
         return None
     output = meta.get("output", {})
     crop_size, padding = int(output.get("size", 256)), float(output.get("padding", geometry.DEFAULT_PADDING))
@@ -178,4 +173,4 @@ def _record(meta: dict[str, Any], request: MaskRequestSettings) -> None:
         masks = {"size": request.size, "maskers": {**masks.get("maskers", {}), **request.maskers_meta}}
         meta["masks"] = masks
         meta.setdefault("fingerprint", {})["masks"] = masks
-    meta[REQUEST_KEY] = request.as_dict()
+    meta[MASK_TASK_KEY] = request.as_dict()
