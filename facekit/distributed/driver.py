@@ -14,7 +14,8 @@ find after its worker reported success (a node writing to a folder of its own) r
 another node, which no Ray retry knows of. Ray still places every actor, packs GPUs and detects
 lost nodes; ``MAX_ATTEMPTS`` only bounds how often one shard is tried. A shard whose actor
 is lost (its node died, its process was killed) goes back to the front of the queue and a new
-actor is asked for; a shard whose plugin raised is failed, with the plugin and frame named, and
+actor is asked for, unless its journal had landed before the loss took its report: then the
+journal is checked as a rerun checks an earlier run's and kept, not written twice. A shard whose plugin raised is failed, with the plugin and frame named, and
 the run goes on. Each source is folded when all its shards have ended, in shard order, so its
 ``alignments.json`` lists frames in the order a local run writes them.
 
@@ -81,7 +82,7 @@ class SourceOutcome:
     job: SourceJob
     frames: int = 0
     faces: int = 0
-    kept_shards: set[int] = field(default_factory=set)  # the numbers of the shards an earlier run finished
+    kept_shards: set[int] = field(default_factory=set)  # the shards an earlier run finished, or a lost worker landed
     resumed: int = 0  # their frames, counted as the fold writes them
     rejected: RejectCounts = field(default_factory=RejectCounts)
     skipped: dict[str, str] = field(default_factory=dict)
@@ -181,7 +182,12 @@ def run_shards(ray: Any, plan: ClusterPlan, jobs: Sequence[SourceJob],
             with _Workers(ray, plan, min(plan.workers, len(todo))) as workers, _progress(plan.progress) as bars:
                 for result in workers.results(todo, bars):
                     outcome = outcomes[key_of[result.task.output, result.task.shard.number]]
-                    _count(outcome, result, totals)
+                    if result.landed:  # its worker's report was lost with it: kept as an earlier run's would be
+                        outcome.kept_shards.add(result.task.shard.number)
+                        outcome.file_logs(result.task.shard.number, [])
+                        totals.kept += 1
+                    else:
+                        _count(outcome, result, totals)
                     if outcome.kept + outcome.ended == len(outcome.job.shards) and _all_there(outcome, totals, workers):
                         _fold(outcome, on_source_done)
         finally:
@@ -391,7 +397,9 @@ class _Workers:
         self.idle.append((actor, node))
 
     def _ended(self, ref: Any, todo: deque[tuple[ShardTask, int]]) -> ShardResult | None:
-        """The shard's result; None when its actor was lost and the shard went back in the queue."""
+        """The shard's result; None when its actor was lost and the shard went back in the queue.
+        A lost actor's shard whose journal landed before it was lost is not run again: the journal
+        is checked as a rerun checks an earlier run's, and kept (``ShardResult.landed``)."""
         actor, node, task, attempt = self.busy.pop(ref)
         try:
             result = self.ray.get(ref)
@@ -400,6 +408,11 @@ class _Workers:
             return ShardResult(task, failure=_last_line(exc), node=node)
         except self.ray.exceptions.RayError as exc:  # the actor, its process or its node is gone
             self._replace()
+            if finished(Path(task.output), task.shard, task.fingerprint):
+                log.warning("shard %s: its worker on node %s was lost (%s) after its journal landed; the shard "
+                            "is kept as written, its frames counted as already done", task.shard.label, node[:8],
+                            _last_line(exc))
+                return ShardResult(task, node=node, landed=True)
             if attempt >= MAX_ATTEMPTS:
                 return ShardResult(task, failure=f"its worker was lost {attempt} times ({_last_line(exc)})", node=node)
             log.warning("shard %s: its worker on node %s was lost (%s); it runs again", task.shard.label,

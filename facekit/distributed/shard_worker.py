@@ -52,6 +52,7 @@ class ShardResult:
     seconds: float = 0.0
     node: str = ""
     logs: list[logging.LogRecord] = field(default_factory=list)  # what the worker logged (facekit.log_relay)
+    landed: bool = False  # its worker was lost, but only after the shard's journal landed (the driver's finding)
 
 
 class ShardWorker:

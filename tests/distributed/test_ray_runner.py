@@ -3,6 +3,7 @@ as the local runner, and what survives a failing plugin, a killed driver and a l
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -188,6 +189,44 @@ def test_a_journal_garbled_mid_file_after_its_run_is_set_aside_naming_the_line_a
     same_output(out, tmp_path / "local")
 
 
+def test_a_worker_lost_after_its_shard_journal_landed_is_not_run_again_and_its_journal_is_kept(
+        cluster: Any, tmp_path: Path) -> None:
+    """A worker's report can go with it: the driver then finds the journal there and keeps it,
+    checked as a rerun checks an earlier run's, rather than writing the shard a second time. The
+    journal is put in place by the test (another run's shard, under this run's settings) while
+    the worker waits on the shard's last frame, which then kills it."""
+    clip = require_data() / "video" / "faceswap_test.mp4"
+    reference, out, go = tmp_path / "reference", tmp_path / "ray", tmp_path / "journal-landed"
+    flaky = ["+detector=flaky", "detector.fail_on_call=0", f"input={clip}", "runner.shard_frames=8"]
+    assert _on_ray(cluster, *flaky, f"output={reference}", cwd=tmp_path).returncode == 0
+    journal = next(p for p in (reference / ".facekit-shards").glob("*.jsonl") if b"faceswap_test_000016" in p.read_bytes())
+    with facekit_process("runner=ray", f"runner.address={cluster.address}", "runner.progress=false", *flaky,
+                         f"output={out}", f"detector.frame_sha1={_frame_sha1(clip, 16)}", "detector.how=kill",
+                         f"detector.wait_for={go}", cwd=tmp_path) as process:
+        deadline = time.monotonic() + HANG_S
+        while not shard_journals(out) and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        ours = next((out / ".facekit-shards").glob("*.jsonl"))
+        header, *lines = journal.read_bytes().splitlines(keepends=True)
+        fingerprint = json.loads(ours.read_bytes().splitlines()[0])["fingerprint"]
+        placed = {**json.loads(header), "fingerprint": fingerprint}
+        for frame in range(9, 17):
+            for face in reference.glob(f"faceswap_test_{frame:06d}_*.png"):
+                shutil.copyfile(face, out / face.name)
+        temp = out / ".facekit-shards" / f".{journal.name}.placed.tmp"
+        temp.write_bytes((json.dumps(placed) + "\n").encode() + b"".join(lines))
+        os.replace(temp, out / ".facekit-shards" / journal.name)
+        kept = shard_journals(out)[journal.name]
+        go.touch()
+        stderr = wait_for_exit(process, "after its worker was lost")
+    assert process.returncode == 0, stderr
+    assert "frames 9-16" in stderr and "after its journal landed; the shard is kept as written" in stderr, stderr
+    assert "runs again" not in stderr, stderr
+    assert shard_journals(out)[journal.name] == kept  # not written a second time
+    assert summary(out)["kept_shards"] == 1
+    assert list(load_json(out / "alignments.json")["frames"]) == [f"faceswap_test_{n:06d}" for n in range(1, 92)]
+
+
 def test_a_node_removed_mid_run_loses_no_finished_shard_and_its_shards_run_again_elsewhere(
         cluster: Any, tmp_path: Path) -> None:
     doomed = cluster.add_node(**NODE, num_cpus=1)
@@ -203,7 +242,8 @@ def test_a_node_removed_mid_run_loses_no_finished_shard_and_its_shards_run_again
         cluster.remove_node(doomed)
         stderr = wait_for_exit(process, "after a node was removed")
     assert process.returncode == 0, stderr
-    assert "was lost" in stderr and "runs again" in stderr, stderr
+    # the lost worker's shard runs again, or is kept when its journal had landed before the loss
+    assert "was lost" in stderr and ("runs again" in stderr or "after its journal landed" in stderr), stderr
     after = shard_journals(out)
     assert len(after) == 55 and all(after[name] == kept for name, kept in finished_before.items())
     assert not list(out.glob(".*.tmp")) and not list((out / ".facekit-shards").glob(".*.tmp"))  # nothing half-written
