@@ -54,6 +54,8 @@ def main() -> None:
         register_plugin_configs(registry)
         cfg = check_composes(argv)
         check_sweep_values(argv)
+        if cfg is not None:
+            _warn_of_other_tasks_keys(argv, cfg.task)
     except FacekitError as exc:
         _fail(exc)
     if cfg is not None:  # a plain run: an extract run writes its .hydra/ once it is accepted (acceptance.py)
@@ -126,6 +128,21 @@ def _what_an_interruption_keeps(cfg: DictConfig) -> str:
 
 #: user-facing keys renamed, old spelling -> new: the old one still works, with a line that says so
 RENAMED_KEYS = {"runner.engine": "runner.executor"}
+
+
+#: The config groups that one task alone reads.
+_TASK_OF_GROUP = {"curate": "curate", "recrop": "recrop", "mask": "mask"}
+
+
+def _warn_of_other_tasks_keys(argv: Sequence[str], task: str) -> None:
+    """A key that only another task reads (``curate.best=3`` on an extraction) is named on
+    stderr, so a setting the run will not use is not taken for one it does; the run goes on."""
+    for arg in argv:
+        key = arg.lstrip("+~").partition("=")[0]
+        owner = _TASK_OF_GROUP.get(key.partition(".")[0])
+        if owner is not None and owner != task and "." in key:
+            print(f"facekit: warning: {key} is read by task={owner} only; this task={task} run does not use it",
+                  file=sys.stderr)
 
 
 def _renamed_key(arg: str) -> str:

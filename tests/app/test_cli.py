@@ -175,6 +175,16 @@ def test_a_renamed_key_keeps_its_old_spelling_with_a_line_that_names_the_new_one
     assert "runner.engine is now runner.executor" in result.stderr
 
 
+@pytest.mark.parametrize("setting", ["curate.best=3", "recrop.sources=elsewhere", "mask.import=masks"])
+def test_a_key_that_only_another_task_reads_is_named_and_the_run_goes_on(tmp_path: Path, setting: str) -> None:
+    result = run_facekit("task=plugins", setting, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    key, task = setting.partition("=")[0], setting.partition(".")[0]
+    assert f"{key} is read by task={task} only; this task=plugins run does not use it" in result.stderr, result.stderr
+    own = run_facekit(f"task={task}", f"input={tmp_path / 'none'}", "output=out", setting, cwd=tmp_path)
+    assert "is read by task=" not in own.stderr, own.stderr
+
+
 @pytest.mark.parametrize(("argv", "expected"), [
     (["runner.executor=ray", "input=a"], ["input=a", "runner=ray"]),
     (["runner=ray", "runner.executor=ray"], ["runner=ray", "runner.executor=ray"]),
