@@ -1,9 +1,13 @@
-"""Files land whole or not at all: write to a temporary name in the same folder, then rename."""
+"""Files land whole or not at all (written to a temporary name in the same folder, then renamed);
+and a file's content digest."""
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 from pathlib import Path
+
+_CHUNK = 1 << 20
 
 
 def atomic_write_bytes(path: Path, data: bytes, durable: bool = False) -> None:
@@ -32,3 +36,12 @@ def fsync_dir(folder: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file, read in chunks so a large weights file never sits in memory."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -20,6 +20,7 @@ from facekit.media.collection import COLLECTION_FILE, LIST_PREFIX, Source, is_li
 from facekit.media.sources import utf8_text
 from facekit.output.alignments import ALIGNMENTS_FILE, journal_path
 from facekit.output.differences import setting_differences
+from facekit.output.reference_digests import references_by_content
 
 log = logging.getLogger("facekit")
 
@@ -59,7 +60,7 @@ class CollectionState:
         try:
             document = json.loads(path.read_text(encoding="utf-8"))
             earlier = {entry["source"]: entry for entry in document.get("sources", [])}
-            found = document.get("settings")
+            found = references_by_content(document.get("settings"))  # an older file's photos as typed
         except FileNotFoundError:
             return state
         except (ValueError, KeyError, TypeError, AttributeError) as exc:

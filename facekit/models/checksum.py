@@ -1,21 +1,11 @@
 """File checksums: the one place that says whether a file on disk is the file a spec names."""
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from pathlib import Path
 
-_CHUNK = 1 << 20
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks so a large weights file never sits in memory."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+from facekit.fileio import file_sha256
 
 
 def mismatch(path: Path, sha256: str | None, size: int | None) -> str | None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any, Iterator
 
+from facekit.output.reference_digests import is_digest_list, references_by_content
+
 MOST_NAMED = 5  # a refusal names this many settings, then a count
 
 
@@ -27,6 +29,7 @@ def same_fingerprint(found: Any, wanted: Any) -> bool:
         return True
     if not (isinstance(found, dict) and isinstance(wanted, dict)):
         return False
+    found = references_by_content(found)  # an older file's reference photos as typed: by content now
     return found == {key: value for key, value in wanted.items() if key in found or key not in ADDED_SINCE}
 
 
@@ -61,6 +64,7 @@ def fingerprint_differences(found: Any, wanted: Any) -> str:
     by where the fingerprint keeps it (``plugins.detector.config.score_threshold``)."""
     if not (isinstance(found, dict) and isinstance(wanted, dict)):
         return setting_differences(found, wanted)
+    found = references_by_content(found)
     if found.get("input") != wanted.get("input"):  # another file: its content differing says nothing more
         found, wanted = ({key: value for key, value in side.items() if key != "source"} for side in (found, wanted))
     there, here = _typeable(_as_typed(found), _as_typed(wanted))
@@ -130,6 +134,9 @@ def _differing(found: Any, wanted: Any, key: str) -> Iterator[str]:
         for name in sorted(there.keys() | here.keys()):
             if there.get(name, _UNSET) != here.get(name, _UNSET):
                 yield from _differing(there.get(name, _UNSET), here.get(name, _UNSET), f"{key}.{name}" if key else name)
+        return
+    if is_digest_list(found) and is_digest_list(wanted):  # reference photos, compared by content
+        yield f"{key}: other reference photos there (compared by their content: one replaced, added or removed)"
         return
     yield f"{key or 'settings'}: {_shown(found)} there, {_shown(wanted)} now"
 

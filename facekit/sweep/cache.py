@@ -20,7 +20,7 @@ from filelock import FileLock
 
 from facekit.output.alignments import face_from_dict, record_to_dict
 from facekit.fileio import atomic_write_bytes
-from facekit.models.checksum import file_sha256
+from facekit.fileio import file_sha256
 from facekit.records import Face, FrameRecord
 
 FORMAT = "facekit-analysis"

@@ -109,3 +109,42 @@ def test_a_threshold_without_references_is_said_once_for_a_collection_not_once_a
                          "runner.progress=false", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert " ".join(result.stderr.split()).count("filter.threshold=0.3 does nothing without filter.refs") == 1
+
+
+@pytest.mark.parametrize("collection", [False, True], ids=["single", "collection"])
+def test_a_reference_photo_is_compared_by_content_on_a_rerun(tmp_path: Path, collection: bool) -> None:
+    """Typed another way, the same photo resumes the output; replaced under its name, it is other
+    settings, refused with nothing written (half the frames judged against each would be neither)."""
+    source = tmp_path / "people"
+    shutil.copytree(PEOPLE / "p01", source / "p01")
+    if collection:
+        shutil.copytree(PEOPLE / "p04", source / "p04")
+    else:
+        source = source / "p01"
+    ref, out = tmp_path / "ref.jpg", tmp_path / "out"
+    shutil.copy(PEOPLE / "p01" / "img1.jpg", ref)
+    args = [f"input={source}", f"output={out}", "runner.progress=false"]
+    assert run_facekit(*args, "filter.refs=[ref.jpg]", cwd=tmp_path).returncode == 0
+    typed_otherwise = run_facekit(*args, f"filter.refs=[{ref},ref.jpg]", cwd=tmp_path)
+    assert typed_otherwise.returncode == 0, typed_otherwise.stderr
+    assert "nothing to do" in typed_otherwise.stderr, typed_otherwise.stderr
+    kept = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    shutil.copy(PEOPLE / "p04" / "img13.jpg", ref)
+    replaced = run_facekit(*args, "filter.refs=[ref.jpg]", cwd=tmp_path)
+    assert replaced.returncode == 2, replaced.stderr
+    assert "filter.refs: other reference photos there (compared by their content" in replaced.stderr, replaced.stderr
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == kept
+
+
+def test_a_fingerprint_that_holds_reference_photos_as_typed_compares_by_what_they_hold_now(tmp_path: Path) -> None:
+    """An older facekit wrote the paths as typed: such a file still resumes while the photo is the same."""
+    from facekit.output.differences import same_fingerprint
+    from facekit.output.reference_digests import reference_digests
+
+    ref = tmp_path / "ref.jpg"
+    shutil.copy(PEOPLE / "p01" / "img1.jpg", ref)
+    older = {"input": "x", "filter": {"refs": [str(ref)], "nrefs": [], "threshold": 0.4, "metric": "cosine"}}
+    now = {"input": "x", "filter": {"refs": reference_digests([ref]), "nrefs": [], "threshold": 0.4, "metric": "cosine"}}
+    assert same_fingerprint(older, now)
+    shutil.copy(PEOPLE / "p04" / "img13.jpg", ref)
+    assert not same_fingerprint(older, now)

@@ -23,6 +23,7 @@ from facekit.media import FrameSource
 from facekit.media.sources import utf8_text, video_signature
 from facekit.models.store import ModelStore, default_cache_dir
 from facekit.output.face_files import FaceWriter
+from facekit.output.reference_digests import references_by_content
 from facekit.plugin.loading import LoadedPlugin, load_plugin
 from facekit.plugin.registry import PluginRegistry
 from facekit.plugin.spec import PluginKind
@@ -97,7 +98,8 @@ def alignments_meta(cfg: DictConfig, input_value: str, stages: FaceStages, face_
         meta["filter"] = {"refs": list(cfg.filter.refs), "nrefs": list(cfg.filter.nrefs),
                           "threshold": face_filter.threshold, "metric": face_filter.metric}
     meta["fingerprint"] = {"input": utf8_text(Path(input_value).resolve()), "plugins": plugins,
-                           "size": cfg.output.size, "padding": padding, "filter": meta.get("filter")}
+                           "size": cfg.output.size, "padding": padding,
+                           "filter": references_by_content(meta).get("filter")}
     if source.kind == "video":  # a video replaced under the same name is another input
         meta["fingerprint"]["source"] = video_signature(source.path)
     if (sample := source.sampling.fingerprint()) is not None:
@@ -148,7 +150,7 @@ def collection_settings(cfg: DictConfig) -> dict[str, Any]:
         settings.pop(key, None)
     for key in ("dir", "save_every"):
         settings.get("output", {}).pop(key, None)
-    return json.loads(json.dumps(settings, default=str))
+    return references_by_content(json.loads(json.dumps(settings, default=str)))
 
 
 def default_settings() -> dict[str, Any] | None:
