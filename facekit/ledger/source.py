@@ -45,8 +45,7 @@ class SourceLedger:
                         "done again", folder, len(redo), "size or bytes" if verify == Verify.full else "size")
             self.alignments.redo(redo)
         self.done = frozenset(self.alignments.done_frames())
-        if debug and self.done:
-            warn_no_debug_for_done(len(self.done))
+        warn_not_done_again(len(self.done), debug, save_rejected)
         self.summary = SourceSummary(resumed=len(self.done))
         self.rejects = RejectCounts()
 
@@ -103,8 +102,16 @@ def counted(alignments: Path) -> tuple[int, int]:
     return len(frames), sum(len(entry.get("faces", [])) for entry in frames.values())
 
 
-def warn_no_debug_for_done(frames: int) -> None:
-    """``output.debug`` draws the frames a run does, and a rerun does not redo finished frames
-    to draw them: said once, so an empty debug folder is not a mystery."""
-    log.warning("output.debug=true: %d frame(s) an earlier run finished are not done again, so they get no "
-                "debug image; only this run's frames are drawn (a new output folder draws every frame)", frames)
+def warn_not_done_again(frames: int, debug: bool, save_rejected: bool) -> None:
+    """``output.debug`` draws, and ``filter.save_rejected`` keeps the rejected crops of, the
+    frames a run does; a rerun does not redo finished frames for them: said once, so an empty
+    debug/ or rejected/ folder is not a mystery."""
+    if not frames:
+        return
+    if debug:
+        log.warning("output.debug=true: %d frame(s) an earlier run finished are not done again, so they get no "
+                    "debug image; only this run's frames are drawn (a new output folder draws every frame)", frames)
+    if save_rejected:
+        log.warning("filter.save_rejected=true: %d frame(s) an earlier run finished are not done again, so their "
+                    "rejected faces are in rejected/ only if that run saved them too (a new output folder saves "
+                    "every one)", frames)

@@ -220,6 +220,23 @@ def test_a_rerun_with_debug_draws_the_new_frames_and_says_the_finished_ones_get_
     assert "output.debug=true: 2 frame(s) an earlier run finished" in again.stderr, again.stderr
 
 
+def test_a_rerun_that_saves_rejected_faces_says_the_finished_frames_are_not_done_again(tmp_path: Path) -> None:
+    require_data()
+    photos, out = tmp_path / "photos", tmp_path / "faces"
+    photos.mkdir()
+    (photos / "two_people.jpg").symlink_to(SCENES / "two_people.jpg")
+    args = [f"input={photos}", f"output={out}", "quality.max_faces=1", "runner.progress=false"]
+    assert run_facekit(*args, cwd=tmp_path).returncode == 0
+    (photos / "obama.jpg").symlink_to(SCENES / "obama.jpg")
+    result = run_facekit(*args, "filter.save_rejected=true", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "filter.save_rejected=true: 1 frame(s) an earlier run finished are not done again" in result.stderr, \
+        result.stderr
+    again = run_facekit(*args, "filter.save_rejected=true", cwd=tmp_path)
+    assert again.returncode == 0 and "nothing to do" in again.stderr, again.stderr
+    assert "filter.save_rejected=true: 2 frame(s) an earlier run finished" in again.stderr, again.stderr
+
+
 @pytest.mark.parametrize("after_s", [0.25, 0.6])
 def test_ctrl_c_while_facekit_still_starts_is_one_line_and_exit_130(tmp_path: Path, after_s: float) -> None:
     """While Python still imports Hydra, OpenCV and the model runtimes (the first second or so),

@@ -39,7 +39,7 @@ from facekit.fileio import atomic_write_bytes
 from facekit.ledger.collection_state import CollectionState, alignments_name
 from facekit.ledger.run_folder import RunFolder
 from facekit.ledger.rejects import RejectCounts
-from facekit.ledger.source import counted, warn_no_debug_for_done
+from facekit.ledger.source import counted, warn_not_done_again
 from facekit.ledger.states import SourceState
 from facekit.ledger.summary import SourceSummary
 from facekit.ledger.verify import Verify
@@ -211,7 +211,7 @@ def _without_ray(cfg: DictConfig, sources: RaySources) -> None:
         _report(cfg, sources.outcomes, sources.state)
     else:
         done = sources.done_earlier + sum(counted(job.output / ALIGNMENTS_FILE)[0] for job in sources.jobs)
-        say_nothing_to_do(done, debug=bool(cfg.output.debug))
+        say_nothing_to_do(done, bool(cfg.output.debug), bool(cfg.filter.save_rejected))
 
 
 def _check(cfg: DictConfig) -> None:
@@ -251,8 +251,8 @@ def _write_summary(outcome: SourceOutcome) -> None:
 
 def _report(cfg: DictConfig, outcomes: list[SourceOutcome], state: CollectionState | None) -> None:
     failures = [failure for outcome in outcomes for failure in outcome.failures]
-    if cfg.output.debug and (resumed := sum(outcome.resumed for outcome in outcomes)):
-        warn_no_debug_for_done(resumed)
+    warn_not_done_again(sum(outcome.resumed for outcome in outcomes), bool(cfg.output.debug),
+                        bool(cfg.filter.save_rejected))
     rejected = RejectCounts()
     for outcome in outcomes:
         rejected.update(outcome.rejected)

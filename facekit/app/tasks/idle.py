@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 
 from facekit.console import quantity
-from facekit.ledger.source import warn_no_debug_for_done
+from facekit.ledger.source import warn_not_done_again
 
 log = logging.getLogger("facekit")
 
 
-def say_nothing_to_do(frames: int, debug: bool = False) -> None:
+def say_nothing_to_do(frames: int, debug: bool = False, save_rejected: bool = False) -> None:
     log.info("nothing to do: %s already done", quantity(frames, "frame"))
-    if debug and frames:
-        warn_no_debug_for_done(frames)
+    warn_not_done_again(frames, debug, save_rejected)

@@ -70,7 +70,7 @@ def run_local(cfg: DictConfig, registry: PluginRegistry) -> None:
         taken, done_frames = _done_before(listing, state)
         if done_frames is not None:
             listing.stop()
-            say_nothing_to_do(done_frames, debug=bool(cfg.output.debug))
+            say_nothing_to_do(done_frames, bool(cfg.output.debug), bool(cfg.filter.save_rejected))
             return
         queued = chain(taken, listing)
         progress = CollectionProgress(enabled=bool(cfg.runner.progress), listing=listing)
