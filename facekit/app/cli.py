@@ -308,7 +308,18 @@ def check_sweep_values(argv: Sequence[str]) -> None:
         try:
             check_composes(job)
         except ConfigError as exc:
+            if named != "first job" and _fails_with(first, str(exc)):  # a setting every job shares, not the value
+                raise
             raise ConfigError(f"the sweep's {named}: {exc}") from None
+
+
+def _fails_with(overrides: list[str], message: str) -> bool:
+    """Whether composing and checking ``overrides`` fails with ``message``."""
+    try:
+        check_composes(overrides)
+    except FacekitError as exc:
+        return str(exc) == message
+    return False
 
 
 def _check_hydra_groups(choices: Sequence[str]) -> None:

@@ -24,6 +24,9 @@ MISTAKES = [
     (["input=photos/", "output.size=99999"], "output.size must be a whole number of pixels from 1 to 8192, got 99999"),
     (["-m", "input=photos/", "output.size=128,-1"], "the sweep's output.size=-1: output.size must be a whole number of pixels from 1 to 8192"),
     (["-m", "input=photos/", "quality.max_yaw=10,abc"], "the sweep's quality.max_yaw=abc:"),
+    # what every job shares is no swept value's fault: named without one
+    (["-m", "input=photos/", "filter.refs=[nothere.jpg]", "filter.threshold=0.3,0.5"],
+     "facekit: error: reference photo 'nothere.jpg' does not exist"),
     (["input=photos/", "collection.include=photos"], "(collection.include is a list: 'collection.include=[photos,clips/**]')"),
     (["input=photos/", "filter.threshold=-0.1"], "filter.threshold must be a distance (a number >= 0), got -0.1"),
     (["-m", "input=photos/", "filter.refs=[a.jpg]", "filter.threshold=0.5,-1"],
