@@ -187,12 +187,19 @@ def _expand_output_shorthand(arg: str) -> str:
 
 
 def check_group_choices(argv: Sequence[str], registry: PluginRegistry) -> None:
-    """Unknown plugin names fail here in one line that lists the choices, before Hydra runs."""
+    """Unknown plugin names fail here in one line that lists the choices, before Hydra runs; so
+    does a group chosen twice (Hydra's own line speaks of its defaults list)."""
+    chosen: dict[str, str] = {}
     for arg in argv:
         choice = group_choice(arg)
         if choice is None or choice.names is None:
             continue
         group = choice.group
+        if group in chosen:
+            raise ConfigError(f"{chosen[group]} and {arg} each choose the {group}; a run has one: keep one, or "
+                              f"sweep them with -m {arg.split('=', 1)[0]}={chosen[group].split('=', 1)[1]},"
+                              f"{arg.split('=', 1)[1]}")
+        chosen[group] = arg
         valid = registry.names(group) if group in PLUGIN_KINDS else packaged_options(group)
         for value in choice.names:
             if value not in valid:

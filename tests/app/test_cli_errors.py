@@ -38,6 +38,9 @@ MISTAKES = [
     (["default_plugins.aligner=fan", "aligner.mirror_pose=false"], "aligner fan has no option 'mirror_pose'"),
     (["masker.threshold=0.5"], "name the plugin first, +masker=NAME masker.threshold=..."),  # no default masker
     (["+runner=ray"], "write runner=ray without the '+'"),
+    (["+detector=yunet", "+detector=blazeface"],
+     "+detector=yunet and +detector=blazeface each choose the detector; a run has one: keep one, or sweep them with "
+     "-m +detector=yunet,blazeface"),
     (["runner.shard_frames=100"], "runner.shard_frames is a key of runner=ray: add runner=ray to the command"),
     (["runner=ray", "runner.shard_frame=100"], "did you mean runner.shard_frames?"),
     (["detector=s3fd"], "write +detector=s3fd"),
