@@ -84,7 +84,7 @@ class CollectionState:
         if self.reopen_done or entry is None or entry.get("state") != SourceState.DONE \
                 or entry.get("output") != source.output:
             return False
-        if "signature" in entry and entry["signature"] != source_signature(source.path):
+        if "signature" in entry and not same_signature(entry["signature"], source_signature(source.path)):
             if source.rel not in self.changed:
                 self.changed.add(source.rel)
                 log.info("source %s changed since an earlier run finished it: reopened", source.rel)
@@ -167,13 +167,34 @@ def save_unless_failing(state: CollectionState) -> None:
 
 def source_signature(path: Path) -> list[int] | None:
     """What changes when a source does, read without opening it: a video's size and time of
-    change; a folder's time of change, which adding, removing or renaming a photo in it moves.
-    None where it cannot be read (the source is then never taken as unchanged)."""
+    change; a folder's time of change, which adding, removing or renaming a photo in it moves,
+    and the latest change time of its files (a photo overwritten in place, or a symlink pointed
+    elsewhere). None where it cannot be read (the source is then never taken as unchanged)."""
     try:
         found = os.stat(path)
+        if not stat.S_ISDIR(found.st_mode):
+            return [found.st_size, found.st_mtime_ns]
+        with os.scandir(path) as entries:
+            changed = max((_changed_ns(entry) for entry in entries if not entry.is_dir()), default=0)
     except OSError:
         return None
-    return [found.st_mtime_ns] if stat.S_ISDIR(found.st_mode) else [found.st_size, found.st_mtime_ns]
+    return [found.st_mtime_ns, changed]
+
+
+def same_signature(found: Any, now: list[int] | None) -> bool:
+    """Whether a source's recorded signature is ``now``'s; a folder's from before the change
+    time of its files was kept (its time of change alone) is compared on that."""
+    if not isinstance(found, list) or now is None:
+        return found == now
+    return found == now or (len(found) == 1 and len(now) == 2 and found[0] == now[0])
+
+
+def _changed_ns(entry: os.DirEntry[str]) -> int:
+    try:
+        own = entry.stat(follow_symlinks=False).st_ctime_ns
+        return max(own, entry.stat().st_ctime_ns) if entry.is_symlink() else own
+    except OSError:
+        return 0
 
 
 def unfinished_folders(root: Path) -> dict[Path, str]:

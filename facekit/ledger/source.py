@@ -7,15 +7,17 @@ import json
 import logging
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from facekit.errors import OutputError
 from facekit.ledger.lock import exclusive_output
+from facekit.ledger.photos import last_written_ns, photos_to_redo
 from facekit.ledger.rejects import RejectCounts
 from facekit.ledger.summary import SourceSummary
 from facekit.ledger.verify import Verify, frames_to_redo
 from facekit.output.alignments import ALIGNMENTS_FILE, VIDEO_ENDED_AT, AlignmentsWriter
 from facekit.output.face_files import FaceWriter
+from facekit.output.mask_files import MASK_FOLDER
 from facekit.records import FrameRecord
 
 log = logging.getLogger("facekit")
@@ -27,12 +29,16 @@ class SourceLedger:
     and on ``close`` folds the journal into ``alignments.json``."""
 
     def __init__(self, folder: Path, meta: dict[str, Any], *, debug: bool = False, save_rejected: bool = False,
-                 save_every: int = 100, verify: Verify = Verify.size) -> None:
+                 save_every: int = 100, verify: Verify = Verify.size,
+                 photos: Sequence[tuple[str, Path]] | None = None) -> None:
+        """``photos``: a folder source's (frame name, file) as they are now, so a finished frame
+        whose photo changed since is done again (``facekit.ledger.photos``)."""
         self.folder = folder
         self._held = ExitStack()
         try:
             folder.mkdir(parents=True, exist_ok=True)
             self._held.enter_context(exclusive_output(folder))
+            written_ns = last_written_ns(folder)  # before this run writes there
             self.alignments = self._held.enter_context(AlignmentsWriter(folder / ALIGNMENTS_FILE, meta,
                                                                         sync_every=save_every))
             self.writer = FaceWriter(folder, debug=debug, save_rejected=save_rejected)  # its folders once accepted
@@ -44,6 +50,14 @@ class SourceLedger:
             log.warning("%s: %d finished frame(s) have a face file that is missing or damaged (%s); they are "
                         "done again", folder, len(redo), "size or bytes" if verify == Verify.full else "size")
             self.alignments.redo(redo)
+        #: frames done again because their photo changed -> the face files their entry names,
+        #: removed once the new entry is written unless it names them too (fewer faces now)
+        self._replaced: dict[str, set[str]] = {}
+        if photos is not None and self.alignments.done_frames():
+            changed = photos_to_redo(folder, self.alignments.done_entries(), photos, written_ns)
+            self._replaced = {name: {face["crop"] for face in entry.get("faces", []) if face.get("crop")}
+                              for name, entry in self.alignments.done_entries() if name in changed} if changed else {}
+            self.alignments.redo(changed)
         self.done = frozenset(self.alignments.done_frames())
         warn_not_done_again(len(self.done), debug, save_rejected)
         self.summary = SourceSummary(resumed=len(self.done))
@@ -58,7 +72,8 @@ class SourceLedger:
     def write(self, record: FrameRecord) -> None:
         """A finished frame's face files, then its journal line: a frame is journaled only once
         its files are there, so a resumed run never lacks a file its alignments name."""
-        files = [self.folder / relative for relative in record.pending]
+        written = set(record.pending)  # the writer empties it
+        files = [self.folder / relative for relative in written]
         try:
             self.writer.write(record)
             self.alignments.write(record)
@@ -71,6 +86,9 @@ class SourceLedger:
         self.summary.frames += 1
         self.summary.faces += len(record.faces)
         self.rejects.count(record)
+        for stale in self._replaced.pop(record.frame.name, set()) - written:
+            for path in (self.folder / stale, *(self.folder / MASK_FOLDER).glob(f"*/{stale}")):
+                path.unlink(missing_ok=True)
 
     @property
     def video_ended_early(self) -> bool:

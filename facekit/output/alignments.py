@@ -349,10 +349,15 @@ class AlignmentsWriter:
     def done_faces(self) -> Iterator[tuple[str, list[dict[str, Any]]]]:
         """(frame name, its face entries) of every frame written so far, the latest entry of
         each: what a resumed run checks its face files against."""
+        for name, entry in self.done_entries():
+            yield name, entry.get("faces", [])
+
+    def done_entries(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(frame name, its entry) of every frame written so far, the latest entry of each."""
         if self._journal is not None:
             self._journal.flush()
         for name, text in self._frames():
-            yield name, json.loads(text).get("faces", [])
+            yield name, json.loads(text)
 
     def redo(self, names: set[str]) -> None:
         """Frames to be written again (their face files are gone or damaged): their next entry,

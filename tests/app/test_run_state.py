@@ -153,3 +153,43 @@ def test_a_video_replaced_under_its_name_is_refused_not_resumed_into_the_old_fra
     video.write_bytes((DATA / "video" / "faceswap_test.mp4").read_bytes())
     again = run_facekit(*args, cwd=tmp_path)
     assert again.returncode == 0 and "nothing to do" in again.stderr, again.stderr
+
+
+def _frames_and_faces(out: Path) -> dict[str, tuple[str, list[list[float]]]]:
+    """Each frame's photo (its file name) and its faces' boxes: what a run made of which photo."""
+    frames = load_json(out / "alignments.json")["frames"]
+    return {name: (Path(entry["source"]).name, [face["box"] for face in entry["faces"]]) for name, entry in frames.items()}
+
+
+@pytest.mark.parametrize("collection", [False, True], ids=["folder", "collection"])
+def test_a_photo_replaced_since_is_done_again_and_the_output_is_a_new_runs_of_the_folder(
+        tmp_path: Path, collection: bool) -> None:
+    """Overwritten in place (the folder's own time does not move), or another file under its
+    frame's name (x.JPG gone, x.jpeg come): the rerun did nothing and kept the old photo's faces.
+    A photo removed is said and its entry kept."""
+    require_data()
+    photos = tmp_path / "in" / "people" if collection else tmp_path / "in"
+    photos.mkdir(parents=True)
+    for name, scene in (("a.jpg", "obama.jpg"), ("b.JPG", "two_people.jpg"), ("c.jpg", "biden.jpg")):
+        (photos / name).write_bytes((SCENES / scene).read_bytes())
+    out = tmp_path / "out"
+    folder_out = out / "people" if collection else out
+    args = [f"input={tmp_path / 'in'}", f"output={out}", "runner.progress=false"]
+    assert run_facekit(*args, cwd=tmp_path).returncode == 0
+    (photos / "a.jpg").write_bytes((SCENES / "two_people.jpg").read_bytes())  # in place, two faces now
+    (photos / "b.JPG").unlink()
+    (photos / "b.jpeg").write_bytes((SCENES / "obama.jpg").read_bytes())  # one face where there were two
+    result = run_facekit(*args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "2 finished frame(s) whose photo changed since" in result.stderr, result.stderr
+    (photos / "c.jpg").unlink()
+    gone = run_facekit(*args, cwd=tmp_path)
+    assert gone.returncode == 0 and ("nothing to do" in gone.stderr or "done: 0 frames" in gone.stderr), gone.stderr
+    assert "resuming: 2 frame(s) already done" in gone.stderr or not collection, gone.stderr  # the folder's own
+    assert "1 finished frame(s) have no photo in the input now" in gone.stderr, gone.stderr
+    (photos / "c.jpg").write_bytes((SCENES / "biden.jpg").read_bytes())  # back for the fresh run to compare
+    fresh = tmp_path / "fresh"
+    assert run_facekit(f"input={tmp_path / 'in'}", f"output={fresh}", "runner.progress=false", cwd=tmp_path).returncode == 0
+    fresh_out = fresh / "people" if collection else fresh
+    assert _frames_and_faces(folder_out) == _frames_and_faces(fresh_out)
+    assert sorted(p.name for p in folder_out.glob("*.png")) == sorted(p.name for p in fresh_out.glob("*.png"))

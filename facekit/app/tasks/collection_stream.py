@@ -240,7 +240,7 @@ class CollectionStream:
             state.set(source, SourceState.FAILED, reason=reason)
             self.progress.finished_source(number)
             return None
-        done = ledger.done
+        done = frames.among(ledger.done)  # a photo removed since keeps its entry, not this run's to count
         output = SourceOutput(source, frames, ledger, generation, number)
         with self._lock:
             if generation != self.generation:
@@ -248,9 +248,9 @@ class CollectionStream:
                 return None
             self.open.append(output)
         state.set(source, SourceState.PARTIAL, alignments=output.alignments_name)
-        todo = max(0, len(frames) - len(done))
+        todo = max(0, len(frames) - done)
         log.info("source %d: %s -> %s: %d frame(s)%s%s", number, source.rel, folder, len(frames), f" ({frames.sampling.describe()})" if frames.sampling.active else "",
-                 f"; resuming: {len(done)} frame(s) already done" if done else "")
+                 f"; resuming: {done} frame(s) already done" if done else "")
         self.progress.opened_source(number, source.rel, todo)
         return output
 

@@ -20,7 +20,7 @@ from facekit.imaging import geometry
 from facekit.ledger.source import SourceLedger
 from facekit.ledger.verify import Verify
 from facekit.media import FrameSource
-from facekit.media.sources import utf8_text, video_signature
+from facekit.media.sources import frame_names, utf8_text, video_signature
 from facekit.models.store import ModelStore, default_cache_dir
 from facekit.output.face_files import FaceWriter
 from facekit.output.reference_digests import references_by_content
@@ -127,8 +127,9 @@ def source_ledger(cfg: DictConfig, output: Path, meta: dict[str, Any],
     that ``task=mask`` gave masks since its extraction is this run's when ``frames`` are all
     done there (a rerun with nothing to do); with frames left, their faces would lack the
     masks, so the run is refused as for other settings, the folder left as it was."""
+    photos = None if frames is None or frames.kind == "video" else list(zip(frame_names(frames.files), frames.files))
     ledger = SourceLedger(output, meta, debug=bool(cfg.output.debug), save_rejected=bool(cfg.filter.save_rejected),
-                          save_every=cfg.output.save_every, verify=Verify(cfg.resume.verify))
+                          save_every=cfg.output.save_every, verify=Verify(cfg.resume.verify), photos=photos)
     refusal = ledger.alignments.refused_unless_done
     if refusal is not None and (frames is None or not frames.all_done(ledger.done)):
         with ledger:
