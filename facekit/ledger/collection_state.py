@@ -89,6 +89,12 @@ class CollectionState:
                 self.changed.add(source.rel)
                 log.info("source %s changed since an earlier run finished it: reopened", source.rel)
             return False
+        if entry.get("skipped"):  # files that did not decode: mended since, perhaps (a flat folder's rerun tries them too)
+            if source.rel not in self.changed:
+                self.changed.add(source.rel)
+                log.info("source %s: %s file(s) skipped when it was done; reopened to try them again", source.rel,
+                         entry["skipped"])
+            return False
         return True
 
     def set(self, source: Source, state: SourceState, force: bool = False, **details: Any) -> None:

@@ -281,6 +281,29 @@ def test_a_photo_added_to_a_done_sources_folder_reopens_it_and_the_others_stay_d
     assert again.returncode == 0 and "nothing to do" in again.stderr, again.stderr
 
 
+def test_a_photo_that_did_not_decode_is_tried_again_once_mended_where_a_done_source_was_not_reopened(
+        tmp_path: Path) -> None:
+    """A source done with a skipped file is reopened by a rerun, as a flat folder's rerun tries its
+    skipped files again; a file mended in place (the folder's own time unmoved) was never read."""
+    require_data()
+    photos = tmp_path / "tree" / "photos"
+    photos.mkdir(parents=True)
+    scenes = DATA / "images" / "scenes"
+    (photos / "obama.jpg").write_bytes((scenes / "obama.jpg").read_bytes())
+    (photos / "biden.jpg").write_bytes((scenes / "biden.jpg").read_bytes()[:2000])  # cut short
+    _link(tmp_path / "tree", "clip.mp4", DATA / "video" / "faceswap_test.mp4")
+    args = ("input=tree", "output=out", "sample.end=1", "runner.progress=false")
+    assert run_facekit(*args, cwd=tmp_path).returncode == 0
+    entry = next(e for e in load_json(tmp_path / "out" / COLLECTION_FILE)["sources"] if e["source"] == "photos")
+    assert entry["state"] == "done" and entry["skipped"] == 1
+    (photos / "biden.jpg").write_bytes((scenes / "biden.jpg").read_bytes())
+    result = run_facekit(*args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert set(load_json(tmp_path / "out" / "photos" / "alignments.json")["frames"]) == {"obama", "biden"}
+    again = run_facekit(*args, cwd=tmp_path)
+    assert again.returncode == 0 and "nothing to do" in again.stderr, again.stderr
+
+
 def test_a_choice_that_leaves_no_source_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
     require_data()
     _link(tmp_path / "tree", "a/clip.mp4", DATA / "video" / "faceswap_test.mp4")

@@ -320,6 +320,7 @@ class CollectionStream:
                      quantity(summary.frames, "frame"), quantity(summary.faces, "face"), summary.resumed, summary.skipped)
             if summary.skipped:
                 log.warning("%d file(s) skipped in %s", summary.skipped, output.source.rel)
+                details["skipped"] = summary.skipped  # a rerun reopens the source to try them again
         else:
             details["reason"] = reason or state
         self.state.set(output.source, state, force=state != SourceState.DONE, **details)
