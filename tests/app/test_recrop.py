@@ -271,6 +271,19 @@ def test_a_recrop_into_a_folder_inside_the_extraction_is_refused(tree: Path) -> 
     assert not (tree / "at256" / "small").exists()
 
 
+def test_a_recrop_into_the_output_of_the_other_kind_is_refused_and_touches_nothing(tree: Path, tmp_path: Path) -> None:
+    """A single source's re-crop wrote its alignments.json beside a collection's collection.json,
+    and a collection's re-crop its collection.json into a single extraction's folder."""
+    single = tmp_path / "single"
+    _run(tree, f"input={VIDEO}", f"output={single}", "sample.end=1")
+    for source, target, says in ((single, tree / "at256", "holds a collection's output"),
+                                 (tree / "at256", single, "holds a single source's output")):
+        before = {p: p.stat().st_mtime_ns for p in target.rglob("*")}
+        result = run_facekit("task=recrop", f"input={source}", f"output={target}", cwd=tree)
+        assert result.returncode == 2 and says in result.stderr, result.stderr
+        assert {p: p.stat().st_mtime_ns for p in target.rglob("*")} == before
+
+
 def test_choices_of_faces_or_frames_that_a_recrop_would_not_apply_are_refused(tree: Path) -> None:
     result = run_facekit("task=recrop", "input=at256", "output=chosen", "quality.max_yaw=5", "sample.every_n=5",
                          f"filter.refs=[{DATA / 'images' / 'people' / 'p01' / 'img1.jpg'}]", cwd=tree)

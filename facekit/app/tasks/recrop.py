@@ -33,7 +33,7 @@ from facekit.engine.workers import WorkerPlan
 from facekit.engine.threads import Stage
 from facekit.errors import ConfigError, FacekitError
 from facekit.faces.finisher import Finisher
-from facekit.ledger.collection_state import save_unless_failing
+from facekit.ledger.collection_state import refuse_another_kind, save_unless_failing
 from facekit.ledger.run_folder import RunFolder
 from facekit.ledger.source import SourceLedger
 from facekit.media.sources import open_input, utf8_text
@@ -86,6 +86,7 @@ def check_recrop(cfg: DictConfig) -> Earlier:
     if moved is not None and not moved.is_dir():
         raise ConfigError(f"recrop.sources={cfg.recrop.sources!r} is not a folder")
     earlier = read_earlier(folder, moved)
+    refuse_another_kind(output, earlier.collection)  # a re-crop of one kind into the other's folder mixes them
     if not earlier.collection and earlier.sources[0].missing:
         raise FacekitError(f"source {earlier.sources[0].rel}: {earlier.sources[0].missing}")
     return earlier
