@@ -101,8 +101,14 @@ def test_an_output_that_is_one_of_the_collections_photo_folders_is_refused(tmp_p
         (tmp_path / "tree" / person).mkdir(parents=True)
         (tmp_path / "tree" / person / "a.jpg").write_bytes(next(SCENES.glob("*.jpg")).read_bytes())
     line = one_line_error(run_facekit("input=tree", "output=tree/p01", cwd=tmp_path))
-    assert "holds photos of the input's" in line
+    assert "holds photos or videos of the input's (a.jpg)" in line
     assert sorted(p.name for p in (tmp_path / "tree" / "p01").iterdir()) == ["a.jpg"]
+    # a folder above sources: they would be left out of the collection without a word
+    (tmp_path / "tree" / "more" / "p05").mkdir(parents=True)
+    (tmp_path / "tree" / "more" / "p05" / "b.jpg").write_bytes(next(SCENES.glob("*.jpg")).read_bytes())
+    line = one_line_error(run_facekit("input=tree", "output=tree/more", cwd=tmp_path))
+    assert "output 'tree/more' holds photos or videos of the input's (p05/b.jpg)" in line
+    assert [p.name for p in (tmp_path / "tree" / "more").iterdir()] == ["p05"]
 
 
 def test_a_start_past_the_end_of_the_video_is_one_line_and_nothing_is_written(tmp_path: Path) -> None:
