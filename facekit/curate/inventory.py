@@ -18,6 +18,7 @@ import numpy as np
 
 from facekit.errors import FacekitError
 from facekit.imaging.geometry import DEFAULT_PADDING
+from facekit.media.collection import COLLECTION_FILE, listed_sources
 from facekit.output.alignments import ALIGNMENTS_FILE, check_finished, journal_path, load_alignments
 from facekit.output.mask_files import mask_file_path
 from facekit.output.pngmeta import FACE_KEY, FRAME_KEY, SOURCE_KEY, read_png_head_text
@@ -58,14 +59,38 @@ def read_output(root: Path) -> list[FaceEntry]:
     if not root.is_dir():
         why = "is not a folder" if root.exists() else "does not exist"
         raise FacekitError(f"input {str(root)!r} {why}; give an extraction output folder")
+    listed = _listed_folders(root)
+
+    def of_a_source(path: Path) -> bool:
+        return listed is None or path.parent.relative_to(root).as_posix() in listed
+
     for journal in _walk(root, journal_path(ALIGNMENTS_FILE).name.__eq__):
-        check_finished(journal.parent)  # its faces are not all in its alignments file yet
-    files = sorted(_walk(root, ALIGNMENTS_FILE.__eq__), key=lambda p: p.relative_to(root).as_posix())
+        if of_a_source(journal):
+            check_finished(journal.parent)  # its faces are not all in its alignments file yet
+    found = sorted(_walk(root, ALIGNMENTS_FILE.__eq__), key=lambda p: p.relative_to(root).as_posix())
+    files = [path for path in found if of_a_source(path)]
+    if len(files) < len(found):
+        log.warning("%s: %d alignments file(s) there belong to no source its %s lists (a source moved or removed "
+                    "since the folder was written); their faces are left out", root, len(found) - len(files),
+                    COLLECTION_FILE)
     if not files:
         raise FacekitError(f"no {ALIGNMENTS_FILE} under {str(root)!r}; give the output folder of an extraction")
     faces = [face for path in files for face in _faces_of(root, path)]
     _find_files(root, faces)
     return faces
+
+
+def _listed_folders(root: Path) -> set[str] | None:
+    """The output folders of the sources a collection's ``collection.json`` lists (POSIX,
+    relative; ``.`` for the root's own photos); None for a single source's folder, or one whose
+    collection.json cannot be read (every alignments file is read then, as before)."""
+    if not (root / COLLECTION_FILE).is_file():
+        return None
+    try:
+        entries = listed_sources(root)
+    except (OSError, ValueError):
+        return None
+    return {PurePosixPath(str(entry["output"])).as_posix() for entry in entries if entry.get("output")}
 
 
 def _faces_of(root: Path, path: Path) -> Iterator[FaceEntry]:

@@ -21,6 +21,20 @@ def test_a_collection_is_read_source_by_source_with_its_measures(tmp_path_factor
     assert all(abs(f.yaw) < 90 and f.sharpness > 0 and f.face_px > 0 and f.landmarks.shape == (68, 2) for f in faces)
 
 
+def test_a_folder_no_source_of_collection_json_names_is_left_out_and_said(
+        tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A source moved or removed since (its entry gone from collection.json) left its folder, and
+    curation counted its faces beside the moved source's: the same photos twice."""
+    copy = tmp_path / "copy"
+    shutil.copytree(shared_extraction("people", tmp_path_factory), copy)
+    before = read_output(copy)
+    shutil.copytree(copy / "p01", copy / "p01_gone")  # as a source renamed since would leave it
+    with caplog.at_level("WARNING"):
+        after = read_output(copy)
+    assert [f.name for f in after] == [f.name for f in before]
+    assert "1 alignments file(s) there belong to no source its collection.json lists" in caplog.text
+
+
 def test_a_file_without_text_is_found_by_its_name_and_a_missing_one_left_out(
         tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
     copy = tmp_path / "copy"
