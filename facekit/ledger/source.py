@@ -50,18 +50,30 @@ class SourceLedger:
             log.warning("%s: %d finished frame(s) have a face file that is missing or damaged (%s); they are "
                         "done again", folder, len(redo), "size or bytes" if verify == Verify.full else "size")
             self.alignments.redo(redo)
-        #: frames done again because their photo changed -> the face files their entry names,
-        #: removed once the new entry is written unless it names them too (fewer faces now)
+        #: frames done again because what they were made from changed -> the face files their
+        #: entry names, removed once the new entry is written unless it names them too
         self._replaced: dict[str, set[str]] = {}
         if photos is not None and self.alignments.done_frames():
-            changed = photos_to_redo(folder, self.alignments.done_entries(), photos, written_ns)
-            self._replaced = {name: {face["crop"] for face in entry.get("faces", []) if face.get("crop")}
-                              for name, entry in self.alignments.done_entries() if name in changed} if changed else {}
-            self.alignments.redo(changed)
+            self._mark_replaced(photos_to_redo(folder, self.alignments.done_entries(), photos, written_ns))
         self.done = frozenset(self.alignments.done_frames())
         warn_not_done_again(len(self.done), debug, save_rejected)
         self.summary = SourceSummary(resumed=len(self.done))
         self.rejects = RejectCounts()
+
+    def replace(self, names: set[str]) -> None:
+        """Finished frames to do again because what they were made from changed (a photo, an
+        extraction's faces): their face files that the new entries do not name are removed
+        once those are written (a photo with fewer faces now leaves none behind)."""
+        self._mark_replaced(names)
+        self.done = frozenset(self.alignments.done_frames())
+        self.summary.resumed = len(self.done)
+
+    def _mark_replaced(self, names: set[str]) -> None:
+        if not names:
+            return
+        self._replaced.update((name, {face["crop"] for face in entry.get("faces", []) if face.get("crop")})
+                              for name, entry in self.alignments.done_entries() if name in names)
+        self.alignments.redo(names)
 
     def __enter__(self) -> SourceLedger:
         return self

@@ -284,6 +284,28 @@ def test_a_recrop_into_the_output_of_the_other_kind_is_refused_and_touches_nothi
         assert {p: p.stat().st_mtime_ns for p in target.rglob("*")} == before
 
 
+def test_a_recrop_run_again_after_its_extraction_was_redone_cuts_the_changed_frames_again(tmp_path: Path) -> None:
+    """The re-crop said nothing to do and kept the faces of the photo the extraction had before."""
+    require_data()
+    scenes = DATA / "images" / "scenes"
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("obama.jpg", "biden.jpg"):
+        (photos / name).write_bytes((scenes / name).read_bytes())
+    _run(tmp_path, f"input={photos}", "output=faces")
+    _run(tmp_path, "task=recrop", "input=faces", "output=small", "output.size=128")
+    shutil.rmtree(tmp_path / "faces")
+    (photos / "obama.jpg").write_bytes((scenes / "two_people.jpg").read_bytes())
+    _run(tmp_path, f"input={photos}", "output=faces")
+    result = run_facekit("task=recrop", "input=faces", "output=small", "output.size=128", "runner.progress=false",
+                         cwd=tmp_path, env={"FACEKIT_HOME": str(tmp_path / "home")})
+    assert result.returncode == 0, result.stderr
+    assert "1 re-cropped frame(s) whose faces the extraction holds otherwise now" in result.stderr, result.stderr
+    _run(tmp_path, "task=recrop", "input=faces", "output=fresh", "output.size=128")
+    assert load_json(tmp_path / "small" / "alignments.json")["frames"] == load_json(tmp_path / "fresh" / "alignments.json")["frames"]
+    assert sorted(p.name for p in (tmp_path / "small").glob("*.png")) == sorted(p.name for p in (tmp_path / "fresh").glob("*.png"))
+
+
 def test_choices_of_faces_or_frames_that_a_recrop_would_not_apply_are_refused(tree: Path) -> None:
     result = run_facekit("task=recrop", "input=at256", "output=chosen", "quality.max_yaw=5", "sample.every_n=5",
                          f"filter.refs=[{DATA / 'images' / 'people' / 'p01' / 'img1.jpg'}]", cwd=tree)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from omegaconf import DictConfig
 
@@ -140,6 +140,7 @@ def recrop_source(cfg: DictConfig, source: EarlierSource, root: Path, held: Exit
     output = root / source.output
     frames = open_input(source.path, exclude=output, sampling=sampling_of(document["meta"]))
     ledger = held.enter_context(source_ledger(cfg, output, _meta(cfg, document["meta"], source)))
+    ledger.replace(_extracted_again(output, ledger, document["frames"]))
     if accepted is not None:
         accepted()
     if ledger.done and ledger.done.issuperset(document["frames"]):
@@ -171,6 +172,32 @@ def recrop_source(cfg: DictConfig, source: EarlierSource, root: Path, held: Exit
     ledger.summary.workers, ledger.summary.start_s = summary.workers, summary.start_s
     ledger.summary.stage_s, ledger.summary.sink_s = summary.stage_s, summary.sink_s
     return summary, ledger
+
+
+def _extracted_again(output: Path, ledger: SourceLedger, stored: dict[str, Any]) -> set[str]:
+    """The frames an earlier re-crop finished whose faces the extraction holds otherwise now (it
+    was run again: other boxes or landmarks, more or fewer faces): they are cut again. Frames
+    it holds no more are said, and kept, as an extraction keeps a removed photo's."""
+    if not ledger.done:
+        return set()
+    changed, gone = set(), 0
+    for name, entry in ledger.alignments.done_entries():
+        now = stored.get(name)
+        if now is None:
+            gone += 1
+        elif _faces_found(entry) != _faces_found(now):
+            changed.add(name)
+    if changed:
+        log.warning("%s: %d re-cropped frame(s) whose faces the extraction holds otherwise now (it ran again); they "
+                    "are cut again", output, len(changed))
+    if gone:
+        log.warning("%s: %d re-cropped frame(s) the extraction holds no more; their entries and face files are kept",
+                    output, gone)
+    return changed
+
+
+def _faces_found(entry: dict[str, Any]) -> list[tuple[Any, Any]]:
+    return [(face.get("box"), face.get("landmarks")) for face in entry.get("faces", [])]
 
 
 def _say_not_found(source: EarlierSource, missing: list[str], stored: int, found: bool) -> None:
