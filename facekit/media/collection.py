@@ -9,7 +9,7 @@ caller names it, records it and goes on, since one bad folder must not end a run
 Each source's output folder mirrors its place in the tree (the rule is in the README,
 "Collections"): images of folder ``a/b`` go to ``OUT/a/b/``, video ``a/b/clip.mp4`` to
 ``OUT/a/b/clip/``, or ``OUT/a/b/clip.mp4/`` where ``clip`` is taken in that folder (another
-entry of that name or stem, or ``debug`` / ``rejected``, which hold a source's own extras).
+entry of that name or stem, or ``debug`` / ``rejected`` / ``masks``, which hold a source's own extras).
 """
 from __future__ import annotations
 
@@ -30,9 +30,9 @@ from facekit.records import Frame
 
 log = logging.getLogger(__name__)
 
-#: Names a source's own output folder uses for its extras (face files' debug frames, rejected faces):
+#: Names a source's own output folder uses for its extras (debug frames, rejected faces, mask files):
 #: a child source of that name is written under another name so the two never mix.
-RESERVED = frozenset({"debug", "rejected"})
+RESERVED = frozenset({"debug", "rejected", "masks"})
 LIST_PREFIX = "@"
 COLLECTION_FILE = "collection.json"  # in the output folder: every source and its state
 #: A folder holding one of these is facekit's output (a collection's, or a source's: the name of

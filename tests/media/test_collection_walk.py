@@ -26,7 +26,7 @@ def tree(tmp_path: Path) -> Path:
     root = tmp_path / "tree"
     _touch(root, "top.jpg", "intro.mp4", "show/s01/e01.mp4", "show/s01/e01.mkv", "show/s01/e01/still.png",
            "show/trailers/t1.mp4", "people/p01/a.jpg", "people/p01/b.jpg", "people/empty/notes.txt",
-           ".hidden/x.mp4", "debug.mp4", "debug/frame.jpg")
+           ".hidden/x.mp4", "debug.mp4", "debug/frame.jpg", "masks/mask.jpg")
     return root
 
 
@@ -37,6 +37,7 @@ def test_every_video_is_a_source_each_folders_images_form_one_and_a_leaf_folder_
         "debug.mp4": ("video", "debug.mp4", None),
         "intro.mp4": ("video", "intro", None),
         "debug": ("folder", "debug.folder", None),
+        "masks": ("folder", "masks.folder", None),  # a source's own mask files go to masks/<mask>/
         "people/p01": ("folder", "people/p01", None),
         "people/empty": ("folder", "people/empty", "holds no images or videos (1 other file)"),
         "show/s01/e01.mkv": ("video", "show/s01/e01.mkv", None),
