@@ -27,6 +27,7 @@ from facekit.faces.quality import QualityFilter
 from facekit.faces.stages import FaceStages
 from facekit.ledger.source import SourceLedger
 from facekit.media import FrameSource, open_input
+from facekit.media.sources import decoded_image
 from facekit.output.alignments import ALIGNMENTS_FILE
 from facekit.output.face_files import FaceWriter
 from facekit.plugin.registry import PluginRegistry
@@ -122,6 +123,10 @@ def execute(plan: RunPlan, held: ExitStack, accepted: Callable[[], None] | None 
     """Runs the passes into the source's ledger, resuming what an earlier run finished;
     ``accepted`` is called once the ledger is open, the last check that can refuse the run."""
     cfg = plan.cfg
+    if plan.source.kind == "image" and accepted is not None:  # a photo alone that does not decode: refused whole
+        why = decoded_image(plan.source.path)[1]
+        if why is not None:
+            raise FacekitError(f"input {str(plan.source.path)!r}: {why}")
     ledger = held.enter_context(source_ledger(
         cfg, plan.output, alignments_meta(cfg, plan.input, plan.stages, plan.face_filter, plan.source, plan.quality),
         plan.source))
