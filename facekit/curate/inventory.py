@@ -19,7 +19,8 @@ import numpy as np
 from facekit.errors import FacekitError
 from facekit.imaging.geometry import DEFAULT_PADDING
 from facekit.media.collection import COLLECTION_FILE, listed_sources
-from facekit.output.alignments import ALIGNMENTS_FILE, check_finished, journal_path, load_alignments
+from facekit.ledger.lock import check_finished
+from facekit.output.alignments import ALIGNMENTS_FILE, journal_path, load_alignments
 from facekit.output.mask_files import mask_file_path
 from facekit.output.pngmeta import FACE_KEY, FRAME_KEY, SOURCE_KEY, read_png_head_text
 

@@ -22,7 +22,8 @@ from facekit.faces.masks import MaskMaker, centering_of, crop_matrices, mask_mat
 from facekit.fileio import atomic_write_bytes
 from facekit.imaging import geometry
 from facekit.media import open_input, read_image
-from facekit.output.alignments import ALIGNMENTS_FILE, check_finished, face_from_dict, load_alignments, write_alignments
+from facekit.ledger.lock import check_finished
+from facekit.output.alignments import ALIGNMENTS_FILE, face_from_dict, load_alignments, write_alignments
 from facekit.output.mask_files import encode_mask_file, mask_file_path, with_alpha
 from facekit.output.differences import MASK_TASK_KEY
 from facekit.output.masks import masks_to_dict

@@ -190,15 +190,6 @@ def _header_line(line: bytes, path: Path) -> dict[str, Any] | None:
     return header
 
 
-def check_finished(folder: Path) -> None:
-    """Refuses a source folder whose extraction stopped before its fold: what it finished is in
-    its journal, not yet in the alignments file a reader would take as the whole of it."""
-    journal = journal_path(folder / ALIGNMENTS_FILE)
-    if journal.exists():
-        raise FacekitError(f"{folder} holds an unfinished extraction ({journal.name}); run the extraction again to "
-                           "finish it first")
-
-
 def journal_path(path: str | PathLike) -> Path:
     """Where the journal of the alignments file at ``path`` lives."""
     path = Path(path)

@@ -51,8 +51,14 @@ def test_a_second_run_into_an_output_in_use_is_refused_and_the_first_ends_as_if_
     with facekit_process(f"input={source}", "output=out", "runner.progress=false", cwd=tmp_path) as first:
         wait_for_frames(first, journal_folder, 2)
         second = while_paused(first, lambda: run_facekit(f"input={source}", "output=out", "runner.queue_size=7", cwd=tmp_path))
+        readers = [] if kind == "collection" else while_paused(first, lambda: [  # type: ignore[arg-type, return-value]
+            run_facekit("task=curate", "input=out", "output=curated", cwd=tmp_path),
+            run_facekit("task=mask", "input=out", "output.masks=[components]", cwd=tmp_path),
+            run_facekit("task=recrop", "input=out", "output=small", "output.size=64", cwd=tmp_path)])
         assert "Traceback" not in wait_for_exit(first) and first.returncode == 0
     _refused(second, "another facekit run is writing to", "out")
+    for reader in readers:  # not "an unfinished extraction; run the extraction again"
+        _refused(reader, "another facekit run is writing to", "wait for it to end")
     out = tmp_path / "out"
     assert "queue_size=7" not in (out / ".hydra" / "overrides.yaml").read_text()
     assert "queue_size" not in (out / "facekit.log").read_text()

@@ -26,7 +26,8 @@ from facekit.ledger.collection_state import CollectionState
 from facekit.media.collection import COLLECTION_FILE, Source, listed_sources
 from facekit.media.sampling import Sampling
 from facekit.media.sources import from_utf8_text, utf8_text, video_signature
-from facekit.output.alignments import ALIGNMENTS_FILE, check_finished, load_alignments_meta
+from facekit.ledger.lock import check_finished
+from facekit.output.alignments import ALIGNMENTS_FILE, load_alignments_meta
 
 
 @dataclass(frozen=True)
