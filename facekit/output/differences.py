@@ -67,8 +67,21 @@ def fingerprint_differences(found: Any, wanted: Any) -> str:
     found = references_by_content(found)
     if found.get("input") != wanted.get("input"):  # another file: its content differing says nothing more
         found, wanted = ({key: value for key, value in side.items() if key != "source"} for side in (found, wanted))
-    there, here = _typeable(_as_typed(found), _as_typed(wanted))
+    there, here = _typeable(*_with_defaults(_as_typed(found), _as_typed(wanted)))
     return setting_differences(there, here) or setting_differences(found, wanted)
+
+
+#: Settings a fingerprint holds only when they are not at their default: absent is this value.
+_ABSENT_MEANS = {"output.centering": "legacy", "output.embeddings": False, "sample.every_n": 1}
+
+
+def _with_defaults(there: dict[str, Any], here: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Both sides with a setting one of them holds and the other leaves at its default named at
+    that default (``output.centering: "legacy" there, "head" now``, not ``unset there``)."""
+    for key, default in _ABSENT_MEANS.items():
+        if (key in there) != (key in here):
+            there, here = {key: default, **there}, {key: default, **here}
+    return there, here
 
 
 #: Fingerprint settings no command sets: the identity plugin's metric (its ``+identity`` is named)

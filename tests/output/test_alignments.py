@@ -447,9 +447,9 @@ def test_a_fingerprint_refusal_names_each_setting_as_the_command_does() -> None:
              "centering": "head", "sample": {"every_n": 2, "end": None},
              "masks": {"size": 128, "maskers": {"components": {}}}}
     assert fingerprint_differences(before, after) == (
-        "detector.score_threshold: 0.6 there, 0.8 now; output.centering: unset there, \"head\" now; "
+        "detector.score_threshold: 0.6 there, 0.8 now; output.centering: \"legacy\" there, \"head\" now; "
         "output.mask_size: unset there, 128 now; output.masks: unset there, [\"components\"] now; "
-        "sample.every_n: unset there, 2 now")
+        "sample.every_n: 1 there, 2 now")  # a setting at its default, which the fingerprint leaves out, named at it
     sampled = {**before, "sample": {"every_n": 1, "end": 2.0}}  # sample.end=2: every_n at its default is no difference
     assert fingerprint_differences(sampled, before) == "sample.end: 2.0 there, unset now"
     assert fingerprint_differences(before, {**before, "plugins": {"detector": {"name": "mtcnn", "config": {}}}}) == \
