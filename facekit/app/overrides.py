@@ -58,6 +58,8 @@ def quote_override(arg: str, sweeping: bool = True) -> str:
     match = _OVERRIDE.match(arg)
     if match is not None and (path := _one_path(match.group(2), match.group(3), sweeping)) is not None:
         return f"{match.group(1) or ''}{match.group(2)}={hydra_quoted(path)}"
+    if match is not None and (listed := _listed_paths_escaped(match.group(3))) is not None:
+        return f"{match.group(1) or ''}{match.group(2)}={listed}"
     if match is None or _parses(arg):
         return arg  # no value to quote (``~key``, a stray word): Hydra's own message applies
     prefix, key, value = (match.group(1) or ""), match.group(2), match.group(3)
@@ -90,6 +92,19 @@ def _one_path(key: str, value: str, sweeping: bool) -> str | None:
     return None
 
 
+def _listed_paths_escaped(value: str) -> str | None:
+    """A list value (``filter.refs=[a.jpg,x ${1}.jpg]``) whose items include a file that exists
+    with ``${`` in its name, each item quoted as ``_quote_element`` does (that one escaped); None
+    for any other value. Hydra reads such a list whole, the ``${`` as an interpolation."""
+    text = value.strip()
+    if "${" not in text or not (text.startswith("[") and text.endswith("]")):
+        return None
+    items = _split(text[1:-1])
+    if not any("${" in _strip(item) and os.path.lexists(_strip(item)) for item in items):
+        return None
+    return "[" + ",".join(_quote_element(item) for item in items) + "]"
+
+
 def hydra_quoted(text: str) -> str:
     """``text`` as a Hydra quoted value that reads back as exactly ``text``: in single quotes
     unless it holds one and no double quote; a backslash is doubled only where it precedes the
@@ -111,6 +126,8 @@ def _quote_element(element: str) -> str:
     """One element of a value (a sweep's item, a list's item, a function's argument), quoted
     unless Hydra reads it as it is; lists and Hydra's functions are quoted item by item."""
     text = _strip(element)
+    if "${" in text and os.path.lexists(text):  # a file that exists (a reference photo): its ``${`` is no interpolation
+        return hydra_quoted(text.replace("${", "\\${"))
     if not text or _parses("k=" + text):
         return text
     if text[0] == "[" and text[-1] == "]":

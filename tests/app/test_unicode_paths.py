@@ -147,6 +147,8 @@ def test_a_photo_whose_name_holds_a_dollar_brace_is_read_as_named_and_a_missing_
     shutil.copy(SCENES / "obama.jpg", home / "photo${1}.jpg")
     _run(home, "input=photo${1}.jpg", "output=dollar")
     assert load_json(home / "dollar" / "alignments.json")["meta"]["input"] == "photo${1}.jpg"
+    _run(home, "input=photo${1}.jpg", "output=judged", "filter.refs=[photo${1}.jpg]")  # a list's item too
+    assert load_json(home / "judged" / "alignments.json")["meta"]["filter"]["refs"] == ["photo${1}.jpg"]
     result = run_facekit("input=missing${x}.jpg", "output=nowhere", cwd=home)
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert result.stderr.strip() == ("facekit: error: input: Interpolation key 'x' not found; '${...}' in a value is "
