@@ -66,6 +66,7 @@ class JobResult:
     rejected: int | None = None
     reasons: Counter[str] = field(default_factory=Counter)  # rejects by ``reason_kind``
     quality: bool = False  # a quality limit was set: the table gives the rejects by reason
+    limited: set[str] = field(default_factory=set)  # the ``reason_kind`` of each quality limit set
     limit: float | None = None  # the value of the swept setting (the x axis) the job applied
     sheet_key: str = ""  # jobs with equal keys would show equal contact-sheet rows
     nearest: list[SheetFace] = field(default_factory=list)
@@ -113,6 +114,7 @@ def read_job(folder: Path, axis: SweptSetting = SETTINGS[THRESHOLD_KEY]) -> JobR
     job.reasons = Counter(reason_kind(face.get("reason")) for face in faces if not face.get("keep", True))
     meta = documents[0].get("meta", {})
     job.quality = bool(meta.get("quality"))
+    job.limited = {key if key == "max_faces" else key.partition("_")[2] for key in meta.get("quality") or {}}
     job.threshold = SETTINGS[THRESHOLD_KEY].limit(meta)
     job.limit = axis.limit(meta)
     if job.limit is not None:
@@ -155,8 +157,8 @@ def table(jobs: Sequence[JobResult], varying: Sequence[str]) -> tuple[list[str],
     hold curation's counts instead (``curation_table``)."""
     if any(job.curation is not None for job in jobs):
         return curation_table(jobs, varying)
-    kinds = [kind for kind in REASON_KINDS if any(job.reasons[kind] for job in jobs)] \
-        if any(job.quality for job in jobs) else []
+    kinds = [kind for kind in REASON_KINDS if any(job.reasons[kind] or kind in job.limited for job in jobs)] \
+        if any(job.quality for job in jobs) else []  # a limit's column whether or not it dropped a face
     thresholds = any(job.threshold is not None for job in jobs)
     header = ["job", *(["threshold"] if thresholds else []), *varying, "kept", "rejected", "faces",
               *(f"rejected_{kind}" for kind in kinds)]

@@ -287,3 +287,14 @@ def test_a_face_is_placed_by_its_absolute_angle_and_ranked_by_size_among_those_m
     assert SETTINGS["quality.max_yaw"].values(faces) == [35.0, 20.0, None]
     assert size_ranks(faces) == [2.0, None, 1.0]
     assert np.isnan(face_from_dict({**box, "pose": {"yaw": None, "pitch": 0.0, "roll": 0.0}}).pose.yaw)
+
+
+def test_a_quality_limit_has_its_rejects_column_even_where_no_job_dropped_a_face_for_it() -> None:
+    """The CSV's columns followed the data: a sweep whose sharpness limits dropped nothing had no
+    rejected_sharpness column, though docs/sweeps.md gives one per limit set."""
+    from facekit.sweep.report import JobResult, table
+
+    jobs = [JobResult(num=n, overrides={"quality.min_sharpness": str(v)}, kept=5, rejected=0, quality=True,
+                      limited={"sharpness"}) for n, v in enumerate((20, 50))]
+    header, rows = table(jobs, ["quality.min_sharpness"])
+    assert header[-1] == "rejected_sharpness" and [row[-1] for row in rows] == ["0", "0"]
