@@ -3,14 +3,11 @@ replaced since (or whose name another file now has) is done again, so a rerun's 
 a new run of the folder as it is would give. A frame whose photo is gone is kept, and said."""
 from __future__ import annotations
 
-import logging
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from facekit.media.sources import utf8_text
 from facekit.output.alignments import ALIGNMENTS_FILE, journal_path
-
-log = logging.getLogger("facekit")
 
 
 def last_written_ns(folder: Path) -> int | None:
@@ -25,12 +22,12 @@ def last_written_ns(folder: Path) -> int | None:
 
 
 def photos_to_redo(folder: Path, done: Iterable[tuple[str, dict[str, Any]]], photos: Sequence[tuple[str, Path]],
-                   written_ns: int | None) -> set[str]:
+                   written_ns: int | None, say: Callable[[str], None]) -> set[str]:
     """The finished frames (name, entry) to do again, of a source whose photos are ``photos``
     (frame name, file) now: another file under the frame's name (``a.JPG`` gone, ``a.png``
     come), or its photo changed after ``written_ns`` (a file's change time, which no copy or
     ``touch`` can set back: replaced, rewritten, or a symlink pointed elsewhere). Those whose
-    photo is gone are named in a warning, and kept."""
+    photo is gone are kept; ``say`` hears a line for each kind found."""
     files = dict(photos)
     redo, gone = set(), 0
     for name, entry in done:
@@ -40,11 +37,11 @@ def photos_to_redo(folder: Path, done: Iterable[tuple[str, dict[str, Any]]], pho
         elif Path(str(entry.get("source", ""))).name != utf8_text(path.name) or _changed_after(path, written_ns):
             redo.add(name)
     if redo:
-        log.warning("%s: %d finished frame(s) whose photo changed since (replaced, or another file has its name "
-                    "now); they are done again", folder, len(redo))
+        say(f"{folder}: {len(redo)} finished frame(s) whose photo changed since (replaced, or another file has its "
+            "name now); they are done again")
     if gone:
-        log.warning("%s: %d finished frame(s) have no photo in the input now (removed or renamed); their entries "
-                    "and face files are kept (a new output folder holds only what the input holds)", folder, gone)
+        say(f"{folder}: {gone} finished frame(s) have no photo in the input now (removed or renamed); their entries "
+            "and face files are kept (a new output folder holds only what the input holds)")
     return redo
 
 

@@ -45,20 +45,32 @@ class SourceLedger:
         except BaseException:
             self._held.close()
             raise
+        #: what the resume found, said by ``say_what_resumes`` once the run is not refused (a
+        #: rerun refused for its settings does no frame again, and so says none will be)
+        self.found: list[str] = []
         redo = frames_to_redo(folder, self.alignments.done_faces(), verify) if self.alignments.done_frames() else set()
         if redo:
-            log.warning("%s: %d finished frame(s) have a face file that is missing or damaged (%s); they are "
-                        "done again", folder, len(redo), "size or bytes" if verify == Verify.full else "size")
+            self.found.append(f"{folder}: {len(redo)} finished frame(s) have a face file that is missing or damaged "
+                              f"({'size or bytes' if verify == Verify.full else 'size'}); they are done again")
             self.alignments.redo(redo)
         #: frames done again because what they were made from changed -> the face files their
         #: entry names, removed once the new entry is written unless it names them too
         self._replaced: dict[str, set[str]] = {}
         if photos is not None and self.alignments.done_frames():
-            self._mark_replaced(photos_to_redo(folder, self.alignments.done_entries(), photos, written_ns))
+            self._mark_replaced(photos_to_redo(folder, self.alignments.done_entries(), photos, written_ns,
+                                               self.found.append))
         self.done = frozenset(self.alignments.done_frames())
-        warn_not_done_again(len(self.done), debug, save_rejected)
+        self._extras_asked = debug, save_rejected
         self.summary = SourceSummary(resumed=len(self.done))
         self.rejects = RejectCounts()
+
+    def say_what_resumes(self) -> None:
+        """The warnings of what the resume found (frames done again, photos gone), once."""
+        for line in self.found:
+            log.warning("%s", line)
+        self.found = []
+        warn_not_done_again(len(self.done), *self._extras_asked)
+        self._extras_asked = False, False
 
     def replace(self, names: set[str]) -> None:
         """Finished frames to do again because what they were made from changed (a photo, an

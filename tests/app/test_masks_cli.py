@@ -131,6 +131,7 @@ def test_the_extraction_command_with_frames_to_do_after_task_mask_is_refused_and
                          cwd=tmp_path)
     assert result.returncode != 0
     assert "task=mask added those masks after the extraction" in result.stderr.splitlines()[-1]
+    assert "done again" not in result.stderr, result.stderr  # refused: no frame is, so none is said to be
     assert file_hashes(out, "*.png", "*.json", "*.log", ".hydra/*", "masks/*/*.png") == before
 
 

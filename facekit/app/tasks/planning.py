@@ -134,6 +134,7 @@ def source_ledger(cfg: DictConfig, output: Path, meta: dict[str, Any],
     if refusal is not None and (frames is None or not frames.all_done(ledger.done)):
         with ledger:
             raise FacekitError(refusal)
+    ledger.say_what_resumes()
     return ledger
 
 
