@@ -281,6 +281,6 @@ def test_a_rerun_with_other_sampling_is_refused_and_the_same_resumes(tmp_path: P
     lines = [line for line in refused.stderr.splitlines() if line.startswith("facekit: error:")]
     assert len(lines) == 1 and "written with other settings (sample.every_n: 5 there, 10 now)" in lines[0]
     unsampled = run_facekit(f"input={CLIP}", f"output={out}", cwd=tmp_path)
-    assert unsampled.returncode != 0 and "sample.every_n: 5 there, unset now" in unsampled.stderr, unsampled.stderr
+    assert unsampled.returncode != 0 and "sample.every_n: 5 there, 1 now" in unsampled.stderr, unsampled.stderr
     again = Run(out, "sample.every_n=5", *stretch)
     assert "nothing to do: 6 frames already done" in again.stderr and again.frames == first.frames
