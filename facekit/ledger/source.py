@@ -53,9 +53,7 @@ class SourceLedger:
             self.found.append(f"{folder}: {len(redo)} finished frame(s) have a face file that is missing or damaged "
                               f"({'size or bytes' if verify == Verify.full else 'size'}); they are done again")
             self.alignments.redo(redo)
-        #: frames done again because what they were made from changed -> the face files their
-        #: entry names, removed once the new entry is written unless it names them too
-        self._replaced: dict[str, set[str]] = {}
+        self._stale: list[str] = []  # face files of frames done again, removed on the first write
         if photos is not None and self.alignments.done_frames():
             self._mark_replaced(photos_to_redo(folder, self.alignments.done_entries(), photos, written_ns,
                                                self.found.append))
@@ -74,18 +72,28 @@ class SourceLedger:
 
     def replace(self, names: set[str]) -> None:
         """Finished frames to do again because what they were made from changed (a photo, an
-        extraction's faces): their face files that the new entries do not name are removed
-        once those are written (a photo with fewer faces now leaves none behind)."""
+        extraction's faces): ``_mark_replaced``."""
         self._mark_replaced(names)
         self.done = frozenset(self.alignments.done_frames())
         self.summary.resumed = len(self.done)
 
     def _mark_replaced(self, names: set[str]) -> None:
+        """Their face files (and mask files) go with this run's first write (a refused run
+        writes nothing): they show what is no longer there, a photo with fewer faces would
+        leave some behind, and a run stopped before it does those frames again leaves them
+        missing, which the next run's face-file check finds (by then the change found here may
+        no longer be newer than the journal)."""
         if not names:
             return
-        self._replaced.update((name, {face["crop"] for face in entry.get("faces", []) if face.get("crop")})
-                              for name, entry in self.alignments.done_entries() if name in names)
+        self._stale += [face["crop"] for name, entry in self.alignments.done_entries() if name in names
+                        for face in entry.get("faces", []) if face.get("crop")]
         self.alignments.redo(names)
+
+    def _remove_stale(self) -> None:
+        for crop in self._stale:
+            for path in (self.folder / crop, *(self.folder / MASK_FOLDER).glob(f"*/{crop}")):
+                path.unlink(missing_ok=True)
+        self._stale = []
 
     def __enter__(self) -> SourceLedger:
         return self
@@ -96,8 +104,9 @@ class SourceLedger:
     def write(self, record: FrameRecord) -> None:
         """A finished frame's face files, then its journal line: a frame is journaled only once
         its files are there, so a resumed run never lacks a file its alignments name."""
-        written = set(record.pending)  # the writer empties it
-        files = [self.folder / relative for relative in written]
+        if self._stale:
+            self._remove_stale()
+        files = [self.folder / relative for relative in record.pending]
         try:
             self.writer.write(record)
             self.alignments.write(record)
@@ -110,9 +119,6 @@ class SourceLedger:
         self.summary.frames += 1
         self.summary.faces += len(record.faces)
         self.rejects.count(record)
-        for stale in self._replaced.pop(record.frame.name, set()) - written:
-            for path in (self.folder / stale, *(self.folder / MASK_FOLDER).glob(f"*/{stale}")):
-                path.unlink(missing_ok=True)
 
     @property
     def video_ended_early(self) -> bool:
