@@ -116,6 +116,15 @@ def is_collection(root: Path, selection: Selection, exclude: Path | None = None)
     return False
 
 
+def first_media_file(root: Path) -> str | None:
+    """The first photo or video below ``root`` as a collection walk would meet it (nearest
+    first; hidden entries and facekit's output folders passed over), relative; None when none."""
+    for _, entry in _entries_breadth_first(root, None, recursive=True):
+        if _is_file(entry) and Path(entry.name).suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
+            return Path(entry.path).relative_to(root).as_posix()
+    return None
+
+
 def walk(root: Path, selection: Selection, exclude: Path | None = None) -> Iterator[Source]:
     """The sources of the tree at ``root``, depth first, each folder's entries in name order:
     the folder's own images, its videos, then its subfolders. ``exclude`` (the output folder)

@@ -1,7 +1,6 @@
 """Checks and derived values of an extract run's settings, shared by the CLI's pre-check and the task."""
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 
@@ -14,9 +13,9 @@ from facekit.faces.quality import QualityFilter
 from facekit.faces.reference_photos import reference_path
 from facekit.imaging.geometry import check_crop_size
 from facekit.media.sampling import Sampling, checked_sampling
-from facekit.media.collection import (LIST_PREFIX, OUTPUT_MARKERS, Selection, check_leaves_a_source, holds_output,
-                                      is_collection, is_list, names_nothing)
-from facekit.media.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, existing_input
+from facekit.media.collection import (LIST_PREFIX, OUTPUT_MARKERS, Selection, check_leaves_a_source,
+                                      first_media_file, holds_output, is_collection, is_list, names_nothing)
+from facekit.media.sources import existing_input
 
 
 def check_settings(cfg: DictConfig) -> None:
@@ -120,7 +119,7 @@ def check_output_folder(output: Path, source: Path) -> None:
     if source.is_dir() and output.resolve() == source.resolve():
         raise ConfigError(f"output {str(output)!r} is the input folder; choose another (a subfolder is fine)")
     if (source.is_dir() and source.resolve() in output.resolve().parents and output.is_dir()
-            and not holds_output(output) and (held := _first_source_file(output)) is not None):
+            and not holds_output(output) and (held := first_media_file(output)) is not None):
         raise ConfigError(f"output {str(output)!r} holds photos or videos of the input's ({held}), which a run into it "
                           "would leave unread; choose a new folder (a subfolder is fine)")
     if output.exists() and not output.is_dir():
@@ -133,17 +132,6 @@ def check_output_folder(output: Path, source: Path) -> None:
             pass
     except OSError as exc:
         raise FacekitError(f"output folder {str(output)!r} cannot be written: {exc.strerror or exc}") from None
-
-
-def _first_source_file(folder: Path) -> str | None:
-    """The first photo or video found in ``folder`` or below it (relative), or None: an output
-    folder inside the input is left out of the input's sources, with what it holds."""
-    for parent, folders, files in os.walk(folder):
-        folders.sort()
-        for name in sorted(files):
-            if Path(name).suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
-                return str((Path(parent) / name).relative_to(folder))
-    return None
 
 
 def filter_is_set(cfg: DictConfig) -> bool:
