@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from facekit.errors import FacekitError
 from facekit.fileio import atomic_write_bytes
+from facekit.ledger.photos import changed_ns
 from facekit.ledger.states import SourceState
 from facekit.media.collection import COLLECTION_FILE, LIST_PREFIX, Source, is_list, listed_sources
 from facekit.media.sources import utf8_text
@@ -181,7 +182,7 @@ def source_signature(path: Path) -> list[int] | None:
         if not stat.S_ISDIR(found.st_mode):
             return [found.st_size, found.st_mtime_ns]
         with os.scandir(path) as entries:
-            changed = max((_changed_ns(entry) for entry in entries if not entry.is_dir()), default=0)
+            changed = max((changed_ns(entry) for entry in entries if not entry.is_dir()), default=0)
     except OSError:
         return None
     return [found.st_mtime_ns, changed]
@@ -193,14 +194,6 @@ def same_signature(found: Any, now: list[int] | None) -> bool:
     if not isinstance(found, list) or now is None:
         return found == now
     return found == now or (len(found) == 1 and len(now) == 2 and found[0] == now[0])
-
-
-def _changed_ns(entry: os.DirEntry[str]) -> int:
-    try:
-        own = entry.stat(follow_symlinks=False).st_ctime_ns
-        return max(own, entry.stat().st_ctime_ns) if entry.is_symlink() else own
-    except OSError:
-        return 0
 
 
 def unfinished_folders(root: Path) -> dict[Path, str]:

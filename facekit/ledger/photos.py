@@ -3,8 +3,10 @@ replaced since (or whose name another file now has) is done again, so a rerun's 
 a new run of the folder as it is would give. A frame whose photo is gone is kept, and said."""
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Callable, Mapping, Sequence
 
 from facekit.media.sources import utf8_text
 from facekit.output.alignments import ALIGNMENTS_FILE, journal_path
@@ -21,20 +23,21 @@ def last_written_ns(folder: Path) -> int | None:
     return max(times, default=None)
 
 
-def photos_to_redo(folder: Path, done: Iterable[tuple[str, dict[str, Any]]], photos: Sequence[tuple[str, Path]],
+def photos_to_redo(folder: Path, recorded: Mapping[str, str], photos: Sequence[tuple[str, Path]],
                    written_ns: int | None, say: Callable[[str], None]) -> set[str]:
-    """The finished frames (name, entry) to do again, of a source whose photos are ``photos``
-    (frame name, file) now: another file under the frame's name (``a.JPG`` gone, ``a.png``
-    come), or its photo changed after ``written_ns`` (a file's change time, which no copy or
-    ``touch`` can set back: replaced, rewritten, or a symlink pointed elsewhere). Those whose
-    photo is gone are kept; ``say`` hears a line for each kind found."""
+    """The finished frames to do again (``recorded``: each one's photo, by the file name its
+    entry holds), of a source whose photos are ``photos`` (frame name, file) now: another file
+    under the frame's name (``a.JPG`` gone, ``a.png`` come), or its photo changed after
+    ``written_ns`` (a file's change time, which no copy or ``touch`` can set back: replaced,
+    rewritten, or a symlink pointed elsewhere). Those whose photo is gone are kept; ``say``
+    hears a line for each kind found."""
     files = dict(photos)
     redo, gone = set(), 0
-    for name, entry in done:
+    for name, file_name in recorded.items():
         path = files.get(name)
         if path is None:
             gone += 1
-        elif Path(str(entry.get("source", ""))).name != utf8_text(path.name) or _changed_after(path, written_ns):
+        elif file_name != utf8_text(path.name) or (written_ns is not None and changed_ns(path) > written_ns):
             redo.add(name)
     if redo:
         say(f"{folder}: {len(redo)} finished frame(s) whose photo changed since (replaced, or another file has its "
@@ -45,10 +48,12 @@ def photos_to_redo(folder: Path, done: Iterable[tuple[str, dict[str, Any]]], pho
     return redo
 
 
-def _changed_after(path: Path, written_ns: int | None) -> bool:
-    if written_ns is None:
-        return False
-    try:  # the link and the file it names: either one replaced is another photo
-        return max(path.stat().st_ctime_ns, path.lstat().st_ctime_ns) > written_ns
+def changed_ns(path: str | os.PathLike[str]) -> int:
+    """When a file last changed (its change time, ctime), and for a symlink also the file it
+    names: either one replaced is another photo. 0 where it cannot be read (gone meanwhile:
+    the run says so when it reads it)."""
+    try:
+        own = os.lstat(path)
+        return max(own.st_ctime_ns, os.stat(path).st_ctime_ns) if stat.S_ISLNK(own.st_mode) else own.st_ctime_ns
     except OSError:
-        return False  # gone meanwhile: the run will say so when it reads it
+        return 0

@@ -7,7 +7,7 @@ import json
 import logging
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from facekit.errors import OutputError
 from facekit.ledger.lock import exclusive_output
@@ -48,15 +48,21 @@ class SourceLedger:
         #: what the resume found, said by ``say_what_resumes`` once the run is not refused (a
         #: rerun refused for its settings does no frame again, and so says none will be)
         self.found: list[str] = []
-        redo = frames_to_redo(folder, self.alignments.done_faces(), verify) if self.alignments.done_frames() else set()
+        recorded: dict[str, str] = {}  # each finished frame's photo, by file name: the photo check's, same read
+
+        def faces_noting_photos() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+            for name, entry in self.alignments.done_entries():
+                recorded[name] = Path(str(entry.get("source", ""))).name
+                yield name, entry.get("faces", [])
+
+        redo = frames_to_redo(folder, faces_noting_photos(), verify) if self.alignments.done_frames() else set()
         if redo:
             self.found.append(f"{folder}: {len(redo)} finished frame(s) have a face file that is missing or damaged "
                               f"({'size or bytes' if verify == Verify.full else 'size'}); they are done again")
             self.alignments.redo(redo)
         self._stale: list[str] = []  # face files of frames done again, removed on the first write
-        if photos is not None and self.alignments.done_frames():
-            self._mark_replaced(photos_to_redo(folder, self.alignments.done_entries(), photos, written_ns,
-                                               self.found.append))
+        if photos is not None and recorded:
+            self._mark_replaced(photos_to_redo(folder, recorded, photos, written_ns, self.found.append))
         self.done = frozenset(self.alignments.done_frames())
         self._extras_asked = debug, save_rejected
         self.summary = SourceSummary(resumed=len(self.done))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any, Iterable
 
 from facekit.fileio import file_sha256
@@ -44,14 +45,11 @@ def _digest(name: str) -> str:
         return name
     path = Path(name).expanduser()
     try:
-        stat = path.stat()
-    except OSError:
-        return name
-    if not path.is_file():
-        return name
-    try:
-        return _cached_digest(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    except OSError:  # unreadable: the filter's own reading of it says why
+        found = path.stat()
+        if not S_ISREG(found.st_mode):
+            return name
+        return _cached_digest(str(path.resolve()), found.st_size, found.st_mtime_ns)
+    except OSError:  # gone, or unreadable: the filter's own reading of it says why
         return name
 
 
