@@ -4,8 +4,15 @@ other ways the command ends: interrupted, and with its reader gone."""
 import os
 import sys
 
-#: The exit code of a command ended by Ctrl-C or SIGTERM: the shell's for SIGINT (128 + 2).
+#: The exit code of a command ended by Ctrl-C: the shell's for SIGINT (128 + 2). SIGTERM ends it
+#: with 143 (128 + 15), so a supervisor can tell which it sent (``interrupted_exit``).
 INTERRUPTED_EXIT = 130
+
+
+def interrupted_exit(signum: int | None) -> int:
+    """The exit code for a run stopped by signal ``signum`` (None: Ctrl-C), as a shell reports a
+    command that signal ended: 128 + the signal's number."""
+    return INTERRUPTED_EXIT if signum is None else 128 + signum
 
 
 def stop_writing_to_a_closed_pipe() -> None:

@@ -17,7 +17,7 @@ from facekit.app.help import packaged_options, register_help_resolver
 from facekit.app.keys import check_keys, group_choice, name_default_plugins
 from facekit.app.overrides import is_a_sweep, quote_overrides
 from facekit.app.schema import register_schema
-from facekit.errors import INTERRUPTED_EXIT, ConfigError, FacekitError, stop_writing_to_a_closed_pipe
+from facekit.errors import ConfigError, FacekitError, interrupted_exit, stop_writing_to_a_closed_pipe
 from facekit.plugin.spec import PLUGIN_KINDS
 from facekit.plugin.registry import PluginRegistry, default_registry
 
@@ -81,7 +81,7 @@ def _hydra_entry(cfg: DictConfig) -> None:
         _fail(exc)
     except KeyboardInterrupt:
         print(f"facekit: interrupted; {_what_an_interruption_keeps(cfg)}", file=sys.stderr)
-        sys.exit(INTERRUPTED_EXIT)
+        sys.exit(interrupted_exit(_stopped_by[0]))
 
 
 #: What Hydra writes into a sweep's job folder and its sweep folder before the job runs.
@@ -177,7 +177,13 @@ def _fail(exc: BaseException) -> None:
     sys.exit(2)
 
 
+#: The signal that stopped the run, when one did (Ctrl-C leaves it None): its exit code says which.
+_stopped_by: list[int | None] = [None]
+
+
 def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    """SIGTERM stops a run as Ctrl-C does (the frames in flight drain, the journal keeps them)."""
+    _stopped_by[0] = signum
     raise KeyboardInterrupt
 
 
