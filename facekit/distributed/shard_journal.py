@@ -28,8 +28,9 @@ from typing import Any, BinaryIO, Iterator, Sequence
 
 from facekit.fileio import fsync_dir
 from facekit.errors import FacekitError
+from facekit.ledger.photos import photos_to_redo, remove_face_files
 from facekit.ledger.verify import Verify, frames_to_redo
-from facekit.media.shards import Shard
+from facekit.media.shards import FILES, Shard
 from facekit.output.alignments import journal_line_name
 from facekit.output.differences import same_fingerprint
 
@@ -56,6 +57,8 @@ class ShardJournalWriter:
         self._file: BinaryIO = open(self.temp, "xb")
         header = {"shard": {"number": shard.number, "kind": shard.kind, "first": shard.first, "last": shard.last},
                   "fingerprint": fingerprint}
+        if shard.kind == FILES:  # a shard is its place in the folder: which photos it held tells a later run
+            header["shard"]["names"] = list(shard.names)
         self._file.write((json.dumps(header, ensure_ascii=False) + "\n").encode("utf-8"))
         self.frames = 0
 
@@ -103,11 +106,32 @@ def finished(output: Path, shard: Shard, fingerprint: Any, verify: Verify = Veri
     else:
         if damaged:
             damage = f": {len(damaged)} finished frame(s) have a face file that is missing or damaged"
+        elif shard.kind == FILES:
+            damage = _other_photos(output, path, shard, header.get("shard", {}).get("names"))
     if damage is not None:
         log.warning("%s%s; it is kept as %s%s and shard %s runs again", path, damage, path.name, INCOMPLETE_SUFFIX,
                     shard.label)
         set_aside(output, shard)
     return damage is None
+
+
+def _other_photos(output: Path, path: Path, shard: Shard, names: list[str] | None) -> str | None:
+    """Why a files shard's finished journal no longer holds the shard's photos as they are now
+    (None: it does), as a local rerun checks a folder's photos: the folder gained or lost photos,
+    so the shard now covers others (``names``: the ones it held, None in journals written before
+    they were recorded), or one of its photos changed since the journal landed. A changed photo's
+    face files go with it: the photo now in its place may have fewer faces."""
+    recorded = {str(frame["name"]): Path(str(frame["frame"].get("source", ""))).name
+                for frame in map(json.loads, _frame_lines_of(path))}
+    if (list(names) != list(shard.names)) if names is not None else not set(recorded) <= set(shard.names):
+        return " holds other photos than its place in the folder holds now (photos were added or removed since)"
+    photos = list(zip(shard.names, map(Path, shard.files)))
+    changed = photos_to_redo(output, recorded, photos, path.stat().st_mtime_ns, say=lambda line: None)
+    if not changed:
+        return None
+    remove_face_files(output, [face["crop"] for name, faces in _frame_faces(path) if name in changed
+                               for face in faces if face.get("crop")])
+    return f": {len(changed)} of its photos changed since (replaced, or another file has the name now)"
 
 
 def _frame_faces(path: Path) -> Iterator[tuple[str, list[dict[str, Any]]]]:

@@ -6,10 +6,11 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 from facekit.media.sources import utf8_text
 from facekit.output.alignments import ALIGNMENTS_FILE, journal_path
+from facekit.output.mask_files import MASK_FOLDER
 
 
 def last_written_ns(folder: Path) -> int | None:
@@ -57,3 +58,11 @@ def changed_ns(path: str | os.PathLike[str]) -> int:
         return max(own.st_ctime_ns, os.stat(path).st_ctime_ns) if stat.S_ISLNK(own.st_mode) else own.st_ctime_ns
     except OSError:
         return 0
+
+
+def remove_face_files(folder: Path, crops: Iterable[str]) -> None:
+    """Each face file named (and its mask files): what a changed photo's frame showed, which the
+    frame done again may not write over (the photo now in its place may have fewer faces)."""
+    for crop in crops:
+        for path in (folder / crop, *(folder / MASK_FOLDER).glob(f"*/{crop}")):
+            path.unlink(missing_ok=True)

@@ -11,13 +11,12 @@ from typing import Any, Iterator, Sequence
 
 from facekit.errors import OutputError
 from facekit.ledger.lock import exclusive_output
-from facekit.ledger.photos import last_written_ns, photos_to_redo
+from facekit.ledger.photos import last_written_ns, photos_to_redo, remove_face_files
 from facekit.ledger.rejects import RejectCounts
 from facekit.ledger.summary import SourceSummary
 from facekit.ledger.verify import Verify, frames_to_redo
 from facekit.output.alignments import ALIGNMENTS_FILE, VIDEO_ENDED_AT, AlignmentsWriter
 from facekit.output.face_files import FaceWriter
-from facekit.output.mask_files import MASK_FOLDER
 from facekit.records import FrameRecord
 
 log = logging.getLogger("facekit")
@@ -96,9 +95,7 @@ class SourceLedger:
         self.alignments.redo(names)
 
     def _remove_stale(self) -> None:
-        for crop in self._stale:
-            for path in (self.folder / crop, *(self.folder / MASK_FOLDER).glob(f"*/{crop}")):
-                path.unlink(missing_ok=True)
+        remove_face_files(self.folder, self._stale)
         self._stale = []
 
     def __enter__(self) -> SourceLedger:

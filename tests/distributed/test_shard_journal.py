@@ -3,7 +3,10 @@ finished against the frames reported and the face files it names, and a journal 
 left against the count of frames its end line gives."""
 from __future__ import annotations
 
+import json
 import logging
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -11,7 +14,7 @@ import pytest
 from facekit.distributed.shard_journal import (INCOMPLETE_SUFFIX, ShardJournalWriter, finished, frame_lines, missing_from,
                                            set_aside, shard_journal)
 from facekit.errors import FacekitError
-from facekit.media.shards import VIDEO, Shard
+from facekit.media.shards import FILES, VIDEO, Shard
 from facekit.output.alignments import journal_line
 from facekit.records import Detection, Face, Frame, FrameRecord
 
@@ -163,3 +166,70 @@ def test_a_journal_written_with_other_settings_is_refused_in_one_line_and_kept(t
     assert "\n" not in str(refused.value)
     assert shard_journal(tmp_path, SHARD).read_bytes() == held
     assert finished(tmp_path, SHARD, {"size": 256})
+
+
+def _photos_shard(folder: Path, names: list[str], output: Path) -> Shard:
+    """A files shard of ``names`` (one photo each in ``folder``), finished into ``output`` with one face a frame."""
+    files = tuple(str(folder / f"{name}.jpg") for name in names)
+    for file in files:
+        if not Path(file).exists():
+            Path(file).write_bytes(b"jpeg of " + file.encode())
+    shard = Shard(source=str(folder), number=0, kind=FILES, first=0, last=len(names) - 1, files=files,
+                  names=tuple(names))
+    output.mkdir(exist_ok=True)
+    journal = ShardJournalWriter(output, shard, {"size": 256})
+    for index, (name, file) in enumerate(zip(names, files)):
+        face = Face(Detection((1.0, 2.0, 30.0, 40.0), 0.9), crop_file=f"{name}_0.png", crop_sha256="0" * 64)
+        (output / face.crop_file).write_bytes(b"png")
+        journal.write(journal_line(FrameRecord(Frame(name=name, source=file, index=index), width=64, height=48,
+                                               faces=[face])))
+    journal.commit()
+    return shard
+
+
+def test_a_files_shard_whose_place_in_the_folder_holds_other_photos_now_runs_again(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A photo added before the shard's (or one removed) moves every later photo to another
+    shard: the journal of the photos the shard held is no finished shard of the photos it holds."""
+    photos, out = tmp_path / "photos", tmp_path / "faces"
+    photos.mkdir()
+    shard = _photos_shard(photos, ["b", "c"], out)
+    assert finished(out, shard, {"size": 256})
+    (photos / "a.jpg").write_bytes(b"a new photo")
+    now = Shard(source=str(photos), number=0, kind=FILES, first=0, last=1,
+                files=(str(photos / "a.jpg"), str(photos / "b.jpg")), names=("a", "b"))
+    with caplog.at_level(logging.WARNING, logger="facekit"):
+        assert not finished(out, now, {"size": 256})
+    assert "holds other photos than its place in the folder holds now" in caplog.text, caplog.text
+    assert not shard_journal(out, now).exists()
+
+
+def test_a_files_shard_with_a_photo_replaced_since_runs_again_without_that_photos_face_files(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    photos, out = tmp_path / "photos", tmp_path / "faces"
+    photos.mkdir()
+    shard = _photos_shard(photos, ["a", "b"], out)
+    written = max(os.stat(photos / name).st_ctime_ns for name in ("a.jpg", "b.jpg"))
+    os.utime(shard_journal(out, shard), ns=(written, written))  # the journal landed after both photos
+    time.sleep(0.05)  # past the clock's tick
+    (photos / "b.jpg").write_bytes(b"another photo under b's name")
+    with caplog.at_level(logging.WARNING, logger="facekit"):
+        assert not finished(out, shard, {"size": 256})
+    assert "1 of its photos changed since" in caplog.text, caplog.text
+    assert (out / "a_0.png").exists() and not (out / "b_0.png").exists()
+
+
+def test_a_files_shard_journal_from_before_it_named_its_photos_is_kept_while_they_are_the_shards(
+        tmp_path: Path) -> None:
+    photos, out = tmp_path / "photos", tmp_path / "faces"
+    photos.mkdir()
+    shard = _photos_shard(photos, ["a", "b"], out)
+    path = shard_journal(out, shard)
+    lines = path.read_bytes().splitlines(keepends=True)
+    header = json.loads(lines[0])
+    del header["shard"]["names"]
+    path.write_bytes((json.dumps(header) + "\n").encode() + b"".join(lines[1:]))
+    assert finished(out, shard, {"size": 256})
+    other = Shard(source=str(photos), number=0, kind=FILES, first=0, last=1,
+                  files=(str(photos / "a.jpg"), str(photos / "c.jpg")), names=("a", "c"))
+    assert not finished(out, other, {"size": 256})
