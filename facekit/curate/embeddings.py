@@ -86,7 +86,7 @@ def face_vectors(faces: Sequence[FaceEntry], stages: FaceStages,
 def embed_crop(stages: FaceStages, crop: np.ndarray, face: FaceEntry) -> np.ndarray:
     """The identity vector of one face file: its landmarks moved into the file, then the very
     call extraction makes on a frame."""
-    matrix = geometry.alignment_matrix(face.landmarks, crop.shape[0], padding=face.padding)
+    matrix = file_matrix(face, crop.shape[0])
     points = geometry.transform_points(face.landmarks, matrix)
     x0, y0 = points.min(axis=0)
     x1, y1 = points.max(axis=0)
@@ -95,6 +95,16 @@ def embed_crop(stages: FaceStages, crop: np.ndarray, face: FaceEntry) -> np.ndar
                          faces=[Face(detection=Detection((x0, y0, x1, y1), 1.0), landmarks=points.astype(np.float32))])
     stages.embed(record)
     return record.faces[0].embedding
+
+
+def file_matrix(face: FaceEntry, side: int) -> np.ndarray:
+    """The affine from the face's frame into its file, ``side`` pixels a side: the crop's own as
+    stored (a face or head centring sits the face elsewhere in the file than legacy's), scaled
+    from the side it was made at with pixel centres kept; legacy's from the landmarks for
+    entries written before matrices were stored."""
+    if face.matrix is None or face.size <= 0:
+        return geometry.alignment_matrix(face.landmarks, side, padding=face.padding)
+    return geometry.rescaled_matrix(face.matrix, face.size, side)
 
 
 def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:

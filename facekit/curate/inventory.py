@@ -45,6 +45,8 @@ class FaceEntry:
     sharpness: float
     face_px: float
     padding: float  # the crop's, from the alignments meta: where the landmarks sit in the file
+    size: int = 0  # the crop's side at extraction (the alignments meta's), which ``matrix`` is for
+    matrix: np.ndarray | None = None  # (2, 3) the crop's affine, crop <- frame, as stored (any centering)
     rejected: str | None = None  # extraction's reason when it did not keep the face
     path: Path | None = None  # the face file now; None when it is nowhere under the input
     mask_files: dict[str, Path] = field(default_factory=dict)  # by mask: masks/<mask>/<its file>, where written
@@ -98,6 +100,7 @@ def _faces_of(root: Path, path: Path) -> Iterator[FaceEntry]:
     document = load_alignments(path)
     meta = document.get("meta") or {}
     padding = float((meta.get("output") or {}).get("padding") or DEFAULT_PADDING)
+    size = int((meta.get("output") or {}).get("size") or 0)
     embedded_by = ((meta.get("plugins") or {}).get("identity") or {}).get("name")
     folder = path.parent.relative_to(root).as_posix()
     frames = sorted(document["frames"].items(), key=lambda item: (str(item[1]["source"]), int(item[1]["index"]), item[0]))
@@ -108,6 +111,7 @@ def _faces_of(root: Path, path: Path) -> Iterator[FaceEntry]:
                 continue
             face = _entry(PurePosixPath(folder, crop).as_posix() if folder != "." else crop,
                           (str(frame["source"]), frame_name, number), int(frame["index"]), entry, padding, embedded_by)
+            face.size = size
             for mask in entry.get("mask") or {}:  # output.mask_format=file wrote masks/<mask>/<face file>
                 mask_file = path.parent / mask_file_path(mask, crop)
                 if mask_file.is_file():
@@ -118,7 +122,7 @@ def _faces_of(root: Path, path: Path) -> Iterator[FaceEntry]:
 def _entry(name: str, key: FaceKey, frame_index: int, entry: dict[str, Any], padding: float,
            embedded_by: str | None) -> FaceEntry:
     pose = entry.get("pose") or {}
-    landmarks, embedding = entry.get("landmarks"), entry.get("embedding")
+    landmarks, embedding, matrix = entry.get("landmarks"), entry.get("embedding"), entry.get("matrix")
     return FaceEntry(
         name=name, key=key, frame_index=frame_index,
         landmarks=None if landmarks is None else np.asarray(landmarks, dtype=np.float64).reshape(68, 2),
@@ -126,6 +130,7 @@ def _entry(name: str, key: FaceKey, frame_index: int, entry: dict[str, Any], pad
         embedded_by=embedded_by if embedding is not None else None,
         yaw=_number(pose.get("yaw")), pitch=_number(pose.get("pitch")), roll=_number(pose.get("roll")),
         sharpness=_number(entry.get("sharpness")), face_px=_number(entry.get("face_px")), padding=padding,
+        matrix=None if matrix is None else np.asarray(matrix, dtype=np.float64).reshape(2, 3),
         rejected=None if entry.get("keep", True) else f"rejected at extraction: {entry.get('reason')}")
 
 

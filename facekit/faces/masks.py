@@ -12,6 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
+from facekit.imaging import geometry
 from facekit.imaging.centering import DEFAULT_CENTERING, centering_matrix
 from facekit.output.mask_files import encode_mask_file, mask_file_path, with_alpha
 from facekit.plugin.loading import LoadedPlugin
@@ -89,10 +90,7 @@ def mask_matrix(crop_matrix: np.ndarray, crop_size: int, size: int) -> np.ndarra
     """Frame -> mask pixels: the crop's matrix scaled from ``crop_size`` to ``size``, pixel
     centres kept (crop pixel x covers [x - 0.5, x + 0.5]). Rounded as stored (a crop's matrix
     is): masks are drawn with the rounded matrix, so the stored one is the one used."""
-    scale = size / crop_size
-    matrix = np.asarray(crop_matrix, dtype=np.float64) * scale
-    matrix[:, 2] += (scale - 1) / 2
-    return np.round(matrix, MATRIX_DECIMALS)
+    return np.round(geometry.rescaled_matrix(crop_matrix, crop_size, size), MATRIX_DECIMALS)
 
 
 def request_for(face: Face, crop_matrix: np.ndarray, crop_size: int, size: int) -> MaskRequest:

@@ -349,3 +349,12 @@ def _enlarged_region(image: np.ndarray, matrix: np.ndarray, size: int,
     width, height = max(1, round((x1 - x0) * factor)), max(1, round((y1 - y0) * factor))
     enlarged = cv2.resize(image[y0:y1, x0:x1], (width, height), interpolation=cv2.INTER_CUBIC)
     return enlarged, rebased(matrix, x0, y0, width / (x1 - x0), height / (y1 - y0))
+
+
+def rescaled_matrix(matrix: np.ndarray, from_size: int, to_size: int) -> np.ndarray:
+    """A crop's affine (crop <- frame) for the same crop at ``to_size`` pixels a side instead of
+    ``from_size``, pixel centres kept (crop pixel x covers [x - 0.5, x + 0.5])."""
+    scale = to_size / from_size
+    scaled = np.asarray(matrix, dtype=np.float64) * scale
+    scaled[:, 2] += (scale - 1) / 2
+    return scaled

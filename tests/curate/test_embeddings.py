@@ -60,3 +60,23 @@ def test_stored_embeddings_are_used_and_missing_ones_computed(embedded: Path, tm
         mixed = face_embeddings(faces, stages)
     assert "embedding 1 face file(s) with identity sface (3 stored)" in caplog.text
     assert np.allclose(mixed[[0, 2, 3]], stored[[0, 2, 3]]) and 1 - float(mixed[1] @ stored[1]) < 0.01
+
+
+@pytest.mark.parametrize("centering", ["face", "head"])
+def test_a_face_or_head_centred_face_file_embeds_as_its_frame_did(centering: str, tmp_path: Path) -> None:
+    """The face sits elsewhere in a face or head crop than in legacy's: curation reads where from
+    the crop's stored matrix (scaled when the file is another size), not legacy's rule."""
+    require_data()
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("p01/img1.jpg", "p04/img13.jpg"):
+        shutil.copy(PEOPLE / name, folder / Path(name).name)
+    (tmp_path / "out").mkdir()
+    out = extract(tmp_path / "out", folder, "output.embeddings=true", f"output.centering={centering}")
+    stages = _stages()
+    for face in read_output(out):
+        crop = cv2.imread(str(face.path))
+        for image in (crop, cv2.resize(crop, (384, 384), interpolation=cv2.INTER_CUBIC)):
+            vector = embed_crop(stages, image, face)
+            stored = face.embedding / np.linalg.norm(face.embedding)
+            assert 1 - float(vector @ stored) < 0.01, (face.name, image.shape)
