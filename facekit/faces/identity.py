@@ -23,7 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from facekit.errors import ConfigError, FacekitError
-from facekit.records import Face
+from facekit.records import SCORE_DECIMALS, Face
 
 log = logging.getLogger(__name__)
 
@@ -116,15 +116,15 @@ class IdentityFilter:
         return self._both(distances(vector, self.refs, self.metric)[0], distances(vector, self.nrefs, self.metric)[0])
 
     def _refs_only(self, to_refs: np.ndarray) -> Decision:
-        mean = float(to_refs.mean())
+        mean = stored_distance(to_refs.mean())
         if mean <= self.threshold:
             return Decision(True, None, mean)
-        return Decision(False, f"mean distance to refs {mean:.3f} > threshold {self.threshold:.3f}", mean)
+        return Decision(False, f"mean distance to refs {_apart(mean, self.threshold, '>')}", mean)
 
     def _nrefs_only(self, to_nrefs: np.ndarray) -> Decision:
-        mean = float(to_nrefs.mean())
+        mean = stored_distance(to_nrefs.mean())
         if mean <= self.threshold:
-            return Decision(False, f"mean distance to nrefs {mean:.3f} <= threshold {self.threshold:.3f}", mean)
+            return Decision(False, f"mean distance to nrefs {_apart(mean, self.threshold, '<=')}", mean)
         return Decision(True, None, mean)
 
     def _both(self, to_refs: np.ndarray, to_nrefs: np.ndarray) -> Decision:
@@ -139,6 +139,21 @@ class IdentityFilter:
         if votes / self.k >= 0.5:
             return Decision(True, None, mean_refs)
         return Decision(False, f"{votes} of the {self.k} nearest references are refs (less than half)", mean_refs)
+
+
+def stored_distance(value: float) -> float:
+    """A distance as the alignments file stores it (``SCORE_DECIMALS``): a threshold is judged
+    against the number a user reads there, so a face stored at exactly the threshold is kept."""
+    return round(float(value), SCORE_DECIMALS)
+
+
+def _apart(value: float, threshold: float, relation: str) -> str:
+    """``0.256 > threshold 0.255``: three decimals, or as many more as it takes for the two to
+    read as different numbers when they are (never ``0.224 > threshold 0.224``)."""
+    places = 3
+    while f"{value:.{places}f}" == f"{threshold:.{places}f}" and value != threshold and places < 8:
+        places += 1
+    return f"{value:.{places}f} {relation} threshold {threshold:.{places}f}"
 
 
 def _ref_votes(to_refs: np.ndarray, to_nrefs: np.ndarray, k: int) -> int:

@@ -58,6 +58,16 @@ def test_refs_only_keeps_within_the_threshold_by_the_mean() -> None:
     assert decision.reason == "mean distance to refs 1.200 > threshold 1.000"
 
 
+def test_a_distance_is_judged_as_stored_so_one_stored_at_the_threshold_is_kept() -> None:
+    """The alignments file stores a distance to 4 decimals: a face that reads 0.2244 there is kept
+    at filter.threshold=0.2244, and a rejection never reads as two equal numbers."""
+    at = judge((0.22443,), (), threshold=0.2244)
+    assert at == Decision(True, None, 0.2244)
+    assert judge((), (0.22443,), threshold=0.2244).reason == "mean distance to nrefs 0.224 <= threshold 0.224"
+    over = judge((0.30118,), (), threshold=0.3011)
+    assert not over.keep and over.reason == "mean distance to refs 0.3012 > threshold 0.3011", over.reason
+
+
 # --- nrefs only --------------------------------------------------------------------------------
 
 def test_nrefs_only_rejects_within_the_threshold_by_the_mean() -> None:
@@ -141,7 +151,7 @@ def test_cosine_filter_on_unnormalised_embeddings_keeps_what_a_run_records() -> 
     assert (face_filter.threshold, face_filter.metric) == (0.3, "cosine")
     assert face_filter.decide(np.array([5.0, 1.0])).keep  # cos 0.98: distance 0.02
     near = face_filter.decide(np.array([1.0, 1.0]))  # 45 degrees: distance 0.293, within 0.3
-    assert near.keep and near.distance == pytest.approx(1 - math.sqrt(0.5))
+    assert near.keep and near.distance == round(1 - math.sqrt(0.5), 4)  # as the alignments file stores it
     assert not face_filter.decide(np.array([0.0, 1.0])).keep
 
 
