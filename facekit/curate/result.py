@@ -202,11 +202,23 @@ def _refs_command(curation: Curation, rows: np.ndarray, label: int, command_inpu
                      shlex.quote(f"output={cluster_folder(label)}_faces"), shlex.quote(f"filter.refs=[{refs}]")])
 
 
+#: A drop reason's kind, by how its text begins: one key of ``counts.dropped`` (and one column of
+#: a curation sweep's report) a kind, whatever file, distance or N its text names.
+DROP_KINDS = (("duplicate of", "duplicate"), ("not among best", "not_among_best"), ("unclustered", "unclustered"),
+              ("rejected at extraction", "rejected_at_extraction"), ("unreadable", "unreadable"))
+
+
+def drop_kind(reason: str | None) -> str:
+    """``not_among_best`` for "not among best 3"; a reason of no known kind, as written up to its detail."""
+    text = reason or ""
+    found = next((kind for start, kind in DROP_KINDS if text.startswith(start)), None)
+    return found or text.split(" (")[0].split(":")[0].replace(" ", "_")
+
+
 def _counts(curation: Curation) -> dict[str, Any]:
     dropped: dict[str, int] = {}
     for row in np.flatnonzero(~curation.kept):
-        kind = (curation.reasons[row] or "").split(" (")[0].split(":")[0]
-        kind = "duplicate" if kind.startswith("duplicate of") else kind
+        kind = drop_kind(curation.reasons[row])
         dropped[kind] = dropped.get(kind, 0) + 1
     return {"faces": len(curation.faces), "kept": int(curation.kept.sum()), "dropped": dict(sorted(dropped.items())),
             "clusters": len(curation.clusters)}
