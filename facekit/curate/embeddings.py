@@ -56,31 +56,53 @@ def face_vectors(faces: Sequence[FaceEntry], stages: FaceStages,
     ``unreadable``."""
     name = stages.identity.spec.name if stages.identity is not None else None
     vectors: dict[int, np.ndarray] = {}
-    todo = []
+    todo, to_check = [], []
     for row, face in enumerate(faces):
         if face.embedding is not None and face.embedded_by == name:
             vectors[row] = face.embedding
+            if face.path is not None and not _as_written(face):
+                to_check.append(row)
         elif face.path is not None and face.landmarks is not None:
             todo.append(row)
     if todo:
         log.info("embedding %d face file(s) with identity %s (%d stored)", len(todo), name, len(vectors))
+
+    def cannot_read(row: int) -> None:
+        log.warning("cannot read face file %s; it is dropped as unreadable", faces[row].path)
+        vectors.pop(row, None)
+        if unreadable is not None:
+            unreadable.append(row)
+
     with ThreadPoolExecutor(max_workers=4) as pool:
         for rows in _batches(todo, BATCH):
-            crops = list(pool.map(lambda r: cv2.imread(str(faces[r].path), cv2.IMREAD_COLOR), rows))
-            for row, crop in zip(rows, crops):
+            for row, crop in zip(rows, pool.map(lambda r: _read(faces[r]), rows)):
                 if crop is None:
-                    log.warning("cannot read face file %s; it is dropped as unreadable", faces[row].path)
-                    if unreadable is not None:
-                        unreadable.append(row)
+                    cannot_read(row)
                     continue
                 vectors[row] = embed_crop(stages, crop, faces[row])
             if progress is not None:
                 progress(len(rows))
+        for row, crop in zip(to_check, pool.map(lambda r: _read(faces[r]), to_check)):
+            if crop is None:  # a stored vector is of the face extraction wrote, not of what is there now
+                cannot_read(row)
     size = max((len(v) for v in vectors.values()), default=0)
     result = np.full((len(faces), size), np.nan, dtype=np.float32)
     for row, vector in vectors.items():
         result[row] = vector
     return result
+
+
+def _read(face: FaceEntry) -> np.ndarray | None:
+    return cv2.imread(str(face.path), cv2.IMREAD_COLOR)
+
+
+def _as_written(face: FaceEntry) -> bool:
+    """Whether the face file has the size extraction wrote (one stat): a file cut short or
+    overwritten since is decoded before its stored vector is trusted, as resume checks sizes."""
+    try:
+        return face.crop_bytes is not None and face.path is not None and face.path.stat().st_size == face.crop_bytes
+    except OSError:
+        return False
 
 
 def embed_crop(stages: FaceStages, crop: np.ndarray, face: FaceEntry) -> np.ndarray:

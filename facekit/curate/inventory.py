@@ -47,6 +47,7 @@ class FaceEntry:
     padding: float  # the crop's, from the alignments meta: where the landmarks sit in the file
     size: int = 0  # the crop's side at extraction (the alignments meta's), which ``matrix`` is for
     matrix: np.ndarray | None = None  # (2, 3) the crop's affine, crop <- frame, as stored (any centering)
+    crop_bytes: int | None = None  # the face file's size as extraction wrote it
     rejected: str | None = None  # extraction's reason when it did not keep the face
     path: Path | None = None  # the face file now; None when it is nowhere under the input
     mask_files: dict[str, Path] = field(default_factory=dict)  # by mask: masks/<mask>/<its file>, where written
@@ -131,6 +132,7 @@ def _entry(name: str, key: FaceKey, frame_index: int, entry: dict[str, Any], pad
         yaw=_number(pose.get("yaw")), pitch=_number(pose.get("pitch")), roll=_number(pose.get("roll")),
         sharpness=_number(entry.get("sharpness")), face_px=_number(entry.get("face_px")), padding=padding,
         matrix=None if matrix is None else np.asarray(matrix, dtype=np.float64).reshape(2, 3),
+        crop_bytes=None if entry.get("crop_bytes") is None else int(entry["crop_bytes"]),
         rejected=None if entry.get("keep", True) else f"rejected at extraction: {entry.get('reason')}")
 
 
