@@ -56,6 +56,9 @@ class Curation:
     identity: str | None = None
     unit: np.ndarray | None = None  # (n, d) unit embeddings, rows of NaN where none
     labels: np.ndarray | None = None
+    #: the rows clustering took (a file that decodes, not rejected at extraction); the others
+    #: have no cluster, not even "unclustered" (None where identities were not needed)
+    clustered: np.ndarray | None = None
     kept: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     reasons: list[str | None] = field(default_factory=list)
 
@@ -66,7 +69,17 @@ class Curation:
         return sorted(int(label) for label in np.unique(self.labels) if label != UNCLUSTERED)
 
     def cluster_of(self, row: int) -> int | None:
-        return None if self.labels is None else int(self.labels[row])
+        """The row's cluster, -1 unclustered; None for a face clustering did not take."""
+        if self.labels is None or self.clustered is None or not self.clustered[row]:
+            return None
+        return int(self.labels[row])
+
+    @property
+    def unclustered(self) -> int:
+        """The faces clustering took and left in no cluster."""
+        if self.labels is None or self.clustered is None:
+            return 0
+        return int(((self.labels == UNCLUSTERED) & self.clustered).sum())
 
 
 def decide(faces: Sequence[FaceEntry], settings: CurateSettings,
@@ -92,9 +105,11 @@ def decide(faces: Sequence[FaceEntry], settings: CurateSettings,
     unreadable: list[int] = []
     vectors = face_vectors([faces[r] for r in rows], built, unreadable=unreadable)
     unit = unit_rows(vectors) if vectors.size else vectors
+    curation.clustered = usable.copy()
     for position in unreadable:
         curation.kept[rows[position]] = False
         curation.reasons[rows[position]] = UNREADABLE
+        curation.clustered[rows[position]] = False
     curation.unit = np.full((len(faces), unit.shape[1] if unit.ndim == 2 else 0), np.nan, dtype=np.float32)
     curation.unit[rows] = unit
     curation.labels = np.full(len(faces), UNCLUSTERED, dtype=np.int64)
@@ -108,8 +123,7 @@ def decide(faces: Sequence[FaceEntry], settings: CurateSettings,
                                   match_distance(spec))
         found = joined_clusters(found, unit, [face.key[:2] for face in chosen], boxes, limit, followed)
     curation.labels[rows] = found
-    log.info("%d cluster(s), %d face(s) unclustered", len(curation.clusters),
-             int((curation.labels[rows] == UNCLUSTERED).sum()))
+    log.info("%d cluster(s), %d face(s) unclustered", len(curation.clusters), curation.unclustered)
     if settings.dedupe is not None:
         _drop_duplicates(curation, rows, float(settings.dedupe))
     if settings.best is not None:

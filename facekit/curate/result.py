@@ -186,7 +186,7 @@ def _clusters(curation: Curation, staging: Path, result: Path, placed: dict[int,
                 entry["sheet"] = sheet
         entry["refs_command"] = _refs_command(curation, rows, label, command_input)
         entries.append(entry)
-    unclustered = int((curation.labels == UNCLUSTERED).sum())
+    unclustered = curation.unclustered
     if unclustered:
         entries.append({"cluster": UNCLUSTERED, "faces": unclustered,
                         "kept": int(curation.kept[curation.labels == UNCLUSTERED].sum())})

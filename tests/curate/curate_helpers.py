@@ -49,11 +49,12 @@ def curate_run(tmp_path: Path, source: Path, *settings: str, out: str = "curated
     return run_facekit("task=curate", f"input={source}", f"output={tmp_path / out}", *settings, cwd=tmp_path)
 
 
-def clusters_csv(result_dir: Path) -> dict[str, int]:
+def clusters_csv(result_dir: Path) -> dict[str, int | None]:
+    """Each face's cluster (-1 unclustered; None: clustering did not take it)."""
     with (result_dir / "clusters.csv").open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert rows and list(rows[0]) == ["face", "cluster"]
-    return {row["face"]: int(row["cluster"]) for row in rows}
+    return {row["face"]: int(row["cluster"]) if row["cluster"] else None for row in rows}
 
 
 def tree_digest(root: Path) -> dict[str, str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cli_helpers import load_json
-from curate_helpers import PEOPLE, curate, extract
+from curate_helpers import PEOPLE, clusters_csv, curate, extract
 from conftest import require_data
 
 
@@ -28,6 +28,21 @@ def test_an_unreadable_face_file_is_dropped_as_unreadable(tmp_path: Path, stored
     result = curate(tmp_path, extracted, "curate.cluster=true")
     document = load_json(result / "curation.json")
     entry = next(face for face in document["faces"] if face["face"].endswith("p01_img1_0.png"))
-    assert entry["kept"] is False and entry["reason"] == "unreadable", entry
+    assert entry["kept"] is False and entry["reason"] == "unreadable" and entry["cluster"] is None, entry
+    assert clusters_csv(result)[entry["face"]] is None  # not "unclustered": clustering never saw it
     assert document["counts"]["dropped"].get("unreadable") == 1, document["counts"]
     assert not any(path.name == "p01_img1_0.png" for path in result.rglob("*.png"))
+
+
+def test_faces_rejected_at_extraction_have_no_cluster_not_even_unclustered(tmp_path: Path) -> None:
+    """Their files are there (``filter.save_rejected``), so curation lists them, dropped with
+    extraction's reason; clustering never takes them, so they are not counted unclustered."""
+    require_data()
+    extracted = extract(tmp_path, PEOPLE / "p01", "quality.min_face_px=100000", "filter.save_rejected=true")
+    result = curate(tmp_path, extracted, "curate.cluster=true")
+    document = load_json(result / "curation.json")
+    assert document["faces"] and all(face["reason"].startswith("rejected at extraction") and face["cluster"] is None
+                                      for face in document["faces"]), document["faces"]
+    assert document["clusters"] == [], document["clusters"]
+    assert document["counts"]["dropped"] == {"rejected_at_extraction": len(document["faces"])}
+    assert set(clusters_csv(result).values()) == {None}
