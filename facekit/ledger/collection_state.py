@@ -50,18 +50,20 @@ class CollectionState:
 
     @classmethod
     def load(cls, path: Path, input_value: str, settings: dict[str, Any],
-             defaults: Callable[[], dict[str, Any] | None] | None = None) -> CollectionState:
+             defaults: Callable[[], dict[str, Any] | None] | None = None,
+             effective: Callable[[Any], Any] = lambda found: found) -> CollectionState:
         """The last run's entries, which a rerun keeps. A rerun with other settings is refused
         as a whole, before any source opens, naming the settings that differ: mixing the two
         would leave some sources of each. A file written by an older facekit lacks the keys
         added since: each counts as equal when this run leaves it at its default (``defaults``
-        gives them), and a key removed since counts for nothing. A damaged file costs only a
+        gives them), and a key removed since counts for nothing. ``effective`` reads the file's
+        settings as ``settings`` are written (defaults filled in). A damaged file costs only a
         reopen of each source."""
         state = cls(path, input_value, settings)
         try:
             document = json.loads(path.read_text(encoding="utf-8"))
             earlier = {entry["source"]: entry for entry in document.get("sources", [])}
-            found = references_by_content(document.get("settings"))  # an older file's photos as typed
+            found = effective(references_by_content(document.get("settings")))  # an older file's photos as typed
         except FileNotFoundError:
             return state
         except (ValueError, KeyError, TypeError, AttributeError) as exc:

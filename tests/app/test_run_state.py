@@ -90,6 +90,32 @@ def test_a_collection_rerun_with_other_sampling_is_refused_as_a_whole_naming_the
     assert [e["state"] for e in load_json(tmp_path / "out" / "collection.json")["sources"]] == ["done", "done"]
 
 
+def test_a_collection_rerun_that_only_writes_out_defaults_resumes_and_a_refusal_names_the_one_option(
+        tmp_path: Path) -> None:
+    """Compared as the run uses them: the default plugin named, an option at its default, or the
+    default padding is the plain command's collection; one written as an older facekit did
+    (plugin nodes unset, ``default_plugins`` beside them) too. A real change names its option."""
+    import json
+
+    require_data()
+    tree = _tree(tmp_path)
+    assert run_facekit(f"input={tree}", "output=out", cwd=tmp_path).returncode == 0
+    state = tmp_path / "out" / "collection.json"
+    document = load_json(state)
+    assert document["settings"]["detector"]["name"] == "yunet" and "default_plugins" not in document["settings"]
+    document["settings"].update(detector=None, aligner=None, default_plugins={"detector": "yunet", "aligner": "facemesh",
+                                                                              "identity": "sface"})
+    state.write_text(json.dumps(document, indent=2))  # as an older facekit wrote it
+    for same in (["+detector=yunet"], ["detector.score_threshold=0.6"], ["output.padding=0.15"],
+                 ["+aligner=facemesh", "aligner.mirror_pose=true"], ["default_plugins.identity=vggface2"]):
+        again = run_facekit(f"input={tree}", "output=out", *same, cwd=tmp_path)
+        assert again.returncode == 0 and "nothing to do" in again.stderr, (same, again.stderr)
+    before = snapshot(tmp_path / "out")
+    _refused(run_facekit(f"input={tree}", "output=out", "detector.score_threshold=0.8", cwd=tmp_path),
+             "other settings (detector.score_threshold: 0.6 there, 0.8 now)")
+    assert snapshot(tmp_path / "out") == before
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["single", "collection"])
 @pytest.mark.parametrize("why", ["missing weights", "missing reference", "unreadable reference"])

@@ -17,7 +17,7 @@ from typing import Any, Iterator
 
 from omegaconf import DictConfig
 
-from facekit.app.tasks.planning import collection_settings
+from facekit.app.tasks.collection_settings import collection_settings, effective_settings
 from facekit.app.tasks.sources import RunSources
 from facekit.errors import ConfigError, FacekitError
 from facekit.faces.restored import RestoredStages, StoredSource
@@ -69,7 +69,8 @@ class EarlierRuns(RunSources):
     def of_earlier(cls, cfg: DictConfig, root: Path, earlier: Earlier) -> EarlierRuns:
         if not earlier.collection:
             return cls(cfg, root, CollectionState(None, str(cfg.input)), alone=True, earlier=earlier)
-        return cls(cfg, root, CollectionState.load(root / COLLECTION_FILE, str(cfg.input), recrop_settings(cfg)),
+        return cls(cfg, root, CollectionState.load(root / COLLECTION_FILE, str(cfg.input), recrop_settings(cfg),
+                                                 effective=effective_settings),
                    alone=False, earlier=earlier)
 
     def listing(self) -> Iterator[Source]:

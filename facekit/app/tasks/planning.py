@@ -3,7 +3,6 @@ plugins (``build_stages``), the identity filter and its references, which stages
 and the alignments file's meta (with the fingerprint a rerun must match)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -138,30 +137,3 @@ def source_ledger(cfg: DictConfig, output: Path, meta: dict[str, Any],
     return ledger
 
 
-#: What changes no source's output: how a run is scheduled and checked, where weights and caches
-#: live, which sources it reads, and the other tasks' own nodes.
-_NOT_SETTINGS = ("task", "input", "runner", "models", "cache", "collection", "resume", "curate", "mask", "recrop")
-
-
-def collection_settings(cfg: DictConfig) -> dict[str, Any]:
-    """The config less ``_NOT_SETTINGS`` and ``output.dir`` / ``output.save_every``: a done
-    source is skipped on a rerun only when these are equal."""
-    settings = OmegaConf.to_container(cfg, resolve=True)
-    assert isinstance(settings, dict)
-    for key in _NOT_SETTINGS:
-        settings.pop(key, None)
-    for key in ("dir", "save_every"):
-        settings.get("output", {}).pop(key, None)
-    return references_by_content(json.loads(json.dumps(settings, default=str)))
-
-
-def default_settings() -> dict[str, Any] | None:
-    """``collection_settings`` of a command that sets nothing: what a key an older facekit did not
-    have yet meant there (a key added later, such as ``output.masks``, defaults to what that
-    version did). None outside a composed run (Hydra not initialised)."""
-    from hydra import compose
-    from hydra.core.global_hydra import GlobalHydra
-
-    if not GlobalHydra.instance().is_initialized():
-        return None
-    return collection_settings(compose(config_name="config"))

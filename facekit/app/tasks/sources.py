@@ -15,7 +15,7 @@ from typing import Iterator
 
 from omegaconf import DictConfig
 
-from facekit.app.tasks.planning import collection_settings, default_settings
+from facekit.app.tasks.collection_settings import collection_settings, default_settings, effective_settings
 from facekit.app.tasks.settings import is_collection_input, selection
 from facekit.ledger.collection_state import CollectionState, refuse_another_kind
 from facekit.media.collection import COLLECTION_FILE, Source, sources_of
@@ -39,7 +39,7 @@ class RunSources:
         if alone:
             return cls(cfg, root, CollectionState(None, str(cfg.input)), alone=True)
         state = CollectionState.load(root / COLLECTION_FILE, str(cfg.input), collection_settings(cfg),
-                                     defaults=default_settings)
+                                     defaults=default_settings, effective=effective_settings)
         state.reopen_done = str(cfg.resume.verify) == "full"
         return cls(cfg, root, state, alone=False)
 
