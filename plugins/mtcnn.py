@@ -6,7 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-from facekit.plugin import Detection, ModelFile, ModelSpec, PluginSpec, hookimpl
+from facekit.plugin import Detection, ModelFile, ModelSpec, PluginSpec, hookimpl, resize
 from facekit_plugins._points import clipped_detection, downscale
 from facekit_plugins._tensorflow import tf_device
 from facekit.plugin.options import at_least, fractions
@@ -18,6 +18,12 @@ _WEIGHTS = {
     "onet.lz4": ("94f6ea2f4cf985275ee958cdd762d17b6009348a4fb9d8c6be39ba73ffd22ca3", 1557637),
 }
 _KEYPOINTS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+#: mtcnn 1.0.0 counts its pyramid's levels from the image alone, as if ``min_face_size`` were 20
+#: (``build_scale_pyramid``): a larger one shrinks the last levels below P-Net's 12 px, and the
+#: TensorFlow error that raises reads to it as "no faces" (min_face_size=40 found none on any
+#: shared portrait). So the image is shrunk by 20 / min_face_size and searched for faces of 20
+#: px: the same scales of the image, in a pyramid that ends where P-Net can still run.
+PYRAMID_FACE = 20
 
 
 @dataclass
@@ -53,11 +59,17 @@ class MTCNNDetector:
     def _detect_one(self, image: np.ndarray) -> list[Detection]:
         import cv2
 
-        work, scale = downscale(image, self.config.max_size)
-        rgb = cv2.cvtColor(work, cv2.COLOR_BGR2RGB)
         c = self.config
+        work, scale = downscale(image, c.max_size)
+        min_face = c.min_face_size
+        if min_face > PYRAMID_FACE:
+            longest = max(1, round(max(work.shape[:2]) * PYRAMID_FACE / min_face))
+            if longest < max(work.shape[:2]):
+                work, shrink = resize.shrunk(work, longest)
+                scale, min_face = scale * shrink, PYRAMID_FACE
+        rgb = cv2.cvtColor(work, cv2.COLOR_BGR2RGB)
         found = self._net.detect_faces(
-            rgb, min_face_size=c.min_face_size, threshold_pnet=c.threshold_pnet,
+            rgb, min_face_size=min_face, threshold_pnet=c.threshold_pnet,
             threshold_rnet=c.threshold_rnet, threshold_onet=c.threshold_onet,
         )
         height, width = image.shape[:2]
