@@ -385,6 +385,8 @@ def open_input(path: str | Path, exclude: Path | None = None, sampling: Sampling
             folder._skip(path, _not_a_file(path))
         return folder
     suffix = source.suffix.lower()
+    if suffix in VIDEO_SUFFIXES | IMAGE_SUFFIXES and not source.is_file():  # opened, a FIFO blocks for ever
+        raise FacekitError(f"input {str(source)!r} is {_not_a_file(source)}")
     if suffix in VIDEO_SUFFIXES:
         count, fps = _video_header(source)
         return FrameSource(source, "video", [source], count, sampling=sampling or Sampling(), video_fps=fps)

@@ -95,6 +95,31 @@ def test_a_photo_alone_that_does_not_decode_fails_the_run_where_a_folder_would_s
     assert not (tmp_path / "faces").exists()  # refused before anything is written: no lock, no .hydra/, no log
 
 
+@pytest.mark.parametrize("name", ["pipe.jpg", "pipe.mp4"])
+def test_an_input_with_a_photo_or_video_name_that_is_a_fifo_is_refused_unopened(tmp_path: Path, name: str) -> None:
+    """Opened, a FIFO blocks until something writes to it: the run would hang (a video's even
+    past Ctrl-C, inside the decoder)."""
+    os.mkfifo(tmp_path / name)
+    line = one_line_error(run_facekit(f"input={name}", "output=faces", "runner.progress=false", cwd=tmp_path))
+    assert f"input {name!r} is not a regular file (a pipe, socket or device)" in line
+    assert not (tmp_path / "faces").exists()
+
+
+def test_a_folder_alone_of_which_no_file_reads_fails_and_one_file_that_reads_is_enough(tmp_path: Path) -> None:
+    require_data()
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "a.jpg").write_bytes(b"not a JPEG")
+    (tmp_path / "photos" / "b.png").write_bytes(b"")
+    result = run_facekit("input=photos", "output=faces", "runner.progress=false", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("facekit: error")]
+    assert errors == ["facekit: error: input 'photos': none of its 2 image file(s) could be read (each is named above)"]
+    assert "a.jpg" in result.stderr and "b.png" in result.stderr  # each named in its warning
+    (tmp_path / "photos" / "c.jpg").write_bytes((SCENES / "obama.jpg").read_bytes())
+    again = run_facekit("input=photos", "output=faces", "runner.progress=false", cwd=tmp_path)
+    assert again.returncode == 0 and "2 file(s) skipped" in again.stderr, again.stderr
+
+
 def test_an_output_that_is_one_of_the_collections_photo_folders_is_refused(tmp_path: Path) -> None:
     require_data()
     for person in ("p01", "p04"):

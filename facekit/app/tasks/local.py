@@ -26,7 +26,7 @@ from facekit.app.tasks.collection_stream import CollectionStream, StreamSettings
 from facekit.app.tasks.acceptance import accept_run
 from facekit.app.tasks.idle import say_nothing_to_do
 from facekit.app.tasks.planning import build_stages, face_encoder, gpu_plan, identity_filter
-from facekit.app.tasks.source_run import execute, plan_run, report
+from facekit.app.tasks.source_run import execute, plan_run, refuse_nothing_read, report
 from facekit.app.tasks.source_step import report_collection, run_source_step
 from facekit.app.tasks.sources import RunSources
 from facekit.app.tasks.listing import ListedAhead
@@ -170,6 +170,8 @@ def _run_source(cfg: DictConfig, registry: PluginRegistry | None, stages: FaceSt
             report(plan, summary, ledger)
             progress.frame_done(number, summary.frames)
             progress.busy_s += summary.seconds
+            if sources.alone:
+                refuse_nothing_read(plan, summary)
 
         return closing
 

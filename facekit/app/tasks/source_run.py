@@ -188,6 +188,15 @@ def report(plan: RunPlan, summary: RunSummary, ledger: SourceLedger) -> None:
         log.warning("%d file(s) skipped: %s", summary.skipped, ", ".join(islice(plan.source.skipped, 10)))
 
 
+def refuse_nothing_read(plan: RunPlan, summary: RunSummary) -> None:
+    """A folder given alone of which no file could be read (each skipped, named in a warning)
+    fails, exit 2, as a photo given alone does and as a collection that processed no source:
+    a run that read nothing is no success. One with frames done before is not refused."""
+    if plan.source.kind != "video" and summary.skipped and not summary.frames and not summary.resumed:
+        raise FacekitError(f"input {str(plan.cfg.input)!r}: none of its {summary.skipped} image file(s) could be read "
+                           "(each is named above)")
+
+
 def _replay_stage(stages: FaceStages, cached: dict[str, dict[str, Any]]) -> Stage:
     """The model stages' results from the analysis cache, re-cropped at this job's size: no
     model runs."""
