@@ -333,8 +333,15 @@ def _entries_breadth_first(root: Path, excluded: Path | None, recursive: bool) -
 
 
 def holds_output(folder: Path) -> bool:
-    """Whether ``folder`` holds facekit's output (``OUTPUT_MARKERS``)."""
-    return any((folder / marker).is_file() for marker in OUTPUT_MARKERS)
+    """Whether ``folder`` holds facekit's output (``OUTPUT_MARKERS``). A folder this user cannot
+    search holds none as far as it can tell: reading it fails later, named as such."""
+    for marker in OUTPUT_MARKERS:
+        try:
+            if (folder / marker).is_file():
+                return True
+        except OSError:  # permission denied: Path.is_file raises for all but a missing file
+            return False
+    return False
 
 
 class _FakeEntry:
