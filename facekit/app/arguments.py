@@ -60,6 +60,21 @@ def check_arguments(argv: Sequence[str]) -> None:
                           f"write {_as_keys(words)}")
 
 
+#: What Hydra's ``--shell-completion`` does, one of them written after it (``install=bash``).
+_COMPLETION_WORDS = ("install=", "uninstall=", "query=")
+
+
+def check_flag_pairs(argv: Sequence[str]) -> None:
+    """The flags Hydra takes only with another (it raises a bare ValueError, a traceback to a user)."""
+    given = set(argv)
+    if given & {"--resolve"} and not given & {"-c", "--cfg", "-h", "--help"}:
+        raise ConfigError("--resolve goes with --cfg or --help: facekit --cfg job --resolve [key=value ...] "
+                          "prints the config a command composes, interpolations resolved")
+    if given & SHELL_COMPLETION and not any(arg.startswith(_COMPLETION_WORDS) for arg in argv):
+        raise ConfigError("--shell-completion needs what to do: facekit --shell-completion install=bash "
+                          "(or uninstall=bash, or query='facekit ...')")
+
+
 def _check_flag(arg: str, following: str | None) -> None:
     flag, has_value, value = arg.partition("=")
     if flag in HYDRA_FLAGS:

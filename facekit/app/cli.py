@@ -12,7 +12,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
 from facekit import __version__
-from facekit.app.arguments import SHELL_COMPLETION, check_arguments
+from facekit.app.arguments import SHELL_COMPLETION, check_arguments, check_flag_pairs
 from facekit.app.help import packaged_options, register_help_resolver
 from facekit.app.keys import check_keys, group_choice, name_default_plugins
 from facekit.app.overrides import is_a_sweep, quote_overrides
@@ -42,6 +42,7 @@ def main() -> None:
     try:
         argv = executor_as_runner(argv)
         registry = default_registry()
+        check_flag_pairs(argv)
         if not SHELL_COMPLETION & set(argv):  # its words (install=bash, query=...) are Hydra's, not overrides
             check_arguments(argv)
             argv = name_default_plugins(argv)

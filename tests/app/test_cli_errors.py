@@ -315,3 +315,13 @@ def test_help_beside_a_mistyped_value_names_it_in_one_line(tmp_path: Path, typed
     """Hydra composes the overrides beside --help too, and a bad one ended in a traceback, exit 1."""
     assert says in one_line_error(run_facekit(typed, "--help", cwd=tmp_path))
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--resolve"], "--resolve goes with --cfg or --help"),
+    (["-sc"], "--shell-completion needs what to do: facekit --shell-completion install=bash"),
+    (["--shell-completion"], "--shell-completion needs what to do"),
+])
+def test_a_hydra_flag_that_needs_another_is_one_line_not_a_traceback(tmp_path: Path, args: list[str],
+                                                                     says: str) -> None:
+    assert says in one_line_error(run_facekit(*args, cwd=tmp_path))
