@@ -3,6 +3,7 @@
 ``mask.import`` of edited masks, and the mistakes each refuses."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -246,12 +247,19 @@ def test_the_mesh_mask_comes_from_the_outline_the_facemesh_aligner_records(tmp_p
     (["output.masks=[components]", "output.mask_size=0"], "output.mask_size must be a whole number of pixels from 1 to 8192, got 0"),
     (["output.masks=[components]", "output.mask_size=99999"], "output.mask_size must be a whole number of pixels from 1 to 8192, got 99999"),
     (["output.masks=[components,components]"], "names a mask twice"),
-], ids=["unknown masker", "alpha without masks", "unknown format", "zero size", "oversized", "twice"])
+    pytest.param(["output.masks=[mesh]", "+aligner=dlib"],
+                 "masker 'mesh' draws the face outline an aligner traces, and aligner 'dlib' traces none: "
+                 "extract with +aligner=facemesh",
+                 marks=pytest.mark.skipif(importlib.util.find_spec("facekit_dlib") is None,
+                                          reason="an aligner that traces no outline: the dlib plugin is not installed")),
+], ids=["unknown masker", "alpha without masks", "unknown format", "zero size", "oversized", "twice",
+        "mesh without an outline"])
 def test_a_wrong_mask_setting_stops_extraction_with_one_line(tmp_path: Path, args: list[str], says: str) -> None:
     result = run_facekit(f"input={require_data() / 'images' / 'scenes' / 'biden.jpg'}", f"output={tmp_path / 'o'}",
                          *args, cwd=tmp_path)
     assert result.returncode == 2 and says in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not (tmp_path / "o").exists()  # refused before the run: no lock, no .hydra/, no log
 
 
 def test_task_mask_refuses_a_folder_without_alignments_and_a_request_without_masks(added_later: Path,

@@ -60,10 +60,24 @@ def build_stages(cfg: DictConfig, registry: PluginRegistry, with_identity: bool 
     identity plugin only when a filter or ``output.embeddings`` needs embeddings (or
     ``with_identity``: curation embeds face files)."""
     store = ModelStore(registry.models, cache_dir=cache_root(cfg), offline=bool(cfg.models.offline))
-    return FaceStages(_load(cfg, registry, store, "detector"), _load(cfg, registry, store, "aligner"),
-                      _load(cfg, registry, store, "identity") if with_identity or identity_is_needed(cfg) else None,
-                      size=cfg.output.size, padding=cfg.output.padding, centering=str(cfg.output.centering),
-                      masks=mask_maker(cfg, registry, store))
+    stages = FaceStages(_load(cfg, registry, store, "detector"), _load(cfg, registry, store, "aligner"),
+                        _load(cfg, registry, store, "identity") if with_identity or identity_is_needed(cfg) else None,
+                        size=cfg.output.size, padding=cfg.output.padding, centering=str(cfg.output.centering),
+                        masks=mask_maker(cfg, registry, store))
+    _check_outline(stages)
+    return stages
+
+
+def _check_outline(stages: FaceStages) -> None:
+    """A masker that draws the face's outline (``mesh``) needs an aligner that traces one: refused
+    before the run, not on its first frame. Only then is the aligner built here to ask it."""
+    if stages.masks is None or not stages.masks.needs_outline:
+        return
+    if not hasattr(stages.aligner.model, "align_outlined"):
+        needing = [p.spec.name for p in stages.masks.plugins if "outline" in p.spec.needs]
+        raise ConfigError(f"masker {needing[0]!r} draws the face outline an aligner traces, and aligner "
+                          f"{stages.aligner.spec.name!r} traces none: extract with +aligner=facemesh (the default), "
+                          "or name another masker in output.masks")
 
 
 def cache_root(cfg: DictConfig) -> Path:
