@@ -93,8 +93,14 @@ def _typeable(there: dict[str, Any], here: dict[str, Any]) -> tuple[dict[str, An
     only one side has (``+identity: unset there, "sface" now`` says it; its backend and threads
     beside it were noise, named though the user only added output.embeddings=true)."""
     alone = {key[1:] for key in there.keys() ^ here.keys() if key.startswith("+")}
+    # a filter on one side only is named by its photos: the threshold beside them is the identity
+    # plugin's default, which came with the filter, not a setting the user typed
+    filters = [any(key.startswith("filter.") for key in side) for side in (there, here)]
+    filter_alone = filters[0] != filters[1]
 
     def kept(key: str) -> bool:
+        if filter_alone and key.startswith("filter.") and key not in ("filter.refs", "filter.nrefs"):
+            return False
         return key not in _DERIVED and key.split(".", 1)[0] not in alone
 
     return ({key: value for key, value in there.items() if kept(key)},
@@ -159,4 +165,6 @@ def _group(value: Any) -> bool:
 
 
 def _shown(value: Any) -> str:
+    if is_digest_list(value):  # reference photos are kept by content: their count is what can be said
+        return f"{len(value)} reference photo(s)"
     return "unset" if value is _UNSET else json.dumps(value, ensure_ascii=False)

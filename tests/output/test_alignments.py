@@ -454,13 +454,19 @@ def test_a_fingerprint_refusal_names_each_setting_as_the_command_does() -> None:
     assert fingerprint_differences(sampled, before) == "sample.end: 2.0 there, unset now"
     assert fingerprint_differences(before, {**before, "plugins": {"detector": {"name": "mtcnn", "config": {}}}}) == \
         '+detector: "yunet" there, "mtcnn" now; detector.score_threshold: 0.6 there, unset now'
-    # a filter added: its plugin by name, not its options; nor the metric and empty nrefs no command sets
+    # a filter added: its plugin by name, not its options; its photos, not the threshold that came
+    # with them (the plugin's default), the metric or the empty nrefs no command sets
     sface = {"name": "sface", "config": {"backend": "litert", "num_threads": 1}}
     filtered = {**before, "plugins": {**plugins, "identity": sface},
                 "filter": {"refs": ["/a.jpg"], "nrefs": [], "threshold": 0.637, "metric": "cosine"}}
     assert fingerprint_differences(before, filtered) == (
-        '+identity: unset there, "sface" now; filter.refs: unset there, ["/a.jpg"] now; '
-        "filter.threshold: unset there, 0.637 now")
+        '+identity: unset there, "sface" now; filter.refs: unset there, ["/a.jpg"] now')
+    # reference photos kept by their content are counted, never shown as digests no one typed
+    by_content = {**filtered, "filter": {**filtered["filter"], "refs": ["sha256:" + "0" * 64, "sha256:" + "1" * 64]}}
+    assert fingerprint_differences(by_content, before) == (
+        '+identity: "sface" there, unset now; filter.refs: 2 reference photo(s) there, unset now')
+    assert fingerprint_differences(filtered, {**filtered, "filter": {**filtered["filter"], "threshold": 0.5}}) == \
+        "filter.threshold: 0.637 there, 0.5 now"
     # another video is named as the other input alone, not also as one replaced under its name
     one, other = {**before, "source": "1f2e"}, {**before, "input": "/w.mp4", "source": "3c4d"}
     assert fingerprint_differences(one, other) == 'input: "/v.mp4" there, "/w.mp4" now'
