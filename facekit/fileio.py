@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import secrets
 from pathlib import Path
 
 _CHUNK = 1 << 20
+_TEMP_HEX = 16  # hex digits in a temporary file's name: .<name>.<hex>.tmp
+_TEMPORARY = re.compile(rf"^\..+\.[0-9a-f]{{{_TEMP_HEX}}}\.tmp$")
 
 
 def atomic_write_bytes(path: Path, data: bytes, durable: bool = False) -> None:
@@ -15,7 +18,7 @@ def atomic_write_bytes(path: Path, data: bytes, durable: bool = False) -> None:
     The temporary file is made with ``open(..., "xb")``, not ``mkstemp``: files get the mode
     the umask gives (0644 usually), not mkstemp's 0600, which left face crops unreadable to
     anyone but their writer."""
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(_TEMP_HEX // 2)}.tmp"
     try:
         with open(tmp, "xb") as handle:
             handle.write(data)
@@ -45,3 +48,19 @@ def file_sha256(path: Path) -> str:
         while chunk := f.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def remove_left_temporaries(folder: Path) -> int:
+    """Removes the temporary files ``atomic_write_bytes`` left in ``folder`` (not below it) when
+    its process was killed mid-write (each up to a whole face file): call it only while no other
+    writer can be writing there (the output's lock held). How many it removed."""
+    removed = 0
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    for entry in entries:
+        if _TEMPORARY.match(entry.name) and entry.is_file(follow_symlinks=False):
+            Path(entry.path).unlink(missing_ok=True)
+            removed += 1
+    return removed

@@ -10,13 +10,15 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from facekit.errors import OutputError
+from facekit.fileio import remove_left_temporaries
 from facekit.ledger.lock import exclusive_output
 from facekit.ledger.photos import last_written_ns, photos_to_redo, remove_face_files
 from facekit.ledger.rejects import RejectCounts
 from facekit.ledger.summary import SourceSummary
 from facekit.ledger.verify import Verify, frames_to_redo
 from facekit.output.alignments import ALIGNMENTS_FILE, VIDEO_ENDED_AT, AlignmentsWriter
-from facekit.output.face_files import FaceWriter
+from facekit.output.face_files import REJECTED, FaceWriter
+from facekit.output.mask_files import MASK_FOLDER
 from facekit.records import FrameRecord
 
 log = logging.getLogger("facekit")
@@ -60,6 +62,7 @@ class SourceLedger:
                               f"({'size or bytes' if verify == Verify.full else 'size'}); they are done again")
             self.alignments.redo(redo)
         self._stale: list[str] = []  # face files of frames done again, removed on the first write
+        self._first_write = True
         if photos is not None and recorded:
             self._mark_replaced(photos_to_redo(folder, recorded, photos, written_ns, self.found.append))
         self.done = frozenset(self.alignments.done_frames())
@@ -107,6 +110,9 @@ class SourceLedger:
     def write(self, record: FrameRecord) -> None:
         """A finished frame's face files, then its journal line: a frame is journaled only once
         its files are there, so a resumed run never lacks a file its alignments name."""
+        if self._first_write:  # a refused run writes nothing, so removes nothing either
+            self._first_write = False
+            _remove_killed_writes(self.folder)
         if self._stale:
             self._remove_stale()
         files = [self.folder / relative for relative in record.pending]
@@ -142,6 +148,15 @@ class SourceLedger:
     def write_summary(self) -> None:
         self.summary.rejected = self.rejects.as_dict()
         self.summary.write(self.folder)
+
+
+def _remove_killed_writes(folder: Path) -> None:
+    """The temporary files a run killed mid-write left (a face file, a mask, a debug frame), in the
+    source's folder and the folders it writes below it: with the lock held, none is this run's."""
+    below = [folder / REJECTED, folder / "debug", *sorted((folder / MASK_FOLDER).glob("*/"))]
+    removed = sum(remove_left_temporaries(place) for place in (folder, *below))
+    if removed:
+        log.info("%s: removed %d temporary file(s) a stopped run left", folder, removed)
 
 
 def counted(alignments: Path) -> tuple[int, int]:

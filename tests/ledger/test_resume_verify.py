@@ -106,3 +106,27 @@ def test_verify_full_reopens_a_collections_done_sources_and_remakes_a_lost_face_
     assert full.returncode == 0, full.stderr
     assert "1 finished frame(s) have a face file that is missing or damaged" in " ".join(full.stderr.split())
     assert file_hashes(tmp_path / "out", "*/*.png") == kept
+
+
+def test_a_rerun_that_writes_removes_the_temporary_files_a_killed_run_left_and_a_refused_one_keeps_them(
+        uninterrupted: Path, tmp_path: Path) -> None:
+    """``kill -9`` mid-write leaves ``.<face file>.<hex>.tmp`` (up to a whole face file each):
+    the next run that writes there removes them, in the folder and the ones it writes below it;
+    a rerun refused for its settings writes nothing, so it removes nothing either."""
+    out = tmp_path / "out"
+    shutil.copytree(uninterrupted, out)
+    left = [out / ".faceswap_test_000012_0.png.0123456789abcdef.tmp",
+            out / "rejected" / ".faceswap_test_000013_0.png.fedcba9876543210.tmp",
+            out / "masks" / "components" / ".faceswap_test_000012_0.png.00000000ffffffff.tmp"]
+    for path in left:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"half a PNG")
+    mine = out / ".notes.txt.tmp"  # not one of facekit's: kept
+    mine.write_text("mine")
+    refused = run_facekit(f"input={DATA / 'video' / CLIP}", f"output={out}", "output.size=128", cwd=tmp_path)
+    assert refused.returncode == 2 and all(path.exists() for path in left), refused.stderr
+    _damage(out, "deleted")
+    again = run_facekit(f"input={DATA / 'video' / CLIP}", f"output={out}", "runner.progress=false", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert not any(path.exists() for path in left) and mine.exists()
+    assert "removed 3 temporary file(s) a stopped run left" in again.stderr, again.stderr
