@@ -63,6 +63,8 @@ class SourceLedger:
             self.alignments.redo(redo)
         self._stale: list[str] = []  # face files of frames done again, removed on the first write
         self._first_write = True
+        self._replaced: set[str] = set()  # frames done again because what they came from changed
+        self._rewritten: set[str] = set()  # frames this run wrote
         if photos is not None and recorded:
             self._mark_replaced(photos_to_redo(folder, recorded, photos, written_ns, self.found.append))
         self.done = frozenset(self.alignments.done_frames())
@@ -93,6 +95,7 @@ class SourceLedger:
         no longer be newer than the journal)."""
         if not names:
             return
+        self._replaced |= names
         self._stale += [face["crop"] for name, entry in self.alignments.done_entries() if name in names
                         for face in entry.get("faces", []) if face.get("crop")]
         self.alignments.redo(names)
@@ -101,10 +104,18 @@ class SourceLedger:
         remove_face_files(self.folder, self._stale)
         self._stale = []
 
+    def _forget_unwritten(self) -> None:
+        """A replaced frame whose face files went with this run's first write and that this run
+        did not write again (its photo no longer decodes, or the run stopped first) leaves the
+        alignments file with its entry, which would name files no longer there."""
+        if not self._first_write:
+            self.alignments.forget(self._replaced - self._rewritten)
+
     def __enter__(self) -> SourceLedger:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
+        self._forget_unwritten()
         self._held.__exit__(*exc_info)  # the error too: a run that failed before its first frame leaves no file
 
     def write(self, record: FrameRecord) -> None:
@@ -119,6 +130,7 @@ class SourceLedger:
         try:
             self.writer.write(record)
             self.alignments.write(record)
+            self._rewritten.add(record.frame.name)
         except OSError as exc:  # a full disk, a folder removed or made read-only mid-run
             for path in files:  # no face file without its journal line: the frame is done again
                 path.unlink(missing_ok=True)
@@ -143,6 +155,7 @@ class SourceLedger:
 
     def close(self) -> None:
         """Folds the journal into ``alignments.json`` and frees the folder's lock."""
+        self._forget_unwritten()
         self._held.close()
 
     def write_summary(self) -> None:

@@ -311,6 +311,7 @@ class AlignmentsWriter:
         self.meta = json.loads(json.dumps(meta))  # as it will read back: tuples become lists
         self.sync_every = sync_every
         self._done: set[str] = set()
+        self._forgotten: set[str] = set()  # left out of the fold (``forget``)
         self._earlier: _EarlierFile | None = None  # the file a rerun extends, read a line at a time
         self._pass_from: int | None = None  # where a pass that writes every frame in order began (``rewrite_in_order``)
         self._unsynced = 0
@@ -354,6 +355,15 @@ class AlignmentsWriter:
         """Frames to be written again (their face files are gone or damaged): their next entry,
         appended to the journal, replaces the earlier one when the file is folded."""
         self._done -= names
+
+    def forget(self, names: set[str]) -> None:
+        """Frames the fold leaves out: an earlier entry whose face files are gone and that this run
+        did not write again (its photo replaced by one that no longer decodes). A run stopped
+        before it folds keeps them, and the next one finds their face files missing."""
+        if names:
+            self._forgotten |= names
+            self._done -= names
+            self._journaled = True  # the fold has work: the file changes
 
     def write(self, record: FrameRecord) -> None:
         """Append one finished frame to the journal (flushed now, fsynced every ``sync_every``)."""
@@ -542,7 +552,8 @@ class AlignmentsWriter:
         _write_atomically(self.path, self._dump)
 
     def _dump(self, out: TextIO) -> None:
-        _dump_document(out, self._header(), self._frames())
+        _dump_document(out, self._header(), ((name, frame) for name, frame in self._frames()
+                                             if name not in self._forgotten))
 
 
 class _OtherLayout(Exception):

@@ -225,3 +225,28 @@ def test_a_photo_replaced_since_is_done_again_and_the_output_is_a_new_runs_of_th
     fresh_out = fresh / "people" if collection else fresh
     assert _frames_and_faces(folder_out) == _frames_and_faces(fresh_out)
     assert sorted(p.name for p in folder_out.glob("*.png")) == sorted(p.name for p in fresh_out.glob("*.png"))
+
+
+def test_a_photo_replaced_by_one_that_no_longer_decodes_leaves_no_entry_naming_its_removed_face_files(
+        tmp_path: Path) -> None:
+    """Its face files go with the rerun's first write; its entry went on naming them, and every
+    later rerun warned of missing files it never mended. Now the entry goes too, as a new run of
+    the folder would have none."""
+    require_data()
+    photos = tmp_path / "in"
+    photos.mkdir()
+    for name in ("obama.jpg", "biden.jpg", "two_people.jpg"):
+        (photos / name).write_bytes((SCENES / name).read_bytes())
+    args = ["input=in", "output=out", "runner.progress=false"]
+    assert run_facekit(*args, cwd=tmp_path).returncode == 0
+    (photos / "two_people.jpg").write_bytes(b"not a JPEG any more")
+    (tmp_path / "out" / "biden_0.png").unlink()  # a frame to do: the rerun writes
+    again = run_facekit(*args, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    frames = load_json(tmp_path / "out" / "alignments.json")["frames"]
+    assert sorted(frames) == ["biden", "obama"], sorted(frames)
+    named = {face["crop"] for frame in frames.values() for face in frame["faces"]}
+    assert named == {p.name for p in (tmp_path / "out").glob("*.png")}  # every file named is there, and only those
+    quiet = run_facekit(*args, cwd=tmp_path)
+    assert quiet.returncode == 0 and "missing" not in quiet.stderr, quiet.stderr
+
