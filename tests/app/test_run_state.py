@@ -250,3 +250,17 @@ def test_a_photo_replaced_by_one_that_no_longer_decodes_leaves_no_entry_naming_i
     quiet = run_facekit(*args, cwd=tmp_path)
     assert quiet.returncode == 0 and "missing" not in quiet.stderr, quiet.stderr
 
+
+
+def test_a_video_given_by_another_name_for_the_same_file_is_refused_not_extracted_again_beside_its_frames(
+        tmp_path: Path) -> None:
+    """Its frames are named by the name given: a link to the video resumed its output and wrote
+    every frame again as link_*, the alignments file holding each face twice."""
+    require_data()
+    (tmp_path / "link.mp4").symlink_to(DATA / "video" / CLIP)
+    args = ["output=out", "sample.every_n=10", "runner.progress=false"]
+    assert run_facekit(f"input={DATA / 'video' / CLIP}", *args, cwd=tmp_path).returncode == 0
+    before = snapshot(tmp_path / "out")
+    _refused(run_facekit("input=link.mp4", *args, cwd=tmp_path),
+             f"holds the frames of {CLIP!r}, and 'link.mp4' is the same file under another name")
+    assert snapshot(tmp_path / "out") == before

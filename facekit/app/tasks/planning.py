@@ -147,7 +147,24 @@ def source_ledger(cfg: DictConfig, output: Path, meta: dict[str, Any],
     if refusal is not None and (frames is None or not frames.all_done(ledger.done)):
         with ledger:
             raise FacekitError(refusal)
+    if (renamed := _named_anew(output, ledger.alignments.earlier_meta, meta, frames)) is not None:
+        with ledger:
+            raise FacekitError(renamed)
     ledger.say_what_resumes()
     return ledger
+
+
+def _named_anew(output: Path, earlier: dict[str, Any], meta: dict[str, Any], frames: FrameSource | None) -> str | None:
+    """Why a video or photo given under another name than the one its output was made from
+    (a link, a copy named anew) cannot resume it, though the settings' fingerprint finds the
+    same file: its frames are named by the name given, so every frame would be done again under
+    new names beside the old ones."""
+    if frames is None or frames.kind not in ("video", "image") or not earlier.get("input"):
+        return None
+    before, now = Path(str(earlier["input"])).name, Path(str(meta.get("input", ""))).name
+    if before == now:
+        return None
+    return (f"{output} holds the frames of {before!r}, and {now!r} is the same file under another name, whose frames "
+            f"would be named anew beside them: rerun with the file named {before!r}, or choose another output folder")
 
 
