@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import signal
 import sys
 from pathlib import Path
@@ -250,8 +251,32 @@ def composed(argv: Sequence[str]) -> DictConfig:
         raise ConfigError(_interpolation_error(exc)) from None
     except Exception as exc:  # Hydra and OmegaConf raise many types; all mean a bad override
         cause = f"\n{exc.__cause__}" if exc.__cause__ is not None else ""
-        raise ConfigError(one_line(f"{exc}{cause}") + _list_hint(argv)) from None
+        said = one_line(f"{exc}{cause}")
+        raise ConfigError((_wrong_type(said) or said) + _list_hint(argv)) from None
     return cfg
+
+
+#: OmegaConf's names for the types a key takes, as a user reads them.
+_TYPE_WORDS = {"Float": "a number", "Integer": "a whole number", "Boolean": "true or false"}
+_NOT_CONVERTED = re.compile(r"Error merging override (?P<key>[^=\s]+)=.*? Value '(?P<value>.*)' of type '\w+' "
+                            r"could not be converted to (?P<type>Float|Integer|Boolean)")
+_NOT_A_BOOL = re.compile(r"Error merging override (?P<key>[^=\s]+)=.*? Value '(?P<value>.*)' is not a valid bool")
+_NOT_A_GROUP_VALUE = re.compile(r"Error merging override (?P<key>[^=\s]+)=(?P<value>\S*) Invalid type assigned: "
+                                r"\w+ is not a subclass of \w+")
+
+
+def _wrong_type(message: str) -> str | None:
+    """OmegaConf's type errors in the words of the key: ``quality.max_yaw must be a number, got
+    'abc'``; ``quality is a group of keys``. None for any other message (shown as it is)."""
+    if match := _NOT_CONVERTED.search(message):
+        return f"{match['key']} must be {_TYPE_WORDS[match['type']]}, got {match['value']!r}"
+    if match := _NOT_A_BOOL.search(message):
+        return f"{match['key']} must be true or false, got {match['value']!r}"
+    if match := _NOT_A_GROUP_VALUE.search(message):
+        key = match["key"]
+        return (f"{key} is a group of keys, not a value ({match['value']!r}): set one of them, "
+                f"{key}.<key>=... (facekit --help lists them)")
+    return None
 
 
 def check_composes(argv: Sequence[str]) -> DictConfig | None:

@@ -131,11 +131,12 @@ def test_wrong_values_give_one_line_errors(tmp_path: Path, args: list[str], expe
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["output.size=abc"], "output.size=abc Value 'abc' of type 'str' could not be converted to Integer"),
-        (["runner.queue_size=x"], "runner.queue_size=x Value 'x' of type 'str' could not be converted to Integer"),
-        (["filter.save_rejected=maybe"], "filter.save_rejected=maybe Value 'maybe' is not a valid bool"),
-        (["output.save_every=1.5"], "output.save_every=1.5 Value '1.5' of type 'float' could not be converted to Integer"),
-        (["output.padding=wide"], "output.padding=wide Value 'wide' of type 'str' could not be converted to Float"),
+        (["output.size=abc"], "output.size must be a whole number, got 'abc'"),
+        (["runner.queue_size=x"], "runner.queue_size must be a whole number, got 'x'"),
+        (["filter.save_rejected=maybe"], "filter.save_rejected must be true or false, got 'maybe'"),
+        (["output.save_every=1.5"], "output.save_every must be a whole number, got '1.5'"),
+        (["output.padding=wide"], "output.padding must be a number, got 'wide'"),
+        (["quality=strict"], "quality is a group of keys, not a value ('strict'): set one of them, quality.<key>=..."),
         (["filter.refs=a.jpg"], "filter.refs=a.jpg Invalid value assigned: str is not a ListConfig"),
     ],
 )

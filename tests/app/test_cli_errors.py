@@ -310,7 +310,7 @@ def test_deleting_a_group_of_settings_is_refused_in_one_line_before_anything_is_
 
 
 @pytest.mark.parametrize(("typed", "says"), [("task=nope", "Invalid value 'nope', expected one of"),
-                                             ("output.size=abc", "Value 'abc' of type 'str' could not be converted")])
+                                             ("output.size=abc", "output.size must be a whole number, got 'abc'")])
 def test_help_beside_a_mistyped_value_names_it_in_one_line(tmp_path: Path, typed: str, says: str) -> None:
     """Hydra composes the overrides beside --help too, and a bad one ended in a traceback, exit 1."""
     assert says in one_line_error(run_facekit(typed, "--help", cwd=tmp_path))
