@@ -155,7 +155,12 @@ def _rate_picks(sampling: Sampling, times_ms: list[float] | None) -> set[int]:
     if low >= high:
         return set()
     origin = times[low] if sampling.start is None else sampling.start * 1000
-    step = 1000 / sampling.fps
+    # A step below the shortest gap between frames picks what that gap does (a moment nearest each
+    # frame): sample.fps=1e12 took a step per picosecond of the video.
+    gaps = [later - earlier for earlier, later in zip(times[low:high - 1], times[low + 1:high]) if later > earlier]
+    if not gaps:  # one moment in range: its frame (the earliest of any sharing it)
+        return {low}
+    step = max(1000 / sampling.fps, min(gaps))
     picks, k = set(), 0
     while (target := origin + k * step) <= times[high - 1]:
         index = _nearest(times, target, low, high)
@@ -213,7 +218,7 @@ def checked_sampling(every_n: Any = 1, fps: Any = None, start: Any = None, end: 
     sample, one in frames and one in time. Times are seconds or ``HH:MM:SS[.mmm]``."""
     if isinstance(every_n, bool) or not isinstance(every_n, int) or every_n < 1:
         raise ValueError(f"sample.every_n must be a whole number of frames, 1 or more (1: every frame), got {every_n!r}")
-    if fps is not None and (isinstance(fps, bool) or not isinstance(fps, (int, float)) or not fps > 0):
+    if fps is not None and (isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps < math.inf):
         raise ValueError(f"sample.fps must be a positive number of frames a second, got {fps!r}")
     if fps is not None and every_n != 1:
         raise ValueError(f"sample.every_n={every_n} and sample.fps={fps:g} both say how densely to sample; set one of them")

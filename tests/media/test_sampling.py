@@ -4,6 +4,7 @@ never converted to pixels, and that a rerun with other sampling is refused."""
 from __future__ import annotations
 
 import fractions
+import math
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +129,14 @@ def test_fps_above_the_video_rate_keeps_every_frame_once(vfr: Path) -> None:
     assert [number for number, _ in _read(vfr, Sampling(fps=1000))] == list(range(1, len(VFR_MS) + 1))
 
 
+def test_a_rate_far_above_the_video_rate_keeps_every_frame_once_without_a_step_a_moment(vfr: Path) -> None:
+    """1e12 a second asked for a moment each picosecond of the video (hours for one clip), and a
+    library caller's infinite rate for a moment each 0 ms, for ever."""
+    everything = list(range(1, len(VFR_MS) + 1))
+    assert [number for number, _ in _read(vfr, Sampling(fps=1e12))] == everything
+    assert [number for number, _ in _read(vfr, Sampling(fps=math.inf, start=0.05))] == everything[2:]
+
+
 def test_fps_counts_its_steady_times_from_start(vfr: Path) -> None:
     """From 0.15 s at 4 a second: 150, 400, 650 and 900 ms: the frames at 150, 400, 700 and 1000."""
     assert [number for number, _ in _read(vfr, Sampling(fps=4, start=0.15))] == [4, 7, 9, 10]
@@ -196,6 +205,7 @@ def test_sample_values_as_users_type_them(overrides: list[str], expected: Sampli
 @pytest.mark.parametrize(("overrides", "expected"), [
     (["sample.every_n=0"], "sample.every_n must be a whole number of frames, 1 or more"),
     (["sample.fps=0"], "sample.fps must be a positive number of frames a second, got 0.0"),
+    (["sample.fps=inf"], "sample.fps must be a positive number of frames a second, got inf"),
     (["sample.fps=2", "sample.every_n=5"], "sample.every_n=5 and sample.fps=2 both say how densely to sample; "
                                            "set one of them"),
     (["sample.start=soon"], "sample.start: 'soon' is not a time; give seconds (12.5) or HH:MM:SS[.mmm]"),
