@@ -203,10 +203,14 @@ def _csv(header: Sequence[str], rows: Sequence[Sequence[str]]) -> bytes:
 def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]], sweep_dir: Path) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    shown = Table(*header, title=f"sweep report: {sweep_dir}")
+    # as Text, never markup: a swept list ('[a.jpg],[b.jpg]') or a path in brackets is no style tag
+    shown = Table(title=Text(f"sweep report: {sweep_dir}"))
+    for name in header:
+        shown.add_column(Text(name))
     for row in rows:
-        shown.add_row(*row)
+        shown.add_row(*map(Text, row))
     console = Console()
     if not console.is_terminal:  # a pipe or a log: no screen to fit, so no header cut to "quality.min_s…"
         console.width = max(console.width, sum(max(map(len, column)) + 3 for column in zip(header, *rows)) + 1)

@@ -298,3 +298,15 @@ def test_a_quality_limit_has_its_rejects_column_even_where_no_job_dropped_a_face
                       limited={"sharpness"}) for n, v in enumerate((20, 50))]
     header, rows = table(jobs, ["quality.min_sharpness"])
     assert header[-1] == "rejected_sharpness" and [row[-1] for row in rows] == ["0", "0"]
+
+
+def test_the_printed_report_shows_bracketed_values_as_they_are_not_as_style_tags(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A sweep over lists (``filter.refs=[a.jpg],[b.jpg]``) or into a path in brackets: rich
+    read '[/work/a.jpg]' as a closing tag, raised, and the plot and contact sheet were never
+    drawn; '[a.jpg]' vanished from the table as an unknown style."""
+    from facekit.sweep.report import _print_table
+
+    _print_table(["job", "filter.refs"], [["0", "[/work/a.jpg]"], ["1", "[b.jpg]"]], Path("out/[draft]"))
+    shown = capsys.readouterr().out
+    assert "[/work/a.jpg]" in shown and "[b.jpg]" in shown and "out/[draft]" in shown, shown

@@ -41,7 +41,7 @@ class CollectionProgress:
     @contextmanager
     def shown(self) -> Iterator[CollectionProgress]:
         bars = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[frames]}"),
-                        TimeRemainingColumn(), TextColumn("{task.fields[current]}"), console=STDERR,
+                        TimeRemainingColumn(), TextColumn("{task.fields[current]}", markup=False), console=STDERR,
                         disable=not self.enabled)
         self.started = time.perf_counter()
         with bars:
