@@ -310,3 +310,12 @@ def test_the_printed_report_shows_bracketed_values_as_they_are_not_as_style_tags
     _print_table(["job", "filter.refs"], [["0", "[/work/a.jpg]"], ["1", "[b.jpg]"]], Path("out/[draft]"))
     shown = capsys.readouterr().out
     assert "[/work/a.jpg]" in shown and "[b.jpg]" in shown and "out/[draft]" in shown, shown
+
+
+def test_a_threshold_rows_label_reads_as_the_threshold_was_typed() -> None:
+    """0.6371 and 0.6374 both read 't = 0.637' when rounded to three decimals."""
+    from facekit.sweep.swept import SETTINGS
+
+    threshold = SETTINGS["filter.threshold"]
+    assert [threshold.row_label(t, 0).splitlines()[0] for t in (0.6371, 0.6374, 0.3, 2.0)] == [
+        "t = 0.6371", "t = 0.6374", "t = 0.3", "t = 2"]
