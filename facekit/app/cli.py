@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import signal
 import sys
@@ -10,7 +11,7 @@ from typing import Callable, Sequence
 
 import hydra
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from facekit import __version__
 from facekit.app.arguments import SHELL_COMPLETION, check_arguments, check_flag_pairs
@@ -343,19 +344,42 @@ def check_sweep_values(argv: Sequence[str]) -> None:
     jobs = [(choice, [*first[:position], choice, *first[position + 1:]])
             for position, choices in enumerate(values) for choice in choices[1:]]
     jobs += [("first job", first)] if jobs else []  # last: a bad value is named before what every job shares
+    checked: set[str] = set()
     for named, job in jobs:
         try:
-            check_composes(job)
-        except ConfigError as exc:
+            _check_job(job, checked)
+        except FacekitError as exc:
             if named != "first job" and _fails_with(first, str(exc)):  # a setting every job shares, not the value
                 raise
             raise ConfigError(f"the sweep's {named}: {exc}") from None
 
 
+def _check_job(overrides: list[str], checked: set[str]) -> None:
+    """A sweep's job checked as a plain run is before it writes: its settings, and what it
+    would otherwise find only once it ran, after the jobs before it: its plugins' weights and
+    its reference photos (each read, its face found), once per distinct set of them."""
+    cfg = check_composes(overrides)
+    if cfg is None or cfg.task != "extract":
+        return
+    loads = {key: OmegaConf.to_container(cfg[key], resolve=True) if isinstance(cfg[key], DictConfig) else cfg[key]
+             for key in ("detector", "aligner", "identity", "default_plugins", "models")}
+    loads["refs"], loads["nrefs"] = list(cfg.filter.refs), list(cfg.filter.nrefs)
+    key = json.dumps(loads, sort_keys=True, default=str)
+    if key in checked:
+        return
+    checked.add(key)
+    from facekit.app.tasks.planning import build_stages, identity_filter
+    from facekit.plugin.loading import ensure_all_weights
+
+    stages = build_stages(cfg, default_registry())
+    ensure_all_weights(stages.plugins())
+    identity_filter(cfg, stages, None, None)
+
+
 def _fails_with(overrides: list[str], message: str) -> bool:
-    """Whether composing and checking ``overrides`` fails with ``message``."""
+    """Whether checking ``overrides`` as a sweep's job fails with ``message``."""
     try:
-        check_composes(overrides)
+        _check_job(overrides, set())
     except FacekitError as exc:
         return str(exc) == message
     return False

@@ -19,6 +19,9 @@ BAD_VALUES = [
     (["task=curate", "curate.dedupe=0.05,5"], "the sweep's curate.dedupe=5: curate.dedupe is a cosine distance"),
     ([f"filter.refs=[{SCENES / 'obama.jpg'}],[/nowhere/nope.jpg]"],
      "the sweep's filter.refs=[/nowhere/nope.jpg]: reference photo '/nowhere/nope.jpg' does not exist"),
+    # found only once a job ran, after the jobs before it: weights not here (and a faceless reference, below)
+    ([f"filter.refs=[{SCENES / 'obama.jpg'}]", "+identity=sface,vgg-face"],
+     "the sweep's +identity=vgg-face: model 'vgg-face-v1': vgg_face_v1.caffemodel is not here"),
     (["hydra/launcher=bogus", "quality.max_yaw=10,30"],  # a launcher that does not exist: Hydra's search path, exit 1
      "Could not find 'hydra/launcher/bogus' Available options in 'hydra/launcher': basic"),
 ]
@@ -43,3 +46,22 @@ def test_a_sweep_of_task_plugins_is_refused_before_it_makes_a_folder(tmp_path: P
     assert result.returncode == 2 and "task=plugins lists the plugins; it takes no -m" in result.stderr
     assert list(tmp_path.iterdir()) == []
 
+
+
+def test_a_sweep_refuses_a_reference_without_a_face_before_its_first_job_runs(tmp_path: Path) -> None:
+    """A plain run refuses it before reading its input; a sweep ran the jobs before it, then
+    failed, leaving them without a report."""
+    require_data()
+    import cv2
+    import numpy as np
+
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    cv2.imwrite(str(refs / "grey.jpg"), np.full((300, 300, 3), 128, np.uint8))
+    result = run_facekit("-m", f"input={SCENES / 'two_people.jpg'}", "output=faces", "runner.progress=false",
+                         f"filter.refs=[{SCENES / 'obama.jpg'}],[{refs / 'grey.jpg'}]", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert result.stderr.strip().splitlines() == [
+        f"facekit: error: the sweep's filter.refs=[{refs / 'grey.jpg'}]: no face found in reference photo "
+        f"'{refs / 'grey.jpg'}'"], result.stderr[-3000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["refs"]
