@@ -170,10 +170,22 @@ class FrameSource:
             of = f" of {self.frame_count}" if self.frame_count else ""  # some containers give no count
             self._warn_once(f"{self.path}: {damaged} damaged stretch(es) passed over; decoded {number}{of} "
                             "frames, numbered in decoding order")
-        elif number < self.frame_count and not ended:
+        elif number < self.frame_count and not ended and not self._count_was_an_estimate(number):
             self.ended_early_at = number
             self._warn_once(f"{self.path} ended after {number} of {self.frame_count} frames: the file is "
                             "truncated or damaged")
+
+    def _count_was_an_estimate(self, decoded: int) -> bool:
+        """Whether a video that ended before its header's frame count holds no more frames than
+        were decoded: Matroska and WebM headers give no count, and OpenCV estimates one from the
+        duration and the average rate, far off for a variable rate (60 frames read as 108). The
+        packets, read without decoding, tell; only then is the file called truncated."""
+        times, stopped = stream_times_ms(self.path)
+        if stopped is not None or not times or len(times) > decoded:
+            return False
+        lasts_s = _container_duration_s(self.path)  # a file cut short keeps its header's duration
+        step_s = (times[-1] - times[0]) / 1000 / max(1, len(times) - 1)
+        return lasts_s is None or times[-1] / 1000 + 2 * step_s + 0.1 >= lasts_s
 
     def _picker(self) -> FramePicker | None:
         """A fresh picker for one read of a sampled video; None when every frame is read. The
@@ -491,6 +503,17 @@ def _opencv_path(path: Path) -> Iterator[str]:
         link = Path(folder) / f"video{path.suffix.encode('ascii', 'replace').decode('ascii')}"
         link.symlink_to(path.resolve())
         yield str(link)
+
+
+def _container_duration_s(path: Path) -> float | None:
+    """The duration the container's header gives, in seconds (None: it gives none)."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            return None if container.duration is None else container.duration / av.time_base
+    except av.error.FFmpegError:
+        return None
 
 
 def _video_header(path: Path) -> tuple[int, float]:

@@ -294,3 +294,31 @@ def test_a_rerun_with_other_sampling_is_refused_and_the_same_resumes(tmp_path: P
     assert unsampled.returncode != 0 and "sample.every_n: 5 there, 1 now" in unsampled.stderr, unsampled.stderr
     again = Run(out, "sample.every_n=5", *stretch)
     assert "nothing to do: 6 frames already done" in again.stderr and again.frames == first.frames
+
+
+def test_a_whole_variable_rate_matroska_video_is_not_called_truncated_and_one_cut_short_is(tmp_path: Path) -> None:
+    """Matroska gives no frame count: OpenCV's estimate from the duration and the average rate
+    called a whole variable-rate file truncated (60 frames against 108). The packets tell."""
+    import av
+
+    times = [100 * i for i in range(30)] + [3000 + 20 * i for i in range(30)]
+    whole = tmp_path / "whole.mkv"
+    noise = np.random.default_rng(0)
+    with av.open(str(whole), "w") as container:  # noise, so a cut at 60% still holds whole frames before it
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+        stream.codec_context.time_base = fractions.Fraction(1, 1000)
+        for ms in times:
+            frame = av.VideoFrame.from_ndarray(noise.integers(0, 256, (120, 160, 3), np.uint8), format="bgr24")
+            frame.pts, frame.time_base = ms, fractions.Fraction(1, 1000)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    read = sources.open_input(whole)
+    assert read.frame_count > len(times)  # the estimate this is about
+    assert len(list(read.frames())) == len(times) and read.ended_early_at is None
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(data[: len(data) * 6 // 10])
+    short = sources.open_input(cut)
+    decoded = len(list(short.frames()))
+    assert 0 < decoded < len(times) and short.ended_early_at == decoded
