@@ -116,6 +116,17 @@ def test_a_collection_rerun_that_only_writes_out_defaults_resumes_and_a_refusal_
     assert snapshot(tmp_path / "out") == before
 
 
+def test_a_collection_sampled_from_a_time_resumes_with_the_time_typed_another_way(tmp_path: Path) -> None:
+    require_data()
+    (tmp_path / "tree").mkdir()
+    (tmp_path / "tree" / "clip.mp4").symlink_to(DATA / "video" / "faceswap_test.mp4")
+    (tmp_path / "tree" / "p01").symlink_to(DATA / "images" / "people" / "p01")
+    args = ["input=tree", "output=out", "runner.progress=false", "sample.every_n=30"]
+    assert run_facekit(*args, "sample.start=2.5", cwd=tmp_path).returncode == 0
+    again = run_facekit(*args, "sample.start=00:00:02.5", cwd=tmp_path)
+    assert again.returncode == 0 and "nothing to do" in again.stderr, again.stderr
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["single", "collection"])
 @pytest.mark.parametrize("why", ["missing weights", "missing reference", "unreadable reference"])

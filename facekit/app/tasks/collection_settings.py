@@ -16,6 +16,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from facekit.imaging.geometry import DEFAULT_PADDING
+from facekit.media.sampling import parse_time
 from facekit.output.reference_digests import references_by_content
 from facekit.plugin.registry import default_registry
 
@@ -57,7 +58,8 @@ def effective_settings(settings: Any) -> Any:
     ``collection.json`` holds them) with each plugin node the plugin the run uses and every one of
     its options (the default plugin where none was named, each option's default where unset),
     ``default_plugins`` folded into them, the identity plugin only where a filter or
-    ``output.embeddings`` runs it, and ``output.padding``'s default written out. A node whose
+    ``output.embeddings`` runs it, ``output.padding``'s default written out, and ``sample``'s
+    times in seconds however they were typed (``00:01:02.5`` is 62.5). A node whose
     plugin or options are unknown here is left as written."""
     if not isinstance(settings, dict):
         return settings
@@ -79,6 +81,12 @@ def effective_settings(settings: Any) -> Any:
     output = settings.get("output")
     if isinstance(output, dict) and output.get("padding") is None:
         output["padding"] = DEFAULT_PADDING
+    sample = settings.get("sample")
+    for key in ("start", "end") if isinstance(sample, dict) else ():
+        try:  # 0.2, "0.2" and "00:00:00.2" are one moment
+            sample[key] = parse_time(sample.get(key))
+        except ValueError:
+            continue
     return settings
 
 
