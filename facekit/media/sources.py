@@ -401,6 +401,8 @@ def open_input(path: str | Path, exclude: Path | None = None, sampling: Sampling
         raise FacekitError(f"input {str(source)!r} is {_not_a_file(source)}")
     if suffix in VIDEO_SUFFIXES:
         count, fps = _video_header(source)
+        if sampling is not None and sampling.start is not None:  # whichever runner opens it
+            _check_start_within(source, sampling.start, count / fps if fps > 0 else 0.0)
         return FrameSource(source, "video", [source], count, sampling=sampling or Sampling(), video_fps=fps)
     if suffix in IMAGE_SUFFIXES:
         return FrameSource(source, "image", [source], 1)
@@ -503,6 +505,17 @@ def _opencv_path(path: Path) -> Iterator[str]:
         link = Path(folder) / f"video{path.suffix.encode('ascii', 'replace').decode('ascii')}"
         link.symlink_to(path.resolve())
         yield str(link)
+
+
+def _check_start_within(path: Path, start_s: float, average_s: float) -> None:
+    """Refuses a ``sample.start`` after the video's last frame, by the frames' own times (read
+    from the packets, no frame decoded): the header's count over its average rate falls short of
+    a variable-rate video, and so may the container's duration (0.51 s for frames to 1.0 s)."""
+    times, _ = stream_times_ms(path)
+    last_s = times[-1] / 1000 if times else average_s
+    if last_s and start_s > last_s:  # a collection's other sources go on without it
+        length = max(last_s, _container_duration_s(path) or 0.0, average_s if not times else 0.0)
+        raise FacekitError(f"sample.start={start_s:g} s is past the end of {path} ({length:.3g} s long)")
 
 
 def _container_duration_s(path: Path) -> float | None:

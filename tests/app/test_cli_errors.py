@@ -143,6 +143,23 @@ def test_a_start_past_the_end_of_the_video_is_one_line_and_nothing_is_written(tm
     assert not (tmp_path / "faces" / "alignments.json").exists()
 
 
+@pytest.mark.parametrize("mode", ["parallel", "serial"])
+def test_a_collections_video_that_ends_before_sample_start_is_a_failed_source_whatever_the_runner(
+        tmp_path: Path, mode: str) -> None:
+    """The stream that runs a collection's sources in one pipeline marked it done with no frame;
+    a serial run, and the video alone, refuse it."""
+    data = require_data()
+    (tmp_path / "tree").mkdir()
+    (tmp_path / "tree" / "short.mp4").symlink_to(data / "video" / "faceswap_test.mp4")  # 18.2 s
+    (tmp_path / "tree" / "long.mp4").symlink_to(data / "video" / "short_hamilton_clip.mp4")  # 9.2 s: 30 fps
+    result = run_facekit("input=tree", "output=out", "sample.start=12", "sample.every_n=50", f"runner.mode={mode}",
+                         "runner.progress=false", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "source long.mp4 failed: sample.start=12 s is past the end of" in result.stderr, result.stderr
+    states = {entry["source"]: entry["state"] for entry in json.loads((tmp_path / "out" / "collection.json").read_text())["sources"]}
+    assert states == {"long.mp4": "failed", "short.mp4": "done"}, states
+
+
 #: Plugin options of the right type that no model can use: refused before the run writes anything.
 OUT_OF_RANGE = [
     (["detector.score_threshold=2"], "detector yunet: score_threshold must be between 0 and 1, got 2.0"),

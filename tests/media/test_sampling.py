@@ -18,7 +18,7 @@ from cli_helpers import file_hashes, load_json, run_facekit
 from conftest import DATA, SCENES, require_data
 from facekit.app.schema import SampleSchema, register_schema
 from facekit.app.tasks.settings import sampling
-from facekit.errors import ConfigError
+from facekit.errors import ConfigError, FacekitError
 from facekit.media import Sampling, open_input
 
 CLIP = DATA / "video" / "short_hamilton_clip.mp4"  # 275 frames at 29.97 a second
@@ -166,9 +166,12 @@ def test_sampled_frames_are_the_same_pixels_as_in_an_unsampled_read() -> None:
         np.testing.assert_array_equal(image, every[number])
 
 
-def test_a_stretch_after_the_video_ends_keeps_nothing_with_a_warning(vfr: Path, caplog) -> None:
-    assert _read(vfr, Sampling(start=5)) == []
-    assert "none of the 10 frame(s) read matches the sampling (from 5 s)" in caplog.text
+def test_a_start_after_the_video_ends_is_refused_by_its_own_length_not_the_average_rates(vfr: Path) -> None:
+    """10 frames over 1 s at an average 19.5 a second: 0.51 s by the header's rate. A start at 0.6 s
+    keeps the frames at 0.7 and 1.0 s; one at 5 s is refused before any frame is read."""
+    with pytest.raises(FacekitError, match=r"sample.start=5 s is past the end of .*vfr.mp4 \(1 s long\)"):
+        open_input(vfr, sampling=Sampling(start=5))
+    assert [number for number, _ in _read(vfr, Sampling(start=0.6), foretold=False)] == [9, 10]
 
 
 def test_images_ignore_sampling(data: Path) -> None:

@@ -75,9 +75,6 @@ def plan_run(cfg: DictConfig, registry: PluginRegistry | None, held: ExitStack, 
     quality = QualityFilter.from_config(cfg.get("quality"))  # its limits checked before any model loads
     chosen = sampling(cfg)
     source = open_input(input_value, exclude=output, sampling=chosen, in_collection=in_collection)
-    duration = source.frame_count / source.video_fps if source.kind == "video" and source.video_fps > 0 else 0.0
-    if chosen.start is not None and duration and chosen.start >= duration:  # a collection's other videos go on
-        raise FacekitError(f"sample.start={chosen.start:g} s is past the end of {source.path} ({duration:.1f} s long)")
     notes: list[str] = []
     if source.kind != "video" and chosen.active:
         notes.append(f"sample.* chooses a video's frames; {source.path} is not a video, so every image is read")
