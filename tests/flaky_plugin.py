@@ -31,11 +31,16 @@ class FlakyConfig:
     frame_sha1: str = ""
     how: str = "raise"  # raise | exit | kill | hang
     wait_for: str = ""  # a path: misbehave only once it exists (the run has got that far), or after 120 s
+    die_in_worker: bool = False  # killed while a worker process builds it, before the worker says it is ready
 
 
 class FlakyDetector:
     def __init__(self, config):
         self.config, self.calls = config, 0
+        import multiprocessing
+
+        if config.die_in_worker and multiprocessing.parent_process() is not None:
+            os.kill(os.getpid(), signal.SIGKILL)
 
     def detect(self, images):
         self.calls += 1

@@ -168,7 +168,11 @@ class WorkerPool(Stopping):
             while not worker.conn.poll(POLL_S):
                 if not worker.process.is_alive() or time.monotonic() > deadline:
                     raise StageError(f"a worker process could not start ({_how_it_ended(worker.process)})")
-            message = worker.conn.recv()
+            try:
+                message = worker.conn.recv()
+            except (EOFError, OSError):  # poll() is also true at the pipe's end: the worker died starting
+                worker.process.join(5.0)  # for its exit code
+                raise StageError(f"a worker process could not start ({_how_it_ended(worker.process)})") from None
             if message[0] != "ready":
                 raise StageError(message[2])
 

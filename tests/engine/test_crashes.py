@@ -59,3 +59,14 @@ def test_a_hung_plugin_still_stops_on_ctrl_c(tmp_path: Path, flaky_env: dict[str
     assert "interrupted" in stderr and "Traceback" not in stderr
     assert before == ["faceswap_test_000001", "faceswap_test_000002"]
     assert list(load_json(out / "alignments.json")["frames"]) == before
+
+
+def test_a_worker_process_that_dies_while_it_starts_ends_the_run_in_one_line(tmp_path: Path,
+                                                                             flaky_env: dict[str, str]) -> None:
+    """Its pipe's end reads as "ready to receive": the EOFError that followed was a traceback."""
+    require_data()
+    result = run_facekit("+detector=flaky", "detector.die_in_worker=true", f"input={VIDEO}", "output=faces",
+                         "runner.workers=2", "runner.progress=false", cwd=tmp_path, env=flaky_env, timeout=HANG_S)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    error = [line for line in result.stderr.splitlines() if line.startswith("facekit: error:")]
+    assert len(error) == 1 and "a worker process could not start (killed by SIGKILL)" in error[0], result.stderr
