@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from facekit.errors import ModelError, StageError
+from facekit.errors import ConfigError, ModelError, StageError
 from facekit.faces.quality import measure, measured_pose
 from facekit.imaging import geometry
 from facekit.imaging.centering import DEFAULT_CENTERING, centering_matrix, check_centering
@@ -227,8 +227,8 @@ def _stage_errors(spec: PluginSpec, records: Sequence[FrameRecord]) -> Iterator[
     """Turns a plugin's exception into a StageError naming the plugin and the frame."""
     try:
         yield
-    except (StageError, ModelError):  # a model that cannot be built is no frame's fault: its own message
-        raise
+    except (StageError, ModelError, ConfigError):  # a model that cannot be built, or an option its plugin
+        raise  # refuses when it builds it, is no frame's (nor reference photo's) fault: its own message
     except (Exception, SystemExit) as exc:  # whatever a plugin raises, the user needs plugin and frame
         frames = ", ".join(r.frame.name for r in records)
         plugin, cause = f"{spec.kind} {spec.name!r}", f"{type(exc).__name__}: {exc}"

@@ -168,6 +168,9 @@ OUT_OF_RANGE = [
     (["aligner.passes=0"], "aligner facemesh: passes must be 1 or more, got 0"),
     (["+detector=mtcnn", "detector.min_face_size=-3"], "detector mtcnn: min_face_size must be 1 or more, got -3"),
     (["+detector=blazeface", "detector.score_threshold=1.5"], "detector blazeface: score_threshold must be between 0 and 1"),
+    # refused when the plugin builds its model, for the reference photos: the option's fault, not the photo's
+    (["identity.backend=foo", f"filter.refs=[{SCENES / 'obama.jpg'}]"],
+     "facekit: error: identity sface: backend 'foo' is not one of: litert, opencv"),
 ]
 
 
