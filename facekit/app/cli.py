@@ -17,15 +17,12 @@ from facekit import __version__
 from facekit.app.arguments import SHELL_COMPLETION, check_arguments, check_flag_pairs
 from facekit.app.help import packaged_options, register_help_resolver
 from facekit.app.keys import check_keys, group_choice, name_default_plugins
-from facekit.app.overrides import is_a_sweep, quote_overrides
+from facekit.app.overrides import LIST_KEYS, is_a_sweep, quote_overrides
 from facekit.app.schema import register_schema
 from facekit.errors import ConfigError, FacekitError, interrupted_exit, stop_writing_to_a_closed_pipe
 from facekit.plugin.spec import PLUGIN_KINDS
 from facekit.plugin.registry import PluginRegistry, default_registry
 
-#: List keys, and an example of each as a list is written.
-_LIST_KEYS = {"filter.refs": "[a.jpg,b.jpg]", "filter.nrefs": "[a.jpg,b.jpg]", "collection.include": "[photos,clips/**]",
-              "collection.exclude": "[photos,clips/**]", "output.masks": "[components,extended]"}
 #: Hydra makes no output folder and writes no .hydra/ for a plain run: a task that writes no files
 #: (task=plugins) needs none, and an extract run writes its own once accepted, so a refused run
 #: leaves nothing behind (facekit/app/tasks/acceptance.py).
@@ -403,8 +400,8 @@ def _list_hint(argv: Sequence[str]) -> str:
     """For a list key given one word (``filter.refs=a.jpg``): how a list is written."""
     for arg in argv:
         key, _, value = arg.lstrip("+").partition("=")
-        if key in _LIST_KEYS and not value.startswith("["):
-            return f" ({key} is a list: '{key}={_LIST_KEYS[key]}')"
+        if key in LIST_KEYS and not value.startswith("["):
+            return f" ({key} is a list: '{key}={LIST_KEYS[key]}')"
     return ""
 
 

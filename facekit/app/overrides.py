@@ -48,6 +48,9 @@ def is_a_sweep(argv: Sequence[str]) -> bool:
 
 
 #: Keys whose value is one path: outside a sweep, a comma in it is part of the name.
+#: List keys, and an example of each as a list is written.
+LIST_KEYS = {"filter.refs": "[a.jpg,b.jpg]", "filter.nrefs": "[a.jpg,b.jpg]", "collection.include": "[photos,clips/**]",
+             "collection.exclude": "[photos,clips/**]", "output.masks": "[components,extended]"}
 PATH_KEYS = frozenset({"input", "output", "output.dir", "recrop.sources", "mask.import", "models.cache_dir"})
 
 
@@ -68,7 +71,11 @@ def quote_override(arg: str, sweeping: bool = True) -> str:
                           f"(facekit --help lists them)")
     quoted = f"{prefix}{key}=" + ",".join(_quote_element(element) for element in _split(value))
     if not _parses(quoted):
-        example = shell_quoted(f"{prefix}{key}={hydra_quoted(value.strip())}")
+        stripped = value.strip()
+        if key in LIST_KEYS and stripped.count("[") > stripped.count("]"):  # quoted, it would be a string
+            raise ConfigError(f"cannot read the override '{arg}': its list has no closing ']': "
+                              f"{shell_quoted(f'{prefix}{key}={stripped}]')}")
+        example = shell_quoted(f"{prefix}{key}={hydra_quoted(stripped)}")
         raise ConfigError(f"cannot read the override '{arg}': quote the value, e.g. {example}")
     return quoted
 

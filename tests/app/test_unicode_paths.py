@@ -74,6 +74,16 @@ def test_a_value_that_cannot_be_read_is_one_line_that_says_how_to_quote_it(home:
     assert not (home / "nowhere").exists()
 
 
+@pytest.mark.parametrize("key", ["filter.refs", "output.masks", "collection.exclude"])
+def test_a_list_left_open_is_named_for_its_missing_bracket_not_quoted_into_a_string(home: Path, key: str) -> None:
+    """Quoted as the path case says, '[a' is a string, which a list key then refuses."""
+    result = run_facekit("input=fötos", "output=nowhere", f"{key}=[a", cwd=home)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == f"facekit: error: cannot read the override '{key}=[a': its list has no closing ']': " \
+                                    f"\"{key}=[a]\""
+    assert not (home / "nowhere").exists()
+
+
 @pytest.mark.parametrize(
     ("arg", "expected"),
     [
