@@ -18,8 +18,11 @@ RUN_LOCK_FILE = ".facekit-run.lock"
 
 
 class RunFolder:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, leave_no_lock: bool = False) -> None:
+        """``leave_no_lock``: the folder is the user's, not an output of facekit's (``task=mask``
+        writes into an extraction's folders under it): the lock file goes when the run ends."""
         self.folder = folder
+        self._leave_no_lock = leave_no_lock
         self.accepted = False
         self._made: list[Path] = []  # folders this run created, outermost first
         self._lock: FileLock | None = None
@@ -57,6 +60,8 @@ class RunFolder:
             self._lock.release()
         if not self.accepted:
             self._undo()
+        elif self._leave_no_lock and not self._lock_was_there:
+            (self.folder / RUN_LOCK_FILE).unlink(missing_ok=True)
 
     def _undo(self) -> None:
         """Removes the lock file (unless an earlier run left it) and every folder this run made

@@ -329,3 +329,14 @@ def test_task_mask_given_an_output_folder_is_refused_rather_than_writing_in_plac
     assert result.returncode == 2 and "task=mask adds masks in place" in result.stderr.strip().splitlines()[-1]
     assert file_hashes(added_later, "*.png", "*.json", "masks/*/*.png") == before
     assert not (tmp_path / "masked").exists()
+
+
+def test_task_mask_on_a_folder_above_an_extraction_leaves_no_lock_file_in_it(tmp_path: Path) -> None:
+    """The folder is the user's (photos beside the extraction): only facekit's folders keep files of facekit's."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    _extract(mine / "faces")
+    result = _mask(mine, "output.masks=[components]")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in mine.iterdir()) == ["faces", "notes.txt"]

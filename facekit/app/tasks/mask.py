@@ -30,7 +30,7 @@ def run_mask(cfg: DictConfig, registry: PluginRegistry) -> None:
     root = Path(str(cfg.input)).expanduser()
     folders = output_folders(root)
     with ExitStack() as held:
-        run = held.enter_context(RunFolder(root))  # no extraction (or other task=mask) writes meanwhile
+        run = held.enter_context(RunFolder(root, leave_no_lock=True))  # no extraction (or task=mask) writes meanwhile
         run.accept()
         if request.maker is not None:
             ensure_all_weights(request.maker.plugins)
