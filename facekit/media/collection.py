@@ -13,6 +13,7 @@ entry of that name or stem, or ``debug`` / ``rejected`` / ``masks``, which hold 
 """
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import logging
@@ -441,7 +442,9 @@ def collection(path: str | Path, sample: Sampling | Mapping[str, Any] | None = N
     cannot be read is named in a warning and passed over, as the CLI does; a ``path`` that does
     not exist, a single source that cannot be read, or ``include`` / ``exclude`` (a glob, or a
     list of them) that leave no source, raise FacekitError here, at the call."""
-    sampling = sample if isinstance(sample, Sampling) or sample is None else _sampling_of(dict(sample))
+    if isinstance(sample, Sampling):  # a Sampling made by hand is checked as its fields would be
+        sample = dataclasses.asdict(sample)
+    sampling = None if sample is None else _sampling_of(dict(sample))
     include, exclude = ([globs] if isinstance(globs, str) else globs for globs in (include, exclude))  # one glob
     selection = Selection(recursive, tuple(include), tuple(exclude))
     listed = is_list(str(path))

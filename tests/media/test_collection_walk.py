@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from facekit.media import Sampling
 from facekit.media.collection import Selection, Source, is_collection, read_list, sources_of, walk
 
 
@@ -204,8 +206,10 @@ def test_the_output_markers_are_the_names_facekit_writes() -> None:
     ({"every_n": 0}, "sample.every_n must be a whole number"), ({"every_n": -1}, "sample.every_n must be"),
     ({"fps": 0}, "sample.fps must be a positive number"), ({"every_n": 10, "fps": 2}, "set one of them"),
     ({"start": "soon"}, "sample.start:"), ({"start": 5, "end": 2}, "must come before"),
-    ({"every": 10}, "sample takes every_n, fps, start and end; not every")])
-def test_the_librarys_sampling_is_checked_as_the_clis_is(sample: dict, message: str, tmp_path: Path) -> None:
+    ({"every": 10}, "sample takes every_n, fps, start and end; not every"),
+    (Sampling(every_n=0), "sample.every_n must be a whole number"),  # a Sampling made by hand: ZeroDivisionError
+    (Sampling(fps=float("inf")), "sample.fps must be a positive number")])
+def test_the_librarys_sampling_is_checked_as_the_clis_is(sample: Any, message: str, tmp_path: Path) -> None:
     from facekit.media.collection import collection
 
     _touch(tmp_path, "a.jpg")
