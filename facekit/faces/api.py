@@ -17,7 +17,7 @@ from typing import Sequence, Union
 import numpy as np
 
 from facekit.errors import ConfigError
-from facekit.faces.extractor import Extractor
+from facekit.faces.extractor import Extractor, as_bgr
 from facekit.faces.identity import Decision, as_threshold, distances
 from facekit.faces.identity import IdentityFilter as Rules
 from facekit.faces.reference_photos import read_reference, reference_embedding, reference_path
@@ -101,11 +101,14 @@ class IdentityFilter:
         if isinstance(reference, (str, Path)):
             path = reference_path(reference)
             return reference_embedding(read_reference(path), self._stages(), str(path))
-        if isinstance(reference, np.ndarray) and (reference.ndim == 3 or reference.dtype == np.uint8):
-            if reference.ndim != 3 or reference.shape[2] != 3 or reference.dtype != np.uint8 or 0 in reference.shape:
-                raise ValueError(f"reference #{index}: a photo is BGR uint8 pixels of shape (height, width, 3), got "
-                                 f"{reference.dtype} {reference.shape} (an embedding is 1-D)")
-            return reference_embedding(reference, self._stages(), f"#{index}")
+        if isinstance(reference, np.ndarray) and (reference.ndim in (2, 3) or reference.dtype == np.uint8):
+            try:  # grey and BGRA taken as BGR, as Extractor.extract takes them
+                photo = as_bgr(reference)
+            except ValueError:
+                raise ValueError(f"reference #{index}: a photo is uint8 pixels of shape (height, width, 3), grey "
+                                 f"(height, width) or BGRA (height, width, 4), got {reference.dtype} {reference.shape} "
+                                 "(an embedding is 1-D)") from None
+            return reference_embedding(photo, self._stages(), f"#{index}")
         return _embeddings(reference, self.identity)[0]
 
     def _stages(self) -> FaceStages:

@@ -66,14 +66,14 @@ class Extractor:
     def extract_many(self, images: Iterable[np.ndarray]) -> Iterator[list[Face]]:
         """Faces frame by frame, lazily, so a long video never sits in memory."""
         for index, image in enumerate(images):
-            image = _as_bgr(image)
+            image = as_bgr(image)
             record = FrameRecord(Frame(name=f"frame_{index:06d}", source="<array>", index=index, image=image))
             self.stages.analyse([record])
             self.stages.finish(record)
             yield record.faces
 
 
-def _as_bgr(image: Any) -> np.ndarray:
+def as_bgr(image: Any) -> np.ndarray:
     """``image`` as BGR uint8 (height, width, 3), or a ValueError that says what it was."""
     if not isinstance(image, np.ndarray):
         raise ValueError(f"Extractor takes BGR uint8 images (numpy arrays, as cv2.imread gives), got {type(image).__name__}")

@@ -135,9 +135,14 @@ def test_several_faces_as_b_a_bad_threshold_and_a_photo_of_the_wrong_kind_are_va
     for threshold in (-1, float("nan")):  # the filter's own check, as IdentityFilter(threshold=...) has
         with pytest.raises(ConfigError, match="threshold must be a distance"):
             facekit.compare(face, face, threshold=threshold)
-    for wrong in (cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY), photo.astype(np.float32), cv2.cvtColor(photo, cv2.COLOR_BGR2BGRA)):
-        with pytest.raises(ValueError, match="a photo is BGR uint8 pixels"):  # grey was taken for an embedding
+    for wrong in (photo.astype(np.float32), photo[:, :, :2]):  # float pixels, two channels
+        with pytest.raises(ValueError, match=r"reference #0: a photo is uint8 pixels of shape \(height, width, 3\)"):
             facekit.IdentityFilter(refs=[wrong], extractor=extractor)
+    # grey and BGRA photos are taken as Extractor.extract takes them (grey was taken for an embedding)
+    bgr = facekit.IdentityFilter(refs=[photo], extractor=extractor).rules.refs
+    assert np.array_equal(facekit.IdentityFilter(refs=[cv2.cvtColor(photo, cv2.COLOR_BGR2BGRA)], extractor=extractor).rules.refs, bgr)
+    grey = facekit.IdentityFilter(refs=[cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY)], extractor=extractor)
+    assert grey.rules.refs.shape == bgr.shape and grey.filter(face)  # the same person, from grey pixels
 
 
 def test_the_filter_takes_one_face_as_it_takes_a_list(extractor: facekit.Extractor) -> None:
