@@ -5,6 +5,7 @@ Hydra's own answers (a grammar error, argparse's usage block, nine lines of sear
 neither the mistake nor the fix."""
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import re
 from importlib import metadata
@@ -14,6 +15,7 @@ from facekit.app.keys import nearest
 from facekit.app.overrides import FLAGS_WITH_VALUE
 from facekit.app.schema import schema_keys
 from facekit.errors import ConfigError
+from facekit.plugin.registry import default_registry
 
 #: Hydra's own flags (``facekit --hydra-help`` lists them); any other ``-x`` or ``--x`` is a mistake.
 HYDRA_FLAGS = frozenset({"-h", "--help", "--hydra-help", "--version", "--resolve", "-r", "--run", "-m", "--multirun",
@@ -55,9 +57,17 @@ def check_arguments(argv: Sequence[str]) -> None:
             _check_group(arg)
     if words in (["help"], ["version"]):  # what a user types for --help / --version
         raise ConfigError(f"facekit takes key=value arguments, not {words[0]}: write facekit --{words[0]}")
+    if bare := [word for word in words if word in ("input", "output")]:
+        raise ConfigError(f"{bare[0]} needs a value: {bare[0]}={'PATH' if bare[0] == 'input' else 'DIR'} "
+                          "(e.g. facekit input=photos/ output=faces/)")
     if words:
+        given = {arg.partition("=")[0] for arg in argv if "=" in arg}
+        free = [name for name in _POSITIONAL_NAMES if name not in given and f"{name}.dir" not in given]
+        if not free:
+            raise ConfigError(f"facekit takes key=value arguments, not {' '.join(words)}: input= and output= are "
+                              "given already (facekit --help lists the keys)")
         raise ConfigError(f"facekit takes key=value arguments, not {' '.join(words)}: "
-                          f"write {_as_keys(words)}")
+                          f"write {_as_keys(words, free)}")
 
 
 #: What Hydra's ``--shell-completion`` does, one of them written after it (``install=bash``).
@@ -96,7 +106,10 @@ def _check_group(arg: str) -> None:
         raise ConfigError(f"{group} always has a value (default), so it is chosen, not added: "
                           f"write {group}={value} without the '+'")
     if group in ADDED_GROUPS and not plus:
-        raise ConfigError(f"{group} is added to a run, not chosen: write +{group}={value}")
+        names = default_registry().names(group)
+        near = difflib.get_close_matches(value, names, n=1, cutoff=0.6) if value not in names else [value]
+        raise ConfigError(f"{group} is added to a run, not chosen: write +{group}={near[0] if near else value}"
+                          + ("" if near else f" ({group}s: {', '.join(names)})"))
     if group == "hydra/launcher":
         check_launchers(value.split(","))
 
@@ -126,10 +139,10 @@ def install_command(distribution: str) -> str:
     return f"'.[{users[0]}]' in facekit's repository" if users else distribution
 
 
-def _as_keys(words: list[str]) -> str:
-    """``photos/ faces/`` as ``input=photos/ output=faces/``."""
-    named = [f"{key}={word}" for key, word in zip(_POSITIONAL_NAMES, words)]
-    return " ".join(named) if len(words) <= len(_POSITIONAL_NAMES) else f"{' '.join(named)} (one input a run)"
+def _as_keys(words: list[str], names: Sequence[str]) -> str:
+    """``photos/ faces/`` as ``input=photos/ output=faces/`` (``names``: the keys not given yet)."""
+    named = [f"{key}={word}" for key, word in zip(names, words)]
+    return " ".join(named) if len(words) <= len(names) else f"{' '.join(named)} (one input a run)"
 
 
 def _normal(name: str) -> str:

@@ -89,9 +89,20 @@ def check_keys(argv: Sequence[str], registry: PluginRegistry) -> None:
         elif key in OPTION_KEYS and OPTION_KEYS[key] not in argv:
             raise ConfigError(f"{key} is a key of {OPTION_KEYS[key]}: add {OPTION_KEYS[key]} to the command")
         elif not _known(key, known):
-            near = nearest(key, list(known))
+            near = _with_group_mended(head, option, known) or nearest(key, list(known))
             raise ConfigError(f"unknown key {key!r}" + (f"; did you mean {near}?" if near else "")
                               + " (facekit --help lists every key)")
+
+
+def _with_group_mended(head: str, option: str, known: dict[str, SchemaKey]) -> str | None:
+    """``detector.score_threshold`` for ``detectr.score_threshold``: the group misspelt, the key
+    after it right (matched whole, ``filter.threshold`` came nearer)."""
+    groups = sorted({path.partition(".")[0] for path in known if "." in path} | set(PLUGIN_NODES))
+    near = difflib.get_close_matches(head, groups, n=1, cutoff=0.75)
+    if not option or not near:
+        return None
+    mended = f"{near[0]}.{option}"
+    return mended if near[0] in PLUGIN_NODES or _known(mended, known) else None
 
 
 def _known(key: str, known: dict[str, SchemaKey]) -> bool:

@@ -51,6 +51,12 @@ MISTAKES = [
     (["--input", "photos/"], "not --input photos/: write input=photos/"),
     (["--input=photos/", "--output=faces/"], "write input=photos/"),
     (["--output", "faces/"], "write output=faces/"),
+    # the group misspelt, the key after it right; a plugin misspelt where the '+' is missing; a key alone
+    (["detectr.score_threshold=0.5"], "unknown key 'detectr.score_threshold'; did you mean detector.score_threshold?"),
+    (["detector=yunnet"], "write +detector=yunet"),
+    (["input"], "input needs a value: input=PATH"),
+    (["input=photos/", "output=faces/", "extra"], "not extra: input= and output= are given already"),
+    (["input=photos/", "faces/"], "not faces/: write output=faces/"),
 ]
 
 
