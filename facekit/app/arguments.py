@@ -76,7 +76,9 @@ _COMPLETION_WORDS = ("install=", "uninstall=", "query=")
 
 def check_flag_pairs(argv: Sequence[str]) -> None:
     """The flags Hydra takes only with another (it raises a bare ValueError, a traceback to a user)."""
-    given = set(argv)
+    # --cfg=job and -cjob are --cfg job, as Hydra's argparse reads them
+    given = {"-c" if arg.startswith("-c") and not arg.startswith("-cp") and not arg.startswith("-cn")
+             else arg.partition("=")[0] for arg in argv if arg.startswith("-")}
     if given & {"--resolve"} and not given & {"-c", "--cfg", "-h", "--help"}:
         raise ConfigError("--resolve goes with --cfg or --help: facekit --cfg job --resolve [key=value ...] "
                           "prints the config a command composes, interpolations resolved")

@@ -128,13 +128,14 @@ class IdentityFilter:
         return Decision(True, None, mean)
 
     def _both(self, to_refs: np.ndarray, to_nrefs: np.ndarray) -> Decision:
-        mean_refs, mean_nrefs = float(to_refs.mean()), float(to_nrefs.mean())
-        nearest_ref, nearest_nref = float(to_refs.min()), float(to_nrefs.min())
+        mean_refs, mean_nrefs = stored_distance(to_refs.mean()), stored_distance(to_nrefs.mean())
+        nearest_ref, nearest_nref = stored_distance(to_refs.min()), stored_distance(to_nrefs.min())
         if nearest_nref < nearest_ref:
-            return Decision(False, f"nearest nref {nearest_nref:.3f} is nearer than nearest ref {nearest_ref:.3f}",
-                            mean_refs)
+            nref, ref = _both_shown(nearest_nref, nearest_ref)
+            return Decision(False, f"nearest nref {nref} is nearer than nearest ref {ref}", mean_refs)
         if mean_nrefs < mean_refs:
-            return Decision(False, f"mean distance to nrefs {mean_nrefs:.3f} < to refs {mean_refs:.3f}", mean_refs)
+            nrefs, refs = _both_shown(mean_nrefs, mean_refs)
+            return Decision(False, f"mean distance to nrefs {nrefs} < to refs {refs}", mean_refs)
         votes = _ref_votes(to_refs, to_nrefs, self.k)
         if votes / self.k >= 0.5:
             return Decision(True, None, mean_refs)
@@ -148,12 +149,18 @@ def stored_distance(value: float) -> float:
 
 
 def _apart(value: float, threshold: float, relation: str) -> str:
-    """``0.256 > threshold 0.255``: three decimals, or as many more as it takes for the two to
-    read as different numbers when they are (never ``0.224 > threshold 0.224``)."""
+    """``0.256 > threshold 0.255``: the two at ``_both_shown``'s decimals."""
+    shown, bound = _both_shown(value, threshold)
+    return f"{shown} {relation} threshold {bound}"
+
+
+def _both_shown(first: float, second: float) -> tuple[str, str]:
+    """Two numbers at three decimals, or as many more as it takes for them to read as different
+    numbers when they are (never ``0.224 > threshold 0.224``)."""
     places = 3
-    while f"{value:.{places}f}" == f"{threshold:.{places}f}" and value != threshold and places < 8:
+    while f"{first:.{places}f}" == f"{second:.{places}f}" and first != second and places < 8:
         places += 1
-    return f"{value:.{places}f} {relation} threshold {threshold:.{places}f}"
+    return f"{first:.{places}f}", f"{second:.{places}f}"
 
 
 def _ref_votes(to_refs: np.ndarray, to_nrefs: np.ndarray, k: int) -> int:

@@ -56,12 +56,14 @@ class RunFolder:
         self.accepted = True
 
     def __exit__(self, *exc_info: object) -> None:
+        if self._lock is not None and self.accepted and self._leave_no_lock and not self._lock_was_there:
+            # removed while still held: a run that opens it after finds no file and makes its own,
+            # and one that opened it before finds it locked and is refused, as it would have been
+            (self.folder / RUN_LOCK_FILE).unlink(missing_ok=True)
         if self._lock is not None:
             self._lock.release()
         if not self.accepted:
             self._undo()
-        elif self._leave_no_lock and not self._lock_was_there:
-            (self.folder / RUN_LOCK_FILE).unlink(missing_ok=True)
 
     def _undo(self) -> None:
         """Removes the lock file (unless an earlier run left it) and every folder this run made

@@ -158,6 +158,14 @@ class SourceLedger:
         self._forget_unwritten()
         self._held.close()
 
+    def read_to_its_end(self) -> None:
+        """Every frame of the source was read: a replaced photo not written again no longer
+        decodes, so even a run that wrote no frame removes its face files and (at the fold) its
+        entry, as a new run of the folder would have neither."""
+        if self._first_write and self._replaced - self._rewritten:
+            self._first_write = False
+            self._remove_stale()
+
     def write_summary(self) -> None:
         self.summary.rejected = self.rejects.as_dict()
         self.summary.write(self.folder)

@@ -514,8 +514,7 @@ def _check_start_within(path: Path, start_s: float, average_s: float) -> None:
     times, _ = stream_times_ms(path)
     last_s = times[-1] / 1000 if times else average_s
     if last_s and start_s > last_s:  # a collection's other sources go on without it
-        length = max(last_s, _container_duration_s(path) or 0.0, average_s if not times else 0.0)
-        raise FacekitError(f"sample.start={start_s:g} s is past the end of {path} ({length:.3g} s long)")
+        raise FacekitError(f"sample.start={start_s:g} s is past the end of {path} (its last frame is at {last_s:.3g} s)")
 
 
 def _container_duration_s(path: Path) -> float | None:

@@ -39,7 +39,7 @@ class SweptSetting:
 
     def row_label(self, limit: float, job: int, also: str = "") -> str:
         """A contact-sheet row's label, one line per line; ``also``: the other swept values."""
-        lines = [f"t = {limit:g}"] if self.key == THRESHOLD_KEY else [self.name, f"= {limit:g}"]  # as typed: 0.6376, not 0.638
+        lines = [f"t = {limit:.15g}"] if self.key == THRESHOLD_KEY else [self.name, f"= {limit:g}"]  # as typed: 0.6376, not 0.638
         return "\n".join([*lines, *([also] if also else []), f"job {job}"])
 
 

@@ -145,7 +145,7 @@ def test_an_output_that_is_one_of_the_collections_photo_folders_is_refused(tmp_p
 def test_a_start_past_the_end_of_the_video_is_one_line_and_nothing_is_written(tmp_path: Path) -> None:
     clip = require_data() / "video" / "faceswap_test.mp4"
     line = one_line_error(run_facekit(f"input={clip}", "output=faces", "sample.start=100", cwd=tmp_path), alone=False)
-    assert "sample.start=100 s is past the end of" in line and "18.2 s long" in line
+    assert "sample.start=100 s is past the end of" in line and "(its last frame is at 18 s)" in line
     assert not (tmp_path / "faces" / "alignments.json").exists()
 
 
@@ -351,3 +351,8 @@ def test_help_beside_a_mistyped_value_names_it_in_one_line(tmp_path: Path, typed
 def test_a_hydra_flag_that_needs_another_is_one_line_not_a_traceback(tmp_path: Path, args: list[str],
                                                                      says: str) -> None:
     assert says in one_line_error(run_facekit(*args, cwd=tmp_path))
+
+
+def test_resolve_beside_cfg_written_with_its_value_joined_prints_the_config(tmp_path: Path) -> None:
+    result = run_facekit("--cfg=job", "--resolve", "output.size=128", cwd=tmp_path)
+    assert result.returncode == 0 and "size: 128" in result.stdout, result.stderr

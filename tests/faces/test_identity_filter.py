@@ -68,6 +68,13 @@ def test_a_distance_is_judged_as_stored_so_one_stored_at_the_threshold_is_kept()
     assert not over.keep and over.reason == "mean distance to refs 0.3012 > threshold 0.3011", over.reason
 
 
+def test_with_refs_and_nrefs_distances_are_judged_as_stored_and_never_read_as_the_same_number() -> None:
+    decision = judge((0.2244,), (0.2241,))
+    assert not decision.keep and decision.reason == "nearest nref 0.2241 is nearer than nearest ref 0.2244", decision
+    assert decision.distance == 0.2244  # the mean distance to the refs, as the alignments file stores it
+    assert judge((0.22404,), (0.22401,)).keep  # equal as stored (0.224): a tie never rejects
+
+
 # --- nrefs only --------------------------------------------------------------------------------
 
 def test_nrefs_only_rejects_within_the_threshold_by_the_mean() -> None:

@@ -169,7 +169,7 @@ def test_sampled_frames_are_the_same_pixels_as_in_an_unsampled_read() -> None:
 def test_a_start_after_the_video_ends_is_refused_by_its_own_length_not_the_average_rates(vfr: Path) -> None:
     """10 frames over 1 s at an average 19.5 a second: 0.51 s by the header's rate. A start at 0.6 s
     keeps the frames at 0.7 and 1.0 s; one at 5 s is refused before any frame is read."""
-    with pytest.raises(FacekitError, match=r"sample.start=5 s is past the end of .*vfr.mp4 \(1 s long\)"):
+    with pytest.raises(FacekitError, match=r"sample.start=5 s is past the end of .*vfr.mp4 \(its last frame is at 1 s\)"):
         open_input(vfr, sampling=Sampling(start=5))
     assert [number for number, _ in _read(vfr, Sampling(start=0.6), foretold=False)] == [9, 10]
 

@@ -317,5 +317,5 @@ def test_a_threshold_rows_label_reads_as_the_threshold_was_typed() -> None:
     from facekit.sweep.swept import SETTINGS
 
     threshold = SETTINGS["filter.threshold"]
-    assert [threshold.row_label(t, 0).splitlines()[0] for t in (0.6371, 0.6374, 0.3, 2.0)] == [
-        "t = 0.6371", "t = 0.6374", "t = 0.3", "t = 2"]
+    assert [threshold.row_label(t, 0).splitlines()[0] for t in (0.6371, 0.6374, 0.3, 2.0, 0.63761234, 0.63761239)] == [
+        "t = 0.6371", "t = 0.6374", "t = 0.3", "t = 2", "t = 0.63761234", "t = 0.63761239"]

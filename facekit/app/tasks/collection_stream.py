@@ -306,6 +306,8 @@ class CollectionStream:
         self.skipped.update(output.frames.skipped)
         output.ledger.note_video_end(output.frames.ended_early_at)
         try:
+            if state == SourceState.DONE:
+                output.ledger.read_to_its_end()
             output.ledger.close()
             output.ledger.write_summary()
         except (FacekitError, OSError) as exc:  # a full disk: the journal keeps its frames, so it resumes

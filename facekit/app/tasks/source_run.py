@@ -151,6 +151,7 @@ def execute(plan: RunPlan, held: ExitStack, accepted: Callable[[], None] | None 
                     workers=workers, queue_mb=cfg.runner.queue_mb)
     summary = pipeline.run(plan.source, sink, ledger.done)
     summary.resumed = ledger.summary.resumed = resumed  # this source's frames: not a deleted photo's entry
+    ledger.read_to_its_end()
     ledger.note_video_end(plan.source.ended_early_at)
     if plan.source.kind == "image" and not summary.frames and plan.source.skipped:
         # the input is this one photo: a folder's unreadable file is skipped, a photo alone fails
