@@ -199,6 +199,13 @@ def _compare_collection(old: Path, new: Path, result: Comparison) -> None:
         result.other.append("collection.json on one side only")
     elif old.is_file():
         a, b = (_without(_load(path), COLLECTION_TIMINGS) for path in (old, new))
+        # settings are kept as the run uses them since 7 Dec 2026 (every plugin option written out):
+        # the old side's read as a rerun reads an older file, by the same function
+        from facekit.app.tasks.collection_settings import effective_settings
+
+        if isinstance(a.get("settings"), dict) and a["settings"] != effective_settings(a["settings"]):
+            a["settings"] = effective_settings(a["settings"])
+            result.notes.append("collection.json: the old side's settings read as the run uses them (effective_settings)")
         for key in SETTINGS_ADDED:
             *parents, name = key.split(".")
             there, here = a.get("settings", {}), b.get("settings", {})
