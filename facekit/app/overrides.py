@@ -47,10 +47,10 @@ def is_a_sweep(argv: Sequence[str]) -> bool:
     return bool({"-m", "--multirun"} & set(argv))
 
 
-#: Keys whose value is one path: outside a sweep, a comma in it is part of the name.
 #: List keys, and an example of each as a list is written.
 LIST_KEYS = {"filter.refs": "[a.jpg,b.jpg]", "filter.nrefs": "[a.jpg,b.jpg]", "collection.include": "[photos,clips/**]",
              "collection.exclude": "[photos,clips/**]", "output.masks": "[components,extended]"}
+#: Keys whose value is one path: outside a sweep, a comma in it is part of the name.
 PATH_KEYS = frozenset({"input", "output", "output.dir", "recrop.sources", "mask.import", "models.cache_dir"})
 
 

@@ -111,8 +111,8 @@ def _faces_of(root: Path, path: Path) -> Iterator[FaceEntry]:
             if not crop:  # a face that got no file (rejected without filter.save_rejected)
                 continue
             face = _entry(PurePosixPath(folder, crop).as_posix() if folder != "." else crop,
-                          (str(frame["source"]), frame_name, number), int(frame["index"]), entry, padding, embedded_by)
-            face.size = size
+                          (str(frame["source"]), frame_name, number), int(frame["index"]), entry, padding, size,
+                          embedded_by)
             for mask in entry.get("mask") or {}:  # output.mask_format=file wrote masks/<mask>/<face file>
                 mask_file = path.parent / mask_file_path(mask, crop)
                 if mask_file.is_file():
@@ -120,7 +120,7 @@ def _faces_of(root: Path, path: Path) -> Iterator[FaceEntry]:
             yield face
 
 
-def _entry(name: str, key: FaceKey, frame_index: int, entry: dict[str, Any], padding: float,
+def _entry(name: str, key: FaceKey, frame_index: int, entry: dict[str, Any], padding: float, size: int,
            embedded_by: str | None) -> FaceEntry:
     pose = entry.get("pose") or {}
     landmarks, embedding, matrix = entry.get("landmarks"), entry.get("embedding"), entry.get("matrix")
@@ -130,7 +130,7 @@ def _entry(name: str, key: FaceKey, frame_index: int, entry: dict[str, Any], pad
         embedding=None if embedding is None else np.asarray(embedding, dtype=np.float32),
         embedded_by=embedded_by if embedding is not None else None,
         yaw=_number(pose.get("yaw")), pitch=_number(pose.get("pitch")), roll=_number(pose.get("roll")),
-        sharpness=_number(entry.get("sharpness")), face_px=_number(entry.get("face_px")), padding=padding,
+        sharpness=_number(entry.get("sharpness")), face_px=_number(entry.get("face_px")), padding=padding, size=size,
         matrix=None if matrix is None else np.asarray(matrix, dtype=np.float64).reshape(2, 3),
         crop_bytes=None if entry.get("crop_bytes") is None else int(entry["crop_bytes"]),
         rejected=None if entry.get("keep", True) else f"rejected at extraction: {entry.get('reason')}")

@@ -99,15 +99,16 @@ def finished(output: Path, shard: Shard, fingerprint: Any, verify: Verify = Veri
         raise FacekitError(f"{path.parent} holds shards written with other settings; choose another output "
                            f"folder, or delete {SHARDS_DIR} there (and alignments.json) to start over")
     damage = None if whole else " has no end line (it was cut short)"
+    held: dict[str, dict[str, Any]] = {}  # each frame's entry: the photo check's, from the same read
     try:
-        damaged = frames_to_redo(output, _frame_faces(path), verify) if whole else set()
+        damaged = frames_to_redo(output, _frame_faces(path, held), verify) if whole else set()
     except _Damaged as exc:
         damage = f" is damaged: {exc}"
     else:
         if damaged:
             damage = f": {len(damaged)} finished frame(s) have a face file that is missing or damaged"
         elif shard.kind == FILES:
-            damage = _other_photos(output, path, shard, header.get("shard", {}).get("names"))
+            damage = _other_photos(output, path, shard, header.get("shard", {}).get("names"), held)
     if damage is not None:
         log.warning("%s%s; it is kept as %s%s and shard %s runs again", path, damage, path.name, INCOMPLETE_SUFFIX,
                     shard.label)
@@ -115,30 +116,32 @@ def finished(output: Path, shard: Shard, fingerprint: Any, verify: Verify = Veri
     return damage is None
 
 
-def _other_photos(output: Path, path: Path, shard: Shard, names: list[str] | None) -> str | None:
-    """Why a files shard's finished journal no longer holds the shard's photos as they are now
-    (None: it does), as a local rerun checks a folder's photos: the folder gained or lost photos,
-    so the shard now covers others (``names``: the ones it held, None in journals written before
-    they were recorded), or one of its photos changed since the journal landed. A changed photo's
-    face files go with it: the photo now in its place may have fewer faces."""
-    recorded = {str(frame["name"]): Path(str(frame["frame"].get("source", ""))).name
-                for frame in map(json.loads, _frame_lines_of(path))}
+def _other_photos(output: Path, path: Path, shard: Shard, names: list[str] | None,
+                  held: dict[str, dict[str, Any]]) -> str | None:
+    """Why a files shard's finished journal (``held``: its frames' entries) no longer holds the
+    shard's photos as they are now (None: it does), as a local rerun checks a folder's photos:
+    the folder gained or lost photos, so the shard now covers others (``names``: the ones it
+    held, None in journals written before they were recorded), or one of its photos changed
+    since the journal landed. A changed photo's face files go with it: the photo now in its
+    place may have fewer faces."""
+    recorded = {name: Path(str(entry.get("source", ""))).name for name, entry in held.items()}
     if (list(names) != list(shard.names)) if names is not None else not set(recorded) <= set(shard.names):
         return " holds other photos than its place in the folder holds now (photos were added or removed since)"
     photos = list(zip(shard.names, map(Path, shard.files)))
     changed = photos_to_redo(output, recorded, photos, path.stat().st_mtime_ns, say=lambda line: None)
     if not changed:
         return None
-    remove_face_files(output, [face["crop"] for name, faces in _frame_faces(path) if name in changed
-                               for face in faces if face.get("crop")])
+    remove_face_files(output, [face["crop"] for name in changed for face in held[name].get("faces", [])
+                               if face.get("crop")])
     return f": {len(changed)} of its photos changed since (replaced, or another file has the name now)"
 
 
-def _frame_faces(path: Path) -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    """(frame name, its face entries) of each frame line of a shard journal; ``_Damaged`` at a
-    line that is not what its end line counts."""
+def _frame_faces(path: Path, held: dict[str, dict[str, Any]]) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """(frame name, its face entries) of each frame line of a shard journal, each frame's whole
+    entry noted in ``held`` as it goes; ``_Damaged`` at a line that is not what its end line counts."""
     for line in _frame_lines_of(path):
         frame = json.loads(line)
+        held[frame["name"]] = frame["frame"]
         yield frame["name"], frame["frame"].get("faces", [])
 
 

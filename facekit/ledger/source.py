@@ -17,7 +17,7 @@ from facekit.ledger.rejects import RejectCounts
 from facekit.ledger.summary import SourceSummary
 from facekit.ledger.verify import Verify, frames_to_redo
 from facekit.output.alignments import ALIGNMENTS_FILE, VIDEO_ENDED_AT, AlignmentsWriter
-from facekit.output.face_files import REJECTED, FaceWriter
+from facekit.output.face_files import DEBUG, REJECTED, FaceWriter
 from facekit.output.mask_files import MASK_FOLDER
 from facekit.records import FrameRecord
 
@@ -61,8 +61,8 @@ class SourceLedger:
             self.found.append(f"{folder}: {len(redo)} finished frame(s) have a face file that is missing or damaged "
                               f"({'size or bytes' if verify == Verify.full else 'size'}); they are done again")
             self.alignments.redo(redo)
-        self._stale: list[str] = []  # face files of frames done again, removed on the first write
-        self._first_write = True
+        self._stale: list[str] = []  # face files of frames done again, removed when the run first touches the folder
+        self._untouched = True  # no frame written, nothing removed yet (a refused run touches nothing)
         self._replaced: set[str] = set()  # frames done again because what they came from changed
         self._rewritten: set[str] = set()  # frames this run wrote
         if photos is not None and recorded:
@@ -104,11 +104,19 @@ class SourceLedger:
         remove_face_files(self.folder, self._stale)
         self._stale = []
 
+    def _touch(self) -> None:
+        """What the run's first change to the folder does first: the temporary files a killed run
+        left, and the replaced frames' face files, go."""
+        if self._untouched:
+            self._untouched = False
+            _remove_killed_writes(self.folder)
+            self._remove_stale()
+
     def _forget_unwritten(self) -> None:
-        """A replaced frame whose face files went with this run's first write and that this run
-        did not write again (its photo no longer decodes, or the run stopped first) leaves the
+        """A replaced frame whose face files went when the run touched the folder and that this
+        run did not write again (its photo no longer decodes, or the run stopped first) leaves the
         alignments file with its entry, which would name files no longer there."""
-        if not self._first_write:
+        if not self._untouched:
             self.alignments.forget(self._replaced - self._rewritten)
 
     def __enter__(self) -> SourceLedger:
@@ -121,10 +129,8 @@ class SourceLedger:
     def write(self, record: FrameRecord) -> None:
         """A finished frame's face files, then its journal line: a frame is journaled only once
         its files are there, so a resumed run never lacks a file its alignments name."""
-        if self._first_write:  # a refused run writes nothing, so removes nothing either
-            self._first_write = False
-            _remove_killed_writes(self.folder)
-        if self._stale:
+        self._touch()
+        if self._stale:  # frames replaced since the run touched the folder
             self._remove_stale()
         files = [self.folder / relative for relative in record.pending]
         try:
@@ -162,9 +168,8 @@ class SourceLedger:
         """Every frame of the source was read: a replaced photo not written again no longer
         decodes, so even a run that wrote no frame removes its face files and (at the fold) its
         entry, as a new run of the folder would have neither."""
-        if self._first_write and self._replaced - self._rewritten:
-            self._first_write = False
-            self._remove_stale()
+        if self._replaced - self._rewritten:
+            self._touch()
 
     def write_summary(self) -> None:
         self.summary.rejected = self.rejects.as_dict()
@@ -174,7 +179,7 @@ class SourceLedger:
 def _remove_killed_writes(folder: Path) -> None:
     """The temporary files a run killed mid-write left (a face file, a mask, a debug frame), in the
     source's folder and the folders it writes below it: with the lock held, none is this run's."""
-    below = [folder / REJECTED, folder / "debug", *sorted((folder / MASK_FOLDER).glob("*/"))]
+    below = [folder / REJECTED, folder / DEBUG, *sorted((folder / MASK_FOLDER).glob("*/"))]
     removed = sum(remove_left_temporaries(place) for place in (folder, *below))
     if removed:
         log.info("%s: removed %d temporary file(s) a stopped run left", folder, removed)

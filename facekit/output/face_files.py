@@ -11,6 +11,7 @@ from facekit.records import Face, FrameRecord
 
 
 REJECTED = "rejected"
+DEBUG = "debug"  # output.debug's frames with boxes and landmarks drawn
 
 
 class FaceWriter:
@@ -21,7 +22,7 @@ class FaceWriter:
         """``create=False`` makes no folder: a writer that only encodes (``encode`` needs the
         settings, not the folder), as a collection's worker processes do for every source."""
         self.folder = folder
-        self.debug_folder = folder / "debug" if debug else None
+        self.debug_folder = folder / DEBUG if debug else None
         self.rejected_folder = folder / REJECTED if save_rejected else None
         self._made: set[Path] = {folder}  # folders made so far: debug/, rejected/ and masks/<name>/ on their first file
         if create:

@@ -166,5 +166,3 @@ def _named_anew(output: Path, earlier: dict[str, Any], meta: dict[str, Any], fra
         return None
     return (f"{output} holds the frames of {before!r}, and {now!r} is the same file under another name, whose frames "
             f"would be named anew beside them: rerun with the file named {before!r}, or choose another output folder")
-
-
