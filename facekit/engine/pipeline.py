@@ -84,7 +84,10 @@ class Pipeline:
         self.workers = workers  # a one-pass run in worker processes rather than threads
 
     def run(self, source: FrameSource, sink: Callable[[FrameRecord], None],
-            done: frozenset[str] = frozenset()) -> RunSummary:
+            done: frozenset[str] = frozenset(), todo: int | None = None) -> RunSummary:
+        """Every pass over ``source``'s frames not in ``done``, each record to ``sink`` in input
+        order. ``todo``: the frames left, where ``done`` also names frames the source no longer
+        gives (a folder's photos removed or named anew since); the progress bar's total."""
         summary = RunSummary(resumed=len(done))
         begun = time.perf_counter()
         pool = self._worker_pool()
@@ -103,7 +106,8 @@ class Pipeline:
             previous: dict[str, FrameRecord] = {}
             for number, step in enumerate(self.passes, start=1):
                 if number == 1:  # worker processes decode image files themselves, side by side
-                    feed, total = _records(source, done, decode=pool is None), max(0, len(source) - len(done))
+                    feed = _records(source, done, decode=pool is None)
+                    total = max(0, len(source) - len(done)) if todo is None else todo
                 else:
                     feed, total = _redecoded(source, done, previous), len(previous)
                 current: dict[str, FrameRecord] = {}

@@ -30,19 +30,24 @@ def photos_to_redo(folder: Path, recorded: Mapping[str, str], photos: Sequence[t
     entry holds), of a source whose photos are ``photos`` (frame name, file) now: another file
     under the frame's name (``a.JPG`` gone, ``a.png`` come), or its photo changed after
     ``written_ns`` (a file's change time, which no copy or ``touch`` can set back: replaced,
-    rewritten, or a symlink pointed elsewhere). Those whose photo is gone are kept; ``say``
+    rewritten, or a symlink pointed elsewhere), or its photo now named otherwise (``a.png`` come
+    beside ``a.jpg``, so frame ``a`` is ``a_jpg`` now). Those whose photo is gone are kept; ``say``
     hears a line for each kind found."""
     files = dict(photos)
+    named_now = {utf8_text(path.name) for path in files.values()}
     redo, gone = set(), 0
     for name, file_name in recorded.items():
         path = files.get(name)
         if path is None:
-            gone += 1
+            if file_name in named_now:  # its photo is there under another frame name (a.jpg: a -> a_jpg
+                redo.add(name)  # once a.png came): done again under that name, its old entry and files go
+            else:
+                gone += 1
         elif file_name != utf8_text(path.name) or (written_ns is not None and changed_ns(path) > written_ns):
             redo.add(name)
     if redo:
-        say(f"{folder}: {len(redo)} finished frame(s) whose photo changed since (replaced, or another file has its "
-            "name now); they are done again")
+        say(f"{folder}: {len(redo)} finished frame(s) whose photo changed since (replaced, another file has its "
+            "name now, or it has another frame name beside a new file); they are done again")
     if gone:
         say(f"{folder}: {gone} finished frame(s) have no photo in the input now (removed or renamed); their entries "
             "and face files are kept (a new output folder holds only what the input holds)")

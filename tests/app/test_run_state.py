@@ -238,6 +238,34 @@ def test_a_photo_replaced_since_is_done_again_and_the_output_is_a_new_runs_of_th
     assert sorted(p.name for p in folder_out.glob("*.png")) == sorted(p.name for p in fresh_out.glob("*.png"))
 
 
+@pytest.mark.parametrize("collection", [False, True], ids=["folder", "collection"])
+def test_a_photo_named_anew_beside_a_new_file_of_its_stem_is_done_once_under_its_new_name(
+        tmp_path: Path, collection: bool) -> None:
+    """a.jpg's frame is "a" until a.png comes beside it; then the two are a_jpg and a_png. The
+    rerun kept frame "a" (warned as a photo gone) and wrote a_jpg beside it: the photo's faces
+    twice. Its progress bar also counted 2 frames of 1 to do."""
+    require_data()
+    photos = tmp_path / "in" / "people" if collection else tmp_path / "in"
+    photos.mkdir(parents=True)
+    (photos / "a.jpg").write_bytes((SCENES / "obama.jpg").read_bytes())
+    out = tmp_path / "out"
+    folder_out = out / "people" if collection else out
+    args = [f"input={tmp_path / 'in'}", f"output={out}"]
+    assert run_facekit(*args, "runner.progress=false", cwd=tmp_path).returncode == 0
+    assert sorted(load_json(folder_out / "alignments.json")["frames"]) == ["a"]
+    (photos / "a.png").write_bytes((SCENES / "biden.jpg").read_bytes())
+    result = run_facekit(*args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "have no photo in the input now" not in result.stderr, result.stderr
+    assert "2/2" in result.stderr and "2/1" not in result.stderr, result.stderr
+    fresh = tmp_path / "fresh"
+    assert run_facekit(f"input={tmp_path / 'in'}", f"output={fresh}", "runner.progress=false", cwd=tmp_path).returncode == 0
+    fresh_out = fresh / "people" if collection else fresh
+    assert sorted(load_json(folder_out / "alignments.json")["frames"]) == ["a_jpg", "a_png"]
+    assert _frames_and_faces(folder_out) == _frames_and_faces(fresh_out)
+    assert sorted(p.name for p in folder_out.glob("*.png")) == sorted(p.name for p in fresh_out.glob("*.png"))
+
+
 @pytest.mark.parametrize("other_work", [True, False], ids=["another-frame-to-do", "nothing-else-to-do"])
 def test_a_photo_replaced_by_one_that_no_longer_decodes_leaves_no_entry_naming_its_removed_face_files(
         tmp_path: Path, other_work: bool) -> None:

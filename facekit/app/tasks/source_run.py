@@ -149,7 +149,7 @@ def execute(plan: RunPlan, held: ExitStack, accepted: Callable[[], None] | None 
         workers = WorkerPlan(plan.workers, counters=[plan.stages.model_s], prepare=[plan.stages.load_models])
     pipeline = Pipeline(plan.passes, queue_size=cfg.runner.queue_size, progress=bool(cfg.runner.progress),
                     workers=workers, queue_mb=cfg.runner.queue_mb)
-    summary = pipeline.run(plan.source, sink, ledger.done)
+    summary = pipeline.run(plan.source, sink, ledger.done, todo=max(0, len(plan.source) - resumed))
     summary.resumed = ledger.summary.resumed = resumed  # this source's frames: not a deleted photo's entry
     ledger.read_to_its_end()
     ledger.note_video_end(plan.source.ended_early_at)
