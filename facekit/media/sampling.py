@@ -197,15 +197,43 @@ def stream_times_ms(path: Path, until_s: float | None = None) -> tuple[list[floa
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
             base, start = float(stream.time_base), stream.start_time or 0
+            step_ms = _fixed_frame_ms(container)
             for packet in container.demux(stream):
                 if packet.pts is None or not packet.size:  # the demuxer's closing empty packet
                     continue
-                times.append((packet.pts - start) * base * 1000)
+                times.append(len(times) * step_ms if step_ms is not None else (packet.pts - start) * base * 1000)
                 if until_s is not None and packet.dts is not None and (packet.dts - start) * base > until_s:
                     break
     except (av.error.FFmpegError, IndexError) as exc:
         return sorted(times), f"its timestamps could be read only to {max(times, default=0) / 1000:g} s ({exc})"
     return sorted(times), None
+
+
+#: FFmpeg's names of the containers that keep no time for each frame: every frame lasts one frame
+#: period. An AVI's "timestamps" are FFmpeg's guesses from the frames' order in the file, which for
+#: a codec with B-frames (H.264, MPEG-4 ASP) are off by the decoder's delay: OpenCV gave the first
+#: frame of a 25 frames/s AVI 80 ms, and ``sample.fps`` left it out.
+_UNTIMED_CONTAINERS = frozenset({"avi"})
+
+
+def fixed_frame_ms(path: Path) -> float | None:
+    """The time between frames (ms) of a video whose container keeps no frame times, where
+    frame N (1-based) is at (N - 1) times that; None for one whose frames carry their own times
+    (or that cannot be opened: the read says why)."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            return _fixed_frame_ms(container)
+    except (av.error.FFmpegError, IndexError):
+        return None
+
+
+def _fixed_frame_ms(container: Any) -> float | None:
+    if not set(container.format.name.split(",")) & _UNTIMED_CONTAINERS or not container.streams.video:
+        return None
+    rate = container.streams.video[0].average_rate or container.streams.video[0].guessed_rate
+    return 1000 / float(rate) if rate else None
 
 
 def _ordinal(n: int) -> str:

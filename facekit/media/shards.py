@@ -107,6 +107,8 @@ def _stream_timestamps(path: Path) -> tuple[list[int], list[float]]:
             if not set(container.format.name.split(",")) & _INDEXED_CONTAINERS:
                 return [], []
             stream = container.streams.video[0]
+            if "avi" in container.format.name.split(",") and stream.codec_context.has_b_frames:
+                return [], []  # decoded frames carry FFmpeg's guessed times, not their packets' (sampling.py)
             base, start = float(stream.time_base), stream.start_time or 0
             pts = sorted(p.pts for p in container.demux(stream) if p.pts is not None and p.size)
     except (av.error.FFmpegError, IndexError):

@@ -18,7 +18,7 @@ from facekit.media.decoder_output import DecoderOutput
 from facekit.errors import FacekitError
 from facekit.media.float_tiff import display_bgr, is_float_tiff
 from facekit.media.heif import SUFFIXES as HEIF_SUFFIXES, decoded_avif, decoded_heif, is_avif, is_heif
-from facekit.media.sampling import FramePicker, Sampling, stream_times_ms
+from facekit.media.sampling import FramePicker, Sampling, fixed_frame_ms, stream_times_ms
 from facekit.records import Frame
 
 log = logging.getLogger(__name__)
@@ -134,6 +134,8 @@ class FrameSource:
         stem, source = utf8_text(self.path.stem), utf8_text(self.path)
         fps = capture.get(cv2.CAP_PROP_FPS)
         picker = self._picker()
+        # sampled by time: an AVI's frame N is at N - 1 frame periods, not where FFmpeg guesses
+        step_ms = fixed_frame_ms(self.path) if picker is not None else None
         number = failed = damaged = kept = 0
         last_ms = 0.0
         ended = False  # at sample.end, before the video's own end
@@ -145,7 +147,7 @@ class FrameSource:
                 if failed:
                     damaged, failed = damaged + 1, 0
                 number += 1
-                last_ms = capture.get(cv2.CAP_PROP_POS_MSEC)
+                last_ms = capture.get(cv2.CAP_PROP_POS_MSEC) if step_ms is None else (number - 1) * step_ms
                 if picker is not None and picker.past_end(last_ms):
                     ended = True
                     break

@@ -121,6 +121,24 @@ def test_a_container_without_an_index_is_one_shard_read_whole_giving_every_frame
     assert _read(f for shard in sharded.shards for f in shard_frames(shard, Sampling())) == whole
 
 
+@pytest.mark.parametrize("codec", ["libx264", "mpeg4"], ids=["h264-b-frames", "mpeg4"])
+def test_an_avi_is_sampled_by_its_frame_period_and_its_shards_give_a_whole_reads_frames(tmp_path: Path,
+                                                                                        codec: str) -> None:
+    """An AVI keeps no frame times: FFmpeg guesses them from the frames' order, off by the
+    decoder's delay with B-frames (H.264's). sample.fps kept frames 5, 10, ... of a 25 frames/s
+    AVI, never the first, and its shards' frames carried guessed times no packet had."""
+    source_path = _textured_video(tmp_path / "clip.avi", codec)
+    for sampling, numbers in ((Sampling(fps=5.0), range(1, 41, 5)), (Sampling(fps=5.0, start=0.4), range(11, 41, 5)),
+                              (Sampling(), range(1, 41))):
+        source = open_input(source_path, sampling=sampling)
+        whole = _read(source.frames())
+        assert [index for _, index, _ in whole] == list(numbers), (codec, sampling)
+        sharded = shards_of(source, 10, 10)
+        assert _read(f for shard in sharded.shards for f in shard_frames(shard, sampling)) == whole, (codec, sampling)
+    means = [float(f.image.mean()) for f in open_input(source_path).frames()]
+    assert means == sorted(means)  # frame N is the Nth shown: each is brighter than the one before
+
+
 def test_a_damaged_stretch_is_passed_over_in_shards_as_a_whole_read_passes_it_over(tmp_path: Path) -> None:
     """Packets the decoder refuses failed the shard, and so its source on every rerun on Ray,
     where a local run warns and goes on. Shards now give as many frames as the whole read; the
