@@ -69,6 +69,7 @@ def _hydra_entry(cfg: DictConfig) -> None:
     from facekit.app.tasks import TASKS
 
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    _back_in_the_original_folder()
     try:
         task: Callable[[DictConfig, PluginRegistry], None] = TASKS[cfg.task]  # the schema's Task names one
         task(cfg, default_registry())
@@ -82,6 +83,20 @@ def _hydra_entry(cfg: DictConfig) -> None:
     except KeyboardInterrupt:
         print(f"facekit: interrupted; {_what_an_interruption_keeps(cfg)}", file=sys.stderr)
         sys.exit(interrupted_exit(_stopped_by[0]))
+
+
+def _back_in_the_original_folder() -> None:
+    """``hydra.job.chdir=true`` runs a job in its output folder, where the relative paths typed
+    (input, reference photos, output) name nothing: "reference photo 'ref.jpg' does not exist",
+    then a traceback from the refused job's folder removed under it. Each job writes where its
+    output settings say anyway, so it runs from the folder it was started in."""
+    import os
+
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.utils import get_original_cwd
+
+    if HydraConfig.initialized() and HydraConfig.get().job.chdir:
+        os.chdir(get_original_cwd())
 
 
 #: What Hydra writes into a sweep's job folder and its sweep folder before the job runs.

@@ -65,3 +65,22 @@ def test_a_sweep_refuses_a_reference_without_a_face_before_its_first_job_runs(tm
         f"facekit: error: the sweep's filter.refs=[{refs / 'grey.jpg'}]: no face found in reference photo "
         f"'{refs / 'grey.jpg'}'"], result.stderr[-3000:]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["refs"]
+
+
+def test_a_sweep_with_hydra_job_chdir_reads_relative_paths_from_where_it_was_started(tmp_path: Path) -> None:
+    """``hydra.job.chdir=true`` ran each job in its folder: "reference photo 'refs/obama.jpg'
+    does not exist" for a photo that does, then a traceback as the refused job's folder went."""
+    require_data()
+    (tmp_path / "refs").mkdir()
+    (tmp_path / "refs" / "obama.jpg").write_bytes((SCENES / "obama.jpg").read_bytes())
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "two.jpg").write_bytes((SCENES / "two_people.jpg").read_bytes())
+    result = run_facekit("-m", "hydra.job.chdir=true", "input=in", "output=faces", "runner.progress=false",
+                         "filter.refs=[refs/obama.jpg]", "filter.threshold=0.3,0.5", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = sorted((tmp_path / "faces").glob("sweep_*/[01]/alignments.json"))
+    assert len(jobs) == 2, sorted(str(p) for p in (tmp_path / "faces").rglob("*"))
+    refused = run_facekit("-m", "hydra.job.chdir=true", "input=in", "output=faces2", "runner.progress=false",
+                          "filter.refs=[refs/nope.jpg]", "filter.threshold=0.3,0.5", cwd=tmp_path)
+    assert refused.returncode == 2 and refused.stderr.strip().splitlines()[-1] == (
+        "facekit: error: reference photo 'refs/nope.jpg' does not exist"), refused.stderr[-3000:]
