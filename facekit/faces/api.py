@@ -20,8 +20,7 @@ from facekit.errors import ConfigError
 from facekit.faces.extractor import Extractor, as_bgr
 from facekit.faces.identity import Decision, as_threshold, distances
 from facekit.faces.identity import IdentityFilter as Rules
-from facekit.faces.reference_photos import read_reference, reference_embedding, reference_path
-from facekit.faces.stages import FaceStages
+from facekit.faces.reference_photos import read_reference, reference_path
 from facekit.plugin.registry import PluginRegistry, default_registry
 from facekit.plugin.spec import PluginSpec
 from facekit.records import Face
@@ -38,6 +37,8 @@ def distance(a: Embedded | Sequence[Embedded], b: Embedded, identity: str = "sfa
     one distance for each of several faces in ``a`` (face_recognition's ``face_distance``)."""
     if not _is_single(b):  # distances() would compare against b's first face only
         raise ValueError("b is one face or embedding, which every face in a is compared with; pass several as a")
+    if not _is_single(a) and not len(a):  # face_recognition's face_distance([], face): no distances
+        return np.zeros(0)
     metric = _identity(identity, registry).metric or "cosine"
     table = distances(_embeddings(a, identity), _embeddings(b, identity), metric)[:, 0]
     return float(table[0]) if _is_single(a) else table
@@ -91,16 +92,19 @@ class IdentityFilter:
             face.keep, face.reason, face.distance = decision.keep, decision.reason, decision.distance
         return [face for face in faces if face.keep]
 
-    def _embed_all(self, references: Sequence[Reference]) -> np.ndarray:
-        if isinstance(references, (str, Path)):
-            references = [references]  # one photo, not a string of characters
+    def _embed_all(self, references: Reference | Sequence[Reference]) -> np.ndarray:
+        if _one_reference(references):
+            references = [references]  # one photo (not a string of characters, nor rows of pixels) or face
+        elif not isinstance(references, (Sequence, np.ndarray)):
+            raise ValueError(f"refs and nrefs hold photos (paths or BGR arrays), embeddings or faces; got "
+                             f"{type(references).__name__}")
         vectors = [self._embed(reference, index) for index, reference in enumerate(references)]
         return np.asarray(vectors, dtype=np.float32) if vectors else np.zeros((0, 0), dtype=np.float32)
 
     def _embed(self, reference: Reference, index: int) -> np.ndarray:
         if isinstance(reference, (str, Path)):
             path = reference_path(reference)
-            return reference_embedding(read_reference(path), self._stages(), str(path))
+            return self._photos_extractor().reference_embedding(read_reference(path), str(path))
         if isinstance(reference, np.ndarray) and (reference.ndim in (2, 3) or reference.dtype == np.uint8):
             try:  # grey and BGRA taken as BGR, as Extractor.extract takes them
                 photo = as_bgr(reference)
@@ -108,14 +112,22 @@ class IdentityFilter:
                 raise ValueError(f"reference #{index}: a photo is uint8 pixels of shape (height, width, 3), grey "
                                  f"(height, width) or BGRA (height, width, 4), got {reference.dtype} {reference.shape} "
                                  "(an embedding is 1-D)") from None
-            return reference_embedding(photo, self._stages(), f"#{index}")
+            return self._photos_extractor().reference_embedding(photo, f"#{index}")
         return _embeddings(reference, self.identity)[0]
 
-    def _stages(self) -> FaceStages:
-        """The extractor's stages, the extractor built on first need (only photos need one)."""
+    def _photos_extractor(self) -> Extractor:
+        """The extractor, built on first need (only photos need one)."""
         if self._extractor is None:
             self._extractor = Extractor(identity=self.identity, offline=self._offline, registry=self._registry)
-        return self._extractor.stages
+        return self._extractor
+
+
+def _one_reference(value: object) -> bool:
+    """A reference alone, not a sequence of them: a path, a face, an embedding (1-D), or a
+    photo's pixels (uint8, 2-D grey or 3-D): ``refs=photo`` is one photo, not its rows."""
+    if isinstance(value, (str, Path, Face)):
+        return True
+    return isinstance(value, np.ndarray) and (value.ndim == 1 or (value.dtype == np.uint8 and value.ndim in (2, 3)))
 
 
 def _identity(name: str, registry: PluginRegistry | None) -> PluginSpec:

@@ -1,6 +1,7 @@
 """``Extractor``: the library's plain surface over the stages, for numpy frames in memory."""
 from __future__ import annotations
 
+import threading
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -26,6 +27,9 @@ class Extractor:
     ((68, 2), (256, 256, 3), (128,))
 
     ``centering`` is ``output.centering``'s: legacy, face or head (``facekit.imaging.centering``).
+
+    Threads may share one: its calls take turns, a frame at a time. The models hold one input
+    buffer each, and two frames in them at once gave one frame's faces to the other.
     """
 
     def __init__(self, detector: str = "yunet", aligner: str = "facemesh", identity: str | None = None, *,
@@ -40,7 +44,10 @@ class Extractor:
             raise TypeError(f"Extractor's offline is True or False, got {offline!r}")
         check_crop_size(size, "Extractor's size")
         check_crop_size(mask_size, "Extractor's mask_size")
-        masks = [masks] if isinstance(masks, str) else list(masks)  # one name, as IdentityFilter takes refs
+        masks = [masks] if isinstance(masks, str) else list(masks or ())  # one name, as IdentityFilter takes refs
+        if identity_options is not None and not identity:
+            raise ValueError("Extractor's identity_options set the options of an identity plugin: name one "
+                             "with identity=, e.g. identity=\"sface\"")
         registry = registry or default_registry()
         store = ModelStore(registry.models, offline=offline)
         maker = MaskMaker([load_plugin(registry, store, "masker", name) for name in masks], mask_size) if masks else None
@@ -51,11 +58,20 @@ class Extractor:
             size=size, centering=centering, masks=maker,
         )
         self.stages.load_models()
+        self._one_frame_at_a_time = threading.Lock()
 
     @property
     def identity(self) -> str | None:
         """The identity plugin's name, None without one."""
         return self.stages.identity.spec.name if self.stages.identity is not None else None
+
+    def reference_embedding(self, photo: np.ndarray, name: str) -> np.ndarray:
+        """The embedding of the largest face in ``photo`` (a reference photo's, which ``name``
+        names in errors), taking its turn with ``extract``'s calls."""
+        from facekit.faces.reference_photos import reference_embedding
+
+        with self._one_frame_at_a_time:
+            return reference_embedding(photo, self.stages, name)
 
     def extract(self, image: np.ndarray) -> list[Face]:
         """Every face in one BGR image, with box, score, 68 landmarks and aligned crop. A grey
@@ -68,8 +84,9 @@ class Extractor:
         for index, image in enumerate(images):
             image = as_bgr(image)
             record = FrameRecord(Frame(name=f"frame_{index:06d}", source="<array>", index=index, image=image))
-            self.stages.analyse([record])
-            self.stages.finish(record)
+            with self._one_frame_at_a_time:
+                self.stages.analyse([record])
+                self.stages.finish(record)
             yield record.faces
 
 

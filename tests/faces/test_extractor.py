@@ -201,3 +201,10 @@ def test_offline_that_is_not_a_bool_is_a_type_error() -> None:
 def test_plugin_options_that_are_not_a_mapping_are_a_type_error_naming_the_plugin() -> None:
     with pytest.raises(TypeError, match="aligner facemesh's options are a mapping of option names to values"):
         facekit.Extractor(aligner_options=[1, 2])
+
+
+def test_identity_options_without_an_identity_plugin_are_refused_and_no_masks_is_none() -> None:
+    """identity_options with no identity were dropped without a word; masks=None was a TypeError."""
+    with pytest.raises(ValueError, match="identity_options set the options of an identity plugin: name one"):
+        facekit.Extractor(identity_options={"num_threads": 1})
+    assert facekit.Extractor(masks=None).stages.masks is None

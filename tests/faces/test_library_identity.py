@@ -151,6 +151,43 @@ def test_the_filter_takes_one_face_as_it_takes_a_list(extractor: facekit.Extract
     assert [len(wanted.filter(face)) for face in faces] == [len(wanted.filter([face])) for face in faces]
 
 
+def test_one_reference_alone_is_one_reference_whatever_its_kind(extractor: facekit.Extractor) -> None:
+    """refs=photo read the photo's first row of pixels as a grey photo ("no face found in
+    reference photo '#0'"); refs=face and refs=embedding were a TypeError. A path alone worked."""
+    photo = _read(REFERENCE)
+    face, = extractor.extract(photo)
+    listed = facekit.IdentityFilter(refs=[str(REFERENCE)], extractor=extractor).rules.refs
+    for alone in (str(REFERENCE), photo, face, face.embedding):
+        assert np.array_equal(facekit.IdentityFilter(refs=alone, extractor=extractor).rules.refs, listed), type(alone)
+        assert np.array_equal(facekit.IdentityFilter(nrefs=alone, refs=[face], extractor=extractor).rules.nrefs, listed)
+    with pytest.raises(ValueError, match="refs and nrefs hold photos"):
+        facekit.IdentityFilter(refs=3, extractor=extractor)
+
+
+def test_the_distances_to_no_faces_are_none(extractor: facekit.Extractor) -> None:
+    """face_recognition's face_distance([], face) is an empty array; facekit's said "embeddings
+    of different sizes: 0 and 128"."""
+    face, = extractor.extract(_read(REFERENCE))
+    assert facekit.distance([], face).shape == (0,)
+    assert facekit.compare([], face).shape == (0,)
+
+
+def test_threads_sharing_an_extractor_get_each_frames_own_faces(extractor: facekit.Extractor) -> None:
+    """Two threads in one Extractor's models at once gave one frame's faces to the other (8 faces
+    for a photo of one), or LiteRT's "reference to internal data" error."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    photos = [_read(SCENES / "two_people.jpg"), _read(REFERENCE)]
+    alone = [extractor.extract(photo) for photo in photos]
+    with ThreadPoolExecutor(4) as pool:
+        found = list(pool.map(extractor.extract, photos * 12))
+    for number, faces in enumerate(found):
+        expected = alone[number % 2]
+        assert len(faces) == len(expected), number
+        assert all(np.array_equal(a.landmarks, b.landmarks) and np.array_equal(a.embedding, b.embedding)
+                   for a, b in zip(faces, expected)), number
+
+
 def test_faces_embedded_by_one_identity_plugin_are_refused_in_another_ones_metric(extractor: facekit.Extractor) -> None:
     """compare(identity="dlib-resnet") on sface vectors answered False from a Euclidean distance
     of sface vectors; each face knows the plugin that embedded it, so the mix-up is named."""
