@@ -99,6 +99,8 @@ def finished(output: Path, shard: Shard, fingerprint: Any, verify: Verify = Veri
         raise FacekitError(f"{path.parent} holds shards written with other settings; choose another output "
                            f"folder, or delete {SHARDS_DIR} there (and alignments.json) to start over")
     damage = None if whole else " has no end line (it was cut short)"
+    if whole and (elsewhere := _cut_otherwise(header.get("shard", {}), shard)) is not None:
+        damage = elsewhere
     held: dict[str, dict[str, Any]] = {}  # each frame's entry: the photo check's, from the same read
     try:
         damaged = frames_to_redo(output, _frame_faces(path, held), verify) if whole else set()
@@ -114,6 +116,22 @@ def finished(output: Path, shard: Shard, fingerprint: Any, verify: Verify = Veri
                     shard.label)
         set_aside(output, shard)
     return damage is None
+
+
+def _cut_otherwise(recorded: dict[str, Any], shard: Shard) -> str | None:
+    """Why a journal under ``shard``'s number is of another cut of the source (None: the same):
+    with another ``runner.shard_frames`` (or ``files_per_shard``), shard 3 covers other frames, and
+    taking its journal for them left the frames between the two cuts out, saying nothing was left
+    to do. A journal written before its header recorded the cut is taken as the same."""
+    if "first" not in recorded:
+        return None
+    held = (recorded.get("kind"), recorded.get("first"), recorded.get("last"))
+    if held == (shard.kind, shard.first, shard.last):
+        return None
+    what = "files" if shard.kind == FILES else "frames"
+    offset = 1 if shard.kind == FILES else 0  # file positions are 0-based, as labels name them 1-based
+    return (f" covers {recorded.get('kind')} {what} {held[1] + offset}-{held[2] + offset} of another cut of the "
+            f"source (runner.shard_frames or runner.files_per_shard changed since)")
 
 
 def _other_photos(output: Path, path: Path, shard: Shard, names: list[str] | None,

@@ -168,6 +168,20 @@ def test_a_journal_written_with_other_settings_is_refused_in_one_line_and_kept(t
     assert finished(tmp_path, SHARD, {"size": 256})
 
 
+def test_a_journal_of_another_cut_of_the_video_is_set_aside_and_its_shard_runs_again(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """runner.shard_frames changed between runs: shard 0 covers frames 1-10 now, and its journal
+    of frames 1-3 was taken as finished, so the rerun said nothing was left with frames 4-10 never
+    done. The cut is not a setting of the output (the fingerprint's): the shard runs again."""
+    _finished_shard(tmp_path)
+    wider = Shard(source="clip.mp4", number=0, kind=VIDEO, first=1, last=10)
+    with caplog.at_level(logging.WARNING, logger="facekit"):
+        assert not finished(tmp_path, wider, {"size": 256})
+    assert "covers video frames 1-3 of another cut of the source (runner.shard_frames" in caplog.text
+    assert not shard_journal(tmp_path, wider).exists()
+    assert shard_journal(tmp_path, wider).with_name(f"000000.jsonl{INCOMPLETE_SUFFIX}").exists()
+
+
 def _photos_shard(folder: Path, names: list[str], output: Path) -> Shard:
     """A files shard of ``names`` (one photo each in ``folder``), finished into ``output`` with one face a frame."""
     files = tuple(str(folder / f"{name}.jpg") for name in names)
