@@ -73,6 +73,8 @@ class SourceJob:
     frames: int = 0
     save_every: int = 100
     verify: Verify = Verify.size  # how a kept shard's face files are checked (resume.verify)
+    #: the frames each shard must hold, where known before it runs (a re-crop's: its extraction's)
+    frames_of: Callable[[Shard], Sequence[str]] | None = None
 
 
 @dataclass
@@ -283,7 +285,8 @@ def check_earlier(job: SourceJob) -> set[int]:
                                f"rerun with those settings to resume it, choose another output folder, or delete it "
                                f"(and {SHARDS_DIR}) there to start over")
     fingerprint = job.meta.get("fingerprint")
-    return {shard.number for shard in job.shards if finished(job.output, shard, fingerprint, job.verify)}
+    return {shard.number for shard in job.shards
+            if finished(job.output, shard, fingerprint, job.verify, job.frames_of(shard) if job.frames_of else None)}
 
 
 def _fold(outcome: SourceOutcome, on_source_done: Callable[[SourceOutcome], None]) -> None:

@@ -79,13 +79,15 @@ class ShardJournalWriter:
         self.temp.unlink(missing_ok=True)
 
 
-def finished(output: Path, shard: Shard, fingerprint: Any, verify: Verify = Verify.size) -> bool:
+def finished(output: Path, shard: Shard, fingerprint: Any, verify: Verify = Verify.size,
+             frames: Sequence[str] | None = None) -> bool:
     """Whether an earlier run finished ``shard`` with these settings; a journal of other
     settings is refused with one line, as the alignments file's own check does. A journal
     without its end line, one with a damaged line (named, as is what it should hold and what it
-    holds), or one naming a face file that is missing or damaged (``verify``, as a local rerun
-    checks its files), is set aside (a warning says so), and the shard runs again: a shard is
-    the unit that runs again."""
+    holds), one naming a face file that is missing or damaged (``verify``, as a local rerun
+    checks its files), or one of other frames than ``frames`` (when the shard's frames are known
+    beforehand: a re-crop's, those its extraction holds there now), is set aside (a warning says
+    so), and the shard runs again: a shard is the unit that runs again."""
     path = shard_journal(output, shard)
     try:
         with path.open("rb") as journal:
@@ -109,6 +111,9 @@ def finished(output: Path, shard: Shard, fingerprint: Any, verify: Verify = Veri
     else:
         if damaged:
             damage = f": {len(damaged)} finished frame(s) have a face file that is missing or damaged"
+        elif frames is not None and set(held) != set(frames):
+            damage = (f" holds {len(held)} frame(s) where its extraction holds {len(frames)} now (the extraction "
+                      "went on since)")
         elif shard.kind == FILES:
             damage = _other_photos(output, path, shard, header.get("shard", {}).get("names"), held)
     if damage is not None:

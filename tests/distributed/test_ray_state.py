@@ -56,3 +56,26 @@ def test_a_ray_rerun_with_other_settings_leaves_the_output_byte_for_byte(kind: s
     assert snapshot(tmp_path / "out") == before
     if kind == "collection":
         assert {e["state"] for e in load_json(tmp_path / "out" / "collection.json")["sources"]} == {"done"}
+
+
+def test_a_ray_recrop_of_an_extraction_finished_since_recrops_its_new_frames(tmp_path: Path) -> None:
+    """A re-crop shard of an unfinished extraction was kept as finished once the extraction went
+    on: the rerun said "nothing to do" with the new frames never re-cropped. Locally they were."""
+    require_data()
+    import signal
+
+    from cli_helpers import stop_with
+
+    args = [f"input={CLIP}", "output=out", "runner.workers=0", "runner.progress=false", "output.save_every=1"]
+    with facekit_process(*args, "runner.queue_size=1", cwd=tmp_path) as first:
+        wait_for_frames(first, tmp_path / "out", 20)
+        stop_with(first, signal.SIGINT)
+    extracted = len(load_json(tmp_path / "out" / "alignments.json")["frames"])
+    assert 20 <= extracted < 91, extracted
+    early = _on_ray("task=recrop", "input=out", "output=recrop", "output.size=128", "runner.shard_frames=200", cwd=tmp_path)
+    assert early.returncode == 0, early.stderr
+    assert run_facekit(*args, cwd=tmp_path).returncode == 0
+    again = _on_ray("task=recrop", "input=out", "output=recrop", "output.size=128", "runner.shard_frames=200", cwd=tmp_path)
+    assert again.returncode == 0 and "the extraction went on since" in again.stderr, again.stderr
+    assert sorted(load_json(tmp_path / "recrop" / "alignments.json")["frames"]) == sorted(
+        load_json(tmp_path / "out" / "alignments.json")["frames"])

@@ -182,6 +182,17 @@ def test_a_journal_of_another_cut_of_the_video_is_set_aside_and_its_shard_runs_a
     assert shard_journal(tmp_path, wider).with_name(f"000000.jsonl{INCOMPLETE_SUFFIX}").exists()
 
 
+def test_a_journal_of_fewer_frames_than_the_shard_must_hold_runs_again(tmp_path: Path,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    """A re-crop's shard knows its frames beforehand (its extraction's there): one re-cropped
+    before the extraction went on holds fewer, and was kept as finished."""
+    _finished_shard(tmp_path)
+    assert finished(tmp_path, SHARD, {"size": 256}, frames=NAMES)
+    with caplog.at_level(logging.WARNING, logger="facekit"):
+        assert not finished(tmp_path, SHARD, {"size": 256}, frames=[*NAMES, "clip_000004"])
+    assert "holds 3 frame(s) where its extraction holds 4 now" in caplog.text
+
+
 def _photos_shard(folder: Path, names: list[str], output: Path) -> Shard:
     """A files shard of ``names`` (one photo each in ``folder``), finished into ``output`` with one face a frame."""
     files = tuple(str(folder / f"{name}.jpg") for name in names)

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from omegaconf import DictConfig
 
@@ -45,7 +45,7 @@ from facekit.ledger.summary import SourceSummary
 from facekit.ledger.verify import Verify
 from facekit.media.collection import Source
 from facekit.media.sampling import Sampling
-from facekit.media.shards import shards_of
+from facekit.media.shards import Shard, shards_of
 from facekit.media.sources import FrameSource, open_input
 from facekit.output.alignments import ALIGNMENTS_FILE
 from facekit.plugin.registry import PluginRegistry
@@ -176,7 +176,7 @@ class RaySources:
         sharded = shards_of(source, int(self.cfg.runner.shard_frames), int(self.cfg.runner.files_per_shard))
         job = SourceJob(key, output, self.meta(key, named, source), sharded.shards, sharded.frames,
                         int(self.cfg.output.save_every),
-                        Verify(self.cfg.resume.verify))
+                        Verify(self.cfg.resume.verify), self.frames_of(key))
         kept = check_earlier(job)
         self.jobs.append(job)
         if len(kept) < len(job.shards):
@@ -186,6 +186,11 @@ class RaySources:
     def meta(self, key: str, named: str, source: FrameSource) -> dict[str, Any]:
         """The alignments meta of the source ``key``, whose frames ``source`` reads."""
         return alignments_meta(self.cfg, named, self.stages, self.face_filter, source, self.quality)
+
+    def frames_of(self, key: str) -> Callable[[Shard], Sequence[str]] | None:
+        """The frames each shard of the source ``key`` must hold, where known before it runs:
+        an extraction's are what decoding finds (None)."""
+        return None
 
     def done(self, outcome: SourceOutcome) -> None:
         """A source's alignments file is folded: its summary, and its state in the collection."""
