@@ -14,7 +14,8 @@ from typing import Any
 
 from facekit.errors import FacekitError
 from facekit.faces.stages import FaceStages, Step
-from facekit.output.alignments import face_from_dict, load_alignments
+from facekit.media.file_times import changed_ns
+from facekit.output.alignments import face_from_dict, last_written_ns, load_alignments
 from facekit.plugin.loading import LoadedPlugin
 from facekit.records import Face, Frame, FrameRecord, OneByOne
 
@@ -32,6 +33,9 @@ class StoredSource:
 
     path: str
     alignments: str
+    #: its photos are where they were extracted, so one changed since (its change time later than
+    #: the extraction's last write) is another photo; a copy elsewhere (recrop.sources) is newer anyway
+    same_place: bool = True
 
 
 class RestoredStages(FaceStages):
@@ -42,9 +46,10 @@ class RestoredStages(FaceStages):
         super().__init__(None, None, None, size=size, padding=padding, centering=centering)  # type: ignore[arg-type]
         self.sources = {source.path: source for source in sources}
         self._frames: dict[str, dict[str, Any]] = {}  # by source path, then frame name (read on first use)
+        self._written_ns: dict[str, int | None] = {}  # by source path: when its extraction last wrote
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_frames": {}}  # each worker reads the files it needs
+        return {**self.__dict__, "_frames": {}, "_written_ns": {}}  # each worker reads the files it needs
 
     @property
     def batch_size(self) -> int:
@@ -75,12 +80,25 @@ class RestoredStages(FaceStages):
     def restore_stored(self, record: FrameRecord) -> None:
         """The frame's stored faces, once its pixels are seen to be the size extraction read:
         another file under a moved source's name would get crops of the wrong places."""
-        entry = self.stored_frames(self._source_of(record.frame))[record.frame.name]
+        source = self._source_of(record.frame)
+        entry = self.stored_frames(source)[record.frame.name]
         height, width = record.frame.image.shape[:2]
         if (width, height) != (entry["width"], entry["height"]):
             raise FacekitError(f"frame {record.frame.name} of {record.frame.source} is {width}x{height} here but was "
                                f"{entry['width']}x{entry['height']} when extracted: not the source extraction read")
+        if record.frame.path is not None and self.sources[source].same_place and self._changed_since(source, record.frame.path):
+            raise FacekitError(f"photo {record.frame.path} changed after its extraction last wrote "
+                               f"{self.sources[source].alignments}: not the photo extracted; run the extraction "
+                               "again (it does that photo again), then the re-crop")
         self.restore(record, [_restored(face) for face in entry["faces"]])
+
+    def _changed_since(self, source: str, photo: str) -> bool:
+        """Whether ``photo`` changed after the extraction of ``source`` last wrote (a photo of the
+        same size replaced in place got crops cut at the old photo's points)."""
+        if source not in self._written_ns:
+            self._written_ns[source] = last_written_ns(Path(self.sources[source].alignments).parent)
+        written = self._written_ns[source]
+        return written is not None and changed_ns(photo) > written
 
     def _source_of(self, frame: Frame) -> str:
         """The source a frame belongs to: the video or image itself, or a folder's image's folder."""

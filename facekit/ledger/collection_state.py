@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from facekit.errors import FacekitError
 from facekit.fileio import atomic_write_bytes
-from facekit.ledger.photos import changed_ns
+from facekit.media.file_times import changed_ns
 from facekit.ledger.states import SourceState
 from facekit.media.collection import COLLECTION_FILE, LIST_PREFIX, Source, is_list, listed_sources
 from facekit.media.sources import utf8_text

@@ -3,25 +3,13 @@ replaced since (or whose name another file now has) is done again, so a rerun's 
 a new run of the folder as it is would give. A frame whose photo is gone is kept, and said."""
 from __future__ import annotations
 
-import os
-import stat
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
+from facekit.media.file_times import changed_ns
 from facekit.media.sources import utf8_text
-from facekit.output.alignments import ALIGNMENTS_FILE, journal_path
 from facekit.output.mask_files import MASK_FOLDER
 
-
-def last_written_ns(folder: Path) -> int | None:
-    """When an earlier run last wrote the folder's alignments file or journal (None: never)."""
-    times = []
-    for path in (folder / ALIGNMENTS_FILE, journal_path(folder / ALIGNMENTS_FILE)):
-        try:
-            times.append(path.stat().st_mtime_ns)
-        except OSError:
-            continue
-    return max(times, default=None)
 
 
 def photos_to_redo(folder: Path, recorded: Mapping[str, str], photos: Sequence[tuple[str, Path]],
@@ -53,16 +41,6 @@ def photos_to_redo(folder: Path, recorded: Mapping[str, str], photos: Sequence[t
             "and face files are kept (a new output folder holds only what the input holds)")
     return redo
 
-
-def changed_ns(path: str | os.PathLike[str]) -> int:
-    """When a file last changed (its change time, ctime), and for a symlink also the file it
-    names: either one replaced is another photo. 0 where it cannot be read (gone meanwhile:
-    the run says so when it reads it)."""
-    try:
-        own = os.lstat(path)
-        return max(own.st_ctime_ns, os.stat(path).st_ctime_ns) if stat.S_ISLNK(own.st_mode) else own.st_ctime_ns
-    except OSError:
-        return 0
 
 
 def remove_face_files(folder: Path, crops: Iterable[str]) -> None:

@@ -12,11 +12,11 @@ from typing import Any, Iterator, Sequence
 from facekit.errors import OutputError
 from facekit.fileio import remove_left_temporaries
 from facekit.ledger.lock import exclusive_output
-from facekit.ledger.photos import last_written_ns, photos_to_redo, remove_face_files
+from facekit.ledger.photos import photos_to_redo, remove_face_files
 from facekit.ledger.rejects import RejectCounts
 from facekit.ledger.summary import SourceSummary
 from facekit.ledger.verify import Verify, frames_to_redo
-from facekit.output.alignments import ALIGNMENTS_FILE, VIDEO_ENDED_AT, AlignmentsWriter
+from facekit.output.alignments import ALIGNMENTS_FILE, VIDEO_ENDED_AT, AlignmentsWriter, last_written_ns
 from facekit.output.face_files import DEBUG, REJECTED, FaceWriter
 from facekit.output.mask_files import MASK_FOLDER
 from facekit.records import FrameRecord

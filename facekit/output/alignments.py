@@ -196,6 +196,18 @@ def journal_path(path: str | PathLike) -> Path:
     return path.with_name(path.name + JOURNAL_SUFFIX)
 
 
+def last_written_ns(folder: Path) -> int | None:
+    """When an earlier run last wrote the folder's alignments file or journal (None: never):
+    a photo changed after that is not the one its frame was made from."""
+    times = []
+    for path in (folder / ALIGNMENTS_FILE, journal_path(folder / ALIGNMENTS_FILE)):
+        try:
+            times.append(path.stat().st_mtime_ns)
+        except OSError:
+            continue
+    return max(times, default=None)
+
+
 def _check_header(document: Any, where: Path) -> None:
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise FacekitError(f"{where} is not a facekit alignments file (no \"format\": \"{FORMAT}\")")

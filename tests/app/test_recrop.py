@@ -191,6 +191,29 @@ def test_another_file_under_a_moved_sources_name_is_refused_in_one_line(tmp_path
     assert not (tmp_path / "re").exists()
 
 
+def test_a_photo_replaced_in_place_by_one_of_its_size_is_refused_and_a_copy_elsewhere_is_not(tmp_path: Path) -> None:
+    """The frame-size check let a photo turned upside down through: its crops were cut at the
+    old photo's points (mean difference 131 of 255). A copy under recrop.sources, newer than the
+    extraction by its nature, is the same photo."""
+    require_data()
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("two_people.jpg", "obama.jpg"):
+        shutil.copy(DATA / "images" / "scenes" / name, photos / name)
+    _run(tmp_path, "input=photos", "output=at256")
+    shutil.copytree(photos, tmp_path / "copied" / "photos")  # recrop.sources names the folder a source is in
+    turned = photos / "two_people.jpg"
+    cv2.imwrite(str(turned), cv2.rotate(cv2.imread(str(turned)), cv2.ROTATE_180))
+    result = run_facekit("task=recrop", "input=at256", "output=re", "runner.progress=false", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "facekit: error: photo photos/two_people.jpg changed after its extraction last wrote at256/alignments.json: "
+        "not the photo extracted; run the extraction again (it does that photo again), then the re-crop")
+    shutil.rmtree(photos)
+    _run(tmp_path, "task=recrop", "input=at256", "output=moved", "recrop.sources=copied")
+    assert sorted(load_json(tmp_path / "moved" / "alignments.json")["frames"]) == ["obama", "two_people"]
+
+
 def test_a_folder_that_holds_no_extraction_is_refused_in_one_line(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     result = run_facekit("task=recrop", "input=empty", "output=re", cwd=tmp_path)

@@ -43,6 +43,8 @@ class EarlierSource:
     named: str  # the source as the alignments meta names it
     missing: str | None = None  # why it cannot be re-cropped
     extraction: str = "done"  # the extraction's state of it (collection.json); a single source's is not kept
+    moved: bool = False  # read under recrop.sources: a copy there has its own change times
+
 
     def as_source(self) -> Source:
         return Source(self.path, self.kind, self.rel, self.output, self.missing)
@@ -110,7 +112,8 @@ def read_earlier(folder: Path, moved_to: Path | None) -> Earlier:
     named = str(load_alignments_meta(alignments).get("input", ""))
     path, missing = _located(Path(named).expanduser(), alignments, Path(named).name, moved_to)
     return Earlier(folder, [EarlierSource(named, path, "folder" if path.is_dir() else "file", ".", alignments,
-                                          named if path == Path(named).expanduser() else str(path), missing)], False)
+                                          named if path == Path(named).expanduser() else str(path), missing,
+                                          moved=_under(path, moved_to, Path(named).name))], False)
 
 
 def _collection_source(folder: Path, entry: dict[str, Any], moved_to: Path | None) -> EarlierSource:
@@ -121,7 +124,13 @@ def _collection_source(folder: Path, entry: dict[str, Any], moved_to: Path | Non
         return EarlierSource(entry["source"], was, entry["kind"], entry["output"], alignments, str(was), missing)
     path, missing = _located(was, alignments, entry["source"], moved_to)
     return EarlierSource(entry["source"], path, entry["kind"], entry["output"], alignments,
-                         entry["path"] if path == was else str(path), missing, str(entry.get("state", "done")))
+                         entry["path"] if path == was else str(path), missing, str(entry.get("state", "done")),
+                         _under(path, moved_to, entry["source"]))
+
+
+def _under(path: Path, moved_to: Path | None, rel: str) -> bool:
+    """Whether ``_located`` found the source under ``recrop.sources``."""
+    return moved_to is not None and path in (moved_to / rel, Path(from_utf8_text(str(moved_to / rel))))
 
 
 def _located(was: Path, alignments: Path, rel: str, moved_to: Path | None) -> tuple[Path, str | None]:
@@ -185,7 +194,8 @@ def recrop_meta(earlier: dict[str, Any], source: EarlierSource, size: int, paddi
 
 def recrop_stages(cfg: DictConfig, sources: list[EarlierSource]) -> RestoredStages:
     """The stages that restore ``sources`` and cut them at the run's size, padding and centering."""
-    return RestoredStages([StoredSource(utf8_text(s.path), str(s.alignments)) for s in sources], size=cfg.output.size,
+    return RestoredStages([StoredSource(utf8_text(s.path), str(s.alignments), not s.moved) for s in sources],
+                          size=cfg.output.size,
                           padding=cfg.output.padding, centering=str(cfg.output.centering))
 
 
