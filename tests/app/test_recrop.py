@@ -112,6 +112,20 @@ def test_a_source_whose_extraction_stopped_midway_stays_partial_in_the_recrop_un
     assert _alignments(tmp_path / "re512")["faceswap_test"]["frames"] == _alignments(tree / "re512")["faceswap_test"]["frames"]
 
 
+def test_a_recrop_of_a_collection_whose_every_source_is_partial_exits_0_with_what_it_could_do(tmp_path: Path) -> None:
+    """It re-cropped the frames, then "no source of at256 could be re-cropped (0 failed)", exit 2:
+    the documented partial re-crop read as a failure by scripts."""
+    require_data()
+    (tmp_path / "tree" / "a").mkdir(parents=True)
+    (tmp_path / "tree" / "a" / VIDEO.name).symlink_to(VIDEO)
+    _run(tmp_path, "input=tree", "output=at256", "sample.every_n=10")
+    stopped_midway(tmp_path / "at256", f"a/{VIDEO.name}", f"a/{VIDEO.stem}", 4)
+    result = run_facekit("task=recrop", "input=at256", "output=re", "runner.progress=false", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "its extraction is partial" in result.stderr and "could be re-cropped" not in result.stderr
+    assert [entry["state"] for entry in load_json(tmp_path / "re" / "collection.json")["sources"]] == ["partial"]
+
+
 def test_a_single_video_recropped_at_512_on_threads_or_workers_equals_its_extraction_and_a_rerun_resumes(tmp_path: Path) -> None:
     require_data()
     _run(tmp_path, f"input={VIDEO}", "output=at256")

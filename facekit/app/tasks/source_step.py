@@ -84,7 +84,9 @@ def report_collection(state: CollectionState, named: str, label: str = "collecti
     """The closing lines: sources by state (``figures`` after them), and with ``list_unfinished``
     the failed and partial ones named again (a long streamed run's lines about them are far up);
     exit code 2 (a FacekitError) when no source is done, naming the first failure (a failed
-    source's reason, or ``first_failure`` where the executor knows a closer one)."""
+    source's reason, or ``first_failure`` where the executor knows a closer one). Sources that ran
+    to their end partial, and no failure, are not one: a re-crop of an extraction that is not
+    finished is partial until it is, as the warnings above said."""
     counts = state.counts()
     log.info("%s: %d source(s): %s%s; states in %s", label, sum(counts.values()),
              ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none", figures, state.path)
@@ -99,8 +101,8 @@ def report_collection(state: CollectionState, named: str, label: str = "collecti
         listed = [entry["source"] for entry in state.sources.values() if entry["state"] == kind]
         if listed:
             log.warning("%s: %s%s", kind, ", ".join(listed[:10]), f" and {len(listed) - 10} more" if len(listed) > 10 else "")
-    if not counts[SourceState.DONE]:
-        failed = [entry for entry in state.sources.values() if entry["state"] == SourceState.FAILED]
+    failed = [entry for entry in state.sources.values() if entry["state"] == SourceState.FAILED]
+    if not counts[SourceState.DONE] and (failed or first_failure or not counts[SourceState.PARTIAL]):
         first = first_failure or (f"{failed[0]['source']}: {failed[0]['reason']}" if failed else None)
         raise FacekitError(f"no source of {named} could be {verb} ({len(failed)} failed"
                            + (f"; the first: {first}" if first else "") + ")")
