@@ -69,6 +69,7 @@ def remask_folder(folder: Path, request: MaskRequestSettings) -> tuple[int, int]
     output = meta.get("output", {})
     crop_size, padding = int(output.get("size", 256)), float(output.get("padding", geometry.DEFAULT_PADDING))
     frames = _frames_with_files(document)
+    alpha_mask = next(iter((meta.get("masks") or {}).get("maskers", {})), None)  # an RGBA face file's alpha: the first
     images = _frame_images(meta, frames) if request.maker is not None and request.maker.needs_image else {}
     done = imported = 0
     for name, source, entries in frames:
@@ -82,7 +83,7 @@ def remask_folder(folder: Path, request: MaskRequestSettings) -> tuple[int, int]
         if request.import_dir is not None:
             imported += _import_masks(request.import_dir, faces, matrices, crop_size, request.size)
         for entry, face in zip(entries, faces):
-            _rewrite_face_file(folder, name, source, entry, face, request, crop_size)
+            _rewrite_face_file(folder, name, source, entry, face, request, crop_size, alpha_mask)
             done += 1
     _record(meta, request)
     write_alignments(path, document)
@@ -139,7 +140,7 @@ def _import_masks(folder: Path, faces: list[Face], matrices: list[np.ndarray], c
 
 
 def _rewrite_face_file(folder: Path, frame_name: str, source: str | None, entry: dict[str, Any], face: Face,
-                       request: MaskRequestSettings, crop_size: int) -> None:
+                       request: MaskRequestSettings, crop_size: int, alpha_mask: str | None) -> None:
     """The face file again, its pixels as they are (an alpha channel replaced with
     ``mask_format=alpha``), its text with its masks; its entry gets the masks, hash and size."""
     import cv2
@@ -149,16 +150,19 @@ def _rewrite_face_file(folder: Path, frame_name: str, source: str | None, entry:
     if pixels is None:
         raise FacekitError(f"face file {path} is missing or damaged; run the extraction again to restore it")
     names = request.maker.names if request.maker is not None else []
-    if request.file_format == "alpha" and names:
-        pixels = with_alpha(pixels, face.masks[names[0]])
+    # the alpha channel, and mask files, the folder already has are kept in step with the masks
+    # now stored (an import into a mask_format=file folder left masks/ with the unedited ones)
+    alpha = names[0] if request.file_format == "alpha" and names else alpha_mask if pixels.shape[-1] == 4 else None
+    if alpha is not None and alpha in face.masks:
+        pixels = with_alpha(pixels, face.masks[alpha])
     index = int(face.crop_file.rsplit("_", 1)[1].split(".")[0])
     landmarks = np.asarray(entry["landmarks"], dtype=np.float64)
     data = encode_png(pixels, face_text(frame_name, index, landmarks, source=source,
                                         masks=face.masks))
     atomic_write_bytes(path, data)
-    if request.file_format == "file":
-        for name, mask in face.masks.items():
-            target = folder / mask_file_path(name, face.crop_file)
+    for name, mask in face.masks.items():
+        target = folder / mask_file_path(name, face.crop_file)
+        if request.file_format == "file" or target.is_file():
             target.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(target, encode_mask_file(mask, crop_size))
     entry["crop_sha256"], entry["crop_bytes"] = hashlib.sha256(data).hexdigest(), len(data)

@@ -156,6 +156,9 @@ def test_an_exported_mask_edited_and_imported_reads_back_as_the_edit(with_masks:
     untouched = stored_masks(with_masks)  # the mask not imported is kept as it was
     assert all(stored[name]["extended"] == untouched[name]["extended"] for name in edited)
     assert all(json.loads(read_png_text(out / name)[MASKS_KEY]) == stored[name] for name in edited)
+    # masks/ holds the edits too: it kept the unedited masks beside the edited ones stored
+    written = {name: cv2.imread(str(out / "masks" / "components" / name), cv2.IMREAD_GRAYSCALE) for name in edited}
+    assert [name for name, edit in edited.items() if not iou(written[name], edit) >= 0.99] == []
 
 
 def test_an_import_folder_without_mask_files_is_refused_and_one_whose_names_match_no_face_warns(
@@ -190,6 +193,24 @@ def test_alpha_writes_rgba_face_files_whose_alpha_is_the_first_mask(tmp_path: Pa
         assert image.shape == (256, 256, 4)
         assert np.array_equal(image[..., 3], mask_from_dict(masks["extended"]).pixels)
     assert not (out / "masks").exists()
+
+
+def test_an_import_into_rgba_face_files_puts_the_edited_first_mask_in_their_alpha(tmp_path: Path) -> None:
+    """The alpha channel kept the unedited mask while the stored mask was the edit."""
+    out = tmp_path / "faces"
+    _extract(out, "output.masks=[extended,components]", "output.mask_format=alpha", "output.mask_size=256")
+    edits = tmp_path / "edits" / "extended"
+    edits.mkdir(parents=True)
+    for face_file in stored_masks(out):
+        alpha = cv2.imread(str(out / face_file), cv2.IMREAD_UNCHANGED)[..., 3].copy()
+        alpha[:128] = 0  # the top half erased
+        cv2.imwrite(str(edits / face_file), alpha)
+    result = _mask(out, f"mask.import={edits.parent}", "output.mask_size=256")
+    assert result.returncode == 0, result.stderr
+    for face_file, masks in stored_masks(out).items():
+        image = cv2.imread(str(out / face_file), cv2.IMREAD_UNCHANGED)
+        assert image.shape == (256, 256, 4) and not image[:128, :, 3].any(), face_file
+        assert np.array_equal(image[..., 3], mask_from_dict(masks["extended"]).pixels), face_file
 
 
 def test_masks_through_a_collection_reach_every_source_and_task_mask_adds_the_same_to_one(tmp_path: Path) -> None:
