@@ -32,7 +32,7 @@ from facekit.ledger.photos import photos_to_redo, remove_face_files
 from facekit.ledger.verify import Verify, frames_to_redo
 from facekit.media.shards import FILES, Shard
 from facekit.output.alignments import journal_line_name
-from facekit.output.differences import same_fingerprint
+from facekit.output.differences import fingerprint_differences, same_fingerprint
 
 log = logging.getLogger("facekit")
 
@@ -97,9 +97,12 @@ def finished(output: Path, shard: Shard, fingerprint: Any, verify: Verify = Veri
         return False
     except (OSError, ValueError) as exc:
         raise FacekitError(f"{path} is damaged ({exc}); delete it to run that shard again") from None
-    if not same_fingerprint(header.get("fingerprint"), json.loads(json.dumps(fingerprint))):
-        raise FacekitError(f"{path.parent} holds shards written with other settings; choose another output "
-                           f"folder, or delete {SHARDS_DIR} there (and alignments.json) to start over")
+    wanted = json.loads(json.dumps(fingerprint))
+    if not same_fingerprint(header.get("fingerprint"), wanted):
+        raise FacekitError(f"{path.parent} holds shards written with other settings "
+                           f"({fingerprint_differences(header.get('fingerprint'), wanted)}); rerun with those settings "
+                           f"to resume them, choose another output folder, or delete {SHARDS_DIR} there (and "
+                           "alignments.json) to start over")
     damage = None if whole else " has no end line (it was cut short)"
     if whole and (elsewhere := _cut_otherwise(header.get("shard", {}), shard)) is not None:
         damage = elsewhere

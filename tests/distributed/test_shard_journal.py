@@ -164,6 +164,7 @@ def test_a_journal_written_with_other_settings_is_refused_in_one_line_and_kept(t
     with pytest.raises(FacekitError, match="holds shards written with other settings") as refused:
         finished(tmp_path, SHARD, {"size": 512})
     assert "\n" not in str(refused.value)
+    assert "(output.size: 256 there, 512 now); rerun with those settings to resume them" in str(refused.value)
     assert shard_journal(tmp_path, SHARD).read_bytes() == held
     assert finished(tmp_path, SHARD, {"size": 256})
 
