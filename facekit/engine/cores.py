@@ -23,14 +23,16 @@ def choose_workers(requested: int | str, plugins: Sequence[PluginSpec], mode: st
     ``auto``: one a core, for parallel runs whose plugins all run on the CPU (on a GPU each
     worker would hold its own copy of the models) and whose input has ``FRAMES_PER_WORKER``
     frames for each of at least two workers, so that starting them pays for itself. A number
-    asks for that many (0 or 1: threads; the config's check refused anything else); serial runs
-    always stay on threads, since they exist to hold one model at a time."""
+    asks for that many (0 or 1: threads; the config's check refused anything else), but never
+    more than the input's ``frames`` (when known): runner.workers=1000 on one photo started 1,000
+    processes. Serial runs always stay on threads, since they exist to hold one model at a time."""
     if requested == "auto":
         if mode != "parallel" or any(p.gpu_memory_mb for p in plugins):
             return None
         count = min(cores or usable_cores(), frames // FRAMES_PER_WORKER)
     else:
         count = requested if mode == "parallel" else 0  # type: ignore[assignment]
+        count = min(count, frames) if frames > 0 else count
     return count if count >= 2 else None
 
 

@@ -133,6 +133,9 @@ def test_auto_starts_a_worker_a_core_for_long_cpu_runs_only() -> None:
     assert choose_workers("auto", gpu, "parallel", long, cores=4) is None  # a copy of the model per worker on the GPU
     assert choose_workers("auto", cpu, "serial", long, cores=4) is None
     assert choose_workers(3, cpu, "parallel", 5, cores=2) == 3  # asked for: as many as asked
+    assert choose_workers(1000, cpu, "parallel", 3, cores=2) == 3  # but no more than the frames (it started 1,000)
+    assert choose_workers(8, cpu, "parallel", 1, cores=2) is None  # one photo: threads
+    assert choose_workers(8, cpu, "parallel", 0, cores=2) == 8  # a count not known: as asked
     assert choose_workers(1, cpu, "parallel", long, cores=4) is None
     assert choose_workers(0, cpu, "parallel", long, cores=4) is None
     assert choose_workers(2, cpu, "serial", long, cores=4) is None
