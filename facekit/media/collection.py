@@ -26,7 +26,8 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from facekit.errors import ConfigError, FacekitError
 from facekit.media.sampling import Sampling, checked_sampling
-from facekit.media.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, existing_input, open_input, utf8_text
+from facekit.media.sources import (IMAGE_SUFFIXES, VIDEO_SUFFIXES, FrameSource, decoded_image, existing_input, open_input,
+                                   utf8_text)
 from facekit.records import Frame
 
 log = logging.getLogger(__name__)
@@ -442,6 +443,13 @@ def collection(path: str | Path, sample: Sampling | Mapping[str, Any] | None = N
     cannot be read is named in a warning and passed over, as the CLI does; a ``path`` that does
     not exist, a single source that cannot be read, or ``include`` / ``exclude`` (a glob, or a
     list of them) that leave no source, raise FacekitError here, at the call."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"collection takes a path (str or Path), got {type(path).__name__}")
+    if not isinstance(recursive, bool):
+        raise TypeError(f"collection's recursive is True or False, got {recursive!r}")
+    if not isinstance(sample, (Sampling, Mapping, type(None))):
+        raise TypeError(f"collection's sample is a Sampling or a mapping of its fields ({{'every_n': 10}}), got "
+                        f"{type(sample).__name__}")
     if isinstance(sample, Sampling):  # a Sampling made by hand is checked as its fields would be
         sample = dataclasses.asdict(sample)
     sampling = None if sample is None else _sampling_of(dict(sample))
@@ -454,7 +462,23 @@ def collection(path: str | Path, sample: Sampling | Mapping[str, Any] | None = N
         check_leaves_a_source(str(path), selection)
         return _frames(sources_of(root, selection), sampling)
     single = Source(root, "video" if root.suffix.lower() in VIDEO_SUFFIXES else "folder", ".", ".")
-    return ((single, frame) for frame in open_input(root, sampling=sampling).frames())
+    frames = open_input(root, sampling=sampling)
+    if frames.kind == "image" and (why := decoded_image(root)[1]) is not None:  # the CLI refuses it before a frame
+        raise FacekitError(f"input {str(root)!r}: {why}")
+    return _one_sources_frames(single, frames)
+
+
+def _one_sources_frames(source: Source, frames: FrameSource) -> Iterator[tuple[Source, Frame]]:
+    """The frames of a single source; a folder none of whose photos could be read (each named
+    in a warning) ends in a FacekitError, as the CLI's run of it exits 2: a script would carry on
+    with nothing."""
+    read = 0
+    for frame in frames.frames():
+        read += 1
+        yield source, frame
+    if not read and frames.kind == "folder" and frames.skipped:
+        raise FacekitError(f"input {str(source.path)!r}: none of its {len(frames.skipped)} image file(s) could be read "
+                           "(each is named above)")
 
 
 def _sampling_of(fields: dict[str, Any]) -> Sampling:

@@ -183,6 +183,19 @@ def test_the_library_helper_raises_when_its_one_source_cannot_be_read(tmp_path: 
     (tmp_path / "empty").mkdir()
     with pytest.raises(FacekitError, match="holds no images"):
         facekit.collection(tmp_path / "empty")
+    # a photo alone that does not decode, and a folder none of whose photos does: the CLI exits 2
+    # on both, and the library gave an empty list
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "text.jpg").write_text("hi")
+    (tmp_path / "bad" / "zero.jpg").write_bytes(b"")
+    with pytest.raises(FacekitError, match="text.jpg': not a readable image"):
+        facekit.collection(tmp_path / "bad" / "text.jpg")
+    with pytest.raises(FacekitError, match="none of its 2 image file"):
+        list(facekit.collection(tmp_path / "bad"))
+    for wrong, says in (({"path": None}, "collection takes a path"), ({"sample": 10}, "sample is a Sampling"),
+                        ({"recursive": "no"}, "recursive is True or False")):
+        with pytest.raises(TypeError, match=says):
+            facekit.collection(**{"path": tmp_path / "bad", **wrong})
 
 
 def test_an_earlier_runs_output_inside_the_tree_is_not_read_as_sources(tmp_path: Path) -> None:
