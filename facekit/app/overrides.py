@@ -54,6 +54,10 @@ LIST_KEYS = {"filter.refs": "[a.jpg,b.jpg]", "filter.nrefs": "[a.jpg,b.jpg]", "c
 PATH_KEYS = frozenset({"input", "output", "output.dir", "recrop.sources", "mask.import", "models.cache_dir"})
 
 
+#: Path keys whose folder a run makes: outside a sweep, a name still to be made is one path.
+_MADE = frozenset({"output", "output.dir"})
+
+
 def quote_override(arg: str, sweeping: bool = True) -> str:
     """One ``key=value`` argument, its value quoted where Hydra cannot read it unquoted.
     Outside a sweep a path key's value with a comma (``output=take 1,2``, a folder still to be
@@ -75,9 +79,26 @@ def quote_override(arg: str, sweeping: bool = True) -> str:
         if key in LIST_KEYS and stripped.count("[") > stripped.count("]"):  # quoted, it would be a string
             raise ConfigError(f"cannot read the override '{arg}': its list has no closing ']': "
                               f"{shell_quoted(f'{prefix}{key}={stripped}]')}")
-        example = shell_quoted(f"{prefix}{key}={hydra_quoted(stripped)}")
+        items = _items_quoted(stripped) if key in LIST_KEYS else None
+        if items is not None and all(os.path.lexists(item) for item in _strip_list(stripped)):
+            return f"{prefix}{key}={items}"  # files named with brackets ([1].jpg): each read as named
+        # a list's items are quoted one by one: the whole list quoted would be one string
+        example = shell_quoted(f"{prefix}{key}={items if items is not None else hydra_quoted(stripped)}")
         raise ConfigError(f"cannot read the override '{arg}': quote the value, e.g. {example}")
     return quoted
+
+
+def _strip_list(value: str) -> list[str]:
+    """The items of ``[a,b]`` as typed between its brackets and commas."""
+    return [item.strip() for item in value[1:-1].split(",")]
+
+
+def _items_quoted(value: str) -> str | None:
+    """``[a,b]`` with each item quoted for Hydra (``['[1].jpg']``), where that parses; else None."""
+    if not (value.startswith("[") and value.endswith("]")):
+        return None
+    items = "[" + ",".join(hydra_quoted(item) for item in _strip_list(value)) + "]"
+    return items if _parses(f"k={items}") else None
 
 
 def _one_path(key: str, value: str, sweeping: bool) -> str | None:
@@ -87,6 +108,8 @@ def _one_path(key: str, value: str, sweeping: bool) -> str | None:
     all exist; outside a sweep, so is a path key's value still to be made (``output=take 1,2``).
     ``input=photo${1}.jpg``, which exists: its ``${`` is escaped, where OmegaConf would look
     for a key ``1`` (a path still to be made keeps its ``${``: an interpolation, as typed)."""
+    if value[:1] in "[{" and key in PATH_KEYS and (os.path.lexists(value) or (not sweeping and key in _MADE)):
+        return value  # input=[2024] Summer, output=[new]: no path key takes a list or a mapping
     if value[:1] in "[{'\"":
         return None
     if os.path.lexists(value):

@@ -167,6 +167,23 @@ def test_a_photo_whose_name_holds_a_dollar_brace_is_read_as_named_and_a_missing_
     assert not (home / "nowhere").exists()
 
 
+def test_paths_named_with_brackets_are_read_as_named_and_a_list_of_them_is_quoted_item_by_item(home: Path) -> None:
+    """input=[x] (a folder that exists), output=[out] (one to be made) and filter.refs=[[1].jpg]
+    were Hydra's "Cannot convert 'list' to string" or a quote-the-value line; the advice for a
+    list quoted the whole list, which a list key then refused as a string."""
+    (home / "[x]").mkdir()
+    shutil.copy(SCENES / "obama.jpg", home / "[x]" / "obama.jpg")
+    shutil.copy(SCENES / "obama.jpg", home / "[1].jpg")
+    _run(home, "input=[x]", "output=[out]", "filter.refs=[[1].jpg]")
+    document = load_json(home / "[out]" / "alignments.json")
+    assert document["meta"]["input"] == "[x]" and document["meta"]["filter"]["refs"] == ["[1].jpg"]
+    result = run_facekit("input=[x]", "output=nowhere", "filter.refs=[[2].jpg]", cwd=home)
+    assert result.returncode == 2 and result.stderr.strip() == (
+        "facekit: error: cannot read the override 'filter.refs=[[2].jpg]': quote the value, e.g. "
+        "\"filter.refs=['[2].jpg']\""), result.stderr
+    assert not (home / "nowhere").exists()
+
+
 def test_outside_a_sweep_a_new_output_folder_with_a_comma_is_one_path(home: Path) -> None:
     _run(home, "input=fötos", "output=out c,1")
     assert (home / "out c,1" / "alignments.json").is_file()
