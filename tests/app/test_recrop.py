@@ -80,6 +80,10 @@ def test_a_collection_recropped_at_512_equals_its_extraction_at_512(tree: Path) 
     assert states == {VIDEO.name: "done", "p01": "done", "p04": "done"}
     summary = load_json(tree / "re512" / "faceswap_test" / "run_summary.json")
     assert summary["mode"] == "recrop" and summary["frames"] == 91 and summary["model_s"] is None
+    # collection.json's run, as an extraction's: a local re-crop left it out
+    run = load_json(tree / "re512" / "collection.json")["run"]
+    frames = sum(len(load_json(tree / "at256" / name / "alignments.json")["frames"]) for name in ("faceswap_test", "p01", "p04"))
+    assert run["frames"] == frames and run["seconds"] > 0 and run["frames_per_s"] > 0, run
 
 
 def test_a_collection_recrop_run_again_keeps_its_done_sources(tree: Path, tmp_path: Path) -> None:

@@ -88,6 +88,12 @@ class CollectionProgress:
         seconds = time.perf_counter() - self.started
         return self.frames / seconds if seconds > 0 else 0.0
 
+    def figures(self, seconds: float) -> dict[str, float]:
+        """collection.json's ``run``: the frames run, the whole run's seconds, the runners' own
+        seconds, and frames a second of those."""
+        return {"frames": self.frames, "seconds": round(seconds, 3), "busy_s": round(self.busy_s, 3),
+                "frames_per_s": round(self.busy_rate(), 2)}
+
     def busy_rate(self) -> float:
         """Frames a second of the runners' own time: what a bench compares across collections."""
         return self.frames / self.busy_s if self.busy_s > 0 else 0.0

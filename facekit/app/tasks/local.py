@@ -84,8 +84,7 @@ def run_local(cfg: DictConfig, registry: PluginRegistry) -> None:
                     _run_streamed(cfg, stages, face_filter, queued, sources, progress)
         finally:
             listing.stop()
-            state.run = {"frames": progress.frames, "seconds": round(time.perf_counter() - begun, 3),
-                         "busy_s": round(progress.busy_s, 3), "frames_per_s": round(progress.busy_rate(), 2)}
+            state.run = progress.figures(time.perf_counter() - begun)
             save_unless_failing(state)
     report_collection(state, str(cfg.input),
                       figures=f"; {progress.frames} frames at {progress.busy_rate():.1f} frames/s", list_unfinished=True)

@@ -11,6 +11,8 @@ be found is named and failed, the others go on; exit code 2 only when none is do
 """
 from __future__ import annotations
 
+import time
+
 import logging
 from contextlib import ExitStack
 from pathlib import Path
@@ -110,19 +112,26 @@ def _recrop_here(cfg: DictConfig, earlier: Earlier) -> None:
                             _recrop_work(cfg, sources.source(source.rel), root, accepted=lambda: accept_run(cfg, run)))
             return
         accept_run(cfg, run)
+        begun = time.perf_counter()
         try:
             for source in sources.listing():
-                run_source_step(sources, source, progress, _recrop_work(cfg, sources.source(source.rel), root))
+                run_source_step(sources, source, progress,
+                                _recrop_work(cfg, sources.source(source.rel), root, progress=progress))
         finally:
+            sources.state.run = progress.figures(time.perf_counter() - begun)  # as an extraction's collection.json
             save_unless_failing(sources.state)
     report_collection(sources.state, str(cfg.input), label="recrop", verb="re-cropped")
 
 
-def _recrop_work(cfg: DictConfig, source: EarlierSource, root: Path,
-                 accepted: Callable[[], None] | None = None) -> SourceWork:
-    """The re-crop of one earlier source, as ``run_source_step`` runs it."""
+def _recrop_work(cfg: DictConfig, source: EarlierSource, root: Path, accepted: Callable[[], None] | None = None,
+                 progress: CollectionProgress | None = None) -> SourceWork:
+    """The re-crop of one earlier source, as ``run_source_step`` runs it (its frames and time
+    counted in a collection's ``progress``)."""
     def work(number: int, output: Path, held: ExitStack) -> Callable[[], None]:
         summary, ledger = recrop_source(cfg, source, root, held, accepted)
+        if summary is not None and progress is not None:
+            progress.frame_done(number, summary.frames)
+            progress.busy_s += summary.seconds
         return (lambda: say_nothing_to_do(len(ledger.done))) if summary is None else (lambda: _report(summary, ledger))
 
     return work
