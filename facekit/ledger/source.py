@@ -31,9 +31,11 @@ class SourceLedger:
 
     def __init__(self, folder: Path, meta: dict[str, Any], *, debug: bool = False, save_rejected: bool = False,
                  save_every: int = 100, verify: Verify = Verify.size,
-                 photos: Sequence[tuple[str, Path]] | None = None) -> None:
+                 photos: Sequence[tuple[str, Path]] | None = None, mask_files: bool = False) -> None:
         """``photos``: a folder source's (frame name, file) as they are now, so a finished frame
-        whose photo changed since is done again (``facekit.ledger.photos``)."""
+        whose photo changed since is done again (``facekit.ledger.photos``). ``mask_files``: the
+        run writes each face's masks as files too (``output.mask_format=file``), which a finished
+        frame must still have."""
         self.folder = folder
         self._held = ExitStack()
         try:
@@ -56,9 +58,10 @@ class SourceLedger:
                 recorded[name] = Path(str(entry.get("source", ""))).name
                 yield name, entry.get("faces", [])
 
-        redo = frames_to_redo(folder, faces_noting_photos(), verify) if self.alignments.done_frames() else set()
+        redo = frames_to_redo(folder, faces_noting_photos(), verify, mask_files) if self.alignments.done_frames() else set()
         if redo:
-            self.found.append(f"{folder}: {len(redo)} finished frame(s) have a face file that is missing or damaged "
+            self.found.append(f"{folder}: {len(redo)} finished frame(s) have a face file{' or mask file' if mask_files else ''} "
+                              "that is missing or damaged "
                               f"({'size or bytes' if verify == Verify.full else 'size'}); they are done again")
             self.alignments.redo(redo)
         self._stale: list[str] = []  # face files of frames done again, removed when the run first touches the folder

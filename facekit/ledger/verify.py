@@ -8,6 +8,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Iterable
 
+from facekit.output.mask_files import mask_file_path
+
 
 class Verify(StrEnum):
     """``resume.verify``: ``size`` stats each face file (cheap: no file is read); ``full`` also
@@ -17,14 +19,19 @@ class Verify(StrEnum):
     full = "full"
 
 
-def frames_to_redo(folder: Path, done_faces: Iterable[tuple[str, list[dict[str, Any]]]], verify: Verify) -> set[str]:
+def frames_to_redo(folder: Path, done_faces: Iterable[tuple[str, list[dict[str, Any]]]], verify: Verify,
+                   mask_files: bool = False) -> set[str]:
     """The finished frames one of whose face files is missing, of another size, or (``full``)
-    of other bytes. An entry from before sizes were recorded is checked for presence only."""
+    of other bytes; with ``mask_files``, also one of whose masks' files is missing. An entry
+    from before sizes were recorded is checked for presence only."""
     redo = set()
     for name, faces in done_faces:
         for face in faces:
-            if face.get("crop") and not _intact(folder / face["crop"], face.get("crop_bytes"),
-                                               face.get("crop_sha256") if verify == Verify.full else None):
+            crop = face.get("crop")
+            if crop and not (_intact(folder / crop, face.get("crop_bytes"),
+                                     face.get("crop_sha256") if verify == Verify.full else None)
+                             and (not mask_files or all((folder / mask_file_path(mask, crop)).is_file()
+                                                        for mask in face.get("mask") or {}))):
                 redo.add(name)
                 break
     return redo

@@ -161,6 +161,20 @@ def test_an_exported_mask_edited_and_imported_reads_back_as_the_edit(with_masks:
     assert [name for name, edit in edited.items() if not iou(written[name], edit) >= 0.99] == []
 
 
+def test_a_rerun_does_again_a_frame_whose_mask_file_is_gone_and_it_comes_back(with_masks: Path, tmp_path: Path) -> None:
+    """Resume checked the face files only: a mask file deleted stayed missing, "nothing to do"."""
+    out = tmp_path / "faces"
+    shutil.copytree(with_masks, out)
+    gone = next((out / "masks" / "components").glob("*.png"))
+    held = gone.read_bytes()
+    gone.unlink()
+    result = run_facekit(f"input={require_data() / 'images' / 'scenes'}", f"output={out}", "runner.progress=false",
+                         MASKS, "output.mask_format=file", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "1 finished frame(s) have a face file or mask file that is missing" in " ".join(result.stderr.split())
+    assert gone.read_bytes() == held
+
+
 def test_an_import_folder_without_mask_files_is_refused_and_one_whose_names_match_no_face_warns(
         with_masks: Path, tmp_path: Path) -> None:
     out = tmp_path / "faces"

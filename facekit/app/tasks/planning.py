@@ -142,7 +142,8 @@ def source_ledger(cfg: DictConfig, output: Path, meta: dict[str, Any],
     masks, so the run is refused as for other settings, the folder left as it was."""
     photos = None if frames is None or frames.kind == "video" else list(zip(frame_names(frames.files), frames.files))
     ledger = SourceLedger(output, meta, debug=bool(cfg.output.debug), save_rejected=bool(cfg.filter.save_rejected),
-                          save_every=cfg.output.save_every, verify=Verify(cfg.resume.verify), photos=photos)
+                          save_every=cfg.output.save_every, verify=Verify(cfg.resume.verify), photos=photos,
+                          mask_files=str(cfg.output.get("mask_format", "none")) == "file")
     refusal = ledger.alignments.refused_unless_done
     if refusal is not None and (frames is None or not frames.all_done(ledger.done)):
         with ledger:
