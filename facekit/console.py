@@ -44,6 +44,15 @@ def quantity(count: int, noun: str) -> str:
     """``1 frame``, ``2 frames``: a count and its noun as a user reads them."""
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
+def hydra_quoted(text: str) -> str:
+    """``text`` as a Hydra quoted value that reads back as exactly ``text``: in single quotes
+    unless it holds one and no double quote; a backslash is doubled only where it precedes the
+    quote character or the closing quote (Hydra unescapes nothing else in quotes)."""
+    quote = '"' if "'" in text and '"' not in text else "'"
+    escaped = re.sub(rf"(\\*)({quote}|\Z)",
+                     lambda m: m.group(1) * 2 + ("\\" + quote if m.group(2) else ""), text)
+    return f"{quote}{escaped}{quote}"
+
 
 def unquoted(override: str) -> str:
     """An override with Hydra's quoting taken out (``input='fötos'`` as ``input=fötos``): the

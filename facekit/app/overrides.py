@@ -11,6 +11,7 @@ import shlex
 from functools import lru_cache
 from typing import TYPE_CHECKING, Sequence
 
+from facekit.console import hydra_quoted
 from facekit.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -134,15 +135,6 @@ def _listed_paths_escaped(value: str) -> str | None:
         return None
     return "[" + ",".join(_quote_element(item) for item in items) + "]"
 
-
-def hydra_quoted(text: str) -> str:
-    """``text`` as a Hydra quoted value that reads back as exactly ``text``: in single quotes
-    unless it holds one and no double quote; a backslash is doubled only where it precedes the
-    quote character or the closing quote (Hydra unescapes nothing else in quotes)."""
-    quote = '"' if "'" in text and '"' not in text else "'"
-    escaped = re.sub(rf"(\\*)({quote}|\Z)",
-                     lambda m: m.group(1) * 2 + ("\\" + quote if m.group(2) else ""), text)
-    return f"{quote}{escaped}{quote}"
 
 
 def shell_quoted(override: str) -> str:

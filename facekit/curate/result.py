@@ -18,6 +18,7 @@ import io
 import json
 import logging
 import os
+import re
 import secrets
 import shlex
 import shutil
@@ -30,6 +31,7 @@ from facekit.curate.clusters import UNCLUSTERED
 from facekit.curate.decide import Curation, measures
 from facekit.curate.inventory import FaceEntry
 from facekit.curate.ordering import sort_order
+from facekit.console import hydra_quoted
 from facekit.curate.sheets import cluster_sheet, tile_caption
 from facekit.errors import ConfigError, OutputError
 from facekit.fileio import atomic_write_bytes
@@ -61,6 +63,10 @@ def check_target(result: Path, source: Path) -> None:
         raise ConfigError(f"output {str(result)!r} holds the input {str(source)!r}; choose a folder beside it")
     if result.exists() and not result.is_dir():
         raise ConfigError(f"output {str(result)!r} is a file; give a folder for the curation result")
+    here = Path.cwd().resolve()
+    if resolved == here or resolved in here.parents:  # output=. did all the work, then "Device or resource busy"
+        raise ConfigError(f"output {str(result)!r} holds the folder this command runs in, and a curation result "
+                          "replaces its folder whole; give a new folder's name (output=curated)")
     if result.is_dir() and any(result.iterdir()) and not (result / CURATION_FILE).is_file():
         raise ConfigError(f"output {str(result)!r} holds files but no {CURATION_FILE}: it is not an earlier "
                           "curation result, so it is not replaced; choose an empty or new folder")
@@ -197,9 +203,15 @@ def _refs_command(curation: Curation, rows: np.ndarray, label: int, command_inpu
     unit = curation.unit[rows]
     centre = unit.mean(axis=0)
     typical = rows[np.lexsort((rows, -(unit @ centre)))][:REFS_PER_COMMAND]
-    refs = ",".join(str(curation.faces[r].path.resolve()) for r in sorted(typical))
+    refs = ",".join(_item(str(curation.faces[r].path.resolve())) for r in sorted(typical))
     return " ".join(["facekit", shlex.quote(f"input={command_input or 'INPUT'}"),
                      shlex.quote(f"output={cluster_folder(label)}_faces"), shlex.quote(f"filter.refs=[{refs}]")])
+
+
+def _item(path: str) -> str:
+    """A path as a list item Hydra reads back as the path: quoted where it holds a comma, a space,
+    a bracket or a quote ("Smith, John/img20_0.png" read as two paths)."""
+    return hydra_quoted(path) if re.search(r"""[\s,\[\]{}()'"=:\\$]""", path) else path
 
 
 #: A drop reason's kind, by how its text begins: one key of ``counts.dropped`` (and one column of

@@ -38,6 +38,7 @@ def test_copy_is_read_from_the_config_not_the_nodes_copy_method() -> None:
                                                  ("curate.dedupe=3", "cosine distance"),
                                                  ("curate.best=0", "1 or more"),
                                                  ("curate.dedupe_pose=-1", "degrees"),
+                                                 ("curate.dedupe_pose=nan", "degrees"),  # it turned the limit off
                                                  ("curate.min_cluster_size=1", "2 or more")])
 def test_a_value_out_of_range_is_one_line_naming_the_key(override: str, words: str) -> None:
     with pytest.raises(ConfigError, match=words) as error:

@@ -170,6 +170,28 @@ def test_a_clusters_ready_command_keeps_that_person_only(people: Path, tmp_path:
     assert kept == members
 
 
+def test_a_ready_commands_refs_with_a_comma_or_a_space_in_their_paths_read_back_as_those_paths() -> None:
+    """"Smith, John/img20_0.png" was read as two references, "Smith" and "John/img20_0.png"."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from facekit.curate.result import _item
+
+    paths = ["/x/Smith, John/img20_0.png", "/x/plain/img_0.png", "/x/it's [1]/a b.png"]
+    parsed = OverridesParser.create().parse_override("filter.refs=[" + ",".join(_item(p) for p in paths) + "]")
+    assert parsed.value() == paths
+    assert _item(paths[1]) == paths[1]  # a plain path stays as it is, as it did
+
+
+def test_a_result_in_the_folder_the_command_runs_in_is_refused_before_any_work(people: Path, tmp_path: Path) -> None:
+    """output=. embedded and clustered every face, then "[Errno 16] Device or resource busy"."""
+    (tmp_path / "here").mkdir()
+    result = run_facekit("task=curate", f"input={people}", "output=.", cwd=tmp_path / "here")
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        "facekit: error: output '.' holds the folder this command runs in, and a curation result replaces its "
+        "folder whole; give a new folder's name (output=curated)"], result.stderr
+    assert "embedding" not in result.stderr
+
+
 def test_a_sweep_of_curation_gives_each_job_its_own_result(people: Path, tmp_path: Path) -> None:
     """``-m ... curate.dedupe=0.05,0.1``: every job wrote to output= itself, so the first refused
     it (Hydra's sweep folder was in it) with a message about a folder the user never made."""

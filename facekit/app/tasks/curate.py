@@ -51,7 +51,7 @@ def curate_settings(cfg: DictConfig) -> CurateSettings:
     node = cfg.curate
     if node.dedupe is not None and not 0 < node.dedupe < 2:
         raise ConfigError(f"curate.dedupe is a cosine distance above 0 and below 2 (e.g. 0.1), got {node.dedupe!r}")
-    if node.dedupe_pose < 0:
+    if not node.dedupe_pose >= 0:  # nan too: it turned the pose limit off
         raise ConfigError(f"curate.dedupe_pose is a number of degrees, 0 or more, got {node.dedupe_pose!r}")
     if node.best is not None and node.best < 1:
         raise ConfigError(f"curate.best is a number of faces per identity, 1 or more, got {node.best!r}")
