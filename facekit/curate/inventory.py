@@ -94,6 +94,12 @@ def _listed_folders(root: Path) -> set[str] | None:
         entries = listed_sources(root)
     except (OSError, ValueError):
         return None
+    unfinished = [f"{entry.get('source')} ({entry.get('state')})" for entry in entries
+                  if entry.get("output") and entry.get("state") not in (None, "done")]
+    if unfinished:  # curated as they are, and said: a stopped extraction's source holds only its first frames
+        log.warning("%s: %d source(s) whose extraction is not done are curated with the faces they have: %s%s; run "
+                    "the extraction again to finish them, then this command", root, len(unfinished),
+                    ", ".join(unfinished[:5]), f" and {len(unfinished) - 5} more" if len(unfinished) > 5 else "")
     return {PurePosixPath(str(entry["output"])).as_posix() for entry in entries if entry.get("output")}
 
 

@@ -35,6 +35,24 @@ def test_a_folder_no_source_of_collection_json_names_is_left_out_and_said(
     assert "1 alignments file(s) there belong to no source its collection.json lists" in caplog.text
 
 
+def test_a_source_whose_extraction_is_not_done_is_curated_as_it_is_and_said(
+        tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A stopped extraction folds its journal, so its partial source looked finished: curated
+    with no word that it held only its first frames."""
+    import json
+
+    copy = tmp_path / "copy"
+    shutil.copytree(shared_extraction("people", tmp_path_factory), copy)
+    state = json.loads((copy / "collection.json").read_text())
+    state["sources"][0]["state"] = "partial"
+    (copy / "collection.json").write_text(json.dumps(state))
+    with caplog.at_level("WARNING"):
+        faces = read_output(copy)
+    assert len(faces) >= 27
+    assert (f"1 source(s) whose extraction is not done are curated with the faces they have: "
+            f"{state['sources'][0]['source']} (partial)") in caplog.text
+
+
 def test_a_file_without_text_is_found_by_its_name_and_a_missing_one_left_out(
         tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
     copy = tmp_path / "copy"
