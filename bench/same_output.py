@@ -57,6 +57,11 @@ RECOMPUTED_POSE = "pose"
 #: mirror view (``aligner.mirror_pose``, default true), points no output stores: the pose of a
 #: side made that way cannot be recomputed from stored landmarks, so it is not compared (noted).
 MIRROR_POSE = "mirror_pose"
+#: Sharpness is measured only over the pixels of its crop inside the frame since 7 Dec 2026 (the
+#: black beyond a frame's edge made a step that outweighed the face): a face whose sharpness crop
+#: reaches past the frame's edge may store another number, and only such a face (found from its
+#: stored landmarks and the frame's size) is let differ there; every other face compares exactly.
+EDGE_SHARPNESS = "sharpness"
 #: run_summary.json's keys that say what a run did; the rest (seconds, frames_per_s, start_s,
 #: stage_s, sink_s, model_s, mode, workers, gpu, shards, nodes...) say how fast and where it ran.
 #: One the old side left null (it had no figure) is not compared but noted: commit 11d8ed4
@@ -95,6 +100,7 @@ class Comparison:
     notes: list[str] = field(default_factory=list)        # differences the rules above allow, said
     bytes_differ: int = 0                                 # face files whose bytes differ (expected)
     poses_recomputed: int = 0                             # faces whose stored poses differ (RECOMPUTED_POSE)
+    edge_sharpness: int = 0                               # faces past the frame's edge whose sharpness differs
 
     @property
     def equal(self) -> bool:
@@ -141,6 +147,7 @@ def _compare_source(old: Path, new: Path, name: str, result: Comparison) -> None
         added = frozenset(f for f in FACE_FIELDS_ADDED if f not in old_fields)
         entry_a, entry_b = _without_file_bytes(frames_a[frame], added), _without_file_bytes(frames_b[frame], added)
         result.poses_recomputed += _recompute_poses(entry_a, entry_b)
+        result.edge_sharpness += _edge_sharpness(entry_a, entry_b)
         diffs = _differences(entry_a, entry_b)
         if diffs:
             result.entries.append(f"{name}/{frame}: " + "; ".join(diffs))
@@ -286,6 +293,26 @@ def _recompute_poses(old: dict[str, Any], new: dict[str, Any]) -> int:
         face[RECOMPUTED_POSE] = {key: round(a, MEASURE_DECIMALS) if np.isfinite(a) else None
                                  for key, a in zip(POSE_KEYS, angles)}
     return differed
+
+
+def _edge_sharpness(old: dict[str, Any], new: dict[str, Any]) -> int:
+    """Takes the new side's sharpness for each old face whose sharpness crop reaches past the
+    frame's edge and whose stored sharpness differs (EDGE_SHARPNESS); how many it took."""
+    import numpy as np
+    from facekit.imaging.geometry import DEFAULT_PADDING, alignment_matrix
+    from facekit.imaging.measures import SHARPNESS_SIZE, inside_frame
+
+    taken = 0
+    for index, face in enumerate(old["faces"]):
+        other = new["faces"][index] if index < len(new["faces"]) else {}
+        if face.get(EDGE_SHARPNESS) == other.get(EDGE_SHARPNESS) or face.get("landmarks") is None:
+            continue
+        matrix = alignment_matrix(np.asarray(face["landmarks"], dtype=np.float32), SHARPNESS_SIZE,
+                                  padding=DEFAULT_PADDING)
+        if inside_frame(matrix, int(old["width"]), int(old["height"]), SHARPNESS_SIZE) is not None:
+            face[EDGE_SHARPNESS] = other.get(EDGE_SHARPNESS)
+            taken += 1
+    return taken
 
 
 def _differences(a: Any, b: Any, path: str = "") -> list[str]:
@@ -436,7 +463,7 @@ def serve_cluster(nodes: int) -> None:
 def report(rows: list[tuple[str, Comparison | None, str]]) -> bool:
     header = f"{'scenario':<18} {'frames':>6} {'faces':>6} {'entries equal (differ)':>23} " \
              f"{'pixels equal (differ)':>22} {'text equal (differ)':>20} {'other':>5} {'bytes differ':>15} " \
-             f"{'poses recomputed':>16}"
+             f"{'poses recomputed':>16} {'edge sharpness':>14}"
     print("\n" + header + "\n" + "-" * len(header))
     all_equal = True
     for name, c, note in rows:
@@ -447,7 +474,7 @@ def report(rows: list[tuple[str, Comparison | None, str]]) -> bool:
         all_equal &= c.equal
         print(f"{name:<18} {c.frames:>6} {c.faces:>6} {_verdict(c.entries):>23} {_verdict(c.pixels):>22} "
               f"{_verdict(c.text):>20} {len(c.other):>5} {f'{c.bytes_differ} of {c.face_files}':>15} "
-              f"{c.poses_recomputed:>16}")
+              f"{c.poses_recomputed:>16} {c.edge_sharpness:>14}")
     for name, c, _ in rows:
         for line in ([*c.entries, *c.pixels, *c.text, *c.other] if c else [])[:20]:
             print(f"  {name}: {line}")

@@ -167,8 +167,34 @@ def sharpness(image: np.ndarray, landmarks68: np.ndarray) -> float:
     """The variance of the Laplacian of the grey aligned face, cut at ``SHARPNESS_SIZE`` pixels
     with the default padding whatever the run's crop: higher is sharper, and a blurred or
     upscaled face scores low. Measured on its own small crop, not the run's, so it is the same
-    number at every ``output.size`` and a rejected face needs no full-size crop."""
+    number at every ``output.size`` and a rejected face needs no full-size crop.
+
+    Only the crop's pixels inside the frame count: the black beyond a frame's edge made a step
+    whose Laplacian outweighed the face's own (a blurred face cut by the edge scored 1824 against
+    the same face sharp and whole's 1180)."""
     matrix = alignment_matrix(landmarks68, SHARPNESS_SIZE, padding=DEFAULT_PADDING)
     crop = warp_face(image, matrix, SHARPNESS_SIZE)
     grey = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY) if crop.ndim == 3 else crop
-    return float(cv2.Laplacian(grey, cv2.CV_64F).var())
+    laplacian = cv2.Laplacian(grey, cv2.CV_64F)
+    inside = inside_frame(matrix, image.shape[1], image.shape[0], SHARPNESS_SIZE)
+    if inside is None:
+        return float(laplacian.var())
+    seen = laplacian[inside]
+    return float(seen.var()) if seen.size else 0.0
+
+
+def inside_frame(matrix: np.ndarray, width: int, height: int, size: int) -> np.ndarray | None:
+    """Which pixels of a ``size`` crop (``matrix``: frame -> crop) and their 3 x 3 neighbours
+    sample the frame itself, not the black beyond its edges; None when all of them do."""
+    to_frame = cv2.invertAffineTransform(np.asarray(matrix, dtype=np.float64)[:2])
+    corners = np.array([[0, 0, 1], [size - 1, 0, 1], [0, size - 1, 1], [size - 1, size - 1, 1]], dtype=np.float64)
+    seen = corners @ to_frame.T
+    margin = 1.5  # a neighbour's bilinear sample within the frame: an affine map keeps a square's inside inside
+    if (seen.min(axis=0) >= margin).all() and seen[:, 0].max() <= width - 1 - margin and \
+            seen[:, 1].max() <= height - 1 - margin:
+        return None
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
+    fx = to_frame[0, 0] * xs + to_frame[0, 1] * ys + to_frame[0, 2]
+    fy = to_frame[1, 0] * xs + to_frame[1, 1] * ys + to_frame[1, 2]
+    inside = ((fx >= 0) & (fx <= width - 1) & (fy >= 0) & (fy <= height - 1)).astype(np.uint8)
+    return cv2.erode(inside, np.ones((3, 3), np.uint8)).astype(bool)  # the Laplacian reads each pixel's neighbours

@@ -114,6 +114,31 @@ def test_sharpness_is_lower_on_a_blurred_copy(extractor: facekit.Extractor) -> N
     assert blurred.sharpness < 0.5 * sharp.sharpness
 
 
+def test_a_blurred_face_cut_by_the_frames_edge_scores_below_the_same_face_sharp(extractor: facekit.Extractor) -> None:
+    """The black beyond the frame's edge counted: a blurred face cut tight scored 1824 against the
+    sharp whole photo's 1180. Measured inside the frame, it scores as the blurred whole photo does."""
+    image = cv2.imread(str(require_data() / "images" / "people" / "p04" / "img13.jpg"))
+    sharp = _only_face(extractor, image)
+    blurred = cv2.GaussianBlur(image, (0, 0), 6)
+    whole = _only_face(extractor, blurred)
+    cut = _only_face(extractor, np.ascontiguousarray(blurred[150:820, 740:1240]))
+    assert cut.sharpness < 0.5 * sharp.sharpness
+    assert cut.sharpness == pytest.approx(whole.sharpness, rel=0.3)
+
+
+def test_a_face_whose_crop_lies_inside_the_frame_keeps_the_whole_crops_variance() -> None:
+    """Only crops past the frame's edge are measured otherwise: the same number as before here."""
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 255, (400, 400, 3), dtype=np.uint8)
+    landmarks = MEAN_FACE_68 * 120 + 140  # a face in the middle, its 128 px crop well inside
+    matrix = measures.alignment_matrix(landmarks, measures.SHARPNESS_SIZE, padding=measures.DEFAULT_PADDING)
+    crop = measures.warp_face(image, matrix, measures.SHARPNESS_SIZE)
+    expected = cv2.Laplacian(cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY), cv2.CV_64F).var()
+    assert measures.inside_frame(matrix, 400, 400, measures.SHARPNESS_SIZE) is None
+    assert measures.sharpness(image, landmarks) == expected
+    assert measures.inside_frame(matrix, 250, 250, measures.SHARPNESS_SIZE) is not None  # cut at 250: past its edge
+
+
 def test_sharpness_and_the_other_measures_do_not_depend_on_output_size() -> None:
     image = _read("obama.jpg")
     small = _only_face(facekit.Extractor(size=128), image)
