@@ -184,8 +184,8 @@ def sharpness(image: np.ndarray, landmarks68: np.ndarray) -> float:
 
 
 def inside_frame(matrix: np.ndarray, width: int, height: int, size: int) -> np.ndarray | None:
-    """Which pixels of a ``size`` crop (``matrix``: frame -> crop) and their 3 x 3 neighbours
-    sample the frame itself, not the black beyond its edges; None when all of them do."""
+    """Which pixels of a ``size`` crop (``matrix``: frame -> crop), with their neighbours, sample
+    the frame itself, not the black beyond its edges; None when all of them do."""
     to_frame = cv2.invertAffineTransform(np.asarray(matrix, dtype=np.float64)[:2])
     corners = np.array([[0, 0, 1], [size - 1, 0, 1], [0, size - 1, 1], [size - 1, size - 1, 1]], dtype=np.float64)
     seen = corners @ to_frame.T
@@ -193,8 +193,12 @@ def inside_frame(matrix: np.ndarray, width: int, height: int, size: int) -> np.n
     if (seen.min(axis=0) >= margin).all() and seen[:, 0].max() <= width - 1 - margin and \
             seen[:, 1].max() <= height - 1 - margin:
         return None
-    ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
-    fx = to_frame[0, 0] * xs + to_frame[0, 1] * ys + to_frame[0, 2]
-    fy = to_frame[1, 0] * xs + to_frame[1, 1] * ys + to_frame[1, 2]
-    inside = ((fx >= 0) & (fx <= width - 1) & (fy >= 0) & (fy <= height - 1)).astype(np.uint8)
-    return cv2.erode(inside, np.ones((3, 3), np.uint8)).astype(bool)  # the Laplacian reads each pixel's neighbours
+    # the frame's rectangle as the crop sees it: a parallelogram, drawn at 1/16 px (a pixel-wise
+    # map of the crop took 0.7 ms a face, three times the measure itself)
+    frame = np.array([[0, 0], [width - 1, 0], [width - 1, height - 1], [0, height - 1]], dtype=np.float64)
+    drawn = np.round((frame @ np.asarray(matrix, dtype=np.float64)[:2, :2].T + matrix[:2, 2]) * 16).astype(np.int32)
+    inside = np.zeros((size, size), np.uint8)
+    cv2.fillConvexPoly(inside, drawn, 1, lineType=cv2.LINE_8, shift=4)
+    # the Laplacian reads each pixel's neighbours, and drawing may take in a pixel a bilinear
+    # sample blends with the black: two pixels off the edge, not one
+    return cv2.erode(inside, np.ones((5, 5), np.uint8)).astype(bool)
