@@ -23,7 +23,8 @@ takes its nearest one's cluster, and the representatives left (people the sample
 round again, so a person of two faces among a million is still found.
 
 Groups smaller than ``min_cluster_size`` (two faces by default) are left unclustered (-1): a face
-seen once has no identity to group.
+seen once has no identity to group. Linkage knows no frames: a cluster that holds two people of
+one frame is split afterwards (``joining.split_where_together``).
 """
 from __future__ import annotations
 

@@ -10,11 +10,12 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from facekit.curate.best import best_per_identity
-from facekit.curate.clusters import UNCLUSTERED, cluster_labels
+from facekit.curate.clusters import MIN_CLUSTER_SIZE, UNCLUSTERED, cluster_labels
 from facekit.curate.dedupe import near_duplicates, reason as duplicate_reason
 from facekit.curate.embeddings import face_vectors, typical_length, unit_rows
 from facekit.curate.inventory import FaceEntry
-from facekit.curate.joining import cluster_distance, followed_faces, join_distance, joined_clusters, match_distance
+from facekit.curate.joining import (cluster_distance, followed_faces, join_distance, joined_clusters, match_distance,
+                                   split_where_together)
 from facekit.faces.stages import FaceStages
 
 log = logging.getLogger(__name__)
@@ -114,14 +115,16 @@ def decide(faces: Sequence[FaceEntry], settings: CurateSettings,
     curation.unit[rows] = unit
     curation.labels = np.full(len(faces), UNCLUSTERED, dtype=np.int64)
     spec = built.identity.spec if built.identity is not None else None
-    found = cluster_labels(unit, cluster_distance(spec, typical_length(vectors)), settings.min_cluster_size)
+    cut = cluster_distance(spec, typical_length(vectors))
+    found = cluster_labels(unit, cut, settings.min_cluster_size)
+    chosen = [faces[r] for r in rows]
+    boxes, frames = face_boxes(chosen), [face.key[:2] for face in chosen]
+    found = split_where_together(found, unit, frames, boxes, cut, max(MIN_CLUSTER_SIZE, settings.min_cluster_size or 0))
     limit = join_distance(spec, settings.join)
     if limit > 0:
-        chosen = [faces[r] for r in rows]
-        boxes = face_boxes(chosen)
         followed = followed_faces([(face.key[0], face.frame_index) for face in chosen], unit, boxes,
                                   match_distance(spec))
-        found = joined_clusters(found, unit, [face.key[:2] for face in chosen], boxes, limit, followed)
+        found = joined_clusters(found, unit, frames, boxes, limit, followed)
     curation.labels[rows] = found
     log.info("%d cluster(s), %d face(s) unclustered", len(curation.clusters), curation.unclustered)
     if settings.dedupe is not None:

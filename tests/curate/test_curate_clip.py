@@ -86,3 +86,23 @@ def test_curating_the_clip_twice_gives_the_same_result(curated: tuple[Path, dict
     result, _ = curated
     again = curate(tmp_path, shared_extraction("clip", tmp_path_factory), *SETTINGS)
     assert tree_digest(again) == tree_digest(result)
+
+
+def test_no_cluster_holds_two_people_of_one_frame(curated: tuple[Path, dict], tmp_path_factory) -> None:
+    """Average linkage knows no frames: faces 0 and 1 of frame 51, boxes far apart, were one
+    cluster with a dozen more such pairs."""
+    _, document = curated
+    boxes = {face["crop"]: face["box"] for frame in load_json(shared_extraction("clip", tmp_path_factory)
+                                                              / "alignments.json")["frames"].values()
+             for face in frame["faces"] if face.get("crop")}
+    together: dict[tuple, list[str]] = {}
+    for face in document["faces"]:
+        if face["cluster"] is not None and face["cluster"] >= 0:
+            together.setdefault((face["source"], face["frame"], face["cluster"]), []).append(face["face"])
+    apart = [(a, b) for faces in together.values() for i, a in enumerate(faces) for b in faces[i + 1:]
+             if _disjoint(boxes[a], boxes[b])]
+    assert apart == []
+
+
+def _disjoint(first: list[float], second: list[float]) -> bool:
+    return min(first[2], second[2]) <= max(first[0], second[0]) or min(first[3], second[3]) <= max(first[1], second[1])

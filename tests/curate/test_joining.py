@@ -10,7 +10,7 @@ import pytest
 
 from cli_helpers import load_json
 from curate_helpers import CLIP, curate, extract, require_data
-from facekit.curate.joining import join_distance, joined_clusters
+from facekit.curate.joining import join_distance, joined_clusters, split_where_together
 
 FAR_BOXES = np.array([[0, 0, 10, 10], [100, 0, 110, 10], [200, 0, 210, 10], [300, 0, 310, 10]], dtype=float)
 
@@ -39,6 +39,23 @@ def test_two_faces_of_one_frame_never_end_in_one_cluster() -> None:
     twice = FAR_BOXES.copy()
     twice[2] = [1, 1, 10, 11]  # the detector found face 0 again: one face, not two people
     assert joined_clusters(labels, unit, ["f1", "f2", "f1", "f3"], twice, max_distance=0.5).tolist() == [0, 0, 0, 0]
+
+
+def test_a_cluster_holding_two_people_of_one_frame_is_split_between_them() -> None:
+    """Average linkage knows no frames: two people 25 degrees apart (0.09), seen together in each
+    of four frames, were one cluster. Split, each is a cluster of their own; a cluster whose
+    faces never share a frame, and the same face found twice in one frame, stay whole."""
+    unit = _unit(0, 1, 2, 3, 25, 26, 27, 28, 90, 91)
+    frames = ["f1", "f2", "f3", "f4", "f1", "f2", "f3", "f4", "g1", "g2"]
+    boxes = np.array([FAR_BOXES[0]] * 4 + [FAR_BOXES[2]] * 4 + [FAR_BOXES[0]] * 2)
+    labels = np.array([0, 0, 0, 0, 0, 0, 0, 0, 1, 1])
+    split = split_where_together(labels, unit, frames, boxes, distance=0.3, min_size=2)
+    assert split.tolist() == [0, 0, 0, 0, 1, 1, 1, 1, 2, 2]
+    twice = boxes.copy()
+    twice[4:8] = [1, 1, 10, 11]  # the detector's second box on the first face: one person
+    assert split_where_together(labels, unit, frames, twice, distance=0.3, min_size=2).tolist() == labels.tolist()
+    one = split_where_together(labels, unit, frames, boxes, distance=0.3, min_size=5)  # parts below the size: unclustered
+    assert one.tolist() == [-1] * 8 + [0, 0]
 
 
 def test_a_ban_carries_over_to_the_joined_cluster() -> None:
