@@ -14,9 +14,10 @@ from facekit.fileio import remove_left_temporaries
 from facekit.ledger.lock import exclusive_output
 from facekit.ledger.photos import photos_to_redo, remove_face_files
 from facekit.ledger.rejects import RejectCounts
-from facekit.ledger.summary import SourceSummary
+from facekit.faces.quality import reason_kind
+from facekit.ledger.summary import SUMMARY_FILE, SourceSummary
 from facekit.ledger.verify import Verify, frames_to_redo
-from facekit.output.alignments import ALIGNMENTS_FILE, VIDEO_ENDED_AT, AlignmentsWriter, last_written_ns
+from facekit.output.alignments import ALIGNMENTS_FILE, VIDEO_ENDED_AT, AlignmentsWriter, last_written_ns, load_alignments
 from facekit.output.face_files import DEBUG, REJECTED, FaceWriter
 from facekit.output.mask_files import MASK_FOLDER
 from facekit.records import FrameRecord
@@ -177,6 +178,18 @@ class SourceLedger:
     def write_summary(self) -> None:
         self.summary.rejected = self.rejects.as_dict()
         self.summary.write(self.folder)
+
+    def write_missing_summary(self, mode: str) -> None:
+        """A rerun with nothing to do writes ``run_summary.json`` where a run stopped between its
+        last fold and its summary left none (every later rerun said "nothing to do" and the folder
+        never had one): this run's figures, none done, all resumed, the rejects its entries hold."""
+        if (self.folder / SUMMARY_FILE).is_file():
+            return
+        for entry in load_alignments(self.folder / ALIGNMENTS_FILE)["frames"].values():  # folded: the ledger is closed
+            self.rejects.update(reason_kind(face.get("reason")) for face in entry.get("faces", [])
+                                if face.get("keep") is False)
+        self.summary.mode = mode
+        self.write_summary()
 
 
 def _remove_killed_writes(folder: Path) -> None:

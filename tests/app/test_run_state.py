@@ -305,3 +305,22 @@ def test_a_video_given_by_another_name_for_the_same_file_is_refused_not_extracte
     _refused(run_facekit("input=link.mp4", *args, cwd=tmp_path),
              f"holds the frames of {CLIP!r}, and 'link.mp4' is the same file under another name")
     assert snapshot(tmp_path / "out") == before
+
+
+def test_a_rerun_with_nothing_to_do_writes_the_summary_a_run_stopped_after_its_fold_never_wrote(tmp_path: Path) -> None:
+    """A stop between the final fold and run_summary.json left the folder without one for good:
+    every rerun said "nothing to do" and wrote none."""
+    require_data()
+    photos = tmp_path / "in"
+    photos.mkdir()
+    for name in ("obama.jpg", "two_people.jpg"):
+        (photos / name).write_bytes((SCENES / name).read_bytes())
+    args = [f"input={photos}", f"output={tmp_path / 'out'}", "runner.progress=false",
+            f"filter.refs=[{SCENES / 'obama.jpg'}]"]
+    assert run_facekit(*args, cwd=tmp_path).returncode == 0
+    first = load_json(tmp_path / "out" / "run_summary.json")
+    (tmp_path / "out" / "run_summary.json").unlink()  # as the stop left it
+    again = run_facekit(*args, cwd=tmp_path)
+    assert again.returncode == 0 and "nothing to do: 2 frames already done" in again.stderr, again.stderr
+    summary = load_json(tmp_path / "out" / "run_summary.json")
+    assert (summary["frames"], summary["resumed"], summary["rejected"]) == (0, 2, first["rejected"]) != (0, 2, {})

@@ -132,9 +132,14 @@ def _recrop_work(cfg: DictConfig, source: EarlierSource, root: Path, accepted: C
         if summary is not None and progress is not None:
             progress.frame_done(number, summary.frames)
             progress.busy_s += summary.seconds
-        return (lambda: say_nothing_to_do(len(ledger.done))) if summary is None else (lambda: _report(summary, ledger))
+        return (lambda: _nothing_to_do(ledger)) if summary is None else (lambda: _report(summary, ledger))
 
     return work
+
+
+def _nothing_to_do(ledger: SourceLedger) -> None:
+    say_nothing_to_do(len(ledger.done))
+    ledger.write_missing_summary("recrop")
 
 
 def recrop_source(cfg: DictConfig, source: EarlierSource, root: Path, held: ExitStack,

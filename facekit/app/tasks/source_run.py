@@ -168,6 +168,7 @@ def report(plan: RunPlan, summary: RunSummary, ledger: SourceLedger) -> None:
     leaves the earlier run's summary as it was."""
     if plan.nothing_to_do:
         say_nothing_to_do(summary.resumed)
+        ledger.write_missing_summary(plan.mode)
         return
     figures = ledger.summary
     figures.skipped, figures.seconds, figures.workers = summary.skipped, summary.seconds, summary.workers
