@@ -159,7 +159,7 @@ class WorkerPool(Stopping):
             label = context.RawArray("c", LABEL_BYTES)
             process = context.Process(target=serve, args=(theirs, payload, label, configured_levels()), daemon=True,
                                       name="facekit-worker")
-            process.start()
+            _start_deaf(process)
             theirs.close()
             held = _PER_WORKER * self.batch
             self.workers.append(_Worker(process, ours, label, room=threading.Semaphore(held), slots=SlotWriter(held)))
@@ -411,6 +411,26 @@ def _say_goodbye(conn: Connection) -> None:
         conn.send(None)
     except OSError:
         pass  # gone already
+
+
+#: The signals a worker never acts on: a terminal's Ctrl-C reaches the whole process group, and
+#: the calling process tells its workers when to stop.
+_STOPS = {signal.SIGINT, signal.SIGTERM}
+
+
+def _start_deaf(process: multiprocessing.process.BaseProcess) -> None:
+    """Starts ``process`` with Ctrl-C and SIGTERM blocked, a mask it keeps across exec: ``serve``
+    ignores them only once it runs, and a Ctrl-C while a worker imported its modules printed a
+    traceback from each worker. This process gets a signal sent meanwhile when the mask comes back.
+    Multiprocessing's resource tracker is started first: starting it unblocks both signals."""
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
+    try:
+        process.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 def _how_it_ended(process: Any) -> str:

@@ -326,3 +326,29 @@ def test_a_cgroup_quota_caps_the_cores_auto_counts() -> None:
     assert cpus_from_quota("max", "100000") is None  # cgroup v2: no quota
     assert cpus_from_quota("-1", "100000") is None  # cgroup v1: no quota
     assert 1 <= usable_cores() <= (os.cpu_count() or 1)
+
+
+def _blocked_signals(record: FrameRecord) -> None:
+    """A stage that reads its worker's blocked signals (SigBlk, a hex mask) into the record."""
+    status = Path("/proc/self/status").read_text()
+    record.width = int(status.split("SigBlk:")[1].split()[0], 16)
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the signal mask from /proc")
+def test_every_worker_starts_with_ctrl_c_and_sigterm_blocked() -> None:
+    """A Ctrl-C while a worker imported its modules (before it ignores the signal) printed a
+    traceback from each worker; the first worker missed the mask, as starting multiprocessing's
+    resource tracker unblocks both signals."""
+    import signal
+
+    stages = [Stage("mask", OneByOne(_blocked_signals))]
+    plan = WorkerPlan(2)
+    payload = plan.payload(stages)
+    assert payload is not None
+    records = [FrameRecord(Frame(name=f"f{i}", source="x", index=i, image=np.zeros((2, 2, 3), np.uint8)))
+               for i in range(8)]
+    sunk: list[FrameRecord] = []
+    WorkerPool(plan, stages, payload, queue_size=4).run(iter(records), sunk.append)
+    stops = (1 << (signal.SIGINT - 1)) | (1 << (signal.SIGTERM - 1))
+    assert [record.width & stops for record in sunk] == [stops] * 8
+    assert not signal.pthread_sigmask(signal.SIG_BLOCK, []) & {signal.SIGINT, signal.SIGTERM}  # this process: as before
