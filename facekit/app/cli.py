@@ -6,6 +6,7 @@ import json
 import re
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -73,6 +74,7 @@ def _hydra_entry(cfg: DictConfig) -> None:
     try:
         task: Callable[[DictConfig, PluginRegistry], None] = TASKS[cfg.task]  # the schema's Task names one
         task(cfg, default_registry())
+        run_ended[0] = True
     except FacekitError as exc:
         _clear_a_refused_sweep_job(cfg)
         _fail(exc)
@@ -135,6 +137,9 @@ def _what_an_interruption_keeps(cfg: DictConfig) -> str:
     if in_sweep():
         return "the sweep's finished jobs are in its folder; running it again starts a new sweep"
     if cfg.task == "curate":
+        result = Path(str(OmegaConf.select(cfg, "output.dir", default=""))).expanduser() / "curation.json"
+        if result.is_file() and result.stat().st_mtime >= _STARTED_AT:  # it landed: the printing after was stopped
+            return f"the curation result had been written whole to {result.parent}"
         return "curation writes its result only when it ends, so nothing was written"
     if cfg.task == "plugins":
         return "nothing was written"
@@ -194,6 +199,10 @@ def _fail(exc: BaseException) -> None:
 
 #: The signal that stopped the run, when one did (Ctrl-C leaves it None): its exit code says which.
 _stopped_by: list[int | None] = [None]
+#: Whether the task returned: a signal after that (while Hydra closes the run) stops nothing.
+run_ended = [False]
+#: When this command started: a result file newer than this was written by it.
+_STARTED_AT = time.time()
 
 
 def _raise_keyboard_interrupt(signum: int, frame: object) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from facekit.errors import INTERRUPTED_EXIT, stop_writing_to_a_closed_pipe
+from facekit.errors import interrupted_exit, stop_writing_to_a_closed_pipe
 
 
 def main() -> None:
@@ -17,5 +17,10 @@ def main() -> None:
     except BrokenPipeError:  # facekit --help | head -3: Hydra's help, printed before any task runs
         stop_writing_to_a_closed_pipe()
     except KeyboardInterrupt:  # a run that had begun said its own line and exited already
-        print("facekit: interrupted before the run began; nothing was written", file=sys.stderr)
-        sys.exit(INTERRUPTED_EXIT)
+        cli = sys.modules.get("facekit.app.cli")  # loaded by now, unless Ctrl-C came while it loaded
+        stopped_by = getattr(cli, "_stopped_by", [None])[0]  # SIGTERM: 143, as the run's own stop exits
+        if getattr(cli, "run_ended", [False])[0]:
+            print("facekit: interrupted after the run ended; its output is complete", file=sys.stderr)
+        else:
+            print("facekit: interrupted before the run began; nothing was written", file=sys.stderr)
+        sys.exit(interrupted_exit(stopped_by))

@@ -14,6 +14,7 @@ file is copied; ``curate.copy=true`` always copies.
 from __future__ import annotations
 
 import csv
+import glob
 import io
 import json
 import logging
@@ -75,6 +76,7 @@ def check_target(result: Path, source: Path) -> None:
 def write_result(curation: Curation, source: Path, result: Path, command_input: str | None = None) -> dict[str, Any]:
     """Builds the result beside ``result`` and renames it into place; returns curation.json's content."""
     result = result.expanduser()
+    _clear_leftovers(result)
     staging = result.parent / f".{result.name}.curating-{secrets.token_hex(4)}"
     try:
         result.parent.mkdir(parents=True, exist_ok=True)
@@ -248,6 +250,21 @@ def _face_entry(curation: Curation, row: int, placed: str | None, source: Path) 
 
 def _json_number(value: float) -> float | None:
     return None if not np.isfinite(value) else float(value)
+
+
+def _clear_leftovers(result: Path) -> None:
+    """What a curation killed before it ended (SIGKILL: no cleanup ran) left beside ``result``: a
+    half-built staging folder goes; an earlier result moved aside goes too, or comes back when
+    the kill came before the new one stood in its place (no result there now)."""
+    if not result.parent.is_dir():
+        return
+    for left in sorted(result.parent.glob(f".{glob.escape(result.name)}.replaced-*")):
+        if not result.exists():
+            os.replace(left, result)
+        else:
+            shutil.rmtree(left, ignore_errors=True)
+    for left in result.parent.glob(f".{glob.escape(result.name)}.curating-*"):
+        shutil.rmtree(left, ignore_errors=True)
 
 
 def _replace(result: Path, staging: Path) -> None:

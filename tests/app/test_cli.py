@@ -1,6 +1,7 @@
 """The command line as a user types it: defaults, plugin choice, tasks, help and errors."""
 from __future__ import annotations
 
+import os
 import signal
 import time
 from pathlib import Path
@@ -261,3 +262,17 @@ def test_an_interruption_says_what_it_keeps_in_the_tasks_own_terms(task: str, sa
     from facekit.app.cli import _what_an_interruption_keeps
 
     assert _what_an_interruption_keeps(OmegaConf.create({"task": task})) == says
+
+
+def test_a_curation_stopped_after_its_result_landed_says_it_was_written(tmp_path: Path) -> None:
+    """A stop while the clusters' commands were printed said "nothing was written" beside a
+    complete result; a result from before this command started is not this one's."""
+    from omegaconf import OmegaConf
+
+    from facekit.app import cli
+
+    cfg = OmegaConf.create({"task": "curate", "output": {"dir": str(tmp_path)}})
+    (tmp_path / "curation.json").write_text("{}")
+    assert cli._what_an_interruption_keeps(cfg) == f"the curation result had been written whole to {tmp_path}"
+    os.utime(tmp_path / "curation.json", (cli._STARTED_AT - 60, cli._STARTED_AT - 60))
+    assert cli._what_an_interruption_keeps(cfg) == "curation writes its result only when it ends, so nothing was written"

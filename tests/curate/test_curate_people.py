@@ -87,6 +87,23 @@ def test_curating_twice_gives_the_same_result_and_replaces_the_first(people: Pat
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".curated")]  # no staging folder left
 
 
+def test_what_a_killed_curation_left_beside_its_result_is_cleared_or_put_back(people: Path, tmp_path: Path) -> None:
+    """SIGKILL leaves no cleanup: a half-built staging folder and an earlier result moved aside
+    stayed for good. Killed between moving the earlier result aside and putting the new one in its
+    place, the earlier result is put back first (then replaced as usual)."""
+    first = tree_digest(curate(tmp_path, people, "curate.cluster=true"))
+    (tmp_path / ".curated.curating-0badf00d").mkdir()
+    (tmp_path / ".curated.curating-0badf00d" / "half.png").write_bytes(b"x")
+    shutil.copytree(tmp_path / "curated", tmp_path / ".curated.replaced-0badf00d")
+    assert tree_digest(curate(tmp_path, people, "curate.cluster=true")) == first
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".curated")]
+    (tmp_path / "curated").rename(tmp_path / ".curated.replaced-12345678")  # killed before the new one stood
+    from facekit.curate.result import _clear_leftovers
+
+    _clear_leftovers(tmp_path / "curated")
+    assert tree_digest(tmp_path / "curated") == first
+
+
 def test_copies_are_plain_files_equal_to_the_face_files(people: Path, tmp_path: Path) -> None:
     result = curate(tmp_path, people, "curate.copy=true")
     for face in load_json(result / "curation.json")["faces"]:
