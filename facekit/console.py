@@ -44,6 +44,7 @@ def quantity(count: int, noun: str) -> str:
     """``1 frame``, ``2 frames``: a count and its noun as a user reads them."""
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
+
 def hydra_quoted(text: str) -> str:
     """``text`` as a Hydra quoted value that reads back as exactly ``text``: in single quotes
     unless it holds one and no double quote; a backslash is doubled only where it precedes the

@@ -53,8 +53,6 @@ LIST_KEYS = {"filter.refs": "[a.jpg,b.jpg]", "filter.nrefs": "[a.jpg,b.jpg]", "c
              "collection.exclude": "[photos,clips/**]", "output.masks": "[components,extended]"}
 #: Keys whose value is one path: outside a sweep, a comma in it is part of the name.
 PATH_KEYS = frozenset({"input", "output", "output.dir", "recrop.sources", "mask.import", "models.cache_dir"})
-
-
 #: Path keys whose folder a run makes: outside a sweep, a name still to be made is one path.
 _MADE = frozenset({"output", "output.dir"})
 
@@ -134,7 +132,6 @@ def _listed_paths_escaped(value: str) -> str | None:
     if not any("${" in _strip(item) and os.path.lexists(_strip(item)) for item in items):
         return None
     return "[" + ",".join(_quote_element(item) for item in items) + "]"
-
 
 
 def shell_quoted(override: str) -> str:

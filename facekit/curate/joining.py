@@ -23,7 +23,7 @@ pairwise distances of the clusters fit in memory and each join costs one pass ov
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Hashable, Sequence
+from typing import Hashable, Iterator, Sequence
 
 import numpy as np
 
@@ -95,9 +95,8 @@ def split_where_together(labels: np.ndarray, unit: np.ndarray, frames: Sequence[
     from facekit.curate.clusters import representatives
 
     labels = np.asarray(labels).astype(np.int64).copy()
-    torn = sorted({int(labels[first]) for rows in _clustered_by_frame(labels, frames) for i, first in enumerate(rows)
-                   for second in rows[i + 1:] if labels[first] == labels[second]
-                   and overlap(boxes[first], boxes[second]) <= SAME_FACE_IOU})
+    torn = sorted({int(labels[first]) for first, second in _two_of_one_frame(labels, frames, boxes)
+                   if labels[first] == labels[second]})
     next_label = int(labels.max()) + 1 if len(labels) else 0
     for label in torn:
         rows = np.flatnonzero(labels == label)
@@ -156,22 +155,25 @@ def _never_together(labels: np.ndarray, frames: Sequence[Hashable], boxes: np.nd
                     position: dict[int, int]) -> np.ndarray:
     """(k, k): True where two clusters hold two different faces of one frame."""
     apart = np.zeros((len(position), len(position)), dtype=bool)
-    for rows in _clustered_by_frame(labels, frames):
-        for index, first in enumerate(rows):
-            for second in rows[index + 1:]:
-                a, b = position[int(labels[first])], position[int(labels[second])]
-                if a != b and overlap(boxes[first], boxes[second]) <= SAME_FACE_IOU:
-                    apart[a, b] = apart[b, a] = True
+    for first, second in _two_of_one_frame(labels, frames, boxes):
+        a, b = position[int(labels[first])], position[int(labels[second])]
+        if a != b:
+            apart[a, b] = apart[b, a] = True
     return apart
 
 
-def _clustered_by_frame(labels: np.ndarray, frames: Sequence[Hashable]) -> list[list[int]]:
-    """The rows of clustered faces, grouped by frame."""
+def _two_of_one_frame(labels: np.ndarray, frames: Sequence[Hashable], boxes: np.ndarray) -> Iterator[tuple[int, int]]:
+    """Pairs of rows of clustered faces that are two faces of one frame: boxes overlapping by at
+    most SAME_FACE_IOU (more is the detector finding one face twice)."""
     by_frame: dict[Hashable, list[int]] = defaultdict(list)
     for row, frame in enumerate(frames):
         if labels[row] != UNCLUSTERED:
             by_frame[frame].append(row)
-    return list(by_frame.values())
+    for rows in by_frame.values():
+        for index, first in enumerate(rows):
+            for second in rows[index + 1:]:
+                if overlap(boxes[first], boxes[second]) <= SAME_FACE_IOU:
+                    yield first, second
 
 
 def overlap(first: np.ndarray, second: np.ndarray) -> float:

@@ -28,11 +28,11 @@ from typing import Any
 
 import numpy as np
 
+from facekit.console import hydra_quoted
 from facekit.curate.clusters import UNCLUSTERED
 from facekit.curate.decide import Curation, measures
 from facekit.curate.inventory import FaceEntry
 from facekit.curate.ordering import sort_order
-from facekit.console import hydra_quoted
 from facekit.curate.sheets import cluster_sheet, tile_caption
 from facekit.errors import ConfigError, OutputError
 from facekit.fileio import atomic_write_bytes

@@ -14,7 +14,7 @@ from typing import Any
 
 from facekit.errors import FacekitError
 from facekit.faces.stages import FaceStages, Step
-from facekit.media.file_times import changed_ns
+from facekit.media.file_times import changed_after
 from facekit.output.alignments import face_from_dict, last_written_ns, load_alignments
 from facekit.plugin.loading import LoadedPlugin
 from facekit.records import Face, Frame, FrameRecord, OneByOne
@@ -86,19 +86,21 @@ class RestoredStages(FaceStages):
         if (width, height) != (entry["width"], entry["height"]):
             raise FacekitError(f"frame {record.frame.name} of {record.frame.source} is {width}x{height} here but was "
                                f"{entry['width']}x{entry['height']} when extracted: not the source extraction read")
-        if record.frame.path is not None and self.sources[source].same_place and self._changed_since(source, record.frame.path):
+        if self._replaced_since(source, record.frame):
             raise FacekitError(f"photo {record.frame.path} changed after its extraction last wrote "
                                f"{self.sources[source].alignments}: not the photo extracted; run the extraction "
                                "again (it does that photo again), then the re-crop")
         self.restore(record, [_restored(face) for face in entry["faces"]])
 
-    def _changed_since(self, source: str, photo: str) -> bool:
-        """Whether ``photo`` changed after the extraction of ``source`` last wrote (a photo of the
-        same size replaced in place got crops cut at the old photo's points)."""
+    def _replaced_since(self, source: str, frame: Frame) -> bool:
+        """Whether ``frame``'s photo, where it was extracted, changed after the extraction of
+        ``source`` last wrote (a photo of the same size replaced in place got crops cut at the old
+        photo's points). A video's frames have no file of their own (its signature is checked)."""
+        if frame.path is None or not self.sources[source].same_place:
+            return False
         if source not in self._written_ns:
             self._written_ns[source] = last_written_ns(Path(self.sources[source].alignments).parent)
-        written = self._written_ns[source]
-        return written is not None and changed_ns(photo) > written
+        return changed_after(frame.path, self._written_ns[source])
 
     def _source_of(self, frame: Frame) -> str:
         """The source a frame belongs to: the video or image itself, or a folder's image's folder."""

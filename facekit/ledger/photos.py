@@ -6,10 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
-from facekit.media.file_times import changed_ns
+from facekit.media.file_times import changed_after
 from facekit.media.sources import utf8_text
 from facekit.output.mask_files import MASK_FOLDER
-
 
 
 def photos_to_redo(folder: Path, recorded: Mapping[str, str], photos: Sequence[tuple[str, Path]],
@@ -31,7 +30,7 @@ def photos_to_redo(folder: Path, recorded: Mapping[str, str], photos: Sequence[t
                 redo.add(name)  # once a.png came): done again under that name, its old entry and files go
             else:
                 gone += 1
-        elif file_name != utf8_text(path.name) or (written_ns is not None and changed_ns(path) > written_ns):
+        elif file_name != utf8_text(path.name) or changed_after(path, written_ns):
             redo.add(name)
     if redo:
         say(f"{folder}: {len(redo)} finished frame(s) whose photo changed since (replaced, another file has its "
@@ -40,7 +39,6 @@ def photos_to_redo(folder: Path, recorded: Mapping[str, str], photos: Sequence[t
         say(f"{folder}: {gone} finished frame(s) have no photo in the input now (removed or renamed); their entries "
             "and face files are kept (a new output folder holds only what the input holds)")
     return redo
-
 
 
 def remove_face_files(folder: Path, crops: Iterable[str]) -> None:

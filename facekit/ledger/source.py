@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from facekit.errors import OutputError
+from facekit.faces.quality import reason_kind
 from facekit.fileio import remove_left_temporaries
 from facekit.ledger.lock import exclusive_output
 from facekit.ledger.photos import photos_to_redo, remove_face_files
 from facekit.ledger.rejects import RejectCounts
-from facekit.faces.quality import reason_kind
 from facekit.ledger.summary import SUMMARY_FILE, SourceSummary
 from facekit.ledger.verify import Verify, frames_to_redo
 from facekit.output.alignments import ALIGNMENTS_FILE, VIDEO_ENDED_AT, AlignmentsWriter, last_written_ns, load_alignments

@@ -26,15 +26,17 @@ def frames_to_redo(folder: Path, done_faces: Iterable[tuple[str, list[dict[str, 
     from before sizes were recorded is checked for presence only."""
     redo = set()
     for name, faces in done_faces:
-        for face in faces:
-            crop = face.get("crop")
-            if crop and not (_intact(folder / crop, face.get("crop_bytes"),
-                                     face.get("crop_sha256") if verify == Verify.full else None)
-                             and (not mask_files or all((folder / mask_file_path(mask, crop)).is_file()
-                                                        for mask in face.get("mask") or {}))):
-                redo.add(name)
-                break
+        if not all(_files_intact(folder, face, verify, mask_files) for face in faces if face.get("crop")):
+            redo.add(name)
     return redo
+
+
+def _files_intact(folder: Path, face: dict[str, Any], verify: Verify, mask_files: bool) -> bool:
+    """Whether a face's file is there as written, and (``mask_files``) each of its mask files."""
+    crop = face["crop"]
+    if not _intact(folder / crop, face.get("crop_bytes"), face.get("crop_sha256") if verify == Verify.full else None):
+        return False
+    return not mask_files or all((folder / mask_file_path(mask, crop)).is_file() for mask in face.get("mask") or {})
 
 
 def _intact(path: Path, size: int | None, sha256: str | None) -> bool:

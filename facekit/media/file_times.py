@@ -15,3 +15,9 @@ def changed_ns(path: str | os.PathLike[str]) -> int:
         return max(own.st_ctime_ns, os.stat(path).st_ctime_ns) if stat.S_ISLNK(own.st_mode) else own.st_ctime_ns
     except OSError:
         return 0
+
+
+def changed_after(path: str | os.PathLike[str], written_ns: int | None) -> bool:
+    """Whether the file changed after ``written_ns`` (an output's last write; None: never
+    written, so nothing is newer): the photo there is not the one its frame was made from."""
+    return written_ns is not None and changed_ns(path) > written_ns

@@ -45,7 +45,6 @@ class EarlierSource:
     extraction: str = "done"  # the extraction's state of it (collection.json); a single source's is not kept
     moved: bool = False  # read under recrop.sources: a copy there has its own change times
 
-
     def as_source(self) -> Source:
         return Source(self.path, self.kind, self.rel, self.output, self.missing)
 

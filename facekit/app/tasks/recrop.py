@@ -11,9 +11,8 @@ be found is named and failed, the others go on; exit code 2 only when none is do
 """
 from __future__ import annotations
 
-import time
-
 import logging
+import time
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Callable

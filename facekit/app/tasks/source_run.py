@@ -165,7 +165,7 @@ def execute(plan: RunPlan, held: ExitStack, accepted: Callable[[], None] | None 
 def report(plan: RunPlan, summary: RunSummary, ledger: SourceLedger) -> None:
     """``run_summary.json`` (with the rejects counted by reason: ``identity`` or the quality
     measure) and the closing lines; a run that found every frame done says so in one line and
-    leaves the earlier run's summary as it was."""
+    leaves the earlier run's summary as it was (writing one only where none is there)."""
     if plan.nothing_to_do:
         say_nothing_to_do(summary.resumed)
         ledger.write_missing_summary(plan.mode)
