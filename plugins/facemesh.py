@@ -113,14 +113,13 @@ def apply_affine(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
 
 
 def crop(image: np.ndarray, roi: Roi, size: int) -> np.ndarray:
-    """The ROI warped to a size x size BGR crop, borders replicated (MediaPipe's BORDER_REPLICATE).
+    """The ROI warped to a size x size BGR crop, borders replicated (MediaPipe's BORDER_REPLICATE;
+    ``geometry.warp_replicated``).
 
     When the ROI is over twice the crop size, its bounding region is first halved (2x2 box
     filters) until less than 2x is left: a bilinear warp that shrinks more than 2x samples few
     source pixels and aliases. Halving is OpenCV's fast box filter (see ``facekit.imaging.resize``).
     """
-    import cv2
-
     from facekit.plugin import geometry  # here: importing a plugin must not load OpenCV
 
     # Crop pixel j covers crop coordinates j..j+1, so its centre j + 0.5 is what it samples.
@@ -135,8 +134,7 @@ def crop(image: np.ndarray, roi: Roi, size: int) -> np.ndarray:
             x0, y0, x1, y1 = bounds
             image, done = resize.halved(image[y0:y1, x0:x1], times)
             to_crop = geometry.rebased(to_crop, x0, y0, 0.5 ** done, 0.5 ** done)
-    return cv2.warpAffine(image, to_crop, (size, size), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REPLICATE)
+    return geometry.warp_replicated(image, to_crop, size)
 
 
 class FaceMeshAligner:

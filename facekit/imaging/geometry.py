@@ -263,6 +263,28 @@ def warp_face(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
                           borderValue=0)
 
 
+def warp_replicated(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    """``cv2.warpAffine(INTER_LINEAR, BORDER_REPLICATE)`` to a ``size`` square, the same bytes in
+    less time when every pixel the crop samples lies inside ``image``: there the border mode
+    changes nothing, and OpenCV 4.14 vectorises BORDER_CONSTANT, not BORDER_REPLICATE (a 192 px
+    FaceMesh crop of the Hamilton clip 0.20 against 0.24 ms; 0.13 against 0.38 ms in a loop alone).
+    A crop within a pixel of an edge takes the slow way."""
+    height, width = image.shape[:2]
+    border = cv2.BORDER_CONSTANT if samples_inside(matrix, size, width, height, margin=1) else cv2.BORDER_REPLICATE
+    return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=border)
+
+
+def samples_inside(matrix: np.ndarray, size: int, width: int, height: int, margin: float) -> bool:
+    """Whether a ``size`` crop by ``matrix`` (source -> crop) samples a ``width`` x ``height``
+    frame ``margin`` pixels or more inside its edge pixels' centres: the crop's corner pixels,
+    mapped back, do (an affine map keeps the square's inside between them)."""
+    last = size - 1
+    corners = np.array([[0, 0], [last, 0], [0, last], [last, last]], dtype=np.float64)
+    seen = transform_points(corners, cv2.invertAffineTransform(np.asarray(matrix, dtype=np.float64)[:2]))
+    return bool(seen.min() >= margin and seen[:, 0].max() <= width - 1 - margin
+                and seen[:, 1].max() <= height - 1 - margin)
+
+
 def seen_region(image: np.ndarray, matrix: np.ndarray, size: int,
                  margin: float) -> tuple[int, int, int, int] | None:
     """(x0, y0, x1, y1): the part of ``image`` a ``size`` crop samples, ``margin`` pixels wider

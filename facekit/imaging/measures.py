@@ -12,7 +12,8 @@ import cv2
 import numpy as np
 
 from facekit.imaging.face3d import MEAN_FACE_3D_68
-from facekit.imaging.geometry import DEFAULT_PADDING, INNER, MEAN_FACE_68, alignment_matrix, mean_face_fit, warp_face
+from facekit.imaging.geometry import (DEFAULT_PADDING, INNER, MEAN_FACE_68, alignment_matrix, mean_face_fit,
+                                      samples_inside, warp_face)
 
 #: The side of the crop sharpness is measured on: a fixed size (and the default padding), so one
 #: ``quality.min_sharpness`` means the same at any ``output.size`` and ``output.padding``.
@@ -186,12 +187,7 @@ def sharpness(image: np.ndarray, landmarks68: np.ndarray) -> float:
 def inside_frame(matrix: np.ndarray, width: int, height: int, size: int) -> np.ndarray | None:
     """Which pixels of a ``size`` crop (``matrix``: frame -> crop), with their neighbours, sample
     the frame itself, not the black beyond its edges; None when all of them do."""
-    to_frame = cv2.invertAffineTransform(np.asarray(matrix, dtype=np.float64)[:2])
-    corners = np.array([[0, 0, 1], [size - 1, 0, 1], [0, size - 1, 1], [size - 1, size - 1, 1]], dtype=np.float64)
-    seen = corners @ to_frame.T
-    margin = 1.5  # a neighbour's bilinear sample within the frame: an affine map keeps a square's inside inside
-    if (seen.min(axis=0) >= margin).all() and seen[:, 0].max() <= width - 1 - margin and \
-            seen[:, 1].max() <= height - 1 - margin:
+    if samples_inside(matrix, size, width, height, margin=1.5):  # a neighbour's bilinear sample too
         return None
     # the frame's rectangle as the crop sees it: a parallelogram, drawn at 1/16 px (a pixel-wise
     # map of the crop took 0.7 ms a face, three times the measure itself)

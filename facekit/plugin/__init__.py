@@ -32,5 +32,6 @@ def __getattr__(name: str) -> Any:
     if name in ("geometry", "resize"):
         import importlib
 
-        return importlib.import_module(f"facekit.imaging.{name}")
+        module = globals()[name] = importlib.import_module(f"facekit.imaging.{name}")  # asked once: plugins
+        return module  # import it per face, and a module __getattr__ call costs an import's lookup each time
     raise AttributeError(f"module 'facekit.plugin' has no attribute {name!r}")

@@ -4,11 +4,14 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
+from facekit.imaging import geometry
 from facekit.imaging.geometry import (DEFAULT_PADDING, INNER, MEAN_FACE_68, alignment_matrix, matrix_scale,
-                                      mean_face_fit, spans_a_face, transform_points, umeyama, warp_face)
+                                      mean_face_fit, spans_a_face, transform_points, umeyama, warp_face,
+                                      warp_replicated)
 
 ROOT = Path(__file__).resolve().parents[2]
 LANDMARKS = ROOT.parent / "shared" / "data" / "landmarks"
@@ -289,3 +292,22 @@ def test_enlarged_faces_are_as_sharp_as_a_bicubic_warp(enlargement):
 ])
 def test_points_that_span_a_face(points: np.ndarray, spans: bool) -> None:
     assert spans_a_face(points) is spans
+
+
+def test_a_replicated_warp_is_the_same_bytes_inside_at_and_beyond_the_edges():
+    """``warp_replicated`` takes OpenCV's faster BORDER_CONSTANT path only where no sample
+    reaches the border, so every crop, inside the frame, across its edges or past them, is
+    BORDER_REPLICATE's to the byte."""
+    rng = np.random.default_rng(7)
+    frame = rng.integers(0, 256, (120, 200, 3), dtype=np.uint8)
+    taken = {True: 0, False: 0}
+    for _ in range(600):
+        angle, scale, size = rng.uniform(-np.pi, np.pi), rng.uniform(0.3, 3.0), int(rng.choice([16, 48, 64]))
+        cos, sin = np.cos(angle) * scale, np.sin(angle) * scale
+        centre = rng.uniform([-20, -20], [220, 140])  # the crop's centre lands anywhere near the frame
+        matrix = np.array([[cos, -sin, 0.0], [sin, cos, 0.0]])
+        matrix[:, 2] = size / 2 - matrix[:, :2] @ centre
+        expected = cv2.warpAffine(frame, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        np.testing.assert_array_equal(warp_replicated(frame, matrix, size), expected)
+        taken[geometry.samples_inside(matrix, size, 200, 120, margin=1)] += 1
+    assert min(taken.values()) > 100  # both ways were taken, often
