@@ -49,6 +49,7 @@ class FaceEntry:
     matrix: np.ndarray | None = None  # (2, 3) the crop's affine, crop <- frame, as stored (any centering)
     crop_bytes: int | None = None  # the face file's size as extraction wrote it
     rejected: str | None = None  # extraction's reason when it did not keep the face
+    misalignment: float = math.nan  # the fit error extraction measured (``facekit.imaging.measures``)
     path: Path | None = None  # the face file now; None when it is nowhere under the input
     mask_files: dict[str, Path] = field(default_factory=dict)  # by mask: masks/<mask>/<its file>, where written
 
@@ -139,7 +140,8 @@ def _entry(name: str, key: FaceKey, frame_index: int, entry: dict[str, Any], pad
         sharpness=_number(entry.get("sharpness")), face_px=_number(entry.get("face_px")), padding=padding, size=size,
         matrix=None if matrix is None else np.asarray(matrix, dtype=np.float64).reshape(2, 3),
         crop_bytes=None if entry.get("crop_bytes") is None else int(entry["crop_bytes"]),
-        rejected=None if entry.get("keep", True) else f"rejected at extraction: {entry.get('reason')}")
+        rejected=None if entry.get("keep", True) else f"rejected at extraction: {entry.get('reason')}",
+        misalignment=_number(entry.get("misalignment")))
 
 
 def _number(value: Any) -> float:

@@ -30,7 +30,7 @@ import numpy as np
 
 from facekit.console import hydra_quoted
 from facekit.curate.clusters import UNCLUSTERED
-from facekit.curate.decide import Curation, measures
+from facekit.curate.decide import NO_FILE, Curation, measures
 from facekit.curate.inventory import FaceEntry
 from facekit.curate.ordering import sort_order
 from facekit.curate.sheets import cluster_sheet, tile_caption
@@ -216,10 +216,14 @@ def _item(path: str) -> str:
     return hydra_quoted(path) if re.search(r"""[\s,\[\]{}()'"=:\\$]""", path) else path
 
 
+#: The measures each face's entry in curation.json carries, as its alignments entry held them.
+ENTRY_MEASURES = ("yaw", "pitch", "roll", "sharpness", "face_px", "misalignment")
+
 #: A drop reason's kind, by how its text begins: one key of ``counts.dropped`` (and one column of
 #: a curation sweep's report) a kind, whatever file, distance or N its text names.
 DROP_KINDS = (("duplicate of", "duplicate"), ("not among best", "not_among_best"), ("unclustered", "unclustered"),
-              ("rejected at extraction", "rejected_at_extraction"), ("unreadable", "unreadable"))
+              ("rejected at extraction", "rejected_at_extraction"), ("unreadable", "unreadable"),
+              (NO_FILE, "no_face_file"))
 
 
 def drop_kind(reason: str | None) -> str:
@@ -244,8 +248,7 @@ def _face_entry(curation: Curation, row: int, placed: str | None, source: Path) 
     return {"face": face.name, "file": found, "result": placed, "cluster": curation.cluster_of(row),
             "kept": bool(curation.kept[row]), "reason": curation.reasons[row],
             "source": face.key[0], "frame": face.key[1], "index": face.key[2],
-            "yaw": _json_number(face.yaw), "pitch": _json_number(face.pitch),
-            "sharpness": _json_number(face.sharpness), "face_px": _json_number(face.face_px)}
+            **{measure: _json_number(getattr(face, measure)) for measure in ENTRY_MEASURES}}
 
 
 def _json_number(value: float) -> float | None:

@@ -46,3 +46,25 @@ def test_faces_rejected_at_extraction_have_no_cluster_not_even_unclustered(tmp_p
     assert document["clusters"] == [], document["clusters"]
     assert document["counts"]["dropped"] == {"rejected_at_extraction": len(document["faces"])}
     assert set(clusters_csv(result).values()) == {None}
+
+
+def test_a_missing_face_file_is_counted_as_no_face_file_and_every_entry_has_the_measures(tmp_path: Path) -> None:
+    """A face whose file is nowhere under the input is dropped with its own kind in the counts
+    (documented in docs/curation.md), and each face's entry carries every measure its alignments
+    entry held: head pose in full (roll too) and the fit error."""
+    require_data()
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for photo in sorted((PEOPLE / "p01").glob("*.jpg"))[:3]:
+        shutil.copy(photo, photos / photo.name)
+    extracted = extract(tmp_path, photos)
+    (extracted / "img1_0.png").unlink()
+    document = load_json(curate(tmp_path, extracted, "curate.sort=yaw") / "curation.json")
+    assert document["counts"]["dropped"] == {"no_face_file": 1}, document["counts"]
+    frames = load_json(extracted / "alignments.json")["frames"]
+    assert len(document["faces"]) == sum(len(frame["faces"]) for frame in frames.values()) >= 3
+    for entry in document["faces"]:
+        face = frames[entry["frame"]]["faces"][entry["index"]]
+        assert [entry[key] for key in ("yaw", "pitch", "roll")] == [face["pose"][key] for key in ("yaw", "pitch", "roll")]
+        assert [entry[key] for key in ("sharpness", "face_px", "misalignment")] == \
+            [face[key] for key in ("sharpness", "face_px", "misalignment")], entry
