@@ -14,7 +14,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from facekit.app.schema import ABOUT, OPTION_SCHEMAS, PLUGIN_NODES, SchemaKey, schema_keys
+from facekit.app.schema import ABOUT, OPTION_SCHEMAS, PLUGIN_NODES, TASK_KEYS, SchemaKey, schema_keys
 from facekit.plugin.registry import default_registry
 
 RESOLVER = "facekit_keys"
@@ -56,8 +56,12 @@ def describe_keys(cfg: DictConfig) -> str:
     description longer than the terminal is wide (80 columns at least) goes on under its column."""
     option_values = {f"{group}.{key}": found for group in _OPTION_GROUPS
                      for key, found in _option_values(group).items()}
+    task = str(OmegaConf.select(cfg, "task", default=None))
+    wanted = TASK_KEYS.get(task)
     lines = []
     for key in schema_keys():
+        if wanted is not None and not _read_by(key.path, wanted):
+            continue
         value = OmegaConf.select(cfg, key.path, default=None)
         about = key.about
         if key.path in option_values and value is None:
@@ -66,7 +70,15 @@ def describe_keys(cfg: DictConfig) -> str:
         lines.append(_line(key, value, about))
         if key.path in PLUGIN_NODES and value is not None:
             lines.extend(_plugin_lines(key, value))
+    if wanted is not None:
+        lines.append(f"(the keys task={task} reads; facekit --help lists every key)")
     return "\n".join(lines)
+
+
+def _read_by(path: str, wanted: tuple[str, ...]) -> bool:
+    """Whether a task that reads ``wanted`` reads ``path``: one of them, under one, or a group
+    one of them is in (``output`` for ``output.dir``)."""
+    return any(path == key or path.startswith(f"{key}.") or key.startswith(f"{path}.") for key in wanted)
 
 
 def _line(key: SchemaKey, value: Any, about: str) -> str:

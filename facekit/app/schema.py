@@ -242,6 +242,15 @@ class RecropSchema:
                                  "names they had in the collection (null: where extraction read them)")
 
 
+#: The keys each task but extraction and re-crop reads (a key, or every key of a group), which
+#: ``facekit task=NAME --help`` lists alone; extraction and re-crop read nearly all of them.
+TASK_KEYS: dict[str, tuple[str, ...]] = {
+    Task.plugins: ("task",),
+    Task.curate: ("task", "input", "output.dir", "default_plugins.identity", "identity", "models", "curate"),
+    Task.mask: ("task", "input", "output.masks", "output.mask_size", "output.mask_format", "masker", "models", "mask"),
+}
+
+
 @dataclass
 class FacekitSchema:
     task: Task = key("extract | plugins (list them) | curate (sort an extraction's faces) | mask (add masks to "

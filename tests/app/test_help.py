@@ -123,3 +123,28 @@ def test_a_listing_piped_into_a_reader_that_stops_early_ends_without_an_error_li
     listing.stdout.close()  # the reader goes before facekit writes a line: every write meets a closed pipe
     _, stderr = listing.communicate(timeout=120)
     assert b"error" not in stderr and b"Traceback" not in stderr, stderr
+
+
+@pytest.mark.parametrize("task", ["curate", "mask", "plugins"])
+def test_a_task_s_help_lists_the_keys_it_reads_and_no_others(task: str, tmp_path: Path) -> None:
+    """``facekit task=curate --help`` is about curation: the extraction keys it never reads
+    (filters, sampling, the runner) would bury the few it does, so they are left out and the
+    last line says where every key is listed."""
+    from facekit.app.help import _read_by
+    from facekit.app.schema import TASK_KEYS
+
+    result = run_facekit(f"task={task}", "--help", cwd=tmp_path, env=NARROW)
+    assert result.returncode == 0, result.stderr
+    entries = _help_entries(result.stdout)
+    listed = {key.path for key in schema_keys()
+              if any(entry.startswith(f"{'  ' * key.path.count('.')}{key.name}:") for entry in entries)}
+    wanted = {key.path for key in schema_keys() if _read_by(key.path, TASK_KEYS[task])}
+    assert "task" in listed and not {"filter.threshold", "sample.fps", "runner.workers", "output.size"} & listed
+    assert listed == wanted, (listed ^ wanted)
+    assert f"(the keys task={task} reads; facekit --help lists every key)" in result.stdout
+
+
+def test_the_curate_help_names_what_curation_is_set_with(tmp_path: Path) -> None:
+    entries = _help_entries(run_facekit("task=curate", "--help", cwd=tmp_path, env=NARROW).stdout)
+    for line in ("  dedupe: null", "  identity: sface", "  dir: faces", "  cluster: false", "  offline: false"):
+        assert any(entry.startswith(line) for entry in entries), line
