@@ -75,7 +75,9 @@ class MaskMaker:
                 raise ValueError(f"masker {plugin.spec.name!r} needs the face outline an aligner traces "
                                  "while extracting: facemesh, the default aligner, records it when this masker is named "
                                  f"in output.masks then (extract with 'output.masks=[{plugin.spec.name}]')")
-            pixels = plugin.model.mask(image if "image" in plugin.spec.needs else None, requests)
+            pixels = list(plugin.model.mask(image if "image" in plugin.spec.needs else None, requests))
+            if len(pixels) != len(requests):
+                raise ValueError(f"{len(pixels)} mask(s) for {len(requests)} face(s); a masker returns one a face")
             for face, request, mask in zip(faces, requests, pixels):
                 face.masks[plugin.spec.name] = StoredMask(checked_mask(mask, self.size, plugin.spec.name),
                                                           request.matrix, centering_of(face))

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 import numpy as np
 
 from facekit.errors import ConfigError, ModelError, StageError
+from facekit.faces.answers import checked_detections, checked_embeddings, checked_landmarks, checked_points
 from facekit.faces.quality import measure, measured_pose
 from facekit.imaging import geometry
 from facekit.imaging.centering import DEFAULT_CENTERING, centering_matrix, check_centering
@@ -138,7 +139,7 @@ class FaceStages:
         images = [r.frame.image for r in records]
         with self._calling(self.detector, records):
             found = self.detector.model.detect(images)
-        for record, detections in zip(records, found):
+        for record, detections in zip(records, checked_detections(found, records, self.detector.label)):
             record.height, record.width = record.frame.image.shape[:2]
             record.faces = [Face(detection=d) for d in detections]
 
@@ -156,8 +157,9 @@ class FaceStages:
                     found = [(points, None, edge) for points, edge in model.align_outlined(record.frame.image, detections)]
                 else:
                     found = [(points, None, None) for points in model.align(record.frame.image, detections)]
-            for face, (landmarks, for_pose, outline) in zip(record.faces, found):
-                face.landmarks = _as_stored(landmarks, PIXEL_DECIMALS).reshape(68, 2)
+            name, label = record.frame.name, self.aligner.label
+            for face, (landmarks, for_pose, outline) in zip(record.faces, checked_points(found, len(detections), name, label)):
+                face.landmarks = _as_stored(checked_landmarks(landmarks, name, label), PIXEL_DECIMALS)
                 if for_pose is not None:
                     face.pose = measured_pose(_as_stored(for_pose, PIXEL_DECIMALS).reshape(68, 2))
                 face.outline = None if outline is None else _as_stored(outline, PIXEL_DECIMALS)
@@ -202,9 +204,16 @@ class FaceStages:
             return
         with self._calling(self.identity, [record]):
             vectors = self.identity.model.embed(record.frame.image, [f.landmarks for f in record.faces])
+        label = self.identity.label
+        vectors = checked_embeddings(vectors, len(record.faces), record.frame.name, label)
         for face, vector in zip(record.faces, vectors):
             face.embedding = _as_stored(vector, EMBEDDING_DECIMALS)
             face.embedded_by = self.identity.spec.name
+        finite = np.isfinite(vectors).all(axis=1)
+        if not finite.all():
+            log.warning("%s: %s gave face(s) %s embeddings that are not numbers; left out", record.frame.name, label,
+                        ", ".join(str(n) for n in np.flatnonzero(~finite)))
+            record.faces = [face for face, kept in zip(record.faces, finite) if kept]
 
 
 @contextmanager
