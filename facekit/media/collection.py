@@ -389,7 +389,8 @@ def _compiled(pattern: str) -> re.Pattern[str]:
     """A glob on POSIX relative paths: ``*`` and ``?`` stay within one folder name, ``**`` spans
     folders (``**/`` also matches no folder at all), ``[...]`` as in fnmatch."""
     out, i = [], 0
-    pattern = str(PurePosixPath(pattern)) if pattern not in ("", ".") else pattern
+    if pattern not in ("", "."):  # tidied ("a//b", "./a"), keeping a folder's slash: "sub/" matches folder sub
+        pattern = str(PurePosixPath(pattern)) + ("/" if pattern.endswith("/") and pattern.strip("/") else "")
     while i < len(pattern):
         if pattern.startswith("**/", i):
             out.append("(?:.*/)?")

@@ -271,3 +271,12 @@ def test_a_list_with_a_byte_order_mark_a_trailing_comment_and_a_repeated_entry(t
     assert found == {"intro.mp4": ("video", "intro", None), "show/s01/e01.mp4": ("video", "show/s01/e01", None),
                      "clip #2.mp4": ("video", "clip #2", None)}
     assert "list.txt line 4: ./intro.mp4 is listed already (line 1); it is read once" in caplog.text
+
+
+def test_an_exclude_glob_naming_a_folder_with_its_slash_leaves_out_that_folder_and_all_below_it(tree: Path) -> None:
+    """docs/inputs.md: "a folder they match as dir/ is not even listed"; ``show/`` was tidied
+    to ``show`` and matched nothing, so every video under it was read."""
+    found = {s.rel for s in walk(tree, Selection(exclude=("show/",)))}
+    assert found and not any(rel == "show" or rel.startswith("show/") for rel in found), found
+    assert {s.rel for s in walk(tree, Selection(exclude=("show/s01/",)))} >= {"show/trailers/t1.mp4"}
+    assert not {s.rel for s in walk(tree, Selection(exclude=("show/s01/",)))} & {"show/s01/e01.mp4", "show/s01/e01"}
