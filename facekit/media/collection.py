@@ -26,8 +26,8 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from facekit.errors import ConfigError, FacekitError
 from facekit.media.sampling import Sampling, checked_sampling
-from facekit.media.sources import (IMAGE_SUFFIXES, VIDEO_SUFFIXES, FrameSource, decoded_image, existing_input, open_input,
-                                   utf8_text)
+from facekit.media.sources import (IMAGE_SUFFIXES, VIDEO_SUFFIXES, FrameSource, decoded_image, existing_input,
+                                   not_a_file, open_input, utf8_text)
 from facekit.records import Frame
 
 log = logging.getLogger(__name__)
@@ -248,6 +248,7 @@ def _walk_folder(folder: Path, rel: str, out: str, selection: Selection, exclude
         yield Source(folder, "folder", here, out or ".", failed=_os_reason(exc, "cannot be listed"))
         return
     images, videos, subfolders, broken = [], [], [], []
+    unreadable: dict[str, str] = {}  # why, by name: videos that are not files
     for entry in entries:
         if entry.name.startswith("."):
             continue
@@ -271,6 +272,9 @@ def _walk_folder(folder: Path, rel: str, out: str, selection: Selection, exclude
             videos.append(entry)
         elif entry.is_symlink() and _loops(entry.path):
             broken.append(entry)
+        elif suffix in VIDEO_SUFFIXES:  # a broken link (a disk not mounted), a pipe: named, never opened
+            videos.append(entry)
+            unreadable[entry.name] = not_a_file(Path(entry.path))
     taken = {e.name for e in entries} | {Path(e.name).stem for e in videos}
     if images and selection.wants(here, folder=True):
         yield Source(folder, "folder", here, out or ".")
@@ -287,7 +291,8 @@ def _walk_folder(folder: Path, rel: str, out: str, selection: Selection, exclude
                                         for other in (*videos, *subfolders))
         name = entry.name if clash else stem
         if selection.wants(entry_rel):
-            yield Source(Path(entry.path), "video", entry_rel, f"{out}/{name}" if out else name)
+            yield Source(Path(entry.path), "video", entry_rel, f"{out}/{name}" if out else name,
+                         failed=unreadable.get(entry.name))
     for entry in broken:
         entry_rel = f"{rel}/{entry.name}" if rel else entry.name
         yield Source(Path(entry.path), "folder", entry_rel, f"{out}/{entry.name}" if out else entry.name,

@@ -396,11 +396,11 @@ def open_input(path: str | Path, exclude: Path | None = None, sampling: Sampling
                      "not images by their suffix, or subfolders, which a folder run does not enter", others)
         folder = FrameSource(source, "folder", files, len(files))
         for path in listing.odd:
-            folder._skip(path, _not_a_file(path))
+            folder._skip(path, not_a_file(path))
         return folder
     suffix = source.suffix.lower()
     if suffix in VIDEO_SUFFIXES | IMAGE_SUFFIXES and not source.is_file():  # opened, a FIFO blocks for ever
-        raise FacekitError(f"input {str(source)!r} is {_not_a_file(source)}")
+        raise FacekitError(f"input {str(source)!r} is {not_a_file(source)}")
     if suffix in VIDEO_SUFFIXES:
         count, fps = _video_header(source)
         if sampling is not None and sampling.start is not None:  # whichever runner opens it
@@ -458,8 +458,8 @@ def _listing(folder: Path, exclude: Path | None) -> _Listing:
     return listing
 
 
-def _not_a_file(path: Path) -> str:
-    """Why a path with an image's name is passed over without being opened (a FIFO would block)."""
+def not_a_file(path: Path) -> str:
+    """Why a path with an image's or a video's name is passed over without being opened (a FIFO would block)."""
     if path.is_dir():
         return "a folder, not an image"
     if path.is_symlink() and not path.exists():

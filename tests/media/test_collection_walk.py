@@ -280,3 +280,17 @@ def test_an_exclude_glob_naming_a_folder_with_its_slash_leaves_out_that_folder_a
     assert found and not any(rel == "show" or rel.startswith("show/") for rel in found), found
     assert {s.rel for s in walk(tree, Selection(exclude=("show/s01/",)))} >= {"show/trailers/t1.mp4"}
     assert not {s.rel for s in walk(tree, Selection(exclude=("show/s01/",)))} & {"show/s01/e01.mp4", "show/s01/e01"}
+
+
+def test_a_video_that_is_a_broken_link_or_a_pipe_is_a_failed_source_not_passed_over(tmp_path: Path) -> None:
+    """A video on a disk not mounted (its link broken) or a FIFO under a video's name was left
+    out without a word: the run said every source was done. It is named, failed, never opened."""
+    root = tmp_path / "tree"
+    _touch(root, "a.mp4", "p/x.jpg")
+    (root / "holiday.mp4").symlink_to(tmp_path / "unplugged" / "holiday.mp4")
+    os.mkfifo(root / "pipe.mp4")
+    found = _found(list(walk(root, Selection())))
+    assert found["holiday.mp4"] == ("video", "holiday",
+                                    f"a broken link (to {str(tmp_path / 'unplugged' / 'holiday.mp4')!r})")
+    assert found["pipe.mp4"] == ("video", "pipe", "not a regular file (a pipe, socket or device)")
+    assert found["a.mp4"] == ("video", "a", None)
