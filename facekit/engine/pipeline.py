@@ -82,18 +82,18 @@ class Pipeline:
         self.queue_mb = queue_mb  # decoded frames read ahead, in MB (None: the counts alone bound them)
         self.progress = progress
         self.workers = workers  # a one-pass run in worker processes rather than threads
+        self.summary = RunSummary()  # the last run's, also when it raised
 
     def run(self, source: FrameSource, sink: Callable[[FrameRecord], None],
             done: frozenset[str] = frozenset(), todo: int | None = None) -> RunSummary:
         """Every pass over ``source``'s frames not in ``done``, each record to ``sink`` in input
         order. ``todo``: the frames left, where ``done`` also names frames the source no longer
         gives (a folder's photos removed or named anew since); the progress bar's total."""
-        summary = RunSummary(resumed=len(done))
+        self.summary = summary = RunSummary(resumed=len(done))
         begun = time.perf_counter()
         pool = self._worker_pool()
         summary.start_s = time.perf_counter() - begun
         summary.workers = len(pool.workers) if pool is not None else 0
-        started = time.perf_counter()
 
         def finish(record: FrameRecord) -> None:
             begun = time.perf_counter()
@@ -102,29 +102,32 @@ class Pipeline:
             summary.frames += 1
             summary.faces += len(record.faces)
 
-        with _decoders_caught(source, on_threads=pool is None), self._progress() as bars:
-            previous: dict[str, FrameRecord] = {}
-            for number, step in enumerate(self.passes, start=1):
-                if number == 1:  # worker processes decode image files themselves, side by side
-                    feed = _records(source, done, decode=pool is None)
-                    total = max(0, len(source) - len(done)) if todo is None else todo
-                else:
-                    feed, total = _redecoded(source, done, previous), len(previous)
-                current: dict[str, FrameRecord] = {}
-                target = finish if number == len(self.passes) else _carry(current)
-                bar = bars.add_task(f"pass {number} of {len(self.passes)}: {step.name}", total=total or None)
-                try:
-                    if pool is not None:
-                        pool.run(feed, _advancing(target, bars, bar), unreadable=source.unreadable,
-                                 damaged=source.damaged)
+        started = time.perf_counter()
+        try:
+            with _decoders_caught(source, on_threads=pool is None), self._progress() as bars:
+                previous: dict[str, FrameRecord] = {}
+                for number, step in enumerate(self.passes, start=1):
+                    if number == 1:  # worker processes decode image files themselves, side by side
+                        feed = _records(source, done, decode=pool is None)
+                        total = max(0, len(source) - len(done)) if todo is None else todo
                     else:
-                        self._run(step.stages, feed, _advancing(target, bars, bar))
-                finally:
-                    for stage in step.stages:
-                        summary.stage_s[stage.name] = summary.stage_s.get(stage.name, 0.0) + stage.busy_s
-                previous = current
-        summary.skipped = len(source.skipped)
-        summary.seconds = time.perf_counter() - started
+                        feed, total = _redecoded(source, done, previous), len(previous)
+                    current: dict[str, FrameRecord] = {}
+                    target = finish if number == len(self.passes) else _carry(current)
+                    bar = bars.add_task(f"pass {number} of {len(self.passes)}: {step.name}", total=total or None)
+                    try:
+                        if pool is not None:
+                            pool.run(feed, _advancing(target, bars, bar), unreadable=source.unreadable,
+                                     damaged=source.damaged)
+                        else:
+                            self._run(step.stages, feed, _advancing(target, bars, bar))
+                    finally:
+                        for stage in step.stages:
+                            summary.stage_s[stage.name] = summary.stage_s.get(stage.name, 0.0) + stage.busy_s
+                    previous = current
+        finally:  # a run that stops too: what it did, at its own pace (collection.json's rate)
+            summary.skipped = len(source.skipped)
+            summary.seconds = time.perf_counter() - started
         return summary
 
     def _worker_pool(self) -> WorkerPool | None:

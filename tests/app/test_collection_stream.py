@@ -17,7 +17,7 @@ import pytest
 from cli_helpers import (facekit_process, file_hashes, install_module, load_json, path_with, peak_rss_mb,
                          run_facekit, wait_for_exit, wait_for_frames)
 from conftest import DATA, require_data
-from flaky_plugin import install_flaky
+from flaky_plugin import ctrl_c_once_hanging, install_flaky
 from test_batches import RECORDING_MODULE, _batches_by_process
 
 PEOPLE = DATA / "images" / "people"
@@ -191,3 +191,15 @@ def test_peak_memory_over_150_sources_is_that_of_one_folder_with_their_150_photo
     states = _states(tmp_path / "out_tree")
     assert len(states) == 150 and set(states.values()) == {"done"}
     assert peaks["tree"] - peaks["flat"] < FLAT_MB, peaks
+
+
+def test_a_collection_stopped_by_ctrl_c_records_the_pace_of_the_frames_it_did(tmp_path: Path) -> None:
+    """collection.json's ``run`` said 0 frames a second (and 0 s busy) for a run that did frames
+    before Ctrl-C: only a pipeline that returned counted its time."""
+    require_data()
+    _photo_tree(tmp_path / "tree", {name: PHOTOS[name] for name in ("a", "b")})
+    args = ["detector.fail_on_call=3", "input=tree", "runner.progress=false", "runner.workers=0"]  # hangs in b, a done or not
+    _, code, stderr = ctrl_c_once_hanging(args, tmp_path / "out", tmp_path, install_flaky(tmp_path / "site"))
+    assert code == 130, stderr
+    run = load_json(tmp_path / "out" / "collection.json")["run"]
+    assert run["frames"] >= 1 and 0 < run["busy_s"] <= run["seconds"] and run["frames_per_s"] > 0, run

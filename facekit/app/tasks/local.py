@@ -137,18 +137,15 @@ def _run_streamed(cfg: DictConfig, stages: FaceStages, face_filter: IdentityFilt
                         workers=WorkerPlan(workers, counters=[stages.model_s], prepare=[stages.load_models])
                         if workers else None)
         try:
-            progress.busy_s += pipeline.run(stream, stream.sink).seconds  # type: ignore[arg-type]  # a FrameSource in all it uses
-        except StageError as exc:
-            if stream.restart(exc):
-                continue  # that source failed; a new pipeline takes up the rest
-            stream.stop(f"stopped: {exc}")
-            raise
-        except KeyboardInterrupt:
-            stream.stop("interrupted; the same command resumes it")
-            raise
+            pipeline.run(stream, stream.sink)  # type: ignore[arg-type]  # a FrameSource in all it uses
         except BaseException as exc:
-            stream.stop(f"stopped: {exc}")
+            progress.busy_s += pipeline.summary.seconds  # a stopped run's rate in collection.json is its own too
+            if isinstance(exc, StageError) and stream.restart(exc):
+                continue  # that source failed; a new pipeline takes up the rest
+            stream.stop("interrupted; the same command resumes it" if isinstance(exc, KeyboardInterrupt)
+                        else f"stopped: {exc}")
             raise
+        progress.busy_s += pipeline.summary.seconds
         stream.finish()
         return
 
