@@ -82,7 +82,7 @@ def purity(truth: list[str], labels: list[int]) -> float:
 
 
 def people_figures(work: Path) -> None:
-    output = extract(PEOPLE, work / "people")
+    output = extract(PEOPLE, work / "people-from-files")  # methods_table extracted work/people with embeddings
     started = time.perf_counter()
     curation = decide(read_output(output), CurateSettings(cluster=True), stages)
     seconds = time.perf_counter() - started
