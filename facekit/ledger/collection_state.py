@@ -2,6 +2,8 @@
 knows which sources are done (those are not reopened) and a person sees what failed and why."""
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import json
 import logging
 import os
@@ -11,7 +13,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Iterator
 
 from facekit.errors import FacekitError
 from facekit.fileio import atomic_write_bytes
@@ -78,6 +80,23 @@ class CollectionState:
                                "rerun with those settings to resume it, or choose another output")
         state.earlier = earlier
         return state
+
+    def pinned(self, sources: Iterable[Source]) -> Iterator[Source]:
+        """``sources`` with the output folders the last run gave them: a folder's name comes from
+        what else the walk (or list) holds, so a file added beside a video (``clip.mkv`` by
+        ``clip.mp4``: both get full names) or a list's lines reordered would move a finished
+        source to another folder, to be done again there or refused as another source's. A new
+        source whose name another source had keeps clear of it (``clip~2``)."""
+        recorded = {rel: entry["output"] for rel, entry in self.earlier.items() if isinstance(entry.get("output"), str)}
+        taken = set(recorded.values())
+        for source in sources:
+            output = recorded.get(source.rel)
+            if output is None:
+                output = source.output
+                if output in taken:
+                    output = next(f"{source.output}~{n}" for n in itertools.count(2) if f"{source.output}~{n}" not in taken)
+                taken.add(output)
+            yield source if output == source.output else dataclasses.replace(source, output=output)
 
     def was_done(self, source: Source) -> bool:
         """Whether an earlier run finished ``source`` and it has not changed since: a photo added

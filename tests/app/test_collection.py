@@ -357,3 +357,34 @@ def test_an_input_folder_that_holds_facekits_output_is_refused(tmp_path: Path) -
     result = run_facekit(f"input={folder}", "output=faces", cwd=tmp_path)
     assert result.returncode == 2 and "holds facekit's output" in result.stderr
     assert not (tmp_path / "faces").exists()
+
+
+def test_a_finished_source_keeps_its_folder_when_a_same_named_file_comes_beside_it(tmp_path: Path) -> None:
+    """clip.mp4 alone is written to clip/; with clip.mkv beside it both take their full names,
+    so the rerun moved the finished video to clip.mp4/ and did it all again. It keeps clip/, the
+    newcomer takes its own name, and a folder named clip that comes later keeps clear (clip~2)."""
+    require_data()
+    tree = tmp_path / "tree"
+    _link(tree, "clip.mp4", DATA / "video" / "faceswap_test.mp4")
+    args = ("input=tree", "output=out", "sample.every_n=25", "runner.progress=false")
+    assert run_facekit(*args, cwd=tmp_path).returncode == 0
+    before = file_hashes(tmp_path / "out" / "clip")
+    _link(tree, "clip.mkv", DATA / "video" / "faceswap_test.mp4")
+    _link(tree, "clip/p.jpg", DATA / "images" / "people" / "p01" / "img1.jpg")
+    result = run_facekit(*args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    outputs = {e["source"]: (e["output"], e["state"]) for e in load_json(tmp_path / "out" / COLLECTION_FILE)["sources"]}
+    assert outputs == {"clip.mp4": ("clip", "done"), "clip.mkv": ("clip.mkv", "done"), "clip": ("clip~2", "done")}
+    assert file_hashes(tmp_path / "out" / "clip") == before and not (tmp_path / "out" / "clip.mp4").exists()
+    assert "source clip.mp4 done" not in result.stderr  # not run again
+
+
+def test_a_list_reordered_keeps_each_source_in_its_folder() -> None:
+    """Two lines ending in the same name got their folders by line order (a, then a.mp4): the
+    lines swapped, each source met the other's folder and both failed as other settings."""
+    state = CollectionState(None, "@l.txt")
+    state.earlier = {"../x/a.mp4": {"source": "../x/a.mp4", "output": "a"},
+                     "../y/a.mp4": {"source": "../y/a.mp4", "output": "a.mp4"}}
+    listed = [Source(Path("y/a.mp4"), "video", "../y/a.mp4", "a"), Source(Path("x/a.mp4"), "video", "../x/a.mp4", "a.mp4"),
+              Source(Path("z/a.mp4"), "video", "../z/a.mp4", "a.mp4~2"), Source(Path("b.mp4"), "video", "b.mp4", "a")]
+    assert [s.output for s in state.pinned(listed)] == ["a.mp4", "a", "a.mp4~2", "a~2"]

@@ -49,7 +49,7 @@ class RunSources:
         if self.alone:
             yield Source(named, "folder" if named.is_dir() else "video", str(self.cfg.input), ".")
             return
-        yield from sources_of(named, selection(self.cfg), exclude=self.root)
+        yield from self.state.pinned(sources_of(named, selection(self.cfg), exclude=self.root))
 
     def unfinished(self, source: Source) -> str | None:
         """Why a source that ran to its end is still not done (its state stays ``partial``, so
