@@ -5,7 +5,7 @@ import dataclasses
 from functools import cached_property
 from typing import Any, Mapping, Sequence
 
-from facekit.errors import ModelError
+from facekit.errors import FacekitError, ModelError
 from facekit.models.store import ModelStore
 from facekit.plugin.registry import PluginRegistry, default_registry
 from facekit.plugin.spec import PluginKind, PluginSpec
@@ -20,7 +20,14 @@ class LoadedPlugin:
 
     @cached_property
     def model(self) -> Any:
-        return self.spec.factory(self.config, self._store)
+        """The built model. A factory's own failure names the plugin (facekit's errors, such as
+        missing weights, say what they say): it was a traceback, or "stage failed" in a worker."""
+        try:
+            return self.spec.factory(self.config, self._store)
+        except FacekitError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - foreign code
+            raise ModelError(f"{self.label} could not be built: {type(exc).__name__}: {exc}") from exc
 
     @property
     def batch_size(self) -> int:
@@ -50,6 +57,9 @@ class LoadedPlugin:
     def ensure_weights(self) -> None:
         """Finds (or downloads) the weights without building the model."""
         for model_id in self.spec.model_ids:
+            if model_id not in self._store.specs:
+                raise ModelError(f"{self.label} needs model {model_id!r}, which no installed package declares "
+                                 "(a facekit_models hook gives a ModelSpec of that id)")
             self._store.ensure(model_id)
 
     def fingerprint(self) -> dict[str, Any]:

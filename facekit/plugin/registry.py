@@ -5,7 +5,7 @@ import dataclasses
 import importlib.metadata
 import logging
 from functools import cache
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import pluggy
 from omegaconf import DictConfig, OmegaConf
@@ -31,17 +31,33 @@ class PluginRegistry:
     def __init__(self, manager: pluggy.PluginManager) -> None:
         self.manager = manager
         self.plugins: dict[PluginKind, dict[str, PluginSpec]] = {k: {} for k in PLUGIN_KINDS}
+        self._origins: dict[tuple[str, str], str] = {}  # (kind, name): the package module that declared it
         for kind, hook_name in _HOOK_BY_KIND.items():
-            for spec in _flatten(getattr(manager.hook, hook_name)()):
-                self._add(kind, spec)
-        self.models: dict[str, ModelSpec] = {m.id: m for m in _flatten(manager.hook.facekit_models())}
+            for package, spec in _answers(manager, hook_name):
+                self._add(kind, spec, package)
+        self.models: dict[str, ModelSpec] = {m.id: m for _, m in _answers(manager, "facekit_models")}
 
-    def _add(self, kind: str, spec: PluginSpec) -> None:
-        if spec.kind != kind:
-            raise ConfigError(f"plugin {spec.name!r} says kind {spec.kind!r} but came from the {kind} hook")
-        if spec.name in self.plugins[kind]:
-            log.warning("two %s plugins are named %r; the later one wins", kind, spec.name)
+    def _add(self, kind: str, spec: PluginSpec, package: str) -> None:
+        """One declared plugin; one a package declares wrongly is skipped with a warning naming
+        the package, so it cannot take every command down, ``--help`` included."""
+        if not isinstance(spec, PluginSpec) or spec.kind != kind:
+            said = f"kind {spec.kind!r}" if isinstance(spec, PluginSpec) else f"a {type(spec).__name__}"
+            log.warning("package %s: its %s hook gave %s, not a %s PluginSpec; skipped", package,
+                        _HOOK_BY_KIND[kind], said, kind)
+            return
+        try:
+            spec.config_class()  # every command makes each plugin's config node from its defaults
+        except Exception as exc:  # noqa: BLE001 - foreign code
+            log.warning("package %s: %s %r skipped: its config class %s cannot be made from its defaults (%s)",
+                        package, kind, spec.name, getattr(spec.config_class, "__name__", spec.config_class),
+                        _first_line(exc))
+            return
+        earlier = self._origins.get((kind, spec.name))
+        if earlier is not None:
+            log.warning("two %s plugins are named %r, from %s and from %s; %s's is used", kind, spec.name, earlier,
+                        package, package)
         self.plugins[kind][spec.name] = spec
+        self._origins[(kind, spec.name)] = package
 
     def names(self, kind: PluginKind) -> list[str]:
         return sorted(self.plugins[kind])
@@ -60,8 +76,13 @@ class PluginRegistry:
 
     def build_config(self, spec: PluginSpec, node: DictConfig | dict | None) -> Any:
         """The plugin's config dataclass filled from a config node, type-checked by OmegaConf."""
-        schema = OmegaConf.structured(spec.config_class)
         values = {k: v for k, v in dict(node or {}).items() if k != "name"}
+        try:
+            schema = OmegaConf.structured(spec.config_class)
+        except Exception as exc:  # a type OmegaConf cannot check (Literal, a union): the plugin's to mend
+            raise ConfigError(f"{spec.kind} {spec.name}: its config class cannot be checked: {_first_line(exc)}; "
+                              "its options may be of bool, int, float, str, Enum, lists and dicts of them, "
+                              "Optional") from None
         try:
             merged = OmegaConf.merge(schema, values)
         except Exception as exc:  # omegaconf raises several types; all mean a bad value
@@ -77,8 +98,20 @@ class PluginRegistry:
         return {"name": spec.name, **dataclasses.asdict(spec.config_class())}
 
 
-def _flatten(results: Iterable[Iterable[Any] | None]) -> list[Any]:
-    return [item for result in results if result for item in result]
+def _answers(manager: pluggy.PluginManager, hook_name: str) -> Iterator[tuple[str, Any]]:
+    """(package, item) for each item each package's ``hook_name`` hook gives, in pluggy's order
+    (the last registered first). A hook that raises is skipped with a warning naming its package:
+    one broken package must not take the others down."""
+    for implementation in reversed(getattr(manager.hook, hook_name).get_hookimpls()):
+        try:
+            answer = implementation.function()
+            items = list(answer) if answer else []
+        except Exception as exc:  # noqa: BLE001 - foreign code
+            log.warning("package %s: its %s hook failed, skipped: %s: %s", implementation.plugin_name, hook_name,
+                        type(exc).__name__, _first_line(exc))
+            continue
+        for item in items:
+            yield implementation.plugin_name, item
 
 
 def _first_line(exc: BaseException) -> str:
@@ -96,13 +129,17 @@ def load_entry_points(manager: pluggy.PluginManager) -> None:
     """Register every ``facekit`` entry point. Unlike pluggy's own loader, one broken
     third-party package is skipped with a warning instead of taking every plugin down."""
     for entry in importlib.metadata.entry_points(group=hookspecs.PROJECT):
-        if manager.get_plugin(entry.name) is not None:
-            continue
         try:
-            manager.register(entry.load(), name=entry.name)
+            module = entry.load()
         except Exception as exc:  # any import-time failure of foreign code
             log.warning("plugin entry point %r (%s) failed to load, skipped: %s",
                         entry.name, entry.value, _first_line(exc))
+            continue
+        if manager.is_registered(module):  # the same module found twice on the path
+            continue
+        # entry point names are each package's own: another package's "yunet" must not hide the
+        # built-in one, so a name taken already registers under the module's path
+        manager.register(module, name=entry.name if manager.get_plugin(entry.name) is None else entry.value)
 
 
 @cache

@@ -78,3 +78,16 @@ def test_the_unused_spec_fields_are_gone_but_old_plugins_still_declare_with_a_wa
     with pytest.warns(DeprecationWarning, match="input_size and extras"):
         spec = PluginSpec(name="old", kind="detector", factory=lambda c, s: None, config_class=dict, input_size=(1, 1))
     assert spec.name == "old"
+
+
+def test_a_model_id_no_package_declares_is_named_with_the_plugin_that_needs_it() -> None:
+    """It said "unknown model id 'x'; known: ..." without the plugin that asked for it."""
+    from facekit.errors import ModelError
+    from facekit.models.store import ModelStore
+    from facekit.plugin.loading import LoadedPlugin
+    from facekit.plugin.spec import PluginSpec
+
+    registry = default_registry()
+    spec = PluginSpec("needy", "detector", lambda config, store: None, object, model_ids=("no-such-model",))
+    with pytest.raises(ModelError, match=r"^detector 'needy' needs model 'no-such-model', which no installed package"):
+        LoadedPlugin(spec, None, ModelStore(registry.models, cache_dir=None)).ensure_weights()

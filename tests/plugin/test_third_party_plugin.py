@@ -202,3 +202,75 @@ def test_a_third_party_module_that_fails_to_import_is_skipped(tmp_path: Path) ->
     alignments = load_json(out / "alignments.json")
     assert alignments["meta"]["plugins"]["detector"]["name"] == "yunet"
     assert len(alignments["frames"]["obama"]["faces"]) == 1
+
+
+def _toy_module(hook_body: str, head: str = "") -> str:
+    """A one-hook third-party module: ``facekit_detectors`` with ``hook_body``; ``C`` is an empty config."""
+    return (f"from dataclasses import dataclass\nfrom typing import Literal\n\nfrom facekit.plugin import hookimpl\n"
+            f"from facekit.plugin.spec import PluginSpec\n\n{head}\n@dataclass\nclass C:\n    pass\n\n\n"
+            f"@hookimpl\ndef facekit_detectors():\n    {hook_body}\n")
+
+
+BADLY_DECLARED = {
+    "raising-hook": (_toy_module("raise RuntimeError('hook broken on purpose')"), "hook broken on purpose"),
+    "no-defaults": (_toy_module("return [PluginSpec('nodefaults', 'detector', lambda c, s: None, Needy)]",
+                                "@dataclass\nclass Needy:\n    needed: int\n"), "cannot be made from its defaults"),
+    "wrong-kind": (_toy_module("return [PluginSpec('wrongkind', 'aligner', lambda c, s: None, C)]"),
+                   "gave kind 'aligner', not a detector PluginSpec"),
+}
+
+
+@pytest.mark.parametrize("declared", list(BADLY_DECLARED))
+def test_a_badly_declared_package_is_skipped_with_a_warning_naming_it_and_every_command_still_runs(
+        tmp_path: Path, declared: str) -> None:
+    """A hook that raises, a config class without defaults, a spec of another kind: each ended
+    every command, --help and task=plugins included, in a traceback (or an error naming no
+    package), though none of them used it."""
+    require_data()
+    source, said = BADLY_DECLARED[declared]
+    site = tmp_path / "site"
+    install_module(site, "toy_bad_facekit", source, "bad")
+    env = path_with(site)
+    listed = run_facekit("task=plugins", cwd=tmp_path, env=env)
+    assert listed.returncode == 0 and "Traceback" not in listed.stderr, listed.stderr
+    warnings = [line for line in listed.stderr.splitlines() if "package bad" in line]
+    assert len(warnings) == 1 and said in warnings[0], listed.stderr
+    result = run_facekit(f"input={SCENES / 'obama.jpg'}", "output=faces", "runner.progress=false", cwd=tmp_path, env=env)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert len(load_json(tmp_path / "faces" / "alignments.json")["frames"]["obama"]["faces"]) == 1
+
+
+def test_an_entry_point_named_like_a_built_in_hides_nothing(tmp_path: Path) -> None:
+    """Entry point names are each package's own: a package whose entry point is called "yunet"
+    took the name, so the built-in yunet module was never registered and the default run failed."""
+    site = tmp_path / "site"
+    install_module(site, "toy_clash_facekit", _toy_module("return [PluginSpec('clash-det', 'detector', "
+                                                          "lambda c, s: None, C)]"), "yunet")
+    listed = run_facekit("task=plugins", cwd=tmp_path, env=path_with(site))
+    assert listed.returncode == 0, listed.stderr
+    assert re.search(r"\byunet\b", listed.stdout) and "clash-det" in listed.stdout, listed.stdout
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_a_factory_that_raises_is_one_line_naming_the_plugin(tmp_path: Path, workers: str) -> None:
+    """It was a Hydra traceback (threads) or "stage failed: RuntimeError" (worker processes)."""
+    require_data()
+    site = tmp_path / "site"
+    install_module(site, "toy_unbuildable_facekit", _toy_module(
+        "return [PluginSpec('unbuildable', 'detector', build, C)]",
+        "def build(config, store):\n    raise RuntimeError('factory broken on purpose')\n"), "unbuildable")
+    result = run_facekit("+detector=unbuildable", f"input={SCENES / 'obama.jpg'}", "output=faces",
+                         "runner.progress=false", f"runner.workers={workers}", cwd=tmp_path, env=path_with(site))
+    assert _one_line_error(result) == ("facekit: error: detector 'unbuildable' could not be built: "
+                                       "RuntimeError: factory broken on purpose")
+
+
+def test_a_config_class_of_types_omegaconf_cannot_check_is_one_line_naming_the_plugin(tmp_path: Path) -> None:
+    require_data()
+    site = tmp_path / "site"
+    install_module(site, "toy_literal_facekit", _toy_module(
+        "return [PluginSpec('literal', 'detector', lambda c, s: None, Speed)]",
+        "@dataclass\nclass Speed:\n    speed: Literal['fast', 'slow'] = 'fast'\n"), "literal")
+    result = run_facekit("+detector=literal", f"input={SCENES / 'obama.jpg'}", "output=faces", "runner.progress=false",
+                         cwd=tmp_path, env=path_with(site))
+    assert _one_line_error(result).startswith("facekit: error: detector literal: its config class cannot be checked")
