@@ -134,3 +134,22 @@ def test_a_full_disk_on_ray_leaves_no_face_file_outside_a_finished_shard_and_the
         assert list(load_json(out / "alignments.json")["frames"].items()) == \
             list(load_json(tmp_path / "whole" / "alignments.json")["frames"].items())
         assert file_hashes(out, "*.png") == file_hashes(tmp_path / "whole", "*.png")
+
+
+def test_a_full_disk_is_the_reason_of_the_source_it_stopped_and_the_others_say_that_source_stopped_them(
+        tmp_path: Path) -> None:
+    """Every open source had the first one's "cannot write .../a: ...; the frames before
+    a_000031 are saved" as its own reason, though some wrote nothing."""
+    require_data()
+    source = tmp_path / "tree"
+    for name in ("a", "b"):
+        (source / name).mkdir(parents=True)
+        (source / name / "clip.mp4").symlink_to(CLIP)
+    with small_disk(tmp_path / "disk", 1) as disk:  # a's 10 frames are read (and b opened) before it fills
+        full = run_facekit(f"input={source}", f"output={disk / 'out'}", "sample.every_n=10", *ARGS, cwd=tmp_path)
+        _one_error_line(full)
+        reasons = {e["source"]: (e["state"], e.get("reason") or "")
+                   for e in load_json(disk / "out" / "collection.json")["sources"]}
+    assert reasons["a/clip.mp4"][0] == "partial" and "cannot write" in reasons["a/clip.mp4"][1], reasons
+    assert reasons["b/clip.mp4"] == ("partial", "stopped before it ended, when source a/clip.mp4 stopped the run; "
+                                                "the same command resumes it"), reasons

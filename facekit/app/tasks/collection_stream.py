@@ -126,6 +126,7 @@ class CollectionStream:
         self._closer: threading.Thread | None = None
         self.frames_total = 0
         self.faces_total = 0
+        self._failed_write: SourceOutput | None = None  # whose frame the sink could not write
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -164,7 +165,11 @@ class CollectionStream:
     # -- the runner's sink ------------------------------------------------------------------------
     def sink(self, record: FrameRecord) -> None:
         output = self._take()
-        output.ledger.write(record)
+        try:
+            output.ledger.write(record)
+        except BaseException:
+            self._failed_write = output  # the source a full disk (say) stopped the run in
+            raise
         self.frames_total += 1
         self.faces_total += len(record.faces)
         self.progress.frame_done(output.number)
@@ -199,13 +204,21 @@ class CollectionStream:
         log.warning("source %s failed: %s", failing.source.rel, error)
         return True
 
-    def stop(self, reason: str) -> None:
-        """Interrupted or ended by an error: every open source keeps what it finished, as partial."""
+    def stop(self, reason: str, blamed: bool = True) -> None:
+        """Interrupted or ended by an error: every open source keeps what it finished, as partial.
+        With ``blamed`` (an error, not Ctrl-C) ``reason`` is the source's whose frame was being
+        written or in flight; the others say that source stopped them, not its error as theirs
+        (one that wrote nothing read "the frames before h1_000231 are saved")."""
         with self._lock:
             self.generation += 1
         self._wait_for_closer()
+        with self._lock:
+            culprit = self._failed_write or next((o for o in self.route if isinstance(o, SourceOutput)), None)
         for output in self._open_ones():
-            self._close(output, SourceState.PARTIAL, reason=reason)
+            said = reason if not blamed or culprit is None or output is culprit else (
+                f"stopped before it ended, when source {culprit.source.rel} stopped the run; the same command "
+                "resumes it")
+            self._close(output, SourceState.PARTIAL, reason=said)
 
     # -- sources ----------------------------------------------------------------------------------
     def _next_sources(self) -> Iterator[tuple[Source, int | None]]:

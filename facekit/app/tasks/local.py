@@ -142,8 +142,9 @@ def _run_streamed(cfg: DictConfig, stages: FaceStages, face_filter: IdentityFilt
             progress.busy_s += pipeline.summary.seconds  # a stopped run's rate in collection.json is its own too
             if isinstance(exc, StageError) and stream.restart(exc):
                 continue  # that source failed; a new pipeline takes up the rest
-            stream.stop("interrupted; the same command resumes it" if isinstance(exc, KeyboardInterrupt)
-                        else f"stopped: {exc}")
+            interrupted = isinstance(exc, KeyboardInterrupt)
+            stream.stop("interrupted; the same command resumes it" if interrupted else f"stopped: {exc}",
+                        blamed=not interrupted)
             raise
         progress.busy_s += pipeline.summary.seconds
         stream.finish()
