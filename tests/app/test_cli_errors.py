@@ -93,6 +93,29 @@ def test_an_empty_output_and_a_list_that_names_nothing_are_refused_before_anythi
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photos", "sources.txt"]
 
 
+@pytest.mark.parametrize("output, says", [
+    ("in/photos", "is the listed folder 'photos'"),
+    ("in/photos/faces", "holds photos or videos of the input's"),
+    ("in", "would put source photos's faces into its own folder of photos"),
+], ids=["the-folder", "inside-beside-photos", "its-own-place"])
+def test_a_list_s_output_in_or_over_a_listed_folder_is_refused_as_a_tree_s_is(tmp_path: Path, output: str,
+                                                                             says: str) -> None:
+    """A list's folders were never checked: faces went among the listed photos, every rerun then
+    found that folder changed, and a tree run of it passed the photos over as facekit's output."""
+    require_data()
+    (tmp_path / "in" / "photos").mkdir(parents=True)
+    for photo in sorted(SCENES.glob("*.jpg"))[:2]:
+        (tmp_path / "in" / "photos" / photo.name).symlink_to(photo)
+    (tmp_path / "in" / "faces").mkdir()
+    (tmp_path / "in" / "l.txt").write_text("photos\n", encoding="utf-8")
+    if output.endswith("/faces"):
+        (tmp_path / "in" / "photos" / "faces").mkdir()
+        (tmp_path / "in" / "photos" / "faces" / "old.jpg").symlink_to(next(SCENES.glob("*.jpg")))
+    before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    assert says in one_line_error(run_facekit("input=@in/l.txt", f"output={output}", cwd=tmp_path))
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before  # nothing written
+
+
 def test_a_photo_alone_that_does_not_decode_fails_the_run_where_a_folder_would_skip_it(tmp_path: Path) -> None:
     (tmp_path / "photo.jpg").write_bytes(b"\xff\xd8\xff\xe0 not the rest of a JPEG" * 50)
     result = run_facekit("input=photo.jpg", "output=faces", "runner.progress=false", cwd=tmp_path)

@@ -14,7 +14,7 @@ from facekit.faces.reference_photos import reference_path
 from facekit.imaging.geometry import check_crop_size
 from facekit.media.sampling import Sampling, checked_sampling
 from facekit.media.collection import (LIST_PREFIX, OUTPUT_MARKERS, Selection, check_leaves_a_source,
-                                      first_media_file, holds_output, is_collection, is_list, names_nothing)
+                                      first_media_file, holds_output, is_collection, is_list, names_nothing, read_list)
 from facekit.media.sources import existing_input
 
 
@@ -64,6 +64,20 @@ def check_settings(cfg: DictConfig) -> None:
                           "folder of images), relative to the list's folder")
     check_choice_finds_a_source(cfg, chosen, source)
     check_output_folder(job_output_dir(cfg), source)
+    if is_list(named):
+        check_list_output(job_output_dir(cfg), source, chosen)
+
+
+def check_list_output(output: Path, list_file: Path, chosen: Selection) -> None:
+    """A list's folders are checked as a tree's input folder is: the output may not be one of
+    them, nor lie in one beside its photos, nor put a source's faces into its own photos' folder
+    (the next run would read them as photos, and a tree run would pass the folder over)."""
+    for listed in read_list(list_file, chosen):
+        if listed.kind == "folder" and listed.failed is None:
+            check_output_folder(output, listed.path, called=f"the listed folder {listed.rel!r}")
+            if (output / listed.output).resolve() == listed.path.resolve():
+                raise ConfigError(f"output {str(output)!r} would put source {listed.rel}'s faces into its own folder "
+                                  "of photos; choose another output")
 
 
 def check_choice_finds_a_source(cfg: DictConfig, chosen: Selection, source: Path) -> None:
@@ -113,11 +127,11 @@ def is_collection_input(cfg: DictConfig) -> bool:
     return is_collection(Path(named).expanduser(), selection(cfg), exclude=job_output_dir(cfg))
 
 
-def check_output_folder(output: Path, source: Path) -> None:
+def check_output_folder(output: Path, source: Path, called: str = "the input folder") -> None:
     """The output folder must be writable and must not be the input folder itself (its face
     files would be read back as input on the next run); a subfolder of the input is fine."""
     if source.is_dir() and output.resolve() == source.resolve():
-        raise ConfigError(f"output {str(output)!r} is the input folder; choose another (a subfolder is fine)")
+        raise ConfigError(f"output {str(output)!r} is {called}; choose another (a subfolder is fine)")
     if (source.is_dir() and source.resolve() in output.resolve().parents and output.is_dir()
             and not holds_output(output) and (held := first_media_file(output)) is not None):
         raise ConfigError(f"output {str(output)!r} holds photos or videos of the input's ({held}), which a run into it "
