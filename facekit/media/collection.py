@@ -163,7 +163,7 @@ def read_list(list_file: Path, selection: Selection) -> Iterator[Source]:
         if not selection.wants(rel, folder=not video):
             continue
         stem = rel[: -len(path.suffix)] if video and path.suffix and rel.endswith(path.suffix) else rel
-        output = _unique(stem if stem not in used else rel, used)
+        output = _unique(_clear_of_reserved(stem if stem not in used else rel, video and path.name), used)
         if not path.exists():
             why = "a broken link" if path.is_symlink() else "does not exist"
             yield Source(path, "video" if video else "folder", text, output, failed=why)
@@ -222,6 +222,18 @@ def _lines(list_file: Path) -> Iterator[str | Source]:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         where = f" after line {read}" if read else ""
         yield Source(list_file, "folder", utf8_text(list_file), ".", failed=f"the list cannot be read{where} ({reason})")
+
+
+def _clear_of_reserved(output: str, video_name: str | bool) -> str:
+    """A list's output path kept clear of the folders a source's own output uses (``RESERVED``),
+    as a walk names them: a folder ``debug`` anywhere on it is ``debug.folder``, and a video whose
+    name ends there takes its file name (``p/debug.mp4`` beside source ``p`` went to ``p/debug/``,
+    among p's debug frames)."""
+    parts = output.split("/")
+    named = [f"{part}.folder" if part in RESERVED else part for part in parts]
+    if parts[-1] in RESERVED and video_name:
+        named[-1] = str(video_name)
+    return "/".join(named)
 
 
 def _unique(name: str, used: set[str]) -> str:

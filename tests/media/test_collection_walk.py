@@ -294,3 +294,16 @@ def test_a_video_that_is_a_broken_link_or_a_pipe_is_a_failed_source_not_passed_o
                                     f"a broken link (to {str(tmp_path / 'unplugged' / 'holiday.mp4')!r})")
     assert found["pipe.mp4"] == ("video", "pipe", "not a regular file (a pipe, socket or device)")
     assert found["a.mp4"] == ("video", "a", None)
+
+
+def test_a_list_keeps_its_sources_clear_of_a_source_s_own_debug_rejected_and_masks_folders(tree: Path) -> None:
+    """``people/p01`` writes its debug frames to ``people/p01/debug/``: a listed
+    ``people/p01/debug.mp4`` went there too. A list names such folders as a walk does."""
+    _touch(tree, "people/p01/debug.mp4", "people/p01/masks/m.mp4", "people/rejected/a.jpg")
+    listing = tree / "list.txt"
+    listing.write_text("people/p01\npeople/p01/debug.mp4\npeople/p01/masks/m.mp4\npeople/rejected\ndebug\n",
+                       encoding="utf-8")
+    assert {rel: output for rel, (_, output, _) in _found(list(read_list(listing, Selection()))).items()} == {
+        "people/p01": "people/p01", "people/p01/debug.mp4": "people/p01/debug.mp4",
+        "people/p01/masks/m.mp4": "people/p01/masks.folder/m", "people/rejected": "people/rejected.folder",
+        "debug": "debug.folder"}
