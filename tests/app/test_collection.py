@@ -388,3 +388,23 @@ def test_a_list_reordered_keeps_each_source_in_its_folder() -> None:
     listed = [Source(Path("y/a.mp4"), "video", "../y/a.mp4", "a"), Source(Path("x/a.mp4"), "video", "../x/a.mp4", "a.mp4"),
               Source(Path("z/a.mp4"), "video", "../z/a.mp4", "a.mp4~2"), Source(Path("b.mp4"), "video", "b.mp4", "a")]
     assert [s.output for s in state.pinned(listed)] == ["a.mp4", "a", "a.mp4~2", "a~2"]
+
+
+def test_a_source_gone_since_the_last_run_is_said_and_its_folder_kept(tmp_path: Path) -> None:
+    """A removed or renamed source vanished from collection.json without a word."""
+    require_data()
+    tree = tmp_path / "tree"
+    for folder, person in (("a", "p01"), ("b", "p04")):
+        _link(tree, f"{folder}/x.jpg", sorted((DATA / "images" / "people" / person).glob("*.jpg"))[0])
+    args = ("input=tree", "output=out", "runner.progress=false")
+    assert run_facekit(*args, cwd=tmp_path).returncode == 0
+    (tree / "b" / "x.jpg").rename(tree / "c.jpg")
+    (tree / "b").rmdir()  # b renamed: the tree's own photos now
+    result = run_facekit(*args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "1 source(s) of the last run are not in the input now (removed, renamed, or left out by " \
+           "collection.include/exclude): b; their folders are kept" in result.stderr, result.stderr
+    assert (tmp_path / "out" / "b" / "alignments.json").exists()
+    again = run_facekit(*args, cwd=tmp_path)
+    assert "not in the input now" not in again.stderr  # said once: this run's collection.json is the input's
+    assert {e["source"] for e in load_json(tmp_path / "out" / COLLECTION_FILE)["sources"]} == {".", "a"}

@@ -97,6 +97,11 @@ def report_collection(state: CollectionState, named: str, label: str = "collecti
             log.info("filter: %d face(s) rejected over %d done source(s) (%s; reasons in facekit.log and each "
                      "source's alignments file)", sum(rejected.values()), len(done),
                      ", ".join(f"{kind} {count}" for kind, count in sorted(rejected.items())))
+    gone = [rel for rel in state.earlier if rel not in state.sources] if list_unfinished else []
+    if gone:  # as a folder's run says of a photo gone: its entry no more, its files kept
+        log.warning("%d source(s) of the last run are not in the input now (removed, renamed, or left out by "
+                    "collection.include/exclude): %s%s; their folders are kept, and collection.json lists them no "
+                    "more", len(gone), ", ".join(gone[:10]), f" and {len(gone) - 10} more" if len(gone) > 10 else "")
     for kind in (SourceState.FAILED, SourceState.PARTIAL) if list_unfinished else ():
         listed = [entry["source"] for entry in state.sources.values() if entry["state"] == kind]
         if listed:
