@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import signal
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -24,6 +26,8 @@ from facekit.errors import ConfigError, FacekitError, interrupted_exit, stop_wri
 from facekit.plugin.spec import PLUGIN_KINDS
 from facekit.plugin.registry import PluginRegistry, default_registry
 
+#: output.dir when no one names it (conf/config.yaml): where an extraction writes.
+DEFAULT_OUTPUT_DIR = "faces"
 #: Hydra makes no output folder and writes no .hydra/ for a plain run: a task that writes no files
 #: (task=plugins) needs none, and an extract run writes its own once accepted, so a refused run
 #: leaves nothing behind (facekit/app/tasks/acceptance.py).
@@ -43,6 +47,7 @@ def main() -> None:
         argv = executor_as_runner(argv)
         registry = default_registry()
         check_flag_pairs(argv)
+        check_hydra_keys(argv)
         if not SHELL_COMPLETION & set(argv):  # its words (install=bash, query=...) are Hydra's, not overrides
             check_arguments(argv)
             argv = name_default_plugins(argv)
@@ -257,17 +262,67 @@ def _check_nothing_deleted(cfg: DictConfig) -> None:
 HELP_FLAGS = frozenset({"--help", "-h", "--hydra-help"})
 
 
-def composed(argv: Sequence[str]) -> DictConfig:
-    """The config these overrides make, or a one-line ConfigError naming what is wrong (Hydra's
-    own message is several lines, and under --help a traceback, exit 1)."""
-    from hydra import compose, initialize_config_module
+#: Hydra keys facekit sets itself, and what a user does instead: set, they were silently overridden.
+_FACEKIT_S_HYDRA_KEYS = {
+    "hydra.run.dir": "a run writes where output.dir says (output=DIR), a sweep under hydra.sweep.dir",
+    "hydra.output_subdir": "facekit writes each run's record to .hydra/ once the run is accepted, and a sweep's "
+                           "report reads its jobs' there",
+    "hydra.mode": "a sweep is asked for with -m",
+}
 
+
+def check_hydra_keys(argv: Sequence[str]) -> None:
+    for arg in argv:
+        key = arg.lstrip("+~").partition("=")[0]
+        if key in _FACEKIT_S_HYDRA_KEYS:
+            raise ConfigError(f"{key} is facekit's to set: {_FACEKIT_S_HYDRA_KEYS[key]}; leave it out")
+
+
+@dataclass(frozen=True)
+class ConfigFlags:
+    """Hydra's flags that choose the config a run composes (``-cd DIR``, ``-cn NAME``; ``-r``,
+    a plain run, changes nothing), apart from the other arguments: with them a run is still
+    composed and checked up front (and writes nothing when refused), from the user's config."""
+
+    flags: list[str]  # as typed, to hand on
+    rest: list[str]
+    folder: str | None = None
+    name: str = "config"
+
+
+def config_flags(argv: Sequence[str]) -> ConfigFlags:
+    flags, rest, found = [], [], {}
+    words = iter(argv)
+    for word in words:
+        key, equals, value = word.partition("=")
+        if key in _CONFIG_FLAGS and word.startswith("--") and equals:
+            flags.append(word)
+            found[_CONFIG_FLAGS[key]] = value
+        elif word in _CONFIG_FLAGS:
+            value = next(words, "")
+            flags += [word, value]
+            found[_CONFIG_FLAGS[word]] = value
+        elif word in ("-r", "--run"):
+            flags.append(word)
+        else:
+            rest.append(word)
+    return ConfigFlags(flags, rest, found.get("folder"), found.get("name") or "config")
+
+
+_CONFIG_FLAGS = {"-cd": "folder", "--config-dir": "folder", "-cn": "name", "--config-name": "name"}
+
+
+def composed(argv: Sequence[str], config_dir: str | None = None, config_name: str = "config") -> DictConfig:
+    """The config these overrides make (from ``config_name`` in ``config_dir`` or facekit's own,
+    as ``-cd`` / ``-cn`` choose), or a one-line ConfigError naming what is wrong (Hydra's own
+    message is several lines, and under --help a traceback, exit 1)."""
     from omegaconf import OmegaConf
     from omegaconf.errors import InterpolationResolutionError
 
+    if config_dir is not None and not os.path.isdir(config_dir):
+        raise ConfigError(f"--config-dir {config_dir!r} is not a folder")
     try:
-        with initialize_config_module(config_module="facekit.conf", version_base="1.3"):
-            cfg = compose(config_name="config", overrides=list(argv))
+        cfg = _compose(list(argv), config_dir, config_name)
         OmegaConf.to_container(cfg, resolve=True)  # ${...}: a path that holds one is read as Hydra's interpolation
     except InterpolationResolutionError as exc:
         raise ConfigError(_interpolation_error(exc)) from None
@@ -275,6 +330,36 @@ def composed(argv: Sequence[str]) -> DictConfig:
         cause = f"\n{exc.__cause__}" if exc.__cause__ is not None else ""
         said = one_line(f"{exc}{cause}")
         raise ConfigError((_wrong_type(said) or said) + _list_hint(argv)) from None
+    return cfg
+
+
+def _compose(overrides: list[str], config_dir: str | None, config_name: str) -> DictConfig:
+    """Hydra's composition as ``facekit`` runs it: facekit's config module, with ``config_dir``
+    searched first (as Hydra's own ``--config-dir`` puts it), ``config_name`` the primary config."""
+    from hydra import compose, initialize_config_module
+
+    if config_dir is None and config_name == "config":
+        with initialize_config_module(config_module="facekit.conf", version_base="1.3"):
+            return compose(config_name="config", overrides=overrides)
+    from hydra._internal.hydra import Hydra
+    from hydra._internal.utils import create_config_search_path
+    from hydra.core.config_search_path import SearchPathQuery
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.types import RunMode
+    from omegaconf import open_dict
+
+    search_path = create_config_search_path("pkg://facekit.conf")
+    if config_dir is not None:
+        search_path.prepend(provider="command-line", path=f"file://{os.path.abspath(config_dir)}",
+                            anchor=SearchPathQuery(provider="schema"))
+    GlobalHydra.instance().clear()
+    try:
+        cfg = Hydra.create_main_hydra2(task_name="facekit", config_search_path=search_path).compose_config(
+            config_name=config_name, overrides=overrides, run_mode=RunMode.RUN, with_log_configuration=False)
+    finally:
+        GlobalHydra.instance().clear()
+    with open_dict(cfg):
+        del cfg["hydra"]
     return cfg
 
 
@@ -307,11 +392,12 @@ def check_composes(argv: Sequence[str]) -> DictConfig | None:
     the run checks them before it writes (an extraction's settings, the plugins' options that
     its stages would refuse, curation's settings), so a sweep's are too (``check_sweep_values``).
     Flags (--help, -m, ...) go straight to Hydra (None): sweeps hold values that only a launcher can expand."""
+    user = config_flags(argv)
     if HELP_FLAGS & set(argv) and not is_a_sweep(argv):  # its overrides as Hydra will compose them for the help
-        composed([arg for arg in argv if not arg.startswith("-")])
-    if any(arg.startswith("-") for arg in argv):
+        composed([arg for arg in user.rest if not arg.startswith("-")], user.folder, user.name)
+    if any(arg.startswith("-") for arg in user.rest):
         return None
-    cfg = composed(argv)
+    cfg = composed(user.rest, user.folder, user.name)
     _check_nothing_deleted(cfg)
     if cfg.task == "extract":  # before Hydra creates the output folder or anything loads
         from facekit.app.tasks.planning import build_stages
@@ -319,7 +405,8 @@ def check_composes(argv: Sequence[str]) -> DictConfig | None:
 
         check_settings(cfg)
         build_stages(cfg, default_registry())  # the plugins' options, checked as the run checks them; no model loads
-    if cfg.task == "curate" and not any(arg.startswith("output.dir=") for arg in argv):
+    if cfg.task == "curate" and not any(arg.startswith("output.dir=") for arg in argv) \
+            and str(cfg.output.dir) == DEFAULT_OUTPUT_DIR:  # a user's config file may name it
         # output.dir's default (faces/) is where an extraction writes: a curation never lands there unasked
         raise ConfigError("task=curate needs output=<result folder>, a new folder for the curated faces: "
                           "facekit task=curate input=<extraction output folder> output=<result folder>")
@@ -352,7 +439,8 @@ def check_sweep_values(argv: Sequence[str]) -> None:
     if "task=plugins" in argv:  # it lists the plugins and writes nothing; a sweep made a folder of empty jobs
         raise ConfigError("task=plugins lists the plugins; it takes no -m (there is nothing to sweep): facekit task=plugins")
     _check_hydra_groups([arg for arg in argv if arg.lstrip("+").startswith("hydra/")])
-    overrides = [arg for arg in argv if not arg.startswith(("-", "hydra.", "hydra/", "+hydra"))]
+    user = config_flags(argv)
+    overrides = [arg for arg in user.rest if not arg.startswith(("-", "hydra.", "hydra/", "+hydra"))]
     try:  # Hydra's own parsing and job split, so each value is written as its jobs get it
         from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
         from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -368,9 +456,9 @@ def check_sweep_values(argv: Sequence[str]) -> None:
     checked: set[str] = set()
     for named, job in jobs:
         try:
-            _check_job(job, checked)
+            _check_job([*user.flags, *job], checked)
         except FacekitError as exc:
-            if named != "first job" and _fails_with(first, str(exc)):  # a setting every job shares, not the value
+            if named != "first job" and _fails_with([*user.flags, *first], str(exc)):  # a setting every job shares, not the value
                 raise
             raise ConfigError(f"the sweep's {named}: {exc}") from None
 

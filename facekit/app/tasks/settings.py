@@ -64,7 +64,7 @@ def check_settings(cfg: DictConfig) -> None:
                           "folder of images), relative to the list's folder")
     check_choice_finds_a_source(cfg, chosen, source)
     check_output_folder(job_output_dir(cfg), source)
-    if is_list(named):
+    if is_list(named) and source.is_file():  # a pipe's lines are the run's to read, once
         check_list_output(job_output_dir(cfg), source, chosen)
 
 
