@@ -50,30 +50,43 @@ def checked_points(found: Any, count: int, frame: str, plugin: str) -> list[Any]
     return list(found)
 
 
-def checked_landmarks(points: Any, frame: str, plugin: str) -> np.ndarray:
-    """One face's 68 points as a (68, 2) float array; any other shape is the plugin's error
-    (a transposed answer would reshape into points all over the face)."""
-    try:
-        array = np.asarray(points, dtype=np.float64)
-    except (TypeError, ValueError):
-        array = None
+def checked_landmarks(points: Any, frame: str, plugin: str, what: str = "points") -> np.ndarray:
+    """One face's 68 points (or its points for head pose) as a (68, 2) float array; any other
+    shape is the plugin's error (a transposed answer would reshape into points all over the face)."""
+    array = _numbers(points)
     if array is None or array.shape != (68, 2):
         shape = "no numbers" if array is None else f"shape {array.shape}"
-        raise _wrong(plugin, frame, f"points of {shape}; an aligner gives each face (68, 2) points, x then y")
+        raise _wrong(plugin, frame, f"{what} of {shape}; an aligner gives each face (68, 2) {what}, x then y")
     return array
 
 
-def checked_embeddings(vectors: Any, count: int, frame: str, plugin: str) -> np.ndarray:
-    """An identity model's answer: (faces, dimensions) numbers, a row a face."""
-    try:
-        array = np.asarray(vectors, dtype=np.float64)
-    except (TypeError, ValueError):
-        array = None
+def checked_outline(outline: Any, frame: str, plugin: str) -> np.ndarray:
+    """A face's outline (what the ``mesh`` masker fills): (n, 2) points, 3 or more."""
+    array = _numbers(outline)
+    if array is None or array.ndim != 2 or array.shape[1] != 2 or len(array) < 3:
+        shape = "no numbers" if array is None else f"shape {array.shape}"
+        raise _wrong(plugin, frame, f"an outline of {shape}; an outline is (n, 2) points round the face, n >= 3")
+    return array
+
+
+def checked_embeddings(vectors: Any, count: int, frame: str, plugin: str, dimensions: int | None = None) -> np.ndarray:
+    """An identity model's answer: (faces, dimensions) numbers, a row a face; ``dimensions``,
+    when known, is what its earlier answers had (vectors of two lengths cannot be compared)."""
+    array = _numbers(vectors)
     if array is None or array.ndim != 2 or len(array) != count or array.shape[1] == 0:
         shape = "no numbers" if array is None else f"shape {array.shape}"
         raise _wrong(plugin, frame, f"embeddings of {shape} for {count} face(s); an identity model returns one "
                                     "row a face, (faces, dimensions)")
+    if dimensions is not None and array.shape[1] != dimensions:
+        raise _wrong(plugin, frame, f"{array.shape[1]}-dimension embeddings where its earlier ones had {dimensions}")
     return array
+
+
+def _numbers(values: Any) -> np.ndarray | None:
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
 
 
 def _is_a_face_box(detection: Detection, width: int, height: int) -> bool:

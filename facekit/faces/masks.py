@@ -116,8 +116,9 @@ def checked_mask(mask: np.ndarray, size: int, name: str) -> np.ndarray:
     mask = np.asarray(mask)
     if mask.shape != (size, size):
         raise ValueError(f"masker {name!r} returned a mask of shape {mask.shape}, not ({size}, {size})")
-    if mask.dtype != np.uint8:
-        mask = np.clip(np.round(mask.astype(np.float64) * (255 if mask.max(initial=0) <= 1 else 1)), 0, 255)
+    if mask.dtype != np.uint8:  # a pixel that is not a number is 0 (one NaN made max NaN: the mask went unscaled)
+        values = np.nan_to_num(mask.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+        mask = np.clip(np.round(values * (255 if values.max(initial=0) <= 1 else 1)), 0, 255)
     return np.ascontiguousarray(mask, dtype=np.uint8)
 
 

@@ -50,4 +50,9 @@ def reference_embedding(image: np.ndarray, stages: FaceStages, name: str) -> np.
             raise
         raise StageError(f"{exc.plugin} failed on reference photo {name!r}: {exc.cause}", exc.plugin,
                          exc.cause) from exc
+    if not record.faces:  # the aligner's points or the embedding were not numbers: left out, with a warning
+        plugin = stages.identity.label if stages.identity is not None else "the identity plugin"
+        raise StageError(f"reference photo {name!r}: its face was left out (the warning above says why: an aligner's "
+                         f"points or {plugin}'s embedding that are not numbers); choose another photo", plugin,
+                         "its face was left out")
     return record.faces[0].embedding

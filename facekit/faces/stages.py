@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 import numpy as np
 
 from facekit.errors import ConfigError, ModelError, StageError
-from facekit.faces.answers import checked_detections, checked_embeddings, checked_landmarks, checked_points
+from facekit.faces.answers import (checked_detections, checked_embeddings, checked_landmarks, checked_outline,
+                                  checked_points)
 from facekit.faces.quality import measure, measured_pose
 from facekit.imaging import geometry
 from facekit.imaging.centering import DEFAULT_CENTERING, centering_matrix, check_centering
@@ -64,6 +65,7 @@ class FaceStages:
         self.centering = check_centering(centering)
         self.masks = masks  # output.masks: drawn in ``finish``, on the faces that get a file
         self.model_s: dict[str, float] = {}  # seconds inside each plugin's own calls: the bound
+        self._dimensions: int | None = None  # the identity plugin's embeddings' length, from its first answer
 
     def steps(self) -> list[Step]:
         """The model stages in the order every frame goes through them: detect, align (which
@@ -161,8 +163,10 @@ class FaceStages:
             for face, (landmarks, for_pose, outline) in zip(record.faces, checked_points(found, len(detections), name, label)):
                 face.landmarks = _as_stored(checked_landmarks(landmarks, name, label), PIXEL_DECIMALS)
                 if for_pose is not None:
-                    face.pose = measured_pose(_as_stored(for_pose, PIXEL_DECIMALS).reshape(68, 2))
-                face.outline = None if outline is None else _as_stored(outline, PIXEL_DECIMALS)
+                    face.pose = measured_pose(_as_stored(checked_landmarks(for_pose, name, label, "pose points"),
+                                                         PIXEL_DECIMALS))
+                face.outline = None if outline is None else _as_stored(checked_outline(outline, name, label),
+                                                                        PIXEL_DECIMALS)
             self._leave_out_unfitted(record)
         self.normalise(record)
 
@@ -205,11 +209,12 @@ class FaceStages:
         with self._calling(self.identity, [record]):
             vectors = self.identity.model.embed(record.frame.image, [f.landmarks for f in record.faces])
         label = self.identity.label
-        vectors = checked_embeddings(vectors, len(record.faces), record.frame.name, label)
+        vectors = checked_embeddings(vectors, len(record.faces), record.frame.name, label, self._dimensions)
+        self._dimensions = vectors.shape[1]
         for face, vector in zip(record.faces, vectors):
             face.embedding = _as_stored(vector, EMBEDDING_DECIMALS)
             face.embedded_by = self.identity.spec.name
-        finite = np.isfinite(vectors).all(axis=1)
+        finite = np.array([np.isfinite(face.embedding).all() for face in record.faces])  # as stored: float32
         if not finite.all():
             log.warning("%s: %s gave face(s) %s embeddings that are not numbers; left out", record.frame.name, label,
                         ", ".join(str(n) for n in np.flatnonzero(~finite)))
@@ -228,7 +233,8 @@ def _timed(into: dict[str, float], key: str) -> Iterator[None]:
 def _as_stored(values: Any, decimals: int) -> np.ndarray:
     """Rounded as the alignments file and the analysis cache store them, so a face restored from
     either gives the very same crop and distances as the run that computed it."""
-    return np.round(np.asarray(values, dtype=np.float64), decimals).astype(np.float32)
+    with np.errstate(over="ignore"):  # beyond float32 is inf, which the callers leave out with their own warning
+        return np.round(np.asarray(values, dtype=np.float64), decimals).astype(np.float32)
 
 
 @contextmanager

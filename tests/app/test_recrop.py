@@ -239,7 +239,7 @@ def test_a_folder_that_holds_no_extraction_is_refused_in_one_line(tmp_path: Path
     assert result.stderr.strip().count("\n") == 0 and not (tmp_path / "re").exists()
 
 
-@pytest.mark.parametrize("asked", ["output.masks=[components]", "output.mask_format=alpha"])
+@pytest.mark.parametrize("asked", ["output.masks=[components]", "output.mask_format=alpha", "+masker=components"])
 def test_a_recrop_asked_for_masks_is_refused_in_one_line_naming_task_mask(tmp_path: Path, asked: str) -> None:
     (tmp_path / "empty").mkdir()
     result = run_facekit("task=recrop", "input=empty", "output=re", asked, cwd=tmp_path)

@@ -3,6 +3,7 @@ the frame (never points read scrambled, nor frames taken as done without their f
 or vector that is not a face is left out with a warning and the run goes on."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import cv2
@@ -153,3 +154,75 @@ def test_a_masker_that_answers_fewer_faces_than_it_was_given_is_named(real, port
     with pytest.raises(StageError, match=r"^masker 'theirs-masker' failed on frame frame_0: ValueError: 1 mask\(s\) "
                                          r"for 2 face\(s\)"):
         stages.finish(record)
+
+
+class PoseAnswering(Answering):
+    """An aligner with points of its own for head pose (a ``PoseAligner``), and an outline."""
+
+    def align_for_pose(self, image, detections, outline=False):
+        return self.answer(detections) if callable(self.answer) else self.answer
+
+
+def pose_aligner(answer) -> LoadedPlugin:
+    spec = PluginSpec("theirs-pose", "aligner", lambda config, store: PoseAnswering(answer), Options)
+    return LoadedPlugin(spec, Options(), None)
+
+
+GOOD_POINTS = np.array([[50.0 + 3 * (i % 17), 60.0 + 4 * (i // 17)] for i in range(68)])
+
+
+@pytest.mark.parametrize("answer, said", [
+    (lambda detections: [(GOOD_POINTS, GOOD_POINTS.T) for _ in detections], "pose points of shape (2, 68)"),
+    (lambda detections: [(GOOD_POINTS, GOOD_POINTS[:60]) for _ in detections], "pose points of shape (60, 2)"),
+    (lambda detections: [(GOOD_POINTS, GOOD_POINTS, GOOD_POINTS.ravel()) for _ in detections],
+     "an outline of shape (136,)"),
+], ids=["pose-transposed", "pose-short", "outline-flat"])
+def test_an_aligner_s_pose_points_and_outline_are_checked_as_its_points_are(real, portrait, answer, said):
+    """Transposed pose points were taken (pitch 106 degrees for a 16-degree face); short ones
+    were 'stage failed: ValueError' naming no plugin; a flat outline was blamed on the mesh masker."""
+    stages = FaceStages(real["detector"], pose_aligner(answer))
+    [record] = records(portrait)
+    stages.detect([record])
+    with pytest.raises(StageError, match=rf"^aligner 'theirs-pose' answered frame frame_0 with {re.escape(said)}"):
+        stages.align(record)
+
+
+def test_embeddings_of_another_length_than_the_earlier_ones_are_named(real, portrait):
+    """Two lengths cannot be compared: 'embeddings of different sizes: 32 and 64' named no plugin."""
+    lengths = iter([64, 32])
+    stages = FaceStages(real["detector"], real["aligner"], third_party(
+        "identity", lambda landmarks: np.ones((len(landmarks), next(lengths)))))
+    first, second = records(portrait, 2)
+    stages.analyse([first])
+    with pytest.raises(StageError, match=r"answered frame frame_1 with 32-dimension embeddings where its earlier "
+                                         r"ones had 64"):
+        stages.analyse([second])
+
+
+def test_an_embedding_too_large_for_float32_is_left_out_as_not_numbers(real, portrait, caplog):
+    """1e300 passed the check as float64 and was stored as inf (Infinity in alignments.json)."""
+    stages = FaceStages(real["detector"], real["aligner"], third_party(
+        "identity", lambda landmarks: np.full((len(landmarks), 8), 1e300)))
+    [record] = records(portrait)
+    stages.analyse([record])
+    assert record.faces == [] and "embeddings that are not numbers" in caplog.text
+
+
+def test_a_reference_photo_whose_embedding_is_not_numbers_is_one_line_naming_it(real, portrait):
+    """It was an IndexError traceback."""
+    from facekit.faces.reference_photos import reference_embedding
+
+    stages = FaceStages(real["detector"], real["aligner"], third_party(
+        "identity", lambda landmarks: np.full((len(landmarks), 8), np.nan)))
+    with pytest.raises(StageError, match=r"^reference photo 'ref\.jpg': its face was left out"):
+        reference_embedding(portrait, stages, "ref.jpg")
+
+
+def test_a_float_mask_with_a_pixel_that_is_not_a_number_is_scaled_as_the_rest():
+    """One NaN made the mask's max NaN, so a [0, 1] mask was stored unscaled: 0 and 1 of 255."""
+    from facekit.faces.masks import checked_mask
+
+    mask = np.zeros((4, 4))
+    mask[1:3, 1:3], mask[0, 0] = 1.0, np.nan
+    stored = checked_mask(mask, 4, "theirs")
+    assert stored[1, 1] == 255 and stored[0, 0] == 0 and stored.dtype == np.uint8

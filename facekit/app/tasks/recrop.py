@@ -61,9 +61,9 @@ def check_recrop(cfg: DictConfig) -> Earlier:
         raise ConfigError("input is required: facekit task=recrop input=<an extraction's output folder> output=<folder>")
     check_output_named(cfg)
     check_crop(cfg)
-    if list(cfg.output.masks) or str(cfg.output.mask_format) != "none":
-        raise ConfigError("task=recrop keeps the stored masks and makes none: leave out output.masks and "
-                          "output.mask_format, then run task=mask input=<the re-crop> for new ones")
+    if list(cfg.output.masks) or str(cfg.output.mask_format) != "none" or cfg.get("masker") is not None:
+        raise ConfigError("task=recrop keeps the stored masks and makes none: leave out output.masks, "
+                          "output.mask_format and +masker, then run task=mask input=<the re-crop> for new ones")
     named = [f"+{kind}" for kind in ("detector", "aligner", "identity") if cfg.get(kind) is not None]
     if named:
         raise ConfigError(f"task=recrop runs no model: it cuts again the faces the extraction found, with the landmarks "
