@@ -3,9 +3,11 @@ alignments file: no detection, no alignment. Landmark masks need only the stored
 frames are decoded only for maskers that read pixels. Each face file is written again with its
 masks in its text (and as its alpha channel with ``mask_format=alpha``), from its own pixels.
 
-Every file lands by atomic rename and the alignments file goes last, so a run stopped halfway
-leaves the source as it was as far as the alignments file says; the same command run again does
-the source again (the same bytes: masks are deterministic) and skips the sources it finished.
+Every file lands by atomic rename and the alignments file goes last. A run stopped halfway writes
+it with the entries of the face files it wrote again (their hashes, sizes and masks), so the
+folder stays whole for a rerun of the extraction, but without the request: the same command run
+again does the source again (the same bytes: masks are deterministic) and skips the sources it
+finished.
 """
 from __future__ import annotations
 
@@ -72,19 +74,25 @@ def remask_folder(folder: Path, request: MaskRequestSettings) -> tuple[int, int]
     alpha_mask = next(iter((meta.get("masks") or {}).get("maskers", {})), None)  # an RGBA face file's alpha: the first
     images = _frame_images(meta, frames) if request.maker is not None and request.maker.needs_image else {}
     done = imported = 0
-    for name, source, entries in frames:
-        faces = [face_from_dict(entry) for entry in entries]
-        matrices = crop_matrices(faces, crop_size, padding)
-        if request.maker is not None:
-            try:
-                request.maker.make(images.get(name), faces, matrices, crop_size)
-            except Exception as exc:  # a masker's failure, whoever wrote it: name it, the folder and the frame
-                raise FacekitError(f"{folder}, frame {name}: {exc}") from exc
-        if request.import_dir is not None:
-            imported += _import_masks(request.import_dir, faces, matrices, crop_size, request.size)
-        for entry, face in zip(entries, faces):
-            _rewrite_face_file(folder, name, source, entry, face, request, crop_size, alpha_mask)
-            done += 1
+    try:
+        for name, source, entries in frames:
+            faces = [face_from_dict(entry) for entry in entries]
+            matrices = crop_matrices(faces, crop_size, padding)
+            for plugin in request.maker.plugins if request.maker is not None else []:
+                try:
+                    request.maker.make(images.get(name), faces, matrices, crop_size, only=plugin)
+                except Exception as exc:  # a masker's failure, whoever wrote it: name it, the folder and the frame
+                    raise FacekitError(f"masker {plugin.spec.name!r} failed on {folder}, frame {name}: "
+                                       f"{type(exc).__name__}: {exc}") from exc
+            if request.import_dir is not None:
+                imported += _import_masks(request.import_dir, faces, matrices, crop_size, request.size)
+            for entry, face in zip(entries, faces):
+                _rewrite_face_file(folder, name, source, entry, face, request, crop_size, alpha_mask)
+                done += 1
+    except BaseException:
+        if done:  # the face files written again go with their entries (hash, size, masks), or a rerun of the
+            write_alignments(path, document)  # extraction takes them for damaged; the request is not recorded
+        raise
     _record(meta, request)
     write_alignments(path, document)
     return done, imported

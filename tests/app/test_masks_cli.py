@@ -375,3 +375,61 @@ def test_task_mask_on_a_folder_above_an_extraction_leaves_no_lock_file_in_it(tmp
     result = _mask(mine, "output.masks=[components]")
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in mine.iterdir()) == ["faces", "notes.txt"]
+
+
+LATE_MASKER = '''\
+from dataclasses import dataclass
+
+import numpy as np
+
+from facekit.plugin import hookimpl
+from facekit.plugin.spec import PluginSpec
+
+
+@dataclass
+class C:
+    pass
+
+
+class Late:
+    calls = 0
+
+    def mask(self, image, requests):
+        Late.calls += 1
+        if Late.calls == 3:
+            raise RuntimeError("mask broken on purpose")
+        return [np.full((r.size, r.size), 255, np.uint8) for r in requests]
+
+
+@hookimpl
+def facekit_maskers():
+    return [PluginSpec("late", "masker", lambda config, store: Late(), C)]
+'''
+
+
+def test_task_mask_stopped_by_a_masker_names_it_and_leaves_the_folder_whole_for_the_extraction(
+        tmp_path: Path) -> None:
+    """The face files written again before the failure carried new bytes while alignments.json
+    kept the old hashes: the extraction run again took them for damaged and did them again. The
+    message named neither the masker nor its error's type."""
+    import hashlib
+
+    from cli_helpers import install_module, path_with
+
+    out = tmp_path / "faces"
+    _extract(out)
+    install_module(tmp_path / "site", "toy_late_masker", LATE_MASKER, "late")
+    result = run_facekit("task=mask", f"input={out}", "output.masks=[late]", cwd=tmp_path,
+                         env=path_with(tmp_path / "site"))
+    assert result.returncode == 2, result.stderr
+    error = [line for line in result.stderr.splitlines() if line.startswith("facekit: error:")]
+    assert len(error) == 1 and "masker 'late' failed on" in error[0] and \
+        "RuntimeError: mask broken on purpose" in error[0], result.stderr
+    faces = [face for frame in load_json(out / "alignments.json")["frames"].values() for face in frame["faces"]
+             if face["crop"]]
+    assert sum("mask" in face for face in faces) >= 1  # some were done before the failure
+    for face in faces:
+        assert hashlib.sha256((out / face["crop"]).read_bytes()).hexdigest() == face["crop_sha256"], face["crop"]
+    again = run_facekit(f"input={require_data() / 'images' / 'scenes'}", f"output={out}", "runner.progress=false",
+                        cwd=tmp_path)
+    assert again.returncode == 0 and "nothing to do" in again.stderr, again.stderr
