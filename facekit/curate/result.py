@@ -206,8 +206,10 @@ def _refs_command(curation: Curation, rows: np.ndarray, label: int, command_inpu
     centre = unit.mean(axis=0)
     typical = rows[np.lexsort((rows, -(unit @ centre)))][:REFS_PER_COMMAND]
     refs = ",".join(_item(str(curation.faces[r].path.resolve())) for r in sorted(typical))
+    # the identity plugin the clusters were made with: run as printed, the filter is that person's by it
+    plugin = [shlex.quote(f"+identity={curation.identity}")] if curation.identity else []
     return " ".join(["facekit", shlex.quote(f"input={command_input or 'INPUT'}"),
-                     shlex.quote(f"output={cluster_folder(label)}_faces"), shlex.quote(f"filter.refs=[{refs}]")])
+                     shlex.quote(f"output={cluster_folder(label)}_faces"), *plugin, shlex.quote(f"filter.refs=[{refs}]")])
 
 
 def _item(path: str) -> str:

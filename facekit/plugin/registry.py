@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.metadata
 import logging
+import math
 from functools import cache
 from typing import Any, Iterable, Iterator
 
@@ -13,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from facekit.plugin import hookspecs
 from facekit.errors import ConfigError
 from facekit.models.spec import ModelSpec
-from facekit.plugin.spec import PLUGIN_KINDS, PluginKind, PluginSpec
+from facekit.plugin.spec import DISTANCE_METRICS, PLUGIN_KINDS, PluginKind, PluginSpec
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,10 @@ class PluginRegistry:
             log.warning("package %s: %s %r skipped: its config class %s cannot be made from its defaults (%s)",
                         package, kind, spec.name, getattr(spec.config_class, "__name__", spec.config_class),
                         _first_line(exc))
+            return
+        wrong = _identity_declaration_fault(spec) if kind == "identity" else None
+        if wrong is not None:
+            log.warning("package %s: identity %r skipped: %s", package, spec.name, wrong)
             return
         earlier = self._origins.get((kind, spec.name))
         if earlier is not None:
@@ -96,6 +101,18 @@ class PluginRegistry:
     def config_node(self, spec: PluginSpec) -> dict[str, Any]:
         """The Hydra config node of a plugin: its name plus its config defaults."""
         return {"name": spec.name, **dataclasses.asdict(spec.config_class())}
+
+
+def _identity_declaration_fault(spec: PluginSpec) -> str | None:
+    """What is wrong with an identity plugin's ``metric`` and ``default_threshold``, or None: a
+    filter would fail on them later, blaming the user's threshold."""
+    if spec.metric is not None and spec.metric not in DISTANCE_METRICS:
+        return f"its metric {spec.metric!r} is none of {', '.join(DISTANCE_METRICS)}"
+    threshold = spec.default_threshold
+    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
+                                  or not math.isfinite(threshold) or threshold < 0):
+        return f"its default_threshold {threshold!r} is not a distance (a number >= 0)"
+    return None
 
 
 def _answers(manager: pluggy.PluginManager, hook_name: str) -> Iterator[tuple[str, Any]]:

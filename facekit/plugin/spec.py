@@ -66,6 +66,10 @@ class Masker(Protocol):
         ...
 
 
+#: The distances an identity plugin's ``metric`` may name (``facekit.faces.identity`` computes them).
+DISTANCE_METRICS = ("cosine", "euclidean", "euclidean_l2")
+
+
 @dataclass(frozen=True)
 class PluginSpec:
     """A plugin's declaration, returned by a ``facekit_*`` hook.
@@ -84,7 +88,7 @@ class PluginSpec:
     batch_size: int = 1  # the default; a config field ``batch_size`` overrides it (``LoadedPlugin``)
     gpu_memory_per_item_mb: int = 0  # what each item of a batch adds, so memory follows the configured batch
     description: str = ""
-    metric: str | None = None  # identity plugins: "cosine" | "euclidean" | ...
+    metric: str | None = None  # identity plugins: one of DISTANCE_METRICS (None: cosine)
     default_threshold: float | None = None  # identity plugins
     # maskers: what they read besides the 68 landmarks: "image" (the frame's pixels), "outline"
     # (the face outline an aligner traces: FaceMesh's)

@@ -179,7 +179,7 @@ def test_a_clusters_ready_command_keeps_that_person_only(people: Path, tmp_path:
     smallest = min((c for c in document["clusters"] if c["cluster"] >= 0), key=lambda c: (c["faces"], c["cluster"]))
     members = {f["face"] for f in document["faces"] if f["cluster"] == smallest["cluster"]}
     command = shlex.split(smallest["refs_command"])
-    assert command[0] == "facekit"
+    assert command[0] == "facekit" and f"+identity={document['identity']}" in command  # the plugin clusters used
     result = run_facekit(*command[1:], "runner.progress=false", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     kept = {p.relative_to(tmp_path / f"cluster_{smallest['cluster']:03d}_faces").as_posix()

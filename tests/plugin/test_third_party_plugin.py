@@ -274,3 +274,28 @@ def test_a_config_class_of_types_omegaconf_cannot_check_is_one_line_naming_the_p
     result = run_facekit("+detector=literal", f"input={SCENES / 'obama.jpg'}", "output=faces", "runner.progress=false",
                          cwd=tmp_path, env=path_with(site))
     assert _one_line_error(result).startswith("facekit: error: detector literal: its config class cannot be checked")
+
+
+@pytest.mark.parametrize("declared, said", [
+    ("metric='manhattan', default_threshold=0.5", "its metric 'manhattan' is none of cosine, euclidean, euclidean_l2"),
+    ("metric='cosine', default_threshold=-1.0", "its default_threshold -1.0 is not a distance"),
+], ids=["metric", "threshold"])
+def test_an_identity_plugin_declaring_a_metric_or_threshold_facekit_cannot_use_is_skipped_naming_it(
+        tmp_path: Path, declared: str, said: str) -> None:
+    """It was listed as "manhattan <= 0.5", then a filter failed with "unknown distance metric"
+    (naming no plugin) or blamed the user's filter.threshold, which the user never set."""
+    site = tmp_path / "site"
+    install_module(site, "toy_metric_facekit", (
+        "from dataclasses import dataclass\n\nfrom facekit.plugin import hookimpl\nfrom facekit.plugin.spec import "
+        "PluginSpec\n\n\n@dataclass\nclass C:\n    pass\n\n\n@hookimpl\ndef facekit_identities():\n"
+        f"    return [PluginSpec('oddmetric', 'identity', lambda c, s: None, C, {declared})]\n"), "oddmetric")
+    listed = run_facekit("task=plugins", cwd=tmp_path, env=path_with(site))
+    assert listed.returncode == 0 and "oddmetric" not in listed.stdout, listed.stdout
+    assert f"package oddmetric: identity 'oddmetric' skipped: {said}" in listed.stderr, listed.stderr
+
+
+def test_the_metrics_a_plugin_may_declare_are_those_the_filter_computes() -> None:
+    from facekit.faces.identity import _METRICS
+    from facekit.plugin.spec import DISTANCE_METRICS
+
+    assert tuple(_METRICS) == DISTANCE_METRICS
