@@ -46,6 +46,10 @@ class PluginRegistry:
             log.warning("package %s: its %s hook gave %s, not a %s PluginSpec; skipped", package,
                         _HOOK_BY_KIND[kind], said, kind)
             return
+        fault = _config_class_fault(spec.config_class, kind)
+        if fault is not None:
+            log.warning("package %s: %s %r skipped: %s", package, kind, spec.name, fault)
+            return
         try:
             spec.config_class()  # every command makes each plugin's config node from its defaults
         except Exception as exc:  # noqa: BLE001 - foreign code
@@ -81,7 +85,8 @@ class PluginRegistry:
 
     def build_config(self, spec: PluginSpec, node: DictConfig | dict | None) -> Any:
         """The plugin's config dataclass filled from a config node, type-checked by OmegaConf."""
-        values = {k: v for k, v in dict(node or {}).items() if k != "name"}
+        computed = {f.name for f in dataclasses.fields(spec.config_class) if not f.init}
+        values = {k: v for k, v in dict(node or {}).items() if k != "name" and k not in computed}
         try:
             schema = OmegaConf.structured(spec.config_class)
         except Exception as exc:  # a type OmegaConf cannot check (Literal, a union): the plugin's to mend
@@ -99,8 +104,22 @@ class PluginRegistry:
             raise ConfigError(f"{spec.kind} {spec.name}: {exc}") from None
 
     def config_node(self, spec: PluginSpec) -> dict[str, Any]:
-        """The Hydra config node of a plugin: its name plus its config defaults."""
-        return {"name": spec.name, **dataclasses.asdict(spec.config_class())}
+        """The Hydra config node of a plugin: its name plus its options' defaults. A field its
+        config computes (``field(init=False)``, set in ``__post_init__``) is no option: written
+        into the node, the default's value came back over the one computed from the options."""
+        defaults = spec.config_class()
+        return {"name": spec.name, **{f.name: dataclasses.asdict(defaults)[f.name]
+                                      for f in dataclasses.fields(spec.config_class) if f.init}}
+
+
+def _config_class_fault(config_class: Any, kind: str) -> str | None:
+    """What keeps a config class from being a plugin's options, or None."""
+    if not (isinstance(config_class, type) and dataclasses.is_dataclass(config_class)):
+        return f"its config class {config_class!r} is not a dataclass"
+    if any(f.name == "name" for f in dataclasses.fields(config_class)):
+        return (f"its config class has an option called 'name', which is the plugin's own name in the config "
+                f"(+{kind}=NAME); call it something else")
+    return None
 
 
 def _identity_declaration_fault(spec: PluginSpec) -> str | None:

@@ -91,3 +91,36 @@ def test_a_model_id_no_package_declares_is_named_with_the_plugin_that_needs_it()
     spec = PluginSpec("needy", "detector", lambda config, store: None, object, model_ids=("no-such-model",))
     with pytest.raises(ModelError, match=r"^detector 'needy' needs model 'no-such-model', which no installed package"):
         LoadedPlugin(spec, None, ModelStore(registry.models, cache_dir=None)).ensure_weights()
+
+
+def test_a_config_field_the_config_computes_follows_the_options_set() -> None:
+    """A ``field(init=False)`` set in ``__post_init__`` came into the plugin's config node with
+    the defaults' value, which then came back over the one computed from the options set."""
+    @dataclasses.dataclass
+    class Levels:
+        level: int = 100
+        derived: int = dataclasses.field(init=False)
+
+        def __post_init__(self) -> None:
+            self.derived = 2 * self.level
+
+    registry = default_registry()
+    spec = PluginSpec("levels", "masker", lambda config, store: None, Levels)
+    node = registry.config_node(spec)
+    assert node == {"name": "levels", "level": 100}
+    assert registry.build_config(spec, {**node, "level": 7}).derived == 14
+
+
+@pytest.mark.parametrize("config_class, said", [
+    (dataclasses.make_dataclass("Named", [("name", str, dataclasses.field(default="soft"))]), "an option called 'name'"),
+    (dict, "is not a dataclass"),
+], ids=["name-option", "not-a-dataclass"])
+def test_a_config_class_that_cannot_be_a_plugin_s_options_is_skipped_naming_why(config_class, said, caplog) -> None:
+    """An option called 'name' took the plugin's name's place (unknown masker 'soft'); a config
+    class that is no dataclass failed every command when its config node was made."""
+    from facekit.plugin.registry import PluginRegistry
+
+    registry = PluginRegistry.__new__(PluginRegistry)
+    registry.plugins, registry._origins = {"masker": {}}, {}
+    registry._add("masker", PluginSpec("odd", "masker", lambda config, store: None, config_class), "toy_package")
+    assert registry.plugins["masker"] == {} and said in caplog.text and "package toy_package" in caplog.text
