@@ -7,6 +7,8 @@ embeds a frame (``FaceStages.embed``, the one place that calls it), nothing is d
 """
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
@@ -16,6 +18,7 @@ import cv2
 import numpy as np
 
 from facekit.curate.inventory import FaceEntry
+from facekit.errors import FacekitError
 from facekit.faces.stages import FaceStages
 from facekit.imaging import geometry
 from facekit.records import Detection, Face, Frame, FrameRecord
@@ -55,10 +58,14 @@ def face_vectors(faces: Sequence[FaceEntry], stages: FaceStages,
     and duplicates), and for a face file that cannot be decoded, whose row also goes into
     ``unreadable``."""
     name = stages.identity.spec.name if stages.identity is not None else None
+    # a stored vector is used where the same plugin made it with the same options: other options
+    # (another model size, say) make other vectors, which cannot be compared with this run's
+    options = json.loads(json.dumps(dataclasses.asdict(stages.identity.config))) if stages.identity is not None and \
+        dataclasses.is_dataclass(stages.identity.config) else None
     vectors: dict[int, np.ndarray] = {}
     todo, to_check = [], []
     for row, face in enumerate(faces):
-        if face.embedding is not None and face.embedded_by == name:
+        if face.embedding is not None and face.embedded_by == name and face.embedded_with in (None, options):
             vectors[row] = face.embedding
             if face.path is not None and not _as_written(face):
                 to_check.append(row)
@@ -85,7 +92,11 @@ def face_vectors(faces: Sequence[FaceEntry], stages: FaceStages,
         for row, crop in zip(to_check, pool.map(lambda r: _read(faces[r]), to_check)):
             if crop is None:  # a stored vector is of the face extraction wrote, not of what is there now
                 cannot_read(row)
-    size = max((len(v) for v in vectors.values()), default=0)
+    lengths = {len(v) for v in vectors.values()}
+    if len(lengths) > 1:
+        raise FacekitError(f"identity {name!r} gave vectors of {len(lengths)} lengths ({', '.join(map(str, sorted(lengths)))}); "
+                           "they cannot be compared: a plugin gives one length whatever the face")
+    size = max(lengths, default=0)
     result = np.full((len(faces), size), np.nan, dtype=np.float32)
     for row, vector in vectors.items():
         result[row] = vector

@@ -52,6 +52,7 @@ class FaceEntry:
     misalignment: float = math.nan  # the fit error extraction measured (``facekit.imaging.measures``)
     path: Path | None = None  # the face file now; None when it is nowhere under the input
     mask_files: dict[str, Path] = field(default_factory=dict)  # by mask: masks/<mask>/<its file>, where written
+    embedded_with: dict[str, Any] | None = None  # the options ``embedded_by`` had (None: not recorded)
 
     @property
     def file_name(self) -> str:
@@ -109,7 +110,8 @@ def _faces_of(root: Path, path: Path) -> Iterator[FaceEntry]:
     meta = document.get("meta") or {}
     padding = float((meta.get("output") or {}).get("padding") or DEFAULT_PADDING)
     size = int((meta.get("output") or {}).get("size") or 0)
-    embedded_by = ((meta.get("plugins") or {}).get("identity") or {}).get("name")
+    identity = (meta.get("plugins") or {}).get("identity") or {}
+    embedded_by, embedded_with = identity.get("name"), identity.get("config")
     folder = path.parent.relative_to(root).as_posix()
     frames = sorted(document["frames"].items(), key=lambda item: (str(item[1]["source"]), int(item[1]["index"]), item[0]))
     for frame_name, frame in frames:
@@ -120,6 +122,8 @@ def _faces_of(root: Path, path: Path) -> Iterator[FaceEntry]:
             face = _entry(PurePosixPath(folder, crop).as_posix() if folder != "." else crop,
                           (str(frame["source"]), frame_name, number), int(frame["index"]), entry, padding, size,
                           embedded_by)
+            if face.embedding is not None:
+                face.embedded_with = embedded_with
             for mask in entry.get("mask") or {}:  # output.mask_format=file wrote masks/<mask>/<face file>
                 mask_file = path.parent / mask_file_path(mask, crop)
                 if mask_file.is_file():

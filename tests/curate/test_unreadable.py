@@ -68,3 +68,21 @@ def test_a_missing_face_file_is_counted_as_no_face_file_and_every_entry_has_the_
         assert [entry[key] for key in ("yaw", "pitch", "roll")] == [face["pose"][key] for key in ("yaw", "pitch", "roll")]
         assert [entry[key] for key in ("sharpness", "face_px", "misalignment")] == \
             [face[key] for key in ("sharpness", "face_px", "misalignment")], entry
+
+
+def test_stored_embeddings_are_used_only_where_the_identity_plugin_s_options_are_this_run_s(tmp_path: Path) -> None:
+    """A curation with other options for the identity plugin clustered the vectors extraction
+    stored with the old ones, without a word (another model size would give other vectors)."""
+    from curate_helpers import curate_run
+
+    require_data()
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for photo in sorted((PEOPLE / "p01").glob("*.jpg"))[:3]:
+        shutil.copy(photo, photos / photo.name)
+    extracted = extract(tmp_path, photos, "output.embeddings=true")
+    same = curate_run(tmp_path, extracted, "curate.cluster=true", out="same")
+    assert same.returncode == 0 and "embedding " not in same.stderr, same.stderr  # all stored, all used
+    other = curate_run(tmp_path, extracted, "curate.cluster=true", "identity.antialias=false", out="other")
+    assert other.returncode == 0, other.stderr
+    assert "embedding 3 face file(s) with identity sface (0 stored)" in other.stderr, other.stderr
