@@ -77,14 +77,32 @@ _COMPLETION_WORDS = ("install=", "uninstall=", "query=")
 def check_flag_pairs(argv: Sequence[str]) -> None:
     """The flags Hydra takes only with another (it raises a bare ValueError, a traceback to a user)."""
     # --cfg=job and -cjob are --cfg job, as Hydra's argparse reads them
-    given = {"-c" if arg.startswith("-c") and not arg.startswith("-cp") and not arg.startswith("-cn")
+    given = {"-c" if arg.startswith("-c") and not arg.startswith(("-cp", "-cn", "-cd"))
              else arg.partition("=")[0] for arg in argv if arg.startswith("-")}
     if given & {"--resolve"} and not given & {"-c", "--cfg", "-h", "--help"}:
         raise ConfigError("--resolve goes with --cfg or --help: facekit --cfg job --resolve [key=value ...] "
                           "prints the config a command composes, interpolations resolved")
+    if given & {"-c", "--cfg"} and given & {"-m", "--multirun"}:
+        raise ConfigError("--cfg prints one command's config and takes no -m: facekit --cfg job [key=value ...], one "
+                          "value a key")
+    if given & {"--resolve"} and _cfg_part(argv) in ("hydra", "all"):
+        raise ConfigError("--resolve goes with --cfg job: Hydra's own settings name output.dir, which only the job's "
+                          "config holds (facekit --cfg job --resolve [key=value ...])")
     if given & SHELL_COMPLETION and not any(arg.startswith(_COMPLETION_WORDS) for arg in argv):
         raise ConfigError("--shell-completion needs what to do: facekit --shell-completion install=bash "
                           "(or uninstall=bash, or query='facekit ...')")
+
+
+def _cfg_part(argv: Sequence[str]) -> str | None:
+    """What ``--cfg`` / ``-c`` asks for (job, hydra, all), or None."""
+    for number, arg in enumerate(argv):
+        if arg in ("-c", "--cfg"):
+            return argv[number + 1] if number + 1 < len(argv) else None
+        if arg.startswith("--cfg="):
+            return arg.partition("=")[2]
+        if arg.startswith("-c") and not arg.startswith(("-cp", "-cn", "-cd")):
+            return arg[2:].lstrip("=")
+    return None
 
 
 def _check_flag(arg: str, following: str | None) -> None:
@@ -107,6 +125,9 @@ def _check_group(arg: str) -> None:
     if group in CHOSEN_GROUPS and plus == "+":
         raise ConfigError(f"{group} always has a value (default), so it is chosen, not added: "
                           f"write {group}={value} without the '+'")
+    if group in ADDED_GROUPS and not plus and value.startswith("{"):  # options as a dict: no plugin named
+        raise ConfigError(f"{group}={value}: a plugin's options are set one at a time, {group}.KEY=VALUE (the "
+                          f"default {group}'s; with +{group}=NAME, that one's)")
     if group in ADDED_GROUPS and not plus:
         names = default_registry().names(group)
         near = difflib.get_close_matches(value, names, n=1, cutoff=0.6) if value not in names else [value]

@@ -241,16 +241,18 @@ def check_group_choices(argv: Sequence[str], registry: PluginRegistry) -> None:
                 raise ConfigError(f"unknown {group} {value!r}; choose one of: {', '.join(valid) or '(none installed)'}")
 
 
-def _check_nothing_deleted(cfg: DictConfig) -> None:
+def _check_nothing_deleted(cfg: DictConfig, argv: Sequence[str]) -> None:
     """``~output`` (Hydra's deletion) composes, then the run met a missing node in a traceback:
     every group of the schema is needed, so its deletion is one line instead (a key within one,
-    ``~output.size``, is refused by the schema itself)."""
+    ``~output.size``, is refused by the schema itself). A group the schema fills back in with
+    mandatory keys (``~runner``) is still there, so the command line is read too."""
     from dataclasses import MISSING, fields
 
     from facekit.app.schema import FacekitSchema
 
+    deleted = {arg[1:].partition("=")[0] for arg in argv if arg.startswith("~")}
     for item in fields(FacekitSchema):
-        if item.name in cfg:
+        if item.name in cfg and item.name not in deleted:
             continue
         if item.default_factory is MISSING:  # a key of its own
             raise ConfigError(f"~{item.name} deletes a setting every run needs; set it instead ({item.name}=VALUE)")
@@ -398,7 +400,7 @@ def check_composes(argv: Sequence[str]) -> DictConfig | None:
     if any(arg.startswith("-") for arg in user.rest):
         return None
     cfg = composed(user.rest, user.folder, user.name)
-    _check_nothing_deleted(cfg)
+    _check_nothing_deleted(cfg, user.rest)
     if cfg.task == "extract":  # before Hydra creates the output folder or anything loads
         from facekit.app.tasks.planning import build_stages
         from facekit.app.tasks.settings import check_settings

@@ -370,6 +370,8 @@ def test_help_beside_a_mistyped_value_names_it_in_one_line(tmp_path: Path, typed
     (["--resolve"], "--resolve goes with --cfg or --help"),
     (["-sc"], "--shell-completion needs what to do: facekit --shell-completion install=bash"),
     (["--shell-completion"], "--shell-completion needs what to do"),
+    (["--cfg", "hydra", "--resolve", "input=x"], "--resolve goes with --cfg job"),
+    (["-m", "--cfg", "job", "input=x", "output.size=64,128"], "--cfg prints one command's config and takes no -m"),
 ])
 def test_a_hydra_flag_that_needs_another_is_one_line_not_a_traceback(tmp_path: Path, args: list[str],
                                                                      says: str) -> None:
@@ -379,3 +381,24 @@ def test_a_hydra_flag_that_needs_another_is_one_line_not_a_traceback(tmp_path: P
 def test_resolve_beside_cfg_written_with_its_value_joined_prints_the_config(tmp_path: Path) -> None:
     result = run_facekit("--cfg=job", "--resolve", "output.size=128", cwd=tmp_path)
     assert result.returncode == 0 and "size: 128" in result.stdout, result.stderr
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["~runner"], "~runner deletes facekit's runner settings"),
+    (["+detector=yunet", "detector={score_threshold:0.9}"], "a plugin's options are set one at a time, detector.KEY"),
+])
+def test_a_group_deleted_or_set_as_a_dict_is_one_line_not_a_traceback(tmp_path: Path, args: list[str], says: str) -> None:
+    """~runner composed (the schema fills the group back in) and ended in MissingMandatoryValue;
+    the fix a dict of options was given led to a KeyError traceback."""
+    assert says in one_line_error(run_facekit("input=x", "output=o", *args, cwd=tmp_path))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_plugin_s_options_added_without_its_name_are_the_default_plugin_s(tmp_path: Path) -> None:
+    """'+detector={score_threshold:0.9}' named no plugin: a KeyError traceback."""
+    require_data()
+    result = run_facekit(f"input={SCENES / 'obama.jpg'}", "output=o", "+detector={score_threshold:0.9}",
+                         "runner.progress=false", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    meta = json.loads((tmp_path / "o" / "alignments.json").read_text(encoding="utf-8"))["meta"]["plugins"]["detector"]
+    assert meta["name"] == "yunet" and meta["config"]["score_threshold"] == 0.9

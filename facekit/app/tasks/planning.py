@@ -90,7 +90,8 @@ def _load(cfg: DictConfig, registry: PluginRegistry, store: ModelStore, kind: Pl
     if node is None:
         return load_plugin(registry, store, kind, cfg.default_plugins[kind], None)
     options = OmegaConf.to_container(node, resolve=True)
-    return load_plugin(registry, store, kind, options.pop("name"), options)
+    # options without a name ('detector={score_threshold:0.9}') are the default plugin's, as detector.KEY=... are
+    return load_plugin(registry, store, kind, options.pop("name", None) or cfg.default_plugins[kind], options)
 
 
 def alignments_meta(cfg: DictConfig, input_value: str, stages: FaceStages, face_filter: IdentityFilter | None,
