@@ -217,8 +217,15 @@ def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
 
 
 def _expand_output_shorthand(arg: str) -> str:
-    """``output=DIR`` means ``output.dir=DIR``: ``output`` itself is a node (size, debug, ...)."""
-    return "output.dir=" + arg[len("output="):] if arg.startswith("output=") else arg
+    """``output=DIR`` means ``output.dir=DIR``: ``output`` itself is a node (size, debug, ...).
+    A dict there (``output={dir:o,size:64}``) made a folder of that name and set nothing else."""
+    if not arg.startswith("output="):
+        return arg
+    value = arg[len("output="):]
+    if value.lstrip("'\"").startswith("{"):
+        raise ConfigError(f"output={value}: set output's keys one at a time (output.dir=DIR output.size=N ...), or "
+                          "output=DIR for the folder alone")
+    return "output.dir=" + value
 
 
 def check_group_choices(argv: Sequence[str], registry: PluginRegistry) -> None:

@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from facekit.plugin import hookspecs
 from facekit.errors import ConfigError
 from facekit.models.spec import ModelSpec
-from facekit.plugin.spec import DISTANCE_METRICS, PLUGIN_KINDS, PluginKind, PluginSpec
+from facekit.plugin.spec import DISTANCE_METRICS, MASKER_NEEDS, PLUGIN_KINDS, PluginKind, PluginSpec
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +57,12 @@ class PluginRegistry:
                         package, kind, spec.name, getattr(spec.config_class, "__name__", spec.config_class),
                         _first_line(exc))
             return
-        wrong = _identity_declaration_fault(spec) if kind == "identity" else None
+        unknown = sorted(set(spec.needs) - set(MASKER_NEEDS))
+        wrong = _identity_declaration_fault(spec) if kind == "identity" else (
+            f"it needs {', '.join(map(repr, unknown))}, which facekit does not give (it gives: "
+            f"{', '.join(MASKER_NEEDS)})" if unknown else None)
         if wrong is not None:
-            log.warning("package %s: identity %r skipped: %s", package, spec.name, wrong)
+            log.warning("package %s: %s %r skipped: %s", package, kind, spec.name, wrong)
             return
         earlier = self._origins.get((kind, spec.name))
         if earlier is not None:

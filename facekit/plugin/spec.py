@@ -66,6 +66,8 @@ class Masker(Protocol):
         ...
 
 
+#: What a masker may say it ``needs`` besides the 68 landmarks.
+MASKER_NEEDS = ("image", "outline")
 #: The distances an identity plugin's ``metric`` may name (``facekit.faces.identity`` computes them).
 DISTANCE_METRICS = ("cosine", "euclidean", "euclidean_l2")
 

@@ -386,6 +386,7 @@ def test_resolve_beside_cfg_written_with_its_value_joined_prints_the_config(tmp_
 @pytest.mark.parametrize(("args", "says"), [
     (["~runner"], "~runner deletes facekit's runner settings"),
     (["+detector=yunet", "detector={score_threshold:0.9}"], "a plugin's options are set one at a time, detector.KEY"),
+    (["output={dir:o6,size:64}"], "set output's keys one at a time (output.dir=DIR output.size=N ...)"),
 ])
 def test_a_group_deleted_or_set_as_a_dict_is_one_line_not_a_traceback(tmp_path: Path, args: list[str], says: str) -> None:
     """~runner composed (the schema fills the group back in) and ended in MissingMandatoryValue;

@@ -124,3 +124,19 @@ def test_a_config_class_that_cannot_be_a_plugin_s_options_is_skipped_naming_why(
     registry.plugins, registry._origins = {"masker": {}}, {}
     registry._add("masker", PluginSpec("odd", "masker", lambda config, store: None, config_class), "toy_package")
     assert registry.plugins["masker"] == {} and said in caplog.text and "package toy_package" in caplog.text
+
+
+def test_a_masker_needing_what_facekit_does_not_give_is_skipped_naming_it(caplog) -> None:
+    """needs=("imgae",) was accepted: the masker then got no frame, without a word."""
+    from facekit.plugin.registry import PluginRegistry
+
+    @dataclasses.dataclass
+    class Plain:
+        pass
+
+    registry = PluginRegistry.__new__(PluginRegistry)
+    registry.plugins, registry._origins = {"masker": {}}, {}
+    registry._add("masker", PluginSpec("typo", "masker", lambda c, s: None, Plain, needs=("imgae",)), "toy_package")
+    registry._add("masker", PluginSpec("fine", "masker", lambda c, s: None, Plain, needs=("image",)), "toy_package")
+    assert list(registry.plugins["masker"]) == ["fine"]
+    assert "masker 'typo' skipped: it needs 'imgae', which facekit does not give (it gives: image, outline)" in caplog.text
