@@ -259,7 +259,8 @@ def _check_nothing_deleted(cfg: DictConfig, argv: Sequence[str]) -> None:
 
     deleted = {arg[1:].partition("=")[0] for arg in argv if arg.startswith("~")}
     for item in fields(FacekitSchema):
-        if item.name in cfg and item.name not in deleted:
+        optional = item.default is not MISSING  # ~detector drops a plugin a config file adds: Hydra's way, and fine
+        if item.name in cfg and (item.name not in deleted or optional):
             continue
         if item.default_factory is MISSING:  # a key of its own
             raise ConfigError(f"~{item.name} deletes a setting every run needs; set it instead ({item.name}=VALUE)")

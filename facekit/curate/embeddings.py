@@ -86,7 +86,9 @@ def face_vectors(faces: Sequence[FaceEntry], stages: FaceStages,
                 if crop is None:
                     cannot_read(row)
                     continue
-                vectors[row] = embed_crop(stages, crop, faces[row])
+                vector = embed_crop(stages, crop, faces[row])
+                if vector is not None:  # else its row stays NaN: out of clusters and duplicates
+                    vectors[row] = vector
             if progress is not None:
                 progress(len(rows))
         for row, crop in zip(to_check, pool.map(lambda r: _read(faces[r]), to_check)):
@@ -116,9 +118,10 @@ def _as_written(face: FaceEntry) -> bool:
         return False
 
 
-def embed_crop(stages: FaceStages, crop: np.ndarray, face: FaceEntry) -> np.ndarray:
+def embed_crop(stages: FaceStages, crop: np.ndarray, face: FaceEntry) -> np.ndarray | None:
     """The identity vector of one face file: its landmarks moved into the file, then the very
-    call extraction makes on a frame."""
+    call extraction makes on a frame; None when that call left the face out (a vector that is
+    not numbers, said in a warning)."""
     matrix = file_matrix(face, crop.shape[0])
     points = geometry.transform_points(face.landmarks, matrix)
     x0, y0 = points.min(axis=0)
@@ -127,7 +130,7 @@ def embed_crop(stages: FaceStages, crop: np.ndarray, face: FaceEntry) -> np.ndar
                          height=crop.shape[0], width=crop.shape[1],
                          faces=[Face(detection=Detection((x0, y0, x1, y1), 1.0), landmarks=points.astype(np.float32))])
     stages.embed(record)
-    return record.faces[0].embedding
+    return record.faces[0].embedding if record.faces else None
 
 
 def file_matrix(face: FaceEntry, side: int) -> np.ndarray:

@@ -102,7 +102,9 @@ class PluginRegistry:
             fields = ", ".join(f.name for f in dataclasses.fields(spec.config_class)) or "no options"
             raise ConfigError(f"{spec.kind} {spec.name}: {_first_line(exc)} (it takes: {fields})") from None
         try:
-            return OmegaConf.to_object(merged)
+            config = OmegaConf.to_object(merged)
+            # to_object sets a computed field (init=False) after __post_init__, to its default: made again
+            return dataclasses.replace(config) if computed else config
         except ValueError as exc:  # its own range checks (facekit.plugin.options)
             raise ConfigError(f"{spec.kind} {spec.name}: {exc}") from None
 

@@ -387,6 +387,7 @@ def test_resolve_beside_cfg_written_with_its_value_joined_prints_the_config(tmp_
     (["~runner"], "~runner deletes facekit's runner settings"),
     (["+detector=yunet", "detector={score_threshold:0.9}"], "a plugin's options are set one at a time, detector.KEY"),
     (["output={dir:o6,size:64}"], "set output's keys one at a time (output.dir=DIR output.size=N ...)"),
+    (["+masker={grow:1}"], "+masker takes a masker's name: +masker=NAME masker.KEY=VALUE"),
 ])
 def test_a_group_deleted_or_set_as_a_dict_is_one_line_not_a_traceback(tmp_path: Path, args: list[str], says: str) -> None:
     """~runner composed (the schema fills the group back in) and ended in MissingMandatoryValue;
@@ -403,3 +404,10 @@ def test_a_plugin_s_options_added_without_its_name_are_the_default_plugin_s(tmp_
     assert result.returncode == 0, result.stderr
     meta = json.loads((tmp_path / "o" / "alignments.json").read_text(encoding="utf-8"))["meta"]["plugins"]["detector"]
     assert meta["name"] == "yunet" and meta["config"]["score_threshold"] == 0.9
+
+
+def test_deleting_a_plugin_a_command_added_is_hydra_s_way_and_not_refused(tmp_path: Path) -> None:
+    """~detector drops a plugin a config file (or an earlier override) added; only the groups
+    every run needs (~runner, ~output) are refused."""
+    assert "does not exist" in one_line_error(run_facekit("input=nope", "output=o", "+detector=mtcnn", "~detector",
+                                                          cwd=tmp_path))

@@ -226,3 +226,17 @@ def test_a_float_mask_with_a_pixel_that_is_not_a_number_is_scaled_as_the_rest():
     mask[1:3, 1:3], mask[0, 0] = 1.0, np.nan
     stored = checked_mask(mask, 4, "theirs")
     assert stored[1, 1] == 255 and stored[0, 0] == 0 and stored.dtype == np.uint8
+
+
+def test_a_face_file_whose_embedding_is_not_numbers_stays_out_of_curation_s_clusters(real, caplog):
+    """Since embeddings that are not numbers are left out, curation's embed_crop read the face it
+    had just lost: an IndexError."""
+    from facekit.curate.embeddings import embed_crop
+    from facekit.curate.inventory import FaceEntry
+    from facekit.imaging.geometry import MEAN_FACE_68
+
+    stages = FaceStages(real["detector"], real["aligner"], third_party(
+        "identity", lambda landmarks: np.full((len(landmarks), 4), np.inf)))
+    face = FaceEntry("a.png", ("s", "f", 0), 0, MEAN_FACE_68 * 100 + 50, None, None, 0.0, 0.0, 0.0, 0.0, 0.0, 0.15)
+    assert embed_crop(stages, np.zeros((256, 256, 3), np.uint8), face) is None
+    assert "embeddings that are not numbers" in caplog.text

@@ -140,3 +140,17 @@ def test_a_masker_needing_what_facekit_does_not_give_is_skipped_naming_it(caplog
     registry._add("masker", PluginSpec("fine", "masker", lambda c, s: None, Plain, needs=("image",)), "toy_package")
     assert list(registry.plugins["masker"]) == ["fine"]
     assert "masker 'typo' skipped: it needs 'imgae', which facekit does not give (it gives: image, outline)" in caplog.text
+
+
+def test_a_computed_config_field_with_a_default_follows_the_options_set_too() -> None:
+    """``field(init=False, default=0)``: OmegaConf set the default back after __post_init__."""
+    @dataclasses.dataclass
+    class Area:
+        size: int = 2
+        area: int = dataclasses.field(init=False, default=0)
+
+        def __post_init__(self) -> None:
+            self.area = self.size * self.size
+
+    spec = PluginSpec("area", "masker", lambda config, store: None, Area)
+    assert default_registry().build_config(spec, {"name": "area", "size": 3}).area == 9

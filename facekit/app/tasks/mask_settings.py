@@ -23,6 +23,9 @@ def mask_names(cfg: DictConfig) -> list[str]:
     """The masks a run makes, in order: ``output.masks``, then ``+masker=``'s if not listed."""
     names = [str(name) for name in cfg.output.get("masks") or []]
     composed = cfg.get("masker")
+    if composed is not None and composed.get("name") is None:  # +masker={grow:1}: no masker named
+        raise ConfigError("+masker takes a masker's name: +masker=NAME masker.KEY=VALUE (facekit task=plugins lists "
+                          "the maskers)")
     if composed is not None and composed.name not in names:
         names.append(str(composed.name))
     return names
