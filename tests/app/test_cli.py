@@ -37,6 +37,7 @@ def test_defaults_extract_one_face_per_portrait(tmp_path: Path) -> None:
     assert len(faces[0]["landmarks"]) == 68
 
 
+@pytest.mark.slow  # over 6 s: the README's fast tier keeps within its 8 minutes
 def test_plus_detector_and_aligner_as_written(tmp_path: Path) -> None:
     require_data()
     out = tmp_path / "faces"

@@ -153,7 +153,8 @@ def _files_outside(root: Path, *left_out: Path) -> dict[str, tuple[int, int] | N
     return found
 
 
-@pytest.mark.parametrize("runner", [[], ["runner=ray", "runner.shard_frames=1"]], ids=["local", "private-ray"])
+@pytest.mark.parametrize("runner", [pytest.param([], id="local"), pytest.param(  # Ray's start: the slow tier
+    ["runner=ray", "runner.shard_frames=1"], id="private-ray", marks=pytest.mark.slow)])
 def test_hostile_list_entries_write_nothing_outside_the_output_folder_and_same_last_names_do_not_collide(
         tmp_path: Path, runner: list[str]) -> None:
     """Entries naming ``..``, ``../..``, ``~``, an absolute path with ``..`` in it and a link to a
@@ -319,6 +320,7 @@ def _listing(folder: Path) -> dict[str, int]:
     return {str(path.relative_to(folder)): path.stat().st_size for path in folder.rglob("*") if path.is_file()}
 
 
+@pytest.mark.slow  # over 6 s: the README's fast tier keeps within its 8 minutes
 def test_runs_of_another_input_or_kind_into_an_output_are_refused_and_touch_nothing(tmp_path: Path) -> None:
     """Two collections, or a collection and a single source, sharing one output would leave
     files that no collection.json names, or faces of one mixed with the other's."""

@@ -227,6 +227,7 @@ def test_an_import_into_rgba_face_files_puts_the_edited_first_mask_in_their_alph
         assert np.array_equal(image[..., 3], mask_from_dict(masks["extended"]).pixels), face_file
 
 
+@pytest.mark.slow  # over 6 s: the README's fast tier keeps within its 8 minutes
 def test_masks_through_a_collection_reach_every_source_and_task_mask_adds_the_same_to_one(tmp_path: Path) -> None:
     people = require_data() / "images" / "people"
     out, later = tmp_path / "people", tmp_path / "later"
@@ -243,6 +244,7 @@ def test_masks_through_a_collection_reach_every_source_and_task_mask_adds_the_sa
         assert stored_masks(later / source) == masks
 
 
+@pytest.mark.slow  # over 6 s: the README's fast tier keeps within its 8 minutes
 def test_task_mask_leaves_a_collections_unfinished_source_for_the_extraction_to_finish_first(tmp_path: Path) -> None:
     """Masks would change the source's settings under the extraction's journal: it could not
     resume. So the source is named and left out; once the extraction finishes it, it is masked."""

@@ -130,6 +130,7 @@ def test_a_recrop_of_a_collection_whose_every_source_is_partial_exits_0_with_wha
     assert [entry["state"] for entry in load_json(tmp_path / "re" / "collection.json")["sources"]] == ["partial"]
 
 
+@pytest.mark.slow  # over 6 s: the README's fast tier keeps within its 8 minutes
 def test_a_single_video_recropped_at_512_on_threads_or_workers_equals_its_extraction_and_a_rerun_resumes(tmp_path: Path) -> None:
     require_data()
     _run(tmp_path, f"input={VIDEO}", "output=at256")
@@ -152,6 +153,7 @@ def test_a_single_video_recropped_at_512_on_threads_or_workers_equals_its_extrac
     assert other.returncode == 2 and "other settings" in other.stderr and "size: 512 there, 128 now" in other.stderr
 
 
+@pytest.mark.slow  # over 6 s: the README's fast tier keeps within its 8 minutes
 def test_a_moved_source_is_found_through_recrop_sources(tree: Path, tmp_path: Path) -> None:
     work = tmp_path
     shutil.copytree(tree / "tree", work / "tree")  # copies: a link would still lead to the files
@@ -325,6 +327,7 @@ def test_a_recrop_into_the_output_of_the_other_kind_is_refused_and_touches_nothi
         assert {p: p.stat().st_mtime_ns for p in target.rglob("*")} == before
 
 
+@pytest.mark.slow  # over 6 s: the README's fast tier keeps within its 8 minutes
 def test_a_recrop_run_again_after_its_extraction_was_redone_cuts_the_changed_frames_again(tmp_path: Path) -> None:
     """The re-crop said nothing to do and kept the faces of the photo the extraction had before."""
     require_data()

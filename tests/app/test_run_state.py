@@ -90,6 +90,7 @@ def test_a_collection_rerun_with_other_sampling_is_refused_as_a_whole_naming_the
     assert [e["state"] for e in load_json(tmp_path / "out" / "collection.json")["sources"]] == ["done", "done"]
 
 
+@pytest.mark.slow  # over 6 s: the README's fast tier keeps within its 8 minutes
 def test_a_collection_rerun_that_only_writes_out_defaults_resumes_and_a_refusal_names_the_one_option(
         tmp_path: Path) -> None:
     """Compared as the run uses them: the default plugin named, an option at its default, or the
@@ -204,6 +205,7 @@ def _frames_and_faces(out: Path) -> dict[str, tuple[str, list[list[float]]]]:
     return {name: (Path(entry["source"]).name, [face["box"] for face in entry["faces"]]) for name, entry in frames.items()}
 
 
+@pytest.mark.slow  # over 6 s: the README's fast tier keeps within its 8 minutes
 @pytest.mark.parametrize("collection", [False, True], ids=["folder", "collection"])
 def test_a_photo_replaced_since_is_done_again_and_the_output_is_a_new_runs_of_the_folder(
         tmp_path: Path, collection: bool) -> None:

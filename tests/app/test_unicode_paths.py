@@ -36,6 +36,7 @@ def _run(home: Path, *args: str):
     return result
 
 
+@pytest.mark.slow  # over 6 s: the README's fast tier keeps within its 8 minutes
 def test_accented_folder_into_a_japanese_output_with_an_accented_reference(home: Path) -> None:
     _run(home, "input=fötos", "output=出力", f"filter.refs=[{home / 'Jürgen.jpg'}]")
     out = home / "出力"

@@ -43,6 +43,7 @@ def test_five_copies_of_one_photo_are_one_cluster_and_dedupe_keeps_one(tmp_path:
     assert sum(face["kept"] for face in document["faces"]) == 1
 
 
+@pytest.mark.slow  # over 6 s: the README's fast tier keeps within its 8 minutes
 def test_the_people_beside_a_clip_each_keep_a_cluster_of_their_own(people: Path, tmp_path: Path,
                                                                     tmp_path_factory: pytest.TempPathFactory) -> None:
     both = tmp_path / "both"

@@ -343,6 +343,7 @@ def test_video_that_opens_but_decodes_no_frame_is_skipped_with_a_warning(tmp_pat
     assert not list(out.glob("*.png"))
 
 
+@pytest.mark.slow  # over 6 s: the README's fast tier keeps within its 8 minutes
 def test_a_video_and_a_photo_whose_names_are_not_utf8_are_read_alone_and_in_a_collection_and_re_cropped(
         tmp_path: Path) -> None:
     """A Latin-1 name (a byte that is not UTF-8) reaches Python with a surrogate, which OpenCV's
