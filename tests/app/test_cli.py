@@ -157,6 +157,7 @@ def test_a_list_key_given_one_word_says_how_lists_are_written(tmp_path: Path) ->
     assert line.endswith("(filter.nrefs is a list: 'filter.nrefs=[a.jpg,b.jpg]')")
 
 
+@pytest.mark.slow  # over 5 s: the README's fast tier keeps within its 8 minutes
 @pytest.mark.parametrize("detector", ["yunet", "mtcnn"])
 def test_a_run_prints_no_native_start_up_chatter(tmp_path: Path, detector: str) -> None:
     """TensorFlow's and TFLite's C++ start-up lines ("I0000 ... oneDNN", "E0000 ... cuInit",

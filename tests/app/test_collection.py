@@ -261,6 +261,7 @@ def test_a_source_done_into_another_output_folder_is_not_done(tmp_path: Path) ->
     assert not state.was_done(replace(before, output="a/clip"))
 
 
+@pytest.mark.slow  # over 5 s: the README's fast tier keeps within its 8 minutes
 def test_a_photo_added_to_a_done_sources_folder_reopens_it_and_the_others_stay_done(tmp_path: Path) -> None:
     """A source's folder is taken as unchanged only while its time of change is the one it had
     when it was done: the added photo was never read, and a rerun said there was nothing to do."""
@@ -282,6 +283,7 @@ def test_a_photo_added_to_a_done_sources_folder_reopens_it_and_the_others_stay_d
     assert again.returncode == 0 and "nothing to do" in again.stderr, again.stderr
 
 
+@pytest.mark.slow  # over 5 s: the README's fast tier keeps within its 8 minutes
 def test_a_photo_that_did_not_decode_is_tried_again_once_mended_where_a_done_source_was_not_reopened(
         tmp_path: Path) -> None:
     """A source done with a skipped file is reopened by a rerun, as a flat folder's rerun tries its

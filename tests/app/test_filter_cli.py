@@ -111,6 +111,7 @@ def test_a_threshold_without_references_is_said_once_for_a_collection_not_once_a
     assert " ".join(result.stderr.split()).count("filter.threshold=0.3 does nothing without filter.refs") == 1
 
 
+@pytest.mark.slow  # over 5 s: the README's fast tier keeps within its 8 minutes
 @pytest.mark.parametrize("collection", [False, True], ids=["single", "collection"])
 def test_a_reference_photo_is_compared_by_content_on_a_rerun(tmp_path: Path, collection: bool) -> None:
     """Typed another way, the same photo resumes the output; replaced under its name, it is other

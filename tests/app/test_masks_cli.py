@@ -317,6 +317,7 @@ def test_task_mask_asked_for_mesh_where_no_outline_was_recorded_says_so_in_one_l
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr, result.stderr
 
 
+@pytest.mark.slow  # over 5 s: the README's fast tier keeps within its 8 minutes
 def test_masks_of_a_head_centred_extraction_are_stored_with_its_centering_and_task_mask_gives_the_same(
         tmp_path: Path) -> None:
     out, later = tmp_path / "head", tmp_path / "later"

@@ -95,6 +95,7 @@ def test_a_collection_recrop_run_again_keeps_its_done_sources(tree: Path, tmp_pa
     assert _alignments(tmp_path / "re512") == _alignments(tree / "re512")
 
 
+@pytest.mark.slow  # over 5 s: the README's fast tier keeps within its 8 minutes
 def test_a_source_whose_extraction_stopped_midway_stays_partial_in_the_recrop_until_a_rerun_after_the_extraction(
         tree: Path, tmp_path: Path) -> None:
     shutil.copytree(tree / "at256", tmp_path / "at256", symlinks=True)
@@ -116,6 +117,7 @@ def test_a_source_whose_extraction_stopped_midway_stays_partial_in_the_recrop_un
     assert _alignments(tmp_path / "re512")["faceswap_test"]["frames"] == _alignments(tree / "re512")["faceswap_test"]["frames"]
 
 
+@pytest.mark.slow  # over 5 s: the README's fast tier keeps within its 8 minutes
 def test_a_recrop_of_a_collection_whose_every_source_is_partial_exits_0_with_what_it_could_do(tmp_path: Path) -> None:
     """It re-cropped the frames, then "no source of at256 could be re-cropped (0 failed)", exit 2:
     the documented partial re-crop read as a failure by scripts."""
@@ -172,6 +174,7 @@ def test_a_moved_source_is_found_through_recrop_sources(tree: Path, tmp_path: Pa
                 [_without(face, MAY_DIFFER) for face in earlier["frames"][name]["faces"]]
 
 
+@pytest.mark.slow  # over 5 s: the README's fast tier keeps within its 8 minutes
 def test_a_missing_source_is_one_line_and_the_others_go_on(tree: Path, tmp_path: Path) -> None:
     shutil.copytree(tree / "tree", tmp_path / "tree")  # copies: a link would still lead to the files
     _run(tmp_path, "input=tree", "output=at256", "sample.every_n=30")

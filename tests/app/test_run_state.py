@@ -167,6 +167,7 @@ def _older_collection(tmp_path: Path) -> Path:
     return tree
 
 
+@pytest.mark.slow  # over 5 s: the README's fast tier keeps within its 8 minutes
 def test_a_collection_an_older_facekit_wrote_resumes_when_the_keys_added_since_keep_their_defaults(
         tmp_path: Path) -> None:
     """A key the older version lacked behaved as its default there; resume.verify checks a rerun
@@ -240,6 +241,7 @@ def test_a_photo_replaced_since_is_done_again_and_the_output_is_a_new_runs_of_th
     assert sorted(p.name for p in folder_out.glob("*.png")) == sorted(p.name for p in fresh_out.glob("*.png"))
 
 
+@pytest.mark.slow  # over 5 s: the README's fast tier keeps within its 8 minutes
 @pytest.mark.parametrize("collection", [False, True], ids=["folder", "collection"])
 def test_a_photo_named_anew_beside_a_new_file_of_its_stem_is_done_once_under_its_new_name(
         tmp_path: Path, collection: bool) -> None:

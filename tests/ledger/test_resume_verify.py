@@ -87,6 +87,7 @@ def test_a_folder_rerun_counts_as_resumed_only_the_photos_still_there(tmp_path: 
     assert load_json(tmp_path / "faces" / "run_summary.json")["resumed"] == 1
 
 
+@pytest.mark.slow  # over 5 s: the README's fast tier keeps within its 8 minutes
 def test_verify_full_reopens_a_collections_done_sources_and_remakes_a_lost_face_file(tmp_path: Path) -> None:
     """Done sources are not reopened, so a face file deleted from one stayed lost, and
     resume.verify=full, which promises to read every face file again, did nothing."""
