@@ -24,9 +24,8 @@ def checked_detections(found: Any, records: Sequence[FrameRecord], plugin: str) 
     frames = ", ".join(record.frame.name for record in records)
     if not isinstance(found, (list, tuple)) or len(found) != len(records) or \
             not all(isinstance(answer, (list, tuple)) for answer in found):
-        got = f"{len(found)} answer(s)" if isinstance(found, (list, tuple)) else f"a {type(found).__name__}"
-        raise _wrong(plugin, frames, f"{got} for {len(records)} frame(s); a detector returns one list of Detection "
-                                     "per image, in order")
+        raise _wrong(plugin, frames, f"{_count(found)} for {len(records)} frame(s); a detector returns one list of "
+                                     "Detection per image, in order")
     answers = []
     for record, detections in zip(records, found):
         strays = [d for d in detections if not isinstance(d, Detection)]
@@ -45,8 +44,8 @@ def checked_detections(found: Any, records: Sequence[FrameRecord], plugin: str) 
 def checked_points(found: Any, count: int, frame: str, plugin: str) -> list[Any]:
     """An aligner's answer: one entry a detection (what each entry holds is the caller's)."""
     if not isinstance(found, (list, tuple)) or len(found) != count:
-        got = f"{len(found)} answer(s)" if isinstance(found, (list, tuple)) else f"a {type(found).__name__}"
-        raise _wrong(plugin, frame, f"{got} for {count} face(s); an aligner returns one (68, 2) array per detection")
+        raise _wrong(plugin, frame, f"{_count(found)} for {count} face(s); an aligner returns one (68, 2) array per "
+                                    "detection")
     return list(found)
 
 
@@ -80,6 +79,11 @@ def checked_embeddings(vectors: Any, count: int, frame: str, plugin: str, dimens
     if dimensions is not None and array.shape[1] != dimensions:
         raise _wrong(plugin, frame, f"{array.shape[1]}-dimension embeddings where its earlier ones had {dimensions}")
     return array
+
+
+def _count(found: Any) -> str:
+    """How many answers a list held, or what came instead of a list."""
+    return f"{len(found)} answer(s)" if isinstance(found, (list, tuple)) else f"a {type(found).__name__}"
 
 
 def _numbers(values: Any) -> np.ndarray | None:

@@ -46,23 +46,10 @@ class PluginRegistry:
             log.warning("package %s: its %s hook gave %s, not a %s PluginSpec; skipped", package,
                         _HOOK_BY_KIND[kind], said, kind)
             return
-        fault = _config_class_fault(spec.config_class, kind)
+        fault = _config_class_fault(spec.config_class, kind) or _needs_fault(spec) or (
+            _identity_declaration_fault(spec) if kind == "identity" else None)
         if fault is not None:
             log.warning("package %s: %s %r skipped: %s", package, kind, spec.name, fault)
-            return
-        try:
-            spec.config_class()  # every command makes each plugin's config node from its defaults
-        except Exception as exc:  # noqa: BLE001 - foreign code
-            log.warning("package %s: %s %r skipped: its config class %s cannot be made from its defaults (%s)",
-                        package, kind, spec.name, getattr(spec.config_class, "__name__", spec.config_class),
-                        _first_line(exc))
-            return
-        unknown = sorted(set(spec.needs) - set(MASKER_NEEDS))
-        wrong = _identity_declaration_fault(spec) if kind == "identity" else (
-            f"it needs {', '.join(map(repr, unknown))}, which facekit does not give (it gives: "
-            f"{', '.join(MASKER_NEEDS)})" if unknown else None)
-        if wrong is not None:
-            log.warning("package %s: %s %r skipped: %s", package, kind, spec.name, wrong)
             return
         earlier = self._origins.get((kind, spec.name))
         if earlier is not None:
@@ -112,19 +99,30 @@ class PluginRegistry:
         """The Hydra config node of a plugin: its name plus its options' defaults. A field its
         config computes (``field(init=False)``, set in ``__post_init__``) is no option: written
         into the node, the default's value came back over the one computed from the options."""
-        defaults = spec.config_class()
-        return {"name": spec.name, **{f.name: dataclasses.asdict(defaults)[f.name]
-                                      for f in dataclasses.fields(spec.config_class) if f.init}}
+        defaults = dataclasses.asdict(spec.config_class())
+        return {"name": spec.name, **{f.name: defaults[f.name] for f in dataclasses.fields(spec.config_class) if f.init}}
 
 
 def _config_class_fault(config_class: Any, kind: str) -> str | None:
-    """What keeps a config class from being a plugin's options, or None."""
+    """What keeps a config class from being a plugin's options, or None. Every command makes each
+    plugin's config node from its defaults, so they must make one."""
     if not (isinstance(config_class, type) and dataclasses.is_dataclass(config_class)):
         return f"its config class {config_class!r} is not a dataclass"
     if any(f.name == "name" for f in dataclasses.fields(config_class)):
         return (f"its config class has an option called 'name', which is the plugin's own name in the config "
                 f"(+{kind}=NAME); call it something else")
+    try:
+        config_class()
+    except Exception as exc:  # noqa: BLE001 - foreign code
+        return f"its config class {config_class.__name__} cannot be made from its defaults ({_first_line(exc)})"
     return None
+
+
+def _needs_fault(spec: PluginSpec) -> str | None:
+    """What a plugin says it needs that facekit does not give, or None."""
+    unknown = sorted(set(spec.needs) - set(MASKER_NEEDS))
+    return (f"it needs {', '.join(map(repr, unknown))}, which facekit does not give (it gives: "
+            f"{', '.join(MASKER_NEEDS)})") if unknown else None
 
 
 def _identity_declaration_fault(spec: PluginSpec) -> str | None:
