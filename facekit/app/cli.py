@@ -19,15 +19,13 @@ from omegaconf import DictConfig, OmegaConf
 from facekit import __version__
 from facekit.app.arguments import SHELL_COMPLETION, check_arguments, check_flag_pairs
 from facekit.app.help import packaged_options, register_help_resolver
-from facekit.app.keys import check_keys, group_choice, name_default_plugins
+from facekit.app.keys import check_keys, group_choice, name_default_plugins, packaged_config
 from facekit.app.overrides import LIST_KEYS, is_a_sweep, quote_overrides
 from facekit.app.schema import register_schema
 from facekit.errors import ConfigError, FacekitError, interrupted_exit, stop_writing_to_a_closed_pipe
 from facekit.plugin.spec import PLUGIN_KINDS
 from facekit.plugin.registry import PluginRegistry, default_registry
 
-#: output.dir when no one names it (conf/config.yaml): where an extraction writes.
-DEFAULT_OUTPUT_DIR = "faces"
 #: Hydra makes no output folder and writes no .hydra/ for a plain run: a task that writes no files
 #: (task=plugins) needs none, and an extract run writes its own once accepted, so a refused run
 #: leaves nothing behind (facekit/app/tasks/acceptance.py).
@@ -416,7 +414,7 @@ def check_composes(argv: Sequence[str]) -> DictConfig | None:
         check_settings(cfg)
         build_stages(cfg, default_registry())  # the plugins' options, checked as the run checks them; no model loads
     if cfg.task == "curate" and not any(arg.startswith("output.dir=") for arg in argv) \
-            and str(cfg.output.dir) == DEFAULT_OUTPUT_DIR:  # a user's config file may name it
+            and str(cfg.output.dir) == str(packaged_config().output.dir):  # a user's config file may name it
         # output.dir's default (faces/) is where an extraction writes: a curation never lands there unasked
         raise ConfigError("task=curate needs output=<result folder>, a new folder for the curated faces: "
                           "facekit task=curate input=<extraction output folder> output=<result folder>")

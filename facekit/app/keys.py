@@ -7,7 +7,7 @@ import dataclasses
 import difflib
 import re
 from importlib import resources
-from typing import Sequence
+from typing import Any, Sequence
 
 from facekit.app.schema import OPTION_KEYS, PLUGIN_NODES, SchemaKey, schema_keys
 from facekit.errors import ConfigError
@@ -63,12 +63,17 @@ def name_default_plugins(argv: Sequence[str]) -> list[str]:
     return [*argv, *(f"+{kind}={defaults[kind]}" for kind in unnamed if kind in defaults)]
 
 
-def _packaged_default_plugins() -> dict[str, str]:
-    """``default_plugins`` as conf/config.yaml sets it (its one place)."""
+def packaged_config() -> Any:
+    """conf/config.yaml as the package ships it, uncomposed: the one place its defaults are
+    written, for the checks that compare a value with its default."""
     from omegaconf import OmegaConf
 
-    config = OmegaConf.load(str(resources.files("facekit.conf") / "config.yaml"))
-    return {str(kind): str(name) for kind, name in config.default_plugins.items()}
+    return OmegaConf.load(str(resources.files("facekit.conf") / "config.yaml"))
+
+
+def _packaged_default_plugins() -> dict[str, str]:
+    """``default_plugins`` as conf/config.yaml sets it."""
+    return {str(kind): str(name) for kind, name in packaged_config().default_plugins.items()}
 
 
 def check_keys(argv: Sequence[str], registry: PluginRegistry) -> None:
