@@ -478,6 +478,11 @@ def _check_job(overrides: list[str], checked: set[str]) -> None:
     cfg = check_composes(overrides)
     if cfg is None or cfg.task != "extract":
         return
+    from facekit.app.tasks.settings import is_collection_input, job_output_dir, sampling
+    from facekit.media.sources import open_input
+
+    if not is_collection_input(cfg):  # a video that does not open stops the sweep at its job otherwise
+        open_input(str(cfg.input), exclude=job_output_dir(cfg), sampling=sampling(cfg))
     loads = {key: OmegaConf.to_container(cfg[key], resolve=True) if isinstance(cfg[key], DictConfig) else cfg[key]
              for key in ("detector", "aligner", "identity", "default_plugins", "models")}
     loads["refs"], loads["nrefs"] = list(cfg.filter.refs), list(cfg.filter.nrefs)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from cli_helpers import run_facekit
-from conftest import SCENES, require_data
+from conftest import DATA, SCENES, require_data
 
 #: What a sweep varies, with the run's own line for its bad value. Each is checked only once a
 #: run builds its stages (the quality filter, the plugins) or starts its task (curation).
@@ -38,6 +38,25 @@ def test_a_sweep_refuses_a_bad_value_in_one_line_before_any_job_runs(tmp_path: P
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("facekit: error: ") and line in lines[0], result.stderr[-3000:]
     assert list(tmp_path.iterdir()) == []  # no sweep folder, no job's folder, no multirun.yaml
+
+
+@pytest.mark.parametrize("swept", ["input", "sample.start"])
+def test_a_sweep_refuses_an_input_its_job_could_not_open_before_any_job_runs(tmp_path: Path, swept: str) -> None:
+    """A video that does not open (or a start past its end) failed only when its job ran: the
+    jobs before it wrote their folders, and the jobs after it never ran."""
+    require_data()
+    damaged = tmp_path / "damaged.mp4"
+    damaged.write_bytes(b"not a video")
+    video = DATA / "video" / "faceswap_test.mp4"
+    values = ([f"input={SCENES / 'two_people.jpg'},{damaged}"] if swept == "input"
+              else [f"input={video}", "sample.start=1,60"])
+    result = run_facekit("-m", *values, f"output={tmp_path / 'faces'}", "runner.progress=false", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-3000:]
+    lines = result.stderr.strip().splitlines()
+    line = (f"the sweep's input={damaged}: input '{damaged}' cannot be opened as a video" if swept == "input" else
+            f"the sweep's sample.start=60: sample.start=60 s is past the end of {video}")
+    assert len(lines) == 1 and line in lines[0], result.stderr[-3000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["damaged.mp4"]
 
 
 def test_a_sweep_of_task_plugins_is_refused_before_it_makes_a_folder(tmp_path: Path) -> None:
