@@ -7,8 +7,6 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from facekit.plugin.spec import PluginSpec
-
 #: Frames each worker must have before ``auto`` starts workers. Two workers take 0.5-0.75 s to
 #: start and build their models; on the 2-core machine the whole command took about as long
 #: either way at 200 frames of the Hamilton clip (5.04 s with workers against 5.11 s on threads,
@@ -16,18 +14,19 @@ from facekit.plugin.spec import PluginSpec
 FRAMES_PER_WORKER = 100
 
 
-def choose_workers(requested: int | str, plugins: Sequence[PluginSpec], mode: str, frames: int,
+def choose_workers(requested: int | str, gpu_memory_mb: Sequence[int], mode: str, frames: int,
                    cores: int | None = None) -> int | None:
     """How many worker processes a run gets; None runs the stages on threads in this process.
 
-    ``auto``: one a core, for parallel runs whose plugins all run on the CPU (on a GPU each
-    worker would hold its own copy of the models) and whose input has ``FRAMES_PER_WORKER``
-    frames for each of at least two workers, so that starting them pays for itself. A number
+    ``auto``: one a core, for parallel runs whose plugins all run on the CPU (``gpu_memory_mb``,
+    what each stage's plugin holds on a GPU, all 0: on a GPU each worker would hold its own copy
+    of the models) and whose input has ``FRAMES_PER_WORKER`` frames for each of at least two
+    workers, so that starting them pays for itself. A number
     asks for that many (0 or 1: threads; the config's check refused anything else), but never
     more than the input's ``frames`` (when known): runner.workers=1000 on one photo started 1,000
     processes. Serial runs always stay on threads, since they exist to hold one model at a time."""
     if requested == "auto":
-        if mode != "parallel" or any(p.gpu_memory_mb for p in plugins):
+        if mode != "parallel" or any(gpu_memory_mb):
             return None
         count = min(cores or usable_cores(), frames // FRAMES_PER_WORKER)
     else:

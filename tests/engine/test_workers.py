@@ -19,7 +19,6 @@ from conftest import DATA, Extraction, require_data
 from flaky_plugin import ctrl_c_once_hanging, install_flaky
 from facekit.models.store import ModelStore
 from facekit.plugin.loading import load_plugin
-from facekit.plugin.spec import PluginSpec
 from facekit.plugin.registry import default_registry
 from facekit.records import OneByOne
 from facekit.engine.threads import Stage
@@ -118,13 +117,8 @@ def test_a_hung_worker_still_stops_on_ctrl_c(tmp_path: Path, flaky_env: dict[str
     assert f"faceswap_test_{MARKED_FRAME:06d}" not in frames
 
 
-def _spec(name: str, gpu_memory_mb: int = 0) -> PluginSpec:
-    return PluginSpec(name=name, kind="detector", factory=lambda config, store: None, config_class=object,
-                      gpu_memory_mb=gpu_memory_mb)
-
-
 def test_auto_starts_a_worker_a_core_for_long_cpu_runs_only() -> None:
-    cpu, gpu = [_spec("a"), _spec("b")], [_spec("a"), _spec("b", gpu_memory_mb=500)]
+    cpu, gpu = [0, 0], [0, 500]  # each plugin's GPU memory
     long = 10 * FRAMES_PER_WORKER
     assert choose_workers("auto", cpu, "parallel", long, cores=4) == 4
     assert choose_workers("auto", cpu, "parallel", 3 * FRAMES_PER_WORKER, cores=4) == 3  # each worker repays its start

@@ -119,7 +119,7 @@ def _run_streamed(cfg: DictConfig, stages: FaceStages, face_filter: IdentityFilt
             _run_source(cfg, None, stages, source, sources, progress, face_filter=face_filter)
         return
     root_out, state = sources.root, sources.state
-    workers = choose_workers(cfg.runner.workers, [p.spec for p in stages.plugins()], plan.mode,
+    workers = choose_workers(cfg.runner.workers, [p.spec.gpu_memory_mb for p in stages.plugins()], plan.mode,
                              frames=FRAMES_PER_WORKER * usable_cores())  # a collection is taken to be long
     if workers is None:
         stages.load_models()

@@ -100,7 +100,7 @@ def plan_run(cfg: DictConfig, registry: PluginRegistry | None, held: ExitStack, 
     else:
         plan.gpu_plan = gpu_plan(cfg, stages)
         plan.mode = plan.gpu_plan.mode
-        plan.workers = choose_workers(cfg.runner.workers, [p.spec for p in stages.plugins()], plan.mode, len(source))
+        plan.workers = choose_workers(cfg.runner.workers, [p.spec.gpu_memory_mb for p in stages.plugins()], plan.mode, len(source))
         if plan.workers is None:
             stages.load_models()
         else:
