@@ -20,6 +20,7 @@ from facekit.errors import FacekitError
 from facekit.imaging.geometry import DEFAULT_PADDING
 from facekit.media.collection import COLLECTION_FILE, listed_sources
 from facekit.ledger.lock import check_finished
+from facekit.ledger.states import SourceState
 from facekit.output.alignments import ALIGNMENTS_FILE, journal_path, load_alignments
 from facekit.output.mask_files import mask_file_path
 from facekit.output.pngmeta import FACE_KEY, FRAME_KEY, SOURCE_KEY, read_png_head_text
@@ -97,7 +98,7 @@ def _listed_folders(root: Path) -> set[str] | None:
     except (OSError, ValueError):
         return None
     unfinished = [f"{entry.get('source')} ({entry.get('state')})" for entry in entries
-                  if entry.get("output") and entry.get("state") not in (None, "done")]
+                  if entry.get("output") and entry.get("state") not in (None, SourceState.DONE)]
     if unfinished:  # curated as they are, and said: a stopped extraction's source holds only its first frames
         log.warning("%s: %d source(s) whose extraction is not done are curated with the faces they have: %s%s; run "
                     "the extraction again to finish them, then this command", root, len(unfinished),

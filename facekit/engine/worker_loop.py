@@ -23,6 +23,10 @@ from facekit.records import Frame, FrameRecord
 
 RUN = ("run",)  # after a batch's frames: the worker runs them through its stages together
 LOGS = "logs"  # a worker's message of what it logged: (LOGS, records)
+# A worker's answer for a frame, by its first item: the record and its figures; a frame it could
+# not read (why, what its decoder said); a stage's failure (its message). Messages of the pipe,
+# apart from a source's states (facekit.ledger.states).
+ANSWERED, UNREADABLE, STAGE_FAILED = "answered", "unreadable", "stage failed"
 LABEL_BYTES = 200
 
 
@@ -51,7 +55,7 @@ def serve(conn: Connection, payload: bytes, label: Any, log_levels: dict[str, in
         for step in prepare:
             step()
     except BaseException as exc:  # noqa: BLE001 - the calling process must hear why
-        conn.send(("failed", -1, stage_failure_message(exc)))
+        conn.send((STAGE_FAILED, -1, stage_failure_message(exc)))
         return
     conn.send(("ready",))
     if not _send_logs(conn, logs):  # what building the models said
@@ -87,7 +91,7 @@ def serve(conn: Connection, payload: bytes, label: Any, log_levels: dict[str, in
         if image is None:  # an image file, to decode here
             why, said = load_pixels_caught(record.frame, decoder)
             if why is not None:
-                if not _reply(conn, ("unreadable", seq, why, said)):
+                if not _reply(conn, (UNREADABLE, seq, why, said)):
                     return
                 continue
         batch.append((seq, record, said))
@@ -115,9 +119,9 @@ def _run_batch(conn: Connection, batch: list[tuple[int, FrameRecord, list[str]]]
         for number, (seq, record, said) in enumerate(batch):
             record.frame.image = None
             first_only = (busy, counted, logs.take()) if number == 0 else ([0.0] * len(busy), [{} for _ in counted], [])
-            replies.append(("done", seq, record, *first_only, said))
+            replies.append((ANSWERED, seq, record, *first_only, said))
     except BaseException as exc:  # noqa: BLE001 - SystemExit from a plugin too
-        replies = [("failed", batch[0][0], stage_failure_message(exc))]
+        replies = [(STAGE_FAILED, batch[0][0], stage_failure_message(exc))]
     finally:
         label.value = b""
     return _send_logs(conn, logs) and all(_reply(conn, reply) for reply in replies)
@@ -129,7 +133,7 @@ def _reply(conn: Connection, reply: tuple[Any, ...]) -> bool:
         try:
             conn.send(reply)
         except (pickle.PicklingError, TypeError, AttributeError) as exc:  # a plugin's output that cannot travel
-            conn.send(("failed", reply[1], stage_failure_message(exc)))
+            conn.send((STAGE_FAILED, reply[1], stage_failure_message(exc)))
     except OSError:
         return False
     return True

@@ -39,7 +39,7 @@ from facekit.log_relay import configured_levels, replay
 from facekit.engine.frame_slots import SlotWriter
 from facekit.engine.pixel_pipe import send_pixels
 from facekit.engine.stopping import POLL_S, Stopping, get_unless, poll_timeout, put_unless
-from facekit.engine.worker_loop import LABEL_BYTES, LOGS, RUN, Unreadable, serve
+from facekit.engine.worker_loop import ANSWERED, LABEL_BYTES, LOGS, RUN, UNREADABLE, Unreadable, serve
 from facekit.engine.threads import PixelsInFlight, Stage
 from facekit.records import FrameRecord
 
@@ -339,11 +339,11 @@ class WorkerPool(Stopping):
             sent = worker.in_flight.pop(seq, None)
         worker.slots.release(seq)  # before the room: the sender may place the next frame at once
         worker.room.release()
-        if kind == "unreadable":
+        if kind == UNREADABLE:
             frame = sent.frame if sent is not None else None
             self.finished[seq] = Unreadable(frame.path or frame.source if frame is not None else f"frame {seq}",
                                              message[2], message[3])
-        elif kind == "done":
+        elif kind == ANSWERED:
             _, _, record, busy, counted, logged, said = message
             if logged:
                 self.logged[seq] = logged

@@ -36,6 +36,7 @@ from facekit.sweep.contact_sheet import SheetFace, SheetRow
 from facekit.sweep.curation_job import CurationCounts, curation_counts
 from facekit.sweep.swept import SETTINGS, THRESHOLD_KEY, SweptSetting, x_axis
 from facekit.fileio import atomic_write_bytes
+from facekit.ledger.states import SourceState
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ def _alignments_files(folder: Path) -> list[Path]:
     except (OSError, ValueError):
         return []
     return [folder / entry["alignments"] for entry in sources
-            if entry.get("state") == "done" and (folder / entry.get("alignments", "")).is_file()]
+            if entry.get("state") == SourceState.DONE and (folder / entry.get("alignments", "")).is_file()]
 
 
 def _split_override(text: str) -> tuple[str, str]:

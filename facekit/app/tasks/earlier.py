@@ -27,6 +27,7 @@ from facekit.media.collection import COLLECTION_FILE, Source, listed_sources
 from facekit.media.sampling import Sampling
 from facekit.media.sources import from_utf8_text, utf8_text, video_signature
 from facekit.ledger.lock import check_finished
+from facekit.ledger.states import SourceState
 from facekit.output.alignments import ALIGNMENTS_FILE, load_alignments_meta
 
 
@@ -42,7 +43,7 @@ class EarlierSource:
     alignments: Path
     named: str  # the source as the alignments meta names it
     missing: str | None = None  # why it cannot be re-cropped
-    extraction: str = "done"  # the extraction's state of it (collection.json); a single source's is not kept
+    extraction: str = SourceState.DONE  # the extraction's state of it (collection.json); a single source's is not kept
     moved: bool = False  # read under recrop.sources: a copy there has its own change times
 
     def as_source(self) -> Source:
@@ -85,7 +86,7 @@ class EarlierRuns(RunSources):
         as far as it goes and stays partial: the re-crop run again once the extraction is
         finished reopens it and cuts the frames added since."""
         state = self.source(source.rel).extraction
-        if state == "done":
+        if state == SourceState.DONE:
             return None
         return (f"its extraction is {state}, so this re-crop holds only the frames it had; run the re-crop again "
                 "once the extraction is finished")
@@ -123,7 +124,7 @@ def _collection_source(folder: Path, entry: dict[str, Any], moved_to: Path | Non
         return EarlierSource(entry["source"], was, entry["kind"], entry["output"], alignments, str(was), missing)
     path, missing = _located(was, alignments, entry["source"], moved_to)
     return EarlierSource(entry["source"], path, entry["kind"], entry["output"], alignments,
-                         entry["path"] if path == was else str(path), missing, str(entry.get("state", "done")),
+                         entry["path"] if path == was else str(path), missing, str(entry.get("state", SourceState.DONE)),
                          _under(path, moved_to, entry["source"]))
 
 
