@@ -199,7 +199,7 @@ def stream_times_ms(path: Path, until_s: float | None = None) -> tuple[list[floa
             base, start = float(stream.time_base), stream.start_time or 0
             step_ms = _fixed_frame_ms(container)
             for packet in container.demux(stream):
-                if packet.pts is None or not packet.size:  # the demuxer's closing empty packet
+                if not shown(packet):
                     continue
                 times.append(len(times) * step_ms if step_ms is not None else (packet.pts - start) * base * 1000)
                 if until_s is not None and packet.dts is not None and (packet.dts - start) * base > until_s:
@@ -207,6 +207,14 @@ def stream_times_ms(path: Path, until_s: float | None = None) -> tuple[list[floa
     except (av.error.FFmpegError, IndexError) as exc:
         return sorted(times), f"its timestamps could be read only to {max(times, default=0) / 1000:g} s ({exc})"
     return sorted(times), None
+
+
+def shown(packet: Any) -> bool:
+    """Whether a demuxed packet is a frame the decoder gives, as OpenCV and players show them:
+    not the demuxer's closing empty packet, nor one an edit list discards (a video trimmed
+    without re-encoding, as ``ffmpeg -ss -c copy`` and phones' "Trim" write it, keeps the frames
+    before its cut, marked discard, for the key frame they need)."""
+    return packet.pts is not None and bool(packet.size) and not packet.is_discard
 
 
 #: FFmpeg's names of the containers that keep no time for each frame: every frame lasts one frame

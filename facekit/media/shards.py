@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Iterator
 
 from facekit.errors import FacekitError
-from facekit.media.sampling import Sampling, stream_times_ms
+from facekit.media.sampling import Sampling, shown, stream_times_ms
 from facekit.media.sources import FrameSource, frame_names, open_input, utf8_text
 from facekit.records import Frame
 
@@ -110,7 +110,7 @@ def _stream_timestamps(path: Path) -> tuple[list[int], list[float]]:
             if "avi" in container.format.name.split(",") and stream.codec_context.has_b_frames:
                 return [], []  # decoded frames carry FFmpeg's guessed times, not their packets' (sampling.py)
             base, start = float(stream.time_base), stream.start_time or 0
-            pts = sorted(p.pts for p in container.demux(stream) if p.pts is not None and p.size)
+            pts = sorted(p.pts for p in container.demux(stream) if shown(p))
     except (av.error.FFmpegError, IndexError):
         return [], []
     return pts, [(value - start) * base * 1000 for value in pts]

@@ -520,12 +520,16 @@ def _check_start_within(path: Path, start_s: float, average_s: float) -> None:
 
 
 def _container_duration_s(path: Path) -> float | None:
-    """The duration the container's header gives, in seconds (None: it gives none)."""
+    """How long the container's header says the video runs from its first frame, in seconds
+    (None: it gives no duration). Matroska's duration counts from 0, so a file whose first frame
+    is at 2.5 s (cut with its times kept, a recorded live stream) reads 2.5 s longer than it plays."""
     import av
 
     try:
         with av.open(str(path)) as container:
-            return None if container.duration is None else container.duration / av.time_base
+            if container.duration is None:
+                return None
+            return (container.duration - max(0, container.start_time or 0)) / av.time_base
     except av.error.FFmpegError:
         return None
 

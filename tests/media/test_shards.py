@@ -159,3 +159,65 @@ def test_a_damaged_stretch_is_passed_over_in_shards_as_a_whole_read_passes_it_ov
         assert len(frames) == len(whole), size
         first_lost = next(n for n, (name, _, _) in enumerate(frames, start=1) if name != f"damaged_{n:06d}")
         assert frames[:first_lost - 1] == whole[:first_lost - 1] and first_lost > 20, size
+
+
+def _trimmed_without_reencoding(path: Path, frames: int = 60, cut: int = 5) -> Path:
+    """The shared clip's first ``frames`` packets copied as ``ffmpeg -ss -c copy`` writes a trim:
+    the ``cut`` frames before the cut are kept (the frames after need them to decode) and an edit
+    list marks them discarded; players and OpenCV show ``frames - cut``."""
+    import av
+
+    with av.open(str(require_data() / "video" / "short_hamilton_clip.mp4")) as clip:
+        stream = clip.streams.video[0]
+        packets = [p for p in clip.demux(stream) if p.size][:frames]
+        offset = sorted(p.pts for p in packets)[cut]
+        with av.open(str(path), "w") as out:
+            copy = out.add_stream_from_template(stream)
+            for packet in packets:
+                packet.pts -= offset
+                packet.dts -= offset
+                packet.stream = copy
+                out.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize("sampling", [Sampling(), Sampling(fps=5.0)], ids=["every-frame", "fps"])
+def test_a_video_trimmed_without_reencoding_gives_its_shown_frames_alike_in_shards_and_a_whole_read(
+        tmp_path: Path, sampling: Sampling, caplog: pytest.LogCaptureFixture) -> None:
+    """Its discarded frames were counted as frames from the packets: shards named every frame 5
+    too late and the first shard failed ("frame 1 was not where seeking put it"), a local run
+    called the file truncated, and sample.fps left out its first frame."""
+    video = _trimmed_without_reencoding(tmp_path / "trimmed.mp4")
+    source = open_input(video, sampling=sampling)
+    whole = _read(source.frames())
+    names = [name for name, _, _ in whole]
+    assert names == ([f"trimmed_{n:06d}" for n in range(1, 56)] if sampling.fps is None else
+                     [f"trimmed_{n:06d}" for n in range(1, 56, 6)])
+    sharded = shards_of(source, 20, 10)
+    assert {s.kind for s in sharded.shards} == {VIDEO}
+    assert _read(f for shard in sharded.shards for f in shard_frames(shard, sampling)) == whole
+    assert "truncated" not in caplog.text
+
+
+def test_a_matroska_video_whose_first_frame_is_late_is_not_called_truncated(tmp_path: Path,
+                                                                            caplog: pytest.LogCaptureFixture) -> None:
+    """Matroska's duration counts from 0: a file whose frames start at 2.5 s (cut with its times
+    kept, a recorded live stream) read as 105 frames, and its 30 as "truncated or damaged"."""
+    import fractions
+
+    import av
+    import numpy as np
+
+    path = tmp_path / "late.mkv"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for k in range(30):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 8 * k, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = 2500 + 33 * k, fractions.Fraction(1, 1000)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    assert len(list(open_input(path).frames())) == 30
+    assert "truncated" not in caplog.text
