@@ -148,11 +148,15 @@ def _other_photos(output: Path, path: Path, shard: Shard, names: list[str] | Non
     shard's photos as they are now (None: it does), as a local rerun checks a folder's photos:
     the folder gained or lost photos, so the shard now covers others (``names``: the ones it
     held, None in journals written before they were recorded), or one of its photos changed
-    since the journal landed. A changed photo's face files go with it: the photo now in its
-    place may have fewer faces."""
+    since the journal landed, or some of its photos could not be read when it ran (a local
+    rerun tries a source's skipped photos again too). A changed photo's face files go with it:
+    the photo now in its place may have fewer faces."""
     recorded = {name: Path(str(entry.get("source", ""))).name for name, entry in held.items()}
     if (list(names) != list(shard.names)) if names is not None else not set(recorded) <= set(shard.names):
         return " holds other photos than its place in the folder holds now (photos were added or removed since)"
+    if len(recorded) < len(shard.names):  # as a local rerun tries a source's skipped photos again
+        return (f" holds {len(recorded)} of its {len(shard.names)} photos (the others could not be read then; they "
+                "are tried again)")
     photos = list(zip(shard.names, map(Path, shard.files)))
     changed = photos_to_redo(output, recorded, photos, path.stat().st_mtime_ns, say=lambda line: None)
     if not changed:

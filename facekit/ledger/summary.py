@@ -57,3 +57,11 @@ def rejects_in(folders: Iterable[Path]) -> Counter[str]:
         if isinstance(rejected, dict):
             total.update({str(kind): int(count) for kind, count in rejected.items() if isinstance(count, int)})
     return total
+
+
+def nothing_read(kind: str, frames: int, resumed: int, skipped: int) -> str | None:
+    """Why a folder's run read nothing (its ``skipped`` files each skipped, no frame done now or
+    ``resumed`` from before), or None; whichever executor ran it."""
+    if kind != "video" and skipped and not frames and not resumed:
+        return f"none of its {skipped} image file(s) could be read (each is named above)"
+    return None

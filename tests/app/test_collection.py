@@ -195,6 +195,37 @@ def test_nothing_processed_exits_2(tmp_path: Path) -> None:
     assert "no source of tree could be processed (2 failed" in " ".join(result.stderr.split())
 
 
+@pytest.mark.parametrize("runner", [["runner.mode=parallel"], ["runner.mode=serial"],  # streamed; one source at a time
+                                    pytest.param(["runner=ray"], id="ray", marks=pytest.mark.slow)],
+                         ids=lambda runner: runner[0])
+def test_a_folder_none_of_whose_photos_reads_is_a_failed_source(tmp_path: Path, runner: list[str]) -> None:
+    """Its source was marked done with 0 frames and the run exited 0, where the same folder
+    given alone fails: scripts took a tree of unreadable photos for a success, and a rerun did
+    not try them again."""
+    require_data()
+    for folder in ("empty_and_text", "truncated"):
+        (tmp_path / "tree" / folder).mkdir(parents=True)
+    (tmp_path / "tree" / "empty_and_text" / "zero.jpg").write_bytes(b"")
+    (tmp_path / "tree" / "empty_and_text" / "text.jpg").write_text("hi")
+    photo = DATA / "images" / "people" / "p01" / "img11.jpg"
+    (tmp_path / "tree" / "truncated" / "cut.jpg").write_bytes(photo.read_bytes()[:28000])
+    if runner == ["runner=ray"]:
+        require_ray()
+    command = ("input=tree", "output=out", "runner.progress=false", *runner)
+    result = run_facekit(*command, cwd=tmp_path, env=LOOPBACK_ENV)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "no source of tree could be processed (2 failed" in " ".join(result.stderr.split())
+    sources = load_json(tmp_path / "out" / COLLECTION_FILE)["sources"]
+    assert {entry["source"]: (entry["state"], entry.get("reason")) for entry in sources} == {
+        "empty_and_text": ("failed", "none of its 2 image file(s) could be read (each is named above)"),
+        "truncated": ("failed", "none of its 1 image file(s) could be read (each is named above)")}
+    (tmp_path / "tree" / "truncated" / "whole.jpg").write_bytes(photo.read_bytes())
+    result = run_facekit(*command, cwd=tmp_path, env=LOOPBACK_ENV)  # tried again: one photo reads now
+    assert result.returncode == 0, result.stderr[-3000:]
+    states = {e["source"]: e["state"] for e in load_json(tmp_path / "out" / COLLECTION_FILE)["sources"]}
+    assert states == {"empty_and_text": "failed", "truncated": "done"}
+
+
 @pytest.mark.slow
 def test_sigterm_mid_collection_then_the_same_command_resumes_per_source(tmp_path: Path) -> None:
     require_data()

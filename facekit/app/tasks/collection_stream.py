@@ -26,6 +26,7 @@ from omegaconf import DictConfig
 
 from facekit.app.tasks.collection_progress import CollectionProgress
 from facekit.app.tasks.planning import alignments_meta, source_ledger
+from facekit.ledger.summary import nothing_read
 from facekit.console import quantity
 from facekit.errors import FacekitError
 from facekit.faces.quality import QualityFilter
@@ -318,6 +319,10 @@ class CollectionStream:
         summary.workers, summary.mode = self.settings.workers, self.settings.mode
         self.skipped.update(output.frames.skipped)
         output.ledger.note_video_end(output.frames.ended_early_at)
+        if state == SourceState.DONE and (unread := nothing_read(output.source.kind, summary.frames, summary.resumed,
+                                                                    summary.skipped)) is not None:
+            state, reason = SourceState.FAILED, unread  # a rerun tries its files again
+            log.warning("source %s failed: %s", output.source.rel, unread)
         try:
             if state == SourceState.DONE:
                 output.ledger.read_to_its_end()

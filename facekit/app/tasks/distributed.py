@@ -41,7 +41,7 @@ from facekit.ledger.run_folder import RunFolder
 from facekit.ledger.rejects import RejectCounts
 from facekit.ledger.source import counted, warn_not_done_again
 from facekit.ledger.states import SourceState
-from facekit.ledger.summary import SourceSummary
+from facekit.ledger.summary import SourceSummary, nothing_read
 from facekit.ledger.verify import Verify
 from facekit.media.collection import Source
 from facekit.media.sampling import Sampling
@@ -99,6 +99,8 @@ def run_on_ray(cfg: DictConfig, registry: PluginRegistry | None,
                "failed_shards": totals.failed, "nodes": len(totals.nodes), "workers": plan.workers}
     atomic_write_bytes(root / RAY_SUMMARY_FILE, json.dumps(figures, indent=2).encode())
     _report(cfg, sources.outcomes, None if sources.runs.alone else sources.state)
+    if sources.unread is not None:
+        raise FacekitError(sources.unread)
 
 
 def _extraction_sources(cfg: DictConfig, registry: PluginRegistry | None, root: Path) -> RaySources:
@@ -127,6 +129,7 @@ class RaySources:
     to_run: bool = False  # a shard an earlier run did not finish was found
     done_earlier: int = 0  # the frames of a collection's sources done by an earlier run (not planned again)
     decided: threading.Event = field(default_factory=threading.Event)  # set at the first shard to run, or at the end
+    unread: str | None = None  # a single input of which no file could be read: the run's error
 
     def __post_init__(self) -> None:
         self.runs = self.run_sources()
@@ -196,13 +199,18 @@ class RaySources:
         """A source's alignments file is folded: its summary, and its state in the collection."""
         self.outcomes.append(outcome)
         _write_summary(outcome)
-        if self.runs.alone:
-            return
         source = self.named[outcome.job.key]
+        unread = nothing_read(source.kind, outcome.frames, outcome.resumed, len(outcome.skipped))
+        if self.runs.alone:
+            self.unread = None if unread is None else f"input {str(self.cfg.input)!r}: {unread}"
+            return
         if outcome.failures:
             frames, faces = counted(outcome.job.output / ALIGNMENTS_FILE)
             self.state.set(source, SourceState.PARTIAL, force=True, alignments=alignments_name(source), frames=frames, faces=faces,
                            reason=f"{len(outcome.failures)} shard(s) failed: {outcome.failures[0]}")
+        elif unread is not None:  # a rerun tries its files again
+            log.warning("source %s failed: %s", source.rel, unread)
+            self.state.set(source, SourceState.FAILED, force=True, reason=unread)
         else:
             mark_ended(self.runs, source, outcome.job.output)
 

@@ -167,8 +167,7 @@ def _run_source(cfg: DictConfig, registry: PluginRegistry | None, stages: FaceSt
             report(plan, summary, ledger)
             progress.frame_done(number, summary.frames)
             progress.busy_s += summary.seconds
-            if sources.alone:
-                refuse_nothing_read(plan, summary)
+            refuse_nothing_read(plan, summary, sources.alone)
 
         return closing
 

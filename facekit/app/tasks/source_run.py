@@ -26,6 +26,7 @@ from facekit.faces.finisher import Finisher
 from facekit.faces.quality import QualityFilter
 from facekit.faces.stages import FaceStages
 from facekit.ledger.source import SourceLedger
+from facekit.ledger.summary import nothing_read
 from facekit.media import FrameSource, open_input
 from facekit.media.sources import decoded_image
 from facekit.output.alignments import ALIGNMENTS_FILE
@@ -187,13 +188,14 @@ def report(plan: RunPlan, summary: RunSummary, ledger: SourceLedger) -> None:
         log.warning("%d file(s) skipped: %s", summary.skipped, ", ".join(islice(plan.source.skipped, 10)))
 
 
-def refuse_nothing_read(plan: RunPlan, summary: RunSummary) -> None:
-    """A folder given alone of which no file could be read (each skipped, named in a warning)
-    fails, exit 2, as a photo given alone does and as a collection that processed no source:
-    a run that read nothing is no success. One with frames done before is not refused."""
-    if plan.source.kind != "video" and summary.skipped and not summary.frames and not summary.resumed:
-        raise FacekitError(f"input {str(plan.cfg.input)!r}: none of its {summary.skipped} image file(s) could be read "
-                           "(each is named above)")
+def refuse_nothing_read(plan: RunPlan, summary: RunSummary, alone: bool) -> None:
+    """A folder of which no file could be read (each skipped, named in a warning) fails: given
+    alone, exit 2, as a photo given alone does; a collection's source is ``failed``, and a
+    collection none of whose sources is done exits 2. A run that read nothing is no success."""
+    reason = nothing_read(plan.source.kind, summary.frames, summary.resumed, summary.skipped)
+    if reason is not None:
+        raise FacekitError(f"input {str(plan.cfg.input)!r}: {reason}" if alone else reason)
+
 
 
 def _replay_stage(stages: FaceStages, cached: dict[str, dict[str, Any]]) -> Stage:
