@@ -444,9 +444,9 @@ def _listing(folder: Path, exclude: Path | None) -> _Listing:
     listing = _Listing()
     with os.scandir(folder) as entries:
         for entry in sorted(entries, key=lambda e: e.name):
-            path, is_image = Path(entry.path), Path(entry.name).suffix.lower() in IMAGE_SUFFIXES
-            if entry.name.startswith(".") and not is_image:
+            if entry.name.startswith("."):  # as a collection's walk: macOS's ._IMG_1.jpg beside IMG_1.jpg is no photo
                 continue
+            path, is_image = Path(entry.path), Path(entry.name).suffix.lower() in IMAGE_SUFFIXES
             if entry.is_dir() and excluded is not None and path.resolve() == excluded:
                 continue
             if is_image:

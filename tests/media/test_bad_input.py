@@ -502,3 +502,19 @@ def test_output_equal_to_the_input_folder_is_refused(tmp_path: Path) -> None:
     shutil.copy(SCENES / "obama.jpg", tmp_path / "obama.jpg")
     result = run_facekit(f"input={tmp_path}", f"output={tmp_path}", cwd=tmp_path)
     assert result.returncode == 2 and "is the input folder" in result.stderr
+
+
+@pytest.mark.parametrize("in_collection", [False, True])
+def test_hidden_files_of_a_folder_are_not_read(tmp_path: Path, in_collection: bool) -> None:
+    """A folder copied by a Mac to a USB disk holds ``._IMG_1.jpg`` beside ``IMG_1.jpg``, which
+    was read and skipped as not an image, a warning a photo; a hidden photo was read and its face
+    written as a hidden file. Hidden entries are left out, as a collection's walk leaves them."""
+    require_data()
+    from facekit.media.sources import open_input
+
+    photo = (SCENES / "obama.jpg").read_bytes()
+    (tmp_path / "IMG_1.jpg").write_bytes(photo)
+    (tmp_path / "._IMG_1.jpg").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        ")
+    (tmp_path / ".thumb.jpg").write_bytes(photo)
+    source = open_input(tmp_path, in_collection=in_collection)
+    assert [frame.name for frame in source.frames()] == ["IMG_1"] and not source.skipped
