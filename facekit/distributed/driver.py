@@ -73,6 +73,7 @@ class SourceJob:
     frames: int = 0
     save_every: int = 100
     verify: Verify = Verify.size  # how a kept shard's face files are checked (resume.verify)
+    mask_files: bool = False  # and its faces' mask files (output.mask_format=file)
     #: the frames each shard must hold, where known before it runs (a re-crop's: its extraction's)
     frames_of: Callable[[Shard], Sequence[str]] | None = None
 
@@ -286,7 +287,8 @@ def check_earlier(job: SourceJob) -> set[int]:
                                f"(and {SHARDS_DIR}) there to start over")
     fingerprint = job.meta.get("fingerprint")
     return {shard.number for shard in job.shards
-            if finished(job.output, shard, fingerprint, job.verify, job.frames_of(shard) if job.frames_of else None)}
+            if finished(job.output, shard, fingerprint, job.verify, job.frames_of(shard) if job.frames_of else None,
+                        job.mask_files, retry_skipped=True)}
 
 
 def _fold(outcome: SourceOutcome, on_source_done: Callable[[SourceOutcome], None]) -> None:
@@ -296,7 +298,7 @@ def _fold(outcome: SourceOutcome, on_source_done: Callable[[SourceOutcome], None
     with AlignmentsWriter(job.output / ALIGNMENTS_FILE, job.meta, sync_every=job.save_every) as alignments:
         alignments.rewrite_in_order()  # after what a fold stopped by a full disk left in the journal
         for shard in job.shards:
-            if finished(job.output, shard, job.meta.get("fingerprint"), job.verify):
+            if finished(job.output, shard, job.meta.get("fingerprint"), job.verify, mask_files=job.mask_files):
                 kept = shard.number in outcome.kept_shards  # an earlier run's: its frames count as resumed
                 for line in frame_lines(job.output, shard):
                     alignments.write_line(line)

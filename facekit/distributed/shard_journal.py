@@ -80,12 +80,14 @@ class ShardJournalWriter:
 
 
 def finished(output: Path, shard: Shard, fingerprint: Any, verify: Verify = Verify.size,
-             frames: Sequence[str] | None = None) -> bool:
+             frames: Sequence[str] | None = None, mask_files: bool = False, retry_skipped: bool = False) -> bool:
     """Whether an earlier run finished ``shard`` with these settings; a journal of other
     settings is refused with one line, as the alignments file's own check does. A journal
     without its end line, one with a damaged line (named, as is what it should hold and what it
     holds), one naming a face file that is missing or damaged (``verify``, as a local rerun
-    checks its files), or one of other frames than ``frames`` (when the shard's frames are known
+    checks its files) or a mask file that is missing (``mask_files``), one of a files shard some
+    of whose photos could not be read when it ran (``retry_skipped``: an earlier run's, as a local
+    rerun tries a source's skipped photos again; not the fold's of the shard that just ran), or one of other frames than ``frames`` (when the shard's frames are known
     beforehand: a re-crop's, those its extraction holds there now), is set aside (a warning says
     so), and the shard runs again: a shard is the unit that runs again."""
     path = shard_journal(output, shard)
@@ -108,17 +110,18 @@ def finished(output: Path, shard: Shard, fingerprint: Any, verify: Verify = Veri
         damage = elsewhere
     held: dict[str, dict[str, Any]] = {}  # each frame's entry: the photo check's, from the same read
     try:
-        damaged = frames_to_redo(output, _frame_faces(path, held), verify) if whole else set()
+        damaged = frames_to_redo(output, _frame_faces(path, held), verify, mask_files) if whole else set()
     except _Damaged as exc:
         damage = f" is damaged: {exc}"
     else:
         if damaged:
-            damage = f": {len(damaged)} finished frame(s) have a face file that is missing or damaged"
+            damage = (f": {len(damaged)} finished frame(s) have a face file{' or mask file' if mask_files else ''} "
+                      "that is missing or damaged")
         elif frames is not None and set(held) != set(frames):
             damage = (f" holds {len(held)} frame(s) where its extraction holds {len(frames)} now (the extraction "
                       "went on since)")
         elif shard.kind == FILES:
-            damage = _other_photos(output, path, shard, header.get("shard", {}).get("names"), held)
+            damage = _other_photos(output, path, shard, header.get("shard", {}).get("names"), held, retry_skipped)
     if damage is not None:
         log.warning("%s%s; it is kept as %s%s and shard %s runs again", path, damage, path.name, INCOMPLETE_SUFFIX,
                     shard.label)
@@ -143,18 +146,18 @@ def _cut_otherwise(recorded: dict[str, Any], shard: Shard) -> str | None:
 
 
 def _other_photos(output: Path, path: Path, shard: Shard, names: list[str] | None,
-                  held: dict[str, dict[str, Any]]) -> str | None:
+                  held: dict[str, dict[str, Any]], retry_skipped: bool) -> str | None:
     """Why a files shard's finished journal (``held``: its frames' entries) no longer holds the
     shard's photos as they are now (None: it does), as a local rerun checks a folder's photos:
     the folder gained or lost photos, so the shard now covers others (``names``: the ones it
     held, None in journals written before they were recorded), or one of its photos changed
-    since the journal landed, or some of its photos could not be read when it ran (a local
-    rerun tries a source's skipped photos again too). A changed photo's face files go with it:
+    since the journal landed, or (``retry_skipped``) some of its photos could not be read when it
+    ran. A changed photo's face files go with it:
     the photo now in its place may have fewer faces."""
     recorded = {name: Path(str(entry.get("source", ""))).name for name, entry in held.items()}
     if (list(names) != list(shard.names)) if names is not None else not set(recorded) <= set(shard.names):
         return " holds other photos than its place in the folder holds now (photos were added or removed since)"
-    if len(recorded) < len(shard.names):  # as a local rerun tries a source's skipped photos again
+    if retry_skipped and len(recorded) < len(shard.names):
         return (f" holds {len(recorded)} of its {len(shard.names)} photos (the others could not be read then; they "
                 "are tried again)")
     photos = list(zip(shard.names, map(Path, shard.files)))

@@ -50,13 +50,24 @@ def rejects_in(folders: Iterable[Path]) -> Counter[str]:
     be read counts nothing."""
     total: Counter[str] = Counter()
     for folder in folders:
-        try:
-            rejected = json.loads((folder / SUMMARY_FILE).read_text(encoding="utf-8")).get("rejected")
-        except (OSError, ValueError, AttributeError):
-            continue
+        rejected = _summary_value(folder, "rejected")
         if isinstance(rejected, dict):
             total.update({str(kind): int(count) for kind, count in rejected.items() if isinstance(count, int)})
     return total
+
+
+def skipped_in(folder: Path) -> int:
+    """The files the source's last run could not decode (its ``run_summary.json``; 0 when it
+    cannot be read): kept beside its ``done`` state, so that a rerun tries them again."""
+    skipped = _summary_value(folder, "skipped")
+    return skipped if isinstance(skipped, int) and not isinstance(skipped, bool) else 0
+
+
+def _summary_value(folder: Path, key: str) -> Any:
+    try:
+        return json.loads((folder / SUMMARY_FILE).read_text(encoding="utf-8")).get(key)
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def nothing_read(kind: str, frames: int, resumed: int, skipped: int) -> str | None:

@@ -222,8 +222,16 @@ def test_a_folder_none_of_whose_photos_reads_is_a_failed_source(tmp_path: Path, 
     (tmp_path / "tree" / "truncated" / "whole.jpg").write_bytes(photo.read_bytes())
     result = run_facekit(*command, cwd=tmp_path, env=LOOPBACK_ENV)  # tried again: one photo reads now
     assert result.returncode == 0, result.stderr[-3000:]
-    states = {e["source"]: e["state"] for e in load_json(tmp_path / "out" / COLLECTION_FILE)["sources"]}
-    assert states == {"empty_and_text": "failed", "truncated": "done"}
+    sources = {e["source"]: e for e in load_json(tmp_path / "out" / COLLECTION_FILE)["sources"]}
+    assert {name: e["state"] for name, e in sources.items()} == {"empty_and_text": "failed", "truncated": "done"}
+    # its photo that reads is kept (Ray's fold dropped the shard that had just run), and the one
+    # that does not is counted, so that the next run tries it again
+    assert (sources["truncated"]["frames"], sources["truncated"].get("skipped")) == (1, 1)
+    assert list(_frames(tmp_path / "out" / "truncated")) == ["whole"]
+    (tmp_path / "tree" / "truncated" / "cut.jpg").write_bytes(photo.read_bytes())  # mended under its name
+    result = run_facekit(*command, cwd=tmp_path, env=LOOPBACK_ENV)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(_frames(tmp_path / "out" / "truncated")) == ["cut", "whole"]
 
 
 @pytest.mark.slow

@@ -25,3 +25,12 @@ def test_masks_on_ray_are_the_local_runs_face_files_mask_files_and_alignments(tm
     same_output(tmp_path / "ray", tmp_path / "local")
     masks = file_hashes(tmp_path / "ray", "masks/*/*.png")
     assert len(masks) == 66 and masks == file_hashes(tmp_path / "local", "masks/*/*.png")
+    # A mask file gone: the rerun redoes its shard, as a local rerun redoes its frame (it kept the
+    # shard and said nothing to do, the mask file missing)
+    gone = sorted((tmp_path / "ray" / "masks" / "extended").glob("*.png"))[0]
+    gone.unlink()
+    rerun = run_facekit("runner=ray", "runner.files_per_shard=5", *args, f"output={tmp_path / 'ray'}", cwd=tmp_path,
+                        env=LOOPBACK_ENV)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "have a face file or mask file that is missing or damaged" in " ".join(rerun.stderr.split()), rerun.stderr
+    assert gone.is_file() and file_hashes(tmp_path / "ray", "masks/*/*.png") == masks

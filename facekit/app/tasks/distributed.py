@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from omegaconf import DictConfig
 
 from facekit.app.tasks.acceptance import accept_run
+from facekit.app.tasks.mask_settings import writes_mask_files
 from facekit.app.tasks.idle import say_nothing_to_do
 from facekit.app.tasks.planning import alignments_meta, build_stages, identity_filter
 from facekit.app.tasks.sources import RunSources
@@ -179,7 +180,7 @@ class RaySources:
         sharded = shards_of(source, int(self.cfg.runner.shard_frames), int(self.cfg.runner.files_per_shard))
         job = SourceJob(key, output, self.meta(key, named, source), sharded.shards, sharded.frames,
                         int(self.cfg.output.save_every),
-                        Verify(self.cfg.resume.verify), self.frames_of(key))
+                        Verify(self.cfg.resume.verify), writes_mask_files(self.cfg), self.frames_of(key))
         kept = check_earlier(job)
         self.jobs.append(job)
         if len(kept) < len(job.shards):

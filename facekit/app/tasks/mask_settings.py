@@ -36,13 +36,19 @@ def check_mask_settings(cfg: DictConfig) -> None:
     names = mask_names(cfg)
     if len(set(names)) != len(names):
         raise ConfigError(f"output.masks names a mask twice: {names}")
-    check_crop_size(cfg.output.get("mask_size", 128), "output.mask_size", ConfigError)
-    file_format = str(cfg.output.get("mask_format", "none"))
+    check_crop_size(cfg.output.mask_size, "output.mask_size", ConfigError)
+    file_format = str(cfg.output.mask_format)
     if file_format not in MASK_FORMATS:
         raise ConfigError(f"output.mask_format={file_format!r}; choose one of: {', '.join(MASK_FORMATS)}")
     if file_format != "none" and not names:
         raise ConfigError(f"output.mask_format={file_format} writes masks, but none is asked for: "
                           "add 'output.masks=[components]'")
+
+
+def writes_mask_files(cfg: DictConfig) -> bool:
+    """Whether the run writes each face's masks as files beside it (``output.mask_format=file``),
+    which a rerun then checks as it checks the face files."""
+    return str(cfg.output.mask_format) == "file"
 
 
 def mask_maker(cfg: DictConfig, registry: PluginRegistry, store: ModelStore) -> MaskMaker | None:

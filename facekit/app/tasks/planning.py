@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from omegaconf import DictConfig, OmegaConf
 
 from facekit.app.references import reference_embeddings
-from facekit.app.tasks.mask_settings import mask_maker, masks_meta
+from facekit.app.tasks.mask_settings import mask_maker, masks_meta, writes_mask_files
 from facekit.app.tasks.settings import filter_is_set, identity_is_needed
 from facekit.engine.gpu import PassPlan, StageNeed, free_gpu_memory_mb, plan_passes_for_gpu
 from facekit.errors import ConfigError, FacekitError
@@ -144,7 +144,7 @@ def source_ledger(cfg: DictConfig, output: Path, meta: dict[str, Any],
     photos = None if frames is None or frames.kind == "video" else list(zip(frame_names(frames.files), frames.files))
     ledger = SourceLedger(output, meta, debug=bool(cfg.output.debug), save_rejected=bool(cfg.filter.save_rejected),
                           save_every=cfg.output.save_every, verify=Verify(cfg.resume.verify), photos=photos,
-                          mask_files=str(cfg.output.get("mask_format", "none")) == "file")
+                          mask_files=writes_mask_files(cfg))
     refusal = ledger.alignments.refused_unless_done
     if refusal is not None and (frames is None or not frames.all_done(ledger.done)):
         with ledger:

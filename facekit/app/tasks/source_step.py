@@ -21,7 +21,7 @@ from facekit.errors import FacekitError
 from facekit.ledger.collection_state import CollectionState, alignments_name
 from facekit.ledger.source import counted
 from facekit.ledger.states import SourceState
-from facekit.ledger.summary import rejects_in
+from facekit.ledger.summary import rejects_in, skipped_in
 from facekit.media.collection import Source
 from facekit.output.alignments import ALIGNMENTS_FILE
 
@@ -67,12 +67,15 @@ def run_source_step(sources: RunSources, source: Source, progress: CollectionPro
 
 
 def mark_ended(sources: RunSources, source: Source, output: Path) -> None:
-    """A collection's source that ran to its end: ``done`` with its frame and face counts, or
-    ``partial`` where ``sources.unfinished`` says why it is not done yet (said once, here)."""
+    """A collection's source that ran to its end: ``done`` with its frame and face counts (and
+    the files it could not decode, which a rerun tries again), or ``partial`` where
+    ``sources.unfinished`` says why it is not done yet (said once, here)."""
     frames, faces = counted(output / ALIGNMENTS_FILE)
     why = sources.unfinished(source)
     if why is None:
-        sources.state.set(source, SourceState.DONE, frames=frames, faces=faces, alignments=alignments_name(source))
+        skipped = skipped_in(output)
+        sources.state.set(source, SourceState.DONE, alignments=alignments_name(source), frames=frames, faces=faces,
+                          **({"skipped": skipped} if skipped else {}))  # in the order a streamed run writes them
         return
     log.warning("source %s: %s", source.rel, why)
     sources.state.set(source, SourceState.PARTIAL, force=True, frames=frames, faces=faces,
