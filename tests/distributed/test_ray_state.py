@@ -43,6 +43,22 @@ def test_a_ray_run_into_an_output_another_run_holds_is_refused_before_ray_starts
     assert "queue_size=7" not in (out / ".hydra" / "overrides.yaml").read_text()
 
 
+def test_a_ray_collection_is_refused_while_a_run_writes_one_of_its_source_folders(tmp_path: Path) -> None:
+    """Ray took no source folder's lock: a local run writing ``out/b/clip`` and a Ray collection
+    into ``out`` both ran and wrote that folder, the later fold overwriting the other's
+    alignments. Here the lock is held as a local run into ``out/b/clip`` holds it (its ledger's)."""
+    require_data()
+    from facekit.ledger.lock import exclusive_output
+
+    tree = _tree(tmp_path)
+    (tmp_path / "out" / "b" / "clip").mkdir(parents=True)
+    with exclusive_output(tmp_path / "out" / "b" / "clip"):
+        result = _on_ray(f"input={tree}", "output=out", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "another facekit run is writing to out/b/clip" in " ".join(result.stderr.split())
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["b"]  # refused before it was accepted
+
+
 @pytest.mark.parametrize("kind", ["single", "collection"])
 def test_a_ray_rerun_with_other_settings_leaves_the_output_byte_for_byte(kind: str, tmp_path: Path) -> None:
     require_data()

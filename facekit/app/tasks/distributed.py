@@ -38,6 +38,7 @@ from facekit.faces.quality import QualityFilter
 from facekit.faces.stages import FaceStages
 from facekit.fileio import atomic_write_bytes
 from facekit.ledger.collection_state import CollectionState, alignments_name
+from facekit.ledger.lock import exclusive_output
 from facekit.ledger.run_folder import RunFolder
 from facekit.ledger.rejects import RejectCounts
 from facekit.ledger.source import counted, warn_not_done_again
@@ -79,6 +80,7 @@ def run_on_ray(cfg: DictConfig, registry: PluginRegistry | None,
                 ray = held.enter_context(ray_session(cfg.runner.address, bool(cfg.runner.verbose))) \
                     if sources.to_run else None
                 planned.result()
+            _hold_source_folders(held, sources.jobs, existing=True)  # a run writing one refuses this one
             if ray is None:
                 accept_run(cfg, run)
                 _without_ray(cfg, sources)
@@ -86,6 +88,7 @@ def run_on_ray(cfg: DictConfig, registry: PluginRegistry | None,
             shards = sum(len(job.shards) for job in sources.jobs)
             check_shared_output(ray, root)
             accept_run(cfg, run)
+            _hold_source_folders(held, sources.jobs, existing=False)
             sources.state.resume_saving()
             log.info("%s: %d source(s) to run in %d shard(s) on Ray", cfg.input, len(sources.jobs), shards)
             plan = _cluster_plan(cfg, ray, sources, shards)
@@ -102,6 +105,16 @@ def run_on_ray(cfg: DictConfig, registry: PluginRegistry | None,
     _report(cfg, sources.outcomes, None if sources.runs.alone else sources.state)
     if sources.unread is not None:
         raise FacekitError(sources.unread)
+
+
+def _hold_source_folders(held: ExitStack, jobs: Sequence[SourceJob], existing: bool) -> None:
+    """Each source folder's lock, as a local run's ledger holds it, until the run ends: a local
+    run into one of them refuses this run, or is refused while it runs. The folders there
+    (``existing``) before the run is accepted, so a refused run makes none; the others once it is."""
+    for job in jobs:
+        if job.output.is_dir() == existing:
+            job.output.mkdir(parents=True, exist_ok=True)
+            held.enter_context(exclusive_output(job.output))
 
 
 def _extraction_sources(cfg: DictConfig, registry: PluginRegistry | None, root: Path) -> RaySources:
