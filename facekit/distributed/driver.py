@@ -45,6 +45,7 @@ from facekit.distributed.shard_worker import ShardResult, ShardTask, ShardWorker
 from facekit.console import STDERR, quantity
 from facekit.errors import FacekitError
 from facekit.ledger.rejects import RejectCounts
+from facekit.ledger.source import remove_killed_writes
 from facekit.ledger.verify import Verify
 from facekit.log_relay import configured_levels, replay
 from facekit.media.sampling import Sampling
@@ -303,8 +304,9 @@ def _fold(outcome: SourceOutcome, on_source_done: Callable[[SourceOutcome], None
                 for line in frame_lines(job.output, shard):
                     alignments.write_line(line)
                     outcome.resumed += kept
-    for stray in [*job.output.glob(".*.tmp"), *(job.output / SHARDS_DIR).glob(".*.tmp")]:
-        stray.unlink(missing_ok=True)  # what a lost worker was writing when it died; its shard ran again
+    remove_killed_writes(job.output)  # what a lost worker was writing when it died; its shard ran again
+    for stray in (job.output / SHARDS_DIR).glob(".*.tmp"):
+        stray.unlink(missing_ok=True)
     on_source_done(outcome)
 
 

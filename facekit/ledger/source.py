@@ -113,7 +113,7 @@ class SourceLedger:
         left, and the replaced frames' face files, go."""
         if self._untouched:
             self._untouched = False
-            _remove_killed_writes(self.folder)
+            remove_killed_writes(self.folder)
             self._remove_stale()
 
     def _forget_unwritten(self) -> None:
@@ -192,10 +192,12 @@ class SourceLedger:
         self.write_summary()
 
 
-def _remove_killed_writes(folder: Path) -> None:
+def remove_killed_writes(folder: Path) -> None:
     """The temporary files a run killed mid-write left (a face file, a mask, a debug frame), in the
-    source's folder and the folders it writes below it: with the lock held, none is this run's."""
-    below = [folder / REJECTED, folder / DEBUG, *sorted((folder / MASK_FOLDER).glob("*/"))]
+    source's folder and the folders it writes below it: with the lock held, none is this run's.
+    Whichever executor wrote them (a Ray worker lost mid-shard leaves them too)."""
+    masks = folder / MASK_FOLDER
+    below = [folder / REJECTED, folder / DEBUG, *sorted(masks.glob("*/")), *sorted(masks.glob(f"*/{REJECTED}/"))]
     removed = sum(remove_left_temporaries(place) for place in (folder, *below))
     if removed:
         log.info("%s: removed %d temporary file(s) a stopped run left", folder, removed)

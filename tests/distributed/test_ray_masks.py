@@ -29,8 +29,15 @@ def test_masks_on_ray_are_the_local_runs_face_files_mask_files_and_alignments(tm
     # shard and said nothing to do, the mask file missing)
     gone = sorted((tmp_path / "ray" / "masks" / "extended").glob("*.png"))[0]
     gone.unlink()
+    # and what a killed run was writing below the folder goes, as a local rerun removes it
+    left = [tmp_path / "ray" / "masks" / "extended" / ".a_0.png.0123456789abcdef.tmp",
+            tmp_path / "ray" / "debug" / ".a.jpg.0123456789abcdef.tmp"]
+    for path in left:
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(b"half a PNG")
     rerun = run_facekit("runner=ray", "runner.files_per_shard=5", *args, f"output={tmp_path / 'ray'}", cwd=tmp_path,
                         env=LOOPBACK_ENV)
     assert rerun.returncode == 0, rerun.stderr
     assert "have a face file or mask file that is missing or damaged" in " ".join(rerun.stderr.split()), rerun.stderr
     assert gone.is_file() and file_hashes(tmp_path / "ray", "masks/*/*.png") == masks
+    assert not any(path.exists() for path in left)

@@ -118,7 +118,8 @@ def test_a_rerun_that_writes_removes_the_temporary_files_a_killed_run_left_and_a
     shutil.copytree(uninterrupted, out)
     left = [out / ".faceswap_test_000012_0.png.0123456789abcdef.tmp",
             out / "rejected" / ".faceswap_test_000013_0.png.fedcba9876543210.tmp",
-            out / "masks" / "components" / ".faceswap_test_000012_0.png.00000000ffffffff.tmp"]
+            out / "masks" / "components" / ".faceswap_test_000012_0.png.00000000ffffffff.tmp",
+            out / "masks" / "components" / "rejected" / ".faceswap_test_000013_0.png.00000000eeeeeeee.tmp"]
     for path in left:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"half a PNG")
@@ -130,4 +131,4 @@ def test_a_rerun_that_writes_removes_the_temporary_files_a_killed_run_left_and_a
     again = run_facekit(f"input={DATA / 'video' / CLIP}", f"output={out}", "runner.progress=false", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert not any(path.exists() for path in left) and mine.exists()
-    assert "removed 3 temporary file(s) a stopped run left" in again.stderr, again.stderr
+    assert "removed 4 temporary file(s) a stopped run left" in again.stderr, again.stderr
