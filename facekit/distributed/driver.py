@@ -226,8 +226,6 @@ def _count(outcome: SourceOutcome, result: ShardResult, totals: ClusterTotals) -
     if result.node:
         totals.nodes.add(result.node)
         outcome.nodes[result.node] += 1
-    for path, why in result.skipped.items():
-        log.warning("skipped %s: %s", path, why)
     if result.failure is not None:
         totals.failed += 1
         outcome.failures.append(f"{result.task.shard.label}: {result.failure}")

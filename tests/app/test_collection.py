@@ -215,6 +215,8 @@ def test_a_folder_none_of_whose_photos_reads_is_a_failed_source(tmp_path: Path, 
     result = run_facekit(*command, cwd=tmp_path, env=LOOPBACK_ENV)
     assert result.returncode == 2, result.stderr[-3000:]
     assert "no source of tree could be processed (2 failed" in " ".join(result.stderr.split())
+    skipped = sorted(line.split(":")[0].split()[-1] for line in result.stderr.splitlines() if " skipped tree/" in line)
+    assert skipped == ["tree/empty_and_text/text.jpg", "tree/empty_and_text/zero.jpg", "tree/truncated/cut.jpg"]  # once each
     sources = load_json(tmp_path / "out" / COLLECTION_FILE)["sources"]
     assert {entry["source"]: (entry["state"], entry.get("reason")) for entry in sources} == {
         "empty_and_text": ("failed", "none of its 2 image file(s) could be read (each is named above)"),

@@ -280,13 +280,13 @@ def _report(cfg: DictConfig, outcomes: list[SourceOutcome], state: CollectionSta
     failures = [failure for outcome in outcomes for failure in outcome.failures]
     warn_not_done_again(sum(outcome.resumed for outcome in outcomes), bool(cfg.output.debug),
                         bool(cfg.filter.save_rejected))
-    rejected = RejectCounts()
-    for outcome in outcomes:
-        rejected.update(outcome.rejected)
-    if rejected:
-        log.info("filter: %d face(s) rejected (%s)", sum(rejected.values()),
-                 ", ".join(f"{kind} {count}" for kind, count in sorted(rejected.items())))
-    if state is None:
+    if state is None:  # a collection's closing lines say its rejects, over every done source
+        rejected = RejectCounts()
+        for outcome in outcomes:
+            rejected.update(outcome.rejected)
+        if rejected:
+            log.info("filter: %d face(s) rejected (%s)", sum(rejected.values()),
+                     ", ".join(f"{kind} {count}" for kind, count in sorted(rejected.items())))
         if failures:
             raise FacekitError(f"{len(failures)} shard(s) failed; the first: {failures[0]}; the finished shards are "
                                "kept, and the same command runs the failed ones again")
