@@ -119,14 +119,17 @@ class CollectionState:
             return False
         return True
 
-    def set(self, source: Source, state: SourceState, force: bool = False, **details: Any) -> None:
+    def set(self, source: Source, state: SourceState, **details: Any) -> None:
+        """Records ``source``'s state; the file catches up within ``SAVE_EVERY_S`` (``save``),
+        whatever the state: a failed or stopped source's write each time made a collection of
+        thousands of failing sources cost O(sources²)."""
         with self.lock:
             signature = self.signatures.setdefault(source.rel, source_signature(source.path))  # when it opened
             self.sources[source.rel] = {"source": source.rel, "path": utf8_text(source.path), "kind": source.kind,
                                         "output": source.output, "state": SourceState(state).value, **details}
             if state == SourceState.DONE and signature is not None:
                 self.sources[source.rel]["signature"] = signature
-        self.save(force)
+        self.save(force=False)
 
     def keep_earlier(self, source: Source) -> None:
         """A source done by an earlier run keeps that run's entry."""

@@ -343,5 +343,5 @@ class CollectionStream:
                 details["skipped"] = summary.skipped  # a rerun reopens the source to try them again
         else:
             details["reason"] = reason or state
-        self.state.set(output.source, state, force=state != SourceState.DONE, **details)
+        self.state.set(output.source, state, **details)
         self.progress.finished_source(output.number)

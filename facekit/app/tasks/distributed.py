@@ -220,11 +220,11 @@ class RaySources:
             return
         if outcome.failures:
             frames, faces = counted(outcome.job.output / ALIGNMENTS_FILE)
-            self.state.set(source, SourceState.PARTIAL, force=True, alignments=alignments_name(source), frames=frames, faces=faces,
+            self.state.set(source, SourceState.PARTIAL, alignments=alignments_name(source), frames=frames, faces=faces,
                            reason=f"{len(outcome.failures)} shard(s) failed: {outcome.failures[0]}")
         elif unread is not None:  # a rerun tries its files again
             log.warning("source %s failed: %s", source.rel, unread)
-            self.state.set(source, SourceState.FAILED, force=True, reason=unread)
+            self.state.set(source, SourceState.FAILED, reason=unread)
         else:
             mark_ended(self.runs, source, outcome.job.output)
 

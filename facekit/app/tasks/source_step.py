@@ -50,7 +50,7 @@ def run_source_step(sources: RunSources, source: Source, progress: CollectionPro
             closing = work(number, output, held)
         closing()
     except KeyboardInterrupt:
-        state.set(source, SourceState.PARTIAL, force=True, alignments=alignments,
+        state.set(source, SourceState.PARTIAL, alignments=alignments,
                   reason="interrupted; the same command resumes it")
         raise
     except (FacekitError, OSError) as exc:
@@ -78,7 +78,7 @@ def mark_ended(sources: RunSources, source: Source, output: Path) -> None:
                           **({"skipped": skipped} if skipped else {}))  # in the order a streamed run writes them
         return
     log.warning("source %s: %s", source.rel, why)
-    sources.state.set(source, SourceState.PARTIAL, force=True, frames=frames, faces=faces,
+    sources.state.set(source, SourceState.PARTIAL, frames=frames, faces=faces,
                       alignments=alignments_name(source), reason=why)
 
 
