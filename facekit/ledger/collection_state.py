@@ -46,6 +46,7 @@ class CollectionState:
     paused: bool = False  # states are recorded but not written (a run not accepted yet)
     signatures: dict[str, list[int] | None] = field(default_factory=dict)  # each source's as this run opened it
     changed: set[str] = field(default_factory=set)  # done sources found changed, said once
+    kept_earlier: int = 0  # sources done by an earlier run and unchanged: kept as they were, not reopened
     #: ``resume.verify=full``: a done source is reopened too, so its face files are read again
     #: (its ledger re-hashes them and redoes a frame whose file is missing or damaged)
     reopen_done: bool = False
@@ -135,6 +136,7 @@ class CollectionState:
         """A source done by an earlier run keeps that run's entry."""
         with self.lock:
             self.sources[source.rel] = self.earlier[source.rel]
+            self.kept_earlier += 1
         self.save(force=False)
 
     def counts(self) -> Counter[str]:

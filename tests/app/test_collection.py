@@ -256,7 +256,7 @@ def test_sigterm_mid_collection_then_the_same_command_resumes_per_source(tmp_pat
     resumed = run_facekit(*args, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     text = " ".join(resumed.stderr.split())
-    assert "source a/clip.mp4: done by an earlier run, not reopened" in text
+    assert "1 source(s) done by an earlier run, not reopened" in text  # one line, not one a source
     assert "resuming:" in text
     assert (tmp_path / "out" / "a" / "clip" / "alignments.json").stat().st_mtime_ns == first
     assert {e["state"] for e in load_json(tmp_path / "out" / "collection.json")["sources"]} == {"done"}
@@ -319,7 +319,7 @@ def test_a_photo_added_to_a_done_sources_folder_reopens_it_and_the_others_stay_d
     assert result.returncode == 0, result.stderr
     text = " ".join(result.stderr.split())
     assert text.count("source photos changed since an earlier run finished it: reopened") == 1, text
-    assert "source clip.mp4: done by an earlier run, not reopened" in text
+    assert "1 source(s) done by an earlier run, not reopened" in text
     assert set(load_json(tmp_path / "out" / "photos" / "alignments.json")["frames"]) == {"obama", "biden"}
     again = run_facekit(*args, cwd=tmp_path)
     assert again.returncode == 0 and "nothing to do" in again.stderr, again.stderr

@@ -75,7 +75,7 @@ def opens(source: Source, state: CollectionState, progress: CollectionProgress) 
         log.warning("source %s failed: %s", source.rel, source.failed)
         state.set(source, SourceState.FAILED, reason=source.failed)
     elif state.was_done(source):
-        log.info("source %s: done by an earlier run, not reopened", source.rel)
+        log.debug("source %s: done by an earlier run, not reopened", source.rel)  # counted in the closing lines
         state.keep_earlier(source)
     else:
         return True

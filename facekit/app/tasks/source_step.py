@@ -93,6 +93,8 @@ def report_collection(state: CollectionState, named: str, label: str = "collecti
     counts = state.counts()
     log.info("%s: %d source(s): %s%s; states in %s", label, sum(counts.values()),
              ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none", figures, state.path)
+    if state.kept_earlier:  # one line, not one a source: a rerun of 4,000 sources to do one said 4,000
+        log.info("%d source(s) done by an earlier run, not reopened", state.kept_earlier)
     if state.path is not None:  # what the filters dropped, as a single source's run says it
         done = [entry for entry in state.sources.values() if entry["state"] == SourceState.DONE and entry.get("output")]
         rejected = rejects_in(state.path.parent / entry["output"] for entry in done)
