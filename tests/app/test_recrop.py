@@ -398,3 +398,24 @@ def test_a_video_replaced_under_its_name_since_extraction_is_refused_and_nothing
         assert result.returncode == 2, (other, result.stderr)
         assert "is not the video extracted (another file under its name)" in result.stderr, (other, result.stderr)
         assert not (tmp_path / "again").exists(), other
+
+
+@pytest.mark.slow  # three runs: the README's fast tier keeps within its 8 minutes
+def test_a_recrop_of_an_extraction_that_kept_its_rejected_faces_cuts_them_again(tmp_path: Path) -> None:
+    """``filter.save_rejected=true`` kept the filter's rejected faces in ``rejected/``; the
+    re-crop left them out (their entries' crops null), so it did not mirror its extraction."""
+    require_data()
+    people = DATA / "images" / "people"
+    (tmp_path / "photos").mkdir()
+    for photo in ("p01/img1.jpg", "p01/img2.jpg", "p04/img13.jpg", "p04/img14.jpg"):
+        (tmp_path / "photos" / photo.replace("/", "_")).symlink_to(people / photo)
+    kept = (f"filter.refs=[{people / 'p04' / 'img15.jpg'}]", "filter.save_rejected=true")
+    _run(tmp_path, "input=photos", "output=at256", *kept)
+    _run(tmp_path, "input=photos", "output=at128", "output.size=128", *kept)
+    _run(tmp_path, "task=recrop", "input=at256", "output=re128", "output.size=128")
+    rejected = sorted(p.name for p in (tmp_path / "at128" / "rejected").glob("*.png"))
+    assert len(rejected) == 2 and sorted(p.name for p in (tmp_path / "re128" / "rejected").glob("*.png")) == rejected
+    crops = {name: [face["crop"] for face in frame["faces"]]
+             for name, frame in load_json(tmp_path / "at128" / "alignments.json")["frames"].items()}
+    assert {name: [face["crop"] for face in frame["faces"]]
+            for name, frame in load_json(tmp_path / "re128" / "alignments.json")["frames"].items()} == crops

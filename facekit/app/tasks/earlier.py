@@ -29,6 +29,7 @@ from facekit.media.sources import from_utf8_text, utf8_text, video_signature
 from facekit.ledger.lock import check_finished
 from facekit.ledger.states import SourceState
 from facekit.output.alignments import ALIGNMENTS_FILE, load_alignments_meta
+from facekit.output.face_files import REJECTED
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,12 @@ class Earlier:
     folder: Path
     sources: list[EarlierSource]
     collection: bool
+
+    @property
+    def saved_rejected(self) -> bool:
+        """Whether the extraction kept its rejected faces' crops (``filter.save_rejected``, in a
+        source's ``rejected/``), which its re-crop then cuts again too."""
+        return any((self.folder / source.output / REJECTED).is_dir() for source in self.sources)
 
 
 @dataclass
