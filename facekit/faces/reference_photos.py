@@ -3,6 +3,7 @@
 the very same vector."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +11,10 @@ import numpy as np
 from facekit.errors import FacekitError, StageError
 from facekit.faces.identity import reference_face
 from facekit.faces.stages import FaceStages
-from facekit.media.sources import read_image
+from facekit.media.sources import decoded_image_caught
 from facekit.records import Frame, FrameRecord
+
+log = logging.getLogger("facekit")
 
 
 def reference_path(name: str | Path) -> Path:
@@ -27,9 +30,12 @@ def reference_path(name: str | Path) -> Path:
 
 def read_reference(path: Path) -> np.ndarray:
     """A reference photo's pixels; an unreadable file is an error naming it."""
-    image = read_image(path)
+    image, _, said = decoded_image_caught(path)
+    damage = f" ({'; '.join(said)})" if said else ""
     if image is None:
-        raise FacekitError(f"reference photo {str(path)!r} cannot be read as an image")
+        raise FacekitError(f"reference photo {str(path)!r} cannot be read as an image{damage}")
+    if said:
+        log.warning("reference photo %s: decoded despite damage, some pixels may be wrong%s", path, damage)
     return image
 
 

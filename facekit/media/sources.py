@@ -14,7 +14,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from facekit.media.decoder_output import DecoderOutput
+from facekit.media.decoder_output import DecoderOutput, python_stderr_apart
 from facekit.errors import FacekitError
 from facekit.media.float_tiff import display_bgr, is_float_tiff
 from facekit.media.heif import SUFFIXES as HEIF_SUFFIXES, decoded_avif, decoded_heif, is_avif, is_heif
@@ -247,6 +247,15 @@ def load_pixels_caught(frame: Frame, output: DecoderOutput | None) -> tuple[str 
 def read_image(path: Path) -> np.ndarray | None:
     """A BGR uint8 image as a viewer shows it (EXIF rotation applied), or None if unreadable."""
     return decoded_image(path)[0]
+
+
+def decoded_image_caught(path: Path) -> tuple[np.ndarray | None, str | None, list[str]]:
+    """``decoded_image``, and what the decoder printed meanwhile (libjpeg's "Corrupt JPEG data:
+    ..."), caught for a warning that names the file, not left on the terminal unnamed. For a
+    file read on its own, outside a run's frames (a photo given alone, a reference photo)."""
+    with python_stderr_apart(), DecoderOutput().caught() as said:
+        image, why = decoded_image(path)
+    return image, why, said
 
 
 def decoded_image(path: Path) -> tuple[np.ndarray | None, str | None]:

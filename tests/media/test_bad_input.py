@@ -518,3 +518,24 @@ def test_hidden_files_of_a_folder_are_not_read(tmp_path: Path, in_collection: bo
     (tmp_path / ".thumb.jpg").write_bytes(photo)
     source = open_input(tmp_path, in_collection=in_collection)
     assert [frame.name for frame in source.frames()] == ["IMG_1"] and not source.skipped
+
+
+@pytest.mark.slow  # three runs: the README's fast tier keeps within its 8 minutes
+def test_a_damaged_photo_read_on_its_own_is_named_in_the_decoders_warning(tmp_path: Path) -> None:
+    """A photo given alone, and a reference photo, were decoded once with fd 2 left open: libjpeg's
+    own "Corrupt JPEG data: ..." line reached the terminal naming no file (a reference photo's
+    with no facekit line at all), and again on every rerun."""
+    require_data()
+    data = bytearray((DATA / "images" / "people" / "p01" / "img11.jpg").read_bytes())
+    at = int(len(data) * 0.6)
+    data[at:at + 200] = b"\x55" * 200
+    (tmp_path / "garbled.jpg").write_bytes(bytes(data))
+    runs = [("input=garbled.jpg", "output=alone"), ("input=garbled.jpg", "output=alone"),  # and its rerun
+            (f"input={SCENES / 'obama.jpg'}", "output=filtered", "filter.refs=[garbled.jpg]")]
+    for args in runs:
+        result = run_facekit(*args, "runner.progress=false", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        raw = [line for line in result.stderr.splitlines() if line.startswith("Corrupt JPEG data")]
+        assert raw == [], result.stderr
+    assert "reference photo garbled.jpg: decoded despite damage, some pixels may be wrong (Corrupt JPEG data" \
+        in " ".join(result.stderr.split())

@@ -28,7 +28,7 @@ from facekit.faces.stages import FaceStages
 from facekit.ledger.source import SourceLedger
 from facekit.ledger.summary import nothing_read
 from facekit.media import FrameSource, open_input
-from facekit.media.sources import decoded_image
+from facekit.media.sources import decoded_image_caught
 from facekit.output.alignments import ALIGNMENTS_FILE
 from facekit.output.face_files import FaceWriter
 from facekit.plugin.registry import PluginRegistry
@@ -122,9 +122,9 @@ def execute(plan: RunPlan, held: ExitStack, accepted: Callable[[], None] | None 
     ``accepted`` is called once the ledger is open, the last check that can refuse the run."""
     cfg = plan.cfg
     if plan.source.kind == "image" and accepted is not None:  # a photo alone that does not decode: refused whole
-        why = decoded_image(plan.source.path)[1]
+        why, said = decoded_image_caught(plan.source.path)[1:]  # its pixels not kept: the run decodes it as a frame
         if why is not None:
-            raise FacekitError(f"input {str(plan.source.path)!r}: {why}")
+            raise FacekitError(f"input {str(plan.source.path)!r}: {why}" + (f" ({'; '.join(said)})" if said else ""))
     ledger = held.enter_context(source_ledger(
         cfg, plan.output, alignments_meta(cfg, plan.input, plan.stages, plan.face_filter, plan.source, plan.quality),
         plan.source))
