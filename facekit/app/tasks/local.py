@@ -33,6 +33,7 @@ from facekit.app.tasks.listing import ListedAhead
 from facekit.app.tasks.settings import cache_is_on, job_output_dir, sampling
 from facekit.engine.pipeline import Pipeline, per_record, plan_passes
 from facekit.engine.cores import FRAMES_PER_WORKER, choose_workers, usable_cores
+from facekit.engine.gpu import PassPlan
 from facekit.engine.workers import WorkerPlan
 from facekit.errors import StageError
 from facekit.faces.finisher import Finisher
@@ -79,7 +80,7 @@ def run_local(cfg: DictConfig, registry: PluginRegistry) -> None:
             with progress.shown():
                 if cache_is_on(cfg):  # a sweep: each source replays its own analysis cache entry
                     for source in queued:
-                        _run_source(cfg, registry, stages, source, sources, progress)
+                        _run_source(cfg, registry, stages, source, sources, progress, face_filter=face_filter)
                 else:
                     _run_streamed(cfg, stages, face_filter, queued, sources, progress)
         finally:
@@ -116,7 +117,7 @@ def _run_streamed(cfg: DictConfig, stages: FaceStages, face_filter: IdentityFilt
     quality = QualityFilter.from_config(cfg.get("quality"))
     if len(plan.passes) > 1:
         for source in listing:
-            _run_source(cfg, None, stages, source, sources, progress, face_filter=face_filter)
+            _run_source(cfg, None, stages, source, sources, progress, face_filter=face_filter, gpu=plan)
         return
     root_out, state = sources.root, sources.state
     workers = choose_workers(cfg.runner.workers, [p.spec.gpu_memory_mb for p in stages.plugins()], plan.mode,
@@ -153,13 +154,13 @@ def _run_streamed(cfg: DictConfig, stages: FaceStages, face_filter: IdentityFilt
 
 def _run_source(cfg: DictConfig, registry: PluginRegistry | None, stages: FaceStages, source: Source,
                 sources: RunSources, progress: CollectionProgress, face_filter: IdentityFilter | None = None,
-                accepted: Callable[[], None] | None = None) -> None:
+                accepted: Callable[[], None] | None = None, gpu: PassPlan | None = None) -> None:
     """One source through ``source_run``, into its own folder: a source alone, a sweep's job
     (whose analysis cache is per source) or a serial run. ``accepted`` is called once its last
     check has passed (a source alone: the run is accepted then)."""
     def work(number: int, output: Path, held: ExitStack) -> Callable[[], None]:
         plan = plan_run(cfg, registry, held, stages=stages, output=output, face_filter=face_filter,
-                        input_value=sources.named(source), in_collection=not sources.alone)
+                        input_value=sources.named(source), in_collection=not sources.alone, gpu=gpu)
         progress.opened_source(number, source.rel, len(plan.source))
         summary, ledger = execute(plan, held, accepted=accepted)
 

@@ -65,11 +65,12 @@ class RunPlan:
 
 def plan_run(cfg: DictConfig, registry: PluginRegistry | None, held: ExitStack, stages: FaceStages | None = None,
              output: Path | None = None, face_filter: IdentityFilter | None = None,
-             input_value: str | None = None, in_collection: bool = False) -> RunPlan:
+             input_value: str | None = None, in_collection: bool = False, gpu: PassPlan | None = None) -> RunPlan:
     """Opens the input, loads the plugins and the filter, and chooses passes and processes (or
     the analysis cache's replay, when it holds this input). Models load here, so a missing
     weights file fails before the output folder is touched. A collection passes the ``stages``
-    (and ``face_filter``) it built once, and each source's path and ``output`` folder;
+    (and ``face_filter``, and the ``gpu`` plan, its warnings said) it built once, and each
+    source's path and ``output`` folder;
     ``in_collection``: the collection reads the source folder's subfolders and videos itself."""
     output = job_output_dir(cfg) if output is None else output
     input_value = str(cfg.input) if input_value is None else input_value
@@ -99,14 +100,14 @@ def plan_run(cfg: DictConfig, registry: PluginRegistry | None, held: ExitStack, 
     if plan.cached is not None:
         plan.passes = [Pass("from the analysis cache", [_replay_stage(stages, plan.cached), finish])]
     else:
-        plan.gpu_plan = gpu_plan(cfg, stages)
+        plan.gpu_plan = gpu if gpu is not None else gpu_plan(cfg, stages)
         plan.mode = plan.gpu_plan.mode
         plan.workers = choose_workers(cfg.runner.workers, [p.spec.gpu_memory_mb for p in stages.plugins()], plan.mode, len(source))
         if plan.workers is None:
             stages.load_models()
         else:
             stages.ensure_weights()  # each worker builds its own models from them
-        for warning in plan.gpu_plan.warnings:  # after loading: a plugin's error stays the only line
+        for warning in plan.gpu_plan.warnings if gpu is None else []:  # after loading: a plugin's error stays the only line
             log.warning(warning)
         notes.append(plan.gpu_plan.decision)
         plan.passes = plan_passes(stages.steps(), plan.gpu_plan.passes, finish=[finish])
