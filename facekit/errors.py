@@ -47,3 +47,9 @@ class StageError(FacekitError):
 
 class OutputError(FacekitError):
     """The output folder stopped taking files mid-run (a full disk, say); finished frames are kept."""
+
+
+def failure_reason(exc: FacekitError | OSError) -> str:
+    """A source's ``failed`` reason: facekit's own line, or what the system said ("Permission
+    denied"), without Python's errno prefix."""
+    return str(exc) if isinstance(exc, FacekitError) else f"{exc.strerror or exc}"

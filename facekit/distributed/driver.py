@@ -129,7 +129,7 @@ class SourceOutcome:
 
 
 @dataclass
-class ClusterPlan:
+class RayPlan:
     """How the shards run: the stages' payload, each worker's resources, how many workers."""
 
     payload: bytes
@@ -142,7 +142,7 @@ class ClusterPlan:
 
 
 @dataclass
-class ClusterTotals:
+class RayTotals:
     frames: int = 0
     faces: int = 0
     shards: int = 0  # run in this run
@@ -159,8 +159,8 @@ class ClusterTotals:
                 f"{self.failed} failed")
 
 
-def run_shards(ray: Any, plan: ClusterPlan, jobs: Sequence[SourceJob],
-               on_source_done: Callable[[SourceOutcome], None]) -> ClusterTotals:
+def run_shards(ray: Any, plan: RayPlan, jobs: Sequence[SourceJob],
+               on_source_done: Callable[[SourceOutcome], None]) -> RayTotals:
     """Runs every unfinished shard of ``jobs``; ``on_source_done`` hears of each source once its
     alignments file is folded (failed shards and all: a rerun runs them)."""
     outcomes = {job.key: SourceOutcome(job) for job in jobs}
@@ -176,7 +176,7 @@ def run_shards(ray: Any, plan: ClusterPlan, jobs: Sequence[SourceJob],
             else:
                 todo.append((ShardTask(shard, str(job.output), plan.sampling, fingerprint, plan.debug,
                                        plan.save_rejected), 1))
-    totals = ClusterTotals(kept=sum(o.kept for o in outcomes.values()))
+    totals = RayTotals(kept=sum(o.kept for o in outcomes.values()))
     for outcome in outcomes.values():  # nothing left to run: fold now (a rerun after everything finished)
         if outcome.kept == len(outcome.job.shards):
             _fold(outcome, on_source_done)
@@ -210,7 +210,7 @@ def fold_finished(jobs: Sequence[SourceJob], on_source_done: Callable[[SourceOut
             _fold(outcome, on_source_done)
 
 
-def _count(outcome: SourceOutcome, result: ShardResult, totals: ClusterTotals) -> None:
+def _count(outcome: SourceOutcome, result: ShardResult, totals: RayTotals) -> None:
     outcome.file_logs(result.task.shard.number, result.logs)  # the rejected faces' lines among them, as the run's own
     outcome.ended += 1
     outcome.frames += result.frames
@@ -232,7 +232,7 @@ def _count(outcome: SourceOutcome, result: ShardResult, totals: ClusterTotals) -
         log.warning("shard %s failed: %s", result.task.shard.label, result.failure)
 
 
-def _uncount(outcome: SourceOutcome, result: ShardResult, totals: ClusterTotals) -> None:
+def _uncount(outcome: SourceOutcome, result: ShardResult, totals: RayTotals) -> None:
     """Takes back the frames and faces of a finished shard whose output is not there."""
     outcome.frames -= result.frames
     outcome.faces -= result.faces
@@ -241,7 +241,7 @@ def _uncount(outcome: SourceOutcome, result: ShardResult, totals: ClusterTotals)
     totals.faces -= result.faces
 
 
-def _all_there(outcome: SourceOutcome, totals: ClusterTotals, workers: _Workers) -> bool:
+def _all_there(outcome: SourceOutcome, totals: RayTotals, workers: _Workers) -> bool:
     """Whether every shard of the source that finished in this run has its journal and face files
     in the output folder, as its worker reported; one that falls short has its journal set aside
     and runs once more (False: the source waits for it), then fails with what is missing named."""
@@ -311,7 +311,7 @@ def _fold(outcome: SourceOutcome, on_source_done: Callable[[SourceOutcome], None
 class _Workers:
     """The run's actors: started with the plan's resources, spread over the nodes, replaced when lost."""
 
-    def __init__(self, ray: Any, plan: ClusterPlan, count: int) -> None:
+    def __init__(self, ray: Any, plan: RayPlan, count: int) -> None:
         self.ray, self.plan = ray, plan
         self.remote = ray.remote(ShardWorker).options(
             **plan.resources.as_options(), max_restarts=0, scheduling_strategy="SPREAD")

@@ -2,16 +2,16 @@
 
 A worker holds one set of plugins (detector, aligner, identity). Its GPU share is the GPU memory
 its plugins report divided by one GPU's memory, so Ray packs as many workers onto a GPU as its
-memory holds and never more: the cluster form of the local runner's rule
+memory holds and never more: the cluster form of a local run's rule
 (``facekit.engine.gpu``), where a plugin's reported memory decides what runs side by side.
 Workers whose plugins all run on the CPU ask for CPUs only.
 """
 from __future__ import annotations
 
 import math
-import shutil
-import subprocess
 from dataclasses import dataclass
+
+from facekit.engine.gpu import first_gpu_mb
 
 #: Ray counts GPU shares in units of 1/10,000 (its resource granularity).
 _GPU_GRAIN = 10_000
@@ -59,11 +59,4 @@ def worker_count(requested: int | None, resources: WorkerResources, cluster_cpus
 def local_gpu_memory_mb() -> int | None:
     """Total memory of this machine's first GPU in MB (nvidia-smi), None without one: the
     default for ``runner.gpu_memory_mb``, right where the nodes have this machine's GPUs."""
-    if shutil.which("nvidia-smi") is None:
-        return None
-    try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.total", "--format=csv,noheader,nounits"],
-                             capture_output=True, text=True, timeout=10, check=True).stdout
-        return int(out.split()[0])
-    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
-        return None
+    return first_gpu_mb("memory.total")

@@ -1,5 +1,5 @@
 """A Ray actor's work: build the plugins once, then run whole shards through the same stages,
-in the same order, as the local runner (``facekit.faces.stages``), writing face files and the
+in the same order, as a run on this machine (``facekit.faces.stages``), writing face files and the
 shard's journal into the source's output folder.
 
 The plugins arrive as the pickled stages worker processes get (``facekit.engine.workers``): each

@@ -23,13 +23,17 @@ def free_gpu_memory_mb() -> int | None:
     fake = os.environ.get(FAKE_FREE_ENV)
     if fake is not None:
         return None if fake.strip().lower() in ("", "none") else int(fake)
+    return first_gpu_mb("memory.free")
+
+
+def first_gpu_mb(field: str) -> int | None:
+    """nvidia-smi's ``field`` (``memory.free``, ``memory.total``) of the first GPU in MB, None
+    without a GPU or nvidia-smi."""
     if shutil.which("nvidia-smi") is None:
         return None
     try:
-        out = subprocess.run(
-            ["nvidia-smi", "--query-gpu=memory.free", "--format=csv,noheader,nounits"],
-            capture_output=True, text=True, timeout=10, check=True,
-        ).stdout
+        out = subprocess.run(["nvidia-smi", f"--query-gpu={field}", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=10, check=True).stdout
         return int(out.split()[0])
     except (OSError, subprocess.SubprocessError, ValueError, IndexError):
         return None

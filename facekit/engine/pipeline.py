@@ -5,7 +5,7 @@ import logging
 import multiprocessing
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -32,10 +32,6 @@ class RunSummary:
     start_s: float = 0.0  # starting worker processes (building their models), before ``seconds``
     stage_s: dict[str, float] = field(default_factory=dict)  # busy time of each stage's thread
     sink_s: float = 0.0  # writing faces and alignments, on the calling thread
-
-    def as_dict(self) -> dict[str, object]:
-        rate = self.frames / self.seconds if self.seconds else 0.0
-        return {**asdict(self), "frames_per_s": round(rate, 2)}
 
     def line(self) -> str:
         rate = self.frames / self.seconds if self.seconds else 0.0

@@ -92,7 +92,7 @@ class WorkerPool(Stopping):
     up what the workers measured. One pool serves one pass.
 
     The workers start, and build their models, when the pool is made; ``run`` then feeds them,
-    so a run's timing (like the threaded runner's, whose models are built before it) starts with
+    so a run's timing (like a run on threads, whose models are built before it) starts with
     the models ready.
     """
 

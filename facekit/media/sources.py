@@ -415,7 +415,7 @@ def open_input(path: str | Path, exclude: Path | None = None, sampling: Sampling
         raise FacekitError(f"input {str(source)!r} is {not_a_file(source)}")
     if suffix in VIDEO_SUFFIXES:
         count, fps = _video_header(source)
-        if sampling is not None and sampling.start is not None:  # whichever runner opens it
+        if sampling is not None and sampling.start is not None:  # whichever executor opens it
             _check_start_within(source, sampling.start, count / fps if fps > 0 else 0.0)
         return FrameSource(source, "video", [source], count, sampling=sampling or Sampling(), video_fps=fps)
     if suffix in IMAGE_SUFFIXES:

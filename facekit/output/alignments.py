@@ -307,7 +307,7 @@ class AlignmentsWriter:
 
     ``meta["fingerprint"]`` holds the settings that decide what a frame's entry looks like
     (detector, aligner, crop size, padding...); frames from a run with another fingerprint are
-    never mixed in. Use from one thread (the runner's writer stage).
+    never mixed in. Use from one thread (the pipeline's writer stage).
 
     >>> with AlignmentsWriter(out / "alignments.json", meta) as writer:
     ...     todo = [f for f in frames if f.name not in writer.done_frames()]

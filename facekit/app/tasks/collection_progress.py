@@ -32,7 +32,7 @@ class CollectionProgress:
         self.finished = 0  # sources done, failed or passed over
         self.frames = 0
         self.met = 0  # sources taken from the listing: opened, failed or done by an earlier run
-        self.busy_s = 0.0  # the runners' own time, their worker processes' start left out
+        self.busy_s = 0.0  # the pipelines' own time, their worker processes' start left out
         self.current = ""
         self.started = time.perf_counter()
         self._bars: Progress | None = None
@@ -89,13 +89,13 @@ class CollectionProgress:
         return self.frames / seconds if seconds > 0 else 0.0
 
     def figures(self, seconds: float) -> dict[str, float]:
-        """collection.json's ``run``: the frames run, the whole run's seconds, the runners' own
+        """collection.json's ``run``: the frames run, the whole run's seconds, the pipelines' own
         seconds, and frames a second of those."""
         return {"frames": self.frames, "seconds": round(seconds, 3), "busy_s": round(self.busy_s, 3),
                 "frames_per_s": round(self.busy_rate(), 2)}
 
     def busy_rate(self) -> float:
-        """Frames a second of the runners' own time: what a bench compares across collections."""
+        """Frames a second of the pipelines' own time: what a bench compares across collections."""
         return self.frames / self.busy_s if self.busy_s > 0 else 0.0
 
     def total_frames(self) -> int:

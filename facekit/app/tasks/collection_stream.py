@@ -1,15 +1,15 @@
 """A collection read as one stream of frames, source after source, through one runner.
 
-One runner (and so one set of worker processes, started once) takes every source's frames in
+One pipeline (and so one set of worker processes, started once) takes every source's frames in
 turn: the reader opens the next source while the workers are still busy with the last one, so
 they never wait for a source to start or end. Each finished frame is routed back to its own
 source's output (its face files and alignments journal) by the order frames were handed out,
-which the runner keeps: ``route`` holds, for every frame in flight, the source it came from, and
+which the pipeline keeps: ``route`` holds, for every frame in flight, the source it came from, and
 an end mark after a source's last frame. A source is folded into its ``alignments.json`` when its
 end mark comes up, while later sources are already running.
 
 A plugin failing (or a worker dying) on a frame fails that frame's source only: the sources
-opened after it are closed and queued again, and a new runner takes up the rest.
+opened after it are closed and queued again, and a new pipeline takes up the rest.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from facekit.app.tasks.collection_progress import CollectionProgress
 from facekit.app.tasks.planning import alignments_meta, source_ledger
 from facekit.ledger.summary import nothing_read
 from facekit.console import quantity
-from facekit.errors import FacekitError
+from facekit.errors import FacekitError, failure_reason
 from facekit.faces.quality import QualityFilter
 from facekit.faces.stages import FaceStages
 from facekit.ledger.collection_state import alignments_name
@@ -105,8 +105,8 @@ class StreamSettings:
 
 
 class CollectionStream:
-    """A ``FrameSource`` to the runner (``frames``, ``unreadable``, ``damaged``, ``skipped``)
-    whose frames are every source's in turn, and the runner's sink, which writes each finished
+    """A ``FrameSource`` to the pipeline (``frames``, ``unreadable``, ``damaged``, ``skipped``)
+    whose frames are every source's in turn, and the pipeline's sink, which writes each finished
     frame into its source's folder."""
 
     kind = "collection"
@@ -119,7 +119,7 @@ class CollectionStream:
         self.route: deque[SourceOutput | _End] = deque()
         self.open: list[SourceOutput] = []  # opened and not closed yet, in order
         self.skipped: dict[str, str] = {}
-        self.decoder_output: DecoderOutput | None = None  # set by the runner on threads
+        self.decoder_output: DecoderOutput | None = None  # set by the pipeline on threads
         self.generation = 0
         #: sources whose frames are all written, waiting to be folded on the closer thread: a
         #: fold's fsyncs on the sink's thread would leave the workers idle at every source's end
@@ -133,7 +133,7 @@ class CollectionStream:
     def __len__(self) -> int:
         return 0  # unknown until every source is listed; the collection's own display counts
 
-    # -- the runner's source --------------------------------------------------------------------
+    # -- the pipeline's source ------------------------------------------------------------------
     def frames(self, skip: frozenset[str] | set[str] = frozenset(), decode: bool = True) -> Iterator[Frame]:
         """Every frame still to do, source by source (``skip`` is per source: its journal's)."""
         generation = self.generation
@@ -163,7 +163,7 @@ class CollectionStream:
         if output is not None:
             output.frames.damaged(path, said)
 
-    # -- the runner's sink ------------------------------------------------------------------------
+    # -- the pipeline's sink ---------------------------------------------------------------------
     def sink(self, record: FrameRecord) -> None:
         output = self._take()
         try:
@@ -177,7 +177,7 @@ class CollectionStream:
         self._finish_ended()
 
     def finish(self) -> None:
-        """After the runner's last frame: every source's end mark is in ``route`` by now."""
+        """After the pipeline's last frame: every source's end mark is in ``route`` by now."""
         self._finish_ended()
         self._wait_for_closer()
         for output in self._open_ones():  # none, unless a reader stopped early
@@ -249,7 +249,7 @@ class CollectionStream:
                                    settings.quality)
             ledger = source_ledger(settings.cfg, folder, meta, frames)
         except (FacekitError, OSError) as exc:
-            reason = str(exc) if isinstance(exc, FacekitError) else f"{exc.strerror or exc}"
+            reason = failure_reason(exc)
             log.warning("source %s failed: %s", source.rel, reason)
             state.set(source, SourceState.FAILED, reason=reason)
             self.progress.finished_source(number)

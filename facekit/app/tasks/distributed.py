@@ -4,7 +4,7 @@ alignments file and face files a local run of it writes.
 
 The settings decide here, as for a local run (plugins, identity filter and its references,
 quality limits, sampling, the alignments meta), so a source's output folder is the same
-whichever runner made it; ``collection.json`` is kept as ``run_local`` keeps it, and a single input is a collection of one
+whichever executor made it; ``collection.json`` is kept as ``run_local`` keeps it, and a single input is a collection of one
 (``sources``).
 """
 from __future__ import annotations
@@ -28,12 +28,12 @@ from facekit.app.tasks.planning import alignments_meta, build_stages, identity_f
 from facekit.app.tasks.sources import RunSources
 from facekit.app.tasks.settings import job_output_dir, sampling
 from facekit.app.tasks.source_step import mark_ended, report_collection
-from facekit.distributed.driver import (ClusterPlan, SourceJob, SourceOutcome, check_earlier, fold_finished,
+from facekit.distributed.driver import (RayPlan, SourceJob, SourceOutcome, check_earlier, fold_finished,
                                         run_shards)
 from facekit.distributed.resources import local_gpu_memory_mb, worker_count, worker_resources
 from facekit.distributed.session import import_ray, ray_session
 from facekit.distributed.shared_output import check_shared_output
-from facekit.errors import ConfigError, FacekitError
+from facekit.errors import ConfigError, FacekitError, failure_reason
 from facekit.faces.quality import QualityFilter
 from facekit.faces.stages import FaceStages
 from facekit.fileio import atomic_write_bytes
@@ -91,7 +91,7 @@ def run_on_ray(cfg: DictConfig, registry: PluginRegistry | None,
             _hold_source_folders(held, sources.jobs, existing=False)
             sources.state.resume_saving()
             log.info("%s: %d source(s) to run in %d shard(s) on Ray", cfg.input, len(sources.jobs), shards)
-            plan = _cluster_plan(cfg, ray, sources, shards)
+            plan = _ray_plan(cfg, ray, sources, shards)
             totals = run_shards(ray, plan, sources.jobs, sources.done)
             sources.state.run = {"frames": totals.frames, "seconds": round(totals.seconds, 3),  # as run_local keeps
                                  "frames_per_s": round(totals.frames / totals.seconds, 2) if totals.seconds else 0.0}
@@ -180,7 +180,7 @@ class RaySources:
                 except (FacekitError, OSError) as exc:
                     if self.runs.alone:  # a collection of one fails as its source fails
                         raise
-                    reason = str(exc) if isinstance(exc, FacekitError) else f"{exc.strerror or exc}"
+                    reason = failure_reason(exc)
                     log.warning("source %s failed: %s", source.rel, reason)
                     self.state.set(source, SourceState.FAILED, reason=reason)
                     continue
@@ -254,7 +254,7 @@ def _check(cfg: DictConfig) -> None:
         raise ConfigError(f"runner.gpu_memory_mb must be a positive number of MB, got {runner.gpu_memory_mb!r}")
 
 
-def _cluster_plan(cfg: DictConfig, ray: Any, sources: RaySources, shards: int) -> ClusterPlan:
+def _ray_plan(cfg: DictConfig, ray: Any, sources: RaySources, shards: int) -> RayPlan:
     """Each worker's resources from what its plugins report, and as many workers as fit."""
     available = ray.cluster_resources()
     cpus, gpus = float(available.get("CPU", 0)), float(available.get("GPU", 0))
@@ -264,7 +264,7 @@ def _cluster_plan(cfg: DictConfig, ray: Any, sources: RaySources, shards: int) -
     count = worker_count(cfg.runner.actors, resources, cpus, gpus, max(1, shards))
     log.info("Ray: %d worker(s), %s (cluster: %g CPUs, %g GPUs)", count, resources.why, cpus, gpus)
     payload = pickle.dumps((sources.stages, sources.face_filter, sources.quality))
-    return ClusterPlan(payload, resources, count, sources.sampling, debug=bool(cfg.output.debug),
+    return RayPlan(payload, resources, count, sources.sampling, debug=bool(cfg.output.debug),
                        save_rejected=bool(cfg.filter.save_rejected), progress=bool(cfg.runner.progress))
 
 

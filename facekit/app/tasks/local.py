@@ -41,7 +41,7 @@ from facekit.faces.quality import QualityFilter
 from facekit.faces.stages import FaceStages
 from facekit.ledger.collection_state import CollectionState, save_unless_failing
 from facekit.ledger.run_folder import RunFolder
-from facekit.media.collection import COLLECTION_FILE, Source
+from facekit.media.collection import Source
 from facekit.plugin.registry import PluginRegistry
 
 if TYPE_CHECKING:
@@ -175,4 +175,4 @@ def _run_source(cfg: DictConfig, registry: PluginRegistry | None, stages: FaceSt
     run_source_step(sources, source, progress, work)
 
 
-__all__ = ["COLLECTION_FILE", "CollectionState", "run_local"]
+__all__ = ["run_local"]

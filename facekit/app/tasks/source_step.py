@@ -17,7 +17,7 @@ from typing import Callable
 from facekit.app.tasks.collection_progress import CollectionProgress
 from facekit.app.tasks.collection_stream import opens
 from facekit.app.tasks.sources import RunSources
-from facekit.errors import FacekitError
+from facekit.errors import FacekitError, failure_reason
 from facekit.ledger.collection_state import CollectionState, alignments_name
 from facekit.ledger.source import counted
 from facekit.ledger.states import SourceState
@@ -56,7 +56,7 @@ def run_source_step(sources: RunSources, source: Source, progress: CollectionPro
     except (FacekitError, OSError) as exc:
         if sources.alone:
             raise
-        reason = str(exc) if isinstance(exc, FacekitError) else f"{exc.strerror or exc}"
+        reason = failure_reason(exc)
         log.warning("source %s failed: %s", source.rel, reason)
         state.set(source, SourceState.FAILED, reason=reason)
         progress.finished_source(number)
