@@ -120,9 +120,9 @@ def alignments_meta(cfg: DictConfig, input_value: str, stages: FaceStages, face_
         meta["sample"] = meta["fingerprint"]["sample"] = sample
     if quality is not None:  # only when set, like sample: files from before it still resume
         meta["quality"] = meta["fingerprint"]["quality"] = quality.as_dict()
-    if cfg.output.get("embeddings"):  # likewise: a rerun without it would leave later frames without them
+    if cfg.output.embeddings:  # likewise: a rerun without it would leave later frames without them
         meta["embeddings"] = meta["fingerprint"]["embeddings"] = True
-    if (centering := str(cfg.output.get("centering", "legacy"))) != "legacy":  # likewise: legacy files still resume
+    if (centering := str(cfg.output.centering)) != "legacy":  # likewise: files from before centerings still resume
         meta["output"]["centering"] = meta["fingerprint"]["centering"] = centering
     if (masks := masks_meta(stages.masks)) is not None:  # likewise
         meta["masks"] = meta["fingerprint"]["masks"] = masks
