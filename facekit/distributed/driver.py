@@ -287,7 +287,7 @@ def check_earlier(job: SourceJob) -> set[int]:
     fingerprint = job.meta.get("fingerprint")
     return {shard.number for shard in job.shards
             if finished(job.output, shard, fingerprint, job.verify, job.frames_of(shard) if job.frames_of else None,
-                        job.mask_files, retry_skipped=True)}
+                        job.mask_files, retry_skipped=job.frames_of is None)}  # a re-crop's holds only its frames
 
 
 def _fold(outcome: SourceOutcome, on_source_done: Callable[[SourceOutcome], None]) -> None:

@@ -20,7 +20,7 @@ from facekit.fileio import atomic_write_bytes
 from facekit.media.file_times import changed_ns
 from facekit.ledger.states import SourceState
 from facekit.media.collection import COLLECTION_FILE, LIST_PREFIX, Source, is_list, listed_sources
-from facekit.media.sources import utf8_text
+from facekit.media.sources import from_utf8_text, utf8_text
 from facekit.output.alignments import ALIGNMENTS_FILE, journal_path
 from facekit.output.differences import setting_differences
 from facekit.output.reference_digests import references_by_content
@@ -138,6 +138,15 @@ class CollectionState:
             self.sources[source.rel] = self.earlier[source.rel]
             self.kept_earlier += 1
         self.save(force=False)
+
+    def spelled(self, source: Source) -> Path:
+        """``source.path``, or the earlier run's path of it where that names the same file
+        otherwise (relative, absolute, through a link): a rerun resumes that run, so its frames
+        and face files name the source as that run's did."""
+        earlier = self.earlier.get(source.rel, {}).get("path")
+        if earlier is None or earlier == utf8_text(source.path) or not same_file(earlier, str(source.path)):
+            return source.path
+        return Path(from_utf8_text(earlier))
 
     def counts(self) -> Counter[str]:
         return Counter(entry["state"] for entry in list(self.sources.values()))
@@ -262,3 +271,15 @@ def _within(found: dict[str, Any], wanted: dict[str, Any], default: Any) -> bool
 
 
 _ABSENT = object()
+
+
+def same_file(one: str, other: str) -> bool:
+    """Whether two paths name one existing file or folder by the same name, their folders
+    spelled otherwise (relative, absolute, through a link). A file named otherwise (a link
+    ``b.mp4`` to ``a.mp4``) is not: its frames are named after it."""
+    if Path(one).name != Path(other).name:
+        return False
+    try:
+        return Path(one).expanduser().resolve(strict=True) == Path(other).expanduser().resolve(strict=True)
+    except (OSError, RuntimeError):
+        return False

@@ -143,7 +143,7 @@ class FrameSource:
         try:
             while failed < MAX_FAILED_GRABS:
                 if not capture.grab():
-                    if number == self.frame_count:  # every frame its header counts: the end, not damage
+                    if number == self.frame_count > 0:  # every frame its header counts: the end, not damage
                         break
                     failed += 1
                     continue

@@ -401,9 +401,9 @@ def test_a_video_replaced_under_its_name_since_extraction_is_refused_and_nothing
 
 
 @pytest.mark.slow  # three runs: the README's fast tier keeps within its 8 minutes
-def test_a_recrop_of_an_extraction_that_kept_its_rejected_faces_cuts_them_again(tmp_path: Path) -> None:
-    """``filter.save_rejected=true`` kept the filter's rejected faces in ``rejected/``; the
-    re-crop left them out (their entries' crops null), so it did not mirror its extraction."""
+def test_a_recrop_with_save_rejected_cuts_the_rejected_faces_again(tmp_path: Path) -> None:
+    """``filter.save_rejected=true`` on the re-crop cuts the rejected faces again too, as the
+    extraction at that size keeps them (formats.md: the one filter key a re-crop takes)."""
     require_data()
     people = DATA / "images" / "people"
     (tmp_path / "photos").mkdir()
@@ -412,7 +412,7 @@ def test_a_recrop_of_an_extraction_that_kept_its_rejected_faces_cuts_them_again(
     kept = (f"filter.refs=[{people / 'p04' / 'img15.jpg'}]", "filter.save_rejected=true")
     _run(tmp_path, "input=photos", "output=at256", *kept)
     _run(tmp_path, "input=photos", "output=at128", "output.size=128", *kept)
-    _run(tmp_path, "task=recrop", "input=at256", "output=re128", "output.size=128")
+    _run(tmp_path, "task=recrop", "input=at256", "output=re128", "output.size=128", "filter.save_rejected=true")
     rejected = sorted(p.name for p in (tmp_path / "at128" / "rejected").glob("*.png"))
     assert len(rejected) == 2 and sorted(p.name for p in (tmp_path / "re128" / "rejected").glob("*.png")) == rejected
     crops = {name: [face["crop"] for face in frame["faces"]]

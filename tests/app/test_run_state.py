@@ -328,3 +328,29 @@ def test_a_rerun_with_nothing_to_do_writes_the_summary_a_run_stopped_after_its_f
     assert again.returncode == 0 and "nothing to do: 2 frames already done" in again.stderr, again.stderr
     summary = load_json(tmp_path / "out" / "run_summary.json")
     assert (summary["frames"], summary["resumed"], summary["rejected"]) == (0, 2, first["rejected"]) != (0, 2, {})
+
+
+@pytest.mark.parametrize("collection", [False, True])
+def test_a_rerun_that_names_the_input_otherwise_keeps_the_first_runs_spelling(tmp_path: Path, collection: bool) -> None:
+    """Resumed with the input typed relative where the first run typed it absolute, half the
+    frames named the file one way and half the other (entries and face files' text alike), a
+    folder that matched no run: ``crop_sha256`` of the same pixels differed, curation sorted them
+    apart. The rerun now names it as the run it resumes did."""
+    from facekit.output.pngmeta import SOURCE_KEY, read_png_text
+
+    require_data()
+    photos = tmp_path / "work" / ("tree/a" if collection else "photos")
+    photos.mkdir(parents=True)
+    (photos / "obama.jpg").symlink_to(SCENES / "obama.jpg")
+    typed = photos.parent if collection else photos
+    first = run_facekit(f"input={typed}", f"output={tmp_path / 'out'}", "runner.progress=false", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    (photos / "biden.jpg").symlink_to(SCENES / "biden.jpg")  # the rerun has a frame to do
+    again = run_facekit(f"input={typed.relative_to(tmp_path / 'work')}", f"output={tmp_path / 'out'}",
+                        "runner.progress=false", cwd=tmp_path / "work")
+    assert again.returncode == 0, again.stderr
+    out = tmp_path / "out" / ("a" if collection else "")
+    frames = load_json(out / "alignments.json")["frames"]
+    assert set(frames) == {"obama", "biden"}
+    assert {str(Path(frame["source"]).parent) for frame in frames.values()} == {str(photos)}
+    assert {str(Path(read_png_text(path)[SOURCE_KEY]).parent) for path in out.glob("*.png")} == {str(photos)}

@@ -243,9 +243,10 @@ class CollectionStream:
         folder = settings.root / source.output
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            frames = open_input(source.path, exclude=folder, sampling=settings.sampling, in_collection=True)
+            spelled = state.spelled(source)  # as the run it resumes named it
+            frames = open_input(spelled, exclude=folder, sampling=settings.sampling, in_collection=True)
             frames.decoder_output = self.decoder_output
-            meta = alignments_meta(settings.cfg, str(source.path), settings.stages, settings.face_filter, frames,
+            meta = alignments_meta(settings.cfg, str(spelled), settings.stages, settings.face_filter, frames,
                                    settings.quality)
             ledger = source_ledger(settings.cfg, folder, meta, frames)
         except (FacekitError, OSError) as exc:

@@ -69,35 +69,33 @@ def run_on_ray(cfg: DictConfig, registry: PluginRegistry | None,
     import_ray(private=cfg.runner.address is None)  # a missing Ray is one line, before any model loads
     _check(cfg)
     root = job_output_dir(cfg)
-    sources: RaySources | None = None
-    try:
-        with ExitStack() as held:
-            run = held.enter_context(RunFolder(root))  # one run in this folder; nothing written until accepted
-            sources = sources_for(root) if sources_for is not None else _extraction_sources(cfg, registry, root)
-            with ThreadPoolExecutor(1, thread_name_prefix="facekit-plan") as pool:
-                planned = pool.submit(sources.plan)  # sources opened and cut into shards while Ray starts
-                sources.decided.wait()  # Ray starts at the first shard to run: a rerun with none starts none
-                ray = held.enter_context(ray_session(cfg.runner.address, bool(cfg.runner.verbose))) \
-                    if sources.to_run else None
-                planned.result()
-            _hold_source_folders(held, sources.jobs, existing=True)  # a run writing one refuses this one
-            if ray is None:
-                accept_run(cfg, run)
-                _without_ray(cfg, sources)
-                return
-            shards = sum(len(job.shards) for job in sources.jobs)
-            check_shared_output(ray, root)
+    with ExitStack() as held:
+        run = held.enter_context(RunFolder(root))  # one run in this folder; nothing written until accepted
+        sources = sources_for(root) if sources_for is not None else _extraction_sources(cfg, registry, root)
+        with ThreadPoolExecutor(1, thread_name_prefix="facekit-plan") as pool:
+            planned = pool.submit(sources.plan)  # sources opened and cut into shards while Ray starts
+            sources.decided.wait()  # Ray starts at the first shard to run: a rerun with none starts none
+            ray = held.enter_context(ray_session(cfg.runner.address, bool(cfg.runner.verbose))) \
+                if sources.to_run else None
+            planned.result()
+        locked = _hold_source_folders(held, sources.jobs, root, set())  # a run writing one refuses this one
+        if ray is None:
             accept_run(cfg, run)
-            _hold_source_folders(held, sources.jobs, existing=False)
-            sources.state.resume_saving()
-            log.info("%s: %d source(s) to run in %d shard(s) on Ray", cfg.input, len(sources.jobs), shards)
-            plan = _ray_plan(cfg, ray, sources, shards)
-            totals = run_shards(ray, plan, sources.jobs, sources.done)
-            sources.state.run = {"frames": totals.frames, "seconds": round(totals.seconds, 3),  # as run_local keeps
-                                 "frames_per_s": round(totals.frames / totals.seconds, 2) if totals.seconds else 0.0}
-    finally:
-        if sources is not None and run.accepted:
-            sources.state.save()
+            _hold_source_folders(held, sources.jobs, root, locked, accepted=True)
+            held.push(_saved_at_exit(sources.state))
+            _without_ray(cfg, sources)
+            return
+        shards = sum(len(job.shards) for job in sources.jobs)
+        check_shared_output(ray, root)
+        accept_run(cfg, run)
+        _hold_source_folders(held, sources.jobs, root, locked, accepted=True)
+        held.push(_saved_at_exit(sources.state))  # before the locks go, so no other run reads it stale
+        sources.state.resume_saving()
+        log.info("%s: %d source(s) to run in %d shard(s) on Ray", cfg.input, len(sources.jobs), shards)
+        plan = _ray_plan(cfg, ray, sources, shards)
+        totals = run_shards(ray, plan, sources.jobs, sources.done)
+        sources.state.run = {"frames": totals.frames, "seconds": round(totals.seconds, 3),  # as run_local keeps
+                             "frames_per_s": round(totals.frames / totals.seconds, 2) if totals.seconds else 0.0}
     log.info("done on Ray: %s", totals.line())
     figures = {**sources.state.run, "faces": totals.faces, "shards": totals.shards, "kept_shards": totals.kept,
                "failed_shards": totals.failed, "nodes": len(totals.nodes), "workers": plan.workers}
@@ -107,14 +105,33 @@ def run_on_ray(cfg: DictConfig, registry: PluginRegistry | None,
         raise FacekitError(sources.unread)
 
 
-def _hold_source_folders(held: ExitStack, jobs: Sequence[SourceJob], existing: bool) -> None:
+def _hold_source_folders(held: ExitStack, jobs: Sequence[SourceJob], root: Path, locked: set[Path],
+                         accepted: bool = False) -> set[Path]:
     """Each source folder's lock, as a local run's ledger holds it, until the run ends: a local
-    run into one of them refuses this run, or is refused while it runs. The folders there
-    (``existing``) before the run is accepted, so a refused run makes none; the others once it is."""
+    run into one of them refuses this run, or is refused while it runs. Before the run is
+    accepted, the folders there already, but the output folder itself (``RunFolder`` keeps it
+    for this run, and a refused run leaves it as it was); once it is, the others. ``locked``: those
+    held so far, added to."""
     for job in jobs:
-        if job.output.is_dir() == existing:
+        if job.output not in locked and (accepted or (job.output != root and job.output.is_dir())):
             job.output.mkdir(parents=True, exist_ok=True)
             held.enter_context(exclusive_output(job.output))
+            locked.add(job.output)
+    return locked
+
+
+def _saved_at_exit(state: CollectionState) -> Callable[..., bool]:
+    """``collection.json`` saved as the run's ExitStack closes, the error it closes on (a full
+    disk, most often) kept as the one the user sees."""
+    def save(exc_type: type[BaseException] | None, *_: object) -> bool:
+        try:
+            state.save()
+        except OSError:
+            if exc_type is None:
+                raise
+        return False
+
+    return save
 
 
 def _extraction_sources(cfg: DictConfig, registry: PluginRegistry | None, root: Path) -> RaySources:
@@ -176,7 +193,8 @@ class RaySources:
                 self.done_earlier += int(self.state.earlier[source.rel].get("frames", 0))
             else:
                 try:
-                    self._plan_one(source.rel, source.path, self.root / source.output, self.runs.named(source))
+                    self._plan_one(source.rel, self.runs.opened(source), self.root / source.output,
+                                   self.runs.named(source))
                 except (FacekitError, OSError) as exc:
                     if self.runs.alone:  # a collection of one fails as its source fails
                         raise

@@ -29,7 +29,6 @@ from facekit.media.sources import from_utf8_text, utf8_text, video_signature
 from facekit.ledger.lock import check_finished
 from facekit.ledger.states import SourceState
 from facekit.output.alignments import ALIGNMENTS_FILE, load_alignments_meta
-from facekit.output.face_files import REJECTED
 
 
 @dataclass(frozen=True)
@@ -59,12 +58,6 @@ class Earlier:
     sources: list[EarlierSource]
     collection: bool
 
-    @property
-    def saved_rejected(self) -> bool:
-        """Whether the extraction kept its rejected faces' crops (``filter.save_rejected``, in a
-        source's ``rejected/``), which its re-crop then cuts again too."""
-        return any((self.folder / source.output / REJECTED).is_dir() for source in self.sources)
-
 
 @dataclass
 class EarlierRuns(RunSources):
@@ -87,6 +80,9 @@ class EarlierRuns(RunSources):
 
     def named(self, source: Source) -> str:
         return self.source(source.rel).named
+
+    def opened(self, source: Source) -> Path:
+        return source.path  # where the source was found (moved, perhaps), named as the extraction named it
 
     def unfinished(self, source: Source) -> str | None:
         """A source whose extraction is not done (stopped, or some shards failed) is re-cropped

@@ -17,7 +17,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Callable
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from facekit.app.tasks.acceptance import accept_run
 from facekit.app.tasks.idle import say_nothing_to_do
@@ -47,8 +47,6 @@ log = logging.getLogger("facekit")
 
 def run_recrop(cfg: DictConfig, registry: PluginRegistry) -> None:
     earlier = check_recrop(cfg)
-    if earlier.saved_rejected and not cfg.filter.save_rejected:  # the re-crop mirrors its extraction's folders
-        cfg = OmegaConf.merge(cfg, {"filter": {"save_rejected": True}})
     if cfg.runner.get("executor") == "ray":
         from facekit.app.tasks.recrop_ray import recrop_on_ray
 

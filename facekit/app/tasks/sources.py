@@ -17,8 +17,10 @@ from omegaconf import DictConfig
 
 from facekit.app.tasks.collection_settings import collection_settings, default_settings, effective_settings
 from facekit.app.tasks.settings import is_collection_input, selection
-from facekit.ledger.collection_state import CollectionState, refuse_another_kind
+from facekit.ledger.collection_state import CollectionState, refuse_another_kind, same_file
+from facekit.errors import FacekitError
 from facekit.media.collection import COLLECTION_FILE, Source, sources_of
+from facekit.output.alignments import ALIGNMENTS_FILE, load_alignments_meta
 
 
 @dataclass
@@ -57,6 +59,22 @@ class RunSources:
         return None
 
     def named(self, source: Source) -> str:
-        """The source as its alignments meta names it: the input as given, or a collection's
-        source's path (a single input's meta has always named it as the user wrote it)."""
-        return str(self.cfg.input) if self.alone else str(source.path)
+        """The source as its alignments meta, frames and face files name it: the input as given,
+        or a collection's source's path (a single input's meta has always named it as the user
+        wrote it). A rerun that names the same file otherwise (relative, absolute, through a
+        link) keeps the earlier run's spelling: it resumed that run, and half its frames naming
+        the file one way and half the other matched no run."""
+        if not self.alone:
+            return str(self.state.spelled(source))
+        typed = str(self.cfg.input)
+        try:
+            earlier = str(load_alignments_meta(self.root / ALIGNMENTS_FILE).get("input"))
+        except (OSError, ValueError, FacekitError):
+            return typed
+        return earlier if earlier != typed and same_file(earlier, typed) else typed
+
+    def opened(self, source: Source) -> Path:
+        """The path the source is read from: as ``named`` spells it, so its frames name it so."""
+        return Path(self.named(source)).expanduser()
+
+
