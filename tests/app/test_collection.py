@@ -195,7 +195,8 @@ def test_nothing_processed_exits_2(tmp_path: Path) -> None:
     assert "no source of tree could be processed (2 failed" in " ".join(result.stderr.split())
 
 
-@pytest.mark.parametrize("runner", [["runner.mode=parallel"], ["runner.mode=serial"],  # streamed; one source at a time
+@pytest.mark.parametrize("runner", [["runner.mode=parallel"],  # streamed; one source at a time; Ray
+                                    pytest.param(["runner.mode=serial"], marks=pytest.mark.slow),
                                     pytest.param(["runner=ray"], id="ray", marks=pytest.mark.slow)],
                          ids=lambda runner: runner[0])
 def test_a_folder_none_of_whose_photos_reads_is_a_failed_source(tmp_path: Path, runner: list[str]) -> None:

@@ -330,7 +330,7 @@ def test_a_rerun_with_nothing_to_do_writes_the_summary_a_run_stopped_after_its_f
     assert (summary["frames"], summary["resumed"], summary["rejected"]) == (0, 2, first["rejected"]) != (0, 2, {})
 
 
-@pytest.mark.parametrize("collection", [False, True])
+@pytest.mark.parametrize("collection", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_a_rerun_that_names_the_input_otherwise_keeps_the_first_runs_spelling(tmp_path: Path, collection: bool) -> None:
     """Resumed with the input typed relative where the first run typed it absolute, half the
     frames named the file one way and half the other (entries and face files' text alike), a
