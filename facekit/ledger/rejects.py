@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 from facekit.faces.quality import reason_kind
 from facekit.records import FrameRecord
@@ -12,6 +13,10 @@ class RejectCounts(Counter[str]):
 
     def count(self, record: FrameRecord) -> None:
         self.update(reason_kind(face.reason) for face in record.faces if not face.keep)
+
+    def count_entry(self, entry: dict[str, Any]) -> None:
+        """The same count from a frame's alignments entry, as a run stored it."""
+        self.update(reason_kind(face.get("reason")) for face in entry.get("faces", []) if face.get("keep") is False)
 
     def as_dict(self) -> dict[str, int]:
         return dict(sorted((kind, count) for kind, count in self.items() if count))

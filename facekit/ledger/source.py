@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from facekit.errors import OutputError
-from facekit.faces.quality import reason_kind
 from facekit.fileio import remove_left_temporaries
 from facekit.ledger.lock import exclusive_output
 from facekit.ledger.photos import photos_to_redo, remove_face_files
@@ -186,8 +185,7 @@ class SourceLedger:
         if (self.folder / SUMMARY_FILE).is_file():
             return
         for entry in load_alignments(self.folder / ALIGNMENTS_FILE)["frames"].values():  # folded: the ledger is closed
-            self.rejects.update(reason_kind(face.get("reason")) for face in entry.get("faces", [])
-                                if face.get("keep") is False)
+            self.rejects.count_entry(entry)
         self.summary.mode = mode
         self.write_summary()
 

@@ -28,7 +28,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from facekit.console import unquoted
-from facekit.faces.quality import MEASURES, reason_kind
+from facekit.faces.quality import MEASURES
 from facekit.sweep import contact_sheet
 from facekit.media.collection import listed_sources
 from facekit.output.alignments import ALIGNMENTS_FILE, load_alignments
@@ -36,6 +36,7 @@ from facekit.sweep.contact_sheet import SheetFace, SheetRow
 from facekit.sweep.curation_job import CurationCounts, curation_counts
 from facekit.sweep.swept import SETTINGS, THRESHOLD_KEY, SweptSetting, x_axis
 from facekit.fileio import atomic_write_bytes
+from facekit.ledger.rejects import RejectCounts
 from facekit.ledger.states import SourceState
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,9 @@ def read_job(folder: Path, axis: SweptSetting = SETTINGS[THRESHOLD_KEY]) -> JobR
     faces = [face for frame in frames.values() for face in frame["faces"]]
     job.kept = sum(bool(face.get("keep", True)) for face in faces)
     job.rejected = len(faces) - job.kept
-    job.reasons = Counter(reason_kind(face.get("reason")) for face in faces if not face.get("keep", True))
+    job.reasons = RejectCounts()  # counted as the run's own summary counts them
+    for frame in frames.values():
+        job.reasons.count_entry(frame)
     meta = documents[0].get("meta", {})
     job.quality = bool(meta.get("quality"))
     job.limited = {key if key == "max_faces" else key.partition("_")[2] for key in meta.get("quality") or {}}
