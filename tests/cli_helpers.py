@@ -43,11 +43,22 @@ def facekit_process(*args: str, cwd: Path, env: dict[str, str] | None = None,
     process = subprocess.Popen([sys.executable, "-m", "facekit", *args], cwd=cwd,
                                env={**os.environ, "FACEKIT_OFFLINE": "1", **(env or {})},
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               preexec_fn=preexec, start_new_session=True)
+                               preexec_fn=lambda: _as_at_a_terminal(preexec), start_new_session=True)
     try:
         yield process
     finally:
         _kill_session(process)
+
+
+def _as_at_a_terminal(preexec: Callable[[], None] | None) -> None:
+    """In the child: SIGINT and SIGTERM as a terminal's shell gives them, neither ignored nor
+    blocked, whatever the test process inherited or did before (an ignoring parent, a signal mask
+    left blocked by code that ran in it): in CI a test's SIGINT twice never stopped a run on
+    threads, which then did all its frames."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    if preexec is not None:
+        preexec()
 
 
 def run_in_terminal(*args: str, cwd: Path, columns: int = 80, env: dict[str, str] | None = None,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -24,18 +25,31 @@ from facekit.records import FrameRecord
 log = logging.getLogger("facekit")
 
 
+@dataclass(frozen=True)
+class LedgerSettings:
+    """How every source's ledger of a run writes and resumes: made once from the run's settings
+    (``planning.ledger_settings``), whichever executor runs the source."""
+
+    debug: bool  # output.debug: each frame drawn into debug/
+    save_rejected: bool  # filter.save_rejected: the rejected faces' crops into rejected/
+    save_every: int  # output.save_every: frames between syncs of the journal
+    verify: Verify  # resume.verify: how a finished frame's face files are checked
+    mask_files: bool  # output.mask_format=file: each face's masks as files, checked too
+
+
 class SourceLedger:
     """Opens the folder (its lock held until ``close``), resumes its journal (``done``: the
     frames an earlier run finished), writes each finished frame's files then its journal line,
     and on ``close`` folds the journal into ``alignments.json``."""
 
-    def __init__(self, folder: Path, meta: dict[str, Any], *, debug: bool = False, save_rejected: bool = False,
-                 save_every: int = 100, verify: Verify = Verify.size,
-                 photos: Sequence[tuple[str, Path]] | None = None, mask_files: bool = False) -> None:
+    def __init__(self, folder: Path, meta: dict[str, Any], settings: LedgerSettings,
+                 photos: Sequence[tuple[str, Path]] | None = None) -> None:
         """``photos``: a folder source's (frame name, file) as they are now, so a finished frame
-        whose photo changed since is done again (``facekit.ledger.photos``). ``mask_files``: the
-        run writes each face's masks as files too (``output.mask_format=file``), which a finished
+        whose photo changed since is done again (``facekit.ledger.photos``). With
+        ``settings.mask_files`` the run writes each face's masks as files too, which a finished
         frame must still have."""
+        debug, save_rejected, verify, mask_files = (settings.debug, settings.save_rejected, settings.verify,
+                                                    settings.mask_files)
         self.folder = folder
         self._held = ExitStack()
         try:
@@ -43,7 +57,7 @@ class SourceLedger:
             self._held.enter_context(exclusive_output(folder))
             written_ns = last_written_ns(folder)  # before this run writes there
             self.alignments = self._held.enter_context(AlignmentsWriter(folder / ALIGNMENTS_FILE, meta,
-                                                                        sync_every=save_every))
+                                                                        sync_every=settings.save_every))
             self.writer = FaceWriter(folder, debug=debug, save_rejected=save_rejected)  # its folders once accepted
         except BaseException:
             self._held.close()

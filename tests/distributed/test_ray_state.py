@@ -3,7 +3,6 @@ run holds the folder), and a refused Ray rerun leaves the output byte for byte; 
 bound to 127.0.0.1."""
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -84,14 +83,10 @@ def test_a_ray_recrop_of_an_extraction_finished_since_recrops_its_new_frames(tmp
     from cli_helpers import stop_with
 
     args = [f"input={CLIP}", "output=out", "runner.workers=0", "runner.progress=false", "output.save_every=1"]
-    for _ in range(3):  # on a loaded CI machine the 91 frames were once all done before the stop reached the run
-        shutil.rmtree(tmp_path / "out", ignore_errors=True)
-        with facekit_process(*args, "runner.queue_size=1", cwd=tmp_path) as first:
-            wait_for_frames(first, tmp_path / "out", 20)
-            stop_with(first, signal.SIGINT)
-        extracted = len(load_json(tmp_path / "out" / "alignments.json")["frames"])
-        if extracted < 91:
-            break
+    with facekit_process(*args, "runner.queue_size=1", cwd=tmp_path) as first:
+        wait_for_frames(first, tmp_path / "out", 20)
+        stop_with(first, signal.SIGINT)
+    extracted = len(load_json(tmp_path / "out" / "alignments.json")["frames"])
     assert 20 <= extracted < 91, extracted
     early = _on_ray("task=recrop", "input=out", "output=recrop", "output.size=128", "runner.shard_frames=200", cwd=tmp_path)
     assert early.returncode == 0, early.stderr

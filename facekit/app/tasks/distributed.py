@@ -22,9 +22,8 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from omegaconf import DictConfig
 
 from facekit.app.tasks.acceptance import accept_run
-from facekit.app.tasks.mask_settings import writes_mask_files
 from facekit.app.tasks.idle import say_nothing_to_do
-from facekit.app.tasks.planning import alignments_meta, build_stages, identity_filter
+from facekit.app.tasks.planning import alignments_meta, build_stages, identity_filter, ledger_settings
 from facekit.app.tasks.sources import RunSources
 from facekit.app.tasks.settings import job_output_dir, sampling
 from facekit.app.tasks.source_step import mark_ended, report_collection
@@ -44,7 +43,6 @@ from facekit.ledger.rejects import RejectCounts
 from facekit.ledger.source import counted, warn_not_done_again
 from facekit.ledger.states import SourceState
 from facekit.ledger.summary import SourceSummary, nothing_read
-from facekit.ledger.verify import Verify
 from facekit.media.collection import Source
 from facekit.media.sampling import Sampling
 from facekit.media.shards import Shard, shards_of
@@ -209,9 +207,9 @@ class RaySources:
         """``named``: the source as the alignments meta names it (the input, or a collection's source's path)."""
         source = open_input(path, exclude=output, sampling=self.sampling, in_collection=not self.runs.alone)
         sharded = shards_of(source, int(self.cfg.runner.shard_frames), int(self.cfg.runner.files_per_shard))
+        books = ledger_settings(self.cfg)
         job = SourceJob(key, output, self.meta(key, named, source), sharded.shards, sharded.frames,
-                        int(self.cfg.output.save_every),
-                        Verify(self.cfg.resume.verify), writes_mask_files(self.cfg), self.frames_of(key))
+                        books.save_every, books.verify, books.mask_files, self.frames_of(key))
         kept = check_earlier(job)
         self.jobs.append(job)
         if len(kept) < len(job.shards):
@@ -282,8 +280,9 @@ def _ray_plan(cfg: DictConfig, ray: Any, sources: RaySources, shards: int) -> Ra
     count = worker_count(cfg.runner.actors, resources, cpus, gpus, max(1, shards))
     log.info("Ray: %d worker(s), %s (cluster: %g CPUs, %g GPUs)", count, resources.why, cpus, gpus)
     payload = pickle.dumps((sources.stages, sources.face_filter, sources.quality))
-    return RayPlan(payload, resources, count, sources.sampling, debug=bool(cfg.output.debug),
-                       save_rejected=bool(cfg.filter.save_rejected), progress=bool(cfg.runner.progress))
+    books = ledger_settings(cfg)
+    return RayPlan(payload, resources, count, sources.sampling, debug=books.debug,
+                   save_rejected=books.save_rejected, progress=bool(cfg.runner.progress))
 
 
 def _write_summary(outcome: SourceOutcome) -> None:

@@ -16,7 +16,7 @@ from facekit.errors import ConfigError, FacekitError
 from facekit.faces.quality import QualityFilter
 from facekit.faces.stages import FaceStages
 from facekit.imaging import geometry
-from facekit.ledger.source import SourceLedger
+from facekit.ledger.source import LedgerSettings, SourceLedger
 from facekit.ledger.verify import Verify
 from facekit.media import FrameSource
 from facekit.media.sources import frame_names, utf8_text, video_signature
@@ -135,6 +135,14 @@ def face_encoder(cfg: DictConfig, output: Path) -> FaceWriter:
     return FaceWriter(output, debug=bool(cfg.output.debug), save_rejected=bool(cfg.filter.save_rejected), create=False)
 
 
+def ledger_settings(cfg: DictConfig) -> LedgerSettings:
+    """Every source's ledger settings, from the run's: the one place they are read, for either
+    executor (Ray's shard jobs take the same)."""
+    return LedgerSettings(debug=bool(cfg.output.debug), save_rejected=bool(cfg.filter.save_rejected),
+                          save_every=int(cfg.output.save_every), verify=Verify(cfg.resume.verify),
+                          mask_files=writes_mask_files(cfg))
+
+
 def source_ledger(cfg: DictConfig, output: Path, meta: dict[str, Any],
                   frames: FrameSource | None = None) -> SourceLedger:
     """A source's ledger with the run's output and resume settings (not entered yet). A folder
@@ -142,9 +150,7 @@ def source_ledger(cfg: DictConfig, output: Path, meta: dict[str, Any],
     done there (a rerun with nothing to do); with frames left, their faces would lack the
     masks, so the run is refused as for other settings, the folder left as it was."""
     photos = None if frames is None or frames.kind == "video" else list(zip(frame_names(frames.files), frames.files))
-    ledger = SourceLedger(output, meta, debug=bool(cfg.output.debug), save_rejected=bool(cfg.filter.save_rejected),
-                          save_every=cfg.output.save_every, verify=Verify(cfg.resume.verify), photos=photos,
-                          mask_files=writes_mask_files(cfg))
+    ledger = SourceLedger(output, meta, ledger_settings(cfg), photos=photos)
     refusal = ledger.alignments.refused_unless_done
     if refusal is not None and (frames is None or not frames.all_done(ledger.done)):
         with ledger:
