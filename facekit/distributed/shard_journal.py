@@ -87,7 +87,8 @@ def finished(output: Path, shard: Shard, fingerprint: Any, verify: Verify = Veri
     holds), one naming a face file that is missing or damaged (``verify``, as a local rerun
     checks its files) or a mask file that is missing (``mask_files``), one of a files shard some
     of whose photos could not be read when it ran (``retry_skipped``: an earlier run's, as a local
-    rerun tries a source's skipped photos again; not the fold's of the shard that just ran), or one of other frames than ``frames`` (when the shard's frames are known
+    rerun tries a source's skipped photos again; not the fold's of the shard that just ran), or
+    one of other frames than ``frames`` (when the shard's frames are known
     beforehand: a re-crop's, those its extraction holds there now), is set aside (a warning says
     so), and the shard runs again: a shard is the unit that runs again."""
     path = shard_journal(output, shard)
@@ -152,8 +153,8 @@ def _other_photos(output: Path, path: Path, shard: Shard, names: list[str] | Non
     the folder gained or lost photos, so the shard now covers others (``names``: the ones it
     held, None in journals written before they were recorded), or one of its photos changed
     since the journal landed, or (``retry_skipped``) some of its photos could not be read when it
-    ran. A changed photo's face files go with it:
-    the photo now in its place may have fewer faces."""
+    ran. A changed photo's face files go with it: the photo now in its place may have fewer
+    faces."""
     recorded = {name: Path(str(entry.get("source", ""))).name for name, entry in held.items()}
     if (list(names) != list(shard.names)) if names is not None else not set(recorded) <= set(shard.names):
         return " holds other photos than its place in the folder holds now (photos were added or removed since)"

@@ -119,8 +119,8 @@ class FrameSource:
         a video makes a few grabs fail and decoding then goes on from the next good frame, so
         reading stops only after ``MAX_FAILED_GRABS`` failures in a row: a few damaged bytes
         must not end a long job. A grab that fails once every frame the header counts is read is
-        the end (1,000 more cost 13-19 ms a video, a third of a run over 1,000 short clips). Grabbing (decoding) every frame, skipped or not, keeps the
-        numbering the same on a rerun that resumes.
+        the end (1,000 more cost 13-19 ms a video, a third of a run over 1,000 short clips).
+        Grabbing (decoding) every frame, skipped or not, keeps the numbering the same on a rerun that resumes.
 
         A file cut short fails a grab at the cut and then still gives the frames its decoder
         held: failed grabs with no frame missing. The last frame's timestamp tells that apart

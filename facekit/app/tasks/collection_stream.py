@@ -1,4 +1,4 @@
-"""A collection read as one stream of frames, source after source, through one runner.
+"""A collection read as one stream of frames, source after source, through one pipeline.
 
 One pipeline (and so one set of worker processes, started once) takes every source's frames in
 turn: the reader opens the next source while the workers are still busy with the last one, so
@@ -26,12 +26,12 @@ from omegaconf import DictConfig
 
 from facekit.app.tasks.collection_progress import CollectionProgress
 from facekit.app.tasks.planning import alignments_meta, source_ledger
-from facekit.ledger.summary import nothing_read
 from facekit.console import quantity
 from facekit.errors import FacekitError, failure_reason
 from facekit.faces.quality import QualityFilter
 from facekit.faces.stages import FaceStages
 from facekit.ledger.collection_state import alignments_name
+from facekit.ledger.summary import nothing_read
 from facekit.ledger.source import SourceLedger, counted
 from facekit.ledger.states import SourceState
 from facekit.media import FrameSource, open_input

@@ -132,7 +132,8 @@ def alignments_meta(cfg: DictConfig, input_value: str, stages: FaceStages, face_
 def face_encoder(cfg: DictConfig, output: Path) -> FaceWriter:
     """A FaceWriter with the run's output settings that only encodes (in the worker processes,
     off the writer's thread): a source's ledger lands the files it makes."""
-    return FaceWriter(output, debug=bool(cfg.output.debug), save_rejected=bool(cfg.filter.save_rejected), create=False)
+    books = ledger_settings(cfg)  # the writer's folders are the ledger's
+    return FaceWriter(output, debug=books.debug, save_rejected=books.save_rejected, create=False)
 
 
 def ledger_settings(cfg: DictConfig) -> LedgerSettings:

@@ -107,8 +107,9 @@ def plan_run(cfg: DictConfig, registry: PluginRegistry | None, held: ExitStack, 
             stages.load_models()
         else:
             stages.ensure_weights()  # each worker builds its own models from them
-        for warning in plan.gpu_plan.warnings if gpu is None else []:  # after loading: a plugin's error stays the only line
-            log.warning(warning)
+        if gpu is None:  # a collection's plan said its warnings once
+            for warning in plan.gpu_plan.warnings:  # after loading: a plugin's error stays the only line
+                log.warning(warning)
         notes.append(plan.gpu_plan.decision)
         plan.passes = plan_passes(stages.steps(), plan.gpu_plan.passes, finish=[finish])
     notes.append(f"{source.path}: {len(source)} frame(s)"
@@ -196,7 +197,6 @@ def refuse_nothing_read(plan: RunPlan, summary: RunSummary, alone: bool) -> None
     reason = nothing_read(plan.source.kind, summary.frames, summary.resumed, summary.skipped)
     if reason is not None:
         raise FacekitError(f"input {str(plan.cfg.input)!r}: {reason}" if alone else reason)
-
 
 
 def _replay_stage(stages: FaceStages, cached: dict[str, dict[str, Any]]) -> Stage:
