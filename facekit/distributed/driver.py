@@ -45,8 +45,7 @@ from facekit.distributed.shard_worker import ShardResult, ShardTask, ShardWorker
 from facekit.console import STDERR, quantity
 from facekit.errors import FacekitError
 from facekit.ledger.rejects import RejectCounts
-from facekit.ledger.source import remove_killed_writes
-from facekit.ledger.verify import Verify
+from facekit.ledger.source import LedgerSettings, remove_killed_writes
 from facekit.log_relay import configured_levels, replay
 from facekit.media.sampling import Sampling
 from facekit.media.shards import Shard
@@ -71,10 +70,8 @@ class SourceJob:
     output: Path
     meta: dict[str, Any]
     shards: list[Shard]
+    books: LedgerSettings  # how its journal syncs and how a kept shard's files are checked, as a local ledger's
     frames: int = 0
-    save_every: int = 100
-    verify: Verify = Verify.size  # how a kept shard's face files are checked (resume.verify)
-    mask_files: bool = False  # and its faces' mask files (output.mask_format=file)
     #: the frames each shard must hold, where known before it runs (a re-crop's: its extraction's)
     frames_of: Callable[[Shard], Sequence[str]] | None = None
 
@@ -136,8 +133,7 @@ class RayPlan:
     resources: WorkerResources
     workers: int
     sampling: Sampling
-    debug: bool = False
-    save_rejected: bool = False
+    books: LedgerSettings  # debug frames and rejected crops, as every source's ledger writes them
     progress: bool = True
 
 
@@ -174,8 +170,7 @@ def run_shards(ray: Any, plan: RayPlan, jobs: Sequence[SourceJob],
             if shard.number in outcome.kept_shards:
                 outcome.file_logs(shard.number, [])  # an earlier run's: its lines are in its facekit.log
             else:
-                todo.append((ShardTask(shard, str(job.output), plan.sampling, fingerprint, plan.debug,
-                                       plan.save_rejected), 1))
+                todo.append((ShardTask(shard, str(job.output), plan.sampling, fingerprint, plan.books), 1))
     totals = RayTotals(kept=sum(o.kept for o in outcomes.values()))
     for outcome in outcomes.values():  # nothing left to run: fold now (a rerun after everything finished)
         if outcome.kept == len(outcome.job.shards):
@@ -286,18 +281,18 @@ def check_earlier(job: SourceJob) -> set[int]:
                                f"(and {SHARDS_DIR}) there to start over")
     fingerprint = job.meta.get("fingerprint")
     return {shard.number for shard in job.shards
-            if finished(job.output, shard, fingerprint, job.verify, job.frames_of(shard) if job.frames_of else None,
-                        job.mask_files, retry_skipped=job.frames_of is None)}  # a re-crop's holds only its frames
+            if finished(job.output, shard, fingerprint, job.books.verify, job.frames_of(shard) if job.frames_of else None,
+                        job.books.mask_files, retry_skipped=job.frames_of is None)}  # a re-crop's holds only its frames
 
 
 def _fold(outcome: SourceOutcome, on_source_done: Callable[[SourceOutcome], None]) -> None:
     """The source's finished shards, in order, into its alignments file (atomically, by
     ``AlignmentsWriter``); a failed shard's frames are simply absent until a rerun."""
     job = outcome.job
-    with AlignmentsWriter(job.output / ALIGNMENTS_FILE, job.meta, sync_every=job.save_every) as alignments:
+    with AlignmentsWriter(job.output / ALIGNMENTS_FILE, job.meta, sync_every=job.books.save_every) as alignments:
         alignments.rewrite_in_order()  # after what a fold stopped by a full disk left in the journal
         for shard in job.shards:
-            if finished(job.output, shard, job.meta.get("fingerprint"), job.verify, mask_files=job.mask_files):
+            if finished(job.output, shard, job.meta.get("fingerprint"), job.books.verify, mask_files=job.books.mask_files):
                 kept = shard.number in outcome.kept_shards  # an earlier run's: its frames count as resumed
                 for line in frame_lines(job.output, shard):
                     alignments.write_line(line)

@@ -19,6 +19,7 @@ from typing import Any
 from facekit.errors import FacekitError
 from facekit.faces.finisher import Finisher
 from facekit.ledger.rejects import RejectCounts
+from facekit.ledger.source import LedgerSettings
 from facekit.log_relay import keep_logs
 from facekit.media.sampling import Sampling
 from facekit.media.shards import Shard, shard_frames
@@ -36,8 +37,7 @@ class ShardTask:
     output: str
     sampling: Sampling
     fingerprint: Any  # the alignments meta's fingerprint: the journal's header
-    debug: bool = False
-    save_rejected: bool = False
+    books: LedgerSettings  # what it writes beside the face files (debug frames, rejected crops)
 
 
 @dataclass
@@ -75,7 +75,7 @@ class ShardWorker:
         result = ShardResult(task, node=self.node())
         started = time.perf_counter()
         output = Path(task.output)
-        writer = FaceWriter(output, debug=task.debug, save_rejected=task.save_rejected)
+        writer = FaceWriter(output, debug=task.books.debug, save_rejected=task.books.save_rejected)
         finish = Finisher(self.stages, self.face_filter, writer, self.quality)
         journal = ShardJournalWriter(output, task.shard, task.fingerprint)
         written: list[str] = []  # face files this shard landed: its journal, abandoned, would not name them

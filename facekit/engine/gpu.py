@@ -65,7 +65,7 @@ class PassPlan:
 
 
 def plan_passes_for_gpu(requested: str, needs: Sequence[StageNeed], free_mb: int | None,
-                        margin_mb: int = 1024) -> PassPlan:
+                        margin_mb: int) -> PassPlan:
     """``auto``: every stage in one pass (detect and align side by side) when the memory of all
     the plugins that need the GPU, plus the margin, fits in the free memory; otherwise as few
     passes as fit, in stage order, each holding what fits together. A CPU plugin needs nothing

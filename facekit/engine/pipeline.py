@@ -71,7 +71,7 @@ class Pipeline:
     ``sink``. Between passes records keep their faces but drop their pixels; the next pass decodes
     the frames again rather than holding a whole video in memory."""
 
-    def __init__(self, passes: list[Pass], queue_size: int = 16, progress: bool = True,
+    def __init__(self, passes: list[Pass], queue_size: int, progress: bool = True,
                  workers: WorkerPlan | None = None, queue_mb: int | None = None) -> None:
         self.passes = passes
         self.queue_size = queue_size

@@ -171,7 +171,7 @@ class _Pipeline(Stopping):
 
 
 def run_stages(records: Iterable[FrameRecord], stages: Sequence[Stage],
-               sink: Callable[[FrameRecord], None], queue_size: int = 16, drain_s: float = 1.0,
+               sink: Callable[[FrameRecord], None], queue_size: int, drain_s: float = 1.0,
                max_bytes: int | None = None) -> None:
     """Feed ``records`` through ``stages`` on threads; ``sink`` runs on the calling thread.
     At most ``queue_size`` records wait between two stages, and the decoded frames between the

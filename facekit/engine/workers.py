@@ -96,7 +96,7 @@ class WorkerPool(Stopping):
     the models ready.
     """
 
-    def __init__(self, plan: WorkerPlan, stages: Sequence[Stage], payload: bytes, queue_size: int = 16,
+    def __init__(self, plan: WorkerPlan, stages: Sequence[Stage], payload: bytes, queue_size: int,
                  max_bytes: int | None = None) -> None:
         super().__init__()  # closing: no new frames go out either; those in flight still come back
         self.stages, self.counters = stages, plan.counters

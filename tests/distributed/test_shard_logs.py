@@ -6,6 +6,8 @@ import logging
 from pathlib import Path
 
 from facekit.distributed.driver import SourceJob, SourceOutcome
+from facekit.ledger.source import LedgerSettings
+from facekit.ledger.verify import Verify
 from facekit.media.shards import Shard
 
 
@@ -19,7 +21,8 @@ def _messages(records: list[logging.LogRecord]) -> list[str]:
 
 
 def _outcome(shards: int) -> SourceOutcome:
-    return SourceOutcome(SourceJob("clip", Path("out"), {}, [Shard("clip.mp4", n, "video") for n in range(shards)]))
+    return SourceOutcome(SourceJob("clip", Path("out"), {}, [Shard("clip.mp4", n, "video") for n in range(shards)],
+                                   LedgerSettings(False, False, 100, Verify.size, False)))
 
 
 def test_a_shard_that_ends_before_those_ahead_of_it_waits_for_them(collected: list[logging.LogRecord]) -> None:

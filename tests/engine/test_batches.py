@@ -145,7 +145,8 @@ def test_a_batching_stage_on_threads_waits_for_a_full_batch_from_a_slow_reader()
             yield record
 
     sunk: list[str] = []
-    run_stages(slowly(), [Stage("detect", _sizes_into(seen), batch_size=4)], lambda r: sunk.append(r.frame.name))
+    run_stages(slowly(), [Stage("detect", _sizes_into(seen), batch_size=4)], lambda r: sunk.append(r.frame.name),
+               queue_size=16)
     assert seen == [4, 4, 2]
     assert sunk == [f"f{i}" for i in range(10)]
 
@@ -157,7 +158,7 @@ def test_a_batching_stage_under_the_byte_limit_takes_what_fits_rather_than_wait_
     sunk: list[str] = []
     run = threading.Thread(target=run_stages, daemon=True, kwargs=dict(
         records=iter(_records(7, 2 ** 20)), stages=[Stage("detect", _sizes_into(seen), batch_size=4)],
-        sink=lambda r: sunk.append(r.frame.name), max_bytes=2 * 2 ** 20))
+        sink=lambda r: sunk.append(r.frame.name), queue_size=16, max_bytes=2 * 2 ** 20))
     run.start()
     run.join(timeout=HANG_S)
     assert not run.is_alive(), f"the stage waited for a batch that could not come; it got {seen}"

@@ -105,9 +105,9 @@ def test_a_gpu_plugin_that_exactly_fills_a_pass_joins_it() -> None:
 
 
 def test_no_gpu_or_no_gpu_plugin_runs_every_stage_in_one_pass() -> None:
-    assert plan_passes_for_gpu("auto", [S3FD, FAN], free_mb=None).passes == (("detect", "align"),)
+    assert plan_passes_for_gpu("auto", [S3FD, FAN], free_mb=None, margin_mb=1024).passes == (("detect", "align"),)
     cpu = [need("detect", "yunet", 0), need("align", "facemesh", 0)]
-    assert plan_passes_for_gpu("auto", cpu, free_mb=100).mode == "parallel"
+    assert plan_passes_for_gpu("auto", cpu, free_mb=100, margin_mb=1024).mode == "parallel"
 
 
 def test_a_plugin_larger_than_the_free_memory_is_named_once_with_its_figures() -> None:
@@ -118,10 +118,10 @@ def test_a_plugin_larger_than_the_free_memory_is_named_once_with_its_figures() -
 
 
 def test_asked_modes_are_kept_and_an_unknown_one_is_refused() -> None:
-    assert plan_passes_for_gpu("serial", [S3FD, FAN, SFACE], None).passes == (("detect",), ("align", "embed"))
-    assert plan_passes_for_gpu("parallel", [S3FD, FAN], 100).passes == (("detect", "align"),)
+    assert plan_passes_for_gpu("serial", [S3FD, FAN, SFACE], None, 1024).passes == (("detect",), ("align", "embed"))
+    assert plan_passes_for_gpu("parallel", [S3FD, FAN], 100, 1024).passes == (("detect", "align"),)
     with pytest.raises(ConfigError, match="auto, serial, parallel"):
-        plan_passes_for_gpu("fast", [S3FD], None)
+        plan_passes_for_gpu("fast", [S3FD], None, 1024)
 
 
 # -- what a CLI run does ---------------------------------------------------------------------------

@@ -47,7 +47,7 @@ def test_decoded_frames_in_flight_stay_under_the_byte_limit(max_bytes: int | Non
 def test_a_frame_bigger_than_the_limit_still_goes_through() -> None:
     sunk: list[str] = []
     records = [FrameRecord(Frame(f"f{i}", "x", i, np.zeros(FRAME_BYTES, np.uint8))) for i in range(3)]
-    run_stages(iter(records), [Stage("a", _slowly)], lambda r: sunk.append(r.frame.name), max_bytes=1)
+    run_stages(iter(records), [Stage("a", _slowly)], lambda r: sunk.append(r.frame.name), queue_size=16, max_bytes=1)
     assert sunk == ["f0", "f1", "f2"]
 
 
@@ -61,5 +61,5 @@ def test_a_failing_stage_is_the_line_a_worker_process_gives(error: Exception, li
 
     records = [FrameRecord(Frame("f0", "x", 0, np.zeros(4, np.uint8)))]
     with pytest.raises(StageFailure) as failure:
-        run_stages(iter(records), [Stage("a", fail)], lambda r: None)
+        run_stages(iter(records), [Stage("a", fail)], lambda r: None, queue_size=16)
     assert str(failure.value) == line and failure.value.__cause__ is error

@@ -270,7 +270,7 @@ def _runs_on_threads_in_a_daemon() -> bool:
 
     built = []
     plan = WorkerPlan(2, prepare=[lambda: built.append("models")])
-    pipeline = Pipeline([Pass("mark", [Stage("mark", OneByOne(_mark))])], workers=plan)
+    pipeline = Pipeline([Pass("mark", [Stage("mark", OneByOne(_mark))])], queue_size=16, workers=plan)
     return pipeline._worker_pool() is None and built == ["models"]  # built here, for the threads
 
 

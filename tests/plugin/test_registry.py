@@ -69,7 +69,7 @@ def test_s3fd_with_fan_runs_serially_on_a_small_gpu(monkeypatch: pytest.MonkeyPa
     assert all(p.gpu_memory_mb > 1000 for p in plugins)  # published figures: ~4.9 GB and ~3 GB
     monkeypatch.setenv(FAKE_FREE_ENV, free_mb)
     needs = [StageNeed(stage, p.name, p.gpu_memory_mb) for stage, p in zip(("detect", "align"), plugins)]
-    assert plan_passes_for_gpu("auto", needs, free_gpu_memory_mb()).mode == expected
+    assert plan_passes_for_gpu("auto", needs, free_gpu_memory_mb(), 1024).mode == expected
 
 
 def test_the_unused_spec_fields_are_gone_but_old_plugins_still_declare_with_a_warning() -> None:

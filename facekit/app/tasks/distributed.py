@@ -207,9 +207,8 @@ class RaySources:
         """``named``: the source as the alignments meta names it (the input, or a collection's source's path)."""
         source = open_input(path, exclude=output, sampling=self.sampling, in_collection=not self.runs.alone)
         sharded = shards_of(source, int(self.cfg.runner.shard_frames), int(self.cfg.runner.files_per_shard))
-        books = ledger_settings(self.cfg)
-        job = SourceJob(key, output, self.meta(key, named, source), sharded.shards, sharded.frames,
-                        books.save_every, books.verify, books.mask_files, self.frames_of(key))
+        job = SourceJob(key, output, self.meta(key, named, source), sharded.shards, ledger_settings(self.cfg),
+                        sharded.frames, self.frames_of(key))
         kept = check_earlier(job)
         self.jobs.append(job)
         if len(kept) < len(job.shards):
@@ -254,7 +253,7 @@ def _without_ray(cfg: DictConfig, sources: RaySources) -> None:
         _report(cfg, sources.outcomes, sources.state)
     else:
         done = sources.done_earlier + sum(counted(job.output / ALIGNMENTS_FILE)[0] for job in sources.jobs)
-        say_nothing_to_do(done, bool(cfg.output.debug), bool(cfg.filter.save_rejected))
+        say_nothing_to_do(done, ledger_settings(cfg))
 
 
 def _check(cfg: DictConfig) -> None:
@@ -280,9 +279,7 @@ def _ray_plan(cfg: DictConfig, ray: Any, sources: RaySources, shards: int) -> Ra
     count = worker_count(cfg.runner.actors, resources, cpus, gpus, max(1, shards))
     log.info("Ray: %d worker(s), %s (cluster: %g CPUs, %g GPUs)", count, resources.why, cpus, gpus)
     payload = pickle.dumps((sources.stages, sources.face_filter, sources.quality))
-    books = ledger_settings(cfg)
-    return RayPlan(payload, resources, count, sources.sampling, debug=books.debug,
-                   save_rejected=books.save_rejected, progress=bool(cfg.runner.progress))
+    return RayPlan(payload, resources, count, sources.sampling, ledger_settings(cfg), progress=bool(cfg.runner.progress))
 
 
 def _write_summary(outcome: SourceOutcome) -> None:
@@ -295,8 +292,8 @@ def _write_summary(outcome: SourceOutcome) -> None:
 
 def _report(cfg: DictConfig, outcomes: list[SourceOutcome], state: CollectionState | None) -> None:
     failures = [failure for outcome in outcomes for failure in outcome.failures]
-    warn_not_done_again(sum(outcome.resumed for outcome in outcomes), bool(cfg.output.debug),
-                        bool(cfg.filter.save_rejected))
+    books = ledger_settings(cfg)
+    warn_not_done_again(sum(outcome.resumed for outcome in outcomes), books.debug, books.save_rejected)
     if state is None:  # a collection's closing lines say its rejects, over every done source
         rejected = RejectCounts()
         for outcome in outcomes:

@@ -25,7 +25,7 @@ from facekit.app.tasks.collection_progress import CollectionProgress
 from facekit.app.tasks.collection_stream import CollectionStream, StreamSettings
 from facekit.app.tasks.acceptance import accept_run
 from facekit.app.tasks.idle import say_nothing_to_do
-from facekit.app.tasks.planning import build_stages, face_encoder, gpu_plan, identity_filter
+from facekit.app.tasks.planning import build_stages, face_encoder, gpu_plan, identity_filter, ledger_settings
 from facekit.app.tasks.source_run import execute, plan_run, refuse_nothing_read, report
 from facekit.app.tasks.source_step import report_collection, run_source_step
 from facekit.app.tasks.sources import RunSources
@@ -71,7 +71,7 @@ def run_local(cfg: DictConfig, registry: PluginRegistry) -> None:
         taken, done_frames = _done_before(listing, state)
         if done_frames is not None:
             listing.stop()
-            say_nothing_to_do(done_frames, bool(cfg.output.debug), bool(cfg.filter.save_rejected))
+            say_nothing_to_do(done_frames, ledger_settings(cfg))
             return
         queued = chain(taken, listing)
         progress = CollectionProgress(enabled=bool(cfg.runner.progress), listing=listing)
