@@ -47,10 +47,12 @@ MOVED: dict[str, str] = {
     "facekit.cluster.driver": "facekit.distributed.driver",
     "facekit.cluster.resources": "facekit.distributed.resources",
     "facekit.cluster.session": "facekit.distributed.session",
-    "facekit.cluster.shard_journal": "facekit.distributed.shard_journal",
+    "facekit.cluster.shard_journal": "facekit.ledger.shard_journal",
     "facekit.cluster.shard_worker": "facekit.distributed.shard_worker",
     "facekit.cluster.shared_output": "facekit.distributed.shared_output",
     "facekit.app.tasks.cluster": "facekit.app.tasks.distributed",
+    # a shard's journal is the per-source ledger's, whichever executor writes it
+    "facekit.distributed.shard_journal": "facekit.ledger.shard_journal",
 }
 
 

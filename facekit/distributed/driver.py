@@ -29,7 +29,6 @@ reports frames its alignments file lacks, and the same command runs it again.
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections import Counter, deque
@@ -39,18 +38,17 @@ from typing import Any, Callable, Iterator, Sequence
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from facekit.distributed.resources import WorkerResources
-from facekit.distributed.shard_journal import SHARDS_DIR, finished, frame_lines, missing_from, set_aside
-from facekit.distributed.shard_worker import ShardResult, ShardTask, ShardWorker
 from facekit.console import STDERR, quantity
+from facekit.distributed.resources import WorkerResources
+from facekit.distributed.shard_worker import ShardResult, ShardTask, ShardWorker
 from facekit.errors import FacekitError
 from facekit.ledger.rejects import RejectCounts
-from facekit.ledger.source import LedgerSettings, remove_killed_writes
+from facekit.ledger.shard_journal import finished, missing_from, set_aside
+from facekit.ledger.shards import earlier_shards, fold_shards
+from facekit.ledger.source import LedgerSettings
 from facekit.log_relay import configured_levels, replay
 from facekit.media.sampling import Sampling
 from facekit.media.shards import Shard
-from facekit.output.alignments import ALIGNMENTS_FILE, AlignmentsWriter, checked_alignments_meta
-from facekit.output.differences import differences_named, same_fingerprint
 
 log = logging.getLogger("facekit")
 
@@ -266,40 +264,16 @@ def _all_there(outcome: SourceOutcome, totals: RayTotals, workers: _Workers) -> 
 
 
 def check_earlier(job: SourceJob) -> set[int]:
-    """An alignments file or shard journal there from other settings is refused with one line
-    before any shard runs (a collection marks that source failed and goes on). The numbers of
-    the shards an earlier run finished (each checked once: ``resume.verify=full`` reads every
-    face file)."""
-    path = job.output / ALIGNMENTS_FILE
-    if path.exists():
-        found_meta = checked_alignments_meta(path)
-        found = found_meta.get("fingerprint")
-        wanted = json.loads(json.dumps(job.meta.get("fingerprint")))
-        if not same_fingerprint(found, wanted):  # masks task=mask added are refused too: a fold rewrites every frame
-            raise FacekitError(f"{path} was written with other settings ({differences_named(found_meta, wanted)}); "
-                               f"rerun with those settings to resume it, choose another output folder, or delete it "
-                               f"(and {SHARDS_DIR}) there to start over")
-    fingerprint = job.meta.get("fingerprint")
-    return {shard.number for shard in job.shards
-            if finished(job.output, shard, fingerprint, job.books.verify, job.frames_of(shard) if job.frames_of else None,
-                        job.books.mask_files, retry_skipped=job.frames_of is None)}  # a re-crop's holds only its frames
+    """The shards an earlier run finished (``facekit.ledger.shards.earlier_shards``); other
+    settings' output is refused with one line."""
+    return earlier_shards(job.output, job.meta, job.shards, job.books, job.frames_of)
 
 
 def _fold(outcome: SourceOutcome, on_source_done: Callable[[SourceOutcome], None]) -> None:
-    """The source's finished shards, in order, into its alignments file (atomically, by
-    ``AlignmentsWriter``); a failed shard's frames are simply absent until a rerun."""
+    """The source's finished shards into its alignments file (``facekit.ledger.shards.fold_shards``),
+    the kept ones' frames counted as resumed."""
     job = outcome.job
-    with AlignmentsWriter(job.output / ALIGNMENTS_FILE, job.meta, sync_every=job.books.save_every) as alignments:
-        alignments.rewrite_in_order()  # after what a fold stopped by a full disk left in the journal
-        for shard in job.shards:
-            if finished(job.output, shard, job.meta.get("fingerprint"), job.books.verify, mask_files=job.books.mask_files):
-                kept = shard.number in outcome.kept_shards  # an earlier run's: its frames count as resumed
-                for line in frame_lines(job.output, shard):
-                    alignments.write_line(line)
-                    outcome.resumed += kept
-    remove_killed_writes(job.output)  # what a lost worker was writing when it died; its shard ran again
-    for stray in (job.output / SHARDS_DIR).glob(".*.tmp"):
-        stray.unlink(missing_ok=True)
+    outcome.resumed += fold_shards(job.output, job.meta, job.shards, job.books, outcome.kept_shards)
     on_source_done(outcome)
 
 
@@ -408,7 +382,8 @@ class _Workers:
             return ShardResult(task, failure=_last_line(exc), node=node)
         except self.ray.exceptions.RayError as exc:  # the actor, its process or its node is gone
             self._replace()
-            if finished(Path(task.output), task.shard, task.fingerprint):
+            if finished(Path(task.output), task.shard, task.fingerprint, task.books.verify,
+                        mask_files=task.books.mask_files):
                 log.warning("shard %s: its worker on node %s was lost (%s) after its journal landed; the shard "
                             "is kept as written, its frames counted as already done", task.shard.label, node[:8],
                             _last_line(exc))

@@ -1,6 +1,6 @@
 """A Ray actor's work: build the plugins once, then run whole shards through the same stages,
 in the same order, as a run on this machine (``facekit.faces.stages``), writing face files and the
-shard's journal into the source's output folder.
+shard's journal into the source's output folder through the shard's ledger (``facekit.ledger.shards``).
 
 The plugins arrive as the pickled stages worker processes get (``facekit.engine.workers``): each
 plugin by name and config, rebuilt from the packages installed on the worker's node. A plugin
@@ -19,14 +19,12 @@ from typing import Any
 from facekit.errors import FacekitError
 from facekit.faces.finisher import Finisher
 from facekit.ledger.rejects import RejectCounts
+from facekit.ledger.shards import ShardLedger
 from facekit.ledger.source import LedgerSettings
 from facekit.log_relay import keep_logs
 from facekit.media.sampling import Sampling
 from facekit.media.shards import Shard, shard_frames
-from facekit.output.alignments import journal_line
-from facekit.output.face_files import FaceWriter
 from facekit.records import FrameRecord
-from facekit.distributed.shard_journal import ShardJournalWriter
 
 
 @dataclass(frozen=True)
@@ -75,10 +73,8 @@ class ShardWorker:
         result = ShardResult(task, node=self.node())
         started = time.perf_counter()
         output = Path(task.output)
-        writer = FaceWriter(output, debug=task.books.debug, save_rejected=task.books.save_rejected)
-        finish = Finisher(self.stages, self.face_filter, writer, self.quality)
-        journal = ShardJournalWriter(output, task.shard, task.fingerprint)
-        written: list[str] = []  # face files this shard landed: its journal, abandoned, would not name them
+        ledger = ShardLedger(output, task.shard, task.fingerprint, task.books)
+        finish = Finisher(self.stages, self.face_filter, ledger.writer, self.quality)
         try:
             batch: list[FrameRecord] = []
             for frame in shard_frames(task.shard, task.sampling, result.skipped):
@@ -86,43 +82,30 @@ class ShardWorker:
                     continue
                 batch.append(FrameRecord(frame))
                 if len(batch) >= self.stages.batch_size:
-                    self._finish(batch, finish, journal, result, written)
+                    self._finish(batch, finish, ledger)
                     batch = []
             if batch:
-                self._finish(batch, finish, journal, result, written)
-            journal.commit()
+                self._finish(batch, finish, ledger)
+            ledger.commit()
         except (FacekitError, OSError) as exc:  # StageError names plugin and frame
-            journal.abandon()
-            _remove(output, written)  # no face file without its journal line (a full disk, say)
+            ledger.abandon()  # no face file without its journal line (a full disk, say)
             result.failure = (str(exc) if isinstance(exc, FacekitError)
                               else f"cannot write {exc.filename or output}: {exc.strerror or exc}")  # a full disk names no file
         except BaseException:
-            journal.abandon()
+            ledger.abandon()
             raise
+        counts = ledger.counts
+        result.frames, result.faces, result.frame_names, result.rejected = (counts.frames, counts.faces,
+                                                                             counts.frame_names, counts.rejected)
         result.seconds = time.perf_counter() - started
         result.logs = self._logs.take()
         return result
 
-    def _finish(self, batch: list[FrameRecord], finish: Finisher, journal: ShardJournalWriter,
-                result: ShardResult, written: list[str]) -> None:
+    def _finish(self, batch: list[FrameRecord], finish: Finisher, ledger: ShardLedger) -> None:
         """The model stages on the batch, then the chain's last stage (``Finisher``: judge, crop,
-        encode) and writing, frame by frame, as a local run does."""
+        encode) and the shard's ledger, frame by frame, as a local run does."""
         for step in self.stages.steps():
             step.work(batch)
         for record in batch:
             finish(record)
-            written.extend(record.pending)
-            finish.writer.write(record)
-            journal.write(journal_line(record))
-            result.frames += 1
-            result.frame_names.append(record.frame.name)
-            result.faces += len(record.faces)
-            result.rejected.count(record)
-
-
-def _remove(output: Path, written: list[str]) -> None:
-    for relative in written:
-        try:
-            (output / relative).unlink(missing_ok=True)
-        except OSError:
-            pass  # a folder gone with the disk: nothing left to remove
+            ledger.write(record)

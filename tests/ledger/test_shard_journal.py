@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from facekit.distributed.shard_journal import (INCOMPLETE_SUFFIX, ShardJournalWriter, finished, frame_lines, missing_from,
+from facekit.ledger.shard_journal import (INCOMPLETE_SUFFIX, ShardJournalWriter, finished, frame_lines, missing_from,
                                            set_aside, shard_journal)
 from facekit.errors import FacekitError
 from facekit.media.shards import FILES, VIDEO, Shard
