@@ -53,3 +53,9 @@ def failure_reason(exc: FacekitError | OSError) -> str:
     """A source's ``failed`` reason: facekit's own line, or what the system said ("Permission
     denied"), without Python's errno prefix."""
     return str(exc) if isinstance(exc, FacekitError) else f"{exc.strerror or exc}"
+
+
+def cannot_write(exc: OSError, where: object) -> str:
+    """What a failed write says: the file the system names, else ``where`` (a full disk names no
+    file), and the system's reason without Python's errno prefix."""
+    return f"cannot write {exc.filename or where}: {exc.strerror or exc}"

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from facekit.errors import FacekitError
+from facekit.errors import FacekitError, cannot_write
 from facekit.faces.finisher import Finisher
 from facekit.ledger.rejects import RejectCounts
 from facekit.ledger.shards import ShardLedger
@@ -89,8 +89,7 @@ class ShardWorker:
             ledger.commit()
         except (FacekitError, OSError) as exc:  # StageError names plugin and frame
             ledger.abandon()  # no face file without its journal line (a full disk, say)
-            result.failure = (str(exc) if isinstance(exc, FacekitError)
-                              else f"cannot write {exc.filename or output}: {exc.strerror or exc}")  # a full disk names no file
+            result.failure = str(exc) if isinstance(exc, FacekitError) else cannot_write(exc, output)
         except BaseException:
             ledger.abandon()
             raise

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from facekit.errors import FacekitError, OutputError
+from facekit.errors import FacekitError, OutputError, cannot_write
 from facekit.ledger.rejects import RejectCounts
 from facekit.ledger.shard_journal import SHARDS_DIR, ShardJournalWriter, finished, frame_lines
 from facekit.ledger.source import LedgerSettings, remove_killed_writes
@@ -50,8 +50,8 @@ class ShardLedger:
         try:
             self.writer.write(record)
             self._journal.write(journal_line(record))
-        except OSError as exc:  # a full disk names no file
-            raise OutputError(f"cannot write {exc.filename or self.output}: {exc.strerror or exc}") from exc
+        except OSError as exc:  # a full disk, a folder removed or made read-only mid-run
+            raise OutputError(cannot_write(exc, self.output)) from exc
         self.counts.frames += 1
         self.counts.frame_names.append(record.frame.name)
         self.counts.faces += len(record.faces)
@@ -61,7 +61,7 @@ class ShardLedger:
         try:
             self._journal.commit()
         except OSError as exc:
-            raise OutputError(f"cannot write {exc.filename or self.output}: {exc.strerror or exc}") from exc
+            raise OutputError(cannot_write(exc, self.output)) from exc
 
     def abandon(self) -> None:
         self._journal.abandon()

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from facekit.errors import OutputError
+from facekit.errors import OutputError, cannot_write
 from facekit.fileio import remove_left_temporaries
 from facekit.ledger.lock import exclusive_output
 from facekit.ledger.photos import photos_to_redo, remove_face_files
@@ -157,7 +157,7 @@ class SourceLedger:
         except OSError as exc:  # a full disk, a folder removed or made read-only mid-run
             for path in files:  # no face file without its journal line: the frame is done again
                 path.unlink(missing_ok=True)
-            raise OutputError(f"cannot write {exc.filename or self.folder}: {exc.strerror or exc}; the "
+            raise OutputError(f"{cannot_write(exc, self.folder)}; the "
                               f"frames before {record.frame.name} are saved, so the same command "
                               "resumes once that is fixed") from exc
         self.summary.frames += 1
