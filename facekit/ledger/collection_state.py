@@ -65,12 +65,15 @@ class CollectionState:
         state = cls(path, input_value, settings)
         try:
             document = json.loads(path.read_text(encoding="utf-8"))
-            earlier = {entry["source"]: entry for entry in document.get("sources", [])}
+            earlier = {entry["source"]: entry for entry in document.get("sources", [])
+                       if not left_nothing(path.parent, entry)}
             found = effective(references_by_content(document.get("settings")))  # an older file's photos as typed
         except FileNotFoundError:
             return state
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             log.warning("%s is damaged (%s); every source is run again (each resumes from its journal)", path, exc)
+            return state
+        if not earlier:  # no source of the last run wrote anything: nothing of its would mix with this run's
             return state
         root, now = document.get("root"), resolved_root(input_value)
         if isinstance(root, str) and root != now:
@@ -170,6 +173,16 @@ class CollectionState:
                         "settings": self.settings, "counts": dict(self.counts()),
                         **({"run": self.run} if self.run else {}), "sources": list(self.sources.values())}
             atomic_write_bytes(self.path, json.dumps(document, indent=2, ensure_ascii=False).encode("utf-8"))
+
+
+def left_nothing(root: Path, entry: dict[str, Any]) -> bool:
+    """Whether an earlier run's entry is of a source that failed before it wrote anything (a
+    path that did not exist, a file that would not open): its folder was never made, so it holds
+    no folder name, the settings it ran with shaped nothing, and a rerun forgets it. A list run
+    whose every line was mistyped, corrected, would otherwise have its sources in ``name~2``
+    folders, or be refused for settings that wrote no file."""
+    output = entry.get("output")
+    return entry.get("state") == SourceState.FAILED and not (isinstance(output, str) and (root / output).exists())
 
 
 def resolved_root(input_value: str) -> str:

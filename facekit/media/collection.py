@@ -166,6 +166,8 @@ def read_list(list_file: Path, selection: Selection) -> Iterator[Source]:
         output = _unique(_clear_of_reserved(stem if stem not in used else rel, video and path.name), used)
         if not path.exists():
             why = "a broken link" if path.is_symlink() else "does not exist"
+            if not Path(text).expanduser().is_absolute():  # what was looked for, where a user looks from elsewhere
+                why += f" (read as {os.path.abspath(path)}: a list's relative paths start at its folder)"
             yield Source(path, "video" if video else "folder", text, output, failed=why)
         elif path.is_dir():
             yield Source(path, "folder", text, output)

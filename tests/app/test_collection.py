@@ -137,7 +137,9 @@ def test_a_list_file_names_sources_and_a_missing_entry_fails_alone(tmp_path: Pat
     entries = {e["source"]: e for e in load_json(tmp_path / "out" / "collection.json")["sources"]}
     assert entries[str(DATA / "video" / "faceswap_test.mp4")]["state"] == "done"
     assert (tmp_path / "out" / "faceswap_test" / "alignments.json").exists()
-    assert entries["nowhere/clip.mp4"] == {**entries["nowhere/clip.mp4"], "state": "failed", "reason": "does not exist"}
+    assert entries["nowhere/clip.mp4"] == {**entries["nowhere/clip.mp4"], "state": "failed",
+                                         "reason": f"does not exist (read as {tmp_path / 'nowhere' / 'clip.mp4'}: a list's "
+                                                   "relative paths start at its folder)"}
 
 
 def _files_outside(root: Path, *left_out: Path) -> dict[str, tuple[int, int] | None]:

@@ -19,6 +19,8 @@ def test_states_set_within_the_save_interval_are_written_together_whatever_the_s
     path = tmp_path / COLLECTION_FILE
     collection = CollectionState(path, "tree", {})
     sources = [Source(tmp_path / f"s{n}", "folder", f"s{n}", f"s{n}") for n in range(200)]
+    for source in sources:  # each wrote into its folder (one that wrote nothing is forgotten by the load)
+        (tmp_path / source.output).mkdir()
     begun = time.monotonic()
     collection.set(sources[0], state)  # the first is written (nothing was)
     first = path.stat().st_ino
@@ -62,3 +64,40 @@ def test_a_run_of_many_failing_sources_rewrites_collection_json_once_per_interva
         watcher.join()
     assert result.returncode == 2 and "(40 failed" in " ".join(result.stderr.split()), result.stderr[-2000:]
     assert len(seen) <= (time.monotonic() - begun) / SAVE_EVERY_S + 3, len(seen)
+
+
+def _failed_at_opening(root: Path, settings: dict) -> None:
+    """collection.json of a run whose one source never opened (a list's line mistyped)."""
+    collection = CollectionState(root / COLLECTION_FILE, "@list.txt", settings)
+    collection.set(Source(root / "typo" / "clip.mp4", "video", "typo/clip.mp4", "clip"), SourceState.FAILED,
+                   reason="does not exist")
+    collection.save()
+
+
+def test_a_source_that_failed_before_writing_holds_no_folder_name_on_the_rerun(tmp_path: Path) -> None:
+    """A list run whose every line was mistyped left collection.json naming them; the corrected
+    list's sources went to ``clip~2``, beside no ``clip`` at all."""
+    _failed_at_opening(tmp_path, {"size": 256})
+    state = CollectionState.load(tmp_path / COLLECTION_FILE, "@list.txt", {"size": 256})
+    corrected = Source(tmp_path / "videos" / "clip.mp4", "video", "videos/clip.mp4", "clip")
+    assert [source.output for source in state.pinned([corrected])] == ["clip"]
+    assert state.earlier == {}
+
+
+def test_a_collection_whose_sources_wrote_nothing_does_not_refuse_other_settings(tmp_path: Path) -> None:
+    """Its settings shaped no file, so nothing of it would mix with the rerun's."""
+    _failed_at_opening(tmp_path, {"sample": 1})
+    CollectionState.load(tmp_path / COLLECTION_FILE, "@list.txt", {"sample": 30})  # not refused
+
+
+def test_a_failed_source_whose_folder_was_made_keeps_its_name_and_its_settings(tmp_path: Path) -> None:
+    """One that wrote into its folder before it failed still holds both: its frames are there."""
+    from facekit.errors import FacekitError
+
+    _failed_at_opening(tmp_path, {"sample": 1})
+    (tmp_path / "clip").mkdir()
+    with pytest.raises(FacekitError, match="other settings"):
+        CollectionState.load(tmp_path / COLLECTION_FILE, "@list.txt", {"sample": 30})
+    state = CollectionState.load(tmp_path / COLLECTION_FILE, "@list.txt", {"sample": 1})
+    corrected = Source(tmp_path / "videos" / "clip.mp4", "video", "videos/clip.mp4", "clip")
+    assert [source.output for source in state.pinned([corrected])] == ["clip~2"]

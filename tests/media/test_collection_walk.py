@@ -115,7 +115,8 @@ def test_a_list_names_sources_relative_to_itself_and_a_missing_one_fails(tree: P
         "show/s01/e01.mp4": ("video", "show/s01/e01", None),
         "show/s01/e01.mkv": ("video", "show/s01/e01.mkv", None),
         "people/p01": ("folder", "people/p01", None),
-        "gone.mp4": ("video", "gone", "does not exist"),
+        "gone.mp4": ("video", "gone", f"does not exist (read as {tree / 'gone.mp4'}: a list's relative paths start at "
+                                      "its folder)"),
         str(tree / "top.jpg"): ("folder", "top.jpg", "neither a video nor a folder of images"),
     }
     assert [s.rel for s in sources_of(Path(f"@{listing}"), Selection(exclude=("**/*.mkv",)))][:3] == [
