@@ -64,3 +64,19 @@ def remove_left_temporaries(folder: Path) -> int:
             Path(entry.path).unlink(missing_ok=True)
             removed += 1
     return removed
+
+
+def missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and those of its parents that do not exist yet, innermost first: what a
+    ``mkdir(parents=True)`` of it will make."""
+    return [parent for parent in [folder, *folder.parents] if not parent.exists()]
+
+
+def remove_empty_folders(folders: list[Path]) -> None:
+    """Each of ``folders`` (innermost first) that is still empty goes; the first that is not (or
+    is gone) stops it, leaving its parents."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            break

@@ -13,6 +13,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from facekit.errors import FacekitError, OutputError
+from facekit.fileio import missing_folders, remove_empty_folders
 
 RUN_LOCK_FILE = ".facekit-run.lock"
 
@@ -24,17 +25,17 @@ class RunFolder:
         self.folder = folder
         self._leave_no_lock = leave_no_lock
         self.accepted = False
-        self._made: list[Path] = []  # folders this run created, outermost first
+        self._made: list[Path] = []  # folders this run created, innermost first
         self._lock: FileLock | None = None
         self._lock_was_there = False
 
     def __enter__(self) -> RunFolder:
-        missing = [parent for parent in [self.folder, *self.folder.parents] if not parent.exists()]
+        missing = missing_folders(self.folder)
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise OutputError(f"cannot make the folder {self.folder}: {exc.strerror or exc}") from None
-        self._made = list(reversed(missing))
+        self._made = missing
         lock_path = self.folder / RUN_LOCK_FILE
         self._lock_was_there = lock_path.exists()
         self._lock = FileLock(str(lock_path))
@@ -70,8 +71,4 @@ class RunFolder:
         that is still empty, innermost first."""
         if self._lock is not None and not self._lock_was_there:
             (self.folder / RUN_LOCK_FILE).unlink(missing_ok=True)
-        for folder in reversed(self._made):
-            try:
-                folder.rmdir()
-            except OSError:
-                break  # not empty (someone else's files), or gone: leave it and its parents
+        remove_empty_folders(self._made)  # one not empty holds someone else's files: it and its parents stay

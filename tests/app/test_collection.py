@@ -457,3 +457,22 @@ def test_a_source_gone_since_the_last_run_is_said_and_its_folder_kept(tmp_path: 
     again = run_facekit(*args, cwd=tmp_path)
     assert "not in the input now" not in again.stderr  # said once: this run's collection.json is the input's
     assert {e["source"] for e in load_json(tmp_path / "out" / COLLECTION_FILE)["sources"]} == {".", "a"}
+
+
+@pytest.mark.parametrize("per_source", [False, True], ids=["streamed", "per-source"])
+def test_a_source_that_cannot_open_leaves_no_empty_folder(tmp_path: Path, per_source: bool) -> None:
+    """A junk video in a tree left an empty folder (and the folders above it) in the output,
+    holding its name; the streamed run and a run of each source on its own (a sweep's job, with
+    the analysis cache) alike."""
+    require_data()
+    tree = tmp_path / "tree"
+    (tree / "a" / "b").mkdir(parents=True)
+    (tree / "a" / "b" / "fake.mp4").write_bytes(os.urandom(5000))
+    _link(tree, "photos/obama_small.jpg", DATA / "images" / "scenes" / "obama_small.jpg")
+    result = run_facekit("input=tree", "output=out", "runner.progress=false",
+                         *(["cache.enabled=true"] if per_source else []), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    entries = {e["source"]: e for e in load_json(tmp_path / "out" / COLLECTION_FILE)["sources"]}
+    assert entries["a/b/fake.mp4"]["state"] == "failed"
+    assert not (tmp_path / "out" / "a").exists()
+    assert (tmp_path / "out" / "photos" / "alignments.json").is_file()

@@ -28,6 +28,7 @@ from facekit.app.tasks.collection_progress import CollectionProgress
 from facekit.app.tasks.planning import alignments_meta, source_ledger
 from facekit.console import quantity
 from facekit.errors import FacekitError, failure_reason
+from facekit.fileio import missing_folders, remove_empty_folders
 from facekit.faces.quality import QualityFilter
 from facekit.faces.stages import FaceStages
 from facekit.ledger.collection_state import alignments_name
@@ -241,6 +242,7 @@ class CollectionStream:
         if not opens(source, state, self.progress):
             return None
         folder = settings.root / source.output
+        made = missing_folders(folder)
         try:
             folder.mkdir(parents=True, exist_ok=True)
             spelled = state.spelled(source)  # as the run it resumes named it
@@ -250,6 +252,7 @@ class CollectionStream:
                                    settings.quality)
             ledger = source_ledger(settings.cfg, folder, meta, frames)
         except (FacekitError, OSError) as exc:
+            remove_empty_folders(made)  # a source that could not open leaves no empty folder
             reason = failure_reason(exc)
             log.warning("source %s failed: %s", source.rel, reason)
             state.set(source, SourceState.FAILED, reason=reason)

@@ -18,6 +18,7 @@ from facekit.app.tasks.collection_progress import CollectionProgress
 from facekit.app.tasks.collection_stream import opens
 from facekit.app.tasks.sources import RunSources
 from facekit.errors import FacekitError, failure_reason
+from facekit.fileio import missing_folders, remove_empty_folders
 from facekit.ledger.collection_state import CollectionState, alignments_name
 from facekit.ledger.source import counted
 from facekit.ledger.states import SourceState
@@ -43,6 +44,7 @@ def run_source_step(sources: RunSources, source: Source, progress: CollectionPro
     if not sources.alone:
         log.info("source %d: %s -> %s", number, source.rel, output)
     alignments = alignments_name(source)
+    made = missing_folders(output)
     try:
         output.mkdir(parents=True, exist_ok=True)
         with ExitStack() as held:
@@ -56,6 +58,7 @@ def run_source_step(sources: RunSources, source: Source, progress: CollectionPro
     except (FacekitError, OSError) as exc:
         if sources.alone:
             raise
+        remove_empty_folders(made)  # a source that could not open leaves no empty folder
         reason = failure_reason(exc)
         log.warning("source %s failed: %s", source.rel, reason)
         state.set(source, SourceState.FAILED, reason=reason)
