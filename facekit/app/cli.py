@@ -337,7 +337,7 @@ def composed(argv: Sequence[str], config_dir: str | None = None, config_name: st
     except Exception as exc:  # Hydra and OmegaConf raise many types; all mean a bad override
         cause = f"\n{exc.__cause__}" if exc.__cause__ is not None else ""
         said = one_line(f"{exc}{cause}")
-        raise ConfigError((_wrong_type(said) or said) + _list_hint(argv)) from None
+        raise ConfigError(_one_value_hint(said) or ((_wrong_type(said) or said) + _list_hint(argv))) from None
     return cfg
 
 
@@ -519,6 +519,18 @@ def _check_hydra_groups(choices: Sequence[str]) -> None:
             compose(config_name="config", overrides=list(choices), return_hydra_config=True)
     except Exception as exc:  # noqa: BLE001 - Hydra raises several types; each names the bad choice
         raise ConfigError(one_line(str(exc)).split(" Config search path:")[0]) from None
+
+
+def _one_value_hint(said: str) -> str | None:
+    """Hydra's "Ambiguous value" for ``key=a,b`` of a key that takes one value: two of its three
+    fixes (a list, a quoted string) are refused by that key's own check next, so the one that
+    fits is said alone: several values are a sweep, which ``-m`` asks for."""
+    found = re.match(r"Ambiguous value for argument '([^=']+)=([^']*)'", said)
+    if found is None or found.group(1).lstrip("+~") in LIST_KEYS:
+        return None
+    key, values = found.group(1).lstrip("+~"), found.group(2)
+    return (f"{key}={values}: {key} takes one value; to run one job for each of {values} (a sweep), add -m: "
+            f"facekit -m ... {key}={values}")
 
 
 def _list_hint(argv: Sequence[str]) -> str:

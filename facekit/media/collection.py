@@ -26,8 +26,8 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from facekit.errors import ConfigError, FacekitError
 from facekit.media.sampling import Sampling, checked_sampling
-from facekit.media.sources import (IMAGE_SUFFIXES, VIDEO_SUFFIXES, FrameSource, decoded_image, existing_input,
-                                   not_a_file, open_input, utf8_text)
+from facekit.media.sources import (IMAGE_SUFFIXES, LIST_PREFIX, VIDEO_SUFFIXES, FrameSource, decoded_image,
+                                   existing_input, not_a_file, open_input, utf8_text)
 from facekit.records import Frame
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 #: Names a source's own output folder uses for its extras (debug frames, rejected faces, mask files):
 #: a child source of that name is written under another name so the two never mix.
 RESERVED = frozenset({"debug", "rejected", "masks"})
-LIST_PREFIX = "@"
 COLLECTION_FILE = "collection.json"  # in the output folder: every source and its state
 #: A folder holding one of these is facekit's output (a collection's, or a source's: the name of
 #: ``facekit.output.alignments.ALIGNMENTS_FILE``, a test keeps them equal), not a source: a tree

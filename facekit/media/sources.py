@@ -28,6 +28,10 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".
                             ".avif",  # Pillow's and OpenCV's wheels are built with libavif (facekit.media.heif)
                             *HEIF_SUFFIXES})
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"  # PNG spec 5.2
+#: An input that names a list of sources starts with it: ``input=@sources.txt``.
+LIST_PREFIX = "@"
+#: What a list file is usually called: such an input without the prefix gets a hint.
+LIST_SUFFIXES = frozenset({".txt", ".lst", ".list"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"})
 
 
@@ -420,8 +424,10 @@ def open_input(path: str | Path, exclude: Path | None = None, sampling: Sampling
         return FrameSource(source, "video", [source], count, sampling=sampling or Sampling(), video_fps=fps)
     if suffix in IMAGE_SUFFIXES:
         return FrameSource(source, "image", [source], 1)
+    listing = f"; a list of videos and folders, one a line, is read as input={LIST_PREFIX}{source}" \
+        if suffix in LIST_SUFFIXES else ""
     raise FacekitError(
-        f"input {str(source)!r} is neither an image nor a video (by its suffix {suffix or '(none)'!r})"
+        f"input {str(source)!r} is neither an image nor a video (by its suffix {suffix or '(none)'!r}){listing}"
     )
 
 

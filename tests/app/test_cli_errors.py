@@ -27,6 +27,10 @@ MISTAKES = [
     # what every job shares is no swept value's fault: named without one
     (["-m", "input=photos/", "filter.refs=[nothere.jpg]", "filter.threshold=0.3,0.5"],
      "facekit: error: reference photo 'nothere.jpg' does not exist"),
+    # several values without -m: Hydra's three fixes, two of which the key's own check refuses next
+    (["input=photos/", "filter.threshold=0.3,0.5"],
+     "filter.threshold=0.3,0.5: filter.threshold takes one value; to run one job for each of 0.3,0.5 (a sweep), add -m"),
+    (["input=photos/", "quality.min_sharpness=20,50"], "quality.min_sharpness takes one value; to run one job for each"),
     (["input=photos/", "collection.include=photos"], "(collection.include is a list: 'collection.include=[photos,clips/**]')"),
     (["input=photos/", "filter.threshold=-0.1"], "filter.threshold must be a distance (a number >= 0), got -0.1"),
     (["-m", "input=photos/", "filter.refs=[a.jpg]", "filter.threshold=0.5,-1"],
@@ -88,7 +92,8 @@ def test_an_empty_output_and_a_list_that_names_nothing_are_refused_before_anythi
     assert "the list names no source" in line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sources.txt"]
     (tmp_path / "photos").mkdir()
-    for value, says in (("@photos", "photos is a folder; a list is a text file"), ("@", "names no list file")):
+    for value, says in (("@photos", "photos is a folder; a list is a text file"), ("@", "names no list file"),
+                        ("sources.txt", "a list of videos and folders, one a line, is read as input=@sources.txt")):
         assert says in one_line_error(run_facekit(f"input={value}", "output=faces", cwd=tmp_path)), value
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photos", "sources.txt"]
 
