@@ -14,7 +14,8 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from facekit.app.schema import ABOUT, OPTION_SCHEMAS, PLUGIN_NODES, TASK_KEYS, SchemaKey, schema_keys
+from facekit.app.schema import (ABOUT, OPTION_SCHEMAS, PLUGIN_NODES, TASK_KEYS, TASK_REQUIRED, SchemaKey,
+                                schema_keys)
 from facekit.plugin.registry import default_registry
 
 RESOLVER = "facekit_keys"
@@ -64,6 +65,8 @@ def describe_keys(cfg: DictConfig) -> str:
             continue
         value = OmegaConf.select(cfg, key.path, default=None)
         about = key.about
+        if key.path in TASK_REQUIRED.get(task, {}):  # no default this task takes
+            value, about = "???", TASK_REQUIRED[task][key.path]
         if key.path in option_values and value is None:
             option, value = option_values[key.path]
             about = f"{option}: {about}"

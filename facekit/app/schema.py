@@ -250,6 +250,12 @@ TASK_KEYS: dict[str, tuple[str, ...]] = {
     Task.mask: ("task", "input", "output.masks", "output.mask_size", "output.mask_format", "masker", "models", "mask"),
 }
 
+#: Keys a task needs the user to give, whose default it never takes (curation never writes into
+#: ``faces/``, where an extraction writes): ``task=NAME --help`` shows them as required.
+TASK_REQUIRED: dict[str, dict[str, str]] = {
+    Task.curate: {"output.dir": "required: a new folder for the curated faces (output=RESULT)"},
+}
+
 
 @dataclass
 class FacekitSchema:
