@@ -93,6 +93,24 @@ def check_flag_pairs(argv: Sequence[str]) -> None:
                           "(or uninstall=bash, or query='facekit ...')")
 
 
+def check_given_once(argv: Sequence[str]) -> None:
+    """A key given twice with two values (``output=a output.dir=b``, one the other's shorthand)
+    is refused: Hydra takes the last without a word, and the run wrote where the user did not
+    look."""
+    seen: dict[str, str] = {}
+    for arg in argv:
+        if arg.startswith(("-", "~")) or "=" not in arg:  # a flag, or a key deleted
+            continue
+        key, _, value = arg.partition("=")
+        key = "output.dir" if key.lstrip("+") == "output" else key.lstrip("+")
+        if ("." not in key and key not in ("input", "task")) or value.lstrip("'\"").startswith("{"):
+            continue  # a plugin group chosen twice, or a node set whole: their own checks say what to do
+        if key in seen and seen[key] != arg:
+            raise ConfigError(f"{key} is given twice ({seen[key]} and {arg}); give it once"
+                              + (" (output=DIR is output.dir=DIR)" if key == "output.dir" else ""))
+        seen.setdefault(key, arg)
+
+
 def _cfg_part(argv: Sequence[str]) -> str | None:
     """What ``--cfg`` / ``-c`` asks for (job, hydra, all), or None."""
     for number, arg in enumerate(argv):

@@ -27,6 +27,10 @@ MISTAKES = [
     # what every job shares is no swept value's fault: named without one
     (["-m", "input=photos/", "filter.refs=[nothere.jpg]", "filter.threshold=0.3,0.5"],
      "facekit: error: reference photo 'nothere.jpg' does not exist"),
+    # a key given twice: Hydra took the last without a word
+    (["input=photos/", "output=a", "output.dir=b"],
+     "output.dir is given twice (output=a and output.dir=b); give it once (output=DIR is output.dir=DIR)"),
+    (["input=photos/", "output.size=128", "output.size=256"], "output.size is given twice"),
     # several values without -m: Hydra's three fixes, two of which the key's own check refuses next
     (["input=photos/", "filter.threshold=0.3,0.5"],
      "filter.threshold=0.3,0.5: filter.threshold takes one value; to run one job for each of 0.3,0.5 (a sweep), add -m"),
