@@ -36,10 +36,12 @@ log = logging.getLogger(__name__)
 #: a child source of that name is written under another name so the two never mix.
 RESERVED = frozenset({"debug", "rejected", "masks"})
 COLLECTION_FILE = "collection.json"  # in the output folder: every source and its state
-#: A folder holding one of these is facekit's output (a collection's, or a source's: the name of
-#: ``facekit.output.alignments.ALIGNMENTS_FILE``, a test keeps them equal), not a source: a tree
-#: that holds an earlier run's output must not have its face crops extracted as photos.
-OUTPUT_MARKERS = (COLLECTION_FILE, "alignments.json")
+#: A folder holding one of these is facekit's output (a collection's, or a source's: the names of
+#: ``facekit.output.alignments.ALIGNMENTS_FILE``, its journal, and Ray's shard journals'
+#: ``facekit.ledger.shard_journal.SHARDS_DIR``, a test keeps them equal), not a source: a tree
+#: that holds an earlier run's output must not have its face crops extracted as photos, nor one
+#: still running, or stopped before its first fold, which has only its journals yet.
+OUTPUT_MARKERS = (COLLECTION_FILE, "alignments.json", "alignments.json.journal", ".facekit-shards")
 
 
 def listed_sources(folder: Path) -> list[dict[str, Any]]:
@@ -357,7 +359,7 @@ def holds_output(folder: Path) -> bool:
     search holds none as far as it can tell: reading it fails later, named as such."""
     for marker in OUTPUT_MARKERS:
         try:
-            if (folder / marker).is_file():
+            if (folder / marker).exists():
                 return True
         except OSError:  # permission denied: Path.is_file raises for all but a missing file
             return False

@@ -210,10 +210,24 @@ def test_an_earlier_runs_output_inside_the_tree_is_not_read_as_sources(tmp_path:
 
 
 def test_the_output_markers_are_the_names_facekit_writes() -> None:
+    from facekit.ledger.shard_journal import SHARDS_DIR
     from facekit.media.collection import COLLECTION_FILE, OUTPUT_MARKERS
-    from facekit.output.alignments import ALIGNMENTS_FILE
+    from facekit.output.alignments import ALIGNMENTS_FILE, journal_path
 
-    assert set(OUTPUT_MARKERS) == {COLLECTION_FILE, ALIGNMENTS_FILE}
+    assert set(OUTPUT_MARKERS) == {COLLECTION_FILE, ALIGNMENTS_FILE, journal_path(ALIGNMENTS_FILE).name, SHARDS_DIR}
+
+
+@pytest.mark.parametrize("marker", ["alignments.json.journal", ".facekit-shards/000000.jsonl"])
+def test_an_output_with_only_its_journals_yet_is_no_source(tmp_path: Path, marker: str) -> None:
+    """A run still writing, killed, or a Ray run stopped before its first fold has journals and
+    face files but no alignments.json yet: its face crops were read as photos, in a tree and as
+    an input folder alike."""
+    from facekit.media.collection import holds_output
+
+    root = tmp_path / "tree"
+    _touch(root, "people/p01/a.jpg", "run/clip_000001_0.png", f"run/{marker}")
+    assert set(_found(list(walk(root, Selection())))) == {"people/p01"}
+    assert holds_output(root / "run")
 
 
 @pytest.mark.parametrize(("sample", "message"), [
