@@ -31,7 +31,7 @@ from facekit.errors import FacekitError
 from facekit.ledger.photos import photos_to_redo, remove_face_files
 from facekit.ledger.verify import Verify, frames_to_redo
 from facekit.media.shards import FILES, Shard
-from facekit.output.alignments import journal_line_name
+from facekit.output.alignments import ALIGNMENTS_FILE, journal_line_name
 from facekit.output.differences import fingerprint_differences, same_fingerprint
 
 log = logging.getLogger("facekit")
@@ -102,10 +102,7 @@ def finished(output: Path, shard: Shard, fingerprint: Any, verify: Verify = Veri
         raise FacekitError(f"{path} is damaged ({exc}); delete it to run that shard again") from None
     wanted = json.loads(json.dumps(fingerprint))
     if not same_fingerprint(header.get("fingerprint"), wanted):
-        raise FacekitError(f"{path.parent} holds shards written with other settings "
-                           f"({fingerprint_differences(header.get('fingerprint'), wanted)}); rerun with those settings "
-                           f"to resume them, choose another output folder, or delete {SHARDS_DIR} there (and "
-                           "alignments.json) to start over")
+        raise FacekitError(_other_settings(path.parent, header.get("fingerprint"), wanted))
     damage = None if whole else " has no end line (it was cut short)"
     if whole and (elsewhere := _cut_otherwise(header.get("shard", {}), shard)) is not None:
         damage = elsewhere
@@ -128,6 +125,32 @@ def finished(output: Path, shard: Shard, fingerprint: Any, verify: Verify = Veri
                     shard.label)
         set_aside(output, shard)
     return damage is None
+
+
+def refuse_other_shards(output: Path, fingerprint: Any) -> None:
+    """A run on this machine into a folder where a Ray run stopped before its first fold (shard
+    journals, no alignments.json yet) is refused when those shards were written with other
+    settings, before it writes: its face files would replace theirs under the same names, and
+    the shards would refuse every later Ray run. (Once folded, the alignments file is what a
+    rerun is checked against: ``task=mask`` may have added masks to it since.)"""
+    folder = output / SHARDS_DIR
+    if (output / ALIGNMENTS_FILE).exists() or not folder.is_dir():
+        return
+    wanted = json.loads(json.dumps(fingerprint))
+    for path in sorted(folder.glob("*.jsonl")):
+        try:
+            with path.open("rb") as journal:
+                header = json.loads(journal.readline())
+        except (OSError, ValueError):
+            continue  # a damaged journal: its shard runs again, as a Ray rerun would find
+        if isinstance(header, dict) and not same_fingerprint(header.get("fingerprint"), wanted):
+            raise FacekitError(_other_settings(folder, header.get("fingerprint"), wanted))
+
+
+def _other_settings(folder: Path, found: Any, wanted: Any) -> str:
+    return (f"{folder} holds shards written with other settings ({fingerprint_differences(found, wanted)}); rerun "
+            f"with those settings to resume them, choose another output folder, or delete {SHARDS_DIR} there (and "
+            "alignments.json) to start over")
 
 
 def _cut_otherwise(recorded: dict[str, Any], shard: Shard) -> str | None:

@@ -16,7 +16,8 @@ from facekit.ledger.rejects import RejectCounts
 from facekit.ledger.shard_journal import SHARDS_DIR, ShardJournalWriter, finished, frame_lines
 from facekit.ledger.source import LedgerSettings, remove_killed_writes
 from facekit.media.shards import Shard
-from facekit.output.alignments import ALIGNMENTS_FILE, AlignmentsWriter, checked_alignments_meta, journal_line
+from facekit.output.alignments import (ALIGNMENTS_FILE, AlignmentsWriter, checked_alignments_meta, journal_line,
+                                       journal_meta, journal_path)
 from facekit.output.differences import differences_named, same_fingerprint
 from facekit.output.face_files import FaceWriter
 from facekit.records import FrameRecord
@@ -79,12 +80,15 @@ def earlier_shards(output: Path, meta: dict[str, Any], shards: Sequence[Shard], 
     the shards an earlier run finished, each checked once (``resume.verify=full`` reads every face
     file); ``frames_of``: the frames each shard must hold, where known before it runs (a re-crop's)."""
     path = output / ALIGNMENTS_FILE
-    if path.exists():
-        found_meta = checked_alignments_meta(path)
+    journal = journal_path(path)  # a local run's, killed before its fold: its frames are its settings' too
+    for where, found_meta in ((path, checked_alignments_meta(path) if path.exists() else None),
+                              (journal, journal_meta(journal))):
+        if found_meta is None:
+            continue
         found = found_meta.get("fingerprint")
         wanted = json.loads(json.dumps(meta.get("fingerprint")))
         if not same_fingerprint(found, wanted):  # masks task=mask added are refused too: a fold rewrites every frame
-            raise FacekitError(f"{path} was written with other settings ({differences_named(found_meta, wanted)}); "
+            raise FacekitError(f"{where} was written with other settings ({differences_named(found_meta, wanted)}); "
                                f"rerun with those settings to resume it, choose another output folder, or delete it "
                                f"(and {SHARDS_DIR}) there to start over")
     fingerprint = meta.get("fingerprint")

@@ -15,6 +15,7 @@ from facekit.fileio import remove_left_temporaries
 from facekit.ledger.lock import exclusive_output
 from facekit.ledger.photos import photos_to_redo, remove_face_files
 from facekit.ledger.rejects import RejectCounts
+from facekit.ledger.shard_journal import refuse_other_shards
 from facekit.ledger.summary import SUMMARY_FILE, SourceSummary
 from facekit.ledger.verify import Verify, frames_to_redo
 from facekit.output.alignments import ALIGNMENTS_FILE, VIDEO_ENDED_AT, AlignmentsWriter, last_written_ns, load_alignments
@@ -55,6 +56,7 @@ class SourceLedger:
         try:
             folder.mkdir(parents=True, exist_ok=True)
             self._held.enter_context(exclusive_output(folder))
+            refuse_other_shards(folder, meta.get("fingerprint"))  # a Ray run's, stopped before its fold
             written_ns = last_written_ns(folder)  # before this run writes there
             self.alignments = self._held.enter_context(AlignmentsWriter(folder / ALIGNMENTS_FILE, meta,
                                                                         sync_every=settings.save_every))

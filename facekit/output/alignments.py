@@ -173,6 +173,21 @@ def checked_alignments_meta(path: str | PathLike) -> dict[str, Any]:
     return _EarlierFile(Path(path)).meta or {}
 
 
+def journal_meta(path: str | PathLike) -> dict[str, Any] | None:
+    """The ``meta`` in the header of the journal at ``path`` (what a run killed before its fold
+    was made with), its format and version checked; None when there is no journal or its
+    header does not read (its frames are then done again, as the writer's check says)."""
+    try:
+        with Path(path).open("rb") as journal:
+            header = json.loads(journal.readline(_HEADER_LINE_MOST))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(header, dict) or not isinstance(header.get("meta"), dict):
+        return None
+    _check_header(header, Path(path))
+    return header["meta"]
+
+
 #: The longest first line ``load_alignments_meta`` reads: a header is a few KB.
 _HEADER_LINE_MOST = 1 << 20
 

@@ -95,3 +95,39 @@ def test_a_ray_recrop_of_an_extraction_finished_since_recrops_its_new_frames(tmp
     assert again.returncode == 0 and "the extraction went on since" in again.stderr, again.stderr
     assert sorted(load_json(tmp_path / "recrop" / "alignments.json")["frames"]) == sorted(
         load_json(tmp_path / "out" / "alignments.json")["frames"])
+
+
+def test_a_ray_run_with_other_settings_is_refused_by_a_killed_local_run_s_journal(tmp_path: Path) -> None:
+    """A local run killed before its fold leaves its journal and face files, no alignments.json:
+    a Ray run with other settings checked only alignments.json, ran every shard over the local
+    run's face files (same names, other size), and only then was refused."""
+    import os
+    import signal
+
+    require_data()
+    out = tmp_path / "out"
+    with facekit_process(f"input={CLIP}", "output=out", "runner.workers=0", "runner.progress=false",
+                         cwd=tmp_path) as first:
+        wait_for_frames(first, out, 5)
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait()
+    assert (out / "alignments.json.journal").exists() and not (out / "alignments.json").exists()
+    before = snapshot(out)
+    again = _on_ray(f"input={CLIP}", "output=out", "output.size=128", cwd=tmp_path)
+    assert again.returncode == 2 and "alignments.json.journal was written with other settings" in again.stderr, \
+        again.stderr[-3000:]
+    assert snapshot(out) == before
+
+
+def test_a_local_run_with_other_settings_is_refused_by_a_ray_run_s_unfolded_shards(tmp_path: Path) -> None:
+    """A Ray run stopped before its fold leaves shard journals and face files, no alignments.json:
+    a local run with other settings was accepted, left the shards' face files beside its own, and
+    every later Ray run was refused for the shards' settings."""
+    require_data()
+    out = tmp_path / "out"
+    assert _on_ray(f"input={CLIP}", "output=out", "sample.every_n=10", cwd=tmp_path).returncode == 0
+    (out / "alignments.json").unlink()  # as a Ray run stopped before its fold leaves it
+    before = snapshot(out)
+    again = run_facekit(f"input={CLIP}", "output=out", "sample.every_n=5", "runner.progress=false", cwd=tmp_path)
+    assert again.returncode == 2 and "holds shards written with other settings" in again.stderr, again.stderr
+    assert snapshot(out) == before
