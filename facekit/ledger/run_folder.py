@@ -30,6 +30,7 @@ class RunFolder:
         self._lock_was_there = False
 
     def __enter__(self) -> RunFolder:
+        _refuse_inside_a_held_folder(self.folder)
         missing = missing_folders(self.folder)
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -72,3 +73,22 @@ class RunFolder:
         if self._lock is not None and not self._lock_was_there:
             (self.folder / RUN_LOCK_FILE).unlink(missing_ok=True)
         remove_empty_folders(self._made)  # one not empty holds someone else's files: it and its parents stay
+
+
+def _refuse_inside_a_held_folder(folder: Path) -> None:
+    """A folder inside another run's output while that run writes it is refused too: the other
+    run may be about to write there (a collection's source not reached yet), and would then
+    find another run's files in its source's folder."""
+    for above in folder.resolve().parents:
+        lock_path = above / RUN_LOCK_FILE
+        if not lock_path.is_file():
+            continue
+        lock = FileLock(str(lock_path))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            raise FacekitError(f"another facekit run is writing to {above}, which holds {folder}; wait for it to "
+                               "end, or choose an output outside it") from None
+        except OSError:  # a folder this user cannot write: no run of its own holds it either
+            continue
+        lock.release()

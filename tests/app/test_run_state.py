@@ -354,3 +354,18 @@ def test_a_rerun_that_names_the_input_otherwise_keeps_the_first_runs_spelling(tm
     assert set(frames) == {"obama", "biden"}
     assert {str(Path(frame["source"]).parent) for frame in frames.values()} == {str(photos)}
     assert {str(Path(read_png_text(path)[SOURCE_KEY]).parent) for path in out.glob("*.png")} == {str(photos)}
+
+
+@pytest.mark.parametrize("inside", ["b", "b/clip"])
+def test_a_run_into_a_folder_inside_an_output_in_use_is_refused(inside: str, tmp_path: Path) -> None:
+    """A run into ``out/b`` while a collection held ``out`` was accepted: the collection, reaching
+    its source ``b``, found the other run's alignments there and failed it. Here ``out`` is held
+    as a run holds its output folder."""
+    require_data()
+    from facekit.ledger.run_folder import RunFolder
+
+    with RunFolder(tmp_path / "out"):
+        result = run_facekit(f"input={DATA / 'video' / 'faceswap_test.mp4'}", f"output=out/{inside}",
+                             "sample.every_n=30", cwd=tmp_path)
+        assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".facekit-run.lock"]  # nothing made there
+    _refused(result, "another facekit run is writing to", "which holds out/" + inside)
