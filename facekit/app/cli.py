@@ -377,6 +377,8 @@ _TYPE_WORDS = {"Float": "a number", "Integer": "a whole number", "Boolean": "tru
 _NOT_CONVERTED = re.compile(r"Error merging override (?P<key>[^=\s]+)=.*? Value '(?P<value>.*)' of type '\w+' "
                             r"could not be converted to (?P<type>Float|Integer|Boolean)")
 _NOT_A_BOOL = re.compile(r"Error merging override (?P<key>[^=\s]+)=.*? Value '(?P<value>.*)' is not a valid bool")
+_NOT_A_CHOICE = re.compile(r"Error merging override (?P<key>[^=\s]+)=.*? Invalid value '(?P<value>.*)', expected one "
+                           r"of \[(?P<choices>[^\]]*)\]")
 _NOT_A_GROUP_VALUE = re.compile(r"Error merging override (?P<key>[^=\s]+)=(?P<value>\S*) Invalid type assigned: "
                                 r"\w+ is not a subclass of \w+")
 
@@ -388,11 +390,17 @@ def _wrong_type(message: str) -> str | None:
         return f"{match['key']} must be {_TYPE_WORDS[match['type']]}, got {match['value']!r}"
     if match := _NOT_A_BOOL.search(message):
         return f"{match['key']} must be true or false, got {match['value']!r}"
+    if match := _NOT_A_CHOICE.search(message):
+        return f"{match['key']}={match['value']}; choose one of: {match['choices']}"
     if match := _NOT_A_GROUP_VALUE.search(message):
         key = match["key"]
         return (f"{key} is a group of keys, not a value ({match['value']!r}): set one of them, "
                 f"{key}.<key>=... (facekit --help lists them)")
     return None
+
+
+#: Tasks that read an extraction and write a new folder, which output= must name.
+_NEEDS_OUTPUT = {"curate": "a new folder for the curated faces", "recrop": "a new folder for the new crops"}
 
 
 def check_composes(argv: Sequence[str]) -> DictConfig | None:
@@ -414,11 +422,11 @@ def check_composes(argv: Sequence[str]) -> DictConfig | None:
 
         check_settings(cfg)
         build_stages(cfg, default_registry())  # the plugins' options, checked as the run checks them; no model loads
-    if cfg.task == "curate" and not any(arg.startswith("output.dir=") for arg in argv) \
+    if cfg.task in _NEEDS_OUTPUT and not any(arg.startswith("output.dir=") for arg in argv) \
             and str(cfg.output.dir) == str(packaged_config().output.dir):  # a user's config file may name it
-        # output.dir's default (faces/) is where an extraction writes: a curation never lands there unasked
-        raise ConfigError("task=curate needs output=<result folder>, a new folder for the curated faces: "
-                          "facekit task=curate input=<extraction output folder> output=<result folder>")
+        # output.dir's default (faces/) is where an extraction writes: a curation or re-crop never lands there unasked
+        raise ConfigError(f"task={cfg.task} needs output=<result folder>, {_NEEDS_OUTPUT[cfg.task]}: "
+                          f"facekit task={cfg.task} input=<extraction output folder> output=<result folder>")
     if cfg.task == "mask" and any(arg.startswith("output.dir=") for arg in argv):
         raise ConfigError("task=mask adds masks in place, into the extraction named by input=; it writes no other "
                           "folder, so output= is not read: leave it out (copy the folder first to keep the original)")

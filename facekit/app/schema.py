@@ -254,6 +254,7 @@ TASK_KEYS: dict[str, tuple[str, ...]] = {
 #: ``faces/``, where an extraction writes): ``task=NAME --help`` shows them as required.
 TASK_REQUIRED: dict[str, dict[str, str]] = {
     Task.curate: {"output.dir": "required: a new folder for the curated faces (output=RESULT)"},
+    Task.recrop: {"output.dir": "required: a new folder for the new crops (output=NEW)"},
 }
 
 

@@ -52,11 +52,13 @@ def test_an_unknown_sort_is_refused_by_the_command_in_one_line(tmp_path: Path) -
     assert not (tmp_path / "out").exists() and not (tmp_path / "facekit.log").exists()
 
 
-def test_curate_without_an_output_folder_is_refused_in_one_line_naming_output(tmp_path: Path) -> None:
-    """Its default would be faces/, where an extraction writes: a curation never lands there unasked."""
-    result = run_facekit("task=curate", f"input={tmp_path}", cwd=tmp_path)
+@pytest.mark.parametrize("task", ["curate", "recrop"])
+def test_curate_without_an_output_folder_is_refused_in_one_line_naming_output(tmp_path: Path, task: str) -> None:
+    """Its default would be faces/, where an extraction writes: a curation or a re-crop never
+    lands there unasked (a re-crop wrote into ./faces)."""
+    result = run_facekit(f"task={task}", f"input={tmp_path}", cwd=tmp_path)
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
-    assert result.stderr.startswith("facekit: error: task=curate needs output=<result folder>")
+    assert result.stderr.startswith(f"facekit: error: task={task} needs output=<result folder>")
     assert list(tmp_path.iterdir()) == []
 
 
