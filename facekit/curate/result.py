@@ -71,6 +71,20 @@ def check_target(result: Path, source: Path) -> None:
     if result.is_dir() and any(result.iterdir()) and not (result / CURATION_FILE).is_file():
         raise ConfigError(f"output {str(result)!r} holds files but no {CURATION_FILE}: it is not an earlier "
                           "curation result, so it is not replaced; choose an empty or new folder")
+    _check_writable_parent(result)
+
+
+def _check_writable_parent(result: Path) -> None:
+    """The result is built beside its folder, in the folder that holds it: a file in its path or
+    a folder this user cannot write is said before the faces are read and embedded, not after."""
+    above = result.expanduser().absolute().parent
+    while not above.exists() and above != above.parent:
+        above = above.parent
+    if not above.is_dir():
+        raise ConfigError(f"output {str(result)!r}: {above} is a file, not a folder; choose another output")
+    if not os.access(above, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write the curation result {result}: {above} is not writable (read-only, or "
+                          "not this user's); choose another output")
 
 
 def write_result(curation: Curation, source: Path, result: Path, command_input: str | None = None) -> dict[str, Any]:

@@ -90,3 +90,14 @@ def test_a_clusters_ready_command_names_the_extractions_input_as_resolved(tmp_pa
     older.mkdir()
     (older / "collection.json").write_text(json.dumps({"input": "c2", "sources": []}))
     assert _extraction_input(older) == "c2"
+
+
+def test_a_result_folder_under_a_file_is_refused_before_the_faces_are_read(tmp_path: Path) -> None:
+    """It was refused only once every face was read and embedded (minutes on a large extraction),
+    and then as "File exists"."""
+    from facekit.curate.result import check_target
+
+    (tmp_path / "afile").write_bytes(b"")
+    with pytest.raises(ConfigError, match="afile is a file, not a folder"):
+        check_target(tmp_path / "afile" / "curated", tmp_path / "extraction")
+    check_target(tmp_path / "new" / "curated", tmp_path / "extraction")  # folders yet to be made are fine
