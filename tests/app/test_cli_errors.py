@@ -420,3 +420,14 @@ def test_deleting_a_plugin_a_command_added_is_hydra_s_way_and_not_refused(tmp_pa
     every run needs (~runner, ~output) are refused."""
     assert "does not exist" in one_line_error(run_facekit("input=nope", "output=o", "+detector=mtcnn", "~detector",
                                                           cwd=tmp_path))
+
+
+def test_one_photo_in_refs_and_nrefs_is_refused_in_one_line(tmp_path: Path) -> None:
+    """It ran, every face of that person kept at distance 0 and rejected as well: a filter that
+    contradicts itself, said before any model loads."""
+    require_data()
+    photo = SCENES / "obama.jpg"
+    line = one_line_error(run_facekit(f"input={photo}", "output=faces", f"filter.refs=[{photo}]",
+                                      f"filter.nrefs=[{photo}]", cwd=tmp_path))
+    assert "is in filter.refs" in line and "and filter.nrefs both" in line
+    assert list(tmp_path.iterdir()) == []

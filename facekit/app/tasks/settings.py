@@ -41,11 +41,18 @@ def check_settings(cfg: DictConfig) -> None:
     check_mask_settings(cfg)
     if cfg.filter.threshold is not None:  # here too, so a sweep's every value is checked before its first job
         as_threshold(cfg.filter.threshold)
-    for name in [*cfg.filter.refs, *cfg.filter.nrefs]:  # and each reference is there (its face: once models load)
-        try:
-            reference_path(str(name))
-        except FacekitError as exc:
-            raise ConfigError(str(exc)) from None
+    kept: dict[Path, str] = {}
+    for group in ("refs", "nrefs"):  # and each reference is there (its face: once models load)
+        for name in cfg.filter[group]:
+            try:
+                path = reference_path(str(name)).resolve()
+            except FacekitError as exc:
+                raise ConfigError(str(exc)) from None
+            if group == "refs":
+                kept[path] = str(name)
+            elif path in kept:
+                raise ConfigError(f"reference photo {str(name)!r} is in filter.refs ({kept[path]!r}) and filter.nrefs "
+                                  "both: its person would be kept and rejected at once; name it in one of them")
     QualityFilter.from_config(cfg.get("quality"))  # the run builds it again, once its stages are chosen
     sampling(cfg)
     chosen = selection(cfg)
