@@ -23,6 +23,7 @@ import re
 import secrets
 import shlex
 import shutil
+import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -82,9 +83,10 @@ def _check_writable_parent(result: Path) -> None:
         above = above.parent
     if not above.is_dir():
         raise ConfigError(f"output {str(result)!r}: {above} is a file, not a folder; choose another output")
-    if not os.access(above, os.W_OK | os.X_OK):
-        raise OutputError(f"cannot write the curation result {result}: {above} is not writable (read-only, or "
-                          "not this user's); choose another output")
+    try:  # what the system says of a folder made there (a read-only disk, a folder not this user's)
+        os.rmdir(tempfile.mkdtemp(prefix=".facekit-probe-", dir=above))
+    except OSError as exc:
+        raise OutputError(f"cannot write the curation result {result}: {exc.strerror or exc}") from None
 
 
 def write_result(curation: Curation, source: Path, result: Path, command_input: str | None = None) -> dict[str, Any]:
