@@ -85,6 +85,8 @@ def write_report(sweep_dir: Path, cwd: Path) -> None:
     axis = x_axis([_overrides(folder) for folder in folders])
     jobs = sorted((read_job(folder, axis) for folder in folders), key=lambda job: job.num)
     varying = varying_overrides(jobs)
+    if axis.key != THRESHOLD_KEY and axis.key not in varying and any(axis.key in job.overrides for job in jobs):
+        varying.insert(0, axis.key)  # a sweep of one value: the report still says which value it tried
     header, rows = table(jobs, varying)
     atomic_write_bytes(sweep_dir / REPORT_CSV, _csv(header, rows))
     _print_table(header, rows, sweep_dir)

@@ -376,6 +376,14 @@ def test_the_report_shows_swept_values_as_typed_without_the_quotes_hydra_reads(t
         "job,input,kept,rejected,faces", "0,fötos,1,0,1", "1,Photos (2024),1,0,1"]
 
 
+def test_a_sweep_of_one_value_names_that_value_in_its_report(tmp_path: Path) -> None:
+    """``-m quality.max_yaw=30``: nothing varies between one job, and the report's table said
+    nothing of the value it tried."""
+    _job(tmp_path, 0, ["input=a", "quality.max_yaw=30"], _unfiltered(1))
+    _report(tmp_path)
+    assert (tmp_path / REPORT_CSV).read_text().splitlines()[:2] == ["job,quality.max_yaw,kept,rejected,faces", "0,30,1,0,1"]
+
+
 def test_a_problem_in_the_report_is_a_warning_not_a_failed_sweep(tmp_path: Path,
                                                                   caplog: pytest.LogCaptureFixture) -> None:
     _job(tmp_path, 0, ["filter.threshold=0.5"], "{not json")
