@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 import importlib.util
 import re
+import sys
 from importlib import metadata
 from typing import Sequence
 
@@ -93,10 +94,11 @@ def check_flag_pairs(argv: Sequence[str]) -> None:
                           "(or uninstall=bash, or query='facekit ...')")
 
 
-def check_given_once(argv: Sequence[str]) -> None:
+def warn_of_keys_given_twice(argv: Sequence[str]) -> None:
     """A key given twice with two values (``output=a output.dir=b``, one the other's shorthand)
-    is refused: Hydra takes the last without a word, and the run wrote where the user did not
-    look."""
+    is named on stderr with the value the run takes (the last, as Hydra takes it): silently, the
+    run wrote where the user did not look. Not refused: a script that adds its defaults before
+    a user's own overrides relies on the last one winning."""
     seen: dict[str, str] = {}
     for arg in argv:
         if arg.startswith(("-", "~")) or "=" not in arg:  # a flag, or a key deleted
@@ -106,9 +108,9 @@ def check_given_once(argv: Sequence[str]) -> None:
         if ("." not in key and key not in ("input", "task")) or value.lstrip("'\"").startswith("{"):
             continue  # a plugin group chosen twice, or a node set whole: their own checks say what to do
         if key in seen and seen[key] != arg:
-            raise ConfigError(f"{key} is given twice ({seen[key]} and {arg}); give it once"
-                              + (" (output=DIR is output.dir=DIR)" if key == "output.dir" else ""))
-        seen.setdefault(key, arg)
+            print(f"facekit: warning: {key} is given twice ({seen[key]} and {arg}); the last, {arg}, is used",
+                  file=sys.stderr)
+        seen[key] = arg
 
 
 def _cfg_part(argv: Sequence[str]) -> str | None:

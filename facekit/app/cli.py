@@ -17,7 +17,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from facekit import __version__
-from facekit.app.arguments import SHELL_COMPLETION, check_arguments, check_flag_pairs, check_given_once
+from facekit.app.arguments import SHELL_COMPLETION, check_arguments, check_flag_pairs, warn_of_keys_given_twice
 from facekit.app.help import packaged_options, register_help_resolver
 from facekit.app.keys import check_keys, group_choice, name_default_plugins, packaged_config
 from facekit.app.overrides import LIST_KEYS, is_a_sweep, quote_overrides
@@ -45,7 +45,7 @@ def main() -> None:
         argv = executor_as_runner(argv)
         registry = default_registry()
         check_flag_pairs(argv)
-        check_given_once(argv)
+        warn_of_keys_given_twice(argv)
         check_hydra_keys(argv)
         if not SHELL_COMPLETION & set(argv):  # its words (install=bash, query=...) are Hydra's, not overrides
             check_arguments(argv)
