@@ -58,4 +58,4 @@ def failure_reason(exc: FacekitError | OSError) -> str:
 def cannot_write(exc: OSError, where: object) -> str:
     """What a failed write says: the file the system names, else ``where`` (a full disk names no
     file), and the system's reason without Python's errno prefix."""
-    return f"cannot write {exc.filename or where}: {exc.strerror or exc}"
+    return f"cannot write {exc.filename or where}: {failure_reason(exc)}"

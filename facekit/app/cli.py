@@ -21,7 +21,7 @@ from facekit.app.arguments import SHELL_COMPLETION, check_arguments, check_flag_
 from facekit.app.help import packaged_options, register_help_resolver
 from facekit.app.keys import check_keys, group_choice, name_default_plugins, packaged_config
 from facekit.app.overrides import LIST_KEYS, is_a_sweep, quote_overrides
-from facekit.app.schema import register_schema
+from facekit.app.schema import RESULT_FOLDER, register_schema
 from facekit.errors import ConfigError, FacekitError, interrupted_exit, stop_writing_to_a_closed_pipe
 from facekit.plugin.spec import PLUGIN_KINDS
 from facekit.plugin.registry import PluginRegistry, default_registry
@@ -399,10 +399,6 @@ def _wrong_type(message: str) -> str | None:
     return None
 
 
-#: Tasks that read an extraction and write a new folder, which output= must name.
-_NEEDS_OUTPUT = {"curate": "a new folder for the curated faces", "recrop": "a new folder for the new crops"}
-
-
 def check_composes(argv: Sequence[str]) -> DictConfig | None:
     """Compose a plain run's config once up front, so Hydra's multi-line composition errors (an
     unknown key, a bad value) reach the user as one line; returns it. Its values are checked as
@@ -422,10 +418,10 @@ def check_composes(argv: Sequence[str]) -> DictConfig | None:
 
         check_settings(cfg)
         build_stages(cfg, default_registry())  # the plugins' options, checked as the run checks them; no model loads
-    if cfg.task in _NEEDS_OUTPUT and not any(arg.startswith("output.dir=") for arg in argv) \
+    if cfg.task in RESULT_FOLDER and not any(arg.startswith("output.dir=") for arg in argv) \
             and str(cfg.output.dir) == str(packaged_config().output.dir):  # a user's config file may name it
         # output.dir's default (faces/) is where an extraction writes: a curation or re-crop never lands there unasked
-        raise ConfigError(f"task={cfg.task} needs output=<result folder>, {_NEEDS_OUTPUT[cfg.task]}: "
+        raise ConfigError(f"task={cfg.task} needs output=<result folder>, {RESULT_FOLDER[cfg.task]}: "
                           f"facekit task={cfg.task} input=<extraction output folder> output=<result folder>")
     if cfg.task == "mask" and any(arg.startswith("output.dir=") for arg in argv):
         raise ConfigError("task=mask adds masks in place, into the extraction named by input=; it writes no other "

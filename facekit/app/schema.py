@@ -250,12 +250,16 @@ TASK_KEYS: dict[str, tuple[str, ...]] = {
     Task.mask: ("task", "input", "output.masks", "output.mask_size", "output.mask_format", "masker", "models", "mask"),
 }
 
-#: Keys a task needs the user to give, whose default it never takes (curation never writes into
-#: ``faces/``, where an extraction writes): ``task=NAME --help`` shows them as required.
-TASK_REQUIRED: dict[str, dict[str, str]] = {
-    Task.curate: {"output.dir": "required: a new folder for the curated faces (output=RESULT)"},
-    Task.recrop: {"output.dir": "required: a new folder for the new crops (output=NEW)"},
+#: Tasks that read an extraction and write a new folder, which ``output=`` must name: its default
+#: (``faces/``) is where an extraction writes. The CLI refuses them without it, and
+#: ``task=NAME --help`` shows ``output.dir`` as required (``TASK_REQUIRED``).
+RESULT_FOLDER: dict[str, str] = {
+    Task.curate: "a new folder for the curated faces",
+    Task.recrop: "a new folder for the new crops",
 }
+#: Keys a task needs the user to give, whose default it never takes.
+TASK_REQUIRED: dict[str, dict[str, str]] = {
+    task: {"output.dir": f"required: {what} (output=<result folder>)"} for task, what in RESULT_FOLDER.items()}
 
 
 @dataclass
